@@ -1,0 +1,94 @@
+// From public options to a kernel call: binds every mask and score modifier to the call's sizes, makes q, k, v
+// dense float32 (a no-op for dense float32 inputs) and chooses the kernel.
+import { QkvError } from '../errors.js';
+import type { SdpaProblem } from '../kernels/contract.js';
+import '../kernels/cpu/index.js';
+import { Tensor } from '../tensor/tensor.js';
+import { denseBias, denseMask } from './dense.js';
+import * as masks from './masks.js';
+import type { KernelName, AttentionOptions } from './options.js';
+import { ScoreMods } from './score-mods.js';
+import { checkFinite, checkPositiveInt, intList, type AttnShape } from './validate.js';
+
+/** Every mask option of the call as one spec (AND of the parts; global tokens OR into the sparse pattern). */
+export function maskSpecOf(o: AttentionOptions, dims: AttnShape): masks.MaskSpec | null {
+  const parts: masks.MaskSpec[] = [];
+  if (o.causal) parts.push(masks.causal(o.causal === 'bottom-right' ? 'bottom-right' : 'top-left'));
+  if (o.causal !== undefined && typeof o.causal !== 'boolean' && o.causal !== 'top-left' && o.causal !== 'bottom-right') {
+    throw new QkvError(`attention: causal must be true, false, 'top-left' or 'bottom-right', got ${JSON.stringify(o.causal)}`);
+  }
+  // the sparse pattern: window and/or block-sparse, widened by global tokens
+  const pattern: masks.MaskSpec[] = [];
+  if (o.window) {
+    if (!Array.isArray(o.window) || o.window.length !== 2) throw new QkvError(`attention: window must be [left, right], got ${JSON.stringify(o.window)}`);
+    pattern.push(masks.slidingWindow(o.window[0], o.window[1], o.dilation ?? 1));
+  } else if (o.dilation !== undefined && o.dilation !== 1) {
+    throw new QkvError('attention: dilation needs a window [left, right]');
+  }
+  if (o.blockSparse) pattern.push(masks.blockSparse(o.blockSparse));
+  if (o.globalTokens) {
+    const g = masks.globalTokens(o.globalTokens);
+    parts.push(pattern.length ? masks.or(masks.and(...pattern), g) : g);
+  } else if (pattern.length) parts.push(...pattern);
+  if (o.keyLengths !== undefined) parts.push(masks.keyPadding(intList(o.keyLengths, 'keyLengths')));
+  if (o.cuSeqlens !== undefined) parts.push(masks.documents(intList(o.cuSeqlens, 'cuSeqlens')));
+  if (o.prefix !== undefined) parts.push(masks.prefixLM(o.prefix));
+  if (o.maskMod) parts.push(masks.maskMod(o.maskMod));
+  if (o.mask instanceof Tensor) {
+    if (o.mask.dtype === 'bool') parts.push(masks.fromMask(denseMask(o.mask, fullShape(dims))));
+  } else if (o.mask) {
+    if (o.mask.kind !== 'mask-spec') throw new QkvError('attention: mask must be a Tensor or a mask spec from masks.*');
+    parts.push(o.mask);
+  }
+  if (parts.length === 0) return null;
+  return parts.length === 1 ? parts[0] : masks.and(...parts);
+}
+
+function fullShape(d: AttnShape): number[] {
+  return [d.B, d.Hq, d.L, d.S];
+}
+
+/** Score modifiers of the call, or null when there are none. A float `mask` tensor is an additive bias (torch). */
+export function scoreModsOf(o: AttentionOptions, dims: AttnShape): ScoreMods | null {
+  const biasTensor = o.mask instanceof Tensor && o.mask.dtype !== 'bool' ? o.mask : undefined;
+  if (biasTensor && o.bias) throw new QkvError('attention: give an additive mask either as a float `mask` or as `bias`, not both');
+  const biasT = o.bias ?? biasTensor;
+  const bias = biasT ? denseBias(biasT, fullShape(dims), o.bias ? 'bias' : 'mask') : null;
+  const softcap = o.softcap === undefined ? 0 : checkFinite(o.softcap, 'softcap', true);
+  let slopes: Float32Array | null = null;
+  if (o.alibiSlopes !== undefined) {
+    slopes = Float32Array.from(o.alibiSlopes);
+    if (slopes.length !== dims.Hq) throw new QkvError(`attention: alibiSlopes has ${slopes.length} entries, expected one per query head (Hq=${dims.Hq})`);
+    slopes.forEach((x, h) => checkFinite(x, `alibiSlopes[${h}]`));
+  }
+  if (o.scoreMod !== undefined && typeof o.scoreMod !== 'function') throw new QkvError('attention: scoreMod must be a function (score, b, h, i, j) => number');
+  if (!bias && !softcap && !slopes && !o.scoreMod) return null;
+  return new ScoreMods(softcap, bias, slopes, dims.S - dims.L, o.scoreMod ?? null);
+}
+
+/** The dense float32 problem every kernel receives. */
+export function problemOf(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions, dims: AttnShape): SdpaProblem {
+  const scale = o.scale === undefined ? 1 / Math.sqrt(dims.D) : checkFinite(o.scale, 'scale');
+  const spec = maskSpecOf(o, dims);
+  return {
+    ...dims,
+    scale,
+    q: q.toFloat32(), k: k.toFloat32(), v: v.toFloat32(),
+    mask: spec ? spec.build(dims) : null,
+    mods: scoreModsOf(o, dims),
+  };
+}
+
+/** Resolves `kernel: 'auto'` (decode for a single query row, else flash) and checks tile options. */
+export function chooseKernel(o: AttentionOptions, dims: AttnShape): Exclude<KernelName, 'auto'> {
+  if (o.blockM !== undefined) checkPositiveInt(o.blockM, 'blockM');
+  if (o.blockN !== undefined) checkPositiveInt(o.blockN, 'blockN');
+  if (o.numSplits !== undefined) checkPositiveInt(o.numSplits, 'numSplits');
+  const k = o.kernel ?? 'auto';
+  if (k === 'auto') return dims.L === 1 && !o.returnStats ? 'decode' : 'flash';
+  if (k !== 'reference' && k !== 'flash' && k !== 'decode') {
+    throw new QkvError(`attention: kernel must be 'reference', 'flash', 'decode' or 'auto', got ${JSON.stringify(k)}`);
+  }
+  if (k === 'decode' && o.returnStats) throw new QkvError("attention: returnStats needs kernel 'flash' or 'reference', not 'decode'");
+  return k;
+}

@@ -1,0 +1,72 @@
+// Argument checks for attention: every error names the argument, the expected and the actual shape/dtype/value.
+import { QkvError } from '../errors.js';
+import { isFloat } from '../tensor/dtype.js';
+import { fmtShape } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/** The sizes of an attention call: q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv]. */
+export interface AttnShape { B: number; Hq: number; Hkv: number; L: number; S: number; D: number; Dv: number }
+
+const OPTION_KEYS = new Set([
+  'scale', 'causal', 'mask', 'bias', 'keyLengths', 'window', 'dilation', 'globalTokens', 'blockSparse', 'cuSeqlens',
+  'prefix', 'maskMod', 'scoreMod', 'softcap', 'alibiSlopes', 'kernel', 'blockM', 'blockN', 'numSplits',
+  'returnWeights', 'returnStats', 'out', 'lse',
+]);
+
+/** Checks q, k, v (rank 4, float, one dtype, matching sizes, Hkv | Hq) and returns their sizes. */
+export function checkQkv(q: unknown, k: unknown, v: unknown, fn = 'attention'): AttnShape {
+  const ts = { q, k, v } as Record<string, unknown>;
+  for (const [name, t] of Object.entries(ts)) {
+    if (!(t instanceof Tensor)) throw new QkvError(`${fn}: ${name} must be a Tensor, got ${t === null ? 'null' : typeof t}`);
+    if (t.rank !== 4) throw new QkvError(`${fn}: ${name} must have rank 4 [batch, heads, seq, head_dim], got shape ${fmtShape(t.shape)}`);
+    if (!isFloat(t.dtype)) throw new QkvError(`${fn}: ${name}.dtype must be float32, float16 or bfloat16, got ${t.dtype}`);
+  }
+  const [Q, K, V] = [q, k, v] as Tensor[];
+  if (Q.dtype !== K.dtype || Q.dtype !== V.dtype) {
+    throw new QkvError(`${fn}: q, k, v must share one dtype, got q ${Q.dtype}, k ${K.dtype}, v ${V.dtype}`);
+  }
+  const [B, Hq, L, D] = Q.shape;
+  const [Bk, Hkv, S, Dk] = K.shape;
+  const [Bv, Hv, Sv, Dv] = V.shape;
+  const same = (a: number, b: number, what: string) => {
+    if (a !== b) throw new QkvError(`${fn}: ${what} (${a} vs ${b}); shapes q ${fmtShape(Q.shape)}, k ${fmtShape(K.shape)}, v ${fmtShape(V.shape)}`);
+  };
+  same(Bk, B, 'k.shape[0] (batch) must equal q.shape[0]');
+  same(Bv, B, 'v.shape[0] (batch) must equal q.shape[0]');
+  same(Hv, Hkv, 'v.shape[1] (Hkv) must equal k.shape[1]');
+  same(Sv, S, 'v.shape[2] (S) must equal k.shape[2]');
+  same(Dk, D, 'k.shape[3] (head_dim) must equal q.shape[3]');
+  if (D < 1) throw new QkvError(`${fn}: head_dim q.shape[3] must be at least 1, got ${D}`);
+  if (Hkv < 1 || Hq % Hkv !== 0) {
+    throw new QkvError(`${fn}: k.shape[1] (Hkv=${Hkv}) must divide q.shape[1] (Hq=${Hq}); shapes q ${fmtShape(Q.shape)}, k ${fmtShape(K.shape)}`);
+  }
+  return { B, Hq, Hkv, L, S, D, Dv };
+}
+
+/** Rejects option names attention does not know (a typo like `casual` would otherwise be silently ignored). */
+export function checkOptionKeys(options: object, fn = 'attention'): void {
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key)) throw new QkvError(`${fn}: unknown option '${key}' (known: ${[...OPTION_KEYS].join(', ')})`);
+  }
+}
+
+/** A finite number, else an error naming the option. */
+export function checkFinite(x: unknown, what: string, positive = false): number {
+  if (typeof x !== 'number' || !Number.isFinite(x) || (positive && x <= 0)) {
+    throw new QkvError(`attention: ${what} must be a finite${positive ? ' positive' : ''} number, got ${String(x)}`);
+  }
+  return x;
+}
+
+/** A positive integer, else an error naming the option. */
+export function checkPositiveInt(x: unknown, what: string): number {
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < 1) throw new QkvError(`attention: ${what} must be a positive integer, got ${String(x)}`);
+  return x;
+}
+
+/** A list of integers given as an array or an integer tensor (e.g. int64 key lengths from a file). */
+export function intList(x: readonly number[] | Tensor, what: string): number[] {
+  const list = x instanceof Tensor ? x.toArray() : [...x];
+  for (const n of list) if (!Number.isInteger(n)) throw new QkvError(`attention: ${what} must hold integers, got ${n}`);
+  return list;
+}

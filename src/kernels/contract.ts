@@ -1,0 +1,46 @@
+// The contract between the attention spec (src/attention) and the kernels that compute it (src/kernels/*).
+// The spec validates the call, binds masks and score modifiers to the sizes and hands every kernel the same
+// SdpaProblem: dense row-major float32 q, k, v plus the mask and modifiers to apply. Kernels import only types.
+import type { Mask } from '../attention/masks.js';
+import type { ScoreMods } from '../attention/score-mods.js';
+
+/** One attention call, ready to compute. q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv], all dense. */
+export interface SdpaProblem {
+  B: number; Hq: number; Hkv: number; L: number; S: number; D: number; Dv: number;
+  scale: number;
+  q: Float32Array; k: Float32Array; v: Float32Array;
+  /** null: every key allowed. */
+  mask: Mask | null;
+  /** null: scores are just scale · q·k. */
+  mods: ScoreMods | null;
+  /** Tiles visited and skipped by tiled kernels, so tests can prove that structured masks skip work. */
+  counters?: { tiles: number; skipped: number };
+}
+
+/** What a forward kernel may be asked for beyond out and lse. */
+export interface SdpaForwardRequest {
+  weights?: boolean;
+  stats?: boolean;
+  blockM?: number;
+  blockN?: number;
+  numSplits?: number;
+}
+
+/** Forward results, dense float32: out [B, Hq, L, Dv], lse / entropy / meanDistance [B, Hq, L], weights [B, Hq, L, S]. */
+export interface SdpaForwardResult {
+  out: Float32Array;
+  lse: Float32Array;
+  weights?: Float32Array;
+  entropy?: Float32Array;
+  meanDistance?: Float32Array;
+}
+
+/** Gradients, dense float32 in the shapes of q, k, v. */
+export interface SdpaBackwardResult { dq: Float32Array; dk: Float32Array; dv: Float32Array }
+
+/** A forward kernel, and optionally its backward (given out, lse and the upstream gradient dout [B, Hq, L, Dv]). */
+export interface SdpaKernel {
+  readonly name: string;
+  forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult;
+  backward?(p: SdpaProblem, out: Float32Array, lse: Float32Array, dout: Float32Array, req: SdpaForwardRequest): SdpaBackwardResult;
+}

@@ -1,0 +1,9 @@
+// Registers the CPU kernels: reference (materialising), flash (tiled), decode (split-K).
+import { registerSdpaKernel } from '../registry.js';
+import { sdpaDecode } from './sdpa-decode.js';
+import { sdpaFlash } from './sdpa-flash.js';
+import { sdpaNaive } from './sdpa-naive.js';
+
+registerSdpaKernel(sdpaNaive);
+registerSdpaKernel(sdpaFlash);
+registerSdpaKernel(sdpaDecode);

@@ -1,0 +1,109 @@
+// The two steps every tiled CPU kernel shares (flash forward, split-K decode):
+//   scoreRow:  s_c = scale · q_i·k_{j0+c}, then score modifiers, then the mask (−∞ where not allowed);
+//   updateRow: the online softmax of Milakov & Gimelshein (2018) / FlashAttention (Dao et al. 2022):
+//              m' = max(m, max_c s_c);  α = e^{m − m'};  l' = α·l + Σ_c e^{s_c − m'};  acc' = α·acc + Σ_c e^{s_c − m'} v_c
+// The state also carries Σ p·s and Σ p·|i' − j| (rescaled by α the same way) for the entropy and distance statistics.
+import type { SdpaProblem } from '../contract.js';
+
+/** Running softmax state of `rows` query rows: max m, sum l, unnormalised output acc [rows, Dv]. */
+export class RowState {
+  readonly m: Float64Array;
+  readonly l: Float64Array;
+  readonly acc: Float64Array;
+  /** Σ_j p_j s_j and Σ_j p_j |i' − j| (unnormalised), only when statistics are asked for. */
+  readonly sps: Float64Array | null;
+  readonly spd: Float64Array | null;
+
+  constructor(readonly rows: number, readonly Dv: number, stats: boolean) {
+    this.m = new Float64Array(rows);
+    this.l = new Float64Array(rows);
+    this.acc = new Float64Array(rows * Dv);
+    this.sps = stats ? new Float64Array(rows) : null;
+    this.spd = stats ? new Float64Array(rows) : null;
+  }
+
+  reset(): void {
+    this.m.fill(-Infinity);
+    this.l.fill(0);
+    this.acc.fill(0);
+    this.sps?.fill(0);
+    this.spd?.fill(0);
+  }
+}
+
+/**
+ * s[c] for keys j0..j0+n−1 of query i (batch b, query head h). `partial`: the tile is not fully allowed.
+ * `raw`, when given, receives the scaled scores before modifiers (the backward pass needs them for soft-capping).
+ */
+export function scoreRow(p: SdpaProblem, b: number, h: number, i: number, j0: number, n: number, s: Float64Array, partial: boolean,
+  raw?: Float64Array): void {
+  const { D, q, k, scale } = p;
+  const kvh = Math.floor(h / (p.Hq / p.Hkv)); // GQA: query head h reads kv head ⌊h / G⌋
+  const qOff = ((b * p.Hq + h) * p.L + i) * D;
+  const kOff = ((b * p.Hkv + kvh) * p.S + j0) * D;
+  // s_c = scale · Σ_d q_id k_jd
+  for (let c = 0; c < n; c++) {
+    const kc = kOff + c * D;
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += q[qOff + d] * k[kc + d];
+    s[c] = scale * dot;
+  }
+  if (raw) raw.set(s.subarray(0, n));
+  if (p.mods) p.mods.apply(s, b, h, i, j0, n);
+  if (partial && p.mask) p.mask.maskRow(s, b, h, i, j0, n);
+}
+
+/** Folds scores s[0..n) of keys j0.. into row r of `st` (online softmax). `pos` is the query position i'. */
+export function updateRow(p: SdpaProblem, st: RowState, r: number, s: Float64Array, n: number, b: number, h: number, j0: number, pos: number): void {
+  let mx = -Infinity;
+  for (let c = 0; c < n; c++) if (s[c] > mx) mx = s[c];
+  const mOld = st.m[r];
+  const mNew = mx > mOld ? mx : mOld;
+  if (mNew === -Infinity) return; // every key so far is masked: nothing to add
+  // α = e^{m − m'} rescales what was accumulated under the old max (0 when the row was empty)
+  const alpha = Math.exp(mOld - mNew);
+  const Dv = p.Dv;
+  const acc = st.acc;
+  const a0 = r * Dv;
+  if (alpha !== 1) for (let d = 0; d < Dv; d++) acc[a0 + d] *= alpha;
+  let l = st.l[r] * alpha;
+  let sps = st.sps ? st.sps[r] * alpha : 0;
+  let spd = st.spd ? st.spd[r] * alpha : 0;
+  const v = p.v;
+  const kvh = Math.floor(h / (p.Hq / p.Hkv));
+  const vOff = ((b * p.Hkv + kvh) * p.S + j0) * Dv;
+  // p_c = e^{s_c − m'};  l += p_c;  acc += p_c v_c
+  for (let c = 0; c < n; c++) {
+    const pc = Math.exp(s[c] - mNew);
+    if (pc === 0) continue; // masked (s = −∞) or underflow: contributes nothing, and 0·(−∞) must not reach sps
+    l += pc;
+    const vc = vOff + c * Dv;
+    for (let d = 0; d < Dv; d++) acc[a0 + d] += pc * v[vc + d];
+    sps += pc * s[c];
+    spd += pc * Math.abs(pos - (j0 + c));
+  }
+  st.m[r] = mNew;
+  st.l[r] = l;
+  if (st.sps) st.sps[r] = sps;
+  if (st.spd) st.spd[r] = spd;
+}
+
+/** Writes row r's result: o = acc / l, lse = m + log l; a row with l = 0 gives o = 0, lse = −∞ (never NaN). */
+export function finishRow(st: RowState, r: number, out: Float32Array, outOff: number, lse: Float32Array, row: number,
+  entropy?: Float32Array, meanDistance?: Float32Array): void {
+  const l = st.l[r];
+  const Dv = st.Dv;
+  if (l === 0) {
+    out.fill(0, outOff, outOff + Dv);
+    lse[row] = -Infinity;
+    if (entropy) entropy[row] = 0;
+    if (meanDistance) meanDistance[row] = 0;
+    return;
+  }
+  for (let d = 0; d < Dv; d++) out[outOff + d] = st.acc[r * Dv + d] / l;
+  const lseRow = st.m[r] + Math.log(l);
+  lse[row] = lseRow;
+  // H(p) = −Σ p log p = −Σ p (s − lse) = lse − E_p[s]
+  if (entropy) entropy[row] = lseRow - st.sps![r] / l;
+  if (meanDistance) meanDistance[row] = st.spd![r] / l;
+}

@@ -1,0 +1,162 @@
+// safetensors reader and writer (https://github.com/huggingface/safetensors, format section).
+// Layout: u64 little-endian header length N, N bytes of JSON header, then the data buffer. Files are untrusted:
+// every size and offset is checked before a byte of data is touched, following the reference implementation's rules
+// (offsets in range, sizes = dtype size × elements, no overlaps, no holes). Aligned tensors are zero-copy views.
+// Reading from disk is Node-only and lives in src/node/files.ts; this file works on bytes in any runtime.
+import { SafetensorsError } from '../errors.js';
+import { DTYPE_SIZE, storageView, type DType } from './dtype.js';
+import { fmtShape } from './shape.js';
+import { Tensor } from './tensor.js';
+
+const TO_DTYPE: Record<string, DType> = {
+  F32: 'float32', F16: 'float16', BF16: 'bfloat16', I8: 'int8', U8: 'uint8', I32: 'int32', I64: 'int64', BOOL: 'bool',
+};
+const FROM_DTYPE = Object.fromEntries(Object.entries(TO_DTYPE).map(([k, v]) => [v, k])) as Record<DType, string>;
+
+/** Default bound on the JSON header (the reference implementation uses 100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/** What a safetensors file holds: named tensors (in file order) and the free-form string metadata. */
+export interface SafetensorsFile {
+  tensors: Map<string, Tensor>;
+  metadata: Record<string, string>;
+}
+
+interface Entry { name: string; dtype: DType; shape: number[]; begin: number; end: number }
+
+/** Parses and validates the header, returning each entry with checked offsets into the data buffer. */
+function parseHeader(bytes: Uint8Array, maxHeaderBytes: number): { entries: Entry[]; metadata: Record<string, string>; dataStart: number } {
+  if (bytes.length < 8) throw new SafetensorsError(`file is ${bytes.length} bytes, shorter than the 8-byte header length`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lo = view.getUint32(0, true);
+  const hi = view.getUint32(4, true);
+  const n = hi * 2 ** 32 + lo;
+  if (n > maxHeaderBytes) throw new SafetensorsError(`header length ${n} exceeds the limit of ${maxHeaderBytes} bytes`);
+  if (8 + n > bytes.length) throw new SafetensorsError(`header length ${n} runs past the end of the file (${bytes.length} bytes)`);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (e) {
+    throw new SafetensorsError(`header is not valid UTF-8 JSON: ${(e as Error).message}`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    throw new SafetensorsError('header must be a JSON object of tensor entries');
+  }
+  const dataLen = bytes.length - 8 - n;
+  const metadata: Record<string, string> = {};
+  const entries: Entry[] = [];
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError('__metadata__ must be an object of strings');
+      for (const [k, v] of Object.entries(raw)) {
+        if (typeof v !== 'string') throw new SafetensorsError(`__metadata__.${k} must be a string, got ${typeof v}`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    entries.push(parseEntry(name, raw, dataLen));
+  }
+  checkCoverage(entries, dataLen);
+  return { entries, metadata, dataStart: 8 + n };
+}
+
+/** Validates one header entry: known dtype, integer shape, offsets in range and matching the size. */
+function parseEntry(name: string, raw: unknown, dataLen: number): Entry {
+  const bad = (what: string) => new SafetensorsError(`tensor '${name}': ${what}`);
+  if (typeof raw !== 'object' || raw === null) throw bad('entry must be an object with dtype, shape, data_offsets');
+  const { dtype: code, shape, data_offsets: offsets } = raw as Record<string, unknown>;
+  if (typeof code !== 'string' || !(code in TO_DTYPE)) {
+    throw bad(`unknown dtype ${JSON.stringify(code)} (supported: ${Object.keys(TO_DTYPE).join(' ')})`);
+  }
+  const dtype = TO_DTYPE[code];
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw bad(`shape ${JSON.stringify(shape)} must be an array of non-negative integers`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+    throw bad(`data_offsets ${JSON.stringify(offsets)} must be two non-negative integers`);
+  }
+  const [begin, end] = offsets as number[];
+  if (begin > end) throw bad(`data_offsets [${begin}, ${end}] are reversed`);
+  if (end > dataLen) throw bad(`data_offsets [${begin}, ${end}] run past the data buffer (${dataLen} bytes)`);
+  let bytes = DTYPE_SIZE[dtype];
+  for (const d of shape as number[]) {
+    bytes *= d;
+    if (!Number.isSafeInteger(bytes)) throw bad(`shape ${fmtShape(shape as number[])} is too large`);
+  }
+  if (end - begin !== bytes) {
+    throw bad(`data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${code} ${fmtShape(shape as number[])} needs ${bytes}`);
+  }
+  return { name, dtype, shape: shape as number[], begin, end };
+}
+
+/** The data buffer must be covered exactly: sorted by offset, each tensor starts where the previous one ended. */
+function checkCoverage(entries: Entry[], dataLen: number): void {
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const e of sorted) {
+    if (e.begin < at) throw new SafetensorsError(`tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] overlap another tensor (which ends at ${at})`);
+    if (e.begin > at) throw new SafetensorsError(`tensor '${e.name}': bytes ${at}..${e.begin} before it belong to no tensor`);
+    at = e.end;
+  }
+  if (at !== dataLen) throw new SafetensorsError(`data buffer has ${dataLen - at} trailing bytes that belong to no tensor`);
+}
+
+/**
+ * Reads a safetensors file from its bytes. Aligned tensors are views into `bytes` (no copy).
+ * @example const { tensors } = parseSafetensors(serializeSafetensors({ x: Tensor.from([1, 2], [2]) })); tensors.get('x')
+ */
+export function parseSafetensors(bytes: Uint8Array, options: { maxHeaderBytes?: number } = {}): SafetensorsFile {
+  const { entries, metadata, dataStart } = parseHeader(bytes, options.maxHeaderBytes ?? MAX_HEADER_BYTES);
+  const tensors = new Map<string, Tensor>();
+  for (const e of entries) {
+    const size = DTYPE_SIZE[e.dtype];
+    const count = (e.end - e.begin) / size;
+    const at = bytes.byteOffset + dataStart + e.begin;
+    // typed arrays need aligned offsets: view when aligned, copy the bytes otherwise
+    const data = at % size === 0
+      ? storageView(e.dtype, bytes.buffer, at, count)
+      : storageView(e.dtype, bytes.slice(dataStart + e.begin, dataStart + e.end).buffer, 0, count);
+    if (e.dtype === 'bool' && (data as Uint8Array).some((x) => x > 1)) {
+      throw new SafetensorsError(`tensor '${e.name}': BOOL data holds a byte other than 0 or 1`);
+    }
+    tensors.set(e.name, new Tensor(e.dtype, data, e.shape));
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Writes tensors (and optional string metadata) as safetensors bytes. Tensors are laid out widest dtype first
+ * so every data offset stays aligned; the header is padded with spaces to a multiple of 8.
+ */
+export function serializeSafetensors(
+  tensors: Record<string, Tensor> | Map<string, Tensor>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  const list = [...(tensors instanceof Map ? tensors : Object.entries(tensors))].map(([name, t]) => [name, t.contiguous()] as const);
+  list.sort((a, b) => DTYPE_SIZE[b[1].dtype] - DTYPE_SIZE[a[1].dtype]);
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let at = 0;
+  for (const [name, t] of list) {
+    if (name === '__metadata__') throw new SafetensorsError("a tensor may not be named '__metadata__'");
+    header[name] = { dtype: FROM_DTYPE[t.dtype], shape: t.shape, data_offsets: [at, at + t.byteLength] };
+    at += t.byteLength;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  const headerBytes = new Uint8Array(padded).fill(0x20);
+  headerBytes.set(json);
+  json = headerBytes;
+  const out = new Uint8Array(8 + json.length + at);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, json.length, true);
+  view.setUint32(4, 0, true);
+  out.set(json, 8);
+  let pos = 8 + json.length;
+  for (const [, t] of list) {
+    const src = new Uint8Array(t.data.buffer, t.data.byteOffset, t.byteLength);
+    out.set(src, pos);
+    pos += t.byteLength;
+  }
+  return out;
+}
