@@ -1,0 +1,129 @@
+// Each fast kernel against the reference kernel on random shapes, with proof that the fast path really ran:
+// the kernel that answered is named, and causal/windowed calls skip whole tiles.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { attention, Tensor } from '../../src/index.js';
+import { problemOf } from '../../src/attention/dispatch.js';
+import { checkQkv } from '../../src/attention/validate.js';
+import { getSdpaKernel } from '../../src/kernels/registry.js';
+import { assertClose, randint, randn, rng } from '../helpers.js';
+
+describe('flash and decode against reference', () => {
+  test('random shapes, tiles that do not divide L, S or D, GQA ratios 1/2/4/8', () => {
+    for (let trial = 0; trial < 30; trial++) {
+      const rand = rng(1000 + trial);
+      const Hkv = randint(rand, 1, 2);
+      const G = [1, 2, 4, 8][trial % 4];
+      const [B, L, S, D, Dv] = [randint(rand, 1, 2), randint(rand, 1, 70), randint(rand, 1, 90), randint(rand, 1, 70), randint(rand, 1, 33)];
+      const q = randn([B, Hkv * G, L, D], rand);
+      const k = randn([B, Hkv, S, D], rand);
+      const v = randn([B, Hkv, S, Dv], rand);
+      const opts = { causal: trial % 2 === 0 ? 'bottom-right' as const : false };
+      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
+      for (const kernel of ['flash', 'decode'] as const) {
+        const r = attention(q, k, v, { ...opts, kernel, blockM: randint(rand, 1, 40), blockN: randint(rand, 1, 40), numSplits: randint(rand, 1, 7) });
+        assert.equal(r.kernel, kernel);
+        assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} ${kernel} out`);
+        assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} ${kernel} lse`);
+      }
+    }
+  });
+
+  test('auto picks decode for L = 1 and flash otherwise', () => {
+    const rand = rng(5);
+    const k = randn([1, 2, 50, 8], rand);
+    assert.equal(attention(randn([1, 4, 1, 8], rand), k, k).kernel, 'decode');
+    assert.equal(attention(randn([1, 4, 3, 8], rand), k, k).kernel, 'flash');
+  });
+
+  test('the flash kernel skips fully masked tiles (causal: about half)', () => {
+    const rand = rng(6);
+    const q = randn([1, 1, 256, 16], rand);
+    const dims = checkQkv(q, q, q);
+    const count = (options: object) => {
+      const p = { ...problemOf(q, q, q, options, dims), counters: { tiles: 0, skipped: 0 } };
+      getSdpaKernel('flash').forward(p, { blockM: 32, blockN: 32 });
+      return p.counters;
+    };
+    assert.deepEqual(count({}), { tiles: 64, skipped: 0 });
+    const causal = count({ causal: true });
+    assert.equal(causal.skipped, 28); // 8×8 tiles, the 28 strictly above the diagonal
+    const window = count({ window: [32, 0] });
+    assert.ok(window.skipped >= 64 - 8 - 8, `window skipped ${window.skipped}`);
+  });
+
+  test('large logits (|s| ~ 1e3) do not overflow in any kernel', () => {
+    const rand = rng(7);
+    const q = randn([1, 2, 40, 32], rand, 30);
+    const k = randn([1, 2, 40, 32], rand, 30);
+    const v = randn([1, 2, 40, 32], rand);
+    const ref = attention(q, k, v, { kernel: 'reference' });
+    for (const x of ref.out.toFloat32()) assert.ok(Number.isFinite(x));
+    for (const kernel of ['flash', 'decode'] as const) assertClose(attention(q, k, v, { kernel, blockN: 7 }).out, ref.out, 1e-5, 1e-4, kernel);
+  });
+
+  test('float16 and bfloat16 inputs compute in float32 and return their dtype', () => {
+    const rand = rng(8);
+    const [q, k, v] = [randn([1, 2, 9, 16], rand), randn([1, 2, 11, 16], rand), randn([1, 2, 11, 16], rand)];
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      const [qh, kh, vh] = [q.to(dtype), k.to(dtype), v.to(dtype)];
+      const want = attention(qh.to('float32'), kh.to('float32'), vh.to('float32'), { kernel: 'reference' }).out;
+      for (const kernel of ['reference', 'flash', 'decode'] as const) {
+        const r = attention(qh, kh, vh, { kernel, causal: 'bottom-right' });
+        assert.equal(r.out.dtype, dtype);
+        const w = attention(qh.to('float32'), kh.to('float32'), vh.to('float32'), { kernel: 'reference', causal: 'bottom-right' }).out;
+        assertClose(r.out, w.to(dtype), 0, 0, `${dtype} ${kernel}`); // same f32 math, same rounding
+      }
+      assert.equal(want.dtype, 'float32');
+    }
+  });
+
+  test('non-contiguous inputs (transposed views) give the same result', () => {
+    const rand = rng(9);
+    const qT = randn([1, 12, 2, 8], rand); // [B, L, H, D] as models produce it
+    const q = qT.transpose(1, 2);
+    assert.ok(!q.isContiguous());
+    const a = attention(q, q, q, { causal: true });
+    const b = attention(q.contiguous(), q.contiguous(), q.contiguous(), { causal: true });
+    assertClose(a.out, b.out, 0, 0, 'view');
+    assert.ok(a.out instanceof Tensor);
+  });
+});
+
+describe('statistics from the fast path', () => {
+  test('entropy and mean distance from the tiled kernel match the reference weights', () => {
+    for (let trial = 0; trial < 8; trial++) {
+      const rand = rng(300 + trial);
+      const [L, S] = [randint(rand, 1, 50), randint(rand, 1, 60)];
+      const q = randn([2, 2, L, 16], rand, 2);
+      const k = randn([2, 1, S, 16], rand, 2);
+      const v = randn([2, 1, S, 8], rand);
+      const options = { causal: 'bottom-right' as const, keyLengths: [S, Math.floor(S / 2)], softcap: 3 };
+      const ref = attention(q, k, v, { ...options, kernel: 'reference', returnWeights: true, returnStats: true });
+      const fast = attention(q, k, v, { ...options, kernel: 'flash', returnStats: true, blockM: 5, blockN: 7 });
+      // recompute both statistics from the reference weights by their definitions
+      const w = ref.weights!.toFloat32();
+      const H = new Float32Array(2 * 2 * L);
+      const dist = new Float32Array(2 * 2 * L);
+      for (let row = 0; row < H.length; row++) {
+        const i = row % L;
+        for (let j = 0; j < S; j++) {
+          const p = w[row * S + j];
+          if (p > 0) { H[row] -= p * Math.log(p); dist[row] += p * Math.abs(i + S - L - j); }
+        }
+      }
+      assertClose(fast.stats!.entropy, H, 1e-5, 1e-4, `entropy trial ${trial}`);
+      assertClose(fast.stats!.meanDistance, dist, 1e-4, 1e-4, `distance trial ${trial}`);
+      assertClose(ref.stats!.entropy, H, 1e-5, 1e-4, 'reference entropy');
+    }
+  });
+
+  test('a fully masked row has entropy 0, distance 0, lse −∞ and output 0', () => {
+    const rand = rng(11);
+    const q = randn([1, 1, 4, 8], rand);
+    const r = attention(q, q, q, { keyLengths: [0], returnStats: true });
+    assert.deepEqual([...r.stats!.entropy.toFloat32()], [0, 0, 0, 0]);
+    assert.deepEqual([...r.lse.toFloat32()], [-Infinity, -Infinity, -Infinity, -Infinity]);
+    assert.ok(r.out.toFloat32().every((x) => x === 0));
+  });
+});

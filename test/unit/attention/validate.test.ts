@@ -1,0 +1,56 @@
+// Bad arguments throw a QkvError that names the argument, the expected and the actual shape / dtype / value.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { attention, QkvError, Tensor } from '../../../src/index.js';
+import { randn, rng } from '../../helpers.js';
+
+const rand = rng(1);
+const q = randn([2, 8, 5, 16], rand);
+const k = randn([2, 2, 7, 16], rand);
+const v = randn([2, 2, 7, 12], rand);
+
+function throwsWith(fn: () => unknown, pattern: RegExp) {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof QkvError, `expected a QkvError, got ${String(e)}`);
+    assert.match(e.message, pattern);
+    return true;
+  });
+}
+
+describe('attention argument errors', () => {
+  test('rank', () => throwsWith(() => attention(randn([8, 5, 16], rand), k, v), /q must have rank 4 \[batch, heads, seq, head_dim\], got shape \[8, 5, 16\]/));
+  test('not a tensor', () => throwsWith(() => attention(q, null as unknown as Tensor, v), /k must be a Tensor, got null/));
+  test('Hq not divisible by Hkv', () => throwsWith(() => attention(randn([2, 8, 5, 16], rand), randn([2, 3, 7, 16], rand), randn([2, 3, 7, 12], rand)),
+    /k.shape\[1\] \(Hkv=3\) must divide q.shape\[1\] \(Hq=8\)/));
+  test('batch mismatch', () => throwsWith(() => attention(q, randn([3, 2, 7, 16], rand), v), /k.shape\[0\] \(batch\) must equal q.shape\[0\] \(3 vs 2\).*shapes q \[2, 8, 5, 16\], k \[3, 2, 7, 16\]/));
+  test('head_dim mismatch', () => throwsWith(() => attention(q, randn([2, 2, 7, 15], rand), v), /k.shape\[3\] \(head_dim\) must equal q.shape\[3\] \(15 vs 16\)/));
+  test('k and v lengths differ', () => throwsWith(() => attention(q, k, randn([2, 2, 6, 12], rand)), /v.shape\[2\] \(S\) must equal k.shape\[2\] \(6 vs 7\)/));
+  test('mismatched dtypes', () => throwsWith(() => attention(q, k.to('float16'), v), /q, k, v must share one dtype, got q float32, k float16, v float32/));
+  test('integer dtype', () => throwsWith(() => attention(Tensor.zeros([1, 1, 1, 1], 'int32'), k, v), /q.dtype must be float32, float16 or bfloat16, got int32/));
+  test('negative window', () => throwsWith(() => attention(q, k, v, { window: [-1, 0] }), /window\[0\] \(left\) must be a non-negative integer or Infinity, got -1/));
+  test('window not a pair', () => throwsWith(() => attention(q, k, v, { window: [3] as unknown as [number, number] }), /window must be \[left, right\], got \[3\]/));
+  test('dilation without window', () => throwsWith(() => attention(q, k, v, { dilation: 2 }), /dilation needs a window/));
+  test('bad scale', () => throwsWith(() => attention(q, k, v, { scale: NaN }), /scale must be a finite number, got NaN/));
+  test('bad softcap', () => throwsWith(() => attention(q, k, v, { softcap: 0 }), /softcap must be a finite positive number, got 0/));
+  test('alibi slopes count', () => throwsWith(() => attention(q, k, v, { alibiSlopes: [1, 2] }), /alibiSlopes has 2 entries, expected one per query head \(Hq=8\)/));
+  test('key lengths count and range', () => {
+    throwsWith(() => attention(q, k, v, { keyLengths: [1] }), /keyLengths has 1 entries, expected B=2/);
+    throwsWith(() => attention(q, k, v, { keyLengths: [1, 9] }), /keyLengths\[1\] must be an integer in \[0, S=7\], got 9/);
+  });
+  test('cu_seqlens', () => {
+    const x = randn([1, 1, 6, 4], rand);
+    throwsWith(() => attention(x, x, x, { cuSeqlens: [0, 4, 3, 6] }), /cuSeqlens must rise from 0 to S=6 in integers, got \[0, 4, 3, 6\]/);
+    throwsWith(() => attention(q, k, v, { cuSeqlens: [0, 7] }), /cuSeqlens needs packed self-attention with L = S, got L=5, S=7/);
+  });
+  test('prefix out of range', () => throwsWith(() => attention(q, k, v, { prefix: 8 }), /prefix must be an integer in \[0, S=7\], got 8/));
+  test('global token out of range', () => throwsWith(() => attention(q, k, v, { globalTokens: [7] }), /globalTokens entry 7 must be an integer in \[0, 7\)/));
+  test('block-sparse block size', () => throwsWith(() => attention(q, k, v, { blockSparse: { blockSize: 0 } }), /blockSparse.blockSize must be a positive integer, got 0/));
+  test('mask that does not broadcast', () => throwsWith(() => attention(q, k, v, { mask: Tensor.zeros([5, 6], 'bool') }), /mask shape \[5, 6\] cannot broadcast to \[B, Hq, L, S\] = \[2, 8, 5, 7\]/));
+  test('mask of an integer dtype', () => throwsWith(() => attention(q, k, v, { mask: Tensor.zeros([5, 7], 'uint8') }), /bias|mask must be a float tensor, got dtype uint8/));
+  test('unknown kernel and tile sizes', () => {
+    throwsWith(() => attention(q, k, v, { kernel: 'fast' as 'flash' }), /kernel must be 'reference', 'flash', 'decode' or 'auto', got "fast"/);
+    throwsWith(() => attention(q, k, v, { blockM: 0 }), /blockM must be a positive integer, got 0/);
+  });
+  test('unknown option (typo)', () => throwsWith(() => attention(q, k, v, { casual: true } as object), /unknown option 'casual'/));
+  test('bad causal value', () => throwsWith(() => attention(q, k, v, { causal: 'left' as 'top-left' }), /causal must be true, false, 'top-left' or 'bottom-right', got "left"/));
+});

@@ -1,0 +1,57 @@
+// Architecture rules from STYLE.md, checked on the source: the core (everything outside src/node) imports no
+// Node-only module, so it runs in browsers; kernels import only types from the spec layers; imports flow one way.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+function imports(file: string): { spec: string; typeOnly: boolean }[] {
+  const text = readFileSync(file, 'utf8');
+  return [...text.matchAll(/^(import|export)\s+(type\s+)?[^'"]*?from\s+'([^']+)'|^import\s+'([^']+)'/gm)].map((m) => ({
+    spec: m[3] ?? m[4], typeOnly: !!m[2],
+  }));
+}
+
+test('the core imports no node: modules (browser-safe); only src/node may', () => {
+  for (const f of files(SRC)) {
+    const rel = relative(SRC, f);
+    if (rel.startsWith('node/')) continue;
+    for (const { spec } of imports(f)) assert.ok(!spec.startsWith('node:'), `${rel} imports ${spec}`);
+  }
+});
+
+test('kernels import only types from attention/ and nothing from nn, models, node', () => {
+  for (const f of files(join(SRC, 'kernels'))) {
+    const rel = relative(SRC, f);
+    for (const { spec, typeOnly } of imports(f)) {
+      assert.ok(!/\/(nn|models|generate|inspect|node|cache)\//.test(spec), `${rel} imports ${spec}`);
+      if (spec.includes('/attention/') && !typeOnly) {
+        // runtime imports from attention/ are limited to the mask tile constants
+        assert.match(readFileSync(f, 'utf8'), /import \{ TILE_NONE, TILE_SOME \} from '..\/..\/attention\/masks.js'/, `${rel} imports ${spec} at run time`);
+      }
+    }
+  }
+});
+
+test('tensor/ imports nothing above it', () => {
+  for (const f of files(join(SRC, 'tensor'))) {
+    for (const { spec } of imports(f)) assert.ok(!/attention|kernels|node\//.test(spec), `${relative(SRC, f)} imports ${spec}`);
+  }
+});
+
+test('no source file is over 500 lines', () => {
+  for (const f of files(SRC)) {
+    const n = readFileSync(f, 'utf8').split('\n').length;
+    assert.ok(n <= 500, `${relative(SRC, f)} has ${n} lines`);
+  }
+});

@@ -1,0 +1,101 @@
+// Tensor: views without copies, contiguous(), dtype conversions (f16/bf16 round-to-nearest-even), checked int64.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, QkvError, Tensor } from '../../../src/index.js';
+
+const iota = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+describe('Tensor views', () => {
+  test('reshape of contiguous data shares storage; -1 is inferred', () => {
+    const t = Tensor.from(iota(24), [2, 3, 4]);
+    const r = t.reshape([4, -1]);
+    assert.deepEqual(r.shape, [4, 6]);
+    assert.equal(r.data, t.data);
+    assert.throws(() => t.reshape([5, 5]), /cannot view \[2, 3, 4\] \(24 elements\) as \[5, 5\]/);
+  });
+
+  test('transpose and permute are views; contiguous() copies into row-major order', () => {
+    const t = Tensor.from(iota(6), [2, 3]);
+    const tt = t.transpose(0, 1);
+    assert.equal(tt.data, t.data);
+    assert.deepEqual(tt.shape, [3, 2]);
+    assert.equal(tt.get(2, 1), 5);
+    assert.ok(!tt.isContiguous());
+    assert.deepEqual(tt.contiguous().toArray(), [0, 3, 1, 4, 2, 5]);
+    const p = Tensor.from(iota(24), [2, 3, 4]).permute([2, 0, 1]);
+    assert.deepEqual(p.shape, [4, 2, 3]);
+    assert.equal(p.get(3, 1, 2), 12 + 8 + 3);
+    assert.throws(() => t.permute([0, 0]), /not a permutation/);
+  });
+
+  test('reshape of a non-contiguous view copies', () => {
+    const tt = Tensor.from(iota(6), [2, 3]).transpose(0, 1);
+    assert.deepEqual(tt.reshape([6]).toArray(), [0, 3, 1, 4, 2, 5]);
+  });
+
+  test('slice with start, end, step and negative indices', () => {
+    const t = Tensor.from(iota(10), [10]);
+    assert.deepEqual(t.slice(0, 2, 8, 3).toArray(), [2, 5]);
+    assert.deepEqual(t.slice(0, -3).toArray(), [7, 8, 9]);
+    const m = Tensor.from(iota(12), [3, 4]).slice(1, 1, 3);
+    assert.deepEqual(m.shape, [3, 2]);
+    assert.equal(m.data.length, 12); // a view
+    assert.deepEqual(m.contiguous().toArray(), [1, 2, 5, 6, 9, 10]);
+  });
+
+  test('broadcastTo uses stride 0', () => {
+    const t = Tensor.from([1, 2, 3], [3]).broadcastTo([2, 3]);
+    assert.deepEqual(t.strides, [0, 1]);
+    assert.deepEqual(t.contiguous().toArray(), [1, 2, 3, 1, 2, 3]);
+    assert.throws(() => Tensor.from([1, 2], [2]).broadcastTo([3]), /cannot broadcast \[2\] to \[3\]/);
+  });
+
+  test('get/set are bounds-checked', () => {
+    const t = Tensor.zeros([2, 2]);
+    assert.throws(() => t.get(2, 0), /index 2 out of range for dim 0 of shape \[2, 2\]/);
+    assert.throws(() => t.get(0), /expected 2 indices, got 1/);
+    assert.throws(() => Tensor.from([1, 2, 3], [2, 2]), /3 values do not fill shape \[2, 2\]/);
+  });
+});
+
+describe('dtypes', () => {
+  test('float16: exact values, round-to-nearest-even, overflow, subnormals', () => {
+    assert.equal(f32ToF16(1), 0x3c00);
+    assert.equal(f32ToF16(-2), 0xc000);
+    assert.equal(f32ToF16(65504), 0x7bff);
+    assert.equal(f32ToF16(65520), 0x7c00); // rounds up to Inf
+    assert.equal(f32ToF16(2 ** -24), 0x0001); // smallest subnormal
+    assert.equal(f32ToF16(2 ** -25), 0x0000); // a tie at half the smallest subnormal rounds to even (0)
+    assert.equal(f32ToF16(3 * 2 ** -25), 0x0002); // tie between 1 and 2 subnormal units rounds to even (2)
+    assert.equal(f32ToF16(1 + 2 ** -11), 0x3c00); // tie: round to even (down)
+    assert.equal(f32ToF16(1 + 3 * 2 ** -11), 0x3c02); // tie: round to even (up)
+    assert.ok(Number.isNaN(f16ToF32(f32ToF16(NaN))));
+    for (let h = 0; h < 0x7c00; h += 7) assert.equal(f32ToF16(f16ToF32(h)), h); // every finite half round-trips
+  });
+
+  test('bfloat16: truncation with round-to-nearest-even', () => {
+    assert.equal(f32ToBf16(1), 0x3f80);
+    assert.equal(bf16ToF32(0x3f80), 1);
+    assert.equal(f32ToBf16(1 + 2 ** -8), 0x3f80); // tie: even
+    assert.equal(f32ToBf16(1 + 3 * 2 ** -8), 0x3f82); // tie: even (up)
+    assert.equal(f32ToBf16(1 + 2 ** -8 + 2 ** -20), 0x3f81); // above the tie: up
+    assert.ok(Number.isNaN(bf16ToF32(f32ToBf16(NaN))));
+  });
+
+  test('to(dtype) converts between every pair it can represent', () => {
+    const t = Tensor.from([0, 1, -2, 3], [2, 2]);
+    for (const dt of ['float32', 'float16', 'bfloat16', 'int8', 'int32', 'int64'] as const) {
+      assert.deepEqual(t.to(dt).to('float32').toArray(), [0, 1, -2, 3], dt);
+    }
+    assert.deepEqual(t.to('bool').toArray(), [0, 1, 1, 1]);
+    assert.throws(() => Tensor.from([0.5], [1]).to('int32'), /value 0.5 at element 0 is not an integer/);
+    assert.throws(() => Tensor.from([300], [1]).to('int8'), /cannot store 300 as int8/);
+    assert.throws(() => Tensor.from([-1], [1]).to('uint8'), /cannot store -1 as uint8/);
+  });
+
+  test('int64 reads as a number only when exact', () => {
+    const t = new Tensor('int64', BigInt64Array.from([5n, 2n ** 60n]), [2]);
+    assert.equal(t.get(0), 5);
+    assert.throws(() => t.get(1), (e: unknown) => e instanceof QkvError && /does not fit a JS number exactly/.test(e.message));
+  });
+});
