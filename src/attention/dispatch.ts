@@ -13,10 +13,10 @@ import { checkFinite, checkPositiveInt, intList, type AttnShape } from './valida
 /** Every mask option of the call as one spec (AND of the parts; global tokens OR into the sparse pattern). */
 export function maskSpecOf(o: AttentionOptions, dims: AttnShape): masks.MaskSpec | null {
   const parts: masks.MaskSpec[] = [];
-  if (o.causal) parts.push(masks.causal(o.causal === 'bottom-right' ? 'bottom-right' : 'top-left'));
   if (o.causal !== undefined && typeof o.causal !== 'boolean' && o.causal !== 'top-left' && o.causal !== 'bottom-right') {
     throw new QkvError(`attention: causal must be true, false, 'top-left' or 'bottom-right', got ${JSON.stringify(o.causal)}`);
   }
+  if (o.causal) parts.push(masks.causal(o.causal === 'bottom-right' ? 'bottom-right' : 'top-left'));
   // the sparse pattern: window and/or block-sparse, widened by global tokens
   const pattern: masks.MaskSpec[] = [];
   if (o.window) {

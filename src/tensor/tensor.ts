@@ -67,7 +67,8 @@ export class Tensor {
   }
 
   /**
-   * A tensor from values, copied into `dtype` storage (float32 by default).
+   * A tensor from values, copied into `dtype` storage (float32 by default). A Float32Array given for a float32
+   * tensor is wrapped without copying (the tensor shares it).
    * @example Tensor.from([1, 2, 3, 4], [2, 2]).get(1, 0) // 3
    */
   static from(values: ArrayLike<number> | readonly number[], shape: Shape, dtype: DType = 'float32'): Tensor {

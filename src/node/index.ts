@@ -1,0 +1,4 @@
+// 'qkv/node': the Node-only additions to the browser-safe core — files on disk and the conformance runner.
+export * from '../index.js';
+export { readSafetensors, writeSafetensors } from './files.js';
+export { runConformance, formatResult, summary, compare, type CaseResult, type GoldenCase } from './conformance.js';
