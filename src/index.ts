@@ -9,3 +9,18 @@ export type { AttentionOptions, AttentionResult, AttentionStats, KernelName } fr
 export * as masks from './attention/masks.js';
 export { alibiSlopes, type ScoreMod } from './attention/score-mods.js';
 export { sdpaKernelNames } from './kernels/registry.js';
+export { linear, Linear } from './nn/linear.js';
+export { gelu, silu, relu, eluPlusOne, erf, activation } from './nn/activations.js';
+export { layerNorm, rmsNorm, LayerNorm, RMSNorm } from './nn/norm.js';
+export { additiveAttention, luongAttention, cosineAttention, l2Attention, type ScoreAttentionResult } from './nn/score-functions.js';
+export { linearAttention, LinearAttentionState } from './nn/linear-attention.js';
+export { performerAttention, drawOmega, type PerformerOptions } from './nn/performer.js';
+export { GATConv, GATv2Conv, type GatOptions, type GatResult } from './nn/gat.js';
+export { MultiheadAttention, type MhaConfig, type MhaForwardOptions, type MhaWeights } from './nn/mha.js';
+export { TransformerEncoderLayer, TransformerDecoderLayer, MLP, SwiGLU, randomEncoderLayer } from './nn/transformer.js';
+export { sinusoidalEncoding } from './nn/positional/sinusoidal.js';
+export { embedding, LearnedPositionalEmbedding } from './nn/positional/learned.js';
+export { applyRope, ropeInvFreq, type RopeConfig, type RopeFrequencies, type ApplyRopeOptions } from './nn/positional/rope.js';
+export { alibiBias } from './nn/positional/alibi.js';
+export { t5RelativeBucket, t5RelativeBias } from './nn/positional/t5-bucket.js';
+export { Rng } from './nn/random.js';

@@ -1,0 +1,72 @@
+// Activations of transformer feed-forward layers, elementwise on float32 tensors.
+//   GELU (exact)  x · Φ(x) = x/2 · (1 + erf(x/√2))                          (Hendrycks & Gimpel 2016)
+//   GELU (tanh)   x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))               (GPT-2, Gemma "gelu_pytorch_tanh")
+//   SiLU          x · σ(x);   SwiGLU(x) = SiLU(x W_gate) ⊙ (x W_up)          (Shazeer 2020)
+//   ELU + 1       the feature map of linear attention (Katharopoulos et al. 2020)
+import { QkvError } from '../errors.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/** erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), enough for float32. */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1 - r : r - 1;
+}
+
+function map(x: Tensor, f: (v: number) => number): Tensor {
+  const a = x.toFloat32();
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = f(a[i]);
+  return Tensor.from(out, x.shape);
+}
+
+/** GELU, exact (erf) or with the tanh approximation. */
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  if (approximate === 'tanh') {
+    const c = Math.sqrt(2 / Math.PI);
+    return map(x, (v) => 0.5 * v * (1 + Math.tanh(c * (v + 0.044715 * v * v * v))));
+  }
+  return map(x, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
+}
+
+/** SiLU (swish): x · σ(x). */
+export function silu(x: Tensor): Tensor {
+  return map(x, (v) => v / (1 + Math.exp(-v)));
+}
+
+/** ReLU. */
+export function relu(x: Tensor): Tensor {
+  return map(x, (v) => (v > 0 ? v : 0));
+}
+
+/** elu(x) + 1: positive, so it can stand in for exp in linear attention. */
+export function eluPlusOne(x: Tensor): Tensor {
+  return map(x, (v) => (v > 0 ? v + 1 : Math.exp(v)));
+}
+
+/** Elementwise product of two tensors of one shape. */
+export function mul(a: Tensor, b: Tensor): Tensor {
+  if (a.shape.join() !== b.shape.join()) throw new QkvError(`mul: shapes [${a.shape}] and [${b.shape}] differ`);
+  const [x, y] = [a.toFloat32(), b.toFloat32()];
+  return Tensor.from(x.map((v, i) => v * y[i]), a.shape);
+}
+
+/** Elementwise sum of two tensors of one shape (residual connections). */
+export function add(a: Tensor, b: Tensor): Tensor {
+  if (a.shape.join() !== b.shape.join()) throw new QkvError(`add: shapes [${a.shape}] and [${b.shape}] differ`);
+  const [x, y] = [a.toFloat32(), b.toFloat32()];
+  return Tensor.from(x.map((v, i) => v + y[i]), a.shape);
+}
+
+/** The activation by name, as configs spell it. */
+export function activation(name: string): (x: Tensor) => Tensor {
+  switch (name) {
+    case 'gelu': return (x) => gelu(x);
+    case 'gelu_tanh': case 'gelu_new': case 'gelu_pytorch_tanh': return (x) => gelu(x, 'tanh');
+    case 'silu': case 'swish': return silu;
+    case 'relu': return relu;
+    default: throw new QkvError(`activation: unknown '${name}' (known: gelu, gelu_tanh, silu, relu)`);
+  }
+}

@@ -1,0 +1,17 @@
+// ALiBi (Press et al. 2022, https://arxiv.org/abs/2108.12409): no position embeddings; each head adds
+// −slope_h · |i′ − j| to its scores. The slopes live with the attention spec (score-mods.ts); this file makes the
+// dense bias for pictures and for code that wants it as a tensor.
+import { alibiSlopes } from '../../attention/score-mods.js';
+import { Tensor } from '../../tensor/tensor.js';
+
+export { alibiSlopes };
+
+/** The dense ALiBi bias [1, H, L, S]: bias_hij = −slope_h · |i + S − L − j|. */
+export function alibiBias(slopes: ArrayLike<number>, L: number, S: number): Tensor {
+  const H = slopes.length;
+  const out = new Float32Array(H * L * S);
+  for (let h = 0; h < H; h++) for (let i = 0; i < L; i++) for (let j = 0; j < S; j++) {
+    out[(h * L + i) * S + j] = -slopes[h] * Math.abs(i + S - L - j);
+  }
+  return Tensor.from(out, [1, H, L, S]);
+}

@@ -1,0 +1,148 @@
+// Rotary position embedding (Su et al. 2021, RoFormer, https://arxiv.org/abs/2104.09864) and its context-extension
+// scalings, computed as transformers' ROPE_INIT_FUNCTIONS do.
+// Each pair of dimensions (a, b) of q and k is rotated by angle θ_k = pos · inv_freq_k, inv_freq_k = base^(−2k/d):
+//   a' = a cos θ − b sin θ,   b' = b cos θ + a sin θ        so q′·k′ depends only on pos_q − pos_k.
+// Pairings: 'rotate-half' (Llama, GPT-NeoX: dims k and k + d/2) or 'interleaved' (GPT-J: dims 2k and 2k + 1).
+// Scalings: linear (Chen et al. 2023, position interpolation), dynamic NTK (bloc97 / transformers 'dynamic'),
+// Llama 3 (wavelength-banded), YaRN (Peng et al. 2023, https://arxiv.org/abs/2309.00071, with its attention factor).
+import { QkvError } from '../../errors.js';
+import { fmtShape } from '../../tensor/shape.js';
+import { Tensor } from '../../tensor/tensor.js';
+
+/** A RoPE configuration in transformers' words (rope_type and the keys each type reads). */
+export interface RopeConfig {
+  ropeType?: 'default' | 'linear' | 'dynamic' | 'llama3' | 'yarn';
+  ropeTheta?: number;
+  headDim: number;
+  partialRotaryFactor?: number;
+  factor?: number;
+  maxPositionEmbeddings?: number;
+  originalMaxPositionEmbeddings?: number;
+  /** dynamic: the current sequence length. */
+  seqLen?: number;
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
+  betaFast?: number;
+  betaSlow?: number;
+  attentionFactor?: number;
+  mscale?: number;
+  mscaleAllDim?: number;
+  truncate?: boolean;
+}
+
+/** inv_freq [d/2] and the factor cos/sin are multiplied by. */
+export interface RopeFrequencies { invFreq: Float64Array; attentionFactor: number }
+
+/** The default frequencies base^(−2k/d) for k < d/2. */
+function baseFreqs(base: number, dim: number): Float64Array {
+  return Float64Array.from({ length: Math.floor(dim / 2) }, (_, k) => 1 / base ** ((2 * k) / dim));
+}
+
+/** inv_freq and attention factor for a RoPE config (`ropeType` default, linear, dynamic, llama3 or yarn). */
+export function ropeInvFreq(c: RopeConfig): RopeFrequencies {
+  const base = c.ropeTheta ?? 10000;
+  const dim = Math.floor(c.headDim * (c.partialRotaryFactor ?? 1));
+  const factor = c.factor ?? 1;
+  const type = c.ropeType ?? 'default';
+  const need = (x: number | undefined, name: string) => {
+    if (x === undefined) throw new QkvError(`ropeInvFreq: rope_type '${type}' needs ${name}`);
+    return x;
+  };
+  switch (type) {
+    case 'default': return { invFreq: baseFreqs(base, dim), attentionFactor: 1 };
+    case 'linear': return { invFreq: baseFreqs(base, dim).map((f) => f / factor), attentionFactor: 1 };
+    case 'dynamic': {
+      // NTK-aware: grow the base once the sequence outruns the trained context
+      const maxPos = need(c.maxPositionEmbeddings, 'maxPositionEmbeddings');
+      const seqLen = Math.max(c.seqLen ?? maxPos, maxPos);
+      const b = base * ((factor * seqLen) / maxPos - (factor - 1)) ** (dim / (dim - 2));
+      return { invFreq: baseFreqs(b, dim), attentionFactor: 1 };
+    }
+    case 'llama3': return { invFreq: llama3(baseFreqs(base, dim), c, factor), attentionFactor: 1 };
+    case 'yarn': return yarn(base, dim, c, factor);
+    default: throw new QkvError(`ropeInvFreq: unknown rope_type '${type as string}' (known: default, linear, dynamic, llama3, yarn)`);
+  }
+}
+
+/** Llama 3: long wavelengths are divided by factor, short ones kept, the band between interpolated smoothly. */
+function llama3(inv: Float64Array, c: RopeConfig, factor: number): Float64Array {
+  const low = c.lowFreqFactor ?? 1;
+  const high = c.highFreqFactor ?? 4;
+  const oldCtx = c.originalMaxPositionEmbeddings ?? 8192;
+  const [lowWavelen, highWavelen] = [oldCtx / low, oldCtx / high];
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < highWavelen) return f;
+    if (wavelen > lowWavelen) return f / factor;
+    const smooth = (oldCtx / wavelen - low) / (high - low);
+    return (1 - smooth) * (f / factor) + smooth * f;
+  });
+}
+
+/** YaRN: per-dimension blend of interpolated (÷ factor) and extrapolated frequencies, and an attention factor. */
+function yarn(base: number, dim: number, c: RopeConfig, configFactor: number): RopeFrequencies {
+  const factor = configFactor;
+  // the context the model was trained with: where the correction range is measured
+  const origMax = c.originalMaxPositionEmbeddings ?? c.maxPositionEmbeddings ?? 2048;
+  const mscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+  const attentionFactor = c.attentionFactor ?? (c.mscale && c.mscaleAllDim ? mscale(factor, c.mscale) / mscale(factor, c.mscaleAllDim) : mscale(factor));
+  // the dimension whose wavelength makes `rotations` turns over the original context
+  const correctionDim = (rotations: number) => (dim * Math.log(origMax / (rotations * 2 * Math.PI))) / (2 * Math.log(base));
+  let lo = correctionDim(c.betaFast ?? 32);
+  let hi = correctionDim(c.betaSlow ?? 1);
+  if (c.truncate ?? true) { lo = Math.floor(lo); hi = Math.ceil(hi); }
+  lo = Math.max(lo, 0);
+  hi = Math.min(hi, dim - 1);
+  if (lo === hi) hi += 0.001;
+  const invFreq = Float64Array.from({ length: Math.floor(dim / 2) }, (_, k) => {
+    const pos = base ** ((2 * k) / dim);
+    const ramp = Math.min(Math.max((k - lo) / (hi - lo), 0), 1);
+    const extrapolation = 1 - ramp; // 1 for high-frequency dims: keep them as trained
+    return (1 / (factor * pos)) * (1 - extrapolation) + (1 / pos) * extrapolation;
+  });
+  return { invFreq, attentionFactor };
+}
+
+/** How to apply RoPE. */
+export interface ApplyRopeOptions {
+  /** Position of each token [T] (or [B, T]); default offset, offset + 1, …. */
+  positions?: readonly number[] | Tensor;
+  offset?: number;
+  /** Frequencies from `ropeInvFreq`; default base 10000 over the rotary dims. */
+  freqs?: RopeFrequencies;
+  base?: number;
+  style?: 'rotate-half' | 'interleaved';
+  /** Rotate only the first `rotaryDim` dims (partial rotary, e.g. GPT-NeoX, Phi); default all. */
+  rotaryDim?: number;
+}
+
+/** RoPE on x [B, H, T, D] (q or k). */
+export function applyRope(x: Tensor, o: ApplyRopeOptions = {}): Tensor {
+  if (x.rank !== 4) throw new QkvError(`applyRope: x must be [batch, heads, seq, head_dim], got ${fmtShape(x.shape)}`);
+  const [B, H, T, D] = x.shape;
+  const R = o.rotaryDim ?? (o.freqs ? 2 * o.freqs.invFreq.length : D);
+  if (R % 2 !== 0 || R > D) throw new QkvError(`applyRope: rotaryDim must be even and ≤ head_dim=${D}, got ${R}`);
+  const freqs = o.freqs ?? { invFreq: baseFreqs(o.base ?? 10000, R), attentionFactor: 1 };
+  if (freqs.invFreq.length !== R / 2) throw new QkvError(`applyRope: ${freqs.invFreq.length} frequencies for ${R} rotary dims`);
+  const pos = o.positions instanceof Tensor ? o.positions.toArray() : o.positions ? [...o.positions] : Array.from({ length: T }, (_, t) => t + (o.offset ?? 0));
+  const perBatch = pos.length === B * T && B > 1;
+  if (pos.length !== T && !perBatch) throw new QkvError(`applyRope: positions must be [T=${T}] or [B=${B}, T], got ${pos.length} values`);
+  const a = x.toFloat32();
+  const out = new Float32Array(a);
+  const half = R / 2;
+  const interleaved = o.style === 'interleaved';
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) {
+    const p = pos[perBatch ? b * T + t : t];
+    const row = ((b * H + h) * T + t) * D;
+    // (a, b)' = (a cos θ − b sin θ, b cos θ + a sin θ), θ = p · inv_freq_k, both scaled by the attention factor
+    for (let k = 0; k < half; k++) {
+      const th = p * freqs.invFreq[k];
+      const cos = Math.cos(th) * freqs.attentionFactor;
+      const sin = Math.sin(th) * freqs.attentionFactor;
+      const [ia, ib] = interleaved ? [row + 2 * k, row + 2 * k + 1] : [row + k, row + k + half];
+      out[ia] = a[ia] * cos - a[ib] * sin;
+      out[ib] = a[ib] * cos + a[ia] * sin;
+    }
+  }
+  return Tensor.from(out, x.shape);
+}

@@ -1,0 +1,41 @@
+// T5 relative position buckets (Raffel et al. 2020; transformers' T5Attention._relative_position_bucket).
+// Relative position r = key − query. Half the buckets are exact small distances, the rest grow logarithmically up to
+// maxDistance; bidirectional (encoder) buckets separate r > 0 from r ≤ 0, causal (decoder) ones clamp r > 0 to 0.
+// The log step is done in float32 as torch does, so boundary cases land in the same bucket.
+import { QkvError } from '../../errors.js';
+import { Tensor } from '../../tensor/tensor.js';
+
+/** The bucket of relative position r = key − query. */
+export function t5RelativeBucket(r: number, bidirectional = true, numBuckets = 32, maxDistance = 128): number {
+  let bucket = 0;
+  let n = numBuckets;
+  if (bidirectional) {
+    n = Math.floor(n / 2);
+    if (r > 0) bucket += n;
+    r = Math.abs(r);
+  } else {
+    r = -Math.min(r, 0);
+  }
+  const maxExact = Math.floor(n / 2);
+  if (r < maxExact) return bucket + r;
+  // maxExact + log(r / maxExact) / log(maxDistance / maxExact) · (n − maxExact), each step rounded to float32
+  const f = Math.fround;
+  const large = f(f(f(Math.log(f(r / maxExact))) / f(Math.log(maxDistance / maxExact))) * (n - maxExact));
+  return bucket + Math.min(maxExact + Math.trunc(large), n - 1);
+}
+
+/**
+ * The T5 relative attention bias [1, H, L, S] from the learned table [numBuckets, H]:
+ * bias_hij = table[bucket(j − i), h]. `queryOffset` places query i at position i + queryOffset (decoding).
+ */
+export function t5RelativeBias(table: Tensor, L: number, S: number, bidirectional: boolean, maxDistance = 128, queryOffset = 0): Tensor {
+  if (table.rank !== 2) throw new QkvError(`t5RelativeBias: table must be [numBuckets, heads], got [${table.shape}]`);
+  const [numBuckets, H] = table.shape;
+  const w = table.toFloat32();
+  const out = new Float32Array(H * L * S);
+  for (let i = 0; i < L; i++) for (let j = 0; j < S; j++) {
+    const b = t5RelativeBucket(j - (i + queryOffset), bidirectional, numBuckets, maxDistance);
+    for (let h = 0; h < H; h++) out[(h * L + i) * S + j] = w[b * H + h];
+  }
+  return Tensor.from(out, [1, H, L, S]);
+}
