@@ -10,7 +10,7 @@ export * as masks from './attention/masks.js';
 export { alibiSlopes, type ScoreMod } from './attention/score-mods.js';
 export { sdpaKernelNames } from './kernels/registry.js';
 export { linear, Linear } from './nn/linear.js';
-export { gelu, silu, relu, eluPlusOne, erf, activation } from './nn/activations.js';
+export { gelu, silu, relu, eluPlusOne, erf, activation, add, mul } from './nn/activations.js';
 export { layerNorm, rmsNorm, LayerNorm, RMSNorm } from './nn/norm.js';
 export { additiveAttention, luongAttention, cosineAttention, l2Attention, type ScoreAttentionResult } from './nn/score-functions.js';
 export { linearAttention, LinearAttentionState } from './nn/linear-attention.js';

@@ -11,7 +11,7 @@ export function alibiBias(slopes: ArrayLike<number>, L: number, S: number): Tens
   const H = slopes.length;
   const out = new Float32Array(H * L * S);
   for (let h = 0; h < H; h++) for (let i = 0; i < L; i++) for (let j = 0; j < S; j++) {
-    out[(h * L + i) * S + j] = -slopes[h] * Math.abs(i + S - L - j);
+    out[(h * L + i) * S + j] = 0 - slopes[h] * Math.abs(i + S - L - j); // 0 − x: no −0 on the diagonal
   }
   return Tensor.from(out, [1, H, L, S]);
 }
