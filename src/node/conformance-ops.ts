@@ -13,7 +13,10 @@ import { applyRope, ropeInvFreq, type RopeConfig } from '../nn/positional/rope.j
 import { sinusoidalEncoding } from '../nn/positional/sinusoidal.js';
 import { t5RelativeBucket } from '../nn/positional/t5-bucket.js';
 import { additiveAttention, cosineAttention, l2Attention, luongAttention } from '../nn/score-functions.js';
+import { join } from 'node:path';
+import { greedy } from '../generate/generate.js';
 import { Tensor } from '../tensor/tensor.js';
+import { loadCheckpoint } from './checkpoint.js';
 
 /** Thrown to skip a case whose parameters name a feature qkv lacks. */
 export class SkipCase extends Error {}
@@ -180,4 +183,47 @@ export const OPS: Record<string, OpRunner> = {
     const r = GATv2Conv.fromStateDict(t, gatOptions(p)).forward(need(t, 'x'), need(t, 'edge_index'));
     return { actual: outputs({ out: r.out, alpha: r.alpha, att_edge_index: r.edgeIndex }) };
   },
+};
+
+// ------------------------------------------------------------------------------------------------------------------
+// hf_model: a checkpoint directory next to the case file; logits or hidden states, attentions and greedy tokens.
+
+/** Set by the runner: the directory of the golden data, where params.model_dir is resolved. */
+export const hfContext = { dir: '' };
+
+const rows = (t: Tensor | undefined) => {
+  if (!t) return undefined;
+  const [B, T] = t.shape;
+  const flat = t.toArray();
+  return Array.from({ length: B }, (_, b) => flat.slice(b * T, (b + 1) * T));
+};
+
+OPS.hf_model = (t, p) => {
+  const model = loadCheckpoint(join(hfContext.dir, String(p.model_dir))).model;
+  const actual = new Map<string, Tensor>();
+  const ids = rows(t.get('input_ids'));
+  const mask = rows(t.get('attention_mask'));
+  if (model.kind === 'causal-lm') {
+    const r = model.forward(ids!, { attentionMask: mask, positionIds: rows(t.get('position_ids')), outputAttentions: true });
+    actual.set('logits', r.logits);
+    r.attentions!.forEach((a, l) => actual.set(`attentions.${l}`, a));
+    const want = t.get('generated');
+    if (want) {
+      const prompt = [ids![0]];
+      const out = greedy(model, prompt, want.shape[1] - prompt[0].length);
+      actual.set('generated', Tensor.from(out, [1, out.length], 'int64'));
+    }
+  } else if (model.kind === 'encoder') {
+    const r = model.forward({ inputIds: ids, attentionMask: mask, tokenTypeIds: rows(t.get('token_type_ids')), pixelValues: t.get('pixel_values'), outputAttentions: true });
+    actual.set('last_hidden_state', r.lastHiddenState);
+    r.attentions!.forEach((a, l) => actual.set(`attentions.${l}`, a));
+  } else {
+    const enc = model.encode(ids!, mask, true);
+    const r = model.decode(rows(t.get('decoder_input_ids'))!, enc.hidden, { attentionMask: mask, outputAttentions: true });
+    actual.set('logits', r.logits);
+    enc.attentions!.forEach((a, l) => actual.set(`encoder_attentions.${l}`, a));
+    r.attentions!.forEach((a, l) => actual.set(`attentions.${l}`, a));
+    r.crossAttentions!.forEach((a, l) => actual.set(`cross_attentions.${l}`, a));
+  }
+  return { actual };
 };

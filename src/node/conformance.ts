@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { KernelName } from '../attention/options.js';
 import { QkvError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { OPS, SkipCase, type OpRunner } from './conformance-ops.js';
+import { hfContext, OPS, SkipCase, type OpRunner } from './conformance-ops.js';
 import { readSafetensors } from './files.js';
 
 /** One case of index.json. */
@@ -47,6 +47,7 @@ function runCase(dir: string, c: GoldenCase, kernel: KernelName): CaseResult {
   const run = OPS[c.op];
   if (!run) return { file: c.file, status: 'skip', detail: `op '${c.op}' not supported yet` };
   const t = readSafetensors(join(dir, c.file)).tensors;
+  hfContext.dir = dir;
   let result: ReturnType<OpRunner>;
   try {
     result = run(t, c.params ?? {}, kernel);

@@ -22,17 +22,20 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-interface Entry { name: string; dtype: DType; shape: number[]; begin: number; end: number }
+/** One tensor's place in the data buffer, validated. */
+export interface SafetensorsEntry { name: string; dtype: DType; shape: number[]; begin: number; end: number }
+type Entry = SafetensorsEntry;
 
 /** Parses and validates the header, returning each entry with checked offsets into the data buffer. */
-function parseHeader(bytes: Uint8Array, maxHeaderBytes: number): { entries: Entry[]; metadata: Record<string, string>; dataStart: number } {
-  if (bytes.length < 8) throw new SafetensorsError(`file is ${bytes.length} bytes, shorter than the 8-byte header length`);
+function parseHeader(bytes: Uint8Array, maxHeaderBytes: number, fileLength = bytes.length): { entries: Entry[]; metadata: Record<string, string>; dataStart: number } {
+  if (fileLength < 8 || bytes.length < 8) throw new SafetensorsError(`file is ${fileLength} bytes, shorter than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const lo = view.getUint32(0, true);
   const hi = view.getUint32(4, true);
   const n = hi * 2 ** 32 + lo;
   if (n > maxHeaderBytes) throw new SafetensorsError(`header length ${n} exceeds the limit of ${maxHeaderBytes} bytes`);
-  if (8 + n > bytes.length) throw new SafetensorsError(`header length ${n} runs past the end of the file (${bytes.length} bytes)`);
+  if (8 + n > fileLength) throw new SafetensorsError(`header length ${n} runs past the end of the file (${fileLength} bytes)`);
+  if (8 + n > bytes.length) throw new SafetensorsError(`header of ${n} bytes was not read in full (${bytes.length - 8} bytes given)`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
@@ -42,7 +45,7 @@ function parseHeader(bytes: Uint8Array, maxHeaderBytes: number): { entries: Entr
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new SafetensorsError('header must be a JSON object of tensor entries');
   }
-  const dataLen = bytes.length - 8 - n;
+  const dataLen = fileLength - 8 - n;
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
@@ -99,6 +102,15 @@ function checkCoverage(entries: Entry[], dataLen: number): void {
     at = e.end;
   }
   if (at !== dataLen) throw new SafetensorsError(`data buffer has ${dataLen - at} trailing bytes that belong to no tensor`);
+}
+
+/**
+ * Validates a header without the data: `prefix` holds at least the first 8 + N bytes of a file of `fileLength` bytes.
+ * Returns each tensor's dtype, shape and byte range relative to `dataStart`, for readers that stream tensors from disk.
+ */
+export function parseSafetensorsHeader(prefix: Uint8Array, fileLength: number, options: { maxHeaderBytes?: number } = {}):
+  { entries: SafetensorsEntry[]; metadata: Record<string, string>; dataStart: number } {
+  return parseHeader(prefix, options.maxHeaderBytes ?? MAX_HEADER_BYTES, fileLength);
 }
 
 /**

@@ -1,0 +1,57 @@
+// Contiguous KV cache: per layer one buffer [B, Hkv, capacity, D] for keys and one for values, doubled when full.
+// The baseline strategy: simple, fast to append, and wasteful only by the unused tail of the capacity.
+import { QkvError } from '../errors.js';
+import { fmtShape } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { KVCache } from './kv-cache.js';
+
+interface LayerBuffers { k: Float32Array; v: Float32Array; cap: number; len: number; B: number; H: number; D: number; Dv: number }
+
+export class ContiguousKVCache implements KVCache {
+  private readonly layers: (LayerBuffers | undefined)[];
+
+  /** `initialCapacity` tokens are reserved per layer at the first update; the buffer doubles as needed. */
+  constructor(readonly numLayers: number, readonly initialCapacity = 64) {
+    this.layers = new Array(numLayers);
+  }
+
+  length(layer: number): number {
+    return this.layers[layer]?.len ?? 0;
+  }
+
+  update(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+    if (layer < 0 || layer >= this.numLayers) throw new QkvError(`KV cache: layer ${layer} out of range [0, ${this.numLayers})`);
+    const [B, H, T, D] = k.shape;
+    const Dv = v.shape[3];
+    let L = this.layers[layer];
+    if (!L) L = this.layers[layer] = { k: new Float32Array(0), v: new Float32Array(0), cap: 0, len: 0, B, H, D, Dv };
+    if (L.B !== B || L.H !== H || L.D !== D || L.Dv !== Dv || v.shape[2] !== T) {
+      throw new QkvError(`KV cache: layer ${layer} holds [B=${L.B}, Hkv=${L.H}, ·, D=${L.D}], got k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+    }
+    if (L.len + T > L.cap) this.grow(L, Math.max(this.initialCapacity, 2 * L.cap, L.len + T));
+    // write the new tokens at rows len..len+T−1 of every (b, h)
+    const [ka, va] = [k.toFloat32(), v.toFloat32()];
+    for (let bh = 0; bh < B * H; bh++) {
+      L.k.set(ka.subarray(bh * T * D, (bh + 1) * T * D), (bh * L.cap + L.len) * D);
+      L.v.set(va.subarray(bh * T * Dv, (bh + 1) * T * Dv), (bh * L.cap + L.len) * Dv);
+    }
+    L.len += T;
+    // views over the filled part: strides skip the unused capacity
+    const view = (data: Float32Array, d: number) => new Tensor('float32', data, [B, H, L!.len, d], [H * L!.cap * d, L!.cap * d, d, 1], 0);
+    return { k: view(L.k, D), v: view(L.v, Dv) };
+  }
+
+  private grow(L: LayerBuffers, cap: number): void {
+    const k = new Float32Array(L.B * L.H * cap * L.D);
+    const v = new Float32Array(L.B * L.H * cap * L.Dv);
+    for (let bh = 0; bh < L.B * L.H; bh++) {
+      k.set(L.k.subarray(bh * L.cap * L.D, (bh * L.cap + L.len) * L.D), bh * cap * L.D);
+      v.set(L.v.subarray(bh * L.cap * L.Dv, (bh * L.cap + L.len) * L.Dv), bh * cap * L.Dv);
+    }
+    Object.assign(L, { k, v, cap });
+  }
+
+  bytes(): number {
+    return this.layers.reduce((s, L) => s + (L ? (L.k.byteLength + L.v.byteLength) : 0), 0);
+  }
+}

@@ -1,0 +1,197 @@
+// Autoregressive generation with a KV cache: one prefill pass over the prompt fills the cache, then each decode step
+// feeds one token and attends to the cache through the decode kernel (L = 1).
+//   generateStream: an async iterator of tokens with their text, for streaming to a terminal or a socket;
+//   generate:       the same, collected;   generateBatch: several prompts at once, left-padded;
+//   greedy:         the argmax loop used by the conformance tests;   seq2seqGenerate: T5-style encoder-decoder.
+import { ContiguousKVCache } from '../cache/contiguous.js';
+import type { KVCache } from '../cache/kv-cache.js';
+import { QkvError } from '../errors.js';
+import type { CausalLM, Seq2SeqLM } from '../models/model.js';
+import { Rng } from '../nn/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { checkSampling, sampleNext, type SamplingOptions } from './sampling.js';
+import type { Tokenizer } from './tokenizer.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  /** New tokens at most (default 64). */
+  maxTokens?: number;
+  /** Seed of the sampling RNG (default 0): the same seed gives the same text. */
+  seed?: number;
+  /** Token ids that end generation (default: the model's eos ids). */
+  stopTokens?: readonly number[];
+  /** Strings that end generation; the text is cut before them. */
+  stopStrings?: readonly string[];
+  /** A cache to fill (default: a new contiguous cache). */
+  cache?: KVCache;
+  /** Called with each token as it is produced. */
+  onToken?: (t: GeneratedToken) => void;
+}
+
+/** One produced token and the text it added (may be empty while a multi-byte character is incomplete). */
+export interface GeneratedToken { id: number; text: string; index: number }
+
+/** What a finished generation returns. */
+export interface GenerateResult {
+  /** The new token ids (without the prompt). */
+  ids: number[];
+  text: string;
+  promptTokens: number;
+  finishReason: 'stop' | 'length';
+  /** Milliseconds: prefill (time to first token) and the decode steps. */
+  timings: { prefillMs: number; decodeMs: number };
+}
+
+/** Logits of the last position of row `b` as a Float32Array view. */
+function lastLogits(logits: Tensor, b = 0): Float32Array {
+  const [, T, V] = logits.shape;
+  return logits.toFloat32().subarray((b * T + T - 1) * V, (b * T + T) * V);
+}
+
+/** Yields to the event loop now and then, so servers and UIs stay responsive during long generations. */
+function yielder(): () => Promise<void> {
+  let last = Date.now();
+  return async () => {
+    if (Date.now() - last < 15) return;
+    last = Date.now();
+    await new Promise((r) => setTimeout(r, 0));
+  };
+}
+
+/**
+ * Streams a continuation of `prompt` (text, with a tokenizer, or token ids).
+ * @example for await (const t of generateStream(model, tok, 'Once', { maxTokens: 8 })) process.stdout.write(t.text);
+ */
+export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | null, prompt: string | readonly number[],
+  o: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerateResult> {
+  checkSampling(o);
+  const maxTokens = o.maxTokens ?? 64;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new QkvError(`generate: maxTokens must be an integer ≥ 0, got ${maxTokens}`);
+  if (typeof prompt === 'string' && !tokenizer) throw new QkvError('generate: a text prompt needs a tokenizer (or pass token ids)');
+  const promptIds = typeof prompt === 'string' ? tokenizer!.encode(prompt) : [...prompt];
+  if (promptIds.length === 0) throw new QkvError('generate: the prompt is empty (no tokens)');
+  if (promptIds.length + maxTokens > model.info.maxPositions) {
+    throw new QkvError(`generate: prompt (${promptIds.length} tokens) + maxTokens (${maxTokens}) exceeds the model's context of ${model.info.maxPositions}`);
+  }
+  const stop = new Set(o.stopTokens ?? model.info.eosTokenIds);
+  const rng = new Rng(o.seed ?? 0);
+  const cache = o.cache ?? new ContiguousKVCache(model.info.numLayers);
+  const pause = yielder();
+  const ids: number[] = [];
+  let text = '';
+  let finishReason: 'stop' | 'length' = 'length';
+  const t0 = performance.now();
+  let prefillMs = 0;
+  // 1. prefill: the whole prompt in one pass; 2. decode: one token at a time against the cache
+  let logits = model.forward([promptIds], { cache, lastOnly: true }).logits;
+  for (let n = 0; n < maxTokens; n++) {
+    const id = sampleNext(lastLogits(logits), [...promptIds, ...ids], o, rng);
+    if (n === 0) prefillMs = performance.now() - t0;
+    if (stop.has(id)) { finishReason = 'stop'; break; }
+    ids.push(id);
+    let delta = '';
+    if (tokenizer) {
+      const full = tokenizer.decode(ids);
+      // hold back an incomplete UTF-8 sequence (decoded as U+FFFD) until its next byte arrives
+      const settled = full.endsWith('\uFFFD') ? full.slice(0, -1) : full;
+      delta = settled.slice(text.length);
+      text = settled.length > text.length ? settled : text;
+      const hit = o.stopStrings?.map((s) => text.indexOf(s)).filter((i) => i >= 0).sort((a, b) => a - b)[0];
+      if (hit !== undefined) {
+        const before = text.length - delta.length;
+        delta = delta.slice(0, Math.max(0, hit - before));
+        text = text.slice(0, hit);
+        const t = { id, text: delta, index: n };
+        o.onToken?.(t);
+        yield t;
+        finishReason = 'stop';
+        break;
+      }
+    }
+    const t = { id, text: delta, index: n };
+    o.onToken?.(t);
+    yield t;
+    await pause();
+    if (n + 1 < maxTokens) logits = model.forward([[id]], { cache, lastOnly: true }).logits;
+  }
+  if (tokenizer && !o.stopStrings?.some((s) => text.includes(s))) text = tokenizer.decode(ids);
+  return { ids, text, promptTokens: promptIds.length, finishReason, timings: { prefillMs, decodeMs: performance.now() - t0 - prefillMs } };
+}
+
+/** Generates and collects the whole continuation. */
+export async function generate(model: CausalLM, tokenizer: Tokenizer | null, prompt: string | readonly number[], o: GenerateOptions = {}): Promise<GenerateResult> {
+  const it = generateStream(model, tokenizer, prompt, o);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Greedy decoding with a KV cache, synchronously: prompt rows followed by `n` new ids (stops at eos). */
+export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], n: number): number[] {
+  const cache = new ContiguousKVCache(model.info.numLayers);
+  const ids = [...prompt[0]];
+  const eos = new Set(model.info.eosTokenIds);
+  let logits = model.forward([ids], { cache, lastOnly: true }).logits;
+  for (let s = 0; s < n; s++) {
+    const last = lastLogits(logits);
+    let best = 0;
+    for (let v = 1; v < last.length; v++) if (last[v] > last[best]) best = v;
+    ids.push(best);
+    if (eos.has(best)) break;
+    if (s + 1 < n) logits = model.forward([[best]], { cache, lastOnly: true }).logits;
+  }
+  return ids;
+}
+
+/**
+ * Several prompts at once: left-padded to one length, attention masks hide the padding and position ids count real
+ * tokens only, so each row continues exactly as it would alone. Returns the new ids of each row.
+ */
+export function generateBatch(model: CausalLM, prompts: readonly (readonly number[])[], o: GenerateOptions = {}): number[][] {
+  checkSampling(o);
+  const maxTokens = o.maxTokens ?? 64;
+  const B = prompts.length;
+  const T = Math.max(...prompts.map((p) => p.length));
+  if (prompts.some((p) => p.length === 0)) throw new QkvError('generateBatch: every prompt needs at least one token');
+  const pad = model.info.padTokenId ?? model.info.eosTokenIds[0] ?? 0;
+  const mask = prompts.map((p) => [...Array(T - p.length).fill(0), ...p.map(() => 1)]);
+  const ids = prompts.map((p) => [...Array(T - p.length).fill(pad), ...p]);
+  const positions = mask.map((row) => { let c = -1; return row.map((m) => (m ? ++c : 0)); });
+  const stop = new Set(o.stopTokens ?? model.info.eosTokenIds);
+  const rngs = prompts.map((_, b) => new Rng((o.seed ?? 0) + b));
+  const cache = o.cache ?? new ContiguousKVCache(model.info.numLayers);
+  const out: number[][] = prompts.map(() => []);
+  const done = prompts.map(() => false);
+  let logits = model.forward(ids, { cache, attentionMask: mask, positionIds: positions, lastOnly: true }).logits;
+  for (let n = 0; n < maxTokens && done.includes(false); n++) {
+    const next = prompts.map((p, b) => sampleNext(lastLogits(logits, b), [...p, ...out[b]], o, rngs[b]));
+    next.forEach((id, b) => {
+      if (done[b]) return;
+      if (stop.has(id)) done[b] = true;
+      else out[b].push(id);
+    });
+    mask.forEach((row) => row.push(1));
+    const pos = positions.map((row) => [row[row.length - 1] + 1]);
+    positions.forEach((row, b) => row.push(pos[b][0]));
+    logits = model.forward(next.map((id) => [id]), { cache, attentionMask: mask, positionIds: pos, lastOnly: true }).logits;
+  }
+  return out;
+}
+
+/** Encoder-decoder generation (T5): encode once, then decode from the decoder start token with a cache. */
+export function seq2seqGenerate(model: Seq2SeqLM, inputIds: readonly number[], o: GenerateOptions = {}): number[] {
+  checkSampling(o);
+  const rng = new Rng(o.seed ?? 0);
+  const stop = new Set(o.stopTokens ?? model.info.eosTokenIds);
+  const { hidden } = model.encode([inputIds]);
+  const cache = new ContiguousKVCache(model.info.numLayers);
+  const out: number[] = [];
+  let token = model.info.decoderStartTokenId;
+  for (let n = 0; n < (o.maxTokens ?? 64); n++) {
+    const { logits } = model.decode([[token]], hidden, { cache, lastOnly: true });
+    token = sampleNext(lastLogits(logits), out, o, rng);
+    if (stop.has(token)) break;
+    out.push(token);
+  }
+  return out;
+}

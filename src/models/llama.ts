@@ -1,0 +1,116 @@
+// Llama (Touvron et al. 2023, https://arxiv.org/abs/2302.13971) — and the families that are Llama with one change:
+// Mistral (sliding-window attention, mistral.ts) and Qwen2 (biases on q/k/v, qwen2.ts). Read next to transformers'
+// modeling_llama.py:
+//   x = embed(ids)
+//   for each layer:  x = x + o_proj(Attention(RoPE(q_proj(n)), RoPE(k_proj(n)), v_proj(n))),  n = RMSNorm(x)
+//                    x = x + down_proj(SiLU(gate_proj(n)) ⊙ up_proj(n)),                       n = RMSNorm(x)
+//   logits = lm_head(RMSNorm(x))       (lm_head tied to embed when tie_word_embeddings)
+// Attention is grouped-query: Hq query heads share Hkv key/value heads.
+import type { KVCache } from '../cache/kv-cache.js';
+import { activation, add, mul } from '../nn/activations.js';
+import { linear } from '../nn/linear.js';
+import { rmsNorm } from '../nn/norm.js';
+import { embedding } from '../nn/positional/learned.js';
+import { applyRope, ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { modelAttention, splitHeads } from './attention-layer.js';
+import { num, ropeConfig, tokenIds, type HfConfig } from './config.js';
+import type { CausalForwardOptions, CausalLM, ModelInfo } from './model.js';
+import type { Weights } from './weights.js';
+
+/** What distinguishes the Llama-like families. */
+export interface LlamaVariant { architecture: string; qkvBias: boolean; slidingWindow: number | null }
+
+interface Layer {
+  ln1: Tensor; wq: Tensor; wk: Tensor; wv: Tensor; bq: Tensor | null; bk: Tensor | null; bv: Tensor | null; wo: Tensor;
+  ln2: Tensor; gate: Tensor; up: Tensor; down: Tensor;
+}
+
+/** Model facts every decoder-only family reads the same way. */
+export function decoderInfo(c: HfConfig, architecture: string): ModelInfo {
+  const hiddenSize = num(c, 'hidden_size');
+  const numHeads = num(c, 'num_attention_heads');
+  return {
+    architecture, hiddenSize, numHeads, numLayers: num(c, 'num_hidden_layers'),
+    numKvHeads: num(c, 'num_key_value_heads', numHeads), headDim: num(c, 'head_dim', hiddenSize / numHeads),
+    vocabSize: num(c, 'vocab_size'), maxPositions: num(c, 'max_position_embeddings', 2048),
+    eosTokenIds: tokenIds(c.eos_token_id), bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
+    padTokenId: typeof c.pad_token_id === 'number' ? c.pad_token_id : null,
+  };
+}
+
+/** Positions of the new tokens: given, or cache length + 0, 1, … for every row. */
+export function positionsOf(ids: readonly (readonly number[])[], o: CausalForwardOptions): number[] {
+  const past = o.cache?.length(0) ?? 0;
+  return ids.flatMap((row, b) => row.map((_, t) => o.positionIds?.[b][t] ?? past + t));
+}
+
+export class Llama implements CausalLM {
+  readonly kind = 'causal-lm';
+  readonly info: ModelInfo;
+  private readonly embed: Tensor;
+  private readonly layers: Layer[];
+  private readonly norm: Tensor;
+  private readonly lmHead: Tensor;
+  private readonly freqs: RopeFrequencies;
+  private readonly eps: number;
+  private readonly act: (x: Tensor) => Tensor;
+
+  constructor(c: HfConfig, w: Weights, readonly variant: LlamaVariant) {
+    const info = (this.info = decoderInfo(c, variant.architecture));
+    const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, vocabSize: V } = info;
+    const F = num(c, 'intermediate_size');
+    this.eps = num(c, 'rms_norm_eps', 1e-6);
+    this.act = activation(typeof c.hidden_act === 'string' ? c.hidden_act : 'silu');
+    this.freqs = ropeInvFreq(ropeConfig(c, D));
+    this.embed = w.get('model.embed_tokens.weight', [V, E]);
+    const bias = (name: string, n: number) => (variant.qkvBias ? w.get(name, [n]) : w.optional(name, [n]));
+    this.layers = Array.from({ length: info.numLayers }, (_, l) => {
+      const p = `model.layers.${l}.`;
+      return {
+        ln1: w.get(`${p}input_layernorm.weight`, [E]),
+        wq: w.get(`${p}self_attn.q_proj.weight`, [Hq * D, E]), bq: bias(`${p}self_attn.q_proj.bias`, Hq * D),
+        wk: w.get(`${p}self_attn.k_proj.weight`, [Hkv * D, E]), bk: bias(`${p}self_attn.k_proj.bias`, Hkv * D),
+        wv: w.get(`${p}self_attn.v_proj.weight`, [Hkv * D, E]), bv: bias(`${p}self_attn.v_proj.bias`, Hkv * D),
+        wo: w.get(`${p}self_attn.o_proj.weight`, [E, Hq * D]),
+        ln2: w.get(`${p}post_attention_layernorm.weight`, [E]),
+        gate: w.get(`${p}mlp.gate_proj.weight`, [F, E]), up: w.get(`${p}mlp.up_proj.weight`, [F, E]),
+        down: w.get(`${p}mlp.down_proj.weight`, [E, F]),
+      };
+    });
+    this.norm = w.get('model.norm.weight', [E]);
+    // tied embeddings: the output projection is the embedding matrix itself
+    this.lmHead = c.tie_word_embeddings === true || !w.has('lm_head.weight') ? this.embed : w.get('lm_head.weight', [V, E]);
+  }
+
+  forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {
+    const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D } = this.info;
+    const [B, T] = [ids.length, ids[0].length];
+    const positions = positionsOf(ids, o);
+    let x = embedding(this.embed, ids.flat()).reshape([B, T, E]); // [B, T, E]
+    const attentions: Tensor[] = [];
+    this.layers.forEach((L, l) => {
+      const n = rmsNorm(x, L.ln1, this.eps); // [B, T, E]
+      const q = applyRope(splitHeads(linear(n, L.wq, L.bq), Hq), { positions, freqs: this.freqs }); // [B, Hq, T, D]
+      const k = applyRope(splitHeads(linear(n, L.wk, L.bk), Hkv), { positions, freqs: this.freqs }); // [B, Hkv, T, D]
+      const v = splitHeads(linear(n, L.wv, L.bv), Hkv); // [B, Hkv, T, D]
+      const kv = o.cache ? o.cache.update(l, k, v) : { k, v }; // [B, Hkv, S, D]
+      const a = modelAttention({ q, k: kv.k, v: kv.v, scale: 1 / Math.sqrt(D), causal: true, keyMask: o.attentionMask,
+        slidingWindow: this.variant.slidingWindow, returnWeights: o.outputAttentions });
+      if (a.weights) attentions.push(a.weights);
+      x = add(x, linear(a.out, L.wo)); // [B, T, E]
+      const m = rmsNorm(x, L.ln2, this.eps);
+      x = add(x, linear(mul(this.act(linear(m, L.gate)), linear(m, L.up)), L.down)); // [B, T, E]
+    });
+    if (o.lastOnly) x = x.slice(1, T - 1).contiguous(); // [B, 1, E]
+    const logits = linear(rmsNorm(x, this.norm, this.eps), this.lmHead); // [B, T, V]
+    return { logits, attentions: o.outputAttentions ? attentions : undefined };
+  }
+}
+
+/** LlamaForCausalLM. */
+export function llama(c: HfConfig, w: Weights): Llama {
+  return new Llama(c, w, { architecture: 'LlamaForCausalLM', qkvBias: c.attention_bias === true, slidingWindow: null });
+}
+
+export type { KVCache };

@@ -1,0 +1,67 @@
+// What every model family offers: a causal LM (GPT-2, Llama, Mistral, Qwen2, Gemma 2), an encoder (BERT, ViT) or an
+// encoder-decoder (T5). Inputs are token ids as plain arrays, one row per sequence.
+import type { KVCache } from '../cache/kv-cache.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/** Facts about a model, for `qkv info`, the KV-cache calculator and the lab. */
+export interface ModelInfo {
+  architecture: string;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  hiddenSize: number;
+  vocabSize: number;
+  /** Longest context the checkpoint was trained for. */
+  maxPositions: number;
+  eosTokenIds: number[];
+  bosTokenId: number | null;
+  padTokenId: number | null;
+}
+
+/** Options of a causal LM forward pass. */
+export interface CausalForwardOptions {
+  /** Keys and values of earlier tokens; the new ones are appended. */
+  cache?: KVCache;
+  /** Position of every new token, per row; default cache length + 0, 1, …. */
+  positionIds?: readonly (readonly number[])[];
+  /** 1 = real token, 0 = padding, per row, over all keys (cached + new). */
+  attentionMask?: readonly (readonly number[])[];
+  /** Return every layer's attention weights [B, H, T, S]. */
+  outputAttentions?: boolean;
+  /** Compute logits for the last position only (generation). */
+  lastOnly?: boolean;
+}
+
+export interface CausalLM {
+  readonly kind: 'causal-lm';
+  readonly info: ModelInfo;
+  /** logits [B, T, V] (or [B, 1, V] with lastOnly) and, on request, attentions per layer. */
+  forward(inputIds: readonly (readonly number[])[], o?: CausalForwardOptions): { logits: Tensor; attentions?: Tensor[] };
+}
+
+export interface EncoderModel {
+  readonly kind: 'encoder';
+  readonly info: ModelInfo;
+  forward(inputs: EncoderInputs): { lastHiddenState: Tensor; attentions?: Tensor[] };
+}
+
+/** Encoder inputs: token ids (BERT) or pixels (ViT). */
+export interface EncoderInputs {
+  inputIds?: readonly (readonly number[])[];
+  attentionMask?: readonly (readonly number[])[];
+  tokenTypeIds?: readonly (readonly number[])[];
+  pixelValues?: Tensor;
+  outputAttentions?: boolean;
+}
+
+export interface Seq2SeqLM {
+  readonly kind: 'seq2seq';
+  readonly info: ModelInfo & { decoderStartTokenId: number };
+  encode(inputIds: readonly (readonly number[])[], attentionMask?: readonly (readonly number[])[], outputAttentions?: boolean): { hidden: Tensor; attentions?: Tensor[] };
+  decode(decoderIds: readonly (readonly number[])[], hidden: Tensor, o?: {
+    attentionMask?: readonly (readonly number[])[]; cache?: KVCache; outputAttentions?: boolean; lastOnly?: boolean;
+  }): { logits: Tensor; attentions?: Tensor[]; crossAttentions?: Tensor[] };
+}
+
+export type Model = CausalLM | EncoderModel | Seq2SeqLM;

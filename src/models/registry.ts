@@ -1,0 +1,36 @@
+// Architecture name (config.json "architectures") → the family that builds it.
+import { QkvError } from '../errors.js';
+import type { HfConfig } from './config.js';
+import { llama } from './llama.js';
+import { mistral } from './mistral.js';
+import type { Model } from './model.js';
+import { qwen2 } from './qwen2.js';
+import type { Weights } from './weights.js';
+
+type Builder = (c: HfConfig, w: Weights) => Model;
+
+const FAMILIES = new Map<string, Builder>([
+  ['LlamaForCausalLM', llama],
+  ['MistralForCausalLM', mistral],
+  ['Qwen2ForCausalLM', qwen2],
+]);
+
+/** Registers another architecture (e.g. from a plugin); names must be new. */
+export function registerArchitecture(name: string, build: Builder): void {
+  if (FAMILIES.has(name)) throw new QkvError(`architecture '${name}' is already registered`);
+  FAMILIES.set(name, build);
+}
+
+/** Architectures qkv can load. */
+export function supportedArchitectures(): string[] {
+  return [...FAMILIES.keys()];
+}
+
+/** Builds the model that config.json describes from its weights. */
+export function buildModel(config: HfConfig, weights: Weights): Model {
+  const arch = config.architectures?.[0];
+  if (!arch) throw new QkvError(`config.json: no "architectures" entry (supported: ${supportedArchitectures().join(', ')})`);
+  const build = FAMILIES.get(arch);
+  if (!build) throw new QkvError(`config.json: architecture '${arch}' is not supported (supported: ${supportedArchitectures().join(', ')})`);
+  return build(config, weights);
+}
