@@ -1,18 +1,28 @@
 // Architecture name (config.json "architectures") → the family that builds it.
 import { QkvError } from '../errors.js';
 import type { HfConfig } from './config.js';
+import { bert } from './bert.js';
+import { gemma2 } from './gemma2.js';
+import { gpt2 } from './gpt2.js';
 import { llama } from './llama.js';
 import { mistral } from './mistral.js';
 import type { Model } from './model.js';
 import { qwen2 } from './qwen2.js';
+import { t5 } from './t5.js';
+import { vit } from './vit.js';
 import type { Weights } from './weights.js';
 
 type Builder = (c: HfConfig, w: Weights) => Model;
 
 const FAMILIES = new Map<string, Builder>([
+  ['GPT2LMHeadModel', gpt2],
   ['LlamaForCausalLM', llama],
   ['MistralForCausalLM', mistral],
   ['Qwen2ForCausalLM', qwen2],
+  ['Gemma2ForCausalLM', gemma2],
+  ['BertModel', bert],
+  ['T5ForConditionalGeneration', t5],
+  ['ViTModel', vit],
 ]);
 
 /** Registers another architecture (e.g. from a plugin); names must be new. */

@@ -1,0 +1,107 @@
+// Gemma 2 (Gemma Team 2024, https://arxiv.org/abs/2408.00118), read next to transformers' modeling_gemma2.py.
+// Llama-shaped, with these differences:
+//   x = embed(ids) · √hidden                                      (embedding scaling)
+//   attention scale = query_pre_attn_scalar^(−1/2), not head_dim^(−1/2)
+//   s = 50 · tanh(s / 50) before masking                          (attention logit soft-capping)
+//   layers alternate sliding-window (local) and full (global) attention (layer_types)
+//   x = x + post_attention_norm(Attention(input_norm(x)));   x = x + post_ffw_norm(MLP(pre_ffw_norm(x)))
+//   RMSNorm scales by (1 + γ);   MLP uses GELU-tanh;   logits = 30 · tanh(logits / 30)   (final soft-capping)
+import { activation, add, mul } from '../nn/activations.js';
+import { linear } from '../nn/linear.js';
+import { rmsNorm } from '../nn/norm.js';
+import { embedding } from '../nn/positional/learned.js';
+import { applyRope, ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
+import { Tensor } from '../tensor/tensor.js';
+import { modelAttention, splitHeads } from './attention-layer.js';
+import { num, ropeConfig, type HfConfig } from './config.js';
+import { decoderInfo, positionsOf } from './llama.js';
+import type { CausalForwardOptions, CausalLM, ModelInfo } from './model.js';
+import type { Weights } from './weights.js';
+
+interface Layer {
+  inNorm: Tensor; wq: Tensor; wk: Tensor; wv: Tensor; wo: Tensor; postAttnNorm: Tensor;
+  preFfwNorm: Tensor; gate: Tensor; up: Tensor; down: Tensor; postFfwNorm: Tensor; sliding: boolean;
+}
+
+export class Gemma2 implements CausalLM {
+  readonly kind = 'causal-lm';
+  readonly info: ModelInfo;
+  private readonly embed: Tensor;
+  private readonly layers: Layer[];
+  private readonly norm: Tensor;
+  private readonly lmHead: Tensor;
+  private readonly freqs: RopeFrequencies;
+  private readonly eps: number;
+  private readonly scale: number;
+  private readonly attnSoftcap: number;
+  private readonly finalSoftcap: number;
+  private readonly window: number | null;
+  private readonly act: (x: Tensor) => Tensor;
+
+  constructor(c: HfConfig, w: Weights) {
+    const info = (this.info = decoderInfo(c, 'Gemma2ForCausalLM'));
+    const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, vocabSize: V } = info;
+    const F = num(c, 'intermediate_size');
+    this.eps = num(c, 'rms_norm_eps', 1e-6);
+    this.scale = num(c, 'query_pre_attn_scalar', D) ** -0.5;
+    this.attnSoftcap = num(c, 'attn_logit_softcapping', 0);
+    this.finalSoftcap = num(c, 'final_logit_softcapping', 0);
+    this.window = typeof c.sliding_window === 'number' ? c.sliding_window : null;
+    this.act = activation(String(c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh'));
+    this.freqs = ropeInvFreq(ropeConfig(c, D));
+    // layer_types (transformers 5) or the older rule: even layers slide, odd layers are global
+    const types = Array.isArray(c.layer_types) ? (c.layer_types as string[]) : null;
+    this.embed = w.get('model.embed_tokens.weight', [V, E]);
+    this.layers = Array.from({ length: info.numLayers }, (_, l) => {
+      const p = `model.layers.${l}.`;
+      return {
+        inNorm: w.get(`${p}input_layernorm.weight`, [E]),
+        wq: w.get(`${p}self_attn.q_proj.weight`, [Hq * D, E]), wk: w.get(`${p}self_attn.k_proj.weight`, [Hkv * D, E]),
+        wv: w.get(`${p}self_attn.v_proj.weight`, [Hkv * D, E]), wo: w.get(`${p}self_attn.o_proj.weight`, [E, Hq * D]),
+        postAttnNorm: w.get(`${p}post_attention_layernorm.weight`, [E]),
+        preFfwNorm: w.get(`${p}pre_feedforward_layernorm.weight`, [E]),
+        gate: w.get(`${p}mlp.gate_proj.weight`, [F, E]), up: w.get(`${p}mlp.up_proj.weight`, [F, E]), down: w.get(`${p}mlp.down_proj.weight`, [E, F]),
+        postFfwNorm: w.get(`${p}post_feedforward_layernorm.weight`, [E]),
+        sliding: types ? types[l] === 'sliding_attention' : l % 2 === 0,
+      };
+    });
+    this.norm = w.get('model.norm.weight', [E]);
+    this.lmHead = c.tie_word_embeddings === false && w.has('lm_head.weight') ? w.get('lm_head.weight', [V, E]) : this.embed;
+  }
+
+  forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {
+    const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv } = this.info;
+    const [B, T] = [ids.length, ids[0].length];
+    const positions = positionsOf(ids, o);
+    const norm = (x: Tensor, g: Tensor) => rmsNorm(x, g, this.eps, 1); // Gemma: x̂ · (1 + γ)
+    // embedding scaling by √hidden (transformers rounds the factor to the activation dtype; float32 here)
+    const e = embedding(this.embed, ids.flat()).toFloat32().map((v) => v * Math.fround(Math.sqrt(E)));
+    let x = Tensor.from(e, [B, T, E]); // [B, T, E]
+    const attentions: Tensor[] = [];
+    this.layers.forEach((L, l) => {
+      const n = norm(x, L.inNorm);
+      const q = applyRope(splitHeads(linear(n, L.wq), Hq), { positions, freqs: this.freqs }); // [B, Hq, T, D]
+      const k = applyRope(splitHeads(linear(n, L.wk), Hkv), { positions, freqs: this.freqs }); // [B, Hkv, T, D]
+      const v = splitHeads(linear(n, L.wv), Hkv);
+      const kv = o.cache ? o.cache.update(l, k, v) : { k, v };
+      const a = modelAttention({ q, k: kv.k, v: kv.v, scale: this.scale, causal: true, keyMask: o.attentionMask,
+        slidingWindow: L.sliding ? this.window : null, softcap: this.attnSoftcap || undefined, returnWeights: o.outputAttentions });
+      if (a.weights) attentions.push(a.weights);
+      x = add(x, norm(linear(a.out, L.wo), L.postAttnNorm)); // [B, T, E]
+      const m = norm(x, L.preFfwNorm);
+      x = add(x, norm(linear(mul(this.act(linear(m, L.gate)), linear(m, L.up)), L.down), L.postFfwNorm));
+    });
+    if (o.lastOnly) x = x.slice(1, T - 1).contiguous();
+    let logits = linear(norm(x, this.norm), this.lmHead); // [B, T, V]
+    if (this.finalSoftcap) {
+      const c = this.finalSoftcap;
+      logits = Tensor.from(logits.toFloat32().map((v) => c * Math.tanh(v / c)), logits.shape);
+    }
+    return { logits, attentions: o.outputAttentions ? attentions : undefined };
+  }
+}
+
+/** Gemma2ForCausalLM. */
+export function gemma2(c: HfConfig, w: Weights): Gemma2 {
+  return new Gemma2(c, w);
+}
