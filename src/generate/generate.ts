@@ -79,6 +79,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   const ids: number[] = [];
   let text = '';
   let finishReason: 'stop' | 'length' = 'length';
+  let cutAtStopString = false;
   const t0 = performance.now();
   let prefillMs = 0;
   // 1. prefill: the whole prompt in one pass; 2. decode: one token at a time against the cache
@@ -104,6 +105,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
         o.onToken?.(t);
         yield t;
         finishReason = 'stop';
+        cutAtStopString = true;
         break;
       }
     }
@@ -113,7 +115,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
     await pause();
     if (n + 1 < maxTokens) logits = model.forward([[id]], { cache, lastOnly: true }).logits;
   }
-  if (tokenizer && !o.stopStrings?.some((s) => text.includes(s))) text = tokenizer.decode(ids);
+  if (tokenizer && !cutAtStopString) text = tokenizer.decode(ids); // includes a trailing partial character, if any
   return { ids, text, promptTokens: promptIds.length, finishReason, timings: { prefillMs, decodeMs: performance.now() - t0 - prefillMs } };
 }
 
@@ -153,7 +155,8 @@ export function generateBatch(model: CausalLM, prompts: readonly (readonly numbe
   const B = prompts.length;
   const T = Math.max(...prompts.map((p) => p.length));
   if (prompts.some((p) => p.length === 0)) throw new QkvError('generateBatch: every prompt needs at least one token');
-  const pad = model.info.padTokenId ?? model.info.eosTokenIds[0] ?? 0;
+  // padding is masked out, so any id in the vocabulary will do: pad, else eos, else 0
+  const pad = [model.info.padTokenId, model.info.eosTokenIds[0]].find((x) => x !== null && x !== undefined && x < model.info.vocabSize) ?? 0;
   const mask = prompts.map((p) => [...Array(T - p.length).fill(0), ...p.map(() => 1)]);
   const ids = prompts.map((p) => [...Array(T - p.length).fill(pad), ...p]);
   const positions = mask.map((row) => { let c = -1; return row.map((m) => (m ? ++c : 0)); });

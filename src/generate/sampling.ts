@@ -4,7 +4,7 @@
 //   top-p (nucleus, Holtzman et al. 2020): keep the most likely tokens until their mass reaches P
 //   min-p (Nguyen et al. 2024): drop tokens with p < minP · max p;   then draw from what is left
 import { QkvError } from '../errors.js';
-import type { Rng } from '../nn/random.js';
+import { Rng } from '../nn/random.js';
 
 export interface SamplingOptions {
   /** Always take the most likely token (also when temperature is 0). */
@@ -33,7 +33,7 @@ function argmax(x: ArrayLike<number>): number {
 }
 
 /** The next token id given the logits of the last position and the ids so far. */
-export function sampleNext(logits: ArrayLike<number>, history: readonly number[], o: SamplingOptions, rng: Rng): number {
+export function sampleNext(logits: ArrayLike<number>, history: readonly number[], o: SamplingOptions, rng: Rng = new Rng(0)): number {
   const l = Float64Array.from(logits);
   if (o.repetitionPenalty && o.repetitionPenalty !== 1) {
     for (const id of new Set(history)) l[id] = l[id] > 0 ? l[id] / o.repetitionPenalty : l[id] * o.repetitionPenalty;

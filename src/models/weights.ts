@@ -21,7 +21,11 @@ export class Weights {
       throw new QkvError(`${this.source}: tensor '${name}' has shape ${fmtShape(t.shape)}, but the config implies ${fmtShape(shape)}`);
     }
     this.used.add(name);
-    return t.dtype === 'float32' ? t : t.to('float32');
+    if (t.dtype === 'float32') return t;
+    // widen once and keep only the float32 copy, so the checkpoint is never held twice
+    const f = t.to('float32');
+    this.tensors.set(name, f);
+    return f;
   }
 
   /** Like get, or null when the checkpoint does not have it. */
@@ -29,7 +33,7 @@ export class Weights {
     return this.tensors.has(name) ? this.get(name, shape) : null;
   }
 
-  /** Total parameters and the dtype(s) stored. */
+  /** Total parameters and the dtype(s) held now (float32 once the model has widened them). */
   summary(): { parameters: number; dtypes: string[] } {
     let parameters = 0;
     const dtypes = new Set<string>();

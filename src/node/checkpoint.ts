@@ -112,6 +112,40 @@ export function terminalProgress(): LoadProgress | undefined {
   };
 }
 
+/** What `qkv info` shows without loading any tensor data: sizes from the headers alone. */
+export interface CheckpointSummary { dir: string; config: HfConfig; files: string[]; parameters: number; dtypes: string[]; bytes: number }
+
+/** Reads config.json and every safetensors header (validated), not the data: cheap even for huge checkpoints. */
+export function inspectCheckpoint(dir: string): CheckpointSummary {
+  if (!existsSync(dir)) throw new QkvError(`${dir}: no such checkpoint directory`);
+  const config = readJson(join(dir, 'config.json')) as HfConfig;
+  const files = weightFiles(dir);
+  let parameters = 0;
+  let bytes = 0;
+  const dtypes = new Set<string>();
+  for (const f of files) {
+    const fd = openSync(f, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const lenBuf = Buffer.alloc(8);
+      readSync(fd, lenBuf, 0, Math.min(8, size), 0);
+      const n = size >= 8 ? Number(lenBuf.readBigUInt64LE(0)) : 0;
+      const prefix = new Uint8Array(8 + Math.min(n, Math.max(0, size - 8), 100_000_000));
+      readSync(fd, prefix, 0, prefix.length, 0);
+      let header: ReturnType<typeof parseSafetensorsHeader>;
+      try { header = parseSafetensorsHeader(prefix, size); } catch (e) { throw new SafetensorsError(`${f}: ${(e as Error).message}`); }
+      for (const e of header.entries) {
+        parameters += e.shape.reduce((a, b) => a * b, 1);
+        bytes += e.end - e.begin;
+        dtypes.add(e.dtype);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { dir, config, files, parameters, dtypes: [...dtypes], bytes };
+}
+
 /** Loads config, weights, model and tokenizer from a checkpoint directory. */
 export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokenizer?: boolean } = {}): Checkpoint {
   if (!existsSync(dir)) throw new QkvError(`${dir}: no such checkpoint directory`);

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const CLI = `${ROOT}dist/src/node/cli.js`;
+const CLI = `${ROOT}dist/src/node/cli/main.js`;
 const qkv = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
 test('qkv --version prints the package version', () => {

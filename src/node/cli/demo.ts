@@ -1,8 +1,8 @@
 // `npm start` for now: a small, honest demo of the attention API on a sentence-sized example. It prints the
 // causal attention weights as a shaded grid, the output, lse and the per-row statistics, and checks that the
 // tiled kernel agrees with the materialising reference. (The Attention Lab will replace this as `npm start`.)
-import { attention } from '../attention/index.js';
-import { Tensor } from '../tensor/tensor.js';
+import { attention } from '../../attention/index.js';
+import { Tensor } from '../../tensor/tensor.js';
 
 /** A deterministic pseudo-random tensor (mulberry32), so the demo prints the same numbers every run. */
 function seeded(shape: number[], seed: number): Tensor {

@@ -1,0 +1,48 @@
+// `qkv generate [--model DIR] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
+//               [--repetition-penalty R] [--seed S] [--greedy] [--stop STR] [--no-prompt] "prompt"`
+// Streams the continuation to stdout as it is produced (the prompt first, unless --no-prompt).
+import { parseArgs } from 'node:util';
+import { generateStream, type GenerateOptions } from '../../generate/generate.js';
+import { QkvError } from '../../errors.js';
+import { loadCheckpoint } from '../checkpoint.js';
+import { DEFAULT_MODEL_DIR, numberArg } from './shared.js';
+
+export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
+
+  --model DIR              checkpoint directory (default: the embedded qkv-tiny)
+  --max-tokens N           new tokens at most (default 64)
+  --greedy                 always take the most likely token
+  --temperature T          sampling temperature (default 0.8; 0 = greedy)
+  --top-k K, --top-p P, --min-p P, --repetition-penalty R
+  --seed S                 sampling seed (default 0): the same seed gives the same text
+  --stop STR               stop at this string (repeatable)
+  --no-prompt              print only the continuation`;
+
+export async function generateCommand(argv: string[], out: (s: string) => void): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: {
+      model: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
+      'top-p': { type: 'string' }, 'min-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
+      greedy: { type: 'boolean' }, stop: { type: 'string', multiple: true }, 'no-prompt': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) { out(`${GENERATE_HELP}\n`); return 0; }
+  if (positionals.length !== 1) throw new QkvError(`qkv generate: expected one prompt argument, got ${positionals.length}\n${GENERATE_HELP}`);
+  const prompt = positionals[0];
+  const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR);
+  if (ckpt.model.kind !== 'causal-lm') throw new QkvError(`qkv generate: ${ckpt.config.architectures?.[0]} is not a causal language model`);
+  if (!ckpt.tokenizer) throw new QkvError(`qkv generate: ${ckpt.dir} has no tokenizer.json`);
+  const o: GenerateOptions = {
+    maxTokens: numberArg(values['max-tokens'], 'max-tokens') ?? 64,
+    greedy: values.greedy ?? false,
+    temperature: numberArg(values.temperature, 'temperature') ?? 0.8,
+    topK: numberArg(values['top-k'], 'top-k'), topP: numberArg(values['top-p'], 'top-p'), minP: numberArg(values['min-p'], 'min-p'),
+    repetitionPenalty: numberArg(values['repetition-penalty'], 'repetition-penalty'),
+    seed: numberArg(values.seed, 'seed') ?? 0, stopStrings: values.stop,
+  };
+  if (!values['no-prompt']) out(prompt);
+  const it = generateStream(ckpt.model, ckpt.tokenizer, prompt, o);
+  for (let r = await it.next(); !r.done; r = await it.next()) out(r.value.text);
+  return 0;
+}

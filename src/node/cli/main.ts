@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// The `qkv` command: generate, info, tokenize, conformance, demo. Errors go to stderr with a non-zero exit.
+import { formatResult, runConformance, summary } from '../conformance.js';
+import { QkvError } from '../../errors.js';
+import { version } from '../version.js';
+import type { KernelName } from '../../attention/options.js';
+import { runDemo } from './demo.js';
+import { GENERATE_HELP, generateCommand } from './generate.js';
+import { infoCommand } from './info.js';
+import { tokenizeCommand } from './tokenize.js';
+
+const HELP = `qkv — attention mechanisms for TypeScript, from the math to a running model
+
+usage: qkv <command> [options]
+
+commands:
+  generate [options] "prompt"  stream a continuation (default model: the embedded qkv-tiny)
+  info [DIR]                   architecture, parameters, dtype, context length, KV-cache bytes per token
+  tokenize [--model DIR] TEXT  the tokens and ids of TEXT
+  conformance DIR [--kernel K] check qkv against a golden directory (K: reference | flash | decode | auto)
+  demo                         print a small attention example
+
+options:
+  -h, --help     show this help (qkv generate --help for its options)
+  -v, --version  print the version
+
+${GENERATE_HELP}`;
+
+const out = (s: string) => { process.stdout.write(s); };
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined: case '-h': case '--help': case 'help': out(`${HELP}\n`); return 0;
+    case '-v': case '--version': out(`${version()}\n`); return 0;
+    case 'demo': runDemo(); return 0;
+    case 'generate': return generateCommand(rest, out);
+    case 'info': return infoCommand(rest, out);
+    case 'tokenize': return tokenizeCommand(rest, out);
+    case 'conformance': {
+      const ki = rest.indexOf('--kernel');
+      const kernel = (ki >= 0 ? rest[ki + 1] : 'flash') as KernelName;
+      const dir = rest.find((a, i) => !a.startsWith('--') && i !== ki + 1);
+      if (!dir) throw new QkvError('usage: qkv conformance DIR [--kernel reference|flash|decode|auto]');
+      const results = runConformance(dir, kernel, (r) => out(`${formatResult(r)}\n`));
+      out(`${summary(results)}\n`);
+      return results.some((r) => r.status === 'fail') ? 1 : 0;
+    }
+    default: process.stderr.write(`qkv: unknown command '${cmd}'\n\n${HELP}\n`); return 2;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: unknown) => {
+  const err = e as Error & { code?: string };
+  // bad flags from parseArgs and qkv's own errors are usage problems (2); anything else is a failure (1)
+  process.stderr.write(`qkv: ${err.message}\n`);
+  process.exitCode = e instanceof QkvError || err.code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
+});

@@ -1,0 +1,83 @@
+// Sampling and generation options: seeds, top-k/top-p/min-p, repetition penalty, stop strings, streaming, limits.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generate, generateStream } from '../../../src/generate/generate.js';
+import { sampleNext } from '../../../src/generate/sampling.js';
+import type { CausalLM } from '../../../src/models/model.js';
+import { Rng } from '../../../src/nn/random.js';
+import { loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { TINY } from '../../models/helpers.js';
+
+describe('sampleNext', () => {
+  const logits = [1, 3, 2, 0.5, 2.9];
+  test('greedy, temperature 0, top-k 1 and a tiny top-p all pick the argmax', () => {
+    for (const o of [{ greedy: true }, { temperature: 0 }, { topK: 1 }, { topP: 1e-6 }, { minP: 1 }]) {
+      for (let s = 0; s < 20; s++) assert.equal(sampleNext(logits, [], o, new Rng(s)), 1, JSON.stringify(o));
+    }
+  });
+
+  test('sampling follows softmax(logits / T) (frequencies within a few percent)', () => {
+    const rng = new Rng(1);
+    const counts = new Array(5).fill(0);
+    for (let n = 0; n < 20000; n++) counts[sampleNext(logits, [], { temperature: 1 }, rng)]++;
+    const z = logits.reduce((s, l) => s + Math.exp(l), 0);
+    logits.forEach((l, i) => assert.ok(Math.abs(counts[i] / 20000 - Math.exp(l) / z) < 0.015, `token ${i}`));
+  });
+
+  test('top-k 2 only ever draws the two best; top-p 0.5 only the nucleus', () => {
+    const rng = new Rng(2);
+    for (let n = 0; n < 500; n++) assert.ok([1, 4].includes(sampleNext(logits, [], { topK: 2 }, rng)));
+    for (let n = 0; n < 500; n++) assert.ok([1, 4].includes(sampleNext(logits, [], { topP: 0.5 }, rng)));
+  });
+
+  test('repetition penalty pushes seen tokens down', () => {
+    assert.equal(sampleNext(logits, [1], { greedy: true, repetitionPenalty: 2 }), 4);
+  });
+
+  test('the same seed gives the same draws', () => {
+    const draws = (seed: number) => { const r = new Rng(seed); return Array.from({ length: 30 }, () => sampleNext(logits, [], {}, r)); };
+    assert.deepEqual(draws(9), draws(9));
+    assert.notDeepEqual(draws(9), draws(10));
+  });
+});
+
+describe('generate on qkv-tiny', () => {
+  const ckpt = loadCheckpoint(TINY);
+  const model = ckpt.model as CausalLM;
+
+  test('streamed pieces add up to the final text; the seed fixes the text', async () => {
+    const pieces: string[] = [];
+    const it = generateStream(model, ckpt.tokenizer, 'The Zen of Python', { maxTokens: 20, seed: 5, temperature: 0.9, topP: 0.95 });
+    let r = await it.next();
+    for (; !r.done; r = await it.next()) pieces.push(r.value.text);
+    assert.equal(pieces.join(''), r.value.text);
+    const again = await generate(model, ckpt.tokenizer, 'The Zen of Python', { maxTokens: 20, seed: 5, temperature: 0.9, topP: 0.95 });
+    assert.equal(again.text, r.value.text);
+    assert.ok(r.value.timings.prefillMs > 0);
+  });
+
+  test('a stop string ends generation and is cut from the text', async () => {
+    const r = await generate(model, ckpt.tokenizer, 'A fool and his money', { greedy: true, maxTokens: 24, stopStrings: ['Ambrose'] });
+    assert.equal(r.text, '.\n\t\t-- ');
+    assert.equal(r.finishReason, 'stop');
+  });
+
+  test('maxTokens bounds the output; stop tokens can be turned off', async () => {
+    const r = await generate(model, ckpt.tokenizer, 'A fool and his money', { greedy: true, maxTokens: 30, stopTokens: [] });
+    assert.equal(r.ids.length, 30);
+    assert.equal(r.finishReason, 'length');
+  });
+
+  test('bad options and prompts past the context are refused with the reason', async () => {
+    await assert.rejects(generate(model, ckpt.tokenizer, 'x', { topP: 0 }), /topP must be in \(0, 1\], got 0/);
+    await assert.rejects(generate(model, ckpt.tokenizer, 'x', { temperature: -1 }), /temperature must be a number ≥ 0/);
+    await assert.rejects(generate(model, ckpt.tokenizer, 'x', { maxTokens: 5000 }), /exceeds the model's context of 1024/);
+    await assert.rejects(generate(model, ckpt.tokenizer, '', {}), /the prompt is empty/);
+  });
+
+  test('the tokenizer round-trips text byte for byte (byte-level BPE)', () => {
+    for (const text of ['Hello, world!', '  two  spaces\n\ttab', 'ünïcödé ✓ 日本語 🙂', 'def f(x):\n    return x**2']) {
+      assert.equal(ckpt.tokenizer!.decode(ckpt.tokenizer!.encode(text)), text);
+    }
+  });
+});

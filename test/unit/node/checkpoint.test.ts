@@ -1,0 +1,61 @@
+// Loading checkpoints: sharded files, progress, and clear errors for unsupported, missing, corrupt or mismatched files.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CausalLM } from '../../../src/models/model.js';
+import { inspectCheckpoint, loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { readSafetensors, writeSafetensors } from '../../../src/node/files.js';
+import { assertClose } from '../../helpers.js';
+import { TINY } from '../../models/helpers.js';
+
+function copyTiny(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'qkv-ckpt-'));
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(TINY, f), join(dir, f));
+  return dir;
+}
+
+describe('checkpoints', () => {
+  test('a sharded checkpoint (index + two files) loads to the same model', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qkv-shard-'));
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(TINY, f), join(dir, f));
+    const all = [...readSafetensors(join(TINY, 'model.safetensors')).tensors];
+    const half = Math.floor(all.length / 2);
+    writeSafetensors(join(dir, 'model-00001-of-00002.safetensors'), new Map(all.slice(0, half)));
+    writeSafetensors(join(dir, 'model-00002-of-00002.safetensors'), new Map(all.slice(half)));
+    const weightMap = Object.fromEntries(all.map(([n], i) => [n, i < half ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors']));
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    const seen: number[] = [];
+    const sharded = loadCheckpoint(dir, { progress: (done) => seen.push(done) });
+    const single = loadCheckpoint(TINY);
+    const ids = [[484, 2110, 292, 311, 507]];
+    assertClose((sharded.model as CausalLM).forward(ids).logits, (single.model as CausalLM).forward(ids).logits, 0, 0, 'sharded');
+    assert.equal(seen.length, all.length);
+    assert.equal(seen[seen.length - 1], sharded.bytes);
+    assert.equal(inspectCheckpoint(dir).parameters, 4_065_536);
+  });
+
+  test('an unsupported architecture is named, with the supported list', () => {
+    const dir = copyTiny();
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, architectures: ['MambaForCausalLM'] }));
+    assert.throws(() => loadCheckpoint(dir), /architecture 'MambaForCausalLM' is not supported \(supported: .*LlamaForCausalLM.*GPT2LMHeadModel|architecture 'MambaForCausalLM' is not supported \(supported: GPT2LMHeadModel.*LlamaForCausalLM/);
+  });
+
+  test('config and weights that disagree name the tensor and both shapes', () => {
+    const dir = copyTiny();
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, intermediate_size: 512 }));
+    assert.throws(() => loadCheckpoint(dir), /model\.safetensors: tensor 'model\.layers\.0\.mlp\.gate_proj\.weight' has shape \[768, 256\], but the config implies \[512, 256\]/);
+  });
+
+  test('missing and corrupt files are named', () => {
+    assert.throws(() => loadCheckpoint('/nonexistent/qkv'), /\/nonexistent\/qkv: no such checkpoint directory/);
+    const dir = copyTiny();
+    writeFileSync(join(dir, 'model.safetensors'), readFileSync(join(dir, 'model.safetensors')).subarray(0, 5000));
+    assert.throws(() => loadCheckpoint(dir), /model\.safetensors: tensor '.*': data_offsets .* run past the data buffer/);
+    writeFileSync(join(dir, 'config.json'), '{ not json');
+    assert.throws(() => loadCheckpoint(dir), /config\.json: invalid JSON/);
+  });
+});
