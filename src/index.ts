@@ -24,3 +24,13 @@ export { applyRope, ropeInvFreq, type RopeConfig, type RopeFrequencies, type App
 export { alibiBias } from './nn/positional/alibi.js';
 export { t5RelativeBucket, t5RelativeBias } from './nn/positional/t5-bucket.js';
 export { Rng } from './nn/random.js';
+export { buildModel, supportedArchitectures, registerArchitecture } from './models/registry.js';
+export { modelFromBytes } from './models/load.js';
+export { Weights } from './models/weights.js';
+export type { Model, CausalLM, EncoderModel, Seq2SeqLM, ModelInfo, CausalForwardOptions, EncoderInputs } from './models/model.js';
+export type { HfConfig } from './models/config.js';
+export type { KVCache } from './cache/kv-cache.js';
+export { ContiguousKVCache } from './cache/contiguous.js';
+export { Tokenizer } from './generate/tokenizer.js';
+export { sampleNext, type SamplingOptions } from './generate/sampling.js';
+export { generate, generateStream, generateBatch, greedy, seq2seqGenerate, type GenerateOptions, type GenerateResult, type GeneratedToken } from './generate/generate.js';

@@ -1,9 +1,7 @@
 // Helpers shared by the CLI commands.
-import { fileURLToPath } from 'node:url';
 import { QkvError } from '../../errors.js';
 
-/** The embedded qkv-tiny checkpoint, shipped inside the package (dist/src/node/cli → models/qkv-tiny). */
-export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../../../models/qkv-tiny', import.meta.url));
+export { DEFAULT_MODEL_DIR } from '../default-model.js';
 
 /** A numeric flag, or undefined when absent; an error naming the flag when it is not a number. */
 export function numberArg(v: string | undefined, name: string): number | undefined {
