@@ -1,17 +1,21 @@
 // Contiguous KV cache: per layer one buffer [B, Hkv, capacity, D] for keys and one for values, doubled when full.
-// The baseline strategy: simple, fast to append, and wasteful only by the unused tail of the capacity.
+// The baseline strategy: simple, fast to append, and wasteful only by the unused tail of the capacity. Keys are
+// stored after RoPE. An optional `window` masks keys older than W positions without evicting them — the reference
+// the sliding-window cache is checked against.
 import { QkvError } from '../errors.js';
+import { denseAttention, rotate } from './dense-attention.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { KVCache } from './kv-cache.js';
+import type { CacheAttendRequest, CacheAttendResult, KVCache } from './kv-cache.js';
 
 interface LayerBuffers { k: Float32Array; v: Float32Array; cap: number; len: number; B: number; H: number; D: number; Dv: number }
 
 export class ContiguousKVCache implements KVCache {
+  readonly kind: string = 'contiguous';
   private readonly layers: (LayerBuffers | undefined)[];
 
-  /** `initialCapacity` tokens are reserved per layer at the first update; the buffer doubles as needed. */
-  constructor(readonly numLayers: number, readonly initialCapacity = 64) {
+  /** `initialCapacity` tokens are reserved per layer at the first update; `window` masks keys older than W. */
+  constructor(readonly numLayers: number, readonly initialCapacity = 64, readonly window: number | null = null) {
     this.layers = new Array(numLayers);
   }
 
@@ -19,6 +23,13 @@ export class ContiguousKVCache implements KVCache {
     return this.layers[layer]?.len ?? 0;
   }
 
+  attend(layer: number, r: CacheAttendRequest): CacheAttendResult {
+    const { q, k } = rotate(r);
+    const kv = this.update(layer, k, r.v);
+    return denseAttention({ ...r, q, k: kv.k, v: kv.v, slidingWindow: r.slidingWindow ?? this.window });
+  }
+
+  /** Appends k [B, Hkv, T, D], v [B, Hkv, T, Dv] to `layer`; returns all cached k, v as strided views. */
   update(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
     if (layer < 0 || layer >= this.numLayers) throw new QkvError(`KV cache: layer ${layer} out of range [0, ${this.numLayers})`);
     const [B, H, T, D] = k.shape;

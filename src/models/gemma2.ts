@@ -10,7 +10,7 @@ import { activation, add, mul } from '../nn/activations.js';
 import { linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
-import { applyRope, ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
+import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { num, ropeConfig, type HfConfig } from './config.js';
@@ -80,11 +80,10 @@ export class Gemma2 implements CausalLM {
     const attentions: Tensor[] = [];
     this.layers.forEach((L, l) => {
       const n = norm(x, L.inNorm);
-      const q = applyRope(splitHeads(linear(n, L.wq), Hq), { positions, freqs: this.freqs }); // [B, Hq, T, D]
-      const k = applyRope(splitHeads(linear(n, L.wk), Hkv), { positions, freqs: this.freqs }); // [B, Hkv, T, D]
+      const q = splitHeads(linear(n, L.wq), Hq); // [B, Hq, T, D]
+      const k = splitHeads(linear(n, L.wk), Hkv); // [B, Hkv, T, D]
       const v = splitHeads(linear(n, L.wv), Hkv);
-      const kv = o.cache ? o.cache.update(l, k, v) : { k, v };
-      const a = modelAttention({ q, k: kv.k, v: kv.v, scale: this.scale, causal: true, keyMask: o.attentionMask,
+      const a = modelAttention({ q, k, v, rope: { freqs: this.freqs, positions }, cache: o.cache, layer: l, scale: this.scale, causal: true, keyMask: o.attentionMask,
         slidingWindow: L.sliding ? this.window : null, softcap: this.attnSoftcap || undefined, returnWeights: o.outputAttentions });
       if (a.weights) attentions.push(a.weights);
       x = add(x, norm(linear(a.out, L.wo), L.postAttnNorm)); // [B, T, E]

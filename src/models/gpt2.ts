@@ -73,8 +73,7 @@ export class GPT2 implements CausalLM {
       const q = splitHeads(qkv.slice(2, 0, E), H); // [B, H, T, D]
       const k = splitHeads(qkv.slice(2, E, 2 * E), H);
       const v = splitHeads(qkv.slice(2, 2 * E, 3 * E), H);
-      const kv = o.cache ? o.cache.update(l, k, v) : { k, v };
-      const a = modelAttention({ q, k: kv.k, v: kv.v, scale: 1 / Math.sqrt(D), causal: true, keyMask: o.attentionMask, returnWeights: o.outputAttentions });
+      const a = modelAttention({ q, k, v, cache: o.cache, layer: l, scale: 1 / Math.sqrt(D), causal: true, keyMask: o.attentionMask, returnWeights: o.outputAttentions });
       if (a.weights) attentions.push(a.weights);
       x = add(x, linear(a.out, L.projW, L.projB)); // [B, T, E]
       const h = gelu(linear(layerNorm(x, L.ln2w, L.ln2b, this.eps), L.fcW, L.fcB), 'tanh'); // [B, T, 4E]

@@ -11,7 +11,7 @@ import { activation, add, mul } from '../nn/activations.js';
 import { linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
-import { applyRope, ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
+import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { num, ropeConfig, tokenIds, type HfConfig } from './config.js';
@@ -91,12 +91,12 @@ export class Llama implements CausalLM {
     const attentions: Tensor[] = [];
     this.layers.forEach((L, l) => {
       const n = rmsNorm(x, L.ln1, this.eps); // [B, T, E]
-      const q = applyRope(splitHeads(linear(n, L.wq, L.bq), Hq), { positions, freqs: this.freqs }); // [B, Hq, T, D]
-      const k = applyRope(splitHeads(linear(n, L.wk, L.bk), Hkv), { positions, freqs: this.freqs }); // [B, Hkv, T, D]
+      const q = splitHeads(linear(n, L.wq, L.bq), Hq); // [B, Hq, T, D]
+      const k = splitHeads(linear(n, L.wk, L.bk), Hkv); // [B, Hkv, T, D]
       const v = splitHeads(linear(n, L.wv, L.bv), Hkv); // [B, Hkv, T, D]
-      const kv = o.cache ? o.cache.update(l, k, v) : { k, v }; // [B, Hkv, S, D]
-      const a = modelAttention({ q, k: kv.k, v: kv.v, scale: 1 / Math.sqrt(D), causal: true, keyMask: o.attentionMask,
-        slidingWindow: this.variant.slidingWindow, returnWeights: o.outputAttentions });
+      // RoPE is applied by the attention call (or the cache), at the positions of the new tokens
+      const a = modelAttention({ q, k, v, rope: { freqs: this.freqs, positions }, cache: o.cache, layer: l, scale: 1 / Math.sqrt(D),
+        causal: true, keyMask: o.attentionMask, slidingWindow: this.variant.slidingWindow, returnWeights: o.outputAttentions });
       if (a.weights) attentions.push(a.weights);
       x = add(x, linear(a.out, L.wo)); // [B, T, E]
       const m = rmsNorm(x, L.ln2, this.eps);

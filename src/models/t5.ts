@@ -100,10 +100,10 @@ export class T5 implements Seq2SeqLM {
     const H = this.info.numHeads;
     const n = this.norm(x, a.norm);
     const src = source ?? n;
-    let k = splitHeads(linear(src, a.k), H); // [B, H, S, Dk]
-    let v = splitHeads(linear(src, a.v), H);
-    if (o.cache) ({ k, v } = o.cache.update(o.layer!, k, v));
-    const r = modelAttention({ q: splitHeads(linear(n, a.q), H), k, v, scale: 1, causal: o.causal, keyMask: o.keyMask, bias: o.bias, returnWeights: !!o.weights });
+    const k = splitHeads(linear(src, a.k), H); // [B, H, S, Dk]
+    const v = splitHeads(linear(src, a.v), H);
+    const r = modelAttention({ q: splitHeads(linear(n, a.q), H), k, v, cache: o.cache, layer: o.layer, scale: 1, causal: o.causal,
+      keyMask: o.keyMask, bias: o.bias, returnWeights: !!o.weights });
     if (r.weights) o.weights!.push(r.weights);
     return add(x, linear(r.out, a.o));
   }
