@@ -69,7 +69,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   if (typeof prompt === 'string' && !tokenizer) throw new QkvError('generate: a text prompt needs a tokenizer (or pass token ids)');
   const promptIds = typeof prompt === 'string' ? tokenizer!.encode(prompt) : [...prompt];
   if (promptIds.length === 0) throw new QkvError('generate: the prompt is empty (no tokens)');
-  if (promptIds.length + maxTokens > model.info.maxPositions) {
+  if (promptIds.length + maxTokens > model.info.maxPositions && !o.cache?.unboundedContext) {
     throw new QkvError(`generate: prompt (${promptIds.length} tokens) + maxTokens (${maxTokens}) exceeds the model's context of ${model.info.maxPositions}`);
   }
   const stop = new Set(o.stopTokens ?? model.info.eosTokenIds);

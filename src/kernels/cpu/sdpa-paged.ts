@@ -1,0 +1,131 @@
+// Paged attention (Kwon et al. 2023, vLLM, https://arxiv.org/abs/2309.06180): keys and values live in fixed-size
+// blocks of a shared pool, and each sequence's block table lists its blocks in order. The kernel reads keys and values
+// through the table — no gather into a contiguous copy — with the same online softmax as sdpa-flash.ts, one block
+// of keys at a time:
+//   key j of sequence b lives in block table_b[⌊j / BLOCK⌋], slot j mod BLOCK
+//   s_j = scale · q·k_j (softcap);   m, l, acc updated per block;   o = acc / l,  lse = m + log l
+// Pools may be int8 with one scale per (block, head, slot): k_j = scale_j · k8_j, dequantized inside the dot product
+// (symmetric per-token-and-head quantization, as KIVI / vLLM's fp8 caches do per token).
+// Each row b has its own length; its T new queries sit at positions S_b − T … S_b − 1 (bottom-right causal).
+
+/** A block pool: [numBlocks, Hkv, BLOCK, D] keys and [numBlocks, Hkv, BLOCK, Dv] values, float32 or int8 + scales. */
+export interface BlockPool {
+  blockSize: number; Hkv: number; D: number; Dv: number;
+  k: Float32Array | Int8Array; v: Float32Array | Int8Array;
+  /** int8 pools: one scale per (block, head, slot). */
+  kScale?: Float32Array; vScale?: Float32Array;
+}
+
+/** One paged attention call. q [B, Hq, T, D] dense; the keys of row b are its first seqLens[b] slots. */
+export interface PagedProblem {
+  q: Float32Array; B: number; Hq: number; T: number;
+  scale: number; softcap: number; causal: boolean;
+  /** Keys j > i − window only (null: no window). */
+  window: number | null;
+  blockTables: readonly (readonly number[])[];
+  seqLens: readonly number[];
+  /** Per row over its keys: 0 = padding (never attended). */
+  keyMask?: readonly (readonly number[])[];
+  pool: BlockPool;
+}
+
+/** out [B, Hq, T, Dv], lse [B, Hq, T], and weights [B, Hq, T, maxS] when asked. */
+export function pagedAttention(p: PagedProblem, returnWeights = false): { out: Float32Array; lse: Float32Array; weights?: Float32Array; maxS: number } {
+  const { B, Hq, T, pool } = p;
+  const { blockSize: BLOCK, Hkv, D, Dv } = pool;
+  const G = Hq / Hkv;
+  const out = new Float32Array(B * Hq * T * Dv);
+  const lse = new Float32Array(B * Hq * T);
+  const maxS = Math.max(0, ...p.seqLens);
+  const s = new Float64Array(BLOCK);
+  const acc = new Float64Array(Dv);
+  for (let b = 0; b < B; b++) {
+    const S = p.seqLens[b];
+    const table = p.blockTables[b];
+    const mask = p.keyMask?.[b];
+    for (let h = 0; h < Hq; h++) {
+      const kvh = Math.floor(h / G); // GQA: query head h reads kv head ⌊h / G⌋
+      for (let t = 0; t < T; t++) {
+        const i = S - T + t; // this query's position among the row's keys
+        const lo = p.window ? Math.max(0, i - p.window + 1) : 0;
+        const hi = p.causal ? Math.min(i, S - 1) : S - 1;
+        const qOff = ((b * Hq + h) * T + t) * D;
+        let m = -Infinity;
+        let l = 0;
+        acc.fill(0);
+        // the KV loop, one block at a time, through the block table
+        for (let blk = Math.floor(lo / BLOCK); blk <= Math.floor(hi / BLOCK) && hi >= lo; blk++) {
+          const base = (table[blk] * Hkv + kvh) * BLOCK; // slot index of (block, head, 0)
+          const j0 = Math.max(lo, blk * BLOCK);
+          const j1 = Math.min(hi, blk * BLOCK + BLOCK - 1);
+          const n = j1 - j0 + 1;
+          scoreBlock(p, qOff, base + (j0 - blk * BLOCK), n, s);
+          if (mask) for (let c = 0; c < n; c++) if (!mask[j0 + c]) s[c] = -Infinity;
+          // online softmax: m' = max(m, max s);  α = e^{m − m'};  l = α l + Σ e^{s − m'};  acc = α acc + Σ e^{s − m'} v
+          let mx = m;
+          for (let c = 0; c < n; c++) if (s[c] > mx) mx = s[c];
+          if (mx === -Infinity) continue;
+          const alpha = Math.exp(m - mx);
+          if (alpha !== 1) { l *= alpha; for (let d = 0; d < Dv; d++) acc[d] *= alpha; }
+          for (let c = 0; c < n; c++) {
+            const w = Math.exp(s[c] - mx);
+            if (w === 0) continue;
+            l += w;
+            addValue(pool, base + (j0 - blk * BLOCK) + c, w, acc);
+          }
+          m = mx;
+        }
+        const row = (b * Hq + h) * T + t;
+        if (l === 0) { lse[row] = -Infinity; continue; } // no allowed key: o = 0, lse = −∞
+        for (let d = 0; d < Dv; d++) out[row * Dv + d] = acc[d] / l;
+        lse[row] = m + Math.log(l);
+      }
+    }
+  }
+  return { out, lse, weights: returnWeights ? pagedWeights(p, lse, maxS) : undefined, maxS };
+}
+
+/** s[c] = scale · q·k for n consecutive slots starting at `slot` (dequantizing int8 keys), soft-capped if asked. */
+function scoreBlock(p: PagedProblem, qOff: number, slot: number, n: number, s: Float64Array): void {
+  const { q, pool, scale, softcap } = p;
+  const D = pool.D;
+  const k = pool.k;
+  for (let c = 0; c < n; c++) {
+    const kOff = (slot + c) * D;
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += q[qOff + d] * k[kOff + d];
+    let x = scale * dot * (pool.kScale ? pool.kScale[slot + c] : 1);
+    if (softcap) x = softcap * Math.tanh(x / softcap);
+    s[c] = x;
+  }
+}
+
+/** acc += w · v[slot] (dequantizing int8 values). */
+function addValue(pool: BlockPool, slot: number, w: number, acc: Float64Array): void {
+  const Dv = pool.Dv;
+  const v = pool.v;
+  const ws = pool.vScale ? w * pool.vScale[slot] : w;
+  for (let d = 0; d < Dv; d++) acc[d] += ws * v[slot * Dv + d];
+}
+
+/** Weights p_ij = e^{s_ij − lse_i} recomputed through the block tables, [B, Hq, T, maxS]. */
+function pagedWeights(p: PagedProblem, lse: Float32Array, maxS: number): Float32Array {
+  const { B, Hq, T, pool } = p;
+  const w = new Float32Array(B * Hq * T * maxS);
+  const s = new Float64Array(1);
+  for (let b = 0; b < B; b++) for (let h = 0; h < Hq; h++) for (let t = 0; t < T; t++) {
+    const row = (b * Hq + h) * T + t;
+    if (lse[row] === -Infinity) continue;
+    const S = p.seqLens[b];
+    const i = S - T + t;
+    const lo = p.window ? Math.max(0, i - p.window + 1) : 0;
+    const hi = p.causal ? Math.min(i, S - 1) : S - 1;
+    for (let j = lo; j <= hi; j++) {
+      if (p.keyMask && !p.keyMask[b][j]) continue;
+      const slot = (p.blockTables[b][Math.floor(j / pool.blockSize)] * pool.Hkv + Math.floor(h / (Hq / pool.Hkv))) * pool.blockSize + (j % pool.blockSize);
+      scoreBlock(p, row * pool.D, slot, 1, s);
+      w[row * maxS + j] = Math.exp(s[0] - lse[row]);
+    }
+  }
+  return w;
+}

@@ -1,0 +1,166 @@
+// KV-cache strategies against the contiguous baseline: paged gives the same tokens, sliding the same tokens under the
+// same window mask, int8 agrees on ≥ 99% of 256 teacher-forced greedy tokens; sinks equal contiguous until they evict
+// and then run past the model's context. The paged kernel equals dense attention on random block tables.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import {
+  attention, ContiguousKVCache, greedy, Int8KVCache, PagedKVCache, SinkKVCache, SlidingWindowKVCache, Tensor, generate,
+  type CausalLM, type KVCache,
+} from '../../../src/index.js';
+import { pagedAttention } from '../../../src/kernels/cpu/sdpa-paged.js';
+import { loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { assertClose, randint, randn, rng } from '../../helpers.js';
+import { GOLDEN_MODELS, skipGolden, TINY } from '../../models/helpers.js';
+
+/** Greedy ids with a given cache (no eos stop). */
+function greedyWith(model: CausalLM, prompt: number[], n: number, cache: KVCache): number[] {
+  const out: number[] = [];
+  let logits = model.forward([prompt], { cache, lastOnly: true }).logits.toFloat32();
+  for (let s = 0; s < n; s++) {
+    let best = 0;
+    for (let v = 1; v < logits.length; v++) if (logits[v] > logits[best]) best = v;
+    out.push(best);
+    logits = model.forward([[best]], { cache, lastOnly: true }).logits.toFloat32();
+  }
+  return out;
+}
+
+const tiny = loadCheckpoint(TINY);
+const tinyModel = tiny.model as CausalLM;
+const tinyPrompt = tiny.tokenizer!.encode('The Zen of Python');
+
+describe('paged cache', () => {
+  test('paged attention through random block tables equals dense attention', () => {
+    const rand = rng(1);
+    for (let trial = 0; trial < 10; trial++) {
+      const [B, Hkv, G, D, BLOCK, T] = [randint(rand, 1, 3), randint(rand, 1, 2), randint(rand, 1, 3), randint(rand, 1, 9), randint(rand, 1, 5), randint(rand, 1, 3)];
+      const lens = Array.from({ length: B }, () => randint(rand, T, 23));
+      const numBlocks = 40;
+      const pool = { blockSize: BLOCK, Hkv, D, Dv: D, k: randn([numBlocks * Hkv * BLOCK * D], rand).toFloat32(), v: randn([numBlocks * Hkv * BLOCK * D], rand).toFloat32() };
+      const free = [...Array(numBlocks).keys()].sort(() => rand() - 0.5);
+      const tables = lens.map((S) => Array.from({ length: Math.ceil(S / BLOCK) }, () => free.pop()!));
+      const q = randn([B, Hkv * G, T, D], rand);
+      const window = trial % 2 ? randint(rand, 1, 8) : null;
+      const r = pagedAttention({ q: q.toFloat32(), B, Hq: Hkv * G, T, scale: 0.4, softcap: 0, causal: true, window, blockTables: tables, seqLens: lens, pool });
+      lens.forEach((S, b) => {
+        // gather row b's keys and values by hand, then run the dense kernel
+        const gather = (src: Float32Array) => {
+          const dst = new Float32Array(Hkv * S * D);
+          for (let h = 0; h < Hkv; h++) for (let j = 0; j < S; j++) {
+            const slot = (tables[b][Math.floor(j / BLOCK)] * Hkv + h) * BLOCK + (j % BLOCK);
+            dst.set(src.subarray(slot * D, (slot + 1) * D), (h * S + j) * D);
+          }
+          return Tensor.from(dst, [1, Hkv, S, D]);
+        };
+        const want = attention(q.slice(0, b, b + 1).contiguous(), gather(pool.k), gather(pool.v), { scale: 0.4, causal: 'bottom-right', window: window ? [window - 1, 0] : undefined });
+        assertClose(r.out.subarray(b * Hkv * G * T * D, (b + 1) * Hkv * G * T * D), want.out, 1e-5, 1e-4, `trial ${trial} row ${b}`);
+      });
+    }
+  });
+
+  test('qkv-tiny: paged (blocks of 5) gives exactly the tokens of the contiguous cache', () => {
+    const want = greedyWith(tinyModel, tinyPrompt, 40, new ContiguousKVCache(4));
+    assert.deepEqual(greedyWith(tinyModel, tinyPrompt, 40, new PagedKVCache(4, { blockSize: 5, numBlocks: 2 })), want);
+  });
+
+  test('fork shares blocks; the first write copies the shared block (copy-on-write); freed blocks are reused', () => {
+    const cache = new PagedKVCache(1, { blockSize: 4, numBlocks: 8, maxBlocks: 8 });
+    const layer = (T: number, seed: number) => ({ q: randn([1, 2, T, 4], rng(seed)), k: randn([1, 1, T, 4], rng(seed + 1)), v: randn([1, 1, T, 4], rng(seed + 2)), scale: 0.5, causal: true });
+    cache.batch = [0];
+    cache.attend(0, layer(6, 10)); // sequence 0: 6 tokens = blocks [a, b(half full)]
+    cache.fork(0, 1);
+    const [a, b] = cache.blockTable(0);
+    assert.deepEqual(cache.blockTable(1), [a, b]);
+    assert.equal(cache.allocator.refCount(b), 2);
+    cache.batch = [1];
+    cache.attend(0, layer(1, 20)); // child appends into the shared half-full block → copy
+    const child = cache.blockTable(1);
+    assert.notEqual(child[1], b, 'the shared block was copied before the write');
+    assert.equal(child[0], a, 'the full first block stays shared');
+    assert.equal(cache.allocator.refCount(b), 1);
+    assert.equal(cache.allocator.refCount(a), 2);
+    assert.equal(cache.seqLength(0), 6);
+    assert.equal(cache.seqLength(1), 7);
+    // free the child: its private block returns to the free list and is the next one handed out
+    cache.free(1);
+    assert.equal(cache.allocator.refCount(a), 1);
+    const reused = cache.allocator.allocate();
+    assert.equal(reused, child[1]);
+  });
+
+  test('running out of blocks is a clear error, and the sequence is left as it was', () => {
+    const cache = new PagedKVCache(1, { blockSize: 2, numBlocks: 2, maxBlocks: 2 });
+    const call = (T: number) => ({ q: randn([1, 1, T, 2], rng(T)), k: randn([1, 1, T, 2], rng(T + 1)), v: randn([1, 1, T, 2], rng(T + 2)), scale: 1, causal: true });
+    cache.attend(0, call(3));
+    const table = cache.blockTable(0);
+    assert.throws(() => cache.attend(0, call(2)), (e: Error) => e.name === 'OutOfBlocksError' && /all 2 blocks are in use \(1 more needed, 0 free\)/.test(e.message));
+    assert.deepEqual(cache.blockTable(0), table);
+    assert.equal(cache.seqLength(0), 3);
+    assert.equal(cache.allocator.freeBlocks, 0);
+  });
+});
+
+describe('paged and sliding caches on the golden models', { skip: skipGolden }, () => {
+  for (const family of ['gpt2', 'llama', 'qwen2', 'mistral', 'gemma2']) {
+    test(`${family}: paged = contiguous (greedy tokens)`, () => {
+      const model = loadCheckpoint(join(GOLDEN_MODELS, family), { tokenizer: false }).model as CausalLM;
+      const prompt = Array.from({ length: 11 }, (_, t) => (t * 29 + 3) % model.info.vocabSize);
+      const want = greedyWith(model, prompt, 30, new ContiguousKVCache(model.info.numLayers));
+      assert.deepEqual(greedyWith(model, prompt, 30, new PagedKVCache(model.info.numLayers, { blockSize: 3 })), want);
+    });
+  }
+  for (const family of ['mistral', 'gemma2']) {
+    test(`${family}: the sliding-window ring buffer = contiguous under the trained window (past the window)`, () => {
+      const model = loadCheckpoint(join(GOLDEN_MODELS, family), { tokenizer: false }).model as CausalLM;
+      const prompt = Array.from({ length: 13 }, (_, t) => (t * 31 + 5) % model.info.vocabSize);
+      const sliding = new SlidingWindowKVCache(model.info.numLayers);
+      const want = greedyWith(model, prompt, 40, new ContiguousKVCache(model.info.numLayers));
+      assert.deepEqual(greedyWith(model, prompt, 40, sliding), want);
+    });
+  }
+});
+
+describe('sliding, int8 and sink caches on qkv-tiny', () => {
+  test('sliding window 16 = contiguous with the same window mask; memory stays at 16 tokens', () => {
+    const sliding = new SlidingWindowKVCache(4, 16);
+    const want = greedyWith(tinyModel, tinyPrompt, 60, new ContiguousKVCache(4, 64, 16));
+    assert.deepEqual(greedyWith(tinyModel, tinyPrompt, 60, sliding), want);
+    assert.equal(sliding.bytes(), 4 * 2 * 2 * 16 * 32 * 4); // layers × (k, v) × Hkv × W × D × 4 bytes
+  });
+
+  test('int8 agrees with the contiguous cache on ≥ 99% of 256 teacher-forced greedy tokens, at ~¼ the memory', () => {
+    const ref = new ContiguousKVCache(4, 512);
+    const q8 = new Int8KVCache(4, { blockSize: 32 });
+    let [a, b] = [tinyModel.forward([tinyPrompt], { cache: ref, lastOnly: true }).logits.toFloat32(), tinyModel.forward([tinyPrompt], { cache: q8, lastOnly: true }).logits.toFloat32()];
+    let agree = 0;
+    for (let n = 0; n < 256; n++) {
+      const next = a.indexOf(Math.max(...a));
+      if (b.indexOf(Math.max(...b)) === next) agree++;
+      [a, b] = [tinyModel.forward([[next]], { cache: ref, lastOnly: true }).logits.toFloat32(), tinyModel.forward([[next]], { cache: q8, lastOnly: true }).logits.toFloat32()];
+    }
+    assert.ok(agree >= 254, `agreement ${agree}/256`);
+    const { usedBytes } = q8.usage();
+    assert.ok(usedBytes < 0.3 * (256 + tinyPrompt.length) * 4 * 2 * 2 * 32 * 4, `int8 uses ${usedBytes} bytes`);
+  });
+
+  test('sinks equal contiguous until they evict, then generation runs past the model context', async () => {
+    assert.deepEqual(greedyWith(tinyModel, tinyPrompt, 30, new SinkKVCache(4, 4, 64)), greedyWith(tinyModel, tinyPrompt, 30, new ContiguousKVCache(4)));
+    const golden = loadCheckpoint(join(GOLDEN_MODELS, 'llama'), { tokenizer: false }).model as CausalLM; // context 128
+    if (!skipGolden) {
+      const cache = new SinkKVCache(golden.info.numLayers, 4, 28);
+      const r = await generate(golden, null, [5, 6, 7], { greedy: true, maxTokens: 200, stopTokens: [], cache });
+      assert.equal(r.ids.length, 200);
+      assert.ok(cache.bytes() <= golden.info.numLayers * 2 * 32 * 2 * 8 * 4);
+      await assert.rejects(generate(golden, null, [5, 6, 7], { maxTokens: 200 }), /exceeds the model's context of 128/);
+    }
+  });
+});
+
+test('caches refuse what they cannot do', () => {
+  const gpt2Like = { q: randn([1, 1, 1, 2], rng(1)), k: randn([1, 1, 1, 2], rng(2)), v: randn([1, 1, 1, 2], rng(3)), scale: 1, causal: true };
+  assert.throws(() => new SinkKVCache(1).attend(0, gpt2Like), /attention sinks re-position keys with RoPE/);
+  assert.throws(() => new PagedKVCache(1).attend(0, { ...gpt2Like, bias: Tensor.zeros([1, 1, 1, 1]) }), /needs the contiguous cache/);
+  assert.throws(() => new SlidingWindowKVCache(1, 0), /window must be a positive integer/);
+  void greedy;
+});
