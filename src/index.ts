@@ -35,3 +35,4 @@ export { BlockAllocator, OutOfBlocksError } from './cache/block-allocator.js';
 export { Tokenizer } from './generate/tokenizer.js';
 export { sampleNext, type SamplingOptions } from './generate/sampling.js';
 export { generate, generateStream, generateBatch, greedy, seq2seqGenerate, type GenerateOptions, type GenerateResult, type GeneratedToken } from './generate/generate.js';
+export { kvCacheBytes, kvTable, KV_PRESETS, KV_DTYPE_BYTES, humanBytes, type KvShape, type KvRow } from './cache/memory.js';

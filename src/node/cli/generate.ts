@@ -1,7 +1,9 @@
 // `qkv generate [--model DIR] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
-//               [--repetition-penalty R] [--seed S] [--greedy] [--stop STR] [--no-prompt] "prompt"`
+//               [--repetition-penalty R] [--seed S] [--greedy] [--stop STR] [--no-prompt]
+//               [--cache contiguous|paged|int8|sliding|sinks] [--window W] [--sinks K] "prompt"`
 // Streams the continuation to stdout as it is produced (the prompt first, unless --no-prompt).
 import { parseArgs } from 'node:util';
+import { createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions } from '../../generate/generate.js';
 import { QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
@@ -16,7 +18,10 @@ export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
   --top-k K, --top-p P, --min-p P, --repetition-penalty R
   --seed S                 sampling seed (default 0): the same seed gives the same text
   --stop STR               stop at this string (repeatable)
-  --no-prompt              print only the continuation`;
+  --no-prompt              print only the continuation
+  --cache KIND             contiguous (default) | paged | int8 | sliding | sinks
+  --window W               sliding: window for layers without one; sinks: recent tokens kept (default 252)
+  --sinks K                sinks: first tokens always kept (default 4)`;
 
 export async function generateCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -25,6 +30,7 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
       model: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
       'top-p': { type: 'string' }, 'min-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
       greedy: { type: 'boolean' }, stop: { type: 'string', multiple: true }, 'no-prompt': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' },
     },
   });
   if (values.help) { out(`${GENERATE_HELP}\n`); return 0; }
@@ -40,6 +46,9 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
     topK: numberArg(values['top-k'], 'top-k'), topP: numberArg(values['top-p'], 'top-p'), minP: numberArg(values['min-p'], 'min-p'),
     repetitionPenalty: numberArg(values['repetition-penalty'], 'repetition-penalty'),
     seed: numberArg(values.seed, 'seed') ?? 0, stopStrings: values.stop,
+    cache: createCache((values.cache ?? 'contiguous') as CacheKind, ckpt.model.info.numLayers, {
+      window: numberArg(values.window, 'window'), sinks: numberArg(values.sinks, 'sinks'),
+    }),
   };
   if (!values['no-prompt']) out(prompt);
   const it = generateStream(ckpt.model, ckpt.tokenizer, prompt, o);

@@ -7,6 +7,7 @@ import type { KernelName } from '../../attention/options.js';
 import { runDemo } from './demo.js';
 import { GENERATE_HELP, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
+import { KV_HELP, kvCommand } from './kv.js';
 import { tokenizeCommand } from './tokenize.js';
 
 const HELP = `qkv — attention mechanisms for TypeScript, from the math to a running model
@@ -16,6 +17,8 @@ usage: qkv <command> [options]
 commands:
   generate [options] "prompt"  stream a continuation (default model: the embedded qkv-tiny)
   info [DIR]                   architecture, parameters, dtype, context length, KV-cache bytes per token
+  kv [--preset NAME | --model DIR] [--context N] [--batch B] [--dtype D]
+                               KV-cache memory: MHA/GQA/MQA layouts and cache strategies
   tokenize [--model DIR] TEXT  the tokens and ids of TEXT
   conformance DIR [--kernel K] check qkv against a golden directory (K: reference | flash | decode | auto)
   demo                         print a small attention example
@@ -24,9 +27,13 @@ options:
   -h, --help     show this help (qkv generate --help for its options)
   -v, --version  print the version
 
-${GENERATE_HELP}`;
+${GENERATE_HELP}
+
+${KV_HELP}`;
 
 const out = (s: string) => { process.stdout.write(s); };
+// a closed pipe (`qkv … | head`) ends the command quietly
+process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -36,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
     case 'demo': runDemo(); return 0;
     case 'generate': return generateCommand(rest, out);
     case 'info': return infoCommand(rest, out);
+    case 'kv': return kvCommand(rest, out);
     case 'tokenize': return tokenizeCommand(rest, out);
     case 'conformance': {
       const ki = rest.indexOf('--kernel');
