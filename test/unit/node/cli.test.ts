@@ -36,3 +36,35 @@ test('an unknown command fails on stderr', () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /unknown command 'frobnicate'/);
 });
+
+test('qkv kv: Llama-2-7B, f16, 4096 tokens, batch 32 needs 64 GiB (2 GiB per sequence)', () => {
+  const r = qkv('kv', '--preset', 'llama-2-7b', '--context', '4096', '--batch', '32', '--dtype', 'f16');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /MHA \(32 kv heads\)\s+contiguous f16\s+68719476736\s+64\.0 GiB\s+2\.0 GiB/);
+  assert.match(r.stdout, /MQA \(1 kv head\)/);
+  assert.match(r.stdout, /int8 \+ scale per token·head/);
+  const tiny = qkv('kv', '--model', `${ROOT}models/qkv-tiny`, '--context', '1024');
+  assert.match(tiny.stdout, /GQA \(2 kv heads, as trained\)\s+contiguous f16\s+1048576\s+1\.0 MiB/);
+  assert.equal(qkv('kv', '--preset', 'nope').status, 2);
+});
+
+test('qkv generate --cache works with every cache kind', () => {
+  for (const cache of ['contiguous', 'paged', 'int8', 'sliding', 'sinks']) {
+    const r = qkv('generate', '--greedy', '--max-tokens', '8', '--cache', cache, '--window', '32', 'A fool and his money');
+    assert.equal(r.status, 0, `${cache}: ${r.stderr}`);
+    assert.ok(r.stdout.startsWith('A fool and his money.'), `${cache}: ${r.stdout}`);
+  }
+  const bad = qkv('generate', '--cache', 'ring', 'x');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /cache must be one of contiguous, paged, int8, sliding, sinks; got 'ring'/);
+});
+
+test('qkv info and tokenize on the embedded model', () => {
+  const info = qkv('info');
+  assert.match(info.stdout, /architecture\s+LlamaForCausalLM/);
+  assert.match(info.stdout, /parameters\s+4,065,536/);
+  assert.match(info.stdout, /KV cache per token\s+2\.0 KiB in float32/);
+  const tok = qkv('tokenize', 'Hello, world');
+  assert.match(tok.stdout, /1829\s+"Ġworld"/);
+  assert.match(tok.stdout, /4 tokens/);
+});
