@@ -13,8 +13,9 @@ export interface SdpaProblem {
   mask: Mask | null;
   /** null: scores are just scale · q·k. */
   mods: ScoreMods | null;
-  /** Tiles visited and skipped by tiled kernels, so tests can prove that structured masks skip work. */
-  counters?: { tiles: number; skipped: number };
+  /** Tiles visited and skipped by tiled kernels (tests prove structured masks skip work), and the scratch bytes a
+   *  kernel allocated (the lab plots reference vs tiled memory). */
+  counters?: { tiles: number; skipped: number; scratchBytes?: number };
 }
 
 /** What a forward kernel may be asked for beyond out and lse. */

@@ -12,7 +12,8 @@ import { linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { QkvError } from '../errors.js';
+import { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { num, ropeConfig, tokenIds, type HfConfig } from './config.js';
 import type { CausalForwardOptions, CausalLM, ModelInfo } from './model.js';
@@ -92,11 +93,14 @@ export class Llama implements CausalLM {
     this.layers.forEach((L, l) => {
       const n = rmsNorm(x, L.ln1, this.eps); // [B, T, E]
       const q = splitHeads(linear(n, L.wq, L.bq), Hq); // [B, Hq, T, D]
-      const k = splitHeads(linear(n, L.wk, L.bk), Hkv); // [B, Hkv, T, D]
-      const v = splitHeads(linear(n, L.wv, L.bv), Hkv); // [B, Hkv, T, D]
+      let k = splitHeads(linear(n, L.wk, L.bk), Hkv); // [B, Hkv, T, D]
+      let v = splitHeads(linear(n, L.wv, L.bv), Hkv); // [B, Hkv, T, D]
+      const ab = o.ablate ?? {};
+      if (ab.kvHeads && ab.kvHeads < Hkv) [k, v] = [poolHeads(k, ab.kvHeads), poolHeads(v, ab.kvHeads)]; // [B, kvHeads, T, D]
       // RoPE is applied by the attention call (or the cache), at the positions of the new tokens
-      const a = modelAttention({ q, k, v, rope: { freqs: this.freqs, positions }, cache: o.cache, layer: l, scale: 1 / Math.sqrt(D),
-        causal: true, keyMask: o.attentionMask, slidingWindow: this.variant.slidingWindow, returnWeights: o.outputAttentions });
+      const a = modelAttention({ q, k, v, rope: ab.noPositions ? undefined : { freqs: this.freqs, positions }, cache: o.cache, layer: l,
+        scale: ab.noScale ? 1 : 1 / Math.sqrt(D), causal: !ab.noCausal, keyMask: o.attentionMask,
+        slidingWindow: ab.slidingWindow ?? this.variant.slidingWindow, returnWeights: o.outputAttentions });
       if (a.weights) attentions.push(a.weights);
       x = add(x, linear(a.out, L.wo)); // [B, T, E]
       const m = rmsNorm(x, L.ln2, this.eps);
@@ -106,6 +110,22 @@ export class Llama implements CausalLM {
     const logits = linear(rmsNorm(x, this.norm, this.eps), this.lmHead); // [B, T, V]
     return { logits, attentions: o.outputAttentions ? attentions : undefined };
   }
+}
+
+/**
+ * Mean of each group of consecutive heads: [B, H, T, D] → [B, n, T, D]. Projections and RoPE are linear, so pooling
+ * projected keys equals projecting with mean-pooled weights — the GQA paper's checkpoint conversion.
+ */
+export function poolHeads(x: Tensor, n: number): Tensor {
+  const [B, H, T, D] = x.shape;
+  if (H % n !== 0) throw new QkvError(`poolHeads: ${n} heads must divide ${H}`);
+  const g = H / n;
+  const a = x.toFloat32();
+  const out = new Float32Array(B * n * T * D);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let r = 0; r < T * D; r++) {
+    out[((b * n + Math.floor(h / g)) * T * D) + r] += a[((b * H + h) * T * D) + r] / g;
+  }
+  return Tensor.from(out, [B, n, T, D]);
 }
 
 /** LlamaForCausalLM. */

@@ -31,6 +31,22 @@ export interface CausalForwardOptions {
   outputAttentions?: boolean;
   /** Compute logits for the last position only (generation). */
   lastOnly?: boolean;
+  /** Break things on purpose to see why they exist (the lab's experiments; Llama family). */
+  ablate?: Ablations;
+}
+
+/** Deliberate changes to a model's attention, for experiments. */
+export interface Ablations {
+  /** Drop the 1/√d scaling of the scores. */
+  noScale?: boolean;
+  /** Drop the causal mask: every token sees the future too. */
+  noCausal?: boolean;
+  /** Drop the rotary position embedding. */
+  noPositions?: boolean;
+  /** Impose a sliding window of W keys. */
+  slidingWindow?: number;
+  /** Mean-pool the key/value heads down to this many (GQA → MQA), as converting the weights would. */
+  kvHeads?: number;
 }
 
 export interface CausalLM {

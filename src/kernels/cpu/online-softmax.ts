@@ -22,6 +22,11 @@ export class RowState {
     this.spd = stats ? new Float64Array(rows) : null;
   }
 
+  /** Bytes of this state (the tiled kernel's scratch). */
+  get bytes(): number {
+    return this.m.byteLength + this.l.byteLength + this.acc.byteLength + (this.sps?.byteLength ?? 0) + (this.spd?.byteLength ?? 0);
+  }
+
   reset(): void {
     this.m.fill(-Infinity);
     this.l.fill(0);

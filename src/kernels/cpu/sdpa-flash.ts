@@ -23,6 +23,7 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   // the only scratch: one tile row of scores and the running state of BLOCK_M rows
   const s = new Float64Array(BLOCK_N);
   const st = new RowState(BLOCK_M, Dv, !!req.stats);
+  if (p.counters) p.counters.scratchBytes = (p.counters.scratchBytes ?? 0) + s.byteLength + st.bytes;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hq; h++) {
       const bh = b * Hq + h;

@@ -41,6 +41,7 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   const entropy = req.stats ? new Float32Array(B * Hq * L) : undefined;
   const meanDistance = req.stats ? new Float32Array(B * Hq * L) : undefined;
   const P = new Float32Array(L * S); // the materialised score / probability matrix of one (b, h)
+  if (p.counters) p.counters.scratchBytes = (p.counters.scratchBytes ?? 0) + P.byteLength;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hq; h++) {
       const bh = b * Hq + h;

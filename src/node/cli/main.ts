@@ -8,6 +8,7 @@ import { runDemo } from './demo.js';
 import { GENERATE_HELP, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { KV_HELP, kvCommand } from './kv.js';
+import { serveCommand } from './serve.js';
 import { tokenizeCommand } from './tokenize.js';
 
 const HELP = `qkv — attention mechanisms for TypeScript, from the math to a running model
@@ -15,6 +16,7 @@ const HELP = `qkv — attention mechanisms for TypeScript, from the math to a ru
 usage: qkv <command> [options]
 
 commands:
+  serve [--model DIR] [--port N]  the Attention Lab and an OpenAI-compatible API on 127.0.0.1
   generate [options] "prompt"  stream a continuation (default model: the embedded qkv-tiny)
   info [DIR]                   architecture, parameters, dtype, context length, KV-cache bytes per token
   kv [--preset NAME | --model DIR] [--context N] [--batch B] [--dtype D]
@@ -41,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
     case undefined: case '-h': case '--help': case 'help': out(`${HELP}\n`); return 0;
     case '-v': case '--version': out(`${version()}\n`); return 0;
     case 'demo': runDemo(); return 0;
+    case 'serve': return serveCommand(rest, out);
     case 'generate': return generateCommand(rest, out);
     case 'info': return infoCommand(rest, out);
     case 'kv': return kvCommand(rest, out);

@@ -1,0 +1,329 @@
+// The Attention Lab: runs the model in the page with qkv's own modules (served from /qkv/), and falls back to the
+// server's API (/api/attention, /api/experiment, /v1/completions) when the page cannot load it.
+import { modelFromBytes, Tokenizer, generateStream, kvTable, KV_PRESETS, humanBytes } from '/qkv/index.js';
+import { headMetrics } from '/qkv/inspect/metrics.js';
+import { EXPERIMENTS } from '/qkv/inspect/experiments.js';
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, props = {}, ...children) => {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+};
+const fmt = (x) => (Math.abs(x) >= 1e5 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(2) : Number.isInteger(x) ? String(x) : x.toFixed(Math.abs(x) < 1 ? 4 : 3));
+
+// ---- backends: the model in this page, or the server --------------------------------------------------------
+
+async function browserBackend() {
+  const get = async (f) => { const r = await fetch(`/model/${f}`); if (!r.ok) throw new Error(`${f}: HTTP ${r.status}`); return r; };
+  const [config, weights, tokJson, tokCfg] = await Promise.all([
+    get('config.json').then((r) => r.json()), get('model.safetensors').then((r) => r.arrayBuffer()),
+    get('tokenizer.json').then((r) => r.json()), get('tokenizer_config.json').then((r) => r.json()).catch(() => ({})),
+  ]);
+  const model = modelFromBytes(config, [new Uint8Array(weights)]);
+  const tokenizer = Tokenizer.fromJSON(tokJson, tokCfg);
+  return {
+    mode: 'browser', info: model.info, name: config.architectures?.[0] ?? 'model',
+    attention(prompt) {
+      const ids = tokenizer.encode(prompt);
+      if (ids.length > 128) throw new Error(`the prompt is ${ids.length} tokens; the lab shows at most 128`);
+      const tokens = ids.map((i) => tokenizer.decode([i]));
+      const { attentions } = model.forward([ids], { outputAttentions: true });
+      const metrics = attentions.flatMap((a, l) => headMetrics(a, l, tokens));
+      return { tokens, ids, layers: attentions.length, heads: attentions[0].shape[1], map: (l, h) => slice(attentions[l].toFloat32(), h, ids.length), metrics };
+    },
+    experiment: (id, prompt) => EXPERIMENTS[id](model, tokenizer.encode(prompt)),
+    async generate(prompt, n, onText) {
+      for await (const t of generateStream(model, tokenizer, prompt, { maxTokens: n, greedy: true })) onText(t.text);
+    },
+  };
+}
+
+function slice(data, h, T) {
+  return Array.from({ length: T }, (_, i) => data.subarray((h * T + i) * T, (h * T + i + 1) * T));
+}
+
+async function serverBackend() {
+  const post = async (path, body) => {
+    const r = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const j = await r.json();
+    if (!r.ok) throw new Error(j.error?.message ?? `HTTP ${r.status}`);
+    return j;
+  };
+  const info = await (await fetch('/api/info')).json();
+  let last = null;
+  return {
+    mode: 'server', info: info.info, name: info.model,
+    async attention(prompt) {
+      last = await post('/api/attention', { prompt });
+      return { ...last, map: (l, h) => last.maps[l][h] };
+    },
+    experiment: (id, prompt) => post('/api/experiment', { id, prompt }),
+    async generate(prompt, n, onText) {
+      const r = await fetch('/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, max_tokens: n, temperature: 0, stream: true }) });
+      if (!r.ok) throw new Error((await r.json()).error?.message);
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let cut;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const line = buf.slice(0, cut).replace(/^data: /, '');
+          buf = buf.slice(cut + 2);
+          if (line !== '[DONE]') onText(JSON.parse(line).choices[0].text);
+        }
+      }
+    },
+  };
+}
+
+// ---- heatmaps ---------------------------------------------------------------------------------------------------
+
+// viridis, sampled: readable on light and dark backgrounds
+const STOPS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+function color(p) {
+  const x = Math.min(1, Math.sqrt(Math.max(0, p))) * (STOPS.length - 1); // sqrt: small weights stay visible
+  const i = Math.min(STOPS.length - 2, Math.floor(x));
+  const f = x - i;
+  return STOPS[i].map((c, k) => Math.round(c + f * (STOPS[i + 1][k] - c)));
+}
+
+function drawMap(canvas, rows, highlight = -1) {
+  const T = rows.length;
+  const ctx = canvas.getContext('2d');
+  const img = ctx.createImageData(T, T);
+  for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
+    const [r, g, b] = color(rows[i][j]);
+    const o = (i * T + j) * 4;
+    const dim = highlight >= 0 && i !== highlight && j !== highlight ? 0.35 : 1;
+    img.data[o] = r * dim; img.data[o + 1] = g * dim; img.data[o + 2] = b * dim; img.data[o + 3] = 255;
+  }
+  if (canvas.width !== T) { canvas.width = T; canvas.height = T; }
+  ctx.putImageData(img, 0, 0);
+}
+
+// ---- the page ---------------------------------------------------------------------------------------------------
+
+let backend = null;
+let state = null; // { tokens, map, metrics, layers, heads }
+let selected = { layer: 0, head: 0 };
+
+function status(text) { $('#status').textContent = text; }
+
+async function run() {
+  const prompt = $('#prompt').value;
+  status('running the model…');
+  await new Promise((r) => setTimeout(r, 10)); // let the status paint before the page computes
+  try {
+    const t0 = performance.now();
+    state = await backend.attention(prompt);
+    status(`${state.tokens.length} tokens · ${state.layers} layers × ${state.heads} heads · ${(performance.now() - t0).toFixed(0)} ms (${backend.mode === 'browser' ? 'in this page' : 'on the server'})`);
+    renderTokens();
+    renderGrid();
+    select(selected.layer, selected.head);
+  } catch (e) {
+    status(`error: ${e.message}`);
+  }
+}
+
+function renderTokens() {
+  const box = $('#tokens');
+  box.replaceChildren(...state.tokens.map((t, i) => {
+    const chip = el('span', { className: 'tok', tabIndex: 0, textContent: t.replace(/\n/g, '⏎') || '·', title: `token ${i}` });
+    const on = () => hoverToken(i);
+    chip.addEventListener('mouseenter', on);
+    chip.addEventListener('focus', on);
+    chip.addEventListener('mouseleave', () => hoverToken(-1));
+    chip.addEventListener('blur', () => hoverToken(-1));
+    return chip;
+  }));
+}
+
+function hoverToken(i) {
+  const rows = state.map(selected.layer, selected.head);
+  drawMap($('#big'), rows, i);
+  const chips = [...document.querySelectorAll('.tok')];
+  chips.forEach((c, j) => {
+    c.classList.toggle('src', j === i);
+    const p = i >= 0 && j !== i ? rows[i][j] : 0;
+    c.style.background = p > 0 ? `rgba(245, 158, 11, ${Math.min(0.9, Math.sqrt(p))})` : '';
+  });
+  const info = $('#hover-info');
+  if (!info) return;
+  if (i < 0) { info.textContent = 'Hover or focus a token above: it lights up the tokens it attends to (orange) and its row and column here.'; return; }
+  const top = (vals) => [...vals.keys()].sort((a, b) => vals[b] - vals[a]).slice(0, 3).map((j) => `“${state.tokens[j]}” ${(100 * vals[j]).toFixed(0)}%`).join(', ');
+  const col = rows.map((r) => r[i]);
+  info.textContent = `“${state.tokens[i]}” attends to ${top(rows[i])}; it is attended by ${top(col)}.`;
+}
+
+function renderGrid() {
+  const grid = $('#grid');
+  grid.style.setProperty('--heads', state.heads);
+  const cells = [];
+  for (let l = 0; l < state.layers; l++) for (let h = 0; h < state.heads; h++) {
+    const m = state.metrics.find((x) => x.layer === l && x.head === h);
+    const canvas = el('canvas', { width: state.tokens.length, height: state.tokens.length });
+    drawMap(canvas, state.map(l, h));
+    const cell = el('button', { className: 'cell heatmap', type: 'button', title: `layer ${l}, head ${h}: ${m.pattern}` }, canvas, el('span', { textContent: `L${l} H${h} · ${m.pattern}` }));
+    cell.setAttribute('role', 'listitem');
+    cell.setAttribute('aria-label', `layer ${l} head ${h}, ${m.pattern}; enlarge`);
+    cell.dataset.layer = l; cell.dataset.head = h;
+    cell.addEventListener('click', () => select(l, h));
+    cells.push(cell);
+  }
+  grid.replaceChildren(...cells);
+}
+
+function select(l, h) {
+  selected = { layer: l, head: h };
+  document.querySelectorAll('.cell').forEach((c) => c.classList.toggle('selected', +c.dataset.layer === l && +c.dataset.head === h));
+  const m = state.metrics.find((x) => x.layer === l && x.head === h);
+  $('#detail').hidden = false;
+  drawMap($('#big'), state.map(l, h));
+  const row = (k, v) => el('tr', {}, el('td', { textContent: k }), el('td', { className: 'num', textContent: v }));
+  $('#detail-info').replaceChildren(
+    el('h3', { textContent: `Layer ${l}, head ${h}: ${m.pattern}` }),
+    el('table', { className: 'table' },
+      row('entropy (nats)', fmt(m.entropy)), row('sparsity (0 = uniform, 1 = one key)', fmt(m.sparsity)),
+      row('mean distance (tokens)', fmt(m.distance)), row(`pattern strength`, fmt(m.strength)),
+      row('most attended', m.topTokens.map((t) => `“${t.token}”`).join(' '))),
+    el('p', { id: 'hover-info', className: 'hint' }),
+    el('p', { className: 'hint', textContent: 'Rows are queries (each token), columns are keys it may look at; the causal mask leaves the upper triangle dark.' }),
+  );
+  hoverToken(-1);
+}
+
+async function generate() {
+  const out = $('#generation');
+  out.textContent = $('#prompt').value;
+  status('generating…');
+  try {
+    await backend.generate($('#prompt').value, Math.min(200, Math.max(1, +$('#max-tokens').value || 40)), (t) => { out.textContent += t; });
+    status('generation done');
+  } catch (e) {
+    status(`error: ${e.message}`);
+  }
+}
+
+// ---- experiments ------------------------------------------------------------------------------------------------
+
+const EXPERIMENT_LIST = [
+  ['no-scaling', 'Remove the 1/√d scaling'], ['no-causal', 'Remove the causal mask'], ['no-positions', 'Drop positions, shuffle tokens'],
+  ['window', 'Shrink the sliding window'], ['gqa', 'Share key/value heads (GQA → MQA)'], ['kernel-memory', 'Reference vs tiled kernel memory'],
+];
+
+function renderExperiments() {
+  $('#experiments').replaceChildren(...EXPERIMENT_LIST.map(([id, title]) => {
+    const result = el('div', { className: 'result', 'aria-live': 'polite' });
+    const button = el('button', { type: 'button', textContent: `Run: ${title}` });
+    button.dataset.id = id;
+    button.addEventListener('click', async () => {
+      result.textContent = 'running on the real model…';
+      await new Promise((r) => setTimeout(r, 10));
+      try {
+        const r = await backend.experiment(id, $('#prompt').value);
+        result.replaceChildren(
+          el('p', { textContent: r.lookFor }),
+          el('table', { className: 'table' }, ...r.metrics.map((m) => el('tr', { className: 'metric' },
+            el('td', { textContent: m.label }), el('td', { className: 'num value', textContent: `${fmt(m.value)}${m.unit ? ` ${m.unit}` : ''}` })))),
+          ...(r.series ? [plot(r.series)] : []),
+        );
+      } catch (e) {
+        result.textContent = `error: ${e.message}`;
+      }
+    });
+    const card = el('div', { className: 'experiment' }, el('h3', { textContent: title }), button, result);
+    card.dataset.id = id;
+    return card;
+  }));
+}
+
+// a small SVG line plot; log-scale y when the values span decades
+function plot(s, w = 340, h = 180) {
+  const ys = s.lines.flatMap((l) => l.y).filter((y) => y > 0);
+  const log = Math.max(...ys) / Math.min(...ys) > 100;
+  const f = (y) => (log ? Math.log10(Math.max(y, 1e-12)) : y);
+  const [x0, x1] = [Math.min(...s.x), Math.max(...s.x)];
+  const logX = x0 > 0 && x1 / x0 > 50; // doubling lengths read best on a log axis
+  const g = (x) => (logX ? Math.log2(x) : x);
+  const [y0, y1] = [Math.min(...s.lines.flatMap((l) => l.y.map(f))), Math.max(...s.lines.flatMap((l) => l.y.map(f)))];
+  const px = (x) => 44 + ((g(x) - g(x0)) / (g(x1) - g(x0) || 1)) * (w - 56);
+  const py = (y) => h - 28 - ((f(y) - y0) / (y1 - y0 || 1)) * (h - 44);
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `${s.yLabel} against ${s.xLabel}`);
+  const add = (tag, attrs, text) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text) e.textContent = text; svg.append(e); };
+  add('line', { x1: 44, y1: h - 28, x2: w - 8, y2: h - 28, class: 'axis' });
+  add('line', { x1: 44, y1: 8, x2: 44, y2: h - 28, class: 'axis' });
+  add('text', { x: 44, y: h - 8 }, `${s.xLabel}: ${fmt(x0)} … ${fmt(x1)}${logX ? ' (log)' : ''}`);
+  add('text', { x: 4, y: 14 }, `${s.yLabel}${log ? ' (log)' : ''}`);
+  s.lines.forEach((l, k) => {
+    add('polyline', { points: s.x.map((x, i) => `${px(x)},${py(l.y[i])}`).join(' '), fill: 'none', 'stroke-width': 2, class: `l${k}` });
+    add('text', { x: 52, y: 30 + 14 * k, class: `legend l${k}` }, `${l.name}: ${fmt(l.y[l.y.length - 1])} at ${fmt(x1)}`);
+  });
+  return svg;
+}
+
+// ---- calculators ------------------------------------------------------------------------------------------------
+
+function renderKv() {
+  const presets = { [backend.name]: { name: backend.name, layers: backend.info.numLayers, heads: backend.info.numHeads, kvHeads: backend.info.numKvHeads, headDim: backend.info.headDim, context: backend.info.maxPositions }, ...KV_PRESETS };
+  const sel = $('#kv-preset');
+  if (!sel.options.length) {
+    for (const [k, p] of Object.entries(presets)) sel.append(el('option', { value: k, textContent: p.name }));
+    sel.value = 'llama-2-7b';
+  }
+  const shape = presets[sel.value];
+  const rows = kvTable(shape, { context: Math.max(1, +$('#kv-context').value || 1), batch: Math.max(1, +$('#kv-batch').value || 1), dtype: $('#kv-dtype').value });
+  $('#kv-table').replaceChildren(el('tr', {}, ...['layout', 'cache', 'size', 'note'].map((t) => el('th', { textContent: t }))),
+    ...rows.map((r) => el('tr', {}, el('td', { textContent: r.layout }), el('td', { textContent: r.cache }), el('td', { className: 'num', textContent: humanBytes(r.bytes) }), el('td', { textContent: r.note }))));
+}
+
+function renderCost() {
+  // one head, D = 128: FLOPs 4·L²·D (halved causal); memory: naive keeps L² scores, tiled keeps q, k, v, o + one tile
+  const L = [512, 1024, 2048, 4096, 8192, 16384, 32768];
+  const D = 128;
+  $('#flops-plot').replaceChildren(plot({ xLabel: 'sequence length L', yLabel: 'GFLOP (causal)', x: L, lines: [{ name: 'naive = tiled', y: L.map((l) => (2 * l * l * D) / 1e9) }] }));
+  $('#memory-plot').replaceChildren(plot({ xLabel: 'sequence length L', yLabel: 'bytes of memory', x: L, lines: [
+    { name: 'naive', y: L.map((l) => 4 * l * l + 16 * l * D) }, { name: 'tiled', y: L.map((l) => 16 * l * D + 4 * 64 * 64) }] }));
+}
+
+// ---- start ------------------------------------------------------------------------------------------------------
+
+function initTheme() {
+  const saved = localStorage.getItem('qkv-theme');
+  if (saved) document.documentElement.dataset.theme = saved;
+  $('#theme').addEventListener('click', () => {
+    const dark = document.documentElement.dataset.theme ? document.documentElement.dataset.theme === 'dark' : matchMedia('(prefers-color-scheme: dark)').matches;
+    document.documentElement.dataset.theme = dark ? 'light' : 'dark';
+    localStorage.setItem('qkv-theme', document.documentElement.dataset.theme);
+  });
+}
+
+async function start() {
+  initTheme();
+  try {
+    backend = await browserBackend();
+  } catch (e) {
+    console.warn('qkv: running the model in this page failed, using the server:', e);
+    backend = await serverBackend();
+    $('#where').textContent = 'on the qkv server (this page could not load it)';
+  }
+  document.body.dataset.backend = backend.mode;
+  $('#examples').addEventListener('change', () => { $('#prompt').value = $('#examples').value; run(); });
+  $('#run').addEventListener('click', run);
+  $('#generate').addEventListener('click', generate);
+  $('#prompt').addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) run(); });
+  for (const id of ['#kv-preset', '#kv-context', '#kv-batch', '#kv-dtype']) $(id).addEventListener('input', renderKv);
+  renderExperiments();
+  renderKv();
+  renderCost();
+  await run();
+}
+
+start();

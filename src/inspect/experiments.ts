@@ -1,0 +1,232 @@
+// The lab's "break it" experiments, run on a real model (Llama family, through CausalForwardOptions.ablate). Each
+// returns a sentence on what to look for and measured numbers (and a series to plot where one helps). Browser-safe:
+// the lab runs them in the page; the server runs the same code when the page cannot.
+import { getSdpaKernel } from '../kernels/registry.js';
+import { problemOf } from '../attention/dispatch.js';
+import { checkQkv } from '../attention/validate.js';
+import { QkvError } from '../errors.js';
+import type { Ablations, CausalLM } from '../models/model.js';
+import { Rng } from '../nn/random.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export interface Metric { label: string; value: number; unit?: string }
+export interface Series { xLabel: string; yLabel: string; x: number[]; lines: { name: string; y: number[] }[] }
+export interface ExperimentResult { id: string; title: string; lookFor: string; metrics: Metric[]; series?: Series }
+
+type Rows = number[][];
+
+/** log-softmax of one logit row. */
+function logSoftmax(l: Float32Array): Float64Array {
+  let m = -Infinity;
+  for (const x of l) m = Math.max(m, x);
+  let s = 0;
+  for (const x of l) s += Math.exp(x - m);
+  const lse = m + Math.log(s);
+  return Float64Array.from(l, (x) => x - lse);
+}
+
+/** Mean next-token cross-entropy (nats) of `ids` under the model with `ablate`. */
+export function nextTokenLoss(model: CausalLM, ids: number[], ablate?: Ablations): number {
+  const { logits } = model.forward([ids], { ablate });
+  const V = model.info.vocabSize;
+  const l = logits.toFloat32();
+  let loss = 0;
+  for (let t = 0; t + 1 < ids.length; t++) loss -= logSoftmax(l.subarray(t * V, (t + 1) * V))[ids[t + 1]];
+  return loss / (ids.length - 1);
+}
+
+/** Attention weights of every layer [1, H, T, T] with `ablate`. */
+function attentions(model: CausalLM, ids: number[], ablate?: Ablations): Tensor[] {
+  return model.forward([ids], { outputAttentions: true, ablate }).attentions!;
+}
+
+/** Mean entropy of the attention rows (nats) and mean Frobenius norm of the softmax Jacobian J = diag(p) − p pᵀ. */
+function saturation(maps: Tensor[]): { entropy: number; jacobian: number } {
+  let entropy = 0;
+  let jac = 0;
+  let rows = 0;
+  for (const a of maps) {
+    const [, H, T, S] = a.shape;
+    const w = a.toFloat32();
+    for (let r = 0; r < H * T; r++) {
+      const p = w.subarray(r * S, (r + 1) * S);
+      let Hr = 0;
+      let sq = 0;
+      for (let j = 0; j < S; j++) sq += p[j] * p[j];
+      // ‖J‖²_F = Σ_i p_i² ((1 − p_i)² + Σ_{j≠i} p_j²)
+      let f = 0;
+      for (let i = 0; i < S; i++) {
+        if (p[i] > 0) Hr -= p[i] * Math.log(p[i]);
+        f += p[i] * p[i] * ((1 - p[i]) ** 2 + sq - p[i] * p[i]);
+      }
+      entropy += Hr;
+      jac += Math.sqrt(f);
+      rows++;
+    }
+  }
+  return { entropy: entropy / rows, jacobian: jac / rows };
+}
+
+function needTokens(ids: number[], n: number, what: string): void {
+  if (ids.length < n) throw new QkvError(`${what}: needs a prompt of at least ${n} tokens, got ${ids.length}`);
+}
+
+/** 1. No 1/√d: scores grow by √d, the softmax saturates — entropy collapses and its gradient vanishes. */
+export function noScaling(model: CausalLM, ids: number[]): ExperimentResult {
+  needTokens(ids, 2, 'noScaling');
+  const normal = saturation(attentions(model, ids));
+  const broken = saturation(attentions(model, ids, { noScale: true }));
+  return {
+    id: 'no-scaling', title: 'Remove the 1/√d scaling',
+    lookFor: `Without 1/√d the scores are √${model.info.headDim} ≈ ${Math.sqrt(model.info.headDim).toFixed(1)}× larger: the softmax saturates, attention collapses onto single tokens (lower entropy) and the gradient that flows back through the softmax shrinks (smaller Jacobian norm).`,
+    metrics: [
+      { label: 'attention entropy, with 1/√d', value: normal.entropy, unit: 'nats' },
+      { label: 'attention entropy, without', value: broken.entropy, unit: 'nats' },
+      { label: 'softmax Jacobian ‖J‖, with 1/√d', value: normal.jacobian },
+      { label: 'softmax Jacobian ‖J‖, without', value: broken.jacobian },
+      { label: 'next-token loss, with 1/√d', value: nextTokenLoss(model, ids), unit: 'nats' },
+      { label: 'next-token loss, without', value: nextTokenLoss(model, ids, { noScale: true }), unit: 'nats' },
+    ],
+  };
+}
+
+/** 2. No causal mask: every position can see the token it is asked to predict. */
+export function noCausalMask(model: CausalLM, ids: number[]): ExperimentResult {
+  needTokens(ids, 3, 'noCausalMask');
+  // attention mass each position puts on position i+1 — the answer it must predict
+  const onAnswer = (maps: Tensor[]) => {
+    let mass = 0;
+    let n = 0;
+    for (const a of maps) {
+      const [, H, T, S] = a.shape;
+      const w = a.toFloat32();
+      for (let h = 0; h < H; h++) for (let i = 0; i + 1 < T; i++) { mass += w[(h * T + i) * S + i + 1]; n++; }
+    }
+    return mass / n;
+  };
+  return {
+    id: 'no-causal', title: 'Remove the causal mask',
+    lookFor: 'With the mask, position i cannot see token i+1, so predicting it is a real task. Without it the answer is in plain sight: attention flows onto the next token and the loss drops although nothing was learned — a model trained this way would just copy, and its next-token loss would say nothing about language modelling.',
+    metrics: [
+      { label: 'attention on the next token (the answer), with mask', value: 100 * onAnswer(attentions(model, ids)), unit: '%' },
+      { label: 'attention on the next token, without mask', value: 100 * onAnswer(attentions(model, ids, { noCausal: true })), unit: '%' },
+      { label: 'next-token loss, with mask', value: nextTokenLoss(model, ids), unit: 'nats' },
+      { label: 'next-token loss, without mask (the answer leaks)', value: nextTokenLoss(model, ids, { noCausal: true }), unit: 'nats' },
+    ],
+  };
+}
+
+/** 3. No positions: attention is a set operation; shuffling the input shuffles the output. */
+export function noPositions(model: CausalLM, ids: number[], seed = 1): ExperimentResult {
+  needTokens(ids, 3, 'noPositions');
+  const rng = new Rng(seed);
+  const perm = ids.map((_, i) => i);
+  for (let i = perm.length - 1; i > 0; i--) { const j = Math.floor(rng.uniform() * (i + 1)); [perm[i], perm[j]] = [perm[j], perm[i]]; }
+  const V = model.info.vocabSize;
+  // max |logits(shuffled)[t] − logits(original)[perm[t]]|, both without the causal mask (the mask itself encodes order)
+  const gap = (ablate: Ablations) => {
+    const a = model.forward([ids], { ablate }).logits.toFloat32();
+    const b = model.forward([perm.map((p) => ids[p])], { ablate }).logits.toFloat32();
+    let m = 0;
+    perm.forEach((p, t) => { for (let v = 0; v < V; v++) m = Math.max(m, Math.abs(b[t * V + v] - a[p * V + v])); });
+    return m;
+  };
+  return {
+    id: 'no-positions', title: 'Drop the positional encoding and shuffle the tokens',
+    lookFor: 'Without positions (and without the causal mask, which itself reveals order) attention cannot tell where a token is: shuffle the words and every output is just shuffled the same way. With RoPE the outputs change.',
+    metrics: [
+      { label: 'max |Δlogit| after shuffling, no positions', value: gap({ noPositions: true, noCausal: true }) },
+      { label: 'max |Δlogit| after shuffling, with RoPE', value: gap({ noCausal: true }) },
+    ],
+  };
+}
+
+/** 4. Shrink the sliding window: less context, worse predictions. */
+export function slidingWindow(model: CausalLM, ids: number[]): ExperimentResult {
+  needTokens(ids, 4, 'slidingWindow');
+  const windows = [1, 2, 4, 8, 16, 32, 64, 128].filter((w) => w < ids.length);
+  const full = nextTokenLoss(model, ids);
+  const losses = windows.map((w) => nextTokenLoss(model, ids, { slidingWindow: w }));
+  return {
+    id: 'window', title: 'Shrink the sliding window',
+    lookFor: 'Each token may only look back W positions. A small window forgets the start of the sentence and the loss rises; a window as long as the text changes nothing — which is why Mistral can cache only W tokens.',
+    metrics: [
+      { label: 'next-token loss, full context', value: full, unit: 'nats' },
+      ...windows.slice(0, 3).map((w, i) => ({ label: `next-token loss, window ${w}`, value: losses[i], unit: 'nats' })),
+    ],
+    series: { xLabel: 'window (tokens)', yLabel: 'next-token loss (nats)', x: windows, lines: [{ name: 'window', y: losses }, { name: 'full', y: windows.map(() => full) }] },
+  };
+}
+
+/** 5. Mean-pool key/value heads: GQA → MQA. */
+export function poolKvHeads(model: CausalLM, ids: number[]): ExperimentResult {
+  needTokens(ids, 2, 'poolKvHeads');
+  const { numKvHeads: Hkv, numLayers, headDim } = model.info;
+  const V = model.info.vocabSize;
+  const base = model.forward([ids]).logits.toFloat32();
+  const targets = [...new Set([Hkv, Math.max(1, Hkv / 2), 1])].filter((n) => Hkv % n === 0);
+  const rows = targets.map((n) => {
+    const l = model.forward([ids], { ablate: { kvHeads: n } }).logits.toFloat32();
+    // KL(p_original ‖ p_pooled), mean over positions, and top-1 agreement
+    let kl = 0;
+    let agree = 0;
+    for (let t = 0; t < ids.length; t++) {
+      const [p, q] = [logSoftmax(base.subarray(t * V, (t + 1) * V)), logSoftmax(l.subarray(t * V, (t + 1) * V))];
+      let argP = 0;
+      let argQ = 0;
+      for (let v = 0; v < V; v++) {
+        kl += Math.exp(p[v]) * (p[v] - q[v]);
+        if (p[v] > p[argP]) argP = v;
+        if (q[v] > q[argQ]) argQ = v;
+      }
+      if (argP === argQ) agree++;
+    }
+    return { n, kvBytes: 2 * numLayers * n * headDim * 2, kl: kl / ids.length, agree: agree / ids.length };
+  });
+  return {
+    id: 'gqa', title: 'Share key/value heads (GQA → MQA)',
+    lookFor: 'Averaging key/value heads shrinks the KV cache by the same factor. The question is what it costs: how far the next-token distribution moves (KL) and how often the top prediction changes.',
+    metrics: rows.flatMap((r) => [
+      { label: `${r.n} kv head${r.n > 1 ? 's' : ''}: KV cache per token (f16)`, value: r.kvBytes, unit: 'bytes' },
+      { label: `${r.n} kv head${r.n > 1 ? 's' : ''}: KL from the original`, value: r.kl, unit: 'nats' },
+      { label: `${r.n} kv head${r.n > 1 ? 's' : ''}: same top-1 token`, value: 100 * r.agree, unit: '%' },
+    ]),
+  };
+}
+
+/** 6. Reference vs tiled kernel: bytes each allocates (counted) and time, as the sequence grows. */
+export function kernelMemory(headDim = 32, lengths = [64, 128, 256, 512, 1024]): ExperimentResult {
+  const rng = new Rng(3);
+  const run = (kernel: 'reference' | 'flash', L: number) => {
+    const t = () => Tensor.from(Float32Array.from({ length: L * headDim }, () => rng.uniform() - 0.5), [1, 1, L, headDim]);
+    const [q, k, v] = [t(), t(), t()];
+    const dims = checkQkv(q, k, v);
+    const p = { ...problemOf(q, k, v, { causal: true }, dims), counters: { tiles: 0, skipped: 0, scratchBytes: 0 } };
+    const t0 = performance.now();
+    getSdpaKernel(kernel).forward(p, {});
+    return { bytes: p.counters.scratchBytes, ms: performance.now() - t0 };
+  };
+  const ref = lengths.map((L) => run('reference', L));
+  const flash = lengths.map((L) => run('flash', L));
+  const last = lengths.length - 1;
+  return {
+    id: 'kernel-memory', title: 'Swap the tiled kernel for the reference one',
+    lookFor: 'The reference kernel builds the whole L×S score matrix: its memory grows with the square of the length. The tiled (FlashAttention-style) kernel keeps one tile and a running max and sum per row: its memory does not grow at all.',
+    metrics: [
+      { label: `reference kernel scratch at L = ${lengths[last]}`, value: ref[last].bytes, unit: 'bytes' },
+      { label: `tiled kernel scratch at L = ${lengths[last]}`, value: flash[last].bytes, unit: 'bytes' },
+      { label: `reference / tiled time at L = ${lengths[last]}`, value: ref[last].ms / flash[last].ms, unit: '×' },
+    ],
+    series: { xLabel: 'sequence length L', yLabel: 'bytes allocated (counted)', x: lengths, lines: [{ name: 'reference', y: ref.map((r) => r.bytes) }, { name: 'tiled', y: flash.map((r) => r.bytes) }] },
+  };
+}
+
+/** Every experiment by id. */
+export const EXPERIMENTS: Record<string, (model: CausalLM, ids: Rows[number]) => ExperimentResult> = {
+  'no-scaling': noScaling,
+  'no-causal': noCausalMask,
+  'no-positions': (m, ids) => noPositions(m, ids),
+  'window': slidingWindow,
+  'gqa': poolKvHeads,
+  'kernel-memory': (m) => kernelMemory(m.info.headDim),
+};

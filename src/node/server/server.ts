@@ -1,0 +1,189 @@
+// The qkv HTTP server: the Attention Lab and an OpenAI-compatible API over one loaded model, on 127.0.0.1 by default.
+//   GET  /                     the lab (lab/index.html and its modules, all served here)
+//   GET  /v1/models            the loaded model
+//   POST /v1/completions       prompt, max_tokens, temperature, top_p, stop, seed, stream (server-sent events)
+//   POST /api/attention        a prompt's tokens, every layer × head attention map, and per-head metrics (JSON)
+//   POST /api/experiment       one of the lab's experiments, run here when the page cannot
+//   GET  /api/info             the model's facts and the KV-cache table, for the calculators
+// Requests that use the model run one at a time in arrival order (a queue of at most `maxQueue`); a client that
+// disconnects stops its generation. Bad requests get 4xx JSON errors; nothing a client sends crashes the server.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { KV_PRESETS, kvTable } from '../../cache/memory.js';
+import { generateStream } from '../../generate/generate.js';
+import { EXPERIMENTS } from '../../inspect/experiments.js';
+import { headMetrics } from '../../inspect/metrics.js';
+import type { CausalLM } from '../../models/model.js';
+import type { Checkpoint } from '../checkpoint.js';
+import { staticFile } from './static.js';
+import { completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits } from './validate.js';
+
+export interface ServerOptions { host?: string; port?: number; limits?: Partial<Limits>; modelName?: string }
+
+/** Counters a server keeps (tests read them to see that a disconnect stopped generation). */
+export interface ServerStats { completions: number; tokensGenerated: number; aborted: number }
+
+/** One request at a time on the model; a bounded line of waiters. */
+class ModelQueue {
+  private tail: Promise<void> = Promise.resolve();
+  private waiting = 0;
+  constructor(private readonly max: number) {}
+  async run<T>(job: () => Promise<T>): Promise<T> {
+    if (this.waiting >= this.max) throw new HttpError(503, `the server is busy: ${this.waiting} requests are already waiting`, null, 'server_busy');
+    this.waiting++;
+    const before = this.tail;
+    let release!: () => void;
+    this.tail = new Promise((r) => { release = r; });
+    await before;
+    this.waiting--;
+    try { return await job(); } finally { release(); }
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) { reject(new HttpError(413, `request body is ${declared} bytes; the limit is ${limit}`)); req.resume(); return; }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) { reject(new HttpError(413, `request body exceeds the limit of ${limit} bytes`)); req.destroy(); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) { res.end(); return; }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/** Creates (not yet listening) the server for a loaded checkpoint. */
+export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server & { stats: ServerStats } {
+  const limits: Limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const queue = new ModelQueue(limits.maxQueue);
+  const modelName = o.modelName ?? ckpt.dir.split('/').filter(Boolean).pop() ?? 'model';
+  if (ckpt.model.kind !== 'causal-lm' || !ckpt.tokenizer) throw new HttpError(500, 'qkv serve needs a causal language model with a tokenizer');
+  const model = ckpt.model as CausalLM;
+  const tokenizer = ckpt.tokenizer;
+  let served = 0;
+  const stats: ServerStats = { completions: 0, tokensGenerated: 0, aborted: 0 };
+
+  const tokensOf = (prompt: string) => {
+    const ids = tokenizer.encode(prompt);
+    if (ids.length > limits.maxAttentionTokens) throw new HttpError(400, `'prompt' is ${ids.length} tokens; the limit here is ${limits.maxAttentionTokens}`, 'prompt');
+    return ids;
+  };
+
+  async function completions(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const r = completionRequest(parseJson(await readBody(req, limits.maxBodyBytes)), limits);
+    const ids = tokenizer.encode(r.prompt);
+    if (ids.length + r.maxTokens > model.info.maxPositions) {
+      throw new HttpError(400, `prompt (${ids.length} tokens) + max_tokens (${r.maxTokens}) exceeds the model's context of ${model.info.maxPositions}`, 'max_tokens');
+    }
+    let gone = false;
+    res.on('close', () => { if (!res.writableFinished) gone = true; }); // the client went away: stop generating
+    await queue.run(async () => {
+      if (gone) return;
+      const id = `cmpl-${++served}`;
+      const created = Math.floor(Date.now() / 1000);
+      const chunk = (text: string, finish: string | null) => ({ id, object: 'text_completion', created, model: modelName, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] });
+      if (r.stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+      const it = generateStream(model, tokenizer, ids, { maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0 });
+      let result = await it.next();
+      for (; !result.done; result = await it.next()) {
+        stats.tokensGenerated++;
+        if (gone) { stats.aborted++; await it.return(undefined as never); return; }
+        if (r.stream && result.value.text) res.write(`data: ${JSON.stringify(chunk(result.value.text, null))}\n\n`);
+      }
+      const g = result.value;
+      stats.completions++;
+      const finish = g.finishReason === 'stop' ? 'stop' : 'length';
+      if (r.stream) {
+        res.write(`data: ${JSON.stringify(chunk('', finish))}\n\n`);
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+      sendJson(res, 200, { ...chunk(g.text, finish), usage: { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length } });
+    });
+  }
+
+  async function attentionMaps(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const prompt = promptOf(parseJson(await readBody(req, limits.maxBodyBytes)), limits);
+    const ids = tokensOf(prompt);
+    await queue.run(async () => {
+      const { attentions } = model.forward([ids], { outputAttentions: true });
+      const tokens = ids.map((i) => tokenizer.decode([i]));
+      const round = (x: number) => Math.round(x * 1e4) / 1e4;
+      const maps = attentions!.map((a) => {
+        const [, H, T, S] = a.shape;
+        const w = a.toFloat32();
+        return Array.from({ length: H }, (_, h) => Array.from({ length: T }, (_, i) => Array.from(w.subarray((h * T + i) * S, (h * T + i + 1) * S), round)));
+      });
+      const metrics = attentions!.flatMap((a, l) => headMetrics(a, l, tokens));
+      sendJson(res, 200, { ids, tokens, layers: maps.length, heads: maps[0]?.length ?? 0, maps, metrics });
+    });
+  }
+
+  async function experiment(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const b = parseJson(await readBody(req, limits.maxBodyBytes));
+    const run = typeof b.id === 'string' ? EXPERIMENTS[b.id] : undefined;
+    if (!run) throw new HttpError(400, `'id' must be one of ${Object.keys(EXPERIMENTS).join(', ')}`, 'id');
+    const ids = tokensOf(promptOf(b, limits));
+    await queue.run(async () => sendJson(res, 200, run(model, ids)));
+  }
+
+  function info(res: ServerResponse): void {
+    const { numLayers, numHeads, numKvHeads, headDim, maxPositions } = model.info;
+    const own = { name: modelName, layers: numLayers, heads: numHeads, kvHeads: numKvHeads, headDim, context: maxPositions };
+    sendJson(res, 200, { model: modelName, info: model.info, parameters: ckpt.weights.summary().parameters, presets: { [modelName]: own, ...KV_PRESETS },
+      kv: kvTable(own, { context: maxPositions, batch: 1, dtype: 'f16' }) });
+  }
+
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const route = `${req.method} ${url.pathname}`;
+    const handle = async () => {
+      switch (route) {
+        case 'GET /v1/models': return sendJson(res, 200, { object: 'list', data: [{ id: modelName, object: 'model', created: 0, owned_by: 'qkv' }] });
+        case 'POST /v1/completions': return completions(req, res);
+        case 'POST /api/attention': return attentionMaps(req, res);
+        case 'POST /api/experiment': return experiment(req, res);
+        case 'GET /api/info': return info(res);
+      }
+      if (['/v1/models', '/v1/completions', '/api/attention', '/api/experiment', '/api/info'].includes(url.pathname)) {
+        throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`);
+      }
+      const file = req.method === 'GET' || req.method === 'HEAD' ? staticFile(url.pathname === '/favicon.ico' ? '/lab/favicon.svg' : url.pathname, ckpt.dir) : null;
+      if (!file) throw new HttpError(404, `no such route: ${req.method} ${url.pathname}`, null, 'not_found');
+      res.writeHead(200, {
+        'content-type': file.type, 'cache-control': 'no-cache',
+        // the lab makes no request to anything but this server
+        'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'",
+      });
+      res.end(req.method === 'HEAD' ? undefined : file.body);
+    };
+    handle().catch((e: unknown) => {
+      if (e instanceof HttpError) return sendJson(res, e.status, { error: { message: e.message, type: e.type, param: e.param, code: null } });
+      const msg = e instanceof Error ? e.message : String(e);
+      sendJson(res, e instanceof Error && e.name === 'QkvError' ? 400 : 500, { error: { message: msg, type: e instanceof Error && e.name === 'QkvError' ? 'invalid_request_error' : 'server_error', param: null, code: null } });
+    });
+  });
+  return Object.assign(server, { stats });
+}
+
+/** Starts listening; resolves with the URL. */
+export function listen(server: Server, o: ServerOptions = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => {
+      const a = server.address();
+      const port = typeof a === 'object' && a ? a.port : o.port;
+      resolve(`http://${o.host ?? '127.0.0.1'}:${port}/`);
+    });
+  });
+}

@@ -1,0 +1,38 @@
+// Static files of the lab, served by qkv itself (no CDN, no external request): the page (lab/), qkv's browser-safe
+// modules (dist/src, everything but src/node), the tokenizer library, and the loaded checkpoint's files. Paths are
+// matched against fixed patterns — nothing outside these folders can be named.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url)); // dist/src/node/server → package root
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.safetensors': 'application/octet-stream',
+  '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon',
+};
+const MODEL_FILES = new Set(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']);
+
+function tokenizersModule(): string {
+  const cjs = createRequire(import.meta.url).resolve('@huggingface/tokenizers');
+  return join(dirname(cjs), 'tokenizers.mjs');
+}
+
+/** A static file for `path`, or null. Module text has its one bare import rewritten to the served copy. */
+export function staticFile(path: string, modelDir: string): { body: Buffer | string; type: string } | null {
+  let file: string | null = null;
+  let m: RegExpExecArray | null;
+  if (path === '/' || path === '/index.html') file = join(ROOT, 'lab', 'index.html');
+  else if ((m = /^\/lab\/([a-z0-9-]+\.(?:js|css|svg|png))$/.exec(path))) file = join(ROOT, 'lab', m[1]);
+  else if ((m = /^\/qkv\/((?:[a-z0-9-]+\/)*[a-z0-9-]+\.js)$/.exec(path)) && !m[1].startsWith('node/')) file = join(ROOT, 'dist', 'src', m[1]);
+  else if (path === '/vendor/tokenizers.mjs') file = tokenizersModule();
+  else if ((m = /^\/model\/([a-z_.]+)$/.exec(path)) && MODEL_FILES.has(m[1])) file = join(modelDir, m[1]);
+  if (!file || !existsSync(file)) return null;
+  const type = TYPES[extname(file)] ?? 'application/octet-stream';
+  if (path.startsWith('/qkv/')) {
+    // the browser has no node_modules: point the bare specifier at the served copy
+    return { body: readFileSync(file, 'utf8').replaceAll("'@huggingface/tokenizers'", "'/vendor/tokenizers.mjs'"), type };
+  }
+  return { body: readFileSync(file), type };
+}

@@ -1,0 +1,75 @@
+// The Attention Lab end to end in a real headless Chromium (Debian's chromium, driven by playwright-core): load the
+// page, enter a prompt, see a non-empty grid of heatmaps, run an experiment and read its number. Screenshots are
+// saved to test-artifacts/. Skips with the reason when no Chromium is installed (.ci/run installs it).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { loadCheckpoint } from '../../src/node/checkpoint.js';
+import { createQkvServer, listen } from '../../src/node/server/server.js';
+import { ROOT, TINY } from '../models/helpers.js';
+
+const CHROMIUM = process.env.QKV_CHROMIUM ?? '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set QKV_CHROMIUM)`;
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+
+const server = createQkvServer(loadCheckpoint(TINY));
+let base = '';
+let browser: Browser | undefined;
+before(async () => {
+  base = await listen(server, { port: 0 });
+  if (!skip) {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+after(async () => { await browser?.close(); server.close(); });
+
+test('the lab runs the model in the page, renders the heatmap grid and an experiment', { skip, timeout: 180_000 }, async () => {
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('request', (r) => { if (!r.url().startsWith(base)) problems.push(`external request: ${r.url()}`); });
+  const t0 = Date.now();
+  await page.goto(base);
+  await page.waitForSelector('.cell canvas', { timeout: 120_000 });
+  const loadMs = Date.now() - t0;
+
+  // a new prompt, run through the model in the page
+  await page.fill('#prompt', 'A fool and his money are soon parted. A fool and his money are soon parted.');
+  await page.click('#run');
+  await page.waitForFunction(() => /\d+ tokens · 4 layers × 8 heads/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 60_000 });
+  assert.equal(await page.getAttribute('body', 'data-backend'), 'browser');
+  assert.equal(await page.locator('.cell').count(), 32);
+  // the heatmaps are drawn: a canvas has many distinct pixel values
+  const distinct = await page.$eval('.cell canvas', (c) => {
+    const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height).data;
+    return new Set(Array.from({ length: d.length / 4 }, (_, i) => d[i * 4] * 65536 + d[i * 4 + 1] * 256 + d[i * 4 + 2])).size;
+  });
+  assert.ok(distinct > 10, `heatmap has ${distinct} colours`);
+  // hover a token: the enlarged map and the explanation follow it
+  await page.click('.cell >> nth=14');
+  await page.hover('.tok >> nth=10');
+  assert.match(await page.textContent('#hover-info') ?? '', /attends to .*attended by/);
+  await page.screenshot({ path: join(ARTIFACTS, 'lab-1280x800.png') });
+
+  // one experiment, with its measured number
+  await page.click('.experiment[data-id="no-causal"] button');
+  await page.waitForSelector('.experiment[data-id="no-causal"] .metric', { timeout: 60_000 });
+  const values = await page.$$eval('.experiment[data-id="no-causal"] .metric .value', (els) => els.map((e) => parseFloat(e.textContent ?? '')));
+  assert.equal(values[0], 0, 'with the mask, no attention reaches the next token');
+  assert.ok(values[1] > 0, `without the mask, attention on the answer is ${values[1]}%`);
+  await page.locator('.experiment[data-id="no-causal"]').screenshot({ path: join(ARTIFACTS, 'lab-experiment.png') });
+  await page.screenshot({ path: join(ARTIFACTS, 'lab-full.png'), fullPage: true });
+
+  // phone width: still one column of controls, no horizontal scrolling
+  await page.setViewportSize({ width: 390, height: 844 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no horizontal scroll at 390 px');
+  await page.screenshot({ path: join(ARTIFACTS, 'lab-phone.png') });
+  assert.deepEqual(problems, []);
+  console.log(`# lab ready in ${loadMs} ms; screenshots in ${ARTIFACTS}`);
+});

@@ -1,0 +1,154 @@
+// The HTTP API: happy paths, streaming, every validation error, queuing, disconnects, static files.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { createQkvServer, listen } from '../../../src/node/server/server.js';
+import { TINY } from '../../models/helpers.js';
+
+const server = createQkvServer(loadCheckpoint(TINY), { limits: { maxBodyBytes: 4096 } });
+let base = '';
+before(async () => { base = await listen(server, { port: 0 }); });
+after(() => server.close());
+
+const samples = JSON.parse(readFileSync(join(TINY, 'samples.json'), 'utf8')) as { prompt: string; greedy: string }[];
+const post = (path: string, body: unknown, raw = false) => fetch(base + path.slice(1), { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw ? (body as string) : JSON.stringify(body) });
+
+describe('API happy paths', () => {
+  test('GET /v1/models lists the loaded model', async () => {
+    const r = await fetch(`${base}v1/models`);
+    assert.deepEqual(await r.json(), { object: 'list', data: [{ id: 'qkv-tiny', object: 'model', created: 0, owned_by: 'qkv' }] });
+  });
+
+  test('POST /v1/completions: greedy text, finish reason and usage', async () => {
+    const s = samples.find((x) => x.prompt === 'A fool and his money')!;
+    const r = await post('/v1/completions', { prompt: s.prompt, max_tokens: 24, temperature: 0 });
+    assert.equal(r.status, 200);
+    const j = await r.json() as { object: string; choices: { text: string; finish_reason: string }[]; usage: Record<string, number> };
+    assert.equal(j.object, 'text_completion');
+    assert.equal(s.prompt + j.choices[0].text, s.greedy);
+    assert.equal(j.choices[0].finish_reason, 'stop'); // the model ended with <|endoftext|>
+    assert.deepEqual(j.usage, { prompt_tokens: 6, completion_tokens: 12, total_tokens: 18 });
+  });
+
+  test('stream: server-sent events add up to the same text and end with [DONE]', async () => {
+    const r = await post('/v1/completions', { prompt: 'A fool and his money', max_tokens: 24, temperature: 0, stream: true });
+    assert.equal(r.headers.get('content-type'), 'text/event-stream');
+    const events = (await r.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+    assert.equal(events.pop(), '[DONE]');
+    const chunks = events.map((e) => JSON.parse(e) as { choices: { text: string; finish_reason: string | null }[] });
+    assert.ok(chunks.length > 5);
+    assert.equal(chunks.map((c) => c.choices[0].text).join(''), '.\n\t\t-- Ambrose Bierce\n');
+    assert.equal(chunks[chunks.length - 1].choices[0].finish_reason, 'stop');
+  });
+
+  test('stop strings, seeds and sampling', async () => {
+    const j = await (await post('/v1/completions', { prompt: 'A fool and his money', max_tokens: 24, temperature: 0, stop: ['Ambrose'] })).json() as { choices: { text: string }[] };
+    assert.equal(j.choices[0].text, '.\n\t\t-- ');
+    const a = await (await post('/v1/completions', { prompt: 'The Zen', max_tokens: 10, temperature: 0.9, top_p: 0.9, seed: 7 })).json();
+    const b = await (await post('/v1/completions', { prompt: 'The Zen', max_tokens: 10, temperature: 0.9, top_p: 0.9, seed: 7 })).json();
+    assert.deepEqual((a as { choices: unknown }).choices, (b as { choices: unknown }).choices);
+  });
+
+  test('concurrent requests queue and all complete', async () => {
+    const rs = await Promise.all([1, 2, 3].map(() => post('/v1/completions', { prompt: 'def', max_tokens: 5, temperature: 0 })));
+    const texts = await Promise.all(rs.map(async (r) => ((await r.json()) as { choices: { text: string }[] }).choices[0].text));
+    assert.equal(new Set(texts).size, 1);
+  });
+
+  test('POST /api/attention: maps of every layer and head, rows summing to 1, head metrics', async () => {
+    const j = await (await post('/api/attention', { prompt: 'The Zen of Python' })).json() as { tokens: string[]; layers: number; heads: number; maps: number[][][][]; metrics: unknown[] };
+    assert.deepEqual([j.layers, j.heads, j.tokens.length], [4, 8, 5]);
+    for (const row of j.maps[3][7]) assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-3);
+    assert.equal(j.maps[0][0][0][1], 0); // causal
+    assert.equal(j.metrics.length, 32);
+  });
+
+  test('POST /api/experiment runs an experiment on the model', async () => {
+    const j = await (await post('/api/experiment', { id: 'no-scaling', prompt: 'The Zen of Python, by Tim Peters.' })).json() as { metrics: { label: string; value: number }[] };
+    const e = (label: string) => j.metrics.find((m) => m.label.startsWith(label))!.value;
+    assert.ok(e('attention entropy, without') < e('attention entropy, with'));
+  });
+});
+
+describe('API validation errors are 4xx JSON naming the field', () => {
+  const cases: [string, unknown, number, RegExp, string | null][] = [
+    ['not JSON', '{"prompt": ', 400, /not valid JSON/, null],
+    ['not an object', '[1]', 400, /must be a JSON object/, null],
+    ['missing prompt', {}, 400, /'prompt' must be a string, got nothing/, 'prompt'],
+    ['prompt not a string', { prompt: 5 }, 400, /'prompt' must be a string, got number/, 'prompt'],
+    ['empty prompt', { prompt: '' }, 400, /must not be empty/, 'prompt'],
+    ['max_tokens 0', { prompt: 'x', max_tokens: 0 }, 400, /'max_tokens' must be an integer in \[1, 512\], got 0/, 'max_tokens'],
+    ['max_tokens too big', { prompt: 'x', max_tokens: 100000 }, 400, /'max_tokens' must be an integer in \[1, 512\]/, 'max_tokens'],
+    ['max_tokens not an integer', { prompt: 'x', max_tokens: 2.5 }, 400, /must be an integer/, 'max_tokens'],
+    ['temperature negative', { prompt: 'x', temperature: -1 }, 400, /'temperature' must be a number in \[0, 2\], got -1/, 'temperature'],
+    ['temperature a string', { prompt: 'x', temperature: 'hot' }, 400, /'temperature' must be a number/, 'temperature'],
+    ['top_p 0', { prompt: 'x', top_p: 0 }, 400, /'top_p' must be a number in \(0, 1\]/, 'top_p'],
+    ['stop: too many', { prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, 400, /'stop' must be/, 'stop'],
+    ['stop: empty string', { prompt: 'x', stop: '' }, 400, /'stop' must be/, 'stop'],
+    ['seed negative', { prompt: 'x', seed: -3 }, 400, /'seed' must be an integer/, 'seed'],
+    ['stream not boolean', { prompt: 'x', stream: 'yes' }, 400, /'stream' must be a boolean/, 'stream'],
+    ['n = 2', { prompt: 'x', n: 2 }, 400, /'n' must be 1/, 'n'],
+    ['unknown field', { prompt: 'x', temprature: 1 }, 400, /unknown field 'temprature'/, 'temprature'],
+    ['past the context', { prompt: 'word '.repeat(600), max_tokens: 512 }, 400, /exceeds the model's context of 1024/, 'max_tokens'],
+  ];
+  for (const [name, body, status, message, param] of cases) {
+    test(`/v1/completions: ${name}`, async () => {
+      const r = await post('/v1/completions', body, typeof body === 'string');
+      assert.equal(r.status, status);
+      const j = await r.json() as { error: { message: string; type: string; param: string | null } };
+      assert.match(j.error.message, message);
+      assert.equal(j.error.param, param);
+      assert.equal(j.error.type, 'invalid_request_error');
+    });
+  }
+
+  test('a body over the limit is 413', async () => {
+    const r = await post('/v1/completions', { prompt: 'x'.repeat(5000) });
+    assert.equal(r.status, 413);
+    assert.match(((await r.json()) as { error: { message: string } }).error.message, /limit is 4096/);
+  });
+
+  test('attention and experiment requests are checked too', async () => {
+    assert.equal((await post('/api/attention', { prompt: 'word '.repeat(300) })).status, 400);
+    const r = await post('/api/experiment', { id: 'nope', prompt: 'x' });
+    assert.equal(r.status, 400);
+    assert.match(((await r.json()) as { error: { message: string } }).error.message, /'id' must be one of no-scaling/);
+  });
+
+  test('unknown routes are 404, wrong methods 405', async () => {
+    assert.equal((await fetch(`${base}v2/nothing`)).status, 404);
+    assert.equal((await fetch(`${base}v1/completions`)).status, 405);
+  });
+});
+
+describe('disconnects and static files', () => {
+  test('a client that disconnects stops its generation; the server carries on', async () => {
+    const before = { ...server.stats };
+    await new Promise<void>((resolve) => {
+      const req = request(`${base}v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.once('data', () => { req.destroy(); setTimeout(resolve, 300); }); // hang up after the first event
+      });
+      req.on('error', () => {});
+      req.end(JSON.stringify({ prompt: 'The Zen of Python', max_tokens: 400, temperature: 0.8, stream: true }));
+    });
+    assert.equal(server.stats.aborted, before.aborted + 1);
+    assert.ok(server.stats.tokensGenerated - before.tokensGenerated < 100, `generated ${server.stats.tokensGenerated - before.tokensGenerated} tokens after the hang-up`);
+    assert.equal((await post('/v1/completions', { prompt: 'def', max_tokens: 2 })).status, 200);
+  });
+
+  test('the lab and its files are served with a strict content policy; nothing else is', async () => {
+    const r = await fetch(base);
+    assert.match(await r.text(), /Attention Lab/);
+    assert.match(r.headers.get('content-security-policy')!, /default-src 'self'/);
+    assert.equal((await fetch(`${base}qkv/index.js`)).status, 200);
+    assert.match(await (await fetch(`${base}qkv/generate/tokenizer.js`)).text(), /from '\/vendor\/tokenizers\.mjs'/);
+    assert.equal((await fetch(`${base}vendor/tokenizers.mjs`)).status, 200);
+    assert.equal((await fetch(`${base}model/model.safetensors`)).status, 200);
+    for (const bad of ['qkv/node/checkpoint.js', 'model/../package.json', 'model/reference.safetensors', 'lab/../package.json', 'qkv/../../package.json']) {
+      assert.equal((await fetch(base + bad)).status, 404, bad);
+    }
+  });
+});
