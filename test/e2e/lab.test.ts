@@ -73,3 +73,20 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   assert.deepEqual(problems, []);
   console.log(`# lab ready in ${loadMs} ms; screenshots in ${ARTIFACTS}`);
 });
+
+test('when the page cannot load the model it falls back to the server', { skip, timeout: 120_000 }, async () => {
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.route('**/model/model.safetensors', (route) => route.abort()); // e.g. a browser without enough memory
+  await page.goto(base);
+  await page.waitForSelector('.cell canvas', { timeout: 60_000 });
+  assert.equal(await page.getAttribute('body', 'data-backend'), 'server');
+  assert.match(await page.textContent('#status') ?? '', /on the server/);
+  await page.fill('#max-tokens', '12');
+  await page.selectOption('#examples', { index: 1 });
+  await page.fill('#prompt', 'A fool and his money');
+  await page.click('#generate');
+  await page.waitForFunction(() => (document.querySelector('#generation')?.textContent ?? '').includes('Ambrose'), undefined, { timeout: 30_000 });
+  await page.click('.experiment[data-id="gqa"] button');
+  await page.waitForSelector('.experiment[data-id="gqa"] .metric', { timeout: 60_000 });
+  await page.screenshot({ path: join(ARTIFACTS, 'lab-server-fallback.png'), fullPage: true });
+});
