@@ -11,7 +11,7 @@ import type { Model } from '../models/model.js';
 import { buildModel } from '../models/registry.js';
 import { Weights } from '../models/weights.js';
 import { storageView, DTYPE_SIZE } from '../tensor/dtype.js';
-import { parseSafetensorsHeader } from '../tensor/safetensors.js';
+import { MAX_HEADER_BYTES, parseSafetensorsHeader } from '../tensor/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** A loaded checkpoint. */
@@ -45,6 +45,22 @@ function readJson(path: string): Record<string, unknown> {
   }
 }
 
+/** Reads and validates the header of an open safetensors file (only the length prefix and the JSON are read). */
+function readHeader(fd: number, path: string): ReturnType<typeof parseSafetensorsHeader> {
+  const size = fstatSync(fd).size;
+  const lenBuf = Buffer.alloc(8);
+  readSync(fd, lenBuf, 0, Math.min(8, size), 0);
+  const n = size >= 8 ? Number(lenBuf.readBigUInt64LE(0)) : 0;
+  // read no more than the file has or the header limit allows; the parser reports which bound was broken
+  const prefix = new Uint8Array(8 + Math.min(n, Math.max(0, size - 8), MAX_HEADER_BYTES));
+  readSync(fd, prefix, 0, prefix.length, 0);
+  try {
+    return parseSafetensorsHeader(prefix, size);
+  } catch (e) {
+    throw new SafetensorsError(`${path}: ${(e as Error).message}`);
+  }
+}
+
 /** Streams every tensor of one safetensors file into `into`, validating the header before reading data. */
 export function streamSafetensors(path: string, into: Map<string, Tensor>, progress?: (bytes: number) => void): number {
   let fd: number;
@@ -54,18 +70,7 @@ export function streamSafetensors(path: string, into: Map<string, Tensor>, progr
     throw new QkvError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   try {
-    const size = fstatSync(fd).size;
-    const lenBuf = Buffer.alloc(8);
-    readSync(fd, lenBuf, 0, Math.min(8, size), 0);
-    const n = size >= 8 ? Number(lenBuf.readBigUInt64LE(0)) : 0;
-    const prefix = new Uint8Array(8 + Math.min(n, Math.max(0, size - 8), 100_000_000));
-    readSync(fd, prefix, 0, prefix.length, 0);
-    let header: ReturnType<typeof parseSafetensorsHeader>;
-    try {
-      header = parseSafetensorsHeader(prefix, size);
-    } catch (e) {
-      throw new SafetensorsError(`${path}: ${(e as Error).message}`);
-    }
+    const header = readHeader(fd, path);
     let total = 0;
     for (const e of header.entries) {
       const bytes = e.end - e.begin;
@@ -126,15 +131,7 @@ export function inspectCheckpoint(dir: string): CheckpointSummary {
   for (const f of files) {
     const fd = openSync(f, 'r');
     try {
-      const size = fstatSync(fd).size;
-      const lenBuf = Buffer.alloc(8);
-      readSync(fd, lenBuf, 0, Math.min(8, size), 0);
-      const n = size >= 8 ? Number(lenBuf.readBigUInt64LE(0)) : 0;
-      const prefix = new Uint8Array(8 + Math.min(n, Math.max(0, size - 8), 100_000_000));
-      readSync(fd, prefix, 0, prefix.length, 0);
-      let header: ReturnType<typeof parseSafetensorsHeader>;
-      try { header = parseSafetensorsHeader(prefix, size); } catch (e) { throw new SafetensorsError(`${f}: ${(e as Error).message}`); }
-      for (const e of header.entries) {
+      for (const e of readHeader(fd, f).entries) {
         parameters += e.shape.reduce((a, b) => a * b, 1);
         bytes += e.end - e.begin;
         dtypes.add(e.dtype);
