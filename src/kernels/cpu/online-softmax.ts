@@ -46,8 +46,18 @@ export function scoreRow(p: SdpaProblem, b: number, h: number, i: number, j0: nu
   const kvh = Math.floor(h / (p.Hq / p.Hkv)); // GQA: query head h reads kv head ⌊h / G⌋
   const qOff = ((b * p.Hq + h) * p.L + i) * D;
   const kOff = ((b * p.Hkv + kvh) * p.S + j0) * D;
-  // s_c = scale · Σ_d q_id k_jd
-  for (let c = 0; c < n; c++) {
+  // s_c = scale · Σ_d q_id k_jd, four keys at a time so each q_id is loaded once for four products
+  let c = 0;
+  for (; c + 3 < n; c += 4) {
+    const [k0, k1, k2, k3] = [kOff + c * D, kOff + (c + 1) * D, kOff + (c + 2) * D, kOff + (c + 3) * D];
+    let d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+    for (let d = 0; d < D; d++) {
+      const x = q[qOff + d];
+      d0 += x * k[k0 + d]; d1 += x * k[k1 + d]; d2 += x * k[k2 + d]; d3 += x * k[k3 + d];
+    }
+    s[c] = scale * d0; s[c + 1] = scale * d1; s[c + 2] = scale * d2; s[c + 3] = scale * d3;
+  }
+  for (; c < n; c++) {
     const kc = kOff + c * D;
     let dot = 0;
     for (let d = 0; d < D; d++) dot += q[qOff + d] * k[kc + d];
@@ -58,7 +68,7 @@ export function scoreRow(p: SdpaProblem, b: number, h: number, i: number, j0: nu
   if (partial && p.mask) p.mask.maskRow(s, b, h, i, j0, n);
 }
 
-/** Folds scores s[0..n) of keys j0.. into row r of `st` (online softmax). `pos` is the query position i'. */
+/** Folds scores s[0..n) of keys j0.. into row r of `st` (online softmax); s is overwritten with p. `pos` = i'. */
 export function updateRow(p: SdpaProblem, st: RowState, r: number, s: Float64Array, n: number, b: number, h: number, j0: number, pos: number): void {
   let mx = -Infinity;
   for (let c = 0; c < n; c++) if (s[c] > mx) mx = s[c];
@@ -77,15 +87,28 @@ export function updateRow(p: SdpaProblem, st: RowState, r: number, s: Float64Arr
   const v = p.v;
   const kvh = Math.floor(h / (p.Hq / p.Hkv));
   const vOff = ((b * p.Hkv + kvh) * p.S + j0) * Dv;
-  // p_c = e^{s_c − m'};  l += p_c;  acc += p_c v_c
+  // p_c = e^{s_c − m'};  l += p_c  (statistics first, while s still holds the scores; then s holds p)
   for (let c = 0; c < n; c++) {
     const pc = Math.exp(s[c] - mNew);
-    if (pc === 0) continue; // masked (s = −∞) or underflow: contributes nothing, and 0·(−∞) must not reach sps
-    l += pc;
+    if (pc !== 0) { // masked (s = −∞) or underflow contributes nothing, and 0·(−∞) must not reach sps
+      l += pc;
+      if (st.sps) { sps += pc * s[c]; spd += pc * Math.abs(pos - (j0 + c)); }
+    }
+    s[c] = pc;
+  }
+  // acc += Σ_c p_c v_c, four keys at a time so each acc_d is loaded and stored once per four values
+  let c = 0;
+  for (; c + 3 < n; c += 4) {
+    const [p0, p1, p2, p3] = [s[c], s[c + 1], s[c + 2], s[c + 3]];
+    const v0 = vOff + c * Dv;
+    const [v1, v2, v3] = [v0 + Dv, v0 + 2 * Dv, v0 + 3 * Dv];
+    for (let d = 0; d < Dv; d++) acc[a0 + d] += p0 * v[v0 + d] + p1 * v[v1 + d] + p2 * v[v2 + d] + p3 * v[v3 + d];
+  }
+  for (; c < n; c++) {
+    const pc = s[c];
+    if (pc === 0) continue;
     const vc = vOff + c * Dv;
     for (let d = 0; d < Dv; d++) acc[a0 + d] += pc * v[vc + d];
-    sps += pc * s[c];
-    spd += pc * Math.abs(pos - (j0 + c));
   }
   st.m[r] = mNew;
   st.l[r] = l;
