@@ -85,9 +85,10 @@ export function chooseKernel(o: AttentionOptions, dims: AttnShape): Exclude<Kern
   if (o.blockN !== undefined) checkPositiveInt(o.blockN, 'blockN');
   if (o.numSplits !== undefined) checkPositiveInt(o.numSplits, 'numSplits');
   const k = o.kernel ?? 'auto';
-  if (k === 'auto') return dims.L === 1 && !o.returnStats ? 'decode' : 'flash';
-  if (k !== 'reference' && k !== 'flash' && k !== 'decode') {
-    throw new QkvError(`attention: kernel must be 'reference', 'flash', 'decode' or 'auto', got ${JSON.stringify(k)}`);
+  // auto: decode for one query row; the SIMD kernel takes what it covers (it hands the rest to flash itself)
+  if (k === 'auto') return dims.L === 1 && !o.returnStats ? 'decode' : o.returnStats || o.returnWeights ? 'flash' : 'flash-wasm';
+  if (k !== 'reference' && k !== 'flash' && k !== 'flash-wasm' && k !== 'decode') {
+    throw new QkvError(`attention: kernel must be 'reference', 'flash', 'flash-wasm', 'decode' or 'auto', got ${JSON.stringify(k)}`);
   }
   if (k === 'decode' && o.returnStats) throw new QkvError("attention: returnStats needs kernel 'flash' or 'reference', not 'decode'");
   return k;

@@ -30,6 +30,12 @@ export abstract class Mask {
     return TILE_SOME;
   }
 
+  /** For a plain causal mask, the shift s such that query i sees keys 0..i + s; null for any other mask. Lets the
+   *  WebAssembly kernel, which knows only this mask, take the call. */
+  causalShift(): number | null {
+    return null;
+  }
+
   /** Sets `row[c] = −∞` for every key j0 + c (c < n) that query i may not attend. */
   maskRow(row: Row, b: number, h: number, i: number, j0: number, n: number): void {
     for (let c = 0; c < n; c++) if (!this.allows(b, h, i, j0 + c)) row[c] = -Infinity;
@@ -54,6 +60,7 @@ class CausalMask extends Mask {
   readonly name: string;
   constructor(private readonly shift: number, align: string) { super(); this.name = `causal(${align})`; }
   allows(_b: number, _h: number, i: number, j: number): boolean { return j <= i + this.shift; }
+  override causalShift(): number { return this.shift; }
   override tile(_b: number, _h: number, i0: number, i1: number, j0: number, j1: number): TileState {
     if (j1 - 1 <= i0 + this.shift) return TILE_ALL;
     if (j0 > i1 - 1 + this.shift) return TILE_NONE;

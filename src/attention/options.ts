@@ -3,8 +3,9 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { BlockSparseOptions, MaskMod, MaskSpec } from './masks.js';
 import type { ScoreMod } from './score-mods.js';
 
-/** Which kernel computes attention. `auto`: decode when L = 1, else flash (reference when weights are requested). */
-export type KernelName = 'reference' | 'flash' | 'decode' | 'auto';
+/** Which kernel computes attention. `auto`: decode when L = 1, else the WebAssembly SIMD kernel when it covers the
+ *  call (no mask or causal, no score modifiers, head_dim % 4 = 0), else flash. */
+export type KernelName = 'reference' | 'flash' | 'flash-wasm' | 'decode' | 'auto';
 
 /** Options of `attention(q, k, v, options)`. Every mask option composes with the others by AND,
  *  except `globalTokens`, which ORs into the sparse pattern (window / block-sparse) as in Longformer. */

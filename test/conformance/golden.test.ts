@@ -16,7 +16,7 @@ const GOLDEN = join(ROOT, '..', 'shared', 'golden');
 const CLI = join(ROOT, 'dist', 'src', 'node', 'conformance-cli.js');
 
 describe('golden data from PyTorch', { skip: existsSync(GOLDEN) ? false : `no golden data at ${GOLDEN} (it lives beside the checkout in the qkv workspace)` }, () => {
-  for (const kernel of ['reference', 'flash'] as const) {
+  for (const kernel of ['reference', 'flash', 'flash-wasm'] as const) {
     test(`every case (sdpa, scores, linear, position, mha, graph, models) passes with the ${kernel} kernel`, (t) => {
       const results = runConformance(GOLDEN, kernel);
       const sdpa = results.filter((r) => r.file.startsWith('sdpa/'));

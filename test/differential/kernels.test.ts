@@ -29,11 +29,33 @@ describe('flash and decode against reference', () => {
     }
   });
 
-  test('auto picks decode for L = 1 and flash otherwise', () => {
+  test('the WebAssembly SIMD kernel equals the reference (no mask, causal both alignments, GQA) and falls back for the rest', () => {
+    for (let trial = 0; trial < 24; trial++) {
+      const rand = rng(2000 + trial);
+      const Hkv = randint(rand, 1, 2);
+      const Hq = Hkv * [1, 2, 4][trial % 3];
+      const [B, L, S] = [randint(rand, 1, 2), randint(rand, 1, 150), randint(rand, 1, 150)];
+      const [D, Dv] = [4 * randint(rand, 1, 20), 4 * randint(rand, 1, 10)];
+      const q = randn([B, Hq, L, D], rand, 2);
+      const k = randn([B, Hkv, S, D], rand, 2);
+      const v = randn([B, Hkv, S, Dv], rand);
+      const opts = [{}, { causal: 'bottom-right' as const }, { causal: 'top-left' as const }, { window: [5, 0] as [number, number] }][trial % 4];
+      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
+      const wasm = attention(q, k, v, { ...opts, kernel: 'flash-wasm' });
+      assertClose(wasm.out, ref.out, 2e-6, 1e-4, `trial ${trial} out`);
+      assertClose(wasm.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} lse`);
+    }
+    // odd head_dim: handed to the TypeScript kernel, same answer
+    const rand = rng(9);
+    const q = randn([1, 2, 9, 7], rand);
+    assertClose(attention(q, q, q, { kernel: 'flash-wasm' }).out, attention(q, q, q, { kernel: 'reference' }).out, 2e-6, 1e-4, 'odd D');
+  });
+
+  test('auto picks decode for L = 1 and the SIMD kernel otherwise', () => {
     const rand = rng(5);
     const k = randn([1, 2, 50, 8], rand);
     assert.equal(attention(randn([1, 4, 1, 8], rand), k, k).kernel, 'decode');
-    assert.equal(attention(randn([1, 4, 3, 8], rand), k, k).kernel, 'flash');
+    assert.equal(attention(randn([1, 4, 3, 8], rand), k, k).kernel, 'flash-wasm');
   });
 
   test('the flash kernel skips fully masked tiles (causal: about half)', () => {

@@ -163,7 +163,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
       res.writeHead(200, {
         'content-type': file.type, 'cache-control': 'no-cache',
         // the lab makes no request to anything but this server
-        'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'",
+        'content-security-policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:; style-src 'self'",
       });
       res.end(req.method === 'HEAD' ? undefined : file.body);
     };

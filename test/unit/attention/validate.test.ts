@@ -48,7 +48,7 @@ describe('attention argument errors', () => {
   test('mask that does not broadcast', () => throwsWith(() => attention(q, k, v, { mask: Tensor.zeros([5, 6], 'bool') }), /mask shape \[5, 6\] cannot broadcast to \[B, Hq, L, S\] = \[2, 8, 5, 7\]/));
   test('mask of an integer dtype', () => throwsWith(() => attention(q, k, v, { mask: Tensor.zeros([5, 7], 'uint8') }), /bias|mask must be a float tensor, got dtype uint8/));
   test('unknown kernel and tile sizes', () => {
-    throwsWith(() => attention(q, k, v, { kernel: 'fast' as 'flash' }), /kernel must be 'reference', 'flash', 'decode' or 'auto', got "fast"/);
+    throwsWith(() => attention(q, k, v, { kernel: 'fast' as 'flash' }), /kernel must be 'reference', 'flash', 'flash-wasm', 'decode' or 'auto', got "fast"/);
     throwsWith(() => attention(q, k, v, { blockM: 0 }), /blockM must be a positive integer, got 0/);
   });
   test('unknown option (typo)', () => throwsWith(() => attention(q, k, v, { casual: true } as object), /unknown option 'casual'/));

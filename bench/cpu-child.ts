@@ -1,0 +1,89 @@
+// One measurement of one implementation in a fresh process (so its peak RSS is its own):
+//   node dist/bench/cpu-child.js IMPL L CAUSAL RUNS  →  one JSON line {impl, L, causal, ms: [...], baseRss, peakRss}
+// IMPL: qkv | ort-graph (MatMul→Softmax→MatMul) | ort-mha (com.microsoft.MultiHeadAttention) | ort-attention (ONNX-23
+// Attention) | tfjs-wasm. fp32, B = 1, H = 8, head_dim 64, L = S; ORT with 2 intra-op threads.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { attention, Tensor } from '../src/index.js';
+import { initializer, model, node, valueInfo } from './peers/onnx.js';
+
+const [impl, Ls, causalS, runsS] = process.argv.slice(2);
+const [B, H, D] = [1, 8, 64];
+const L = Number(Ls);
+const causal = causalS === 'true';
+const runs = Number(runsS);
+
+function data(seed: number, n: number): Float32Array {
+  const a = new Float32Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) { x = (x * 1664525 + 1013904223) >>> 0; a[i] = x / 2 ** 32 - 0.5; }
+  return a;
+}
+const [qd, kd, vd] = [data(1, B * H * L * D), data(2, B * H * L * D), data(3, B * H * L * D)];
+
+async function setup(): Promise<() => Promise<void> | void> {
+  if (impl === 'qkv') {
+    const [q, k, v] = [qd, kd, vd].map((d) => Tensor.from(d, [B, H, L, D]));
+    return () => { attention(q, k, v, { causal, kernel: 'flash' }); };
+  }
+  if (impl.startsWith('ort')) {
+    const ort = await import('onnxruntime-node');
+    const shape4 = [B, H, L, D];
+    let bytes: Uint8Array;
+    let feeds: Record<string, InstanceType<typeof ort.Tensor>>;
+    if (impl === 'ort-graph') {
+      const mask = new Float32Array(L * L);
+      for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) mask[i * L + j] = -Infinity;
+      const nodes = [node('Transpose', ['k'], ['kt'], [{ name: 'perm', ints: [0, 1, 3, 2] }]), node('MatMul', ['q', 'kt'], ['s']),
+        node('Mul', ['s', 'scale'], ['ss']), ...(causal ? [node('Add', ['ss', 'mask'], ['sm'])] : []),
+        node('Softmax', [causal ? 'sm' : 'ss'], ['p'], [{ name: 'axis', i: -1 }]), node('MatMul', ['p', 'v'], ['o'])];
+      const inits = [initializer('scale', [], new Float32Array([1 / Math.sqrt(D)])), ...(causal ? [initializer('mask', [L, L], mask)] : [])];
+      bytes = model(nodes, ['q', 'k', 'v'].map((n) => valueInfo(n, shape4)), [valueInfo('o', shape4)], inits, { '': 17 });
+      feeds = { q: new ort.Tensor('float32', qd, shape4), k: new ort.Tensor('float32', kd, shape4), v: new ort.Tensor('float32', vd, shape4) };
+    } else if (impl === 'ort-mha') {
+      const shape3 = [B, L, H * D];
+      bytes = model([node('MultiHeadAttention', ['q', 'k', 'v'], ['o'], [{ name: 'num_heads', i: H }, { name: 'unidirectional', i: causal ? 1 : 0 }], 'com.microsoft')],
+        ['q', 'k', 'v'].map((n) => valueInfo(n, shape3)), [valueInfo('o', shape3)], [], { '': 17, 'com.microsoft': 1 });
+      feeds = { q: new ort.Tensor('float32', qd, shape3), k: new ort.Tensor('float32', kd, shape3), v: new ort.Tensor('float32', vd, shape3) };
+    } else {
+      bytes = model([node('Attention', ['q', 'k', 'v'], ['o'], [{ name: 'is_causal', i: causal ? 1 : 0 }])],
+        ['q', 'k', 'v'].map((n) => valueInfo(n, shape4)), [valueInfo('o', shape4)], [], { '': 23 });
+      feeds = { q: new ort.Tensor('float32', qd, shape4), k: new ort.Tensor('float32', kd, shape4), v: new ort.Tensor('float32', vd, shape4) };
+    }
+    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+    return async () => { await session.run(feeds); };
+  }
+  if (impl === 'tfjs-wasm') {
+    const tf = await import('@tensorflow/tfjs-core');
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const dir = dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
+    wasm.setWasmPaths(join(dir, '/'));
+    await tf.setBackend('wasm');
+    await tf.ready();
+    const [q, k, v] = [qd, kd, vd].map((d) => tf.tensor4d(d, [B, H, L, D]));
+    const mask = causal ? tf.tensor2d(Float32Array.from({ length: L * L }, (_, x) => (x % L > Math.floor(x / L) ? -1e30 : 0)), [L, L]) : null;
+    return () => {
+      const o = tf.tidy(() => {
+        let s = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(D));
+        if (mask) s = tf.add(s, mask);
+        return tf.matMul(tf.softmax(s), v);
+      });
+      o.dataSync();
+      o.dispose();
+    };
+  }
+  throw new Error(`unknown implementation ${impl}`);
+}
+
+const run = await setup();
+await run(); // warm-up: compilation, thread pools, first allocations
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+gc();
+const baseRss = process.resourceUsage().maxRSS * 1024;
+const ms: number[] = [];
+for (let r = 0; r < runs; r++) {
+  const t0 = performance.now();
+  await run();
+  ms.push(performance.now() - t0);
+}
+console.log(JSON.stringify({ impl, L, causal, ms, baseRss, peakRss: process.resourceUsage().maxRSS * 1024, inputBytes: 3 * qd.byteLength }));

@@ -1,0 +1,52 @@
+// `npm run bench:cpu`: qkv's CPU attention against the peers, in one process tree and one run, on the same inputs:
+// onnxruntime-node (the ONNX graph MatMul→Softmax→MatMul, com.microsoft.MultiHeadAttention and ONNX-23 Attention,
+// 2 intra-op threads) and @tensorflow/tfjs with the wasm backend. fp32, B = 1, H = 8, head_dim 64, L = S.
+// GFLOP/s = 4·B·H·L·S·D / time, halved for causal. Medians of ≥ 5 runs after a warm-up; peak RSS of each child.
+// Options: --sizes 256,1024  --runs N  --impls qkv,ort-graph,…  --json
+// (Decode tokens/s against llama.cpp's figures: `npm run bench:generate` and ../shared/anchors/llama-cpp.md.)
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+const opt = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const sizes = (opt('--sizes') ?? '256,1024,2048,4096').split(',').map(Number);
+const impls = (opt('--impls') ?? 'qkv,ort-graph,ort-mha,ort-attention,tfjs-wasm').split(',');
+const runs = Number(opt('--runs') ?? 5);
+const child = fileURLToPath(new URL('./cpu-child.js', import.meta.url));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const [B, H, D] = [1, 8, 64];
+
+interface Row { impl: string; L: number; causal: boolean; ms: number; gflops: number; peakMiB: number; error?: string }
+const rows: Row[] = [];
+for (const causal of [false, true]) {
+  for (const L of sizes) {
+    for (const impl of impls) {
+      try {
+        const out = execFileSync(process.execPath, ['--expose-gc', child, impl, String(L), String(causal), String(runs)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 20 * 60_000 });
+        const r = JSON.parse(out.trim().split('\n').pop()!) as { ms: number[]; peakRss: number; baseRss: number };
+        const ms = median(r.ms);
+        const flops = (4 * B * H * L * L * D) / (causal ? 2 : 1);
+        rows.push({ impl, L, causal, ms, gflops: flops / ms / 1e6, peakMiB: r.peakRss / 2 ** 20 });
+      } catch (e) {
+        rows.push({ impl, L, causal, ms: NaN, gflops: NaN, peakMiB: NaN, error: (e as Error).message.split('\n')[0] });
+      }
+      if (!args.includes('--json')) process.stderr.write('.');
+    }
+  }
+}
+if (args.includes('--json')) {
+  console.log(JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, runs, rows }, null, 2));
+} else {
+  process.stderr.write('\n');
+  console.log(`CPU attention — fp32, B=${B}, H=${H}, D=${D}, L=S; ${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}; median of ${runs} after a warm-up`);
+  console.log('GFLOP/s (peak RSS MiB); ratio = qkv / peer\n');
+  const peers = impls.filter((i) => i !== 'qkv');
+  console.log(`causal |     L | ${impls.map((i) => i.padStart(18)).join(' | ')} | ${peers.map((p) => `qkv/${p}`.padStart(18)).join(' | ')}`);
+  for (const causal of [false, true]) for (const L of sizes) {
+    const get = (impl: string) => rows.find((r) => r.impl === impl && r.L === L && r.causal === causal)!;
+    const cells = impls.map((i) => { const r = get(i); return (r.error ? 'error' : `${r.gflops.toFixed(1)} (${r.peakMiB.toFixed(0)})`).padStart(18); });
+    const ratios = peers.map((p) => (get('qkv') && !get(p).error ? `${(get('qkv').gflops / get(p).gflops).toFixed(2)}×` : '–').padStart(18 + 4));
+    console.log(`${String(causal).padStart(6)} | ${String(L).padStart(5)} | ${cells.join(' | ')} | ${ratios.join(' | ')}`);
+  }
+}
