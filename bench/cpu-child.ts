@@ -1,6 +1,6 @@
 // One measurement of one implementation in a fresh process (so its peak RSS is its own):
 //   node dist/bench/cpu-child.js IMPL L CAUSAL RUNS  →  one JSON line {impl, L, causal, ms: [...], baseRss, peakRss}
-// IMPL: qkv | ort-graph (MatMul→Softmax→MatMul) | ort-mha (com.microsoft.MultiHeadAttention) | ort-attention (ONNX-23
+// IMPL: qkv (auto: WebAssembly SIMD) | qkv-2t (2 worker threads) | qkv-ts (TypeScript tiles) | ort-graph (MatMul→Softmax→MatMul) | ort-mha (com.microsoft.MultiHeadAttention) | ort-attention (ONNX-23
 // Attention) | tfjs-wasm. fp32, B = 1, H = 8, head_dim 64, L = S; ORT with 2 intra-op threads.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -22,9 +22,17 @@ function data(seed: number, n: number): Float32Array {
 const [qd, kd, vd] = [data(1, B * H * L * D), data(2, B * H * L * D), data(3, B * H * L * D)];
 
 async function setup(): Promise<() => Promise<void> | void> {
-  if (impl === 'qkv') {
+  if (impl === 'qkv' || impl === 'qkv-ts') {
+    // qkv: the auto kernel (WebAssembly SIMD for these calls); qkv-ts: the TypeScript tiled kernel
     const [q, k, v] = [qd, kd, vd].map((d) => Tensor.from(d, [B, H, L, D]));
-    return () => { attention(q, k, v, { causal, kernel: 'flash' }); };
+    return () => { attention(q, k, v, { causal, kernel: impl === 'qkv' ? 'auto' : 'flash' }); };
+  }
+  if (impl === 'qkv-2t') {
+    const { AttentionPool } = await import('../src/node/threads.js');
+    const pool = new AttentionPool(2);
+    const [q, k, v] = [qd, kd, vd].map((d) => Tensor.from(d, [B, H, L, D]));
+    process.on('beforeExit', () => { void pool.close(); });
+    return async () => { await pool.attention(q, k, v, { causal }); };
   }
   if (impl.startsWith('ort')) {
     const ort = await import('onnxruntime-node');
