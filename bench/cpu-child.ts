@@ -31,7 +31,6 @@ async function setup(): Promise<() => Promise<void> | void> {
     const { AttentionPool } = await import('../src/node/threads.js');
     const pool = new AttentionPool(2);
     const [q, k, v] = [qd, kd, vd].map((d) => Tensor.from(d, [B, H, L, D]));
-    process.on('beforeExit', () => { void pool.close(); });
     return async () => { await pool.attention(q, k, v, { causal }); };
   }
   if (impl.startsWith('ort')) {
@@ -95,3 +94,4 @@ for (let r = 0; r < runs; r++) {
   ms.push(performance.now() - t0);
 }
 console.log(JSON.stringify({ impl, L, causal, ms, baseRss, peakRss: process.resourceUsage().maxRSS * 1024, inputBytes: 3 * qd.byteLength }));
+process.exit(0); // worker threads (qkv-2t) would keep the process alive

@@ -1,6 +1,7 @@
 // Linear layer y = x Wᵀ + b with torch's weight layout [out_features, in_features].
 import { QkvError } from '../errors.js';
 import { matmulTransB } from '../kernels/cpu/matmul.js';
+import { wasmMatmulTransB } from '../kernels/wasm/matmul-wasm.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -16,7 +17,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, what = '
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new QkvError(`${what}: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
   const rows = x.size / inF;
-  const y = matmulTransB(x.toFloat32(), weight.toFloat32(), rows, inF, outF); // [rows, out]
+  const [xa, wa] = [x.toFloat32(), weight.toFloat32()];
+  // WebAssembly SIMD where it applies (the weight stays resident in wasm memory), else the TypeScript loops
+  const y = wasmMatmulTransB(xa, wa, rows, inF, outF) ?? matmulTransB(xa, wa, rows, inF, outF); // [rows, out]
   if (bias) {
     const b = bias.toFloat32();
     for (let r = 0; r < rows; r++) for (let o = 0; o < outF; o++) y[r * outF + o] += b[o];
