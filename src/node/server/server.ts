@@ -14,6 +14,7 @@ import { EXPERIMENTS } from '../../inspect/experiments.js';
 import { headMetrics } from '../../inspect/metrics.js';
 import type { CausalLM } from '../../models/model.js';
 import type { Checkpoint } from '../checkpoint.js';
+import { QkvError } from '../../errors.js';
 import { staticFile } from './static.js';
 import { completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits } from './validate.js';
 
@@ -67,7 +68,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   const limits: Limits = { ...DEFAULT_LIMITS, ...o.limits };
   const queue = new ModelQueue(limits.maxQueue);
   const modelName = o.modelName ?? ckpt.dir.split('/').filter(Boolean).pop() ?? 'model';
-  if (ckpt.model.kind !== 'causal-lm' || !ckpt.tokenizer) throw new HttpError(500, 'qkv serve needs a causal language model with a tokenizer');
+  if (ckpt.model.kind !== 'causal-lm' || !ckpt.tokenizer) throw new QkvError(`qkv serve needs a causal language model with a tokenizer; ${ckpt.dir} has ${ckpt.config.architectures?.[0]}${ckpt.tokenizer ? '' : ' and no tokenizer.json'}`);
   const model = ckpt.model as CausalLM;
   const tokenizer = ckpt.tokenizer;
   let served = 0;
