@@ -1,25 +1,32 @@
 #!/usr/bin/env node
-// `npm run conformance -- DIR [--kernel reference|flash|decode|auto]`: one line per case, then the summary line;
-// exits 1 when any case fails, 2 on bad usage.
+// `npm run conformance -- DIR [--kernel reference|flash|flash-wasm|decode|auto] [--device cpu|webgpu]`: one line per
+// case, then the summary line; exits 1 when any case fails, 2 on bad usage.
 import { existsSync } from 'node:fs';
-import { formatResult, runConformance, summary } from './conformance.js';
+import { formatResult, runConformance, runConformanceWebGPU, summary } from './conformance.js';
+import { useDawn } from './webgpu.js';
 import type { KernelName } from '../attention/options.js';
 
-const usage = 'usage: npm run conformance -- DIR [--kernel reference|flash|decode|auto]';
+const usage = 'usage: npm run conformance -- DIR [--kernel reference|flash|flash-wasm|decode|auto] [--device cpu|webgpu]';
 const args = process.argv.slice(2);
 let dir: string | undefined;
 let kernel: KernelName = 'flash';
+let device = 'cpu';
 for (let a = 0; a < args.length; a++) {
   if (args[a] === '--kernel') kernel = args[++a] as KernelName;
+  else if (args[a] === '--device') device = args[++a];
   else if (args[a] === '--help' || args[a] === '-h') { console.log(usage); process.exit(0); }
   else if (!dir) dir = args[a];
   else { console.error(`conformance: unexpected argument '${args[a]}'\n${usage}`); process.exit(2); }
 }
 if (!dir) { console.error(usage); process.exit(2); }
-if (!['reference', 'flash', 'decode', 'auto'].includes(kernel)) { console.error(`conformance: unknown kernel '${kernel}'\n${usage}`); process.exit(2); }
+if (!['cpu', 'webgpu'].includes(device)) { console.error(`conformance: unknown device '${device}'\n${usage}`); process.exit(2); }
+if (!['reference', 'flash', 'flash-wasm', 'decode', 'auto'].includes(kernel)) { console.error(`conformance: unknown kernel '${kernel}'\n${usage}`); process.exit(2); }
 if (!existsSync(dir)) { console.error(`conformance: directory '${dir}' does not exist`); process.exit(2); }
 try {
-  const results = runConformance(dir, kernel, (r) => console.log(formatResult(r)));
+  if (device === 'webgpu' && !(await useDawn())) throw new Error('conformance: --device webgpu needs the optional `webgpu` package');
+  const results = device === 'webgpu'
+    ? await runConformanceWebGPU(dir, (r) => console.log(formatResult(r)))
+    : runConformance(dir, kernel, (r) => console.log(formatResult(r)));
   console.log(summary(results));
   process.exit(results.some((r) => r.status === 'fail') ? 1 : 0);
 } catch (e) {

@@ -113,3 +113,45 @@ export function summary(results: CaseResult[]): string {
   const n = (s: string) => results.filter((r) => r.status === s).length;
   return `${n('pass')} passed, ${n('fail')} failed, ${n('skip')} skipped`;
 }
+
+/**
+ * The sdpa cases of DIR on WebGPU (`--device webgpu`): each case whose options the WGSL kernel covers runs on the GPU
+ * and is compared like any other; the rest are skipped with the reason. Other ops are skipped.
+ */
+export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResult) => void): Promise<CaseResult[]> {
+  const { attentionWebGPU } = await import('../attention/webgpu.js');
+  const { webgpuUnsupported } = await import('../kernels/webgpu/sdpa-flash.js');
+  const { gpuDevice } = await import('../kernels/webgpu/device.js');
+  const { sdpaOptions } = await import('./conformance-ops.js');
+  if (!(await gpuDevice())) throw new QkvError('conformance --device webgpu: no WebGPU adapter (install Mesa for llvmpipe, or run on a GPU)');
+  const results: CaseResult[] = [];
+  for (const c of readIndex(dir).cases) {
+    let r: CaseResult;
+    try {
+      if (c.op !== 'sdpa') {
+        r = { file: c.file, status: 'skip', detail: `op '${c.op}' not on WebGPU yet` };
+      } else {
+        const t = readSafetensors(join(dir, c.file)).tensors;
+        const o = sdpaOptions(c.params ?? {}, t);
+        const [q, k, v] = ['q', 'k', 'v'].map((n) => t.get(n)!);
+        const why = webgpuUnsupported(o, q.shape[3], v.shape[3]);
+        if (why) {
+          r = { file: c.file, status: 'skip', detail: why };
+        } else {
+          const g = await attentionWebGPU(q, k, v, o);
+          r = { file: c.file, status: 'pass', maxAbsErr: 0 };
+          for (const [name, got] of [['out', g.out], ['lse', g.lse]] as const) {
+            const cmp = compare(got, t.get(name)!, c.atol, c.rtol);
+            r.maxAbsErr = Math.max(r.maxAbsErr!, cmp.maxAbsErr);
+            if (cmp.problem) { r = { file: c.file, status: 'fail', maxAbsErr: r.maxAbsErr, detail: `${name} ${cmp.problem}` }; break; }
+          }
+        }
+      }
+    } catch (e) {
+      r = e instanceof SkipCase ? { file: c.file, status: 'skip', detail: e.message } : { file: c.file, status: 'fail', detail: `threw ${(e as Error).name}: ${(e as Error).message}` };
+    }
+    results.push(r);
+    onResult?.(r);
+  }
+  return results;
+}

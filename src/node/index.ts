@@ -4,3 +4,4 @@ export { readSafetensors, writeSafetensors } from './files.js';
 export { runConformance, formatResult, summary, compare, type CaseResult, type GoldenCase } from './conformance.js';
 export { loadCheckpoint, inspectCheckpoint, streamSafetensors, type Checkpoint, type CheckpointSummary, type LoadProgress } from './checkpoint.js';
 export { DEFAULT_MODEL_DIR } from './default-model.js';
+export { useDawn } from './webgpu.js';

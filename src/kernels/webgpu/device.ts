@@ -1,0 +1,30 @@
+// The WebGPU device qkv computes on. In browsers it comes from navigator.gpu; in Node, from Google's Dawn through
+// the `webgpu` package, which only the Node entry (src/node/webgpu.ts) imports — the core stays browser-safe.
+// Robustness: a lost device is reported once with its reason and the next call asks for a new one.
+
+let provider: (() => Promise<GPU | null>) | null = null;
+let current: Promise<GPUDevice | null> | null = null;
+
+/** Lets the Node entry hand qkv Dawn's GPU object (browsers need no call). */
+export function setGpuProvider(p: () => Promise<GPU | null>): void {
+  provider = p;
+  current = null;
+}
+
+async function open(): Promise<GPUDevice | null> {
+  const gpu = provider ? await provider() : (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu ?? null;
+  if (!gpu) return null;
+  const adapter = (await gpu.requestAdapter()) ?? (await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions));
+  if (!adapter) return null;
+  const device = await adapter.requestDevice();
+  void device.lost.then((info) => {
+    if (info.reason !== 'destroyed') console.warn(`qkv: the WebGPU device was lost (${info.reason}): ${info.message}`);
+    current = null; // the next call opens a new one
+  });
+  return device;
+}
+
+/** The shared device, or null when no adapter exists (callers fall back to the CPU). */
+export function gpuDevice(): Promise<GPUDevice | null> {
+  return (current ??= open());
+}
