@@ -1,4 +1,4 @@
-// Host side of the WGSL FlashAttention kernel (sdpa-flash.wgsl): uploads q, k, v, runs one invocation per query row,
+// Host side of the WGSL FlashAttention kernel (sdpa-flash.wgsl): uploads q, k, v, runs a workgroup per 64 query rows,
 // reads back out and lse. Covers no mask / causal (both alignments) / sliding and dilated windows / key padding,
 // soft-capping, ALiBi, GQA and MQA, with value head_dim ≤ 256 (src/attention/webgpu.ts sends the rest to the CPU).
 // Buffers live for one call and are destroyed after it; the pipeline is built once per device.
@@ -35,6 +35,7 @@ export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): s
   const extra = Object.keys(o).filter((k) => !SUPPORTED.has(k) && (o as Record<string, unknown>)[k] !== undefined);
   if (extra.length) return `option${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not on WebGPU yet`;
   if (Dv > 256) return `value head_dim ${Dv} > 256`;
+  if (D + Dv > 4000) return `head_dim ${D} + ${Dv} too large for a workgroup tile`;
   if (D < 1) return 'empty head_dim';
   return null;
 }
@@ -82,7 +83,7 @@ export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: 
     const pass = enc.beginComputePass();
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(Math.ceil((B * Hq * L) / 64));
+    pass.dispatchWorkgroups(B * Hq * Math.ceil(L / 64)); // one workgroup per (head, tile of 64 query rows)
     pass.end();
     if (outBytes) enc.copyBufferToBuffer(buffers[3], 0, readback, 0, outBytes);
     if (lseBytes) enc.copyBufferToBuffer(buffers[4], 0, readback, outBytes, lseBytes);

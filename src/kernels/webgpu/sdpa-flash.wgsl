@@ -1,6 +1,7 @@
-// FlashAttention forward in WGSL, float32 (Dao et al. 2022; Triton's fused-attention tutorial): one invocation per
-// query row keeps the online-softmax state m_i, l_i and acc in registers and walks the keys the masks allow —
-// structured masks are ranges, so masked keys are never read (no dense L×S mask exists anywhere).
+// FlashAttention forward in WGSL, float32 (Dao et al. 2022; Triton's fused-attention tutorial). A workgroup owns
+// BLOCK_M query rows of one head, one invocation per row holding m_i, l_i and acc in registers; the workgroup walks
+// the keys in tiles of BLOCK_N, loading each K and V tile once into workgroup memory for all its rows. Structured
+// masks are key ranges, so masked tiles are never loaded (no dense L×S mask exists anywhere).
 //   s_j = scale · q·k_j;  s_j ← softcap · tanh(s_j / softcap);  s_j −= slope_h · |i' − j|   (ALiBi)
 //   m' = max(m, s_j);  acc = acc · e^{m − m'} + e^{s_j − m'} v_j;  l likewise;  o = acc / l,  lse = m + log l
 // Bindings: 0 q [BH, L, D], 1 k [BHkv, S, D], 2 v [BHkv, S, Dv], 3 out [BH, L, Dv], 4 lse [BH, L],
@@ -22,56 +23,90 @@ struct Params {
 @group(0) @binding(6) var<storage, read> slopes: array<f32>;
 @group(0) @binding(7) var<uniform> P: Params;
 
-const MAX_DV4: u32 = 64u; // value head_dim ≤ 256, held as vec4 lanes
+const BLOCK_M: u32 = 64u;          // rows per workgroup = invocations
+const TILE_FLOATS: u32 = 4000u;   // workgroup memory for one K and one V tile (16 000 bytes of the 16 KiB guaranteed)
+const MAX_DV4: u32 = 64u;         // value head_dim ≤ 256, held as vec4 lanes
 const NEG_INF: f32 = bitcast<f32>(0xff7fffffu); // the most negative f32: WGSL has no infinity literal
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let row = gid.x; // (bh, i) flattened
-  if (row >= P.BH * P.L) { return; }
-  let bh = row / P.L;
-  let i = i32(row % P.L);
-  let b = bh / P.Hq;
-  let h = bh % P.Hq;
-  let kvh = b * P.Hkv + h / (P.Hq / P.Hkv); // GQA: query head h reads kv head h / G
-  let pos = i + P.shift; // the query's position among the keys
-  // the key range the masks allow: causal and window bound it; key padding cuts it
+var<workgroup> tile: array<f32, TILE_FLOATS>; // K tile [BLOCK_N, D], then V tile [BLOCK_N, Dv]
+
+/** The keys query position `pos` of batch `b` may see: [lo, hi]. */
+fn keyRange(pos: i32, b: u32) -> vec2i {
   var lo: i32 = 0;
   var hi: i32 = i32(P.S) - 1;
   if (P.causal == 1u) { hi = min(hi, pos); }
   if (P.windowLeft >= 0) { lo = max(lo, pos - P.windowLeft); }
   if (P.windowRight >= 0) { hi = min(hi, pos + P.windowRight); }
   if (P.useKeyLengths == 1u) { hi = min(hi, i32(keyLengths[b]) - 1); }
+  return vec2i(lo, hi);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let tilesPerHead = (P.L + BLOCK_M - 1u) / BLOCK_M;
+  let bh = wg.x / tilesPerHead;                   // uniform in the workgroup
+  let i0 = (wg.x % tilesPerHead) * BLOCK_M;
+  let i = i0 + lid;
+  let live = i < P.L;                           // the last tile may be partial; its idle rows still load tiles
+  let b = bh / P.Hq;
+  let h = bh % P.Hq;
+  let kvh = b * P.Hkv + h / (P.Hq / P.Hkv);        // GQA: query head h reads kv head h / G
+  let pos = i32(i) + P.shift;
+  let range = keyRange(pos, b);
+  // the keys of the whole tile of rows: from the first row's lo to the last row's hi (uniform)
+  let first = keyRange(i32(i0) + P.shift, b);
+  let last = keyRange(i32(min(i0 + BLOCK_M, P.L) - 1u) + P.shift, b);
+  let jStart = max(first.x, 0);
+  let jEnd = last.y;
+  let BLOCK_N = min(32u, TILE_FLOATS / (P.D + P.Dv));
   var acc: array<vec4f, MAX_DV4>;
   let dv4 = (P.Dv + 3u) / 4u;
   for (var c = 0u; c < dv4; c++) { acc[c] = vec4f(0.0); }
   var m: f32 = NEG_INF;
   var l: f32 = 0.0;
-  let qBase = row * P.D;
-  for (var j = lo; j <= hi; j++) {
-    if (P.dilation > 1 && (pos - j) % P.dilation != 0) { continue; }
-    let kBase = (kvh * P.S + u32(j)) * P.D;
-    var s: f32 = 0.0;
-    for (var d = 0u; d < P.D; d++) { s += q[qBase + d] * k[kBase + d]; }
-    s *= P.scale;
-    if (P.softcap > 0.0) { s = P.softcap * tanh(s / P.softcap); }
-    if (P.useAlibi == 1u) { s -= slopes[h] * f32(abs(pos - j)); }
-    // online softmax update
-    let mNew = max(m, s);
-    let alpha = exp(m - mNew);
-    let p = exp(s - mNew);
-    l = l * alpha + p;
-    let vBase = (kvh * P.S + u32(j)) * P.Dv;
-    for (var c = 0u; c < dv4; c++) {
-      let d = 4u * c;
-      let vv = vec4f(v[vBase + d], select(0.0, v[vBase + min(d + 1u, P.Dv - 1u)], d + 1u < P.Dv),
-                     select(0.0, v[vBase + min(d + 2u, P.Dv - 1u)], d + 2u < P.Dv), select(0.0, v[vBase + min(d + 3u, P.Dv - 1u)], d + 3u < P.Dv));
-      acc[c] = acc[c] * alpha + p * vv;
+  let qBase = (bh * P.L + min(i, P.L - 1u)) * P.D;
+  var j0 = jStart;
+  loop {
+    if (j0 > jEnd) { break; }
+    let n = u32(min(i32(BLOCK_N), jEnd - j0 + 1));
+    // 1. load the K and V tiles cooperatively
+    let kOff = (kvh * P.S + u32(j0)) * P.D;
+    let vOff = (kvh * P.S + u32(j0)) * P.Dv;
+    for (var x = lid; x < n * P.D; x += BLOCK_M) { tile[x] = k[kOff + x]; }
+    for (var x = lid; x < n * P.Dv; x += BLOCK_M) { tile[n * P.D + x] = v[vOff + x]; }
+    workgroupBarrier();
+    // 2. each row folds the keys of the tile it may see into its online softmax
+    if (live) {
+      for (var c = 0u; c < n; c++) {
+        let j = j0 + i32(c);
+        if (j < range.x || j > range.y) { continue; }
+        if (P.dilation > 1 && (pos - j) % P.dilation != 0) { continue; }
+        var s: f32 = 0.0;
+        for (var d = 0u; d < P.D; d++) { s += q[qBase + d] * tile[c * P.D + d]; }
+        s *= P.scale;
+        if (P.softcap > 0.0) { s = P.softcap * tanh(s / P.softcap); }
+        if (P.useAlibi == 1u) { s -= slopes[h] * f32(abs(pos - j)); }
+        let mNew = max(m, s);
+        let alpha = exp(m - mNew);
+        let p = exp(s - mNew);
+        l = l * alpha + p;
+        let vBase = n * P.D + c * P.Dv;
+        for (var c4 = 0u; c4 < dv4; c4++) {
+          let d = 4u * c4;
+          let vv = vec4f(tile[vBase + d], select(0.0, tile[vBase + min(d + 1u, P.Dv - 1u)], d + 1u < P.Dv),
+                         select(0.0, tile[vBase + min(d + 2u, P.Dv - 1u)], d + 2u < P.Dv), select(0.0, tile[vBase + min(d + 3u, P.Dv - 1u)], d + 3u < P.Dv));
+          acc[c4] = acc[c4] * alpha + p * vv;
+        }
+        m = mNew;
+      }
     }
-    m = mNew;
+    workgroupBarrier(); // the tile is overwritten next
+    j0 += i32(BLOCK_N);
   }
+  if (!live) { return; }
+  let row = bh * P.L + i;
   let oBase = row * P.Dv;
-  if (l == 0.0) { // no allowed key: o = 0 and lse = −∞ (written as the host's sentinel, see sdpa-flash.ts)
+  if (l == 0.0) { // no allowed key: o = 0 and lse = −∞ (written as the most negative f32; the host restores −∞)
     for (var d = 0u; d < P.Dv; d++) { out[oBase + d] = 0.0; }
     lse[row] = NEG_INF;
     return;
