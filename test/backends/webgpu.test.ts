@@ -1,9 +1,12 @@
 // The WGSL FlashAttention kernel against the CPU reference on random shapes — no mask, causal (both alignments),
 // windows (dilated too), key padding, soft-capping, ALiBi, GQA/MQA. Runs on any WebGPU adapter Dawn finds; in CI
 // that is Mesa's llvmpipe through OpenGL ES (.ci/run installs it). Skips with the reason when there is none.
-// Known: on llvmpipe, rows that visit more than a few hundred keys come back wrong (the golden `long` case fails
-// there and passes on an H100 — see the issue #8 note), so these shapes stay short.
 import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runConformanceWebGPU, summary } from '../../src/node/conformance.js';
 import { alibiSlopes, attention, type AttentionOptions } from '../../src/index.js';
 import { gpuDevice } from '../../src/kernels/webgpu/device.js';
 import { attentionWebGPU } from '../../src/attention/webgpu.js';
@@ -36,4 +39,16 @@ test('WGSL flash attention equals the CPU reference on random shapes', async (t)
     assertClose(gpu.lse, cpu.lse, 2e-5, 2e-4, `trial ${trial} lse`);
     if (gpu.device !== 'webgpu') throw new Error(`trial ${trial} ran on ${gpu.device}`);
   }
+});
+
+const GOLDEN = join(fileURLToPath(new URL('../../../', import.meta.url)), '..', 'shared', 'golden');
+
+test('every golden sdpa case the WGSL kernel covers passes on WebGPU; the rest are skipped with the reason', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  if (!existsSync(GOLDEN)) { t.skip(`no golden data at ${GOLDEN}`); return; }
+  const results = await runConformanceWebGPU(GOLDEN);
+  for (const r of results) assert.notEqual(r.status, 'fail', `${r.file}: ${r.detail}`);
+  const passed = results.filter((r) => r.status === 'pass').map((r) => r.file);
+  for (const f of ['sdpa/causal.safetensors', 'sdpa/gqa.safetensors', 'sdpa/long.safetensors', 'sdpa/large_logits.safetensors', 'sdpa/alibi.safetensors']) assert.ok(passed.includes(f), f);
+  t.diagnostic(`webgpu: ${summary(results)}`);
 });

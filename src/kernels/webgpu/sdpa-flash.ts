@@ -8,14 +8,23 @@ import { QkvError } from '../../errors.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
 
 const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel']);
-const pipelines = new WeakMap<GPUDevice, GPUComputePipeline>();
+const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
-/** The pipeline, built once per device; a shader that fails to compile is a QkvError with the compiler's message. */
-async function pipeline(device: GPUDevice): Promise<GPUComputePipeline> {
-  let p = pipelines.get(device);
+/**
+ * The pipeline for these head dims, built once per device: the shader's register arrays are sized to ⌈D/4⌉ and
+ * ⌈Dv/4⌉ vec4s (its two `const …4` lines — the one place the WGSL is specialised, like Triton's constexprs), so a
+ * small head dim does not pay for 256-float arrays. A shader that fails to compile is a QkvError with the message.
+ */
+async function pipeline(device: GPUDevice, D: number, Dv: number): Promise<GPUComputePipeline> {
+  const [d4, dv4] = [Math.ceil(D / 4), Math.ceil(Dv / 4)];
+  const key = `${d4}x${dv4}`;
+  let byDims = pipelines.get(device);
+  if (!byDims) pipelines.set(device, (byDims = new Map()));
+  let p = byDims.get(key);
   if (!p) {
+    const code = WGSL.replace(/const MAX_DV4: u32 = \d+u;/, `const MAX_DV4: u32 = ${dv4}u;`).replace(/const MAX_D4: u32 = \d+u;/, `const MAX_D4: u32 = ${d4}u;`);
     device.pushErrorScope('validation');
-    const module = device.createShaderModule({ code: WGSL, label: 'qkv sdpa-flash' });
+    const module = device.createShaderModule({ code, label: `qkv sdpa-flash ${key}` });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
@@ -25,7 +34,7 @@ async function pipeline(device: GPUDevice): Promise<GPUComputePipeline> {
     p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: 'qkv sdpa-flash' });
     const err = await device.popErrorScope();
     if (err) throw new QkvError(`WebGPU: the sdpa-flash pipeline is invalid: ${err.message}`);
-    pipelines.set(device, p);
+    byDims.set(key, p);
   }
   return p;
 }
@@ -34,7 +43,7 @@ async function pipeline(device: GPUDevice): Promise<GPUComputePipeline> {
 export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): string | null {
   const extra = Object.keys(o).filter((k) => !SUPPORTED.has(k) && (o as Record<string, unknown>)[k] !== undefined);
   if (extra.length) return `option${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not on WebGPU yet`;
-  if (Dv > 256) return `value head_dim ${Dv} > 256`;
+  if (Dv > 256 || D > 256) return `head_dim ${Math.max(D, Dv)} > 256`;
   if (D + Dv > 4000) return `head_dim ${D} + ${Dv} too large for a workgroup tile`;
   if (D < 1) return 'empty head_dim';
   return null;
@@ -77,7 +86,7 @@ export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: 
   ];
   const readback = device.createBuffer({ size: Math.max(16, outBytes + lseBytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   try {
-    const pipe = await pipeline(device);
+    const pipe = await pipeline(device, D, Dv);
     const bind = device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();

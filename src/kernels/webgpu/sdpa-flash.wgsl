@@ -25,7 +25,8 @@ struct Params {
 
 const BLOCK_M: u32 = 64u;          // rows per workgroup = invocations
 const TILE_FLOATS: u32 = 4000u;   // workgroup memory for one K and one V tile (16 000 bytes of the 16 KiB guaranteed)
-const MAX_DV4: u32 = 64u;         // value head_dim ≤ 256, held as vec4 lanes
+const MAX_DV4: u32 = 64u;         // vec4 lanes of the accumulator: the host specialises this to ⌈Dv/4⌉ (≤ 64)
+const MAX_D4: u32 = 64u;          // vec4 lanes of the query row kept in registers: specialised to ⌈D/4⌉ (≤ 64)
 const NEG_INF: f32 = bitcast<f32>(0xff7fffffu); // the most negative f32: WGSL has no infinity literal
 
 var<workgroup> tile: array<f32, TILE_FLOATS>; // K tile [BLOCK_N, D], then V tile [BLOCK_N, Dv]
@@ -65,6 +66,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   var m: f32 = NEG_INF;
   var l: f32 = 0.0;
   let qBase = (bh * P.L + min(i, P.L - 1u)) * P.D;
+  // the query row, in registers for the whole key loop (zero-padded to whole vec4s)
+  var qr: array<vec4f, MAX_D4>;
+  let d4 = (P.D + 3u) / 4u;
+  for (var c4 = 0u; c4 < d4; c4++) {
+    let d = 4u * c4;
+    qr[c4] = vec4f(q[qBase + d], select(0.0, q[qBase + min(d + 1u, P.D - 1u)], d + 1u < P.D),
+                   select(0.0, q[qBase + min(d + 2u, P.D - 1u)], d + 2u < P.D), select(0.0, q[qBase + min(d + 3u, P.D - 1u)], d + 3u < P.D));
+  }
   var j0 = jStart;
   loop {
     if (j0 > jEnd) { break; }
@@ -82,7 +91,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         if (j < range.x || j > range.y) { continue; }
         if (P.dilation > 1 && (pos - j) % P.dilation != 0) { continue; }
         var s: f32 = 0.0;
-        for (var d = 0u; d < P.D; d++) { s += q[qBase + d] * tile[c * P.D + d]; }
+        let kb = c * P.D;
+        for (var c4 = 0u; c4 < d4; c4++) {
+          let d = 4u * c4;
+          s += dot(qr[c4], vec4f(tile[kb + d], select(0.0, tile[kb + min(d + 1u, P.D - 1u)], d + 1u < P.D),
+                                 select(0.0, tile[kb + min(d + 2u, P.D - 1u)], d + 2u < P.D), select(0.0, tile[kb + min(d + 3u, P.D - 1u)], d + 3u < P.D)));
+        }
         s *= P.scale;
         if (P.softcap > 0.0) { s = P.softcap * tanh(s / P.softcap); }
         if (P.useAlibi == 1u) { s -= slopes[h] * f32(abs(pos - j)); }
