@@ -4,9 +4,11 @@
 // GFLOP/s = 4·B·H·L·S·D / time, halved for causal. Medians of ≥ 5 runs after a warm-up; peak RSS of each child.
 // Options: --sizes 256,1024  --runs N  --impls qkv,ort-graph,…  --json
 // (Decode tokens/s against llama.cpp's figures: `npm run bench:generate` and ../shared/anchors/llama-cpp.md.)
-import { execFileSync } from 'node:child_process';
-import { cpus } from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { WASM_BASE64 as PEAK_WASM } from '../src/kernels/wasm/peak-binary.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
@@ -16,6 +18,27 @@ const runs = Number(opt('--runs') ?? 5);
 const child = fileURLToPath(new URL('./cpu-child.js', import.meta.url));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const [B, H, D] = [1, 8, 64];
+
+/** GFLOP/s of the machine: an AVX-512 FMA loop in C (when a C compiler exists) and a SIMD128 mul+add loop in wasm. */
+async function peaks(): Promise<{ c1?: number; c2?: number; wasm1: number }> {
+  const bin = Uint8Array.from(Buffer.from(PEAK_WASM, 'base64'));
+  const { mulAddLoop } = new WebAssembly.Instance(new WebAssembly.Module(bin)).exports as { mulAddLoop(n: number): number };
+  mulAddLoop(1e6);
+  const n = 2e8;
+  const t0 = performance.now();
+  mulAddLoop(n);
+  const wasm1 = (n * 8 * 4 * 2) / ((performance.now() - t0) / 1000) / 1e9; // 8 chains × 4 lanes × (mul + add)
+  const exe = join(tmpdir(), `qkv-fma-${process.pid}`);
+  try {
+    execFileSync('cc', ['-O3', '-march=native', fileURLToPath(new URL('../../bench/peak/fma.c', import.meta.url)), '-o', exe], { stdio: 'ignore' });
+  } catch {
+    return { wasm1 }; // no C compiler: the anchors' figure (117 GFLOP/s per core) stands in
+  }
+  const run = () => new Promise<number>((resolve) => { let out = ''; const p = spawn(exe); p.stdout.on('data', (d) => { out += d; }); p.on('close', () => resolve(parseFloat(out))); });
+  const c1 = await run();
+  const both = await Promise.all(Array.from({ length: Math.min(2, cpus().length) }, run));
+  return { c1, c2: both.reduce((a, b) => a + b, 0), wasm1 };
+}
 
 interface Row { impl: string; L: number; causal: boolean; ms: number; gflops: number; peakMiB: number; error?: string }
 const rows: Row[] = [];
@@ -35,12 +58,15 @@ for (const causal of [false, true]) {
     }
   }
 }
+const peak = await peaks();
 if (args.includes('--json')) {
-  console.log(JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, runs, rows }, null, 2));
+  console.log(JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, runs, peak, rows }, null, 2));
 } else {
   process.stderr.write('\n');
   console.log(`CPU attention — fp32, B=${B}, H=${H}, D=${D}, L=S; ${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}; median of ${runs} after a warm-up`);
-  console.log('GFLOP/s (peak RSS MiB); ratio = best qkv variant / peer\n');
+  console.log('GFLOP/s (peak RSS MiB); ratio = best qkv variant / peer');
+  console.log(`machine: AVX-512 FMA loop in C ${peak.c1 ? `${peak.c1.toFixed(0)} GFLOP/s on 1 thread, ${peak.c2!.toFixed(0)} on 2` : 'n/a (no C compiler)'}; ` +
+    `WebAssembly SIMD128 mul+add loop ${peak.wasm1.toFixed(0)} GFLOP/s on 1 thread (≈ ${(2 * peak.wasm1).toFixed(0)} on 2)\n`);
   const peers = impls.filter((i) => !i.startsWith('qkv'));
   const best = (L: number, causal: boolean) => rows.filter((r) => r.impl.startsWith('qkv') && r.L === L && r.causal === causal && !r.error).sort((a, b) => b.gflops - a.gflops)[0];
   console.log(`causal |     L | ${impls.map((i) => i.padStart(18)).join(' | ')} | ${peers.map((p) => `qkv/${p}`.padStart(18)).join(' | ')}`);
@@ -49,6 +75,7 @@ if (args.includes('--json')) {
     const cells = impls.map((i) => { const r = get(i); return (r.error ? 'error' : `${r.gflops.toFixed(1)} (${r.peakMiB.toFixed(0)})`).padStart(18); });
     const q = best(L, causal);
     const ratios = peers.map((p) => (q && !get(p).error ? `${(q.gflops / get(p).gflops).toFixed(2)}×` : '–').padStart(18 + 4));
-    console.log(`${String(causal).padStart(6)} | ${String(L).padStart(5)} | ${cells.join(' | ')} | ${ratios.join(' | ')}`);
+    const pct = q ? ` | ${(100 * q.gflops / ((q.impl === 'qkv-2t' ? 2 : 1) * peak.wasm1)).toFixed(0)}% of wasm peak` : '';
+    console.log(`${String(causal).padStart(6)} | ${String(L).padStart(5)} | ${cells.join(' | ')} | ${ratios.join(' | ')}${pct}`);
   }
 }

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 const root = join(dirname(new URL(import.meta.url).pathname), '..');
 const asc = join(dirname(createRequire(import.meta.url).resolve('assemblyscript/package.json')), 'bin', 'asc.js');
 mkdirSync(join(root, 'build'), { recursive: true });
-for (const name of ['attention', 'matmul']) {
+for (const name of ['attention', 'matmul', 'peak']) {
   const wasm = join(root, 'build', `${name}.wasm`);
   execFileSync(process.execPath, [asc, join(root, 'asm', `${name}.ts`), '-O3', '--enable', 'simd', '--runtime', 'stub', '--noAssert', '--initialMemory', '1', '-o', wasm], { stdio: 'inherit' });
   const b64 = readFileSync(wasm).toString('base64');
