@@ -191,6 +191,14 @@ class BlockMask extends Mask {
 /** Block-sparse attention (BigBird): window, global and random blocks, or an explicit block mask. */
 export function blockSparse(o: BlockSparseOptions): MaskSpec {
   return spec(`block-sparse(${o.blockSize})`, ({ L, S }) => {
+    const { blocks, rows, cols } = blockSparseTable(o, S);
+    return new BlockMask(S - L, o.blockSize, blocks, rows, cols);
+  });
+}
+
+/** The [rows, cols] table of computed blocks (1 = computed) of a block-sparse pattern over S positions. */
+export function blockSparseTable(o: BlockSparseOptions, S: number): { blocks: Uint8Array; rows: number; cols: number } {
+  {
     const bs = o.blockSize;
     if (!Number.isInteger(bs) || bs < 1) throw new QkvError(`attention: blockSparse.blockSize must be a positive integer, got ${bs}`);
     const rows = Math.ceil(S / bs); // query blocks are counted in aligned positions 0..S-1
@@ -217,8 +225,8 @@ export function blockSparse(o: BlockSparseOptions): MaskSpec {
       }
       for (let x = 0; x < rows * cols; x++) if (m.data[x]) blocks[x] = 1;
     }
-    return new BlockMask(S - L, bs, blocks, rows, cols);
-  });
+    return { blocks, rows, cols };
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

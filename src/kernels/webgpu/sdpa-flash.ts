@@ -1,13 +1,18 @@
 // Host side of the WGSL FlashAttention kernel (sdpa-flash.wgsl): uploads q, k, v, runs a workgroup per 64 query rows,
-// reads back out and lse. Covers no mask / causal (both alignments) / sliding and dilated windows / key padding,
-// soft-capping, ALiBi, GQA and MQA, with value head_dim ≤ 256 (src/attention/webgpu.ts sends the rest to the CPU).
+// reads back out and lse. Covers every mask and score modifier of attention() that is data — causal (both
+// alignments), key padding, sliding and dilated windows, global tokens, block-sparse, documents, prefix-LM, dense
+// keep masks and biases, soft-capping, ALiBi — with GQA/MQA and head dims ≤ 256. JavaScript maskMod/scoreMod
+// functions cannot run on a GPU: src/attention/webgpu.ts sends those calls to the CPU.
 // Buffers live for one call and are destroyed after it; the pipeline is built once per device.
 import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
+import { blockSparseTable } from '../../attention/masks.js';
+import { Tensor } from '../../tensor/tensor.js';
 import { QkvError } from '../../errors.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
 
-const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel']);
+const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel',
+  'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix', 'mask', 'bias', 'returnWeights', 'returnStats', 'blockM', 'blockN', 'numSplits']);
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
 /**
@@ -42,7 +47,9 @@ async function pipeline(device: GPUDevice, D: number, Dv: number): Promise<GPUCo
 /** Why the WGSL kernel cannot take these options, or null when it can. */
 export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): string | null {
   const extra = Object.keys(o).filter((k) => !SUPPORTED.has(k) && (o as Record<string, unknown>)[k] !== undefined);
-  if (extra.length) return `option${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not on WebGPU yet`;
+  if (extra.length) return `option${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not on WebGPU (JavaScript functions run on the CPU)`;
+  if (o.mask && !(o.mask instanceof Tensor)) return 'a mask spec (masks.*) is not on WebGPU yet; use the options or a tensor';
+  if (o.returnWeights || o.returnStats) return 'weights and statistics come from the CPU kernels';
   if (Dv > 256 || D > 256) return `head_dim ${Math.max(D, Dv)} > 256`;
   if (D + Dv > 4000) return `head_dim ${D} + ${Dv} too large for a workgroup tile`;
   if (D < 1) return 'empty head_dim';
@@ -53,10 +60,31 @@ export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): s
 export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array,
   o: AttentionOptions): Promise<{ out: Float32Array; lse: Float32Array }> {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
-  const keyLengths = o.keyLengths === undefined ? null : Uint32Array.from(Array.isArray(o.keyLengths) ? o.keyLengths : (o.keyLengths as { toArray(): number[] }).toArray());
+  const list = (x: readonly number[] | Tensor) => (x instanceof Tensor ? x.toArray() : [...x]);
   const window = o.window ?? [-1, -1];
-  // the uniform block: 16 four-byte fields in the order of struct Params
-  const params = new DataView(new ArrayBuffer(64));
+  // aux (u32) and fl (f32): the small tables the masks read, at the offsets the uniforms name
+  const aux: number[] = o.keyLengths === undefined ? Array(B).fill(0) : list(o.keyLengths);
+  const take = (values: ArrayLike<number>) => { const at = aux.length; for (let x = 0; x < values.length; x++) aux.push(values[x]); return at; };
+  const offGlobal = o.globalTokens ? take(Array.from({ length: S }, (_, j) => (o.globalTokens!.includes(j) ? 1 : 0))) : 0;
+  const table = o.blockSparse ? blockSparseTable(o.blockSparse, S) : null;
+  const offBlocks = table ? take(table.blocks) : 0;
+  let offDocs = 0;
+  if (o.cuSeqlens !== undefined) {
+    const cu = list(o.cuSeqlens);
+    const start = new Array<number>(S).fill(0);
+    const end = new Array<number>(S).fill(S);
+    for (let t = 0; t + 1 < cu.length; t++) for (let x = cu[t]; x < cu[t + 1]; x++) { start[x] = cu[t]; end[x] = cu[t + 1]; }
+    offDocs = take([...start, ...end]);
+  }
+  const dense = (t: Tensor) => t.broadcastTo([B, Hq, L, S]).toArray(); // a user-given dense mask or bias, expanded
+  const keep = o.mask instanceof Tensor && o.mask.dtype === 'bool' ? o.mask : null;
+  const offKeep = keep ? take(dense(keep)) : 0;
+  const biasT = o.bias ?? (o.mask instanceof Tensor && o.mask.dtype !== 'bool' ? o.mask : null);
+  const fl: number[] = o.alibiSlopes ? Array.from(o.alibiSlopes) : Array(Hq).fill(0);
+  const offBias = fl.length;
+  if (biasT) fl.push(...dense(biasT));
+  // the uniform block: 32 four-byte fields in the order of struct Params
+  const params = new DataView(new ArrayBuffer(128));
   [B * Hq, Hq, Hkv, L, S, D, Dv, o.causal ? 1 : 0].forEach((x, n) => params.setUint32(4 * n, x, true));
   params.setFloat32(32, o.scale ?? 1 / Math.sqrt(D), true);
   params.setFloat32(36, o.softcap ?? 0, true);
@@ -65,7 +93,10 @@ export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: 
   params.setInt32(48, Number.isFinite(window[0]) ? window[0] : -1, true);
   params.setInt32(52, Number.isFinite(window[1]) ? window[1] : -1, true);
   params.setInt32(56, o.dilation ?? 1, true);
-  params.setUint32(60, keyLengths ? 1 : 0, true);
+  params.setUint32(60, o.keyLengths !== undefined ? 1 : 0, true);
+  params.setInt32(64, o.prefix ?? -1, true);
+  [o.globalTokens ? 1 : 0, offGlobal, table ? 1 : 0, o.blockSparse?.blockSize ?? 1, table?.cols ?? 0, offBlocks,
+    o.cuSeqlens !== undefined ? 1 : 0, offDocs, keep ? 1 : 0, offKeep, biasT ? 1 : 0, offBias].forEach((x, n) => params.setUint32(68 + 4 * n, x, true));
   // the window is anchored at i + shift even without a causal mask (bottom-right, as on the CPU)
   if (!o.causal && o.window) params.setInt32(40, S - L, true);
 
@@ -81,7 +112,7 @@ export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: 
     upload(q), upload(k), upload(v),
     device.createBuffer({ size: Math.max(16, outBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }),
     device.createBuffer({ size: Math.max(16, lseBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }),
-    upload(keyLengths ?? new Uint32Array(4)), upload(o.alibiSlopes ? Float32Array.from(o.alibiSlopes) : new Float32Array(4)),
+    upload(Uint32Array.from(aux)), upload(Float32Array.from(fl)),
     upload(new Uint8Array(params.buffer), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
   ];
   const readback = device.createBuffer({ size: Math.max(16, outBytes + lseBytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });

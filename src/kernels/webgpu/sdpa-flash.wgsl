@@ -2,16 +2,24 @@
 // BLOCK_M query rows of one head, one invocation per row holding m_i, l_i and acc in registers; the workgroup walks
 // the keys in tiles of BLOCK_N, loading each K and V tile once into workgroup memory for all its rows. Structured
 // masks are key ranges, so masked tiles are never loaded (no dense L×S mask exists anywhere).
-//   s_j = scale · q·k_j;  s_j ← softcap · tanh(s_j / softcap);  s_j −= slope_h · |i' − j|   (ALiBi)
+//   s_j = scale · q·k_j;  s_j ← softcap · tanh(s_j / softcap);  s_j += bias;  s_j −= slope_h · |i' − j|   (ALiBi)
 //   m' = max(m, s_j);  acc = acc · e^{m − m'} + e^{s_j − m'} v_j;  l likewise;  o = acc / l,  lse = m + log l
+// Masks, as on the CPU: causal, key padding, documents (cu_seqlens) and prefix-LM bound each row's key range; inside
+// it a key must pass the sparse pattern — window (dilated) and block-sparse table, ORed with global tokens — and a
+// dense keep mask when one was given. Only user-given dense masks and biases are L×S arrays.
 // Bindings: 0 q [BH, L, D], 1 k [BHkv, S, D], 2 v [BHkv, S, Dv], 3 out [BH, L, Dv], 4 lse [BH, L],
-//           5 per-batch key lengths [B], 6 per-head ALiBi slopes [Hq], 7 the uniform parameters below.
+//           5 aux (u32: key lengths, global flags, block table, document bounds, keep mask — offsets in P),
+//           6 fl (f32: ALiBi slopes, dense bias), 7 the uniform parameters below.
 
 struct Params {
   BH: u32, Hq: u32, Hkv: u32, L: u32,
   S: u32, D: u32, Dv: u32, causal: u32,
   scale: f32, softcap: f32, shift: i32, useAlibi: u32,
   windowLeft: i32, windowRight: i32, dilation: i32, useKeyLengths: u32,
+  prefix: i32, useGlobal: u32, offGlobal: u32, useBlocks: u32,
+  blockSize: u32, blockCols: u32, offBlocks: u32, useDocs: u32,
+  offDocs: u32, useKeep: u32, offKeep: u32, useBias: u32,
+  offBias: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
@@ -19,8 +27,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> v: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> keyLengths: array<u32>;
-@group(0) @binding(6) var<storage, read> slopes: array<f32>;
+@group(0) @binding(5) var<storage, read> aux: array<u32>;
+@group(0) @binding(6) var<storage, read> fl: array<f32>;
 @group(0) @binding(7) var<uniform> P: Params;
 
 const BLOCK_M: u32 = 64u;          // rows per workgroup = invocations
@@ -31,15 +39,37 @@ const NEG_INF: f32 = bitcast<f32>(0xff7fffffu); // the most negative f32: WGSL h
 
 var<workgroup> tile: array<f32, TILE_FLOATS>; // K tile [BLOCK_N, D], then V tile [BLOCK_N, Dv]
 
-/** The keys query position `pos` of batch `b` may see: [lo, hi]. */
+/** The key range [lo, hi] row position `pos` of batch `b` may see: the masks that bound a row (causal, padding,
+ *  documents, prefix-LM), and the window when no global token can widen it. */
 fn keyRange(pos: i32, b: u32) -> vec2i {
   var lo: i32 = 0;
   var hi: i32 = i32(P.S) - 1;
   if (P.causal == 1u) { hi = min(hi, pos); }
-  if (P.windowLeft >= 0) { lo = max(lo, pos - P.windowLeft); }
-  if (P.windowRight >= 0) { hi = min(hi, pos + P.windowRight); }
-  if (P.useKeyLengths == 1u) { hi = min(hi, i32(keyLengths[b]) - 1); }
+  if (P.useKeyLengths == 1u) { hi = min(hi, i32(aux[b]) - 1); }
+  if (P.useDocs == 1u && pos >= 0 && pos < i32(P.S)) { lo = max(lo, i32(aux[P.offDocs + u32(pos)])); hi = min(hi, i32(aux[P.offDocs + P.S + u32(pos)]) - 1); }
+  if (P.prefix >= 0) { hi = min(hi, max(pos, P.prefix - 1)); }
+  if (P.useGlobal == 0u) {
+    if (P.windowLeft >= 0) { lo = max(lo, pos - P.windowLeft); }
+    if (P.windowRight >= 0) { hi = min(hi, pos + P.windowRight); }
+  }
   return vec2i(lo, hi);
+}
+
+/** Whether row position `pos` may attend key j inside its range: the sparse pattern (window, blocks, ORed with global
+ *  tokens) and the dense keep mask. */
+fn allowed(pos: i32, j: i32, keepRow: u32) -> bool {
+  // with global tokens alone (no window, no blocks) only global rows and columns are in the pattern, as on the CPU
+  let hasPattern = P.windowLeft >= 0 || P.windowRight >= 0 || P.useBlocks == 1u;
+  var pattern = hasPattern || P.useGlobal == 0u;
+  let d = pos - j;
+  if (P.windowLeft >= 0 && d > P.windowLeft) { pattern = false; }
+  if (P.windowRight >= 0 && -d > P.windowRight) { pattern = false; }
+  if (P.dilation > 1 && d % P.dilation != 0) { pattern = false; }
+  if (P.useBlocks == 1u && aux[P.offBlocks + u32(pos) / P.blockSize * P.blockCols + u32(j) / P.blockSize] == 0u) { pattern = false; }
+  if (P.useGlobal == 1u && (aux[P.offGlobal + u32(j)] == 1u || (pos >= 0 && pos < i32(P.S) && aux[P.offGlobal + u32(pos)] == 1u))) { pattern = true; }
+  if (!pattern) { return false; }
+  if (P.useKeep == 1u && aux[P.offKeep + keepRow + u32(j)] == 0u) { return false; }
+  return true;
 }
 
 @compute @workgroup_size(64)
@@ -54,11 +84,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let kvh = b * P.Hkv + h / (P.Hq / P.Hkv);        // GQA: query head h reads kv head h / G
   let pos = i32(i) + P.shift;
   let range = keyRange(pos, b);
+  let keepRow = (bh * P.L + min(i, P.L - 1u)) * P.S; // this row's offset in the dense [B, Hq, L, S] mask and bias
   // the keys of the whole tile of rows: from the first row's lo to the last row's hi (uniform)
   let first = keyRange(i32(i0) + P.shift, b);
   let last = keyRange(i32(min(i0 + BLOCK_M, P.L) - 1u) + P.shift, b);
-  let jStart = max(first.x, 0);
-  let jEnd = last.y;
+  var jStart = max(first.x, 0);
+  var jEnd = last.y;
+  if (P.useDocs == 1u) { jEnd = max(jEnd, first.y); } // documents: a later row may end earlier than an earlier one
+  if (P.useGlobal == 1u || P.useBlocks == 1u) { jStart = 0; } // global keys and blocks may sit anywhere
   let BLOCK_N = min(32u, TILE_FLOATS / (P.D + P.Dv));
   var acc: array<vec4f, MAX_DV4>;
   let dv4 = (P.Dv + 3u) / 4u;
@@ -88,8 +121,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     if (live) {
       for (var c = 0u; c < n; c++) {
         let j = j0 + i32(c);
-        if (j < range.x || j > range.y) { continue; }
-        if (P.dilation > 1 && (pos - j) % P.dilation != 0) { continue; }
+        if (j < range.x || j > range.y || !allowed(pos, j, keepRow)) { continue; }
         var s: f32 = 0.0;
         let kb = c * P.D;
         for (var c4 = 0u; c4 < d4; c4++) {
@@ -99,7 +131,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         }
         s *= P.scale;
         if (P.softcap > 0.0) { s = P.softcap * tanh(s / P.softcap); }
-        if (P.useAlibi == 1u) { s -= slopes[h] * f32(abs(pos - j)); }
+        if (P.useBias == 1u) { s += fl[P.offBias + keepRow + u32(j)]; }
+        if (P.useAlibi == 1u) { s -= fl[h] * f32(abs(pos - j)); }
         let mNew = max(m, s);
         let alpha = exp(m - mNew);
         let p = exp(s - mNew);
