@@ -5,6 +5,7 @@ import { gpuDevice } from '../kernels/webgpu/device.js';
 import { webgpuFlashForward, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
 import { Tensor } from '../tensor/tensor.js';
 import { attention } from './index.js';
+import { blockSparseTable } from './masks.js';
 import type { AttentionOptions } from './options.js';
 import { checkOptionKeys, checkQkv } from './validate.js';
 
@@ -22,7 +23,8 @@ export async function attentionWebGPU(q: Tensor, k: Tensor, v: Tensor, o: Attent
     const r = attention(q, k, v, o);
     return { out: r.out, lse: r.lse, device: 'cpu' };
   }
-  const r = await webgpuFlashForward(device, dims, q.toFloat32(), k.toFloat32(), v.toFloat32(), o);
+  const table = o.blockSparse ? blockSparseTable(o.blockSparse, dims.S) : undefined;
+  const r = await webgpuFlashForward(device, dims, q.toFloat32(), k.toFloat32(), v.toFloat32(), o, table);
   const out = Tensor.from(r.out, [dims.B, dims.Hq, dims.L, dims.Dv]);
   return { out: q.dtype === 'float32' ? out : out.to(q.dtype), lse: Tensor.from(r.lse, [dims.B, dims.Hq, dims.L]), device: 'webgpu' };
 }

@@ -6,7 +6,6 @@
 // Buffers live for one call and are destroyed after it; the pipeline is built once per device.
 import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
-import { blockSparseTable } from '../../attention/masks.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { QkvError } from '../../errors.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
@@ -58,7 +57,7 @@ export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): s
 
 /** Runs the kernel on `device`: dense float32 q, k, v in qkv's layout; resolves to dense out and lse (−∞ restored). */
 export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array,
-  o: AttentionOptions): Promise<{ out: Float32Array; lse: Float32Array }> {
+  o: AttentionOptions, blockTable?: { blocks: Uint8Array; rows: number; cols: number }): Promise<{ out: Float32Array; lse: Float32Array }> {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   const list = (x: readonly number[] | Tensor) => (x instanceof Tensor ? x.toArray() : [...x]);
   const window = o.window ?? [-1, -1];
@@ -66,7 +65,8 @@ export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: 
   const aux: number[] = o.keyLengths === undefined ? Array(B).fill(0) : list(o.keyLengths);
   const take = (values: ArrayLike<number>) => { const at = aux.length; for (let x = 0; x < values.length; x++) aux.push(values[x]); return at; };
   const offGlobal = o.globalTokens ? take(Array.from({ length: S }, (_, j) => (o.globalTokens!.includes(j) ? 1 : 0))) : 0;
-  const table = o.blockSparse ? blockSparseTable(o.blockSparse, S) : null;
+  const table = o.blockSparse ? blockTable ?? null : null; // built by the attention layer (masks.blockSparseTable)
+  if (o.blockSparse && !table) throw new QkvError('webgpuFlashForward: blockSparse needs its block table');
   const offBlocks = table ? take(table.blocks) : 0;
   let offDocs = 0;
   if (o.cuSeqlens !== undefined) {
