@@ -1,6 +1,7 @@
 // Host of the WebAssembly SIMD matrix product (asm/matmul.ts) for linear layers. A weight is copied into the
 // module's memory the first time it is used and stays there (keyed by its storage array), so each call copies only
 // the activations in and the result out. Falls back (returns null) where WebAssembly SIMD is missing or K % 4 ≠ 0.
+import { align16, instantiate } from './load.js';
 import { WASM_BASE64 } from './matmul-binary.js';
 
 interface Exports { memory: WebAssembly.Memory; gemmTransB(a: number, b: number, c: number, M: number, K: number, N: number): void }
@@ -9,16 +10,9 @@ let mod: Exports | null | undefined;
 const resident = new WeakMap<Float32Array, number>(); // weight storage → byte offset in wasm memory
 const seen = new WeakSet<Float32Array>();
 let top = 65536; // bump allocator for weights; the first page is the module's own
-const align16 = (n: number) => (n + 15) & ~15;
 
 function instance(): Exports | null {
-  if (mod !== undefined) return mod;
-  try {
-    const bin = typeof atob === 'function' ? Uint8Array.from(atob(WASM_BASE64), (c) => c.charCodeAt(0)) : new Uint8Array(0);
-    mod = WebAssembly.validate(bin) ? (new WebAssembly.Instance(new WebAssembly.Module(bin), { env: { abort: () => { throw new Error('qkv wasm: abort'); } } }).exports as unknown as Exports) : null;
-  } catch {
-    mod = null;
-  }
+  if (mod === undefined) mod = instantiate<Exports>(WASM_BASE64);
   return mod;
 }
 

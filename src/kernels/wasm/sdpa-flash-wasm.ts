@@ -6,6 +6,7 @@
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { WASM_BASE64 } from './attention-binary.js';
+import { align16, instantiate } from './load.js';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -17,15 +18,7 @@ let cached: Exports | null | undefined;
 
 /** The instantiated module, or null where WebAssembly SIMD is unavailable. */
 export function wasmKernels(): Exports | null {
-  if (cached !== undefined) return cached;
-  try {
-    const bin = typeof atob === 'function' ? Uint8Array.from(atob(WASM_BASE64), (c) => c.charCodeAt(0)) : new Uint8Array(0);
-    if (!WebAssembly.validate(bin)) return (cached = null);
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bin), { env: { abort: () => { throw new Error('qkv wasm: abort'); } } });
-    cached = instance.exports as unknown as Exports;
-  } catch {
-    cached = null;
-  }
+  if (cached === undefined) cached = instantiate<Exports>(WASM_BASE64);
   return cached;
 }
 
@@ -36,7 +29,6 @@ export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): bool
 }
 
 const BLOCK_N = 64; // as in asm/attention.ts
-const align16 = (n: number) => (n + 15) & ~15;
 
 function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   if (!wasmSupports(p, req)) return sdpaFlash.forward(p, req);
