@@ -11,6 +11,7 @@ import { linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
+import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { num, ropeConfig, type HfConfig } from './config.js';
@@ -19,8 +20,8 @@ import type { CausalForwardOptions, CausalLM, ModelInfo } from './model.js';
 import type { Weights } from './weights.js';
 
 interface Layer {
-  inNorm: Tensor; wq: Tensor; wk: Tensor; wv: Tensor; wo: Tensor; postAttnNorm: Tensor;
-  preFfwNorm: Tensor; gate: Tensor; up: Tensor; down: Tensor; postFfwNorm: Tensor; sliding: boolean;
+  inNorm: Tensor; wq: LinearWeight; wk: LinearWeight; wv: LinearWeight; wo: LinearWeight; postAttnNorm: Tensor;
+  preFfwNorm: Tensor; gate: LinearWeight; up: LinearWeight; down: LinearWeight; postFfwNorm: Tensor; sliding: boolean;
 }
 
 export class Gemma2 implements CausalLM {
@@ -29,7 +30,7 @@ export class Gemma2 implements CausalLM {
   private readonly embed: Tensor;
   private readonly layers: Layer[];
   private readonly norm: Tensor;
-  private readonly lmHead: Tensor;
+  private readonly lmHead: LinearWeight;
   private readonly freqs: RopeFrequencies;
   private readonly eps: number;
   private readonly scale: number;
@@ -51,22 +52,22 @@ export class Gemma2 implements CausalLM {
     this.freqs = ropeInvFreq(ropeConfig(c, D));
     // layer_types (transformers 5) or the older rule: even layers slide, odd layers are global
     const types = Array.isArray(c.layer_types) ? (c.layer_types as string[]) : null;
-    this.embed = w.get('model.embed_tokens.weight', [V, E]);
+    this.embed = w.table('model.embed_tokens.weight', [V, E]);
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `model.layers.${l}.`;
       return {
         inNorm: w.get(`${p}input_layernorm.weight`, [E]),
-        wq: w.get(`${p}self_attn.q_proj.weight`, [Hq * D, E]), wk: w.get(`${p}self_attn.k_proj.weight`, [Hkv * D, E]),
-        wv: w.get(`${p}self_attn.v_proj.weight`, [Hkv * D, E]), wo: w.get(`${p}self_attn.o_proj.weight`, [E, Hq * D]),
+        wq: w.matrix(`${p}self_attn.q_proj.weight`, [Hq * D, E]), wk: w.matrix(`${p}self_attn.k_proj.weight`, [Hkv * D, E]),
+        wv: w.matrix(`${p}self_attn.v_proj.weight`, [Hkv * D, E]), wo: w.matrix(`${p}self_attn.o_proj.weight`, [E, Hq * D]),
         postAttnNorm: w.get(`${p}post_attention_layernorm.weight`, [E]),
         preFfwNorm: w.get(`${p}pre_feedforward_layernorm.weight`, [E]),
-        gate: w.get(`${p}mlp.gate_proj.weight`, [F, E]), up: w.get(`${p}mlp.up_proj.weight`, [F, E]), down: w.get(`${p}mlp.down_proj.weight`, [E, F]),
+        gate: w.matrix(`${p}mlp.gate_proj.weight`, [F, E]), up: w.matrix(`${p}mlp.up_proj.weight`, [F, E]), down: w.matrix(`${p}mlp.down_proj.weight`, [E, F]),
         postFfwNorm: w.get(`${p}post_feedforward_layernorm.weight`, [E]),
         sliding: types ? types[l] === 'sliding_attention' : l % 2 === 0,
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
-    this.lmHead = c.tie_word_embeddings === false && w.has('lm_head.weight') ? w.get('lm_head.weight', [V, E]) : this.embed;
+    this.lmHead = c.tie_word_embeddings === false && w.has('lm_head.weight') ? w.matrix('lm_head.weight', [V, E]) : w.asFormat(this.embed);
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

@@ -13,6 +13,7 @@ import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import { QkvError } from '../errors.js';
+import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { num, ropeConfig, tokenIds, type HfConfig } from './config.js';
@@ -23,8 +24,8 @@ import type { Weights } from './weights.js';
 export interface LlamaVariant { architecture: string; qkvBias: boolean; slidingWindow: number | null }
 
 interface Layer {
-  ln1: Tensor; wq: Tensor; wk: Tensor; wv: Tensor; bq: Tensor | null; bk: Tensor | null; bv: Tensor | null; wo: Tensor;
-  ln2: Tensor; gate: Tensor; up: Tensor; down: Tensor;
+  ln1: Tensor; wq: LinearWeight; wk: LinearWeight; wv: LinearWeight; bq: Tensor | null; bk: Tensor | null; bv: Tensor | null;
+  wo: LinearWeight; ln2: Tensor; gate: LinearWeight; up: LinearWeight; down: LinearWeight;
 }
 
 /** Model facts every decoder-only family reads the same way. */
@@ -52,7 +53,7 @@ export class Llama implements CausalLM {
   private readonly embed: Tensor;
   private readonly layers: Layer[];
   private readonly norm: Tensor;
-  private readonly lmHead: Tensor;
+  private readonly lmHead: LinearWeight;
   private readonly freqs: RopeFrequencies;
   private readonly eps: number;
   private readonly act: (x: Tensor) => Tensor;
@@ -64,24 +65,24 @@ export class Llama implements CausalLM {
     this.eps = num(c, 'rms_norm_eps', 1e-6);
     this.act = activation(typeof c.hidden_act === 'string' ? c.hidden_act : 'silu');
     this.freqs = ropeInvFreq(ropeConfig(c, D));
-    this.embed = w.get('model.embed_tokens.weight', [V, E]);
+    this.embed = w.table('model.embed_tokens.weight', [V, E]);
     const bias = (name: string, n: number) => (variant.qkvBias ? w.get(name, [n]) : w.optional(name, [n]));
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `model.layers.${l}.`;
       return {
         ln1: w.get(`${p}input_layernorm.weight`, [E]),
-        wq: w.get(`${p}self_attn.q_proj.weight`, [Hq * D, E]), bq: bias(`${p}self_attn.q_proj.bias`, Hq * D),
-        wk: w.get(`${p}self_attn.k_proj.weight`, [Hkv * D, E]), bk: bias(`${p}self_attn.k_proj.bias`, Hkv * D),
-        wv: w.get(`${p}self_attn.v_proj.weight`, [Hkv * D, E]), bv: bias(`${p}self_attn.v_proj.bias`, Hkv * D),
-        wo: w.get(`${p}self_attn.o_proj.weight`, [E, Hq * D]),
+        wq: w.matrix(`${p}self_attn.q_proj.weight`, [Hq * D, E]), bq: bias(`${p}self_attn.q_proj.bias`, Hq * D),
+        wk: w.matrix(`${p}self_attn.k_proj.weight`, [Hkv * D, E]), bk: bias(`${p}self_attn.k_proj.bias`, Hkv * D),
+        wv: w.matrix(`${p}self_attn.v_proj.weight`, [Hkv * D, E]), bv: bias(`${p}self_attn.v_proj.bias`, Hkv * D),
+        wo: w.matrix(`${p}self_attn.o_proj.weight`, [E, Hq * D]),
         ln2: w.get(`${p}post_attention_layernorm.weight`, [E]),
-        gate: w.get(`${p}mlp.gate_proj.weight`, [F, E]), up: w.get(`${p}mlp.up_proj.weight`, [F, E]),
-        down: w.get(`${p}mlp.down_proj.weight`, [E, F]),
+        gate: w.matrix(`${p}mlp.gate_proj.weight`, [F, E]), up: w.matrix(`${p}mlp.up_proj.weight`, [F, E]),
+        down: w.matrix(`${p}mlp.down_proj.weight`, [E, F]),
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
     // tied embeddings: the output projection is the embedding matrix itself
-    this.lmHead = c.tie_word_embeddings === true || !w.has('lm_head.weight') ? this.embed : w.get('lm_head.weight', [V, E]);
+    this.lmHead = c.tie_word_embeddings === true || !w.has('lm_head.weight') ? w.asFormat(this.embed) : w.matrix('lm_head.weight', [V, E]);
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

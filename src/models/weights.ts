@@ -1,15 +1,31 @@
-// A checkpoint's tensors by Hugging Face name, widened to float32 on first use, with errors that name the file and
-// the tensor. Families ask for tensors with the shape their config implies, so a config/weights mismatch is caught
-// at load time with both shapes in the message.
+// A checkpoint's tensors by Hugging Face name, with errors that name the file and the tensor. Families ask for
+// tensors with the shape their config implies, so a config/weights mismatch is caught at load time with both shapes
+// in the message. Norms, biases and the like are widened to float32 on first use; the matrices of linear layers are
+// kept in the format chosen at load time (WeightFormat), because decode reads each of them once per token.
 import { QkvError } from '../errors.js';
+import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
+/**
+ * How linear-layer matrices are held: 'stored' keeps the checkpoint's dtype (f16/bf16 stay 16-bit and are widened
+ * inside the matrix kernel — exact, half the bytes), 'float32' widens them once, 'int8' rounds each row to int8 with
+ * a per-row scale (a quarter of f32's bytes; approximate — matrices whose in_features is not a multiple of 16 stay
+ * as stored).
+ */
+export type WeightFormat = 'stored' | 'float32' | 'int8';
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['stored', 'float32', 'int8'];
+
 export class Weights {
   private readonly used = new Set<string>();
+  readonly format: WeightFormat;
 
   /** `tensors` by name; `source` names where they came from (a file or directory) for error messages. */
-  constructor(readonly tensors: Map<string, Tensor>, readonly source = 'checkpoint') {}
+  constructor(readonly tensors: Map<string, Tensor>, readonly source = 'checkpoint', o: { format?: WeightFormat } = {}) {
+    const format = o.format ?? 'stored';
+    if (!WEIGHT_FORMATS.includes(format)) throw new QkvError(`weights: format must be one of ${WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+    this.format = format;
+  }
 
   has(name: string): boolean { return this.tensors.has(name); }
 
@@ -17,15 +33,39 @@ export class Weights {
   get(name: string, shape?: readonly number[]): Tensor {
     const t = this.tensors.get(name);
     if (!t) throw new QkvError(`${this.source}: missing tensor '${name}'`);
-    if (shape && t.shape.join() !== shape.join()) {
-      throw new QkvError(`${this.source}: tensor '${name}' has shape ${fmtShape(t.shape)}, but the config implies ${fmtShape(shape)}`);
-    }
+    if (shape) this.check(name, t, shape);
     this.used.add(name);
     if (t.dtype === 'float32') return t;
     // widen once and keep only the float32 copy, so the checkpoint is never held twice
     const f = t.to('float32');
     this.tensors.set(name, f);
     return f;
+  }
+
+  /** The matrix `name` [out, in] of a linear layer (or an embedding table), held in this checkpoint's format. */
+  matrix(name: string, shape: readonly [number, number]): LinearWeight {
+    return this.asFormat(this.table(name, shape));
+  }
+
+  /** The tensor `name` as stored when it is a float matrix (f32/f16/bf16: for embedding tables), else as get. */
+  table(name: string, shape: readonly [number, number]): Tensor {
+    const t = this.tensors.get(name);
+    if (!t || this.format === 'float32' || !['float16', 'bfloat16', 'float32'].includes(t.dtype)) return this.get(name, shape);
+    this.check(name, t, shape);
+    this.used.add(name);
+    return t;
+  }
+
+  /** A float matrix in this checkpoint's format (for a tied output projection that reuses the embedding table). */
+  asFormat(t: Tensor): LinearWeight {
+    if (this.format === 'int8' && t.shape[1] % 16 === 0) return Int8Matrix.quantize(t);
+    return this.format === 'float32' && t.dtype !== 'float32' ? t.to('float32') : t;
+  }
+
+  private check(name: string, t: Tensor, shape: readonly number[]): void {
+    if (t.shape.join() !== shape.join()) {
+      throw new QkvError(`${this.source}: tensor '${name}' has shape ${fmtShape(t.shape)}, but the config implies ${fmtShape(shape)}`);
+    }
   }
 
   /** Like get, or null when the checkpoint does not have it. */

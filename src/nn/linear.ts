@@ -1,25 +1,47 @@
-// Linear layer y = x Wᵀ + b with torch's weight layout [out_features, in_features].
+// Linear layer y = x Wᵀ + b with torch's weight layout [out_features, in_features]. The weight is used as stored —
+// f32, f16, bf16, or int8 with row scales (Int8Matrix) — and widened inside the WebAssembly kernel, so a model
+// loaded in 16 bits stays in 16 bits. Without WebAssembly SIMD the TypeScript loops run on an f32 copy made once.
 import { QkvError } from '../errors.js';
 import { matmulTransB } from '../kernels/cpu/matmul.js';
-import { wasmMatmulTransB } from '../kernels/wasm/matmul-wasm.js';
+import { type MatrixData, wasmMatmulTransB } from '../kernels/wasm/matmul-wasm.js';
+import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+
+const widened = new WeakMap<object, Float32Array>();
+const dense = new WeakMap<Tensor, Tensor>(); // strided weights: one dense copy, so the kernel keeps one resident copy
+
+// the weight as the kernel takes it (a contiguous view of its storage), and as f32 for the TypeScript fallback
+function matrixData(w: LinearWeight): MatrixData {
+  if (w instanceof Int8Matrix) return { dtype: 'int8', data: w.q, scales: w.scales };
+  let c = dense.get(w) ?? w.contiguous();
+  if (c !== w) dense.set(w, c);
+  if (c.dtype === 'float16' || c.dtype === 'bfloat16') return { dtype: c.dtype, data: c.data as Uint16Array };
+  return { dtype: 'float32', data: c.toFloat32() };
+}
+function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
+  if (m.dtype === 'float32') return m.data;
+  let f = widened.get(m.data);
+  if (!f) widened.set(m.data, (f = (w instanceof Int8Matrix ? w.dequantize() : w).toFloat32()));
+  return f;
+}
 
 /**
  * y = x Wᵀ + b over the last dimension of x.
  * @example linear(Tensor.from([1, 2], [1, 2]), Tensor.from([1, 0, 0, 1, 1, 1], [3, 2])).toArray() // [1, 2, 3]
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, what = 'linear'): Tensor {
+export function linear(x: Tensor, weight: LinearWeight, bias?: Tensor | null, what = 'linear'): Tensor {
   const [outF, inF] = weight.shape;
-  if (weight.rank !== 2) throw new QkvError(`${what}: weight must be [out_features, in_features], got ${fmtShape(weight.shape)}`);
+  if (weight.shape.length !== 2) throw new QkvError(`${what}: weight must be [out_features, in_features], got ${fmtShape(weight.shape)}`);
   if (x.shape[x.rank - 1] !== inF) {
     throw new QkvError(`${what}: input's last dim must be in_features=${inF}, got x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new QkvError(`${what}: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
   const rows = x.size / inF;
-  const [xa, wa] = [x.toFloat32(), weight.toFloat32()];
+  const xa = x.toFloat32();
+  const m = matrixData(weight);
   // WebAssembly SIMD where it applies (the weight stays resident in wasm memory), else the TypeScript loops
-  const y = wasmMatmulTransB(xa, wa, rows, inF, outF) ?? matmulTransB(xa, wa, rows, inF, outF); // [rows, out]
+  const y = wasmMatmulTransB(xa, m, rows, inF, outF) ?? matmulTransB(xa, asFloat32(weight, m), rows, inF, outF); // [rows, out]
   if (bias) {
     const b = bias.toFloat32();
     for (let r = 0; r < rows; r++) for (let o = 0; o < outF; o++) y[r * outF + o] += b[o];
@@ -29,7 +51,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, what = '
 
 /** A torch.nn.Linear: weight [out, in] and an optional bias [out]. */
 export class Linear {
-  constructor(readonly weight: Tensor, readonly bias: Tensor | null = null) {}
+  constructor(readonly weight: LinearWeight, readonly bias: Tensor | null = null) {}
   get inFeatures(): number { return this.weight.shape[1]; }
   get outFeatures(): number { return this.weight.shape[0]; }
   forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); }

@@ -5,3 +5,4 @@ export { runConformance, formatResult, summary, compare, type CaseResult, type G
 export { loadCheckpoint, inspectCheckpoint, streamSafetensors, type Checkpoint, type CheckpointSummary, type LoadProgress } from './checkpoint.js';
 export { DEFAULT_MODEL_DIR } from './default-model.js';
 export { useDawn } from './webgpu.js';
+export { useThreads, stopThreads, kernelThreads, AttentionPool } from './threads.js';

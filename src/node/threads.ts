@@ -1,14 +1,41 @@
-// Attention on several cores (Node's worker_threads). The work is cut into (batch, kv head) units — each a group of
-// G query heads sharing one key/value head — and the units are dealt to a pool of workers. Inputs go into
-// SharedArrayBuffers once; every worker reads them in place and writes its rows of the output, running the same
-// kernels as the main thread (WebAssembly SIMD where it applies). The browser counterpart (Web Workers over
-// SharedArrayBuffer, which needs cross-origin isolation) is not written yet.
+// Threads in Node (worker_threads).
+// useThreads(n): the WebAssembly kernels (attention and the matrix products of every linear layer) share their work
+//   with n − 1 workers over one shared memory (src/kernels/wasm/runtime.ts) — every attention() and linear() call
+//   after it is multi-threaded, synchronously. The default is the cores available.
+// AttentionPool: attention for any mask the TypeScript kernels take, cut into (batch, kv head) units dealt to workers
+//   — each unit a group of G query heads sharing one key/value head (asynchronous; inputs in SharedArrayBuffers).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { startThreads } from '../kernels/wasm/threads.js';
+import { kernelThreads, stopWorkers } from '../kernels/wasm/runtime.js';
 import type { AttentionOptions } from '../attention/options.js';
 import { checkQkv } from '../attention/validate.js';
 import { QkvError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
+
+const kernelWorkers: Worker[] = [];
+
+/**
+ * Runs qkv's WebAssembly kernels on `threads` threads (this one included; default: the cores available). Resolves to
+ * the threads in use. Workers are unref'd: they never keep the process alive.
+ */
+export async function useThreads(threads = availableParallelism()): Promise<number> {
+  return startThreads(threads, (_index, ready, failed) => {
+    const w = new Worker(new URL('./kernel-worker.js', import.meta.url));
+    w.once('message', () => { w.unref(); ready(); }); // unref'd once ready: waiting for it must keep the process up
+    w.once('error', failed);
+    kernelWorkers.push(w);
+    return w;
+  });
+}
+
+/** Stops the kernel workers; the kernels run on this thread again. */
+export async function stopThreads(): Promise<void> {
+  stopWorkers();
+  await Promise.all(kernelWorkers.splice(0).map((w) => w.terminate()));
+}
+
+export { kernelThreads };
 
 /** The options a worker can receive (plain data: no functions, no tensors). */
 export type ThreadedOptions = Pick<AttentionOptions, 'scale' | 'causal' | 'window' | 'dilation' | 'softcap' | 'kernel' | 'blockM' | 'blockN'>;

@@ -44,9 +44,11 @@ describe('qkv-tiny against its reference outputs', () => {
     assert.equal(r.stdout, s.greedy);
   });
 
-  test('the weights were bfloat16 on disk and are held once, as float32', () => {
+  test('the weights were bfloat16 on disk: linear matrices and the embedding stay bfloat16, norms are widened once', () => {
     const { dtypes, parameters } = ckpt.weights.summary();
-    assert.deepEqual(dtypes, ['float32']);
+    assert.deepEqual(dtypes.sort(), ['bfloat16', 'float32']);
+    assert.equal(ckpt.weights.tensors.get('model.layers.0.mlp.up_proj.weight')!.dtype, 'bfloat16');
+    assert.equal(ckpt.weights.tensors.get('model.norm.weight')!.dtype, 'float32');
     assert.equal(parameters, 4_065_536);
   });
 });

@@ -1,51 +1,47 @@
-// Host of the WebAssembly SIMD matrix product (asm/matmul.ts) for linear layers. A weight is copied into the
-// module's memory the first time it is used and stays there (keyed by its storage array), so each call copies only
-// the activations in and the result out. Falls back (returns null) where WebAssembly SIMD is missing or K % 4 ≠ 0.
-import { align16, instantiate } from './load.js';
-import { WASM_BASE64 } from './matmul-binary.js';
+// Host of the GEMM jobs of asm/kernels.ts for linear layers: C[M, N] = A[M, K] · B[N, K]ᵀ with B (the weight) in
+// f32, f16, bf16 or int8 with a scale per row, widened to f32 inside the kernel. A weight is copied into the
+// module's memory once and stays there, compact (keyed by its storage array), so each call copies only the
+// activations in and the result out; the columns are shared among the runtime's threads.
+// Returns null where the SIMD path does not apply (no WebAssembly SIMD, K not a multiple of the format's vector
+// width, f16 weights holding ±∞/NaN), and the caller computes in TypeScript.
+import { JOB, kernelRuntime, put, resident, runJob, scratch, take } from './runtime.js';
 
-interface Exports { memory: WebAssembly.Memory; gemmTransB(a: number, b: number, c: number, M: number, K: number, N: number): void }
+/** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits), or int8 with one f32 scale per row. */
+export type MatrixData =
+  | { dtype: 'float32'; data: Float32Array }
+  | { dtype: 'float16' | 'bfloat16'; data: Uint16Array }
+  | { dtype: 'int8'; data: Int8Array; scales: Float32Array };
 
-let mod: Exports | null | undefined;
-const resident = new WeakMap<Float32Array, number>(); // weight storage → byte offset in wasm memory
+const KIND = { float32: JOB.gemmF32, float16: JOB.gemmF16, bfloat16: JOB.gemmBF16, int8: JOB.gemmI8 } as const;
+const K_MULTIPLE = { float32: 4, float16: 8, bfloat16: 8, int8: 16 } as const;
 const seen = new WeakSet<Float32Array>();
-let top = 65536; // bump allocator for weights; the first page is the module's own
+const finiteF16 = new WeakMap<Uint16Array, boolean>();
 
-function instance(): Exports | null {
-  if (mod === undefined) mod = instantiate<Exports>(WASM_BASE64);
-  return mod;
-}
-
-function ensure(m: Exports, bytes: number): void {
-  const pages = Math.ceil(bytes / 65536) - m.memory.buffer.byteLength / 65536;
-  if (pages > 0) m.memory.grow(pages);
-}
-
-/** C = A · Bᵀ with B resident in wasm memory; null when the SIMD path does not apply. */
-export function wasmMatmulTransB(a: Float32Array, b: Float32Array, M: number, K: number, N: number): Float32Array | null {
-  const m = instance();
-  if (!m || K % 4 !== 0 || b.length !== N * K) return null;
-  let bPtr = resident.get(b);
-  // a matrix seen a second time is a weight: it moves into wasm memory for good (a one-off one is copied per call)
-  if (bPtr === undefined && seen.has(b) && top + 4 * b.length < 3 * 2 ** 30) {
-    bPtr = top;
-    top = align16(top + 4 * b.length);
-    ensure(m, top);
-    new Float32Array(m.memory.buffer).set(b, bPtr / 4);
-    resident.set(b, bPtr);
+// an f16 weight with ±∞ or NaN (exponent all ones) cannot take the kernel's widening shortcut
+function allFinite(h: Uint16Array): boolean {
+  let ok = finiteF16.get(h);
+  if (ok === undefined) {
+    ok = true;
+    for (let i = 0; i < h.length && ok; i++) if ((h[i] & 0x7c00) === 0x7c00) ok = false;
+    finiteF16.set(h, ok);
   }
-  seen.add(b);
-  // scratch after the resident weights: (b if not resident), a, c
-  let at = top;
-  const bScratch = bPtr === undefined ? at : -1;
-  if (bPtr === undefined) at = align16(at + 4 * b.length);
-  const aPtr = at;
-  const cPtr = align16(aPtr + 4 * a.length);
-  if (cPtr + 4 * M * N > 4 * 2 ** 30 - 65536) return null;
-  ensure(m, cPtr + 4 * M * N);
-  const heap = new Float32Array(m.memory.buffer); // a fresh view: growing detaches older ones
-  if (bPtr === undefined) { heap.set(b, bScratch / 4); bPtr = bScratch; }
-  heap.set(a, aPtr / 4);
-  m.gemmTransB(aPtr, bPtr, cPtr, M, K, N);
-  return new Float32Array(m.memory.buffer, cPtr, M * N).slice();
+  return ok;
+}
+
+/** C = A · Bᵀ for a row-major A [M, K] and weight B [N, K]; null when the SIMD path does not apply. */
+export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: number, N: number): Float32Array | null {
+  const r = kernelRuntime();
+  if (!r || K % K_MULTIPLE[b.dtype] !== 0 || b.data.length !== N * K) return null;
+  if (b.dtype === 'float16' && !allFinite(b.data)) return null;
+  // compact weights move in at once; an f32 matrix seen a second time is a weight too (a one-off is copied per call)
+  let bAt = -1;
+  if (b.dtype !== 'float32' || seen.has(b.data)) bAt = resident(r, b.data);
+  else seen.add(b.data);
+  const sAt = b.dtype === 'int8' ? resident(r, b.scales) : 0;
+  const panel = 16 * K; // per thread: four rows of B widened to f32
+  const [aAt, cAt, panelAt, oneOff] = scratch(r, [4 * a.length, 4 * M * N, panel * r.threads, bAt < 0 ? 4 * N * K : 0]);
+  put(r, aAt, a);
+  if (bAt < 0) { put(r, oneOff, b.data as Float32Array); bAt = oneOff; }
+  runJob(r, [KIND[b.dtype], aAt, bAt, cAt, M, K, N, sAt, panelAt, panel]);
+  return take(r, cAt, M * N);
 }

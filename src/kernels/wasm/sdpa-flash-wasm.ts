@@ -1,57 +1,40 @@
-// The WebAssembly SIMD rung of the CPU ladder: asm/attention.ts (AssemblyScript, f32x4) behind the same contract as
-// the TypeScript kernels. It takes the calls it knows — no mask or a causal one, no score modifiers, head_dim and
-// value dim multiples of 4 — and hands every other call to the tiled TypeScript kernel (sdpa-flash.ts).
-// Host side: q, k, v are copied into the module's linear memory (O(L·D), small next to the O(L·S·D) work), the
-// kernel runs, out and lse are copied back. Falls back to TypeScript where WebAssembly SIMD is missing.
+// The WebAssembly SIMD rung of the CPU ladder: the ATTENTION job of asm/kernels.ts behind the same contract as the
+// TypeScript kernels, on as many threads as the runtime has (runtime.ts). It takes the calls it knows — no mask or a
+// causal one, no score modifiers, head_dim and value dim multiples of 4 — and hands every other call to the tiled
+// TypeScript kernel (sdpa-flash.ts).
+// Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
+// panels of 8 keys, the kernel runs, out is copied back and lse = m + log l is formed from each row's statistics.
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
-import { WASM_BASE64 } from './attention-binary.js';
-import { align16, instantiate } from './load.js';
+import { JOB, kernelRuntime, put, runJob, scratch, take } from './runtime.js';
 
-interface Exports {
-  memory: WebAssembly.Memory;
-  flashForward(q: number, k: number, v: number, out: number, lse: number, s: number, acc: number,
-    BH: number, Hq: number, Hkv: number, L: number, S: number, D: number, Dv: number, scale: number, causal: number, shift: number): void;
-}
-
-let cached: Exports | null | undefined;
-
-/** The instantiated module, or null where WebAssembly SIMD is unavailable. */
-export function wasmKernels(): Exports | null {
-  if (cached === undefined) cached = instantiate<Exports>(WASM_BASE64);
-  return cached;
-}
+const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 query rows × 64 keys, units of 32 rows
 
 /** True when the WebAssembly kernel can take this problem. */
 export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): boolean {
   const shift = p.mask ? p.mask.causalShift() : 0;
-  return wasmKernels() !== null && !p.mods && shift !== null && p.D % 4 === 0 && p.Dv % 4 === 0 && !req.stats && !req.weights;
+  return kernelRuntime() !== null && !p.mods && shift !== null && p.D % 4 === 0 && p.Dv % 4 === 0 && !req.stats && !req.weights;
 }
-
-const BLOCK_N = 64; // as in asm/attention.ts
 
 function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   if (!wasmSupports(p, req)) return sdpaFlash.forward(p, req);
-  const w = wasmKernels()!;
+  const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
-  // lay out q, k, v, out, lse and the scratch in linear memory, 16-byte aligned for v128 loads
-  const sizes = [p.q.length, p.k.length, p.v.length, B * Hq * L * Dv, B * Hq * L, BLOCK_N, Dv].map((n) => align16(4 * n));
-  const offsets: number[] = [];
-  let at = 65536; // the first page holds the module's own data (expf's lookup table)
-  for (const n of sizes) { offsets.push(at); at += n; }
-  const pages = Math.ceil(at / 65536) - w.memory.buffer.byteLength / 65536;
-  if (pages > 0) w.memory.grow(pages);
-  const heap = new Float32Array(w.memory.buffer); // after any growth: growing detaches older views
-  heap.set(p.q, offsets[0] / 4);
-  heap.set(p.k, offsets[1] / 4);
-  heap.set(p.v, offsets[2] / 4);
+  const [BH, BHkv, Sp] = [B * Hq, B * Hkv, Math.ceil(S / 8) * 8];
+  const perThread = 4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M);
+  const [q, k, kp, v, out, ml, scr] = scratch(r, [p.q.length, p.k.length, BHkv * Sp * D, p.v.length, BH * L * Dv, 2 * BH * L, 0].map((n) => 4 * n)
+    .map((n, i) => (i === 6 ? perThread * r.threads : n)));
+  put(r, q, p.q);
+  put(r, k, p.k);
+  put(r, v, p.v);
+  runJob(r, [JOB.packK, k, kp, BHkv, S, D, Sp]);
   const shift = p.mask ? p.mask.causalShift()! : 0;
-  w.flashForward(offsets[0], offsets[1], offsets[2], offsets[3], offsets[4], offsets[5], offsets[6],
-    B * Hq, Hq, Hkv, L, S, D, Dv, p.scale, p.mask ? 1 : 0, shift);
-  return {
-    out: heap.slice(offsets[3] / 4, offsets[3] / 4 + B * Hq * L * Dv),
-    lse: heap.slice(offsets[4] / 4, offsets[4] / 4 + B * Hq * L),
-  };
+  runJob(r, [JOB.attention, q, kp, v, out, ml, scr, perThread, BH, Hq, Hkv, L, S, D, Dv, p.scale, p.mask ? 1 : 0, shift, Sp], [15]);
+  // lse = m + log l; l = 0 (no allowed key) → −∞
+  const stats = take(r, ml, 2 * BH * L);
+  const lse = new Float32Array(BH * L);
+  for (let i = 0; i < BH * L; i++) lse[i] = stats[BH * L + i] > 0 ? stats[i] + Math.log(stats[BH * L + i]) : -Infinity;
+  return { out: take(r, out, BH * L * Dv), lse };
 }
 
 /** The WebAssembly SIMD kernel (falls back to the TypeScript flash kernel for what it does not cover). */

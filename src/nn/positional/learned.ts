@@ -9,11 +9,12 @@ export function embedding(table: Tensor, ids: readonly number[] | Tensor, what =
   const [rows, D] = table.shape;
   const list = ids instanceof Tensor ? ids.toArray() : ids;
   const shape = ids instanceof Tensor ? [...ids.shape, D] : [list.length, D];
-  const w = table.toFloat32();
+  // a 16-bit table stays 16-bit: only the rows looked up are widened
+  const w = table.dtype === 'float32' ? table.toFloat32() : null;
   const out = new Float32Array(list.length * D);
   list.forEach((id, n) => {
     if (!Number.isInteger(id) || id < 0 || id >= rows) throw new QkvError(`${what}: index ${id} out of range [0, ${rows})`);
-    out.set(w.subarray(id * D, (id + 1) * D), n * D);
+    out.set(w ? w.subarray(id * D, (id + 1) * D) : table.slice(0, id, id + 1).toFloat32(), n * D);
   });
   return Tensor.from(out, shape);
 }

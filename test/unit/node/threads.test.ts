@@ -27,3 +27,20 @@ test('options that cannot cross to a worker are refused with the reason', async 
   const q = randn([1, 1, 2, 4], rng(2));
   await assert.rejects(pool.attention(q, q, q, { maskMod: () => true } as object), /option 'maskMod' cannot cross to a worker/);
 });
+
+test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attention and linear results', async () => {
+  const { useThreads, setKernelThreads, kernelThreads } = await import('../../../src/node/index.js');
+  const { linear, Int8Matrix } = await import('../../../src/index.js');
+  assert.equal(await useThreads(2), 2);
+  const rand = rng(9);
+  const q = randn([2, 4, 77, 32], rand), k = randn([2, 2, 90, 32], rand), v = randn([2, 2, 90, 32], rand);
+  const x = randn([3, 64], rand), w = randn([37, 64], rand);
+  const run = () => [attention(q, k, v).out, attention(q, k, v, { causal: true }).out, linear(x, w), linear(x.slice(0, 0, 1), w.to('float16')),
+    linear(x, w.to('bfloat16')), linear(x.slice(0, 0, 1), Int8Matrix.quantize(w))];
+  const two = run();
+  setKernelThreads(1);
+  assert.equal(kernelThreads(), 1);
+  const one = run();
+  setKernelThreads(2);
+  two.forEach((t, i) => assertClose(t, one[i], 0, 0, `result ${i}`));
+});

@@ -1,0 +1,199 @@
+// The host of qkv's WebAssembly kernels (asm/kernels.ts): one linear memory owned here, a job protocol, and the
+// threads that share the work. The same code runs in Node and browsers; only starting a worker differs (Node:
+// src/node/threads.ts, browsers: kernel-worker.ts), and both hand this module the same `KernelWorkerInit`.
+//
+// Memory (bytes):  [0, 256) control words · [256, 512) the job · [64 KiB, top) resident weights · [top, …) scratch.
+// The module has no data segments, so nothing in it touches memory the host did not lay out.
+//
+// Threads: with a SharedArrayBuffer-backed memory (Node; browsers when cross-origin isolated), workers instantiate the
+// same module over the same memory. A call writes its job, bumps SEQ and wakes them; every thread t of T runs
+// run(job, t, T) on its share; the caller waits (spinning — browsers forbid Atomics.wait on the main thread) until
+// DONE = T − 1. Workers spin briefly after a job before sleeping, so back-to-back calls in a decode step stay cheap.
+import { QkvError } from '../../errors.js';
+import { WASM_BASE64 as PRIVATE } from './kernels-binary.js';
+import { WASM_BASE64 as SHARED } from './kernels-shared-binary.js';
+
+interface Exports { run(job: number, t: number, T: number): void }
+
+/** Job kinds (asm/kernels.ts). */
+export const JOB = { attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6 } as const;
+
+// control words (Int32Array indices at byte 0)
+const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4;
+const JOB_AT = 256; // bytes
+const RESIDENT_AT = 65536; // bytes
+const MAX_BYTES = 4 * 2 ** 30 - 65536;
+
+/** What a worker needs to join: the compiled module, the shared memory and its index (1…). */
+export interface KernelWorkerInit { module: WebAssembly.Module; memory: WebAssembly.Memory; index: number }
+
+interface Runtime {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  exports: Exports;
+  shared: boolean;
+  control: Int32Array;
+  workers: number; // workers that have joined
+  threads: number; // threads a call uses (caller included)
+  top: number; // end of the resident weights
+}
+
+let rt: Runtime | null | undefined;
+
+const decode = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+const crossOriginIsolatedOrNode = () => (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== false;
+
+function create(): Runtime | null {
+  try {
+    // a shared memory where SharedArrayBuffer is allowed, else a private one (one thread)
+    const shared = typeof SharedArrayBuffer === 'function' && crossOriginIsolatedOrNode();
+    const bytes = decode(shared ? SHARED : PRIVATE);
+    if (!WebAssembly.validate(bytes)) return null;
+    const module = new WebAssembly.Module(bytes);
+    const memory = shared
+      ? new WebAssembly.Memory({ initial: 2, maximum: 65536, shared: true } as WebAssembly.MemoryDescriptor)
+      : new WebAssembly.Memory({ initial: 2 });
+    const exports = new WebAssembly.Instance(module, { env: { memory, abort } }).exports as unknown as Exports;
+    return { module, memory, exports, shared, control: new Int32Array(memory.buffer, 0, 64), workers: 0, threads: 1, top: RESIDENT_AT };
+  } catch {
+    return null;
+  }
+}
+
+function abort(): never { throw new Error('qkv wasm: abort'); }
+
+/** The kernel runtime, or null where WebAssembly SIMD is unavailable (callers fall back to TypeScript). */
+export function kernelRuntime(): Runtime | null {
+  if (rt === undefined) rt = create();
+  return rt;
+}
+
+/** Rounds a byte count up to 16 (v128 loads want aligned operands). */
+export const align16 = (n: number) => (n + 15) & ~15;
+
+function ensure(r: Runtime, bytes: number): void {
+  if (bytes > MAX_BYTES) throw new QkvError(`qkv wasm: needs ${(bytes / 2 ** 30).toFixed(2)} GiB of WebAssembly memory; the limit is 4 GiB`);
+  const pages = Math.ceil(bytes / 65536) - r.memory.buffer.byteLength / 65536;
+  if (pages > 0) r.memory.grow(pages);
+}
+
+/** Places `n` byte-sized blocks after the resident weights; returns their offsets (valid until the next call). */
+export function scratch(r: Runtime, sizes: readonly number[]): number[] {
+  const at: number[] = [];
+  let top = r.top;
+  for (const n of sizes) { at.push(top); top += align16(n); }
+  ensure(r, top);
+  return at;
+}
+
+const residentAt = new WeakMap<ArrayBufferView, number>();
+
+/** The offset of `data` copied into the resident region for good (weights: copied once, kept). */
+export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Array): number {
+  let at = residentAt.get(data);
+  if (at !== undefined) return at;
+  at = r.top;
+  ensure(r, at + align16(data.byteLength));
+  new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  r.top = align16(at + data.byteLength);
+  residentAt.set(data, at);
+  return at;
+}
+
+/** Copies `data` into memory at byte offset `at`. */
+export function put(r: Runtime, at: number, data: Float32Array): void {
+  new Float32Array(r.memory.buffer, at, data.length).set(data);
+}
+
+/** A copy of `n` floats at byte offset `at`. */
+export function take(r: Runtime, at: number, n: number): Float32Array {
+  return new Float32Array(r.memory.buffer, at, n).slice();
+}
+
+/** Runs a job (its words: kind first; floats as numbers in the slots listed in `floatSlots`) on every thread. */
+export function runJob(r: Runtime, words: readonly number[], floatSlots: readonly number[] = []): void {
+  const job = new Int32Array(r.memory.buffer, JOB_AT, words.length);
+  const f = new Float32Array(r.memory.buffer, JOB_AT, words.length);
+  words.forEach((w, i) => { if (floatSlots.includes(i)) f[i] = w; else job[i] = w; });
+  const T = r.threads;
+  if (T === 1) { r.exports.run(JOB_AT, 0, 1); return; }
+  const c = r.control;
+  Atomics.store(c, DONE, 0);
+  Atomics.store(c, ERROR, 0);
+  Atomics.store(c, THREADS, T);
+  Atomics.add(c, SEQ, 1);
+  Atomics.notify(c, SEQ);
+  const t0 = performance.now();
+  r.exports.run(JOB_AT, 0, T);
+  // the workers' shares are the same size as ours: waiting much longer than ours took means one is gone
+  const deadline = performance.now() + 10_000 + 20 * (performance.now() - t0);
+  for (let spins = 0; Atomics.load(c, DONE) < T - 1; spins++) {
+    if ((spins & 0xffff) === 0 && performance.now() > deadline) {
+      r.threads = 1; // a worker is gone: later calls run on this thread alone
+      throw new QkvError(`qkv threads: ${T - 1 - Atomics.load(c, DONE)} worker(s) did not finish a kernel; threads disabled`);
+    }
+  }
+  if (Atomics.load(c, ERROR)) throw new QkvError('qkv threads: a worker failed while running a kernel');
+}
+
+/** What a worker is started with, or null when this runtime cannot share its memory (no SharedArrayBuffer). */
+export function workerInit(index: number): KernelWorkerInit | null {
+  const r = kernelRuntime();
+  if (!r || !r.shared) return null;
+  if (r.workers === 0) Atomics.store(r.control, STOP, 0);
+  return { module: r.module, memory: r.memory, index };
+}
+
+/** Records that a worker has joined (it posted 'ready'); calls then use up to `threads` of them. */
+export function workerJoined(): void {
+  const r = kernelRuntime();
+  if (!r) return;
+  r.workers++;
+  r.threads = r.workers + 1;
+}
+
+/** Threads the kernels use now (the caller included). */
+export function kernelThreads(): number { return kernelRuntime()?.threads ?? 1; }
+
+/** Uses at most `n` threads (1 … workers + 1). */
+export function setKernelThreads(n: number): void {
+  const r = kernelRuntime();
+  if (!Number.isInteger(n) || n < 1) throw new QkvError(`threads must be a positive integer, got ${n}`);
+  if (r) r.threads = Math.min(n, r.workers + 1);
+}
+
+/** Tells the workers to leave their loop (they then exit). */
+export function stopWorkers(): void {
+  const r = kernelRuntime();
+  if (!r || !r.shared) return;
+  Atomics.store(r.control, STOP, 1);
+  Atomics.add(r.control, SEQ, 1);
+  Atomics.notify(r.control, SEQ);
+  r.workers = 0;
+  r.threads = 1;
+}
+
+/**
+ * A worker's whole life (call it from the worker's entry point): instantiate the shared module, say ready, then run
+ * jobs until told to stop. Spins ~0.3 ms after each job before sleeping in Atomics.wait.
+ */
+export function kernelWorkerLoop(init: KernelWorkerInit, ready: () => void): void {
+  const exports = new WebAssembly.Instance(init.module, { env: { memory: init.memory, abort } }).exports as unknown as Exports;
+  const c = new Int32Array(init.memory.buffer, 0, 64);
+  let seen = Atomics.load(c, SEQ); // before saying ready: every job after that is one we may be counted in
+  ready();
+  for (;;) {
+    let s = Atomics.load(c, SEQ);
+    if (s === seen) {
+      const until = performance.now() + 0.3;
+      while (s === seen && performance.now() < until) s = Atomics.load(c, SEQ);
+      if (s === seen) { Atomics.wait(c, SEQ, seen); continue; }
+    }
+    seen = s;
+    if (Atomics.load(c, STOP)) return;
+    const T = Atomics.load(c, THREADS);
+    if (init.index >= T) continue;
+    try { exports.run(JOB_AT, init.index, T); } catch { Atomics.store(c, ERROR, 1); }
+    Atomics.add(c, DONE, 1);
+  }
+}

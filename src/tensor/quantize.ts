@@ -1,0 +1,45 @@
+// Int8 weights with one scale per output row (per channel): w_jk ≈ scale_j · q_jk, q_jk ∈ [−127, 127],
+// scale_j = max_k |w_jk| / 127. A quarter of the bytes of f32, so decode (which reads every weight once per token)
+// moves a quarter of the memory; the matrix product widens q inside the kernel and applies scale_j to each output.
+import { QkvError } from '../errors.js';
+import { fmtShape } from './shape.js';
+import { Tensor } from './tensor.js';
+
+export class Int8Matrix {
+  readonly dtype = 'int8' as const;
+  /** q [rows, cols] row-major, scale [rows]. */
+  constructor(readonly q: Int8Array, readonly scales: Float32Array, readonly shape: readonly [number, number]) {
+    const [rows, cols] = shape;
+    if (q.length !== rows * cols || scales.length !== rows) {
+      throw new QkvError(`Int8Matrix: q must hold ${rows}×${cols} and scales ${rows} values, got ${q.length} and ${scales.length}`);
+    }
+  }
+
+  /** Rounds each row of a 2-D float tensor to int8 with its own scale (an all-zero row gets scale 0). */
+  static quantize(w: Tensor): Int8Matrix {
+    if (w.rank !== 2) throw new QkvError(`Int8Matrix.quantize: weight must be 2-D [out, in], got ${fmtShape(w.shape)}`);
+    const [rows, cols] = w.shape;
+    const x = w.toFloat32();
+    const q = new Int8Array(rows * cols);
+    const scales = new Float32Array(rows);
+    for (let j = 0; j < rows; j++) {
+      let amax = 0;
+      for (let k = 0; k < cols; k++) amax = Math.max(amax, Math.abs(x[j * cols + k]));
+      if (!Number.isFinite(amax)) throw new QkvError(`Int8Matrix.quantize: row ${j} holds a non-finite value`);
+      const s = (scales[j] = Math.fround(amax / 127));
+      if (s > 0) for (let k = 0; k < cols; k++) q[j * cols + k] = Math.round(x[j * cols + k] / s);
+    }
+    return new Int8Matrix(q, scales, [rows, cols]);
+  }
+
+  /** scale_j · q_jk as a float32 tensor. */
+  dequantize(): Tensor {
+    const [rows, cols] = this.shape;
+    const out = new Float32Array(rows * cols);
+    for (let j = 0; j < rows; j++) for (let k = 0; k < cols; k++) out[j * cols + k] = this.scales[j] * this.q[j * cols + k];
+    return Tensor.from(out, [rows, cols]);
+  }
+}
+
+/** A linear layer's weight: a float tensor in any float dtype (kept as stored), or int8 with row scales. */
+export type LinearWeight = Tensor | Int8Matrix;

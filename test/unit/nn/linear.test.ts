@@ -1,0 +1,69 @@
+// linear() with weights as stored — f32, f16, bf16, int8 with row scales — equals x·Wᵀ computed in f64 from the
+// widened (dequantized) weight, on random shapes including K not a multiple of the SIMD width (the TypeScript path).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Int8Matrix, linear, Tensor, Weights } from '../../../src/index.js';
+import { assertClose, randint, randn, rng } from '../../helpers.js';
+
+// y = x Wᵀ in float64 from the f32 values of W
+function brute(x: Tensor, w: Tensor): Float32Array {
+  const [N, K] = w.shape;
+  const [xa, wa] = [x.toFloat32(), w.toFloat32()];
+  const M = xa.length / K;
+  const y = new Float32Array(M * N);
+  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+    let s = 0;
+    for (let k = 0; k < K; k++) s += xa[i * K + k] * wa[j * K + k];
+    y[i * N + j] = s;
+  }
+  return y;
+}
+
+test('f32, f16 and bf16 weights give x·Wᵀ of the stored values (decode M = 1 and prefill M > 1)', () => {
+  const rand = rng(5);
+  for (let trial = 0; trial < 24; trial++) {
+    const K = trial % 3 === 2 ? randint(rand, 1, 40) : 16 * randint(rand, 1, 12);
+    const [M, N] = [trial % 2 === 0 ? 1 : randint(rand, 2, 9), randint(rand, 1, 70)];
+    const x = randn([M, K], rand);
+    for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+      const w = randn([N, K], rand, 0.5).to(dtype);
+      assertClose(linear(x, w), brute(x, w), 1e-5, 1e-5, `${dtype} M=${M} K=${K} N=${N}`);
+      assert.equal(w.dtype, dtype); // used as stored, not widened in place
+    }
+  }
+});
+
+test('f16 subnormals and signed zeros widen exactly; ±∞ in an f16 weight falls back to the exact path', () => {
+  const h = new Uint16Array(8 * 16);
+  for (let i = 0; i < h.length; i++) h[i] = [0x0001, 0x8001, 0x03ff, 0x0000, 0x8000, 0x3c00, 0xbc00, 0x7bff][i % 8];
+  const w = new Tensor('float16', h, [8, 16]);
+  const x = Tensor.from(Float32Array.from({ length: 16 }, (_, i) => (i % 3) - 1), [1, 16]);
+  assertClose(linear(x, w), brute(x, w), 0, 0, 'subnormals');
+  const inf = new Tensor('float16', Uint16Array.from(h, (v, i) => (i === 5 ? 0x7c00 : v)), [8, 16]);
+  assert.deepEqual([...linear(Tensor.from(new Float32Array(16).fill(1), [1, 16]), inf).toFloat32()].slice(0, 1), [Infinity]);
+});
+
+test('int8 with per-row scales: x·(scale·q)ᵀ, and quantization error within half a step per weight', () => {
+  const rand = rng(6);
+  for (const [M, K, N] of [[1, 64, 33], [5, 48, 20], [3, 20, 7]]) {
+    const w = randn([N, K], rand, 0.3);
+    const q = Int8Matrix.quantize(w);
+    const x = randn([M, K], rand);
+    assertClose(linear(x, q), brute(x, q.dequantize()), 1e-5, 1e-5, `int8 M=${M} K=${K}`);
+    const [wf, dq] = [w.toFloat32(), q.dequantize().toFloat32()];
+    for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) assert.ok(Math.abs(wf[j * K + k] - dq[j * K + k]) <= q.scales[j] / 2 + 1e-7);
+  }
+});
+
+test('Weights: format stored keeps 16-bit matrices, float32 widens them, int8 quantizes those with in_features % 16 = 0', () => {
+  const rand = rng(7);
+  const m = () => new Map([['a', randn([4, 32], rand).to('bfloat16')], ['b', randn([4, 6], rand).to('float16')]]);
+  const stored = new Weights(m());
+  assert.equal((stored.matrix('a', [4, 32]) as Tensor).dtype, 'bfloat16');
+  assert.equal((new Weights(m(), 'x', { format: 'float32' }).matrix('a', [4, 32]) as Tensor).dtype, 'float32');
+  const int8 = new Weights(m(), 'x', { format: 'int8' });
+  assert.ok(int8.matrix('a', [4, 32]) instanceof Int8Matrix);
+  assert.equal((int8.matrix('b', [4, 6]) as Tensor).dtype, 'float16');
+  assert.throws(() => new Weights(m(), 'x', { format: 'int4' as 'int8' }), /format must be one of stored, float32, int8, got "int4"/);
+  assert.throws(() => stored.matrix('a', [32, 4]), /tensor 'a' has shape \[4, 32\], but the config implies \[32, 4\]/);
+});
