@@ -19,12 +19,32 @@ export const GEMM_I8: i32 = 6;
 const BN: i32 = 64; // keys per tile of the attention kernel
 const BM: i32 = 4; // query rows per tile
 
+// Vector constants live in memory, not in the code: binaryen copies a v128.const into every use and V8 rebuilds each
+// one with several instructions, inside the hot loops; a load from this table is one L1 read. run() writes the table
+// (every thread writes the same bytes) at CONSTS = 512, between the job (256) and the resident weights (64 KiB).
+const CONSTS: usize = 512;
+const C_NEG_INF = 0, C_EXP_LO = 1, C_EXP_HI = 2, C_LOG2E = 3, C_LN2_HI = 4, C_LN2_LO = 5, C_P0 = 6, C_ONE = 12, C_127 = 13;
+const C_F16_MASK = 14, C_F16_FULL = 15, C_2P112 = 16, C_F16_BIG = 17;
+@inline function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
+
+function writeConstants(): void {
+  const f = (i: i32, x: f32): void => v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x));
+  const n = (i: i32, x: i32): void => v128.store(CONSTS + (<usize>i << 4), i32x4.splat(x));
+  f(C_NEG_INF, -Infinity); f(C_EXP_LO, -87.0); f(C_EXP_HI, 88.0); f(C_LOG2E, 1.44269504088896341);
+  f(C_LN2_HI, 0.693359375); f(C_LN2_LO, -2.12194440e-4);
+  // Cephes expf polynomial, highest degree first
+  f(C_P0, 1.9875691500e-4); f(C_P0 + 1, 1.3981999507e-3); f(C_P0 + 2, 8.3334519073e-3); f(C_P0 + 3, 4.1665795894e-2);
+  f(C_P0 + 4, 1.6666665459e-1); f(C_P0 + 5, 5.0000001201e-1); f(C_ONE, 1); n(C_127, 127);
+  n(C_F16_MASK, 0x8fffe000); n(C_F16_FULL, 0x8fffffff); f(C_2P112, 5.192296858534828e33); f(C_F16_BIG, 32768);
+}
+
 @inline function word(job: usize, i: i32): i32 { return load<i32>(job + (<usize>i << 2)); }
 @inline function ptr(job: usize, i: i32): usize { return <usize>load<u32>(job + (<usize>i << 2)); }
 
 /** Thread t of T runs its share of the job at `job`. */
 export function run(job: usize, t: i32, T: i32): void {
   const kind = word(job, 0);
+  writeConstants();
   if (kind == ATTENTION) attention(job, t, T);
   else if (kind == PACK_K) packK(job, t, T);
   else gemm(job, kind, t, T);
@@ -35,19 +55,15 @@ export function run(job: usize, t: i32, T: i32): void {
 // accuracy), e^r by a degree-6 polynomial; 2^n built in the exponent bits. −∞ lanes give exactly 0.
 @inline
 function expv(x: v128): v128 {
-  const isNegInf = f32x4.eq(x, f32x4.splat(-Infinity));
-  const xc = f32x4.min(f32x4.max(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
-  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
-  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let y = f32x4.splat(1.9875691500e-4);
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.3981999507e-3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(8.3334519073e-3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(4.1665795894e-2));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.6666665459e-1));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(5.0000001201e-1));
-  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), f32x4.splat(1));
-  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  const isNegInf = f32x4.eq(x, cst(C_NEG_INF));
+  const xc = f32x4.min(f32x4.max(x, cst(C_EXP_LO)), cst(C_EXP_HI));
+  const n = f32x4.nearest(f32x4.mul(xc, cst(C_LOG2E)));
+  let r = f32x4.sub(xc, f32x4.mul(n, cst(C_LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(n, cst(C_LN2_LO)));
+  let y = cst(C_P0);
+  for (let i = 1; i < 6; i++) y = f32x4.add(f32x4.mul(y, r), cst(C_P0 + i));
+  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), cst(C_ONE));
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), cst(C_127)), 23);
   return v128.andnot(f32x4.mul(y, pow2n), isNegInf);
 }
 
@@ -261,6 +277,9 @@ function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
 
 // ---------------------------------------------------------------------------------------------------------------
 // GEMM_*: [kind, a, b, c, M, K, N, scales, scratch, scratchStride]   c_ij = Σ_k a_ik b_jk (× scale_j for int8)
+// PACKED: 16-bit and int8 weights are resident with each group of 4 rows interleaved in 16-byte chunks, [N/4][K/8][4][8]
+// and [N/4][K/16][4][16] (rows past the last full group as they are), so the decode loop reads one cache line after
+// another — the hardware prefetcher keeps up with that, not with four rows read side by side (3–4× on this machine).
 // Columns of C (rows of B) are split into T contiguous ranges, multiples of 4. B rows are widened to f32 four at a
 // time: straight into registers when M = 1 (decode: the whole cost is reading B once), else into this thread's
 // scratch panel [4][K] which the 2×4 register tile then reuses for every row of A.
@@ -272,17 +291,19 @@ function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const n0 = t * per, n1 = min(N, n0 + per);
   const esize: usize = kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2;
   const rowB = <usize>K * esize;
+  // decode with f16 weights: x prepared once per thread in its panel scratch (else the widening path below)
+  const fastF16 = M == 1 && kind == GEMM_F16 && n1 - n0 >= 4 && prepareF16(a, panel, K);
   let j = n0;
   for (; j + 4 <= n1; j += 4) {
     const b0 = b + <usize>j * rowB;
     if (kind == GEMM_F32) {
       gemmPanel(a, b0, c, M, K, N, j, <usize>K << 2);
-    } else if (M == 1 && kind == GEMM_F16) {
-      gemvF16(a, b0, c, K, j, rowB);
+    } else if (fastF16) {
+      gemvF16(panel, b0, c, K, j);
     } else if (M == 1 && kind == GEMM_BF16) {
-      gemvBF16(a, b0, c, K, j, rowB);
+      gemvBF16(a, b0, c, K, j);
     } else if (M == 1) {
-      gemvI8(a, b0, c, K, j, rowB, scales);
+      gemvI8(a, b0, c, K, j, scales);
     } else {
       widenPanel(b0, panel, K, kind, rowB);
       gemmPanel(a, panel, c, M, K, N, j, <usize>K << 2);
@@ -316,7 +337,7 @@ function element(row: usize, k: i32, kind: i32): f32 {
 // come out right because the multiply normalises them. Infinities and NaNs are not expected (the host checks).
 @inline
 function widenF16(hi: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(hi, 3), i32x4.splat(0x8fffffff)), f32x4.splat(5.192296858534828e33));
+  return f32x4.mul(v128.and(i32x4.shr_s(hi, 3), cst(C_F16_FULL)), cst(C_2P112));
 }
 // the low / high four 16-bit values of h, each in the top half of an i32 lane
 @inline function lo16(h: v128): v128 { return i16x8.shuffle(i16x8.splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11); }
@@ -369,7 +390,7 @@ function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize): vo
     const dst = panel + (<usize>(r * K) << 2);
     if (kind == GEMM_I8) {
       for (let k = 0; k < K; k += 16) {
-        const h = v128.load(src + <usize>k);
+        const h = v128.load(b0 + (<usize>k << 2) + (<usize>r << 4)); // interleaved: see PACKED
         const lo = i16x8.extend_low_i8x16_s(h), hi = i16x8.extend_high_i8x16_s(h);
         const o = dst + (<usize>k << 2);
         v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)));
@@ -379,7 +400,7 @@ function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize): vo
       }
     } else {
       for (let k = 0; k < K; k += 8) {
-        const h = v128.load(src + (<usize>k << 1));
+        const h = v128.load(b0 + (<usize>k << 3) + (<usize>r << 4)); // interleaved: see PACKED
         const o = dst + (<usize>k << 2);
         if (kind == GEMM_BF16) { v128.store(o, lo16(h)); v128.store(o, hi16(h), 16); }
         else { v128.store(o, widenF16(lo16(h))); v128.store(o, widenF16(hi16(h)), 16); }
@@ -397,30 +418,48 @@ function scaleColumns(c: usize, M: i32, N: i32, j: i32, n: i32, scales: usize): 
   }
 }
 
-// decode, f16 weights: c[j..j+3] = Σ_k a_k b_jk, 8 weights of each row widened per step (K a multiple of 8)
-function gemvF16(a: usize, b0: usize, c: usize, K: i32, j: i32, rowB: usize): void {
-  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+// decode, f16 weights, with x prepared by prepareF16 (K a multiple of 8). Eight f16 of a row are one v128 of four
+// i32 lanes, each (odd << 16 | even). Shifting right by 3 (arithmetic) and masking with 0x8fffe000 turns the odd
+// halves into f32 bit patterns worth w·2^−112 (sign kept at bit 31, exponent and mantissa moved into place, the sign
+// copies and the even half cleared); the even halves, moved up first, the same way. x was scaled by 2^112, so every
+// product x·w is the same correctly rounded f32 as with widened weights — with 5 integer ops per 8 weights.
+function gemvF16(xs: usize, b0: usize, c: usize, K: i32, j: i32): void {
+  const mask = cst(C_F16_MASK);
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let k = 0; k < K; k += 8) {
-    const xa = v128.load(a + (<usize>k << 2)), xb = v128.load(a + (<usize>k << 2), 16);
-    const off = <usize>k << 1;
-    const h0 = v128.load(b0 + off), h1 = v128.load(b1 + off), h2 = v128.load(b2 + off), h3 = v128.load(b3 + off);
-    s0 = f32x4.add(s0, f32x4.add(f32x4.mul(xa, widenF16(lo16(h0))), f32x4.mul(xb, widenF16(hi16(h0)))));
-    s1 = f32x4.add(s1, f32x4.add(f32x4.mul(xa, widenF16(lo16(h1))), f32x4.mul(xb, widenF16(hi16(h1)))));
-    s2 = f32x4.add(s2, f32x4.add(f32x4.mul(xa, widenF16(lo16(h2))), f32x4.mul(xb, widenF16(hi16(h2)))));
-    s3 = f32x4.add(s3, f32x4.add(f32x4.mul(xa, widenF16(lo16(h3))), f32x4.mul(xb, widenF16(hi16(h3)))));
+    const xe = v128.load(xs + (<usize>k << 2)), xo = v128.load(xs + (<usize>k << 2), 16);
+    const at = b0 + (<usize>k << 3); // one cache line: 8 weights of each of the 4 rows
+    const h0 = v128.load(at), h1 = v128.load(at, 16), h2 = v128.load(at, 32), h3 = v128.load(at, 48);
+    s0 = f32x4.add(s0, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h0, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h0, 3), mask))));
+    s1 = f32x4.add(s1, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h1, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h1, 3), mask))));
+    s2 = f32x4.add(s2, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h2, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h2, 3), mask))));
+    s3 = f32x4.add(s3, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h3, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h3, 3), mask))));
   }
   store4(c + (<usize>j << 2), s0, s1, s2, s3);
 }
 
+// xs = x · 2^112 with each group of 8 split into its even and odd elements, [x0 x2 x4 x6 | x1 x3 x5 x7]; false (and
+// nothing usable) when some |x| ≥ 2^15, where x · 2^112 could overflow
+function prepareF16(a: usize, xs: usize, K: i32): bool {
+  const big = cst(C_F16_BIG);
+  const scale = cst(C_2P112);
+  for (let k = 0; k < K; k += 8) {
+    const x0 = v128.load(a + (<usize>k << 2)), x1 = v128.load(a + (<usize>k << 2), 16);
+    if (v128.any_true(v128.or(f32x4.ge(f32x4.abs(x0), big), f32x4.ge(f32x4.abs(x1), big)))) return false;
+    if (v128.any_true(v128.or(f32x4.ne(x0, x0), f32x4.ne(x1, x1)))) return false; // NaN: the widening path says so
+    v128.store(xs + (<usize>k << 2), f32x4.mul(v128.shuffle<f32>(x0, x1, 0, 2, 4, 6), scale));
+    v128.store(xs + (<usize>k << 2), f32x4.mul(v128.shuffle<f32>(x0, x1, 1, 3, 5, 7), scale), 16);
+  }
+  return true;
+}
+
 // decode, bf16 weights: a bf16 is the top half of an f32, so widening is one shuffle
-function gemvBF16(a: usize, b0: usize, c: usize, K: i32, j: i32, rowB: usize): void {
-  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+function gemvBF16(a: usize, b0: usize, c: usize, K: i32, j: i32): void {
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let k = 0; k < K; k += 8) {
     const xa = v128.load(a + (<usize>k << 2)), xb = v128.load(a + (<usize>k << 2), 16);
-    const off = <usize>k << 1;
-    const h0 = v128.load(b0 + off), h1 = v128.load(b1 + off), h2 = v128.load(b2 + off), h3 = v128.load(b3 + off);
+    const at = b0 + (<usize>k << 3);
+    const h0 = v128.load(at), h1 = v128.load(at, 16), h2 = v128.load(at, 32), h3 = v128.load(at, 48);
     s0 = f32x4.add(s0, f32x4.add(f32x4.mul(xa, lo16(h0)), f32x4.mul(xb, hi16(h0))));
     s1 = f32x4.add(s1, f32x4.add(f32x4.mul(xa, lo16(h1)), f32x4.mul(xb, hi16(h1))));
     s2 = f32x4.add(s2, f32x4.add(f32x4.mul(xa, lo16(h2)), f32x4.mul(xb, hi16(h2))));
@@ -429,21 +468,31 @@ function gemvBF16(a: usize, b0: usize, c: usize, K: i32, j: i32, rowB: usize): v
   store4(c + (<usize>j << 2), s0, s1, s2, s3);
 }
 
-// decode, int8 weights with a scale per row: c_j = scale_j · Σ_k a_k q_jk, 16 weights per step (K a multiple of 16)
-function gemvI8(a: usize, b0: usize, c: usize, K: i32, j: i32, rowB: usize, scales: usize): void {
-  for (let r = 0; r < 4; r++) {
-    const row = b0 + <usize>r * rowB;
-    let s = f32x4.splat(0);
-    for (let k = 0; k < K; k += 16) {
-      const x = a + (<usize>k << 2);
-      const h = v128.load(row + <usize>k);
-      const lo = i16x8.extend_low_i8x16_s(h), hi = i16x8.extend_high_i8x16_s(h);
-      s = f32x4.add(s, f32x4.mul(v128.load(x), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo))));
-      s = f32x4.add(s, f32x4.mul(v128.load(x, 16), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo))));
-      s = f32x4.add(s, f32x4.mul(v128.load(x, 32), f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi))));
-      s = f32x4.add(s, f32x4.mul(v128.load(x, 48), f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi))));
-    }
-    const at = <usize>(j + r) << 2;
-    store<f32>(c + at, hsum(s) * load<f32>(scales + at));
+// decode, int8 weights (interleaved like the 16-bit ones, 16 per chunk) with a scale per row:
+// c_j = scale_j · Σ_k a_k q_jk, 16 weights of each of 4 rows per step (K a multiple of 16)
+function gemvI8(a: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize): void {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let k = 0; k < K; k += 16) {
+    const x = a + (<usize>k << 2);
+    const x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
+    const at = b0 + (<usize>k << 2); // one cache line: 16 weights of each of the 4 rows
+    s0 = f32x4.add(s0, dotI8(v128.load(at), x0, x1, x2, x3));
+    s1 = f32x4.add(s1, dotI8(v128.load(at, 16), x0, x1, x2, x3));
+    s2 = f32x4.add(s2, dotI8(v128.load(at, 32), x0, x1, x2, x3));
+    s3 = f32x4.add(s3, dotI8(v128.load(at, 48), x0, x1, x2, x3));
   }
+  const sc = scales + (<usize>j << 2);
+  store<f32>(c + (<usize>j << 2), hsum(s0) * load<f32>(sc));
+  store<f32>(c + (<usize>(j + 1) << 2), hsum(s1) * load<f32>(sc, 4));
+  store<f32>(c + (<usize>(j + 2) << 2), hsum(s2) * load<f32>(sc, 8));
+  store<f32>(c + (<usize>(j + 3) << 2), hsum(s3) * load<f32>(sc, 12));
+}
+
+// four lanes of Σ x·q over 16 int8 q widened to f32
+@inline
+function dotI8(h: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const lo = i16x8.extend_low_i8x16_s(h), hi = i16x8.extend_high_i8x16_s(h);
+  return f32x4.add(
+    f32x4.add(f32x4.mul(x0, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo))), f32x4.mul(x1, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)))),
+    f32x4.add(f32x4.mul(x2, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi))), f32x4.mul(x3, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)))));
 }

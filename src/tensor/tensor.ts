@@ -187,6 +187,15 @@ export class Tensor {
   contiguous(): Tensor {
     if (this.isContiguous() && this.offset === 0 && this.data.length === this.size) return this;
     const out = allocStorage(this.dtype, this.size) as Storage;
+    const last = this.shape[this.rank - 1];
+    if (this.rank > 0 && this.strides[this.rank - 1] === 1 && last > 8) {
+      // rows along the last dimension are dense: copy them whole (KV cache views, head permutes)
+      const rowShape = this.shape.slice(0, -1);
+      const dst = out as Float32Array; // any typed array: set/subarray are shared
+      const src = this.data as Float32Array;
+      forEachOffset(rowShape, this.strides.slice(0, -1), this.offset, (off, i) => { dst.set(src.subarray(off, off + last), i * last); });
+      return new Tensor(this.dtype, out, this.shape);
+    }
     const src = this.data as unknown as { [i: number]: number | bigint };
     const dst = out as unknown as { [i: number]: number | bigint };
     forEachOffset(this.shape, this.strides, this.offset, (off, i) => { dst[i] = src[off]; });

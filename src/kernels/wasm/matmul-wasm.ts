@@ -35,7 +35,7 @@ export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: n
   if (b.dtype === 'float16' && !allFinite(b.data)) return null;
   // compact weights move in at once; an f32 matrix seen a second time is a weight too (a one-off is copied per call)
   let bAt = -1;
-  if (b.dtype !== 'float32' || seen.has(b.data)) bAt = resident(r, b.data);
+  if (b.dtype !== 'float32' || seen.has(b.data)) bAt = resident(r, b.data, b.dtype === 'float32' ? 0 : K);
   else seen.add(b.data);
   const sAt = b.dtype === 'int8' ? resident(r, b.scales) : 0;
   const panel = 16 * K; // per thread: four rows of B widened to f32

@@ -23,6 +23,9 @@ const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4;
 const JOB_AT = 256; // bytes
 const RESIDENT_AT = 65536; // bytes
 const MAX_BYTES = 4 * 2 ** 30 - 65536;
+// how long an idle worker keeps polling before it sleeps: a decode step issues ~7 matrix products per layer with a
+// little JavaScript between them, and waking a sleeping thread costs tens of microseconds each time
+const SPIN_MS = 3;
 
 /** What a worker needs to join: the compiled module, the shared memory and its index (1…). */
 export interface KernelWorkerInit { module: WebAssembly.Module; memory: WebAssembly.Memory; index: number }
@@ -88,13 +91,27 @@ export function scratch(r: Runtime, sizes: readonly number[]): number[] {
 
 const residentAt = new WeakMap<ArrayBufferView, number>();
 
-/** The offset of `data` copied into the resident region for good (weights: copied once, kept). */
-export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Array): number {
+/**
+ * The offset of `data` copied into the resident region for good (weights: copied once, kept). `interleave4` = K:
+ * a 16-bit or int8 matrix [N, K] stored with each group of 4 rows interleaved in 16-byte chunks (asm PACKED).
+ */
+export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Array, interleave4 = 0): number {
   let at = residentAt.get(data);
   if (at !== undefined) return at;
   at = r.top;
   ensure(r, at + align16(data.byteLength));
-  new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  if (interleave4 > 0 && !(data instanceof Float32Array)) {
+    const K = interleave4;
+    const c = 16 / data.BYTES_PER_ELEMENT; // elements per chunk
+    const dst = data instanceof Uint16Array ? new Uint16Array(r.memory.buffer, at, data.length) : new Int8Array(r.memory.buffer, at, data.length);
+    const full = Math.floor(data.length / K / 4) * 4 * K;
+    for (let g = 0; g < full; g += 4 * K) { // a group of 4 rows
+      for (let k = 0; k < K; k += c) for (let row = 0; row < 4; row++) dst.set(data.subarray(g + row * K + k, g + row * K + k + c), g + 4 * k + c * row);
+    }
+    dst.set(data.subarray(full), full);
+  } else {
+    new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
   r.top = align16(at + data.byteLength);
   residentAt.set(data, at);
   return at;
@@ -175,7 +192,7 @@ export function stopWorkers(): void {
 
 /**
  * A worker's whole life (call it from the worker's entry point): instantiate the shared module, say ready, then run
- * jobs until told to stop. Spins ~0.3 ms after each job before sleeping in Atomics.wait.
+ * jobs until told to stop. Spins SPIN_MS after each job before sleeping in Atomics.wait.
  */
 export function kernelWorkerLoop(init: KernelWorkerInit, ready: () => void): void {
   const exports = new WebAssembly.Instance(init.module, { env: { memory: init.memory, abort } }).exports as unknown as Exports;
@@ -185,7 +202,7 @@ export function kernelWorkerLoop(init: KernelWorkerInit, ready: () => void): voi
   for (;;) {
     let s = Atomics.load(c, SEQ);
     if (s === seen) {
-      const until = performance.now() + 0.3;
+      const until = performance.now() + SPIN_MS;
       while (s === seen && performance.now() < until) s = Atomics.load(c, SEQ);
       if (s === seen) { Atomics.wait(c, SEQ, seen); continue; }
     }
