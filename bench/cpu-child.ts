@@ -1,6 +1,6 @@
 // One measurement of one implementation in a fresh process (so its peak RSS is its own):
 //   node dist/bench/cpu-child.js IMPL L CAUSAL RUNS  →  one JSON line {impl, L, causal, ms: [...], baseRss, peakRss}
-// IMPL: qkv (auto: WebAssembly SIMD) | qkv-2t (2 worker threads) | qkv-ts (TypeScript tiles) | ort-graph (MatMul→Softmax→MatMul) | ort-mha (com.microsoft.MultiHeadAttention) | ort-attention (ONNX-23
+// IMPL: qkv (auto: WebAssembly SIMD, 1 thread) | qkv-2t (the same on 2 threads, useThreads(2)) | qkv-ts (TypeScript tiles) | ort-graph (MatMul→Softmax→MatMul) | ort-mha (com.microsoft.MultiHeadAttention) | ort-attention (ONNX-23
 // Attention) | tfjs-wasm. fp32, B = 1, H = 8, head_dim 64, L = S; ORT with 2 intra-op threads.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -28,10 +28,11 @@ async function setup(): Promise<() => Promise<void> | void> {
     return () => { attention(q, k, v, { causal, kernel: impl === 'qkv' ? 'auto' : 'flash' }); };
   }
   if (impl === 'qkv-2t') {
-    const { AttentionPool } = await import('../src/node/threads.js');
-    const pool = new AttentionPool(2);
+    // the same kernel with its work shared by 2 threads over one shared WebAssembly memory
+    const { useThreads } = await import('../src/node/threads.js');
+    if (await useThreads(2) !== 2) throw new Error('qkv-2t: 2 threads are not available');
     const [q, k, v] = [qd, kd, vd].map((d) => Tensor.from(d, [B, H, L, D]));
-    return async () => { await pool.attention(q, k, v, { causal }); };
+    return () => { attention(q, k, v, { causal }); };
   }
   if (impl.startsWith('ort')) {
     const ort = await import('onnxruntime-node');

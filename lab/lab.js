@@ -1,6 +1,6 @@
 // The Attention Lab: runs the model in the page with qkv's own modules (served from /qkv/), and falls back to the
 // server's API (/api/attention, /api/experiment, /v1/completions) when the page cannot load it.
-import { modelFromBytes, Tokenizer, generateStream, kvTable, KV_PRESETS, humanBytes } from '/qkv/index.js';
+import { modelFromBytes, Tokenizer, generateStream, kvTable, KV_PRESETS, humanBytes, useBrowserThreads } from '/qkv/index.js';
 import { headMetrics } from '/qkv/inspect/metrics.js';
 import { EXPERIMENTS } from '/qkv/inspect/experiments.js';
 
@@ -22,8 +22,11 @@ async function browserBackend() {
   ]);
   const model = modelFromBytes(config, [new Uint8Array(weights)]);
   const tokenizer = Tokenizer.fromJSON(tokJson, tokCfg);
+  // the WebAssembly kernels on every core: Web Workers over shared memory (the server sends the cross-origin
+  // isolation headers that SharedArrayBuffer needs; without them this stays at 1 thread)
+  const threads = await useBrowserThreads('/qkv/kernels/wasm/kernel-worker-browser.js').catch((e) => { console.warn('qkv: threads unavailable:', e); return 1; });
   return {
-    mode: 'browser', info: model.info, name: config.architectures?.[0] ?? 'model',
+    mode: 'browser', threads, info: model.info, name: config.architectures?.[0] ?? 'model',
     attention(prompt) {
       const ids = tokenizer.encode(prompt);
       if (ids.length > 128) throw new Error(`the prompt is ${ids.length} tokens; the lab shows at most 128`);
@@ -120,7 +123,7 @@ async function run() {
   try {
     const t0 = performance.now();
     state = await backend.attention(prompt);
-    status(`${state.tokens.length} tokens · ${state.layers} layers × ${state.heads} heads · ${(performance.now() - t0).toFixed(0)} ms (${backend.mode === 'browser' ? 'in this page' : 'on the server'})`);
+    status(`${state.tokens.length} tokens · ${state.layers} layers × ${state.heads} heads · ${(performance.now() - t0).toFixed(0)} ms (${backend.mode === 'browser' ? `in this page, ${backend.threads} thread${backend.threads > 1 ? 's' : ''}` : 'on the server'})`);
     renderTokens();
     renderGrid();
     select(selected.layer, selected.head);
@@ -315,6 +318,7 @@ async function start() {
     $('#where').textContent = 'on the qkv server (this page could not load it)';
   }
   document.body.dataset.backend = backend.mode;
+  document.body.dataset.threads = String(backend.threads ?? 0);
   $('#examples').addEventListener('change', () => { $('#prompt').value = $('#examples').value; run(); });
   $('#run').addEventListener('click', run);
   $('#generate').addEventListener('click', generate);

@@ -9,7 +9,7 @@ import { Tokenizer } from '../generate/tokenizer.js';
 import type { HfConfig } from '../models/config.js';
 import type { Model } from '../models/model.js';
 import { buildModel } from '../models/registry.js';
-import { Weights } from '../models/weights.js';
+import { Weights, type WeightFormat } from '../models/weights.js';
 import { storageView, DTYPE_SIZE } from '../tensor/dtype.js';
 import { MAX_HEADER_BYTES, parseSafetensorsHeader } from '../tensor/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -144,7 +144,7 @@ export function inspectCheckpoint(dir: string): CheckpointSummary {
 }
 
 /** Loads config, weights, model and tokenizer from a checkpoint directory. */
-export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokenizer?: boolean } = {}): Checkpoint {
+export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokenizer?: boolean; weights?: WeightFormat } = {}): Checkpoint {
   if (!existsSync(dir)) throw new QkvError(`${dir}: no such checkpoint directory`);
   const config = readJson(join(dir, 'config.json')) as HfConfig;
   const files = weightFiles(dir);
@@ -153,7 +153,7 @@ export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokeni
   let done = 0;
   const progress = o.progress ?? terminalProgress();
   for (const f of files) streamSafetensors(f, tensors, (b) => { done += b; progress?.(done, total, f.split('/').pop()!); });
-  const weights = new Weights(tensors, files.length === 1 ? files[0] : dir);
+  const weights = new Weights(tensors, files.length === 1 ? files[0] : dir, { format: o.weights });
   const model = buildModel(config, weights);
   const tokPath = join(dir, 'tokenizer.json');
   const tokenizer = o.tokenizer !== false && existsSync(tokPath)

@@ -44,6 +44,24 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   await page.click('#run');
   await page.waitForFunction(() => /\d+ tokens · 4 layers × 8 heads/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 60_000 });
   assert.equal(await page.getAttribute('body', 'data-backend'), 'browser');
+  // threads in the browser: the page is cross-origin isolated, the kernels run on Web Workers over shared memory, and
+  // the threaded attention and linear layer give the single-thread numbers bit for bit
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+  assert.equal(Number(await page.getAttribute('body', 'data-threads')), cores);
+  const same = await page.evaluate(async () => {
+    const qkv = await import('/qkv/index.js' as string);
+    const x = qkv.Tensor.from(Float32Array.from({ length: 2 * 4 * 70 * 16 }, (_, i) => Math.sin(i)), [2, 4, 70, 16]);
+    const w = qkv.Tensor.from(Float32Array.from({ length: 96 * 16 }, (_, i) => Math.cos(i)), [96, 16]).to('float16');
+    const run = () => [...qkv.attention(x, x, x, { causal: true }).out.toFloat32(), ...qkv.linear(x, w).toFloat32()];
+    const many = run();
+    const threads = qkv.kernelThreads();
+    qkv.setKernelThreads(1);
+    const one = run();
+    qkv.setKernelThreads(threads);
+    return { threads, equal: many.every((v: number, i: number) => Object.is(v, one[i])) };
+  });
+  assert.ok(same.threads >= Math.min(2, cores) && same.equal, JSON.stringify(same));
   assert.equal(await page.locator('.cell').count(), 32);
   // the heatmaps are drawn: a canvas has many distinct pixel values
   const distinct = await page.$eval('.cell canvas', (c) => {

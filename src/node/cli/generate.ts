@@ -7,7 +7,7 @@ import { createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions } from '../../generate/generate.js';
 import { QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
-import { DEFAULT_MODEL_DIR, numberArg } from './shared.js';
+import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS } from './shared.js';
 
 export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
 
@@ -21,7 +21,8 @@ export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
   --no-prompt              print only the continuation
   --cache KIND             contiguous (default) | paged | int8 | sliding | sinks
   --window W               sliding: window for layers without one; sinks: recent tokens kept (default 252)
-  --sinks K                sinks: first tokens always kept (default 4)`;
+  --sinks K                sinks: first tokens always kept (default 4)
+${RUNTIME_HELP}`;
 
 export async function generateCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -30,13 +31,14 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
       model: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
       'top-p': { type: 'string' }, 'min-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
       greedy: { type: 'boolean' }, stop: { type: 'string', multiple: true }, 'no-prompt': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' },
+      cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' }, ...RUNTIME_OPTIONS,
     },
   });
   if (values.help) { out(`${GENERATE_HELP}\n`); return 0; }
   if (positionals.length !== 1) throw new QkvError(`qkv generate: expected one prompt argument, got ${positionals.length}\n${GENERATE_HELP}`);
   const prompt = positionals[0];
-  const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR);
+  const { weights } = await applyRuntimeOptions(values);
+  const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
   if (ckpt.model.kind !== 'causal-lm') throw new QkvError(`qkv generate: ${ckpt.config.architectures?.[0]} is not a causal language model`);
   if (!ckpt.tokenizer) throw new QkvError(`qkv generate: ${ckpt.dir} has no tokenizer.json`);
   const o: GenerateOptions = {

@@ -1,21 +1,23 @@
-// `qkv serve [--model DIR] [--port N] [--host H]`: the Attention Lab and the API on localhost.
+// `qkv serve [--model DIR] [--port N] [--host H] [--threads N] [--weights F]`: the Attention Lab and the API on localhost.
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { createQkvServer, listen } from '../server/server.js';
-import { DEFAULT_MODEL_DIR, numberArg } from './shared.js';
+import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS } from './shared.js';
 
-export const SERVE_HELP = 'usage: qkv serve [--model DIR] [--port 8080] [--host 127.0.0.1]';
+export const SERVE_HELP = `usage: qkv serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--threads N] [--weights FORMAT]
+${RUNTIME_HELP}`;
 
 export async function serveCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ...RUNTIME_OPTIONS } });
   if (values.help) { out(`${SERVE_HELP}\n`); return 0; }
   const port = numberArg(values.port, 'port') ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new QkvError(`--port must be an integer in [0, 65535], got ${port}`);
-  const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR);
+  const { threads, weights } = await applyRuntimeOptions(values);
+  const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
   const server = createQkvServer(ckpt);
   const url = await listen(server, { port, host: values.host });
-  out(`qkv: serving ${ckpt.config.architectures?.[0]} from ${ckpt.dir}\n  lab  ${url}\n  api  ${url}v1/completions  ${url}v1/models  ${url}api/attention\n(Ctrl-C to stop)\n`);
+  out(`qkv: serving ${ckpt.config.architectures?.[0]} from ${ckpt.dir} (${threads} thread${threads > 1 ? 's' : ''}, weights ${weights})\n  lab  ${url}\n  api  ${url}v1/completions  ${url}v1/models  ${url}api/attention\n(Ctrl-C to stop)\n`);
   await new Promise<void>((resolve) => { process.once('SIGINT', () => { server.close(); resolve(); }); process.once('SIGTERM', () => { server.close(); resolve(); }); });
   return 0;
 }

@@ -1,5 +1,8 @@
 // Helpers shared by the CLI commands.
+import { availableParallelism } from 'node:os';
 import { QkvError } from '../../errors.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../../models/weights.js';
+import { useThreads } from '../threads.js';
 
 export { DEFAULT_MODEL_DIR } from '../default-model.js';
 
@@ -17,4 +20,18 @@ export function human(bytes: number): string {
   let u = 0;
   while (bytes >= 1024 && u < units.length - 1) { bytes /= 1024; u++; }
   return `${u === 0 ? bytes : bytes.toFixed(bytes >= 100 ? 0 : 1)} ${units[u]}`;
+}
+
+/** The flags every model command takes: --threads and --weights (parseArgs options and their help lines). */
+export const RUNTIME_OPTIONS = { threads: { type: 'string' }, weights: { type: 'string' } } as const;
+export const RUNTIME_HELP = `  --threads N              threads for the WebAssembly kernels (default: the cores available, ${availableParallelism()} here)
+  --weights FORMAT         stored (default: the checkpoint's dtype, f16/bf16 stay 16-bit) | float32 | int8 (per-row scales)`;
+
+/** Starts the kernel threads and returns the weight format the flags ask for. */
+export async function applyRuntimeOptions(values: { threads?: string; weights?: string }): Promise<{ threads: number; weights: WeightFormat }> {
+  const n = numberArg(values.threads, 'threads') ?? availableParallelism();
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new QkvError(`--threads must be an integer in [1, 256], got ${n}`);
+  const weights = (values.weights ?? 'stored') as WeightFormat;
+  if (!WEIGHT_FORMATS.includes(weights)) throw new QkvError(`--weights must be one of ${WEIGHT_FORMATS.join(', ')}, got '${values.weights}'`);
+  return { threads: await useThreads(n), weights };
 }

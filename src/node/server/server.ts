@@ -165,6 +165,8 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
         'content-type': file.type, 'cache-control': 'no-cache',
         // the lab makes no request to anything but this server
         'content-security-policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:; style-src 'self'",
+        // cross-origin isolation: the page may then share WebAssembly memory with Web Workers (the lab's threads)
+        'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp',
       });
       res.end(req.method === 'HEAD' ? undefined : file.body);
     };

@@ -1,0 +1,204 @@
+// The ATTENTION and PACK_K jobs of asm/kernels.ts: FlashAttention forward with an online softmax, in f32x4.
+import { ptr, word, expv, hsum, hmax } from './common';
+
+const BN: i32 = 64; // keys per tile of the attention kernel
+const BM: i32 = 4; // query rows per tile
+
+// PACK_K: [k, kp, BHkv, S, D, Sp] — kp[h][p][d][c] = k[h][8p + c][d] (0 past S); kv heads dealt to threads.
+export function packK(job: usize, t: i32, T: i32): void {
+  const k = ptr(job, 1), kp = ptr(job, 2);
+  const BHkv = word(job, 3), S = word(job, 4), D = word(job, 5), Sp = word(job, 6);
+  for (let h = t; h < BHkv; h += T) {
+    const src = k + (<usize>h * <usize>S * <usize>D << 2);
+    const dst = kp + (<usize>h * <usize>Sp * <usize>D << 2);
+    for (let s = 0; s < Sp; s++) {
+      const panel = dst + (<usize>(s >> 3) * <usize>D * 8 << 2) + (<usize>(s & 7) << 2);
+      if (s < S) {
+        const row = src + (<usize>s * <usize>D << 2);
+        for (let d = 0; d < D; d++) store<f32>(panel + (<usize>d << 5), load<f32>(row + (<usize>d << 2)));
+      } else {
+        for (let d = 0; d < D; d++) store<f32>(panel + (<usize>d << 5), 0);
+      }
+    }
+  }
+}
+
+// ATTENTION: [q, kp, v, out, ml, scratch, scratchStride, BH, Hq, Hkv, L, S, D, Dv, scale, causal, shift, Sp]
+// q/out [BH, L, ·], kp packed by PACK_K, v [BHkv, S, Dv], ml [2][BH, L] = each row's m and l (the host forms
+// lse = m + log l: the module keeps no lookup tables, so its memory is entirely the host's).
+// causal: query i sees keys 0..i + shift.
+// Units of work are (head, block of BLOCK_M = 32 query rows); thread t takes units t, t + T, … (interleaved, so
+// causal work balances). Inside a unit the KV loop is outermost: each tile of BN keys and values is loaded into cache
+// once and used by all 8 micro-blocks of 4 rows (their m, l and acc wait in scratch between tiles).
+// Per thread scratch: s [BM][BN] scores/probabilities, acc [BLOCK_M][Dv], m [BLOCK_M], l [BLOCK_M].
+const BLOCK_M: i32 = 32;
+
+export function attention(job: usize, t: i32, T: i32): void {
+  const q = ptr(job, 1), kp = ptr(job, 2), v = ptr(job, 3), out = ptr(job, 4), ml = ptr(job, 5);
+  const BH = word(job, 8), Hq = word(job, 9), Hkv = word(job, 10), L = word(job, 11), S = word(job, 12);
+  const D = word(job, 13), Dv = word(job, 14), scale = reinterpret<f32>(word(job, 15));
+  const causal = word(job, 16), shift = word(job, 17), Sp = word(job, 18);
+  const sT = ptr(job, 6) + <usize>t * <usize>word(job, 7); // [BM][BN]
+  const acc = sT + (<usize>(BM * BN) << 2); // [BLOCK_M][Dv]
+  const mRow = acc + (<usize>(BLOCK_M * Dv) << 2); // [BLOCK_M]
+  const lRow = mRow + (<usize>BLOCK_M << 2); // [BLOCK_M]
+  const G = Hq / Hkv;
+  const blocks = (L + BLOCK_M - 1) / BLOCK_M;
+  for (let u = t; u < BH * blocks; u += T) {
+    const bh = u / blocks;
+    const i0 = (u % blocks) * BLOCK_M;
+    const rows = min(BLOCK_M, L - i0);
+    const kvh = (bh / Hq) * Hkv + (bh % Hq) / G;
+    const kHead = kp + (<usize>kvh * <usize>Sp * <usize>D << 2);
+    const vHead = v + (<usize>kvh * <usize>S * <usize>Dv << 2);
+    const qHead = q + (<usize>bh * <usize>L * <usize>D << 2);
+    // keys 0..last(i) are allowed to row i
+    const blockLast = causal ? min(S - 1, i0 + rows - 1 + shift) : S - 1;
+    for (let r = 0; r < BLOCK_M; r++) { store<f32>(mRow + (<usize>r << 2), -Infinity); store<f32>(lRow + (<usize>r << 2), 0); }
+    for (let d = 0; d < BLOCK_M * Dv; d += 4) v128.store(acc + (<usize>d << 2), f32x4.splat(0));
+    // the KV loop: tiles past the block's last allowed key are never visited
+    for (let j0 = 0; j0 <= blockLast; j0 += BN) {
+      const n = min(BN, S - j0); // real keys in this tile
+      const nPad = (n + 7) & ~7; // keys computed (panels of 8)
+      const kTile = kHead + (<usize>j0 * <usize>D << 2);
+      const vTile = vHead + (<usize>j0 * <usize>Dv << 2);
+      for (let r0 = 0; r0 < rows; r0 += BM) {
+        const lastMin = causal ? min(S - 1, i0 + r0 + shift) : S - 1; // the micro-block's first row's last key
+        if (j0 > min(S - 1, causal ? i0 + min(r0 + BM, rows) - 1 + shift : S - 1)) continue; // past every row's last key (later micro-blocks reach further)
+        // rows past L repeat the last row (computed, never stored)
+        scoreTile(qRow(qHead, i0, r0, rows, D), qRow(qHead, i0, r0 + 1, rows, D), qRow(qHead, i0, r0 + 2, rows, D),
+          qRow(qHead, i0, r0 + 3, rows, D), kTile, D, nPad, scale, sT);
+        // mask what the tile holds past a row's last key (the diagonal tile, or S's padding)
+        if (j0 + nPad - 1 > lastMin) {
+          for (let r = 0; r < BM; r++) {
+            const last = causal ? min(S - 1, i0 + min(r0 + r, rows - 1) + shift) : S - 1;
+            for (let c = max(0, last + 1 - j0); c < nPad; c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
+          }
+        }
+        const a = acc + (<usize>(r0 * Dv) << 2);
+        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv);
+        pvTile(sT, vTile, a, n, Dv);
+      }
+    }
+    // o = acc / l (a row with no allowed key: l = 0, o = 0)
+    for (let r = 0; r < rows; r++) {
+      const row = <usize>bh * <usize>L + <usize>(i0 + r);
+      const l = load<f32>(lRow + (<usize>r << 2));
+      const o = out + (row * <usize>Dv << 2);
+      const a = acc + (<usize>(r * Dv) << 2);
+      const inv = f32x4.splat(l > 0 ? 1 / l : 0);
+      for (let d = 0; d < Dv; d += 4) v128.store(o + (<usize>d << 2), f32x4.mul(v128.load(a + (<usize>d << 2)), inv));
+      store<f32>(ml + (row << 2), load<f32>(mRow + (<usize>r << 2)));
+      store<f32>(ml + ((<usize>BH * <usize>L + row) << 2), l);
+    }
+  }
+}
+
+// row i0 + r of a head's q, clamped to the block's last row
+@inline function qRow(qHead: usize, i0: i32, r: i32, rows: i32, D: i32): usize {
+  return qHead + (<usize>(i0 + min(r, rows - 1)) * <usize>D << 2);
+}
+
+// s[r][c] = scale · q_r · k_c for 4 rows and nPad keys, 8 keys (two f32x4) at a time: 8 accumulators in registers,
+// each step one splat of q_r[d] per row and two loads of a packed panel row kp[d][0..7].
+@inline
+function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kTile: usize, D: i32, nPad: i32, scale: f32, sT: usize): void {
+  const sc = f32x4.splat(scale);
+  for (let c = 0; c < nPad; c += 8) {
+    let panel = kTile + (<usize>c * <usize>D << 2);
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), d0 = f32x4.splat(0), d1 = f32x4.splat(0);
+    for (let d = 0; d < D; d++) {
+      const off = <usize>d << 2;
+      const k0 = v128.load(panel), k1 = v128.load(panel, 16);
+      panel += 32;
+      const x0 = v128.load32_splat(q0 + off), x1 = v128.load32_splat(q1 + off);
+      const x2 = v128.load32_splat(q2 + off), x3 = v128.load32_splat(q3 + off);
+      a0 = f32x4.add(a0, f32x4.mul(x0, k0)); a1 = f32x4.add(a1, f32x4.mul(x0, k1));
+      b0 = f32x4.add(b0, f32x4.mul(x1, k0)); b1 = f32x4.add(b1, f32x4.mul(x1, k1));
+      c0 = f32x4.add(c0, f32x4.mul(x2, k0)); c1 = f32x4.add(c1, f32x4.mul(x2, k1));
+      d0 = f32x4.add(d0, f32x4.mul(x3, k0)); d1 = f32x4.add(d1, f32x4.mul(x3, k1));
+    }
+    const s = sT + (<usize>c << 2);
+    const rowBytes = <usize>BN << 2;
+    v128.store(s, f32x4.mul(a0, sc)); v128.store(s, f32x4.mul(a1, sc), 16);
+    v128.store(s + rowBytes, f32x4.mul(b0, sc)); v128.store(s + rowBytes, f32x4.mul(b1, sc), 16);
+    v128.store(s + 2 * rowBytes, f32x4.mul(c0, sc)); v128.store(s + 2 * rowBytes, f32x4.mul(c1, sc), 16);
+    v128.store(s + 3 * rowBytes, f32x4.mul(d0, sc)); v128.store(s + 3 * rowBytes, f32x4.mul(d1, sc), 16);
+  }
+}
+
+// Online softmax for each row r of the tile:
+//   m' = max(m, max_c s_c);  α = e^{m − m'};  p_c = e^{s_c − m'} (in place of s);  l = α l + Σ p_c;  acc = α acc
+@inline
+function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPad: i32, Dv: i32): void {
+  for (let r = 0; r < BM; r++) {
+    const s = sT + (<usize>(r * BN) << 2);
+    let mx = f32x4.splat(-Infinity);
+    for (let c = 0; c < nPad; c += 4) mx = f32x4.max(mx, v128.load(s + (<usize>c << 2)));
+    const mOld = load<f32>(mRow + (<usize>r << 2));
+    const mNew = max(mOld, hmax(mx));
+    if (mNew == -Infinity) { // nothing allowed yet: p = 0, state unchanged
+      for (let c = 0; c < nPad; c += 4) v128.store(s + (<usize>c << 2), f32x4.splat(0));
+      continue;
+    }
+    const mv = f32x4.splat(mNew);
+    let sum = f32x4.splat(0);
+    for (let c = 0; c < nPad; c += 4) {
+      const p = expv(f32x4.sub(v128.load(s + (<usize>c << 2)), mv));
+      v128.store(s + (<usize>c << 2), p);
+      sum = f32x4.add(sum, p);
+    }
+    const alpha = f32x4.extract_lane(expv(f32x4.splat(mOld - mNew)), 0); // 0 when mOld = −∞
+    store<f32>(lRow + (<usize>r << 2), alpha * load<f32>(lRow + (<usize>r << 2)) + hsum(sum));
+    store<f32>(mRow + (<usize>r << 2), mNew);
+    if (alpha != 1) {
+      const av = f32x4.splat(alpha);
+      const a = acc + (<usize>(r * Dv) << 2);
+      for (let d = 0; d < Dv; d += 4) v128.store(a + (<usize>d << 2), f32x4.mul(v128.load(a + (<usize>d << 2)), av));
+    }
+  }
+}
+
+// acc[r] += Σ_c p[r][c] v_c over n keys, 8 lanes of Dv at a time: 4 rows × 8 lanes of acc stay in registers while
+// the keys stream past (a 4-lane tail when Dv % 8 = 4).
+@inline
+function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
+  const rowBytes = <usize>BN << 2;
+  const vStride = <usize>Dv << 2;
+  let dc = 0;
+  for (; dc + 8 <= Dv; dc += 8) {
+    const a = acc + (<usize>dc << 2);
+    const accRow = vStride;
+    let a0 = v128.load(a), a1 = v128.load(a, 16);
+    let b0 = v128.load(a + accRow), b1 = v128.load(a + accRow, 16);
+    let c0 = v128.load(a + 2 * accRow), c1 = v128.load(a + 2 * accRow, 16);
+    let d0 = v128.load(a + 3 * accRow), d1 = v128.load(a + 3 * accRow, 16);
+    let vp = vTile + (<usize>dc << 2);
+    for (let c = 0; c < n; c++) {
+      const v0 = v128.load(vp), v1 = v128.load(vp, 16);
+      vp += vStride;
+      const s = sT + (<usize>c << 2);
+      const p0 = v128.load32_splat(s), p1 = v128.load32_splat(s + rowBytes);
+      const p2 = v128.load32_splat(s + 2 * rowBytes), p3 = v128.load32_splat(s + 3 * rowBytes);
+      a0 = f32x4.add(a0, f32x4.mul(p0, v0)); a1 = f32x4.add(a1, f32x4.mul(p0, v1));
+      b0 = f32x4.add(b0, f32x4.mul(p1, v0)); b1 = f32x4.add(b1, f32x4.mul(p1, v1));
+      c0 = f32x4.add(c0, f32x4.mul(p2, v0)); c1 = f32x4.add(c1, f32x4.mul(p2, v1));
+      d0 = f32x4.add(d0, f32x4.mul(p3, v0)); d1 = f32x4.add(d1, f32x4.mul(p3, v1));
+    }
+    v128.store(a, a0); v128.store(a, a1, 16);
+    v128.store(a + accRow, b0); v128.store(a + accRow, b1, 16);
+    v128.store(a + 2 * accRow, c0); v128.store(a + 2 * accRow, c1, 16);
+    v128.store(a + 3 * accRow, d0); v128.store(a + 3 * accRow, d1, 16);
+  }
+  if (dc < Dv) { // Dv % 8 = 4
+    for (let r = 0; r < BM; r++) {
+      const a = acc + (<usize>(r * Dv + dc) << 2);
+      let x = v128.load(a);
+      for (let c = 0; c < n; c++) {
+        x = f32x4.add(x, f32x4.mul(v128.load32_splat(sT + (<usize>(r * BN + c) << 2)), v128.load(vTile + (<usize>(c * Dv + dc) << 2))));
+      }
+      v128.store(a, x);
+    }
+  }
+}

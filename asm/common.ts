@@ -1,0 +1,53 @@
+// What every kernel of asm/kernels.ts shares: the job kinds and words, the table of vector constants, and small SIMD
+// helpers (a vectorised exp, horizontal sums).
+export const ATTENTION: i32 = 1;
+export const PACK_K: i32 = 2;
+export const GEMM_F32: i32 = 3;
+export const GEMM_F16: i32 = 4;
+export const GEMM_BF16: i32 = 5;
+export const GEMM_I8: i32 = 6;
+
+// Vector constants live in memory, not in the code: binaryen copies a v128.const into every use and V8 rebuilds each
+// one with several instructions, inside the hot loops; a load from this table is one L1 read. run() writes the table
+// (every thread writes the same bytes) at CONSTS = 512, between the job (256) and the resident weights (64 KiB).
+export const CONSTS: usize = 512;
+export const C_NEG_INF = 0, C_EXP_LO = 1, C_EXP_HI = 2, C_LOG2E = 3, C_LN2_HI = 4, C_LN2_LO = 5, C_P0 = 6, C_ONE = 12, C_127 = 13;
+export const C_F16_MASK = 14, C_F16_FULL = 15, C_2P112 = 16, C_F16_BIG = 17;
+@inline export function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
+
+export function writeConstants(): void {
+  const f = (i: i32, x: f32): void => v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x));
+  const n = (i: i32, x: i32): void => v128.store(CONSTS + (<usize>i << 4), i32x4.splat(x));
+  f(C_NEG_INF, -Infinity); f(C_EXP_LO, -87.0); f(C_EXP_HI, 88.0); f(C_LOG2E, 1.44269504088896341);
+  f(C_LN2_HI, 0.693359375); f(C_LN2_LO, -2.12194440e-4);
+  // Cephes expf polynomial, highest degree first
+  f(C_P0, 1.9875691500e-4); f(C_P0 + 1, 1.3981999507e-3); f(C_P0 + 2, 8.3334519073e-3); f(C_P0 + 3, 4.1665795894e-2);
+  f(C_P0 + 4, 1.6666665459e-1); f(C_P0 + 5, 5.0000001201e-1); f(C_ONE, 1); n(C_127, 127);
+  n(C_F16_MASK, 0x8fffe000); n(C_F16_FULL, 0x8fffffff); f(C_2P112, 5.192296858534828e33); f(C_F16_BIG, 32768);
+}
+
+@inline export function word(job: usize, i: i32): i32 { return load<i32>(job + (<usize>i << 2)); }
+@inline export function ptr(job: usize, i: i32): usize { return <usize>load<u32>(job + (<usize>i << 2)); }
+
+// exp on four lanes (Cephes expf): e^x = 2^n · e^r, n = round(x·log2 e), r = x − n·ln 2 (ln 2 split in two parts for
+// accuracy), e^r by a degree-6 polynomial; 2^n built in the exponent bits. −∞ lanes give exactly 0.
+@inline
+export function expv(x: v128): v128 {
+  const isNegInf = f32x4.eq(x, cst(C_NEG_INF));
+  const xc = f32x4.min(f32x4.max(x, cst(C_EXP_LO)), cst(C_EXP_HI));
+  const n = f32x4.nearest(f32x4.mul(xc, cst(C_LOG2E)));
+  let r = f32x4.sub(xc, f32x4.mul(n, cst(C_LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(n, cst(C_LN2_LO)));
+  let y = cst(C_P0);
+  for (let i = 1; i < 6; i++) y = f32x4.add(f32x4.mul(y, r), cst(C_P0 + i));
+  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), cst(C_ONE));
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), cst(C_127)), 23);
+  return v128.andnot(f32x4.mul(y, pow2n), isNegInf);
+}
+
+@inline export function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+@inline export function hmax(v: v128): f32 {
+  return max(max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
+}

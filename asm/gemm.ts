@@ -1,0 +1,223 @@
+// The GEMM jobs of asm/kernels.ts: the matrix products of linear layers with f32, f16, bf16 or int8 weights.
+import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, cst, ptr, word, hsum } from './common';
+
+// GEMM_*: [kind, a, b, c, M, K, N, scales, scratch, scratchStride]   c_ij = Σ_k a_ik b_jk (× scale_j for int8)
+// PACKED: 16-bit and int8 weights are resident with each group of 4 rows interleaved in 16-byte chunks, [N/4][K/8][4][8]
+// and [N/4][K/16][4][16] (rows past the last full group as they are), so the decode loop reads one cache line after
+// another — the hardware prefetcher keeps up with that, not with four rows read side by side (3–4× on this machine).
+// Columns of C (rows of B) are split into T contiguous ranges, multiples of 4. B rows are widened to f32 four at a
+// time: straight into registers when M = 1 (decode: the whole cost is reading B once), else into this thread's
+// scratch panel [4][K] which the 2×4 register tile then reuses for every row of A.
+export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
+  const a = ptr(job, 1), b = ptr(job, 2), c = ptr(job, 3);
+  const M = word(job, 4), K = word(job, 5), N = word(job, 6), scales = ptr(job, 7);
+  const panel = ptr(job, 8) + <usize>t * <usize>word(job, 9);
+  const per = (((N + 3) >> 2) + T - 1) / T * 4;
+  const n0 = t * per, n1 = min(N, n0 + per);
+  const esize: usize = kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2;
+  const rowB = <usize>K * esize;
+  // decode with f16 weights: x prepared once per thread in its panel scratch (else the widening path below)
+  const fastF16 = M == 1 && kind == GEMM_F16 && n1 - n0 >= 4 && prepareF16(a, panel, K);
+  let j = n0;
+  for (; j + 4 <= n1; j += 4) {
+    const b0 = b + <usize>j * rowB;
+    if (kind == GEMM_F32) {
+      gemmPanel(a, b0, c, M, K, N, j, <usize>K << 2);
+    } else if (fastF16) {
+      gemvF16(panel, b0, c, K, j);
+    } else if (M == 1 && kind == GEMM_BF16) {
+      gemvBF16(a, b0, c, K, j);
+    } else if (M == 1) {
+      gemvI8(a, b0, c, K, j, scales);
+    } else {
+      widenPanel(b0, panel, K, kind, rowB);
+      gemmPanel(a, panel, c, M, K, N, j, <usize>K << 2);
+      if (kind == GEMM_I8) scaleColumns(c, M, N, j, 4, scales);
+    }
+  }
+  // the last 1–3 columns, one at a time
+  for (; j < n1; j++) {
+    const bj = b + <usize>j * rowB;
+    for (let i = 0; i < M; i++) {
+      const ai = a + (<usize>i * <usize>K << 2);
+      let s: f32 = 0;
+      for (let k = 0; k < K; k++) s += load<f32>(ai + (<usize>k << 2)) * element(bj, k, kind);
+      store<f32>(c + ((<usize>i * <usize>N + <usize>j) << 2), kind == GEMM_I8 ? s * load<f32>(scales + (<usize>j << 2)) : s);
+    }
+  }
+}
+
+// one element of a B row in any of the four formats, widened (only the column tail uses it)
+@inline
+function element(row: usize, k: i32, kind: i32): f32 {
+  if (kind == GEMM_F32) return load<f32>(row + (<usize>k << 2));
+  if (kind == GEMM_I8) return <f32>load<i8>(row + <usize>k);
+  const h = <u32>load<u16>(row + (<usize>k << 1));
+  if (kind == GEMM_BF16) return reinterpret<f32>(h << 16);
+  return f32x4.extract_lane(widenF16(i32x4.splat(h << 16)), 0);
+}
+
+// f16 bits in the top half of each i32 lane → f32: shift the exponent and mantissa into place (the arithmetic shift
+// copies the sign into bits 30–28, which the mask clears), then 2^112 rebiases the exponent (15 → 127); subnormals
+// come out right because the multiply normalises them. Infinities and NaNs are not expected (the host checks).
+@inline
+function widenF16(hi: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shr_s(hi, 3), cst(C_F16_FULL)), cst(C_2P112));
+}
+// the low / high four 16-bit values of h, each in the top half of an i32 lane
+@inline function lo16(h: v128): v128 { return i16x8.shuffle(i16x8.splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11); }
+@inline function hi16(h: v128): v128 { return i16x8.shuffle(i16x8.splat(0), h, 4, 12, 5, 13, 6, 14, 7, 15); }
+
+// C[i, j..j+3] for all i: 2 rows of A × 4 rows of B per register tile (8 accumulators), K a multiple of 4
+@inline
+function gemmPanel(a: usize, b0: usize, c: usize, M: i32, K: i32, N: i32, j: i32, rowB: usize): void {
+  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  const rowA = <usize>K << 2;
+  let i = 0;
+  for (; i + 2 <= M; i += 2) {
+    const x = a + <usize>i * rowA, y = x + rowA;
+    let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
+    let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
+    for (let k = 0; k < K; k += 4) {
+      const off = <usize>k << 2;
+      const w0 = v128.load(b0 + off), w1 = v128.load(b1 + off), w2 = v128.load(b2 + off), w3 = v128.load(b3 + off);
+      const xa = v128.load(x + off), ya = v128.load(y + off);
+      s00 = f32x4.add(s00, f32x4.mul(xa, w0)); s01 = f32x4.add(s01, f32x4.mul(xa, w1));
+      s02 = f32x4.add(s02, f32x4.mul(xa, w2)); s03 = f32x4.add(s03, f32x4.mul(xa, w3));
+      s10 = f32x4.add(s10, f32x4.mul(ya, w0)); s11 = f32x4.add(s11, f32x4.mul(ya, w1));
+      s12 = f32x4.add(s12, f32x4.mul(ya, w2)); s13 = f32x4.add(s13, f32x4.mul(ya, w3));
+    }
+    store4(c + ((<usize>i * <usize>N + <usize>j) << 2), s00, s01, s02, s03);
+    store4(c + ((<usize>(i + 1) * <usize>N + <usize>j) << 2), s10, s11, s12, s13);
+  }
+  if (i < M) {
+    const x = a + <usize>i * rowA;
+    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+    for (let k = 0; k < K; k += 4) {
+      const off = <usize>k << 2;
+      const xa = v128.load(x + off);
+      s0 = f32x4.add(s0, f32x4.mul(xa, v128.load(b0 + off))); s1 = f32x4.add(s1, f32x4.mul(xa, v128.load(b1 + off)));
+      s2 = f32x4.add(s2, f32x4.mul(xa, v128.load(b2 + off))); s3 = f32x4.add(s3, f32x4.mul(xa, v128.load(b3 + off)));
+    }
+    store4(c + ((<usize>i * <usize>N + <usize>j) << 2), s0, s1, s2, s3);
+  }
+}
+
+@inline
+function store4(at: usize, s0: v128, s1: v128, s2: v128, s3: v128): void {
+  store<f32>(at, hsum(s0)); store<f32>(at, hsum(s1), 4); store<f32>(at, hsum(s2), 8); store<f32>(at, hsum(s3), 12);
+}
+
+// four rows of B widened into the f32 panel [4][K]
+function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize): void {
+  for (let r = 0; r < 4; r++) {
+    const src = b0 + <usize>r * rowB;
+    const dst = panel + (<usize>(r * K) << 2);
+    if (kind == GEMM_I8) {
+      for (let k = 0; k < K; k += 16) {
+        const h = v128.load(b0 + (<usize>k << 2) + (<usize>r << 4)); // interleaved: see PACKED
+        const lo = i16x8.extend_low_i8x16_s(h), hi = i16x8.extend_high_i8x16_s(h);
+        const o = dst + (<usize>k << 2);
+        v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)));
+        v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), 16);
+        v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), 32);
+        v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), 48);
+      }
+    } else {
+      for (let k = 0; k < K; k += 8) {
+        const h = v128.load(b0 + (<usize>k << 3) + (<usize>r << 4)); // interleaved: see PACKED
+        const o = dst + (<usize>k << 2);
+        if (kind == GEMM_BF16) { v128.store(o, lo16(h)); v128.store(o, hi16(h), 16); }
+        else { v128.store(o, widenF16(lo16(h))); v128.store(o, widenF16(hi16(h)), 16); }
+      }
+    }
+  }
+}
+
+function scaleColumns(c: usize, M: i32, N: i32, j: i32, n: i32, scales: usize): void {
+  for (let i = 0; i < M; i++) {
+    for (let x = 0; x < n; x++) {
+      const at = c + ((<usize>i * <usize>N + <usize>(j + x)) << 2);
+      store<f32>(at, load<f32>(at) * load<f32>(scales + (<usize>(j + x) << 2)));
+    }
+  }
+}
+
+// decode, f16 weights, with x prepared by prepareF16 (K a multiple of 8). Eight f16 of a row are one v128 of four
+// i32 lanes, each (odd << 16 | even). Shifting right by 3 (arithmetic) and masking with 0x8fffe000 turns the odd
+// halves into f32 bit patterns worth w·2^−112 (sign kept at bit 31, exponent and mantissa moved into place, the sign
+// copies and the even half cleared); the even halves, moved up first, the same way. x was scaled by 2^112, so every
+// product x·w is the same correctly rounded f32 as with widened weights — with 5 integer ops per 8 weights.
+function gemvF16(xs: usize, b0: usize, c: usize, K: i32, j: i32): void {
+  const mask = cst(C_F16_MASK);
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let k = 0; k < K; k += 8) {
+    const xe = v128.load(xs + (<usize>k << 2)), xo = v128.load(xs + (<usize>k << 2), 16);
+    const at = b0 + (<usize>k << 3); // one cache line: 8 weights of each of the 4 rows
+    const h0 = v128.load(at), h1 = v128.load(at, 16), h2 = v128.load(at, 32), h3 = v128.load(at, 48);
+    s0 = f32x4.add(s0, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h0, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h0, 3), mask))));
+    s1 = f32x4.add(s1, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h1, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h1, 3), mask))));
+    s2 = f32x4.add(s2, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h2, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h2, 3), mask))));
+    s3 = f32x4.add(s3, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h3, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h3, 3), mask))));
+  }
+  store4(c + (<usize>j << 2), s0, s1, s2, s3);
+}
+
+// xs = x · 2^112 with each group of 8 split into its even and odd elements, [x0 x2 x4 x6 | x1 x3 x5 x7]; false (and
+// nothing usable) when some |x| ≥ 2^15, where x · 2^112 could overflow
+function prepareF16(a: usize, xs: usize, K: i32): bool {
+  const big = cst(C_F16_BIG);
+  const scale = cst(C_2P112);
+  for (let k = 0; k < K; k += 8) {
+    const x0 = v128.load(a + (<usize>k << 2)), x1 = v128.load(a + (<usize>k << 2), 16);
+    if (v128.any_true(v128.or(f32x4.ge(f32x4.abs(x0), big), f32x4.ge(f32x4.abs(x1), big)))) return false;
+    if (v128.any_true(v128.or(f32x4.ne(x0, x0), f32x4.ne(x1, x1)))) return false; // NaN: the widening path says so
+    v128.store(xs + (<usize>k << 2), f32x4.mul(v128.shuffle<f32>(x0, x1, 0, 2, 4, 6), scale));
+    v128.store(xs + (<usize>k << 2), f32x4.mul(v128.shuffle<f32>(x0, x1, 1, 3, 5, 7), scale), 16);
+  }
+  return true;
+}
+
+// decode, bf16 weights: a bf16 is the top half of an f32, so widening is one shuffle
+function gemvBF16(a: usize, b0: usize, c: usize, K: i32, j: i32): void {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let k = 0; k < K; k += 8) {
+    const xa = v128.load(a + (<usize>k << 2)), xb = v128.load(a + (<usize>k << 2), 16);
+    const at = b0 + (<usize>k << 3);
+    const h0 = v128.load(at), h1 = v128.load(at, 16), h2 = v128.load(at, 32), h3 = v128.load(at, 48);
+    s0 = f32x4.add(s0, f32x4.add(f32x4.mul(xa, lo16(h0)), f32x4.mul(xb, hi16(h0))));
+    s1 = f32x4.add(s1, f32x4.add(f32x4.mul(xa, lo16(h1)), f32x4.mul(xb, hi16(h1))));
+    s2 = f32x4.add(s2, f32x4.add(f32x4.mul(xa, lo16(h2)), f32x4.mul(xb, hi16(h2))));
+    s3 = f32x4.add(s3, f32x4.add(f32x4.mul(xa, lo16(h3)), f32x4.mul(xb, hi16(h3))));
+  }
+  store4(c + (<usize>j << 2), s0, s1, s2, s3);
+}
+
+// decode, int8 weights (interleaved like the 16-bit ones, 16 per chunk) with a scale per row:
+// c_j = scale_j · Σ_k a_k q_jk, 16 weights of each of 4 rows per step (K a multiple of 16)
+function gemvI8(a: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize): void {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let k = 0; k < K; k += 16) {
+    const x = a + (<usize>k << 2);
+    const x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
+    const at = b0 + (<usize>k << 2); // one cache line: 16 weights of each of the 4 rows
+    s0 = f32x4.add(s0, dotI8(v128.load(at), x0, x1, x2, x3));
+    s1 = f32x4.add(s1, dotI8(v128.load(at, 16), x0, x1, x2, x3));
+    s2 = f32x4.add(s2, dotI8(v128.load(at, 32), x0, x1, x2, x3));
+    s3 = f32x4.add(s3, dotI8(v128.load(at, 48), x0, x1, x2, x3));
+  }
+  const sc = scales + (<usize>j << 2);
+  store<f32>(c + (<usize>j << 2), hsum(s0) * load<f32>(sc));
+  store<f32>(c + (<usize>(j + 1) << 2), hsum(s1) * load<f32>(sc, 4));
+  store<f32>(c + (<usize>(j + 2) << 2), hsum(s2) * load<f32>(sc, 8));
+  store<f32>(c + (<usize>(j + 3) << 2), hsum(s3) * load<f32>(sc, 12));
+}
+
+// four lanes of Σ x·q over 16 int8 q widened to f32
+@inline
+function dotI8(h: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const lo = i16x8.extend_low_i8x16_s(h), hi = i16x8.extend_high_i8x16_s(h);
+  return f32x4.add(
+    f32x4.add(f32x4.mul(x0, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo))), f32x4.mul(x1, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)))),
+    f32x4.add(f32x4.mul(x2, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi))), f32x4.mul(x3, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)))));
+}
