@@ -8,22 +8,24 @@ export const GEMM_BF16: i32 = 5;
 export const GEMM_I8: i32 = 6;
 
 // Vector constants live in memory, not in the code: binaryen copies a v128.const into every use and V8 rebuilds each
-// one with several instructions, inside the hot loops; a load from this table is one L1 read. run() writes the table
-// (every thread writes the same bytes) at CONSTS = 512, between the job (256) and the resident weights (64 KiB).
+// one with several instructions, inside the hot loops; a load from this table is one L1 read. The host calls init() once,
+// when it creates the memory (workers share it), to write the table at CONSTS = 512, between the job (256) and the resident weights (64 KiB).
 export const CONSTS: usize = 512;
 export const C_NEG_INF = 0, C_EXP_LO = 1, C_EXP_HI = 2, C_LOG2E = 3, C_LN2_HI = 4, C_LN2_LO = 5, C_P0 = 6, C_ONE = 12, C_127 = 13;
 export const C_F16_MASK = 14, C_F16_FULL = 15, C_2P112 = 16, C_F16_BIG = 17;
 @inline export function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
 
+@inline function setF(i: i32, x: f32): void { v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x)); }
+@inline function setI(i: i32, x: i32): void { v128.store(CONSTS + (<usize>i << 4), i32x4.splat(x)); }
+
 export function writeConstants(): void {
-  const f = (i: i32, x: f32): void => v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x));
-  const n = (i: i32, x: i32): void => v128.store(CONSTS + (<usize>i << 4), i32x4.splat(x));
-  f(C_NEG_INF, -Infinity); f(C_EXP_LO, -87.0); f(C_EXP_HI, 88.0); f(C_LOG2E, 1.44269504088896341);
-  f(C_LN2_HI, 0.693359375); f(C_LN2_LO, -2.12194440e-4);
+  setF(C_NEG_INF, -Infinity); setF(C_EXP_LO, -87.0); setF(C_EXP_HI, 88.0); setF(C_LOG2E, 1.44269504088896341);
+  setF(C_LN2_HI, 0.693359375); setF(C_LN2_LO, -2.12194440e-4);
   // Cephes expf polynomial, highest degree first
-  f(C_P0, 1.9875691500e-4); f(C_P0 + 1, 1.3981999507e-3); f(C_P0 + 2, 8.3334519073e-3); f(C_P0 + 3, 4.1665795894e-2);
-  f(C_P0 + 4, 1.6666665459e-1); f(C_P0 + 5, 5.0000001201e-1); f(C_ONE, 1); n(C_127, 127);
-  n(C_F16_MASK, 0x8fffe000); n(C_F16_FULL, 0x8fffffff); f(C_2P112, 5.192296858534828e33); f(C_F16_BIG, 32768);
+  setF(C_P0, 1.9875691500e-4); setF(C_P0 + 1, 1.3981999507e-3); setF(C_P0 + 2, 8.3334519073e-3);
+  setF(C_P0 + 3, 4.1665795894e-2); setF(C_P0 + 4, 1.6666665459e-1); setF(C_P0 + 5, 5.0000001201e-1);
+  setF(C_ONE, 1); setI(C_127, 127);
+  setI(C_F16_MASK, 0x8fffe000); setI(C_F16_FULL, 0x8fffffff); setF(C_2P112, 5.192296858534828e33); setF(C_F16_BIG, 32768);
 }
 
 @inline export function word(job: usize, i: i32): i32 { return load<i32>(job + (<usize>i << 2)); }

@@ -11,12 +11,15 @@
 // src/kernels/wasm/runtime.ts. The jobs live in attention.ts and gemm.ts; common.ts has what they share.
 
 import { ATTENTION, PACK_K, word, writeConstants } from './common';
+
+/** Writes the table of vector constants; the host calls it once per memory, before any job. */
+export function init(): void { writeConstants(); }
+
 import { attention, packK } from './attention';
 import { gemm } from './gemm';
 /** Thread t of T runs its share of the job at `job`. */
 export function run(job: usize, t: i32, T: i32): void {
   const kind = word(job, 0);
-  writeConstants();
   if (kind == ATTENTION) attention(job, t, T);
   else if (kind == PACK_K) packK(job, t, T);
   else gemm(job, kind, t, T);

@@ -13,7 +13,7 @@ import { QkvError } from '../../errors.js';
 import { WASM_BASE64 as PRIVATE } from './kernels-binary.js';
 import { WASM_BASE64 as SHARED } from './kernels-shared-binary.js';
 
-interface Exports { run(job: number, t: number, T: number): void }
+interface Exports { init(): void; run(job: number, t: number, T: number): void }
 
 /** Job kinds (asm/kernels.ts). */
 export const JOB = { attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6 } as const;
@@ -57,6 +57,7 @@ function create(): Runtime | null {
       ? new WebAssembly.Memory({ initial: 2, maximum: 65536, shared: true } as WebAssembly.MemoryDescriptor)
       : new WebAssembly.Memory({ initial: 2 });
     const exports = new WebAssembly.Instance(module, { env: { memory, abort } }).exports as unknown as Exports;
+    exports.init(); // the constant table, once for every thread that will share this memory
     return { module, memory, exports, shared, control: new Int32Array(memory.buffer, 0, 64), workers: 0, threads: 1, top: RESIDENT_AT };
   } catch {
     return null;
@@ -127,11 +128,17 @@ export function take(r: Runtime, at: number, n: number): Float32Array {
   return new Float32Array(r.memory.buffer, at, n).slice();
 }
 
-/** Runs a job (its words: kind first; floats as numbers in the slots listed in `floatSlots`) on every thread. */
-export function runJob(r: Runtime, words: readonly number[], floatSlots: readonly number[] = []): void {
-  const job = new Int32Array(r.memory.buffer, JOB_AT, words.length);
-  const f = new Float32Array(r.memory.buffer, JOB_AT, words.length);
-  words.forEach((w, i) => { if (floatSlots.includes(i)) f[i] = w; else job[i] = w; });
+const f32 = new Float32Array(1);
+const i32 = new Int32Array(f32.buffer);
+/** The bit pattern of an f32, for a job word that holds a float. */
+export function floatBits(x: number): number {
+  f32[0] = x;
+  return i32[0];
+}
+
+/** Runs a job (its i32 words, kind first; a float goes in as floatBits(x)) on every thread. */
+export function runJob(r: Runtime, words: readonly number[]): void {
+  new Int32Array(r.memory.buffer, JOB_AT, words.length).set(words);
   const T = r.threads;
   if (T === 1) { r.exports.run(JOB_AT, 0, 1); return; }
   const c = r.control;

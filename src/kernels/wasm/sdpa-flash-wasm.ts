@@ -6,7 +6,7 @@
 // panels of 8 keys, the kernel runs, out is copied back and lse = m + log l is formed from each row's statistics.
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
-import { JOB, kernelRuntime, put, runJob, scratch, take } from './runtime.js';
+import { floatBits, JOB, kernelRuntime, put, runJob, scratch, take } from './runtime.js';
 
 const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 query rows × 64 keys, units of 32 rows
 
@@ -21,15 +21,15 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
   const [BH, BHkv, Sp] = [B * Hq, B * Hkv, Math.ceil(S / 8) * 8];
-  const perThread = 4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M);
-  const [q, k, kp, v, out, ml, scr] = scratch(r, [p.q.length, p.k.length, BHkv * Sp * D, p.v.length, BH * L * Dv, 2 * BH * L, 0].map((n) => 4 * n)
-    .map((n, i) => (i === 6 ? perThread * r.threads : n)));
+  const perThread = 4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M); // bytes: s tile, acc, m, l
+  const floats = [p.q.length, p.k.length, BHkv * Sp * D, p.v.length, BH * L * Dv, 2 * BH * L];
+  const [q, k, kp, v, out, ml, scr] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads]);
   put(r, q, p.q);
   put(r, k, p.k);
   put(r, v, p.v);
   runJob(r, [JOB.packK, k, kp, BHkv, S, D, Sp]);
   const shift = p.mask ? p.mask.causalShift()! : 0;
-  runJob(r, [JOB.attention, q, kp, v, out, ml, scr, perThread, BH, Hq, Hkv, L, S, D, Dv, p.scale, p.mask ? 1 : 0, shift, Sp], [15]);
+  runJob(r, [JOB.attention, q, kp, v, out, ml, scr, perThread, BH, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, Sp]);
   // lse = m + log l; l = 0 (no allowed key) → −∞
   const stats = take(r, ml, 2 * BH * L);
   const lse = new Float32Array(BH * L);
