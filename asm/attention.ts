@@ -1,8 +1,8 @@
 // The ATTENTION and PACK_K jobs of asm/kernels.ts: FlashAttention forward with an online softmax, in f32x4.
 import { ptr, word, expv, hsum, hmax } from './common';
 
-const BN: i32 = 64; // keys per tile of the attention kernel
-const BM: i32 = 4; // query rows per tile
+export const BN: i32 = 64; // keys per tile of the attention kernel
+export const BM: i32 = 4; // query rows per tile
 
 // PACK_K: [k, kp, BHkv, S, D, Sp] — kp[h][p][d][c] = k[h][8p + c][d] (0 past S); kv heads dealt to threads.
 export function packK(job: usize, t: i32, T: i32): void {
@@ -131,7 +131,7 @@ function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kTile: usize, D: 
 // Online softmax for each row r of the tile:
 //   m' = max(m, max_c s_c);  α = e^{m − m'};  p_c = e^{s_c − m'} (in place of s);  l = α l + Σ p_c;  acc = α acc
 @inline
-function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPad: i32, Dv: i32): void {
+export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPad: i32, Dv: i32): void {
   for (let r = 0; r < BM; r++) {
     const s = sT + (<usize>(r * BN) << 2);
     let mx = f32x4.splat(-Infinity);
@@ -163,7 +163,7 @@ function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPad: i32,
 // acc[r] += Σ_c p[r][c] v_c over n keys, 8 lanes of Dv at a time: 4 rows × 8 lanes of acc stay in registers while
 // the keys stream past (a 4-lane tail when Dv % 8 = 4).
 @inline
-function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
+export function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
   const rowBytes = <usize>BN << 2;
   const vStride = <usize>Dv << 2;
   let dc = 0;

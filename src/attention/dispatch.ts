@@ -79,14 +79,15 @@ export function problemOf(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions, 
   };
 }
 
-/** Resolves `kernel: 'auto'` (decode for a single query row, else flash) and checks tile options. */
+/** Resolves `kernel: 'auto'` and checks tile options. */
 export function chooseKernel(o: AttentionOptions, dims: AttnShape): Exclude<KernelName, 'auto'> {
   if (o.blockM !== undefined) checkPositiveInt(o.blockM, 'blockM');
   if (o.blockN !== undefined) checkPositiveInt(o.blockN, 'blockN');
   if (o.numSplits !== undefined) checkPositiveInt(o.numSplits, 'numSplits');
   const k = o.kernel ?? 'auto';
-  // auto: decode for one query row; the SIMD kernel takes what it covers (it hands the rest to flash itself)
-  if (k === 'auto') return dims.L === 1 && !o.returnStats ? 'decode' : o.returnStats || o.returnWeights ? 'flash' : 'flash-wasm';
+  // auto: the SIMD kernel (split-K for a few query rows, tiles otherwise) takes what it covers and hands the rest to
+  // the TypeScript kernels itself (decode for one query row, else flash); statistics and weights come from flash
+  if (k === 'auto') return o.returnStats || o.returnWeights ? 'flash' : 'flash-wasm';
   if (k !== 'reference' && k !== 'flash' && k !== 'flash-wasm' && k !== 'decode') {
     throw new QkvError(`attention: kernel must be 'reference', 'flash', 'flash-wasm', 'decode' or 'auto', got ${JSON.stringify(k)}`);
   }

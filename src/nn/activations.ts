@@ -33,7 +33,10 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
 
 /** SiLU (swish): x · σ(x). */
 export function silu(x: Tensor): Tensor {
-  return map(x, (v) => v / (1 + Math.exp(-v)));
+  const a = x.toFloat32();
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] / (1 + Math.exp(-a[i]));
+  return Tensor.from(out, x.shape);
 }
 
 /** ReLU. */
@@ -50,14 +53,18 @@ export function eluPlusOne(x: Tensor): Tensor {
 export function mul(a: Tensor, b: Tensor): Tensor {
   if (a.shape.join() !== b.shape.join()) throw new QkvError(`mul: shapes [${a.shape}] and [${b.shape}] differ`);
   const [x, y] = [a.toFloat32(), b.toFloat32()];
-  return Tensor.from(x.map((v, i) => v * y[i]), a.shape);
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] * y[i];
+  return Tensor.from(out, a.shape);
 }
 
 /** Elementwise sum of two tensors of one shape (residual connections). */
 export function add(a: Tensor, b: Tensor): Tensor {
   if (a.shape.join() !== b.shape.join()) throw new QkvError(`add: shapes [${a.shape}] and [${b.shape}] differ`);
   const [x, y] = [a.toFloat32(), b.toFloat32()];
-  return Tensor.from(x.map((v, i) => v + y[i]), a.shape);
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] + y[i];
+  return Tensor.from(out, a.shape);
 }
 
 /** The activation by name, as configs spell it. */

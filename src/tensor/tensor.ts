@@ -187,13 +187,14 @@ export class Tensor {
   contiguous(): Tensor {
     if (this.isContiguous() && this.offset === 0 && this.data.length === this.size) return this;
     const out = allocStorage(this.dtype, this.size) as Storage;
-    const last = this.shape[this.rank - 1];
-    if (this.rank > 0 && this.strides[this.rank - 1] === 1 && last > 8) {
-      // rows along the last dimension are dense: copy them whole (KV cache views, head permutes)
-      const rowShape = this.shape.slice(0, -1);
+    // the trailing dims that are laid out densely form blocks of `run` elements: copy those whole (a KV cache view
+    // [B, H, len, D] is B·H blocks of len·D; a head permute, rows of D)
+    let dense = this.rank, run = 1;
+    while (dense > 0 && (this.strides[dense - 1] === run || this.shape[dense - 1] === 1)) run *= this.shape[--dense];
+    if (dense < this.rank && run > 8) {
       const dst = out as Float32Array; // any typed array: set/subarray are shared
       const src = this.data as Float32Array;
-      forEachOffset(rowShape, this.strides.slice(0, -1), this.offset, (off, i) => { dst.set(src.subarray(off, off + last), i * last); });
+      forEachOffset(this.shape.slice(0, dense), this.strides.slice(0, dense), this.offset, (off, i) => { dst.set(src.subarray(off, off + run), i * run); });
       return new Tensor(this.dtype, out, this.shape);
     }
     const src = this.data as unknown as { [i: number]: number | bigint };

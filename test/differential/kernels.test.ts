@@ -51,11 +51,31 @@ describe('flash and decode against reference', () => {
     assertClose(attention(q, q, q, { kernel: 'flash-wasm' }).out, attention(q, q, q, { kernel: 'reference' }).out, 2e-6, 1e-4, 'odd D');
   });
 
-  test('auto picks decode for L = 1 and the SIMD kernel otherwise', () => {
+  test('the SIMD kernel\'s split-K path for a few query rows (L ≤ 8, GQA groups up to 32 rows, many key chunks)', () => {
+    for (let trial = 0; trial < 24; trial++) {
+      const rand = rng(2500 + trial);
+      const Hkv = randint(rand, 1, 3);
+      const L = trial % 3 === 0 ? 1 : randint(rand, 1, 8);
+      const G = randint(rand, 1, Math.floor(32 / L));
+      const [B, S, D, Dv] = [randint(rand, 1, 2), trial % 4 === 0 ? randint(rand, 600, 2100) : randint(rand, 1, 200), 4 * randint(rand, 1, 20), 4 * randint(rand, 1, 20)];
+      const q = randn([B, Hkv * G, L, D], rand, 2);
+      const k = randn([B, Hkv, S, D], rand, 2);
+      const v = randn([B, Hkv, S, Dv], rand);
+      const opts = [{}, { causal: 'bottom-right' as const }, { causal: 'top-left' as const }][trial % 3];
+      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
+      const r = attention(q, k, v, opts);
+      assert.equal(r.kernel, 'flash-wasm');
+      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} out`);
+      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} lse`);
+    }
+  });
+
+  test('auto picks the SIMD kernel, also for one query row, and flash when statistics are asked for', () => {
     const rand = rng(5);
     const k = randn([1, 2, 50, 8], rand);
-    assert.equal(attention(randn([1, 4, 1, 8], rand), k, k).kernel, 'decode');
+    assert.equal(attention(randn([1, 4, 1, 8], rand), k, k).kernel, 'flash-wasm');
     assert.equal(attention(randn([1, 4, 3, 8], rand), k, k).kernel, 'flash-wasm');
+    assert.equal(attention(randn([1, 4, 1, 8], rand), k, k, { returnStats: true }).kernel, 'flash');
   });
 
   test('the flash kernel skips fully masked tiles (causal: about half)', () => {

@@ -16,7 +16,7 @@ import { WASM_BASE64 as SHARED } from './kernels-shared-binary.js';
 interface Exports { init(): void; run(job: number, t: number, T: number): void }
 
 /** Job kinds (asm/kernels.ts). */
-export const JOB = { attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6 } as const;
+export const JOB = { attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6, decode: 7 } as const;
 
 // control words (Int32Array indices at byte 0)
 const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4;

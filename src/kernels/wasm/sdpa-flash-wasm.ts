@@ -1,10 +1,13 @@
 // The WebAssembly SIMD rung of the CPU ladder: the ATTENTION job of asm/kernels.ts behind the same contract as the
 // TypeScript kernels, on as many threads as the runtime has (runtime.ts). It takes the calls it knows — no mask or a
 // causal one, no score modifiers, head_dim and value dim multiples of 4 — and hands every other call to the tiled
-// TypeScript kernel (sdpa-flash.ts).
+// TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
+// A few query rows (decoding: L ≤ 8) go to the DECODE job instead — split-K over the keys, so that threads share a
+// single row's work — and the host merges the chunks' partial results (see asm/decode.ts).
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
 // panels of 8 keys, the kernel runs, out is copied back and lse = m + log l is formed from each row's statistics.
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
+import { sdpaDecode } from '../cpu/sdpa-decode.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { floatBits, JOB, kernelRuntime, put, runJob, scratch, take } from './runtime.js';
 
@@ -16,8 +19,14 @@ export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): bool
   return kernelRuntime() !== null && !p.mods && shift !== null && p.D % 4 === 0 && p.Dv % 4 === 0 && !req.stats && !req.weights;
 }
 
+/** Keys per chunk of the DECODE job: at least 32, at most 16 chunks; never depends on the thread count. */
+export function decodeChunk(S: number): number {
+  return Math.max(32, Math.ceil(S / 16 / 8) * 8);
+}
+
 function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
-  if (!wasmSupports(p, req)) return sdpaFlash.forward(p, req);
+  if (!wasmSupports(p, req)) return (p.L === 1 && !req.stats ? sdpaDecode : sdpaFlash).forward(p, req);
+  if (p.L <= 8 && (p.Hq / p.Hkv) * p.L <= 32) return decodeForward(p);
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
   const [BH, BHkv, Sp] = [B * Hq, B * Hkv, Math.ceil(S / 8) * 8];
@@ -35,6 +44,46 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   const lse = new Float32Array(BH * L);
   for (let i = 0; i < BH * L; i++) lse[i] = stats[BH * L + i] > 0 ? stats[i] + Math.log(stats[BH * L + i]) : -Infinity;
   return { out: take(r, out, BH * L * Dv), lse };
+}
+
+// The DECODE job, then the merge of its chunks: for each row, over the chunks s with partial (m_s, l_s, o_s),
+//   M = max_s m_s,  l = Σ_s e^{m_s − M} l_s,  o = Σ_s e^{m_s − M} o_s / l,  lse = M + log l  (l = 0: o = 0, lse = −∞)
+function decodeForward(p: SdpaProblem): SdpaForwardResult {
+  const r = kernelRuntime()!;
+  const { B, Hq, Hkv, L, S, D, Dv } = p;
+  const G = Hq / Hkv, R4 = (G * L + 3) & ~3;
+  const chunk = decodeChunk(S), splits = Math.max(1, Math.ceil(S / chunk));
+  const units = B * Hkv * splits;
+  const perThread = 4 * BM * BN; // the score tile
+  const [q, k, v, part, scr] = scratch(r, [4 * p.q.length, 4 * p.k.length, 4 * p.v.length, 4 * units * R4 * (Dv + 2), perThread * r.threads]);
+  put(r, q, p.q);
+  put(r, k, p.k);
+  put(r, v, p.v);
+  const shift = p.mask ? p.mask.causalShift()! : 0;
+  runJob(r, [JOB.decode, q, k, v, part, scr, perThread, B, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, chunk, splits]);
+  const parts = take(r, part, units * R4 * (Dv + 2));
+  const mAt = units * R4 * Dv, lAt = mAt + units * R4;
+  const out = new Float32Array(B * Hq * L * Dv);
+  const lse = new Float32Array(B * Hq * L);
+  for (let b = 0; b < B; b++) for (let h = 0; h < Hq; h++) for (let i = 0; i < L; i++) {
+    const row = (b * Hq + h) * L + i;
+    const u0 = (b * Hkv + Math.floor(h / G)) * splits, rr = (h % G) * L + i;
+    let M = -Infinity;
+    for (let s = 0; s < splits; s++) M = Math.max(M, parts[mAt + (u0 + s) * R4 + rr]);
+    if (M === -Infinity) { lse[row] = -Infinity; continue; }
+    let l = 0;
+    const o = out.subarray(row * Dv, (row + 1) * Dv);
+    for (let s = 0; s < splits; s++) {
+      const u = u0 + s, w = Math.exp(parts[mAt + u * R4 + rr] - M);
+      if (w === 0) continue;
+      l += w * parts[lAt + u * R4 + rr];
+      const at = (u * R4 + rr) * Dv;
+      for (let d = 0; d < Dv; d++) o[d] += w * parts[at + d];
+    }
+    for (let d = 0; d < Dv; d++) o[d] /= l;
+    lse[row] = M + Math.log(l);
+  }
+  return { out, lse };
 }
 
 /** The WebAssembly SIMD kernel (falls back to the TypeScript flash kernel for what it does not cover). */

@@ -35,7 +35,8 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
   const rand = rng(9);
   const q = randn([2, 4, 77, 32], rand), k = randn([2, 2, 90, 32], rand), v = randn([2, 2, 90, 32], rand);
   const x = randn([3, 64], rand), w = randn([37, 64], rand);
-  const run = () => [attention(q, k, v).out, attention(q, k, v, { causal: true }).out, linear(x, w), linear(x.slice(0, 0, 1), w.to('float16')),
+  const qDecode = randn([2, 6, 1, 32], rand), kLong = randn([2, 2, 700, 32], rand);
+  const run = () => [attention(q, k, v).out, attention(q, k, v, { causal: true }).out, attention(qDecode, kLong, kLong).out, linear(x, w), linear(x.slice(0, 0, 1), w.to('float16')),
     linear(x, w.to('bfloat16')), linear(x.slice(0, 0, 1), Int8Matrix.quantize(w))];
   const two = run();
   setKernelThreads(1);

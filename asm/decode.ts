@@ -1,0 +1,79 @@
+// The DECODE job of asm/kernels.ts: split-K attention for a few query rows against a long KV cache (FlashDecoding,
+// Dao et al. 2023). Decoding has one query row per head, too little to share among threads by query tiles, so the
+// keys are cut into chunks instead: a unit of work is (batch, kv head, chunk), and it holds every query row of the
+// GQA group that reads this kv head (G = Hq/Hkv heads × L rows), so each key and value is read once per group.
+// Each unit leaves its rows' partial state — m (max score), l (Σ e^{s−m}) and the unnormalised o = Σ e^{s−m} v —
+// and the host merges the chunks exactly:  M = max_s m_s,  l = Σ_s e^{m_s−M} l_s,  o = Σ_s e^{m_s−M} o_s / l.
+// k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
+import { ptr, word } from './common';
+import { BM, BN, pvTile, softmaxTile } from './attention';
+
+// DECODE: [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift, chunk, splits]
+// q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv]; causal: query row i sees keys 0..i + shift.
+// part: o [units][R4][Dv], then m [units][R4], then l [units][R4], with units = B·Hkv·splits (unit (b·Hkv + kvh)·splits
+// + split) and R4 = G·L rounded up to 4; row r of a unit is head kvh·G + r / L, query i = r % L.
+// Thread t takes units t, t + T, … (all the same size). Per thread scratch: s [BM][BN], m [R4], l [R4] (acc is part).
+export function decode(job: usize, t: i32, T: i32): void {
+  const q = ptr(job, 1), k = ptr(job, 2), v = ptr(job, 3), part = ptr(job, 4);
+  const B = word(job, 7), Hq = word(job, 8), Hkv = word(job, 9), L = word(job, 10), S = word(job, 11);
+  const D = word(job, 12), Dv = word(job, 13), scale = reinterpret<f32>(word(job, 14));
+  const causal = word(job, 15), shift = word(job, 16), chunk = word(job, 17), splits = word(job, 18);
+  const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
+  const units = B * Hkv * splits;
+  const sT = ptr(job, 5) + <usize>t * <usize>word(job, 6); // [BM][BN]
+  for (let u = t; u < units; u += T) {
+    const bkv = u / splits, j0Unit = (u % splits) * chunk;
+    const jEnd = min(S, j0Unit + chunk);
+    const b = bkv / Hkv, kvh = bkv % Hkv;
+    const kHead = k + (<usize>bkv * <usize>S * <usize>D << 2);
+    const vHead = v + (<usize>bkv * <usize>S * <usize>Dv << 2);
+    const qGroup = q + (<usize>(b * Hq + kvh * G) * <usize>L * <usize>D << 2); // G heads × L rows, consecutive
+    const acc = part + (<usize>u * <usize>R4 * <usize>Dv << 2);
+    const mRow = part + (<usize>units * <usize>R4 * <usize>Dv << 2) + (<usize>u * <usize>R4 << 2);
+    const lRow = mRow + (<usize>units * <usize>R4 << 2);
+    for (let r = 0; r < R4; r++) { store<f32>(mRow + (<usize>r << 2), -Infinity); store<f32>(lRow + (<usize>r << 2), 0); }
+    for (let d = 0; d < R4 * Dv; d += 4) v128.store(acc + (<usize>d << 2), f32x4.splat(0));
+    for (let j0 = j0Unit; j0 < jEnd; j0 += BN) {
+      const n = min(BN, jEnd - j0); // keys of this tile
+      const nPad = (n + 3) & ~3; // keys computed (groups of 4)
+      for (let r0 = 0; r0 < R; r0 += BM) {
+        // rows past R repeat row R − 1 (computed, never used)
+        for (let rr = 0; rr < BM; rr++) {
+          const r = min(r0 + rr, R - 1);
+          const last = causal ? min(jEnd - 1, r % L + shift) : jEnd - 1; // row r's last key in this chunk
+          scoreRow(qGroup + (<usize>r * <usize>D << 2), kHead, j0, nPad, S, D, scale, last, sT + (<usize>(rr * BN) << 2));
+        }
+        const a = acc + (<usize>(r0 * Dv) << 2);
+        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv);
+        pvTile(sT, vHead + (<usize>j0 * <usize>Dv << 2), a, n, Dv);
+      }
+    }
+  }
+}
+
+// s[c] = scale · q · k_{j0+c} for c < nPad, four keys at a time (four f32x4 accumulators over d, then one transpose
+// adds them across lanes); keys past `last` (the causal limit or the chunk's end) get −∞. Keys past S are never read.
+@inline
+function scoreRow(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last: i32, s: usize): void {
+  const sc = f32x4.splat(scale);
+  const rowBytes = <usize>D << 2;
+  for (let c = 0; c < nPad; c += 4) {
+    const j = j0 + c;
+    const k0 = kHead + <usize>min(j, S - 1) * rowBytes, k1 = kHead + <usize>min(j + 1, S - 1) * rowBytes;
+    const k2 = kHead + <usize>min(j + 2, S - 1) * rowBytes, k3 = kHead + <usize>min(j + 3, S - 1) * rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let d: usize = 0; d < rowBytes; d += 16) {
+      const x = v128.load(qr + d);
+      a0 = f32x4.add(a0, f32x4.mul(x, v128.load(k0 + d)));
+      a1 = f32x4.add(a1, f32x4.mul(x, v128.load(k1 + d)));
+      a2 = f32x4.add(a2, f32x4.mul(x, v128.load(k2 + d)));
+      a3 = f32x4.add(a3, f32x4.mul(x, v128.load(k3 + d)));
+    }
+    // [Σa0, Σa1, Σa2, Σa3]: interleave pairs, add, interleave halves, add
+    const u = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
+    const w = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
+    const dots = f32x4.add(v128.shuffle<f32>(u, w, 0, 1, 4, 5), v128.shuffle<f32>(u, w, 2, 3, 6, 7));
+    v128.store(s + (<usize>c << 2), f32x4.mul(dots, sc));
+    if (j + 3 > last) for (let x = max(0, last + 1 - j); x < 4; x++) store<f32>(s + (<usize>(c + x) << 2), -Infinity);
+  }
+}
