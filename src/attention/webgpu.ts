@@ -3,6 +3,8 @@
 // yet, the call runs on the CPU and warns once. Async: GPU results come back through a buffer map.
 import { gpuDevice } from '../kernels/webgpu/device.js';
 import { webgpuFlashForward, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
+import { decodeCovers, pagedUnsupported, webgpuDecodeForward, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
+import { pagedAttention, type PagedProblem } from '../kernels/cpu/sdpa-paged.js';
 import { Tensor } from '../tensor/tensor.js';
 import { attention } from './index.js';
 import { blockSparseTable } from './masks.js';
@@ -23,10 +25,29 @@ export async function attentionWebGPU(q: Tensor, k: Tensor, v: Tensor, o: Attent
     const r = attention(q, k, v, o);
     return { out: r.out, lse: r.lse, device: 'cpu' };
   }
+  // a few query rows (decoding): split-K over the keys; otherwise a workgroup per 64 query rows
   const table = o.blockSparse ? blockSparseTable(o.blockSparse, dims.S) : undefined;
-  const r = await webgpuFlashForward(device, dims, q.toFloat32(), k.toFloat32(), v.toFloat32(), o, table);
+  const r = decodeCovers(o, dims)
+    ? await webgpuDecodeForward(device, dims, q.toFloat32(), k.toFloat32(), v.toFloat32(), o)
+    : await webgpuFlashForward(device, dims, q.toFloat32(), k.toFloat32(), v.toFloat32(), o, table);
   const out = Tensor.from(r.out, [dims.B, dims.Hq, dims.L, dims.Dv]);
   return { out: q.dtype === 'float32' ? out : out.to(q.dtype), lse: Tensor.from(r.lse, [dims.B, dims.Hq, dims.L]), device: 'webgpu' };
+}
+
+/**
+ * Paged attention on the GPU: q against keys and values read through each row's block table (the problem the paged
+ * KV cache builds; see src/kernels/cpu/sdpa-paged.ts). Resolves to out [B, Hq, T, Dv] and lse [B, Hq, T]; runs on the
+ * CPU, warning once, without an adapter or for int8 pools.
+ */
+export async function pagedAttentionWebGPU(p: PagedProblem): Promise<{ out: Float32Array; lse: Float32Array; device: 'webgpu' | 'cpu' }> {
+  const why = pagedUnsupported(p);
+  const device = why ? null : await gpuDevice();
+  if (!device) {
+    warnOnce(why ?? 'no WebGPU adapter');
+    const r = pagedAttention(p);
+    return { out: r.out, lse: r.lse, device: 'cpu' };
+  }
+  return { ...(await webgpuPagedAttention(device, p)), device: 'webgpu' };
 }
 
 const warned = new Set<string>();

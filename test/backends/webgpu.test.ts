@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { readIndex, runConformanceWebGPU, summary } from '../../src/node/conformance.js';
 import { alibiSlopes, attention, Tensor, type AttentionOptions } from '../../src/index.js';
 import { gpuDevice } from '../../src/kernels/webgpu/device.js';
-import { attentionWebGPU } from '../../src/attention/webgpu.js';
+import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgpu.js';
+import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
+import { pooledBytes } from '../../src/kernels/webgpu/buffers.js';
 import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, randint, randn, rng } from '../helpers.js';
 
@@ -62,4 +64,61 @@ test('every golden sdpa case passes on WebGPU', async (t) => {
   assert.ok(sdpa.length >= 23);
   for (const f of sdpa) assert.equal(results.find((r) => r.file === f)?.status, 'pass', f);
   t.diagnostic(`webgpu: ${summary(results)}`);
+});
+
+test('split-K decode on WebGPU: a few query rows, long caches (many chunks), GQA, bottom-right causal, soft-capping', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  for (let trial = 0; trial < 12; trial++) {
+    const rand = rng(800 + trial);
+    const Hkv = randint(rand, 1, 3);
+    const Hq = Hkv * [1, 3, 4][trial % 3];
+    const L = trial % 4 === 0 ? 1 : randint(rand, 1, 8);
+    const [B, S, D, Dv] = [randint(rand, 1, 2), trial % 3 === 0 ? randint(rand, 1500, 3000) : randint(rand, L, 200), randint(rand, 1, 96), randint(rand, 1, 140)];
+    const q = randn([B, Hq, L, D], rand);
+    const k = randn([B, Hkv, S, D], rand);
+    const v = randn([B, Hkv, S, Dv], rand);
+    const options: AttentionOptions = [{}, { causal: 'bottom-right' }, { causal: 'bottom-right', softcap: 3, scale: 0.3 }][trial % 3] as AttentionOptions;
+    const gpu = await attentionWebGPU(q, k, v, options);
+    const cpu = attention(q, k, v, { ...options, kernel: 'reference' });
+    assert.equal(gpu.device, 'webgpu');
+    assertClose(gpu.out, cpu.out, 2e-5, 2e-4, `trial ${trial} out`);
+    assertClose(gpu.lse, cpu.lse, 2e-5, 2e-4, `trial ${trial} lse`);
+  }
+});
+
+test('paged attention on WebGPU reads through random block tables (windows, key masks, T > 1) like the CPU kernel', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  for (let trial = 0; trial < 10; trial++) {
+    const rand = rng(900 + trial);
+    const [B, Hkv, G, D, BLOCK, T] = [randint(rand, 1, 3), randint(rand, 1, 2), randint(rand, 1, 3), randint(rand, 1, 40), randint(rand, 1, 17), randint(rand, 1, 3)];
+    const lens = Array.from({ length: B }, () => randint(rand, T, trial % 2 ? 300 : 40));
+    const numBlocks = lens.reduce((a, S) => a + Math.ceil(S / BLOCK), 3);
+    const pool = { blockSize: BLOCK, Hkv, D, Dv: D + 3, k: randn([numBlocks * Hkv * BLOCK * D], rand).toFloat32(), v: randn([numBlocks * Hkv * BLOCK * (D + 3)], rand).toFloat32() };
+    const free = [...Array(numBlocks).keys()].sort(() => rand() - 0.5);
+    const tables = lens.map((S) => Array.from({ length: Math.ceil(S / BLOCK) }, () => free.pop()!));
+    const keyMask = trial % 3 === 2 ? lens.map((S) => Array.from({ length: S }, (_, j) => (j % 5 === 1 ? 0 : 1))) : undefined;
+    const p = { q: randn([B, Hkv * G, T, D], rand).toFloat32(), B, Hq: Hkv * G, T, scale: 0.4, softcap: trial % 4 === 3 ? 2 : 0, causal: trial % 2 === 0,
+      window: trial % 3 === 1 ? randint(rand, 1, 30) : null, blockTables: tables, seqLens: lens, keyMask, pool };
+    const gpu = await pagedAttentionWebGPU(p);
+    const cpu = pagedAttention(p);
+    assert.equal(gpu.device, 'webgpu');
+    assertClose(Tensor.from(gpu.out, [gpu.out.length]), Tensor.from(cpu.out, [cpu.out.length]), 2e-5, 2e-4, `trial ${trial} out`);
+    assertClose(Tensor.from(gpu.lse, [gpu.lse.length]), Tensor.from(cpu.lse, [cpu.lse.length]), 2e-5, 2e-4, `trial ${trial} lse`);
+  }
+  // a block table that points outside the pool is refused before anything is read
+  const pool = { blockSize: 4, Hkv: 1, D: 4, Dv: 4, k: new Float32Array(32), v: new Float32Array(32) };
+  await assert.rejects(pagedAttentionWebGPU({ q: new Float32Array(4), B: 1, Hq: 1, T: 1, scale: 1, softcap: 0, causal: true, window: null,
+    blockTables: [[0, 9]], seqLens: [6], pool }), /block table 0 entry 1 is 9; the pool has 2 blocks/);
+});
+
+test('WebGPU buffers are reused across calls (the pool does not grow)', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const rand = rng(5);
+  const q = randn([1, 4, 1, 32], rand), k = randn([1, 2, 100, 32], rand);
+  const device = (await gpuDevice())!;
+  await attentionWebGPU(q, k, k);
+  const after1 = pooledBytes(device);
+  for (let n = 0; n < 5; n++) await attentionWebGPU(q, k, k);
+  assert.equal(pooledBytes(device), after1);
+  assert.ok(after1 > 0);
 });

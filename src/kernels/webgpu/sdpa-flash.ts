@@ -3,44 +3,27 @@
 // alignments), key padding, sliding and dilated windows, global tokens, block-sparse, documents, prefix-LM, dense
 // keep masks and biases, soft-capping, ALiBi — with GQA/MQA and head dims ≤ 256. JavaScript maskMod/scoreMod
 // functions cannot run on a GPU: src/attention/webgpu.ts sends those calls to the CPU.
-// Buffers live for one call and are destroyed after it; the pipeline is built once per device.
+// Buffers come from the device's pool and go back to it after the call; the pipeline is built once per device.
 import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { QkvError } from '../../errors.js';
+import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
+import { bindBuffers, computePipeline, validated } from './pipelines.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
 
 const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel',
   'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix', 'mask', 'bias', 'returnWeights', 'returnStats', 'blockM', 'blockN', 'numSplits']);
-const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
 /**
  * The pipeline for these head dims, built once per device: the shader's register arrays are sized to ⌈D/4⌉ and
  * ⌈Dv/4⌉ vec4s (its two `const …4` lines — the one place the WGSL is specialised, like Triton's constexprs), so a
- * small head dim does not pay for 256-float arrays. A shader that fails to compile is a QkvError with the message.
+ * small head dim does not pay for 256-float arrays.
  */
-async function pipeline(device: GPUDevice, D: number, Dv: number): Promise<GPUComputePipeline> {
+function pipeline(device: GPUDevice, D: number, Dv: number): Promise<GPUComputePipeline> {
   const [d4, dv4] = [Math.ceil(D / 4), Math.ceil(Dv / 4)];
-  const key = `${d4}x${dv4}`;
-  let byDims = pipelines.get(device);
-  if (!byDims) pipelines.set(device, (byDims = new Map()));
-  let p = byDims.get(key);
-  if (!p) {
-    const code = WGSL.replace(/const MAX_DV4: u32 = \d+u;/, `const MAX_DV4: u32 = ${dv4}u;`).replace(/const MAX_D4: u32 = \d+u;/, `const MAX_D4: u32 = ${d4}u;`);
-    device.pushErrorScope('validation');
-    const module = device.createShaderModule({ code, label: `qkv sdpa-flash ${key}` });
-    const info = await module.getCompilationInfo();
-    const errors = info.messages.filter((m) => m.type === 'error');
-    if (errors.length) {
-      await device.popErrorScope();
-      throw new QkvError(`WebGPU: sdpa-flash.wgsl does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
-    }
-    p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: 'qkv sdpa-flash' });
-    const err = await device.popErrorScope();
-    if (err) throw new QkvError(`WebGPU: the sdpa-flash pipeline is invalid: ${err.message}`);
-    byDims.set(key, p);
-  }
-  return p;
+  const code = WGSL.replace(/const MAX_DV4: u32 = \d+u;/, `const MAX_DV4: u32 = ${dv4}u;`).replace(/const MAX_D4: u32 = \d+u;/, `const MAX_D4: u32 = ${d4}u;`);
+  return computePipeline(device, `sdpa-flash ${d4}x${dv4}`, code);
 }
 
 /** Why the WGSL kernel cannot take these options, or null when it can. */
@@ -100,42 +83,20 @@ export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: 
   // the window is anchored at i + shift even without a causal mask (bottom-right, as on the CPU)
   if (!o.causal && o.window) params.setInt32(40, S - L, true);
 
-  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
-  const upload = (data: ArrayBufferView & { byteLength: number }, u = usage) => {
-    const buf = device.createBuffer({ size: Math.max(16, Math.ceil(data.byteLength / 4) * 4), usage: u });
-    device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
-    return buf;
-  };
   const outBytes = 4 * B * Hq * L * Dv;
   const lseBytes = 4 * B * Hq * L;
   const buffers = [
-    upload(q), upload(k), upload(v),
-    device.createBuffer({ size: Math.max(16, outBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }),
-    device.createBuffer({ size: Math.max(16, lseBytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }),
-    upload(Uint32Array.from(aux)), upload(Float32Array.from(fl)),
-    upload(new Uint8Array(params.buffer), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
+    upload(device, q), upload(device, k), upload(device, v),
+    acquire(device, Math.max(4, outBytes), STORAGE()), acquire(device, Math.max(4, lseBytes), STORAGE()),
+    upload(device, Uint32Array.from(aux)), upload(device, Float32Array.from(fl)), uniform(device, params.buffer),
   ];
-  const readback = device.createBuffer({ size: Math.max(16, outBytes + lseBytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   try {
     const pipe = await pipeline(device, D, Dv);
-    const bind = device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipe);
-    pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(B * Hq * Math.ceil(L / 64)); // one workgroup per (head, tile of 64 query rows)
-    pass.end();
-    if (outBytes) enc.copyBufferToBuffer(buffers[3], 0, readback, 0, outBytes);
-    if (lseBytes) enc.copyBufferToBuffer(buffers[4], 0, readback, outBytes, lseBytes);
-    device.queue.submit([enc.finish()]);
-    // Node's event loop must stay alive while the GPU works (a pending mapAsync alone does not keep it)
-    const keepAlive = setInterval(() => {}, 50);
-    try { await readback.mapAsync(GPUMapMode.READ); } finally { clearInterval(keepAlive); }
-    const all = new Float32Array(readback.getMappedRange().slice(0));
-    readback.unmap();
-    return { out: all.slice(0, outBytes / 4), lse: all.slice(outBytes / 4).map((x) => (x <= -3.4e38 ? -Infinity : x)) };
+    // one workgroup per (head, tile of 64 query rows)
+    const [out, lse] = await validated(device, 'sdpa-flash', () =>
+      readBack(device, [encodePass(device, pipe, bindBuffers(device, pipe, buffers), B * Hq * Math.ceil(L / 64))], [[buffers[3], outBytes], [buffers[4], lseBytes]]));
+    return { out, lse: lse.map((x) => (x <= -3.4e38 ? -Infinity : x)) };
   } finally {
-    for (const b of [...buffers, readback]) b.destroy();
+    release(device, ...buffers);
   }
 }
-

@@ -1,0 +1,107 @@
+// GPU buffers reused across calls, and the two transfers: host → GPU (writeBuffer) and GPU → host (a mapped copy).
+// Every kernel call takes its buffers from a per-device pool of size classes (powers of two ≥ 256 bytes, by usage)
+// and gives them back when its results are read, so a loop of calls allocates nothing after the first; the pool keeps
+// at most POOL_BYTES idle per device and destroys the rest. A buffer is never returned to the pool while a GPU
+// command that uses it may still run: release() follows the read-back that waited for that command.
+import { QkvError } from '../../errors.js';
+
+const POOL_BYTES = 512 * 2 ** 20;
+
+interface Pool { free: Map<string, GPUBuffer[]>; idleBytes: number }
+const pools = new WeakMap<GPUDevice, Pool>();
+
+function poolOf(device: GPUDevice): Pool {
+  let p = pools.get(device);
+  if (!p) pools.set(device, (p = { free: new Map(), idleBytes: 0 }));
+  return p;
+}
+
+const sizeClass = (bytes: number) => Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))));
+
+/** A buffer of at least `bytes` with `usage`, from the pool when one is idle. */
+export function acquire(device: GPUDevice, bytes: number, usage: number): GPUBuffer {
+  const limit = usage & GPUBufferUsage.STORAGE ? device.limits.maxStorageBufferBindingSize : device.limits.maxBufferSize;
+  if (bytes > limit) throw new QkvError(`WebGPU: a buffer of ${bytes} bytes exceeds this device's limit of ${limit} bytes`);
+  let size = sizeClass(bytes);
+  if (size > limit) size = Math.ceil(bytes / 4) * 4; // near the limit: the exact size, not the next power of two
+  const p = poolOf(device);
+  const list = p.free.get(`${usage}:${size}`);
+  const b = list?.pop();
+  if (b) { p.idleBytes -= size; return b; }
+  return device.createBuffer({ size, usage });
+}
+
+/** Gives buffers back to the pool (their contents are garbage from now on). */
+export function release(device: GPUDevice, ...buffers: GPUBuffer[]): void {
+  const p = poolOf(device);
+  for (const b of buffers) {
+    if (p.idleBytes + b.size > POOL_BYTES) { b.destroy(); continue; }
+    const key = `${b.usage}:${b.size}`;
+    let list = p.free.get(key);
+    if (!list) p.free.set(key, (list = []));
+    list.push(b);
+    p.idleBytes += b.size;
+  }
+}
+
+/** Idle bytes held by the pool of `device` (for tests and memory reports). */
+export function pooledBytes(device: GPUDevice): number {
+  return poolOf(device).idleBytes;
+}
+
+export const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+
+/** A pooled storage buffer holding `data` (padded to 4 bytes). */
+export function upload(device: GPUDevice, data: ArrayBufferView): GPUBuffer {
+  const buf = acquire(device, Math.max(4, data.byteLength), STORAGE());
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const whole = bytes.byteLength & ~3;
+  if (whole) device.queue.writeBuffer(buf, 0, bytes.buffer, bytes.byteOffset, whole);
+  if (whole < bytes.byteLength) { // writeBuffer wants multiples of 4 bytes
+    const tail = new Uint8Array(4);
+    tail.set(bytes.subarray(whole));
+    device.queue.writeBuffer(buf, whole, tail);
+  }
+  return buf;
+}
+
+/** A pooled uniform buffer holding `data`. */
+export function uniform(device: GPUDevice, data: ArrayBuffer): GPUBuffer {
+  const buf = acquire(device, data.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+  device.queue.writeBuffer(buf, 0, data);
+  return buf;
+}
+
+/**
+ * Submits `commands` (may be empty) and copies each [buffer, bytes] back to the host as a Float32Array, in order.
+ * Node's event loop must stay alive while the GPU works (a pending mapAsync alone does not keep it), so a timer runs
+ * until the map resolves.
+ */
+export async function readBack(device: GPUDevice, commands: GPUCommandBuffer[], parts: readonly [GPUBuffer, number][]): Promise<Float32Array[]> {
+  const total = parts.reduce((s, [, n]) => s + Math.ceil(n / 4) * 4, 0);
+  const staging = acquire(device, Math.max(4, total), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+  const enc = device.createCommandEncoder();
+  let at = 0;
+  for (const [buf, n] of parts) { if (n) enc.copyBufferToBuffer(buf, 0, staging, at, Math.ceil(n / 4) * 4); at += Math.ceil(n / 4) * 4; }
+  device.queue.submit([...commands, enc.finish()]);
+  const keepAlive = setInterval(() => {}, 50);
+  try { await staging.mapAsync(GPUMapMode.READ, 0, staging.size); } finally { clearInterval(keepAlive); }
+  const all = staging.getMappedRange(0, staging.size);
+  const out: Float32Array[] = [];
+  at = 0;
+  for (const [, n] of parts) { out.push(new Float32Array(all.slice(at, at + n))); at += Math.ceil(n / 4) * 4; }
+  staging.unmap();
+  release(device, staging);
+  return out;
+}
+
+/** Records one compute pass: `pipeline` with `bind` over `groups` workgroups (x, y). */
+export function encodePass(device: GPUDevice, pipeline: GPUComputePipeline, bind: GPUBindGroup, x: number, y = 1): GPUCommandBuffer {
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bind);
+  pass.dispatchWorkgroups(x, y);
+  pass.end();
+  return enc.finish();
+}

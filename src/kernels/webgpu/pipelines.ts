@@ -1,0 +1,56 @@
+// Compute pipelines, built once per (device, shader variant) and cached. A shader that fails to compile, or a pipeline
+// Dawn rejects, becomes a QkvError that quotes the compiler's messages with their line numbers.
+import { QkvError } from '../../errors.js';
+
+const cache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
+
+/** The pipeline of `entryPoint` in `code` on `device`; `key` names the variant (same key → same pipeline). */
+export function computePipeline(device: GPUDevice, key: string, code: string, entryPoint = 'main'): Promise<GPUComputePipeline> {
+  let byKey = cache.get(device);
+  if (!byKey) cache.set(device, (byKey = new Map()));
+  const id = `${key}#${entryPoint}`;
+  let p = byKey.get(id);
+  if (!p) {
+    p = build(device, key, code, entryPoint);
+    byKey.set(id, p);
+    p.catch(() => byKey!.delete(id)); // a failed build is not cached
+  }
+  return p;
+}
+
+async function build(device: GPUDevice, key: string, code: string, entryPoint: string): Promise<GPUComputePipeline> {
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ code, label: `qkv ${key}` });
+  const info = await module.getCompilationInfo();
+  const errors = info.messages.filter((m) => m.type === 'error');
+  if (errors.length) {
+    await device.popErrorScope();
+    throw new QkvError(`WebGPU: ${key} does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
+  }
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: `qkv ${key} ${entryPoint}` });
+  const err = await device.popErrorScope();
+  if (err) throw new QkvError(`WebGPU: the ${key} pipeline (${entryPoint}) is invalid: ${err.message}`);
+  return pipeline;
+}
+
+/** A bind group of group 0: `buffers[n]` at binding n, for the bindings in `used` (default: all). */
+export function bindBuffers(device: GPUDevice, pipeline: GPUComputePipeline, buffers: readonly GPUBuffer[], used?: readonly number[]): GPUBindGroup {
+  const bindings = used ?? buffers.map((_, n) => n);
+  return device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: bindings.map((binding) => ({ binding, resource: { buffer: buffers[binding] } })) });
+}
+
+/**
+ * Runs `work` (which records, submits and reads back GPU commands) inside a validation error scope, so a binding or
+ * dispatch Dawn rejects becomes a QkvError naming `what` instead of a silently wrong result.
+ */
+export async function validated<T>(device: GPUDevice, what: string, work: () => Promise<T>): Promise<T> {
+  device.pushErrorScope('validation');
+  let result: T;
+  try {
+    result = await work();
+  } finally {
+    const err = await device.popErrorScope();
+    if (err) throw new QkvError(`WebGPU: ${what} was rejected: ${err.message}`);
+  }
+  return result;
+}

@@ -1,0 +1,95 @@
+// Host side of the WGSL split-K decode kernel (sdpa-decode.wgsl): paged attention through block tables, and dense
+// attention for a few query rows as the one-block-per-row special case. Two passes in one submission: `partial`
+// (a workgroup per (row, chunk of keys)) and `merge` (a workgroup per row).
+import type { PagedProblem } from '../cpu/sdpa-paged.js';
+import type { AttentionOptions } from '../../attention/options.js';
+import type { AttnShape } from '../../attention/validate.js';
+import { QkvError } from '../../errors.js';
+import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
+import { bindBuffers, computePipeline, validated } from './pipelines.js';
+import { WGSL } from './sdpa-decode-wgsl.js';
+
+const BLOCK_N = 64;
+const MAX_ROWS = 65535; // one dispatch dimension
+
+/** Keys per chunk: whole tiles, at most 32 chunks per row. */
+export function decodeChunking(maxS: number): { splits: number; chunk: number } {
+  const splits = Math.max(1, Math.min(32, Math.ceil(maxS / BLOCK_N)));
+  const chunk = BLOCK_N * Math.max(1, Math.ceil(maxS / splits / BLOCK_N));
+  return { splits: Math.max(1, Math.ceil(maxS / chunk)), chunk };
+}
+
+/** Why the decode kernel cannot take this paged problem, or null. */
+export function pagedUnsupported(p: PagedProblem): string | null {
+  if (!(p.pool.k instanceof Float32Array) || !(p.pool.v instanceof Float32Array)) return 'int8 block pools are dequantized on the CPU only';
+  if (p.pool.D > 256 || p.pool.Dv > 256) return `head_dim ${Math.max(p.pool.D, p.pool.Dv)} > 256`;
+  if (p.B * p.Hq * p.T > MAX_ROWS) return `${p.B * p.Hq * p.T} query rows > ${MAX_ROWS}`;
+  return null;
+}
+
+/** Paged attention on the GPU: out [B, Hq, T, Dv] and lse [B, Hq, T], as src/kernels/cpu/sdpa-paged.ts computes them. */
+export async function webgpuPagedAttention(device: GPUDevice, p: PagedProblem): Promise<{ out: Float32Array; lse: Float32Array }> {
+  const why = pagedUnsupported(p);
+  if (why) throw new QkvError(`webgpuPagedAttention: ${why}`);
+  const { B, Hq, T, pool } = p;
+  const { blockSize, Hkv, D, Dv } = pool;
+  if (p.blockTables.length !== B || p.seqLens.length !== B) throw new QkvError(`webgpuPagedAttention: ${B} rows need ${B} block tables and seqLens, got ${p.blockTables.length} and ${p.seqLens.length}`);
+  const numBlocks = pool.k.length / (Hkv * blockSize * D);
+  const maxS = Math.max(1, ...p.seqLens);
+  const maxBlocks = Math.max(1, ...p.blockTables.map((t) => t.length));
+  // aux = seqLens [B] · tables [B, maxBlocks] · keyMask [B, maxS]; every table entry a real block, checked here
+  const aux = new Uint32Array(B + B * maxBlocks + (p.keyMask ? B * maxS : 0));
+  for (let b = 0; b < B; b++) {
+    const S = p.seqLens[b];
+    if (!Number.isInteger(S) || S < T || Math.ceil(S / blockSize) > p.blockTables[b].length) {
+      throw new QkvError(`webgpuPagedAttention: row ${b} has seqLen ${S}; it needs ≥ T=${T} and ≤ ${p.blockTables[b].length * blockSize} (its blocks × ${blockSize})`);
+    }
+    aux[b] = S;
+    p.blockTables[b].forEach((blk, x) => {
+      if (!Number.isInteger(blk) || blk < 0 || blk >= numBlocks) throw new QkvError(`webgpuPagedAttention: block table ${b} entry ${x} is ${blk}; the pool has ${numBlocks} blocks`);
+      aux[B + b * maxBlocks + x] = blk;
+    });
+    if (p.keyMask) for (let j = 0; j < S; j++) aux[B + B * maxBlocks + b * maxS + j] = p.keyMask[b][j] ? 1 : 0;
+  }
+  const { splits, chunk } = decodeChunking(maxS);
+  const rows = B * Hq * T;
+  const params = new DataView(new ArrayBuffer(64));
+  [B, Hq, Hkv, T, D, Dv, blockSize, maxBlocks, splits, chunk, p.causal ? 1 : 0].forEach((x, n) => params.setUint32(4 * n, x, true));
+  params.setInt32(44, p.window ?? 0, true);
+  params.setFloat32(48, p.scale, true);
+  params.setFloat32(52, p.softcap, true);
+  params.setUint32(56, p.keyMask ? 1 : 0, true);
+  params.setUint32(60, maxS, true);
+  const buffers = [
+    upload(device, p.q), upload(device, pool.k), upload(device, pool.v), upload(device, aux),
+    acquire(device, 4 * rows * splits * (Dv + 2), STORAGE()), acquire(device, 4 * rows * Dv, STORAGE()), acquire(device, 4 * rows, STORAGE()),
+    uniform(device, params.buffer),
+  ];
+  try {
+    const [partial, merge] = await Promise.all([computePipeline(device, 'sdpa-decode', WGSL, 'partial'), computePipeline(device, 'sdpa-decode', WGSL, 'merge')]);
+    const [out, lse] = await validated(device, 'sdpa-decode', () => readBack(device, [
+      encodePass(device, partial, bindBuffers(device, partial, buffers, [0, 1, 2, 3, 4, 7]), splits, rows),
+      encodePass(device, merge, bindBuffers(device, merge, buffers, [4, 5, 6, 7]), rows),
+    ], [[buffers[5], 4 * rows * Dv], [buffers[6], 4 * rows]]));
+    return { out, lse: lse.map((x) => (x <= -3.4e38 ? -Infinity : x)) };
+  } finally {
+    release(device, ...buffers);
+  }
+}
+
+/** Whether dense attention with these options can run as split-K decoding (a few rows, bottom-right causal or none). */
+export function decodeCovers(o: AttentionOptions, dims: AttnShape): boolean {
+  const allowed = new Set(['scale', 'causal', 'softcap', 'kernel', 'numSplits', 'blockM', 'blockN']);
+  const keys = Object.keys(o).filter((x) => (o as Record<string, unknown>)[x] !== undefined);
+  return dims.L <= 8 && dims.D <= 256 && dims.Dv <= 256 && dims.L <= dims.S && keys.every((x) => allowed.has(x)) &&
+    (o.causal === undefined || o.causal === false || o.causal === 'bottom-right') && dims.B * dims.Hq * dims.L <= MAX_ROWS;
+}
+
+/** Dense decode: k, v [B, Hkv, S, ·] are a pool of B blocks of S slots, row b's table is [b]. */
+export function webgpuDecodeForward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array, o: AttentionOptions): Promise<{ out: Float32Array; lse: Float32Array }> {
+  const { B, Hq, Hkv, L, S, D, Dv } = dims;
+  return webgpuPagedAttention(device, {
+    q, B, Hq, T: L, scale: o.scale ?? 1 / Math.sqrt(D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right', window: null,
+    blockTables: Array.from({ length: B }, (_, b) => [b]), seqLens: Array(B).fill(S), pool: { blockSize: S, Hkv, D, Dv, k, v },
+  });
+}
