@@ -4,6 +4,8 @@
 import { QkvError } from '../errors.js';
 import { matmulTransB } from '../kernels/cpu/matmul.js';
 import { type MatrixData, wasmMatmulTransB } from '../kernels/wasm/matmul-wasm.js';
+import { gpuDevice } from '../kernels/webgpu/device.js';
+import { webgpuMatmulTransB } from '../kernels/webgpu/matmul.js';
 import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -56,3 +58,27 @@ export class Linear {
   get outFeatures(): number { return this.weight.shape[0]; }
   forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); }
 }
+
+/**
+ * linear() on the GPU through WebGPU (the tiled matmul of src/kernels/webgpu/matmul.wgsl): y = x Wᵀ + b. The weight
+ * (widened to f32 once) stays on the GPU after the first call. Without an adapter it runs on the CPU and warns once.
+ * @example const y = await linearWebGPU(x, weight); // [..., out_features]
+ */
+export async function linearWebGPU(x: Tensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor> {
+  const [outF, inF] = weight.shape;
+  const device = await gpuDevice();
+  if (!device) {
+    if (!warnedCpu) { warnedCpu = true; console.warn('qkv: linearWebGPU on the CPU (no WebGPU adapter)'); }
+    return linear(x, weight, bias, 'linearWebGPU');
+  }
+  if (x.shape[x.rank - 1] !== inF) {
+    throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new QkvError(`linearWebGPU: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
+  const w = asFloat32(weight, matrixData(weight));
+  const y = await webgpuMatmulTransB(device, x.toFloat32(), w, x.size / inF, inF, outF, bias ? biasF32(bias) : null);
+  return Tensor.from(y, [...x.shape.slice(0, -1), outF]);
+}
+let warnedCpu = false;
+const biases = new WeakMap<Tensor, Float32Array>();
+const biasF32 = (b: Tensor) => biases.get(b) ?? biases.set(b, b.toFloat32().slice()).get(b)!; // one array per bias: it stays resident

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readIndex, runConformanceWebGPU, summary } from '../../src/node/conformance.js';
-import { alibiSlopes, attention, Tensor, type AttentionOptions } from '../../src/index.js';
+import { alibiSlopes, attention, linear, linearWebGPU, Tensor, type AttentionOptions } from '../../src/index.js';
 import { gpuDevice } from '../../src/kernels/webgpu/device.js';
 import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgpu.js';
 import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
@@ -121,4 +121,17 @@ test('WebGPU buffers are reused across calls (the pool does not grow)', async (t
   for (let n = 0; n < 5; n++) await attentionWebGPU(q, k, k);
   assert.equal(pooledBytes(device), after1);
   assert.ok(after1 > 0);
+});
+
+test('tiled matmul on WebGPU equals linear() on the CPU (shapes that do not divide the 64×64×16 tiles, bias, 16-bit weights)', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  for (let trial = 0; trial < 10; trial++) {
+    const rand = rng(1000 + trial);
+    const [M, K, N] = [randint(rand, 1, 150), randint(rand, 1, 300), randint(rand, 1, 200)];
+    const x = randn([M, K], rand);
+    const w = trial % 3 === 2 ? randn([N, K], rand).to('bfloat16') : randn([N, K], rand);
+    const bias = trial % 2 ? randn([N], rand) : null;
+    assertClose(await linearWebGPU(x, w, bias), linear(x, w, bias), 1e-5 * Math.sqrt(K), 1e-4, `trial ${trial} M=${M} K=${K} N=${N}`);
+  }
+  await assert.rejects(linearWebGPU(randn([2, 5], rng(1)), randn([3, 4], rng(2))), /linearWebGPU: input's last dim must be in_features=4, got x \[2, 5\]/);
 });
