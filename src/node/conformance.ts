@@ -120,11 +120,11 @@ export function summary(results: CaseResult[]): string {
 }
 
 /**
- * The sdpa cases of DIR on WebGPU (`--device webgpu`): each case whose options the WGSL kernel covers runs on the GPU
+ * The sdpa and sdpa_backward cases of DIR on WebGPU (`--device webgpu`): each case whose options the WGSL kernels cover runs on the GPU
  * and is compared like any other; the rest are skipped with the reason. Other ops are skipped.
  */
 export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResult) => void): Promise<CaseResult[]> {
-  const { attentionWebGPU } = await import('../attention/webgpu.js');
+  const { attentionWebGPU, attentionBackwardWebGPU } = await import('../attention/webgpu.js');
   const { webgpuUnsupported } = await import('../kernels/webgpu/sdpa-flash.js');
   const { gpuDevice } = await import('../kernels/webgpu/device.js');
   const { sdpaOptions } = await import('./conformance-ops.js');
@@ -133,7 +133,7 @@ export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResul
   for (const c of readIndex(dir).cases) {
     let r: CaseResult;
     try {
-      if (c.op !== 'sdpa') {
+      if (c.op !== 'sdpa' && c.op !== 'sdpa_backward') {
         r = { file: c.file, status: 'skip', detail: `op '${c.op}' not on WebGPU yet` };
       } else {
         const t = readSafetensors(join(dir, c.file)).tensors;
@@ -144,7 +144,12 @@ export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResul
           r = { file: c.file, status: 'skip', detail: why };
         } else {
           const g = await attentionWebGPU(q, k, v, o);
-          r = judge(c, t, new Map([['out', g.out], ['lse', g.lse]]));
+          const actual = new Map([['out', g.out], ['lse', g.lse]]);
+          if (c.op === 'sdpa_backward') {
+            const d = await attentionBackwardWebGPU(q, k, v, t.get('dout')!, o);
+            actual.set('dq', d.dq).set('dk', d.dk).set('dv', d.dv);
+          }
+          r = judge(c, t, actual);
         }
       }
     } catch (e) {

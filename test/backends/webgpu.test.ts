@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readIndex, runConformanceWebGPU, summary } from '../../src/node/conformance.js';
-import { alibiSlopes, attention, linear, linearWebGPU, Tensor, type AttentionOptions } from '../../src/index.js';
+import { alibiSlopes, attention, attentionBackward, attentionBackwardWebGPU, linear, linearWebGPU, Tensor, type AttentionOptions } from '../../src/index.js';
 import { gpuDevice } from '../../src/kernels/webgpu/device.js';
 import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgpu.js';
 import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
@@ -59,8 +59,8 @@ test('every golden sdpa case passes on WebGPU', async (t) => {
   if (!existsSync(GOLDEN)) { t.skip(`no golden data at ${GOLDEN}`); return; }
   const results = await runConformanceWebGPU(GOLDEN);
   for (const r of results) assert.notEqual(r.status, 'fail', `${r.file}: ${r.detail}`);
-  // every forward sdpa case runs on the GPU and passes (the backward cases are not on WebGPU yet)
-  const sdpa = readIndex(GOLDEN).cases.filter((c) => c.op === 'sdpa').map((c) => c.file);
+  // every forward and backward sdpa case runs on the GPU and passes
+  const sdpa = readIndex(GOLDEN).cases.filter((c) => c.op === 'sdpa' || c.op === 'sdpa_backward').map((c) => c.file);
   assert.ok(sdpa.length >= 23);
   for (const f of sdpa) assert.equal(results.find((r) => r.file === f)?.status, 'pass', f);
   t.diagnostic(`webgpu: ${summary(results)}`);
@@ -134,4 +134,32 @@ test('tiled matmul on WebGPU equals linear() on the CPU (shapes that do not divi
     assertClose(await linearWebGPU(x, w, bias), linear(x, w, bias), 1e-5 * Math.sqrt(K), 1e-4, `trial ${trial} M=${M} K=${K} N=${N}`);
   }
   await assert.rejects(linearWebGPU(randn([2, 5], rng(1)), randn([3, 4], rng(2))), /linearWebGPU: input's last dim must be in_features=4, got x \[2, 5\]/);
+});
+
+test('WGSL backward equals the CPU backward (every mask the forward takes, soft-capping, ALiBi, bias, GQA)', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  for (let trial = 0; trial < 12; trial++) {
+    const rand = rng(1100 + trial);
+    const Hkv = randint(rand, 1, 2);
+    const Hq = Hkv * [1, 2, 3][trial % 3];
+    const [B, L, D, Dv] = [randint(rand, 1, 2), randint(rand, 1, 30), randint(rand, 1, 20), randint(rand, 1, 20)];
+    const square = trial % 12 >= 8;
+    const S = square ? L : randint(rand, 1, 40);
+    const q = randn([B, Hq, L, D], rand);
+    const k = randn([B, Hkv, S, D], rand);
+    const v = randn([B, Hkv, S, Dv], rand);
+    const dout = randn([B, Hq, L, Dv], rand);
+    const options = [
+      {}, { causal: 'bottom-right' }, { causal: 'top-left', softcap: 1.5 }, { window: [4, 1] }, { window: [7, 0], dilation: 2 },
+      { keyLengths: Array.from({ length: B }, (_, b) => (b ? 1 : S)), mask: randn([1, 1, L, S], rand) },
+      { scale: 0.7, mask: Tensor.from(Array.from({ length: L * S }, (_, x) => ((x * 5) % 3 ? 1 : 0)), [L, S], 'bool') },
+      { causal: 'bottom-right', alibiSlopes: alibiSlopes(Hq), bias: randn([1, Hq, 1, S], rand) },
+      { causal: true, cuSeqlens: [0, Math.floor(S / 2), S] }, { prefix: Math.floor(S / 3) }, { window: [2, 2], globalTokens: [0] },
+      { blockSparse: { blockSize: 4, windowBlocks: 1, globalBlocks: [0], randomBlocks: [1, 1] } },
+    ][trial] as AttentionOptions;
+    const gpu = await attentionBackwardWebGPU(q, k, v, dout, options);
+    const cpu = attentionBackward(q, k, v, dout, { ...options, kernel: 'reference' });
+    assert.equal(gpu.device, 'webgpu', `trial ${trial}`);
+    for (const name of ['dq', 'dk', 'dv'] as const) assertClose(gpu[name], cpu[name], 2e-5, 2e-4, `trial ${trial} ${JSON.stringify(options)} ${name}`);
+  }
 });

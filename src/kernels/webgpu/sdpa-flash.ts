@@ -11,6 +11,7 @@ import { QkvError } from '../../errors.js';
 import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
 import { bindBuffers, computePipeline, validated } from './pipelines.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
+import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
 
 const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel',
   'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix', 'mask', 'bias', 'returnWeights', 'returnStats', 'blockM', 'blockN', 'numSplits']);
@@ -22,7 +23,7 @@ const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths'
  */
 function pipeline(device: GPUDevice, D: number, Dv: number): Promise<GPUComputePipeline> {
   const [d4, dv4] = [Math.ceil(D / 4), Math.ceil(Dv / 4)];
-  const code = WGSL.replace(/const MAX_DV4: u32 = \d+u;/, `const MAX_DV4: u32 = ${dv4}u;`).replace(/const MAX_D4: u32 = \d+u;/, `const MAX_D4: u32 = ${d4}u;`);
+  const code = MASKS + WGSL.replace(/const MAX_DV4: u32 = \d+u;/, `const MAX_DV4: u32 = ${dv4}u;`).replace(/const MAX_D4: u32 = \d+u;/, `const MAX_D4: u32 = ${d4}u;`);
   return computePipeline(device, `sdpa-flash ${d4}x${dv4}`, code);
 }
 
@@ -38,9 +39,14 @@ export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): s
   return null;
 }
 
-/** Runs the kernel on `device`: dense float32 q, k, v in qkv's layout; resolves to dense out and lse (−∞ restored). */
-export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array,
-  o: AttentionOptions, blockTable?: { blocks: Uint8Array; rows: number; cols: number }): Promise<{ out: Float32Array; lse: Float32Array }> {
+/** A block-sparse layout as a table of allowed (query block, key block) pairs (masks.blockSparseTable). */
+export type BlockTable = { blocks: Uint8Array; rows: number; cols: number };
+
+/**
+ * What the mask functions of sdpa-masks.wgsl read: aux (u32) and fl (f32), the small tables of the masks at the offsets
+ * the uniforms name, and the uniform block (struct Params). Shared by the forward and backward kernels.
+ */
+export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: BlockTable): { aux: Uint32Array; fl: Float32Array; params: ArrayBuffer } {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   const list = (x: readonly number[] | Tensor) => (x instanceof Tensor ? x.toArray() : [...x]);
   const window = o.window ?? [-1, -1];
@@ -49,7 +55,7 @@ export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: 
   const take = (values: ArrayLike<number>) => { const at = aux.length; for (let x = 0; x < values.length; x++) aux.push(values[x]); return at; };
   const offGlobal = o.globalTokens ? take(Array.from({ length: S }, (_, j) => (o.globalTokens!.includes(j) ? 1 : 0))) : 0;
   const table = o.blockSparse ? blockTable ?? null : null; // built by the attention layer (masks.blockSparseTable)
-  if (o.blockSparse && !table) throw new QkvError('webgpuFlashForward: blockSparse needs its block table');
+  if (o.blockSparse && !table) throw new QkvError('WebGPU attention: blockSparse needs its block table');
   const offBlocks = table ? take(table.blocks) : 0;
   let offDocs = 0;
   if (o.cuSeqlens !== undefined) {
@@ -82,13 +88,20 @@ export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: 
     o.cuSeqlens !== undefined ? 1 : 0, offDocs, keep ? 1 : 0, offKeep, biasT ? 1 : 0, offBias].forEach((x, n) => params.setUint32(68 + 4 * n, x, true));
   // the window is anchored at i + shift even without a causal mask (bottom-right, as on the CPU)
   if (!o.causal && o.window) params.setInt32(40, S - L, true);
+  return { aux: Uint32Array.from(aux), fl: Float32Array.from(fl), params: params.buffer };
+}
 
+/** Runs the kernel on `device`: dense float32 q, k, v in qkv's layout; resolves to dense out and lse (−∞ restored). */
+export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array,
+  o: AttentionOptions, blockTable?: BlockTable): Promise<{ out: Float32Array; lse: Float32Array }> {
+  const { B, Hq, L, D, Dv } = dims;
+  const { aux, fl, params } = maskTables(dims, o, blockTable);
   const outBytes = 4 * B * Hq * L * Dv;
   const lseBytes = 4 * B * Hq * L;
   const buffers = [
     upload(device, q), upload(device, k), upload(device, v),
     acquire(device, Math.max(4, outBytes), STORAGE()), acquire(device, Math.max(4, lseBytes), STORAGE()),
-    upload(device, Uint32Array.from(aux)), upload(device, Float32Array.from(fl)), uniform(device, params.buffer),
+    upload(device, aux), upload(device, fl), uniform(device, params),
   ];
   try {
     const pipe = await pipeline(device, D, Dv);

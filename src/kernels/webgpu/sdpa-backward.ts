@@ -1,0 +1,49 @@
+// Host side of the WGSL backward pass (sdpa-backward.wgsl): dq, dk, dv from q, k, v, the forward's out and lse, and
+// the upstream gradient dout, with every mask and score modifier the forward kernel takes (the same tables, from
+// maskTables). D_i = do_i·o_i is formed here (O(L·Dv)); the two entry points run in one submission.
+import type { AttentionOptions } from '../../attention/options.js';
+import type { AttnShape } from '../../attention/validate.js';
+import { QkvError } from '../../errors.js';
+import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
+import { bindBuffers, computePipeline, validated } from './pipelines.js';
+import { WGSL } from './sdpa-backward-wgsl.js';
+import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
+import { maskTables, type BlockTable } from './sdpa-flash.js';
+
+/** The backward kernels for these head dims: the gradient rows in registers are sized to D and Dv. */
+function pipelines(device: GPUDevice, D: number, Dv: number): Promise<[GPUComputePipeline, GPUComputePipeline]> {
+  const code = MASKS + WGSL.replace(/const MAX_D: u32 = \d+u;/, `const MAX_D: u32 = ${Math.max(1, D)}u;`).replace(/const MAX_DV: u32 = \d+u;/, `const MAX_DV: u32 = ${Math.max(1, Dv)}u;`);
+  return Promise.all([computePipeline(device, `sdpa-backward ${D}x${Dv}`, code, 'dqMain'), computePipeline(device, `sdpa-backward ${D}x${Dv}`, code, 'dkvMain')]);
+}
+
+/** dq [B, Hq, L, D], dk [B, Hkv, S, D], dv [B, Hkv, S, Dv] on `device`, all dense float32. */
+export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array,
+  out: Float32Array, lse: Float32Array, dout: Float32Array, o: AttentionOptions, blockTable?: BlockTable): Promise<{ dq: Float32Array; dk: Float32Array; dv: Float32Array }> {
+  const { B, Hq, Hkv, L, S, D, Dv } = dims;
+  const rows = B * Hq * L, keys = B * Hkv * S;
+  // stats = lse, then D_i = do_i · o_i
+  const stats = new Float32Array(2 * rows);
+  for (let r = 0; r < rows; r++) stats[r] = Math.max(lse[r], -3.4028234663852886e38); // −∞ as the shader's NEG_INF
+  for (let r = 0; r < rows; r++) {
+    let dI = 0;
+    for (let d = 0; d < Dv; d++) dI += dout[r * Dv + d] * out[r * Dv + d];
+    stats[rows + r] = dI;
+  }
+  if (Math.ceil(Math.max(rows, keys) / 64) > 65535) throw new QkvError(`WebGPU attention backward: ${Math.max(rows, keys)} rows need more than 65535 workgroups`);
+  const { aux, fl, params } = maskTables(dims, o, blockTable);
+  const buffers = [
+    upload(device, q), upload(device, k), upload(device, v), upload(device, dout), upload(device, stats),
+    upload(device, aux), upload(device, fl), uniform(device, params),
+    acquire(device, 4 * Math.max(1, rows * D), STORAGE()), acquire(device, 4 * Math.max(1, keys * (D + Dv)), STORAGE()),
+  ];
+  try {
+    const [dqPipe, dkvPipe] = await pipelines(device, D, Dv);
+    const [dq, dkv] = await validated(device, 'sdpa-backward', () => readBack(device, [
+      encodePass(device, dqPipe, bindBuffers(device, dqPipe, buffers, [0, 1, 2, 3, 4, 5, 6, 7, 8]), Math.ceil(rows / 64)),
+      encodePass(device, dkvPipe, bindBuffers(device, dkvPipe, buffers, [0, 1, 2, 3, 4, 5, 6, 7, 9]), Math.ceil(keys / 64)),
+    ], [[buffers[8], 4 * rows * D], [buffers[9], 4 * keys * (D + Dv)]]));
+    return { dq, dk: dkv.slice(0, keys * D), dv: dkv.slice(keys * D) };
+  } finally {
+    release(device, ...buffers);
+  }
+}
