@@ -128,7 +128,7 @@ export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResul
   const { webgpuUnsupported } = await import('../kernels/webgpu/sdpa-flash.js');
   const { gpuDevice } = await import('../kernels/webgpu/device.js');
   const { sdpaOptions } = await import('./conformance-ops.js');
-  if (!(await gpuDevice())) throw new QkvError('conformance --device webgpu: no WebGPU adapter (install Mesa for llvmpipe, or run on a GPU)');
+  if (!(await gpuDevice())) throw new QkvError('conformance --device webgpu: no WebGPU adapter (without a GPU: install Mesa and set QKV_WEBGPU_BACKEND=opengles to use llvmpipe)');
   const results: CaseResult[] = [];
   for (const c of readIndex(dir).cases) {
     let r: CaseResult;

@@ -51,30 +51,49 @@ export async function webgpuPagedAttention(device: GPUDevice, p: PagedProblem): 
     });
     if (p.keyMask) for (let j = 0; j < S; j++) aux[B + B * maxBlocks + b * maxS + j] = p.keyMask[b][j] ? 1 : 0;
   }
-  const { splits, chunk } = decodeChunking(maxS);
+  const rows = B * Hq * T;
+  const buffers = [upload(device, p.q), upload(device, pool.k), upload(device, pool.v)];
+  const out = acquire(device, 4 * rows * Dv, STORAGE()), lse = acquire(device, 4 * rows, STORAGE());
+  try {
+    return await validated(device, 'sdpa-decode', async () => {
+      await decodeOnGpu(device, { ...p, q: buffers[0], k: buffers[1], v: buffers[2], aux, maxS, maxBlocks, out, lse });
+      const [o, l] = await readBack(device, [], [[out, 4 * rows * Dv], [lse, 4 * rows]]);
+      return { out: o, lse: l.map((x) => (x <= -3.4e38 ? -Infinity : x)) };
+    });
+  } finally {
+    release(device, ...buffers, out, lse);
+  }
+}
+
+/** A decode problem whose operands are on the GPU already (aux as built by webgpuPagedAttention or the GPU cache). */
+export interface GpuDecodeProblem extends Omit<PagedProblem, 'q' | 'pool' | 'blockTables' | 'seqLens' | 'keyMask'> {
+  q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer;
+  pool: { blockSize: number; Hkv: number; D: number; Dv: number };
+  /** seqLens [B] · tables [B, maxBlocks] · keyMask [B, maxS] (when useKeyMask). */
+  aux: Uint32Array; maxS: number; maxBlocks: number; useKeyMask?: boolean;
+}
+
+/** Records and submits both passes; out [rows, Dv] and lse [rows] (NEG_INF for −∞) are written on the GPU. */
+export async function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): Promise<void> {
+  const { B, Hq, T, pool } = p;
+  const { blockSize, Hkv, D, Dv } = pool;
+  const { splits, chunk } = decodeChunking(p.maxS);
   const rows = B * Hq * T;
   const params = new DataView(new ArrayBuffer(64));
-  [B, Hq, Hkv, T, D, Dv, blockSize, maxBlocks, splits, chunk, p.causal ? 1 : 0].forEach((x, n) => params.setUint32(4 * n, x, true));
+  [B, Hq, Hkv, T, D, Dv, blockSize, p.maxBlocks, splits, chunk, p.causal ? 1 : 0].forEach((x, n) => params.setUint32(4 * n, x, true));
   params.setInt32(44, p.window ?? 0, true);
   params.setFloat32(48, p.scale, true);
   params.setFloat32(52, p.softcap, true);
-  params.setUint32(56, p.keyMask ? 1 : 0, true);
-  params.setUint32(60, maxS, true);
-  const buffers = [
-    upload(device, p.q), upload(device, pool.k), upload(device, pool.v), upload(device, aux),
-    acquire(device, 4 * rows * splits * (Dv + 2), STORAGE()), acquire(device, 4 * rows * Dv, STORAGE()), acquire(device, 4 * rows, STORAGE()),
-    uniform(device, params.buffer),
-  ];
-  try {
-    const [partial, merge] = await Promise.all([computePipeline(device, 'sdpa-decode', WGSL, 'partial'), computePipeline(device, 'sdpa-decode', WGSL, 'merge')]);
-    const [out, lse] = await validated(device, 'sdpa-decode', () => readBack(device, [
-      encodePass(device, partial, bindBuffers(device, partial, buffers, [0, 1, 2, 3, 4, 7]), splits, rows),
-      encodePass(device, merge, bindBuffers(device, merge, buffers, [4, 5, 6, 7]), rows),
-    ], [[buffers[5], 4 * rows * Dv], [buffers[6], 4 * rows]]));
-    return { out, lse: lse.map((x) => (x <= -3.4e38 ? -Infinity : x)) };
-  } finally {
-    release(device, ...buffers);
-  }
+  params.setUint32(56, p.useKeyMask || (p.aux.length > B + B * p.maxBlocks) ? 1 : 0, true);
+  params.setUint32(60, p.maxS, true);
+  const aux = upload(device, p.aux), part = acquire(device, 4 * rows * splits * (Dv + 2), STORAGE()), u = uniform(device, params.buffer);
+  const buffers = [p.q, p.k, p.v, aux, part, p.out, p.lse, u];
+  const [partial, merge] = await Promise.all([computePipeline(device, 'sdpa-decode', WGSL, 'partial'), computePipeline(device, 'sdpa-decode', WGSL, 'merge')]);
+  device.queue.submit([
+    encodePass(device, partial, bindBuffers(device, partial, buffers, [0, 1, 2, 3, 4, 7]), splits, rows),
+    encodePass(device, merge, bindBuffers(device, merge, buffers, [4, 5, 6, 7]), rows),
+  ]);
+  release(device, aux, part, u); // later queue work comes after these passes
 }
 
 /** Whether dense attention with these options can run as split-K decoding (a few rows, bottom-right causal or none). */

@@ -94,22 +94,34 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
 /** Runs the kernel on `device`: dense float32 q, k, v in qkv's layout; resolves to dense out and lse (−∞ restored). */
 export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array,
   o: AttentionOptions, blockTable?: BlockTable): Promise<{ out: Float32Array; lse: Float32Array }> {
-  const { B, Hq, L, D, Dv } = dims;
-  const { aux, fl, params } = maskTables(dims, o, blockTable);
+  const { B, Hq, L, Dv } = dims;
   const outBytes = 4 * B * Hq * L * Dv;
   const lseBytes = 4 * B * Hq * L;
-  const buffers = [
-    upload(device, q), upload(device, k), upload(device, v),
-    acquire(device, Math.max(4, outBytes), STORAGE()), acquire(device, Math.max(4, lseBytes), STORAGE()),
-    upload(device, aux), upload(device, fl), uniform(device, params),
-  ];
+  const buffers = [upload(device, q), upload(device, k), upload(device, v), acquire(device, Math.max(4, outBytes), STORAGE()), acquire(device, Math.max(4, lseBytes), STORAGE())];
   try {
-    const pipe = await pipeline(device, D, Dv);
-    // one workgroup per (head, tile of 64 query rows)
-    const [out, lse] = await validated(device, 'sdpa-flash', () =>
-      readBack(device, [encodePass(device, pipe, bindBuffers(device, pipe, buffers), B * Hq * Math.ceil(L / 64))], [[buffers[3], outBytes], [buffers[4], lseBytes]]));
-    return { out, lse: lse.map((x) => (x <= -3.4e38 ? -Infinity : x)) };
+    return await validated(device, 'sdpa-flash', async () => {
+      await flashOnGpu(device, dims, o, { q: buffers[0], k: buffers[1], v: buffers[2], out: buffers[3], lse: buffers[4] }, blockTable);
+      const [out, lse] = await readBack(device, [], [[buffers[3], outBytes], [buffers[4], lseBytes]]);
+      return { out, lse: lse.map((x) => (x <= -3.4e38 ? -Infinity : x)) };
+    });
   } finally {
     release(device, ...buffers);
   }
+}
+
+/**
+ * Records and submits the kernel over operands already on the GPU; writes out and lse (NEG_INF for −∞) there.
+ * `shift` overrides where row i's causal limit sits (i + shift): a KV cache passes S = its capacity (the head
+ * stride of its buffers) and shift = length − L, so keys past its length are never read.
+ */
+export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: AttentionOptions,
+  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer }, blockTable?: BlockTable, shift?: number): Promise<void> {
+  const { B, Hq, L, D, Dv } = dims;
+  const { aux, fl, params } = maskTables(dims, o, blockTable);
+  if (shift !== undefined) new DataView(params).setInt32(40, shift, true);
+  const extra = [upload(device, aux), upload(device, fl), uniform(device, params)];
+  const pipe = await pipeline(device, D, Dv);
+  // one workgroup per (head, tile of 64 query rows)
+  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), B * Hq * Math.ceil(L / 64))]);
+  release(device, ...extra);
 }

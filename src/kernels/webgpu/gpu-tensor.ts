@@ -1,0 +1,55 @@
+// A float32 tensor that lives on the GPU: a pooled storage buffer and a shape. Operations on GpuTensors (ops.ts,
+// matmul.ts, the attention hosts) record GPU work and return new GpuTensors without waiting; only read() comes back
+// to the host. Intermediate tensors go back to the device's buffer pool with release() — the queue runs commands in
+// order, so a buffer released after its last use may be reused by any later command.
+import { QkvError } from '../../errors.js';
+import { acquire, readBack, release, STORAGE, upload } from './buffers.js';
+
+export class GpuTensor {
+  readonly device: GPUDevice;
+  readonly buffer: GPUBuffer;
+  readonly shape: readonly number[];
+  private released = false;
+
+  constructor(device: GPUDevice, buffer: GPUBuffer, shape: readonly number[]) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (buffer.size < 4 * size) throw new QkvError(`GpuTensor: a buffer of ${buffer.size} bytes cannot hold [${shape.join(', ')}]`);
+    this.device = device;
+    this.buffer = buffer;
+    this.shape = [...shape];
+  }
+
+  get size(): number { return this.shape.reduce((a, b) => a * b, 1); }
+
+  /** Copies host data to a new GPU tensor. */
+  static upload(device: GPUDevice, data: Float32Array, shape: readonly number[]): GpuTensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (data.length !== n) throw new QkvError(`GpuTensor.upload: ${data.length} values for shape [${shape.join(', ')}] (${n})`);
+    return new GpuTensor(device, upload(device, data), shape);
+  }
+
+  /** A GPU tensor with undefined contents (every kernel writing one fills all of it). */
+  static empty(device: GPUDevice, shape: readonly number[]): GpuTensor {
+    return new GpuTensor(device, acquire(device, 4 * Math.max(1, shape.reduce((a, b) => a * b, 1)), STORAGE()), shape);
+  }
+
+  /** The same buffer seen with another shape of the same size. */
+  reshape(shape: readonly number[]): GpuTensor {
+    if (shape.reduce((a, b) => a * b, 1) !== this.size) throw new QkvError(`GpuTensor.reshape: [${this.shape.join(', ')}] → [${shape.join(', ')}] changes the size`);
+    return new GpuTensor(this.device, this.buffer, shape);
+  }
+
+  /** Waits for the GPU and copies the values to the host. */
+  async read(): Promise<Float32Array> {
+    if (this.released) throw new QkvError('GpuTensor.read: the tensor was released');
+    const [data] = await readBack(this.device, [], [[this.buffer, 4 * this.size]]);
+    return data;
+  }
+
+  /** Gives the buffer back to the pool; the tensor (and every reshape of it) must not be used again. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    release(this.device, this.buffer);
+  }
+}

@@ -1,0 +1,94 @@
+// Host side of ops.wgsl and of the matrix product on GpuTensors: each function records one compute pass and returns
+// its result as a new GpuTensor without waiting for the GPU. Shapes are checked here, before anything is recorded.
+import { QkvError } from '../../errors.js';
+import { encodePass, release, uniform } from './buffers.js';
+import { GpuTensor } from './gpu-tensor.js';
+import { residentBuffer } from './matmul.js';
+import { WGSL as MATMUL } from './matmul-wgsl.js';
+import { WGSL } from './ops-wgsl.js';
+import { bindBuffers, computePipeline } from './pipelines.js';
+
+type Entry = 'rmsNorm' | 'rope' | 'siluMul' | 'add' | 'transpose01';
+
+// one pass of an ops.wgsl entry point over `groups` workgroups (split over y past 65535)
+async function run(entry: Entry, x: GpuTensor, y: GpuBuffer | GpuTensor, out: GpuTensor, fields: number[], eps: number, groups: number): Promise<void> {
+  const device = x.device;
+  const params = new DataView(new ArrayBuffer(32));
+  fields.forEach((f, n) => params.setUint32(4 * n, f, true));
+  params.setFloat32(28, eps, true);
+  const u = uniform(device, params.buffer);
+  const pipe = await computePipeline(device, 'ops', WGSL, entry);
+  const yBuf = y instanceof GpuTensor ? y.buffer : y;
+  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535))]);
+  release(device, u); // the queue runs in order: a later writeBuffer into it comes after this pass
+}
+type GpuBuffer = GPUBuffer;
+
+const groupsOf = (n: number) => Math.max(1, Math.ceil(n / 64));
+const same = (a: GpuTensor, b: GpuTensor, what: string) => {
+  if (a.shape.join() !== b.shape.join()) throw new QkvError(`${what}: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+};
+
+/** RMSNorm over the last dim: x / sqrt(mean(x²) + eps) · (offset + weight); weight stays resident. */
+export async function rmsNormGpu(x: GpuTensor, weight: Float32Array, eps: number, offset = 0): Promise<GpuTensor> {
+  const E = x.shape[x.shape.length - 1];
+  if (weight.length !== E) throw new QkvError(`rmsNormGpu: weight has ${weight.length} values, x's last dim is ${E}`);
+  const out = GpuTensor.empty(x.device, x.shape);
+  await run('rmsNorm', x, residentBuffer(x.device, weight), out, [x.size / E, E, 0, 0, 0, offset], eps, x.size / E);
+  return out;
+}
+
+/** RoPE on x [T, H, D] with a table [T, 2, half] of cos θ and sin θ (ropeTable); `interleaved` pairs (2k, 2k+1). */
+export async function ropeGpu(x: GpuTensor, table: GpuTensor, interleaved = false): Promise<GpuTensor> {
+  const [T, H, D] = x.shape;
+  const half = table.shape[2];
+  if (x.shape.length !== 3 || table.shape[0] !== T || 2 * half > D) throw new QkvError(`ropeGpu: x [T, H, D] = [${x.shape.join(', ')}] needs a table [${T}, 2, ≤ ${D / 2}], got [${table.shape.join(', ')}]`);
+  const out = GpuTensor.empty(x.device, x.shape);
+  await run('rope', x, table, out, [0, T, H, D, half, interleaved ? 1 : 0], 0, groupsOf(T * H * (D / 2)));
+  return out;
+}
+
+/** SiLU(gate) ⊙ up. */
+export async function siluMulGpu(gate: GpuTensor, up: GpuTensor): Promise<GpuTensor> {
+  same(gate, up, 'siluMulGpu');
+  const out = GpuTensor.empty(gate.device, gate.shape);
+  await run('siluMul', gate, up, out, [gate.size], 0, groupsOf(gate.size));
+  return out;
+}
+
+/** a + b. */
+export async function addGpu(a: GpuTensor, b: GpuTensor): Promise<GpuTensor> {
+  same(a, b, 'addGpu');
+  const out = GpuTensor.empty(a.device, a.shape);
+  await run('add', a, b, out, [a.size], 0, groupsOf(a.size));
+  return out;
+}
+
+/**
+ * x [A, B, C] → [B, A, C] (a new tensor), or written into `into` [B, capA, C] at rows off … off + A − 1 of each block
+ * (appending to a KV cache).
+ */
+export async function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA: number; off: number }): Promise<GpuTensor> {
+  const [A, B, C] = x.shape;
+  if (x.shape.length !== 3) throw new QkvError(`transpose01Gpu: x must be [A, B, C], got [${x.shape.join(', ')}]`);
+  const dst = into?.dst ?? GpuTensor.empty(x.device, [B, A, C]);
+  const capA = into?.capA ?? A, off = into?.off ?? 0;
+  if (off + A > capA || dst.size < B * capA * C) throw new QkvError(`transpose01Gpu: rows ${off}…${off + A - 1} do not fit a destination [${B}, ${capA}, ${C}]`);
+  await run('transpose01', x, x, dst, [0, A, B, C, capA, off], 0, groupsOf(A * B * C));
+  return dst;
+}
+
+/** x [M, K] · Wᵀ (+ bias) with W [N, K] resident on the GPU: [M, N]. */
+export async function matmulGpu(x: GpuTensor, w: Float32Array, N: number, bias?: Float32Array | null): Promise<GpuTensor> {
+  const K = x.shape[x.shape.length - 1];
+  const M = x.size / K;
+  if (w.length !== N * K) throw new QkvError(`matmulGpu: weight has ${w.length} values, expected N·K = ${N}·${K}`);
+  const device = x.device;
+  const out = GpuTensor.empty(device, [...x.shape.slice(0, -1), N]);
+  const u = uniform(device, Uint32Array.from([M, K, N, bias ? 1 : 0]).buffer);
+  const pipe = await computePipeline(device, 'matmul', MATMUL);
+  const bBuf = residentBuffer(device, w);
+  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, bBuf, bias ? residentBuffer(device, bias) : bBuf, out.buffer, u]), Math.ceil(N / 64), Math.ceil(M / 64))]);
+  release(device, u);
+  return out;
+}
