@@ -10,6 +10,7 @@ import type { CausalLM, Seq2SeqLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkSampling, sampleNext, type SamplingOptions } from './sampling.js';
+import { webgpuStepper } from './webgpu.js';
 import type { Tokenizer } from './tokenizer.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -25,6 +26,8 @@ export interface GenerateOptions extends SamplingOptions {
   cache?: KVCache;
   /** Called with each token as it is produced. */
   onToken?: (t: GeneratedToken) => void;
+  /** Where the model runs (default 'cpu'); 'webgpu' keeps weights and the KV cache on the GPU (one sequence). */
+  device?: 'cpu' | 'webgpu';
 }
 
 /** One produced token and the text it added (may be empty while a multi-byte character is incomplete). */
@@ -74,49 +77,58 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   }
   const stop = new Set(o.stopTokens ?? model.info.eosTokenIds);
   const rng = new Rng(o.seed ?? 0);
+  if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'webgpu') throw new QkvError(`generate: device must be 'cpu' or 'webgpu', got ${JSON.stringify(o.device)}`);
+  if (o.device === 'webgpu' && o.cache) throw new QkvError("generate: device 'webgpu' keeps its own KV cache on the GPU; leave out `cache`");
+  const gpu = o.device === 'webgpu' ? await webgpuStepper(model) : null;
   const cache = o.cache ?? new ContiguousKVCache(model.info.numLayers);
-  const pause = yielder();
-  const ids: number[] = [];
-  let text = '';
-  let finishReason: 'stop' | 'length' = 'length';
-  let cutAtStopString = false;
-  const t0 = performance.now();
-  let prefillMs = 0;
-  // 1. prefill: the whole prompt in one pass; 2. decode: one token at a time against the cache
-  let logits = model.forward([promptIds], { cache, lastOnly: true }).logits;
-  for (let n = 0; n < maxTokens; n++) {
-    const id = sampleNext(lastLogits(logits), [...promptIds, ...ids], o, rng);
-    if (n === 0) prefillMs = performance.now() - t0;
-    if (stop.has(id)) { finishReason = 'stop'; break; }
-    ids.push(id);
-    let delta = '';
-    if (tokenizer) {
-      const full = tokenizer.decode(ids);
-      // hold back an incomplete UTF-8 sequence (decoded as U+FFFD) until its next byte arrives
-      const settled = full.endsWith('\uFFFD') ? full.slice(0, -1) : full;
-      delta = settled.slice(text.length);
-      text = settled.length > text.length ? settled : text;
-      const hit = o.stopStrings?.map((s) => text.indexOf(s)).filter((i) => i >= 0).sort((a, b) => a - b)[0];
-      if (hit !== undefined) {
-        const before = text.length - delta.length;
-        delta = delta.slice(0, Math.max(0, hit - before));
-        text = text.slice(0, hit);
-        const t = { id, text: delta, index: n };
-        o.onToken?.(t);
-        yield t;
-        finishReason = 'stop';
-        cutAtStopString = true;
-        break;
+  // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU)
+  const step = gpu?.step ?? (async (next: readonly number[]) => lastLogits(model.forward([next], { cache, lastOnly: true }).logits));
+  try {
+    const pause = yielder();
+    const ids: number[] = [];
+    let text = '';
+    let finishReason: 'stop' | 'length' = 'length';
+    let cutAtStopString = false;
+    const t0 = performance.now();
+    let prefillMs = 0;
+    // 1. prefill: the whole prompt in one pass; 2. decode: one token at a time against the cache
+    let logits = await step(promptIds);
+    for (let n = 0; n < maxTokens; n++) {
+      const id = sampleNext(logits, [...promptIds, ...ids], o, rng);
+      if (n === 0) prefillMs = performance.now() - t0;
+      if (stop.has(id)) { finishReason = 'stop'; break; }
+      ids.push(id);
+      let delta = '';
+      if (tokenizer) {
+        const full = tokenizer.decode(ids);
+        // hold back an incomplete UTF-8 sequence (decoded as U+FFFD) until its next byte arrives
+        const settled = full.endsWith('\uFFFD') ? full.slice(0, -1) : full;
+        delta = settled.slice(text.length);
+        text = settled.length > text.length ? settled : text;
+        const hit = o.stopStrings?.map((s) => text.indexOf(s)).filter((i) => i >= 0).sort((a, b) => a - b)[0];
+        if (hit !== undefined) {
+          const before = text.length - delta.length;
+          delta = delta.slice(0, Math.max(0, hit - before));
+          text = text.slice(0, hit);
+          const t = { id, text: delta, index: n };
+          o.onToken?.(t);
+          yield t;
+          finishReason = 'stop';
+          cutAtStopString = true;
+          break;
+        }
       }
+      const t = { id, text: delta, index: n };
+      o.onToken?.(t);
+      yield t;
+      await pause();
+      if (n + 1 < maxTokens) logits = await step([id]);
     }
-    const t = { id, text: delta, index: n };
-    o.onToken?.(t);
-    yield t;
-    await pause();
-    if (n + 1 < maxTokens) logits = model.forward([[id]], { cache, lastOnly: true }).logits;
+    if (tokenizer && !cutAtStopString) text = tokenizer.decode(ids); // includes a trailing partial character, if any
+    return { ids, text, promptTokens: promptIds.length, finishReason, timings: { prefillMs, decodeMs: performance.now() - t0 - prefillMs } };
+  } finally {
+    gpu?.release();
   }
-  if (tokenizer && !cutAtStopString) text = tokenizer.decode(ids); // includes a trailing partial character, if any
-  return { ids, text, promptTokens: promptIds.length, finishReason, timings: { prefillMs, decodeMs: performance.now() - t0 - prefillMs } };
 }
 
 /** Generates and collects the whole continuation. */

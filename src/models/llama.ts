@@ -7,6 +7,8 @@
 //   logits = lm_head(RMSNorm(x))       (lm_head tied to embed when tie_word_embeddings)
 // Attention is grouped-query: Hq query heads share Hkv key/value heads.
 import type { KVCache } from '../cache/kv-cache.js';
+import type { GpuKVCache } from '../cache/webgpu.js';
+import { addGpu, gatedActGpu, GpuTensor, linearGpu, rmsNormGpuLayer, ropeGpuLayer, ropeTableGpu, rowsGpu } from '../nn/webgpu.js';
 import { activation, add, mul } from '../nn/activations.js';
 import { linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
@@ -57,13 +59,15 @@ export class Llama implements CausalLM {
   private readonly freqs: RopeFrequencies;
   private readonly eps: number;
   private readonly act: (x: Tensor) => Tensor;
+  private readonly actName: string;
 
   constructor(c: HfConfig, w: Weights, readonly variant: LlamaVariant) {
     const info = (this.info = decoderInfo(c, variant.architecture));
     const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, vocabSize: V } = info;
     const F = num(c, 'intermediate_size');
     this.eps = num(c, 'rms_norm_eps', 1e-6);
-    this.act = activation(typeof c.hidden_act === 'string' ? c.hidden_act : 'silu');
+    this.actName = typeof c.hidden_act === 'string' ? c.hidden_act : 'silu';
+    this.act = activation(this.actName);
     this.freqs = ropeInvFreq(ropeConfig(c, D));
     this.embed = w.table('model.embed_tokens.weight', [V, E]);
     const bias = (name: string, n: number) => (variant.qkvBias ? w.get(name, [n]) : w.optional(name, [n]));
@@ -83,6 +87,16 @@ export class Llama implements CausalLM {
     this.norm = w.get('model.norm.weight', [E]);
     // tied embeddings: the output projection is the embedding matrix itself
     this.lmHead = c.tie_word_embeddings === true || !w.has('lm_head.weight') ? w.asFormat(this.embed) : w.matrix('lm_head.weight', [V, E]);
+  }
+
+  /** What the WebGPU forward (llamaForwardWebGPU) reads. */
+  gpuParts() {
+    return { embed: this.embed, layers: this.layers, norm: this.norm, lmHead: this.lmHead, freqs: this.freqs, eps: this.eps, act: this.actName, slidingWindow: this.variant.slidingWindow };
+  }
+
+  /** The last position's logits [V] of one sequence, computed on WebGPU with a GPU KV cache. */
+  forwardWebGPU(ids: readonly number[], cache: GpuKVCache): Promise<Float32Array> {
+    return llamaForwardWebGPU(this, ids, cache);
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {
@@ -111,6 +125,41 @@ export class Llama implements CausalLM {
     const logits = linear(rmsNorm(x, this.norm, this.eps), this.lmHead); // [B, T, V]
     return { logits, attentions: o.outputAttentions ? attentions : undefined };
   }
+}
+
+/**
+ * The same forward pass on WebGPU, for one sequence: every layer runs on GpuTensors and the KV cache is on the GPU,
+ * so only the last position's logits [V] come back. Line for line the CPU forward above.
+ */
+export async function llamaForwardWebGPU(m: Llama, ids: readonly number[], cache: GpuKVCache): Promise<Float32Array> {
+  const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D } = m.info;
+  const g = m.gpuParts();
+  const T = ids.length;
+  const past = cache.length(0);
+  const table = ropeTableGpu(cache.device, g.freqs, ids.map((_, t) => past + t));
+  let x = GpuTensor.upload(cache.device, embedding(g.embed, [...ids]).toFloat32(), [T, E]); // [T, E]
+  for (const [l, L] of g.layers.entries()) {
+    const n = await rmsNormGpuLayer(x, L.ln1, g.eps); // [T, E]
+    const [q0, k0, v] = [await linearGpu(n, L.wq, L.bq), await linearGpu(n, L.wk, L.bk), await linearGpu(n, L.wv, L.bv)];
+    const q = await ropeGpuLayer(q0.reshape([T, Hq, D]), table); // [T, Hq, D]
+    const k = await ropeGpuLayer(k0.reshape([T, Hkv, D]), table); // [T, Hkv, D]
+    const a = await cache.attend(l, { q, k, v: v.reshape([T, Hkv, D]), scale: 1 / Math.sqrt(D), slidingWindow: g.slidingWindow }); // [T, Hq·D]
+    const o = await linearGpu(a, L.wo);
+    const x2 = await addGpu(x, o); // [T, E]
+    const mNorm = await rmsNormGpuLayer(x2, L.ln2, g.eps);
+    const [gate, up] = [await linearGpu(mNorm, L.gate), await linearGpu(mNorm, L.up)];
+    const h = await gatedActGpu(g.act, gate, up); // [T, F]
+    const down = await linearGpu(h, L.down);
+    const x3 = await addGpu(x2, down); // [T, E]
+    for (const t of [x, n, q0, k0, v, q, k, a, o, x2, mNorm, gate, up, h, down]) t.release();
+    x = x3;
+  }
+  const last = rowsGpu(x, T - 1, 1); // [1, E]
+  const norm = await rmsNormGpuLayer(last, g.norm, g.eps);
+  const logits = await linearGpu(norm, g.lmHead); // [1, V]
+  const out = await logits.read();
+  for (const t of [x, last, norm, logits, table]) t.release();
+  return out;
 }
 
 /**

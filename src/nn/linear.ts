@@ -21,6 +21,10 @@ function matrixData(w: LinearWeight): MatrixData {
   if (c.dtype === 'float16' || c.dtype === 'bfloat16') return { dtype: c.dtype, data: c.data as Uint16Array };
   return { dtype: 'float32', data: c.toFloat32() };
 }
+/** The weight widened to float32 once (the array is kept, so GPU and TypeScript paths upload or use it once). */
+export function weightF32(w: LinearWeight): Float32Array {
+  return asFloat32(w, matrixData(w));
+}
 function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
   if (m.dtype === 'float32') return m.data;
   let f = widened.get(m.data);

@@ -13,6 +13,10 @@ import { gpuDevice } from '../../src/kernels/webgpu/device.js';
 import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgpu.js';
 import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
 import { pooledBytes } from '../../src/kernels/webgpu/buffers.js';
+import { GpuKVCache } from '../../src/cache/webgpu.js';
+import { ContiguousKVCache, generate, type CausalLM } from '../../src/index.js';
+import { loadCheckpoint } from '../../src/node/checkpoint.js';
+import type { Llama } from '../../src/models/llama.js';
 import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, randint, randn, rng } from '../helpers.js';
 
@@ -162,4 +166,33 @@ test('WGSL backward equals the CPU backward (every mask the forward takes, soft-
     assert.equal(gpu.device, 'webgpu', `trial ${trial}`);
     for (const name of ['dq', 'dk', 'dv'] as const) assertClose(gpu[name], cpu[name], 2e-5, 2e-4, `trial ${trial} ${JSON.stringify(options)} ${name}`);
   }
+});
+
+const TINY = fileURLToPath(new URL('../../../models/qkv-tiny', import.meta.url));
+
+test('qkv-tiny runs whole on WebGPU: the logits of prefill and decode steps match the CPU (KV cache on the GPU, grown twice)', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const { model } = loadCheckpoint(TINY, { tokenizer: false });
+  const llama = model as unknown as Llama;
+  const device = (await gpuDevice())!;
+  const gpuCache = new GpuKVCache(device, model.info.numLayers, 4); // the prompt grows it to 10, the second step to 20 (a copy)
+  const cpuCache = new ContiguousKVCache(model.info.numLayers);
+  const steps = [[5, 17, 300, 42, 7, 99, 1000, 12, 4000, 3], [64], [65], [66, 67]];
+  for (const ids of steps) {
+    const gpu = await llama.forwardWebGPU(ids, gpuCache);
+    const cpu = (model as CausalLM).forward([ids], { cache: cpuCache, lastOnly: true }).logits;
+    assertClose(Tensor.from(gpu, [1, 1, gpu.length]), cpu, 1e-4, 1e-3, `step of ${ids.length} tokens`);
+  }
+  assert.equal(gpuCache.length(0), 14);
+  gpuCache.release();
+});
+
+test("generate(…, { device: 'webgpu' }) gives the CPU's greedy tokens for qkv-tiny", async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const { model, tokenizer } = loadCheckpoint(TINY);
+  const prompt = 'The Zen of Python, by Tim Peters. Beautiful is better than ugly.';
+  const cpu = await generate(model as CausalLM, tokenizer!, prompt, { maxTokens: 12, greedy: true, stopTokens: [] });
+  const gpu = await generate(model as CausalLM, tokenizer!, prompt, { maxTokens: 12, greedy: true, stopTokens: [], device: 'webgpu' });
+  assert.deepEqual(gpu.ids, cpu.ids);
+  await assert.rejects(generate(model as CausalLM, tokenizer!, prompt, { device: 'webgpu', cache: new ContiguousKVCache(4) }), /device 'webgpu' keeps its own KV cache/);
 });

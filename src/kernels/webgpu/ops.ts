@@ -19,7 +19,8 @@ async function run(entry: Entry, x: GpuTensor, y: GpuBuffer | GpuTensor, out: Gp
   const u = uniform(device, params.buffer);
   const pipe = await computePipeline(device, 'ops', WGSL, entry);
   const yBuf = y instanceof GpuTensor ? y.buffer : y;
-  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535))]);
+  const used = entry === 'transpose01' ? [0, 2, 3] : [0, 1, 2, 3]; // the transpose has no second operand
+  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u], used), Math.min(groups, 65535), Math.ceil(groups / 65535))]);
   release(device, u); // the queue runs in order: a later writeBuffer into it comes after this pass
 }
 type GpuBuffer = GPUBuffer;
@@ -90,5 +91,17 @@ export async function matmulGpu(x: GpuTensor, w: Float32Array, N: number, bias?:
   const bBuf = residentBuffer(device, w);
   device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, bBuf, bias ? residentBuffer(device, bias) : bBuf, out.buffer, u]), Math.ceil(N / 64), Math.ceil(M / 64))]);
   release(device, u);
+  return out;
+}
+
+/** Rows [first, first + n) of x [R, C] as a new tensor [n, C] (a buffer copy). */
+export function rowsGpu(x: GpuTensor, first: number, n: number): GpuTensor {
+  const C = x.shape[x.shape.length - 1];
+  const R = x.size / C;
+  if (first < 0 || n < 1 || first + n > R) throw new QkvError(`rowsGpu: rows ${first}…${first + n - 1} of ${R}`);
+  const out = GpuTensor.empty(x.device, [n, C]);
+  const enc = x.device.createCommandEncoder();
+  enc.copyBufferToBuffer(x.buffer, 4 * first * C, out.buffer, 0, 4 * n * C);
+  x.device.queue.submit([enc.finish()]);
   return out;
 }

@@ -1,12 +1,13 @@
 // `qkv generate [--model DIR] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
 //               [--repetition-penalty R] [--seed S] [--greedy] [--stop STR] [--no-prompt]
-//               [--cache contiguous|paged|int8|sliding|sinks] [--window W] [--sinks K] "prompt"`
+//               [--cache contiguous|paged|int8|sliding|sinks] [--window W] [--sinks K] [--device cpu|webgpu] "prompt"`
 // Streams the continuation to stdout as it is produced (the prompt first, unless --no-prompt).
 import { parseArgs } from 'node:util';
 import { createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions } from '../../generate/generate.js';
 import { QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
+import { useDawn } from '../webgpu.js';
 import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS } from './shared.js';
 
 export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
@@ -22,6 +23,8 @@ export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
   --cache KIND             contiguous (default) | paged | int8 | sliding | sinks
   --window W               sliding: window for layers without one; sinks: recent tokens kept (default 252)
   --sinks K                sinks: first tokens always kept (default 4)
+  --device cpu|webgpu      where the model runs (default cpu); webgpu keeps weights and the KV cache on the GPU
+                           (Dawn; QKV_WEBGPU_BACKEND=opengles for Mesa's llvmpipe without a GPU)
 ${RUNTIME_HELP}`;
 
 export async function generateCommand(argv: string[], out: (s: string) => void): Promise<number> {
@@ -31,7 +34,7 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
       model: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
       'top-p': { type: 'string' }, 'min-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
       greedy: { type: 'boolean' }, stop: { type: 'string', multiple: true }, 'no-prompt': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' }, ...RUNTIME_OPTIONS,
+      cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' }, device: { type: 'string' }, ...RUNTIME_OPTIONS,
     },
   });
   if (values.help) { out(`${GENERATE_HELP}\n`); return 0; }
@@ -41,6 +44,10 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
   if (ckpt.model.kind !== 'causal-lm') throw new QkvError(`qkv generate: ${ckpt.config.architectures?.[0]} is not a causal language model`);
   if (!ckpt.tokenizer) throw new QkvError(`qkv generate: ${ckpt.dir} has no tokenizer.json`);
+  const device = values.device ?? 'cpu';
+  if (device !== 'cpu' && device !== 'webgpu') throw new QkvError(`--device must be cpu or webgpu, got '${device}'`);
+  if (device === 'webgpu' && values.cache) throw new QkvError('--device webgpu keeps its own KV cache on the GPU; leave out --cache');
+  if (device === 'webgpu' && !(await useDawn())) throw new QkvError("--device webgpu needs the optional 'webgpu' package (npm install webgpu)");
   const o: GenerateOptions = {
     maxTokens: numberArg(values['max-tokens'], 'max-tokens') ?? 64,
     greedy: values.greedy ?? false,
@@ -48,7 +55,8 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
     topK: numberArg(values['top-k'], 'top-k'), topP: numberArg(values['top-p'], 'top-p'), minP: numberArg(values['min-p'], 'min-p'),
     repetitionPenalty: numberArg(values['repetition-penalty'], 'repetition-penalty'),
     seed: numberArg(values.seed, 'seed') ?? 0, stopStrings: values.stop,
-    cache: createCache((values.cache ?? 'contiguous') as CacheKind, ckpt.model.info.numLayers, {
+    device,
+    cache: device === 'webgpu' ? undefined : createCache((values.cache ?? 'contiguous') as CacheKind, ckpt.model.info.numLayers, {
       window: numberArg(values.window, 'window'), sinks: numberArg(values.sinks, 'sinks'),
     }),
   };

@@ -1,0 +1,28 @@
+// Generation on WebGPU: a step function over a model's WebGPU forward and a GPU KV cache, for generateStream's
+// `device: 'webgpu'`. Weights and the cache stay on the GPU between steps; each step reads back one row of logits.
+import { GpuKVCache } from '../cache/webgpu.js';
+import { QkvError } from '../errors.js';
+import { gpuDevice } from '../kernels/webgpu/device.js';
+import { validated } from '../kernels/webgpu/pipelines.js';
+import type { CausalLM } from '../models/model.js';
+
+/** A model that can run its forward pass on WebGPU (Llama, Mistral, Qwen2). */
+interface WebGpuCausalLM extends CausalLM {
+  forwardWebGPU(ids: readonly number[], cache: GpuKVCache): Promise<Float32Array>;
+}
+
+const hasGpuForward = (m: CausalLM): m is WebGpuCausalLM => typeof (m as Partial<WebGpuCausalLM>).forwardWebGPU === 'function';
+
+/** The next-logits step of `model` on WebGPU, or null (with a warning) when there is no adapter. */
+export async function webgpuStepper(model: CausalLM): Promise<{ step: (ids: readonly number[]) => Promise<Float32Array>; release: () => void } | null> {
+  if (!hasGpuForward(model)) throw new QkvError(`generate: ${model.info.architecture} has no WebGPU forward yet (LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM do)`);
+  const device = await gpuDevice();
+  if (!device) {
+    console.warn('qkv: generating on the CPU instead of WebGPU (no WebGPU adapter)');
+    return null;
+  }
+  const cache = new GpuKVCache(device, model.info.numLayers);
+  // a dispatch Dawn rejects becomes an error here instead of garbage logits
+  const what = `${model.info.architecture} forward on WebGPU`;
+  return { step: (ids) => validated(device, what, () => model.forwardWebGPU(ids, cache)), release: () => cache.release() };
+}

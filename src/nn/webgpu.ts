@@ -1,0 +1,50 @@
+// The layers of a decoder on GpuTensors (src/kernels/webgpu): what models call to run their forward pass on WebGPU
+// with nothing read back between layers. Same arguments as their CPU twins (linear.ts, norm.ts, rope.ts,
+// activations.ts) — weights as models hold them, widened to f32 once and kept on the GPU after the first call.
+import { QkvError } from '../errors.js';
+import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
+import { addGpu, matmulGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../kernels/webgpu/ops.js';
+import type { LinearWeight } from '../tensor/quantize.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { weightF32 } from './linear.js';
+import type { RopeFrequencies } from './positional/rope.js';
+
+export { GpuTensor };
+
+const vectors = new WeakMap<Tensor, Float32Array>();
+const f32 = (t: Tensor) => vectors.get(t) ?? vectors.set(t, t.toFloat32().slice()).get(t)!; // one array per tensor: it stays resident
+
+/** y = x Wᵀ + b on the GPU. */
+export function linearGpu(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<GpuTensor> {
+  return matmulGpu(x, weightF32(weight), weight.shape[0], bias ? f32(bias) : null);
+}
+
+/** RMSNorm over the last dim (offset 1: Gemma's 1 + γ). */
+export function rmsNormGpuLayer(x: GpuTensor, weight: Tensor, eps: number, offset = 0): Promise<GpuTensor> {
+  return rmsNormGpu(x, f32(weight), eps, offset);
+}
+
+/** The cos θ / sin θ table of `positions` [T] for RoPE on the GPU: [T, 2, half], θ = p · inv_freq (× attention factor). */
+export function ropeTableGpu(device: GPUDevice, freqs: RopeFrequencies, positions: readonly number[]): GpuTensor {
+  const half = freqs.invFreq.length;
+  const table = new Float32Array(positions.length * 2 * half);
+  positions.forEach((p, t) => {
+    for (let k = 0; k < half; k++) {
+      const th = p * freqs.invFreq[k];
+      table[(2 * t) * half + k] = Math.cos(th) * freqs.attentionFactor;
+      table[(2 * t + 1) * half + k] = Math.sin(th) * freqs.attentionFactor;
+    }
+  });
+  return GpuTensor.upload(device, table, [positions.length, 2, half]);
+}
+
+/** RoPE (rotate-half) on x [T, H, D]. */
+export const ropeGpuLayer = (x: GpuTensor, table: GpuTensor) => ropeGpu(x, table);
+
+/** The feed-forward activations that have a GPU kernel: SwiGLU's SiLU(gate) ⊙ up. */
+export function gatedActGpu(act: string, gate: GpuTensor, up: GpuTensor): Promise<GpuTensor> {
+  if (act !== 'silu' && act !== 'swish') throw new QkvError(`WebGPU: activation '${act}' has no GPU kernel yet (silu does)`);
+  return siluMulGpu(gate, up);
+}
+
+export { addGpu, rowsGpu };
