@@ -25,8 +25,11 @@ async function browserBackend() {
   // the WebAssembly kernels on every core: Web Workers over shared memory (the server sends the cross-origin
   // isolation headers that SharedArrayBuffer needs; without them this stays at 1 thread)
   const threads = await useBrowserThreads('/qkv/kernels/wasm/kernel-worker-browser.js').catch((e) => { console.warn('qkv: threads unavailable:', e); return 1; });
+  // WebGPU when the browser offers an adapter: generation can then run with weights and KV cache on the GPU
+  const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
+  const gpuName = adapter ? [adapter.info?.vendor, adapter.info?.architecture || adapter.info?.description].filter(Boolean).join(' ') || 'WebGPU' : null;
   return {
-    mode: 'browser', threads, info: model.info, name: config.architectures?.[0] ?? 'model',
+    mode: 'browser', threads, gpuName, info: model.info, name: config.architectures?.[0] ?? 'model',
     attention(prompt) {
       const ids = tokenizer.encode(prompt);
       if (ids.length > 128) throw new Error(`the prompt is ${ids.length} tokens; the lab shows at most 128`);
@@ -36,8 +39,8 @@ async function browserBackend() {
       return { tokens, ids, layers: attentions.length, heads: attentions[0].shape[1], map: (l, h) => slice(attentions[l].toFloat32(), h, ids.length), metrics };
     },
     experiment: (id, prompt) => EXPERIMENTS[id](model, tokenizer.encode(prompt)),
-    async generate(prompt, n, onText) {
-      for await (const t of generateStream(model, tokenizer, prompt, { maxTokens: n, greedy: true })) onText(t.text);
+    async generate(prompt, n, onText, device = 'cpu') {
+      for await (const t of generateStream(model, tokenizer, prompt, { maxTokens: n, greedy: true, device })) onText(t.text);
     },
   };
 }
@@ -202,10 +205,15 @@ function select(l, h) {
 async function generate() {
   const out = $('#generation');
   out.textContent = $('#prompt').value;
-  status('generating…');
+  const device = $('#use-webgpu').checked ? 'webgpu' : 'cpu';
+  status(`generating${device === 'webgpu' ? ' on WebGPU' : ''}…`);
   try {
-    await backend.generate($('#prompt').value, Math.min(200, Math.max(1, +$('#max-tokens').value || 40)), (t) => { out.textContent += t; });
-    status('generation done');
+    const t0 = performance.now();
+    let tokens = 0;
+    await backend.generate($('#prompt').value, Math.min(200, Math.max(1, +$('#max-tokens').value || 40)), (t) => { tokens++; out.textContent += t; }, device);
+    const where = backend.mode === 'server' ? 'on the server' : device === 'webgpu' ? `on WebGPU (${backend.gpuName})` : 'on the CPU in this page';
+    status(`generation done · ${tokens} tokens in ${(performance.now() - t0).toFixed(0)} ms ${where}`);
+    document.body.dataset.generatedOn = backend.mode === 'server' ? 'server' : device;
   } catch (e) {
     status(`error: ${e.message}`);
   }
@@ -319,6 +327,12 @@ async function start() {
   }
   document.body.dataset.backend = backend.mode;
   document.body.dataset.threads = String(backend.threads ?? 0);
+  document.body.dataset.webgpu = backend.gpuName ? 'yes' : 'no';
+  const gpuBox = $('#use-webgpu');
+  gpuBox.disabled = !backend.gpuName;
+  gpuBox.parentElement.title = backend.gpuName
+    ? `Generate with the weights and the KV cache on the GPU (${backend.gpuName}). The attention maps stay on the CPU: the GPU kernels are fused and never form the weights.`
+    : 'This browser offers no WebGPU adapter (or the model runs on the server)';
   $('#examples').addEventListener('change', () => { $('#prompt').value = $('#examples').value; run(); });
   $('#run').addEventListener('click', run);
   $('#generate').addEventListener('click', generate);

@@ -108,3 +108,35 @@ test('when the page cannot load the model it falls back to the server', { skip, 
   await page.waitForSelector('.experiment[data-id="gqa"] .metric', { timeout: 60_000 });
   await page.screenshot({ path: join(ARTIFACTS, 'lab-server-fallback.png'), fullPage: true });
 });
+
+test('where the browser offers WebGPU, the lab generates on it: the same greedy text as on the CPU', { skip, timeout: 180_000 }, async () => {
+  // SwiftShader's WebGPU adapter: what headless Chromium offers without a GPU
+  const gpuBrowser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-first-run', '--disable-background-networking'] });
+  try {
+    const page = await gpuBrowser.newPage({ viewport: { width: 1280, height: 800 } });
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(base);
+    await page.waitForSelector('.cell canvas', { timeout: 120_000 });
+    if (await page.getAttribute('body', 'data-webgpu') !== 'yes') { console.log('# this Chromium offers no WebGPU adapter; nothing to compare'); return; }
+    await page.fill('#prompt', 'The Zen of Python, by Tim Peters. Beautiful is better than ugly.');
+    await page.fill('#max-tokens', '10');
+    const generateOn = async (gpu: boolean) => {
+      await page.setChecked('#use-webgpu', gpu);
+      await page.click('#generate');
+      await page.waitForFunction(() => /generation done/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 120_000 });
+      const status = await page.textContent('#status');
+      return { text: await page.textContent('#generation'), on: await page.getAttribute('body', 'data-generated-on'), status };
+    };
+    const gpu = await generateOn(true);
+    const cpu = await generateOn(false);
+    assert.equal(gpu.on, 'webgpu', gpu.status ?? '');
+    assert.match(gpu.status ?? '', /on WebGPU/);
+    assert.equal(cpu.on, 'cpu');
+    assert.equal(gpu.text, cpu.text);
+    assert.deepEqual(problems, []);
+    await page.screenshot({ path: join(ARTIFACTS, 'lab-webgpu.png') });
+  } finally {
+    await gpuBrowser.close();
+  }
+});
