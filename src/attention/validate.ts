@@ -25,9 +25,18 @@ export function checkQkv(q: unknown, k: unknown, v: unknown, fn = 'attention'): 
   if (Q.dtype !== K.dtype || Q.dtype !== V.dtype) {
     throw new QkvError(`${fn}: q, k, v must share one dtype, got q ${Q.dtype}, k ${K.dtype}, v ${V.dtype}`);
   }
-  const [B, Hq, L, D] = Q.shape;
-  const [Bk, Hkv, S, Dk] = K.shape;
-  const [Bv, Hv, Sv, Dv] = V.shape;
+  return checkQkvShapes(Q.shape, K.shape, V.shape, fn);
+}
+
+/** Checks the shapes of q, k, v (rank 4, matching sizes, Hkv | Hq) — tensors wherever they live — and returns the sizes. */
+export function checkQkvShapes(qs: readonly number[], ks: readonly number[], vs: readonly number[], fn = 'attention'): AttnShape {
+  for (const [name, s] of [['q', qs], ['k', ks], ['v', vs]] as const) {
+    if (s.length !== 4) throw new QkvError(`${fn}: ${name} must have rank 4 [batch, heads, seq, head_dim], got shape ${fmtShape(s)}`);
+  }
+  const [B, Hq, L, D] = qs;
+  const [Bk, Hkv, S, Dk] = ks;
+  const [Bv, Hv, Sv, Dv] = vs;
+  const Q = { shape: qs }, K = { shape: ks }, V = { shape: vs };
   const same = (a: number, b: number, what: string) => {
     if (a !== b) throw new QkvError(`${fn}: ${what} (${a} vs ${b}); shapes q ${fmtShape(Q.shape)}, k ${fmtShape(K.shape)}, v ${fmtShape(V.shape)}`);
   };

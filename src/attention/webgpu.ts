@@ -2,8 +2,9 @@
 // and results as attention() for what the WGSL kernel covers; without an adapter, or for options it does not cover
 // yet, the call runs on the CPU and warns once. Async: GPU results come back through a buffer map.
 import { gpuDevice } from '../kernels/webgpu/device.js';
-import { webgpuFlashForward, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
-import { decodeCovers, pagedUnsupported, webgpuDecodeForward, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
+import { flashOnGpu, webgpuFlashForward, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
+import { decodeCovers, decodeOnGpu, pagedUnsupported, webgpuDecodeForward, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
+import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { pagedAttention, type PagedProblem } from '../kernels/cpu/sdpa-paged.js';
 import { Tensor } from '../tensor/tensor.js';
 import { webgpuFlashBackward } from '../kernels/webgpu/sdpa-backward.js';
@@ -11,14 +12,20 @@ import { QkvError } from '../errors.js';
 import { attention, attentionBackward, type AttentionBackwardOptions } from './index.js';
 import { blockSparseTable } from './masks.js';
 import type { AttentionOptions } from './options.js';
-import { checkOptionKeys, checkQkv } from './validate.js';
+import { checkOptionKeys, checkQkv, checkQkvShapes } from './validate.js';
 
 /**
- * Attention on the GPU: resolves to out [B, Hq, L, Dv] (q's dtype), lse [B, Hq, L], and where it ran.
+ * Attention on the GPU: resolves to out [B, Hq, L, Dv] (q's dtype), lse [B, Hq, L], and where it ran. Given
+ * GpuTensors (toGpu), the inputs are read where they are and out and lse stay on the GPU (lse −∞ reads as −3.4e38).
  * @example const { out, device } = await attentionWebGPU(q, k, v, { causal: true });
  */
-export async function attentionWebGPU(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions = {}): Promise<{ out: Tensor; lse: Tensor; device: 'webgpu' | 'cpu' }> {
+export async function attentionWebGPU(q: GpuTensor, k: GpuTensor, v: GpuTensor, o?: AttentionOptions): Promise<{ out: GpuTensor; lse: GpuTensor; device: 'webgpu' }>;
+export async function attentionWebGPU(q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions): Promise<{ out: Tensor; lse: Tensor; device: 'webgpu' | 'cpu' }>;
+export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions = {}):
+  Promise<{ out: Tensor | GpuTensor; lse: Tensor | GpuTensor; device: 'webgpu' | 'cpu' }> {
   checkOptionKeys(o, 'attentionWebGPU');
+  if (q instanceof GpuTensor || k instanceof GpuTensor || v instanceof GpuTensor) return attentionOnGpu(q, k, v, o);
+  if (!(q instanceof Tensor && k instanceof Tensor && v instanceof Tensor)) throw new QkvError('attentionWebGPU: q, k, v must all be Tensors or all GpuTensors');
   const dims = checkQkv(q, k, v, 'attentionWebGPU');
   const why = webgpuUnsupported(o, dims.D, dims.Dv);
   const device = why ? null : await gpuDevice();
@@ -34,6 +41,39 @@ export async function attentionWebGPU(q: Tensor, k: Tensor, v: Tensor, o: Attent
     : await webgpuFlashForward(device, dims, q.toFloat32(), k.toFloat32(), v.toFloat32(), o, table);
   const out = Tensor.from(r.out, [dims.B, dims.Hq, dims.L, dims.Dv]);
   return { out: q.dtype === 'float32' ? out : out.to(q.dtype), lse: Tensor.from(r.lse, [dims.B, dims.Hq, dims.L]), device: 'webgpu' };
+}
+
+// q, k, v already on the GPU: checked like attention()'s inputs, run without a transfer, results left there
+async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions): Promise<{ out: GpuTensor; lse: GpuTensor; device: 'webgpu' }> {
+  if (!(q instanceof GpuTensor && k instanceof GpuTensor && v instanceof GpuTensor)) throw new QkvError('attentionWebGPU: q, k, v must all be Tensors or all GpuTensors (toGpu moves one)');
+  if (q.device !== k.device || q.device !== v.device) throw new QkvError('attentionWebGPU: q, k, v live on different GPU devices');
+  const dims = checkQkvShapes(q.shape, k.shape, v.shape, 'attentionWebGPU');
+  const { B, Hq, L, S, Dv } = dims;
+  const why = webgpuUnsupported(o, dims.D, Dv);
+  if (why) throw new QkvError(`attentionWebGPU: ${why}; these GpuTensors would have to come back to the CPU (read them first)`);
+  const out = GpuTensor.empty(q.device, [B, Hq, L, Dv]);
+  const lse = GpuTensor.empty(q.device, [B, Hq, L]);
+  const buffers = { q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer, lse: lse.buffer };
+  if (decodeCovers(o, dims)) {
+    // dense k, v [B, Hkv, S, ·] as a pool of B blocks of S slots; row b's table is [b]
+    const aux = Uint32Array.from([...Array(B).fill(S), ...Array.from({ length: B }, (_, b) => b)]);
+    await decodeOnGpu(q.device, { ...buffers, B, Hq, T: L, scale: o.scale ?? 1 / Math.sqrt(dims.D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right',
+      window: null, pool: { blockSize: S, Hkv: dims.Hkv, D: dims.D, Dv }, aux, maxS: S, maxBlocks: 1 });
+  } else {
+    await flashOnGpu(q.device, dims, o, buffers, o.blockSparse ? blockSparseTable(o.blockSparse, S) : undefined);
+  }
+  return { out, lse, device: 'webgpu' };
+}
+
+/** A copy of `t` on the GPU (float32), or null when there is no WebGPU adapter. */
+export async function toGpu(t: Tensor): Promise<GpuTensor | null> {
+  const device = await gpuDevice();
+  return device ? GpuTensor.upload(device, t.toFloat32(), t.shape) : null;
+}
+
+/** A GPU tensor's values back on the CPU, as a float32 Tensor of its shape. */
+export async function toCpu(t: GpuTensor): Promise<Tensor> {
+  return Tensor.from(await t.read(), [...t.shape]);
 }
 
 /**

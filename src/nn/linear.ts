@@ -6,6 +6,8 @@ import { matmulTransB } from '../kernels/cpu/matmul.js';
 import { type MatrixData, wasmMatmulTransB } from '../kernels/wasm/matmul-wasm.js';
 import { gpuDevice } from '../kernels/webgpu/device.js';
 import { webgpuMatmulTransB } from '../kernels/webgpu/matmul.js';
+import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
+import { matmulGpu } from '../kernels/webgpu/ops.js';
 import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -65,11 +67,19 @@ export class Linear {
 
 /**
  * linear() on the GPU through WebGPU (the tiled matmul of src/kernels/webgpu/matmul.wgsl): y = x Wᵀ + b. The weight
- * (widened to f32 once) stays on the GPU after the first call. Without an adapter it runs on the CPU and warns once.
+ * (widened to f32 once) stays on the GPU after the first call. A GpuTensor x gives a GpuTensor y (nothing read back);
+ * a Tensor x is uploaded and y read back. Without an adapter a Tensor x runs on the CPU, with a warning once.
  * @example const y = await linearWebGPU(x, weight); // [..., out_features]
  */
-export async function linearWebGPU(x: Tensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor> {
+export async function linearWebGPU(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<GpuTensor>;
+export async function linearWebGPU(x: Tensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor>;
+export async function linearWebGPU(x: Tensor | GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor | GpuTensor> {
   const [outF, inF] = weight.shape;
+  if (x instanceof GpuTensor) { // already on the GPU: the result stays there
+    if (x.shape[x.shape.length - 1] !== inF) throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new QkvError(`linearWebGPU: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
+    return matmulGpu(x, weightF32(weight), outF, bias ? biasF32(bias) : null);
+  }
   const device = await gpuDevice();
   if (!device) {
     if (!warnedCpu) { warnedCpu = true; console.warn('qkv: linearWebGPU on the CPU (no WebGPU adapter)'); }

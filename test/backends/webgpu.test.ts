@@ -14,7 +14,7 @@ import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgp
 import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
 import { pooledBytes } from '../../src/kernels/webgpu/buffers.js';
 import { GpuKVCache } from '../../src/cache/webgpu.js';
-import { ContiguousKVCache, generate, type CausalLM } from '../../src/index.js';
+import { ContiguousKVCache, generate, GpuTensor, toCpu, toGpu, type CausalLM } from '../../src/index.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
 import type { Llama } from '../../src/models/llama.js';
 import { useDawn } from '../../src/node/webgpu.js';
@@ -195,4 +195,25 @@ test("generate(…, { device: 'webgpu' }) gives the CPU's greedy tokens for qkv-
   const gpu = await generate(model as CausalLM, tokenizer!, prompt, { maxTokens: 12, greedy: true, stopTokens: [], device: 'webgpu' });
   assert.deepEqual(gpu.ids, cpu.ids);
   await assert.rejects(generate(model as CausalLM, tokenizer!, prompt, { device: 'webgpu', cache: new ContiguousKVCache(4) }), /device 'webgpu' keeps its own KV cache/);
+});
+
+test('GpuTensors: attention and linear chained on the GPU with explicit transfers equal the CPU chain', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const rand = rng(77);
+  for (const [L, opts] of [[40, { causal: 'bottom-right' }], [1, {}]] as const) {
+    const q = randn([1, 4, L, 16], rand), k = randn([1, 2, 50, 16], rand), v = randn([1, 2, 50, 16], rand);
+    const w = randn([24, 64], rand);
+    const [qg, kg, vg] = [(await toGpu(q))!, (await toGpu(k))!, (await toGpu(v))!];
+    const a = await attentionWebGPU(qg, kg, vg, opts as AttentionOptions);
+    assert.ok(a.out instanceof GpuTensor && a.lse instanceof GpuTensor, 'results stay on the GPU');
+    // [1, Hq, L, Dv] → rows of Hq·Dv = 64 features: a layout change on the GPU would be a transpose; here a reshape
+    const y = await linearWebGPU(a.out.reshape([L, 64]), w);
+    assert.ok(y instanceof GpuTensor);
+    const cpu = attention(q, k, v, { ...(opts as AttentionOptions), kernel: 'reference' });
+    assertClose(await toCpu(a.out), cpu.out, 2e-5, 2e-4, `L=${L} out`);
+    assertClose(await toCpu(y), linear(cpu.out.reshape([L, 64]), w), 1e-4, 1e-3, `L=${L} linear`);
+    for (const g of [qg, kg, vg, a.out, a.lse, y]) g.release();
+  }
+  await assert.rejects(attentionWebGPU((await toGpu(randn([1, 1, 2, 4], rand)))!, (await toGpu(randn([1, 1, 3, 5], rand)))!, (await toGpu(randn([1, 1, 3, 4], rand)))!),
+    /attentionWebGPU: k.shape\[3\] \(head_dim\) must equal q.shape\[3\]/);
 });
