@@ -1,15 +1,19 @@
 // `npm run bench:gpu`: attention on the GPU, qkv-webgpu (f32; Dawn in Node) side by side with PyTorch's
 // scaled_dot_product_attention in the same run when `python3` with torch and CUDA is present. TFLOP/s =
-// 4·B·H·L·S·D / time, halved for causal; medians of 5 after a warm-up. qkv's time includes uploading q, k, v and
-// reading the output back (its results do not stay on the GPU between calls yet); PyTorch's is the kernel alone
-// (CUDA events). The f16 and tensor-core paths of qkv do not exist yet. Options: --json
+// 4·B·H·L·S·D / time, halved for causal; medians of 5 after a warm-up. qkv is timed twice: with q, k, v uploaded
+// and the output read back (Tensors), and resident (GpuTensors: the kernel, then a read of lse to wait for it);
+// PyTorch's is the kernel alone (CUDA events). Then, qkv only: split-K decode (one query row against S = 4096 and
+// 32768 keys, B·H = 32), the tiled matmul (4096³, GFLOP = 2·M·N·K), and the backward pass (B=1, H=8, L=1024,
+// D=64; 2.5× the forward's FLOPs). The f16 and tensor-core paths of qkv do not exist yet.
+// Options: --json, --quick (tiny shapes, to check the script on any adapter, e.g. llvmpipe)
 import { spawnSync } from 'node:child_process';
-import { attentionWebGPU } from '../src/attention/webgpu.js';
-import { Tensor } from '../src/index.js';
+import { attentionBackwardWebGPU, attentionWebGPU, toGpu } from '../src/attention/webgpu.js';
+import { GpuTensor, linearWebGPU, Tensor } from '../src/index.js';
 import { gpuDevice } from '../src/kernels/webgpu/device.js';
 import { useDawn } from '../src/node/webgpu.js';
 
-const SHAPES: [number, number, number, number][] = [[1, 32, 4096, 128], [8, 16, 2048, 64]];
+const QUICK = process.argv.includes('--quick');
+const SHAPES: [number, number, number, number][] = QUICK ? [[1, 2, 64, 32]] : [[1, 32, 4096, 128], [8, 16, 2048, 64]];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const flops = (B: number, H: number, L: number, D: number, causal: boolean) => (4 * B * H * L * L * D) / (causal ? 2 : 1);
 
@@ -34,6 +38,45 @@ for (B, H, L, D) in ${JSON.stringify(SHAPES)}:
 print(json.dumps(dict(torch=torch.__version__, gpu=torch.cuda.get_device_name(), rows=out)))
 `;
 
+/** Median ms of `run` on resident tensors: the call, then a small read (lse) that waits for the GPU to finish. */
+async function timeResident(run: () => Promise<{ out: GpuTensor; lse: GpuTensor }>): Promise<number> {
+  const once = async () => { const r = await run(); await r.lse.read(); r.out.release(); r.lse.release(); };
+  await once();
+  const ms: number[] = [];
+  for (let r = 0; r < 5; r++) { const t0 = performance.now(); await once(); ms.push(performance.now() - t0); }
+  return median(ms);
+}
+
+/** qkv-only rows: decode, matmul, backward — what, ms and the achieved rate. */
+async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[]> {
+  const out: { what: string; ms: number; rate: string }[] = [];
+  const randn = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 0.5);
+  const device = (await gpuDevice())!;
+  for (const S of QUICK ? [128] : [4096, 32768]) {
+    const [B, H, D] = [1, 32, 128];
+    const q = GpuTensor.upload(device, randn(B * H * D), [B, H, 1, D]);
+    const kv = GpuTensor.upload(device, randn(B * H * S * D), [B, H, S, D]);
+    const ms = await timeResident(() => attentionWebGPU(q, kv, kv));
+    out.push({ what: `decode: 1 row × ${S} keys, B·H = ${B * H}, D = ${D}`, ms, rate: `${((2 * B * H * S * D * 4) / ms / 1e6).toFixed(0)} GB/s of K+V` });
+    q.release(); kv.release();
+  }
+  const N = QUICK ? 128 : 4096;
+  const w = randn(N * N);
+  const x = GpuTensor.upload(device, randn(N * N), [N, N]);
+  await (await linearWebGPU(x, Tensor.from(w, [N, N]))).read();
+  const mm: number[] = [];
+  for (let r = 0; r < 5; r++) { const t0 = performance.now(); const y = await linearWebGPU(x, Tensor.from(w, [N, N])); await y.read(); mm.push(performance.now() - t0); y.release(); }
+  out.push({ what: `matmul ${N}×${N}×${N} (incl. reading C back)`, ms: median(mm), rate: `${(2 * N ** 3 / median(mm) / 1e9).toFixed(2)} TFLOP/s` });
+  x.release();
+  const [B, H, L, D] = QUICK ? [1, 2, 64, 32] : [1, 8, 1024, 64];
+  const t = Tensor.from(randn(B * H * L * D), [B, H, L, D]);
+  await attentionBackwardWebGPU(t, t, t, t);
+  const bw: number[] = [];
+  for (let r = 0; r < 3; r++) { const t0 = performance.now(); await attentionBackwardWebGPU(t, t, t, t); bw.push(performance.now() - t0); }
+  out.push({ what: `backward B=${B} H=${H} L=${L} D=${D} (with transfers and the forward)`, ms: median(bw), rate: `${(2.5 * flops(B, H, L, D, false) / median(bw) / 1e9).toFixed(3)} TFLOP/s` });
+  return out;
+}
+
 async function main() {
   if (!(await useDawn()) || !(await gpuDevice())) { console.error('bench:gpu: no WebGPU adapter (run it on a GPU machine)'); process.exit(2); }
   const rows: { impl: string; B: number; H: number; L: number; D: number; causal: boolean; ms: number }[] = [];
@@ -44,8 +87,12 @@ async function main() {
       const ms: number[] = [];
       for (let r = 0; r < 5; r++) { const t0 = performance.now(); await attentionWebGPU(x, x, x, { causal }); ms.push(performance.now() - t0); }
       rows.push({ impl: 'qkv-webgpu f32 (with transfers)', B, H, L, D, causal, ms: median(ms) });
+      const g = (await toGpu(x))!;
+      rows.push({ impl: 'qkv-webgpu f32 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(g, g, g, { causal })) });
+      g.release();
     }
   }
+  const extra = await kernelRows();
   const py = spawnSync('python3', ['-c', PYTORCH], { encoding: 'utf8', timeout: 300_000 });
   let torchInfo = 'PyTorch: not available here';
   if (py.status === 0) {
@@ -53,7 +100,7 @@ async function main() {
     rows.push(...j.rows);
     torchInfo = `PyTorch ${j.torch} on ${j.gpu}`;
   }
-  if (process.argv.includes('--json')) { console.log(JSON.stringify({ date: new Date().toISOString(), torchInfo, rows }, null, 2)); return; }
+  if (process.argv.includes('--json')) { console.log(JSON.stringify({ date: new Date().toISOString(), torchInfo, rows, kernels: extra }, null, 2)); return; }
   console.log(`GPU attention — ${torchInfo}; TFLOP/s = 4·B·H·L·S·D / time (halved for causal), median of 5\n`);
   console.log('shape (B, H, L, D) | causal | implementation                     |    ms | TFLOP/s | qkv / this');
   console.log('-------------------|--------|------------------------------------|-------|---------|-----------');
@@ -63,6 +110,8 @@ async function main() {
     const ratio = r === q ? '' : `${(flops(r.B, r.H, r.L, r.D, r.causal) / q.ms / 1e9 / tf).toFixed(3)}×`;
     console.log(`${`${r.B}, ${r.H}, ${r.L}, ${r.D}`.padEnd(18)} | ${String(r.causal).padEnd(6)} | ${r.impl.padEnd(34)} | ${r.ms.toFixed(1).padStart(5)} | ${tf.toFixed(2).padStart(7)} | ${ratio.padStart(9)}`);
   }
+  console.log('\nqkv-webgpu kernels (f32)\n');
+  for (const e of extra) console.log(`${e.what.padEnd(62)} | ${e.ms.toFixed(2).padStart(8)} ms | ${e.rate}`);
 }
 
 await main();
