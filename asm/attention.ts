@@ -1,5 +1,5 @@
 // The ATTENTION and PACK_K jobs of asm/kernels.ts: FlashAttention forward with an online softmax, in f32x4.
-import { ptr, word, expv, hsum, hmax } from './common';
+import { cst, C_NEG_INF, ptr, word, exp2v, hsum, hmax, LOG2E } from './common';
 
 export const BN: i32 = 64; // keys per tile of the attention kernel
 export const BM: i32 = 4; // query rows per tile
@@ -24,13 +24,13 @@ export function packK(job: usize, t: i32, T: i32): void {
 }
 
 // ATTENTION: [q, kp, v, out, ml, scratch, scratchStride, BH, Hq, Hkv, L, S, D, Dv, scale, causal, shift, Sp]
-// q/out [BH, L, ·], kp packed by PACK_K, v [BHkv, S, Dv], ml [2][BH, L] = each row's m and l (the host forms
-// lse = m + log l: the module keeps no lookup tables, so its memory is entirely the host's).
+// q/out [BH, L, ·], kp packed by PACK_K, v [BHkv, S, Dv], ml [2][BH, L] = each row's m and l, m in base 2 (the host
+// forms lse = m · ln 2 + log l: the module keeps no lookup tables, so its memory is entirely the host's).
 // causal: query i sees keys 0..i + shift.
 // Units of work are (head, block of BLOCK_M = 32 query rows); thread t takes units t, t + T, … (interleaved, so
 // causal work balances). Inside a unit the KV loop is outermost: each tile of BN keys and values is loaded into cache
 // once and used by all 8 micro-blocks of 4 rows (their m, l and acc wait in scratch between tiles).
-// Per thread scratch: s [BM][BN] scores/probabilities, acc [BLOCK_M][Dv], m [BLOCK_M], l [BLOCK_M].
+// Per thread scratch: s [BM][BN] scores/probabilities, acc [BLOCK_M][Dv], m [BLOCK_M], l [BLOCK_M], mT [BM].
 const BLOCK_M: i32 = 32;
 
 export function attention(job: usize, t: i32, T: i32): void {
@@ -42,6 +42,7 @@ export function attention(job: usize, t: i32, T: i32): void {
   const acc = sT + (<usize>(BM * BN) << 2); // [BLOCK_M][Dv]
   const mRow = acc + (<usize>(BLOCK_M * Dv) << 2); // [BLOCK_M]
   const lRow = mRow + (<usize>BLOCK_M << 2); // [BLOCK_M]
+  const mT = lRow + (<usize>BLOCK_M << 2); // [BM]: the score tile's row maxima
   const G = Hq / Hkv;
   const blocks = (L + BLOCK_M - 1) / BLOCK_M;
   for (let u = t; u < BH * blocks; u += T) {
@@ -67,16 +68,17 @@ export function attention(job: usize, t: i32, T: i32): void {
         if (j0 > min(S - 1, causal ? i0 + min(r0 + BM, rows) - 1 + shift : S - 1)) continue; // past every row's last key (later micro-blocks reach further)
         // rows past L repeat the last row (computed, never stored)
         scoreTile(qRow(qHead, i0, r0, rows, D), qRow(qHead, i0, r0 + 1, rows, D), qRow(qHead, i0, r0 + 2, rows, D),
-          qRow(qHead, i0, r0 + 3, rows, D), kTile, D, nPad, scale, sT);
+          qRow(qHead, i0, r0 + 3, rows, D), kTile, D, nPad, scale, sT, mT);
         // mask what the tile holds past a row's last key (the diagonal tile, or S's padding)
-        if (j0 + nPad - 1 > lastMin) {
+        const masked = j0 + nPad - 1 > lastMin;
+        if (masked) {
           for (let r = 0; r < BM; r++) {
             const last = causal ? min(S - 1, i0 + min(r0 + r, rows - 1) + shift) : S - 1;
             for (let c = max(0, last + 1 - j0); c < nPad; c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
           }
         }
         const a = acc + (<usize>(r0 * Dv) << 2);
-        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv);
+        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, masked ? 0 : mT);
         pvTile(sT, vTile, a, n, Dv);
       }
     }
@@ -99,11 +101,12 @@ export function attention(job: usize, t: i32, T: i32): void {
   return qHead + (<usize>(i0 + min(r, rows - 1)) * <usize>D << 2);
 }
 
-// s[r][c] = scale · q_r · k_c for 4 rows and nPad keys, 8 keys (two f32x4) at a time: 8 accumulators in registers,
-// each step one splat of q_r[d] per row and two loads of a packed panel row kp[d][0..7].
+// s[r][c] = scale · log2 e · q_r · k_c for 4 rows and nPad keys, 8 keys (two f32x4) at a time: 8 accumulators in registers,
+// each step one splat of q_r[d] per row and two loads of a packed panel row kp[d][0..7]; mT[r] = max_c s[r][c].
 @inline
-function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kTile: usize, D: i32, nPad: i32, scale: f32, sT: usize): void {
-  const sc = f32x4.splat(scale);
+function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kTile: usize, D: i32, nPad: i32, scale: f32, sT: usize, mT: usize): void {
+  const sc = f32x4.splat(scale * LOG2E);
+  let m0 = cst(C_NEG_INF), m1 = cst(C_NEG_INF), m2 = cst(C_NEG_INF), m3 = cst(C_NEG_INF);
   for (let c = 0; c < nPad; c += 8) {
     let panel = kTile + (<usize>c * <usize>D << 2);
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
@@ -121,23 +124,36 @@ function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kTile: usize, D: 
     }
     const s = sT + (<usize>c << 2);
     const rowBytes = <usize>BN << 2;
-    v128.store(s, f32x4.mul(a0, sc)); v128.store(s, f32x4.mul(a1, sc), 16);
-    v128.store(s + rowBytes, f32x4.mul(b0, sc)); v128.store(s + rowBytes, f32x4.mul(b1, sc), 16);
-    v128.store(s + 2 * rowBytes, f32x4.mul(c0, sc)); v128.store(s + 2 * rowBytes, f32x4.mul(c1, sc), 16);
-    v128.store(s + 3 * rowBytes, f32x4.mul(d0, sc)); v128.store(s + 3 * rowBytes, f32x4.mul(d1, sc), 16);
+    a0 = f32x4.mul(a0, sc); a1 = f32x4.mul(a1, sc); b0 = f32x4.mul(b0, sc); b1 = f32x4.mul(b1, sc);
+    c0 = f32x4.mul(c0, sc); c1 = f32x4.mul(c1, sc); d0 = f32x4.mul(d0, sc); d1 = f32x4.mul(d1, sc);
+    v128.store(s, a0); v128.store(s, a1, 16);
+    v128.store(s + rowBytes, b0); v128.store(s + rowBytes, b1, 16);
+    v128.store(s + 2 * rowBytes, c0); v128.store(s + 2 * rowBytes, c1, 16);
+    v128.store(s + 3 * rowBytes, d0); v128.store(s + 3 * rowBytes, d1, 16);
+    // the rows' running maxima, while the scores are in registers (softmaxTile then skips its max pass)
+    m0 = f32x4.max(m0, f32x4.max(a0, a1)); m1 = f32x4.max(m1, f32x4.max(b0, b1));
+    m2 = f32x4.max(m2, f32x4.max(c0, c1)); m3 = f32x4.max(m3, f32x4.max(d0, d1));
   }
+  store<f32>(mT, hmax(m0)); store<f32>(mT, hmax(m1), 4); store<f32>(mT, hmax(m2), 8); store<f32>(mT, hmax(m3), 12);
 }
 
-// Online softmax for each row r of the tile:
-//   m' = max(m, max_c s_c);  α = e^{m − m'};  p_c = e^{s_c − m'} (in place of s);  l = α l + Σ p_c;  acc = α acc
+// Online softmax for each row r of the tile, in base 2 (s is scale · log2 e · q·k, so 2^s = e^{scale · q·k}):
+//   m' = max(m, max_c s_c);  α = 2^{m − m'};  p_c = 2^{s_c − m'} (in place of s);  l = α l + Σ p_c;  acc = α acc
 @inline
-export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPad: i32, Dv: i32): void {
+export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPad: i32, Dv: i32, mT: usize): void {
   for (let r = 0; r < BM; r++) {
     const s = sT + (<usize>(r * BN) << 2);
-    let mx = f32x4.splat(-Infinity);
-    for (let c = 0; c < nPad; c += 4) mx = f32x4.max(mx, v128.load(s + (<usize>c << 2)));
+    // the tile's max: from the score tile (mT), or a pass over the row when masking changed it (mT = 0)
+    let tileMax: f32;
+    if (mT) {
+      tileMax = load<f32>(mT + (<usize>r << 2));
+    } else {
+      let mx = f32x4.splat(-Infinity);
+      for (let c = 0; c < nPad; c += 4) mx = f32x4.max(mx, v128.load(s + (<usize>c << 2)));
+      tileMax = hmax(mx);
+    }
     const mOld = load<f32>(mRow + (<usize>r << 2));
-    const mNew = max(mOld, hmax(mx));
+    const mNew = max(mOld, tileMax);
     if (mNew == -Infinity) { // nothing allowed yet: p = 0, state unchanged
       for (let c = 0; c < nPad; c += 4) v128.store(s + (<usize>c << 2), f32x4.splat(0));
       continue;
@@ -145,11 +161,11 @@ export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPa
     const mv = f32x4.splat(mNew);
     let sum = f32x4.splat(0);
     for (let c = 0; c < nPad; c += 4) {
-      const p = expv(f32x4.sub(v128.load(s + (<usize>c << 2)), mv));
+      const p = exp2v(f32x4.sub(v128.load(s + (<usize>c << 2)), mv));
       v128.store(s + (<usize>c << 2), p);
       sum = f32x4.add(sum, p);
     }
-    const alpha = f32x4.extract_lane(expv(f32x4.splat(mOld - mNew)), 0); // 0 when mOld = −∞
+    const alpha = f32x4.extract_lane(exp2v(f32x4.splat(mOld - mNew)), 0); // 0 when mOld = −∞
     store<f32>(lRow + (<usize>r << 2), alpha * load<f32>(lRow + (<usize>r << 2)) + hsum(sum));
     store<f32>(mRow + (<usize>r << 2), mNew);
     if (alpha != 1) {

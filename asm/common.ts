@@ -1,5 +1,5 @@
 // What every kernel of asm/kernels.ts shares: the job kinds and words, the table of vector constants, and small SIMD
-// helpers (a vectorised exp, horizontal sums).
+// helpers (a vectorised 2^x, horizontal sums).
 export const ATTENTION: i32 = 1;
 export const PACK_K: i32 = 2;
 export const GEMM_F32: i32 = 3;
@@ -12,7 +12,8 @@ export const DECODE: i32 = 7;
 // one with several instructions, inside the hot loops; a load from this table is one L1 read. The host calls init() once,
 // when it creates the memory (workers share it), to write the table at CONSTS = 512, between the job (256) and the resident weights (64 KiB).
 export const CONSTS: usize = 512;
-export const C_NEG_INF = 0, C_EXP_LO = 1, C_EXP_HI = 2, C_LOG2E = 3, C_LN2_HI = 4, C_LN2_LO = 5, C_P0 = 6, C_ONE = 12, C_127 = 13;
+export const C_NEG_INF = 0, C_EXP2_LO = 1, C_EXP2_HI = 2, C_P0 = 6, C_ONE = 12, C_127 = 13;
+export const LOG2E: f32 = 1.44269504088896341;
 export const C_F16_MASK = 14, C_F16_FULL = 15, C_2P112 = 16, C_F16_BIG = 17;
 @inline export function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
 
@@ -20,11 +21,10 @@ export const C_F16_MASK = 14, C_F16_FULL = 15, C_2P112 = 16, C_F16_BIG = 17;
 @inline function setI(i: i32, x: i32): void { v128.store(CONSTS + (<usize>i << 4), i32x4.splat(x)); }
 
 export function writeConstants(): void {
-  setF(C_NEG_INF, -Infinity); setF(C_EXP_LO, -87.0); setF(C_EXP_HI, 88.0); setF(C_LOG2E, 1.44269504088896341);
-  setF(C_LN2_HI, 0.693359375); setF(C_LN2_LO, -2.12194440e-4);
-  // Cephes expf polynomial, highest degree first
-  setF(C_P0, 1.9875691500e-4); setF(C_P0 + 1, 1.3981999507e-3); setF(C_P0 + 2, 8.3334519073e-3);
-  setF(C_P0 + 3, 4.1665795894e-2); setF(C_P0 + 4, 1.6666665459e-1); setF(C_P0 + 5, 5.0000001201e-1);
+  setF(C_NEG_INF, -Infinity); setF(C_EXP2_LO, -126.0); setF(C_EXP2_HI, 127.49);
+  // Cephes exp2f polynomial P, highest degree first: 2^f = 1 + f·P(f)
+  setF(C_P0, 1.535336188319500e-4); setF(C_P0 + 1, 1.339887440266574e-3); setF(C_P0 + 2, 9.618437357674640e-3);
+  setF(C_P0 + 3, 5.550332471162809e-2); setF(C_P0 + 4, 2.402264791363012e-1); setF(C_P0 + 5, 6.931472028550421e-1);
   setF(C_ONE, 1); setI(C_127, 127);
   setI(C_F16_MASK, 0x8fffe000); setI(C_F16_FULL, 0x8fffffff); setF(C_2P112, 5.192296858534828e33); setF(C_F16_BIG, 32768);
 }
@@ -32,18 +32,18 @@ export function writeConstants(): void {
 @inline export function word(job: usize, i: i32): i32 { return load<i32>(job + (<usize>i << 2)); }
 @inline export function ptr(job: usize, i: i32): usize { return <usize>load<u32>(job + (<usize>i << 2)); }
 
-// exp on four lanes (Cephes expf): e^x = 2^n · e^r, n = round(x·log2 e), r = x − n·ln 2 (ln 2 split in two parts for
-// accuracy), e^r by a degree-6 polynomial; 2^n built in the exponent bits. −∞ lanes give exactly 0.
+// 2^x on four lanes (Cephes exp2f): 2^x = 2^n · 2^f, n = round(x), f = x − n ∈ [−½, ½], 2^f = 1 + f·P(f) with P of
+// degree 5; 2^n built in the exponent bits. The attention kernels work in base 2 — scores are scaled by log2 e once,
+// in the q·k tile — so the exponential needs no range reduction by ln 2. −∞ lanes give exactly 0.
 @inline
-export function expv(x: v128): v128 {
+export function exp2v(x: v128): v128 {
   const isNegInf = f32x4.eq(x, cst(C_NEG_INF));
-  const xc = f32x4.min(f32x4.max(x, cst(C_EXP_LO)), cst(C_EXP_HI));
-  const n = f32x4.nearest(f32x4.mul(xc, cst(C_LOG2E)));
-  let r = f32x4.sub(xc, f32x4.mul(n, cst(C_LN2_HI)));
-  r = f32x4.sub(r, f32x4.mul(n, cst(C_LN2_LO)));
+  const xc = f32x4.min(f32x4.max(x, cst(C_EXP2_LO)), cst(C_EXP2_HI));
+  const n = f32x4.nearest(xc);
+  const f = f32x4.sub(xc, n);
   let y = cst(C_P0);
-  for (let i = 1; i < 6; i++) y = f32x4.add(f32x4.mul(y, r), cst(C_P0 + i));
-  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), cst(C_ONE));
+  for (let i = 1; i < 6; i++) y = f32x4.add(f32x4.mul(y, f), cst(C_P0 + i));
+  y = f32x4.add(f32x4.mul(y, f), cst(C_ONE));
   const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), cst(C_127)), 23);
   return v128.andnot(f32x4.mul(y, pow2n), isNegInf);
 }

@@ -2,10 +2,11 @@
 // Dao et al. 2023). Decoding has one query row per head, too little to share among threads by query tiles, so the
 // keys are cut into chunks instead: a unit of work is (batch, kv head, chunk), and it holds every query row of the
 // GQA group that reads this kv head (G = Hq/Hkv heads × L rows), so each key and value is read once per group.
-// Each unit leaves its rows' partial state — m (max score), l (Σ e^{s−m}) and the unnormalised o = Σ e^{s−m} v —
-// and the host merges the chunks exactly:  M = max_s m_s,  l = Σ_s e^{m_s−M} l_s,  o = Σ_s e^{m_s−M} o_s / l.
+// Each unit leaves its rows' partial state — m (max score), l (Σ 2^{s−m}) and the unnormalised o = Σ 2^{s−m} v, in
+// base 2 like the attention job (s = scale · log2 e · q·k) — and the host merges the chunks exactly:
+//   M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s 2^{m_s−M} o_s / l,  lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
-import { ptr, word } from './common';
+import { LOG2E, ptr, word } from './common';
 import { BM, BN, pvTile, softmaxTile } from './attention';
 
 // DECODE: [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift, chunk, splits]
@@ -44,7 +45,7 @@ export function decode(job: usize, t: i32, T: i32): void {
           scoreRow(qGroup + (<usize>r * <usize>D << 2), kHead, j0, nPad, S, D, scale, last, sT + (<usize>(rr * BN) << 2));
         }
         const a = acc + (<usize>(r0 * Dv) << 2);
-        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv);
+        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0);
         pvTile(sT, vHead + (<usize>j0 * <usize>Dv << 2), a, n, Dv);
       }
     }
@@ -55,7 +56,7 @@ export function decode(job: usize, t: i32, T: i32): void {
 // adds them across lanes); keys past `last` (the causal limit or the chunk's end) get −∞. Keys past S are never read.
 @inline
 function scoreRow(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last: i32, s: usize): void {
-  const sc = f32x4.splat(scale);
+  const sc = f32x4.splat(scale * LOG2E);
   const rowBytes = <usize>D << 2;
   for (let c = 0; c < nPad; c += 4) {
     const j = j0 + c;

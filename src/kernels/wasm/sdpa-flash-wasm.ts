@@ -5,7 +5,7 @@
 // A few query rows (decoding: L ≤ 8) go to the DECODE job instead — split-K over the keys, so that threads share a
 // single row's work — and the host merges the chunks' partial results (see asm/decode.ts).
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
-// panels of 8 keys, the kernel runs, out is copied back and lse = m + log l is formed from each row's statistics.
+// panels of 8 keys, the kernel runs, out is copied back and lse = m · ln 2 + log l is formed from each row's statistics.
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { sdpaDecode } from '../cpu/sdpa-decode.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
@@ -30,7 +30,7 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
   const [BH, BHkv, Sp] = [B * Hq, B * Hkv, Math.ceil(S / 8) * 8];
-  const perThread = 4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M); // bytes: s tile, acc, m, l
+  const perThread = 4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M + BM); // bytes: s tile, acc, m, l, the tile's row maxima
   const floats = [p.q.length, p.k.length, BHkv * Sp * D, p.v.length, BH * L * Dv, 2 * BH * L];
   const [q, k, kp, v, out, ml, scr] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads]);
   put(r, q, p.q);
@@ -39,15 +39,15 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   runJob(r, [JOB.packK, k, kp, BHkv, S, D, Sp]);
   const shift = p.mask ? p.mask.causalShift()! : 0;
   runJob(r, [JOB.attention, q, kp, v, out, ml, scr, perThread, BH, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, Sp]);
-  // lse = m + log l; l = 0 (no allowed key) → −∞
+  // lse = m · ln 2 + log l (the kernel's m is in base 2); l = 0 (no allowed key) → −∞
   const stats = take(r, ml, 2 * BH * L);
   const lse = new Float32Array(BH * L);
-  for (let i = 0; i < BH * L; i++) lse[i] = stats[BH * L + i] > 0 ? stats[i] + Math.log(stats[BH * L + i]) : -Infinity;
+  for (let i = 0; i < BH * L; i++) lse[i] = stats[BH * L + i] > 0 ? stats[i] * Math.LN2 + Math.log(stats[BH * L + i]) : -Infinity;
   return { out: take(r, out, BH * L * Dv), lse };
 }
 
-// The DECODE job, then the merge of its chunks: for each row, over the chunks s with partial (m_s, l_s, o_s),
-//   M = max_s m_s,  l = Σ_s e^{m_s − M} l_s,  o = Σ_s e^{m_s − M} o_s / l,  lse = M + log l  (l = 0: o = 0, lse = −∞)
+// The DECODE job, then the merge of its chunks: for each row, over the chunks s with partial (m_s, l_s, o_s), m in base 2,
+//   M = max_s m_s,  l = Σ_s 2^{m_s − M} l_s,  o = Σ_s 2^{m_s − M} o_s / l,  lse = M · ln 2 + log l  (l = 0: o = 0, lse = −∞)
 function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
@@ -74,14 +74,14 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
     let l = 0;
     const o = out.subarray(row * Dv, (row + 1) * Dv);
     for (let s = 0; s < splits; s++) {
-      const u = u0 + s, w = Math.exp(parts[mAt + u * R4 + rr] - M);
+      const u = u0 + s, w = 2 ** (parts[mAt + u * R4 + rr] - M);
       if (w === 0) continue;
       l += w * parts[lAt + u * R4 + rr];
       const at = (u * R4 + rr) * Dv;
       for (let d = 0; d < Dv; d++) o[d] += w * parts[at + d];
     }
     for (let d = 0; d < Dv; d++) o[d] /= l;
-    lse[row] = M + Math.log(l);
+    lse[row] = M * Math.LN2 + Math.log(l);
   }
   return { out, lse };
 }
