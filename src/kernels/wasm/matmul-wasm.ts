@@ -38,8 +38,9 @@ export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: n
   if (b.dtype !== 'float32' || seen.has(b.data)) bAt = resident(r, b.data, b.dtype === 'float32' ? 0 : K);
   else seen.add(b.data);
   const sAt = b.dtype === 'int8' ? resident(r, b.scales) : 0;
-  const panel = 16 * K; // per thread: four rows of B widened to f32
-  const [aAt, cAt, panelAt, oneOff] = scratch(r, [4 * a.length, 4 * M * N, panel * r.threads, bAt < 0 ? 4 * N * K : 0]);
+  const panel = Math.ceil((16 * K) / 64) * 64; // per thread: four rows of B widened to f32, on cache lines of its own
+  const [aAt, cAt, panelsAt, oneOff] = scratch(r, [4 * a.length, 4 * M * N, panel * r.threads + 64, bAt < 0 ? 4 * N * K : 0]);
+  const panelAt = Math.ceil(panelsAt / 64) * 64; // two threads never write one cache line
   put(r, aAt, a);
   if (bAt < 0) { put(r, oneOff, b.data as Float32Array); bAt = oneOff; }
   runJob(r, [KIND[b.dtype], aAt, bAt, cAt, M, K, N, sAt, panelAt, panel]);
