@@ -217,3 +217,16 @@ test('GpuTensors: attention and linear chained on the GPU with explicit transfer
   await assert.rejects(attentionWebGPU((await toGpu(randn([1, 1, 2, 4], rand)))!, (await toGpu(randn([1, 1, 3, 5], rand)))!, (await toGpu(randn([1, 1, 3, 4], rand)))!),
     /attentionWebGPU: k.shape\[3\] \(head_dim\) must equal q.shape\[3\]/);
 });
+
+test('a GpuTensor dropped without release() goes back to the pool when it is garbage-collected', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose_gc');
+  const gc = runInNewContext('gc') as () => void;
+  const device = (await gpuDevice())!;
+  (() => { for (let n = 0; n < 4; n++) GpuTensor.upload(device, new Float32Array(1 << 16), [1 << 16]); })(); // 256 KiB each, never released
+  const held = pooledBytes(device); // (the uploads may have taken idle buffers from the pool)
+  for (let tries = 0; tries < 50 && pooledBytes(device) < held + 4 * 4 * (1 << 16); tries++) { gc(); await new Promise((r) => setTimeout(r, 10)); }
+  assert.ok(pooledBytes(device) >= held + 4 * 4 * (1 << 16), `pool ${held} → ${pooledBytes(device)} bytes`);
+});

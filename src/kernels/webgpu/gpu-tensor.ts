@@ -1,22 +1,34 @@
 // A float32 tensor that lives on the GPU: a pooled storage buffer and a shape. Operations on GpuTensors (ops.ts,
 // matmul.ts, the attention hosts) record GPU work and return new GpuTensors without waiting; only read() comes back
 // to the host. Intermediate tensors go back to the device's buffer pool with release() — the queue runs commands in
-// order, so a buffer released after its last use may be reused by any later command.
+// order, so a buffer released after its last use may be reused by any later command — or, if forgotten, when the
+// garbage collector finds them.
 import { QkvError } from '../../errors.js';
 import { acquire, readBack, release, STORAGE, upload } from './buffers.js';
+
+// A buffer's owner: shared by a tensor and its reshapes. When the last of them is garbage-collected without release(),
+// the finalizer gives the buffer back to the pool, so a forgotten GpuTensor does not hold GPU memory forever.
+interface Owner { device: GPUDevice; buffer: GPUBuffer; released: boolean }
+const finalizer = new FinalizationRegistry<Owner>((o) => { if (!o.released) { o.released = true; release(o.device, o.buffer); } });
 
 export class GpuTensor {
   readonly device: GPUDevice;
   readonly buffer: GPUBuffer;
   readonly shape: readonly number[];
-  private released = false;
+  private readonly owner: { state: Owner };
 
-  constructor(device: GPUDevice, buffer: GPUBuffer, shape: readonly number[]) {
+  constructor(device: GPUDevice, buffer: GPUBuffer, shape: readonly number[], owner?: { state: Owner }) {
     const size = shape.reduce((a, b) => a * b, 1);
     if (buffer.size < 4 * size) throw new QkvError(`GpuTensor: a buffer of ${buffer.size} bytes cannot hold [${shape.join(', ')}]`);
     this.device = device;
     this.buffer = buffer;
     this.shape = [...shape];
+    if (owner) {
+      this.owner = owner;
+    } else {
+      this.owner = { state: { device, buffer, released: false } };
+      finalizer.register(this.owner, this.owner.state);
+    }
   }
 
   get size(): number { return this.shape.reduce((a, b) => a * b, 1); }
@@ -36,20 +48,21 @@ export class GpuTensor {
   /** The same buffer seen with another shape of the same size. */
   reshape(shape: readonly number[]): GpuTensor {
     if (shape.reduce((a, b) => a * b, 1) !== this.size) throw new QkvError(`GpuTensor.reshape: [${this.shape.join(', ')}] → [${shape.join(', ')}] changes the size`);
-    return new GpuTensor(this.device, this.buffer, shape);
+    return new GpuTensor(this.device, this.buffer, shape, this.owner);
   }
 
   /** Waits for the GPU and copies the values to the host. */
   async read(): Promise<Float32Array> {
-    if (this.released) throw new QkvError('GpuTensor.read: the tensor was released');
+    if (this.owner.state.released) throw new QkvError('GpuTensor.read: the tensor was released');
     const [data] = await readBack(this.device, [], [[this.buffer, 4 * this.size]]);
     return data;
   }
 
   /** Gives the buffer back to the pool; the tensor (and every reshape of it) must not be used again. */
   release(): void {
-    if (this.released) return;
-    this.released = true;
+    const o = this.owner.state;
+    if (o.released) return;
+    o.released = true;
     release(this.device, this.buffer);
   }
 }
