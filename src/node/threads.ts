@@ -24,6 +24,7 @@ export async function useThreads(threads = availableParallelism()): Promise<numb
     const w = new Worker(new URL('./kernel-worker.js', import.meta.url));
     w.once('message', () => { w.unref(); ready(); }); // unref'd once ready: waiting for it must keep the process up
     w.once('error', failed);
+    w.once('exit', (code) => failed(new QkvError(`qkv threads: a kernel worker exited (code ${code}) before it was ready`))); // no-op once ready
     kernelWorkers.push(w);
     return w;
   });
