@@ -230,3 +230,24 @@ test('a GpuTensor dropped without release() goes back to the pool when it is gar
   for (let tries = 0; tries < 50 && pooledBytes(device) < held + 4 * 4 * (1 << 16); tries++) { gc(); await new Promise((r) => setTimeout(r, 10)); }
   assert.ok(pooledBytes(device) >= held + 4 * 4 * (1 << 16), `pool ${held} → ${pooledBytes(device)} bytes`);
 });
+
+test('Mistral (sliding window), Qwen2 (q/k/v biases) and Llama 3 RoPE scaling run whole on WebGPU like on the CPU', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const device = (await gpuDevice())!;
+  for (const name of ['mistral', 'qwen2', 'llama3_rope']) {
+    const dir = join(GOLDEN, 'models', name);
+    if (!existsSync(dir)) { t.diagnostic(`no ${dir}`); continue; }
+    const { model } = loadCheckpoint(dir, { tokenizer: false });
+    const V = model.info.vocabSize;
+    const gpuCache = new GpuKVCache(device, model.info.numLayers, 4);
+    const cpuCache = new ContiguousKVCache(model.info.numLayers);
+    // a 20-token prompt, then 14 single tokens: past Mistral's window of 8 in both the prompt and the decode steps
+    const steps = [Array.from({ length: 20 }, (_, i) => (i * 37 + 5) % V), ...Array.from({ length: 14 }, (_, i) => [(i * 11 + 3) % V])];
+    for (const [n, ids] of steps.entries()) {
+      const gpu = await (model as unknown as Llama).forwardWebGPU(ids, gpuCache);
+      const cpu = (model as CausalLM).forward([ids], { cache: cpuCache, lastOnly: true }).logits;
+      assertClose(Tensor.from(gpu, [1, 1, gpu.length]), cpu, 1e-4, 1e-3, `${name} step ${n}`);
+    }
+    gpuCache.release();
+  }
+});
