@@ -5,37 +5,14 @@
 // widened inside the matrix kernel; float32 compute. Medians of several runs after a warm-up. Options: --json, --runs N
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { generate, type CausalLM, buildModel, Rng, Tensor, Weights, type HfConfig, setKernelThreads, type WeightFormat } from '../src/index.js';
+import { generate, type CausalLM, setKernelThreads } from '../src/index.js';
+import { randomLlama } from './random-llama.js';
 import { loadCheckpoint } from '../src/node/checkpoint.js';
 import { useThreads } from '../src/node/threads.js';
 
 const args = process.argv.slice(2);
 const runs = Number(args[args.indexOf('--runs') + 1]) || 3;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** A Llama-shaped model with random weights (uniform ±0.02), stored in `dtype` and widened by the model. */
-function randomLlama(o: { E: number; layers: number; heads: number; kvHeads: number; F: number; V: number; dtype?: 'float32' | 'float16'; format?: WeightFormat }): { model: CausalLM; parameters: number } {
-  const { E, F, V, layers } = o;
-  const D = E / o.heads;
-  const Hkv = o.kvHeads;
-  const c: HfConfig = {
-    architectures: ['LlamaForCausalLM'], hidden_size: E, num_hidden_layers: layers, num_attention_heads: o.heads, num_key_value_heads: Hkv,
-    intermediate_size: F, vocab_size: V, max_position_embeddings: 2048, rms_norm_eps: 1e-5, tie_word_embeddings: true, eos_token_id: [],
-  };
-  const rng = new Rng(7);
-  const t = (shape: number[]) => Tensor.from(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => (rng.uniform() * 2 - 1) * 0.02), shape, o.dtype ?? 'float32');
-  const ones = () => Tensor.from(new Float32Array(E).fill(1), [E]);
-  const m = new Map<string, Tensor>([['model.embed_tokens.weight', t([V, E])], ['model.norm.weight', ones()]]);
-  for (let l = 0; l < layers; l++) {
-    const p = `model.layers.${l}.`;
-    m.set(`${p}input_layernorm.weight`, ones()).set(`${p}post_attention_layernorm.weight`, ones())
-      .set(`${p}self_attn.q_proj.weight`, t([E, E])).set(`${p}self_attn.k_proj.weight`, t([Hkv * D, E]))
-      .set(`${p}self_attn.v_proj.weight`, t([Hkv * D, E])).set(`${p}self_attn.o_proj.weight`, t([E, E]))
-      .set(`${p}mlp.gate_proj.weight`, t([F, E])).set(`${p}mlp.up_proj.weight`, t([F, E])).set(`${p}mlp.down_proj.weight`, t([E, F]));
-  }
-  const w = new Weights(m, `random-${layers}x${E}`, { format: o.format });
-  return { model: buildModel(c, w) as CausalLM, parameters: w.summary().parameters };
-}
 
 async function measure(name: string, model: CausalLM, parameters: number, promptLen: number, newTokens: number, threads: number, anchor: [number, number] | null) {
   setKernelThreads(threads);

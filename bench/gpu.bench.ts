@@ -4,11 +4,16 @@
 // and the output read back (Tensors), and resident (GpuTensors: the kernel, then a read of lse to wait for it);
 // PyTorch's is the kernel alone (CUDA events). Then, qkv only: split-K decode (one query row against S = 4096 and
 // 32768 keys, B·H = 32), the tiled matmul (4096³, GFLOP = 2·M·N·K), and the backward pass (B=1, H=8, L=1024,
-// D=64; 2.5× the forward's FLOPs). The f16 and tensor-core paths of qkv do not exist yet.
+// D=64; 2.5× the forward's FLOPs), and whole-model generation on the GPU (qkv-tiny and SmolLM-135M's shape with
+// random weights: prefill and decode tokens/s, weights and KV cache resident). The f16 and tensor-core paths of qkv
+// do not exist yet.
 // Options: --json, --quick (tiny shapes, to check the script on any adapter, e.g. llvmpipe)
 import { spawnSync } from 'node:child_process';
 import { attentionBackwardWebGPU, attentionWebGPU, toGpu } from '../src/attention/webgpu.js';
-import { GpuTensor, linearWebGPU, Tensor } from '../src/index.js';
+import { fileURLToPath } from 'node:url';
+import { generate, GpuTensor, linearWebGPU, Tensor, type CausalLM } from '../src/index.js';
+import { loadCheckpoint } from '../src/node/checkpoint.js';
+import { randomLlama } from './random-llama.js';
 import { gpuDevice } from '../src/kernels/webgpu/device.js';
 import { useDawn } from '../src/node/webgpu.js';
 
@@ -74,6 +79,20 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
   const bw: number[] = [];
   for (let r = 0; r < 3; r++) { const t0 = performance.now(); await attentionBackwardWebGPU(t, t, t, t); bw.push(performance.now() - t0); }
   out.push({ what: `backward B=${B} H=${H} L=${L} D=${D} (with transfers and the forward)`, ms: median(bw), rate: `${(2.5 * flops(B, H, L, D, false) / median(bw) / 1e9).toFixed(3)} TFLOP/s` });
+  // whole models: greedy generation with device 'webgpu' (ms = per decode token)
+  const tiny = loadCheckpoint(fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url)), { tokenizer: false }).model as CausalLM;
+  const models: [string, CausalLM, number, number][] = [['qkv-tiny (4.1M)', tiny, QUICK ? 16 : 128, QUICK ? 4 : 64]];
+  if (!QUICK) models.push(['SmolLM-135M shape, f16 weights widened to f32', randomLlama({ E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' }).model, 64, 32]);
+  for (const [name, model, promptLen, newTokens] of models) {
+    const prompt = Array.from({ length: promptLen }, (_, i) => (i * 31 + 7) % model.info.vocabSize);
+    const run = () => generate(model, null, prompt, { greedy: true, maxTokens: newTokens, stopTokens: [], device: 'webgpu' });
+    await run();
+    const rs = [await run(), await run(), await run()];
+    const decode = median(rs.map((r) => r.timings.decodeMs / (newTokens - 1)));
+    const prefill = median(rs.map((r) => r.timings.prefillMs));
+    out.push({ what: `generate ${name}: ${promptLen}-token prompt, ${newTokens} new`, ms: decode,
+      rate: `decode ${(1000 / decode).toFixed(1)} tok/s, prefill ${(promptLen / prefill * 1000).toFixed(0)} tok/s` });
+  }
   return out;
 }
 
