@@ -73,10 +73,16 @@ export function uniform(device: GPUDevice, data: ArrayBuffer): GPUBuffer {
 }
 
 /**
- * Submits `commands` (may be empty) and copies each [buffer, bytes] back to the host as a Float32Array, in order.
- * Node's event loop must stay alive while the GPU works (a pending mapAsync alone does not keep it), so a timer runs
- * until the map resolves.
+ * Awaits a promise that the GPU resolves (a buffer map, compilation info, an error scope, an adapter). Node's event
+ * loop must stay alive meanwhile — a pending Dawn promise alone does not keep it, and the process would exit silently
+ * — so a timer runs until it settles.
  */
+export async function gpuWait<T>(p: Promise<T>): Promise<T> {
+  const keepAlive = setInterval(() => {}, 50);
+  try { return await p; } finally { clearInterval(keepAlive); }
+}
+
+/** Submits `commands` (may be empty) and copies each [buffer, bytes] back to the host as a Float32Array, in order. */
 export async function readBack(device: GPUDevice, commands: GPUCommandBuffer[], parts: readonly [GPUBuffer, number][]): Promise<Float32Array[]> {
   const total = parts.reduce((s, [, n]) => s + Math.ceil(n / 4) * 4, 0);
   const staging = acquire(device, Math.max(4, total), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
@@ -84,8 +90,7 @@ export async function readBack(device: GPUDevice, commands: GPUCommandBuffer[], 
   let at = 0;
   for (const [buf, n] of parts) { if (n) enc.copyBufferToBuffer(buf, 0, staging, at, Math.ceil(n / 4) * 4); at += Math.ceil(n / 4) * 4; }
   device.queue.submit([...commands, enc.finish()]);
-  const keepAlive = setInterval(() => {}, 50);
-  try { await staging.mapAsync(GPUMapMode.READ, 0, staging.size); } finally { clearInterval(keepAlive); }
+  await gpuWait(staging.mapAsync(GPUMapMode.READ, 0, staging.size));
   const all = staging.getMappedRange(0, staging.size);
   const out: Float32Array[] = [];
   at = 0;

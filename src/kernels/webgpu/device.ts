@@ -2,6 +2,8 @@
 // the `webgpu` package, which only the Node entry (src/node/webgpu.ts) imports — the core stays browser-safe.
 // Robustness: a lost device is reported once with its reason and the next call asks for a new one.
 
+import { gpuWait } from './buffers.js';
+
 let provider: (() => Promise<GPU | null>) | null = null;
 let current: Promise<GPUDevice | null> | null = null;
 
@@ -14,9 +16,9 @@ export function setGpuProvider(p: () => Promise<GPU | null>): void {
 async function open(): Promise<GPUDevice | null> {
   const gpu = provider ? await provider() : (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu ?? null;
   if (!gpu) return null;
-  const adapter = (await gpu.requestAdapter()) ?? (await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions));
+  const adapter = (await gpuWait(gpu.requestAdapter())) ?? (await gpuWait(gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)));
   if (!adapter) return null;
-  const device = await adapter.requestDevice();
+  const device = await gpuWait(adapter.requestDevice());
   void device.lost.then((info) => {
     if (info.reason !== 'destroyed') console.warn(`qkv: the WebGPU device was lost (${info.reason}): ${info.message}`);
     current = null; // the next call opens a new one

@@ -1,6 +1,7 @@
 // Compute pipelines, built once per (device, shader variant) and cached. A shader that fails to compile, or a pipeline
 // Dawn rejects, becomes a QkvError that quotes the compiler's messages with their line numbers.
 import { QkvError } from '../../errors.js';
+import { gpuWait } from './buffers.js';
 
 const cache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
 
@@ -21,14 +22,14 @@ export function computePipeline(device: GPUDevice, key: string, code: string, en
 async function build(device: GPUDevice, key: string, code: string, entryPoint: string): Promise<GPUComputePipeline> {
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ code, label: `qkv ${key}` });
-  const info = await module.getCompilationInfo();
+  const info = await gpuWait(module.getCompilationInfo());
   const errors = info.messages.filter((m) => m.type === 'error');
   if (errors.length) {
-    await device.popErrorScope();
+    await gpuWait(device.popErrorScope());
     throw new QkvError(`WebGPU: ${key} does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
   }
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: `qkv ${key} ${entryPoint}` });
-  const err = await device.popErrorScope();
+  const err = await gpuWait(device.popErrorScope());
   if (err) throw new QkvError(`WebGPU: the ${key} pipeline (${entryPoint}) is invalid: ${err.message}`);
   return pipeline;
 }
@@ -49,7 +50,7 @@ export async function validated<T>(device: GPUDevice, what: string, work: () => 
   try {
     result = await work();
   } finally {
-    const err = await device.popErrorScope();
+    const err = await gpuWait(device.popErrorScope());
     if (err) throw new QkvError(`WebGPU: ${what} was rejected: ${err.message}`);
   }
   return result;
