@@ -70,10 +70,14 @@ export function scoreModsOf(o: AttentionOptions, dims: AttnShape): ScoreMods | n
 export function problemOf(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions, dims: AttnShape): SdpaProblem {
   const scale = o.scale === undefined ? 1 / Math.sqrt(dims.D) : checkFinite(o.scale, 'scale');
   const spec = maskSpecOf(o, dims);
+  // q, k, v as dense float32 on first use (a KV-cache view is copied only by kernels that read it here)
+  const dense: (Float32Array | undefined)[] = [];
+  const f32 = (n: number) => (dense[n] ??= [q, k, v][n].toFloat32());
   return {
     ...dims,
     scale,
-    q: q.toFloat32(), k: k.toFloat32(), v: v.toFloat32(),
+    get q() { return f32(0); }, get k() { return f32(1); }, get v() { return f32(2); },
+    source: { q, k, v },
     mask: spec ? spec.build(dims) : null,
     mods: scoreModsOf(o, dims),
   };

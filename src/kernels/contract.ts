@@ -1,6 +1,7 @@
 // The contract between the attention spec (src/attention) and the kernels that compute it (src/kernels/*).
 // The spec validates the call, binds masks and score modifiers to the sizes and hands every kernel the same
 // SdpaProblem: dense row-major float32 q, k, v plus the mask and modifiers to apply. Kernels import only types.
+import type { Tensor } from '../tensor/tensor.js';
 import type { Mask } from '../attention/masks.js';
 import type { ScoreMods } from '../attention/score-mods.js';
 
@@ -9,6 +10,9 @@ export interface SdpaProblem {
   B: number; Hq: number; Hkv: number; L: number; S: number; D: number; Dv: number;
   scale: number;
   q: Float32Array; k: Float32Array; v: Float32Array;
+  /** The tensors q, k, v were made from (k and v may be strided views of a KV cache): a kernel that copies them
+   *  elsewhere anyway (the WebAssembly one) reads these, and q/k/v above are then never materialised. */
+  source?: { q: Tensor; k: Tensor; v: Tensor };
   /** null: every key allowed. */
   mask: Mask | null;
   /** null: scores are just scale · q·k. */

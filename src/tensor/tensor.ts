@@ -218,6 +218,20 @@ export class Tensor {
     return new Tensor(dtype, out, this.shape);
   }
 
+  /**
+   * Writes the elements, row-major, into `dst` from index `at` — a float32 view copied block by block (its dense
+   * trailing dims at once), without an intermediate dense copy. Returns the number of elements written.
+   */
+  writeFloat32(dst: Float32Array, at = 0): number {
+    if (dst.length - at < this.size) throw new QkvError(`writeFloat32: ${this.size} elements do not fit ${dst.length - at} places`);
+    if (this.dtype !== 'float32') { dst.set(this.toFloat32(), at); return this.size; }
+    let dense = this.rank, run = 1;
+    while (dense > 0 && (this.strides[dense - 1] === run || this.shape[dense - 1] === 1)) run *= this.shape[--dense];
+    const src = this.data as Float32Array;
+    forEachOffset(this.shape.slice(0, dense), this.strides.slice(0, dense), this.offset, (off, i) => { dst.set(src.subarray(off, off + run), at + i * run); });
+    return this.size;
+  }
+
   /** The elements as a dense row-major Float32Array (shared when this is already a dense float32 tensor). */
   toFloat32(): Float32Array {
     if (this.dtype === 'float32') return this.contiguous().data as Float32Array;

@@ -10,6 +10,7 @@
 // run(job, t, T) on its share; the caller waits (spinning — browsers forbid Atomics.wait on the main thread) until
 // DONE = T − 1. Workers spin briefly after a job before sleeping, so back-to-back calls in a decode step stay cheap.
 import { QkvError } from '../../errors.js';
+import type { Tensor } from '../../tensor/tensor.js';
 import { WASM_BASE64 as PRIVATE } from './kernels-binary.js';
 import { WASM_BASE64 as SHARED } from './kernels-shared-binary.js';
 
@@ -121,6 +122,13 @@ export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Arra
 /** Copies `data` into memory at byte offset `at`. */
 export function put(r: Runtime, at: number, data: Float32Array): void {
   new Float32Array(r.memory.buffer, at, data.length).set(data);
+}
+
+/** Copies a tensor's elements (row-major, as float32) to byte offset `at`; false when there is no tensor. */
+export function putTensor(r: Runtime, at: number, t: Tensor | undefined): boolean {
+  if (!t) return false;
+  t.writeFloat32(new Float32Array(r.memory.buffer, at, t.size));
+  return true;
 }
 
 /** A copy of `n` floats at byte offset `at`. */

@@ -9,7 +9,7 @@
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { sdpaDecode } from '../cpu/sdpa-decode.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
-import { floatBits, JOB, kernelRuntime, put, runJob, scratch, take } from './runtime.js';
+import { floatBits, JOB, kernelRuntime, put, putTensor, runJob, scratch, take } from './runtime.js';
 
 const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 query rows × 64 keys, units of 32 rows
 
@@ -36,12 +36,12 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   // bytes per thread: s tile, acc, m, l, the tile's row maxima — on cache lines of their own (64 bytes), so that two
   // threads never write one line (false sharing cost the second thread of a causal call up to half its speed)
   const perThread = lines(4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M + BM));
-  const floats = [p.q.length, p.k.length, BHkv * Sp * D, p.v.length, BH * L * Dv, 2 * BH * L];
+  const floats = [BH * L * D, BHkv * S * D, BHkv * Sp * D, BHkv * S * Dv, BH * L * Dv, 2 * BH * L];
   const [q, k, kp, v, out, ml, scrAt] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads + 64]);
   const scr = lines(scrAt);
-  put(r, q, p.q);
-  put(r, k, p.k);
-  put(r, v, p.v);
+  putTensor(r, q, p.source?.q) || put(r, q, p.q);
+  putTensor(r, k, p.source?.k) || put(r, k, p.k);
+  putTensor(r, v, p.source?.v) || put(r, v, p.v);
   runJob(r, [JOB.packK, k, kp, BHkv, S, D, Sp]);
   const shift = p.mask ? p.mask.causalShift()! : 0;
   runJob(r, [JOB.attention, q, kp, v, out, ml, scr, perThread, BH, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, Sp]);
@@ -61,11 +61,12 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const chunk = decodeChunk(S), splits = Math.max(1, Math.ceil(S / chunk));
   const units = B * Hkv * splits;
   const perThread = lines(4 * BM * BN); // the score tile, on cache lines of its own
-  const [q, k, v, part, scrAt] = scratch(r, [4 * p.q.length, 4 * p.k.length, 4 * p.v.length, 4 * units * R4 * (Dv + 2), perThread * r.threads + 64]);
+  const [q, k, v, part, scrAt] = scratch(r, [4 * B * Hq * L * D, 4 * B * Hkv * S * D, 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads + 64]);
   const scr = lines(scrAt);
-  put(r, q, p.q);
-  put(r, k, p.k);
-  put(r, v, p.v);
+  // straight from the callers' tensors (a KV cache's strided views: one copy, not two)
+  putTensor(r, q, p.source?.q) || put(r, q, p.q);
+  putTensor(r, k, p.source?.k) || put(r, k, p.k);
+  putTensor(r, v, p.source?.v) || put(r, v, p.v);
   const shift = p.mask ? p.mask.causalShift()! : 0;
   runJob(r, [JOB.decode, q, k, v, part, scr, perThread, B, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, chunk, splits]);
   const parts = take(r, part, units * R4 * (Dv + 2));

@@ -28,6 +28,18 @@ describe('Tensor views', () => {
     assert.throws(() => t.permute([0, 0]), /not a permutation/);
   });
 
+  test('writeFloat32 writes any view row-major into a target, like toFloat32, without a dense copy first', () => {
+    const base = Tensor.from(Float32Array.from({ length: 2 * 3 * 8 * 4 }, (_, i) => i * 0.5 - 7), [2, 3, 8, 4]);
+    const views = [base, base.slice(2, 1, 6), base.transpose(1, 2), base.slice(0, 1, 2).slice(3, 0, 3), base.to('float16'), base.slice(2, 2, 3)];
+    for (const [n, t] of views.entries()) {
+      const dst = new Float32Array(t.size + 3).fill(99);
+      assert.equal(t.writeFloat32(dst, 2), t.size);
+      assert.deepEqual([...dst.subarray(2, 2 + t.size)], [...t.toFloat32()], `view ${n}`);
+      assert.deepEqual([dst[0], dst[1], dst[dst.length - 1]], [99, 99, 99], `view ${n} stays inside its range`);
+    }
+    assert.throws(() => base.writeFloat32(new Float32Array(5)), /writeFloat32: 192 elements do not fit 5 places/);
+  });
+
   test('reshape of a non-contiguous view copies', () => {
     const tt = Tensor.from(iota(6), [2, 3]).transpose(0, 1);
     assert.deepEqual(tt.reshape([6]).toArray(), [0, 3, 1, 4, 2, 5]);
