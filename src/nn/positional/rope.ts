@@ -116,6 +116,27 @@ export interface ApplyRopeOptions {
   rotaryDim?: number;
 }
 
+// cos θ and sin θ (× the attention factor) for each position and frequency, remembered for the last positions seen
+// with these frequencies: every layer of a model, and q and k, rotate by the same angles in a forward pass
+const lastAngles = new WeakMap<RopeFrequencies, { key: string; cos: Float64Array; sin: Float64Array }>();
+function angles(freqs: RopeFrequencies, pos: readonly number[]): { cos: Float64Array; sin: Float64Array } {
+  const key = pos.join(',');
+  const hit = lastAngles.get(freqs);
+  if (hit && hit.key === key) return hit;
+  const half = freqs.invFreq.length;
+  const cos = new Float64Array(pos.length * half), sin = new Float64Array(pos.length * half);
+  pos.forEach((p, t) => {
+    for (let k = 0; k < half; k++) {
+      const th = p * freqs.invFreq[k];
+      cos[t * half + k] = Math.cos(th) * freqs.attentionFactor;
+      sin[t * half + k] = Math.sin(th) * freqs.attentionFactor;
+    }
+  });
+  const entry = { key, cos, sin };
+  lastAngles.set(freqs, entry);
+  return entry;
+}
+
 /** RoPE on x [B, H, T, D] (q or k). */
 export function applyRope(x: Tensor, o: ApplyRopeOptions = {}): Tensor {
   if (x.rank !== 4) throw new QkvError(`applyRope: x must be [batch, heads, seq, head_dim], got ${fmtShape(x.shape)}`);
@@ -131,17 +152,15 @@ export function applyRope(x: Tensor, o: ApplyRopeOptions = {}): Tensor {
   const out = new Float32Array(a);
   const half = R / 2;
   const interleaved = o.style === 'interleaved';
+  const { cos, sin } = angles(freqs, pos);
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) {
-    const p = pos[perBatch ? b * T + t : t];
+    const at = (perBatch ? b * T + t : t) * half; // this position's row of the cos / sin tables
     const row = ((b * H + h) * T + t) * D;
     // (a, b)' = (a cos θ − b sin θ, b cos θ + a sin θ), θ = p · inv_freq_k, both scaled by the attention factor
     for (let k = 0; k < half; k++) {
-      const th = p * freqs.invFreq[k];
-      const cos = Math.cos(th) * freqs.attentionFactor;
-      const sin = Math.sin(th) * freqs.attentionFactor;
       const [ia, ib] = interleaved ? [row + 2 * k, row + 2 * k + 1] : [row + k, row + k + half];
-      out[ia] = a[ia] * cos - a[ib] * sin;
-      out[ib] = a[ib] * cos + a[ia] * sin;
+      out[ia] = a[ia] * cos[at + k] - a[ib] * sin[at + k];
+      out[ib] = a[ib] * cos[at + k] + a[ia] * sin[at + k];
     }
   }
   return Tensor.from(out, x.shape);
