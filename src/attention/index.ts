@@ -8,7 +8,7 @@ import { getSdpaKernel } from '../kernels/registry.js';
 import { Tensor } from '../tensor/tensor.js';
 import { chooseKernel, problemOf } from './dispatch.js';
 import type { AttentionOptions, AttentionResult } from './options.js';
-import { checkOptionKeys, checkQkv } from './validate.js';
+import { checkDout, checkOptionKeys, checkQkv } from './validate.js';
 
 /** A float32 result in the dtype of the inputs (float32 stays as is; f16/bf16 round to nearest even). */
 function asDtype(data: Float32Array, shape: number[], like: Tensor): Tensor {
@@ -62,10 +62,7 @@ export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, dout: Tensor,
   checkOptionKeys(options, 'attentionBackward');
   const dims = checkQkv(q, k, v, 'attentionBackward');
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
-  const want = [B, Hq, L, Dv];
-  if (!(dout instanceof Tensor) || dout.shape.join() !== want.join()) {
-    throw new QkvError(`attentionBackward: dout must have the output's shape [${want.join(', ')}], got ${dout instanceof Tensor ? `[${dout.shape.join(', ')}]` : typeof dout}`);
-  }
+  checkDout(dout, dims, 'attentionBackward');
   if (options.scoreMod) throw new QkvError('attentionBackward: a scoreMod function cannot be differentiated; express it as bias, alibiSlopes or softcap');
   const kernelName = chooseKernel({ ...options, kernel: options.kernel === 'reference' ? 'reference' : 'flash', returnStats: false }, dims);
   const kernel = getSdpaKernel(kernelName);
@@ -73,7 +70,7 @@ export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, dout: Tensor,
   const req = { blockM: options.blockM, blockN: options.blockN };
   let out = options.out?.toFloat32();
   let lse = options.lse?.toFloat32();
-  if (out && out.length !== B * Hq * L * Dv) throw new QkvError(`attentionBackward: out must be [${want.join(', ')}]`);
+  if (out && out.length !== B * Hq * L * Dv) throw new QkvError(`attentionBackward: out must be [${B}, ${Hq}, ${L}, ${Dv}]`);
   if (lse && lse.length !== B * Hq * L) throw new QkvError(`attentionBackward: lse must be [${B}, ${Hq}, ${L}]`);
   if (!out || !lse) ({ out, lse } = kernel.forward(p, req));
   const g = kernel.backward!(p, out, lse, dout.toFloat32(), req);

@@ -79,3 +79,11 @@ export function intList(x: readonly number[] | Tensor, what: string): number[] {
   for (const n of list) if (!Number.isInteger(n)) throw new QkvError(`attention: ${what} must hold integers, got ${n}`);
   return list;
 }
+
+/** Checks the upstream gradient of a backward call: dout must have the output's shape [B, Hq, L, Dv]. */
+export function checkDout(dout: unknown, dims: AttnShape, fn: string): asserts dout is Tensor {
+  const want = [dims.B, dims.Hq, dims.L, dims.Dv];
+  if (!(dout instanceof Tensor) || dout.shape.join() !== want.join()) {
+    throw new QkvError(`${fn}: dout must have the output's shape [${want.join(', ')}], got ${dout instanceof Tensor ? `[${dout.shape.join(', ')}]` : typeof dout}`);
+  }
+}

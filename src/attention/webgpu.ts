@@ -12,7 +12,7 @@ import { QkvError } from '../errors.js';
 import { attention, attentionBackward, type AttentionBackwardOptions } from './index.js';
 import { blockSparseTable } from './masks.js';
 import type { AttentionOptions } from './options.js';
-import { checkOptionKeys, checkQkv, checkQkvShapes } from './validate.js';
+import { checkDout, checkOptionKeys, checkQkv, checkQkvShapes } from './validate.js';
 
 /**
  * Attention on the GPU: resolves to out [B, Hq, L, Dv] (q's dtype), lse [B, Hq, L], and where it ran. Given
@@ -86,10 +86,7 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
   checkOptionKeys(o, 'attentionBackwardWebGPU');
   const dims = checkQkv(q, k, v, 'attentionBackwardWebGPU');
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
-  const want = [B, Hq, L, Dv];
-  if (!(dout instanceof Tensor) || dout.shape.join() !== want.join()) {
-    throw new QkvError(`attentionBackwardWebGPU: dout must have the output's shape [${want.join(', ')}], got ${dout instanceof Tensor ? `[${dout.shape.join(', ')}]` : typeof dout}`);
-  }
+  checkDout(dout, dims, 'attentionBackwardWebGPU');
   const { out: givenOut, lse: givenLse, ...options } = o;
   const why = webgpuUnsupported(options, D, Dv);
   const device = why ? null : await gpuDevice();
@@ -101,7 +98,7 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
   const [qa, ka, va] = [q.toFloat32(), k.toFloat32(), v.toFloat32()];
   let out = givenOut?.toFloat32();
   let lse = givenLse?.toFloat32();
-  if (out && out.length !== B * Hq * L * Dv) throw new QkvError(`attentionBackwardWebGPU: out must be [${want.join(', ')}]`);
+  if (out && out.length !== B * Hq * L * Dv) throw new QkvError(`attentionBackwardWebGPU: out must be [${B}, ${Hq}, ${L}, ${Dv}]`);
   if (lse && lse.length !== B * Hq * L) throw new QkvError(`attentionBackwardWebGPU: lse must be [${B}, ${Hq}, ${L}]`);
   if (!out || !lse) ({ out, lse } = await webgpuFlashForward(device, dims, qa, ka, va, options, table));
   const g = await webgpuFlashBackward(device, dims, qa, ka, va, out, lse, dout.toFloat32(), options, table);

@@ -11,7 +11,7 @@ import { bindBuffers, computePipeline } from './pipelines.js';
 type Entry = 'rmsNorm' | 'rope' | 'siluMul' | 'add' | 'transpose01';
 
 // one pass of an ops.wgsl entry point over `groups` workgroups (split over y past 65535)
-async function run(entry: Entry, x: GpuTensor, y: GpuBuffer | GpuTensor, out: GpuTensor, fields: number[], eps: number, groups: number): Promise<void> {
+async function run(entry: Entry, x: GpuTensor, y: GPUBuffer | GpuTensor, out: GpuTensor, fields: number[], eps: number, groups: number): Promise<void> {
   const device = x.device;
   const params = new DataView(new ArrayBuffer(32));
   fields.forEach((f, n) => params.setUint32(4 * n, f, true));
@@ -23,7 +23,6 @@ async function run(entry: Entry, x: GpuTensor, y: GpuBuffer | GpuTensor, out: Gp
   device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u], used), Math.min(groups, 65535), Math.ceil(groups / 65535))]);
   release(device, u); // the queue runs in order: a later writeBuffer into it comes after this pass
 }
-type GpuBuffer = GPUBuffer;
 
 const groupsOf = (n: number) => Math.max(1, Math.ceil(n / 64));
 const same = (a: GpuTensor, b: GpuTensor, what: string) => {
