@@ -113,6 +113,8 @@ test('paged attention on WebGPU reads through random block tables (windows, key 
   const pool = { blockSize: 4, Hkv: 1, D: 4, Dv: 4, k: new Float32Array(32), v: new Float32Array(32) };
   await assert.rejects(pagedAttentionWebGPU({ q: new Float32Array(4), B: 1, Hq: 1, T: 1, scale: 1, softcap: 0, causal: true, window: null,
     blockTables: [[0, 9]], seqLens: [6], pool }), /block table 0 entry 1 is 9; the pool has 2 blocks/);
+  await assert.rejects(pagedAttentionWebGPU({ q: new Float32Array(3), B: 1, Hq: 1, T: 1, scale: 1, softcap: 0, causal: true, window: null,
+    blockTables: [[0, 1]], seqLens: [6], pool }), /q has 3 values, expected B·Hq·T·D = 1·1·1·4/);
 });
 
 test('WebGPU buffers are reused across calls (the pool does not grow)', async (t) => {

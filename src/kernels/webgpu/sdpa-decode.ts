@@ -34,7 +34,12 @@ export async function webgpuPagedAttention(device: GPUDevice, p: PagedProblem): 
   const { B, Hq, T, pool } = p;
   const { blockSize, Hkv, D, Dv } = pool;
   if (p.blockTables.length !== B || p.seqLens.length !== B) throw new QkvError(`webgpuPagedAttention: ${B} rows need ${B} block tables and seqLens, got ${p.blockTables.length} and ${p.seqLens.length}`);
+  if (p.q.length !== B * Hq * T * D) throw new QkvError(`webgpuPagedAttention: q has ${p.q.length} values, expected B·Hq·T·D = ${B}·${Hq}·${T}·${D}`);
+  if (Hq % Hkv !== 0) throw new QkvError(`webgpuPagedAttention: Hkv=${Hkv} must divide Hq=${Hq}`);
   const numBlocks = pool.k.length / (Hkv * blockSize * D);
+  if (!Number.isInteger(numBlocks) || pool.v.length !== numBlocks * Hkv * blockSize * Dv) {
+    throw new QkvError(`webgpuPagedAttention: pools of ${pool.k.length} keys and ${pool.v.length} values are not whole blocks of [Hkv=${Hkv}, ${blockSize}, D=${D} / Dv=${Dv}]`);
+  }
   const maxS = Math.max(1, ...p.seqLens);
   const maxBlocks = Math.max(1, ...p.blockTables.map((t) => t.length));
   // aux = seqLens [B] · tables [B, maxBlocks] · keyMask [B, maxS]; every table entry a real block, checked here
