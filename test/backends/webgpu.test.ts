@@ -253,3 +253,26 @@ test('Mistral (sliding window), Qwen2 (q/k/v biases) and Llama 3 RoPE scaling ru
     gpuCache.release();
   }
 });
+
+test('rows and keys of different lengths: every structured mask places row i at i + S − L (a top-left causal limit at i), forward and backward, like the CPU', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const rand = rng(1300);
+  const options: AttentionOptions[] = [
+    { causal: 'top-left', window: [3, 0] }, { causal: 'top-left', window: [2, 1], dilation: 2 }, { window: [4, 2] }, { prefix: 4 },
+    { cuSeqlens: [0, 5, 9, 13] }, { window: [2, 2], globalTokens: [0, 7] }, { blockSparse: { blockSize: 4, windowBlocks: 1, globalBlocks: [0] } },
+    { causal: 'top-left', keyLengths: [11, 6] }, { causal: 'top-left', prefix: 3, softcap: 2 },
+  ];
+  for (const [L, S] of [[6, 13], [13, 13], [9, 13]]) {
+    for (const [n, o] of options.entries()) {
+      if (o.cuSeqlens && L !== S) continue; // documents are packed self-attention
+      const q = randn([2, 4, L, 8], rand), k = randn([2, 2, S, 8], rand), v = randn([2, 2, S, 8], rand), dout = randn([2, 4, L, 8], rand);
+      const gpu = await attentionWebGPU(q, k, v, o);
+      const cpu = attention(q, k, v, { ...o, kernel: 'reference' });
+      assertClose(gpu.out, cpu.out, 2e-5, 2e-4, `L=${L} S=${S} option ${n} ${JSON.stringify(o)} out`);
+      assertClose(gpu.lse, cpu.lse, 2e-5, 2e-4, `L=${L} S=${S} option ${n} lse`);
+      const gb = await attentionBackwardWebGPU(q, k, v, dout, o);
+      const cb = attentionBackward(q, k, v, dout, { ...o, kernel: 'reference' });
+      for (const g of ['dq', 'dk', 'dv'] as const) assertClose(gb[g], cb[g], 2e-5, 2e-4, `L=${L} S=${S} option ${n} ${g}`);
+    }
+  }
+});

@@ -83,7 +83,7 @@ fn dkvMain(@builtin(global_invocation_id) gid: vec3u) {
     let h = (kvh % P.Hkv) * G + g;
     let bh = b * P.Hq + h;
     var i0 = 0u;
-    if (P.causal == 1u) { i0 = u32(max(j - P.shift, 0)); } // earlier rows never see key j
+    if (P.causal == 1u) { i0 = u32(max(j - P.causalShift, 0)); } // earlier rows never see key j
     for (var i = i0; i < P.L; i++) {
       let pos = i32(i) + P.shift;
       let range = keyRange(pos, b);

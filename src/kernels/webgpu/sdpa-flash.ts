@@ -77,7 +77,8 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
   [B * Hq, Hq, Hkv, L, S, D, Dv, o.causal ? 1 : 0].forEach((x, n) => params.setUint32(4 * n, x, true));
   params.setFloat32(32, o.scale ?? 1 / Math.sqrt(D), true);
   params.setFloat32(36, o.softcap ?? 0, true);
-  params.setInt32(40, o.causal === 'bottom-right' ? S - L : 0, true);
+  params.setInt32(40, S - L, true); // every structured mask places row i at i + S − L …
+  params.setInt32(116, o.causal === 'bottom-right' ? S - L : 0, true); // … except a top-left causal limit (keys ≤ i)
   params.setUint32(44, o.alibiSlopes ? 1 : 0, true);
   params.setInt32(48, Number.isFinite(window[0]) ? window[0] : -1, true);
   params.setInt32(52, Number.isFinite(window[1]) ? window[1] : -1, true);
@@ -86,8 +87,6 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
   params.setInt32(64, o.prefix ?? -1, true);
   [o.globalTokens ? 1 : 0, offGlobal, table ? 1 : 0, o.blockSparse?.blockSize ?? 1, table?.cols ?? 0, offBlocks,
     o.cuSeqlens !== undefined ? 1 : 0, offDocs, keep ? 1 : 0, offKeep, biasT ? 1 : 0, offBias].forEach((x, n) => params.setUint32(68 + 4 * n, x, true));
-  // the window is anchored at i + shift even without a causal mask (bottom-right, as on the CPU)
-  if (!o.causal && o.window) params.setInt32(40, S - L, true);
   return { aux: Uint32Array.from(aux), fl: Float32Array.from(fl), params: params.buffer };
 }
 
@@ -111,14 +110,14 @@ export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: 
 
 /**
  * Records and submits the kernel over operands already on the GPU; writes out and lse (NEG_INF for −∞) there.
- * `shift` overrides where row i's causal limit sits (i + shift): a KV cache passes S = its capacity (the head
- * stride of its buffers) and shift = length − L, so keys past its length are never read.
+ * `shift` overrides where row i sits (i + shift, for the causal limit and every other mask): a KV cache passes S = its
+ * capacity (the head stride of its buffers) and shift = length − L, so keys past its length are never read.
  */
 export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: AttentionOptions,
   b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer }, blockTable?: BlockTable, shift?: number): Promise<void> {
   const { B, Hq, L, D, Dv } = dims;
   const { aux, fl, params } = maskTables(dims, o, blockTable);
-  if (shift !== undefined) new DataView(params).setInt32(40, shift, true);
+  if (shift !== undefined) { new DataView(params).setInt32(40, shift, true); new DataView(params).setInt32(116, shift, true); }
   const extra = [upload(device, aux), upload(device, fl), uniform(device, params)];
   const pipe = await pipeline(device, D, Dv);
   // one workgroup per (head, tile of 64 query rows)

@@ -13,7 +13,7 @@ struct Params {
   prefix: i32, useGlobal: u32, offGlobal: u32, useBlocks: u32,
   blockSize: u32, blockCols: u32, offBlocks: u32, useDocs: u32,
   offDocs: u32, useKeep: u32, offKeep: u32, useBias: u32,
-  offBias: u32, pad0: u32, pad1: u32, pad2: u32,
+  offBias: u32, causalShift: i32, pad1: u32, pad2: u32,
 }
 
 @group(0) @binding(5) var<storage, read> aux: array<u32>;
@@ -22,12 +22,16 @@ struct Params {
 
 const NEG_INF: f32 = bitcast<f32>(0xff7fffffu); // the most negative f32: WGSL has no infinity literal
 
+// Positions, as on the CPU (src/attention/masks.ts): row i sits at pos = i + shift (shift = S − L: bottom-right, as
+// in KV-cache decoding) for every structured mask, except that a 'top-left' causal mask limits row i to keys ≤ i
+// (causalShift = 0; bottom-right: causalShift = S − L).
+
 /** The key range [lo, hi] row position `pos` of batch `b` may see: the masks that bound a row (causal, padding,
  *  documents, prefix-LM), and the window when no global token can widen it. */
 fn keyRange(pos: i32, b: u32) -> vec2i {
   var lo: i32 = 0;
   var hi: i32 = i32(P.S) - 1;
-  if (P.causal == 1u) { hi = min(hi, pos); }
+  if (P.causal == 1u) { hi = min(hi, pos - P.shift + P.causalShift); } // row i sees keys ≤ i + causalShift
   if (P.useKeyLengths == 1u) { hi = min(hi, i32(aux[b]) - 1); }
   if (P.useDocs == 1u && pos >= 0 && pos < i32(P.S)) { lo = max(lo, i32(aux[P.offDocs + u32(pos)])); hi = min(hi, i32(aux[P.offDocs + P.S + u32(pos)]) - 1); }
   if (P.prefix >= 0) { hi = min(hi, max(pos, P.prefix - 1)); }
