@@ -4,6 +4,7 @@
 // a query's position is i' = i + S − L (bottom-right alignment, as in KV-cache decoding), except 'top-left' causal.
 // Dense masks and user functions answer TILE_SOME (unknown) and are evaluated element by element.
 import { QkvError } from '../errors.js';
+import type { AttentionOptions } from './options.js';
 
 /** A row of scores being worked on: float32 in the materialising kernel, float64 in the tiled ones. */
 export type Row = Float32Array | Float64Array;
@@ -47,10 +48,13 @@ export interface MaskSpec {
   readonly kind: 'mask-spec';
   readonly describe: string;
   build(dims: MaskDims): Mask;
+  /** The same mask as attention options, when it is one (or an AND of ones that combine by AND): lets kernels that
+   *  take options only (WebGPU) take the spec. */
+  readonly asOptions?: Readonly<Partial<AttentionOptions>>;
 }
 
-function spec(describe: string, build: (dims: MaskDims) => Mask): MaskSpec {
-  return { kind: 'mask-spec', describe, build };
+function spec(describe: string, build: (dims: MaskDims) => Mask, asOptions?: Partial<AttentionOptions>): MaskSpec {
+  return { kind: 'mask-spec', describe, build, asOptions };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -74,7 +78,7 @@ class CausalMask extends Mask {
 
 /** Causal mask. `'top-left'`: query i sees keys 0..i (torch `is_causal`); `'bottom-right'`: keys 0..i+S−L. */
 export function causal(align: 'top-left' | 'bottom-right' = 'top-left'): MaskSpec {
-  return spec(`causal(${align})`, ({ L, S }) => new CausalMask(align === 'top-left' ? 0 : S - L, align));
+  return spec(`causal(${align})`, ({ L, S }) => new CausalMask(align === 'top-left' ? 0 : S - L, align), { causal: align });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -109,7 +113,7 @@ export function slidingWindow(left: number, right: number, dilation = 1): MaskSp
     }
   }
   if (!Number.isInteger(dilation) || dilation < 1) throw new QkvError(`attention: dilation must be a positive integer, got ${dilation}`);
-  return spec(`window(${left}, ${right})`, ({ L, S }) => new WindowMask(S - L, left, right, dilation));
+  return spec(`window(${left}, ${right})`, ({ L, S }) => new WindowMask(S - L, left, right, dilation), { window: [left, right], dilation });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -150,7 +154,7 @@ export function globalTokens(tokens: readonly number[]): MaskSpec {
       if (!Number.isInteger(t) || t < 0 || t >= S) throw new QkvError(`attention: globalTokens entry ${t} must be an integer in [0, ${S})`);
     }
     return new GlobalMask(S - L, tokens, S);
-  });
+  }, { globalTokens: [...tokens] });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -193,7 +197,7 @@ export function blockSparse(o: BlockSparseOptions): MaskSpec {
   return spec(`block-sparse(${o.blockSize})`, ({ L, S }) => {
     const { blocks, rows, cols } = blockSparseTable(o, S);
     return new BlockMask(S - L, o.blockSize, blocks, rows, cols);
-  });
+  }, { blockSparse: o });
 }
 
 /** The [rows, cols] table of computed blocks (1 = computed) of a block-sparse pattern over S positions. */
@@ -255,7 +259,7 @@ export function documents(cuSeqlens: readonly number[]): MaskSpec {
     const doc = new Int32Array(S);
     for (let t = 0; t + 1 < n; t++) doc.fill(t, cuSeqlens[t], cuSeqlens[t + 1]);
     return new DocumentMask(doc);
-  });
+  }, { cuSeqlens: [...cuSeqlens] });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -277,7 +281,7 @@ export function prefixLM(prefix: number): MaskSpec {
   return spec(`prefix-lm(${prefix})`, ({ L, S }) => {
     if (!Number.isInteger(prefix) || prefix < 0 || prefix > S) throw new QkvError(`attention: prefix must be an integer in [0, S=${S}], got ${prefix}`);
     return new PrefixMask(S - L, prefix);
-  });
+  }, { prefix });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -304,7 +308,7 @@ export function keyPadding(keyLengths: readonly number[]): MaskSpec {
       if (!Number.isInteger(n) || n < 0 || n > S) throw new QkvError(`attention: keyLengths[${b}] must be an integer in [0, S=${S}], got ${n}`);
     });
     return new KeyPaddingMask([...keyLengths]);
-  });
+  }, { keyLengths: [...keyLengths] });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -356,7 +360,21 @@ class OrMask extends Mask {
 
 /** Allowed only where every mask allows. */
 export function and(...specs: MaskSpec[]): MaskSpec {
-  return spec(specs.map((s) => s.describe).join(' & '), (dims) => new AndMask(specs.map((s) => s.build(dims))));
+  return spec(specs.map((s) => s.describe).join(' & '), (dims) => new AndMask(specs.map((s) => s.build(dims))), andOptions(specs));
+}
+
+// AND of specs as one set of options, where the options combine by AND too: distinct keys, and no global tokens (as
+// options they widen the window, an OR)
+function andOptions(specs: MaskSpec[]): Partial<AttentionOptions> | undefined {
+  const out: Record<string, unknown> = {};
+  for (const s of specs) {
+    if (!s.asOptions || 'globalTokens' in s.asOptions) return undefined;
+    for (const [k, v] of Object.entries(s.asOptions)) {
+      if (k in out) return undefined;
+      out[k] = v;
+    }
+  }
+  return out as Partial<AttentionOptions>;
 }
 
 /** Allowed where any mask allows. */

@@ -14,6 +14,17 @@ import { blockSparseTable } from './masks.js';
 import type { AttentionOptions } from './options.js';
 import { checkDout, checkOptionKeys, checkQkv, checkQkvShapes } from './validate.js';
 
+/** A mask spec (masks.*) that is one of the options, or an AND of them, becomes those options: the WGSL kernels take
+ *  options. Anything else (OR of specs, mask functions, a key the call also sets) stays as it is. */
+function lowerMaskSpec<T extends AttentionOptions>(o: T): T {
+  const m = o.mask;
+  if (!m || m instanceof Tensor || m.kind !== 'mask-spec' || !m.asOptions) return o;
+  const set = (k: string) => (o as Record<string, unknown>)[k] !== undefined;
+  if (Object.keys(m.asOptions).some(set)) return o;
+  const { mask: _spec, ...rest } = o;
+  return { ...rest, ...m.asOptions } as T;
+}
+
 /**
  * Attention on the GPU: resolves to out [B, Hq, L, Dv] (q's dtype), lse [B, Hq, L], and where it ran. Given
  * GpuTensors (toGpu), the inputs are read where they are and out and lse stay on the GPU (lse −∞ reads as −3.4e38).
@@ -24,6 +35,7 @@ export async function attentionWebGPU(q: Tensor, k: Tensor, v: Tensor, o?: Atten
 export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions = {}):
   Promise<{ out: Tensor | GpuTensor; lse: Tensor | GpuTensor; device: 'webgpu' | 'cpu' }> {
   checkOptionKeys(o, 'attentionWebGPU');
+  o = lowerMaskSpec(o);
   if (q instanceof GpuTensor || k instanceof GpuTensor || v instanceof GpuTensor) return attentionOnGpu(q, k, v, o);
   if (!(q instanceof Tensor && k instanceof Tensor && v instanceof Tensor)) throw new QkvError('attentionWebGPU: q, k, v must all be Tensors or all GpuTensors');
   const dims = checkQkv(q, k, v, 'attentionWebGPU');
@@ -87,7 +99,7 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
   const dims = checkQkv(q, k, v, 'attentionBackwardWebGPU');
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   checkDout(dout, dims, 'attentionBackwardWebGPU');
-  const { out: givenOut, lse: givenLse, ...options } = o;
+  const { out: givenOut, lse: givenLse, ...options } = lowerMaskSpec(o);
   const why = webgpuUnsupported(options, D, Dv);
   const device = why ? null : await gpuDevice();
   if (!device) {

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readIndex, runConformanceWebGPU, summary } from '../../src/node/conformance.js';
-import { alibiSlopes, attention, attentionBackward, attentionBackwardWebGPU, linear, linearWebGPU, Tensor, type AttentionOptions } from '../../src/index.js';
+import { alibiSlopes, attention, attentionBackward, attentionBackwardWebGPU, linear, linearWebGPU, masks, Tensor, type AttentionOptions } from '../../src/index.js';
 import { gpuDevice } from '../../src/kernels/webgpu/device.js';
 import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgpu.js';
 import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
@@ -274,5 +274,26 @@ test('rows and keys of different lengths: every structured mask places row i at 
       const cb = attentionBackward(q, k, v, dout, { ...o, kernel: 'reference' });
       for (const g of ['dq', 'dk', 'dv'] as const) assertClose(gb[g], cb[g], 2e-5, 2e-4, `L=${L} S=${S} option ${n} ${g}`);
     }
+  }
+});
+
+test('mask specs (masks.*) run on WebGPU when they are options or an AND of them; other specs run on the CPU', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const rand = rng(1400);
+  const q = randn([2, 4, 9, 8], rand), k = randn([2, 2, 13, 8], rand), v = randn([2, 2, 13, 8], rand), dout = randn([2, 4, 9, 8], rand);
+  const cases: [masks.MaskSpec, 'webgpu' | 'cpu'][] = [
+    [masks.causal('bottom-right'), 'webgpu'], [masks.slidingWindow(3, 1, 2), 'webgpu'], [masks.prefixLM(5), 'webgpu'],
+    [masks.and(masks.causal('top-left'), masks.slidingWindow(4, 0), masks.keyPadding([13, 7])), 'webgpu'],
+    [masks.and(masks.blockSparse({ blockSize: 4, windowBlocks: 1 }), masks.causal('bottom-right')), 'webgpu'],
+    [masks.globalTokens([0, 5]), 'webgpu'],
+    [masks.or(masks.causal(), masks.prefixLM(4)), 'cpu'], [masks.and(masks.slidingWindow(3, 0), masks.globalTokens([1])), 'cpu'],
+  ];
+  for (const [n, [mask, where]] of cases.entries()) {
+    const gpu = await attentionWebGPU(q, k, v, { mask });
+    const cpu = attention(q, k, v, { mask, kernel: 'reference' });
+    assert.equal(gpu.device, where, `spec ${n} ${mask.describe}`);
+    assertClose(gpu.out, cpu.out, 2e-5, 2e-4, `spec ${n} ${mask.describe} out`);
+    const gb = await attentionBackwardWebGPU(q, k, v, dout, { mask });
+    assertClose(gb.dq, attentionBackward(q, k, v, dout, { mask, kernel: 'reference' }).dq, 2e-5, 2e-4, `spec ${n} dq`);
   }
 });
