@@ -379,7 +379,17 @@ function andOptions(specs: MaskSpec[]): Partial<AttentionOptions> | undefined {
 
 /** Allowed where any mask allows. */
 export function or(...specs: MaskSpec[]): MaskSpec {
-  return spec(specs.map((s) => s.describe).join(' | '), (dims) => new OrMask(specs.map((s) => s.build(dims))));
+  return spec(specs.map((s) => s.describe).join(' | '), (dims) => new OrMask(specs.map((s) => s.build(dims))), orOptions(specs));
+}
+
+// The one OR that options express: a sparse pattern (window and/or block-sparse) widened by global tokens (Longformer)
+function orOptions(specs: MaskSpec[]): Partial<AttentionOptions> | undefined {
+  if (specs.length !== 2) return undefined;
+  const g = specs.find((s) => s.asOptions && Object.keys(s.asOptions).join() === 'globalTokens');
+  const p = specs.find((s) => s !== g);
+  const patternKeys = new Set(['window', 'dilation', 'blockSparse']);
+  if (!g || !p?.asOptions || !Object.keys(p.asOptions).every((k) => patternKeys.has(k))) return undefined;
+  return { ...p.asOptions, globalTokens: g.asOptions!.globalTokens };
 }
 
 /** Wraps an already-bound Mask (e.g. a dense tensor mask) as a spec. */

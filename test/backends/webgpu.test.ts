@@ -277,7 +277,7 @@ test('rows and keys of different lengths: every structured mask places row i at 
   }
 });
 
-test('mask specs (masks.*) run on WebGPU when they are options or an AND of them; other specs run on the CPU', async (t) => {
+test('mask specs (masks.*) run on WebGPU when they are options, ANDs of them or a pattern widened by global tokens; other specs run on the CPU', async (t) => {
   if (skip) { t.skip(skip); return; }
   const rand = rng(1400);
   const q = randn([2, 4, 9, 8], rand), k = randn([2, 2, 13, 8], rand), v = randn([2, 2, 13, 8], rand), dout = randn([2, 4, 9, 8], rand);
@@ -286,6 +286,8 @@ test('mask specs (masks.*) run on WebGPU when they are options or an AND of them
     [masks.and(masks.causal('top-left'), masks.slidingWindow(4, 0), masks.keyPadding([13, 7])), 'webgpu'],
     [masks.and(masks.blockSparse({ blockSize: 4, windowBlocks: 1 }), masks.causal('bottom-right')), 'webgpu'],
     [masks.globalTokens([0, 5]), 'webgpu'],
+    [masks.or(masks.slidingWindow(2, 1), masks.globalTokens([0, 5])), 'webgpu'],
+    [masks.or(masks.globalTokens([3]), masks.and(masks.slidingWindow(2, 2), masks.blockSparse({ blockSize: 4, windowBlocks: 1 }))), 'webgpu'],
     [masks.or(masks.causal(), masks.prefixLM(4)), 'cpu'], [masks.and(masks.slidingWindow(3, 0), masks.globalTokens([1])), 'cpu'],
   ];
   for (const [n, [mask, where]] of cases.entries()) {

@@ -31,7 +31,7 @@ function pipeline(device: GPUDevice, D: number, Dv: number): Promise<GPUComputeP
 export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): string | null {
   const extra = Object.keys(o).filter((k) => !SUPPORTED.has(k) && (o as Record<string, unknown>)[k] !== undefined);
   if (extra.length) return `option${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not on WebGPU (JavaScript functions run on the CPU)`;
-  if (o.mask && !(o.mask instanceof Tensor)) return 'a mask spec (masks.*) other than an option or an AND of options (an OR, a maskMod) is not on WebGPU';
+  if (o.mask && !(o.mask instanceof Tensor)) return 'a mask spec (masks.*) that options cannot express (most ORs, a maskMod) is not on WebGPU';
   if (o.returnWeights || o.returnStats) return 'weights and statistics come from the CPU kernels';
   if (Dv > 256 || D > 256) return `head_dim ${Math.max(D, Dv)} > 256`;
   if (D + Dv > 4000) return `head_dim ${D} + ${Dv} too large for a workgroup tile`;
