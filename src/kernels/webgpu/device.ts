@@ -18,7 +18,10 @@ async function open(): Promise<GPUDevice | null> {
   if (!gpu) return null;
   const adapter = (await gpuWait(gpu.requestAdapter())) ?? (await gpuWait(gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions)));
   if (!adapter) return null;
-  const device = await gpuWait(adapter.requestDevice());
+  // the adapter's own buffer limits, not WebGPU's defaults (128 MiB per binding): a KV cache or a 4k×4k attention
+  // call on a real GPU needs more
+  const big = (name: 'maxStorageBufferBindingSize' | 'maxBufferSize') => adapter.limits[name];
+  const device = await gpuWait(adapter.requestDevice({ requiredLimits: { maxStorageBufferBindingSize: big('maxStorageBufferBindingSize'), maxBufferSize: big('maxBufferSize') } }));
   void device.lost.then((info) => {
     if (info.reason !== 'destroyed') console.warn(`qkv: the WebGPU device was lost (${info.reason}): ${info.message}`);
     current = null; // the next call opens a new one
