@@ -4,7 +4,7 @@
 // activations in and the result out; the columns are shared among the runtime's threads.
 // Returns null where the SIMD path does not apply (no WebAssembly SIMD, K not a multiple of the format's vector
 // width, f16 weights holding ±∞/NaN), and the caller computes in TypeScript.
-import { JOB, kernelRuntime, put, resident, runJob, scratch, take } from './runtime.js';
+import { alignLine, JOB, kernelRuntime, put, resident, runJob, scratch, take } from './runtime.js';
 
 /** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits), or int8 with one f32 scale per row. */
 export type MatrixData =
@@ -38,9 +38,8 @@ export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: n
   if (b.dtype !== 'float32' || seen.has(b.data)) bAt = resident(r, b.data, b.dtype === 'float32' ? 0 : K);
   else seen.add(b.data);
   const sAt = b.dtype === 'int8' ? resident(r, b.scales) : 0;
-  const panel = Math.ceil((16 * K) / 64) * 64; // per thread: four rows of B widened to f32, on cache lines of its own
-  const [aAt, cAt, panelsAt, oneOff] = scratch(r, [4 * a.length, 4 * M * N, panel * r.threads + 64, bAt < 0 ? 4 * N * K : 0]);
-  const panelAt = Math.ceil(panelsAt / 64) * 64; // two threads never write one cache line
+  const panel = alignLine(16 * K); // per thread: four rows of B widened to f32, in whole cache lines
+  const [aAt, cAt, panelAt, oneOff] = scratch(r, [4 * a.length, 4 * M * N, panel * r.threads, bAt < 0 ? 4 * N * K : 0]);
   put(r, aAt, a);
   if (bAt < 0) { put(r, oneOff, b.data as Float32Array); bAt = oneOff; }
   runJob(r, [KIND[b.dtype], aAt, bAt, cAt, M, K, N, sAt, panelAt, panel]);

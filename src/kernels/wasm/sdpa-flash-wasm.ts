@@ -9,12 +9,9 @@
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { sdpaDecode } from '../cpu/sdpa-decode.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
-import { floatBits, JOB, kernelRuntime, put, putTensor, runJob, scratch, take } from './runtime.js';
+import { alignLine, floatBits, JOB, kernelRuntime, put, putTensor, runJob, scratch, take } from './runtime.js';
 
 const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 query rows × 64 keys, units of 32 rows
-
-/** `n` rounded up to whole 64-byte cache lines. */
-const lines = (n: number) => Math.ceil(n / 64) * 64;
 
 /** True when the WebAssembly kernel can take this problem. */
 export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): boolean {
@@ -33,12 +30,10 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
   const [BH, BHkv, Sp] = [B * Hq, B * Hkv, Math.ceil(S / 8) * 8];
-  // bytes per thread: s tile, acc, m, l, the tile's row maxima — on cache lines of their own (64 bytes), so that two
-  // threads never write one line (false sharing cost the second thread of a causal call up to half its speed)
-  const perThread = lines(4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M + BM));
+  // bytes per thread: s tile, acc, m, l, the tile's row maxima — whole cache lines, so no two threads share one
+  const perThread = alignLine(4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M + BM));
   const floats = [BH * L * D, BHkv * S * D, BHkv * Sp * D, BHkv * S * Dv, BH * L * Dv, 2 * BH * L];
-  const [q, k, kp, v, out, ml, scrAt] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads + 64]);
-  const scr = lines(scrAt);
+  const [q, k, kp, v, out, ml, scr] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads]);
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   putTensor(r, k, p.source?.k) || put(r, k, p.k);
   putTensor(r, v, p.source?.v) || put(r, v, p.v);
@@ -60,9 +55,8 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const G = Hq / Hkv, R4 = (G * L + 3) & ~3;
   const chunk = decodeChunk(S), splits = Math.max(1, Math.ceil(S / chunk));
   const units = B * Hkv * splits;
-  const perThread = lines(4 * BM * BN); // the score tile, on cache lines of its own
-  const [q, k, v, part, scrAt] = scratch(r, [4 * B * Hq * L * D, 4 * B * Hkv * S * D, 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads + 64]);
-  const scr = lines(scrAt);
+  const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
+  const [q, k, v, part, scr] = scratch(r, [4 * B * Hq * L * D, 4 * B * Hkv * S * D, 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads]);
   // straight from the callers' tensors (a KV cache's strided views: one copy, not two)
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   putTensor(r, k, p.source?.k) || put(r, k, p.k);
