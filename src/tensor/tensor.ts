@@ -187,14 +187,9 @@ export class Tensor {
   contiguous(): Tensor {
     if (this.isContiguous() && this.offset === 0 && this.data.length === this.size) return this;
     const out = allocStorage(this.dtype, this.size) as Storage;
-    // the trailing dims that are laid out densely form blocks of `run` elements: copy those whole (a KV cache view
-    // [B, H, len, D] is B·H blocks of len·D; a head permute, rows of D)
-    let dense = this.rank, run = 1;
-    while (dense > 0 && (this.strides[dense - 1] === run || this.shape[dense - 1] === 1)) run *= this.shape[--dense];
-    if (dense < this.rank && run > 8) {
-      const dst = out as Float32Array; // any typed array: set/subarray are shared
-      const src = this.data as Float32Array;
-      forEachOffset(this.shape.slice(0, dense), this.strides.slice(0, dense), this.offset, (off, i) => { dst.set(src.subarray(off, off + run), i * run); });
+    const runs = this.denseRuns();
+    if (runs.run > 8) {
+      this.copyRuns(out as Float32Array, 0, runs); // any typed array: set/subarray are shared
       return new Tensor(this.dtype, out, this.shape);
     }
     const src = this.data as unknown as { [i: number]: number | bigint };
@@ -225,11 +220,22 @@ export class Tensor {
   writeFloat32(dst: Float32Array, at = 0): number {
     if (dst.length - at < this.size) throw new QkvError(`writeFloat32: ${this.size} elements do not fit ${dst.length - at} places`);
     if (this.dtype !== 'float32') { dst.set(this.toFloat32(), at); return this.size; }
-    let dense = this.rank, run = 1;
-    while (dense > 0 && (this.strides[dense - 1] === run || this.shape[dense - 1] === 1)) run *= this.shape[--dense];
-    const src = this.data as Float32Array;
-    forEachOffset(this.shape.slice(0, dense), this.strides.slice(0, dense), this.offset, (off, i) => { dst.set(src.subarray(off, off + run), at + i * run); });
+    this.copyRuns(dst, at, this.denseRuns());
     return this.size;
+  }
+
+  // The trailing dims laid out densely form runs of `run` elements, one per offset of the `lead` leading dims (a KV
+  // cache view [B, H, len, D] is B·H runs of len·D; a head permute, runs of D).
+  private denseRuns(): { lead: number; run: number } {
+    let lead = this.rank, run = 1;
+    while (lead > 0 && (this.strides[lead - 1] === run || this.shape[lead - 1] === 1)) run *= this.shape[--lead];
+    return { lead, run };
+  }
+
+  // copies the runs whole into dst from index `at`, in row-major order
+  private copyRuns(dst: Float32Array, at: number, { lead, run }: { lead: number; run: number }): void {
+    const src = this.data as Float32Array;
+    forEachOffset(this.shape.slice(0, lead), this.strides.slice(0, lead), this.offset, (off, i) => { dst.set(src.subarray(off, off + run), at + i * run); });
   }
 
   /** The elements as a dense row-major Float32Array (shared when this is already a dense float32 tensor). */
