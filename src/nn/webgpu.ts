@@ -7,7 +7,7 @@ import { addGpu, matmulGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { weightF32 } from './linear.js';
-import type { RopeFrequencies } from './positional/rope.js';
+import { ropeAngles, type RopeFrequencies } from './positional/rope.js';
 
 export { GpuTensor };
 
@@ -27,13 +27,11 @@ export function rmsNormGpuLayer(x: GpuTensor, weight: Tensor, eps: number, offse
 /** The cos θ / sin θ table of `positions` [T] for RoPE on the GPU: [T, 2, half], θ = p · inv_freq (× attention factor). */
 export function ropeTableGpu(device: GPUDevice, freqs: RopeFrequencies, positions: readonly number[]): GpuTensor {
   const half = freqs.invFreq.length;
+  const { cos, sin } = ropeAngles(freqs, positions); // the CPU's angles, bit for bit
   const table = new Float32Array(positions.length * 2 * half);
-  positions.forEach((p, t) => {
-    for (let k = 0; k < half; k++) {
-      const th = p * freqs.invFreq[k];
-      table[(2 * t) * half + k] = Math.cos(th) * freqs.attentionFactor;
-      table[(2 * t + 1) * half + k] = Math.sin(th) * freqs.attentionFactor;
-    }
+  positions.forEach((_, t) => {
+    table.set(cos.subarray(t * half, (t + 1) * half), 2 * t * half);
+    table.set(sin.subarray(t * half, (t + 1) * half), (2 * t + 1) * half);
   });
   return GpuTensor.upload(device, table, [positions.length, 2, half]);
 }

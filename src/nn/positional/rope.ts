@@ -119,7 +119,8 @@ export interface ApplyRopeOptions {
 // cos θ and sin θ (× the attention factor) for each position and frequency, remembered for the last positions seen
 // with these frequencies: every layer of a model, and q and k, rotate by the same angles in a forward pass
 const lastAngles = new WeakMap<RopeFrequencies, { key: string; cos: Float64Array; sin: Float64Array }>();
-function angles(freqs: RopeFrequencies, pos: readonly number[]): { cos: Float64Array; sin: Float64Array } {
+/** cos θ and sin θ, θ = position · inv_freq_k, scaled by the attention factor: [positions, half] each. */
+export function ropeAngles(freqs: RopeFrequencies, pos: readonly number[]): { cos: Float64Array; sin: Float64Array } {
   const key = pos.join(',');
   const hit = lastAngles.get(freqs);
   if (hit && hit.key === key) return hit;
@@ -152,7 +153,7 @@ export function applyRope(x: Tensor, o: ApplyRopeOptions = {}): Tensor {
   const out = new Float32Array(a);
   const half = R / 2;
   const interleaved = o.style === 'interleaved';
-  const { cos, sin } = angles(freqs, pos);
+  const { cos, sin } = ropeAngles(freqs, pos);
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) {
     const at = (perBatch ? b * T + t : t) * half; // this position's row of the cos / sin tables
     const row = ((b * H + h) * T + t) * D;
