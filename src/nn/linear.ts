@@ -5,9 +5,9 @@ import { QkvError } from '../errors.js';
 import { matmulTransB } from '../kernels/cpu/matmul.js';
 import { type MatrixData, wasmMatmulTransB } from '../kernels/wasm/matmul-wasm.js';
 import { gpuDevice } from '../kernels/webgpu/device.js';
-import { webgpuMatmulTransB } from '../kernels/webgpu/matmul.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
-import { matmulGpu } from '../kernels/webgpu/ops.js';
+import { matmulGpu } from '../kernels/webgpu/matmul.js';
+import { validated } from '../kernels/webgpu/pipelines.js';
 import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -75,23 +75,26 @@ export async function linearWebGPU(x: GpuTensor, weight: LinearWeight, bias?: Te
 export async function linearWebGPU(x: Tensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor>;
 export async function linearWebGPU(x: Tensor | GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor | GpuTensor> {
   const [outF, inF] = weight.shape;
-  if (x instanceof GpuTensor) { // already on the GPU: the result stays there
-    if (x.shape[x.shape.length - 1] !== inF) throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);
-    if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new QkvError(`linearWebGPU: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
-    return matmulGpu(x, weightF32(weight), outF, bias ? biasF32(bias) : null);
-  }
-  const device = await gpuDevice();
+  const device = x instanceof GpuTensor ? x.device : await gpuDevice();
   if (!device) {
     if (!warnedCpu) { warnedCpu = true; console.warn('qkv: linearWebGPU on the CPU (no WebGPU adapter)'); }
-    return linear(x, weight, bias, 'linearWebGPU');
+    return linear(x as Tensor, weight, bias, 'linearWebGPU');
   }
-  if (x.shape[x.rank - 1] !== inF) {
-    throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);
-  }
+  if (x.shape[x.shape.length - 1] !== inF) throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new QkvError(`linearWebGPU: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
-  const w = asFloat32(weight, matrixData(weight));
-  const y = await webgpuMatmulTransB(device, x.toFloat32(), w, x.size / inF, inF, outF, bias ? biasF32(bias) : null);
-  return Tensor.from(y, [...x.shape.slice(0, -1), outF]);
+  const product = (xg: GpuTensor) => matmulGpu(xg, weightF32(weight), outF, bias ? biasF32(bias) : null);
+  if (x instanceof GpuTensor) return product(x); // already on the GPU: the result stays there
+  // a host tensor: in, the product, and back
+  const xg = GpuTensor.upload(device, x.toFloat32(), x.shape);
+  try {
+    const y = await validated(device, 'matmul', async () => {
+      const yg = await product(xg);
+      try { return await yg.read(); } finally { yg.release(); }
+    });
+    return Tensor.from(y, [...x.shape.slice(0, -1), outF]);
+  } finally {
+    xg.release();
+  }
 }
 let warnedCpu = false;
 const biases = new WeakMap<Tensor, Float32Array>();

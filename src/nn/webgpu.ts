@@ -3,7 +3,8 @@
 // activations.ts) — weights as models hold them, widened to f32 once and kept on the GPU after the first call.
 import { QkvError } from '../errors.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
-import { addGpu, matmulGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../kernels/webgpu/ops.js';
+import { matmulGpu } from '../kernels/webgpu/matmul.js';
+import { addGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../kernels/webgpu/ops.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { weightF32 } from './linear.js';

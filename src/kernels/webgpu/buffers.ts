@@ -65,6 +65,21 @@ export function upload(device: GPUDevice, data: ArrayBufferView): GPUBuffer {
   return buf;
 }
 
+const resident = new WeakMap<GPUDevice, WeakMap<Float32Array, GPUBuffer>>();
+
+/** The GPU buffer that holds `w` on `device` (a weight), uploaded on first use and kept while `w` lives (not pooled). */
+export function residentBuffer(device: GPUDevice, w: Float32Array): GPUBuffer {
+  let byArray = resident.get(device);
+  if (!byArray) resident.set(device, (byArray = new WeakMap()));
+  let buf = byArray.get(w);
+  if (!buf) {
+    buf = device.createBuffer({ size: Math.max(16, w.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(buf, 0, w.buffer, w.byteOffset, w.byteLength);
+    byArray.set(w, buf);
+  }
+  return buf;
+}
+
 /** A pooled uniform buffer holding `data`. */
 export function uniform(device: GPUDevice, data: ArrayBuffer): GPUBuffer {
   const buf = acquire(device, data.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);

@@ -1,10 +1,8 @@
-// Host side of ops.wgsl and of the matrix product on GpuTensors: each function records one compute pass and returns
+// Host side of ops.wgsl on GpuTensors: each function records one compute pass and returns
 // its result as a new GpuTensor without waiting for the GPU. Shapes are checked here, before anything is recorded.
 import { QkvError } from '../../errors.js';
-import { encodePass, release, uniform } from './buffers.js';
+import { encodePass, release, residentBuffer, uniform } from './buffers.js';
 import { GpuTensor } from './gpu-tensor.js';
-import { residentBuffer } from './matmul.js';
-import { WGSL as MATMUL } from './matmul-wgsl.js';
 import { WGSL } from './ops-wgsl.js';
 import { bindBuffers, computePipeline } from './pipelines.js';
 
@@ -76,21 +74,6 @@ export async function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA
   if (off + A > capA || dst.size < B * capA * C) throw new QkvError(`transpose01Gpu: rows ${off}…${off + A - 1} do not fit a destination [${B}, ${capA}, ${C}]`);
   await run('transpose01', x, x, dst, [0, A, B, C, capA, off], 0, groupsOf(A * B * C));
   return dst;
-}
-
-/** x [M, K] · Wᵀ (+ bias) with W [N, K] resident on the GPU: [M, N]. */
-export async function matmulGpu(x: GpuTensor, w: Float32Array, N: number, bias?: Float32Array | null): Promise<GpuTensor> {
-  const K = x.shape[x.shape.length - 1];
-  const M = x.size / K;
-  if (w.length !== N * K) throw new QkvError(`matmulGpu: weight has ${w.length} values, expected N·K = ${N}·${K}`);
-  const device = x.device;
-  const out = GpuTensor.empty(device, [...x.shape.slice(0, -1), N]);
-  const u = uniform(device, Uint32Array.from([M, K, N, bias ? 1 : 0]).buffer);
-  const pipe = await computePipeline(device, 'matmul', MATMUL);
-  const bBuf = residentBuffer(device, w);
-  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, bBuf, bias ? residentBuffer(device, bias) : bBuf, out.buffer, u]), Math.ceil(N / 64), Math.ceil(M / 64))]);
-  release(device, u);
-  return out;
 }
 
 /** Rows [first, first + n) of x [R, C] as a new tensor [n, C] (a buffer copy). */
