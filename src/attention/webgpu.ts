@@ -3,7 +3,9 @@
 // yet, the call runs on the CPU and warns once. Async: GPU results come back through a buffer map.
 import { gpuDevice } from '../kernels/webgpu/device.js';
 import { flashOnGpu, webgpuFlashForward, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
-import { decodeCovers, decodeOnGpu, pagedUnsupported, webgpuDecodeForward, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
+import { decodeCovers, denseDecodeOnGpu, pagedUnsupported, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
+import { readBack } from '../kernels/webgpu/buffers.js';
+import { validated } from '../kernels/webgpu/pipelines.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { pagedAttention, type PagedProblem } from '../kernels/cpu/sdpa-paged.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -46,13 +48,19 @@ export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTens
     const r = attention(q, k, v, o);
     return { out: r.out, lse: r.lse, device: 'cpu' };
   }
-  // a few query rows (decoding): split-K over the keys; otherwise a workgroup per 64 query rows
-  const table = o.blockSparse ? blockSparseTable(o.blockSparse, dims.S) : undefined;
-  const r = decodeCovers(o, dims)
-    ? await webgpuDecodeForward(device, dims, q.toFloat32(), k.toFloat32(), v.toFloat32(), o)
-    : await webgpuFlashForward(device, dims, q.toFloat32(), k.toFloat32(), v.toFloat32(), o, table);
-  const out = Tensor.from(r.out, [dims.B, dims.Hq, dims.L, dims.Dv]);
-  return { out: q.dtype === 'float32' ? out : out.to(q.dtype), lse: Tensor.from(r.lse, [dims.B, dims.Hq, dims.L]), device: 'webgpu' };
+  // host tensors: in, the resident call, and back
+  const [qg, kg, vg] = [q, k, v].map((t) => GpuTensor.upload(device, t.toFloat32(), t.shape));
+  try {
+    const [outData, lseData] = await validated(device, 'attention', async () => {
+      const r = await attentionOnGpu(qg, kg, vg, o);
+      try { return await readBack(device, [], [[r.out.buffer, 4 * r.out.size], [r.lse.buffer, 4 * r.lse.size]]); } finally { r.out.release(); r.lse.release(); }
+    });
+    const out = Tensor.from(outData, [dims.B, dims.Hq, dims.L, dims.Dv]);
+    const lse = Tensor.from(lseData.map((x) => (x <= -3.4e38 ? -Infinity : x)), [dims.B, dims.Hq, dims.L]); // −∞ restored
+    return { out: q.dtype === 'float32' ? out : out.to(q.dtype), lse, device: 'webgpu' };
+  } finally {
+    for (const t of [qg, kg, vg]) t.release();
+  }
 }
 
 // q, k, v already on the GPU: checked like attention()'s inputs, run without a transfer, results left there
@@ -66,11 +74,9 @@ async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: T
   const out = GpuTensor.empty(q.device, [B, Hq, L, Dv]);
   const lse = GpuTensor.empty(q.device, [B, Hq, L]);
   const buffers = { q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer, lse: lse.buffer };
+  // a few query rows (decoding): split-K over the keys; otherwise a workgroup per 64 query rows
   if (decodeCovers(o, dims)) {
-    // dense k, v [B, Hkv, S, ·] as a pool of B blocks of S slots; row b's table is [b]
-    const aux = Uint32Array.from([...Array(B).fill(S), ...Array.from({ length: B }, (_, b) => b)]);
-    await decodeOnGpu(q.device, { ...buffers, B, Hq, T: L, scale: o.scale ?? 1 / Math.sqrt(dims.D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right',
-      window: null, pool: { blockSize: S, Hkv: dims.Hkv, D: dims.D, Dv }, aux, maxS: S, maxBlocks: 1 });
+    await denseDecodeOnGpu(q.device, dims, { scale: o.scale ?? 1 / Math.sqrt(dims.D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right', window: null }, buffers);
   } else {
     await flashOnGpu(q.device, dims, o, buffers, o.blockSparse ? blockSparseTable(o.blockSparse, S) : undefined);
   }

@@ -6,7 +6,7 @@
 import { QkvError } from '../errors.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { transpose01Gpu } from '../kernels/webgpu/ops.js';
-import { decodeOnGpu } from '../kernels/webgpu/sdpa-decode.js';
+import { denseDecodeOnGpu } from '../kernels/webgpu/sdpa-decode.js';
 import { flashOnGpu } from '../kernels/webgpu/sdpa-flash.js';
 
 interface Layer { k: GpuTensor; v: GpuTensor; cap: number; len: number; Hkv: number; D: number; Dv: number }
@@ -44,10 +44,8 @@ export class GpuKVCache {
     const lse = GpuTensor.empty(this.device, [Hq, T]);
     const W = a.slidingWindow ?? null;
     if (T <= 8) {
-      await decodeOnGpu(this.device, {
-        q: q.buffer, k: L.k.buffer, v: L.v.buffer, out: out.buffer, lse: lse.buffer, B: 1, Hq, T, scale: a.scale, softcap: 0, causal: true,
-        window: W, pool: { blockSize: L.cap, Hkv, D, Dv }, aux: Uint32Array.from([L.len, 0]), maxS: L.len, maxBlocks: 1,
-      });
+      await denseDecodeOnGpu(this.device, { B: 1, Hq, Hkv, L: T, S: L.cap, D, Dv }, { scale: a.scale, softcap: 0, causal: true, window: W },
+        { q: q.buffer, k: L.k.buffer, v: L.v.buffer, out: out.buffer, lse: lse.buffer }, L.len);
     } else {
       // S = the capacity (the buffers' head stride); row i's last key is i + len − T, so nothing past len is read
       const dims = { B: 1, Hq, Hkv, L: T, S: L.cap, D, Dv };

@@ -109,11 +109,13 @@ export function decodeCovers(o: AttentionOptions, dims: AttnShape): boolean {
     (o.causal === undefined || o.causal === false || o.causal === 'bottom-right') && dims.B * dims.Hq * dims.L <= MAX_ROWS;
 }
 
-/** Dense decode: k, v [B, Hkv, S, ·] are a pool of B blocks of S slots, row b's table is [b]. */
-export function webgpuDecodeForward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array, o: AttentionOptions): Promise<{ out: Float32Array; lse: Float32Array }> {
+/**
+ * Dense keys and values on the GPU, k [B, Hkv, S, D] and v [B, Hkv, S, Dv] (S: the buffers' head stride, e.g. a KV
+ * cache's capacity), as the decode kernel's block pool: B blocks of S slots, row b's table [b], its first `len` keys.
+ */
+export function denseDecodeOnGpu(device: GPUDevice, dims: AttnShape, o: { scale: number; softcap: number; causal: boolean; window: number | null },
+  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer }, len = dims.S): Promise<void> {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
-  return webgpuPagedAttention(device, {
-    q, B, Hq, T: L, scale: o.scale ?? 1 / Math.sqrt(D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right', window: null,
-    blockTables: Array.from({ length: B }, (_, b) => [b]), seqLens: Array(B).fill(S), pool: { blockSize: S, Hkv, D, Dv, k, v },
-  });
+  const aux = Uint32Array.from([...Array<number>(B).fill(len), ...Array.from({ length: B }, (_, x) => x)]);
+  return decodeOnGpu(device, { ...b, ...o, B, Hq, T: L, pool: { blockSize: S, Hkv, D, Dv }, aux, maxS: len, maxBlocks: 1 });
 }
