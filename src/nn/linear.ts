@@ -82,7 +82,7 @@ export async function linearWebGPU(x: Tensor | GpuTensor, weight: LinearWeight, 
   }
   if (x.shape[x.shape.length - 1] !== inF) throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new QkvError(`linearWebGPU: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
-  const product = (xg: GpuTensor) => matmulGpu(xg, weightF32(weight), outF, bias ? biasF32(bias) : null);
+  const product = (xg: GpuTensor) => matmulGpu(xg, weightF32(weight), outF, bias ? vectorF32(bias) : null);
   if (x instanceof GpuTensor) return product(x); // already on the GPU: the result stays there
   // a host tensor: in, the product, and back
   const xg = GpuTensor.upload(device, x.toFloat32(), x.shape);
@@ -97,5 +97,6 @@ export async function linearWebGPU(x: Tensor | GpuTensor, weight: LinearWeight, 
   }
 }
 let warnedCpu = false;
-const biases = new WeakMap<Tensor, Float32Array>();
-const biasF32 = (b: Tensor) => biases.get(b) ?? biases.set(b, b.toFloat32().slice()).get(b)!; // one array per bias: it stays resident
+const vectors = new WeakMap<Tensor, Float32Array>();
+/** One float32 array per tensor (a bias, a norm weight), kept: the GPU keeps its uploaded copy keyed by that array. */
+export const vectorF32 = (t: Tensor) => vectors.get(t) ?? vectors.set(t, t.toFloat32().slice()).get(t)!;

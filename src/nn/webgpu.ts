@@ -3,26 +3,22 @@
 // activations.ts) — weights as models hold them, widened to f32 once and kept on the GPU after the first call.
 import { QkvError } from '../errors.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
-import { matmulGpu } from '../kernels/webgpu/matmul.js';
 import { addGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../kernels/webgpu/ops.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { weightF32 } from './linear.js';
+import { linearWebGPU, vectorF32 } from './linear.js';
 import { ropeAngles, type RopeFrequencies } from './positional/rope.js';
 
 export { GpuTensor };
 
-const vectors = new WeakMap<Tensor, Float32Array>();
-const f32 = (t: Tensor) => vectors.get(t) ?? vectors.set(t, t.toFloat32().slice()).get(t)!; // one array per tensor: it stays resident
-
-/** y = x Wᵀ + b on the GPU. */
+/** y = x Wᵀ + b on the GPU (linearWebGPU on a GpuTensor: the result stays there). */
 export function linearGpu(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<GpuTensor> {
-  return matmulGpu(x, weightF32(weight), weight.shape[0], bias ? f32(bias) : null);
+  return linearWebGPU(x, weight, bias);
 }
 
 /** RMSNorm over the last dim (offset 1: Gemma's 1 + γ). */
 export function rmsNormGpuLayer(x: GpuTensor, weight: Tensor, eps: number, offset = 0): Promise<GpuTensor> {
-  return rmsNormGpu(x, f32(weight), eps, offset);
+  return rmsNormGpu(x, vectorF32(weight), eps, offset);
 }
 
 /** The cos θ / sin θ table of `positions` [T] for RoPE on the GPU: [T, 2, half], θ = p · inv_freq (× attention factor). */
