@@ -2,7 +2,7 @@
 // and results as attention() for what the WGSL kernel covers; without an adapter, or for options it does not cover
 // yet, the call runs on the CPU and warns once. Async: GPU results come back through a buffer map.
 import { gpuDevice } from '../kernels/webgpu/device.js';
-import { flashOnGpu, webgpuFlashForward, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
+import { flashOnGpu, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
 import { decodeCovers, denseDecodeOnGpu, pagedUnsupported, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
 import { readBack } from '../kernels/webgpu/buffers.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
@@ -51,10 +51,7 @@ export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTens
   // host tensors: in, the resident call, and back
   const [qg, kg, vg] = [q, k, v].map((t) => GpuTensor.upload(device, t.toFloat32(), t.shape));
   try {
-    const [outData, lseData] = await validated(device, 'attention', async () => {
-      const r = await attentionOnGpu(qg, kg, vg, o);
-      try { return await readBack(device, [], [[r.out.buffer, 4 * r.out.size], [r.lse.buffer, 4 * r.lse.size]]); } finally { r.out.release(); r.lse.release(); }
-    });
+    const [outData, lseData] = await attentionRead(device, qg, kg, vg, o);
     const out = Tensor.from(outData, [dims.B, dims.Hq, dims.L, dims.Dv]);
     const lse = Tensor.from(lseData.map((x) => (x <= -3.4e38 ? -Infinity : x)), [dims.B, dims.Hq, dims.L]); // −∞ restored
     return { out: q.dtype === 'float32' ? out : out.to(q.dtype), lse, device: 'webgpu' };
@@ -81,6 +78,14 @@ async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: T
     await flashOnGpu(q.device, dims, o, buffers, o.blockSparse ? blockSparseTable(o.blockSparse, S) : undefined);
   }
   return { out, lse, device: 'webgpu' };
+}
+
+// the resident call on uploaded tensors, its out and lse read back (lse −∞ as −3.4e38), errors surfaced
+async function attentionRead(device: GPUDevice, q: GpuTensor, k: GpuTensor, v: GpuTensor, o: AttentionOptions): Promise<Float32Array[]> {
+  return validated(device, 'attention', async () => {
+    const r = await attentionOnGpu(q, k, v, o);
+    try { return await readBack(device, [], [[r.out.buffer, 4 * r.out.size], [r.lse.buffer, 4 * r.lse.size]]); } finally { r.out.release(); r.lse.release(); }
+  });
 }
 
 /** A copy of `t` on the GPU (float32), or null when there is no WebGPU adapter. */
@@ -113,13 +118,22 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
     return { ...attentionBackward(q, k, v, dout, o), device: 'cpu' };
   }
   const table = options.blockSparse ? blockSparseTable(options.blockSparse, S) : undefined;
-  const [qa, ka, va] = [q.toFloat32(), k.toFloat32(), v.toFloat32()];
   let out = givenOut?.toFloat32();
   let lse = givenLse?.toFloat32();
   if (out && out.length !== B * Hq * L * Dv) throw new QkvError(`attentionBackwardWebGPU: out must be [${B}, ${Hq}, ${L}, ${Dv}]`);
   if (lse && lse.length !== B * Hq * L) throw new QkvError(`attentionBackwardWebGPU: lse must be [${B}, ${Hq}, ${L}]`);
-  if (!out || !lse) ({ out, lse } = await webgpuFlashForward(device, dims, qa, ka, va, options, table));
-  const g = await webgpuFlashBackward(device, dims, qa, ka, va, out, lse, dout.toFloat32(), options, table);
+  // q, k, v go up once, for the forward (when out and lse are not given) and the backward
+  const [qg, kg, vg] = [q, k, v].map((t) => GpuTensor.upload(device, t.toFloat32(), t.shape));
+  const qkv = { q: qg.buffer, k: kg.buffer, v: vg.buffer };
+  let g: { dq: Float32Array; dk: Float32Array; dv: Float32Array };
+  try {
+    if (!out || !lse) {
+      [out, lse] = await attentionRead(device, qg, kg, vg, options);
+    }
+    g = await webgpuFlashBackward(device, dims, qkv, out, lse, dout.toFloat32(), options, table);
+  } finally {
+    for (const t of [qg, kg, vg]) t.release();
+  }
   const as = (data: Float32Array, shape: number[], like: Tensor) => { const t = Tensor.from(data, shape); return like.dtype === 'float32' ? t : t.to(like.dtype); };
   return { dq: as(g.dq, [B, Hq, L, D], q), dk: as(g.dk, [B, Hkv, S, D], k), dv: as(g.dv, [B, Hkv, S, Dv], v), device: 'webgpu' };
 }

@@ -16,8 +16,8 @@ function pipelines(device: GPUDevice, D: number, Dv: number): Promise<[GPUComput
   return Promise.all([computePipeline(device, `sdpa-backward ${D}x${Dv}`, code, 'dqMain'), computePipeline(device, `sdpa-backward ${D}x${Dv}`, code, 'dkvMain')]);
 }
 
-/** dq [B, Hq, L, D], dk [B, Hkv, S, D], dv [B, Hkv, S, Dv] on `device`, all dense float32. */
-export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array,
+/** dq [B, Hq, L, D], dk [B, Hkv, S, D], dv [B, Hkv, S, Dv] on `device` from q, k, v already there (e.g. the forward's). */
+export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, qkv: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer },
   out: Float32Array, lse: Float32Array, dout: Float32Array, o: AttentionOptions, blockTable?: BlockTable): Promise<{ dq: Float32Array; dk: Float32Array; dv: Float32Array }> {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   const rows = B * Hq * L, keys = B * Hkv * S;
@@ -31,11 +31,11 @@ export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, q:
   }
   if (Math.ceil(Math.max(rows, keys) / 64) > 65535) throw new QkvError(`WebGPU attention backward: ${Math.max(rows, keys)} rows need more than 65535 workgroups`);
   const { aux, fl, params } = maskTables(dims, o, blockTable);
-  const buffers = [
-    upload(device, q), upload(device, k), upload(device, v), upload(device, dout), upload(device, stats),
-    upload(device, aux), upload(device, fl), uniform(device, params),
+  const own = [
+    upload(device, dout), upload(device, stats), upload(device, aux), upload(device, fl), uniform(device, params),
     acquire(device, 4 * Math.max(1, rows * D), STORAGE()), acquire(device, 4 * Math.max(1, keys * (D + Dv)), STORAGE()),
   ];
+  const buffers = [qkv.q, qkv.k, qkv.v, ...own];
   try {
     const [dqPipe, dkvPipe] = await pipelines(device, D, Dv);
     const [dq, dkv] = await validated(device, 'sdpa-backward', () => readBack(device, [
@@ -44,6 +44,6 @@ export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, q:
     ], [[buffers[8], 4 * rows * D], [buffers[9], 4 * keys * (D + Dv)]]));
     return { dq, dk: dkv.slice(0, keys * D), dv: dkv.slice(keys * D) };
   } finally {
-    release(device, ...buffers);
+    release(device, ...own);
   }
 }

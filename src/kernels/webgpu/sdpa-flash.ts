@@ -1,15 +1,15 @@
-// Host side of the WGSL FlashAttention kernel (sdpa-flash.wgsl): uploads q, k, v, runs a workgroup per 64 query rows,
-// reads back out and lse. Covers every mask and score modifier of attention() that is data — causal (both
+// Host side of the WGSL FlashAttention kernel (sdpa-flash.wgsl): the mask tables and uniforms, and a workgroup per 64
+// query rows over q, k, v already on the GPU (src/attention/webgpu.ts moves host tensors there and back). Covers every mask and score modifier of attention() that is data — causal (both
 // alignments), key padding, sliding and dilated windows, global tokens, block-sparse, documents, prefix-LM, dense
 // keep masks and biases, soft-capping, ALiBi — with GQA/MQA and head dims ≤ 256. JavaScript maskMod/scoreMod
 // functions cannot run on a GPU: src/attention/webgpu.ts sends those calls to the CPU.
-// Buffers come from the device's pool and go back to it after the call; the pipeline is built once per device.
+// The mask tables' buffers come from the device's pool and go back after the call; the pipeline is built once per device.
 import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { QkvError } from '../../errors.js';
-import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
-import { bindBuffers, computePipeline, validated } from './pipelines.js';
+import { encodePass, release, uniform, upload } from './buffers.js';
+import { bindBuffers, computePipeline } from './pipelines.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
 import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
 
@@ -88,24 +88,6 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
   [o.globalTokens ? 1 : 0, offGlobal, table ? 1 : 0, o.blockSparse?.blockSize ?? 1, table?.cols ?? 0, offBlocks,
     o.cuSeqlens !== undefined ? 1 : 0, offDocs, keep ? 1 : 0, offKeep, biasT ? 1 : 0, offBias].forEach((x, n) => params.setUint32(68 + 4 * n, x, true));
   return { aux: Uint32Array.from(aux), fl: Float32Array.from(fl), params: params.buffer };
-}
-
-/** Runs the kernel on `device`: dense float32 q, k, v in qkv's layout; resolves to dense out and lse (−∞ restored). */
-export async function webgpuFlashForward(device: GPUDevice, dims: AttnShape, q: Float32Array, k: Float32Array, v: Float32Array,
-  o: AttentionOptions, blockTable?: BlockTable): Promise<{ out: Float32Array; lse: Float32Array }> {
-  const { B, Hq, L, Dv } = dims;
-  const outBytes = 4 * B * Hq * L * Dv;
-  const lseBytes = 4 * B * Hq * L;
-  const buffers = [upload(device, q), upload(device, k), upload(device, v), acquire(device, Math.max(4, outBytes), STORAGE()), acquire(device, Math.max(4, lseBytes), STORAGE())];
-  try {
-    return await validated(device, 'sdpa-flash', async () => {
-      await flashOnGpu(device, dims, o, { q: buffers[0], k: buffers[1], v: buffers[2], out: buffers[3], lse: buffers[4] }, blockTable);
-      const [out, lse] = await readBack(device, [], [[buffers[3], outBytes], [buffers[4], lseBytes]]);
-      return { out, lse: lse.map((x) => (x <= -3.4e38 ? -Infinity : x)) };
-    });
-  } finally {
-    release(device, ...buffers);
-  }
 }
 
 /**
