@@ -1,23 +1,36 @@
 // The GEMM jobs of asm/kernels.ts: the matrix products of linear layers with f32, f16, bf16 or int8 weights.
-import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, cst, ptr, word, hsum } from './common';
+import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126, cst, exp2v, ptr, word, hsum } from './common';
 
-// GEMM_*: [kind, a, b, c, M, K, N, scales, scratch, scratchStride]   c_ij = Σ_k a_ik b_jk (× scale_j for int8)
+// GEMM_*: [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2]   c_ij = Σ_k a_ik b_jk (× scale_j for int8)
+// glu ≠ 0 (the gated feed-forward of GLU variants, Shazeer 2020): c = act(a·bᵀ) ⊙ (a·b2ᵀ), with b the gate and b2 the
+// up weight (same format and shape), c2 an [M, N] buffer for the up product, act SiLU (glu = 1) or GELU-tanh (glu = 2).
 // PACKED: 16-bit and int8 weights are resident with each group of 4 rows interleaved in 16-byte chunks, [N/4][K/8][4][8]
 // and [N/4][K/16][4][16] (rows past the last full group as they are), so the decode loop reads one cache line after
 // another — the hardware prefetcher keeps up with that, not with four rows read side by side (3–4× on this machine).
 // Columns of C (rows of B) are split into T contiguous ranges, multiples of 4. B rows are widened to f32 four at a
 // time: straight into registers when M = 1 (decode: the whole cost is reading B once), else into this thread's
-// scratch panel [4][K] which the 2×4 register tile then reuses for every row of A.
+// scratch panel [4][K] which the 2×4 register tile then reuses for every row of A. A gated product needs no barrier:
+// each thread forms the gate and up columns of its own range, then h on that range.
 export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
-  const a = ptr(job, 1), b = ptr(job, 2), c = ptr(job, 3);
-  const M = word(job, 4), K = word(job, 5), N = word(job, 6), scales = ptr(job, 7);
+  const a = ptr(job, 1), c = ptr(job, 3);
+  const M = word(job, 4), K = word(job, 5), N = word(job, 6);
   const panel = ptr(job, 8) + <usize>t * <usize>word(job, 9);
   const per = (((N + 3) >> 2) + T - 1) / T * 4;
   const n0 = t * per, n1 = min(N, n0 + per);
-  const esize: usize = kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2;
-  const rowB = <usize>K * esize;
   // decode with f16 weights: x prepared once per thread in its panel scratch (else the widening path below)
   const fastF16 = M == 1 && kind == GEMM_F16 && n1 - n0 >= 4 && prepareF16(a, panel, K);
+  columns(a, ptr(job, 2), c, ptr(job, 7), M, K, N, n0, n1, kind, panel, fastF16);
+  const glu = word(job, 10);
+  if (glu == 0) return;
+  const c2 = ptr(job, 13);
+  columns(a, ptr(job, 11), c2, ptr(job, 12), M, K, N, n0, n1, kind, panel, fastF16);
+  gate(c, c2, M, N, n0, n1, glu);
+}
+
+// columns n0..n1 − 1 of C = A · Bᵀ
+function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize, fastF16: bool): void {
+  const esize: usize = kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2;
+  const rowB = <usize>K * esize;
   let j = n0;
   for (; j + 4 <= n1; j += 4) {
     const b0 = b + <usize>j * rowB;
@@ -45,6 +58,33 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
       store<f32>(c + ((<usize>i * <usize>N + <usize>j) << 2), kind == GEMM_I8 ? s * load<f32>(scales + (<usize>j << 2)) : s);
     }
   }
+}
+
+// h = act(g) ⊙ u on columns n0..n1 − 1 of every row, in place of g. Both activations are x·σ(y) = x / (1 + 2^(−y·log2 e)):
+//   SiLU:       y = x                                       (glu = 1)
+//   GELU-tanh:  y = 2·√(2/π)·(x + 0.044715·x³)              (glu = 2; ½(1 + tanh z) = σ(2z))
+function gate(g: usize, u: usize, M: i32, N: i32, n0: i32, n1: i32, glu: i32): void {
+  for (let i = 0; i < M; i++) {
+    const row = <usize>i * <usize>N;
+    let j = n0;
+    for (; j + 4 <= n1; j += 4) {
+      const at = (row + <usize>j) << 2;
+      v128.store(g + at, f32x4.mul(gated(v128.load(g + at), glu), v128.load(u + at)));
+    }
+    for (; j < n1; j++) { // the last 1–3 columns, through lane 0
+      const at = (row + <usize>j) << 2;
+      store<f32>(g + at, f32x4.extract_lane(gated(f32x4.splat(load<f32>(g + at)), glu), 0) * load<f32>(u + at));
+    }
+  }
+}
+
+@inline
+function gated(x: v128, glu: i32): v128 {
+  let y = x;
+  if (glu == 2) y = f32x4.mul(f32x4.add(x, f32x4.mul(cst(C_GELU_A), f32x4.mul(x, f32x4.mul(x, x)))), cst(C_GELU_2C));
+  const e = f32x4.mul(y, cst(C_NEG_LOG2E));
+  // past 2^126 the denominator would be clamped (exp2v's range), not infinite: those lanes are 0 (|x σ(y)| < |x| e^−87)
+  return v128.andnot(f32x4.div(x, f32x4.add(cst(C_ONE), exp2v(e))), f32x4.gt(e, cst(C_126)));
 }
 
 // one element of a B row in any of the four formats, widened (only the column tail uses it)

@@ -6,8 +6,8 @@
 //   layers alternate sliding-window (local) and full (global) attention (layer_types)
 //   x = x + post_attention_norm(Attention(input_norm(x)));   x = x + post_ffw_norm(MLP(pre_ffw_norm(x)))
 //   RMSNorm scales by (1 + γ);   MLP uses GELU-tanh;   logits = 30 · tanh(logits / 30)   (final soft-capping)
-import { activation, add, mul } from '../nn/activations.js';
-import { linear } from '../nn/linear.js';
+import { activation, add } from '../nn/activations.js';
+import { gatedLinear, linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
@@ -37,7 +37,7 @@ export class Gemma2 implements CausalLM {
   private readonly attnSoftcap: number;
   private readonly finalSoftcap: number;
   private readonly window: number | null;
-  private readonly act: (x: Tensor) => Tensor;
+  private readonly act: string; // the feed-forward's gate activation
 
   constructor(c: HfConfig, w: Weights) {
     const info = (this.info = decoderInfo(c, 'Gemma2ForCausalLM'));
@@ -48,7 +48,8 @@ export class Gemma2 implements CausalLM {
     this.attnSoftcap = num(c, 'attn_logit_softcapping', 0);
     this.finalSoftcap = num(c, 'final_logit_softcapping', 0);
     this.window = typeof c.sliding_window === 'number' ? c.sliding_window : null;
-    this.act = activation(String(c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh'));
+    this.act = String(c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh');
+    activation(this.act); // an unknown name fails at load
     this.freqs = ropeInvFreq(ropeConfig(c, D));
     // layer_types (transformers 5) or the older rule: even layers slide, odd layers are global
     const types = Array.isArray(c.layer_types) ? (c.layer_types as string[]) : null;
@@ -89,7 +90,7 @@ export class Gemma2 implements CausalLM {
       if (a.weights) attentions.push(a.weights);
       x = add(x, norm(linear(a.out, L.wo), L.postAttnNorm)); // [B, T, E]
       const m = norm(x, L.preFfwNorm);
-      x = add(x, norm(linear(mul(this.act(linear(m, L.gate)), linear(m, L.up)), L.down), L.postFfwNorm));
+      x = add(x, norm(linear(gatedLinear(m, L.gate, L.up, this.act), L.down), L.postFfwNorm));
     });
     if (o.lastOnly) x = x.slice(1, T - 1).contiguous();
     let logits = linear(norm(x, this.norm), this.lmHead); // [B, T, V]

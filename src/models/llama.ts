@@ -9,8 +9,8 @@
 import type { KVCache } from '../cache/kv-cache.js';
 import type { GpuKVCache } from '../cache/webgpu.js';
 import { addGpu, gatedActGpu, GpuTensor, linearGpu, rmsNormGpuLayer, ropeGpuLayer, ropeTableGpu, rowsGpu } from '../nn/webgpu.js';
-import { activation, add, mul } from '../nn/activations.js';
-import { linear } from '../nn/linear.js';
+import { activation, add } from '../nn/activations.js';
+import { gatedLinear, linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
@@ -58,7 +58,6 @@ export class Llama implements CausalLM {
   private readonly lmHead: LinearWeight;
   private readonly freqs: RopeFrequencies;
   private readonly eps: number;
-  private readonly act: (x: Tensor) => Tensor;
   private readonly actName: string;
 
   constructor(c: HfConfig, w: Weights, readonly variant: LlamaVariant) {
@@ -67,7 +66,7 @@ export class Llama implements CausalLM {
     const F = num(c, 'intermediate_size');
     this.eps = num(c, 'rms_norm_eps', 1e-6);
     this.actName = typeof c.hidden_act === 'string' ? c.hidden_act : 'silu';
-    this.act = activation(this.actName);
+    activation(this.actName); // an unknown name fails at load
     this.freqs = ropeInvFreq(ropeConfig(c, D));
     this.embed = w.table('model.embed_tokens.weight', [V, E]);
     const bias = (name: string, n: number) => (variant.qkvBias ? w.get(name, [n]) : w.optional(name, [n]));
@@ -119,7 +118,7 @@ export class Llama implements CausalLM {
       if (a.weights) attentions.push(a.weights);
       x = add(x, linear(a.out, L.wo)); // [B, T, E]
       const m = rmsNorm(x, L.ln2, this.eps);
-      x = add(x, linear(mul(this.act(linear(m, L.gate)), linear(m, L.up)), L.down)); // [B, T, E]
+      x = add(x, linear(gatedLinear(m, L.gate, L.up, this.actName), L.down)); // [B, T, E]
     });
     if (o.lastOnly) x = x.slice(1, T - 1).contiguous(); // [B, 1, E]
     const logits = linear(rmsNorm(x, this.norm, this.eps), this.lmHead); // [B, T, V]

@@ -4,7 +4,8 @@
 // activations in and the result out; the columns are shared among the runtime's threads.
 // Returns null where the SIMD path does not apply (no WebAssembly SIMD, K not a multiple of the format's vector
 // width, f16 weights holding ±∞/NaN), and the caller computes in TypeScript.
-import { alignLine, JOB, kernelRuntime, put, resident, runJob, scratch, take } from './runtime.js';
+// The gated products of GLU feed-forwards (SwiGLU, GeGLU) run as one job: gate and up product and the activation.
+import { alignLine, JOB, kernelRuntime, put, resident, runJob, type Runtime, scratch, take } from './runtime.js';
 
 /** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits), or int8 with one f32 scale per row. */
 export type MatrixData =
@@ -28,20 +29,48 @@ function allFinite(h: Uint16Array): boolean {
   return ok;
 }
 
+// where the kernel finds B: its resident offset, or −1 for an f32 matrix seen once (copied in for this call only)
+function weightAt(r: Runtime, b: MatrixData, K: number): number {
+  // compact weights move in at once; an f32 matrix seen a second time is a weight too (a one-off is copied per call)
+  if (b.dtype !== 'float32' || seen.has(b.data)) return resident(r, b.data, b.dtype === 'float32' ? 0 : K);
+  seen.add(b.data);
+  return -1;
+}
+
+// the SIMD path takes B when K suits its vector width and (f16) no weight is ±∞/NaN
+const applies = (b: MatrixData, N: number, K: number) =>
+  K % K_MULTIPLE[b.dtype] === 0 && b.data.length === N * K && (b.dtype !== 'float16' || allFinite(b.data));
+
 /** C = A · Bᵀ for a row-major A [M, K] and weight B [N, K]; null when the SIMD path does not apply. */
 export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: number, N: number): Float32Array | null {
+  return product(a, b, null, 0, M, K, N);
+}
+
+/** The activations of gated products: SiLU (SwiGLU) and GELU with the tanh approximation (GeGLU). */
+export type GluActivation = 'silu' | 'gelu_tanh';
+const GLU = { silu: 1, gelu_tanh: 2 } as const;
+
+/**
+ * H = act(A · Gᵀ) ⊙ (A · Uᵀ) for gate and up weights [N, K] of one format, as one job (each thread forms the gate and
+ * up columns of its own range, then H there); null when the SIMD path does not apply.
+ */
+export function wasmGatedMatmul(a: Float32Array, gate: MatrixData, up: MatrixData, act: GluActivation, M: number, K: number, N: number): Float32Array | null {
+  if (gate.dtype !== up.dtype) return null;
+  return product(a, gate, up, GLU[act], M, K, N);
+}
+
+function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: number, M: number, K: number, N: number): Float32Array | null {
   const r = kernelRuntime();
-  if (!r || K % K_MULTIPLE[b.dtype] !== 0 || b.data.length !== N * K) return null;
-  if (b.dtype === 'float16' && !allFinite(b.data)) return null;
-  // compact weights move in at once; an f32 matrix seen a second time is a weight too (a one-off is copied per call)
-  let bAt = -1;
-  if (b.dtype !== 'float32' || seen.has(b.data)) bAt = resident(r, b.data, b.dtype === 'float32' ? 0 : K);
-  else seen.add(b.data);
-  const sAt = b.dtype === 'int8' ? resident(r, b.scales) : 0;
+  if (!r || !applies(b, N, K) || (b2 && !applies(b2, N, K))) return null;
+  // everything resident first: scratch starts where the resident weights end
+  let [bAt, b2At] = [weightAt(r, b, K), b2 ? weightAt(r, b2, K) : 0];
+  const [sAt, s2At] = [b, b2].map((m) => (m?.dtype === 'int8' ? resident(r, m.scales) : 0));
   const panel = alignLine(16 * K); // per thread: four rows of B widened to f32, in whole cache lines
-  const [aAt, cAt, panelAt, oneOff] = scratch(r, [4 * a.length, 4 * M * N, panel * r.threads, bAt < 0 ? 4 * N * K : 0]);
+  const oneOff = (at: number) => (at < 0 ? 4 * N * K : 0);
+  const [aAt, cAt, c2At, panelAt, bOnce, b2Once] = scratch(r, [4 * a.length, 4 * M * N, b2 ? 4 * M * N : 0, panel * r.threads, oneOff(bAt), oneOff(b2At)]);
   put(r, aAt, a);
-  if (bAt < 0) { put(r, oneOff, b.data as Float32Array); bAt = oneOff; }
-  runJob(r, [KIND[b.dtype], aAt, bAt, cAt, M, K, N, sAt, panelAt, panel]);
+  if (bAt < 0) { put(r, bOnce, b.data as Float32Array); bAt = bOnce; }
+  if (b2At < 0) { put(r, b2Once, b2!.data as Float32Array); b2At = b2Once; }
+  runJob(r, [KIND[b.dtype], aAt, bAt, cAt, M, K, N, sAt, panelAt, panel, glu, b2At, s2At, c2At]);
   return take(r, cAt, M * N);
 }

@@ -31,7 +31,7 @@ const SPIN_MS = 3;
 /** What a worker needs to join: the compiled module, the shared memory and its index (1…). */
 export interface KernelWorkerInit { module: WebAssembly.Module; memory: WebAssembly.Memory; index: number }
 
-interface Runtime {
+export interface Runtime {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   exports: Exports;

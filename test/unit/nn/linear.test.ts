@@ -2,7 +2,7 @@
 // widened (dequantized) weight, on random shapes including K not a multiple of the SIMD width (the TypeScript path).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Int8Matrix, linear, Tensor, Weights } from '../../../src/index.js';
+import { gatedLinear, Int8Matrix, linear, Tensor, Weights } from '../../../src/index.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
 
 // y = x Wᵀ in float64 from the f32 values of W
@@ -66,4 +66,49 @@ test('Weights: format stored keeps 16-bit matrices, float32 widens them, int8 qu
   assert.equal((int8.matrix('b', [4, 6]) as Tensor).dtype, 'float16');
   assert.throws(() => new Weights(m(), 'x', { format: 'int4' as 'int8' }), /format must be one of stored, float32, int8, got "int4"/);
   assert.throws(() => stored.matrix('a', [32, 4]), /tensor 'a' has shape \[4, 32\], but the config implies \[32, 4\]/);
+});
+
+// act(x·Gᵀ) ⊙ (x·Uᵀ) in float64 with exact activations
+const ACTS: Record<string, (v: number) => number> = {
+  silu: (v) => v / (1 + Math.exp(-v)),
+  gelu_pytorch_tanh: (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))),
+  relu: (v) => Math.max(v, 0),
+};
+function bruteGated(x: Tensor, g: Tensor, u: Tensor, act: string): Float32Array {
+  const [gx, ux] = [brute(x, g), brute(x, u)];
+  return gx.map((v, i) => ACTS[act](v) * ux[i]);
+}
+
+test('gatedLinear: act(x·Gᵀ) ⊙ (x·Uᵀ) for SiLU and GELU-tanh (one SIMD job) and other activations, every weight format', () => {
+  const rand = rng(8);
+  for (let trial = 0; trial < 18; trial++) {
+    const K = trial % 6 === 5 ? randint(rand, 1, 40) : 16 * randint(rand, 1, 8);
+    const [M, N] = [trial % 2 === 0 ? 1 : randint(rand, 2, 7), randint(rand, 1, 45)];
+    const x = randn([M, K], rand, 2); // |x·w| up to ~10: both tails of the activations
+    const [g, u] = [randn([N, K], rand, 0.6), randn([N, K], rand, 0.6)];
+    for (const act of Object.keys(ACTS)) {
+      for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+        const [gd, ud] = [g.to(dtype), u.to(dtype)];
+        assertClose(gatedLinear(x, gd, ud, act), bruteGated(x, gd, ud, act), 1e-5, 1e-5, `${act} ${dtype} M=${M} K=${K} N=${N}`);
+      }
+      if (K % 16 === 0) {
+        const [gq, uq] = [Int8Matrix.quantize(g), Int8Matrix.quantize(u)];
+        assertClose(gatedLinear(x, gq, uq, act), bruteGated(x, gq.dequantize(), uq.dequantize(), act), 1e-5, 1e-5, `${act} int8 M=${M} K=${K} N=${N}`);
+      }
+    }
+  }
+});
+
+test('gatedLinear: large and non-finite gate values, and bad arguments', () => {
+  const x = Tensor.from([1, 0, 0, 0, 0, 0, 0, 0], [1, 8]);
+  const g = Tensor.from([100, 0, 0, 0, 0, 0, 0, 0, -100, 0, 0, 0, 0, 0, 0, 0, 2 ** 100, 0, 0, 0, 0, 0, 0, 0, -(2 ** 100), 0, 0, 0, 0, 0, 0, 0], [4, 8]);
+  const u = Tensor.from(new Float32Array(32).fill(1), [4, 8]);
+  for (const act of ['silu', 'gelu_pytorch_tanh']) {
+    const h = gatedLinear(x, g, u, act).toFloat32();
+    assert.deepEqual([h[0], h[2]], [100, 2 ** 100], act); // act(v) = v far right
+    assert.ok(Math.abs(h[1]) < 1e-30 && Math.abs(h[3]) < 1e-30, `${act}: ${h[1]}, ${h[3]}`); // 0 far left, no NaN
+  }
+  assert.throws(() => gatedLinear(x, g, u, 'tanhh'), /activation: unknown 'tanhh'/);
+  assert.throws(() => gatedLinear(x, g, u.reshape([8, 4]), 'silu'), /gatedLinear: gate and up must both be \[out_features, in_features\], got \[4, 8\] and \[8, 4\]/);
+  assert.throws(() => gatedLinear(x.reshape([2, 4]), g, u, 'silu'), /gatedLinear: input's last dim must be in_features=8, got x \[2, 4\]/);
 });
