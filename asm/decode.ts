@@ -9,8 +9,10 @@
 import { LOG2E, ptr, word } from './common';
 import { BM, BN, pvTile, softmaxTile } from './attention';
 
-// DECODE: [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift, chunk, splits]
-// q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv]; causal: query row i sees keys 0..i + shift.
+// DECODE: [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift, chunk, splits,
+//          kStride, vStride]
+// q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride floats apart (S·D and S·Dv when
+// dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift.
 // part: o [units][R4][Dv], then m [units][R4], then l [units][R4], with units = B·Hkv·splits (unit (b·Hkv + kvh)·splits
 // + split) and R4 = G·L rounded up to 4; row r of a unit is head kvh·G + r / L, query i = r % L.
 // Thread t takes units t, t + T, … (all the same size). Per thread scratch: s [BM][BN], m [R4], l [R4] (acc is part).
@@ -19,6 +21,7 @@ export function decode(job: usize, t: i32, T: i32): void {
   const B = word(job, 7), Hq = word(job, 8), Hkv = word(job, 9), L = word(job, 10), S = word(job, 11);
   const D = word(job, 12), Dv = word(job, 13), scale = reinterpret<f32>(word(job, 14));
   const causal = word(job, 15), shift = word(job, 16), chunk = word(job, 17), splits = word(job, 18);
+  const kStride = <usize>word(job, 19), vStride = <usize>word(job, 20);
   const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
   const units = B * Hkv * splits;
   const sT = ptr(job, 5) + <usize>t * <usize>word(job, 6); // [BM][BN]
@@ -26,8 +29,8 @@ export function decode(job: usize, t: i32, T: i32): void {
     const bkv = u / splits, j0Unit = (u % splits) * chunk;
     const jEnd = min(S, j0Unit + chunk);
     const b = bkv / Hkv, kvh = bkv % Hkv;
-    const kHead = k + (<usize>bkv * <usize>S * <usize>D << 2);
-    const vHead = v + (<usize>bkv * <usize>S * <usize>Dv << 2);
+    const kHead = k + (<usize>bkv * kStride << 2);
+    const vHead = v + (<usize>bkv * vStride << 2);
     const qGroup = q + (<usize>(b * Hq + kvh * G) * <usize>L * <usize>D << 2); // G heads × L rows, consecutive
     const acc = part + (<usize>u * <usize>R4 * <usize>Dv << 2);
     const mRow = part + (<usize>units * <usize>R4 * <usize>Dv << 2) + (<usize>u * <usize>R4 << 2);

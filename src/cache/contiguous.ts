@@ -1,10 +1,12 @@
 // Contiguous KV cache: per layer one buffer [B, Hkv, capacity, D] for keys and one for values, doubled when full.
 // The baseline strategy: simple, fast to append, and wasteful only by the unused tail of the capacity. Keys are
 // stored after RoPE. An optional `window` masks keys older than W positions without evicting them — the reference
-// the sliding-window cache is checked against.
+// the sliding-window cache is checked against. The buffers live in the WebAssembly kernels' memory where it is shared
+// (kernelFloats), so the decode kernel reads them in place.
 import { QkvError } from '../errors.js';
 import { denseAttention, rotate } from './dense-attention.js';
 import { fmtShape } from '../tensor/shape.js';
+import { kernelFloats, releaseFloats } from '../kernels/wasm/storage.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { CacheAttendRequest, CacheAttendResult, KVCache } from './kv-cache.js';
 
@@ -53,13 +55,19 @@ export class ContiguousKVCache implements KVCache {
   }
 
   private grow(L: LayerBuffers, cap: number): void {
-    const k = new Float32Array(L.B * L.H * cap * L.D);
-    const v = new Float32Array(L.B * L.H * cap * L.Dv);
+    const k = kernelFloats(L.B * L.H * cap * L.D);
+    const v = kernelFloats(L.B * L.H * cap * L.Dv);
     for (let bh = 0; bh < L.B * L.H; bh++) {
       k.set(L.k.subarray(bh * L.cap * L.D, (bh * L.cap + L.len) * L.D), bh * cap * L.D);
       v.set(L.v.subarray(bh * L.cap * L.Dv, (bh * L.cap + L.len) * L.Dv), bh * cap * L.Dv);
     }
-    Object.assign(L, { k, v, cap });
+    Object.assign(L, { k, v, cap }); // the old buffers go back when garbage-collected (a view may still hold them)
+  }
+
+  /** Empties the cache and returns its storage now; views it returned must not be used after. */
+  release(): void {
+    for (const L of this.layers) if (L) { releaseFloats(L.k); releaseFloats(L.v); }
+    this.layers.fill(undefined);
   }
 
   bytes(): number {

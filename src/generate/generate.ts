@@ -88,7 +88,8 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'webgpu') throw new QkvError(`generate: device must be 'cpu' or 'webgpu', got ${JSON.stringify(o.device)}`);
   if (o.device === 'webgpu' && o.cache) throw new QkvError("generate: device 'webgpu' keeps its own KV cache on the GPU; leave out `cache`");
   const gpu = o.device === 'webgpu' ? await webgpuStepper(model) : null;
-  const cache = o.cache ?? new ContiguousKVCache(model.info.numLayers);
+  const own = o.cache ? null : new ContiguousKVCache(model.info.numLayers); // released at the end
+  const cache = o.cache ?? own!;
   // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU)
   const step = gpu?.step ?? (async (next: readonly number[]) => lastLogits(model.forward([next], { cache, lastOnly: true }).logits));
   try {
@@ -136,6 +137,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
     return { ids, text, promptTokens: promptIds.length, finishReason, timings: { prefillMs, decodeMs: performance.now() - t0 - prefillMs } };
   } finally {
     gpu?.release();
+    own?.release();
   }
 }
 
@@ -151,18 +153,22 @@ export async function generate(model: CausalLM, tokenizer: Tokenizer | null, pro
 /** Greedy decoding with a KV cache, synchronously: prompt rows followed by `n` new ids (stops at eos). */
 export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], n: number): number[] {
   const cache = new ContiguousKVCache(model.info.numLayers);
-  const ids = [...prompt[0]];
-  const eos = new Set(model.info.eosTokenIds);
-  let logits = model.forward([ids], { cache, lastOnly: true }).logits;
-  for (let s = 0; s < n; s++) {
-    const last = lastLogits(logits);
-    let best = 0;
-    for (let v = 1; v < last.length; v++) if (last[v] > last[best]) best = v;
-    ids.push(best);
-    if (eos.has(best)) break;
-    if (s + 1 < n) logits = model.forward([[best]], { cache, lastOnly: true }).logits;
+  try {
+    const ids = [...prompt[0]];
+    const eos = new Set(model.info.eosTokenIds);
+    let logits = model.forward([ids], { cache, lastOnly: true }).logits;
+    for (let s = 0; s < n; s++) {
+      const last = lastLogits(logits);
+      let best = 0;
+      for (let v = 1; v < last.length; v++) if (last[v] > last[best]) best = v;
+      ids.push(best);
+      if (eos.has(best)) break;
+      if (s + 1 < n) logits = model.forward([[best]], { cache, lastOnly: true }).logits;
+    }
+    return ids;
+  } finally {
+    cache.release();
   }
-  return ids;
 }
 
 /**
@@ -182,23 +188,28 @@ export function generateBatch(model: CausalLM, prompts: readonly (readonly numbe
   const positions = mask.map((row) => { let c = -1; return row.map((m) => (m ? ++c : 0)); });
   const stop = new Set(o.stopTokens ?? model.info.eosTokenIds);
   const rngs = prompts.map((_, b) => new Rng((o.seed ?? 0) + b));
-  const cache = o.cache ?? new ContiguousKVCache(model.info.numLayers);
+  const own = o.cache ? null : new ContiguousKVCache(model.info.numLayers); // released at the end
+  const cache = o.cache ?? own!;
   const out: number[][] = prompts.map(() => []);
   const done = prompts.map(() => false);
-  let logits = model.forward(ids, { cache, attentionMask: mask, positionIds: positions, lastOnly: true }).logits;
-  for (let n = 0; n < maxTokens && done.includes(false); n++) {
-    const next = prompts.map((p, b) => sampleNext(lastLogits(logits, b), [...p, ...out[b]], o, rngs[b]));
-    next.forEach((id, b) => {
-      if (done[b]) return;
-      if (stop.has(id)) done[b] = true;
-      else out[b].push(id);
-    });
-    mask.forEach((row) => row.push(1));
-    const pos = positions.map((row) => [row[row.length - 1] + 1]);
-    positions.forEach((row, b) => row.push(pos[b][0]));
-    logits = model.forward(next.map((id) => [id]), { cache, attentionMask: mask, positionIds: pos, lastOnly: true }).logits;
+  try {
+    let logits = model.forward(ids, { cache, attentionMask: mask, positionIds: positions, lastOnly: true }).logits;
+    for (let n = 0; n < maxTokens && done.includes(false); n++) {
+      const next = prompts.map((p, b) => sampleNext(lastLogits(logits, b), [...p, ...out[b]], o, rngs[b]));
+      next.forEach((id, b) => {
+        if (done[b]) return;
+        if (stop.has(id)) done[b] = true;
+        else out[b].push(id);
+      });
+      mask.forEach((row) => row.push(1));
+      const pos = positions.map((row) => [row[row.length - 1] + 1]);
+      positions.forEach((row, b) => row.push(pos[b][0]));
+      logits = model.forward(next.map((id) => [id]), { cache, attentionMask: mask, positionIds: pos, lastOnly: true }).logits;
+    }
+    return out;
+  } finally {
+    own?.release();
   }
-  return out;
 }
 
 /** Encoder-decoder generation (T5): encode once, then decode from the decoder start token with a cache. */
@@ -210,11 +221,15 @@ export function seq2seqGenerate(model: Seq2SeqLM, inputIds: readonly number[], o
   const cache = new ContiguousKVCache(model.info.numLayers);
   const out: number[] = [];
   let token = model.info.decoderStartTokenId;
-  for (let n = 0; n < (o.maxTokens ?? 64); n++) {
-    const { logits } = model.decode([[token]], hidden, { cache, lastOnly: true });
-    token = sampleNext(lastLogits(logits), out, o, rng);
-    if (stop.has(token)) break;
-    out.push(token);
+  try {
+    for (let n = 0; n < (o.maxTokens ?? 64); n++) {
+      const { logits } = model.decode([[token]], hidden, { cache, lastOnly: true });
+      token = sampleNext(lastLogits(logits), out, o, rng);
+      if (stop.has(token)) break;
+      out.push(token);
+    }
+    return out;
+  } finally {
+    cache.release();
   }
-  return out;
 }

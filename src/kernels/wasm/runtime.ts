@@ -2,7 +2,8 @@
 // threads that share the work. The same code runs in Node and browsers; only starting a worker differs (Node:
 // src/node/threads.ts, browsers: kernel-worker.ts), and both hand this module the same `KernelWorkerInit`.
 //
-// Memory (bytes):  [0, 256) control words · [256, 512) the job · [64 KiB, top) resident weights · [top, …) scratch.
+// Memory (bytes):  [0, 256) control words · [256, 512) the job · [64 KiB, top) resident weights and kernel storage
+// (storage.ts: KV caches) · [top, …) scratch.
 // The module has no data segments, so nothing in it touches memory the host did not lay out.
 //
 // Threads: with a SharedArrayBuffer-backed memory (Node; browsers when cross-origin isolated), workers instantiate the
@@ -95,6 +96,14 @@ export function scratch(r: Runtime, sizes: readonly number[]): number[] {
   let top = alignLine(r.top);
   for (const n of sizes) { at.push(top); top += alignLine(n); }
   ensure(r, top);
+  return at;
+}
+
+/** Reserves `bytes` for good after the resident data (storage.ts hands them out); the offset is on a cache line. */
+export function reserve(r: Runtime, bytes: number): number {
+  const at = alignLine(r.top);
+  ensure(r, at + bytes);
+  r.top = at + bytes;
   return at;
 }
 

@@ -3,13 +3,16 @@
 // causal one, no score modifiers, head_dim and value dim multiples of 4 — and hands every other call to the tiled
 // TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
 // A few query rows (decoding: L ≤ 8) go to the DECODE job instead — split-K over the keys, so that threads share a
-// single row's work — and the host merges the chunks' partial results (see asm/decode.ts).
+// single row's work — and the host merges the chunks' partial results (see asm/decode.ts). It reads keys and values
+// in place when they already live in the kernels' memory (a KV cache on kernel storage, storage.ts).
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
 // panels of 8 keys, the kernel runs, out is copied back and lse = m · ln 2 + log l is formed from each row's statistics.
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { sdpaDecode } from '../cpu/sdpa-decode.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
+import type { Tensor } from '../../tensor/tensor.js';
 import { alignLine, floatBits, JOB, kernelRuntime, put, putTensor, runJob, scratch, take } from './runtime.js';
+import { kernelOffset } from './storage.js';
 
 const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 query rows × 64 keys, units of 32 rows
 
@@ -56,13 +59,16 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const chunk = decodeChunk(S), splits = Math.max(1, Math.ceil(S / chunk));
   const units = B * Hkv * splits;
   const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
-  const [q, k, v, part, scr] = scratch(r, [4 * B * Hq * L * D, 4 * B * Hkv * S * D, 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads]);
+  // keys and values read where a KV cache keeps them in the kernels' memory, else copied in
+  const [kIn, vIn] = [inPlace(p.source?.k), inPlace(p.source?.v)];
+  const [q, kCopy, vCopy, part, scr] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D, vIn ? 0 : 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads]);
   // straight from the callers' tensors (a KV cache's strided views: one copy, not two)
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
-  putTensor(r, k, p.source?.k) || put(r, k, p.k);
-  putTensor(r, v, p.source?.v) || put(r, v, p.v);
+  if (!kIn) putTensor(r, kCopy, p.source?.k) || put(r, kCopy, p.k);
+  if (!vIn) putTensor(r, vCopy, p.source?.v) || put(r, vCopy, p.v);
+  const [k, kStride] = kIn ?? [kCopy, S * D], [v, vStride] = vIn ?? [vCopy, S * Dv];
   const shift = p.mask ? p.mask.causalShift()! : 0;
-  runJob(r, [JOB.decode, q, k, v, part, scr, perThread, B, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, chunk, splits]);
+  runJob(r, [JOB.decode, q, k, v, part, scr, perThread, B, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, chunk, splits, kStride, vStride]);
   const parts = take(r, part, units * R4 * (Dv + 2));
   const mAt = units * R4 * Dv, lAt = mAt + units * R4;
   const out = new Float32Array(B * Hq * L * Dv);
@@ -86,6 +92,16 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
     lse[row] = M * Math.LN2 + Math.log(l);
   }
   return { out, lse };
+}
+
+// [byte offset, floats from one (batch, head) to the next] of a [B, H, S, d] tensor whose storage is in the kernels'
+// memory (storage.ts) with its rows dense and every head the same distance apart — a KV cache view — else null
+function inPlace(t: Tensor | undefined): [number, number] | null {
+  const at = t ? kernelOffset(t.data) : null;
+  if (!t || at === null) return null;
+  const [, H, , d] = t.shape;
+  const [sB, sH, sS, sD] = t.strides;
+  return sD === 1 && sS === d && (t.shape[0] === 1 || sB === H * sH) ? [at + 4 * t.offset, sH] : null;
 }
 
 /** The WebAssembly SIMD kernel (falls back to the TypeScript flash kernel for what it does not cover). */

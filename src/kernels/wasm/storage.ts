@@ -1,0 +1,72 @@
+// Float32 storage inside the kernels' WebAssembly memory, for data the host appends to a little at a time and the
+// kernels read whole again and again: a KV cache. The DECODE job then reads keys and values where they are, instead
+// of receiving a copy of the whole cache for every layer and token (at ~100 cached tokens of SmolLM's shape that copy
+// was ~5% of a decode step, and it grows with the context).
+// Only with a shared memory (Node; cross-origin isolated pages): a private memory is replaced when it grows, which
+// would detach every view of it. Elsewhere kernelFloats is a plain Float32Array.
+// Blocks come from a first-fit free list over the region after the resident weights; a block goes back to the list
+// when its view is garbage-collected, or at once with releaseFloats (whose caller promises not to use the view again).
+import { kernelRuntime, reserve, type Runtime } from './runtime.js';
+
+interface Block { at: number; bytes: number }
+
+const free: Block[] = []; // sorted by offset, never two adjacent
+const placed = new WeakMap<Float32Array, Block>();
+const collected = new FinalizationRegistry<Block>((b) => giveBack(b));
+
+/** n zeroed floats, in the kernels' memory when it is shared (else an ordinary array). */
+export function kernelFloats(n: number): Float32Array {
+  const r = kernelRuntime();
+  if (!r?.shared || n === 0) return new Float32Array(n);
+  const bytes = Math.ceil((4 * n) / 64) * 64;
+  const b = take(r, bytes);
+  const view = new Float32Array(r.memory.buffer, b.at, n);
+  view.fill(0); // a reused block holds old data
+  placed.set(view, b);
+  collected.register(view, b, view);
+  return view;
+}
+
+/** Byte offset of a kernelFloats array in the kernels' memory, or null for any other array. */
+export function kernelOffset(data: unknown): number | null {
+  return data instanceof Float32Array ? (placed.get(data)?.at ?? null) : null;
+}
+
+/** Returns a kernelFloats block now (no-op for other arrays). The view and its tensors must not be used after. */
+export function releaseFloats(view: Float32Array): void {
+  const b = placed.get(view);
+  if (!b) return;
+  placed.delete(view);
+  collected.unregister(view);
+  giveBack(b);
+}
+
+/** Bytes in free blocks (for tests). */
+export function kernelFreeBytes(): number {
+  return free.reduce((s, b) => s + b.bytes, 0);
+}
+
+// first fit from the free list (the rest of the block stays free), else a new block after the resident data
+function take(r: Runtime, bytes: number): Block {
+  const i = free.findIndex((b) => b.bytes >= bytes);
+  if (i < 0) return { at: reserve(r, bytes), bytes };
+  const b = free[i];
+  if (b.bytes === bytes) free.splice(i, 1);
+  else free[i] = { at: b.at + bytes, bytes: b.bytes - bytes };
+  return { at: b.at, bytes };
+}
+
+// back into the sorted list, merged with free neighbours
+function giveBack(b: Block): void {
+  let i = free.findIndex((f) => f.at > b.at);
+  if (i < 0) i = free.length;
+  free.splice(i, 0, { ...b });
+  if (i + 1 < free.length && free[i].at + free[i].bytes === free[i + 1].at) {
+    free[i].bytes += free[i + 1].bytes;
+    free.splice(i + 1, 1);
+  }
+  if (i > 0 && free[i - 1].at + free[i - 1].bytes === free[i].at) {
+    free[i - 1].bytes += free[i].bytes;
+    free.splice(i, 1);
+  }
+}

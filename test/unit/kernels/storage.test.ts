@@ -1,0 +1,52 @@
+// Kernel storage (src/kernels/wasm/storage.ts): float arrays inside the WebAssembly kernels' shared memory, handed out
+// from a free list — a released block is reused, zeroed, and neighbours merge — and the KV cache built on it: the
+// decode kernel reads the cache in place and gives the same result as the same keys and values passed as copies.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { attention, ContiguousKVCache, Tensor } from '../../../src/index.js';
+import { kernelFloats, kernelFreeBytes, kernelOffset, releaseFloats } from '../../../src/kernels/wasm/storage.js';
+import { assertClose, randint, randn, rng } from '../../helpers.js';
+
+test('kernelFloats: blocks on cache lines in kernel memory, reused zeroed after release, free neighbours merged', () => {
+  const a = kernelFloats(100), b = kernelFloats(16), c = kernelFloats(50);
+  const [at, bt, ct] = [a, b, c].map((x) => kernelOffset(x)!);
+  assert.ok([at, bt, ct].every((x) => x !== null && x % 64 === 0), `offsets ${at} ${bt} ${ct}`);
+  assert.ok(bt >= at + 400 && ct >= bt + 64, 'blocks do not overlap');
+  assert.equal(kernelOffset(new Float32Array(4)), null);
+  a.fill(7);
+  const free0 = kernelFreeBytes();
+  releaseFloats(a);
+  assert.equal(kernelFreeBytes(), free0 + 448);
+  const d = kernelFloats(16); // first fit: the start of a's block, zeroed
+  assert.equal(kernelOffset(d), at);
+  assert.ok(d.every((x) => x === 0));
+  releaseFloats(b);
+  releaseFloats(d);
+  assert.equal(kernelFreeBytes(), free0 + 448 + 64, 'a and b merged back into one block');
+  const e = kernelFloats(112 + 16); // fits only in the merged block
+  assert.equal(kernelOffset(e), at);
+  releaseFloats(e);
+  releaseFloats(e); // twice: a no-op
+  releaseFloats(c);
+});
+
+test('the contiguous cache keeps k, v in kernel memory; decode reads them in place, equal to copies (B > 1, GQA, growth)', () => {
+  const rand = rng(3);
+  for (let trial = 0; trial < 4; trial++) {
+    const [B, Hkv, G, D] = [randint(rand, 1, 3), randint(rand, 1, 3), randint(rand, 1, 3), 4 * randint(rand, 1, 12)];
+    const cache = new ContiguousKVCache(1, 8);
+    let kv!: { k: Tensor; v: Tensor };
+    for (let step = 0; step < 40; step++) kv = cache.update(0, randn([B, Hkv, 1, D], rand), randn([B, Hkv, 1, D], rand));
+    assert.notEqual(kernelOffset(kv.k.data), null, 'keys in kernel memory');
+    const q = randn([B, Hkv * G, 1, D], rand);
+    const [k, v] = [Tensor.from(kv.k.toFloat32().slice(), kv.k.shape), Tensor.from(kv.v.toFloat32().slice(), kv.v.shape)];
+    for (const causal of [false, true]) {
+      const inPlace = attention(q, kv.k, kv.v, { causal: causal ? 'bottom-right' : false });
+      const copied = attention(q, k, v, { causal: causal ? 'bottom-right' : false });
+      assertClose(inPlace.out, copied.out, 0, 0, `B=${B} Hkv=${Hkv} G=${G} D=${D}`);
+      assertClose(inPlace.out, attention(q, k, v, { kernel: 'reference', causal: causal ? 'bottom-right' : false }).out, 1e-5, 1e-5, 'vs reference');
+    }
+    cache.release();
+    assert.equal(cache.length(0), 0);
+  }
+});
