@@ -6,6 +6,7 @@ import '../kernels/cpu/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { denseBias, denseMask } from './dense.js';
 import * as masks from './masks.js';
+import type { Mask } from './masks.js';
 import type { KernelName, AttentionOptions } from './options.js';
 import { ScoreMods } from './score-mods.js';
 import { checkFinite, checkPositiveInt, intList, type AttnShape } from './validate.js';
@@ -70,17 +71,24 @@ export function scoreModsOf(o: AttentionOptions, dims: AttnShape): ScoreMods | n
 export function problemOf(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions, dims: AttnShape): SdpaProblem {
   const scale = o.scale === undefined ? 1 / Math.sqrt(dims.D) : checkFinite(o.scale, 'scale');
   const spec = maskSpecOf(o, dims);
+  return new Problem(dims, scale, { q, k, v }, spec ? spec.build(dims) : null, scoreModsOf(o, dims));
+}
+
+// A class rather than an object literal with getters: one is built per attention call, and a decode step makes one
+// per layer (the literal took ~6 µs to build, the class well under one).
+class Problem implements SdpaProblem {
+  readonly B: number; readonly Hq: number; readonly Hkv: number; readonly L: number; readonly S: number; readonly D: number; readonly Dv: number;
+  counters?: SdpaProblem['counters'];
+  private readonly dense: (Float32Array | undefined)[] = [undefined, undefined, undefined];
+
+  constructor(dims: AttnShape, readonly scale: number, readonly source: { q: Tensor; k: Tensor; v: Tensor }, readonly mask: Mask | null, readonly mods: ScoreMods | null) {
+    ({ B: this.B, Hq: this.Hq, Hkv: this.Hkv, L: this.L, S: this.S, D: this.D, Dv: this.Dv } = dims);
+  }
+
   // q, k, v as dense float32 on first use (a KV-cache view is copied only by kernels that read it here)
-  const dense: (Float32Array | undefined)[] = [];
-  const f32 = (n: number) => (dense[n] ??= [q, k, v][n].toFloat32());
-  return {
-    ...dims,
-    scale,
-    get q() { return f32(0); }, get k() { return f32(1); }, get v() { return f32(2); },
-    source: { q, k, v },
-    mask: spec ? spec.build(dims) : null,
-    mods: scoreModsOf(o, dims),
-  };
+  get q(): Float32Array { return (this.dense[0] ??= this.source.q.toFloat32()); }
+  get k(): Float32Array { return (this.dense[1] ??= this.source.k.toFloat32()); }
+  get v(): Float32Array { return (this.dense[2] ??= this.source.v.toFloat32()); }
 }
 
 /** Resolves `kernel: 'auto'` and checks tile options. */

@@ -83,7 +83,8 @@ describe('flash and decode against reference', () => {
     const q = randn([1, 1, 256, 16], rand);
     const dims = checkQkv(q, q, q);
     const count = (options: object) => {
-      const p = { ...problemOf(q, q, q, options, dims), counters: { tiles: 0, skipped: 0 } };
+      const p = problemOf(q, q, q, options, dims);
+      p.counters = { tiles: 0, skipped: 0 };
       getSdpaKernel('flash').forward(p, { blockM: 32, blockN: 32 });
       return { tiles: p.counters.tiles, skipped: p.counters.skipped };
     };
