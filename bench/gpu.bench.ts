@@ -1,12 +1,12 @@
-// `npm run bench:gpu`: attention on the GPU, qkv-webgpu (f32; Dawn in Node) side by side with PyTorch's
+// `npm run bench:gpu`: attention on the GPU, qkv-webgpu (f32, and f16 where the device has shader-f16; Dawn in Node) side by side with PyTorch's
 // scaled_dot_product_attention in the same run when `python3` with torch and CUDA is present. TFLOP/s =
 // 4·B·H·L·S·D / time, halved for causal; medians of 5 after a warm-up. qkv is timed twice: with q, k, v uploaded
 // and the output read back (Tensors), and resident (GpuTensors: the kernel, then a read of lse to wait for it);
 // PyTorch's is the kernel alone (CUDA events). Then, qkv only: split-K decode (one query row against S = 4096 and
 // 32768 keys, B·H = 32), the tiled matmul (4096³, GFLOP = 2·M·N·K), and the backward pass (B=1, H=8, L=1024,
 // D=64; 2.5× the forward's FLOPs), and whole-model generation on the GPU (qkv-tiny and SmolLM-135M's shape with
-// random weights: prefill and decode tokens/s, weights and KV cache resident). The f16 and tensor-core paths of qkv
-// do not exist yet.
+// random weights: prefill and decode tokens/s, weights and KV cache resident; f16 weights stay f16 with shader-f16).
+// qkv's tensor-core (subgroup-matrix) path does not exist yet.
 // Options: --json, --quick (tiny shapes, to check the script on any adapter, e.g. llvmpipe)
 import { spawnSync } from 'node:child_process';
 import { attentionBackwardWebGPU, attentionWebGPU, toGpu } from '../src/attention/webgpu.js';
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { generate, GpuTensor, linearWebGPU, Tensor, type CausalLM } from '../src/index.js';
 import { loadCheckpoint } from '../src/node/checkpoint.js';
 import { randomLlama } from './random-llama.js';
-import { gpuDevice } from '../src/kernels/webgpu/device.js';
+import { gpuDevice, hasF16 } from '../src/kernels/webgpu/device.js';
 import { useDawn } from '../src/node/webgpu.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -72,6 +72,13 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
   const mm: number[] = [];
   for (let r = 0; r < 5; r++) { const t0 = performance.now(); const y = await linearWebGPU(x, Tensor.from(w, [N, N])); await y.read(); mm.push(performance.now() - t0); y.release(); }
   out.push({ what: `matmul ${N}×${N}×${N} (incl. reading C back)`, ms: median(mm), rate: `${(2 * N ** 3 / median(mm) / 1e9).toFixed(2)} TFLOP/s` });
+  if (hasF16(device)) { // the same product with the weight kept f16 on the GPU
+    const w16 = Tensor.from(w, [N, N]).to('float16');
+    await (await linearWebGPU(x, w16)).read();
+    const m16: number[] = [];
+    for (let r = 0; r < 5; r++) { const t0 = performance.now(); const y = await linearWebGPU(x, w16); await y.read(); m16.push(performance.now() - t0); y.release(); }
+    out.push({ what: `matmul ${N}×${N}×${N}, f16 weight (incl. reading C back)`, ms: median(m16), rate: `${(2 * N ** 3 / median(m16) / 1e9).toFixed(2)} TFLOP/s` });
+  }
   x.release();
   const [B, H, L, D] = QUICK ? [1, 2, 64, 32] : [1, 8, 1024, 64];
   const t = Tensor.from(randn(B * H * L * D), [B, H, L, D]);
@@ -82,7 +89,7 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
   // whole models: greedy generation with device 'webgpu' (ms = per decode token)
   const tiny = loadCheckpoint(fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url)), { tokenizer: false }).model as CausalLM;
   const models: [string, CausalLM, number, number][] = [['qkv-tiny (4.1M)', tiny, QUICK ? 16 : 128, QUICK ? 4 : 64]];
-  if (!QUICK) models.push(['SmolLM-135M shape, f16 weights widened to f32', randomLlama({ E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' }).model, 64, 32]);
+  if (!QUICK) models.push([`SmolLM-135M shape, f16 weights (${hasF16(device) ? 'kept f16' : 'widened to f32'})`, randomLlama({ E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' }).model, 64, 32]);
   for (const [name, model, promptLen, newTokens] of models) {
     const prompt = Array.from({ length: promptLen }, (_, i) => (i * 31 + 7) % model.info.vocabSize);
     const run = () => generate(model, null, prompt, { greedy: true, maxTokens: newTokens, stopTokens: [], device: 'webgpu' });
@@ -109,6 +116,11 @@ async function main() {
       const g = (await toGpu(x))!;
       rows.push({ impl: 'qkv-webgpu f32 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(g, g, g, { causal })) });
       g.release();
+      if (hasF16((await gpuDevice())!)) { // f16 storage, f32 arithmetic
+        const h = (await toGpu(x.to('float16')))!;
+        rows.push({ impl: 'qkv-webgpu f16 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal })) });
+        h.release();
+      }
     }
   }
   const extra = await kernelRows();
@@ -125,11 +137,13 @@ async function main() {
   console.log('-------------------|--------|------------------------------------|-------|---------|-----------');
   for (const r of rows) {
     const tf = flops(r.B, r.H, r.L, r.D, r.causal) / r.ms / 1e9;
-    const q = rows.find((x) => x.impl.startsWith('qkv') && x.B === r.B && x.L === r.L && x.causal === r.causal)!;
-    const ratio = r === q ? '' : `${(flops(r.B, r.H, r.L, r.D, r.causal) / q.ms / 1e9 / tf).toFixed(3)}×`;
+    // PyTorch's f32 and f16 rows beside qkv's resident row of the same precision
+    const precision = r.impl.includes('f16') ? 'f16' : 'f32';
+    const q = r.impl.startsWith('qkv') ? r : rows.find((x) => x.impl === `qkv-webgpu ${precision} (resident)` && x.B === r.B && x.L === r.L && x.causal === r.causal);
+    const ratio = !q || r === q ? '' : `${(flops(r.B, r.H, r.L, r.D, r.causal) / q.ms / 1e9 / tf).toFixed(3)}×`;
     console.log(`${`${r.B}, ${r.H}, ${r.L}, ${r.D}`.padEnd(18)} | ${String(r.causal).padEnd(6)} | ${r.impl.padEnd(34)} | ${r.ms.toFixed(1).padStart(5)} | ${tf.toFixed(2).padStart(7)} | ${ratio.padStart(9)}`);
   }
-  console.log('\nqkv-webgpu kernels (f32)\n');
+  console.log('\nqkv-webgpu kernels\n');
   for (const e of extra) console.log(`${e.what.padEnd(62)} | ${e.ms.toFixed(2).padStart(8)} ms | ${e.rate}`);
 }
 

@@ -1,10 +1,10 @@
 // attentionWebGPU(q, k, v, options): attention on the GPU through WebGPU (src/kernels/webgpu), with the same options
 // and results as attention() for what the WGSL kernel covers; without an adapter, or for options it does not cover
 // yet, the call runs on the CPU and warns once. Async: GPU results come back through a buffer map.
-import { gpuDevice } from '../kernels/webgpu/device.js';
+import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
 import { flashOnGpu, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
 import { decodeCovers, denseDecodeOnGpu, pagedUnsupported, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
-import { readBack } from '../kernels/webgpu/buffers.js';
+import { readBackBytes } from '../kernels/webgpu/buffers.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { pagedAttention, type PagedProblem } from '../kernels/cpu/sdpa-paged.js';
@@ -48,16 +48,24 @@ export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTens
     const r = attention(q, k, v, o);
     return { out: r.out, lse: r.lse, device: 'cpu' };
   }
-  // host tensors: in, the resident call, and back
-  const [qg, kg, vg] = [q, k, v].map((t) => GpuTensor.upload(device, t.toFloat32(), t.shape));
+  // host tensors: in (f16 stays f16 where the device has shader-f16), the resident call, and back
+  const [qg, kg, vg] = [q, k, v].map((t) => upload(device, t, sameF16(q, k, v) && hasF16(device)));
   try {
     const [outData, lseData] = await attentionRead(device, qg, kg, vg, o);
-    const out = Tensor.from(outData, [dims.B, dims.Hq, dims.L, dims.Dv]);
-    const lse = Tensor.from(lseData.map((x) => (x <= -3.4e38 ? -Infinity : x)), [dims.B, dims.Hq, dims.L]); // −∞ restored
-    return { out: q.dtype === 'float32' ? out : out.to(q.dtype), lse, device: 'webgpu' };
+    const outShape = [dims.B, dims.Hq, dims.L, dims.Dv];
+    const out = qg.dtype === 'float16' ? new Tensor('float16', new Uint16Array(outData), outShape) : Tensor.from(new Float32Array(outData), outShape);
+    const lse = Tensor.from(new Float32Array(lseData).map((x) => (x <= -3.4e38 ? -Infinity : x)), [dims.B, dims.Hq, dims.L]); // −∞ restored
+    return { out: q.dtype === out.dtype ? out : out.to(q.dtype), lse, device: 'webgpu' };
   } finally {
     for (const t of [qg, kg, vg]) t.release();
   }
+}
+
+const sameF16 = (...ts: Tensor[]) => ts.every((t) => t.dtype === 'float16');
+
+// a host tensor as a new GPU tensor: its f16 bits when `f16`, else float32 values
+function upload(device: GPUDevice, t: Tensor, f16: boolean): GpuTensor {
+  return f16 ? GpuTensor.upload(device, t.contiguous().data as Uint16Array, t.shape) : GpuTensor.upload(device, t.toFloat32(), t.shape);
 }
 
 // q, k, v already on the GPU: checked like attention()'s inputs, run without a transfer, results left there
@@ -66,11 +74,12 @@ async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: T
   if (q.device !== k.device || q.device !== v.device) throw new QkvError('attentionWebGPU: q, k, v live on different GPU devices');
   const dims = checkQkvShapes(q.shape, k.shape, v.shape, 'attentionWebGPU');
   const { B, Hq, L, S, Dv } = dims;
+  if (k.dtype !== q.dtype || v.dtype !== q.dtype) throw new QkvError(`attentionWebGPU: q, k, v must have one dtype on the GPU, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
   const why = webgpuUnsupported(o, dims.D, Dv);
   if (why) throw new QkvError(`attentionWebGPU: ${why}; these GpuTensors would have to come back to the CPU (read them first)`);
-  const out = GpuTensor.empty(q.device, [B, Hq, L, Dv]);
+  const out = GpuTensor.empty(q.device, [B, Hq, L, Dv], q.dtype); // f16 in, f16 out (lse is always f32)
   const lse = GpuTensor.empty(q.device, [B, Hq, L]);
-  const buffers = { q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer, lse: lse.buffer };
+  const buffers = { q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer, lse: lse.buffer, dtype: q.dtype };
   // a few query rows (decoding): split-K over the keys; otherwise a workgroup per 64 query rows
   if (decodeCovers(o, dims)) {
     await denseDecodeOnGpu(q.device, dims, { scale: o.scale ?? 1 / Math.sqrt(dims.D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right', window: null }, buffers);
@@ -80,23 +89,27 @@ async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: T
   return { out, lse, device: 'webgpu' };
 }
 
-// the resident call on uploaded tensors, its out and lse read back (lse −∞ as −3.4e38), errors surfaced
-async function attentionRead(device: GPUDevice, q: GpuTensor, k: GpuTensor, v: GpuTensor, o: AttentionOptions): Promise<Float32Array[]> {
+// the resident call on uploaded tensors, the bytes of its out (q's dtype) and lse (f32, −∞ as −3.4e38), errors surfaced
+async function attentionRead(device: GPUDevice, q: GpuTensor, k: GpuTensor, v: GpuTensor, o: AttentionOptions): Promise<ArrayBuffer[]> {
   return validated(device, 'attention', async () => {
     const r = await attentionOnGpu(q, k, v, o);
-    try { return await readBack(device, [], [[r.out.buffer, 4 * r.out.size], [r.lse.buffer, 4 * r.lse.size]]); } finally { r.out.release(); r.lse.release(); }
+    const outBytes = (q.dtype === 'float16' ? 2 : 4) * r.out.size;
+    try { return await readBackBytes(device, [], [[r.out.buffer, outBytes], [r.lse.buffer, 4 * r.lse.size]]); } finally { r.out.release(); r.lse.release(); }
   });
 }
 
-/** A copy of `t` on the GPU (float32), or null when there is no WebGPU adapter. */
+/**
+ * A copy of `t` on the GPU, or null when there is no WebGPU adapter. A float16 tensor stays float16 where the device
+ * has shader-f16 (the attention kernels then read and write f16); everything else goes up as float32.
+ */
 export async function toGpu(t: Tensor): Promise<GpuTensor | null> {
   const device = await gpuDevice();
-  return device ? GpuTensor.upload(device, t.toFloat32(), t.shape) : null;
+  return device ? upload(device, t, t.dtype === 'float16' && hasF16(device)) : null;
 }
 
-/** A GPU tensor's values back on the CPU, as a float32 Tensor of its shape. */
+/** A GPU tensor's values back on the CPU, as a Tensor of its shape and dtype. */
 export async function toCpu(t: GpuTensor): Promise<Tensor> {
-  return Tensor.from(await t.read(), [...t.shape]);
+  return Tensor.from(await t.read(), [...t.shape], t.dtype);
 }
 
 /**
@@ -128,7 +141,7 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
   let g: { dq: Float32Array; dk: Float32Array; dv: Float32Array };
   try {
     if (!out || !lse) {
-      [out, lse] = await attentionRead(device, qg, kg, vg, options);
+      [out, lse] = (await attentionRead(device, qg, kg, vg, options)).map((b) => new Float32Array(b));
     }
     g = await webgpuFlashBackward(device, dims, qkv, out, lse, dout.toFloat32(), options, table);
   } finally {

@@ -4,7 +4,7 @@
 import { QkvError } from '../errors.js';
 import { matmulTransB } from '../kernels/cpu/matmul.js';
 import { type GluActivation, type MatrixData, wasmGatedMatmul, wasmMatmulTransB } from '../kernels/wasm/matmul-wasm.js';
-import { gpuDevice } from '../kernels/webgpu/device.js';
+import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { matmulGpu } from '../kernels/webgpu/matmul.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
@@ -24,10 +24,7 @@ function matrixData(w: LinearWeight): MatrixData {
   if (c.dtype === 'float16' || c.dtype === 'bfloat16') return { dtype: c.dtype, data: c.data as Uint16Array };
   return { dtype: 'float32', data: c.toFloat32() };
 }
-/** The weight widened to float32 once (the array is kept, so GPU and TypeScript paths upload or use it once). */
-export function weightF32(w: LinearWeight): Float32Array {
-  return asFloat32(w, matrixData(w));
-}
+// the weight widened to float32 once (kept, so the GPU and TypeScript paths upload or use it once)
 function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
   if (m.dtype === 'float32') return m.data;
   let f = widened.get(m.data);
@@ -91,7 +88,7 @@ export class Linear {
 
 /**
  * linear() on the GPU through WebGPU (the tiled matmul of src/kernels/webgpu/matmul.wgsl): y = x Wᵀ + b. The weight
- * (widened to f32 once) stays on the GPU after the first call. A GpuTensor x gives a GpuTensor y (nothing read back);
+ * stays on the GPU after the first call: f16 as f16 where the device has shader-f16, others widened to f32 once. A GpuTensor x gives a GpuTensor y (nothing read back);
  * a Tensor x is uploaded and y read back. Without an adapter a Tensor x runs on the CPU, with a warning once.
  * @example const y = await linearWebGPU(x, weight); // [..., out_features]
  */
@@ -106,7 +103,10 @@ export async function linearWebGPU(x: Tensor | GpuTensor, weight: LinearWeight, 
   }
   if (x.shape[x.shape.length - 1] !== inF) throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new QkvError(`linearWebGPU: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
-  const product = (xg: GpuTensor) => matmulGpu(xg, weightF32(weight), outF, bias ? vectorF32(bias) : null);
+  // an f16 weight stays f16 where the device has shader-f16 (half the GPU memory and reads); others go up as f32
+  const m = matrixData(weight);
+  const w = m.dtype === 'float16' && hasF16(device) ? m.data : asFloat32(weight, m);
+  const product = (xg: GpuTensor) => matmulGpu(xg, w, outF, bias ? vectorF32(bias) : null);
   if (x instanceof GpuTensor) return product(x); // already on the GPU: the result stays there
   // a host tensor: in, the product, and back
   const xg = GpuTensor.upload(device, x.toFloat32(), x.shape);

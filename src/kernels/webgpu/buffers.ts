@@ -65,16 +65,18 @@ export function upload(device: GPUDevice, data: ArrayBufferView): GPUBuffer {
   return buf;
 }
 
-const resident = new WeakMap<GPUDevice, WeakMap<Float32Array, GPUBuffer>>();
+const resident = new WeakMap<GPUDevice, WeakMap<Float32Array | Uint16Array, GPUBuffer>>();
 
 /** The GPU buffer that holds `w` on `device` (a weight), uploaded on first use and kept while `w` lives (not pooled). */
-export function residentBuffer(device: GPUDevice, w: Float32Array): GPUBuffer {
+export function residentBuffer(device: GPUDevice, w: Float32Array | Uint16Array): GPUBuffer {
   let byArray = resident.get(device);
   if (!byArray) resident.set(device, (byArray = new WeakMap()));
   let buf = byArray.get(w);
   if (!buf) {
-    buf = device.createBuffer({ size: Math.max(16, w.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(buf, 0, w.buffer, w.byteOffset, w.byteLength);
+    const bytes = Math.ceil(w.byteLength / 4) * 4; // writeBuffer moves whole 4-byte words
+    buf = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    if (bytes === w.byteLength) device.queue.writeBuffer(buf, 0, w.buffer, w.byteOffset, w.byteLength);
+    else { const padded = new Uint8Array(bytes); padded.set(new Uint8Array(w.buffer, w.byteOffset, w.byteLength)); device.queue.writeBuffer(buf, 0, padded); }
     byArray.set(w, buf);
   }
   return buf;
@@ -99,17 +101,23 @@ export async function gpuWait<T>(p: Promise<T>): Promise<T> {
 
 /** Submits `commands` (may be empty) and copies each [buffer, bytes] back to the host as a Float32Array, in order. */
 export async function readBack(device: GPUDevice, commands: GPUCommandBuffer[], parts: readonly [GPUBuffer, number][]): Promise<Float32Array[]> {
-  const total = parts.reduce((s, [, n]) => s + Math.ceil(n / 4) * 4, 0);
+  return (await readBackBytes(device, commands, parts)).map((b) => new Float32Array(b));
+}
+
+/** readBack's bytes: each part as an ArrayBuffer of its byte count (f16 data: a Uint16Array view of it). */
+export async function readBackBytes(device: GPUDevice, commands: GPUCommandBuffer[], parts: readonly [GPUBuffer, number][]): Promise<ArrayBuffer[]> {
+  const padded = (n: number) => Math.ceil(n / 4) * 4; // copies move whole 4-byte words
+  const total = parts.reduce((s, [, n]) => s + padded(n), 0);
   const staging = acquire(device, Math.max(4, total), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
   const enc = device.createCommandEncoder();
   let at = 0;
-  for (const [buf, n] of parts) { if (n) enc.copyBufferToBuffer(buf, 0, staging, at, Math.ceil(n / 4) * 4); at += Math.ceil(n / 4) * 4; }
+  for (const [buf, n] of parts) { if (n) enc.copyBufferToBuffer(buf, 0, staging, at, padded(n)); at += padded(n); }
   device.queue.submit([...commands, enc.finish()]);
   await gpuWait(staging.mapAsync(GPUMapMode.READ, 0, staging.size));
   const all = staging.getMappedRange(0, staging.size);
-  const out: Float32Array[] = [];
+  const out: ArrayBuffer[] = [];
   at = 0;
-  for (const [, n] of parts) { out.push(new Float32Array(all.slice(at, at + n))); at += Math.ceil(n / 4) * 4; }
+  for (const [, n] of parts) { out.push(all.slice(at, at + n)); at += padded(n); }
   staging.unmap();
   release(device, staging);
   return out;

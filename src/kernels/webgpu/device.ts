@@ -21,7 +21,9 @@ async function open(): Promise<GPUDevice | null> {
   // the adapter's own buffer limits, not WebGPU's defaults (128 MiB per binding): a KV cache or a 4k×4k attention
   // call on a real GPU needs more
   const big = (name: 'maxStorageBufferBindingSize' | 'maxBufferSize') => adapter.limits[name];
-  const device = await gpuWait(adapter.requestDevice({ requiredLimits: { maxStorageBufferBindingSize: big('maxStorageBufferBindingSize'), maxBufferSize: big('maxBufferSize') } }));
+  // shader-f16 where the adapter has it: the f16 kernels (storage in f16, arithmetic in f32) then become available
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has('shader-f16') ? ['shader-f16'] : [];
+  const device = await gpuWait(adapter.requestDevice({ requiredFeatures, requiredLimits: { maxStorageBufferBindingSize: big('maxStorageBufferBindingSize'), maxBufferSize: big('maxBufferSize') } }));
   void device.lost.then((info) => {
     if (info.reason !== 'destroyed') console.warn(`qkv: the WebGPU device was lost (${info.reason}): ${info.message}`);
     current = null; // the next call opens a new one
@@ -32,4 +34,9 @@ async function open(): Promise<GPUDevice | null> {
 /** The shared device, or null when no adapter exists (callers fall back to the CPU). */
 export function gpuDevice(): Promise<GPUDevice | null> {
   return (current ??= open());
+}
+
+/** True when `device` runs WGSL with f16 (the shader-f16 feature): f16 tensors then stay f16 on the GPU. */
+export function hasF16(device: GPUDevice): boolean {
+  return device.features.has('shader-f16');
 }

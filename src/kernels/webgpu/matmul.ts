@@ -1,14 +1,18 @@
 // Host side of the tiled WGSL matrix product (matmul.wgsl): C = A · Bᵀ (+ bias), B in torch's Linear layout. A weight
 // (B) is uploaded once per storage array and stays on the GPU (residentBuffer), so a layer called again moves only
-// its activations; f16/bf16 weights are widened to f32 once, on the host (linear.ts).
+// its activations. f16 weights stay f16 on devices with shader-f16 (the kernel widens them as it stages them); bf16
+// and int8 weights are widened to f32 once, on the host (linear.ts).
 import { QkvError } from '../../errors.js';
 import { encodePass, release, residentBuffer, uniform } from './buffers.js';
 import { GpuTensor } from './gpu-tensor.js';
-import { bindBuffers, computePipeline } from './pipelines.js';
+import { bindBuffers, computePipeline, storageVariant } from './pipelines.js';
 import { WGSL } from './matmul-wgsl.js';
 
-/** x [M, K] · Wᵀ (+ bias) with W [N, K] resident on the GPU: [M, N], recorded without waiting. */
-export async function matmulGpu(x: GpuTensor, w: Float32Array, N: number, bias?: Float32Array | null): Promise<GpuTensor> {
+/**
+ * x [M, K] · Wᵀ (+ bias) with W [N, K] resident on the GPU: [M, N], recorded without waiting. W is float32 values or
+ * the bits of float16 ones (a Uint16Array; needs shader-f16).
+ */
+export async function matmulGpu(x: GpuTensor, w: Float32Array | Uint16Array, N: number, bias?: Float32Array | null): Promise<GpuTensor> {
   const K = x.shape[x.shape.length - 1];
   const M = x.size / K;
   if (w.length !== N * K) throw new QkvError(`matmulGpu: weight has ${w.length} values, expected N·K = ${N}·${K}`);
@@ -18,7 +22,8 @@ export async function matmulGpu(x: GpuTensor, w: Float32Array, N: number, bias?:
   const device = x.device;
   const out = GpuTensor.empty(device, [...x.shape.slice(0, -1), N]);
   const u = uniform(device, Uint32Array.from([M, K, N, bias ? 1 : 0]).buffer);
-  const pipe = await computePipeline(device, 'matmul', WGSL);
+  const dtype = w instanceof Uint16Array ? 'float16' : 'float32';
+  const pipe = await computePipeline(device, `matmul ${dtype}`, storageVariant(WGSL, dtype));
   const bBuf = residentBuffer(device, w);
   // one workgroup per 64×64 tile of the output
   device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, bBuf, bias ? residentBuffer(device, bias) : bBuf, out.buffer, u]), gx, gy)]);

@@ -5,11 +5,14 @@
 //   acc[r][c] += Σ_kk As[kk][8·ty + r] · Bs[kk][8·tx + c]
 // Loads past M, N or K read 0, so any shape works; stores past M or N are skipped.
 // Bindings: 0 a [M, K], 1 b [N, K], 2 bias [N] (ignored unless useBias), 3 c [M, N], 4 P.
+// The weight b is stored as E: f32, or f16 in the host's variant where shader-f16 exists (storageVariant) — half the
+// bytes on the GPU and per read; it is widened as it is staged, and everything else is f32.
 
 struct Params { M: u32, K: u32, N: u32, useBias: u32 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+alias E = f32;
+@group(0) @binding(1) var<storage, read> b: array<E>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<uniform> P: Params;
@@ -39,7 +42,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
       var av: f32 = 0.0;
       var bv: f32 = 0.0;
       if (m0 + row < P.M && k < P.K) { av = a[(m0 + row) * P.K + k]; }
-      if (n0 + row < P.N && k < P.K) { bv = b[(n0 + row) * P.K + k]; }
+      if (n0 + row < P.N && k < P.K) { bv = f32(b[(n0 + row) * P.K + k]); }
       As[kk * BLOCK_M + row] = av;
       Bs[kk * BLOCK_N + row] = bv;
     }

@@ -55,3 +55,13 @@ export async function validated<T>(device: GPUDevice, what: string, work: () => 
   }
   return result;
 }
+
+/**
+ * A shader whose storage type is `alias E = f32;` in the f16 variant when `dtype` is float16: `enable f16;` first and
+ * E = f16 (its arithmetic is written in f32, converting at loads and stores). The f32 source is returned as it is.
+ */
+export function storageVariant(code: string, dtype: 'float32' | 'float16'): string {
+  if (dtype === 'float32') return code;
+  if (!code.includes('alias E = f32;')) throw new QkvError('WebGPU: this shader has no f16 variant (no `alias E = f32;`)');
+  return `enable f16;\n${code.replace('alias E = f32;', 'alias E = f16;')}`;
+}

@@ -6,7 +6,8 @@ import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
 import { QkvError } from '../../errors.js';
 import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
-import { bindBuffers, computePipeline, validated } from './pipelines.js';
+import type { GpuDType } from './gpu-tensor.js';
+import { bindBuffers, computePipeline, storageVariant, validated } from './pipelines.js';
 import { WGSL } from './sdpa-decode-wgsl.js';
 
 const BLOCK_N = 64;
@@ -76,6 +77,8 @@ export interface GpuDecodeProblem extends Omit<PagedProblem, 'q' | 'pool' | 'blo
   pool: { blockSize: number; Hkv: number; D: number; Dv: number };
   /** seqLens [B] · tables [B, maxBlocks] · keyMask [B, maxS] (when useKeyMask). */
   aux: Uint32Array; maxS: number; maxBlocks: number; useKeyMask?: boolean;
+  /** Storage type of q, k, v and out (float16 needs shader-f16); default float32. */
+  dtype?: GpuDType;
 }
 
 /** Records and submits both passes; out [rows, Dv] and lse [rows] (NEG_INF for −∞) are written on the GPU. */
@@ -93,7 +96,9 @@ export async function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): Promi
   params.setUint32(60, p.maxS, true);
   const aux = upload(device, p.aux), part = acquire(device, 4 * rows * splits * (Dv + 2), STORAGE()), u = uniform(device, params.buffer);
   const buffers = [p.q, p.k, p.v, aux, part, p.out, p.lse, u];
-  const [partial, merge] = await Promise.all([computePipeline(device, 'sdpa-decode', WGSL, 'partial'), computePipeline(device, 'sdpa-decode', WGSL, 'merge')]);
+  const dtype = p.dtype ?? 'float32';
+  const code = storageVariant(WGSL, dtype);
+  const [partial, merge] = await Promise.all([computePipeline(device, `sdpa-decode ${dtype}`, code, 'partial'), computePipeline(device, `sdpa-decode ${dtype}`, code, 'merge')]);
   device.queue.submit([
     encodePass(device, partial, bindBuffers(device, partial, buffers, [0, 1, 2, 3, 4, 7]), splits, rows),
     encodePass(device, merge, bindBuffers(device, merge, buffers, [4, 5, 6, 7]), rows),
@@ -114,7 +119,7 @@ export function decodeCovers(o: AttentionOptions, dims: AttnShape): boolean {
  * cache's capacity), as the decode kernel's block pool: B blocks of S slots, row b's table [b], its first `len` keys.
  */
 export function denseDecodeOnGpu(device: GPUDevice, dims: AttnShape, o: { scale: number; softcap: number; causal: boolean; window: number | null },
-  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer }, len = dims.S): Promise<void> {
+  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType }, len = dims.S): Promise<void> {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   const aux = Uint32Array.from([...Array<number>(B).fill(len), ...Array.from({ length: B }, (_, x) => x)]);
   return decodeOnGpu(device, { ...b, ...o, B, Hq, T: L, pool: { blockSize: S, Hkv, D, Dv }, aux, maxS: len, maxBlocks: 1 });

@@ -11,6 +11,8 @@
 // queries sit at positions seqLen_b − T … seqLen_b − 1; causal: keys ≤ i; window W: keys > i − W; keyMask 0: skip.
 // Bindings: 0 q [B, Hq, T, D], 1 k pool, 2 v pool, 3 aux (u32: seqLens [B], tables [B, maxBlocks], keyMask
 //           [B, maxS]), 4 part [rows, splits, Dv + 2] (m, l, acc), 5 out [rows, Dv], 6 lse [rows], 7 P.
+// q, k, v and out are stored as E: f32, or f16 in the host's variant where shader-f16 exists (storageVariant);
+// the arithmetic, part and lse are f32.
 
 struct Params {
   B: u32, Hq: u32, Hkv: u32, T: u32,
@@ -19,12 +21,13 @@ struct Params {
   scale: f32, softcap: f32, useKeyMask: u32, maxS: u32,
 }
 
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
+alias E = f32;
+@group(0) @binding(0) var<storage, read> q: array<E>;
+@group(0) @binding(1) var<storage, read> k: array<E>;
+@group(0) @binding(2) var<storage, read> v: array<E>;
 @group(0) @binding(3) var<storage, read> aux: array<u32>;
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<E>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(7) var<uniform> P: Params;
 
@@ -59,7 +62,7 @@ fn partial(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
   // this chunk's share of [lo, hi]
   let start = max(lo, i32(split * P.chunk));
   let end = min(hi, i32((split + 1u) * P.chunk) - 1);
-  for (var d = lid; d < P.D; d += BLOCK_N) { qs[d] = q[row * P.D + d]; }
+  for (var d = lid; d < P.D; d += BLOCK_N) { qs[d] = f32(q[row * P.D + d]); }
   var m: f32 = NEG_INF;
   var l: f32 = 0.0;
   var acc: array<f32, 4>;                    // lanes lid, lid + 64, lid + 128, lid + 192 of acc (Dv ≤ 256)
@@ -75,7 +78,7 @@ fn partial(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
     if (j <= end && (P.useKeyMask == 0u || aux[P.B + P.B * P.maxBlocks + b * P.maxS + u32(j)] != 0u)) {
       slot = slotOf(b, kvh, u32(j));
       var dotqk: f32 = 0.0;
-      for (var d = 0u; d < P.D; d++) { dotqk += qs[d] * k[slot * P.D + d]; }
+      for (var d = 0u; d < P.D; d++) { dotqk += qs[d] * f32(k[slot * P.D + d]); }
       s = dotqk * P.scale;
       if (P.softcap > 0.0) { s = P.softcap * tanh(s / P.softcap); }
     }
@@ -102,7 +105,7 @@ fn partial(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
         if (d < P.Dv) {
           var a = acc[r] * alpha;
           for (var c = 0u; c < BLOCK_N; c++) {
-            if (ps[c] > 0.0) { a += ps[c] * v[slots[c] * P.Dv + d]; }
+            if (ps[c] > 0.0) { a += ps[c] * f32(v[slots[c] * P.Dv + d]); }
           }
           acc[r] = a;
         }
@@ -142,7 +145,7 @@ fn merge(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid:
       }
       o /= l;
     }
-    out[row * P.Dv + d] = o;
+    out[row * P.Dv + d] = E(o);
   }
   if (lid == 0u) { lse[row] = select(NEG_INF, M + log(l), l > 0.0); }
 }

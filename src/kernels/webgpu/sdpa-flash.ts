@@ -9,7 +9,8 @@ import type { AttnShape } from '../../attention/validate.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { QkvError } from '../../errors.js';
 import { encodePass, release, uniform, upload } from './buffers.js';
-import { bindBuffers, computePipeline } from './pipelines.js';
+import type { GpuDType } from './gpu-tensor.js';
+import { bindBuffers, computePipeline, storageVariant } from './pipelines.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
 import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
 
@@ -21,10 +22,10 @@ const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths'
  * ⌈Dv/4⌉ vec4s (its two `const …4` lines — the one place the WGSL is specialised, like Triton's constexprs), so a
  * small head dim does not pay for 256-float arrays.
  */
-function pipeline(device: GPUDevice, D: number, Dv: number): Promise<GPUComputePipeline> {
+function pipeline(device: GPUDevice, D: number, Dv: number, dtype: GpuDType): Promise<GPUComputePipeline> {
   const [d4, dv4] = [Math.ceil(D / 4), Math.ceil(Dv / 4)];
   const code = MASKS + WGSL.replace(/const MAX_DV4: u32 = \d+u;/, `const MAX_DV4: u32 = ${dv4}u;`).replace(/const MAX_D4: u32 = \d+u;/, `const MAX_D4: u32 = ${d4}u;`);
-  return computePipeline(device, `sdpa-flash ${d4}x${dv4}`, code);
+  return computePipeline(device, `sdpa-flash ${d4}x${dv4} ${dtype}`, storageVariant(code, dtype));
 }
 
 /** Why the WGSL kernel cannot take these options, or null when it can. */
@@ -92,16 +93,17 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
 
 /**
  * Records and submits the kernel over operands already on the GPU; writes out and lse (NEG_INF for −∞) there.
+ * `b.dtype` is the storage type of q, k, v and out (float16 needs shader-f16); lse is float32.
  * `shift` overrides where row i sits (i + shift, for the causal limit and every other mask): a KV cache passes S = its
  * capacity (the head stride of its buffers) and shift = length − L, so keys past its length are never read.
  */
 export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: AttentionOptions,
-  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer }, blockTable?: BlockTable, shift?: number): Promise<void> {
+  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType }, blockTable?: BlockTable, shift?: number): Promise<void> {
   const { B, Hq, L, D, Dv } = dims;
   const { aux, fl, params } = maskTables(dims, o, blockTable);
   if (shift !== undefined) { new DataView(params).setInt32(40, shift, true); new DataView(params).setInt32(116, shift, true); }
   const extra = [upload(device, aux), upload(device, fl), uniform(device, params)];
-  const pipe = await pipeline(device, D, Dv);
+  const pipe = await pipeline(device, D, Dv, b.dtype ?? 'float32');
   // one workgroup per (head, tile of 64 query rows)
   device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), B * Hq * Math.ceil(L / 64))]);
   release(device, ...extra);

@@ -9,11 +9,14 @@
 // dense keep mask when one was given. Only user-given dense masks and biases are L×S arrays.
 // Bindings: 0 q [BH, L, D], 1 k [BHkv, S, D], 2 v [BHkv, S, Dv], 3 out [BH, L, Dv], 4 lse [BH, L]; 5–7 and the
 // mask functions come from sdpa-masks.wgsl, which the host prepends.
+// q, k, v and out are stored as E: f32, or f16 in the variant the host makes where shader-f16 exists (storageVariant);
+// every product, the softmax statistics and lse stay f32.
 
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+alias E = f32;
+@group(0) @binding(0) var<storage, read> q: array<E>;
+@group(0) @binding(1) var<storage, read> k: array<E>;
+@group(0) @binding(2) var<storage, read> v: array<E>;
+@group(0) @binding(3) var<storage, read_write> out: array<E>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 
 const BLOCK_M: u32 = 64u;          // rows per workgroup = invocations
@@ -55,8 +58,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let d4 = (P.D + 3u) / 4u;
   for (var c4 = 0u; c4 < d4; c4++) {
     let d = 4u * c4;
-    qr[c4] = vec4f(q[qBase + d], select(0.0, q[qBase + min(d + 1u, P.D - 1u)], d + 1u < P.D),
-                   select(0.0, q[qBase + min(d + 2u, P.D - 1u)], d + 2u < P.D), select(0.0, q[qBase + min(d + 3u, P.D - 1u)], d + 3u < P.D));
+    qr[c4] = vec4f(f32(q[qBase + d]), select(0.0, f32(q[qBase + min(d + 1u, P.D - 1u)]), d + 1u < P.D),
+                   select(0.0, f32(q[qBase + min(d + 2u, P.D - 1u)]), d + 2u < P.D), select(0.0, f32(q[qBase + min(d + 3u, P.D - 1u)]), d + 3u < P.D));
   }
   var j0 = jStart;
   loop {
@@ -65,8 +68,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     // 1. load the K and V tiles cooperatively
     let kOff = (kvh * P.S + u32(j0)) * P.D;
     let vOff = (kvh * P.S + u32(j0)) * P.Dv;
-    for (var x = lid; x < n * P.D; x += BLOCK_M) { tile[x] = k[kOff + x]; }
-    for (var x = lid; x < n * P.Dv; x += BLOCK_M) { tile[n * P.D + x] = v[vOff + x]; }
+    for (var x = lid; x < n * P.D; x += BLOCK_M) { tile[x] = f32(k[kOff + x]); }
+    for (var x = lid; x < n * P.Dv; x += BLOCK_M) { tile[n * P.D + x] = f32(v[vOff + x]); }
     workgroupBarrier();
     // 2. each row folds the keys of the tile it may see into its online softmax
     if (live) {
@@ -102,10 +105,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let row = bh * P.L + i;
   let oBase = row * P.Dv;
   if (l == 0.0) { // no allowed key: o = 0 and lse = −∞ (written as the most negative f32; the host restores −∞)
-    for (var d = 0u; d < P.Dv; d++) { out[oBase + d] = 0.0; }
+    for (var d = 0u; d < P.Dv; d++) { out[oBase + d] = E(0.0); }
     lse[row] = NEG_INF;
     return;
   }
-  for (var d = 0u; d < P.Dv; d++) { out[oBase + d] = acc[d / 4u][d % 4u] / l; }
+  for (var d = 0u; d < P.Dv; d++) { out[oBase + d] = E(acc[d / 4u][d % 4u] / l); }
   lse[row] = m + log(l);
 }

@@ -1,0 +1,127 @@
+// The f16 WGSL kernels (shader-f16: storage in f16, arithmetic and softmax statistics in f32) against the CPU on the
+// same f16 values: flash attention with every mask, split-K decode, GpuTensors that stay f16, the tiled matmul with
+// f16 weights, and a whole model with f16 weights. Needs an adapter with shader-f16: on a machine without a GPU that
+// is Mesa's lavapipe through Vulkan (Mesa ≥ 24; .ci/run installs it from bookworm-backports). Skips with the reason
+// when there is none. Each output element is rounded to f16 once, so it may differ from the f32 reference by half an
+// f16 step (2^−11 relative) plus the f32 error of the rest.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import {
+  alibiSlopes, attention, attentionWebGPU, buildModel, ContiguousKVCache, generate, linear, Tensor, toCpu, toGpu, Weights,
+  type AttentionOptions, type CausalLM,
+} from '../../src/index.js';
+import { gpuDevice, hasF16 } from '../../src/kernels/webgpu/device.js';
+import { GpuTensor } from '../../src/kernels/webgpu/gpu-tensor.js';
+import { matmulGpu } from '../../src/kernels/webgpu/matmul.js';
+import { GpuKVCache } from '../../src/cache/webgpu.js';
+import type { Llama } from '../../src/models/llama.js';
+import { loadCheckpoint } from '../../src/node/checkpoint.js';
+import { useDawn } from '../../src/node/webgpu.js';
+import { assertClose, randint, randn, rng } from '../helpers.js';
+
+const HALF_STEP = 2 ** -11; // f16 rounding, relative
+let skip: string | false = false;
+before(async () => {
+  if (!(await useDawn('vulkan'))) skip = 'the optional `webgpu` package is not installed';
+  else {
+    const device = await gpuDevice();
+    if (!device || !hasF16(device)) skip = 'no Vulkan adapter with shader-f16 (no GPU: apt-get install -t bookworm-backports mesa-vulkan-drivers for lavapipe)';
+  }
+});
+
+const f16 = (t: Tensor) => t.to('float16');
+
+test('f16 flash attention equals the CPU on the same f16 inputs, with every mask and score modifier', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  for (let trial = 0; trial < 12; trial++) {
+    const rand = rng(900 + trial);
+    const Hkv = randint(rand, 1, 2);
+    const Hq = Hkv * [1, 2, 4][trial % 3];
+    const [B, L, D, Dv] = [randint(rand, 1, 2), randint(rand, 9, 70), randint(rand, 1, 40), randint(rand, 1, 24)];
+    const S = trial >= 8 ? L : randint(rand, L, 90);
+    const [q, k, v] = [f16(randn([B, Hq, L, D], rand)), f16(randn([B, Hkv, S, D], rand)), f16(randn([B, Hkv, S, Dv], rand))];
+    const options: AttentionOptions = [
+      {}, { causal: 'bottom-right' }, { causal: 'top-left' }, { window: [5, 2] },
+      { window: [9, 0], dilation: 2, softcap: 2 }, { keyLengths: Array.from({ length: B }, (_, b) => (b ? 3 : S)) },
+      { causal: 'bottom-right', alibiSlopes: alibiSlopes(Hq), bias: randn([1, Hq, 1, S], rand) },
+      { mask: Tensor.from(Array.from({ length: L * S }, (_, x) => ((x * 7) % 3 ? 1 : 0)), [L, S], 'bool') },
+      { causal: true, cuSeqlens: [0, Math.floor(S / 3), S] }, { prefix: Math.floor(S / 2) },
+      { window: [2, 2], globalTokens: [0, S - 1] }, { blockSparse: { blockSize: 4, windowBlocks: 1, globalBlocks: [0], randomBlocks: [2, 1] } },
+    ][trial] as AttentionOptions;
+    const gpu = await attentionWebGPU(q, k, v, options);
+    const cpu = attention(q, k, v, { ...options, kernel: 'reference' }); // f32 arithmetic on the f16 values
+    assert.equal(gpu.device, 'webgpu');
+    assert.equal(gpu.out.dtype, 'float16');
+    const exact = attention(q.to('float32'), k.to('float32'), v.to('float32'), { ...options, kernel: 'reference' }).out;
+    assertClose(gpu.out, exact, 1e-5, HALF_STEP + 1e-4, `trial ${trial} ${JSON.stringify(options)} out`);
+    assertClose(gpu.out, cpu.out, 1e-5, 2 * HALF_STEP + 1e-4, `trial ${trial} out vs the CPU's f16 result`);
+    assertClose(gpu.lse, cpu.lse, 2e-5, 2e-4, `trial ${trial} lse`);
+  }
+});
+
+test('f16 split-K decode: a few query rows against long f16 caches (GQA, bottom-right causal, soft-capping)', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const rand = rng(950);
+  for (const [L, S, G, causal, softcap] of [[1, 700, 3, true, 0], [4, 129, 1, true, 5], [2, 64, 2, false, 0]] as const) {
+    const [q, k, v] = [f16(randn([2, 2 * G, L, 64], rand)), f16(randn([2, 2, S, 64], rand)), f16(randn([2, 2, S, 48], rand))];
+    const options: AttentionOptions = { causal: causal ? 'bottom-right' : false, softcap: softcap || undefined };
+    const gpu = await attentionWebGPU(q, k, v, options);
+    const exact = attention(q.to('float32'), k.to('float32'), v.to('float32'), { ...options, kernel: 'reference' });
+    assert.equal(gpu.out.dtype, 'float16');
+    assertClose(gpu.out, exact.out, 1e-5, HALF_STEP + 1e-4, `L=${L} S=${S} out`);
+    assertClose(gpu.lse, exact.lse, 2e-5, 2e-4, `L=${L} S=${S} lse`);
+  }
+});
+
+test('f16 GpuTensors stay f16: toGpu, attention on the GPU, toCpu; mixed dtypes are refused', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const rand = rng(960);
+  const [q, k, v] = [f16(randn([1, 4, 20, 32], rand)), f16(randn([1, 2, 20, 32], rand)), f16(randn([1, 2, 20, 32], rand))];
+  const [qg, kg, vg] = await Promise.all([q, k, v].map(toGpu)) as GpuTensor[];
+  assert.deepEqual([qg.dtype, kg.dtype, vg.dtype], ['float16', 'float16', 'float16']);
+  const r = await attentionWebGPU(qg, kg, vg, { causal: true });
+  assert.equal(r.out.dtype, 'float16');
+  assert.equal(r.lse.dtype, 'float32');
+  const back = await toCpu(r.out);
+  assert.equal(back.dtype, 'float16');
+  assertClose(back, attention(q, k, v, { causal: true, kernel: 'reference' }).out, 1e-5, 2 * HALF_STEP + 1e-4, 'chain');
+  const k32 = (await toGpu(k.to('float32')))!;
+  await assert.rejects(attentionWebGPU(qg, k32, vg), /q, k, v must have one dtype on the GPU, got float16, float32, float16/);
+  for (const x of [qg, kg, vg, k32, r.out, r.lse]) x.release();
+});
+
+test('the tiled matmul with f16 weights (kept f16 on the GPU) equals linear() with the same weights', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const device = (await gpuDevice())!;
+  const rand = rng(970);
+  for (const [M, K, N] of [[1, 64, 33], [7, 96, 70], [65, 31, 129], [3, 17, 5]]) { // K·N odd too: padded upload
+    const [x, w, bias] = [randn([M, K], rand), f16(randn([N, K], rand, 0.3)), randn([N], rand)];
+    const xg = GpuTensor.upload(device, x.toFloat32(), [M, K]);
+    const y = await matmulGpu(xg, w.contiguous().data as Uint16Array, N, bias.toFloat32());
+    assertClose(Tensor.from(await y.read(), [M, N]), linear(x, w, bias), 1e-5, 1e-5, `M=${M} K=${K} N=${N}`);
+    xg.release(); y.release();
+  }
+});
+
+const TINY = fileURLToPath(new URL('../../../models/qkv-tiny', import.meta.url));
+
+test('a whole model with f16 weights on the GPU: logits of prefill and decode like the CPU, the same greedy tokens', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  // qkv-tiny (bf16 as stored) with every matrix in f16
+  const { config, weights } = loadCheckpoint(TINY, { tokenizer: false });
+  const model = buildModel(config, new Weights(new Map([...weights.tensors].map(([n, w]) => [n, w.rank === 2 ? w.to('float16') : w])))) as CausalLM;
+  const llama = model as unknown as Llama;
+  const device = (await gpuDevice())!;
+  const gpuCache = new GpuKVCache(device, model.info.numLayers, 8);
+  const cpuCache = new ContiguousKVCache(model.info.numLayers);
+  for (const ids of [[5, 17, 300, 42, 7, 99, 1000, 12, 4000, 3], [64], [65]]) {
+    const gpu = await llama.forwardWebGPU(ids, gpuCache);
+    const cpu = model.forward([ids], { cache: cpuCache, lastOnly: true }).logits;
+    assertClose(Tensor.from(gpu, [1, 1, gpu.length]), cpu, 1e-4, 1e-3, `step of ${ids.length} tokens`);
+  }
+  gpuCache.release();
+  const prompt = [1, 450, 12, 9, 77];
+  const [cpu, gpu] = [await generate(model, null, prompt, { maxTokens: 10, greedy: true, stopTokens: [] }), await generate(model, null, prompt, { maxTokens: 10, greedy: true, stopTokens: [], device: 'webgpu' })];
+  assert.deepEqual(gpu.ids, cpu.ids);
+});
