@@ -18,13 +18,17 @@ const K_MULTIPLE = { float32: 4, float16: 8, bfloat16: 8, int8: 16 } as const;
 const seen = new WeakSet<Float32Array>();
 const finiteF16 = new WeakMap<Uint16Array, boolean>();
 
-// an f16 weight with ±∞ or NaN (exponent all ones) cannot take the kernel's widening shortcut
+// an f16 weight with ±∞ or NaN (exponent all ones) cannot take the kernel's widening shortcut; checked once per
+// weight, two values per 32-bit word where the array is aligned (the scan is part of loading a model)
 function allFinite(h: Uint16Array): boolean {
   let ok = finiteF16.get(h);
   if (ok === undefined) {
-    ok = true;
-    for (let i = 0; i < h.length && ok; i++) if ((h[i] & 0x7c00) === 0x7c00) ok = false;
-    finiteF16.set(h, ok);
+    const even = h.byteOffset % 4 === 0 ? h.length & ~1 : 0;
+    const w = even ? new Uint32Array(h.buffer, h.byteOffset, even / 2) : new Uint32Array(0);
+    let bad = false;
+    for (let i = 0; i < w.length && !bad; i++) bad = (w[i] & 0x7c00) === 0x7c00 || (w[i] & 0x7c000000) === 0x7c000000;
+    for (let i = even; i < h.length && !bad; i++) bad = (h[i] & 0x7c00) === 0x7c00;
+    finiteF16.set(h, (ok = !bad));
   }
   return ok;
 }

@@ -119,20 +119,33 @@ export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Arra
   at = r.top;
   ensure(r, at + align16(data.byteLength));
   if (interleave4 > 0 && !(data instanceof Float32Array)) {
-    const K = interleave4;
-    const c = 16 / data.BYTES_PER_ELEMENT; // elements per chunk
-    const dst = data instanceof Uint16Array ? new Uint16Array(r.memory.buffer, at, data.length) : new Int8Array(r.memory.buffer, at, data.length);
-    const full = Math.floor(data.length / K / 4) * 4 * K;
-    for (let g = 0; g < full; g += 4 * K) { // a group of 4 rows
-      for (let k = 0; k < K; k += c) for (let row = 0; row < 4; row++) dst.set(data.subarray(g + row * K + k, g + row * K + k + c), g + 4 * k + c * row);
-    }
-    dst.set(data.subarray(full), full);
+    interleaveRows4(data, new Uint8Array(r.memory.buffer, at, data.byteLength), interleave4 * data.BYTES_PER_ELEMENT);
   } else {
     new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
   r.top = align16(at + data.byteLength);
   residentAt.set(data, at);
   return at;
+}
+
+// PACKED (asm/gemm.ts): rows of `rowBytes` in groups of 4, each group stored as its rows' 16-byte chunks side by side —
+// chunk k of rows 0, 1, 2, 3, then chunk k + 1, … (rows past the last full group as they are). Moved as 32-bit words
+// where the source is 4-byte aligned (a byte loop otherwise): ~8× faster than a copy per chunk, which made loading a
+// 135M-parameter model take a second.
+function interleaveRows4(data: Uint16Array | Int8Array, dst: Uint8Array, rowBytes: number): void {
+  const full = Math.floor(data.byteLength / rowBytes / 4) * 4 * rowBytes; // bytes in whole groups
+  const aligned = data.byteOffset % 4 === 0 && dst.byteOffset % 4 === 0;
+  const [src, out, w] = aligned
+    ? [new Uint32Array(data.buffer, data.byteOffset, full / 4), new Uint32Array(dst.buffer, dst.byteOffset, full / 4), 4]
+    : [new Uint8Array(data.buffer, data.byteOffset, full), dst, 1];
+  const [row, chunk] = [rowBytes / w, 16 / w]; // in units of the array
+  for (let g = 0; g < full / w; g += 4 * row) {
+    for (let r = 0; r < 4; r++) {
+      const from = g + r * row;
+      for (let k = 0, o = g + r * chunk; k < row; k += chunk, o += 4 * chunk) for (let i = 0; i < chunk; i++) out[o + i] = src[from + k + i];
+    }
+  }
+  dst.set(new Uint8Array(data.buffer, data.byteOffset + full, data.byteLength - full), full);
 }
 
 /** Copies `data` into memory at byte offset `at`. */

@@ -112,3 +112,26 @@ test('gatedLinear: large and non-finite gate values, and bad arguments', () => {
   assert.throws(() => gatedLinear(x, g, u.reshape([8, 4]), 'silu'), /gatedLinear: gate and up must both be \[out_features, in_features\], got \[4, 8\] and \[8, 4\]/);
   assert.throws(() => gatedLinear(x.reshape([2, 4]), g, u, 'silu'), /gatedLinear: input's last dim must be in_features=8, got x \[2, 4\]/);
 });
+
+test('16-bit and int8 weights at any byte offset (as in a safetensors file) give the same products, ±∞ found there too', () => {
+  const rand = rng(9);
+  for (const [M, K, N] of [[1, 48, 9], [3, 32, 13]]) {
+    const x = randn([M, K], rand);
+    const w = randn([N, K], rand, 0.5);
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      const bits = w.to(dtype).data as Uint16Array;
+      const shifted = new Uint16Array(new ArrayBuffer(2 * bits.length + 2), 2, bits.length); // 2 bytes past a word
+      shifted.set(bits);
+      const odd = new Tensor(dtype, shifted, [N, K]);
+      assertClose(linear(x, odd), brute(x, odd), 1e-5, 1e-5, `${dtype} at byte offset 2, M=${M} K=${K} N=${N}`);
+    }
+    const q = Int8Matrix.quantize(w);
+    const moved = new Int8Array(new ArrayBuffer(q.q.length + 1), 1, q.q.length);
+    moved.set(q.q);
+    const odd = new Int8Matrix(moved, q.scales, [N, K]);
+    assertClose(linear(x, odd), brute(x, q.dequantize()), 1e-5, 1e-5, `int8 at byte offset 1, M=${M} K=${K}`);
+  }
+  const h = new Uint16Array(new ArrayBuffer(2 * 129), 2, 128).fill(0x3c00); // 1.0 at an unaligned offset
+  h[127] = 0x7c00; // +∞ in the last (odd) element
+  assert.deepEqual([...linear(Tensor.from(new Float32Array(16).fill(1), [1, 16]), new Tensor('float16', h, [8, 16])).toFloat32()].slice(6), [16, Infinity]);
+});
