@@ -65,21 +65,25 @@ export function attention(job: usize, t: i32, T: i32): void {
       const vTile = vHead + (<usize>j0 * <usize>Dv << 2);
       for (let r0 = 0; r0 < rows; r0 += BM) {
         const lastMin = causal ? min(S - 1, i0 + r0 + shift) : S - 1; // the micro-block's first row's last key
-        if (j0 > min(S - 1, causal ? i0 + min(r0 + BM, rows) - 1 + shift : S - 1)) continue; // past every row's last key (later micro-blocks reach further)
+        const lastMax = causal ? min(S - 1, i0 + min(r0 + BM, rows) - 1 + shift) : S - 1; // … and its last row's
+        if (j0 > lastMax) continue; // past every row's last key (later micro-blocks reach further)
+        // on the diagonal tile only the keys up to the last row's last one, in panels of 8 (not the whole tile)
+        const nMb = min(n, lastMax - j0 + 1);
+        const nPadMb = min(nPad, (nMb + 7) & ~7);
         // rows past L repeat the last row (computed, never stored)
         scoreTile(qRow(qHead, i0, r0, rows, D), qRow(qHead, i0, r0 + 1, rows, D), qRow(qHead, i0, r0 + 2, rows, D),
-          qRow(qHead, i0, r0 + 3, rows, D), kTile, D, nPad, scale, sT, mT);
+          qRow(qHead, i0, r0 + 3, rows, D), kTile, D, nPadMb, scale, sT, mT);
         // mask what the tile holds past a row's last key (the diagonal tile, or S's padding)
-        const masked = j0 + nPad - 1 > lastMin;
+        const masked = j0 + nPadMb - 1 > lastMin;
         if (masked) {
           for (let r = 0; r < BM; r++) {
             const last = causal ? min(S - 1, i0 + min(r0 + r, rows - 1) + shift) : S - 1;
-            for (let c = max(0, last + 1 - j0); c < nPad; c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
+            for (let c = max(0, last + 1 - j0); c < nPadMb; c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
           }
         }
         const a = acc + (<usize>(r0 * Dv) << 2);
-        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, masked ? 0 : mT);
-        pvTile(sT, vTile, a, n, Dv);
+        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPadMb, Dv, masked ? 0 : mT);
+        pvTile(sT, vTile, a, nMb, Dv);
       }
     }
     // o = acc / l (a row with no allowed key: l = 0, o = 0)
