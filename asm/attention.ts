@@ -1,5 +1,5 @@
 // The ATTENTION and PACK_K jobs of asm/kernels.ts: FlashAttention forward with an online softmax, in f32x4.
-import { cst, C_NEG_INF, ptr, word, exp2v, hsum, hmax, LOG2E } from './common';
+import { cst, C_NEG_INF, ptr, word, exp2neg, hsum, hmax, LOG2E } from './common';
 
 export const BN: i32 = 64; // keys per tile of the attention kernel
 export const BM: i32 = 4; // query rows per tile
@@ -165,11 +165,11 @@ export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPa
     const mv = f32x4.splat(mNew);
     let sum = f32x4.splat(0);
     for (let c = 0; c < nPad; c += 4) {
-      const p = exp2v(f32x4.sub(v128.load(s + (<usize>c << 2)), mv));
+      const p = exp2neg(f32x4.sub(v128.load(s + (<usize>c << 2)), mv));
       v128.store(s + (<usize>c << 2), p);
       sum = f32x4.add(sum, p);
     }
-    const alpha = f32x4.extract_lane(exp2v(f32x4.splat(mOld - mNew)), 0); // 0 when mOld = −∞
+    const alpha = f32x4.extract_lane(exp2neg(f32x4.splat(mOld - mNew)), 0); // 0 when mOld = −∞
     store<f32>(lRow + (<usize>r << 2), alpha * load<f32>(lRow + (<usize>r << 2)) + hsum(sum));
     store<f32>(mRow + (<usize>r << 2), mNew);
     if (alpha != 1) {

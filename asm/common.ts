@@ -15,7 +15,7 @@ export const CONSTS: usize = 512;
 export const C_NEG_INF = 0, C_EXP2_LO = 1, C_EXP2_HI = 2, C_P0 = 6, C_ONE = 12, C_127 = 13;
 export const LOG2E: f32 = 1.44269504088896341;
 export const C_F16_MASK = 14, C_F16_FULL = 15, C_2P112 = 16, C_F16_BIG = 17;
-export const C_NEG_LOG2E = 18, C_GELU_A = 19, C_GELU_2C = 20, C_126 = 21;
+export const C_NEG_LOG2E = 18, C_GELU_A = 19, C_GELU_2C = 20, C_126 = 21, C_M127 = 22;
 @inline export function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
 
 @inline function setF(i: i32, x: f32): void { v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x)); }
@@ -28,7 +28,7 @@ export function writeConstants(): void {
   setF(C_P0 + 3, 5.550332471162809e-2); setF(C_P0 + 4, 2.402264791363012e-1); setF(C_P0 + 5, 6.931472028550421e-1);
   setF(C_ONE, 1); setI(C_127, 127);
   setI(C_F16_MASK, 0x8fffe000); setI(C_F16_FULL, 0x8fffffff); setF(C_2P112, 5.192296858534828e33); setF(C_F16_BIG, 32768);
-  setF(C_NEG_LOG2E, -LOG2E); setF(C_GELU_A, 0.044715); setF(C_GELU_2C, 1.5957691216057308 /* 2·√(2/π) */); setF(C_126, 126);
+  setF(C_NEG_LOG2E, -LOG2E); setF(C_GELU_A, 0.044715); setF(C_GELU_2C, 1.5957691216057308 /* 2·√(2/π) */); setF(C_126, 126); setF(C_M127, -127);
 }
 
 @inline export function word(job: usize, i: i32): i32 { return load<i32>(job + (<usize>i << 2)); }
@@ -48,6 +48,20 @@ export function exp2v(x: v128): v128 {
   y = f32x4.add(f32x4.mul(y, f), cst(C_ONE));
   const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), cst(C_127)), 23);
   return v128.andnot(f32x4.mul(y, pow2n), isNegInf);
+}
+
+// 2^x for x ≤ 0 or −∞ (the softmax's s − m): the same polynomial with one clamp. x ≤ −127 (−∞ included) becomes
+// n = −127, whose 2^n has a zero exponent field, i.e. exactly 0 — three operations fewer than exp2v per four lanes.
+// Lanes in (−127, −126.5) also give 0 instead of ~1e−38, nothing next to a row sum of at least 1.
+@inline
+export function exp2neg(x: v128): v128 {
+  const xc = f32x4.max(x, cst(C_M127));
+  const n = f32x4.nearest(xc);
+  const f = f32x4.sub(xc, n);
+  let y = cst(C_P0);
+  for (let i = 1; i < 6; i++) y = f32x4.add(f32x4.mul(y, f), cst(C_P0 + i));
+  y = f32x4.add(f32x4.mul(y, f), cst(C_ONE));
+  return f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), cst(C_127)), 23));
 }
 
 @inline export function hsum(v: v128): f32 {
