@@ -160,9 +160,14 @@ export function putTensor(r: Runtime, at: number, t: Tensor | undefined): boolea
   return true;
 }
 
-/** A copy of `n` floats at byte offset `at`. */
+/**
+ * A copy of `n` floats at byte offset `at`. Copied as bytes: out of a shared memory V8 copies a Float32Array element
+ * by element (slice or set: ~0.8 ms for 2 MiB here) but a Uint8Array with memcpy (~0.2 ms).
+ */
 export function take(r: Runtime, at: number, n: number): Float32Array {
-  return new Float32Array(r.memory.buffer, at, n).slice();
+  const out = new Float32Array(n);
+  new Uint8Array(out.buffer).set(new Uint8Array(r.memory.buffer, at, 4 * n));
+  return out;
 }
 
 const f32 = new Float32Array(1);
