@@ -3,7 +3,10 @@
 // decode kernel reads the cache in place and gives the same result as the same keys and values passed as copies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attention, ContiguousKVCache, Tensor } from '../../../src/index.js';
+import { attention, ContiguousKVCache, generate, Tensor, type CausalLM } from '../../../src/index.js';
+import { kernelRuntime } from '../../../src/kernels/wasm/runtime.js';
+import { loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { TINY } from '../../models/helpers.js';
 import { kernelFloats, kernelFreeBytes, kernelOffset, releaseFloats } from '../../../src/kernels/wasm/storage.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
 
@@ -49,4 +52,14 @@ test('the contiguous cache keeps k, v in kernel memory; decode reads them in pla
     cache.release();
     assert.equal(cache.length(0), 0);
   }
+});
+
+test('generation gives its KV cache back: the kernels\' memory stops growing after the first calls', async () => {
+  const { model } = loadCheckpoint(TINY, { tokenizer: false });
+  const sizes: number[] = [];
+  for (let run = 0; run < 6; run++) {
+    await generate(model as CausalLM, null, [5, 17, 300, 42], { maxTokens: 40, greedy: true, stopTokens: [] });
+    sizes.push(kernelRuntime()!.memory.buffer.byteLength);
+  }
+  assert.deepEqual(sizes.slice(2), Array(4).fill(sizes[1]), `memory after each run: ${sizes.join(', ')}`);
 });
