@@ -12,7 +12,7 @@ import { flashOnGpu } from '../kernels/webgpu/sdpa-flash.js';
 interface Layer { k: GpuTensor; v: GpuTensor; cap: number; len: number; Hkv: number; D: number; Dv: number }
 
 /** What one layer's attention takes: the new tokens' q [T, Hq, D], k [T, Hkv, D] (RoPE applied) and v [T, Hkv, Dv]. */
-export interface GpuAttend { q: GpuTensor; k: GpuTensor; v: GpuTensor; scale: number; slidingWindow?: number | null }
+export interface GpuAttend { q: GpuTensor; k: GpuTensor; v: GpuTensor; scale: number; slidingWindow?: number | null; softcap?: number }
 
 export class GpuKVCache {
   private readonly layers: (Layer | undefined)[];
@@ -44,12 +44,12 @@ export class GpuKVCache {
     const lse = GpuTensor.empty(this.device, [Hq, T]);
     const W = a.slidingWindow ?? null;
     if (T <= 8) {
-      await denseDecodeOnGpu(this.device, { B: 1, Hq, Hkv, L: T, S: L.cap, D, Dv }, { scale: a.scale, softcap: 0, causal: true, window: W },
+      await denseDecodeOnGpu(this.device, { B: 1, Hq, Hkv, L: T, S: L.cap, D, Dv }, { scale: a.scale, softcap: a.softcap ?? 0, causal: true, window: W },
         { q: q.buffer, k: L.k.buffer, v: L.v.buffer, out: out.buffer, lse: lse.buffer }, L.len);
     } else {
       // S = the capacity (the buffers' head stride); row i's last key is i + len − T, so nothing past len is read
       const dims = { B: 1, Hq, Hkv, L: T, S: L.cap, D, Dv };
-      await flashOnGpu(this.device, dims, { scale: a.scale, causal: true, window: W ? [W - 1, 0] : undefined },
+      await flashOnGpu(this.device, dims, { scale: a.scale, causal: true, window: W ? [W - 1, 0] : undefined, softcap: a.softcap || undefined },
         { q: q.buffer, k: L.k.buffer, v: L.v.buffer, out: out.buffer, lse: lse.buffer }, undefined, L.len - T);
     }
     const merged = await transpose01Gpu(out); // [T, Hq, Dv]

@@ -6,7 +6,7 @@ import { gpuDevice } from '../kernels/webgpu/device.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import type { CausalLM } from '../models/model.js';
 
-/** A model that can run its forward pass on WebGPU (Llama, Mistral, Qwen2). */
+/** A model that can run its forward pass on WebGPU (Llama, Mistral, Qwen2, Gemma 2). */
 interface WebGpuCausalLM extends CausalLM {
   forwardWebGPU(ids: readonly number[], cache: GpuKVCache): Promise<Float32Array>;
 }
@@ -15,7 +15,7 @@ const hasGpuForward = (m: CausalLM): m is WebGpuCausalLM => typeof (m as Partial
 
 /** The next-logits step of `model` on WebGPU, or null (with a warning) when there is no adapter. */
 export async function webgpuStepper(model: CausalLM): Promise<{ step: (ids: readonly number[]) => Promise<Float32Array>; release: () => void } | null> {
-  if (!hasGpuForward(model)) throw new QkvError(`generate: ${model.info.architecture} has no WebGPU forward yet (LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM do)`);
+  if (!hasGpuForward(model)) throw new QkvError(`generate: ${model.info.architecture} has no WebGPU forward yet (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and Gemma2ForCausalLM do)`);
   const device = await gpuDevice();
   if (!device) {
     console.warn('qkv: generating on the CPU instead of WebGPU (no WebGPU adapter)');

@@ -6,7 +6,10 @@
 //   layers alternate sliding-window (local) and full (global) attention (layer_types)
 //   x = x + post_attention_norm(Attention(input_norm(x)));   x = x + post_ffw_norm(MLP(pre_ffw_norm(x)))
 //   RMSNorm scales by (1 + γ);   MLP uses GELU-tanh;   logits = 30 · tanh(logits / 30)   (final soft-capping)
+// gemma2ForwardWebGPU is the same forward on WebGPU (one sequence, weights and KV cache on the GPU).
+import type { GpuKVCache } from '../cache/webgpu.js';
 import { activation, add } from '../nn/activations.js';
+import { addGpu, gatedActGpu, GpuTensor, linearGpu, rmsNormGpuLayer, ropeGpuLayer, ropeTableGpu, rowsGpu } from '../nn/webgpu.js';
 import { gatedLinear, linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
@@ -71,6 +74,17 @@ export class Gemma2 implements CausalLM {
     this.lmHead = c.tie_word_embeddings === false && w.has('lm_head.weight') ? w.matrix('lm_head.weight', [V, E]) : w.asFormat(this.embed);
   }
 
+  /** What the WebGPU forward (gemma2ForwardWebGPU) reads. */
+  gpuParts() {
+    return { embed: this.embed, layers: this.layers, norm: this.norm, lmHead: this.lmHead, freqs: this.freqs, eps: this.eps, act: this.act,
+      scale: this.scale, attnSoftcap: this.attnSoftcap, finalSoftcap: this.finalSoftcap, window: this.window };
+  }
+
+  /** The last position's logits [V] of one sequence, computed on WebGPU with a GPU KV cache. */
+  forwardWebGPU(ids: readonly number[], cache: GpuKVCache): Promise<Float32Array> {
+    return gemma2ForwardWebGPU(this, ids, cache);
+  }
+
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {
     const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv } = this.info;
     const [B, T] = [ids.length, ids[0].length];
@@ -100,6 +114,45 @@ export class Gemma2 implements CausalLM {
     }
     return { logits, attentions: o.outputAttentions ? attentions : undefined };
   }
+}
+
+/**
+ * The same forward pass on WebGPU, for one sequence (weights and the KV cache on the GPU; only the last position's
+ * logits [V] come back, soft-capped on the host). Line for line Gemma2.forward; like llamaForwardWebGPU.
+ */
+export async function gemma2ForwardWebGPU(m: Gemma2, ids: readonly number[], cache: GpuKVCache): Promise<Float32Array> {
+  const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D } = m.info;
+  const g = m.gpuParts();
+  const T = ids.length;
+  const table = ropeTableGpu(cache.device, g.freqs, ids.map((_, t) => cache.length(0) + t));
+  const norm = (x: GpuTensor, w: Tensor) => rmsNormGpuLayer(x, w, g.eps, 1); // x̂ · (1 + γ)
+  const scaled = embedding(g.embed, [...ids]).toFloat32().map((v) => v * Math.fround(Math.sqrt(E)));
+  let x = GpuTensor.upload(cache.device, scaled, [T, E]); // [T, E]
+  for (const [l, L] of g.layers.entries()) {
+    const n = await norm(x, L.inNorm); // [T, E]
+    const [q0, k0, v] = [await linearGpu(n, L.wq), await linearGpu(n, L.wk), await linearGpu(n, L.wv)];
+    const q = await ropeGpuLayer(q0.reshape([T, Hq, D]), table); // [T, Hq, D]
+    const k = await ropeGpuLayer(k0.reshape([T, Hkv, D]), table); // [T, Hkv, D]
+    const a = await cache.attend(l, { q, k, v: v.reshape([T, Hkv, D]), scale: g.scale, slidingWindow: L.sliding ? g.window : null, softcap: g.attnSoftcap || undefined });
+    const o = await linearGpu(a, L.wo);
+    const oNorm = await norm(o, L.postAttnNorm);
+    const x2 = await addGpu(x, oNorm); // [T, E]
+    const mNorm = await norm(x2, L.preFfwNorm);
+    const [gate, up] = [await linearGpu(mNorm, L.gate), await linearGpu(mNorm, L.up)];
+    const h = await gatedActGpu(g.act, gate, up); // [T, F]
+    const down = await linearGpu(h, L.down);
+    const downNorm = await norm(down, L.postFfwNorm);
+    const x3 = await addGpu(x2, downNorm); // [T, E]
+    for (const t of [x, n, q0, k0, v, q, k, a, o, oNorm, x2, mNorm, gate, up, h, down, downNorm]) t.release();
+    x = x3;
+  }
+  const last = rowsGpu(x, T - 1, 1); // [1, E]
+  const finalNorm = await norm(last, g.norm);
+  const logits = await linearGpu(finalNorm, g.lmHead); // [1, V]
+  const out = await logits.read();
+  for (const t of [x, last, finalNorm, logits, table]) t.release();
+  const c = g.finalSoftcap;
+  return c ? out.map((v) => c * Math.tanh(v / c)) : out;
 }
 
 /** Gemma2ForCausalLM. */

@@ -3,7 +3,7 @@
 // activations.ts) — weights as models hold them, widened to f32 once and kept on the GPU after the first call.
 import { QkvError } from '../errors.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
-import { addGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../kernels/webgpu/ops.js';
+import { addGpu, geluTanhMulGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../kernels/webgpu/ops.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { linearWebGPU, vectorF32 } from './linear.js';
@@ -36,10 +36,11 @@ export function ropeTableGpu(device: GPUDevice, freqs: RopeFrequencies, position
 /** RoPE (rotate-half) on x [T, H, D]. */
 export const ropeGpuLayer = (x: GpuTensor, table: GpuTensor) => ropeGpu(x, table);
 
-/** The feed-forward activations that have a GPU kernel: SwiGLU's SiLU(gate) ⊙ up. */
+/** The gated feed-forward activations that have a GPU kernel: SwiGLU's SiLU(gate) ⊙ up, GeGLU's GELU-tanh(gate) ⊙ up. */
 export function gatedActGpu(act: string, gate: GpuTensor, up: GpuTensor): Promise<GpuTensor> {
-  if (act !== 'silu' && act !== 'swish') throw new QkvError(`WebGPU: activation '${act}' has no GPU kernel yet (silu does)`);
-  return siluMulGpu(gate, up);
+  if (act === 'silu' || act === 'swish') return siluMulGpu(gate, up);
+  if (act === 'gelu_tanh' || act === 'gelu_new' || act === 'gelu_pytorch_tanh') return geluTanhMulGpu(gate, up);
+  throw new QkvError(`WebGPU: activation '${act}' has no GPU kernel yet (silu and gelu_tanh do)`);
 }
 
 export { addGpu, rowsGpu };

@@ -6,7 +6,7 @@ import { GpuTensor } from './gpu-tensor.js';
 import { WGSL } from './ops-wgsl.js';
 import { bindBuffers, computePipeline } from './pipelines.js';
 
-type Entry = 'rmsNorm' | 'rope' | 'siluMul' | 'add' | 'transpose01';
+type Entry = 'rmsNorm' | 'rope' | 'siluMul' | 'geluTanhMul' | 'add' | 'transpose01';
 
 // one pass of an ops.wgsl entry point over `groups` workgroups (split over y past 65535)
 async function run(entry: Entry, x: GpuTensor, y: GPUBuffer | GpuTensor, out: GpuTensor, fields: number[], eps: number, groups: number): Promise<void> {
@@ -51,6 +51,14 @@ export async function siluMulGpu(gate: GpuTensor, up: GpuTensor): Promise<GpuTen
   same(gate, up, 'siluMulGpu');
   const out = GpuTensor.empty(gate.device, gate.shape);
   await run('siluMul', gate, up, out, [gate.size], 0, groupsOf(gate.size));
+  return out;
+}
+
+/** GELU-tanh(gate) ⊙ up (GeGLU). */
+export async function geluTanhMulGpu(gate: GpuTensor, up: GpuTensor): Promise<GpuTensor> {
+  same(gate, up, 'geluTanhMulGpu');
+  const out = GpuTensor.empty(gate.device, gate.shape);
+  await run('geluTanhMul', gate, up, out, [gate.size], 0, groupsOf(gate.size));
   return out;
 }
 

@@ -1,6 +1,6 @@
 // The small kernels a transformer layer needs between its matrix products and its attention, so that a whole model
 // runs on the GPU without reading back: RMSNorm, RoPE (rotate-half or interleaved, cos/sin from a host table),
-// SiLU(gate) ⊙ up, a residual add, and a transpose that moves heads ([T, H, D] ↔ [H, T, D], and into a KV cache).
+// SiLU(gate) ⊙ up and GELU-tanh(gate) ⊙ up, a residual add, and a transpose that moves heads ([T, H, D] ↔ [H, T, D], and into a KV cache).
 // Mirrors src/nn/norm.ts, src/nn/positional/rope.ts and src/nn/activations.ts.
 // Bindings: 0 x, 1 y (a second operand or table), 2 out, 3 P (the meaning of a…e per entry point, below).
 
@@ -64,6 +64,15 @@ fn siluMul(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x + gid.y * 65535u * 64u;
   if (i >= P.n) { return; }
   out[i] = x[i] / (1.0 + exp(-x[i])) * y[i];
+}
+
+// out = GELU-tanh(x) ⊙ y = x · σ(2u) · y,  u = √(2/π) (x + 0.044715 x³)   (½(1 + tanh u) = σ(2u); Gemma's GeGLU)
+@compute @workgroup_size(64)
+fn geluTanhMul(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * 65535u * 64u;
+  if (i >= P.n) { return; }
+  let v = x[i];
+  out[i] = v / (1.0 + exp(-1.5957691216057308 * (v + 0.044715 * v * v * v))) * y[i];
 }
 
 // out = x + y over n values (residual connections)
