@@ -75,6 +75,7 @@ async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: T
   const dims = checkQkvShapes(q.shape, k.shape, v.shape, 'attentionWebGPU');
   const { B, Hq, L, S, Dv } = dims;
   if (k.dtype !== q.dtype || v.dtype !== q.dtype) throw new QkvError(`attentionWebGPU: q, k, v must have one dtype on the GPU, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+  if (q.dtype === 'float16' && !hasF16(q.device)) throw new QkvError('attentionWebGPU: float16 GpuTensors need a device with shader-f16 (toGpu makes float32 ones elsewhere)');
   const why = webgpuUnsupported(o, dims.D, Dv);
   if (why) throw new QkvError(`attentionWebGPU: ${why}; these GpuTensors would have to come back to the CPU (read them first)`);
   const out = GpuTensor.empty(q.device, [B, Hq, L, Dv], q.dtype); // f16 in, f16 out (lse is always f32)

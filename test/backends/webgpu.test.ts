@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readIndex, runConformanceWebGPU, summary } from '../../src/node/conformance.js';
 import { alibiSlopes, attention, attentionBackward, attentionBackwardWebGPU, linear, linearWebGPU, masks, Tensor, type AttentionOptions } from '../../src/index.js';
-import { gpuDevice } from '../../src/kernels/webgpu/device.js';
+import { gpuDevice, hasF16 } from '../../src/kernels/webgpu/device.js';
+import { matmulGpu } from '../../src/kernels/webgpu/matmul.js';
 import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgpu.js';
 import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
 import { pooledBytes } from '../../src/kernels/webgpu/buffers.js';
@@ -326,4 +327,23 @@ test('mask specs (masks.*) run on WebGPU when they are options, ANDs of them or 
     const gb = await attentionBackwardWebGPU(q, k, v, dout, { mask });
     assertClose(gb.dq, attentionBackward(q, k, v, dout, { mask, kernel: 'reference' }).dq, 2e-5, 2e-4, `spec ${n} dq`);
   }
+});
+
+test('without shader-f16, f16 host tensors run through the f32 kernels and come back f16; f16 GpuTensors and weights are refused', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const device = (await gpuDevice())!;
+  if (hasF16(device)) { t.skip('this adapter has shader-f16 (webgpu-f16.test.ts covers it)'); return; }
+  const rand = rng(31);
+  const q = randn([1, 2, 6, 8], rand).to('float16');
+  const r = await attentionWebGPU(q, q, q, { causal: true });
+  assert.equal(r.out.dtype, 'float16');
+  assertClose(r.out, attention(q, q, q, { causal: true, kernel: 'reference' }).out, 1e-3, 1e-3, 'f16 via f32');
+  const up = (await toGpu(q))!;
+  assert.equal(up.dtype, 'float32');
+  up.release();
+  const bits = GpuTensor.upload(device, q.contiguous().data as Uint16Array, q.shape);
+  await assert.rejects(attentionWebGPU(bits, bits, bits), /float16 GpuTensors need a device with shader-f16/);
+  const x = GpuTensor.upload(device, new Float32Array(8), [1, 8]);
+  await assert.rejects(matmulGpu(x, new Uint16Array(16), 2), /an f16 weight needs a device with shader-f16/);
+  for (const g of [bits, x]) g.release();
 });

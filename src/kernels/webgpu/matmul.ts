@@ -4,6 +4,7 @@
 // and int8 weights are widened to f32 once, on the host (linear.ts).
 import { QkvError } from '../../errors.js';
 import { encodePass, release, residentBuffer, uniform } from './buffers.js';
+import { hasF16 } from './device.js';
 import { GpuTensor } from './gpu-tensor.js';
 import { bindBuffers, computePipeline, storageVariant } from './pipelines.js';
 import { WGSL } from './matmul-wgsl.js';
@@ -23,6 +24,7 @@ export async function matmulGpu(x: GpuTensor, w: Float32Array | Uint16Array, N: 
   const out = GpuTensor.empty(device, [...x.shape.slice(0, -1), N]);
   const u = uniform(device, Uint32Array.from([M, K, N, bias ? 1 : 0]).buffer);
   const dtype = w instanceof Uint16Array ? 'float16' : 'float32';
+  if (dtype === 'float16' && !hasF16(device)) throw new QkvError('matmulGpu: an f16 weight needs a device with shader-f16 (pass it widened to float32)');
   const pipe = await computePipeline(device, `matmul ${dtype}`, storageVariant(WGSL, dtype));
   const bBuf = residentBuffer(device, w);
   // one workgroup per 64×64 tile of the output
