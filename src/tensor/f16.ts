@@ -61,3 +61,20 @@ export function f16ToF32(h: number): number {
   if (exp === 0x1f) return mant ? NaN : sign * Infinity;
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
+
+let f16Table: Float32Array | null = null;
+
+/**
+ * dst[i] = the float32 value of 16-bit float bits src[i] (float16 or bfloat16) — the bulk form of f16ToF32/bf16ToF32
+ * for whole tensors: float16 through a table of all 65,536 values (built on first use, 256 KiB), bfloat16 by moving
+ * the bits into the top half of each float32.
+ */
+export function widen16(src: Uint16Array, dst: Float32Array, dtype: 'float16' | 'bfloat16'): void {
+  if (dtype === 'bfloat16') {
+    const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+    for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
+    return;
+  }
+  const table = (f16Table ??= Float32Array.from({ length: 65536 }, (_, h) => f16ToF32(h)));
+  for (let i = 0; i < src.length; i++) dst[i] = table[src[i]];
+}

@@ -3,7 +3,7 @@
 // to(dtype) copy. Kernels compute in float32: toFloat32() hands them a dense row-major Float32Array.
 import { QkvError } from '../errors.js';
 import { allocStorage, DTYPE_SIZE, isFloat, type DType, type Storage } from './dtype.js';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './f16.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, widen16 } from './f16.js';
 import { checkShape, contiguousStrides, fmtShape, forEachOffset, numel, type Shape } from './shape.js';
 
 const INT_RANGE: Partial<Record<DType, [number, number]>> = {
@@ -202,6 +202,11 @@ export class Tensor {
   to(dtype: DType): Tensor {
     if (dtype === this.dtype) return this.contiguous();
     const out = allocStorage(dtype, this.size);
+    // 16-bit floats widened in bulk when the elements are one dense run (a table row, a whole weight)
+    if (dtype === 'float32' && (this.dtype === 'float16' || this.dtype === 'bfloat16') && this.isContiguous()) {
+      widen16((this.data as Uint16Array).subarray(this.offset, this.offset + this.size), out as Float32Array, this.dtype);
+      return new Tensor(dtype, out, this.shape);
+    }
     forEachOffset(this.shape, this.strides, this.offset, (off, i) => {
       let x = readAt(this.dtype, this.data, off);
       if (dtype === 'bool') x = x !== 0 ? 1 : 0;

@@ -71,6 +71,22 @@ describe('Tensor views', () => {
 });
 
 describe('dtypes', () => {
+  test('16-bit floats widen in bulk exactly like the scalar conversions: every bit pattern, whole tensors and dense views', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, h) => h);
+    for (const [dtype, scalar] of [['float16', f16ToF32], ['bfloat16', bf16ToF32]] as const) {
+      const t = new Tensor(dtype, all, [256, 256]);
+      const wide = t.to('float32').toFloat32();
+      const row = t.slice(0, 7, 8).to('float32').toFloat32(); // a dense view at an offset
+      for (let h = 0; h < 65536; h++) {
+        const want = scalar(h);
+        if (Number.isNaN(want) ? !Number.isNaN(wide[h]) : !Object.is(wide[h], want)) assert.fail(`${dtype} 0x${h.toString(16)}: ${wide[h]} vs ${want}`);
+      }
+      assert.deepEqual([...row], Array.from({ length: 256 }, (_, c) => Math.fround(scalar(7 * 256 + c))));
+      const strided = t.transpose(0, 1).slice(0, 0, 1).to('float32').toFloat32(); // not dense: the element-wise path
+      assert.deepEqual([...strided], Array.from({ length: 256 }, (_, r) => Math.fround(scalar(r * 256))));
+    }
+  });
+
   test('float16: exact values, round-to-nearest-even, overflow, subnormals', () => {
     assert.equal(f32ToF16(1), 0x3c00);
     assert.equal(f32ToF16(-2), 0xc000);
