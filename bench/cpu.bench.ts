@@ -2,8 +2,9 @@
 // onnxruntime-node (the ONNX graph MatMul→Softmax→MatMul, com.microsoft.MultiHeadAttention and ONNX-23 Attention,
 // 2 intra-op threads) and @tensorflow/tfjs with the wasm backend. fp32, B = 1, H = 8, head_dim 64, L = S.
 // GFLOP/s = 4·B·H·L·S·D / time, halved for causal. Medians of ≥ 5 runs after a warm-up; peak RSS of each child.
-// Options: --sizes 256,1024  --runs N  --impls qkv,ort-graph,…  --json
-// (Decode tokens/s against llama.cpp's figures: `npm run bench:generate` and ../shared/anchors/llama-cpp.md.)
+// Then, in the same run, generation: prefill and decode tokens/s of qkv-tiny and SmolLM-135M's shape next to
+// llama.cpp's figures for them on this kind of machine (../shared/anchors/llama-cpp.md) — generate.bench.ts as a child.
+// Options: --sizes 256,1024  --runs N  --impls qkv,ort-graph,…  --no-generation  --json
 import { execFileSync, spawn } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,8 +60,13 @@ for (const causal of [false, true]) {
   }
 }
 const peak = await peaks();
+// generation next to llama.cpp: the generation benchmark in a child of this run (its own table, or its JSON)
+const generation = args.includes('--no-generation') ? null : execFileSync(process.execPath,
+  [fileURLToPath(new URL('./generate.bench.js', import.meta.url)), '--runs', String(runs), ...(args.includes('--json') ? ['--json'] : [])],
+  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 60 * 60_000 });
 if (args.includes('--json')) {
-  console.log(JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, runs, peak, rows }, null, 2));
+  console.log(JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, runs, peak, rows,
+    generation: generation ? JSON.parse(generation) : null }, null, 2));
 } else {
   process.stderr.write('\n');
   console.log(`CPU attention — fp32, B=${B}, H=${H}, D=${D}, L=S; ${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}; median of ${runs} after a warm-up`);
@@ -78,4 +84,5 @@ if (args.includes('--json')) {
     const pct = q ? ` | ${(100 * q.gflops / ((q.impl === 'qkv-2t' ? 2 : 1) * peak.wasm1)).toFixed(0)}% of wasm peak` : '';
     console.log(`${String(causal).padStart(6)} | ${String(L).padStart(5)} | ${cells.join(' | ')} | ${ratios.join(' | ')}${pct}`);
   }
+  if (generation) console.log(`\n${generation.trimEnd()}`);
 }
