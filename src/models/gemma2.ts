@@ -8,7 +8,7 @@
 //   RMSNorm scales by (1 + γ);   MLP uses GELU-tanh;   logits = 30 · tanh(logits / 30)   (final soft-capping)
 // gemma2ForwardWebGPU is the same forward on WebGPU (one sequence, weights and KV cache on the GPU).
 import type { GpuKVCache } from '../cache/webgpu.js';
-import { activation, add } from '../nn/activations.js';
+import { activationKind, add } from '../nn/activations.js';
 import { addGpu, gatedActGpu, GpuTensor, linearGpu, rmsNormGpuLayer, ropeGpuLayer, ropeTableGpu, rowsGpu } from '../nn/webgpu.js';
 import { gatedLinear, linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
@@ -52,7 +52,7 @@ export class Gemma2 implements CausalLM {
     this.finalSoftcap = num(c, 'final_logit_softcapping', 0);
     this.window = typeof c.sliding_window === 'number' ? c.sliding_window : null;
     this.act = String(c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh');
-    activation(this.act); // an unknown name fails at load
+    activationKind(this.act); // an unknown name fails at load
     this.freqs = ropeInvFreq(ropeConfig(c, D));
     // layer_types (transformers 5) or the older rule: even layers slide, odd layers are global
     const types = Array.isArray(c.layer_types) ? (c.layer_types as string[]) : null;

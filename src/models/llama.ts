@@ -9,7 +9,7 @@
 import type { KVCache } from '../cache/kv-cache.js';
 import type { GpuKVCache } from '../cache/webgpu.js';
 import { addGpu, gatedActGpu, GpuTensor, linearGpu, rmsNormGpuLayer, ropeGpuLayer, ropeTableGpu, rowsGpu } from '../nn/webgpu.js';
-import { activation, add } from '../nn/activations.js';
+import { activationKind, add } from '../nn/activations.js';
 import { gatedLinear, linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
@@ -66,7 +66,7 @@ export class Llama implements CausalLM {
     const F = num(c, 'intermediate_size');
     this.eps = num(c, 'rms_norm_eps', 1e-6);
     this.actName = typeof c.hidden_act === 'string' ? c.hidden_act : 'silu';
-    activation(this.actName); // an unknown name fails at load
+    activationKind(this.actName); // an unknown name fails at load
     this.freqs = ropeInvFreq(ropeConfig(c, D));
     this.embed = w.table('model.embed_tokens.weight', [V, E]);
     const bias = (name: string, n: number) => (variant.qkvBias ? w.get(name, [n]) : w.optional(name, [n]));

@@ -67,13 +67,26 @@ export function add(a: Tensor, b: Tensor): Tensor {
   return Tensor.from(out, a.shape);
 }
 
+/** The activations qkv knows; configs spell some of them several ways (KINDS). */
+export type ActivationKind = 'gelu' | 'gelu_tanh' | 'silu' | 'relu';
+const KINDS = new Map<string, ActivationKind>([
+  ['gelu', 'gelu'], ['gelu_tanh', 'gelu_tanh'], ['gelu_new', 'gelu_tanh'], ['gelu_pytorch_tanh', 'gelu_tanh'],
+  ['silu', 'silu'], ['swish', 'silu'], ['relu', 'relu'],
+]);
+
+/** Which activation a config's name means (the fused kernels switch on it); an unknown name is an error. */
+export function activationKind(name: string): ActivationKind {
+  const kind = KINDS.get(name);
+  if (!kind) throw new QkvError(`activation: unknown '${name}' (known: gelu, gelu_tanh, silu, relu)`);
+  return kind;
+}
+
 /** The activation by name, as configs spell it. */
 export function activation(name: string): (x: Tensor) => Tensor {
-  switch (name) {
+  switch (activationKind(name)) {
     case 'gelu': return (x) => gelu(x);
-    case 'gelu_tanh': case 'gelu_new': case 'gelu_pytorch_tanh': return (x) => gelu(x, 'tanh');
-    case 'silu': case 'swish': return silu;
+    case 'gelu_tanh': return (x) => gelu(x, 'tanh');
+    case 'silu': return silu;
     case 'relu': return relu;
-    default: throw new QkvError(`activation: unknown '${name}' (known: gelu, gelu_tanh, silu, relu)`);
   }
 }

@@ -3,7 +3,7 @@
 // loaded in 16 bits stays in 16 bits. Without WebAssembly SIMD the TypeScript loops run on an f32 copy made once.
 import { QkvError } from '../errors.js';
 import { matmulTransB } from '../kernels/cpu/matmul.js';
-import { type GluActivation, type MatrixData, wasmGatedMatmul, wasmMatmulTransB } from '../kernels/wasm/matmul-wasm.js';
+import { type MatrixData, wasmGatedMatmul, wasmMatmulTransB } from '../kernels/wasm/matmul-wasm.js';
 import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { matmulGpu } from '../kernels/webgpu/matmul.js';
@@ -11,7 +11,7 @@ import { validated } from '../kernels/webgpu/pipelines.js';
 import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { activation, mul } from './activations.js';
+import { activation, activationKind, mul } from './activations.js';
 
 const widened = new WeakMap<object, Float32Array>();
 const dense = new WeakMap<Tensor, Tensor>(); // strided weights: one dense copy, so the kernel keeps one resident copy
@@ -55,9 +55,6 @@ export function linear(x: Tensor, weight: LinearWeight, bias?: Tensor | null, wh
   return Tensor.from(y, [...x.shape.slice(0, -1), outF]);
 }
 
-// the activations the gated SIMD job knows, by the names configs use
-const GLU_ACT: Record<string, GluActivation> = { silu: 'silu', swish: 'silu', gelu_tanh: 'gelu_tanh', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh' };
-
 /**
  * The gated input of a GLU feed-forward (Shazeer 2020, "GLU Variants Improve Transformer"):
  *   h = act(x W_gateᵀ) ⊙ (x W_upᵀ)      SwiGLU: act = SiLU (Llama, Mistral, Qwen2); GeGLU: act = GELU-tanh (Gemma)
@@ -70,12 +67,12 @@ export function gatedLinear(x: Tensor, gate: LinearWeight, up: LinearWeight, act
   if (gate.shape.length !== 2 || up.shape.join() !== gate.shape.join()) {
     throw new QkvError(`gatedLinear: gate and up must both be [out_features, in_features], got ${fmtShape(gate.shape)} and ${fmtShape(up.shape)}`);
   }
-  const f = activation(act); // an unknown name is an error here, on every path
+  const kind = activationKind(act); // an unknown name is an error here, on every path
   if (x.shape[x.rank - 1] !== E) throw new QkvError(`gatedLinear: input's last dim must be in_features=${E}, got x ${fmtShape(x.shape)}`);
-  const glu = GLU_ACT[act];
-  const h = glu ? wasmGatedMatmul(x.toFloat32(), matrixData(gate), matrixData(up), glu, x.size / E, E, F) : null;
+  // the gated SIMD job knows SiLU and GELU-tanh
+  const h = kind === 'silu' || kind === 'gelu_tanh' ? wasmGatedMatmul(x.toFloat32(), matrixData(gate), matrixData(up), kind, x.size / E, E, F) : null;
   if (h) return Tensor.from(h, [...x.shape.slice(0, -1), F]);
-  return mul(f(linear(x, gate, null, 'gatedLinear')), linear(x, up, null, 'gatedLinear'));
+  return mul(activation(act)(linear(x, gate, null, 'gatedLinear')), linear(x, up, null, 'gatedLinear'));
 }
 
 /** A torch.nn.Linear: weight [out, in] and an optional bias [out]. */

@@ -6,6 +6,7 @@ import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { addGpu, geluTanhMulGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../kernels/webgpu/ops.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { activationKind } from './activations.js';
 import { linearWebGPU, vectorF32 } from './linear.js';
 import { ropeAngles, type RopeFrequencies } from './positional/rope.js';
 
@@ -38,8 +39,9 @@ export const ropeGpuLayer = (x: GpuTensor, table: GpuTensor) => ropeGpu(x, table
 
 /** The gated feed-forward activations that have a GPU kernel: SwiGLU's SiLU(gate) ⊙ up, GeGLU's GELU-tanh(gate) ⊙ up. */
 export function gatedActGpu(act: string, gate: GpuTensor, up: GpuTensor): Promise<GpuTensor> {
-  if (act === 'silu' || act === 'swish') return siluMulGpu(gate, up);
-  if (act === 'gelu_tanh' || act === 'gelu_new' || act === 'gelu_pytorch_tanh') return geluTanhMulGpu(gate, up);
+  const kind = activationKind(act);
+  if (kind === 'silu') return siluMulGpu(gate, up);
+  if (kind === 'gelu_tanh') return geluTanhMulGpu(gate, up);
   throw new QkvError(`WebGPU: activation '${act}' has no GPU kernel yet (silu and gelu_tanh do)`);
 }
 

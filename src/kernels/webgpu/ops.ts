@@ -46,29 +46,22 @@ export async function ropeGpu(x: GpuTensor, table: GpuTensor, interleaved = fals
   return out;
 }
 
-/** SiLU(gate) ⊙ up. */
-export async function siluMulGpu(gate: GpuTensor, up: GpuTensor): Promise<GpuTensor> {
-  same(gate, up, 'siluMulGpu');
-  const out = GpuTensor.empty(gate.device, gate.shape);
-  await run('siluMul', gate, up, out, [gate.size], 0, groupsOf(gate.size));
+// out = f(a, b) element by element over one shape
+async function elementwise(entry: 'siluMul' | 'geluTanhMul' | 'add', a: GpuTensor, b: GpuTensor, what: string): Promise<GpuTensor> {
+  same(a, b, what);
+  const out = GpuTensor.empty(a.device, a.shape);
+  await run(entry, a, b, out, [a.size], 0, groupsOf(a.size));
   return out;
 }
+
+/** SiLU(gate) ⊙ up. */
+export const siluMulGpu = (gate: GpuTensor, up: GpuTensor) => elementwise('siluMul', gate, up, 'siluMulGpu');
 
 /** GELU-tanh(gate) ⊙ up (GeGLU). */
-export async function geluTanhMulGpu(gate: GpuTensor, up: GpuTensor): Promise<GpuTensor> {
-  same(gate, up, 'geluTanhMulGpu');
-  const out = GpuTensor.empty(gate.device, gate.shape);
-  await run('geluTanhMul', gate, up, out, [gate.size], 0, groupsOf(gate.size));
-  return out;
-}
+export const geluTanhMulGpu = (gate: GpuTensor, up: GpuTensor) => elementwise('geluTanhMul', gate, up, 'geluTanhMulGpu');
 
 /** a + b. */
-export async function addGpu(a: GpuTensor, b: GpuTensor): Promise<GpuTensor> {
-  same(a, b, 'addGpu');
-  const out = GpuTensor.empty(a.device, a.shape);
-  await run('add', a, b, out, [a.size], 0, groupsOf(a.size));
-  return out;
-}
+export const addGpu = (a: GpuTensor, b: GpuTensor) => elementwise('add', a, b, 'addGpu');
 
 /**
  * x [A, B, C] → [B, A, C] (a new tensor), or written into `into` [B, capA, C] at rows off … off + A − 1 of each block
