@@ -49,7 +49,7 @@ export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTens
     return { out: r.out, lse: r.lse, device: 'cpu' };
   }
   // host tensors: in (f16 stays f16 where the device has shader-f16), the resident call, and back
-  const [qg, kg, vg] = [q, k, v].map((t) => upload(device, t, sameF16(q, k, v) && hasF16(device)));
+  const [qg, kg, vg] = [q, k, v].map((t) => uploadTensor(device, t, sameF16(q, k, v) && hasF16(device)));
   try {
     const [outData, lseData] = await attentionRead(device, qg, kg, vg, o);
     const outShape = [dims.B, dims.Hq, dims.L, dims.Dv];
@@ -64,7 +64,7 @@ export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTens
 const sameF16 = (...ts: Tensor[]) => ts.every((t) => t.dtype === 'float16');
 
 // a host tensor as a new GPU tensor: its f16 bits when `f16`, else float32 values
-function upload(device: GPUDevice, t: Tensor, f16: boolean): GpuTensor {
+function uploadTensor(device: GPUDevice, t: Tensor, f16: boolean): GpuTensor {
   return f16 ? GpuTensor.upload(device, t.contiguous().data as Uint16Array, t.shape) : GpuTensor.upload(device, t.toFloat32(), t.shape);
 }
 
@@ -105,7 +105,7 @@ async function attentionRead(device: GPUDevice, q: GpuTensor, k: GpuTensor, v: G
  */
 export async function toGpu(t: Tensor): Promise<GpuTensor | null> {
   const device = await gpuDevice();
-  return device ? upload(device, t, t.dtype === 'float16' && hasF16(device)) : null;
+  return device ? uploadTensor(device, t, t.dtype === 'float16' && hasF16(device)) : null;
 }
 
 /** A GPU tensor's values back on the CPU, as a Tensor of its shape and dtype. */
@@ -137,7 +137,7 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
   if (out && out.length !== B * Hq * L * Dv) throw new QkvError(`attentionBackwardWebGPU: out must be [${B}, ${Hq}, ${L}, ${Dv}]`);
   if (lse && lse.length !== B * Hq * L) throw new QkvError(`attentionBackwardWebGPU: lse must be [${B}, ${Hq}, ${L}]`);
   // q, k, v go up once, for the forward (when out and lse are not given) and the backward
-  const [qg, kg, vg] = [q, k, v].map((t) => GpuTensor.upload(device, t.toFloat32(), t.shape));
+  const [qg, kg, vg] = [q, k, v].map((t) => uploadTensor(device, t, false));
   const qkv = { q: qg.buffer, k: kg.buffer, v: vg.buffer };
   let g: { dq: Float32Array; dk: Float32Array; dv: Float32Array };
   try {

@@ -99,7 +99,7 @@ export function scratch(r: Runtime, sizes: readonly number[]): number[] {
   return at;
 }
 
-/** Reserves `bytes` for good after the resident data (storage.ts hands them out); the offset is on a cache line. */
+/** Reserves `bytes` for good after the resident data (weights; blocks storage.ts hands out); the offset is on a cache line. */
 export function reserve(r: Runtime, bytes: number): number {
   const at = alignLine(r.top);
   ensure(r, at + bytes);
@@ -116,14 +116,12 @@ const residentAt = new WeakMap<ArrayBufferView, number>();
 export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Array, interleave4 = 0): number {
   let at = residentAt.get(data);
   if (at !== undefined) return at;
-  at = r.top;
-  ensure(r, at + align16(data.byteLength));
+  at = reserve(r, data.byteLength);
   if (interleave4 > 0 && !(data instanceof Float32Array)) {
     interleaveRows4(data, new Uint8Array(r.memory.buffer, at, data.byteLength), interleave4 * data.BYTES_PER_ELEMENT);
   } else {
     new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
-  r.top = align16(at + data.byteLength);
   residentAt.set(data, at);
   return at;
 }

@@ -19,7 +19,7 @@ export function kernelFloats(n: number): Float32Array {
   const r = kernelRuntime();
   if (!r?.shared || n === 0) return new Float32Array(n);
   const bytes = Math.ceil((4 * n) / 64) * 64;
-  const b = take(r, bytes);
+  const b = allocate(r, bytes);
   const view = new Float32Array(r.memory.buffer, b.at, n);
   view.fill(0); // a reused block holds old data
   placed.set(view, b);
@@ -47,7 +47,7 @@ export function kernelFreeBytes(): number {
 }
 
 // first fit from the free list (the rest of the block stays free), else a new block after the resident data
-function take(r: Runtime, bytes: number): Block {
+function allocate(r: Runtime, bytes: number): Block {
   const i = free.findIndex((b) => b.bytes >= bytes);
   if (i < 0) return { at: reserve(r, bytes), bytes };
   const b = free[i];
