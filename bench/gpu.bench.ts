@@ -6,7 +6,8 @@
 // 32768 keys, B·H = 32), the tiled matmul (4096³, GFLOP = 2·M·N·K), and the backward pass (B=1, H=8, L=1024,
 // D=64; 2.5× the forward's FLOPs), and whole-model generation on the GPU (qkv-tiny and SmolLM-135M's shape with
 // random weights: prefill and decode tokens/s, weights and KV cache resident; f16 weights stay f16 with shader-f16).
-// qkv's tensor-core (subgroup-matrix) path does not exist yet.
+// f16 rows: the plain WGSL kernel (f16 storage, f32 arithmetic) and, where the adapter has subgroup matrices, the
+// tensor-core kernel (sdpa-flash-matrix.wgsl) — the one PyTorch's FlashAttention-2 row is compared with.
 // Options: --json, --quick (tiny shapes, to check the script on any adapter, e.g. llvmpipe)
 import { spawnSync } from 'node:child_process';
 import { attentionBackwardWebGPU, attentionWebGPU, toGpu } from '../src/attention/webgpu.js';
@@ -14,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { generate, GpuTensor, linearWebGPU, Tensor, type CausalLM } from '../src/index.js';
 import { loadCheckpoint } from '../src/node/checkpoint.js';
 import { randomLlama } from './random-llama.js';
-import { gpuDevice, hasF16 } from '../src/kernels/webgpu/device.js';
+import { gpuDevice, hasF16, matrixConfig } from '../src/kernels/webgpu/device.js';
 import { useDawn } from '../src/node/webgpu.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -116,9 +117,11 @@ async function main() {
       const g = (await toGpu(x))!;
       rows.push({ impl: 'qkv-webgpu f32 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(g, g, g, { causal })) });
       g.release();
-      if (hasF16((await gpuDevice())!)) { // f16 storage, f32 arithmetic
+      const device = (await gpuDevice())!;
+      if (hasF16(device)) { // f16 storage, f32 arithmetic; then on the matrix units where the device has them
         const h = (await toGpu(x.to('float16')))!;
-        rows.push({ impl: 'qkv-webgpu f16 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal })) });
+        rows.push({ impl: 'qkv-webgpu f16 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal, kernel: 'flash' })) });
+        if (matrixConfig(device)) rows.push({ impl: 'qkv-webgpu f16 tensor cores (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal })) });
         h.release();
       }
     }
@@ -133,15 +136,17 @@ async function main() {
   }
   if (process.argv.includes('--json')) { console.log(JSON.stringify({ date: new Date().toISOString(), torchInfo, rows, kernels: extra }, null, 2)); return; }
   console.log(`GPU attention — ${torchInfo}; TFLOP/s = 4·B·H·L·S·D / time (halved for causal), median of 5\n`);
-  console.log('shape (B, H, L, D) | causal | implementation                     |    ms | TFLOP/s | qkv / this');
-  console.log('-------------------|--------|------------------------------------|-------|---------|-----------');
+  console.log('shape (B, H, L, D) | causal | implementation                          |    ms | TFLOP/s | qkv / this');
+  console.log('-------------------|--------|-----------------------------------------|-------|---------|-----------');
   for (const r of rows) {
     const tf = flops(r.B, r.H, r.L, r.D, r.causal) / r.ms / 1e9;
     // PyTorch's f32 and f16 rows beside qkv's resident row of the same precision
+    // (f16: the tensor-core row where there is one)
     const precision = r.impl.includes('f16') ? 'f16' : 'f32';
-    const q = r.impl.startsWith('qkv') ? r : rows.find((x) => x.impl === `qkv-webgpu ${precision} (resident)` && x.B === r.B && x.L === r.L && x.causal === r.causal);
+    const same = (x: (typeof rows)[number]) => x.B === r.B && x.L === r.L && x.causal === r.causal;
+    const q = r.impl.startsWith('qkv') ? r : rows.find((x) => x.impl === `qkv-webgpu ${precision} tensor cores (resident)` && same(x)) ?? rows.find((x) => x.impl === `qkv-webgpu ${precision} (resident)` && same(x));
     const ratio = !q || r === q ? '' : `${(flops(r.B, r.H, r.L, r.D, r.causal) / q.ms / 1e9 / tf).toFixed(3)}×`;
-    console.log(`${`${r.B}, ${r.H}, ${r.L}, ${r.D}`.padEnd(18)} | ${String(r.causal).padEnd(6)} | ${r.impl.padEnd(34)} | ${r.ms.toFixed(1).padStart(5)} | ${tf.toFixed(2).padStart(7)} | ${ratio.padStart(9)}`);
+    console.log(`${`${r.B}, ${r.H}, ${r.L}, ${r.D}`.padEnd(18)} | ${String(r.causal).padEnd(6)} | ${r.impl.padEnd(39)} | ${r.ms.toFixed(1).padStart(5)} | ${tf.toFixed(2).padStart(7)} | ${ratio.padStart(9)}`);
   }
   console.log('\nqkv-webgpu kernels\n');
   for (const e of extra) console.log(`${e.what.padEnd(62)} | ${e.ms.toFixed(2).padStart(8)} ms | ${e.rate}`);

@@ -41,7 +41,8 @@ export interface AttentionOptions {
   softcap?: number;
   /** ALiBi slopes, one per query head (see `alibiSlopes(H)`). */
   alibiSlopes?: ArrayLike<number>;
-  /** Kernel choice; all kernels give the same numbers. */
+  /** Kernel choice; all kernels give the same numbers. On WebGPU, f16 calls run on the tensor cores (subgroup
+   *  matrices, P rounded to f16 before P·V) where the device has them; `'flash'` keeps them on the plain WGSL kernel. */
   kernel?: KernelName;
   /** Tile sizes of the flash kernel (query rows × keys). */
   blockM?: number;

@@ -13,6 +13,8 @@ import type { GpuDType } from './gpu-tensor.js';
 import { bindBuffers, computePipeline, storageVariant } from './pipelines.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
 import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
+import { matrixConfig } from './device.js';
+import { matrixPipeline, matrixPlan, matrixWorkgroups, type MatrixPlan } from './sdpa-flash-matrix.js';
 
 const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel',
   'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix', 'mask', 'bias', 'returnWeights', 'returnStats', 'blockM', 'blockN', 'numSplits']);
@@ -103,8 +105,18 @@ export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: Attentio
   const { aux, fl, params } = maskTables(dims, o, blockTable);
   if (shift !== undefined) { new DataView(params).setInt32(40, shift, true); new DataView(params).setInt32(116, shift, true); }
   const extra = [upload(device, aux), upload(device, fl), uniform(device, params)];
-  const pipe = await pipeline(device, D, Dv, b.dtype ?? 'float32');
-  // one workgroup per (head, tile of 64 query rows)
-  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), B * Hq * Math.ceil(L / 64))]);
+  // f16 on a device with matrix units: the tensor-core kernel (unless o.kernel asks for the plain 'flash' one)
+  const plan = b.dtype === 'float16' && o.kernel !== 'flash' ? tensorCorePlan(device, D, Dv) : null;
+  const pipe = plan ? await matrixPipeline(device, plan) : await pipeline(device, D, Dv, b.dtype ?? 'float32');
+  // one workgroup per (head, tile of query rows): 64 rows, or the tensor-core kernel's subgroups × SM
+  const workgroups = plan ? matrixWorkgroups(dims, plan) : B * Hq * Math.ceil(L / 64);
+  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), workgroups)]);
   release(device, ...extra);
+}
+
+/** The tensor-core kernel's tiles for these head dims on `device`, or null where it has no matrix units (or they do
+ *  not fit its workgroup memory). */
+export function tensorCorePlan(device: GPUDevice, D: number, Dv: number): MatrixPlan | null {
+  const cfg = matrixConfig(device);
+  return cfg ? matrixPlan(cfg, D, Dv, device.limits) : null;
 }
