@@ -1,5 +1,5 @@
 // Host side of the WGSL FlashAttention kernel (sdpa-flash.wgsl): the mask tables and uniforms, and a workgroup per 64
-// query rows over q, k, v already on the GPU (src/attention/webgpu.ts moves host tensors there and back). Covers every mask and score modifier of attention() that is data — causal (both
+// query rows (or, for f16 on a device with subgroup matrices, the tensor-core kernel: sdpa-flash-matrix.ts) over q, k, v already on the GPU (src/attention/webgpu.ts moves host tensors there and back). Covers every mask and score modifier of attention() that is data — causal (both
 // alignments), key padding, sliding and dilated windows, global tokens, block-sparse, documents, prefix-LM, dense
 // keep masks and biases, soft-capping, ALiBi — with GQA/MQA and head dims ≤ 256. JavaScript maskMod/scoreMod
 // functions cannot run on a GPU: src/attention/webgpu.ts sends those calls to the CPU.
@@ -20,14 +20,15 @@ const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths'
   'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix', 'mask', 'bias', 'returnWeights', 'returnStats', 'blockM', 'blockN', 'numSplits']);
 
 /**
- * The pipeline for these head dims, built once per device: the shader's register arrays are sized to ⌈D/4⌉ and
- * ⌈Dv/4⌉ vec4s (its two `const …4` lines — the one place the WGSL is specialised, like Triton's constexprs), so a
- * small head dim does not pay for 256-float arrays.
+ * The pipeline for this value head dim, built once per device: each invocation keeps 4 rows × ⌈Dv/8⌉ columns of O in
+ * registers (the shader's `const OC` line — the one place the WGSL is specialised, like Triton's constexprs), and V
+ * is staged VK keys at a time, as many as the staging array holds (`const VK`).
  */
-function pipeline(device: GPUDevice, D: number, Dv: number, dtype: GpuDType): Promise<GPUComputePipeline> {
-  const [d4, dv4] = [Math.ceil(D / 4), Math.ceil(Dv / 4)];
-  const code = MASKS + WGSL.replace(/const MAX_DV4: u32 = \d+u;/, `const MAX_DV4: u32 = ${dv4}u;`).replace(/const MAX_D4: u32 = \d+u;/, `const MAX_D4: u32 = ${d4}u;`);
-  return computePipeline(device, `sdpa-flash ${d4}x${dv4} ${dtype}`, storageVariant(code, dtype));
+function pipeline(device: GPUDevice, Dv: number, dtype: GpuDType): Promise<GPUComputePipeline> {
+  const OC = Math.ceil(Dv / 8);
+  const VK = [32, 16, 8, 4, 2, 1].find((n) => n * 8 * OC <= 1536)!; // STAGE floats
+  const code = MASKS + WGSL.replace(/const OC: u32 = \d+u;/, `const OC: u32 = ${OC}u;`).replace(/const VK: u32 = \d+u;/, `const VK: u32 = ${VK}u;`);
+  return computePipeline(device, `sdpa-flash oc${OC} vk${VK} ${dtype}`, storageVariant(code, dtype));
 }
 
 /** Why the WGSL kernel cannot take these options, or null when it can. */
@@ -37,7 +38,6 @@ export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): s
   if (o.mask && !(o.mask instanceof Tensor)) return 'a mask spec (masks.*) that options cannot express (most ORs, a maskMod) is not on WebGPU';
   if (o.returnWeights || o.returnStats) return 'weights and statistics come from the CPU kernels';
   if (Dv > 256 || D > 256) return `head_dim ${Math.max(D, Dv)} > 256`;
-  if (D + Dv > 4000) return `head_dim ${D} + ${Dv} too large for a workgroup tile`;
   if (D < 1) return 'empty head_dim';
   return null;
 }
@@ -107,7 +107,7 @@ export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: Attentio
   const extra = [upload(device, aux), upload(device, fl), uniform(device, params)];
   // f16 on a device with matrix units: the tensor-core kernel (unless o.kernel asks for the plain 'flash' one)
   const plan = b.dtype === 'float16' && o.kernel !== 'flash' ? tensorCorePlan(device, D, Dv) : null;
-  const pipe = plan ? await matrixPipeline(device, plan) : await pipeline(device, D, Dv, b.dtype ?? 'float32');
+  const pipe = plan ? await matrixPipeline(device, plan) : await pipeline(device, Dv, b.dtype ?? 'float32');
   // one workgroup per (head, tile of query rows): 64 rows, or the tensor-core kernel's subgroups × SM
   const workgroups = plan ? matrixWorkgroups(dims, plan) : B * Hq * Math.ceil(L / 64);
   device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), workgroups)]);
