@@ -28,6 +28,9 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?: (t: GeneratedToken) => void;
   /** Where the model runs (default 'cpu'); 'webgpu' keeps weights and the KV cache on the GPU (one sequence). */
   device?: 'cpu' | 'webgpu';
+  /** The GPU KV cache's storage with device 'webgpu' (default 'float32'): 'float16' halves its memory and, where the
+   *  device has subgroup matrices, runs prompt attention on the tensor cores; needs shader-f16. */
+  kvDtype?: 'float32' | 'float16';
 }
 
 /** One produced token and the text it added (may be empty while a multi-byte character is incomplete). */
@@ -87,7 +90,9 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   const rng = new Rng(o.seed ?? 0);
   if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'webgpu') throw new QkvError(`generate: device must be 'cpu' or 'webgpu', got ${JSON.stringify(o.device)}`);
   if (o.device === 'webgpu' && o.cache) throw new QkvError("generate: device 'webgpu' keeps its own KV cache on the GPU; leave out `cache`");
-  const gpu = o.device === 'webgpu' ? await webgpuStepper(model) : null;
+  if (o.kvDtype !== undefined && o.kvDtype !== 'float32' && o.kvDtype !== 'float16') throw new QkvError(`generate: kvDtype must be 'float32' or 'float16', got ${JSON.stringify(o.kvDtype)}`);
+  if (o.kvDtype !== undefined && o.device !== 'webgpu') throw new QkvError("generate: kvDtype is the GPU cache's storage (device 'webgpu'); a CPU cache is passed as `cache`");
+  const gpu = o.device === 'webgpu' ? await webgpuStepper(model, o.kvDtype) : null;
   const own = o.cache ? null : new ContiguousKVCache(model.info.numLayers); // released at the end
   const cache = o.cache ?? own!;
   // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU)

@@ -13,15 +13,15 @@ interface WebGpuCausalLM extends CausalLM {
 
 const hasGpuForward = (m: CausalLM): m is WebGpuCausalLM => typeof (m as Partial<WebGpuCausalLM>).forwardWebGPU === 'function';
 
-/** The next-logits step of `model` on WebGPU, or null (with a warning) when there is no adapter. */
-export async function webgpuStepper(model: CausalLM): Promise<{ step: (ids: readonly number[]) => Promise<Float32Array>; release: () => void } | null> {
+/** The next-logits step of `model` on WebGPU (its KV cache stored as `kvDtype`), or null (with a warning) when there is no adapter. */
+export async function webgpuStepper(model: CausalLM, kvDtype: 'float32' | 'float16' = 'float32'): Promise<{ step: (ids: readonly number[]) => Promise<Float32Array>; release: () => void } | null> {
   if (!hasGpuForward(model)) throw new QkvError(`generate: ${model.info.architecture} has no WebGPU forward yet (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and Gemma2ForCausalLM do)`);
   const device = await gpuDevice();
   if (!device) {
     console.warn('qkv: generating on the CPU instead of WebGPU (no WebGPU adapter)');
     return null;
   }
-  const cache = new GpuKVCache(device, model.info.numLayers);
+  const cache = new GpuKVCache(device, model.info.numLayers, undefined, kvDtype); // refuses f16 without shader-f16
   // a dispatch Dawn rejects becomes an error here instead of garbage logits
   const what = `${model.info.architecture} forward on WebGPU`;
   return { step: (ids) => validated(device, what, () => model.forwardWebGPU(ids, cache)), release: () => cache.release() };

@@ -19,6 +19,7 @@ import type { Llama } from '../../src/models/llama.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
 import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, randint, randn, rng } from '../helpers.js';
+import { checkF16Cache } from './f16-cache-check.js';
 
 const HALF_STEP = 2 ** -11; // f16 rounding, relative
 let skip: string | false = false;
@@ -124,4 +125,19 @@ test('a whole model with f16 weights on the GPU: logits of prefill and decode li
   const prompt = [1, 450, 12, 9, 77];
   const [cpu, gpu] = [await generate(model, null, prompt, { maxTokens: 10, greedy: true, stopTokens: [] }), await generate(model, null, prompt, { maxTokens: 10, greedy: true, stopTokens: [], device: 'webgpu' })];
   assert.deepEqual(gpu.ids, cpu.ids);
+});
+
+test('a float16 GpuKVCache: prompt and decode steps equal attention over f16-rounded q, k, v; a model generates the same greedy tokens', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const device = (await gpuDevice())!;
+  // the plain kernels compute in f32 on the f16 values: only the output's own f16 rounding remains
+  await checkF16Cache(device, () => 0, 950);
+  // qkv-tiny with its KV cache in f16 on the GPU (weights as stored): the CPU's greedy continuation
+  const { model } = loadCheckpoint(TINY, { tokenizer: false });
+  const prompt = [1, 450, 12, 9, 77, 1000, 23, 5, 64, 300, 8];
+  const [cpu, gpu] = [await generate(model as CausalLM, null, prompt, { maxTokens: 10, greedy: true, stopTokens: [] }),
+    await generate(model as CausalLM, null, prompt, { maxTokens: 10, greedy: true, stopTokens: [], device: 'webgpu', kvDtype: 'float16' })];
+  assert.deepEqual(gpu.ids, cpu.ids);
+  await assert.rejects(generate(model as CausalLM, null, prompt, { maxTokens: 1, kvDtype: 'float16' }), /kvDtype is the GPU cache's storage/);
+  assert.throws(() => new GpuKVCache(device, 1, 8, 'bfloat16' as never), /dtype must be 'float32' or 'float16'/);
 });

@@ -21,6 +21,7 @@ import { matrixPlan, planBytes } from '../../src/kernels/webgpu/sdpa-flash-matri
 import { tensorCorePlan } from '../../src/kernels/webgpu/sdpa-flash.js';
 import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, randint, randn, rng } from '../helpers.js';
+import { checkF16Cache } from './f16-cache-check.js';
 
 const HALF_STEP = 2 ** -11;
 const here = fileURLToPath(import.meta.url);
@@ -114,6 +115,11 @@ if (!cfg && !inSysroot && existsSync(join(sysroot, 'lvp_icd.json'))) {
     assert.deepEqual([...gpu.out.toFloat32().slice(7 * 16, 8 * 16)], Array(16).fill(0));
     assert.equal(gpu.lse.toFloat32()[7], -Infinity);
     await check(q, k, v, { mask: keep }, 'one masked row');
+  });
+
+  test('a float16 GpuKVCache runs its prompts on the tensor cores: each step equals attention over f16-rounded q, k, v', { skip }, async () => {
+    assert.ok(tensorCorePlan(device!, 64, 64));
+    await checkF16Cache(device!, (maxV) => 2 ** -10 * maxV, 1550); // P rounded to f16: |Δo| ≤ 2^−10 · max|v|
   });
 
   test("kernel: 'flash' keeps f16 on the plain WGSL kernel; the tensor-core kernel's f16 P gives other bits", { skip }, async () => {

@@ -2,11 +2,13 @@
 // its result as a new GpuTensor without waiting for the GPU. Shapes are checked here, before anything is recorded.
 import { QkvError } from '../../errors.js';
 import { encodePass, release, residentBuffer, uniform } from './buffers.js';
-import { GpuTensor } from './gpu-tensor.js';
+import { GpuTensor, type GpuDType } from './gpu-tensor.js';
 import { WGSL } from './ops-wgsl.js';
+import { WGSL as TRANSPOSE } from './transpose-wgsl.js';
+import { hasF16 } from './device.js';
 import { bindBuffers, computePipeline } from './pipelines.js';
 
-type Entry = 'rmsNorm' | 'rope' | 'siluMul' | 'geluTanhMul' | 'add' | 'transpose01';
+type Entry = 'rmsNorm' | 'rope' | 'siluMul' | 'geluTanhMul' | 'add';
 
 // one pass of an ops.wgsl entry point over `groups` workgroups (split over y past 65535)
 async function run(entry: Entry, x: GpuTensor, y: GPUBuffer | GpuTensor, out: GpuTensor, fields: number[], eps: number, groups: number): Promise<void> {
@@ -17,8 +19,7 @@ async function run(entry: Entry, x: GpuTensor, y: GPUBuffer | GpuTensor, out: Gp
   const u = uniform(device, params.buffer);
   const pipe = await computePipeline(device, 'ops', WGSL, entry);
   const yBuf = y instanceof GpuTensor ? y.buffer : y;
-  const used = entry === 'transpose01' ? [0, 2, 3] : [0, 1, 2, 3]; // the transpose has no second operand
-  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u], used), Math.min(groups, 65535), Math.ceil(groups / 65535))]);
+  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535))]);
   release(device, u); // the queue runs in order: a later writeBuffer into it comes after this pass
 }
 
@@ -64,16 +65,26 @@ export const geluTanhMulGpu = (gate: GpuTensor, up: GpuTensor) => elementwise('g
 export const addGpu = (a: GpuTensor, b: GpuTensor) => elementwise('add', a, b, 'addGpu');
 
 /**
- * x [A, B, C] → [B, A, C] (a new tensor), or written into `into` [B, capA, C] at rows off … off + A − 1 of each block
- * (appending to a KV cache).
+ * x [A, B, C] → [B, A, C] (a new tensor of `dtype`, default x's), or written into `into` [B, capA, C] at rows
+ * off … off + A − 1 of each block (appending to a KV cache, in the cache's dtype). f16 on either side needs shader-f16.
  */
-export async function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA: number; off: number }): Promise<GpuTensor> {
+export async function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA: number; off: number }, dtype: GpuDType = into?.dst.dtype ?? x.dtype): Promise<GpuTensor> {
   const [A, B, C] = x.shape;
   if (x.shape.length !== 3) throw new QkvError(`transpose01Gpu: x must be [A, B, C], got [${x.shape.join(', ')}]`);
-  const dst = into?.dst ?? GpuTensor.empty(x.device, [B, A, C]);
+  const device = x.device;
+  const dst = into?.dst ?? GpuTensor.empty(device, [B, A, C], dtype);
   const capA = into?.capA ?? A, off = into?.off ?? 0;
   if (off + A > capA || dst.size < B * capA * C) throw new QkvError(`transpose01Gpu: rows ${off}…${off + A - 1} do not fit a destination [${B}, ${capA}, ${C}]`);
-  await run('transpose01', x, x, dst, [0, A, B, C, capA, off], 0, groupsOf(A * B * C));
+  if (dst.dtype !== dtype) throw new QkvError(`transpose01Gpu: the destination is ${dst.dtype}, not ${dtype}`);
+  const f16 = x.dtype === 'float16' || dtype === 'float16';
+  if (f16 && !hasF16(device)) throw new QkvError('transpose01Gpu: float16 needs a device with shader-f16');
+  const name = (t: GpuDType) => (t === 'float16' ? 'f16' : 'f32');
+  const code = `${f16 ? 'enable f16;\n' : ''}${TRANSPOSE.replace('alias X = f32;', `alias X = ${name(x.dtype)};`).replace('alias Y = f32;', `alias Y = ${name(dtype)};`)}`;
+  const pipe = await computePipeline(device, `transpose ${name(x.dtype)}>${name(dtype)}`, code);
+  const u = uniform(device, Uint32Array.from([A, B, C, capA, off, 0, 0, 0]).buffer);
+  const groups = groupsOf(A * B * C);
+  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, dst.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535))]);
+  release(device, u);
   return dst;
 }
 

@@ -1,6 +1,6 @@
 // The small kernels a transformer layer needs between its matrix products and its attention, so that a whole model
 // runs on the GPU without reading back: RMSNorm, RoPE (rotate-half or interleaved, cos/sin from a host table),
-// SiLU(gate) ⊙ up and GELU-tanh(gate) ⊙ up, a residual add, and a transpose that moves heads ([T, H, D] ↔ [H, T, D], and into a KV cache).
+// SiLU(gate) ⊙ up and GELU-tanh(gate) ⊙ up, and a residual add (the transpose that moves heads is transpose.wgsl).
 // Mirrors src/nn/norm.ts, src/nn/positional/rope.ts and src/nn/activations.ts.
 // Bindings: 0 x, 1 y (a second operand or table), 2 out, 3 P (the meaning of a…e per entry point, below).
 
@@ -81,18 +81,4 @@ fn add(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x + gid.y * 65535u * 64u;
   if (i >= P.n) { return; }
   out[i] = x[i] + y[i];
-}
-
-// x [A, B, C] → out [B, capA, C] at rows off … off + A − 1 of each of the B blocks (a = A, b = B, c = C, d = capA,
-// e = off): heads apart ([T, H, D] → [H, T, D]), heads together ([H, T, D] → [T, H, D]), and appending new keys to a
-// KV cache [Hkv, capacity, D] at its length.
-@compute @workgroup_size(64)
-fn transpose01(@builtin(global_invocation_id) gid: vec3u) {
-  let id = gid.x + gid.y * 65535u * 64u;
-  if (id >= P.a * P.b * P.c) { return; }
-  let cc = id % P.c;
-  let ab = id / P.c;
-  let bb = ab % P.b;
-  let aa = ab / P.b;
-  out[(bb * P.d + P.e + aa) * P.c + cc] = x[id];
 }

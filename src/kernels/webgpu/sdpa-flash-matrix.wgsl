@@ -89,16 +89,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   var j0 = jStart;
   loop {
     if (j0 > jEnd) { break; }
-    // 2. the K and V tiles, zero past the last key and past D, Dv
+    // 2. the K and V tiles, zero past the last key any row here may see (a KV cache's unwritten slots: 0 · NaN is
+    //    not 0) and past D, Dv
     for (var x = lid; x < BLOCK_N * DP; x += LANES) {
       let j = u32(j0) + x / DP;
       let d = x % DP;
-      kv[x] = select(f16(0.0), k[(kvh * P.S + min(j, P.S - 1u)) * P.D + min(d, P.D - 1u)], j < P.S && d < P.D);
+      kv[x] = select(f16(0.0), k[(kvh * P.S + min(j, P.S - 1u)) * P.D + min(d, P.D - 1u)], i32(j) <= jEnd && j < P.S && d < P.D);
     }
     for (var x = lid; x < BLOCK_N * DVP; x += LANES) {
       let j = u32(j0) + x / DVP;
       let d = x % DVP;
-      kv[BLOCK_N * DP + x] = select(f16(0.0), v[(kvh * P.S + min(j, P.S - 1u)) * P.Dv + min(d, P.Dv - 1u)], j < P.S && d < P.Dv);
+      kv[BLOCK_N * DP + x] = select(f16(0.0), v[(kvh * P.S + min(j, P.S - 1u)) * P.Dv + min(d, P.Dv - 1u)], i32(j) <= jEnd && j < P.S && d < P.Dv);
     }
     workgroupBarrier();
     // 3. S = Q·Kᵀ on the matrix units: Kᵀ's SK × SN blocks are the K tile read column-major

@@ -9,7 +9,8 @@
 //      in slices of VK keys
 // and at the end o = O / l, lse = m + log l. Structured masks are key ranges: tiles outside the workgroup's rows'
 // ranges are never loaded, and no dense L×S mask exists anywhere (only user-given dense masks and biases are arrays).
-// Loads past L, S, D or Dv read 0, so any shape works.
+// Loads past L, S, D or Dv read 0, so any shape works; so do keys past the last one any row of the workgroup may see
+// (a KV cache's unwritten slots: p = 0 there, but 0 · NaN would not be 0).
 // Bindings: 0 q [BH, L, D], 1 k [BHkv, S, D], 2 v [BHkv, S, Dv], 3 out [BH, L, Dv], 4 lse [BH, L]; 5–7 and the
 // mask functions come from sdpa-masks.wgsl, which the host prepends.
 // q, k, v and out are stored as E: f32, or f16 in the variant the host makes where shader-f16 exists (storageVariant);
@@ -82,7 +83,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
       for (var x = lid; x < BLOCK_K * BLOCK_N; x += LANES) {
         let c = x / BLOCK_K;
         let d = d0 + x % BLOCK_K;
-        let ok = j0u + c < P.S && d < P.D;
+        let ok = i32(j0u + c) <= jEnd && j0u + c < P.S && d < P.D;
         stage[BLOCK_K * BLOCK_M + (x % BLOCK_K) * BLOCK_N + c] = select(0.0, f32(k[(kvh * P.S + min(j0u + c, P.S - 1u)) * P.D + min(d, P.D - 1u)]), ok);
       }
       workgroupBarrier();
@@ -133,7 +134,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
       for (var x = lid; x < VK * DVP; x += LANES) {
         let j = j0u + k0 + x / DVP;
         let d = x % DVP;
-        stage[x] = select(0.0, f32(v[(kvh * P.S + min(j, P.S - 1u)) * P.Dv + min(d, P.Dv - 1u)]), j < P.S && d < P.Dv);
+        stage[x] = select(0.0, f32(v[(kvh * P.S + min(j, P.S - 1u)) * P.Dv + min(d, P.Dv - 1u)]), i32(j) <= jEnd && j < P.S && d < P.Dv);
       }
       workgroupBarrier();
       for (var kk = 0u; kk < VK; kk++) {

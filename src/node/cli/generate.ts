@@ -1,6 +1,7 @@
 // `qkv generate [--model DIR] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
 //               [--repetition-penalty R] [--seed S] [--greedy] [--stop STR] [--no-prompt]
-//               [--cache contiguous|paged|int8|sliding|sinks] [--window W] [--sinks K] [--device cpu|webgpu] "prompt"`
+//               [--cache contiguous|paged|int8|sliding|sinks] [--window W] [--sinks K] [--device cpu|webgpu]
+//               [--kv-dtype f32|f16] "prompt"`
 // Streams the continuation to stdout as it is produced (the prompt first, unless --no-prompt).
 import { parseArgs } from 'node:util';
 import { createCache, type CacheKind } from '../../cache/index.js';
@@ -25,6 +26,7 @@ export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
   --sinks K                sinks: first tokens always kept (default 4)
   --device cpu|webgpu      where the model runs (default cpu); webgpu keeps weights and the KV cache on the GPU
                            (Dawn; QKV_WEBGPU_BACKEND=opengles for Mesa's llvmpipe without a GPU)
+  --kv-dtype f32|f16       webgpu: the GPU KV cache's storage (default f32); f16 halves it (needs shader-f16)
 ${RUNTIME_HELP}`;
 
 export async function generateCommand(argv: string[], out: (s: string) => void): Promise<number> {
@@ -34,7 +36,7 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
       model: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
       'top-p': { type: 'string' }, 'min-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
       greedy: { type: 'boolean' }, stop: { type: 'string', multiple: true }, 'no-prompt': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' }, device: { type: 'string' }, ...RUNTIME_OPTIONS,
+      cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' }, device: { type: 'string' }, 'kv-dtype': { type: 'string' }, ...RUNTIME_OPTIONS,
     },
   });
   if (values.help) { out(`${GENERATE_HELP}\n`); return 0; }
@@ -47,6 +49,9 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   const device = values.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'webgpu') throw new QkvError(`--device must be cpu or webgpu, got '${device}'`);
   if (device === 'webgpu' && values.cache) throw new QkvError('--device webgpu keeps its own KV cache on the GPU; leave out --cache');
+  const kvDtype = values['kv-dtype'];
+  if (kvDtype !== undefined && kvDtype !== 'f32' && kvDtype !== 'f16') throw new QkvError(`--kv-dtype must be f32 or f16, got '${kvDtype}'`);
+  if (kvDtype !== undefined && device !== 'webgpu') throw new QkvError('--kv-dtype is the GPU cache\'s storage: it needs --device webgpu');
   if (device === 'webgpu' && !(await useDawn())) throw new QkvError("--device webgpu needs the optional 'webgpu' package (npm install webgpu)");
   const o: GenerateOptions = {
     maxTokens: numberArg(values['max-tokens'], 'max-tokens') ?? 64,
@@ -55,7 +60,7 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
     topK: numberArg(values['top-k'], 'top-k'), topP: numberArg(values['top-p'], 'top-p'), minP: numberArg(values['min-p'], 'min-p'),
     repetitionPenalty: numberArg(values['repetition-penalty'], 'repetition-penalty'),
     seed: numberArg(values.seed, 'seed') ?? 0, stopStrings: values.stop,
-    device,
+    device, kvDtype: kvDtype === undefined ? undefined : kvDtype === 'f16' ? 'float16' : 'float32',
     cache: device === 'webgpu' ? undefined : createCache((values.cache ?? 'contiguous') as CacheKind, ckpt.model.info.numLayers, {
       window: numberArg(values.window, 'window'), sinks: numberArg(values.sinks, 'sinks'),
     }),
