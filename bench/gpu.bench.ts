@@ -5,7 +5,8 @@
 // PyTorch's is the kernel alone (CUDA events). Then, qkv only: split-K decode (one query row against S = 4096 and
 // 32768 keys, B·H = 32), the tiled matmul (4096³, GFLOP = 2·M·N·K), and the backward pass (B=1, H=8, L=1024,
 // D=64; 2.5× the forward's FLOPs), and whole-model generation on the GPU (qkv-tiny and SmolLM-135M's shape with
-// random weights: prefill and decode tokens/s, weights and KV cache resident; f16 weights stay f16 with shader-f16).
+// random weights: prefill and decode tokens/s, weights and KV cache resident; f16 weights stay f16 with shader-f16,
+// and with it a second row each with the KV cache in f16).
 // f16 rows: the plain WGSL kernel (f16 storage, f32 arithmetic) and, where the adapter has subgroup matrices, the
 // tensor-core kernel (sdpa-flash-matrix.wgsl) — the one PyTorch's FlashAttention-2 row is compared with.
 // Options: --json, --quick (tiny shapes, to check the script on any adapter, e.g. llvmpipe)
@@ -89,11 +90,17 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
   out.push({ what: `backward B=${B} H=${H} L=${L} D=${D} (with transfers and the forward)`, ms: median(bw), rate: `${(2.5 * flops(B, H, L, D, false) / median(bw) / 1e9).toFixed(3)} TFLOP/s` });
   // whole models: greedy generation with device 'webgpu' (ms = per decode token)
   const tiny = loadCheckpoint(fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url)), { tokenizer: false }).model as CausalLM;
-  const models: [string, CausalLM, number, number][] = [['qkv-tiny (4.1M)', tiny, QUICK ? 16 : 128, QUICK ? 4 : 64]];
-  if (!QUICK) models.push([`SmolLM-135M shape, f16 weights (${hasF16(device) ? 'kept f16' : 'widened to f32'})`, randomLlama({ E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' }).model, 64, 32]);
-  for (const [name, model, promptLen, newTokens] of models) {
+  type Run = [string, CausalLM, number, number, 'float32' | 'float16'];
+  const models: Run[] = [['qkv-tiny (4.1M)', tiny, QUICK ? 16 : 128, QUICK ? 4 : 64, 'float32']];
+  if (hasF16(device)) models.push(['qkv-tiny (4.1M), f16 KV cache', tiny, QUICK ? 16 : 128, QUICK ? 4 : 64, 'float16']);
+  if (!QUICK) {
+    const smol = randomLlama({ E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' }).model;
+    models.push([`SmolLM-135M shape, f16 weights (${hasF16(device) ? 'kept f16' : 'widened to f32'})`, smol, 64, 32, 'float32']);
+    if (hasF16(device)) models.push(['SmolLM-135M shape, f16 weights, f16 KV cache', smol, 64, 32, 'float16']);
+  }
+  for (const [name, model, promptLen, newTokens, kvDtype] of models) {
     const prompt = Array.from({ length: promptLen }, (_, i) => (i * 31 + 7) % model.info.vocabSize);
-    const run = () => generate(model, null, prompt, { greedy: true, maxTokens: newTokens, stopTokens: [], device: 'webgpu' });
+    const run = () => generate(model, null, prompt, { greedy: true, maxTokens: newTokens, stopTokens: [], device: 'webgpu', kvDtype });
     await run();
     const rs = [await run(), await run(), await run()];
     const decode = median(rs.map((r) => r.timings.decodeMs / (newTokens - 1)));
