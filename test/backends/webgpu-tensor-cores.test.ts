@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { alibiSlopes, attention, attentionWebGPU, Tensor, type AttentionOptions } from '../../src/index.js';
 import { gpuDevice, matrixConfig } from '../../src/kernels/webgpu/device.js';
-import { matrixPlan, planBytes } from '../../src/kernels/webgpu/sdpa-flash-matrix.js';
+import { matrixPlan, matrixShader, planBytes } from '../../src/kernels/webgpu/sdpa-flash-matrix.js';
 import { tensorCorePlan } from '../../src/kernels/webgpu/sdpa-flash.js';
 import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, randint, randn, rng } from '../helpers.js';
@@ -120,6 +120,21 @@ if (!cfg && !inSysroot && existsSync(join(sysroot, 'lvp_icd.json'))) {
   test('a float16 GpuKVCache runs its prompts on the tensor cores: each step equals attention over f16-rounded q, k, v', { skip }, async () => {
     assert.ok(tensorCorePlan(device!, 64, 64));
     await checkF16Cache(device!, (maxV) => 2 ** -10 * maxV, 1550); // P rounded to f16: |Δo| ≤ 2^−10 · max|v|
+  });
+
+  test("the NVIDIA variants (16×16×16 on 32 lanes) of the tensor-core shader pass Dawn's WGSL checks", { skip }, async () => {
+    // this device refuses their pipelines (it has another matrix shape), but the shader text, types and uniformity
+    // are checked here for every plan an H100 gets, before one is lent
+    const nvidia = { M: 16, N: 16, K: 16, lanes: 32 };
+    for (const [D, Dv] of [[64, 64], [128, 128], [256, 256], [80, 48], [1, 3]]) {
+      for (const storage of [32768, 49152]) {
+        const plan = matrixPlan(nvidia, D, Dv, { maxComputeWorkgroupStorageSize: storage, maxComputeInvocationsPerWorkgroup: 1024 });
+        if (!plan) continue;
+        const info = await device!.createShaderModule({ code: matrixShader(plan) }).getCompilationInfo();
+        const errors = info.messages.filter((m) => m.type !== 'info').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+        assert.deepEqual(errors, [], `D ${D}, Dv ${Dv}, ${storage} bytes: ${JSON.stringify(plan)}`);
+      }
+    }
   });
 
   test("kernel: 'flash' keeps f16 on the plain WGSL kernel; the tensor-core kernel's f16 P gives other bits", { skip }, async () => {

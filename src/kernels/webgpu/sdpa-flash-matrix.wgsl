@@ -42,6 +42,7 @@ var<workgroup> kv: array<f16, BLOCK_N * (DP + DVP)>; // K tile [BLOCK_N, DP], th
 var<workgroup> scratch: array<f32, NSG * SM * W>;    // per subgroup: the S tile, then O while it is rescaled
 var<workgroup> pt: array<f16, NSG * SM * BLOCK_N>;   // per subgroup: the P tile
 var<workgroup> rowScale: array<f32, NSG * SM>;       // per row: e^{m − m'} this tile, then 1/l at the end
+var<workgroup> rescale: atomic<u32>;                 // 1 when some row's running max moved this tile
 
 @compute @workgroup_size(LANES)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32,
@@ -89,6 +90,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   var j0 = jStart;
   loop {
     if (j0 > jEnd) { break; }
+    if (lid == 0u) { atomicStore(&rescale, 0u); } // read (below) only after the barriers that follow
     // 2. the K and V tiles, zero past the last key any row here may see (a KV cache's unwritten slots: 0 · NaN is
     //    not 0) and past D, Dv
     for (var x = lid; x < BLOCK_N * DP; x += LANES) {
@@ -134,19 +136,23 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       l = l * alpha + sum;
       m = mNew;
       rowScale[sg * SM + r] = alpha;
+      if (alpha != 1.0) { atomicStore(&rescale, 1u); }
     }
-    workgroupBarrier();
-    // 5. O ← O · e^{m − m'}: through the scratch, a row scale per element
-    for (var ob = 0u; ob < DVP / SN; ob++) { subgroupMatrixStore<row_major>(&scratch, sg * SM * W + ob * SN, o[ob], W); }
-    workgroupBarrier();
-    for (var x = lane; x < SM * DVP; x += SG) {
-      let rr = x / DVP;
-      scratch[(sg * SM + rr) * W + x % DVP] *= rowScale[sg * SM + rr];
+    // 5. O ← O · e^{m − m'}: through the scratch, a row scale per element — only in tiles where some row's max moved
+    //    (e^0 = 1 exactly elsewhere: once the maxima settle, most tiles skip this round trip)
+    if (workgroupUniformLoad(&rescale) == 1u) { // a barrier, and a value the whole workgroup agrees on
+      for (var ob = 0u; ob < DVP / SN; ob++) { subgroupMatrixStore<row_major>(&scratch, sg * SM * W + ob * SN, o[ob], W); }
+      workgroupBarrier();
+      for (var x = lane; x < SM * DVP; x += SG) {
+        let rr = x / DVP;
+        scratch[(sg * SM + rr) * W + x % DVP] *= rowScale[sg * SM + rr];
+      }
+      workgroupBarrier();
+      for (var ob = 0u; ob < DVP / SN; ob++) { o[ob] = subgroupMatrixLoad<Acc, row_major>(&scratch, sg * SM * W + ob * SN, W); }
     }
-    workgroupBarrier();
     // 6. O += P·V on the matrix units
     for (var ob = 0u; ob < DVP / SN; ob++) {
-      var acc = subgroupMatrixLoad<Acc, row_major>(&scratch, sg * SM * W + ob * SN, W);
+      var acc = o[ob];
       for (var ks = 0u; ks < BLOCK_N / SK; ks++) {
         let pf = subgroupMatrixLoad<Left, row_major>(&pt, sg * SM * BLOCK_N + ks * SK, BLOCK_N);
         let vf = subgroupMatrixLoad<Right, row_major>(&kv, BLOCK_N * DP + ks * SK * DVP + ob * SN, DVP);
