@@ -42,6 +42,10 @@ test('the tile plan fits the device: workgroup memory and invocations within its
     }
   }
   assert.equal(matrixPlan(h100, 256, 256, { maxComputeWorkgroupStorageSize: 8192, maxComputeInvocationsPerWorkgroup: 1024 }), null);
+  // other shapes: Intel-like 8×16×16 on 16 lanes (key tiles whole in both SN and SK); rows > lanes has no plan
+  const intel = matrixPlan({ M: 8, N: 16, K: 16, lanes: 16 }, 128, 128, { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 });
+  assert.ok(intel && intel.blockN % 16 === 0 && planBytes(intel) <= 32768);
+  assert.equal(matrixPlan({ M: 16, N: 16, K: 16, lanes: 8 }, 64, 64, { maxComputeWorkgroupStorageSize: 65536, maxComputeInvocationsPerWorkgroup: 1024 }), null);
 });
 
 let device: GPUDevice | null = null;

@@ -22,12 +22,14 @@ export function planBytes(p: MatrixPlan): number {
 /**
  * The largest tiles that fit the device: up to 4 subgroups (4·SM query rows) per workgroup and up to 64 keys per
  * tile, fewer where the head dims make the tiles too big for its workgroup memory. Null when not even one subgroup
- * with the smallest key tile fits.
+ * with the smallest key tile fits, or when a matrix has more rows than a subgroup has lanes.
  */
 export function matrixPlan(cfg: MatrixConfig, D: number, Dv: number, limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number }): MatrixPlan | null {
+  if (cfg.M > cfg.lanes) return null; // the softmax gives each row of a subgroup's SM to one of its lanes
   const DP = roundUp(D, cfg.K);
   const DVP = roundUp(Dv, cfg.N);
-  const step = Math.max(cfg.N, cfg.K); // a key tile is whole S columns (SN) and whole P·V steps (SK) …
+  const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+  const step = (cfg.N * cfg.K) / gcd(cfg.N, cfg.K); // a key tile is whole S columns (SN) and whole P·V steps (SK) …
   const minBlock = roundUp(cfg.M, step); // … and holds one subgroup's Q rows while they are staged
   for (const subgroups of [4, 2, 1]) {
     if (subgroups * cfg.lanes > limits.maxComputeInvocationsPerWorkgroup) continue;
