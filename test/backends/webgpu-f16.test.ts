@@ -8,7 +8,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import {
-  alibiSlopes, attention, attentionWebGPU, buildModel, ContiguousKVCache, generate, linear, Tensor, toCpu, toGpu, Weights,
+  attention, attentionWebGPU, buildModel, ContiguousKVCache, generate, linear, Tensor, toCpu, toGpu, Weights,
   type AttentionOptions, type CausalLM,
 } from '../../src/index.js';
 import { gpuDevice, hasF16 } from '../../src/kernels/webgpu/device.js';
@@ -18,8 +18,9 @@ import { GpuKVCache } from '../../src/cache/webgpu.js';
 import type { Llama } from '../../src/models/llama.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
 import { useDawn } from '../../src/node/webgpu.js';
-import { assertClose, randint, randn, rng } from '../helpers.js';
+import { assertClose, randn, rng } from '../helpers.js';
 import { checkF16Cache } from './f16-cache-check.js';
+import { MASK_CASES, maskCase } from './mask-cases.js';
 
 const HALF_STEP = 2 ** -11; // f16 rounding, relative
 let skip: string | false = false;
@@ -35,21 +36,9 @@ const f16 = (t: Tensor) => t.to('float16');
 
 test('f16 flash attention equals the CPU on the same f16 inputs, with every mask and score modifier', async (t) => {
   if (skip) { t.skip(skip); return; }
-  for (let trial = 0; trial < 12; trial++) {
-    const rand = rng(900 + trial);
-    const Hkv = randint(rand, 1, 2);
-    const Hq = Hkv * [1, 2, 4][trial % 3];
-    const [B, L, D, Dv] = [randint(rand, 1, 2), randint(rand, 9, 70), randint(rand, 1, 40), randint(rand, 1, 24)];
-    const S = trial >= 8 ? L : randint(rand, L, 90);
-    const [q, k, v] = [f16(randn([B, Hq, L, D], rand)), f16(randn([B, Hkv, S, D], rand)), f16(randn([B, Hkv, S, Dv], rand))];
-    const options: AttentionOptions = [
-      {}, { causal: 'bottom-right' }, { causal: 'top-left' }, { window: [5, 2] },
-      { window: [9, 0], dilation: 2, softcap: 2 }, { keyLengths: Array.from({ length: B }, (_, b) => (b ? 3 : S)) },
-      { causal: 'bottom-right', alibiSlopes: alibiSlopes(Hq), bias: randn([1, Hq, 1, S], rand) },
-      { mask: Tensor.from(Array.from({ length: L * S }, (_, x) => ((x * 7) % 3 ? 1 : 0)), [L, S], 'bool') },
-      { causal: true, cuSeqlens: [0, Math.floor(S / 3), S] }, { prefix: Math.floor(S / 2) },
-      { window: [2, 2], globalTokens: [0, S - 1] }, { blockSparse: { blockSize: 4, windowBlocks: 1, globalBlocks: [0], randomBlocks: [2, 1] } },
-    ][trial] as AttentionOptions;
+  for (let trial = 0; trial < MASK_CASES; trial++) {
+    const c = maskCase(trial, rng(900 + trial));
+    const [q, k, v, options] = [f16(c.q), f16(c.k), f16(c.v), c.options];
     const gpu = await attentionWebGPU(q, k, v, options);
     const cpu = attention(q, k, v, { ...options, kernel: 'reference' }); // f32 arithmetic on the f16 values
     assert.equal(gpu.device, 'webgpu');

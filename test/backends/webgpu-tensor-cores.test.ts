@@ -15,13 +15,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alibiSlopes, attention, attentionWebGPU, Tensor, type AttentionOptions } from '../../src/index.js';
+import { attention, attentionWebGPU, Tensor, type AttentionOptions } from '../../src/index.js';
 import { gpuDevice, matrixConfig } from '../../src/kernels/webgpu/device.js';
 import { matrixPlan, matrixShader, planBytes } from '../../src/kernels/webgpu/sdpa-flash-matrix.js';
 import { tensorCorePlan } from '../../src/kernels/webgpu/sdpa-flash.js';
 import { useDawn } from '../../src/node/webgpu.js';
-import { assertClose, randint, randn, rng } from '../helpers.js';
+import { assertClose, randn, rng } from '../helpers.js';
 import { checkF16Cache } from './f16-cache-check.js';
+import { MASK_CASES, maskCase } from './mask-cases.js';
 
 const HALF_STEP = 2 ** -11;
 const here = fileURLToPath(import.meta.url);
@@ -82,21 +83,9 @@ if (!cfg && !inSysroot && existsSync(join(sysroot, 'lvp_icd.json'))) {
   }
 
   test(`tensor-core flash attention equals exact attention on the same f16 values, with every mask and score modifier (${cfg ? `${cfg.M}×${cfg.N}×${cfg.K}, ${cfg.lanes} lanes` : 'none'})`, { skip }, async () => {
-    for (let trial = 0; trial < 12; trial++) {
-      const rand = rng(1300 + trial);
-      const Hkv = randint(rand, 1, 2);
-      const Hq = Hkv * [1, 2, 4][trial % 3];
-      const [B, L, D, Dv] = [randint(rand, 1, 2), randint(rand, 9, 70), randint(rand, 1, 40), randint(rand, 1, 24)];
-      const S = trial >= 8 ? L : randint(rand, L, 90);
-      const [q, k, v] = [f16(randn([B, Hq, L, D], rand)), f16(randn([B, Hkv, S, D], rand)), f16(randn([B, Hkv, S, Dv], rand))];
-      const options: AttentionOptions = [
-        {}, { causal: 'bottom-right' }, { causal: 'top-left' }, { window: [5, 2] },
-        { window: [9, 0], dilation: 2, softcap: 2 }, { keyLengths: Array.from({ length: B }, (_, b) => (b ? 3 : S)) },
-        { causal: 'bottom-right', alibiSlopes: alibiSlopes(Hq), bias: randn([1, Hq, 1, S], rand) },
-        { mask: Tensor.from(Array.from({ length: L * S }, (_, x) => ((x * 7) % 3 ? 1 : 0)), [L, S], 'bool') },
-        { causal: true, cuSeqlens: [0, Math.floor(S / 3), S] }, { prefix: Math.floor(S / 2) },
-        { window: [2, 2], globalTokens: [0, S - 1] }, { blockSparse: { blockSize: 4, windowBlocks: 1, globalBlocks: [0], randomBlocks: [2, 1] } },
-      ][trial] as AttentionOptions;
+    for (let trial = 0; trial < MASK_CASES; trial++) {
+      const c = maskCase(trial, rng(1300 + trial));
+      const [q, k, v, options] = [f16(c.q), f16(c.k), f16(c.v), c.options];
       await check(q, k, v, options, `trial ${trial} ${JSON.stringify(options)}`);
     }
   });

@@ -119,9 +119,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     if (owner) {
       var mNew = m;
       for (var c = 0u; c < BLOCK_N; c++) {
-        let j = j0 + i32(c);
-        var sc = NEG_INF;
-        if (live && j <= range.y && j >= range.x && allowed(pos, j, keepRow)) { sc = modScore(scratch[rowS + c] * P.scale, h, pos, j, keepRow); }
+        var sc = NEG_INF; // rows past L see nothing
+        if (live) { sc = maskedScore(scratch[rowS + c], h, pos, j0 + i32(c), range, keepRow); }
         scratch[rowS + c] = sc;
         mNew = max(mNew, sc);
       }

@@ -106,9 +106,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
     if (owner) {
       var mNew = m;
       for (var c = 0u; c < BLOCK_N; c++) {
-        let j = j0 + i32(c);
-        var sc = NEG_INF;
-        if (live && j >= range.x && j <= range.y && allowed(pos, j, keepRow)) { sc = modScore(sp[lid * SW + c] * P.scale, h, pos, j, keepRow); }
+        var sc = NEG_INF; // rows past L see nothing
+        if (live) { sc = maskedScore(sp[lid * SW + c], h, pos, j0 + i32(c), range, keepRow); }
         sp[lid * SW + c] = sc;
         mNew = max(mNew, sc);
       }

@@ -67,3 +67,10 @@ fn modScore(scaled: f32, h: u32, pos: i32, j: i32, keepRow: u32) -> f32 {
   if (P.useAlibi == 1u) { s -= fl[h] * f32(abs(pos - j)); }
   return s;
 }
+
+/** The score of key j for row position `pos` (raw = q·k): scaled and modified, or NEG_INF where the row may not see
+ *  it (outside its key range `range` or the pattern). */
+fn maskedScore(raw: f32, h: u32, pos: i32, j: i32, range: vec2i, keepRow: u32) -> f32 {
+  if (j < range.x || j > range.y || !allowed(pos, j, keepRow)) { return NEG_INF; }
+  return modScore(raw * P.scale, h, pos, j, keepRow);
+}
