@@ -4,7 +4,8 @@
 // and compares every expected output elementwise: |actual − expected| ≤ atol + rtol·|expected|, −∞ matching −∞.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KernelName } from '../attention/options.js';
+import type { AttentionOptions, KernelName } from '../attention/options.js';
+import { attention } from '../attention/index.js';
 import { QkvError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { hfContext, OPS, SkipCase, type OpRunner } from './conformance-ops.js';
@@ -122,19 +123,29 @@ export function summary(results: CaseResult[]): string {
 /**
  * The sdpa and sdpa_backward cases of DIR on WebGPU (`--device webgpu`): each case whose options the WGSL kernels cover runs on the GPU
  * and is compared like any other; the rest are skipped with the reason. Other ops are skipped.
+ *
+ * With dtype 'float16' (`--dtype f16`) each sdpa case runs with q, k, v rounded to f16 — through the f16 kernels, on
+ * the tensor cores where the device has them — and is compared with qkv's reference attention (itself checked against
+ * the file's PyTorch outputs in f32) on the same rounded values, to the f16 bounds: out within 2⁻¹⁰·max|v| (P is
+ * rounded to f16 on the tensor cores) plus half an f16 step of its own rounding, lse within 2⁻¹¹; + 1e-4 for the f32
+ * arithmetic. sdpa_backward cases are skipped (the backward is f32).
  */
-export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResult) => void): Promise<CaseResult[]> {
+export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResult) => void, dtype: 'float32' | 'float16' = 'float32'): Promise<CaseResult[]> {
   const { attentionWebGPU, attentionBackwardWebGPU } = await import('../attention/webgpu.js');
   const { webgpuUnsupported } = await import('../kernels/webgpu/sdpa-flash.js');
-  const { gpuDevice } = await import('../kernels/webgpu/device.js');
+  const { gpuDevice, hasF16 } = await import('../kernels/webgpu/device.js');
   const { sdpaOptions } = await import('./conformance-ops.js');
-  if (!(await gpuDevice())) throw new QkvError('conformance --device webgpu: no WebGPU adapter (without a GPU: install Mesa and set QKV_WEBGPU_BACKEND=opengles to use llvmpipe)');
+  const device = await gpuDevice();
+  if (!device) throw new QkvError('conformance --device webgpu: no WebGPU adapter (without a GPU: install Mesa and set QKV_WEBGPU_BACKEND=opengles to use llvmpipe)');
+  if (dtype === 'float16' && !hasF16(device)) throw new QkvError('conformance --dtype f16: this WebGPU device has no shader-f16');
   const results: CaseResult[] = [];
   for (const c of readIndex(dir).cases) {
     let r: CaseResult;
     try {
       if (c.op !== 'sdpa' && c.op !== 'sdpa_backward') {
         r = { file: c.file, status: 'skip', detail: `op '${c.op}' not on WebGPU yet` };
+      } else if (dtype === 'float16' && c.op === 'sdpa_backward') {
+        r = { file: c.file, status: 'skip', detail: 'the backward on WebGPU is f32' };
       } else {
         const t = readSafetensors(join(dir, c.file)).tensors;
         const o = sdpaOptions(c.params ?? {}, t);
@@ -142,6 +153,8 @@ export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResul
         const why = webgpuUnsupported(o, q.shape[3], v.shape[3]);
         if (why) {
           r = { file: c.file, status: 'skip', detail: why };
+        } else if (dtype === 'float16') {
+          r = await f16Case(c, q, k, v, o, attentionWebGPU);
         } else {
           const g = await attentionWebGPU(q, k, v, o);
           const actual = new Map([['out', g.out], ['lse', g.lse]]);
@@ -159,4 +172,21 @@ export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResul
     onResult?.(r);
   }
   return results;
+}
+
+// one sdpa case in f16 on the GPU against the reference attention on the same f16-rounded inputs (see above)
+async function f16Case(c: GoldenCase, q32: Tensor, k32: Tensor, v32: Tensor, o: AttentionOptions,
+  onGpu: (q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions) => Promise<{ out: Tensor; lse: Tensor }>): Promise<CaseResult> {
+  const [q, k, v] = [q32, k32, v32].map((x) => x.to('float16'));
+  const g = await onGpu(q, k, v, o);
+  const ref = attention(q.to('float32'), k.to('float32'), v.to('float32'), { ...o, kernel: 'reference' });
+  const maxV = v.toFloat32().reduce((a, x) => Math.max(a, Math.abs(x)), 0);
+  const half = 2 ** -11;
+  let maxAbsErr = 0;
+  for (const [name, got, want, atol, rtol] of [['out', g.out, ref.out, 2 * half * maxV + 1e-4, half], ['lse', g.lse, ref.lse, half + 1e-4, 1e-6]] as const) {
+    const r = compare(got, want, atol, rtol);
+    maxAbsErr = Math.max(maxAbsErr, r.maxAbsErr);
+    if (r.problem) return { file: c.file, status: 'fail', maxAbsErr, detail: `f16 ${name} ${r.problem}` };
+  }
+  return { file: c.file, status: 'pass', maxAbsErr };
 }

@@ -7,6 +7,9 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readIndex, runConformanceWebGPU } from '../../src/node/conformance.js';
 import {
   attention, attentionWebGPU, buildModel, ContiguousKVCache, generate, linear, Tensor, toCpu, toGpu, Weights,
   type AttentionOptions, type CausalLM,
@@ -129,4 +132,14 @@ test('a float16 GpuKVCache: prompt and decode steps equal attention over f16-rou
   assert.deepEqual(gpu.ids, cpu.ids);
   await assert.rejects(generate(model as CausalLM, null, prompt, { maxTokens: 1, kvDtype: 'float16' }), /kvDtype is the GPU cache's storage/);
   assert.throws(() => new GpuKVCache(device, 1, 8, 'bfloat16' as never), /dtype must be 'float32' or 'float16'/);
+});
+
+test('every golden sdpa case, with q, k, v rounded to f16, passes on the f16 kernels (conformance --dtype f16)', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const golden = join(fileURLToPath(new URL('../../../', import.meta.url)), '..', 'shared', 'golden');
+  if (!existsSync(golden)) { t.skip(`no golden data at ${golden}`); return; }
+  const results = await runConformanceWebGPU(golden, undefined, 'float16');
+  const forward = readIndex(golden).cases.filter((c) => c.op === 'sdpa').map((c) => c.file);
+  assert.ok(forward.length >= 23);
+  for (const f of forward) { const r = results.find((x) => x.file === f); assert.equal(r?.status, 'pass', `${f}: ${r?.detail}`); }
 });

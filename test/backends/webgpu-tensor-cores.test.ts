@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readIndex, runConformanceWebGPU } from '../../src/node/conformance.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attention, attentionWebGPU, Tensor, type AttentionOptions } from '../../src/index.js';
@@ -113,6 +114,15 @@ if (!cfg && !inSysroot && existsSync(join(sysroot, 'lvp_icd.json'))) {
   test('a float16 GpuKVCache runs its prompts on the tensor cores: each step equals attention over f16-rounded q, k, v', { skip }, async () => {
     assert.ok(tensorCorePlan(device!, 64, 64));
     await checkF16Cache(device!, (maxV) => 2 ** -10 * maxV, 1550); // P rounded to f16: |Δo| ≤ 2^−10 · max|v|
+  });
+
+  test('every golden sdpa case, with q, k, v rounded to f16, passes on the tensor cores (conformance --dtype f16)', { skip }, async (t) => {
+    const golden = join(repo, '..', 'shared', 'golden');
+    if (!existsSync(golden)) { t.skip(`no golden data at ${golden}`); return; }
+    const results = await runConformanceWebGPU(golden, undefined, 'float16');
+    const forward = readIndex(golden).cases.filter((c) => c.op === 'sdpa').map((c) => c.file);
+    assert.ok(forward.length >= 23);
+    for (const f of forward) { const r = results.find((x) => x.file === f); assert.equal(r?.status, 'pass', `${f}: ${r?.detail}`); }
   });
 
   test("the NVIDIA variants (16×16×16 on 32 lanes) of the tensor-core shader pass Dawn's WGSL checks", { skip }, async () => {
