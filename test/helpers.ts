@@ -1,7 +1,12 @@
 // Shared test helpers: a seeded RNG, random tensors, closeness checks and a brute-force attention written
 // straight from the definitions (independent of src/attention/masks.ts, so it can catch a wrong mask).
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Tensor } from '../src/index.js';
+
+/** The golden data: ../shared/golden beside the checkout, or $QKV_GOLDEN where it lies elsewhere (a lent GPU machine). */
+export const GOLDEN = process.env.QKV_GOLDEN ?? join(fileURLToPath(new URL('../../', import.meta.url)), '..', 'shared', 'golden');
 
 /** mulberry32: a small seeded generator, so failures reproduce. */
 export function rng(seed: number): () => number {

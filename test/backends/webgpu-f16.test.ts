@@ -8,7 +8,6 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { readIndex, runConformanceWebGPU } from '../../src/node/conformance.js';
 import {
   attention, attentionWebGPU, buildModel, ContiguousKVCache, generate, linear, Tensor, toCpu, toGpu, Weights,
@@ -21,7 +20,7 @@ import { GpuKVCache } from '../../src/cache/webgpu.js';
 import type { Llama } from '../../src/models/llama.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
 import { useDawn } from '../../src/node/webgpu.js';
-import { assertClose, randn, rng } from '../helpers.js';
+import { assertClose, GOLDEN, randn, rng } from '../helpers.js';
 import { checkF16Cache } from './f16-cache-check.js';
 import { MASK_CASES, maskCase } from './mask-cases.js';
 
@@ -136,7 +135,7 @@ test('a float16 GpuKVCache: prompt and decode steps equal attention over f16-rou
 
 test('every golden sdpa case, with q, k, v rounded to f16, passes on the f16 kernels (conformance --dtype f16)', async (t) => {
   if (skip) { t.skip(skip); return; }
-  const golden = join(fileURLToPath(new URL('../../../', import.meta.url)), '..', 'shared', 'golden');
+  const golden = GOLDEN;
   if (!existsSync(golden)) { t.skip(`no golden data at ${golden}`); return; }
   const results = await runConformanceWebGPU(golden, undefined, 'float16');
   const forward = readIndex(golden).cases.filter((c) => c.op === 'sdpa').map((c) => c.file);

@@ -21,7 +21,7 @@ import { gpuDevice, matrixConfig } from '../../src/kernels/webgpu/device.js';
 import { matrixPlan, matrixShader, planBytes } from '../../src/kernels/webgpu/sdpa-flash-matrix.js';
 import { tensorCorePlan } from '../../src/kernels/webgpu/sdpa-flash.js';
 import { useDawn } from '../../src/node/webgpu.js';
-import { assertClose, randn, rng } from '../helpers.js';
+import { assertClose, GOLDEN, randn, rng } from '../helpers.js';
 import { checkF16Cache } from './f16-cache-check.js';
 import { MASK_CASES, maskCase } from './mask-cases.js';
 
@@ -117,7 +117,7 @@ if (!cfg && !inSysroot && existsSync(join(sysroot, 'lvp_icd.json'))) {
   });
 
   test('every golden sdpa case, with q, k, v rounded to f16, passes on the tensor cores (conformance --dtype f16)', { skip }, async (t) => {
-    const golden = join(repo, '..', 'shared', 'golden');
+    const golden = GOLDEN;
     if (!existsSync(golden)) { t.skip(`no golden data at ${golden}`); return; }
     const results = await runConformanceWebGPU(golden, undefined, 'float16');
     const forward = readIndex(golden).cases.filter((c) => c.op === 'sdpa').map((c) => c.file);

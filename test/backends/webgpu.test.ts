@@ -20,7 +20,7 @@ import { loadCheckpoint } from '../../src/node/checkpoint.js';
 import type { Gemma2 } from '../../src/models/gemma2.js';
 import type { Llama } from '../../src/models/llama.js';
 import { useDawn } from '../../src/node/webgpu.js';
-import { assertClose, randint, randn, rng } from '../helpers.js';
+import { assertClose, GOLDEN, randint, randn, rng } from '../helpers.js';
 
 let skip: string | false = false;
 before(async () => {
@@ -58,7 +58,6 @@ test('WGSL flash attention equals the CPU reference on random shapes', async (t)
   }
 });
 
-const GOLDEN = join(fileURLToPath(new URL('../../../', import.meta.url)), '..', 'shared', 'golden');
 
 test('every golden sdpa case passes on WebGPU', async (t) => {
   if (skip) { t.skip(skip); return; }

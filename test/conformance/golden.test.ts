@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attention, serializeSafetensors, Tensor } from '../../src/index.js';
 import { runConformance, summary } from '../../src/node/conformance.js';
-import { randn, rng } from '../helpers.js';
+import { GOLDEN, randn, rng } from '../helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url)); // dist/test/conformance -> repo root
-const GOLDEN = join(ROOT, '..', 'shared', 'golden');
 const CLI = join(ROOT, 'dist', 'src', 'node', 'conformance-cli.js');
 
 describe('golden data from PyTorch', { skip: existsSync(GOLDEN) ? false : `no golden data at ${GOLDEN} (it lives beside the checkout in the qkv workspace)` }, () => {
