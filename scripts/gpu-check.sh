@@ -3,7 +3,7 @@
 # which adapter Dawn sees, the WebGPU tests, every golden sdpa case in f32 and in f16 (the tensor cores where the
 # adapter offers them), and `bench:gpu` beside PyTorch. Each result lands in $OUT (default gpu-results/).
 # Here, before the call (../shared does not travel; .gpu/ and dist/ are carried):
-#   bash ../shared/tools/gpu-bundle.sh && npm run build && mkdir -p .gpu/golden && cp -r ../shared/golden/{index.json,sdpa} .gpu/golden/
+#   bash ../shared/tools/gpu-bundle.sh && npm run build && rm -rf .gpu/golden && cp -r ../shared/golden .gpu/golden   (12 MB)
 # The device tool's command, with carry [".gpu", "dist"]:
 #   bash .gpu/run.sh bash scripts/gpu-check.sh .gpu/golden
 set -uo pipefail
