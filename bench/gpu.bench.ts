@@ -9,7 +9,8 @@
 // and with it a second row each with the KV cache in f16).
 // f16 rows: the plain WGSL kernel (f16 storage, f32 arithmetic) and, where the adapter has subgroup matrices, the
 // tensor-core kernel (sdpa-flash-matrix.wgsl) — the one PyTorch's FlashAttention-2 row is compared with.
-// Options: --json, --quick (tiny shapes, to check the script on any adapter, e.g. llvmpipe)
+// Options: --json, --quick (tiny shapes, to check the script on any adapter, e.g. llvmpipe), --sweep (the tensor-core
+// kernel at several tile sizes, to choose its defaults on a new GPU)
 import { spawnSync } from 'node:child_process';
 import { attentionBackwardWebGPU, attentionWebGPU, toGpu } from '../src/attention/webgpu.js';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +18,11 @@ import { generate, GpuTensor, linearWebGPU, Tensor, type CausalLM } from '../src
 import { loadCheckpoint } from '../src/node/checkpoint.js';
 import { randomLlama } from './random-llama.js';
 import { gpuDevice, hasF16, matrixConfig } from '../src/kernels/webgpu/device.js';
+import { tensorCorePlan } from '../src/kernels/webgpu/sdpa-flash.js';
 import { useDawn } from '../src/node/webgpu.js';
 
 const QUICK = process.argv.includes('--quick');
+const SWEEP = process.argv.includes('--sweep'); // time several tile sizes of the tensor-core kernel
 const SHAPES: [number, number, number, number][] = QUICK ? [[1, 2, 64, 32]] : [[1, 32, 4096, 128], [8, 16, 2048, 64]];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const flops = (B: number, H: number, L: number, D: number, causal: boolean) => (4 * B * H * L * L * D) / (causal ? 2 : 1);
@@ -128,7 +131,16 @@ async function main() {
       if (hasF16(device)) { // f16 storage, f32 arithmetic; then on the matrix units where the device has them
         const h = (await toGpu(x.to('float16')))!;
         rows.push({ impl: 'qkv-webgpu f16 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal, kernel: 'flash' })) });
-        if (matrixConfig(device)) rows.push({ impl: 'qkv-webgpu f16 tensor cores (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal })) });
+        const cfg = matrixConfig(device);
+        if (cfg) rows.push({ impl: 'qkv-webgpu f16 tensor cores (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal })) });
+        if (cfg && SWEEP) { // other tiles of the tensor-core kernel: query rows (subgroups × SM) × keys per tile
+          for (const blockM of [cfg.M, 2 * cfg.M, 4 * cfg.M]) {
+            for (const blockN of [16, 32, 64].map((n) => Math.ceil(n / cfg.N) * cfg.N)) {
+              try { tensorCorePlan(device, D, D, { blockM, blockN }); } catch { continue; } // does not fit this device
+              rows.push({ impl: `qkv-webgpu f16 tensor cores ${blockM}×${blockN} (resident)`, B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal, blockM, blockN })) });
+            }
+          }
+        }
         h.release();
       }
     }
@@ -143,8 +155,8 @@ async function main() {
   }
   if (process.argv.includes('--json')) { console.log(JSON.stringify({ date: new Date().toISOString(), torchInfo, rows, kernels: extra }, null, 2)); return; }
   console.log(`GPU attention — ${torchInfo}; TFLOP/s = 4·B·H·L·S·D / time (halved for causal), median of 5\n`);
-  console.log('shape (B, H, L, D) | causal | implementation                          |    ms | TFLOP/s | qkv / this');
-  console.log('-------------------|--------|-----------------------------------------|-------|---------|-----------');
+  console.log(`shape (B, H, L, D) | causal | ${'implementation'.padEnd(46)} |    ms | TFLOP/s | qkv / this`);
+  console.log(`-------------------|--------|-${'-'.repeat(46)}-|-------|---------|-----------`);
   for (const r of rows) {
     const tf = flops(r.B, r.H, r.L, r.D, r.causal) / r.ms / 1e9;
     // PyTorch's f32 and f16 rows beside qkv's resident row of the same precision
@@ -153,7 +165,7 @@ async function main() {
     const same = (x: (typeof rows)[number]) => x.B === r.B && x.L === r.L && x.causal === r.causal;
     const q = r.impl.startsWith('qkv') ? r : rows.find((x) => x.impl === `qkv-webgpu ${precision} tensor cores (resident)` && same(x)) ?? rows.find((x) => x.impl === `qkv-webgpu ${precision} (resident)` && same(x));
     const ratio = !q || r === q ? '' : `${(flops(r.B, r.H, r.L, r.D, r.causal) / q.ms / 1e9 / tf).toFixed(3)}×`;
-    console.log(`${`${r.B}, ${r.H}, ${r.L}, ${r.D}`.padEnd(18)} | ${String(r.causal).padEnd(6)} | ${r.impl.padEnd(39)} | ${r.ms.toFixed(1).padStart(5)} | ${tf.toFixed(2).padStart(7)} | ${ratio.padStart(9)}`);
+    console.log(`${`${r.B}, ${r.H}, ${r.L}, ${r.D}`.padEnd(18)} | ${String(r.causal).padEnd(6)} | ${r.impl.padEnd(46)} | ${r.ms.toFixed(1).padStart(5)} | ${tf.toFixed(2).padStart(7)} | ${ratio.padStart(9)}`);
   }
   console.log('\nqkv-webgpu kernels\n');
   for (const e of extra) console.log(`${e.what.padEnd(62)} | ${e.ms.toFixed(2).padStart(8)} ms | ${e.rate}`);

@@ -21,5 +21,5 @@ node --input-type=module -e "
 timeout 150 node --test dist/test/backends/webgpu.test.js dist/test/backends/webgpu-f16.test.js dist/test/backends/webgpu-tensor-cores.test.js > "$out/tests.txt" 2>&1
 timeout 60 node dist/src/node/conformance-cli.js "$golden" --device webgpu > "$out/conformance-f32.txt" 2>&1
 timeout 60 node dist/src/node/conformance-cli.js "$golden" --device webgpu --dtype f16 > "$out/conformance-f16.txt" 2>&1
-timeout 300 node dist/bench/gpu.bench.js > "$out/bench.txt" 2>&1
+timeout 360 node dist/bench/gpu.bench.js --sweep > "$out/bench.txt" 2>&1
 for f in adapter tests conformance-f32 conformance-f16 bench; do echo "== $f"; grep -av 'artificially reduced\|^skip ' "$out/$f.txt" | tail -n 40; done

@@ -44,7 +44,8 @@ export interface AttentionOptions {
   /** Kernel choice; all kernels give the same numbers. On WebGPU, f16 calls run on the tensor cores (subgroup
    *  matrices, P rounded to f16 before P·V) where the device has them; `'flash'` keeps them on the plain WGSL kernel. */
   kernel?: KernelName;
-  /** Tile sizes of the flash kernel (query rows × keys). */
+  /** Tile sizes of the flash kernel (query rows × keys); on WebGPU, of the tensor-core kernel (blockM a multiple of
+   *  the matrix rows; the plain WGSL kernel's tiles are fixed at 64 × 32). */
   blockM?: number;
   blockN?: number;
   /** Key splits of the decode kernel. */

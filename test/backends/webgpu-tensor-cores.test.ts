@@ -48,6 +48,14 @@ test('the tile plan fits the device: workgroup memory and invocations within its
   const intel = matrixPlan({ M: 8, N: 16, K: 16, lanes: 16 }, 128, 128, { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 });
   assert.ok(intel && intel.blockN % 16 === 0 && planBytes(intel) <= 32768);
   assert.equal(matrixPlan({ M: 16, N: 16, K: 16, lanes: 8 }, 64, 64, { maxComputeWorkgroupStorageSize: 65536, maxComputeInvocationsPerWorkgroup: 1024 }), null);
+  // tiles asked for (blockM × blockN): taken when they fit, refused with the reason when they do not
+  const big = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 };
+  const p = matrixPlan(h100, 128, 128, big, { blockM: 32, blockN: 32 });
+  assert.deepEqual([p?.subgroups, p?.blockN], [2, 32]);
+  assert.equal(matrixPlan(h100, 64, 64, big, { blockN: 64 })?.blockN, 64);
+  assert.throws(() => matrixPlan(h100, 64, 64, big, { blockM: 24 }), /multiple of their 16 rows/);
+  assert.throws(() => matrixPlan(h100, 64, 64, big, { blockN: 20 }), /multiple of 16/);
+  assert.throws(() => matrixPlan(h100, 256, 256, big, { blockM: 64, blockN: 64 }), /do not fit/);
 });
 
 let device: GPUDevice | null = null;
@@ -98,6 +106,17 @@ if (!cfg && !inSysroot && existsSync(join(sysroot, 'lvp_icd.json'))) {
     ] as [number, number, number, number, number, number, AttentionOptions][]) {
       const [q, k, v] = [f16(randn([B, Hq, L, D], rand)), f16(randn([B, Hkv, S, D], rand)), f16(randn([B, Hkv, S, D], rand))];
       await check(q, k, v, options, `B ${B} Hq ${Hq} Hkv ${Hkv} L ${L} S ${S} D ${D} ${JSON.stringify(options)}`);
+    }
+  });
+
+  test('tensor-core flash attention with the tiles asked for (blockM × blockN)', { skip }, async () => {
+    const rand = rng(1450);
+    const [q, k, v] = [f16(randn([1, 2, 45, 24], rand)), f16(randn([1, 2, 77, 24], rand)), f16(randn([1, 2, 77, 24], rand))];
+    for (const [blockM, blockN] of [[cfg!.M, 2 * cfg!.N], [2 * cfg!.M, 4 * cfg!.N], [4 * cfg!.M, undefined]]) {
+      const plan = tensorCorePlan(device!, 24, 24, { blockM, blockN });
+      assert.equal(plan!.subgroups * cfg!.M, blockM);
+      if (blockN !== undefined) assert.equal(plan!.blockN, blockN);
+      await check(q, k, v, { causal: true, blockM, blockN }, `blockM ${blockM} blockN ${blockN}`);
     }
   });
 

@@ -106,7 +106,7 @@ export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: Attentio
   if (shift !== undefined) { new DataView(params).setInt32(40, shift, true); new DataView(params).setInt32(116, shift, true); }
   const extra = [upload(device, aux), upload(device, fl), uniform(device, params)];
   // f16 on a device with matrix units: the tensor-core kernel (unless o.kernel asks for the plain 'flash' one)
-  const plan = b.dtype === 'float16' && o.kernel !== 'flash' ? tensorCorePlan(device, D, Dv) : null;
+  const plan = b.dtype === 'float16' && o.kernel !== 'flash' ? tensorCorePlan(device, D, Dv, o) : null;
   const pipe = plan ? await matrixPipeline(device, plan) : await pipeline(device, Dv, b.dtype ?? 'float32');
   // one workgroup per (head, tile of query rows): 64 rows, or the tensor-core kernel's subgroups × SM
   const workgroups = plan ? matrixWorkgroups(dims, plan) : B * Hq * Math.ceil(L / 64);
@@ -114,9 +114,9 @@ export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: Attentio
   release(device, ...extra);
 }
 
-/** The tensor-core kernel's tiles for these head dims on `device`, or null where it has no matrix units (or they do
- *  not fit its workgroup memory). */
-export function tensorCorePlan(device: GPUDevice, D: number, Dv: number): MatrixPlan | null {
+/** The tensor-core kernel's tiles for these head dims on `device` (o.blockM × o.blockN where given), or null where it
+ *  has no matrix units (or they do not fit its workgroup memory). */
+export function tensorCorePlan(device: GPUDevice, D: number, Dv: number, o: { blockM?: number; blockN?: number } = {}): MatrixPlan | null {
   const cfg = matrixConfig(device);
-  return cfg ? matrixPlan(cfg, D, Dv, device.limits) : null;
+  return cfg ? matrixPlan(cfg, D, Dv, device.limits, { blockM: o.blockM, blockN: o.blockN }) : null;
 }
