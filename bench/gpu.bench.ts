@@ -9,8 +9,8 @@
 // and with it a second row each with the KV cache in f16).
 // f16 rows: the plain WGSL kernel (f16 storage, f32 arithmetic) and, where the adapter has subgroup matrices, the
 // tensor-core kernel (sdpa-flash-matrix.wgsl) — the one PyTorch's FlashAttention-2 row is compared with.
-// Options: --json, --quick (tiny shapes, to check the script on any adapter, e.g. llvmpipe), --sweep (the tensor-core
-// kernel at several tile sizes, to choose its defaults on a new GPU)
+// Options: --json, --quick (tiny shapes, to check the script on any adapter, e.g. llvmpipe), --sweep (the f32 and the
+// tensor-core kernels at several tile sizes, to choose their defaults on a new GPU)
 import { spawnSync } from 'node:child_process';
 import { attentionBackwardWebGPU, attentionWebGPU, toGpu } from '../src/attention/webgpu.js';
 import { fileURLToPath } from 'node:url';
@@ -18,11 +18,11 @@ import { generate, GpuTensor, linearWebGPU, Tensor, type CausalLM } from '../src
 import { loadCheckpoint } from '../src/node/checkpoint.js';
 import { randomLlama } from './random-llama.js';
 import { gpuDevice, hasF16, matrixConfig } from '../src/kernels/webgpu/device.js';
-import { tensorCorePlan } from '../src/kernels/webgpu/sdpa-flash.js';
+import { flashTiles, tensorCorePlan } from '../src/kernels/webgpu/sdpa-flash.js';
 import { useDawn } from '../src/node/webgpu.js';
 
 const QUICK = process.argv.includes('--quick');
-const SWEEP = process.argv.includes('--sweep'); // time several tile sizes of the tensor-core kernel
+const SWEEP = process.argv.includes('--sweep'); // time several tile sizes of the f32 and tensor-core kernels
 const SHAPES: [number, number, number, number][] = QUICK ? [[1, 2, 64, 32]] : [[1, 32, 4096, 128], [8, 16, 2048, 64]];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const flops = (B: number, H: number, L: number, D: number, causal: boolean) => (4 * B * H * L * L * D) / (causal ? 2 : 1);
@@ -126,6 +126,12 @@ async function main() {
       rows.push({ impl: 'qkv-webgpu f32 (with transfers)', B, H, L, D, causal, ms: median(ms) });
       const g = (await toGpu(x))!;
       rows.push({ impl: 'qkv-webgpu f32 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(g, g, g, { causal })) });
+      if (SWEEP) { // other tiles of the f32 kernel: query rows × keys per tile (64 × 32 is the default)
+        for (const [blockM, blockN] of [[32, 32], [128, 32], [64, 64], [32, 64], [128, 16]]) {
+          try { flashTiles((await gpuDevice())!, D, { blockM, blockN }); } catch { continue; } // does not fit this device
+          rows.push({ impl: `qkv-webgpu f32 ${blockM}×${blockN} (resident)`, B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(g, g, g, { causal, blockM, blockN })) });
+        }
+      }
       g.release();
       const device = (await gpuDevice())!;
       if (hasF16(device)) { // f16 storage, f32 arithmetic; then on the matrix units where the device has them

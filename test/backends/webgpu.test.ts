@@ -11,6 +11,7 @@ import { readIndex, runConformanceWebGPU, summary } from '../../src/node/conform
 import { alibiSlopes, attention, attentionBackward, attentionBackwardWebGPU, linear, linearWebGPU, masks, Tensor, type AttentionOptions } from '../../src/index.js';
 import { gpuDevice, hasF16 } from '../../src/kernels/webgpu/device.js';
 import { matmulGpu } from '../../src/kernels/webgpu/matmul.js';
+import { flashTiles } from '../../src/kernels/webgpu/sdpa-flash.js';
 import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgpu.js';
 import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
 import { pooledBytes } from '../../src/kernels/webgpu/buffers.js';
@@ -69,6 +70,30 @@ test('every golden sdpa case passes on WebGPU', async (t) => {
   assert.ok(sdpa.length >= 23);
   for (const f of sdpa) assert.equal(results.find((r) => r.file === f)?.status, 'pass', f);
   t.diagnostic(`webgpu: ${summary(results)}`);
+});
+
+test('WGSL flash attention with the tiles asked for (blockM × blockN): the same results; tiles the device cannot hold are refused with the reason', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const device = (await gpuDevice())!;
+  const rand = rng(760);
+  const [q, k, v] = [randn([2, 2, 70, 24], rand), randn([2, 1, 90, 24], rand), randn([2, 1, 90, 40], rand)];
+  const options: AttentionOptions = { causal: 'bottom-right', window: [30, 0], softcap: 4 };
+  const cpu = attention(q, k, v, { ...options, kernel: 'reference' });
+  let ran = 0;
+  for (const [blockM, blockN] of [[64, 32], [16, 16], [32, 16], [4, 16], [128, 32], [64, 64], [128, 64]]) {
+    let fits = true;
+    try { flashTiles(device, 40, { blockM, blockN }); } catch (e) { fits = false; assert.match((e as Error).message, /> the device's/, `${blockM} × ${blockN}`); }
+    if (!fits) { t.diagnostic(`${blockM} × ${blockN}: more than this device holds`); continue; }
+    const gpu = await attentionWebGPU(q, k, v, { ...options, blockM, blockN });
+    assert.equal(gpu.device, 'webgpu');
+    assertClose(gpu.out, cpu.out, 2e-5, 2e-4, `${blockM} × ${blockN} out`);
+    assertClose(gpu.lse, cpu.lse, 2e-5, 2e-4, `${blockM} × ${blockN} lse`);
+    ran++;
+  }
+  assert.ok(ran >= 4, `only ${ran} tile shapes ran`);
+  await assert.rejects(attentionWebGPU(q, k, v, { blockM: 6, blockN: 32 }), /tiles of 6 × 32: blockM must be a multiple of 4/);
+  await assert.rejects(attentionWebGPU(q, k, v, { blockM: 64, blockN: 8 }), /at least 16/);
+  await assert.rejects(attentionWebGPU(q, k, randn([2, 1, 90, 256], rand), { blockM: 64, blockN: 16 }), /head_dim 256 needs blockN ≥ 32/);
 });
 
 test('split-K decode on WebGPU: a few query rows, long caches (many chunks), GQA, bottom-right causal, soft-capping', async (t) => {

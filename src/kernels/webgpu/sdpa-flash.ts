@@ -19,16 +19,38 @@ import { matrixPipeline, matrixPlan, matrixWorkgroups, type MatrixPlan } from '.
 const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel',
   'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix', 'mask', 'bias', 'returnWeights', 'returnStats', 'blockM', 'blockN', 'numSplits']);
 
+/** The plain kernel's tiles and what follows from them: blockM query rows × blockN keys (default 64 × 32), O columns
+ *  per invocation (OC) and keys per staged V slice (VK). */
+type FlashTiles = { blockM: number; blockN: number; OC: number; VK: number };
+
 /**
- * The pipeline for this value head dim, built once per device: each invocation keeps 4 rows × ⌈Dv/8⌉ columns of O in
- * registers (the shader's `const OC` line — the one place the WGSL is specialised, like Triton's constexprs), and V
- * is staged VK keys at a time, as many as the staging array holds (`const VK`).
+ * The tiles of a call (o.blockM × o.blockN where given), checked against the device: whole 4 × 4 register blocks,
+ * at least 16 keys (a softmax invocation per row), ≤ 32 O columns per invocation, and the device's invocations and
+ * workgroup memory.
  */
-function pipeline(device: GPUDevice, Dv: number, dtype: GpuDType): Promise<GPUComputePipeline> {
-  const OC = Math.ceil(Dv / 8);
-  const VK = [32, 16, 8, 4, 2, 1].find((n) => n * 8 * OC <= 1536)!; // STAGE floats
-  const code = MASKS + WGSL.replace(/const OC: u32 = \d+u;/, `const OC: u32 = ${OC}u;`).replace(/const VK: u32 = \d+u;/, `const VK: u32 = ${VK}u;`);
-  return computePipeline(device, `sdpa-flash oc${OC} vk${VK} ${dtype}`, storageVariant(code, dtype));
+export function flashTiles(device: GPUDevice, Dv: number, o: { blockM?: number; blockN?: number } = {}): FlashTiles {
+  const blockM = o.blockM ?? 64;
+  const blockN = o.blockN ?? 32;
+  const [TX, TY] = [blockN / 4, blockM / 4];
+  const OC = Math.ceil(Dv / TX);
+  const stage = 16 * (blockM + blockN); // STAGE floats
+  const bytes = 4 * (stage + blockM * (blockN + 1) + blockM);
+  const why = !Number.isInteger(TX) || !Number.isInteger(TY) || blockM < 4 || blockN < 16 ? 'blockM must be a multiple of 4 and blockN a multiple of 4, at least 16'
+    : OC > 32 ? `head_dim ${Dv} needs blockN ≥ ${4 * Math.ceil(Dv / 32)} (each invocation keeps ≤ 32 columns of O)`
+      : TX * TY > device.limits.maxComputeInvocationsPerWorkgroup ? `${TX * TY} invocations > the device's ${device.limits.maxComputeInvocationsPerWorkgroup}`
+        : bytes > device.limits.maxComputeWorkgroupStorageSize ? `${bytes} bytes of workgroup memory > the device's ${device.limits.maxComputeWorkgroupStorageSize}` : null;
+  if (why) throw new QkvError(`attentionWebGPU: tiles of ${blockM} × ${blockN}: ${why}`);
+  const VK = [32, 16, 8, 4, 2, 1].find((n) => n <= blockN && blockN % n === 0 && n * TX * OC <= stage)!;
+  return { blockM, blockN, OC, VK };
+}
+
+/** The pipeline for these tiles, built once per device: the shader's `const` lines set (its only specialisation). */
+function pipeline(device: GPUDevice, t: FlashTiles, dtype: GpuDType): Promise<GPUComputePipeline> {
+  let code = WGSL;
+  for (const [name, value] of Object.entries({ BLOCK_M: t.blockM, BLOCK_N: t.blockN, OC: t.OC, VK: t.VK })) {
+    code = code.replace(new RegExp(`const ${name}: u32 = \\d+u;`), `const ${name}: u32 = ${value}u;`);
+  }
+  return computePipeline(device, `sdpa-flash ${t.blockM}x${t.blockN} oc${t.OC} vk${t.VK} ${dtype}`, storageVariant(MASKS + code, dtype));
 }
 
 /** Why the WGSL kernel cannot take these options, or null when it can. */
@@ -107,9 +129,10 @@ export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: Attentio
   const extra = [upload(device, aux), upload(device, fl), uniform(device, params)];
   // f16 on a device with matrix units: the tensor-core kernel (unless o.kernel asks for the plain 'flash' one)
   const plan = b.dtype === 'float16' && o.kernel !== 'flash' ? tensorCorePlan(device, D, Dv, o) : null;
-  const pipe = plan ? await matrixPipeline(device, plan) : await pipeline(device, Dv, b.dtype ?? 'float32');
-  // one workgroup per (head, tile of query rows): 64 rows, or the tensor-core kernel's subgroups × SM
-  const workgroups = plan ? matrixWorkgroups(dims, plan) : B * Hq * Math.ceil(L / 64);
+  const tiles = plan ? null : flashTiles(device, Dv, o);
+  const pipe = plan ? await matrixPipeline(device, plan) : await pipeline(device, tiles!, b.dtype ?? 'float32');
+  // one workgroup per (head, tile of query rows): blockM rows, or the tensor-core kernel's subgroups × SM
+  const workgroups = plan ? matrixWorkgroups(dims, plan) : B * Hq * Math.ceil(L / tiles!.blockM);
   device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), workgroups)]);
   release(device, ...extra);
 }

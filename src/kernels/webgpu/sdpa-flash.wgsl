@@ -1,11 +1,11 @@
 // FlashAttention forward in WGSL (Dao 2023, FlashAttention-2), both products register-blocked like matmul.wgsl.
-// A workgroup owns BLOCK_M = 64 query rows of one head and walks the keys in tiles of BLOCK_N = 32:
-//   1. S = Q·Kᵀ for the tile: each of the 8 × 16 invocations a 4 × 4 block of S, the head dim in slices of BLOCK_K
+// A workgroup owns BLOCK_M query rows of one head (64 by default) and walks the keys in tiles of BLOCK_N (32):
+//   1. S = Q·Kᵀ for the tile: each of the TX × TY invocations a 4 × 4 block of S, the head dim in slices of BLOCK_K
 //      staged in workgroup memory (k-major, so each step reads a vec4 of rows and a vec4 of keys)
 //   2. online softmax, one invocation per row, scalar f32, with the masks and score modifiers of sdpa-masks.wgsl:
 //        s_j = scale · q·k_j;  s_j ← softcap · tanh(s_j / softcap);  s_j += bias;  s_j −= slope_h · |i' − j|  (ALiBi)
 //        m' = max(m, max_j s_j);  p_j = e^{s_j − m'} (0 where masked);  l ← l · e^{m − m'} + Σ_j p_j
-//   3. O ← O · e^{m − m'} + P·V: each invocation 4 rows × OC columns of O in registers (columns tx + 8c), V staged
+//   3. O ← O · e^{m − m'} + P·V: each invocation 4 rows × OC columns of O in registers (columns tx + TX·c), V staged
 //      in slices of VK keys
 // and at the end o = O / l, lse = m + log l. Structured masks are key ranges: tiles outside the workgroup's rows'
 // ranges are never loaded, and no dense L×S mask exists anywhere (only user-given dense masks and biases are arrays).
@@ -23,21 +23,24 @@ alias E = f32;
 @group(0) @binding(3) var<storage, read_write> out: array<E>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 
-const BLOCK_M: u32 = 64u;         // query rows per workgroup: 16 row groups of 4
-const BLOCK_N: u32 = 32u;         // keys per tile: 8 column groups of 4
+// The host specialises the first three and OC, VK (the `const … = …u;` lines, like Triton's constexprs).
+const BLOCK_M: u32 = 64u;         // query rows per workgroup: TY row groups of 4 (≤ LANES: a row per softmax invocation)
+const BLOCK_N: u32 = 32u;         // keys per tile: TX column groups of 4
+const OC: u32 = 16u;              // O columns per invocation: ⌈Dv / TX⌉
+const VK: u32 = 8u;               // keys per staged V slice: the largest power of 2 ≤ BLOCK_N with VK · DVP ≤ STAGE
 const BLOCK_K: u32 = 16u;         // head-dim slice of one staging step of Q·Kᵀ
-const LANES: u32 = 128u;          // invocations: 8 × 16
-const OC: u32 = 16u;              // O columns per invocation: the host specialises this to ⌈Dv/8⌉ (≤ 32)
-const VK: u32 = 8u;               // keys per staged V slice: the host's largest with VK · 8·OC ≤ STAGE
-const DVP: u32 = 8u * OC;         // Dv padded to the 8 column groups
-const STAGE: u32 = 1536u;         // BLOCK_K · (BLOCK_M + BLOCK_N): the Q and K slices, or one V slice
-const SW: u32 = 33u;              // row stride of the S/P tile: BLOCK_N + 1, so a column's reads hit distinct banks
+const TX: u32 = BLOCK_N / 4u;
+const TY: u32 = BLOCK_M / 4u;
+const LANES: u32 = TX * TY;       // invocations
+const DVP: u32 = TX * OC;         // Dv padded to the TX column groups
+const STAGE: u32 = BLOCK_K * (BLOCK_M + BLOCK_N); // the Q and K slices, or one V slice
+const SW: u32 = BLOCK_N + 1u;     // row stride of the S/P tile: + 1, so a column's reads hit distinct banks
 
 var<workgroup> stage: array<f32, STAGE>;
 var<workgroup> sp: array<f32, BLOCK_M * SW>;  // the tile's S, then its P
 var<workgroup> rowScale: array<f32, BLOCK_M>; // e^{m − m'} of each row this tile; 1/l at the end
 
-@compute @workgroup_size(8, 16)
+@compute @workgroup_size(TX, TY)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: vec3u, @builtin(local_invocation_index) lid: u32) {
   let tilesPerHead = (P.L + BLOCK_M - 1u) / BLOCK_M;
   let bh = wg.x / tilesPerHead;                    // uniform in the workgroup
@@ -45,7 +48,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
   let b = bh / P.Hq;
   let h = bh % P.Hq;
   let kvh = b * P.Hkv + h / (P.Hq / P.Hkv);        // GQA: query head h reads kv head h / G
-  let tx = lid3.x;                                 // S columns 4tx.., O columns tx + 8c
+  let tx = lid3.x;                                 // S columns 4tx.., O columns tx + TX·c
   let ty = lid3.y;                                 // rows 4ty..4ty+3 of the workgroup's
   // the softmax state of row i0 + lid lives in invocation lid < BLOCK_M
   let owner = lid < BLOCK_M;
@@ -56,7 +59,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
   let keepRow = (bh * P.L + min(i, P.L - 1u)) * P.S; // this row's offset in the dense [B, Hq, L, S] mask and bias
   var m: f32 = NEG_INF;
   var l: f32 = 0.0;
-  var acc: array<f32, 4u * OC>;                    // O[4ty + r][tx + 8c] at r·OC + c
+  var acc: array<f32, 4u * OC>;                    // O[4ty + r][tx + TX·c] at r·OC + c
   // the keys of the whole tile of rows: from the first row's lo to the last row's hi (uniform)
   let first = keyRange(i32(i0) + P.shift, b);
   let last = keyRange(i32(min(i0 + BLOCK_M, P.L) - 1u) + P.shift, b);
@@ -124,7 +127,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
       rowScale[lid] = alpha;
     }
     workgroupBarrier();
-    // 3. O ← O · e^{m − m'} + P·V:  acc[r·OC + c] = acc · alpha_r + Σ_j P[4ty + r][j] · V[j][tx + 8c]
+    // 3. O ← O · e^{m − m'} + P·V:  acc[r·OC + c] = acc · alpha_r + Σ_j P[4ty + r][j] · V[j][tx + TX·c]
     for (var r = 0u; r < 4u; r++) {
       let alpha = rowScale[4u * ty + r];
       for (var c = 0u; c < OC; c++) { acc[r * OC + c] *= alpha; }
@@ -140,7 +143,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
         let pa = 4u * ty * SW + k0 + kk;
         let p = vec4f(sp[pa], sp[pa + SW], sp[pa + 2u * SW], sp[pa + 3u * SW]);
         for (var c = 0u; c < OC; c++) {
-          let vv = stage[kk * DVP + tx + 8u * c];
+          let vv = stage[kk * DVP + tx + TX * c];
           for (var r = 0u; r < 4u; r++) { acc[r * OC + c] += p[r] * vv; }
         }
       }
@@ -159,7 +162,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
     let row = i0 + 4u * ty + r;
     if (row >= P.L) { break; }
     for (var c = 0u; c < OC; c++) {
-      let d = tx + 8u * c;
+      let d = tx + TX * c;
       if (d < P.Dv) { out[(bh * P.L + row) * P.Dv + d] = E(acc[r * OC + c] * rowScale[4u * ty + r]); }
     }
   }
