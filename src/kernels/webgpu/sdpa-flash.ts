@@ -25,7 +25,7 @@ type FlashTiles = { blockM: number; blockN: number; OC: number; VK: number };
 
 /**
  * The tiles of a call (o.blockM × o.blockN where given), checked against the device: whole 4 × 4 register blocks,
- * at least 16 keys (a softmax invocation per row), ≤ 32 O columns per invocation, and the device's invocations and
+ * ≤ 32 O columns per invocation, the rows' partial maxima within the staging array, and the device's invocations and
  * workgroup memory.
  */
 export function flashTiles(device: GPUDevice, Dv: number, o: { blockM?: number; blockN?: number } = {}): FlashTiles {
@@ -34,8 +34,9 @@ export function flashTiles(device: GPUDevice, Dv: number, o: { blockM?: number; 
   const [TX, TY] = [blockN / 4, blockM / 4];
   const OC = Math.ceil(Dv / TX);
   const stage = 16 * (blockM + blockN); // STAGE floats
-  const bytes = 4 * (stage + blockM * (blockN + 1) + blockM);
-  const why = !Number.isInteger(TX) || !Number.isInteger(TY) || blockM < 4 || blockN < 16 ? 'blockM must be a multiple of 4 and blockN a multiple of 4, at least 16'
+  const bytes = 4 * (stage + blockM * (blockN + 1));
+  const why = !Number.isInteger(TX) || !Number.isInteger(TY) || blockM < 4 || blockN < 4 ? 'blockM and blockN must be multiples of 4'
+    : blockM * TX > stage ? 'the rows\' partial maxima do not fit the staging array (blockM · blockN / 4 > 16 · (blockM + blockN))'
     : OC > 32 ? `head_dim ${Dv} needs blockN ≥ ${4 * Math.ceil(Dv / 32)} (each invocation keeps ≤ 32 columns of O)`
       : TX * TY > device.limits.maxComputeInvocationsPerWorkgroup ? `${TX * TY} invocations > the device's ${device.limits.maxComputeInvocationsPerWorkgroup}`
         : bytes > device.limits.maxComputeWorkgroupStorageSize ? `${bytes} bytes of workgroup memory > the device's ${device.limits.maxComputeWorkgroupStorageSize}` : null;

@@ -2,9 +2,11 @@
 // A workgroup owns BLOCK_M query rows of one head (64 by default) and walks the keys in tiles of BLOCK_N (32):
 //   1. S = Q·Kᵀ for the tile: each of the TX × TY invocations a 4 × 4 block of S, the head dim in slices of BLOCK_K
 //      staged in workgroup memory (k-major, so each step reads a vec4 of rows and a vec4 of keys)
-//   2. online softmax, one invocation per row, scalar f32, with the masks and score modifiers of sdpa-masks.wgsl:
+//   2. online softmax on those register blocks, f32, with the masks and score modifiers of sdpa-masks.wgsl:
 //        s_j = scale · q·k_j;  s_j ← softcap · tanh(s_j / softcap);  s_j += bias;  s_j −= slope_h · |i' − j|  (ALiBi)
 //        m' = max(m, max_j s_j);  p_j = e^{s_j − m'} (0 where masked);  l ← l · e^{m − m'} + Σ_j p_j
+//      a row's max gathers the TX partial maxima of the invocations that share it (through workgroup memory); each
+//      keeps the sum of its own columns, gathered once at the end; P goes to workgroup memory for P·V
 //   3. O ← O · e^{m − m'} + P·V: each invocation 4 rows × OC columns of O in registers (columns tx + TX·c), V staged
 //      in slices of VK keys
 // and at the end o = O / l, lse = m + log l. Structured masks are key ranges: tiles outside the workgroup's rows'
@@ -24,7 +26,7 @@ alias E = f32;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 
 // The host specialises the first three and OC, VK (the `const … = …u;` lines, like Triton's constexprs).
-const BLOCK_M: u32 = 64u;         // query rows per workgroup: TY row groups of 4 (≤ LANES: a row per softmax invocation)
+const BLOCK_M: u32 = 64u;         // query rows per workgroup: TY row groups of 4
 const BLOCK_N: u32 = 32u;         // keys per tile: TX column groups of 4
 const OC: u32 = 16u;              // O columns per invocation: ⌈Dv / TX⌉
 const VK: u32 = 8u;               // keys per staged V slice: the largest power of 2 ≤ BLOCK_N with VK · DVP ≤ STAGE
@@ -33,12 +35,11 @@ const TX: u32 = BLOCK_N / 4u;
 const TY: u32 = BLOCK_M / 4u;
 const LANES: u32 = TX * TY;       // invocations
 const DVP: u32 = TX * OC;         // Dv padded to the TX column groups
-const STAGE: u32 = BLOCK_K * (BLOCK_M + BLOCK_N); // the Q and K slices, or one V slice
+const STAGE: u32 = BLOCK_K * (BLOCK_M + BLOCK_N); // the Q and K slices, a V slice, or the rows' TX partials
 const SW: u32 = BLOCK_N + 1u;     // row stride of the S/P tile: + 1, so a column's reads hit distinct banks
 
 var<workgroup> stage: array<f32, STAGE>;
-var<workgroup> sp: array<f32, BLOCK_M * SW>;  // the tile's S, then its P
-var<workgroup> rowScale: array<f32, BLOCK_M>; // e^{m − m'} of each row this tile; 1/l at the end
+var<workgroup> sp: array<f32, BLOCK_M * SW>;  // the tile's P
 
 @compute @workgroup_size(TX, TY)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -50,15 +51,20 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
   let kvh = b * P.Hkv + h / (P.Hq / P.Hkv);        // GQA: query head h reads kv head h / G
   let tx = lid3.x;                                 // S columns 4tx.., O columns tx + TX·c
   let ty = lid3.y;                                 // rows 4ty..4ty+3 of the workgroup's
-  // the softmax state of row i0 + lid lives in invocation lid < BLOCK_M
-  let owner = lid < BLOCK_M;
-  let i = i0 + lid;
-  let live = owner && i < P.L;                     // the last tile may be partial: its idle rows see no key
-  let pos = i32(i) + P.shift;
-  let range = keyRange(pos, b);
-  let keepRow = (bh * P.L + min(i, P.L - 1u)) * P.S; // this row's offset in the dense [B, Hq, L, S] mask and bias
-  var m: f32 = NEG_INF;
-  var l: f32 = 0.0;
+  // the softmax state of this invocation's 4 rows (the TX invocations of a row agree on m; l sums its own columns)
+  var pos: array<i32, 4>;
+  var range: array<vec2i, 4>;
+  var keepRow: array<u32, 4>;
+  var m: array<f32, 4>;
+  var l: array<f32, 4>;
+  for (var r = 0u; r < 4u; r++) {
+    let i = i0 + 4u * ty + r;
+    pos[r] = i32(i) + P.shift;
+    range[r] = select(vec2i(0, -1), keyRange(pos[r], b), i < P.L); // the last tile may be partial: its idle rows see no key
+    keepRow[r] = (bh * P.L + min(i, P.L - 1u)) * P.S;               // the row's offset in the dense [B, Hq, L, S] mask and bias
+    m[r] = NEG_INF;
+    l[r] = 0.0;
+  }
   var acc: array<f32, 4u * OC>;                    // O[4ty + r][tx + TX·c] at r·OC + c
   // the keys of the whole tile of rows: from the first row's lo to the last row's hi (uniform)
   let first = keyRange(i32(i0) + P.shift, b);
@@ -101,37 +107,35 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
       }
       workgroupBarrier(); // the slices are overwritten next
     }
+    // 2. the online softmax: masks and modifiers on the block, each row's max over its TX invocations' partials
     for (var r = 0u; r < 4u; r++) {
-      for (var c = 0u; c < 4u; c++) { sp[(4u * ty + r) * SW + 4u * tx + c] = s[4u * r + c]; }
+      var mx = NEG_INF;
+      for (var c = 0u; c < 4u; c++) {
+        let sc = maskedScore(s[4u * r + c], h, pos[r], j0 + i32(4u * tx + c), range[r], keepRow[r]);
+        s[4u * r + c] = sc;
+        mx = max(mx, sc);
+      }
+      stage[(4u * ty + r) * TX + tx] = mx;
     }
     workgroupBarrier();
-    // 2. the online softmax of each row over the keys of the tile it may see
-    if (owner) {
-      var mNew = m;
-      for (var c = 0u; c < BLOCK_N; c++) {
-        var sc = NEG_INF; // rows past L see nothing
-        if (live) { sc = maskedScore(sp[lid * SW + c], h, pos, j0 + i32(c), range, keepRow); }
-        sp[lid * SW + c] = sc;
-        mNew = max(mNew, sc);
-      }
+    for (var r = 0u; r < 4u; r++) {
+      var mNew = m[r];
+      for (var t = 0u; t < TX; t++) { mNew = max(mNew, stage[(4u * ty + r) * TX + t]); }
+      // O ← O · e^{m − m'} (this invocation's columns of the row), then p = e^{s − m'} into the P tile
+      let alpha = exp(m[r] - mNew);
+      for (var c = 0u; c < OC; c++) { acc[r * OC + c] *= alpha; }
       var sum: f32 = 0.0;
-      for (var c = 0u; c < BLOCK_N; c++) {
-        let sc = sp[lid * SW + c];
+      for (var c = 0u; c < 4u; c++) {
+        let sc = s[4u * r + c];
         let p = select(exp(sc - mNew), 0.0, sc == NEG_INF);
-        sp[lid * SW + c] = p;
+        sp[(4u * ty + r) * SW + 4u * tx + c] = p;
         sum += p;
       }
-      let alpha = exp(m - mNew);
-      l = l * alpha + sum;
-      m = mNew;
-      rowScale[lid] = alpha;
+      l[r] = l[r] * alpha + sum;
+      m[r] = mNew;
     }
-    workgroupBarrier();
-    // 3. O ← O · e^{m − m'} + P·V:  acc[r·OC + c] = acc · alpha_r + Σ_j P[4ty + r][j] · V[j][tx + TX·c]
-    for (var r = 0u; r < 4u; r++) {
-      let alpha = rowScale[4u * ty + r];
-      for (var c = 0u; c < OC; c++) { acc[r * OC + c] *= alpha; }
-    }
+    workgroupBarrier(); // P is whole, and the partials are read before V slices overwrite them
+    // 3. O += P·V:  acc[r·OC + c] += Σ_j P[4ty + r][j] · V[j][tx + TX·c]
     for (var k0 = 0u; k0 < BLOCK_N; k0 += VK) {
       for (var x = lid; x < VK * DVP; x += LANES) {
         let j = j0u + k0 + x / DVP;
@@ -151,19 +155,20 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
     }
     j0 += i32(BLOCK_N);
   }
-  // 4. o = O / l and lse = m + log l; a row with no allowed key gets o = 0 and lse = −∞ (written as the most
-  //    negative f32; the host restores −∞)
-  if (owner) {
-    rowScale[lid] = select(0.0, 1.0 / l, l > 0.0);
-    if (live) { lse[bh * P.L + i] = select(NEG_INF, m + log(l), l > 0.0); }
-  }
+  // 4. l = the sum of the row's TX partial sums; o = O / l and lse = m + log l; a row with no allowed key gets o = 0
+  //    and lse = −∞ (written as the most negative f32; the host restores −∞)
+  for (var r = 0u; r < 4u; r++) { stage[(4u * ty + r) * TX + tx] = l[r]; }
   workgroupBarrier();
   for (var r = 0u; r < 4u; r++) {
     let row = i0 + 4u * ty + r;
     if (row >= P.L) { break; }
+    var lRow: f32 = 0.0;
+    for (var t = 0u; t < TX; t++) { lRow += stage[(4u * ty + r) * TX + t]; }
+    if (tx == 0u) { lse[bh * P.L + row] = select(NEG_INF, m[r] + log(lRow), lRow > 0.0); }
+    let inv = select(0.0, 1.0 / lRow, lRow > 0.0);
     for (var c = 0u; c < OC; c++) {
       let d = tx + TX * c;
-      if (d < P.Dv) { out[(bh * P.L + row) * P.Dv + d] = E(acc[r * OC + c] * rowScale[4u * ty + r]); }
+      if (d < P.Dv) { out[(bh * P.L + row) * P.Dv + d] = E(acc[r * OC + c] * inv); }
     }
   }
 }
