@@ -30,9 +30,11 @@ async function open(): Promise<GPUDevice | null> {
     requiredFeatures,
     requiredLimits: {
       maxStorageBufferBindingSize: big('maxStorageBufferBindingSize'), maxBufferSize: big('maxBufferSize'),
-      // the tensor-core kernel sizes its tiles to what the adapter offers
+      // the flash kernels size their tiles to what the adapter offers
       maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
       maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: adapter.limits.maxComputeWorkgroupSizeY,
     },
   }));
   if (matrix) matrices.set(device, matrix);

@@ -67,3 +67,38 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
     }
   }
 }
+
+// The same product for a few rows of A (decoding: M ≤ GEMV_M), where 64 × 64 tiles would leave nearly every
+// invocation idle and too few workgroups to keep a GPU's memory busy: a workgroup per GEMV_N output columns, 64
+// invocations per column striding along K (consecutive invocations read consecutive weights), each summing
+//   part[m] = Σ_{k ≡ lane (mod 64)} a[m][k] · b[n][k]
+// for every row m, then a tree reduction of the 64 partial sums in workgroup memory.
+const GEMV_M: u32 = 8u;   // rows of A at most
+const GEMV_N: u32 = 2u;   // output columns per workgroup (64 invocations each: 128, within every device's limits)
+
+var<workgroup> part: array<f32, 1024>; // [GEMV_N · 64 lanes][GEMV_M]
+
+@compute @workgroup_size(128)
+fn gemv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let n = (wg.x + wg.y * 65535u) * GEMV_N + lid / 64u;
+  let lane = lid % 64u;
+  var acc: array<f32, GEMV_M>;
+  for (var m = 0u; m < GEMV_M; m++) { acc[m] = 0.0; }
+  if (n < P.N) {
+    for (var k = lane; k < P.K; k += 64u) {
+      let w = f32(b[n * P.K + k]);
+      for (var m = 0u; m < P.M; m++) { acc[m] += a[m * P.K + k] * w; }
+    }
+  }
+  for (var m = 0u; m < GEMV_M; m++) { part[lid * GEMV_M + m] = acc[m]; }
+  workgroupBarrier();
+  for (var half = 32u; half > 0u; half /= 2u) { // lanes [0, half) add in lanes [half, 2·half) of their column
+    if (lane < half) {
+      for (var m = 0u; m < P.M; m++) { part[lid * GEMV_M + m] += part[(lid + half) * GEMV_M + m]; }
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < P.N) {
+    for (var m = 0u; m < P.M; m++) { c[m * P.N + n] = part[lid * GEMV_M + m] + select(0.0, bias[n], P.useBias == 1u); }
+  }
+}

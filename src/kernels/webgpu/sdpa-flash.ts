@@ -39,6 +39,7 @@ export function flashTiles(device: GPUDevice, Dv: number, o: { blockM?: number; 
     : blockM * TX > stage ? 'the rows\' partial maxima do not fit the staging array (blockM · blockN / 4 > 16 · (blockM + blockN))'
     : OC > 32 ? `head_dim ${Dv} needs blockN ≥ ${4 * Math.ceil(Dv / 32)} (each invocation keeps ≤ 32 columns of O)`
       : TX * TY > device.limits.maxComputeInvocationsPerWorkgroup ? `${TX * TY} invocations > the device's ${device.limits.maxComputeInvocationsPerWorkgroup}`
+        : TX > device.limits.maxComputeWorkgroupSizeX || TY > device.limits.maxComputeWorkgroupSizeY ? `a workgroup of ${TX} × ${TY} > the device's ${device.limits.maxComputeWorkgroupSizeX} × ${device.limits.maxComputeWorkgroupSizeY}`
         : bytes > device.limits.maxComputeWorkgroupStorageSize ? `${bytes} bytes of workgroup memory > the device's ${device.limits.maxComputeWorkgroupStorageSize}` : null;
   if (why) throw new QkvError(`attentionWebGPU: tiles of ${blockM} × ${blockN}: ${why}`);
   const VK = [32, 16, 8, 4, 2, 1].find((n) => n <= blockN && blockN % n === 0 && n * TX * OC <= stage)!;
@@ -142,5 +143,7 @@ export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: Attentio
  *  has no matrix units (or they do not fit its workgroup memory). */
 export function tensorCorePlan(device: GPUDevice, D: number, Dv: number, o: { blockM?: number; blockN?: number } = {}): MatrixPlan | null {
   const cfg = matrixConfig(device);
-  return cfg ? matrixPlan(cfg, D, Dv, device.limits, { blockM: o.blockM, blockN: o.blockN }) : null;
+  const l = device.limits; // (its fields are getters: spelled out, not spread)
+  const limits = { maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup: Math.min(l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX) }; // a 1-D workgroup
+  return cfg ? matrixPlan(cfg, D, Dv, limits, { blockM: o.blockM, blockN: o.blockN }) : null;
 }
