@@ -19,6 +19,7 @@ import { loadCheckpoint } from '../src/node/checkpoint.js';
 import { randomLlama } from './random-llama.js';
 import { gpuDevice, hasF16, matrixConfig } from '../src/kernels/webgpu/device.js';
 import { flashTiles, tensorCorePlan } from '../src/kernels/webgpu/sdpa-flash.js';
+import { setSubmitBatch } from '../src/kernels/webgpu/buffers.js';
 import { useDawn } from '../src/node/webgpu.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -101,7 +102,12 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
     models.push([`SmolLM-135M shape, f16 weights (${hasF16(device) ? 'kept f16' : 'widened to f32'})`, smol, 64, 32, 'float32']);
     if (hasF16(device)) models.push(['SmolLM-135M shape, f16 weights, f16 KV cache', smol, 64, 32, 'float16']);
   }
-  for (const [name, model, promptLen, newTokens, kvDtype] of models) {
+  // and with --sweep, qkv-tiny with other numbers of command buffers per queue.submit (16 is the default)
+  type RunPerSubmit = [...Run, number];
+  const runs: RunPerSubmit[] = models.map((m) => [...m, 16]);
+  if (SWEEP) runs.push(...[1, 4, 64].map((n): RunPerSubmit => [`qkv-tiny (4.1M), ${n} command buffers per submit`, tiny, QUICK ? 16 : 128, QUICK ? 4 : 64, 'float32', n]));
+  for (const [name, model, promptLen, newTokens, kvDtype, perSubmit] of runs) {
+    setSubmitBatch(perSubmit);
     const prompt = Array.from({ length: promptLen }, (_, i) => (i * 31 + 7) % model.info.vocabSize);
     const run = () => generate(model, null, prompt, { greedy: true, maxTokens: newTokens, stopTokens: [], device: 'webgpu', kvDtype });
     await run();
@@ -111,6 +117,7 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
     out.push({ what: `generate ${name}: ${promptLen}-token prompt, ${newTokens} new`, ms: decode,
       rate: `decode ${(1000 / decode).toFixed(1)} tok/s, prefill ${(promptLen / prefill * 1000).toFixed(0)} tok/s` });
   }
+  setSubmitBatch(16);
   return out;
 }
 

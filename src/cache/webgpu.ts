@@ -7,6 +7,7 @@
 // device has subgroup matrices. The GPU counterpart of contiguous.ts; the CPU caches stay the reference it is tested against.
 import { QkvError } from '../errors.js';
 import { GpuTensor, type GpuDType } from '../kernels/webgpu/gpu-tensor.js';
+import { submit } from '../kernels/webgpu/buffers.js';
 import { hasF16 } from '../kernels/webgpu/device.js';
 import { transpose01Gpu } from '../kernels/webgpu/ops.js';
 import { denseDecodeOnGpu } from '../kernels/webgpu/sdpa-decode.js';
@@ -75,7 +76,7 @@ export class GpuKVCache {
         enc.copyBufferToBuffer(L.k.buffer, bytes * h * L.cap * L.D, k.buffer, bytes * h * cap * L.D, bytes * L.len * L.D);
         enc.copyBufferToBuffer(L.v.buffer, bytes * h * L.cap * L.Dv, v.buffer, bytes * h * cap * L.Dv, bytes * L.len * L.Dv);
       }
-      this.device.queue.submit([enc.finish()]);
+      submit(this.device, enc.finish());
     }
     L.k.release();
     L.v.release();

@@ -4,6 +4,7 @@ import { GpuKVCache } from '../cache/webgpu.js';
 import { QkvError } from '../errors.js';
 import { gpuDevice } from '../kernels/webgpu/device.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
+import { batched } from '../kernels/webgpu/buffers.js';
 import type { CausalLM } from '../models/model.js';
 
 /** A model that can run its forward pass on WebGPU (Llama, Mistral, Qwen2, Gemma 2). */
@@ -24,5 +25,6 @@ export async function webgpuStepper(model: CausalLM, kvDtype: 'float32' | 'float
   const cache = new GpuKVCache(device, model.info.numLayers, undefined, kvDtype); // refuses f16 without shader-f16
   // a dispatch Dawn rejects becomes an error here instead of garbage logits
   const what = `${model.info.architecture} forward on WebGPU`;
-  return { step: (ids) => validated(device, what, () => model.forwardWebGPU(ids, cache)), release: () => cache.release() };
+  // each step's passes go to the GPU in one submit (batched), read back once
+  return { step: (ids) => validated(device, what, () => batched(device, () => model.forwardWebGPU(ids, cache))), release: () => cache.release() };
 }

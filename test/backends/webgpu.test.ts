@@ -14,7 +14,8 @@ import { matmulGpu } from '../../src/kernels/webgpu/matmul.js';
 import { flashTiles } from '../../src/kernels/webgpu/sdpa-flash.js';
 import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgpu.js';
 import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
-import { pooledBytes } from '../../src/kernels/webgpu/buffers.js';
+import { batched, pooledBytes, setSubmitBatch } from '../../src/kernels/webgpu/buffers.js';
+import { addGpu } from '../../src/kernels/webgpu/ops.js';
 import { GpuKVCache } from '../../src/cache/webgpu.js';
 import { buildModel, ContiguousKVCache, generate, GpuTensor, toCpu, toGpu, type CausalLM } from '../../src/index.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
@@ -94,6 +95,27 @@ test('WGSL flash attention with the tiles asked for (blockM × blockN): the same
   await assert.rejects(attentionWebGPU(q, k, v, { blockM: 6, blockN: 32 }), /tiles of 6 × 32: blockM and blockN must be multiples of 4/);
   await assert.rejects(attentionWebGPU(q, k, v, { blockM: 64, blockN: 10 }), /multiples of 4/);
   await assert.rejects(attentionWebGPU(q, k, randn([2, 1, 90, 256], rand), { blockM: 64, blockN: 16 }), /head_dim 256 needs blockN ≥ 32/);
+});
+
+test('batched GPU work: its passes reach the queue together, and a buffer released inside waits for them before it is reused', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const device = (await gpuDevice())!;
+  setSubmitBatch(1000); // everything in one submit at the first read
+  try {
+    await batched(device, async () => {
+      const a = GpuTensor.upload(device, Float32Array.from([1, 2, 3, 4]), [1, 4]);
+      const b = await addGpu(a, a); // recorded, not yet submitted
+      a.release();                  // held: the pending add still reads it
+      const c = GpuTensor.upload(device, Float32Array.from([10, 20, 30, 40]), [1, 4]); // writeBuffer now, into a buffer of a's size class
+      const d = await addGpu(c, c);
+      assert.deepEqual([...await b.read()], [2, 4, 6, 8]);
+      assert.deepEqual([...await d.read()], [20, 40, 60, 80]);
+      for (const x of [b, c, d]) x.release();
+    });
+  } finally {
+    setSubmitBatch(16);
+  }
+  assert.throws(() => setSubmitBatch(0), /positive integer/);
 });
 
 test('split-K decode on WebGPU: a few query rows, long caches (many chunks), GQA, bottom-right causal, soft-capping', async (t) => {

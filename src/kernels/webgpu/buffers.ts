@@ -31,8 +31,14 @@ export function acquire(device: GPUDevice, bytes: number, usage: number): GPUBuf
   return device.createBuffer({ size, usage });
 }
 
-/** Gives buffers back to the pool (their contents are garbage from now on). */
+/** Gives buffers back to the pool (their contents are garbage from now on) — inside a batch, once it is submitted. */
 export function release(device: GPUDevice, ...buffers: GPUBuffer[]): void {
+  const batch = batches.get(device);
+  if (batch) { batch.held.push(...buffers); return; }
+  toPool(device, buffers);
+}
+
+function toPool(device: GPUDevice, buffers: readonly GPUBuffer[]): void {
   const p = poolOf(device);
   for (const b of buffers) {
     if (p.idleBytes + b.size > POOL_BYTES) { b.destroy(); continue; }
@@ -41,6 +47,49 @@ export function release(device: GPUDevice, ...buffers: GPUBuffer[]): void {
     if (!list) p.free.set(key, (list = []));
     list.push(b);
     p.idleBytes += b.size;
+  }
+}
+
+// Batches. Each submit costs the driver a round of work (tens of µs), and a decode step records hundreds of passes,
+// so a step runs as a batch (batched()): submit() gathers command buffers and hands them to the queue 16 at a time
+// (the GPU starts on those while JavaScript records the rest), and release() holds buffers back until flush() has
+// submitted everything gathered — only then may they return to the pool, because a queue.writeBuffer into a reused
+// buffer would otherwise land before the pending commands that still read it.
+interface Batch { commands: GPUCommandBuffer[]; held: GPUBuffer[] }
+let batchCommands = 16; // command buffers per submit inside a batch
+
+/** How many command buffers a batch gathers per queue.submit (default 16; 1 = each at once), for tuning on a GPU. */
+export function setSubmitBatch(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new QkvError(`setSubmitBatch: n must be a positive integer, got ${n}`);
+  batchCommands = n;
+}
+const batches = new WeakMap<GPUDevice, Batch>();
+
+/** Submits `commands` now, or with the open batch of `device`. */
+export function submit(device: GPUDevice, ...commands: GPUCommandBuffer[]): void {
+  const batch = batches.get(device);
+  if (!batch) { device.queue.submit(commands); return; }
+  batch.commands.push(...commands);
+  if (batch.commands.length >= batchCommands) flush(device); // the GPU starts on these while the rest are recorded
+}
+
+/** Submits what the open batch of `device` holds (in one queue.submit) and returns its held buffers to the pool. */
+export function flush(device: GPUDevice): void {
+  const batch = batches.get(device);
+  if (!batch) return;
+  if (batch.commands.length) device.queue.submit(batch.commands.splice(0));
+  toPool(device, batch.held.splice(0));
+}
+
+/** Runs `work` with the GPU commands it records submitted together at its end (or at a read-back inside it). */
+export async function batched<T>(device: GPUDevice, work: () => Promise<T>): Promise<T> {
+  if (batches.has(device)) return work(); // inside another batch: that one submits
+  batches.set(device, { commands: [], held: [] });
+  try {
+    return await work();
+  } finally {
+    flush(device);
+    batches.delete(device);
   }
 }
 
@@ -112,6 +161,7 @@ export async function readBackBytes(device: GPUDevice, commands: GPUCommandBuffe
   const enc = device.createCommandEncoder();
   let at = 0;
   for (const [buf, n] of parts) { if (n) enc.copyBufferToBuffer(buf, 0, staging, at, padded(n)); at += padded(n); }
+  flush(device); // what a batch holds runs first
   device.queue.submit([...commands, enc.finish()]);
   await gpuWait(staging.mapAsync(GPUMapMode.READ, 0, staging.size));
   const all = staging.getMappedRange(0, staging.size);

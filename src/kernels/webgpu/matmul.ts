@@ -4,7 +4,7 @@
 // its activations. f16 weights stay f16 on devices with shader-f16 (the kernel widens them as it stages them); bf16
 // and int8 weights are widened to f32 once, on the host (linear.ts).
 import { QkvError } from '../../errors.js';
-import { encodePass, release, residentBuffer, uniform } from './buffers.js';
+import { encodePass, release, residentBuffer, submit, uniform } from './buffers.js';
 import { hasF16 } from './device.js';
 import { GpuTensor } from './gpu-tensor.js';
 import { bindBuffers, computePipeline, storageVariant } from './pipelines.js';
@@ -34,7 +34,7 @@ export async function matmulGpu(x: GpuTensor, w: Float32Array | Uint16Array, N: 
   if (dtype === 'float16' && !hasF16(device)) throw new QkvError('matmulGpu: an f16 weight needs a device with shader-f16 (pass it widened to float32)');
   const pipe = await computePipeline(device, `matmul ${dtype}`, storageVariant(WGSL, dtype), gemv ? 'gemv' : 'main');
   const bBuf = residentBuffer(device, w);
-  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, bBuf, bias ? residentBuffer(device, bias) : bBuf, out.buffer, u]), gx, gy)]);
+  submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, bBuf, bias ? residentBuffer(device, bias) : bBuf, out.buffer, u]), gx, gy));
   release(device, u); // the queue runs in order: a later writeBuffer into it comes after this pass
   return out;
 }

@@ -1,7 +1,7 @@
 // Host side of ops.wgsl on GpuTensors: each function records one compute pass and returns
 // its result as a new GpuTensor without waiting for the GPU. Shapes are checked here, before anything is recorded.
 import { QkvError } from '../../errors.js';
-import { encodePass, release, residentBuffer, uniform } from './buffers.js';
+import { encodePass, release, residentBuffer, submit, uniform } from './buffers.js';
 import { GpuTensor, type GpuDType } from './gpu-tensor.js';
 import { WGSL } from './ops-wgsl.js';
 import { WGSL as TRANSPOSE } from './transpose-wgsl.js';
@@ -19,7 +19,7 @@ async function run(entry: Entry, x: GpuTensor, y: GPUBuffer | GpuTensor, out: Gp
   const u = uniform(device, params.buffer);
   const pipe = await computePipeline(device, 'ops', WGSL, entry);
   const yBuf = y instanceof GpuTensor ? y.buffer : y;
-  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535))]);
+  submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535)));
   release(device, u); // the queue runs in order: a later writeBuffer into it comes after this pass
 }
 
@@ -83,7 +83,7 @@ export async function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA
   const pipe = await computePipeline(device, `transpose ${name(x.dtype)}>${name(dtype)}`, code);
   const u = uniform(device, Uint32Array.from([A, B, C, capA, off, 0, 0, 0]).buffer);
   const groups = groupsOf(A * B * C);
-  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, dst.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535))]);
+  submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, dst.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535)));
   release(device, u);
   return dst;
 }
@@ -96,6 +96,6 @@ export function rowsGpu(x: GpuTensor, first: number, n: number): GpuTensor {
   const out = GpuTensor.empty(x.device, [n, C]);
   const enc = x.device.createCommandEncoder();
   enc.copyBufferToBuffer(x.buffer, 4 * first * C, out.buffer, 0, 4 * n * C);
-  x.device.queue.submit([enc.finish()]);
+  submit(x.device, enc.finish());
   return out;
 }

@@ -5,7 +5,7 @@ import type { PagedProblem } from '../cpu/sdpa-paged.js';
 import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
 import { QkvError } from '../../errors.js';
-import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
+import { acquire, encodePass, readBack, release, STORAGE, submit, uniform, upload } from './buffers.js';
 import type { GpuDType } from './gpu-tensor.js';
 import { bindBuffers, computePipeline, storageVariant, validated } from './pipelines.js';
 import { WGSL } from './sdpa-decode-wgsl.js';
@@ -99,10 +99,10 @@ export async function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): Promi
   const dtype = p.dtype ?? 'float32';
   const code = storageVariant(WGSL, dtype);
   const [partial, merge] = await Promise.all([computePipeline(device, `sdpa-decode ${dtype}`, code, 'partial'), computePipeline(device, `sdpa-decode ${dtype}`, code, 'merge')]);
-  device.queue.submit([
+  submit(device,
     encodePass(device, partial, bindBuffers(device, partial, buffers, [0, 1, 2, 3, 4, 7]), splits, rows),
     encodePass(device, merge, bindBuffers(device, merge, buffers, [4, 5, 6, 7]), rows),
-  ]);
+  );
   release(device, aux, part, u); // later queue work comes after these passes
 }
 

@@ -8,7 +8,7 @@ import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { QkvError } from '../../errors.js';
-import { encodePass, release, uniform, upload } from './buffers.js';
+import { encodePass, release, submit, uniform, upload } from './buffers.js';
 import type { GpuDType } from './gpu-tensor.js';
 import { bindBuffers, computePipeline, storageVariant } from './pipelines.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
@@ -135,7 +135,7 @@ export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: Attentio
   const pipe = plan ? await matrixPipeline(device, plan) : await pipeline(device, tiles!, b.dtype ?? 'float32');
   // one workgroup per (head, tile of query rows): blockM rows, or the tensor-core kernel's subgroups × SM
   const workgroups = plan ? matrixWorkgroups(dims, plan) : B * Hq * Math.ceil(L / tiles!.blockM);
-  device.queue.submit([encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), workgroups)]);
+  submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), workgroups));
   release(device, ...extra);
 }
 
