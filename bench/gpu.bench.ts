@@ -49,6 +49,12 @@ for (B, H, L, D) in ${JSON.stringify(SHAPES)}:
 print(json.dumps(dict(torch=torch.__version__, gpu=torch.cuda.get_device_name(), rows=out)))
 `;
 
+/** Adds a measured row, and prints it on stderr at once: a run cut short (a GPU machine's time limit) still shows it. */
+function keep<T>(list: T[], row: T): void {
+  list.push(row);
+  console.error(`measured ${JSON.stringify(row)}`);
+}
+
 /** Median ms of `run` on resident tensors: the call, then a small read (lse) that waits for the GPU to finish. */
 async function timeResident(run: () => Promise<{ out: GpuTensor; lse: GpuTensor }>): Promise<number> {
   const once = async () => { const r = await run(); await r.lse.read(); r.out.release(); r.lse.release(); };
@@ -68,7 +74,7 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
     const q = GpuTensor.upload(device, randn(B * H * D), [B, H, 1, D]);
     const kv = GpuTensor.upload(device, randn(B * H * S * D), [B, H, S, D]);
     const ms = await timeResident(() => attentionWebGPU(q, kv, kv));
-    out.push({ what: `decode: 1 row × ${S} keys, B·H = ${B * H}, D = ${D}`, ms, rate: `${((2 * B * H * S * D * 4) / ms / 1e6).toFixed(0)} GB/s of K+V` });
+    keep(out, { what: `decode: 1 row × ${S} keys, B·H = ${B * H}, D = ${D}`, ms, rate: `${((2 * B * H * S * D * 4) / ms / 1e6).toFixed(0)} GB/s of K+V` });
     q.release(); kv.release();
   }
   const N = QUICK ? 128 : 4096;
@@ -77,13 +83,13 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
   await (await linearWebGPU(x, Tensor.from(w, [N, N]))).read();
   const mm: number[] = [];
   for (let r = 0; r < 5; r++) { const t0 = performance.now(); const y = await linearWebGPU(x, Tensor.from(w, [N, N])); await y.read(); mm.push(performance.now() - t0); y.release(); }
-  out.push({ what: `matmul ${N}×${N}×${N} (incl. reading C back)`, ms: median(mm), rate: `${(2 * N ** 3 / median(mm) / 1e9).toFixed(2)} TFLOP/s` });
+  keep(out, { what: `matmul ${N}×${N}×${N} (incl. reading C back)`, ms: median(mm), rate: `${(2 * N ** 3 / median(mm) / 1e9).toFixed(2)} TFLOP/s` });
   if (hasF16(device)) { // the same product with the weight kept f16 on the GPU
     const w16 = Tensor.from(w, [N, N]).to('float16');
     await (await linearWebGPU(x, w16)).read();
     const m16: number[] = [];
     for (let r = 0; r < 5; r++) { const t0 = performance.now(); const y = await linearWebGPU(x, w16); await y.read(); m16.push(performance.now() - t0); y.release(); }
-    out.push({ what: `matmul ${N}×${N}×${N}, f16 weight (incl. reading C back)`, ms: median(m16), rate: `${(2 * N ** 3 / median(m16) / 1e9).toFixed(2)} TFLOP/s` });
+    keep(out, { what: `matmul ${N}×${N}×${N}, f16 weight (incl. reading C back)`, ms: median(m16), rate: `${(2 * N ** 3 / median(m16) / 1e9).toFixed(2)} TFLOP/s` });
   }
   x.release();
   const [B, H, L, D] = QUICK ? [1, 2, 64, 32] : [1, 8, 1024, 64];
@@ -91,7 +97,7 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
   await attentionBackwardWebGPU(t, t, t, t);
   const bw: number[] = [];
   for (let r = 0; r < 3; r++) { const t0 = performance.now(); await attentionBackwardWebGPU(t, t, t, t); bw.push(performance.now() - t0); }
-  out.push({ what: `backward B=${B} H=${H} L=${L} D=${D} (with transfers and the forward)`, ms: median(bw), rate: `${(2.5 * flops(B, H, L, D, false) / median(bw) / 1e9).toFixed(3)} TFLOP/s` });
+  keep(out, { what: `backward B=${B} H=${H} L=${L} D=${D} (with transfers and the forward)`, ms: median(bw), rate: `${(2.5 * flops(B, H, L, D, false) / median(bw) / 1e9).toFixed(3)} TFLOP/s` });
   // whole models: greedy generation with device 'webgpu' (ms = per decode token)
   const tiny = loadCheckpoint(fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url)), { tokenizer: false }).model as CausalLM;
   type Run = [string, CausalLM, number, number, 'float32' | 'float16'];
@@ -114,7 +120,7 @@ async function kernelRows(): Promise<{ what: string; ms: number; rate: string }[
     const rs = [await run(), await run(), await run()];
     const decode = median(rs.map((r) => r.timings.decodeMs / (newTokens - 1)));
     const prefill = median(rs.map((r) => r.timings.prefillMs));
-    out.push({ what: `generate ${name}: ${promptLen}-token prompt, ${newTokens} new`, ms: decode,
+    keep(out, { what: `generate ${name}: ${promptLen}-token prompt, ${newTokens} new`, ms: decode,
       rate: `decode ${(1000 / decode).toFixed(1)} tok/s, prefill ${(promptLen / prefill * 1000).toFixed(0)} tok/s` });
   }
   setSubmitBatch(16);
@@ -130,27 +136,27 @@ async function main() {
       await attentionWebGPU(x, x, x, { causal });
       const ms: number[] = [];
       for (let r = 0; r < 5; r++) { const t0 = performance.now(); await attentionWebGPU(x, x, x, { causal }); ms.push(performance.now() - t0); }
-      rows.push({ impl: 'qkv-webgpu f32 (with transfers)', B, H, L, D, causal, ms: median(ms) });
+      keep(rows, { impl: 'qkv-webgpu f32 (with transfers)', B, H, L, D, causal, ms: median(ms) });
       const g = (await toGpu(x))!;
-      rows.push({ impl: 'qkv-webgpu f32 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(g, g, g, { causal })) });
+      keep(rows, { impl: 'qkv-webgpu f32 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(g, g, g, { causal })) });
       if (SWEEP) { // other tiles of the f32 kernel: query rows × keys per tile (64 × 32 is the default)
         for (const [blockM, blockN] of [[32, 32], [128, 32], [64, 64], [32, 64], [128, 16]]) {
           try { flashTiles((await gpuDevice())!, D, { blockM, blockN }); } catch { continue; } // does not fit this device
-          rows.push({ impl: `qkv-webgpu f32 ${blockM}×${blockN} (resident)`, B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(g, g, g, { causal, blockM, blockN })) });
+          keep(rows, { impl: `qkv-webgpu f32 ${blockM}×${blockN} (resident)`, B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(g, g, g, { causal, blockM, blockN })) });
         }
       }
       g.release();
       const device = (await gpuDevice())!;
       if (hasF16(device)) { // f16 storage, f32 arithmetic; then on the matrix units where the device has them
         const h = (await toGpu(x.to('float16')))!;
-        rows.push({ impl: 'qkv-webgpu f16 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal, kernel: 'flash' })) });
+        keep(rows, { impl: 'qkv-webgpu f16 (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal, kernel: 'flash' })) });
         const cfg = matrixConfig(device);
-        if (cfg) rows.push({ impl: 'qkv-webgpu f16 tensor cores (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal })) });
+        if (cfg) keep(rows, { impl: 'qkv-webgpu f16 tensor cores (resident)', B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal })) });
         if (cfg && SWEEP) { // other tiles of the tensor-core kernel: query rows (subgroups × SM) × keys per tile
           for (const blockM of [cfg.M, 2 * cfg.M, 4 * cfg.M]) {
             for (const blockN of [16, 32, 64].map((n) => Math.ceil(n / cfg.N) * cfg.N)) {
               try { tensorCorePlan(device, D, D, { blockM, blockN }); } catch { continue; } // does not fit this device
-              rows.push({ impl: `qkv-webgpu f16 tensor cores ${blockM}×${blockN} (resident)`, B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal, blockM, blockN })) });
+              keep(rows, { impl: `qkv-webgpu f16 tensor cores ${blockM}×${blockN} (resident)`, B, H, L, D, causal, ms: await timeResident(() => attentionWebGPU(h, h, h, { causal, blockM, blockN })) });
             }
           }
         }
