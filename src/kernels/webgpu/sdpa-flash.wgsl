@@ -25,7 +25,7 @@ alias E = f32;
 @group(0) @binding(3) var<storage, read_write> out: array<E>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 
-// The host specialises the first three and OC, VK (the `const … = …u;` lines, like Triton's constexprs).
+// The host specialises the first four (their `const … = …u;` lines, like Triton's constexprs).
 const BLOCK_M: u32 = 64u;         // query rows per workgroup: TY row groups of 4
 const BLOCK_N: u32 = 32u;         // keys per tile: TX column groups of 4
 const OC: u32 = 16u;              // O columns per invocation: ⌈Dv / TX⌉
