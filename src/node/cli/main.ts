@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// The `qkv` command: generate, info, tokenize, conformance, demo. Errors go to stderr with a non-zero exit.
-import { formatResult, runConformance, summary } from '../conformance.js';
-import { QkvError } from '../../errors.js';
+// The `qkv` command: serve, generate, info, kv, tokenize, conformance, gpu, demo. Errors go to stderr with a non-zero exit.
 import { version } from '../version.js';
-import type { KernelName } from '../../attention/options.js';
+import { QkvError } from '../../errors.js';
+import { conformanceCommand } from './conformance.js';
 import { runDemo } from './demo.js';
+import { gpuCommand } from './gpu.js';
 import { GENERATE_HELP, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { KV_HELP, kvCommand } from './kv.js';
@@ -22,7 +22,9 @@ commands:
   kv [--preset NAME | --model DIR] [--context N] [--batch B] [--dtype D]
                                KV-cache memory: MHA/GQA/MQA layouts and cache strategies
   tokenize [--model DIR] TEXT  the tokens and ids of TEXT
-  conformance DIR [--kernel K] check qkv against a golden directory (K: reference | flash | decode | auto)
+  conformance DIR [--kernel K] [--device cpu|webgpu] [--dtype f32|f16]
+                               check qkv against a golden directory (K: reference | flash | flash-wasm | decode | auto)
+  gpu                          the WebGPU adapter here and what qkv runs on it (f16, tensor cores, tiles)
   demo                         print a small attention example
 
 options:
@@ -48,15 +50,8 @@ async function main(argv: string[]): Promise<number> {
     case 'info': return infoCommand(rest, out);
     case 'kv': return kvCommand(rest, out);
     case 'tokenize': return tokenizeCommand(rest, out);
-    case 'conformance': {
-      const ki = rest.indexOf('--kernel');
-      const kernel = (ki >= 0 ? rest[ki + 1] : 'flash') as KernelName;
-      const dir = rest.find((a, i) => !a.startsWith('--') && i !== ki + 1);
-      if (!dir) throw new QkvError('usage: qkv conformance DIR [--kernel reference|flash|decode|auto]');
-      const results = runConformance(dir, kernel, (r) => out(`${formatResult(r)}\n`));
-      out(`${summary(results)}\n`);
-      return results.some((r) => r.status === 'fail') ? 1 : 0;
-    }
+    case 'conformance': return conformanceCommand(rest, out);
+    case 'gpu': return gpuCommand(rest, out);
     default: process.stderr.write(`qkv: unknown command '${cmd}'\n\n${HELP}\n`); return 2;
   }
 }

@@ -31,6 +31,22 @@ test('qkv demo prints weights and checks flash against reference', () => {
   assert.ok(diff < 1e-6, `flash vs reference differ by ${diff}`);
 });
 
+test('qkv gpu describes the WebGPU adapter and what runs on it, or says there is none', () => {
+  const r = qkv('gpu');
+  if (r.status === 1) { assert.match(r.stdout, /no WebGPU/); return; } // no adapter here: said so
+  assert.equal(r.status, 0, r.stderr);
+  for (const row of ['adapter', 'shader-f16', 'tensor cores', 'attention, f32', 'attention, f16, d=128']) assert.match(r.stdout, new RegExp(`^${row} `, 'm'));
+  assert.match(r.stdout, /sdpa-flash\.wgsl, 64 × 32 tiles/);
+});
+
+test('qkv conformance takes --device and --dtype; f16 without WebGPU is a usage error', () => {
+  const r = qkv('conformance', '/nonexistent', '--dtype', 'f16');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--dtype f16 runs the WebGPU f16 kernels; add --device webgpu/);
+  assert.match(qkv('conformance', '/nonexistent').stderr, /directory '\/nonexistent' does not exist/);
+  assert.match(qkv('--help').stdout, /conformance DIR \[--kernel K\] \[--device cpu\|webgpu\] \[--dtype f32\|f16\]/);
+});
+
 test('an unknown command fails on stderr', () => {
   const r = qkv('frobnicate');
   assert.equal(r.status, 2);
