@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a lent GPU machine is for, in one call (the device tool allows 10 minutes a command and 30 a session;
-# the timeouts below add up to 9):
+# the timeouts below add up to 9 minutes):
 # which adapter Dawn sees, the WebGPU tests, every golden sdpa case in f32 and in f16 (the tensor cores where the
 # adapter offers them), and `bench:gpu` beside PyTorch. Each result lands in $OUT (default gpu-results/).
 # Here, before the call (../shared does not travel; .gpu/ and dist/ are carried):
@@ -12,15 +12,9 @@ golden=$(cd "${1:-../shared/golden}" && pwd)
 out=${OUT:-gpu-results}
 mkdir -p "$out"
 export QKV_GOLDEN=$golden
-node --input-type=module -e "
-  const { useDawn } = await import('./dist/src/node/webgpu.js');
-  const { gpuDevice, hasF16, matrixConfig } = await import('./dist/src/kernels/webgpu/device.js');
-  await useDawn();
-  const d = await gpuDevice();
-  console.log(d ? JSON.stringify({ f16: hasF16(d), matrix: matrixConfig(d), workgroupStorage: d.limits.maxComputeWorkgroupStorageSize, invocations: d.limits.maxComputeInvocationsPerWorkgroup }) : 'no adapter');
-  process.exit(0);" > "$out/adapter.txt" 2>&1
+timeout 30 node dist/src/node/cli/main.js gpu > "$out/adapter.txt" 2>&1
 timeout 120 node --test dist/test/backends/webgpu.test.js dist/test/backends/webgpu-f16.test.js dist/test/backends/webgpu-tensor-cores.test.js > "$out/tests.txt" 2>&1
 timeout 45 node dist/src/node/conformance-cli.js "$golden" --device webgpu > "$out/conformance-f32.txt" 2>&1
 timeout 45 node dist/src/node/conformance-cli.js "$golden" --device webgpu --dtype f16 > "$out/conformance-f16.txt" 2>&1
-timeout 330 node dist/bench/gpu.bench.js --sweep > "$out/bench.txt" 2>&1
+timeout 300 node dist/bench/gpu.bench.js --sweep > "$out/bench.txt" 2>&1
 for f in adapter tests conformance-f32 conformance-f16 bench; do echo "== $f"; grep -av 'artificially reduced\|^skip ' "$out/$f.txt" | tail -n 40; done
