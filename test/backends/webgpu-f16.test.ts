@@ -1,14 +1,13 @@
 // The f16 WGSL kernels (shader-f16: storage in f16, arithmetic and softmax statistics in f32) against the CPU on the
 // same f16 values: flash attention with every mask, split-K decode, GpuTensors that stay f16, the tiled matmul with
-// f16 weights, and a whole model with f16 weights. Needs an adapter with shader-f16: on a machine without a GPU that
+// f16 weights, a whole model with f16 weights, the f16 GPU KV cache and the golden sdpa cases in f16. Needs an adapter with shader-f16: on a machine without a GPU that
 // is Mesa's lavapipe through Vulkan (Mesa ≥ 24; .ci/run installs it from bookworm-backports). Skips with the reason
 // when there is none. Each output element is rounded to f16 once, so it may differ from the f32 reference by half an
 // f16 step (2^−11 relative) plus the f32 error of the rest.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import { readIndex, runConformanceWebGPU } from '../../src/node/conformance.js';
+import { fileURLToPath } from 'node:url';
 import {
   attention, attentionWebGPU, buildModel, ContiguousKVCache, generate, linear, Tensor, toCpu, toGpu, Weights,
   type AttentionOptions, type CausalLM,
@@ -19,6 +18,7 @@ import { matmulGpu } from '../../src/kernels/webgpu/matmul.js';
 import { GpuKVCache } from '../../src/cache/webgpu.js';
 import type { Llama } from '../../src/models/llama.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
+import { readIndex, runConformanceWebGPU } from '../../src/node/conformance.js';
 import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, GOLDEN, randn, rng } from '../helpers.js';
 import { checkF16Cache } from './f16-cache-check.js';
