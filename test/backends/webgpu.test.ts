@@ -190,6 +190,21 @@ test('tiled matmul on WebGPU equals linear() on the CPU (shapes that do not divi
   await assert.rejects(linearWebGPU(randn([2, 5], rng(1)), randn([3, 4], rng(2))), /linearWebGPU: input's last dim must be in_features=4, got x \[2, 5\]/);
 });
 
+test('WGSL backward across many tiles: 150-row calls, GQA, both causal alignments, windows, soft-capping, wide head dims', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const rand = rng(1180);
+  for (const [B, Hq, Hkv, L, S, D, Dv, options] of [
+    [1, 2, 1, 150, 150, 64, 64, { causal: true }], [2, 3, 1, 97, 140, 40, 72, { causal: 'bottom-right', softcap: 3 }],
+    [1, 2, 2, 130, 70, 96, 24, { causal: 'top-left' }], [1, 4, 2, 120, 120, 33, 17, { window: [20, 5], scale: 0.4 }],
+  ] as [number, number, number, number, number, number, number, AttentionOptions][]) {
+    const [q, k, v, dout] = [randn([B, Hq, L, D], rand), randn([B, Hkv, S, D], rand), randn([B, Hkv, S, Dv], rand), randn([B, Hq, L, Dv], rand)];
+    const gpu = await attentionBackwardWebGPU(q, k, v, dout, options);
+    const cpu = attentionBackward(q, k, v, dout, { ...options, kernel: 'reference' });
+    assert.equal(gpu.device, 'webgpu');
+    for (const name of ['dq', 'dk', 'dv'] as const) assertClose(gpu[name], cpu[name], 2e-5, 2e-4, `L ${L} S ${S} D ${D} Dv ${Dv} ${JSON.stringify(options)} ${name}`);
+  }
+});
+
 test('WGSL backward equals the CPU backward (every mask the forward takes, soft-capping, ALiBi, bias, GQA)', async (t) => {
   if (skip) { t.skip(skip); return; }
   for (let trial = 0; trial < 12; trial++) {

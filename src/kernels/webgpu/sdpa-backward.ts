@@ -1,6 +1,7 @@
 // Host side of the WGSL backward pass (sdpa-backward.wgsl): dq, dk, dv from q, k, v, the forward's out and lse, and
 // the upstream gradient dout, with every mask and score modifier the forward kernel takes (the same tables, from
-// maskTables). D_i = do_i·o_i is formed here (O(L·Dv)); the two entry points run in one submission.
+// maskTables). D_i = do_i·o_i is formed here (O(L·Dv)); the two entry points (a workgroup per 64 query rows, and per
+// 64 key rows) run in one submission.
 import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
 import { QkvError } from '../../errors.js';
@@ -10,10 +11,15 @@ import { WGSL } from './sdpa-backward-wgsl.js';
 import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
 import { maskTables, type BlockTable } from './sdpa-flash.js';
 
-/** The backward kernels for these head dims: the gradient rows in registers are sized to D and Dv. */
+/** The backward kernels for these head dims: each invocation keeps 4 rows × ⌈D/8⌉ (and ⌈Dv/8⌉) gradient columns, and
+ *  the second products stage VK rows at a time, as many as the staging array holds (the shader's `const` lines). */
 function pipelines(device: GPUDevice, D: number, Dv: number): Promise<[GPUComputePipeline, GPUComputePipeline]> {
-  const code = MASKS + WGSL.replace(/const MAX_D: u32 = \d+u;/, `const MAX_D: u32 = ${Math.max(1, D)}u;`).replace(/const MAX_DV: u32 = \d+u;/, `const MAX_DV: u32 = ${Math.max(1, Dv)}u;`);
-  return Promise.all([computePipeline(device, `sdpa-backward ${D}x${Dv}`, code, 'dqMain'), computePipeline(device, `sdpa-backward ${D}x${Dv}`, code, 'dkvMain')]);
+  const [OCD, OCV] = [Math.max(1, Math.ceil(D / 8)), Math.max(1, Math.ceil(Dv / 8))];
+  const VK = [32, 16, 8, 4, 2, 1].find((n) => n * 8 * Math.max(OCD, OCV) <= 1536)!; // STAGE floats
+  let code = WGSL;
+  for (const [name, value] of Object.entries({ OCD, OCV, VK })) code = code.replace(new RegExp(`const ${name}: u32 = \\d+u;`), `const ${name}: u32 = ${value}u;`);
+  const key = `sdpa-backward ${OCD}x${OCV} vk${VK}`;
+  return Promise.all([computePipeline(device, key, MASKS + code, 'dqMain'), computePipeline(device, key, MASKS + code, 'dkvMain')]);
 }
 
 /** dq [B, Hq, L, D], dk [B, Hkv, S, D], dv [B, Hkv, S, Dv] on `device` from q, k, v already there (e.g. the forward's). */
@@ -29,7 +35,8 @@ export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, qk
     for (let d = 0; d < Dv; d++) dI += dout[r * Dv + d] * out[r * Dv + d];
     stats[rows + r] = dI;
   }
-  if (Math.ceil(Math.max(rows, keys) / 64) > 65535) throw new QkvError(`WebGPU attention backward: ${Math.max(rows, keys)} rows need more than 65535 workgroups`);
+  const [dqGroups, dkvGroups] = [B * Hq * Math.ceil(L / 64), B * Hkv * Math.ceil(S / 64)]; // a workgroup per 64 rows (keys)
+  if (Math.max(dqGroups, dkvGroups) > 65535) throw new QkvError(`WebGPU attention backward: ${Math.max(dqGroups, dkvGroups)} workgroups needed, more than 65535`);
   const { aux, fl, params } = maskTables(dims, o, blockTable);
   const own = [
     upload(device, dout), upload(device, stats), upload(device, aux), upload(device, fl), uniform(device, params),
@@ -39,8 +46,8 @@ export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, qk
   try {
     const [dqPipe, dkvPipe] = await pipelines(device, D, Dv);
     const [dq, dkv] = await validated(device, 'sdpa-backward', () => readBack(device, [
-      encodePass(device, dqPipe, bindBuffers(device, dqPipe, buffers, [0, 1, 2, 3, 4, 5, 6, 7, 8]), Math.ceil(rows / 64)),
-      encodePass(device, dkvPipe, bindBuffers(device, dkvPipe, buffers, [0, 1, 2, 3, 4, 5, 6, 7, 9]), Math.ceil(keys / 64)),
+      encodePass(device, dqPipe, bindBuffers(device, dqPipe, buffers, [0, 1, 2, 3, 4, 5, 6, 7, 8]), dqGroups),
+      encodePass(device, dkvPipe, bindBuffers(device, dkvPipe, buffers, [0, 1, 2, 3, 4, 5, 6, 7, 9]), dkvGroups),
     ], [[buffers[8], 4 * rows * D], [buffers[9], 4 * keys * (D + Dv)]]));
     return { dq, dk: dkv.slice(0, keys * D), dv: dkv.slice(keys * D) };
   } finally {
