@@ -20,8 +20,10 @@ apt_opts=(-o Dir::Etc::sourcelist="$work/sources.list" -o Dir::Etc::sourceparts=
   -o Dir::State::Lists="$work/lists" -o Dir::State::status="$work/status" -o Dir::Cache="$work/cache"
   -o Debug::NoLocking=1 -o APT::Sandbox::User=root -o APT::Default-Release=trixie)
 apt-get "${apt_opts[@]}" -qq update
-# the whole dependency closure (the private status lists nothing installed): glibc, libstdc++, LLVM, the loader
-apt-get "${apt_opts[@]}" -qq -y --download-only install -t trixie-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+# the whole dependency closure (the private status lists nothing installed): glibc, libstdc++, LLVM, the loader —
+# the Mesa that was tested (26.1.6), or the newest trixie-backports has once the archive has moved on
+get() { apt-get "${apt_opts[@]}" -qq -y --download-only install -t trixie-backports "$@" libvulkan1 >/dev/null; }
+get mesa-vulkan-drivers=26.1.6-1~bpo13+1 2>/dev/null || get mesa-vulkan-drivers
 for deb in "$work"/cache/archives/*.deb; do dpkg-deb -x "$deb" "$dest"; done
 lib="$dest/usr/lib/x86_64-linux-gnu"
 [ -f "$lib/libvulkan_lvp.so" ] || { echo "vulkan-sysroot: no lavapipe in the unpacked packages" >&2; exit 1; }
