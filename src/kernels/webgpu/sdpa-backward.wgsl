@@ -118,13 +118,9 @@ fn dqMain(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: 
     dR[r] = stats[P.BH * P.L + row];
   }
   var acc: array<f32, 4u * OCD>;                   // dq[4ty + r][tx + 8c] / scale at r·OCD + c
-  let first = keyRange(i32(i0) + P.shift, b);
-  let last = keyRange(i32(i0 + rows - 1u) + P.shift, b);
-  var jStart = max(first.x, 0);
-  var jEnd = last.y;
-  if (P.useDocs == 1u) { jEnd = max(jEnd, first.y); }
-  if (P.useGlobal == 1u || P.useBlocks == 1u) { jStart = 0; }
-  var j0 = jStart;
+  let keyBounds = blockKeys(i0, rows, b); // the keys the workgroup's rows may see (uniform)
+  let jEnd = keyBounds.y;
+  var j0 = keyBounds.x;
   loop {
     if (j0 > jEnd) { break; }
     let j0u = u32(j0);

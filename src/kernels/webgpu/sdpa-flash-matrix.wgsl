@@ -80,14 +80,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let rowS = (sg * SM + r) * W;          // this row in the scratch
   let rowP = (sg * SM + r) * BLOCK_N;    // this row in the P tile
   var o: array<Acc, DVP / SN>;           // O, f32, in matrix registers for the whole key loop
-  // the keys of the whole workgroup: from its first row's lo to its last row's hi (uniform), as in sdpa-flash.wgsl
-  let first = keyRange(i32(i0) + P.shift, b);
-  let last = keyRange(i32(min(i0 + BLOCK_M, P.L) - 1u) + P.shift, b);
-  var jStart = max(first.x, 0);
-  var jEnd = last.y;
-  if (P.useDocs == 1u) { jEnd = max(jEnd, first.y); }
-  if (P.useGlobal == 1u || P.useBlocks == 1u) { jStart = 0; }
-  var j0 = jStart;
+  // the keys of the whole workgroup (uniform)
+  let keys = blockKeys(i0, min(BLOCK_M, P.L - i0), b);
+  let jEnd = keys.y;
+  var j0 = keys.x;
   loop {
     if (j0 > jEnd) { break; }
     if (lid == 0u) { atomicStore(&rescale, 0u); } // read (below) only after the barriers that follow

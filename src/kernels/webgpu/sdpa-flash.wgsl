@@ -66,14 +66,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
     l[r] = 0.0;
   }
   var acc: array<f32, 4u * OC>;                    // O[4ty + r][tx + TX·c] at r·OC + c
-  // the keys of the whole tile of rows: from the first row's lo to the last row's hi (uniform)
-  let first = keyRange(i32(i0) + P.shift, b);
-  let last = keyRange(i32(min(i0 + BLOCK_M, P.L) - 1u) + P.shift, b);
-  var jStart = max(first.x, 0);
-  var jEnd = last.y;
-  if (P.useDocs == 1u) { jEnd = max(jEnd, first.y); } // documents: a later row may end earlier than an earlier one
-  if (P.useGlobal == 1u || P.useBlocks == 1u) { jStart = 0; } // global keys and blocks may sit anywhere
-  var j0 = jStart;
+  // the keys of the whole tile of rows (uniform)
+  let keys = blockKeys(i0, min(BLOCK_M, P.L - i0), b);
+  let jEnd = keys.y;
+  var j0 = keys.x;
   loop {
     if (j0 > jEnd) { break; }
     let j0u = u32(j0);

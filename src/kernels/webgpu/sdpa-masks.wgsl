@@ -42,6 +42,18 @@ fn keyRange(pos: i32, b: u32) -> vec2i {
   return vec2i(lo, hi);
 }
 
+/** The keys a block of `rows` query rows from row i0 may see, [first, last], uniform in a workgroup: from the first
+ *  row's lo to the last row's hi — any key for global tokens and blocks, which may sit anywhere, and at least the first
+ *  row's hi for documents, where a later row may end earlier than an earlier one. */
+fn blockKeys(i0: u32, rows: u32, b: u32) -> vec2i {
+  let first = keyRange(i32(i0) + P.shift, b);
+  let last = keyRange(i32(i0 + rows - 1u) + P.shift, b);
+  var keys = vec2i(max(first.x, 0), last.y);
+  if (P.useDocs == 1u) { keys.y = max(keys.y, first.y); }
+  if (P.useGlobal == 1u || P.useBlocks == 1u) { keys.x = 0; }
+  return keys;
+}
+
 /** Whether row position `pos` may attend key j inside its range: the sparse pattern (window, blocks, ORed with global
  *  tokens) and the dense keep mask. */
 fn allowed(pos: i32, j: i32, keepRow: u32) -> bool {
