@@ -1,12 +1,14 @@
-// A float16 GpuKVCache against the definition, shared by the f16 and the tensor-core tests: steps of new tokens
+// Checks shared by the f16 and the tensor-core tests. checkF16Cache: a float16 GpuKVCache against the definition — steps of new tokens
 // (a prompt, then decode steps; the cache grows by copies on the way) attend through the cache, and each step's
 // output must equal attention on the CPU over every key so far, with q, k and v rounded to f16 as the cache rounds
 // them (then computed in f32), to `bound` (absolute, given the values' scale) plus half an f16 step of the output.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { attention, Tensor } from '../../src/index.js';
 import { GpuKVCache } from '../../src/cache/webgpu.js';
 import { GpuTensor } from '../../src/kernels/webgpu/gpu-tensor.js';
-import { assertClose, randn, rng } from '../helpers.js';
+import { readIndex, runConformanceWebGPU } from '../../src/node/conformance.js';
+import { assertClose, GOLDEN, randn, rng } from '../helpers.js';
 
 const HALF_STEP = 2 ** -11;
 const toF16 = (t: Tensor) => t.to('float16').to('float32');
@@ -55,4 +57,14 @@ export async function checkF16Cache(device: GPUDevice, bound: (maxAbsV: number) 
     assert.equal(cache.length(0), steps.reduce((a, b) => a + b, 0));
     cache.release();
   }
+}
+
+/** Every golden forward sdpa case passes `conformance --device webgpu --dtype f16`; the skip reason without golden data. */
+export async function checkGoldenF16(): Promise<string | null> {
+  if (!existsSync(GOLDEN)) return `no golden data at ${GOLDEN}`;
+  const results = await runConformanceWebGPU(GOLDEN, undefined, 'float16');
+  const forward = readIndex(GOLDEN).cases.filter((c) => c.op === 'sdpa').map((c) => c.file);
+  assert.ok(forward.length >= 23);
+  for (const f of forward) { const r = results.find((x) => x.file === f); assert.equal(r?.status, 'pass', `${f}: ${r?.detail}`); }
+  return null;
 }
