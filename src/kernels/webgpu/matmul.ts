@@ -32,7 +32,7 @@ export async function matmulGpu(x: GpuTensor, w: Float32Array | Uint16Array, N: 
   const u = uniform(device, Uint32Array.from([M, K, N, bias ? 1 : 0]).buffer);
   const dtype = w instanceof Uint16Array ? 'float16' : 'float32';
   if (dtype === 'float16' && !hasF16(device)) throw new QkvError('matmulGpu: an f16 weight needs a device with shader-f16 (pass it widened to float32)');
-  const pipe = await computePipeline(device, `matmul ${dtype}`, storageVariant(WGSL, dtype), gemv ? 'gemv' : 'main');
+  const pipe = await computePipeline(device, `matmul ${dtype}`, () => storageVariant(WGSL, dtype), gemv ? 'gemv' : 'main');
   const bBuf = residentBuffer(device, w);
   submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, bBuf, bias ? residentBuffer(device, bias) : bBuf, out.buffer, u]), gx, gy));
   release(device, u); // the queue runs in order: a later writeBuffer into it comes after this pass

@@ -79,7 +79,7 @@ export async function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA
   const f16 = x.dtype === 'float16' || dtype === 'float16';
   if (f16 && !hasF16(device)) throw new QkvError('transpose01Gpu: float16 needs a device with shader-f16');
   const name = (t: GpuDType) => (t === 'float16' ? 'f16' : 'f32');
-  const code = `${f16 ? 'enable f16;\n' : ''}${TRANSPOSE.replace('alias X = f32;', `alias X = ${name(x.dtype)};`).replace('alias Y = f32;', `alias Y = ${name(dtype)};`)}`;
+  const code = () => `${f16 ? 'enable f16;\n' : ''}${TRANSPOSE.replace('alias X = f32;', `alias X = ${name(x.dtype)};`).replace('alias Y = f32;', `alias Y = ${name(dtype)};`)}`;
   const pipe = await computePipeline(device, `transpose ${name(x.dtype)}>${name(dtype)}`, code);
   const u = uniform(device, Uint32Array.from([A, B, C, capA, off, 0, 0, 0]).buffer);
   const groups = groupsOf(A * B * C);

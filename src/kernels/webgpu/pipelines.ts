@@ -5,14 +5,18 @@ import { gpuWait } from './buffers.js';
 
 const cache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
 
-/** The pipeline of `entryPoint` in `code` on `device`; `key` names the variant (same key → same pipeline). */
-export function computePipeline(device: GPUDevice, key: string, code: string, entryPoint = 'main'): Promise<GPUComputePipeline> {
+/**
+ * The pipeline of `entryPoint` in `code` on `device`; `key` names the variant (same key → same pipeline). `code` may
+ * be a function: the source of a specialised variant is then put together only when the variant is first built,
+ * not on every call (decoding asks for its pipelines hundreds of times a token).
+ */
+export function computePipeline(device: GPUDevice, key: string, code: string | (() => string), entryPoint = 'main'): Promise<GPUComputePipeline> {
   let byKey = cache.get(device);
   if (!byKey) cache.set(device, (byKey = new Map()));
   const id = `${key}#${entryPoint}`;
   let p = byKey.get(id);
   if (!p) {
-    p = build(device, key, code, entryPoint);
+    p = build(device, key, typeof code === 'string' ? code : code(), entryPoint);
     byKey.set(id, p);
     p.catch(() => byKey!.delete(id)); // a failed build is not cached
   }
@@ -54,6 +58,12 @@ export async function validated<T>(device: GPUDevice, what: string, work: () => 
     if (err) throw new QkvError(`WebGPU: ${what} was rejected: ${err.message}`);
   }
   return result;
+}
+
+/** `code` with each `const NAME: u32 = …u;` line of `values` set: a kernel's compile-time tile sizes (Triton's constexprs). */
+export function specialize(code: string, values: Record<string, number>): string {
+  for (const [name, value] of Object.entries(values)) code = code.replace(new RegExp(`const ${name}: u32 = \\d+u;`), `const ${name}: u32 = ${value}u;`);
+  return code;
 }
 
 /**

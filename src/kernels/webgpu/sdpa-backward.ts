@@ -6,7 +6,7 @@ import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
 import { QkvError } from '../../errors.js';
 import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
-import { bindBuffers, computePipeline, validated } from './pipelines.js';
+import { bindBuffers, computePipeline, specialize, validated } from './pipelines.js';
 import { WGSL } from './sdpa-backward-wgsl.js';
 import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
 import { maskTables, type BlockTable } from './sdpa-flash.js';
@@ -16,10 +16,9 @@ import { maskTables, type BlockTable } from './sdpa-flash.js';
 function pipelines(device: GPUDevice, D: number, Dv: number): Promise<[GPUComputePipeline, GPUComputePipeline]> {
   const [OCD, OCV] = [Math.max(1, Math.ceil(D / 8)), Math.max(1, Math.ceil(Dv / 8))];
   const VK = [32, 16, 8, 4, 2, 1].find((n) => n * 8 * Math.max(OCD, OCV) <= 1536)!; // STAGE floats
-  let code = WGSL;
-  for (const [name, value] of Object.entries({ OCD, OCV, VK })) code = code.replace(new RegExp(`const ${name}: u32 = \\d+u;`), `const ${name}: u32 = ${value}u;`);
   const key = `sdpa-backward ${OCD}x${OCV} vk${VK}`;
-  return Promise.all([computePipeline(device, key, MASKS + code, 'dqMain'), computePipeline(device, key, MASKS + code, 'dkvMain')]);
+  const code = () => MASKS + specialize(WGSL, { OCD, OCV, VK });
+  return Promise.all([computePipeline(device, key, code, 'dqMain'), computePipeline(device, key, code, 'dkvMain')]);
 }
 
 /** dq [B, Hq, L, D], dk [B, Hkv, S, D], dv [B, Hkv, S, Dv] on `device` from q, k, v already there (e.g. the forward's). */

@@ -97,7 +97,7 @@ export async function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): Promi
   const aux = upload(device, p.aux), part = acquire(device, 4 * rows * splits * (Dv + 2), STORAGE()), u = uniform(device, params.buffer);
   const buffers = [p.q, p.k, p.v, aux, part, p.out, p.lse, u];
   const dtype = p.dtype ?? 'float32';
-  const code = storageVariant(WGSL, dtype);
+  const code = () => storageVariant(WGSL, dtype);
   const [partial, merge] = await Promise.all([computePipeline(device, `sdpa-decode ${dtype}`, code, 'partial'), computePipeline(device, `sdpa-decode ${dtype}`, code, 'merge')]);
   submit(device,
     encodePass(device, partial, bindBuffers(device, partial, buffers, [0, 1, 2, 3, 4, 7]), splits, rows),

@@ -5,7 +5,7 @@
 import type { AttnShape } from '../../attention/validate.js';
 import type { MatrixConfig } from './device.js';
 import { QkvError } from '../../errors.js';
-import { computePipeline } from './pipelines.js';
+import { computePipeline, specialize } from './pipelines.js';
 import { WGSL } from './sdpa-flash-matrix-wgsl.js';
 import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
 
@@ -62,9 +62,7 @@ function wantedPlan(cfg: MatrixConfig, DP: number, DVP: number, step: number, mi
 
 /** The shader for a plan: its `const` lines set, the shared mask code after the `enable` directives. */
 export function matrixShader(p: MatrixPlan): string {
-  const consts: Record<string, number> = { SM: p.cfg.M, SN: p.cfg.N, SK: p.cfg.K, SG: p.cfg.lanes, NSG: p.subgroups, BLOCK_N: p.blockN, DP: p.DP, DVP: p.DVP, W: Math.max(p.blockN, p.DVP) };
-  let body = WGSL;
-  for (const [name, value] of Object.entries(consts)) body = body.replace(new RegExp(`const ${name}: u32 = \\d+u;`), `const ${name}: u32 = ${value}u;`);
+  const body = specialize(WGSL, { SM: p.cfg.M, SN: p.cfg.N, SK: p.cfg.K, SG: p.cfg.lanes, NSG: p.subgroups, BLOCK_N: p.blockN, DP: p.DP, DVP: p.DVP, W: Math.max(p.blockN, p.DVP) });
   const enables = body.match(/^enable [^;]+;$/gm) ?? [];
   return ['enable f16;', ...enables, MASKS, body.replace(/^enable [^;]+;$/gm, '')].join('\n');
 }
@@ -72,7 +70,7 @@ export function matrixShader(p: MatrixPlan): string {
 /** The pipeline of a plan, built once per device and plan. */
 export function matrixPipeline(device: GPUDevice, p: MatrixPlan): Promise<GPUComputePipeline> {
   const { M, N, K, lanes } = p.cfg;
-  return computePipeline(device, `sdpa-flash-matrix ${M}x${N}x${K}/${lanes} ${p.subgroups}sg n${p.blockN} d${p.DP}x${p.DVP}`, matrixShader(p));
+  return computePipeline(device, `sdpa-flash-matrix ${M}x${N}x${K}/${lanes} ${p.subgroups}sg n${p.blockN} d${p.DP}x${p.DVP}`, () => matrixShader(p));
 }
 
 /** Workgroups of a call: one per (head, NSG·SM query rows). */

@@ -10,7 +10,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import { QkvError } from '../../errors.js';
 import { encodePass, release, submit, uniform, upload } from './buffers.js';
 import type { GpuDType } from './gpu-tensor.js';
-import { bindBuffers, computePipeline, storageVariant } from './pipelines.js';
+import { bindBuffers, computePipeline, specialize, storageVariant } from './pipelines.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
 import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
 import { matrixConfig } from './device.js';
@@ -48,11 +48,8 @@ export function flashTiles(device: GPUDevice, Dv: number, o: { blockM?: number; 
 
 /** The pipeline for these tiles, built once per device: the shader's `const` lines set (its only specialisation). */
 function pipeline(device: GPUDevice, t: FlashTiles, dtype: GpuDType): Promise<GPUComputePipeline> {
-  let code = WGSL;
-  for (const [name, value] of Object.entries({ BLOCK_M: t.blockM, BLOCK_N: t.blockN, OC: t.OC, VK: t.VK })) {
-    code = code.replace(new RegExp(`const ${name}: u32 = \\d+u;`), `const ${name}: u32 = ${value}u;`);
-  }
-  return computePipeline(device, `sdpa-flash ${t.blockM}x${t.blockN} oc${t.OC} vk${t.VK} ${dtype}`, storageVariant(MASKS + code, dtype));
+  return computePipeline(device, `sdpa-flash ${t.blockM}x${t.blockN} oc${t.OC} vk${t.VK} ${dtype}`,
+    () => storageVariant(MASKS + specialize(WGSL, { BLOCK_M: t.blockM, BLOCK_N: t.blockN, OC: t.OC, VK: t.VK }), dtype));
 }
 
 /** Why the WGSL kernel cannot take these options, or null when it can. */
