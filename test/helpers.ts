@@ -1,12 +1,21 @@
 // Shared test helpers: a seeded RNG, random tensors, closeness checks and a brute-force attention written
 // straight from the definitions (independent of src/attention/masks.ts, so it can catch a wrong mask).
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor } from '../src/index.js';
 
-/** The golden data: ../shared/golden beside the checkout, or $QKV_GOLDEN where it lies elsewhere (a lent GPU machine). */
-export const GOLDEN = process.env.QKV_GOLDEN ?? join(fileURLToPath(new URL('../../', import.meta.url)), '..', 'shared', 'golden');
+/** The repository root (tests run from dist/test). */
+export const ROOT_DIR = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * The golden data: test/golden in the repository (a verbatim copy of ../shared/golden, checked by
+ * test/conformance/golden-copy.test.ts), or $QKV_GOLDEN where another directory in the golden format is to be used.
+ * Its absence is a failure, never a skip: a clone of the repository alone must run the PyTorch conformance tests.
+ */
+export const GOLDEN = process.env.QKV_GOLDEN ?? join(ROOT_DIR, 'test', 'golden');
+if (!existsSync(join(GOLDEN, 'index.json'))) throw new Error(`no golden data at ${GOLDEN} (index.json missing): the conformance tests cannot run`);
 
 /** mulberry32: a small seeded generator, so failures reproduce. */
 export function rng(seed: number): () => number {

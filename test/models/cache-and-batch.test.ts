@@ -8,14 +8,14 @@ import { generateBatch, greedy, seq2seqGenerate } from '../../src/generate/gener
 import type { CausalLM, Seq2SeqLM } from '../../src/models/model.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
 import { assertClose } from '../helpers.js';
-import { GOLDEN_MODELS, skipGolden, TINY } from './helpers.js';
+import { GOLDEN_MODELS, TINY } from './helpers.js';
 
 const lastRow = (logits: { toFloat32(): Float32Array; shape: readonly number[] }) => {
   const [, T, V] = logits.shape;
   return logits.toFloat32().slice((T - 1) * V, T * V);
 };
 
-describe('KV cache and batching', { skip: skipGolden }, () => {
+describe('KV cache and batching', () => {
   for (const family of ['gpt2', 'llama', 'mistral', 'qwen2', 'gemma2']) {
     test(`${family}: token-by-token with the cache equals the full forward pass`, () => {
       const model = loadCheckpoint(join(GOLDEN_MODELS, family), { tokenizer: false }).model as CausalLM;

@@ -11,7 +11,7 @@ import {
 import { pagedAttention } from '../../../src/kernels/cpu/sdpa-paged.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
-import { GOLDEN_MODELS, skipGolden, TINY } from '../../models/helpers.js';
+import { GOLDEN_MODELS, TINY } from '../../models/helpers.js';
 
 /** Greedy ids with a given cache (no eos stop). */
 function greedyWith(model: CausalLM, prompt: number[], n: number, cache: KVCache): number[] {
@@ -101,7 +101,7 @@ describe('paged cache', () => {
   });
 });
 
-describe('paged and sliding caches on the golden models', { skip: skipGolden }, () => {
+describe('paged and sliding caches on the golden models', () => {
   for (const family of ['gpt2', 'llama', 'qwen2', 'mistral', 'gemma2']) {
     test(`${family}: paged = contiguous (greedy tokens)`, () => {
       const model = loadCheckpoint(join(GOLDEN_MODELS, family), { tokenizer: false }).model as CausalLM;
@@ -147,13 +147,11 @@ describe('sliding, int8 and sink caches on qkv-tiny', () => {
   test('sinks equal contiguous until they evict, then generation runs past the model context', async () => {
     assert.deepEqual(greedyWith(tinyModel, tinyPrompt, 30, new SinkKVCache(4, 4, 64)), greedyWith(tinyModel, tinyPrompt, 30, new ContiguousKVCache(4)));
     const golden = loadCheckpoint(join(GOLDEN_MODELS, 'llama'), { tokenizer: false }).model as CausalLM; // context 128
-    if (!skipGolden) {
-      const cache = new SinkKVCache(golden.info.numLayers, 4, 28);
-      const r = await generate(golden, null, [5, 6, 7], { greedy: true, maxTokens: 200, stopTokens: [], cache });
-      assert.equal(r.ids.length, 200);
-      assert.ok(cache.bytes() <= golden.info.numLayers * 2 * 32 * 2 * 8 * 4);
-      await assert.rejects(generate(golden, null, [5, 6, 7], { maxTokens: 200 }), /exceeds the model's context of 128/);
-    }
+    const cache = new SinkKVCache(golden.info.numLayers, 4, 28);
+    const r = await generate(golden, null, [5, 6, 7], { greedy: true, maxTokens: 200, stopTokens: [], cache });
+    assert.equal(r.ids.length, 200);
+    assert.ok(cache.bytes() <= golden.info.numLayers * 2 * 32 * 2 * 8 * 4);
+    await assert.rejects(generate(golden, null, [5, 6, 7], { maxTokens: 200 }), /exceeds the model's context of 128/);
   });
 });
 
