@@ -86,16 +86,14 @@ export function attention(job: usize, t: i32, T: i32): void {
         pvTile(sT, vTile, a, nMb, Dv);
       }
     }
-    // o = acc / l (a row with no allowed key: l = 0, o = 0)
+    // o = acc, normalised as it went (a row with no allowed key: l = 0, o = 0)
     for (let r = 0; r < rows; r++) {
       const row = <usize>bh * <usize>L + <usize>(i0 + r);
-      const l = load<f32>(lRow + (<usize>r << 2));
       const o = out + (row * <usize>Dv << 2);
       const a = acc + (<usize>(r * Dv) << 2);
-      const inv = f32x4.splat(l > 0 ? 1 / l : 0);
-      for (let d = 0; d < Dv; d += 4) v128.store(o + (<usize>d << 2), f32x4.mul(v128.load(a + (<usize>d << 2)), inv));
+      for (let d = 0; d < Dv; d += 4) v128.store(o + (<usize>d << 2), v128.load(a + (<usize>d << 2)));
       store<f32>(ml + (row << 2), load<f32>(mRow + (<usize>r << 2)));
-      store<f32>(ml + ((<usize>BH * <usize>L + row) << 2), l);
+      store<f32>(ml + ((<usize>BH * <usize>L + row) << 2), load<f32>(lRow + (<usize>r << 2)));
     }
   }
 }
@@ -142,7 +140,11 @@ function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kTile: usize, D: 
 }
 
 // Online softmax for each row r of the tile, in base 2 (s is scale · log2 e · q·k, so 2^s = e^{scale · q·k}):
-//   m' = max(m, max_c s_c);  α = 2^{m − m'};  p_c = 2^{s_c − m'} (in place of s);  l = α l + Σ p_c;  acc = α acc
+//   m' = max(m, max_c s_c);  l' = 2^{m − m'} l + Σ_c 2^{s_c − m'};  p_c = 2^{s_c − m'} / l' (in place of s);
+//   acc = (2^{m − m'} l / l') acc
+// acc stays normalised — a weighted mean of the values seen so far, its weights summing to at most 1 at every step of
+// the P·V sum — so it is finite whenever the answer is, even where Σ p·|v| is not (|v| near f32's largest value).
+// Every row of the score tile has seen its max, so l' ≥ 1. A NaN score makes m' NaN, and NaN reaches l and acc.
 @inline
 export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPad: i32, Dv: i32, mT: usize): void {
   for (let r = 0; r < BM; r++) {
@@ -170,12 +172,17 @@ export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPa
       sum = f32x4.add(sum, p);
     }
     const alpha = f32x4.extract_lane(exp2neg(f32x4.splat(mOld - mNew)), 0); // 0 when mOld = −∞
-    store<f32>(lRow + (<usize>r << 2), alpha * load<f32>(lRow + (<usize>r << 2)) + hsum(sum));
+    const lOld = alpha * load<f32>(lRow + (<usize>r << 2));
+    const lNew = lOld + hsum(sum);
+    store<f32>(lRow + (<usize>r << 2), lNew);
     store<f32>(mRow + (<usize>r << 2), mNew);
-    if (alpha != 1) {
-      const av = f32x4.splat(alpha);
+    const inv = f32x4.splat(1 / lNew);
+    for (let c = 0; c < nPad; c += 4) v128.store(s + (<usize>c << 2), f32x4.mul(v128.load(s + (<usize>c << 2)), inv));
+    const keep = lOld / lNew; // what the values seen so far weigh now
+    if (keep != 1) {
+      const kv = f32x4.splat(keep);
       const a = acc + (<usize>(r * Dv) << 2);
-      for (let d = 0; d < Dv; d += 4) v128.store(a + (<usize>d << 2), f32x4.mul(v128.load(a + (<usize>d << 2)), av));
+      for (let d = 0; d < Dv; d += 4) v128.store(a + (<usize>d << 2), f32x4.mul(v128.load(a + (<usize>d << 2)), kv));
     }
   }
 }

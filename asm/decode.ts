@@ -2,9 +2,9 @@
 // Dao et al. 2023). Decoding has one query row per head, too little to share among threads by query tiles, so the
 // keys are cut into chunks instead: a unit of work is (batch, kv head, chunk), and it holds every query row of the
 // GQA group that reads this kv head (G = Hq/Hkv heads × L rows), so each key and value is read once per group.
-// Each unit leaves its rows' partial state — m (max score), l (Σ 2^{s−m}) and the unnormalised o = Σ 2^{s−m} v, in
-// base 2 like the attention job (s = scale · log2 e · q·k) — and the host merges the chunks exactly:
-//   M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s 2^{m_s−M} o_s / l,  lse = M · ln 2 + log l.
+// Each unit leaves its rows' partial state — m (max score), l (Σ 2^{s−m}) and o = Σ 2^{s−m} v / l (normalised, so
+// finite whenever the answer is), in base 2 like the attention job (s = scale · log2 e · q·k) — and the host merges
+// the chunks exactly:  M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s (2^{m_s−M} l_s / l) o_s,  lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
 import { LOG2E, ptr, word } from './common';
 import { BM, BN, pvTile, softmaxTile } from './attention';

@@ -36,7 +36,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const result: AttentionResult & { kernel: string } = {
     out: asDtype(r.out, [B, Hq, L, Dv], q),
     lse: Tensor.from(r.lse, [B, Hq, L]),
-    kernel: kernelName,
+    kernel: r.ranOn ?? kernelName,
   };
   if (r.weights) result.weights = Tensor.from(r.weights, [B, Hq, L, S]);
   if (r.entropy && r.meanDistance) {

@@ -38,6 +38,9 @@ export interface SdpaForwardResult {
   weights?: Float32Array;
   entropy?: Float32Array;
   meanDistance?: Float32Array;
+  /** The kernel that computed this, when the one called handed the problem to another (the WebAssembly kernel
+   *  passes what it does not cover to the TypeScript kernels): results always name what actually ran. */
+  ranOn?: string;
 }
 
 /** Gradients, dense float32 in the shapes of q, k, v. */

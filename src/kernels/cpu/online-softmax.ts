@@ -70,10 +70,14 @@ export function scoreRow(p: SdpaProblem, b: number, h: number, i: number, j0: nu
 
 /** Folds scores s[0..n) of keys j0.. into row r of `st` (online softmax); s is overwritten with p. `pos` = i'. */
 export function updateRow(p: SdpaProblem, st: RowState, r: number, s: Float64Array, n: number, b: number, h: number, j0: number, pos: number): void {
+  // a NaN score is not a masked key: it makes m NaN, and from there l, acc, o and lse (as torch gives)
   let mx = -Infinity;
-  for (let c = 0; c < n; c++) if (s[c] > mx) mx = s[c];
+  for (let c = 0; c < n; c++) {
+    if (s[c] > mx) mx = s[c];
+    else if (Number.isNaN(s[c])) { mx = NaN; break; }
+  }
   const mOld = st.m[r];
-  const mNew = mx > mOld ? mx : mOld;
+  const mNew = mx > mOld || Number.isNaN(mx) ? mx : mOld;
   if (mNew === -Infinity) return; // every key so far is masked: nothing to add
   // α = e^{m − m'} rescales what was accumulated under the old max (0 when the row was empty)
   const alpha = Math.exp(mOld - mNew);

@@ -43,9 +43,9 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
           }
           finishRow(st, 0, oPart, sp * Dv, lsePart, sp);
         }
-        // 2. merge: lse = M + log Σ_s e^{lse_s − M};  o = Σ_s e^{lse_s − lse} o_s
+        // 2. merge: lse = M + log Σ_s e^{lse_s − M};  o = Σ_s e^{lse_s − lse} o_s  (Math.max keeps a NaN lse_s: NaN row)
         let M = -Infinity;
-        for (let sp = 0; sp < numSplits; sp++) if (lsePart[sp] > M) M = lsePart[sp];
+        for (let sp = 0; sp < numSplits; sp++) M = Math.max(M, lsePart[sp]);
         const o = row * Dv;
         if (M === -Infinity) { lse[row] = -Infinity; continue; } // no split saw an allowed key: o stays 0
         let sum = 0;

@@ -21,10 +21,16 @@ export function referenceScores(p: SdpaProblem, b: number, h: number, i: number,
   if (p.mask) p.mask.maskRow(row, b, h, i, 0, S);
 }
 
-/** Softmax of one row in place: p_j = e^{s_j − m} / l. Returns lse = m + log l (−∞ and all zeros when fully masked). */
+/**
+ * Softmax of one row in place: p_j = e^{s_j − m} / l. Returns lse = m + log l (−∞ and all zeros when fully masked;
+ * NaN, and a NaN row, when a score is NaN — as torch: a NaN is not a masked key).
+ */
 export function softmaxRow(row: Float32Array): number {
   let m = -Infinity;
-  for (let j = 0; j < row.length; j++) if (row[j] > m) m = row[j];
+  for (let j = 0; j < row.length; j++) {
+    if (row[j] > m) m = row[j];
+    else if (Number.isNaN(row[j])) { m = NaN; break; }
+  }
   if (m === -Infinity) { row.fill(0); return -Infinity; } // fully-masked row: p = 0, never NaN
   let l = 0;
   for (let j = 0; j < row.length; j++) { const e = Math.exp(row[j] - m); row[j] = e; l += e; }

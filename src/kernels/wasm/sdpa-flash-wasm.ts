@@ -28,7 +28,10 @@ export function decodeChunk(S: number): number {
 }
 
 function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
-  if (!wasmSupports(p, req)) return (p.L === 1 && !req.stats ? sdpaDecode : sdpaFlash).forward(p, req);
+  if (!wasmSupports(p, req)) {
+    const fallback = p.L === 1 && !req.stats ? sdpaDecode : sdpaFlash;
+    return { ...fallback.forward(p, req), ranOn: fallback.name };
+  }
   if (p.L <= 8 && (p.Hq / p.Hkv) * p.L <= 32) return decodeForward(p);
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
@@ -43,15 +46,17 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   runJob(r, [JOB.packK, k, kp, BHkv, S, D, Sp]);
   const shift = p.mask ? p.mask.causalShift()! : 0;
   runJob(r, [JOB.attention, q, kp, v, out, ml, scr, perThread, BH, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, Sp]);
-  // lse = m · ln 2 + log l (the kernel's m is in base 2); l = 0 (no allowed key) → −∞
+  // lse = m · ln 2 + log l (the kernel's m is in base 2); l = 0 (no allowed key) → −∞; NaN stays NaN
   const stats = take(r, ml, 2 * BH * L);
   const lse = new Float32Array(BH * L);
-  for (let i = 0; i < BH * L; i++) lse[i] = stats[BH * L + i] > 0 ? stats[i] * Math.LN2 + Math.log(stats[BH * L + i]) : -Infinity;
+  for (let i = 0; i < BH * L; i++) lse[i] = stats[BH * L + i] === 0 ? -Infinity : stats[i] * Math.LN2 + Math.log(stats[BH * L + i]);
   return { out: take(r, out, BH * L * Dv), lse };
 }
 
-// The DECODE job, then the merge of its chunks: for each row, over the chunks s with partial (m_s, l_s, o_s), m in base 2,
-//   M = max_s m_s,  l = Σ_s 2^{m_s − M} l_s,  o = Σ_s 2^{m_s − M} o_s / l,  lse = M · ln 2 + log l  (l = 0: o = 0, lse = −∞)
+// The DECODE job, then the merge of its chunks: for each row, over the chunks s with partial (m_s, l_s, o_s), m in base 2
+// and o_s normalised by l_s (a convex combination of values, so no sum here can overflow where the answer is finite),
+//   M = max_s m_s,  l = Σ_s 2^{m_s − M} l_s,  o = Σ_s (2^{m_s − M} l_s / l) o_s,  lse = M · ln 2 + log l
+// (l = 0: o = 0, lse = −∞; a NaN m_s makes M NaN, and the row NaN).
 function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
@@ -80,15 +85,14 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
     for (let s = 0; s < splits; s++) M = Math.max(M, parts[mAt + (u0 + s) * R4 + rr]);
     if (M === -Infinity) { lse[row] = -Infinity; continue; }
     let l = 0;
+    for (let s = 0; s < splits; s++) l += 2 ** (parts[mAt + (u0 + s) * R4 + rr] - M) * parts[lAt + (u0 + s) * R4 + rr];
     const o = out.subarray(row * Dv, (row + 1) * Dv);
     for (let s = 0; s < splits; s++) {
-      const u = u0 + s, w = 2 ** (parts[mAt + u * R4 + rr] - M);
+      const u = u0 + s, w = (2 ** (parts[mAt + u * R4 + rr] - M) * parts[lAt + u * R4 + rr]) / l;
       if (w === 0) continue;
-      l += w * parts[lAt + u * R4 + rr];
       const at = (u * R4 + rr) * Dv;
       for (let d = 0; d < Dv; d++) o[d] += w * parts[at + d];
     }
-    for (let d = 0; d < Dv; d++) o[d] /= l;
     lse[row] = M * Math.LN2 + Math.log(l);
   }
   return { out, lse };
