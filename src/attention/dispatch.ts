@@ -91,6 +91,15 @@ class Problem implements SdpaProblem {
   get v(): Float32Array { return (this.dense[2] ??= this.source.v.toFloat32()); }
 }
 
+/**
+ * The tile options a CPU kernel receives, clamped to the problem: a tile never has more rows than L or more keys than
+ * S, and there are never more key splits than keys (blockM: 1e9 would otherwise size scratch for a billion rows).
+ */
+export function tileRequest(o: AttentionOptions, dims: AttnShape): { blockM?: number; blockN?: number; numSplits?: number } {
+  const clamp = (x: number | undefined, n: number) => (x === undefined ? undefined : Math.min(x, Math.max(1, n)));
+  return { blockM: clamp(o.blockM, dims.L), blockN: clamp(o.blockN, dims.S), numSplits: clamp(o.numSplits, dims.S) };
+}
+
 /** Resolves `kernel: 'auto'` and checks tile options. */
 export function chooseKernel(o: AttentionOptions, dims: AttnShape): Exclude<KernelName, 'auto'> {
   if (o.blockM !== undefined) checkPositiveInt(o.blockM, 'blockM');

@@ -6,7 +6,7 @@
 import { QkvError } from '../errors.js';
 import { getSdpaKernel } from '../kernels/registry.js';
 import { Tensor } from '../tensor/tensor.js';
-import { chooseKernel, problemOf } from './dispatch.js';
+import { chooseKernel, problemOf, tileRequest } from './dispatch.js';
 import type { AttentionOptions, AttentionResult } from './options.js';
 import { checkDout, checkOptionKeys, checkQkv } from './validate.js';
 
@@ -29,10 +29,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const kernelName = chooseKernel(options, dims);
   const p = problemOf(q, k, v, options, dims);
   const { B, Hq, L, S, Dv } = dims;
-  const r = getSdpaKernel(kernelName).forward(p, {
-    weights: options.returnWeights, stats: options.returnStats,
-    blockM: options.blockM, blockN: options.blockN, numSplits: options.numSplits,
-  });
+  const r = getSdpaKernel(kernelName).forward(p, { weights: options.returnWeights, stats: options.returnStats, ...tileRequest(options, dims) });
   const result: AttentionResult & { kernel: string } = {
     out: asDtype(r.out, [B, Hq, L, Dv], q),
     lse: Tensor.from(r.lse, [B, Hq, L]),
@@ -67,7 +64,8 @@ export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, dout: Tensor,
   const kernelName = chooseKernel({ ...options, kernel: options.kernel === 'reference' ? 'reference' : 'flash', returnStats: false }, dims);
   const kernel = getSdpaKernel(kernelName);
   const p = problemOf(q, k, v, options, dims);
-  const req = { blockM: options.blockM, blockN: options.blockN };
+  const { blockM, blockN } = tileRequest(options, dims);
+  const req = { blockM, blockN };
   let out = options.out?.toFloat32();
   let lse = options.lse?.toFloat32();
   if (out && out.length !== B * Hq * L * Dv) throw new QkvError(`attentionBackward: out must be [${B}, ${Hq}, ${L}, ${Dv}]`);

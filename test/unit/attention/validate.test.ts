@@ -1,7 +1,7 @@
 // Bad arguments throw a QkvError that names the argument, the expected and the actual shape / dtype / value.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attention, QkvError, Tensor } from '../../../src/index.js';
+import { attention, attentionBackward, QkvError, Tensor } from '../../../src/index.js';
 import { randn, rng } from '../../helpers.js';
 
 const rand = rng(1);
@@ -50,6 +50,15 @@ describe('attention argument errors', () => {
   test('unknown kernel and tile sizes', () => {
     throwsWith(() => attention(q, k, v, { kernel: 'fast' as 'flash' }), /kernel must be 'reference', 'flash', 'flash-wasm', 'decode' or 'auto', got "fast"/);
     throwsWith(() => attention(q, k, v, { blockM: 0 }), /blockM must be a positive integer, got 0/);
+  });
+  test('huge tiles and splits are clamped to the problem, not allocated', () => {
+    const want = attention(q, k, v, { kernel: 'reference', causal: true });
+    for (const kernel of ['flash', 'decode'] as const) {
+      const r = attention(q, k, v, { kernel, causal: true, blockM: 1e9, blockN: 2 ** 40, numSplits: 1e9 });
+      assert.ok(r.out.toFloat32().every((x, i) => Math.abs(x - want.out.toFloat32()[i]) < 1e-5), kernel);
+      const g = attentionBackward(q, k, v, r.out, { kernel: 'flash', blockM: 1e9, blockN: 1e9 });
+      assert.equal(g.dq.shape.join(), q.shape.join());
+    }
   });
   test('unknown option (typo)', () => throwsWith(() => attention(q, k, v, { casual: true } as object), /unknown option 'casual'/));
   test('bad causal value', () => throwsWith(() => attention(q, k, v, { causal: 'left' as 'top-left' }), /causal must be true, false, 'top-left' or 'bottom-right', got "left"/));
