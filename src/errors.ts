@@ -17,6 +17,27 @@ export class SafetensorsError extends QkvError {
   }
 }
 
+/** A computation produced a non-finite value it must not (NaN logits from NaN weights or a bad config). */
+export class NumericsError extends QkvError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NumericsError';
+  }
+}
+
+/**
+ * A short description of any value for an error message. It never recurses into the value: untrusted JSON may nest
+ * arrays 10⁵ deep, and JSON.stringify of that overflows the stack. Small flat arrays are shown in full.
+ */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === null || v === undefined) return String(v);
+  if (Array.isArray(v)) {
+    return v.length <= 8 && v.every((x) => x === null || ['number', 'boolean'].includes(typeof x)) ? `[${v.map(String).join(', ')}]` : `an array of ${v.length} items`;
+  }
+  return typeof v === 'object' ? 'an object' : typeof v;
+}
+
 /** Throws a QkvError with `message` unless `cond` holds. */
 export function check(cond: boolean, message: string | (() => string)): asserts cond {
   if (!cond) throw new QkvError(typeof message === 'string' ? message : message());

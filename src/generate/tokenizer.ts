@@ -31,6 +31,7 @@ export class Tokenizer {
 
   /** Text of `ids`. */
   decode(ids: readonly number[], o: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids.length === 0) return ''; // no tokens, no text (the library refuses an empty list)
     return this.tok.decode([...ids], { skip_special_tokens: o.skipSpecialTokens ?? false });
   }
 

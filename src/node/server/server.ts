@@ -7,6 +7,7 @@
 //   GET  /api/info             the model's facts and the KV-cache table, for the calculators
 // Requests that use the model run one at a time in arrival order (a queue of at most `maxQueue`); a client that
 // disconnects stops its generation. Bad requests get 4xx JSON errors; nothing a client sends crashes the server.
+// Host, Origin, content type and the connections themselves are checked first (guard.ts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { KV_PRESETS, kvTable } from '../../cache/memory.js';
 import { generateStream } from '../../generate/generate.js';
@@ -14,11 +15,20 @@ import { EXPERIMENTS } from '../../inspect/experiments.js';
 import { headMetrics } from '../../inspect/metrics.js';
 import type { CausalLM } from '../../models/model.js';
 import type { Checkpoint } from '../checkpoint.js';
-import { QkvError } from '../../errors.js';
+import { NumericsError, QkvError } from '../../errors.js';
+import { checkHost, checkJsonBody, checkOrigin, closeAfterResponse, corsHeaders, limitConnections, TIMEOUTS, type GuardOptions } from './guard.js';
 import { staticFile } from './static.js';
-import { completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits } from './validate.js';
+import { checkModel, completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits } from './validate.js';
 
-export interface ServerOptions { host?: string; port?: number; limits?: Partial<Limits>; modelName?: string }
+export interface ServerOptions {
+  host?: string; port?: number; limits?: Partial<Limits>; modelName?: string;
+  /** Host names to accept besides localhost, IP literals and `host` (see guard.ts). */
+  allowedHosts?: readonly string[];
+  /** Browser origins allowed to call the API (CORS); none by default. */
+  corsOrigins?: readonly string[];
+  /** Open connections at most (default 512, well inside the common 1,024-descriptor limit). */
+  maxConnections?: number;
+}
 
 /** Counters a server keeps (tests read them to see that a disconnect stopped generation). */
 export interface ServerStats { completions: number; tokensGenerated: number; aborted: number }
@@ -40,32 +50,55 @@ class ModelQueue {
   }
 }
 
+/** The request body as text, at most `limit` bytes: a larger one (declared or sent) is refused with 413 at once. */
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const tooLarge = (what: string) => new HttpError(413, `request body ${what}; the limit is ${limit} bytes`, null, 'invalid_request_error', 'body_too_large');
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) { reject(new HttpError(413, `request body is ${declared} bytes; the limit is ${limit}`)); req.resume(); return; }
+    if (declared > limit) { reject(tooLarge(`is ${declared} bytes`)); return; }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
-      if (size > limit) { reject(new HttpError(413, `request body exceeds the limit of ${limit} bytes`)); req.destroy(); return; }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      if (size <= limit) { chunks.push(c); return; }
+      req.off('data', onData);
+      req.pause(); // the error answer closes the connection (closeAfterResponse)
+      reject(tooLarge('exceeds the limit'));
+    };
+    req.on('data', onData);
+    req.on('end', () => { if (size <= limit) resolve(Buffer.concat(chunks).toString('utf8')); });
     req.on('error', reject);
   });
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) { res.end(); return; }
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
   res.end(text);
+}
+
+/** An error in OpenAI's shape; a stream that already started gets it as its last event. Never throws. */
+function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, headers: Record<string, string>): void {
+  const http = e instanceof HttpError ? e : null;
+  const qkv = e instanceof QkvError;
+  const status = http?.status ?? (qkv && !(e instanceof NumericsError) ? 400 : 500);
+  const error = {
+    message: e instanceof Error ? e.message : String(e), type: http?.type ?? (status < 500 ? 'invalid_request_error' : 'server_error'),
+    param: http?.param ?? null, code: http?.code ?? null,
+  };
+  if (res.headersSent) {
+    if (!res.writableEnded && !res.destroyed) res.end(`data: ${JSON.stringify({ error })}\n\n`);
+    return;
+  }
+  if (status === 413) closeAfterResponse(req, res);
+  sendJson(res, status, { error }, headers);
 }
 
 /** Creates (not yet listening) the server for a loaded checkpoint. */
 export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server & { stats: ServerStats } {
   const limits: Limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const guard: GuardOptions = { host: o.host ?? '127.0.0.1', allowedHosts: o.allowedHosts, corsOrigins: o.corsOrigins };
   const queue = new ModelQueue(limits.maxQueue);
   const modelName = o.modelName ?? ckpt.dir.split('/').filter(Boolean).pop() ?? 'model';
   if (ckpt.model.kind !== 'causal-lm' || !ckpt.tokenizer) throw new QkvError(`qkv serve needs a causal language model with a tokenizer; ${ckpt.dir} has ${ckpt.config.architectures?.[0]}${ckpt.tokenizer ? '' : ' and no tokenizer.json'}`);
@@ -79,9 +112,12 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     if (ids.length > limits.maxAttentionTokens) throw new HttpError(400, `'prompt' is ${ids.length} tokens; the limit here is ${limits.maxAttentionTokens}`, 'prompt');
     return ids;
   };
+  const body = async (req: IncomingMessage) => parseJson(await readBody(req, limits.maxBodyBytes));
 
-  async function completions(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const r = completionRequest(parseJson(await readBody(req, limits.maxBodyBytes)), limits);
+  async function completions(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
+    const b = await body(req);
+    checkModel(b, modelName);
+    const r = completionRequest(b, limits);
     const ids = tokenizer.encode(r.prompt);
     if (ids.length + r.maxTokens > model.info.maxPositions) {
       throw new HttpError(400, `prompt (${ids.length} tokens) + max_tokens (${r.maxTokens}) exceeds the model's context of ${model.info.maxPositions}`, 'max_tokens');
@@ -93,7 +129,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
       const id = `cmpl-${++served}`;
       const created = Math.floor(Date.now() / 1000);
       const chunk = (text: string, finish: string | null) => ({ id, object: 'text_completion', created, model: modelName, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] });
-      if (r.stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+      if (r.stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', ...headers });
       const it = generateStream(model, tokenizer, ids, { maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0 });
       let result = await it.next();
       for (; !result.done; result = await it.next()) {
@@ -109,12 +145,12 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
         res.end('data: [DONE]\n\n');
         return;
       }
-      sendJson(res, 200, { ...chunk(g.text, finish), usage: { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length } });
+      sendJson(res, 200, { ...chunk(g.text, finish), usage: { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length } }, headers);
     });
   }
 
-  async function attentionMaps(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const prompt = promptOf(parseJson(await readBody(req, limits.maxBodyBytes)), limits);
+  async function attentionMaps(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
+    const prompt = promptOf(await body(req), limits);
     const ids = tokensOf(prompt);
     await queue.run(async () => {
       const { attentions } = model.forward([ids], { outputAttentions: true });
@@ -126,56 +162,68 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
         return Array.from({ length: H }, (_, h) => Array.from({ length: T }, (_, i) => Array.from(w.subarray((h * T + i) * S, (h * T + i + 1) * S), round)));
       });
       const metrics = attentions!.flatMap((a, l) => headMetrics(a, l, tokens));
-      sendJson(res, 200, { ids, tokens, layers: maps.length, heads: maps[0]?.length ?? 0, maps, metrics });
+      sendJson(res, 200, { ids, tokens, layers: maps.length, heads: maps[0]?.length ?? 0, maps, metrics }, headers);
     });
   }
 
-  async function experiment(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const b = parseJson(await readBody(req, limits.maxBodyBytes));
-    const run = typeof b.id === 'string' ? EXPERIMENTS[b.id] : undefined;
+  async function experiment(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
+    const b = await body(req);
+    // own keys only: 'constructor' or '__proto__' must not reach Object.prototype
+    const run = typeof b.id === 'string' && Object.hasOwn(EXPERIMENTS, b.id) ? EXPERIMENTS[b.id] : undefined;
     if (!run) throw new HttpError(400, `'id' must be one of ${Object.keys(EXPERIMENTS).join(', ')}`, 'id');
     const ids = tokensOf(promptOf(b, limits));
-    await queue.run(async () => sendJson(res, 200, run(model, ids)));
+    await queue.run(async () => sendJson(res, 200, run(model, ids), headers));
   }
 
-  function info(res: ServerResponse): void {
+  function info(res: ServerResponse, headers: Record<string, string>): void {
     const { numLayers, numHeads, numKvHeads, headDim, maxPositions } = model.info;
     const own = { name: modelName, layers: numLayers, heads: numHeads, kvHeads: numKvHeads, headDim, context: maxPositions };
     sendJson(res, 200, { model: modelName, info: model.info, parameters: ckpt.weights.summary().parameters, presets: { [modelName]: own, ...KV_PRESETS },
-      kv: kvTable(own, { context: maxPositions, batch: 1, dtype: 'f16' }) });
+      kv: kvTable(own, { context: maxPositions, batch: 1, dtype: 'f16' }) }, headers);
   }
 
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const route = `${req.method} ${url.pathname}`;
-    const handle = async () => {
-      switch (route) {
-        case 'GET /v1/models': return sendJson(res, 200, { object: 'list', data: [{ id: modelName, object: 'model', created: 0, owned_by: 'qkv' }] });
-        case 'POST /v1/completions': return completions(req, res);
-        case 'POST /api/attention': return attentionMaps(req, res);
-        case 'POST /api/experiment': return experiment(req, res);
-        case 'GET /api/info': return info(res);
-      }
-      if (['/v1/models', '/v1/completions', '/api/attention', '/api/experiment', '/api/info'].includes(url.pathname)) {
-        throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`);
-      }
-      const file = req.method === 'GET' || req.method === 'HEAD' ? staticFile(url.pathname === '/favicon.ico' ? '/lab/favicon.svg' : url.pathname, ckpt.dir) : null;
-      if (!file) throw new HttpError(404, `no such route: ${req.method} ${url.pathname}`, null, 'not_found');
-      res.writeHead(200, {
-        'content-type': file.type, 'cache-control': 'no-cache',
-        // the lab makes no request to anything but this server
-        'content-security-policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:; style-src 'self'",
-        // cross-origin isolation: the page may then share WebAssembly memory with Web Workers (the lab's threads)
-        'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp',
-      });
-      res.end(req.method === 'HEAD' ? undefined : file.body);
-    };
-    handle().catch((e: unknown) => {
-      if (e instanceof HttpError) return sendJson(res, e.status, { error: { message: e.message, type: e.type, param: e.param, code: null } });
-      const msg = e instanceof Error ? e.message : String(e);
-      sendJson(res, e instanceof Error && e.name === 'QkvError' ? 400 : 500, { error: { message: msg, type: e instanceof Error && e.name === 'QkvError' ? 'invalid_request_error' : 'server_error', param: null, code: null } });
+  const API = new Set(['/v1/models', '/v1/completions', '/api/attention', '/api/experiment', '/api/info']);
+  async function route(req: IncomingMessage, res: ServerResponse, cors: Record<string, string>): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost'); // '//', '//:99999' or '/\\' are not URLs to resolve
+      if (!(req.url ?? '/').startsWith('/') || (req.url ?? '').startsWith('//') || (req.url ?? '').includes('\\')) throw new Error('not a path');
+    } catch {
+      throw new HttpError(400, `request target ${JSON.stringify((req.url ?? '').slice(0, 100))} is not a path`, null, 'invalid_request_error', 'bad_request_target');
+    }
+    if (req.method === 'OPTIONS' && API.has(url.pathname)) { res.writeHead(204, cors); res.end(); return; }
+    if (req.method === 'POST') checkJsonBody(req);
+    switch (`${req.method} ${url.pathname}`) {
+      case 'GET /v1/models': return sendJson(res, 200, { object: 'list', data: [{ id: modelName, object: 'model', created: 0, owned_by: 'qkv' }] }, cors);
+      case 'POST /v1/completions': return completions(req, res, cors);
+      case 'POST /api/attention': return attentionMaps(req, res, cors);
+      case 'POST /api/experiment': return experiment(req, res, cors);
+      case 'GET /api/info': return info(res, cors);
+    }
+    if (API.has(url.pathname)) throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`);
+    const file = req.method === 'GET' || req.method === 'HEAD' ? staticFile(url.pathname === '/favicon.ico' ? '/lab/favicon.svg' : url.pathname, ckpt.dir) : null;
+    if (!file) throw new HttpError(404, `no such route: ${String(req.method).slice(0, 20)} ${url.pathname.slice(0, 100)}`, null, 'not_found');
+    res.writeHead(200, {
+      'content-type': file.type, 'cache-control': 'no-cache',
+      // the lab makes no request to anything but this server
+      'content-security-policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:; style-src 'self'",
+      // cross-origin isolation: the page may then share WebAssembly memory with Web Workers (the lab's threads)
+      'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp',
     });
+    res.end(req.method === 'HEAD' ? undefined : file.body);
+  }
+
+  // every request goes through one guard: whatever it sends, the answer is an HTTP status, never a crash
+  const server = createServer(TIMEOUTS, (req, res) => {
+    let cors: Record<string, string> = {};
+    res.on('error', () => {}); // a client that hung up mid-answer is not the server's failure
+    Promise.resolve().then(() => {
+      checkHost(req, guard);
+      cors = corsHeaders(checkOrigin(req, guard));
+      return route(req, res, cors);
+    }).catch((e: unknown) => sendError(req, res, e, cors));
   });
+  limitConnections(server, o.maxConnections ?? 512);
   return Object.assign(server, { stats });
 }
 

@@ -1,9 +1,12 @@
 // Request validation for the HTTP API: every problem becomes a 4xx with a JSON body that says which field and why,
 // in OpenAI's error shape: { error: { message, type, param, code } }.
 
-/** An HTTP error with a status and the field at fault. */
+import { describeValue } from '../../errors.js';
+
+/** An HTTP error with a status, the field at fault and OpenAI's error code (e.g. 'model_not_found'). */
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly param: string | null = null, readonly type = 'invalid_request_error') {
+  constructor(readonly status: number, message: string, readonly param: string | null = null, readonly type = 'invalid_request_error',
+    readonly code: string | null = null) {
     super(message);
   }
 }
@@ -44,7 +47,7 @@ function num(b: Body, key: string, o: { min: number; max: number; integer?: bool
   const bad = typeof v !== 'number' || !Number.isFinite(v) || (o.integer && !Number.isInteger(v)) || v > o.max || (o.minExclusive ? v <= o.min : v < o.min);
   if (bad) {
     const range = `${o.minExclusive ? '(' : '['}${o.min}, ${o.max}]`;
-    throw new HttpError(400, `'${key}' must be ${o.integer ? 'an integer' : 'a number'} in ${range}, got ${JSON.stringify(v)}`, key);
+    throw new HttpError(400, `'${key}' must be ${o.integer ? 'an integer' : 'a number'} in ${range}, got ${describeValue(v)}`, key);
   }
   return v as number;
 }
@@ -52,7 +55,7 @@ function num(b: Body, key: string, o: { min: number; max: number; integer?: bool
 /** The prompt field: a non-empty string within the character limit. */
 export function promptOf(b: Body, limits: Limits): string {
   const p = b.prompt;
-  if (typeof p !== 'string') throw new HttpError(400, `'prompt' must be a string, got ${p === undefined ? 'nothing' : typeof p}`, 'prompt');
+  if (typeof p !== 'string') throw new HttpError(400, `'prompt' must be a string, got ${p === undefined ? 'nothing' : Array.isArray(p) ? 'an array' : typeof p}`, 'prompt');
   if (p.length === 0) throw new HttpError(400, "'prompt' must not be empty", 'prompt');
   if (p.length > limits.maxPromptChars) throw new HttpError(400, `'prompt' is ${p.length} characters; the limit is ${limits.maxPromptChars}`, 'prompt');
   return p;
@@ -65,8 +68,16 @@ export interface CompletionRequest {
 
 const KNOWN = new Set(['model', 'prompt', 'max_tokens', 'temperature', 'top_p', 'stop', 'seed', 'stream', 'n', 'echo', 'logprobs', 'user', 'presence_penalty', 'frequency_penalty']);
 
+/** Throws 404 model_not_found (OpenAI's answer) unless `model`, when given, names the loaded model. */
+export function checkModel(b: Body, modelName: string): void {
+  const m = b.model;
+  if (m === undefined || m === null || m === modelName) return;
+  if (typeof m !== 'string') throw new HttpError(400, `'model' must be a string, got ${describeValue(m)}`, 'model');
+  throw new HttpError(404, `The model '${m.slice(0, 100)}' does not exist; this server has '${modelName}'`, 'model', 'invalid_request_error', 'model_not_found');
+}
+
 export function completionRequest(b: Body, limits: Limits): CompletionRequest {
-  for (const k of Object.keys(b)) if (!KNOWN.has(k)) throw new HttpError(400, `unknown field '${k}'`, k);
+  for (const k of Object.keys(b)) if (!KNOWN.has(k)) throw new HttpError(400, `unknown field '${k.slice(0, 100)}'`, k.slice(0, 100));
   if (b.n !== undefined && b.n !== 1) throw new HttpError(400, "'n' must be 1 (one completion per request)", 'n');
   if (b.echo !== undefined && b.echo !== false) throw new HttpError(400, "'echo' is not supported", 'echo');
   if (b.logprobs !== undefined && b.logprobs !== null) throw new HttpError(400, "'logprobs' is not supported", 'logprobs');

@@ -84,3 +84,9 @@ test('qkv info and tokenize on the embedded model', () => {
   assert.match(tok.stdout, /1829\s+"Ġworld"/);
   assert.match(tok.stdout, /4 tokens/);
 });
+
+test('qkv generate --max-tokens 0 prints the prompt and exits 0 (an empty continuation is an answer)', () => {
+  const r = qkv('generate', '--max-tokens', '0', '--threads', '1', 'A fool');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'A fool');
+});
