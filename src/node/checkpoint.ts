@@ -1,17 +1,21 @@
 // Loading a Hugging Face checkpoint directory from disk (Node-only): config.json, model.safetensors or a sharded
 // model.safetensors.index.json, tokenizer.json (+ tokenizer_config.json), generation_config.json.
 // Tensors are streamed one at a time from the file (header validated first, then each tensor's byte range read
-// with a positioned read), so a checkpoint never sits in memory twice; a progress bar shows on a terminal.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { QkvError, SafetensorsError } from '../errors.js';
+// with positioned reads), so a checkpoint never sits in memory twice; a progress bar shows on a terminal.
+// Everything here is untrusted: only regular files are read (files.ts), a sharded checkpoint loads what its
+// weight_map names from the shard it names (a tensor in two shards is refused), and config.json is validated by the
+// family that reads it (models/config.ts).
+import { closeSync, existsSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { describeValue, QkvError, SafetensorsError } from '../errors.js';
 import { Tokenizer } from '../generate/tokenizer.js';
 import type { HfConfig } from '../models/config.js';
 import type { Model } from '../models/model.js';
 import { buildModel } from '../models/registry.js';
 import { Weights, type WeightFormat } from '../models/weights.js';
 import { storageView, DTYPE_SIZE } from '../tensor/dtype.js';
-import { MAX_HEADER_BYTES, parseSafetensorsHeader } from '../tensor/safetensors.js';
+import { checkBool, MAX_HEADER_BYTES, parseSafetensorsHeader } from '../tensor/safetensors.js';
+import { openRegular, printable, readFully, readJsonObject } from './files.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** A loaded checkpoint. */
@@ -29,55 +33,52 @@ export interface Checkpoint {
 /** Progress reports while tensors stream in. */
 export type LoadProgress = (done: number, total: number, file: string) => void;
 
-function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new QkvError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
-    return v as Record<string, unknown>;
-  } catch (e) {
-    throw new QkvError(`${path}: invalid JSON (${(e as Error).message})`);
-  }
-}
-
 /** Reads and validates the header of an open safetensors file (only the length prefix and the JSON are read). */
-function readHeader(fd: number, path: string): ReturnType<typeof parseSafetensorsHeader> {
-  const size = fstatSync(fd).size;
-  const lenBuf = Buffer.alloc(8);
-  readSync(fd, lenBuf, 0, Math.min(8, size), 0);
-  const n = size >= 8 ? Number(lenBuf.readBigUInt64LE(0)) : 0;
+function readHeader(fd: number, size: number, path: string): ReturnType<typeof parseSafetensorsHeader> {
+  const lenBuf = new Uint8Array(8);
+  if (size >= 8) readFully(fd, lenBuf, 0, path);
+  const n = size >= 8 ? Number(new DataView(lenBuf.buffer).getBigUint64(0, true)) : 0;
   // read no more than the file has or the header limit allows; the parser reports which bound was broken
   const prefix = new Uint8Array(8 + Math.min(n, Math.max(0, size - 8), MAX_HEADER_BYTES));
-  readSync(fd, prefix, 0, prefix.length, 0);
+  readFully(fd, prefix, 0, path);
   try {
     return parseSafetensorsHeader(prefix, size);
   } catch (e) {
-    throw new SafetensorsError(`${path}: ${(e as Error).message}`);
+    throw new SafetensorsError(`${printable(path)}: ${(e as Error).message}`);
   }
 }
 
-/** Streams every tensor of one safetensors file into `into`, validating the header before reading data. */
-export function streamSafetensors(path: string, into: Map<string, Tensor>, progress?: (bytes: number) => void): number {
-  let fd: number;
+/** The validated header of a safetensors file on disk. */
+function headerOf(path: string): ReturnType<typeof parseSafetensorsHeader> {
+  const { fd, size } = openRegular(path);
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new QkvError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    return readHeader(fd, size, path);
+  } finally {
+    closeSync(fd);
   }
+}
+
+/**
+ * Streams the tensors of one safetensors file into `into` (all of them, or those `wanted` says), validating the header
+ * before reading data. Each tensor is read straight into its own buffer, in chunks (tensors of 2 GiB and more).
+ */
+export function streamSafetensors(path: string, into: Map<string, Tensor>, progress?: (bytes: number) => void, wanted?: (name: string) => boolean): number {
+  const { fd, size } = openRegular(path);
   try {
-    const header = readHeader(fd, path);
+    const header = readHeader(fd, size, path);
     let total = 0;
     for (const e of header.entries) {
+      if (wanted && !wanted(e.name)) continue;
       const bytes = e.end - e.begin;
       const buf = new ArrayBuffer(bytes); // fresh and aligned: typed-array views need no copy
-      const got = readSync(fd, new Uint8Array(buf), 0, bytes, header.dataStart + e.begin);
-      if (got !== bytes) throw new SafetensorsError(`${path}: tensor '${e.name}': read ${got} of ${bytes} bytes`);
-      into.set(e.name, new Tensor(e.dtype, storageView(e.dtype, buf, 0, bytes / DTYPE_SIZE[e.dtype]), e.shape));
+      readFully(fd, new Uint8Array(buf), header.dataStart + e.begin, `${printable(path)}: tensor '${e.name}'`);
+      const data = storageView(e.dtype, buf, 0, bytes / DTYPE_SIZE[e.dtype]);
+      try {
+        checkBool(e, data);
+      } catch (err) {
+        throw new SafetensorsError(`${printable(path)}: ${(err as Error).message}`);
+      }
+      into.set(e.name, new Tensor(e.dtype, data, e.shape));
       total += bytes;
       progress?.(bytes);
     }
@@ -87,19 +88,54 @@ export function streamSafetensors(path: string, into: Map<string, Tensor>, progr
   }
 }
 
-/** The safetensors files of a checkpoint: one file, or the shards named by the index. */
-function weightFiles(dir: string): string[] {
+/** The weight files of a checkpoint, and for a sharded one the file each tensor is to be loaded from. */
+interface WeightFiles { files: string[]; shardOf: Map<string, string> | null }
+
+/** The safetensors files of a checkpoint: one file, or the shards named by the index's weight_map. */
+function weightFiles(dir: string): WeightFiles {
   const single = join(dir, 'model.safetensors');
-  if (existsSync(single)) return [single];
+  if (existsSync(single)) return { files: [single], shardOf: null };
   const indexPath = join(dir, 'model.safetensors.index.json');
-  if (!existsSync(indexPath)) throw new QkvError(`${dir}: no model.safetensors or model.safetensors.index.json`);
-  const map = readJson(indexPath).weight_map;
-  if (typeof map !== 'object' || map === null) throw new QkvError(`${indexPath}: no "weight_map"`);
-  const files = [...new Set(Object.values(map as Record<string, unknown>))];
-  for (const f of files) {
-    if (typeof f !== 'string' || f.includes('/') || f.includes('\\') || f.startsWith('.')) throw new QkvError(`${indexPath}: bad shard name ${JSON.stringify(f)}`);
+  if (!existsSync(indexPath)) throw new QkvError(`${printable(dir)}: no model.safetensors or model.safetensors.index.json`);
+  const map = readJsonObject(indexPath).weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new QkvError(`${printable(indexPath)}: "weight_map" must be an object of tensor name → shard file`);
+  const shardOf = new Map<string, string>();
+  for (const [name, f] of Object.entries(map)) {
+    if (typeof f !== 'string' || f === '' || /[/\\\u0000]/.test(f) || f.startsWith('.')) {
+      throw new QkvError(`${printable(indexPath)}: weight_map["${printable(name)}"] must be a file name in the checkpoint directory, got ${printable(describeValue(f))}`);
+    }
+    shardOf.set(name, join(dir, f));
   }
-  return (files as string[]).map((f) => join(dir, f));
+  if (shardOf.size === 0) throw new QkvError(`${printable(indexPath)}: "weight_map" names no tensor`);
+  return { files: [...new Set(shardOf.values())], shardOf };
+}
+
+/**
+ * Checks the shards against the map before any data is read: each tensor the map names is in the shard it names, and
+ * no tensor is in two shards (which copy would win is not for the loader to guess).
+ */
+function checkShards(w: WeightFiles, headers: Map<string, ReturnType<typeof parseSafetensorsHeader>>): void {
+  if (!w.shardOf) return;
+  const seenIn = new Map<string, string>();
+  for (const [file, h] of headers) {
+    for (const e of h.entries) {
+      const other = seenIn.get(e.name);
+      if (other !== undefined) throw new QkvError(`tensor '${e.name}' is in two shards, ${basename(other)} and ${basename(file)}`);
+      seenIn.set(e.name, file);
+    }
+  }
+  for (const [name, file] of w.shardOf) {
+    if (seenIn.get(name) !== file) {
+      throw new QkvError(`weight_map puts tensor '${printable(name)}' in ${basename(file)}, but ${seenIn.has(name) ? `it is in ${basename(seenIn.get(name)!)}` : 'no shard holds it'}`);
+    }
+  }
+}
+
+/** A checkpoint directory that exists and is a directory. */
+function checkDir(dir: string): void {
+  let ok = false;
+  try { ok = statSync(dir).isDirectory(); } catch { /* reported below */ }
+  if (!ok) throw new QkvError(`${printable(dir)}: ${existsSync(dir) ? 'not a directory' : 'no such checkpoint directory'}`);
 }
 
 /** A terminal progress bar on stderr for big checkpoints (> 64 MiB), silent otherwise. */
@@ -122,43 +158,48 @@ export interface CheckpointSummary { dir: string; config: HfConfig; files: strin
 
 /** Reads config.json and every safetensors header (validated), not the data: cheap even for huge checkpoints. */
 export function inspectCheckpoint(dir: string): CheckpointSummary {
-  if (!existsSync(dir)) throw new QkvError(`${dir}: no such checkpoint directory`);
-  const config = readJson(join(dir, 'config.json')) as HfConfig;
-  const files = weightFiles(dir);
+  checkDir(dir);
+  const config = readJsonObject(join(dir, 'config.json')) as HfConfig;
+  const w = weightFiles(dir);
+  const headers = new Map(w.files.map((f) => [f, headerOf(f)]));
+  checkShards(w, headers);
   let parameters = 0;
   let bytes = 0;
   const dtypes = new Set<string>();
-  for (const f of files) {
-    const fd = openSync(f, 'r');
-    try {
-      for (const e of readHeader(fd, f).entries) {
-        parameters += e.shape.reduce((a, b) => a * b, 1);
-        bytes += e.end - e.begin;
-        dtypes.add(e.dtype);
-      }
-    } finally {
-      closeSync(fd);
+  for (const [f, h] of headers) {
+    for (const e of h.entries) {
+      if (w.shardOf && w.shardOf.get(e.name) !== f) continue; // not in the map: not loaded
+      parameters += e.shape.reduce((a, b) => a * b, 1);
+      bytes += e.end - e.begin;
+      dtypes.add(e.dtype);
     }
   }
-  return { dir, config, files, parameters, dtypes: [...dtypes], bytes };
+  return { dir, config, files: w.files, parameters, dtypes: [...dtypes], bytes };
 }
 
 /** Loads config, weights, model and tokenizer from a checkpoint directory. */
 export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokenizer?: boolean; weights?: WeightFormat } = {}): Checkpoint {
-  if (!existsSync(dir)) throw new QkvError(`${dir}: no such checkpoint directory`);
-  const config = readJson(join(dir, 'config.json')) as HfConfig;
-  const files = weightFiles(dir);
-  const total = files.reduce((s, f) => s + (existsSync(f) ? statSync(f).size : 0), 0);
+  checkDir(dir);
+  const config = readJsonObject(join(dir, 'config.json')) as HfConfig;
+  const w = weightFiles(dir);
+  const headers = new Map(w.files.map((f) => [f, headerOf(f)]));
+  checkShards(w, headers);
+  const total = [...headers.values()].reduce((s, h) => s + h.entries.reduce((t, e) => t + e.end - e.begin, 0), 0);
   const tensors = new Map<string, Tensor>();
   let done = 0;
   const progress = o.progress ?? terminalProgress();
-  for (const f of files) streamSafetensors(f, tensors, (b) => { done += b; progress?.(done, total, f.split('/').pop()!); });
-  const weights = new Weights(tensors, files.length === 1 ? files[0] : dir, { format: o.weights });
+  for (const f of w.files) {
+    // a sharded checkpoint loads what its map says, from the shard it names
+    const wanted = w.shardOf ? (name: string) => w.shardOf!.get(name) === f : undefined;
+    streamSafetensors(f, tensors, (b) => { done += b; progress?.(done, total, basename(f)); }, wanted);
+  }
+  const weights = new Weights(tensors, w.files.length === 1 ? w.files[0] : dir, { format: o.weights });
   const model = buildModel(config, weights);
   const tokPath = join(dir, 'tokenizer.json');
+  const cfgPath = join(dir, 'tokenizer_config.json');
   const tokenizer = o.tokenizer !== false && existsSync(tokPath)
-    ? Tokenizer.fromJSON(readJson(tokPath), existsSync(join(dir, 'tokenizer_config.json')) ? readJson(join(dir, 'tokenizer_config.json')) : {}, tokPath)
+    ? Tokenizer.fromJSON(readJsonObject(tokPath), existsSync(cfgPath) ? readJsonObject(cfgPath) : {}, tokPath)
     : null;
   const genPath = join(dir, 'generation_config.json');
-  return { dir, config, model, weights, tokenizer, generationConfig: existsSync(genPath) ? readJson(genPath) : {}, bytes: done };
+  return { dir, config, model, weights, tokenizer, generationConfig: existsSync(genPath) ? readJsonObject(genPath) : {}, bytes: done };
 }

@@ -1,20 +1,29 @@
 // safetensors reader and writer (https://github.com/huggingface/safetensors, format section).
 // Layout: u64 little-endian header length N, N bytes of JSON header, then the data buffer. Files are untrusted:
 // every size and offset is checked before a byte of data is touched, following the reference implementation's rules
-// (offsets in range, sizes = dtype size × elements, no overlaps, no holes). Aligned tensors are zero-copy views.
+// (offsets in range, sizes = dtype size × elements, no overlaps, no holes, JSON nested at most 128 deep, no BOM).
+// Beyond it: at most MAX_TENSORS entries of rank ≤ MAX_RANK, so a legal 95 MB header cannot cost seconds and
+// gigabytes, and every message describes a bad value without recursing into it. Aligned tensors are zero-copy views.
 // Reading from disk is Node-only and lives in src/node/files.ts; this file works on bytes in any runtime.
-import { SafetensorsError } from '../errors.js';
+import { describeValue, SafetensorsError } from '../errors.js';
 import { DTYPE_SIZE, storageView, type DType } from './dtype.js';
 import { fmtShape } from './shape.js';
 import { Tensor } from './tensor.js';
 
-const TO_DTYPE: Record<string, DType> = {
-  F32: 'float32', F16: 'float16', BF16: 'bfloat16', I8: 'int8', U8: 'uint8', I32: 'int32', I64: 'int64', BOOL: 'bool',
-};
-const FROM_DTYPE = Object.fromEntries(Object.entries(TO_DTYPE).map(([k, v]) => [v, k])) as Record<DType, string>;
+// a Map, so a dtype named 'toString' or '__proto__' is unknown rather than found on Object.prototype
+const TO_DTYPE = new Map<string, DType>([
+  ['F32', 'float32'], ['F16', 'float16'], ['BF16', 'bfloat16'], ['I8', 'int8'], ['U8', 'uint8'], ['I32', 'int32'], ['I64', 'int64'], ['BOOL', 'bool'],
+]);
+const FROM_DTYPE = Object.fromEntries([...TO_DTYPE].map(([k, v]) => [v, k])) as Record<DType, string>;
 
 /** Default bound on the JSON header (the reference implementation uses 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
+/** Deepest nesting of the header's JSON (the reference implementation's JSON parser stops at 128). */
+export const MAX_NESTING = 128;
+/** Tensors in one file at most (a DeepSeek-V3 shard holds a few thousand; a whole unsharded MoE model ~100k). */
+export const MAX_TENSORS = 1 << 18;
+/** Dimensions of one tensor at most. */
+export const MAX_RANK = 32;
 
 /** What a safetensors file holds: named tensors (in file order) and the free-form string metadata. */
 export interface SafetensorsFile {
@@ -36,9 +45,12 @@ function parseHeader(bytes: Uint8Array, maxHeaderBytes: number, fileLength = byt
   if (n > maxHeaderBytes) throw new SafetensorsError(`header length ${n} exceeds the limit of ${maxHeaderBytes} bytes`);
   if (8 + n > fileLength) throw new SafetensorsError(`header length ${n} runs past the end of the file (${fileLength} bytes)`);
   if (8 + n > bytes.length) throw new SafetensorsError(`header of ${n} bytes was not read in full (${bytes.length - 8} bytes given)`);
+  const json = bytes.subarray(8, 8 + n);
+  if (json[0] === 0xef && json[1] === 0xbb && json[2] === 0xbf) throw new SafetensorsError('header starts with a UTF-8 byte order mark, which JSON does not allow');
+  checkJsonNesting(json);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(json));
   } catch (e) {
     throw new SafetensorsError(`header is not valid UTF-8 JSON: ${(e as Error).message}`);
   }
@@ -50,42 +62,69 @@ function parseHeader(bytes: Uint8Array, maxHeaderBytes: number, fileLength = byt
   const entries: Entry[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError('__metadata__ must be an object of strings');
+      if (raw === null) continue; // the reference implementation writes and accepts null for "no metadata"
+      if (typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError(`__metadata__ must be an object of strings, got ${describeValue(raw)}`);
       for (const [k, v] of Object.entries(raw)) {
-        if (typeof v !== 'string') throw new SafetensorsError(`__metadata__.${k} must be a string, got ${typeof v}`);
-        metadata[k] = v;
+        if (typeof v !== 'string') throw new SafetensorsError(`__metadata__.${k.slice(0, 100)} must be a string, got ${describeValue(v)}`);
+        Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true }); // '__proto__' too
       }
       continue;
     }
+    if (entries.length === MAX_TENSORS) throw new SafetensorsError(`header holds more than ${MAX_TENSORS} tensors`);
     entries.push(parseEntry(name, raw, dataLen));
   }
   checkCoverage(entries, dataLen);
   return { entries, metadata, dataStart: 8 + n };
 }
 
+/**
+ * Throws unless the JSON text nests at most `max` arrays/objects deep — checked on the bytes before parsing, so
+ * nothing downstream ever walks a value 10⁵ levels deep. Brackets inside strings do not count.
+ */
+export function checkJsonNesting(json: Uint8Array, max = MAX_NESTING, what = 'header JSON'): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) throw new SafetensorsError(`${what} nests deeper than ${max} levels`);
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+}
+
 /** Validates one header entry: known dtype, integer shape, offsets in range and matching the size. */
 function parseEntry(name: string, raw: unknown, dataLen: number): Entry {
-  const bad = (what: string) => new SafetensorsError(`tensor '${name}': ${what}`);
-  if (typeof raw !== 'object' || raw === null) throw bad('entry must be an object with dtype, shape, data_offsets');
-  const { dtype: code, shape, data_offsets: offsets } = raw as Record<string, unknown>;
-  if (typeof code !== 'string' || !(code in TO_DTYPE)) {
-    throw bad(`unknown dtype ${JSON.stringify(code)} (supported: ${Object.keys(TO_DTYPE).join(' ')})`);
-  }
-  const dtype = TO_DTYPE[code];
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw bad(`shape ${JSON.stringify(shape)} must be an array of non-negative integers`);
+  const bad = (what: string) => new SafetensorsError(`tensor '${name.slice(0, 200)}': ${what}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('entry must be an object with dtype, shape, data_offsets');
+  const own = (key: string) => (Object.hasOwn(raw, key) ? (raw as Record<string, unknown>)[key] : undefined);
+  const [code, shape, offsets] = [own('dtype'), own('shape'), own('data_offsets')];
+  const dtype = typeof code === 'string' ? TO_DTYPE.get(code) : undefined;
+  if (dtype === undefined) throw bad(`unknown dtype ${describeValue(code)} (supported: ${[...TO_DTYPE.keys()].join(' ')})`);
+  if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw bad(`shape ${describeValue(shape)} must be an array of at most ${MAX_RANK} non-negative integers`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-    throw bad(`data_offsets ${JSON.stringify(offsets)} must be two non-negative integers`);
+    throw bad(`data_offsets ${describeValue(offsets)} must be two non-negative integers`);
   }
   const [begin, end] = offsets as number[];
   if (begin > end) throw bad(`data_offsets [${begin}, ${end}] are reversed`);
   if (end > dataLen) throw bad(`data_offsets [${begin}, ${end}] run past the data buffer (${dataLen} bytes)`);
+  // bytes = dtype size × Π dims; the product of the non-zero dims must fit whatever their order ([0, 2⁴⁰, 2⁴⁰] and
+  // [2⁴⁰, 2⁴⁰, 0] alike are refused), and a zero dim then makes it 0
   let bytes = DTYPE_SIZE[dtype];
   for (const d of shape as number[]) {
+    if (d === 0) continue;
     bytes *= d;
     if (!Number.isSafeInteger(bytes)) throw bad(`shape ${fmtShape(shape as number[])} is too large`);
   }
+  if ((shape as number[]).includes(0)) bytes = 0;
   if (end - begin !== bytes) {
     throw bad(`data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${code} ${fmtShape(shape as number[])} needs ${bytes}`);
   }
@@ -102,6 +141,15 @@ function checkCoverage(entries: Entry[], dataLen: number): void {
     at = e.end;
   }
   if (at !== dataLen) throw new SafetensorsError(`data buffer has ${dataLen - at} trailing bytes that belong to no tensor`);
+}
+
+/** BOOL tensors hold only the bytes 0 and 1 (every reader, in memory or streaming, checks this). */
+export function checkBool(e: SafetensorsEntry, storage: ArrayLike<number | bigint>): void {
+  if (e.dtype !== 'bool') return;
+  const data = storage as Uint8Array;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] > 1) throw new SafetensorsError(`tensor '${e.name}': BOOL data holds a byte other than 0 or 1 (${data[i]} at element ${i})`);
+  }
 }
 
 /**
@@ -128,9 +176,7 @@ export function parseSafetensors(bytes: Uint8Array, options: { maxHeaderBytes?: 
     const data = at % size === 0
       ? storageView(e.dtype, bytes.buffer, at, count)
       : storageView(e.dtype, bytes.slice(dataStart + e.begin, dataStart + e.end).buffer, 0, count);
-    if (e.dtype === 'bool' && (data as Uint8Array).some((x) => x > 1)) {
-      throw new SafetensorsError(`tensor '${e.name}': BOOL data holds a byte other than 0 or 1`);
-    }
+    checkBool(e, data);
     tensors.set(e.name, new Tensor(e.dtype, data, e.shape));
   }
   return { tensors, metadata };
