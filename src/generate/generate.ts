@@ -5,7 +5,7 @@
 //   greedy:         the argmax loop used by the conformance tests;   seq2seqGenerate: T5-style encoder-decoder.
 import { ContiguousKVCache } from '../cache/contiguous.js';
 import type { KVCache } from '../cache/kv-cache.js';
-import { QkvError } from '../errors.js';
+import { NumericsError, QkvError } from '../errors.js';
 import type { CausalLM, Seq2SeqLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -45,6 +45,20 @@ export interface GenerateResult {
   finishReason: 'stop' | 'length';
   /** Milliseconds: prefill (time to first token) and the decode steps. */
   timings: { prefillMs: number; decodeMs: number };
+}
+
+/**
+ * Throws a NumericsError when the logits hold a NaN: sampling from them would give an arbitrary token (NaN weights,
+ * or a config whose numbers make the forward overflow). One pass over V numbers per token, small next to the forward.
+ */
+function checkLogits(logits: Float32Array, step: number, promptTokens: number): Float32Array {
+  for (let v = 0; v < logits.length; v++) {
+    if (Number.isNaN(logits[v])) {
+      throw new NumericsError(`generate: the model produced NaN logits ${step === 0 ? `for the prompt (${promptTokens} tokens)` : `at decode step ${step}`}: ` +
+        'its weights or config.json give non-finite values');
+    }
+  }
+  return logits;
 }
 
 /** Logits of the last position of row `b` as a Float32Array view. */
@@ -96,7 +110,9 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   const own = o.cache ? null : new ContiguousKVCache(model.info.numLayers); // released at the end
   const cache = o.cache ?? own!;
   // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU)
-  const step = gpu?.step ?? (async (next: readonly number[]) => lastLogits(model.forward([next], { cache, lastOnly: true }).logits));
+  const forward = gpu?.step ?? (async (next: readonly number[]) => lastLogits(model.forward([next], { cache, lastOnly: true }).logits));
+  let steps = 0;
+  const step = async (next: readonly number[]) => checkLogits(await forward(next), steps++, promptIds.length);
   try {
     const pause = yielder();
     const ids: number[] = [];

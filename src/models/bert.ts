@@ -11,7 +11,7 @@ import { embedding } from '../nn/positional/learned.js';
 import { QkvError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
-import { num, type HfConfig } from './config.js';
+import { attentionShape, count, num, tokenId, type HfConfig } from './config.js';
 import type { EncoderInputs, EncoderModel, ModelInfo } from './model.js';
 import type { Weights } from './weights.js';
 
@@ -30,24 +30,23 @@ export class Bert implements EncoderModel {
   private readonly act: (x: Tensor) => Tensor;
 
   constructor(c: HfConfig, w: Weights) {
-    const E = num(c, 'hidden_size');
-    const H = num(c, 'num_attention_heads');
-    const F = num(c, 'intermediate_size');
-    const V = num(c, 'vocab_size');
-    const P = num(c, 'max_position_embeddings');
+    const E = count(c, 'hidden_size');
+    const { numHeads: H } = attentionShape(c, E);
+    const F = count(c, 'intermediate_size');
+    const V = count(c, 'vocab_size');
+    const P = count(c, 'max_position_embeddings');
     this.info = {
-      architecture: 'BertModel', numLayers: num(c, 'num_hidden_layers'), numHeads: H, numKvHeads: H, headDim: E / H,
-      hiddenSize: E, vocabSize: V, maxPositions: P, eosTokenIds: [], bosTokenId: null,
-      padTokenId: typeof c.pad_token_id === 'number' ? c.pad_token_id : null,
+      architecture: 'BertModel', numLayers: count(c, 'num_hidden_layers'), numHeads: H, numKvHeads: H, headDim: E / H,
+      hiddenSize: E, vocabSize: V, maxPositions: P, eosTokenIds: [], bosTokenId: null, padTokenId: tokenId(c, 'pad_token_id'),
     };
-    this.eps = num(c, 'layer_norm_eps', 1e-12);
+    this.eps = num(c, 'layer_norm_eps', 1e-12, { min: 0 });
     this.act = activation(String(c.hidden_act ?? 'gelu'));
     // BertModel saves without a prefix, BertFor* heads under "bert."
     const pre = w.has('bert.embeddings.word_embeddings.weight') ? 'bert.' : '';
     const ln = (p: string): Ln => [w.get(`${p}.weight`, [E]), w.get(`${p}.bias`, [E])];
     this.word = w.get(`${pre}embeddings.word_embeddings.weight`, [V, E]);
     this.pos = w.get(`${pre}embeddings.position_embeddings.weight`, [P, E]);
-    this.type = w.get(`${pre}embeddings.token_type_embeddings.weight`, [num(c, 'type_vocab_size', 2), E]);
+    this.type = w.get(`${pre}embeddings.token_type_embeddings.weight`, [count(c, 'type_vocab_size', 2), E]);
     this.embLn = ln(`${pre}embeddings.LayerNorm`);
     this.layers = Array.from({ length: this.info.numLayers }, (_, l) => {
       const p = `${pre}encoder.layer.${l}.`;

@@ -1,52 +1,137 @@
 // Hugging Face config.json → one typed, camelCase config. Raw keys stay snake_case in HfConfig; each family reads
 // what it needs through these helpers, which accept both transformers 4 names (rope_theta, rope_scaling) and
 // transformers 5 names (rope_parameters).
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import type { RopeConfig } from '../nn/positional/rope.js';
 
 /** config.json as parsed: snake_case keys, as transformers writes them. */
 export type HfConfig = Record<string, unknown> & { architectures?: string[]; model_type?: string };
 
-/** A number from the config, or `fallback`; an error naming the key when it is missing or not a number. */
-export function num(c: HfConfig, key: string, fallback?: number): number {
-  const x = c[key];
+/** What a number read from config.json may be: an integer, and its bounds. */
+export interface Range { integer?: boolean; min?: number; max?: number; minExclusive?: boolean }
+
+/** Integers ≥ 1 (sizes and counts), at most 2²⁶ — past any real model, short of what would exhaust memory. */
+export const COUNT: Range = { integer: true, min: 1, max: 2 ** 26 };
+
+function rangeText(r: Range): string {
+  const kind = r.integer ? 'an integer' : 'a number';
+  const lo = r.min === undefined ? '' : ` ${r.minExclusive ? '>' : '≥'} ${r.min}`;
+  const hi = r.max === undefined ? '' : `${lo ? ' and' : ''} ≤ ${r.max}`;
+  return `${kind}${lo}${hi}`;
+}
+
+/** Throws unless x is a finite number within `r`; `what` names it in the message. */
+export function checkNumber(x: unknown, what: string, r: Range = {}): number {
+  const ok = typeof x === 'number' && Number.isFinite(x) && (!r.integer || Number.isInteger(x)) &&
+    (r.min === undefined || (r.minExclusive ? x > r.min : x >= r.min)) && (r.max === undefined || x <= r.max);
+  if (!ok) throw new QkvError(`config.json: ${what} must be ${rangeText(r)}, got ${describeValue(x)}`);
+  return x as number;
+}
+
+/** A number from the config within `range`, or `fallback` when absent; an error naming the key, the rule and the value. */
+export function num(c: HfConfig, key: string, fallback?: number, range: Range = {}): number {
+  const x = Object.hasOwn(c, key) ? c[key] : undefined;
   if (x === undefined || x === null) {
     if (fallback !== undefined) return fallback;
     throw new QkvError(`config.json: missing '${key}'`);
   }
-  if (typeof x !== 'number' || !Number.isFinite(x)) throw new QkvError(`config.json: '${key}' must be a number, got ${JSON.stringify(x)}`);
-  return x;
+  return checkNumber(x, `'${key}'`, range);
+}
+
+/** A count or size (an integer ≥ 1). */
+export function count(c: HfConfig, key: string, fallback?: number): number {
+  return num(c, key, fallback, COUNT);
 }
 
 /** First of several alternative keys (GPT-2's n_embd vs hidden_size, …). */
-export function numOf(c: HfConfig, keys: string[], fallback?: number): number {
-  for (const k of keys) if (c[k] !== undefined && c[k] !== null) return num(c, k);
+export function numOf(c: HfConfig, keys: string[], fallback?: number, range: Range = COUNT): number {
+  for (const k of keys) if (c[k] !== undefined && c[k] !== null) return num(c, k, undefined, range);
   if (fallback !== undefined) return fallback;
   throw new QkvError(`config.json: missing '${keys[0]}'`);
 }
 
-/** Token ids that end generation (eos_token_id may be a number or a list). */
-export function tokenIds(x: unknown): number[] {
-  if (typeof x === 'number') return [x];
-  if (Array.isArray(x)) return x.filter((v): v is number => typeof v === 'number');
-  return [];
+// A token id is an integer in [0, 2³¹): not necessarily < vocab_size — tiny test checkpoints keep GPT-2's eos 50256
+// with a vocabulary of 512, and transformers accepts that (such an id is never sampled).
+const TOKEN_ID: Range = { integer: true, min: 0, max: 2 ** 31 - 1 };
+
+/** Token ids that end generation: eos_token_id as an id or a list of ids. */
+export function tokenIds(x: unknown, key = 'eos_token_id'): number[] {
+  if (x === undefined || x === null) return [];
+  const ids = Array.isArray(x) ? x : [x];
+  return ids.map((id, i) => checkNumber(id, `'${key}'${Array.isArray(x) ? `[${i}]` : ''}`, TOKEN_ID));
 }
 
-/** RoPE settings from either rope_parameters (transformers 5) or rope_theta + rope_scaling (transformers 4). */
+/** One optional token id (bos, pad): null, or an id. */
+export function tokenId(c: HfConfig, key: string): number | null {
+  const x = c[key];
+  return x === undefined || x === null ? null : checkNumber(x, `'${key}'`, TOKEN_ID);
+}
+
+/** Hq, Hkv, head_dim of a decoder, checked together: Hkv divides Hq; head_dim given, or hidden_size / Hq exactly. */
+export function attentionShape(c: HfConfig, hiddenSize: number, headsKey = 'num_attention_heads'): { numHeads: number; numKvHeads: number; headDim: number } {
+  const numHeads = count(c, headsKey);
+  const numKvHeads = count(c, 'num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    throw new QkvError(`config.json: 'num_key_value_heads' (${numKvHeads}) must divide '${headsKey}' (${numHeads}): each kv head serves a whole group of query heads`);
+  }
+  if ((c.head_dim === undefined || c.head_dim === null) && hiddenSize % numHeads !== 0) {
+    throw new QkvError(`config.json: 'hidden_size' (${hiddenSize}) must be a multiple of '${headsKey}' (${numHeads}) when 'head_dim' is not given`);
+  }
+  return { numHeads, numKvHeads, headDim: count(c, 'head_dim', hiddenSize / numHeads) };
+}
+
+/** The output projection's rule: tie_word_embeddings false means lm_head.weight must be there, as transformers requires. */
+export function checkTied(c: HfConfig, hasLmHead: boolean, source: string): void {
+  if (c.tie_word_embeddings !== undefined && typeof c.tie_word_embeddings !== 'boolean') {
+    throw new QkvError(`config.json: 'tie_word_embeddings' must be true or false, got ${describeValue(c.tie_word_embeddings)}`);
+  }
+  if (c.tie_word_embeddings === false && !hasLmHead) {
+    throw new QkvError(`${source}: missing tensor 'lm_head.weight', which config.json's tie_word_embeddings: false requires`);
+  }
+}
+
+const ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3', 'yarn'];
+
+/**
+ * RoPE settings from either rope_parameters (transformers 5) or rope_theta + rope_scaling (transformers 4), each value
+ * checked where the formula needs it: theta > 0, factor > 0, llama3's two frequency factors unequal, dynamic NTK with
+ * more than 2 rotary dims, yarn with a factor, an even head_dim.
+ */
 export function ropeConfig(c: HfConfig, headDim: number): RopeConfig {
-  const params = (c.rope_parameters ?? c.rope_scaling ?? {}) as Record<string, unknown>;
-  const pick = (k: string) => (typeof params[k] === 'number' ? (params[k] as number) : undefined);
-  const type = (params.rope_type ?? params.type ?? 'default') as RopeConfig['ropeType'];
+  const key = c.rope_parameters !== undefined && c.rope_parameters !== null ? 'rope_parameters' : 'rope_scaling';
+  const raw = c[key] ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new QkvError(`config.json: '${key}' must be an object, got ${describeValue(raw)}`);
+  const params = raw as Record<string, unknown>;
+  const pick = (k: string, r: Range = {}) => (params[k] === undefined || params[k] === null ? undefined : checkNumber(params[k], `'${key}.${k}'`, r));
+  const positive: Range = { min: 0, minExclusive: true };
+  const type = params.rope_type ?? params.type ?? 'default';
+  if (typeof type !== 'string' || !ROPE_TYPES.includes(type)) {
+    throw new QkvError(`config.json: '${key}.rope_type' must be one of ${ROPE_TYPES.join(', ')}, got ${describeValue(type)}`);
+  }
+  const thetaTop = c.rope_theta === undefined || c.rope_theta === null ? undefined : checkNumber(c.rope_theta, "'rope_theta'", positive);
+  const partial = pick('partial_rotary_factor', { min: 0, max: 1, minExclusive: true }) ??
+    (c.partial_rotary_factor === undefined || c.partial_rotary_factor === null ? undefined : checkNumber(c.partial_rotary_factor, "'partial_rotary_factor'", { min: 0, max: 1, minExclusive: true }));
+  const rotary = Math.floor(headDim * (partial ?? 1));
+  if (headDim % 2 !== 0 || rotary % 2 !== 0 || rotary < 2) throw new QkvError(`config.json: RoPE rotates pairs of dimensions, so the rotary part of head_dim (${rotary} of ${headDim}) must be even and ≥ 2`);
+  const factor = pick('factor', positive);
+  if ((type === 'linear' || type === 'yarn' || type === 'llama3' || type === 'dynamic') && factor === undefined) {
+    throw new QkvError(`config.json: rope_type '${type}' needs '${key}.factor' (a number > 0)`);
+  }
+  const low = pick('low_freq_factor', positive);
+  const high = pick('high_freq_factor', positive);
+  if (type === 'llama3' && (low ?? 1) === (high ?? 4)) throw new QkvError(`config.json: llama3 RoPE needs low_freq_factor ≠ high_freq_factor (both ${low ?? 1}): the band between them is divided by their difference`);
+  if (type === 'dynamic' && rotary <= 2) throw new QkvError(`config.json: dynamic NTK RoPE needs more than 2 rotary dims (base^(d/(d−2))), got ${rotary}`);
+  const maxPos = c.max_position_embeddings === undefined || c.max_position_embeddings === null ? undefined : checkNumber(c.max_position_embeddings, "'max_position_embeddings'", COUNT);
   return {
-    ropeType: type,
-    ropeTheta: pick('rope_theta') ?? (typeof c.rope_theta === 'number' ? c.rope_theta : 10000),
+    ropeType: type as RopeConfig['ropeType'],
+    ropeTheta: pick('rope_theta', positive) ?? thetaTop ?? 10000,
     headDim,
-    partialRotaryFactor: pick('partial_rotary_factor') ?? (typeof c.partial_rotary_factor === 'number' ? c.partial_rotary_factor : undefined),
-    factor: pick('factor'),
-    maxPositionEmbeddings: typeof c.max_position_embeddings === 'number' ? c.max_position_embeddings : undefined,
-    originalMaxPositionEmbeddings: pick('original_max_position_embeddings'),
-    lowFreqFactor: pick('low_freq_factor'), highFreqFactor: pick('high_freq_factor'),
-    betaFast: pick('beta_fast'), betaSlow: pick('beta_slow'), attentionFactor: pick('attention_factor'),
+    partialRotaryFactor: partial,
+    factor,
+    maxPositionEmbeddings: maxPos,
+    originalMaxPositionEmbeddings: pick('original_max_position_embeddings', COUNT),
+    lowFreqFactor: low, highFreqFactor: high,
+    betaFast: pick('beta_fast', positive), betaSlow: pick('beta_slow', positive), attentionFactor: pick('attention_factor', positive),
     mscale: pick('mscale'), mscaleAllDim: pick('mscale_all_dim'),
   };
 }

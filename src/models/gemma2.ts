@@ -17,7 +17,7 @@ import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
-import { num, ropeConfig, type HfConfig } from './config.js';
+import { checkTied, count, num, ropeConfig, type HfConfig } from './config.js';
 import { decoderInfo, positionsOf } from './llama.js';
 import type { CausalForwardOptions, CausalLM, ModelInfo } from './model.js';
 import type { Weights } from './weights.js';
@@ -45,12 +45,12 @@ export class Gemma2 implements CausalLM {
   constructor(c: HfConfig, w: Weights) {
     const info = (this.info = decoderInfo(c, 'Gemma2ForCausalLM'));
     const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, vocabSize: V } = info;
-    const F = num(c, 'intermediate_size');
-    this.eps = num(c, 'rms_norm_eps', 1e-6);
-    this.scale = num(c, 'query_pre_attn_scalar', D) ** -0.5;
-    this.attnSoftcap = num(c, 'attn_logit_softcapping', 0);
-    this.finalSoftcap = num(c, 'final_logit_softcapping', 0);
-    this.window = typeof c.sliding_window === 'number' ? c.sliding_window : null;
+    const F = count(c, 'intermediate_size');
+    this.eps = num(c, 'rms_norm_eps', 1e-6, { min: 0 });
+    this.scale = num(c, 'query_pre_attn_scalar', D, { min: 0, minExclusive: true }) ** -0.5;
+    this.attnSoftcap = num(c, 'attn_logit_softcapping', 0, { min: 0 });
+    this.finalSoftcap = num(c, 'final_logit_softcapping', 0, { min: 0 });
+    this.window = c.sliding_window === undefined || c.sliding_window === null ? null : count(c, 'sliding_window');
     this.act = String(c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh');
     activationKind(this.act); // an unknown name fails at load
     this.freqs = ropeInvFreq(ropeConfig(c, D));
@@ -71,6 +71,7 @@ export class Gemma2 implements CausalLM {
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
+    checkTied(c, w.has('lm_head.weight'), w.source);
     this.lmHead = c.tie_word_embeddings === false && w.has('lm_head.weight') ? w.matrix('lm_head.weight', [V, E]) : w.asFormat(this.embed);
   }
 

@@ -11,7 +11,8 @@ import { layerNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
-import { numOf, tokenIds, type HfConfig } from './config.js';
+import { numOf, tokenId, tokenIds, type HfConfig } from './config.js';
+import { QkvError } from '../errors.js';
 import { positionsOf } from './llama.js';
 import type { CausalForwardOptions, CausalLM, ModelInfo } from './model.js';
 import type { Weights } from './weights.js';
@@ -36,12 +37,13 @@ export class GPT2 implements CausalLM {
     const V = numOf(c, ['vocab_size']);
     const P = numOf(c, ['n_positions', 'max_position_embeddings']);
     const F = numOf(c, ['n_inner'], 4 * E);
+    if (E % H !== 0) throw new QkvError(`config.json: 'n_embd' (${E}) must be a multiple of 'n_head' (${H})`);
     this.info = {
       architecture: 'GPT2LMHeadModel', numLayers: numOf(c, ['n_layer', 'num_hidden_layers']), numHeads: H, numKvHeads: H,
       headDim: E / H, hiddenSize: E, vocabSize: V, maxPositions: P, eosTokenIds: tokenIds(c.eos_token_id),
-      bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null, padTokenId: typeof c.pad_token_id === 'number' ? c.pad_token_id : null,
+      bosTokenId: tokenId(c, 'bos_token_id'), padTokenId: tokenId(c, 'pad_token_id'),
     };
-    this.eps = numOf(c, ['layer_norm_epsilon'], 1e-5);
+    this.eps = numOf(c, ['layer_norm_epsilon'], 1e-5, { min: 0 });
     // GPT2LMHeadModel saves under "transformer.", a bare GPT2Model without it
     const pre = w.has('transformer.wte.weight') ? 'transformer.' : '';
     // Conv1D [in, out] → Linear [out, in]

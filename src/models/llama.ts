@@ -18,7 +18,7 @@ import { QkvError } from '../errors.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
-import { num, ropeConfig, tokenIds, type HfConfig } from './config.js';
+import { attentionShape, checkTied, count, num, ropeConfig, tokenId, tokenIds, type HfConfig } from './config.js';
 import type { CausalForwardOptions, CausalLM, ModelInfo } from './model.js';
 import type { Weights } from './weights.js';
 
@@ -32,14 +32,12 @@ interface Layer {
 
 /** Model facts every decoder-only family reads the same way. */
 export function decoderInfo(c: HfConfig, architecture: string): ModelInfo {
-  const hiddenSize = num(c, 'hidden_size');
-  const numHeads = num(c, 'num_attention_heads');
+  const hiddenSize = count(c, 'hidden_size');
+  const vocabSize = count(c, 'vocab_size');
   return {
-    architecture, hiddenSize, numHeads, numLayers: num(c, 'num_hidden_layers'),
-    numKvHeads: num(c, 'num_key_value_heads', numHeads), headDim: num(c, 'head_dim', hiddenSize / numHeads),
-    vocabSize: num(c, 'vocab_size'), maxPositions: num(c, 'max_position_embeddings', 2048),
-    eosTokenIds: tokenIds(c.eos_token_id), bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
-    padTokenId: typeof c.pad_token_id === 'number' ? c.pad_token_id : null,
+    architecture, hiddenSize, ...attentionShape(c, hiddenSize), numLayers: count(c, 'num_hidden_layers'),
+    vocabSize, maxPositions: count(c, 'max_position_embeddings', 2048),
+    eosTokenIds: tokenIds(c.eos_token_id), bosTokenId: tokenId(c, 'bos_token_id'), padTokenId: tokenId(c, 'pad_token_id'),
   };
 }
 
@@ -63,8 +61,8 @@ export class Llama implements CausalLM {
   constructor(c: HfConfig, w: Weights, readonly variant: LlamaVariant) {
     const info = (this.info = decoderInfo(c, variant.architecture));
     const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, vocabSize: V } = info;
-    const F = num(c, 'intermediate_size');
-    this.eps = num(c, 'rms_norm_eps', 1e-6);
+    const F = count(c, 'intermediate_size');
+    this.eps = num(c, 'rms_norm_eps', 1e-6, { min: 0 });
     this.actName = typeof c.hidden_act === 'string' ? c.hidden_act : 'silu';
     activationKind(this.actName); // an unknown name fails at load
     this.freqs = ropeInvFreq(ropeConfig(c, D));
@@ -85,6 +83,7 @@ export class Llama implements CausalLM {
     });
     this.norm = w.get('model.norm.weight', [E]);
     // tied embeddings: the output projection is the embedding matrix itself
+    checkTied(c, w.has('lm_head.weight'), w.source);
     this.lmHead = c.tie_word_embeddings === true || !w.has('lm_head.weight') ? w.asFormat(this.embed) : w.matrix('lm_head.weight', [V, E]);
   }
 

@@ -1,10 +1,10 @@
 // Architecture name (config.json "architectures") → the family that builds it.
 import { QkvError } from '../errors.js';
-import type { HfConfig } from './config.js';
+import { count, num, ropeConfig, type HfConfig } from './config.js';
 import { bert } from './bert.js';
 import { gemma2 } from './gemma2.js';
 import { gpt2 } from './gpt2.js';
-import { llama } from './llama.js';
+import { decoderInfo, llama } from './llama.js';
 import { mistral } from './mistral.js';
 import type { Model } from './model.js';
 import { qwen2 } from './qwen2.js';
@@ -34,6 +34,20 @@ export function registerArchitecture(name: string, build: Builder): void {
 /** Architectures qkv can load. */
 export function supportedArchitectures(): string[] {
   return [...FAMILIES.keys()];
+}
+
+/**
+ * Checks config.json without weights, as far as the family reads it up front (for qkv info, which reads headers only):
+ * the decoder families' sizes, heads, RoPE and norms. Every family checks the rest when it is built.
+ */
+export function checkConfig(config: HfConfig): void {
+  const arch = config.architectures?.[0];
+  if (typeof arch !== 'string' || !FAMILIES.has(arch)) return; // qkv info shows it as not supported
+  if (!['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Gemma2ForCausalLM'].includes(arch)) return;
+  const info = decoderInfo(config, arch);
+  ropeConfig(config, info.headDim);
+  count(config, 'intermediate_size');
+  num(config, 'rms_norm_eps', 1e-6, { min: 0 });
 }
 
 /** Builds the model that config.json describes from its weights. */

@@ -16,7 +16,7 @@ import { t5RelativeBias } from '../nn/positional/t5-bucket.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../cache/kv-cache.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
-import { num, tokenIds, type HfConfig } from './config.js';
+import { checkTied, count, num, tokenId, tokenIds, type HfConfig } from './config.js';
 import type { ModelInfo, Seq2SeqLM } from './model.js';
 import type { Weights } from './weights.js';
 
@@ -42,23 +42,23 @@ export class T5 implements Seq2SeqLM {
   private readonly act: (x: Tensor) => Tensor;
 
   constructor(c: HfConfig, w: Weights) {
-    const E = num(c, 'd_model');
-    const H = num(c, 'num_heads');
-    const Dk = num(c, 'd_kv');
-    const F = num(c, 'd_ff');
-    const V = num(c, 'vocab_size');
-    const nEnc = num(c, 'num_layers');
-    const nDec = num(c, 'num_decoder_layers', nEnc);
+    const E = count(c, 'd_model');
+    const H = count(c, 'num_heads');
+    const Dk = count(c, 'd_kv');
+    const F = count(c, 'd_ff');
+    const V = count(c, 'vocab_size');
+    const nEnc = count(c, 'num_layers');
+    const nDec = count(c, 'num_decoder_layers', nEnc);
     this.info = {
       architecture: 'T5ForConditionalGeneration', numLayers: nDec, numHeads: H, numKvHeads: H, headDim: Dk, hiddenSize: E,
       vocabSize: V, maxPositions: Infinity, eosTokenIds: tokenIds(c.eos_token_id), bosTokenId: null,
-      padTokenId: typeof c.pad_token_id === 'number' ? c.pad_token_id : null, decoderStartTokenId: num(c, 'decoder_start_token_id', 0),
+      padTokenId: tokenId(c, 'pad_token_id'), decoderStartTokenId: num(c, 'decoder_start_token_id', 0, { integer: true, min: 0, max: V - 1 }),
     };
-    this.eps = num(c, 'layer_norm_epsilon', 1e-6);
-    this.maxDistance = num(c, 'relative_attention_max_distance', 128);
+    this.eps = num(c, 'layer_norm_epsilon', 1e-6, { min: 0 });
+    this.maxDistance = count(c, 'relative_attention_max_distance', 128);
     const proj = String(c.feed_forward_proj ?? 'relu');
     this.act = activation(proj === 'gated-gelu' ? 'gelu_new' : proj.replace('gated-', ''));
-    const nb = num(c, 'relative_attention_num_buckets', 32);
+    const nb = count(c, 'relative_attention_num_buckets', 32);
     const attn = (p: string): Attn => ({
       q: w.get(`${p}.q.weight`, [H * Dk, E]), k: w.get(`${p}.k.weight`, [H * Dk, E]), v: w.get(`${p}.v.weight`, [H * Dk, E]),
       o: w.get(`${p}.o.weight`, [E, H * Dk]), norm: w.get(`${p.replace(/\.(SelfAttention|EncDecAttention)$/, '')}.layer_norm.weight`, [E]),
@@ -83,6 +83,7 @@ export class T5 implements Seq2SeqLM {
     this.decNorm = w.get('decoder.final_layer_norm.weight', [E]);
     this.encBias = w.get('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight', [nb, H]);
     this.decBias = w.get('decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight', [nb, H]);
+    checkTied(c, w.has('lm_head.weight'), w.source);
     this.tied = c.tie_word_embeddings !== false;
     this.lmHead = this.tied || !w.has('lm_head.weight') ? this.shared : w.get('lm_head.weight', [V, E]);
   }

@@ -10,7 +10,7 @@ import { QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
-import { num, type HfConfig } from './config.js';
+import { attentionShape, count, num, type HfConfig } from './config.js';
 import type { EncoderInputs, EncoderModel, ModelInfo } from './model.js';
 import type { Weights } from './weights.js';
 
@@ -33,18 +33,19 @@ export class ViT implements EncoderModel {
   readonly channels: number;
 
   constructor(c: HfConfig, w: Weights) {
-    const E = num(c, 'hidden_size');
-    const H = num(c, 'num_attention_heads');
-    const F = num(c, 'intermediate_size');
-    this.patch = num(c, 'patch_size');
-    this.image = num(c, 'image_size');
-    this.channels = num(c, 'num_channels', 3);
+    const E = count(c, 'hidden_size');
+    const { numHeads: H } = attentionShape(c, E);
+    const F = count(c, 'intermediate_size');
+    this.patch = count(c, 'patch_size');
+    this.image = count(c, 'image_size');
+    this.channels = count(c, 'num_channels', 3);
+    if (this.image % this.patch !== 0) throw new QkvError(`config.json: 'image_size' (${this.image}) must be a multiple of 'patch_size' (${this.patch})`);
     const N = (this.image / this.patch) ** 2;
     this.info = {
-      architecture: 'ViTModel', numLayers: num(c, 'num_hidden_layers'), numHeads: H, numKvHeads: H, headDim: E / H,
+      architecture: 'ViTModel', numLayers: count(c, 'num_hidden_layers'), numHeads: H, numKvHeads: H, headDim: E / H,
       hiddenSize: E, vocabSize: 0, maxPositions: N + 1, eosTokenIds: [], bosTokenId: null, padTokenId: null,
     };
-    this.eps = num(c, 'layer_norm_eps', 1e-12);
+    this.eps = num(c, 'layer_norm_eps', 1e-12, { min: 0 });
     this.act = activation(String(c.hidden_act ?? 'gelu'));
     const pre = w.has('vit.embeddings.cls_token') ? 'vit.' : '';
     const ln = (p: string): Ln => [w.get(`${p}.weight`, [E]), w.get(`${p}.bias`, [E])];

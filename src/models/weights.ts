@@ -73,6 +73,16 @@ export class Weights {
     return this.tensors.has(name) ? this.get(name, shape) : null;
   }
 
+  /** Names of the float tensors that hold a NaN or an infinity (to explain NaN logits; a pass over every weight). */
+  nonFinite(): string[] {
+    const names: string[] = [];
+    for (const [name, t] of this.tensors) {
+      if (!['float32', 'float16', 'bfloat16'].includes(t.dtype)) continue;
+      if (t.toFloat32().some((x) => !Number.isFinite(x))) names.push(name);
+    }
+    return names;
+  }
+
   /** Total parameters and the dtype(s) held now (float32 once the model has widened them). */
   summary(): { parameters: number; dtypes: string[] } {
     let parameters = 0;

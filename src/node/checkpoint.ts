@@ -11,7 +11,7 @@ import { describeValue, QkvError, SafetensorsError } from '../errors.js';
 import { Tokenizer } from '../generate/tokenizer.js';
 import type { HfConfig } from '../models/config.js';
 import type { Model } from '../models/model.js';
-import { buildModel } from '../models/registry.js';
+import { buildModel, checkConfig } from '../models/registry.js';
 import { Weights, type WeightFormat } from '../models/weights.js';
 import { storageView, DTYPE_SIZE } from '../tensor/dtype.js';
 import { checkBool, MAX_HEADER_BYTES, parseSafetensorsHeader } from '../tensor/safetensors.js';
@@ -160,6 +160,7 @@ export interface CheckpointSummary { dir: string; config: HfConfig; files: strin
 export function inspectCheckpoint(dir: string): CheckpointSummary {
   checkDir(dir);
   const config = readJsonObject(join(dir, 'config.json')) as HfConfig;
+  checkConfig(config);
   const w = weightFiles(dir);
   const headers = new Map(w.files.map((f) => [f, headerOf(f)]));
   checkShards(w, headers);

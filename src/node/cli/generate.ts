@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions } from '../../generate/generate.js';
-import { QkvError } from '../../errors.js';
+import { NumericsError, QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { useDawn } from '../webgpu.js';
 import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS } from './shared.js';
@@ -67,6 +67,12 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   };
   if (!values['no-prompt']) out(prompt);
   const it = generateStream(ckpt.model, ckpt.tokenizer, prompt, o);
-  for (let r = await it.next(); !r.done; r = await it.next()) out(r.value.text);
+  try {
+    for (let r = await it.next(); !r.done; r = await it.next()) out(r.value.text);
+  } catch (e) {
+    if (!(e instanceof NumericsError)) throw e;
+    const bad = ckpt.weights.nonFinite(); // only now: a pass over every weight
+    throw new NumericsError(`${e.message}${bad.length ? `; non-finite values in ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ` and ${bad.length - 3} more` : ''}` : ''}`);
+  }
   return 0;
 }
