@@ -1,47 +1,65 @@
-// Fuzz: random mutations of valid safetensors files either parse or throw SafetensorsError — never another
-// error (a RangeError would mean an out-of-bounds read), never a hang.
+// Fuzz (fixed seed, a few seconds): mutations of the golden safetensors files either parse or throw a QkvError from
+// every reader — never another error (a RangeError would be a stack overflow or an out-of-bounds read), never a hang —
+// and the streaming reader that loadCheckpoint uses agrees with the in-memory one. `npm run fuzz` runs a million.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSafetensors, SafetensorsError, serializeSafetensors, Tensor } from '../../src/index.js';
-import { randint, rng } from '../helpers.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { QkvError } from '../../src/errors.js';
+import { streamSafetensors } from '../../src/node/checkpoint.js';
+import { MAX_TENSORS, parseSafetensors, parseSafetensorsHeader } from '../../src/tensor/safetensors.js';
+import { GOLDEN, rng } from '../helpers.js';
+import { check, mutate, seedFiles } from './safetensors-mutations.js';
 
-test('2000 mutated files parse or fail cleanly', () => {
-  const rand = rng(2024);
-  const seed = serializeSafetensors({
-    w: Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]), h: Tensor.from([1, 2], [2], 'float16'), n: Tensor.from([7], [1], 'int64'),
-  }, { format: 'pt' });
-  const text = new TextDecoder().decode(seed.subarray(8, 8 + Number(new DataView(seed.buffer).getBigUint64(0, true))));
-  let parsed = 0;
-  for (let trial = 0; trial < 2000; trial++) {
-    let bytes: Uint8Array;
-    const kind = trial % 4;
-    if (kind === 0) { // flip random bytes anywhere
-      bytes = seed.slice();
-      for (let f = randint(rand, 1, 4); f > 0; f--) bytes[randint(rand, 0, bytes.length - 1)] = randint(rand, 0, 255);
-    } else if (kind === 1) { // truncate
-      bytes = seed.slice(0, randint(rand, 0, seed.length - 1));
-    } else if (kind === 2) { // edit digits inside the JSON header (offsets and shapes)
-      const chars = [...text];
-      for (let f = randint(rand, 1, 3); f > 0; f--) {
-        const at = randint(rand, 0, chars.length - 1);
-        if (/[0-9]/.test(chars[at])) chars[at] = String(randint(rand, 0, 9));
-      }
-      const json = new TextEncoder().encode(chars.join(''));
-      bytes = new Uint8Array(8 + json.length + seed.length - 8 - text.length);
-      new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
-      bytes.set(json, 8);
-      bytes.set(seed.subarray(8 + text.length), 8 + json.length);
-    } else { // random length prefix
-      bytes = seed.slice();
-      new DataView(bytes.buffer).setUint32(0, randint(rand, 0, 2 ** 32 - 1), true);
-    }
-    try {
-      const f = parseSafetensors(bytes);
-      for (const t of f.tensors.values()) t.toArray().length; // every parsed tensor is readable in full
-      parsed++;
-    } catch (e) {
-      assert.ok(e instanceof SafetensorsError || (e instanceof Error && /does not fit a JS number/.test(e.message)), `trial ${trial}: ${String(e)}`);
-    }
+const seeds = seedFiles(GOLDEN);
+
+test('5,000 mutations of the golden files parse or fail with a QkvError in every reader', () => {
+  assert.ok(seeds.length >= 20, `${seeds.length} seed files`);
+  const rand = rng(2026);
+  const kinds = new Map<string, { parsed: number; refused: number }>();
+  for (let trial = 0; trial < 5000; trial++) {
+    const { kind, bytes } = mutate(seeds[trial % seeds.length], rand);
+    const r = check(bytes);
+    assert.equal(r.finding, null, `trial ${trial} (${kind}): ${r.finding}`);
+    const k = kinds.get(kind) ?? { parsed: 0, refused: 0 };
+    k[r.parsed ? 'parsed' : 'refused']++;
+    kinds.set(kind, k);
   }
-  assert.ok(parsed > 0 && parsed < 2000, `parsed ${parsed} of 2000`);
+  assert.equal(kinds.size, 13, `kinds exercised: ${[...kinds.keys()].join(', ')}`);
+  for (const [kind, k] of kinds) assert.ok(k.refused > 0, `${kind}: never refused`);
+});
+
+test('the streaming reader (loadCheckpoint) accepts and refuses what the in-memory reader does', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qkv-fuzz-'));
+  try {
+    const rand = rng(7);
+    for (let trial = 0; trial < 300; trial++) {
+      const { kind, bytes } = mutate(seeds[trial % seeds.length], rand);
+      const path = join(dir, `${trial}.safetensors`);
+      writeFileSync(path, bytes);
+      let memory = true;
+      try { parseSafetensors(bytes); } catch (e) { assert.ok(e instanceof QkvError); memory = false; }
+      let stream = true;
+      try { streamSafetensors(path, new Map()); } catch (e) { assert.ok(e instanceof QkvError, `trial ${trial} (${kind}): ${String(e)}`); stream = false; }
+      assert.equal(stream, memory, `trial ${trial} (${kind}): streaming ${stream ? 'accepted' : 'refused'}, in memory ${memory ? 'accepted' : 'refused'}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a legal header of 100,000 tensors parses; more than MAX_TENSORS is refused by count, not by exhaustion', () => {
+  const header = (n: number) => {
+    const parts = Array.from({ length: n }, (_, i) => `"t${i}":{"dtype":"U8","shape":[1],"data_offsets":[${i},${i + 1}]}`);
+    const json = new TextEncoder().encode(`{${parts.join(',')}}`);
+    const bytes = new Uint8Array(8 + json.length + n);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+    bytes.set(json, 8);
+    return bytes;
+  };
+  const legal = header(100_000);
+  assert.equal(parseSafetensorsHeader(legal, legal.length).entries.length, 100_000);
+  const many = header(MAX_TENSORS + 1);
+  assert.throws(() => parseSafetensorsHeader(many, many.length), /more than 262144 tensors/);
 });
