@@ -1,11 +1,12 @@
 // Loading checkpoints: sharded files, progress, and clear errors for unsupported, missing, corrupt or mismatched files.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLM } from '../../../src/models/model.js';
-import { inspectCheckpoint, loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { inspectCheckpoint, loadCheckpoint, streamSafetensors } from '../../../src/node/checkpoint.js';
+import type { Tensor } from '../../../src/tensor/tensor.js';
 import { readSafetensors, writeSafetensors } from '../../../src/node/files.js';
 import { assertClose } from '../../helpers.js';
 import { TINY } from '../../models/helpers.js';
@@ -58,4 +59,33 @@ describe('checkpoints', () => {
     writeFileSync(join(dir, 'config.json'), '{ not json');
     assert.throws(() => loadCheckpoint(dir), /config\.json: invalid JSON/);
   });
+});
+
+test('a tensor over 2 GiB streams in (a sparse file: one read() call takes at most 2 GiB)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qkv-big-'));
+  const path = join(dir, 'big.safetensors');
+  try {
+    const n = 2 ** 31 + 16; // bytes of the U8 tensor
+    const json = new TextEncoder().encode(JSON.stringify({ small: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, big: { dtype: 'U8', shape: [n], data_offsets: [8, 8 + n] } }).padEnd(128));
+    const fd = openSync(path, 'w');
+    const head = new Uint8Array(8 + json.length);
+    new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true);
+    head.set(json, 8);
+    writeSync(fd, head, 0, head.length, 0);
+    const data = 8 + json.length; // where the data buffer starts
+    writeSync(fd, new Uint8Array(new Float32Array([1.5, -2]).buffer), 0, 8, data);
+    const marks: [number, number][] = [[0, 7], [2 ** 31 - 1, 11], [2 ** 31, 13], [n - 1, 17]];
+    for (const [at, v] of marks) writeSync(fd, Uint8Array.of(v), 0, 1, data + 8 + at);
+    ftruncateSync(fd, data + 8 + n);
+    closeSync(fd);
+    const tensors = new Map<string, Tensor>();
+    assert.equal(streamSafetensors(path, tensors), 8 + n);
+    assert.deepEqual([...tensors.get('small')!.toFloat32()], [1.5, -2]);
+    const big = tensors.get('big')!;
+    assert.equal(big.size, n);
+    for (const [at, v] of marks) assert.equal(big.data[at], v, `byte ${at}`);
+    assert.equal(big.data[2 ** 31 + 1], 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
