@@ -21,6 +21,7 @@ import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, randn, rng } from '../helpers.js';
 import { checkF16Cache, checkGoldenF16 } from './f16-checks.js';
 import { MASK_CASES, maskCase } from './mask-cases.js';
+import { assertSame, poisonCases } from '../differential/non-finite-cases.js';
 
 const HALF_STEP = 2 ** -11; // f16 rounding, relative
 let skip: string | false = false;
@@ -47,6 +48,16 @@ test('f16 flash attention equals the CPU on the same f16 inputs, with every mask
     assertClose(gpu.out, exact, 1e-5, HALF_STEP + 1e-4, `trial ${trial} ${JSON.stringify(options)} out`);
     assertClose(gpu.out, cpu.out, 1e-5, 2 * HALF_STEP + 1e-4, `trial ${trial} out vs the CPU's f16 result`);
     assertClose(gpu.lse, cpu.lse, 2e-5, 2e-4, `trial ${trial} lse`);
+  }
+});
+
+test('NaN and +∞ scores in f16: the rows that see them are NaN, the others are not', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  for (const c of poisonCases()) {
+    const gpu = await attentionWebGPU(f16(c.q), f16(c.k), f16(c.v), c.opts);
+    assert.equal(gpu.out.dtype, 'float16');
+    assertSame(gpu.out.toFloat32(), c.want.out, `${c.name} out`, null);
+    assertSame(gpu.lse.toFloat32(), c.want.lse, `${c.name} lse`, null);
   }
 });
 

@@ -23,6 +23,7 @@ import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, randn, rng } from '../helpers.js';
 import { checkF16Cache, checkGoldenF16 } from './f16-checks.js';
 import { MASK_CASES, maskCase } from './mask-cases.js';
+import { assertSame, poisonCases } from '../differential/non-finite-cases.js';
 
 const HALF_STEP = 2 ** -11;
 const here = fileURLToPath(import.meta.url);
@@ -95,6 +96,15 @@ if (!cfg && !inSysroot && existsSync(join(sysroot, 'lvp_icd.json'))) {
       const c = maskCase(trial, rng(1300 + trial));
       const [q, k, v, options] = [f16(c.q), f16(c.k), f16(c.v), c.options];
       await check(q, k, v, options, `trial ${trial} ${JSON.stringify(options)}`);
+    }
+  });
+
+  test('tensor-core flash attention: NaN and +∞ scores make their rows NaN, as on the CPU', { skip }, async () => {
+    for (const c of poisonCases([[40, 40], [9, 70]])) {
+      assert.ok(tensorCorePlan(device!, 8, 8), 'the tensor-core kernel has no plan');
+      const gpu = await attentionWebGPU(f16(c.q), f16(c.k), f16(c.v), c.opts);
+      assertSame(gpu.out.toFloat32(), c.want.out, `${c.name} out`, null);
+      assertSame(gpu.lse.toFloat32(), c.want.lse, `${c.name} lse`, null);
     }
   });
 

@@ -5,58 +5,19 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { attention, Tensor } from '../../src/index.js';
-import type { AttentionOptions } from '../../src/attention/options.js';
 import { kernelRuntime } from '../../src/kernels/wasm/runtime.js';
 import { assertClose, bruteAttention, randn, rng } from '../helpers.js';
+import { assertSame, poisonCases } from './non-finite-cases.js';
 
 const KERNELS = ['reference', 'flash', 'decode', 'flash-wasm', 'auto'] as const;
 
-/** Element-wise: NaN exactly where expected is NaN, else close. */
-function assertSame(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, what);
-  for (let x = 0; x < expected.length; x++) {
-    if (Number.isNaN(expected[x])) { assert.ok(Number.isNaN(actual[x]), `${what}: element ${x}: got ${actual[x]}, expected NaN`); continue; }
-    assert.ok(!Number.isNaN(actual[x]), `${what}: element ${x}: got NaN, expected ${expected[x]}`);
-  }
-  const finite = (a: Float32Array) => a.map((v, x) => (Number.isNaN(expected[x]) ? 0 : v));
-  assertClose(finite(actual), finite(expected), 2e-6, 1e-4, what);
-}
-
-/** q, k, v with one poisoned entry: `where` says which tensor and row, `value` what goes there. */
-function poisoned(L: number, S: number, where: 'q' | 'k', row: number, value: number, seed: number) {
-  const rand = rng(seed);
-  const [q, k, v] = [randn([1, 4, L, 8], rand), randn([1, 2, S, 8], rand), randn([1, 2, S, 8], rand)];
-  const t = where === 'q' ? q : k;
-  // head 0's row `row`; for +∞ every other feature of that row is 0 and every key is positive there, so s = +∞ exactly
-  for (let d = 0; d < 8; d++) t.set(d === 0 ? value : value === Infinity ? 0 : t.get(0, 0, row, d), 0, 0, row, d);
-  if (value === Infinity) for (let j = 0; j < S; j++) k.set(1 + Math.abs(k.get(0, 0, j, 0)), 0, 0, j, 0);
-  return { q, k, v };
-}
-
-describe('NaN and +∞ scores: every kernel agrees with the definition', () => {
-  const cases: { name: string; where: 'q' | 'k'; value: number; opts: AttentionOptions }[] = [
-    { name: 'a NaN query row (every score of the row NaN)', where: 'q', value: NaN, opts: {} },
-    { name: 'a +∞ query row (every score +∞)', where: 'q', value: Infinity, opts: {} },
-    { name: 'a NaN key, causal: rows before it stay exact', where: 'k', value: NaN, opts: { causal: 'bottom-right' } },
-    { name: 'a NaN key with soft-capping (the TypeScript path of auto)', where: 'k', value: NaN, opts: { softcap: 5 } },
-    { name: 'a NaN key in a window some rows do not reach', where: 'k', value: NaN, opts: { window: [3, 0] } },
-  ];
-  for (const c of cases) {
+describe('NaN and +∞ scores: every CPU kernel agrees with the definition', () => {
+  for (const c of poisonCases()) {
     test(c.name, () => {
-      for (const [L, S] of [[1, 70], [3, 40], [40, 40], [1, 300]]) {
-        const row = c.where === 'q' ? L - 1 : S - 2;
-        const { q, k, v } = poisoned(L, S, c.where, row, c.value, L * 1000 + S);
-        const shift = S - L;
-        const keep = c.opts.causal ? (_b: number, _h: number, i: number, j: number) => j <= i + shift
-          : c.opts.window ? (_b: number, _h: number, i: number, j: number) => j >= i + shift - 3 && j <= i + shift : undefined;
-        const mod = c.opts.softcap ? (s: number) => 5 * Math.tanh(s / 5) : undefined;
-        const want = bruteAttention(q, k, v, { keep, mod });
-        assert.ok(want.out.some(Number.isNaN), 'the case poisons some row');
-        for (const kernel of KERNELS) {
-          const r = attention(q, k, v, { ...c.opts, kernel });
-          assertSame(r.out.toFloat32(), want.out, `L=${L} S=${S} ${kernel} (ran ${r.kernel}) out`);
-          assertSame(r.lse.toFloat32(), want.lse, `L=${L} S=${S} ${kernel} (ran ${r.kernel}) lse`);
-        }
+      for (const kernel of KERNELS) {
+        const r = attention(c.q, c.k, c.v, { ...c.opts, kernel });
+        assertSame(r.out.toFloat32(), c.want.out, `${kernel} (ran ${r.kernel}) out`);
+        assertSame(r.lse.toFloat32(), c.want.lse, `${kernel} (ran ${r.kernel}) lse`);
       }
     });
   }

@@ -34,6 +34,11 @@ alias E = f32;
 const BLOCK_N: u32 = 64u; // keys per tile = invocations per workgroup
 const MAX_D: u32 = 256u;
 const NEG_INF: f32 = bitcast<f32>(0xff7fffffu); // the most negative f32: WGSL has no infinity literal
+// NaN and +∞ scores become POISON, which wins every max; a row whose merged max is POISON is NaN (sdpa-masks.wgsl
+// says why: WGSL lets compilers assume no NaN, so they are found by their bits)
+const POISON: f32 = bitcast<f32>(0x7f7fffffu);
+fn unfinite(s: f32) -> bool { let b = bitcast<u32>(s); return (b & 0x7fffffffu) > 0x7f800000u || b == 0x7f800000u; }
+fn nanValue() -> f32 { return bitcast<f32>(0x7fc00000u | (P.B & 0u)); }
 
 var<workgroup> qs: array<f32, MAX_D>;    // the query row
 var<workgroup> ps: array<f32, BLOCK_N>;  // the tile's scores, then probabilities
@@ -80,7 +85,9 @@ fn partial(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
       var dotqk: f32 = 0.0;
       for (var d = 0u; d < P.D; d++) { dotqk += qs[d] * f32(k[slot * P.D + d]); }
       s = dotqk * P.scale;
+      let raw = s;
       if (P.softcap > 0.0) { s = P.softcap * tanh(s / P.softcap); }
+      if (unfinite(raw) || unfinite(s)) { s = POISON; }
     }
     ps[lid] = s;
     slots[lid] = slot;
@@ -135,7 +142,9 @@ fn merge(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid:
   if (M > NEG_INF) {
     for (var c = 0u; c < P.splits; c++) { l += exp(part[first + c * stride] - M) * part[first + c * stride + 1u]; }
   }
-  // no allowed key (l = 0): o = 0 and lse = −∞ (written as the most negative f32; the host restores −∞)
+  // no allowed key (l = 0): o = 0 and lse = −∞ (written as the most negative f32; the host restores −∞);
+  // a poisoned row (M = POISON): NaN
+  let bad = bitcast<u32>(M) == 0x7f7fffffu;
   for (var d = lid; d < P.Dv; d += 64u) {
     var o: f32 = 0.0;
     if (l > 0.0) {
@@ -145,7 +154,7 @@ fn merge(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid:
       }
       o /= l;
     }
-    out[row * P.Dv + d] = E(o);
+    out[row * P.Dv + d] = E(select(o, nanValue(), bad));
   }
-  if (lid == 0u) { lse[row] = select(NEG_INF, M + log(l), l > 0.0); }
+  if (lid == 0u) { lse[row] = select(select(NEG_INF, M + log(l), l > 0.0), nanValue(), bad); }
 }

@@ -160,9 +160,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
   // 7. o = O / l and lse = m + log l; a row with no allowed key gets o = 0 and lse = −∞ (the most negative f32)
   for (var ob = 0u; ob < DVP / SN; ob++) { subgroupMatrixStore<row_major>(&scratch, sg * SM * W + ob * SN, o[ob], W); }
-  if (owner) {
-    rowScale[sg * SM + r] = select(0.0, 1.0 / l, l > 0.0);
-    if (live) { lse[bh * P.L + i] = select(NEG_INF, m + log(l), l > 0.0); }
+  if (owner) { // a poisoned row (m = POISON: it saw a NaN or +∞ score) gets NaN through its row scale
+    rowScale[sg * SM + r] = select(select(0.0, 1.0 / l, l > 0.0), nanValue(), poisoned(m));
+    if (live) { lse[bh * P.L + i] = select(select(NEG_INF, m + log(l), l > 0.0), nanValue(), poisoned(m)); }
   }
   workgroupBarrier();
   for (var x = lane; x < SM * DVP; x += SG) {

@@ -152,7 +152,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
     j0 += i32(BLOCK_N);
   }
   // 4. l = the sum of the row's TX partial sums; o = O / l and lse = m + log l; a row with no allowed key gets o = 0
-  //    and lse = −∞ (written as the most negative f32; the host restores −∞)
+  //    and lse = −∞ (written as the most negative f32; the host restores −∞); a poisoned row (m = POISON) gets NaN
   for (var r = 0u; r < 4u; r++) { stage[(4u * ty + r) * TX + tx] = l[r]; }
   workgroupBarrier();
   for (var r = 0u; r < 4u; r++) {
@@ -160,11 +160,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid3: ve
     if (row >= P.L) { break; }
     var lRow: f32 = 0.0;
     for (var t = 0u; t < TX; t++) { lRow += stage[(4u * ty + r) * TX + t]; }
-    if (tx == 0u) { lse[bh * P.L + row] = select(NEG_INF, m[r] + log(lRow), lRow > 0.0); }
+    let bad = poisoned(m[r]); // the row saw a NaN or +∞ score: o and lse are NaN
+    if (tx == 0u) { lse[bh * P.L + row] = select(select(NEG_INF, m[r] + log(lRow), lRow > 0.0), nanValue(), bad); }
     let inv = select(0.0, 1.0 / lRow, lRow > 0.0);
     for (var c = 0u; c < OC; c++) {
       let d = tx + TX * c;
-      if (d < P.Dv) { out[(bh * P.L + row) * P.Dv + d] = E(acc[r * OC + c] * inv); }
+      if (d < P.Dv) { out[(bh * P.L + row) * P.Dv + d] = E(select(acc[r * OC + c] * inv, nanValue(), bad)); }
     }
   }
 }

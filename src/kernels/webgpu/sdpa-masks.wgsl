@@ -22,6 +22,16 @@ struct Params {
 
 const NEG_INF: f32 = bitcast<f32>(0xff7fffffu); // the most negative f32: WGSL has no infinity literal
 
+// NaN and +∞ scores. WGSL lets a compiler assume neither occurs, so max() and comparisons may drop a NaN (on the CPU,
+// as in torch, a row that sees a NaN or +∞ score is NaN). A score whose bits say NaN or +∞ becomes POISON, the largest
+// finite f32, which wins every max; a row whose max is POISON is written as NaN at the end. (A finite score of exactly
+// 3.4028235e38 would read as poison too.)
+const POISON: f32 = bitcast<f32>(0x7f7fffffu);
+fn unfinite(s: f32) -> bool { let b = bitcast<u32>(s); return (b & 0x7fffffffu) > 0x7f800000u || b == 0x7f800000u; }
+fn poisoned(m: f32) -> bool { return bitcast<u32>(m) == 0x7f7fffffu; }
+// a NaN made at run time (a NaN constant is a shader-creation error)
+fn nanValue() -> f32 { return bitcast<f32>(0x7fc00000u | (P.pad1 & 0u)); }
+
 // Positions, as on the CPU (src/attention/masks.ts): row i sits at pos = i + shift (shift = S − L: bottom-right, as
 // in KV-cache decoding) for every structured mask, except that a 'top-left' causal mask limits row i to keys ≤ i
 // (causalShift = 0; bottom-right: causalShift = S − L).
@@ -81,8 +91,10 @@ fn modScore(scaled: f32, h: u32, pos: i32, j: i32, keepRow: u32) -> f32 {
 }
 
 /** The score of key j for row position `pos` (raw = q·k): scaled and modified, or NEG_INF where the row may not see
- *  it (outside its key range `range` or the pattern). */
+ *  it (outside its key range `range` or the pattern), or POISON where it is NaN or +∞ (before or after the modifiers). */
 fn maskedScore(raw: f32, h: u32, pos: i32, j: i32, range: vec2i, keepRow: u32) -> f32 {
   if (j < range.x || j > range.y || !allowed(pos, j, keepRow)) { return NEG_INF; }
-  return modScore(raw * P.scale, h, pos, j, keepRow);
+  if (unfinite(raw * P.scale)) { return POISON; }
+  let s = modScore(raw * P.scale, h, pos, j, keepRow);
+  return select(s, POISON, unfinite(s));
 }
