@@ -47,7 +47,8 @@ function parseHeader(bytes: Uint8Array, maxHeaderBytes: number, fileLength = byt
   if (8 + n > bytes.length) throw new SafetensorsError(`header of ${n} bytes was not read in full (${bytes.length - 8} bytes given)`);
   const json = bytes.subarray(8, 8 + n);
   if (json[0] === 0xef && json[1] === 0xbb && json[2] === 0xbf) throw new SafetensorsError('header starts with a UTF-8 byte order mark, which JSON does not allow');
-  checkJsonNesting(json);
+  // entries and __metadata__: refused by count before JSON.parse spends seconds and gigabytes on a huge legal header
+  if (checkJsonNesting(json) > MAX_TENSORS + 1) throw new SafetensorsError(`header holds more than ${MAX_TENSORS} tensors`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(json));
@@ -79,10 +80,12 @@ function parseHeader(bytes: Uint8Array, maxHeaderBytes: number, fileLength = byt
 
 /**
  * Throws unless the JSON text nests at most `max` arrays/objects deep — checked on the bytes before parsing, so
- * nothing downstream ever walks a value 10⁵ levels deep. Brackets inside strings do not count.
+ * nothing downstream ever walks a value 10⁵ levels deep. Brackets inside strings do not count. Returns the number of
+ * objects one level down (a safetensors header's entries), so a header of a million entries is refused unparsed.
  */
-export function checkJsonNesting(json: Uint8Array, max = MAX_NESTING, what = 'header JSON'): void {
+export function checkJsonNesting(json: Uint8Array, max = MAX_NESTING, what = 'header JSON'): number {
   let depth = 0;
+  let entries = 0;
   let inString = false;
   for (let i = 0; i < json.length; i++) {
     const c = json[i];
@@ -93,10 +96,12 @@ export function checkJsonNesting(json: Uint8Array, max = MAX_NESTING, what = 'he
       inString = true;
     } else if (c === 0x5b || c === 0x7b) {
       if (++depth > max) throw new SafetensorsError(`${what} nests deeper than ${max} levels`);
+      if (depth === 2 && c === 0x7b) entries++;
     } else if (c === 0x5d || c === 0x7d) {
       depth--;
     }
   }
+  return entries;
 }
 
 /** Validates one header entry: known dtype, integer shape, offsets in range and matching the size. */

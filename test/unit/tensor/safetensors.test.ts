@@ -76,7 +76,7 @@ describe('safetensors rejects bad files', () => {
   test('truncated data', () => rejects(craft(ok, 4), /tensor 'a': data_offsets \[0, 8\] run past the data buffer \(4 bytes\)/));
   test('size does not match dtype × shape', () => rejects(craft({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8), /tensor 'a': .* span 8 bytes, but F32 \[3\] needs 12/));
   test('unknown dtype', () => rejects(craft({ a: { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } }, 2), /tensor 'a': unknown dtype "F8_E4M3"/));
-  test('negative or fractional shape', () => rejects(craft({ a: { dtype: 'U8', shape: [-1], data_offsets: [0, 0] } }), /tensor 'a': shape \[-1\] must be an array of non-negative integers/));
+  test('negative or fractional shape', () => rejects(craft({ a: { dtype: 'U8', shape: [-1], data_offsets: [0, 0] } }), /tensor 'a': shape \[-1\] must be an array of at most 32 non-negative integers/));
   test('reversed offsets', () => rejects(craft({ a: { dtype: 'U8', shape: [0], data_offsets: [4, 0] } }, 4), /reversed/));
   test('overlapping tensors', () => rejects(craft({
     a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
@@ -90,6 +90,38 @@ describe('safetensors rejects bad files', () => {
   test('huge shape overflowing the byte count', () => rejects(craft({ a: { dtype: 'F32', shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 8] } }, 8), /tensor 'a': shape .* is too large/));
   test('metadata values must be strings', () => rejects(craft({ __metadata__: { n: 1 }, ...ok }, 8), /__metadata__.n must be a string/));
   test('BOOL bytes other than 0/1', () => rejects(craft({ a: { dtype: 'BOOL', shape: [2], data_offsets: [0, 2] } }, new Uint8Array([1, 7])), /BOOL data holds a byte other than 0 or 1/));
+  test('JSON nested deeper than 128 levels (in any field), without overflowing the stack', () => {
+    for (const field of ['dtype', 'shape', 'data_offsets']) {
+      const deep = `${'['.repeat(100_000)}1${']'.repeat(100_000)}`;
+      rejects(craft(`{"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1], "${field}": ${deep}}}`, 1), /header JSON nests deeper than 128 levels/);
+    }
+    rejects(craft(`{"__metadata__": {"x": ${'{"a":'.repeat(200)}1${'}'.repeat(200)}}}`), /nests deeper than 128 levels/);
+    const nested = `${'['.repeat(126)}${']'.repeat(126)}`; // 128 levels with the header and entry objects: parsed, then refused as a shape
+    rejects(craft(`{"a": {"dtype": "U8", "shape": ${nested}, "data_offsets": [0, 0]}}`), /shape an array of 1 items must be/);
+    assert.equal(parseSafetensors(craft('{"a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1], "x": "[[[[[[[[[[[[["}}', 1)).tensors.size, 1); // brackets in strings
+  });
+  test('a UTF-8 byte order mark before the JSON', () => rejects(craft(`\uFEFF${JSON.stringify(ok)}`, 8), /byte order mark/));
+  test('__metadata__: null is accepted (the reference writer emits it)', () => {
+    assert.deepEqual(parseSafetensors(craft({ __metadata__: null, ...ok }, 8)).metadata, {});
+  });
+  test('prototype names are not dtypes; prototype names as tensor and metadata keys are plain names', () => {
+    for (const dtype of ['toString', '__proto__', 'constructor', 'hasOwnProperty']) rejects(craft({ a: { dtype, shape: [2], data_offsets: [0, 2] } }, 2), /unknown dtype/);
+    const f = parseSafetensors(craft('{"__metadata__": {"__proto__": "x"}, "__proto__": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}', 1));
+    assert.equal(f.tensors.get('__proto__')!.size, 1);
+    assert.equal(Object.getOwnPropertyDescriptor(f.metadata, '__proto__')?.value, 'x');
+    assert.equal(Object.getPrototypeOf(f.metadata), Object.prototype);
+  });
+  test('the shape product is checked whatever the order of the dims', () => {
+    for (const shape of [[0, 2 ** 30, 2 ** 30, 2 ** 30], [2 ** 30, 2 ** 30, 2 ** 30, 0], [2 ** 30, 0, 2 ** 30, 2 ** 30]]) {
+      rejects(craft({ a: { dtype: 'F32', shape, data_offsets: [0, 0] } }), /tensor 'a': shape .* is too large/);
+    }
+    assert.equal(parseSafetensors(craft({ a: { dtype: 'F32', shape: [0, 5], data_offsets: [0, 0] } })).tensors.get('a')!.size, 0);
+  });
+  test('rank above 32 and more than 2^18 tensors are refused', () => {
+    rejects(craft({ a: { dtype: 'U8', shape: Array(33).fill(1), data_offsets: [0, 1] } }, 1), /at most 32 non-negative integers/);
+    const many = Array.from({ length: 2 ** 18 + 1 }, (_, i) => `"t${i}":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}`).join(',');
+    rejects(craft(`{${many}}`), /more than 262144 tensors/);
+  });
   test('misaligned data is copied, not misread', () => {
     // header of odd length puts the F32 data at an unaligned offset
     const header = JSON.stringify({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }) + ' ';
