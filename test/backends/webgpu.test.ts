@@ -22,7 +22,7 @@ import type { Gemma2 } from '../../src/models/gemma2.js';
 import type { Llama } from '../../src/models/llama.js';
 import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, GOLDEN, randint, randn, rng } from '../helpers.js';
-import { assertSame, poisonCases } from '../differential/non-finite-cases.js';
+import { assertSame, pagedOf, poisonCases } from '../differential/non-finite-cases.js';
 
 let skip: string | false = false;
 before(async () => {
@@ -406,12 +406,15 @@ test('without shader-f16, f16 host tensors run through the f32 kernels and come 
   for (const g of [bits, x]) g.release();
 });
 
-test('NaN and +∞ scores: the WGSL kernels (flash, split-K decode) make those rows NaN, as the CPU and torch do', async (t) => {
+test('NaN and +∞ scores: the WGSL kernels (flash, split-K decode, paged) make those rows NaN, as the CPU and torch do', async (t) => {
   if (skip) { t.skip(skip); return; }
   for (const c of poisonCases()) {
     const gpu = await attentionWebGPU(c.q, c.k, c.v, c.opts);
     assert.equal(gpu.device, 'webgpu');
     assertSame(gpu.out.toFloat32(), c.want.out, `${c.name} out`, [2e-5, 2e-4]);
     assertSame(gpu.lse.toFloat32(), c.want.lse, `${c.name} lse`, [2e-5, 2e-4]);
+    const paged = await pagedAttentionWebGPU(pagedOf(c));
+    assertSame(paged.out, c.want.out, `${c.name} paged out`, [2e-5, 2e-4]);
+    assertSame(paged.lse, c.want.lse, `${c.name} paged lse`, [2e-5, 2e-4]);
   }
 });

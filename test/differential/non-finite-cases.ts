@@ -3,6 +3,7 @@
 // "fully masked", and rows that cannot see it stay exact.
 import assert from 'node:assert/strict';
 import type { AttentionOptions } from '../../src/attention/options.js';
+import type { PagedProblem } from '../../src/kernels/cpu/sdpa-paged.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, bruteAttention, randn, rng } from '../helpers.js';
 
@@ -51,4 +52,15 @@ export function poisonCases(shapes: [number, number][] = [[1, 70], [3, 40], [40,
     assert.ok(want.out.some(Number.isNaN), 'the case poisons some row');
     return { name: `${c.name}, L=${L} S=${S}`, L, S, q, k, v, opts: c.opts, want: { out: want.out, lse: want.lse } };
   }));
+}
+
+/** The same call as paged attention over one block per row (the dense cache as a pool), where the options allow. */
+export function pagedOf(c: PoisonCase): PagedProblem {
+  const [B, Hq, T, D] = c.q.shape;
+  const [, Hkv, S, Dv] = c.v.shape;
+  const window = c.opts.window ? c.opts.window[0] + 1 : null; // keys i − 3 … i: the last 4
+  return {
+    q: c.q.toFloat32(), B, Hq, T, scale: 1 / Math.sqrt(D), softcap: c.opts.softcap ?? 0, causal: !!c.opts.causal || window !== null, window,
+    blockTables: [[0]], seqLens: [S], pool: { blockSize: S, Hkv, D, Dv, k: c.k.toFloat32(), v: c.v.toFloat32() },
+  };
 }

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { attention, Tensor } from '../../src/index.js';
 import { kernelRuntime } from '../../src/kernels/wasm/runtime.js';
 import { assertClose, bruteAttention, randn, rng } from '../helpers.js';
-import { assertSame, poisonCases } from './non-finite-cases.js';
+import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
+import { assertSame, pagedOf, poisonCases } from './non-finite-cases.js';
 
 const KERNELS = ['reference', 'flash', 'decode', 'flash-wasm', 'auto'] as const;
 
@@ -19,6 +20,9 @@ describe('NaN and +∞ scores: every CPU kernel agrees with the definition', () 
         assertSame(r.out.toFloat32(), c.want.out, `${kernel} (ran ${r.kernel}) out`);
         assertSame(r.lse.toFloat32(), c.want.lse, `${kernel} (ran ${r.kernel}) lse`);
       }
+      const paged = pagedAttention(pagedOf(c));
+      assertSame(paged.out, c.want.out, 'paged out');
+      assertSame(paged.lse, c.want.lse, 'paged lse');
     });
   }
 });

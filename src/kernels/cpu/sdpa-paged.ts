@@ -62,8 +62,12 @@ export function pagedAttention(p: PagedProblem, returnWeights = false): { out: F
           scoreBlock(p, qOff, base + (j0 - blk * BLOCK), n, s);
           if (mask) for (let c = 0; c < n; c++) if (!mask[j0 + c]) s[c] = -Infinity;
           // online softmax: m' = max(m, max s);  α = e^{m − m'};  l = α l + Σ e^{s − m'};  acc = α acc + Σ e^{s − m'} v
+          // (a NaN score is not a masked key: it makes m NaN, and the row NaN, as in sdpa-flash.ts)
           let mx = m;
-          for (let c = 0; c < n; c++) if (s[c] > mx) mx = s[c];
+          for (let c = 0; c < n; c++) {
+            if (s[c] > mx) mx = s[c];
+            else if (Number.isNaN(s[c])) { mx = NaN; break; }
+          }
           if (mx === -Infinity) continue;
           const alpha = Math.exp(m - mx);
           if (alpha !== 1) { l *= alpha; for (let d = 0; d < Dv; d++) acc[d] *= alpha; }
