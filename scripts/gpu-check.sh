@@ -3,12 +3,12 @@
 # the timeouts below add up to 9 minutes):
 # which adapter Dawn sees, the WebGPU tests, every golden sdpa case in f32 and in f16 (the tensor cores where the
 # adapter offers them), and `bench:gpu` beside PyTorch. Each result lands in $OUT (default gpu-results/).
-# Here, before the call (../shared does not travel; .gpu/ and dist/ are carried):
-#   bash ../shared/tools/gpu-bundle.sh && npm run build && rm -rf .gpu/golden && cp -r ../shared/golden .gpu/golden   (12 MB)
+# Here, before the call (.gpu/ and dist/ are carried; the golden data travels with the tree, in test/golden):
+#   bash ../shared/tools/gpu-bundle.sh && npm run build
 # The device tool's command, with carry [".gpu", "dist"]:
-#   bash .gpu/run.sh bash scripts/gpu-check.sh .gpu/golden
+#   bash .gpu/run.sh bash scripts/gpu-check.sh
 set -uo pipefail
-golden=$(cd "${1:-../shared/golden}" && pwd)
+golden=$(cd "${1:-test/golden}" && pwd)
 out=${OUT:-gpu-results}
 mkdir -p "$out"
 export QKV_GOLDEN=$golden
