@@ -68,19 +68,22 @@ export function tokenId(c: HfConfig, key: string): number | null {
 }
 
 /** Hq, Hkv, head_dim of a decoder, checked together: Hkv divides Hq; head_dim given, or hidden_size / Hq exactly. */
-export function attentionShape(c: HfConfig, hiddenSize: number, headsKey = 'num_attention_heads'): { numHeads: number; numKvHeads: number; headDim: number } {
+export function attentionShape(c: HfConfig, hiddenSize: number, headsKey = 'num_attention_heads'):
+  { numHeads: number; numKvHeads: number; headDim: number } {
   const numHeads = count(c, headsKey);
   const numKvHeads = count(c, 'num_key_value_heads', numHeads);
   if (numHeads % numKvHeads !== 0) {
-    throw new QkvError(`config.json: 'num_key_value_heads' (${numKvHeads}) must divide '${headsKey}' (${numHeads}): each kv head serves a whole group of query heads`);
+    throw new QkvError(`config.json: 'num_key_value_heads' (${numKvHeads}) must divide '${headsKey}' (${numHeads}): ` +
+      'each kv head serves a whole group of query heads');
   }
   if ((c.head_dim === undefined || c.head_dim === null) && hiddenSize % numHeads !== 0) {
-    throw new QkvError(`config.json: 'hidden_size' (${hiddenSize}) must be a multiple of '${headsKey}' (${numHeads}) when 'head_dim' is not given`);
+    throw new QkvError(`config.json: 'hidden_size' (${hiddenSize}) must be a multiple of '${headsKey}' (${numHeads}) ` +
+      "when 'head_dim' is not given");
   }
   return { numHeads, numKvHeads, headDim: count(c, 'head_dim', hiddenSize / numHeads) };
 }
 
-/** The output projection's rule: tie_word_embeddings false means lm_head.weight must be there, as transformers requires. */
+/** The output projection's rule: tie_word_embeddings false means lm_head.weight must be there, as in transformers. */
 export function checkTied(c: HfConfig, hasLmHead: boolean, source: string): void {
   if (c.tie_word_embeddings !== undefined && typeof c.tie_word_embeddings !== 'boolean') {
     throw new QkvError(`config.json: 'tie_word_embeddings' must be true or false, got ${describeValue(c.tie_word_embeddings)}`);
@@ -91,47 +94,56 @@ export function checkTied(c: HfConfig, hasLmHead: boolean, source: string): void
 }
 
 const ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3', 'yarn'];
+const POSITIVE: Range = { min: 0, minExclusive: true };
+const FRACTION: Range = { min: 0, max: 1, minExclusive: true };
+
+/** obj[key] checked against `range` (named `label` in the message), or undefined when absent or null. */
+function optional(obj: Record<string, unknown>, key: string, label: string, range: Range): number | undefined {
+  const x = Object.hasOwn(obj, key) ? obj[key] : undefined;
+  return x === undefined || x === null ? undefined : checkNumber(x, `'${label}'`, range);
+}
 
 /**
  * RoPE settings from either rope_parameters (transformers 5) or rope_theta + rope_scaling (transformers 4), each value
  * checked where the formula needs it: theta > 0, factor > 0, llama3's two frequency factors unequal, dynamic NTK with
- * more than 2 rotary dims, yarn with a factor, an even head_dim.
+ * more than 2 rotary dims, yarn with a factor, an even rotary part of head_dim.
  */
 export function ropeConfig(c: HfConfig, headDim: number): RopeConfig {
   const key = c.rope_parameters !== undefined && c.rope_parameters !== null ? 'rope_parameters' : 'rope_scaling';
   const raw = c[key] ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new QkvError(`config.json: '${key}' must be an object, got ${describeValue(raw)}`);
   const params = raw as Record<string, unknown>;
-  const pick = (k: string, r: Range = {}) => (params[k] === undefined || params[k] === null ? undefined : checkNumber(params[k], `'${key}.${k}'`, r));
-  const positive: Range = { min: 0, minExclusive: true };
+  const pick = (k: string, r: Range = {}) => optional(params, k, `${key}.${k}`, r);
   const type = params.rope_type ?? params.type ?? 'default';
   if (typeof type !== 'string' || !ROPE_TYPES.includes(type)) {
     throw new QkvError(`config.json: '${key}.rope_type' must be one of ${ROPE_TYPES.join(', ')}, got ${describeValue(type)}`);
   }
-  const thetaTop = c.rope_theta === undefined || c.rope_theta === null ? undefined : checkNumber(c.rope_theta, "'rope_theta'", positive);
-  const partial = pick('partial_rotary_factor', { min: 0, max: 1, minExclusive: true }) ??
-    (c.partial_rotary_factor === undefined || c.partial_rotary_factor === null ? undefined : checkNumber(c.partial_rotary_factor, "'partial_rotary_factor'", { min: 0, max: 1, minExclusive: true }));
+  // rotation acts on pairs of dimensions: the rotary part of head_dim must be even
+  const partial = pick('partial_rotary_factor', FRACTION) ?? optional(c, 'partial_rotary_factor', 'partial_rotary_factor', FRACTION);
   const rotary = Math.floor(headDim * (partial ?? 1));
-  if (headDim % 2 !== 0 || rotary % 2 !== 0 || rotary < 2) throw new QkvError(`config.json: RoPE rotates pairs of dimensions, so the rotary part of head_dim (${rotary} of ${headDim}) must be even and ≥ 2`);
-  const factor = pick('factor', positive);
-  if ((type === 'linear' || type === 'yarn' || type === 'llama3' || type === 'dynamic') && factor === undefined) {
-    throw new QkvError(`config.json: rope_type '${type}' needs '${key}.factor' (a number > 0)`);
+  if (headDim % 2 !== 0 || rotary % 2 !== 0 || rotary < 2) {
+    throw new QkvError(`config.json: RoPE rotates pairs of dimensions, so the rotary part of head_dim (${rotary} of ${headDim}) ` +
+      'must be even and ≥ 2');
   }
-  const low = pick('low_freq_factor', positive);
-  const high = pick('high_freq_factor', positive);
-  if (type === 'llama3' && (low ?? 1) === (high ?? 4)) throw new QkvError(`config.json: llama3 RoPE needs low_freq_factor ≠ high_freq_factor (both ${low ?? 1}): the band between them is divided by their difference`);
-  if (type === 'dynamic' && rotary <= 2) throw new QkvError(`config.json: dynamic NTK RoPE needs more than 2 rotary dims (base^(d/(d−2))), got ${rotary}`);
-  const maxPos = c.max_position_embeddings === undefined || c.max_position_embeddings === null ? undefined : checkNumber(c.max_position_embeddings, "'max_position_embeddings'", COUNT);
+  const factor = pick('factor', POSITIVE);
+  if (type !== 'default' && factor === undefined) throw new QkvError(`config.json: rope_type '${type}' needs '${key}.factor' (a number > 0)`);
+  const [low, high] = [pick('low_freq_factor', POSITIVE), pick('high_freq_factor', POSITIVE)];
+  if (type === 'llama3' && (low ?? 1) === (high ?? 4)) {
+    throw new QkvError(`config.json: llama3 RoPE needs low_freq_factor ≠ high_freq_factor (both ${low ?? 1}): ` +
+      'the band between them is divided by their difference');
+  }
+  // dynamic NTK grows the base by (…)^(d/(d−2))
+  if (type === 'dynamic' && rotary <= 2) throw new QkvError(`config.json: dynamic NTK RoPE needs more than 2 rotary dims, got ${rotary}`);
   return {
     ropeType: type as RopeConfig['ropeType'],
-    ropeTheta: pick('rope_theta', positive) ?? thetaTop ?? 10000,
+    ropeTheta: pick('rope_theta', POSITIVE) ?? optional(c, 'rope_theta', 'rope_theta', POSITIVE) ?? 10000,
     headDim,
     partialRotaryFactor: partial,
     factor,
-    maxPositionEmbeddings: maxPos,
+    maxPositionEmbeddings: optional(c, 'max_position_embeddings', 'max_position_embeddings', COUNT),
     originalMaxPositionEmbeddings: pick('original_max_position_embeddings', COUNT),
     lowFreqFactor: low, highFreqFactor: high,
-    betaFast: pick('beta_fast', positive), betaSlow: pick('beta_slow', positive), attentionFactor: pick('attention_factor', positive),
+    betaFast: pick('beta_fast', POSITIVE), betaSlow: pick('beta_slow', POSITIVE), attentionFactor: pick('attention_factor', POSITIVE),
     mscale: pick('mscale'), mscaleAllDim: pick('mscale_all_dim'),
   };
 }

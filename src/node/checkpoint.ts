@@ -62,7 +62,8 @@ function headerOf(path: string): ReturnType<typeof parseSafetensorsHeader> {
  * Streams the tensors of one safetensors file into `into` (all of them, or those `wanted` says), validating the header
  * before reading data. Each tensor is read straight into its own buffer, in chunks (tensors of 2 GiB and more).
  */
-export function streamSafetensors(path: string, into: Map<string, Tensor>, progress?: (bytes: number) => void, wanted?: (name: string) => boolean): number {
+export function streamSafetensors(path: string, into: Map<string, Tensor>, progress?: (bytes: number) => void,
+  wanted?: (name: string) => boolean): number {
   const { fd, size } = openRegular(path);
   try {
     const header = readHeader(fd, size, path);
@@ -98,11 +99,14 @@ function weightFiles(dir: string): WeightFiles {
   const indexPath = join(dir, 'model.safetensors.index.json');
   if (!existsSync(indexPath)) throw new QkvError(`${printable(dir)}: no model.safetensors or model.safetensors.index.json`);
   const map = readJsonObject(indexPath).weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new QkvError(`${printable(indexPath)}: "weight_map" must be an object of tensor name → shard file`);
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) {
+    throw new QkvError(`${printable(indexPath)}: "weight_map" must be an object of tensor name → shard file`);
+  }
   const shardOf = new Map<string, string>();
   for (const [name, f] of Object.entries(map)) {
     if (typeof f !== 'string' || f === '' || /[/\\\u0000]/.test(f) || f.startsWith('.')) {
-      throw new QkvError(`${printable(indexPath)}: weight_map["${printable(name)}"] must be a file name in the checkpoint directory, got ${printable(describeValue(f))}`);
+      throw new QkvError(`${printable(indexPath)}: weight_map["${printable(name)}"] must be a file name in the checkpoint directory, ` +
+        `got ${printable(describeValue(f))}`);
     }
     shardOf.set(name, join(dir, f));
   }
@@ -126,7 +130,8 @@ function checkShards(w: WeightFiles, headers: Map<string, ReturnType<typeof pars
   }
   for (const [name, file] of w.shardOf) {
     if (seenIn.get(name) !== file) {
-      throw new QkvError(`weight_map puts tensor '${printable(name)}' in ${basename(file)}, but ${seenIn.has(name) ? `it is in ${basename(seenIn.get(name)!)}` : 'no shard holds it'}`);
+      const actual = seenIn.has(name) ? `it is in ${basename(seenIn.get(name)!)}` : 'no shard holds it';
+      throw new QkvError(`weight_map puts tensor '${printable(name)}' in ${basename(file)}, but ${actual}`);
     }
   }
 }

@@ -20,7 +20,8 @@ export function openRegular(path: string): { fd: number; size: number } {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE' ? 'not a valid file name' : code ?? (e as Error).message;
+    const badName = code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE'; // a NUL in the name, say
+    const why = code === 'ENOENT' ? 'no such file' : badName ? 'not a valid file name' : code ?? (e as Error).message;
     throw new QkvError(`${printable(path)}: cannot open (${why})`);
   }
   const st = fstatSync(fd);
@@ -83,6 +84,7 @@ export function readSafetensors(path: string): SafetensorsFile {
 }
 
 /** Writes tensors (and string metadata) to a .safetensors file. */
-export function writeSafetensors(path: string, tensors: Record<string, Tensor> | Map<string, Tensor>, metadata?: Record<string, string>): void {
+export function writeSafetensors(path: string, tensors: Record<string, Tensor> | Map<string, Tensor>,
+  metadata?: Record<string, string>): void {
   writeFileSync(path, serializeSafetensors(tensors, metadata));
 }

@@ -1,4 +1,5 @@
 // What the server checks before any route sees a request, and how it keeps its connections:
+//   target   a plain path ('//x' or '/\\x' would name another host; '*' and absolute forms are not paths): else 400.
 //   Host     only names of this server: localhost (and *.localhost), IP literals, what --host names and what
 //            --allowed-host adds. A page on another site cannot reach a localhost server by DNS rebinding, because
 //            its requests carry that site's name in Host.
@@ -32,6 +33,16 @@ function hostName(header: string): string | null {
   return m[1].replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
 }
 
+/** The request target as a URL; a target that is not a plain path ('//', '//:99999', '/\\', '*') is a 400. */
+export function requestUrl(req: IncomingMessage): URL {
+  const target = req.url ?? '/';
+  // '//x' and '/\\x' would resolve to another host; an absolute or '*' target is not a path at all
+  if (target.startsWith('/') && !target.startsWith('//') && !target.includes('\\')) {
+    try { return new URL(target, 'http://localhost'); } catch { /* reported below */ }
+  }
+  throw new HttpError(400, `request target ${JSON.stringify(target.slice(0, 100))} is not a path`, null, 'invalid_request_error', 'bad_request_target');
+}
+
 /** Throws 421/400 unless the Host header names this server. */
 export function checkHost(req: IncomingMessage, o: GuardOptions): void {
   const header = req.headers.host;
@@ -41,8 +52,9 @@ export function checkHost(req: IncomingMessage, o: GuardOptions): void {
   const ok = name !== null && (name === 'localhost' || name.endsWith('.localhost') || isIP(name) !== 0 || name === bound ||
     (o.allowedHosts ?? []).some((h) => hostName(h) === name));
   if (!ok) {
-    throw new HttpError(421, `Host '${header.slice(0, 100)}' does not name this server (allowed: localhost, IP addresses, ${o.host}` +
-      `${o.allowedHosts?.length ? `, ${o.allowedHosts.join(', ')}` : ''}; add a name with --allowed-host)`, null, 'invalid_request_error', 'host_not_allowed');
+    const names = ['localhost', 'IP addresses', o.host, ...(o.allowedHosts ?? [])].join(', ');
+    const message = `Host '${header.slice(0, 100)}' does not name this server (allowed: ${names}; add a name with --allowed-host)`;
+    throw new HttpError(421, message, null, 'invalid_request_error', 'host_not_allowed');
   }
 }
 
@@ -59,14 +71,16 @@ export function checkOrigin(req: IncomingMessage, o: GuardOptions): string | nul
   let sameOrigin = false;
   try { sameOrigin = new URL(origin).host === req.headers.host; } catch { /* "null" or malformed: not ours */ }
   if (sameOrigin) return null;
-  throw new HttpError(403, `requests from origin '${origin.slice(0, 100)}' are not allowed (qkv serve --cors ORIGIN allows one)`, null, 'invalid_request_error', 'origin_not_allowed');
+  const message = `requests from origin '${origin.slice(0, 100)}' are not allowed (qkv serve --cors ORIGIN allows one)`;
+  throw new HttpError(403, message, null, 'invalid_request_error', 'origin_not_allowed');
 }
 
 /** Throws 415 unless a post's body is declared as JSON. */
 export function checkJsonBody(req: IncomingMessage): void {
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (type !== 'application/json') {
-    throw new HttpError(415, `POST bodies must be sent as Content-Type: application/json, got '${type.slice(0, 100) || 'none'}'`, null, 'invalid_request_error', 'unsupported_media_type');
+    const message = `POST bodies must be sent as Content-Type: application/json, got '${type.slice(0, 100) || 'none'}'`;
+    throw new HttpError(415, message, null, 'invalid_request_error', 'unsupported_media_type');
   }
 }
 

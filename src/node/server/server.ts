@@ -16,7 +16,9 @@ import { headMetrics } from '../../inspect/metrics.js';
 import type { CausalLM } from '../../models/model.js';
 import type { Checkpoint } from '../checkpoint.js';
 import { NumericsError, QkvError } from '../../errors.js';
-import { checkHost, checkJsonBody, checkOrigin, closeAfterResponse, corsHeaders, limitConnections, TIMEOUTS, type GuardOptions } from './guard.js';
+import {
+  checkHost, checkJsonBody, checkOrigin, closeAfterResponse, corsHeaders, limitConnections, requestUrl, TIMEOUTS, type GuardOptions,
+} from './guard.js';
 import { staticFile } from './static.js';
 import { checkModel, completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits } from './validate.js';
 
@@ -52,7 +54,8 @@ class ModelQueue {
 
 /** The request body as text, at most `limit` bytes: a larger one (declared or sent) is refused with 413 at once. */
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  const tooLarge = (what: string) => new HttpError(413, `request body ${what}; the limit is ${limit} bytes`, null, 'invalid_request_error', 'body_too_large');
+  const tooLarge = (what: string) =>
+    new HttpError(413, `request body ${what}; the limit is ${limit} bytes`, null, 'invalid_request_error', 'body_too_large');
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) { reject(tooLarge(`is ${declared} bytes`)); return; }
@@ -74,7 +77,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) { res.end(); return; }
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers,
+  });
   res.end(text);
 }
 
@@ -184,13 +189,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
 
   const API = new Set(['/v1/models', '/v1/completions', '/api/attention', '/api/experiment', '/api/info']);
   async function route(req: IncomingMessage, res: ServerResponse, cors: Record<string, string>): Promise<void> {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost'); // '//', '//:99999' or '/\\' are not URLs to resolve
-      if (!(req.url ?? '/').startsWith('/') || (req.url ?? '').startsWith('//') || (req.url ?? '').includes('\\')) throw new Error('not a path');
-    } catch {
-      throw new HttpError(400, `request target ${JSON.stringify((req.url ?? '').slice(0, 100))} is not a path`, null, 'invalid_request_error', 'bad_request_target');
-    }
+    const url = requestUrl(req);
     if (req.method === 'OPTIONS' && API.has(url.pathname)) { res.writeHead(204, cors); res.end(); return; }
     if (req.method === 'POST') checkJsonBody(req);
     switch (`${req.method} ${url.pathname}`) {
