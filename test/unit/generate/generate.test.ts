@@ -68,6 +68,18 @@ describe('generate on qkv-tiny', () => {
     assert.equal(r.finishReason, 'length');
   });
 
+  test('an empty continuation is an answer: maxTokens 0, or a stop token first (streamed or not)', async () => {
+    const none = await generate(model, ckpt.tokenizer, 'A fool and his money', { maxTokens: 0 });
+    assert.deepEqual([none.ids, none.text, none.finishReason], [[], '', 'length']);
+    const first = (await generate(model, ckpt.tokenizer, 'A fool and his money', { greedy: true, maxTokens: 1 })).ids[0];
+    const stopped = await generate(model, ckpt.tokenizer, 'A fool and his money', { greedy: true, maxTokens: 8, stopTokens: [first] });
+    assert.deepEqual([stopped.ids, stopped.text, stopped.finishReason], [[], '', 'stop']);
+    const pieces: string[] = [];
+    for await (const t of generateStream(model, ckpt.tokenizer, 'A fool and his money', { greedy: true, stopTokens: [first] })) pieces.push(t.text);
+    assert.deepEqual(pieces, []);
+    assert.equal(ckpt.tokenizer!.decode([]), '');
+  });
+
   test('bad options and prompts past the context are refused with the reason', async () => {
     await assert.rejects(generate(model, ckpt.tokenizer, 'x', { topP: 0 }), /topP must be in \(0, 1\], got 0/);
     await assert.rejects(generate(model, ckpt.tokenizer, 'x', { temperature: -1 }), /temperature must be a number ≥ 0/);
