@@ -71,6 +71,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     req.on('data', onData);
     req.on('end', () => { if (size <= limit) resolve(Buffer.concat(chunks).toString('utf8')); });
     req.on('error', reject);
+    // a client that hangs up (or is timed out) mid-body: settled, not left pending (after 'end' this does nothing)
+    req.on('close', () => reject(new HttpError(400, 'the connection closed before the whole body arrived')));
   });
 }
 
