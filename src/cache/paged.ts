@@ -7,6 +7,7 @@
 import { QkvError } from '../errors.js';
 import { pagedAttention, type BlockPool } from '../kernels/cpu/sdpa-paged.js';
 import { applyRope } from '../nn/positional/rope.js';
+import { quantizeRow } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { BlockAllocator, OutOfBlocksError } from './block-allocator.js';
@@ -146,12 +147,8 @@ export class PagedKVCache implements KVCache {
   /** Writes one token's key or value row (quantizing to int8 with a per-row scale when the pool is int8). */
   private write(data: Float32Array | Int8Array, scales: Float32Array | undefined, slot: number, width: number, src: Float32Array, at: number): void {
     if (!scales) { (data as Float32Array).set(src.subarray(at, at + width), slot * width); return; }
-    // symmetric int8: scale = max|x| / 127, x8 = round(x / scale)
-    let amax = 0;
-    for (let d = 0; d < width; d++) amax = Math.max(amax, Math.abs(src[at + d]));
-    const scale = amax / 127 || 1;
-    scales[slot] = scale;
-    for (let d = 0; d < width; d++) data[slot * width + d] = Math.round(src[at + d] / scale);
+    // symmetric int8, the one rule of tensor/quantize.ts: scale = max|x| / 127, x8 = round(x / scale)
+    scales[slot] = quantizeRow(src, at, width, data as Int8Array, slot * width);
   }
 
   // ---- the KVCache interface --------------------------------------------------------------------------------

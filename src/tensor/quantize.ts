@@ -5,6 +5,23 @@ import { QkvError } from '../errors.js';
 import { fmtShape } from './shape.js';
 import { Tensor } from './tensor.js';
 
+/**
+ * Symmetric int8 rounding of one row, the rule every int8 store in qkv uses (weight rows, KV-cache rows):
+ *   scale = max_d |x_d| / 127 (as float32),  q_d = round(x_d / scale) ∈ [−127, 127],  x_d ≈ scale · q_d.
+ * Reads x[at … at + n), writes q[qAt …], returns the scale: 0 for an all-zero row (q stays 0), NaN or ∞ when the row
+ * holds a non-finite value (callers decide whether that is an error).
+ */
+export function quantizeRow(x: ArrayLike<number>, at: number, n: number, q: Int8Array, qAt: number): number {
+  let amax = 0;
+  for (let d = 0; d < n; d++) {
+    const a = Math.abs(x[at + d]);
+    if (a > amax || Number.isNaN(a)) amax = a;
+  }
+  const scale = Math.fround(amax / 127); // the scale as it will be stored: q is rounded against that value
+  if (scale > 0 && Number.isFinite(scale)) for (let d = 0; d < n; d++) q[qAt + d] = Math.round(x[at + d] / scale);
+  return scale;
+}
+
 export class Int8Matrix {
   readonly dtype = 'int8' as const;
   /** q [rows, cols] row-major, scale [rows]. */
@@ -23,11 +40,8 @@ export class Int8Matrix {
     const q = new Int8Array(rows * cols);
     const scales = new Float32Array(rows);
     for (let j = 0; j < rows; j++) {
-      let amax = 0;
-      for (let k = 0; k < cols; k++) amax = Math.max(amax, Math.abs(x[j * cols + k]));
-      if (!Number.isFinite(amax)) throw new QkvError(`Int8Matrix.quantize: row ${j} holds a non-finite value`);
-      const s = (scales[j] = Math.fround(amax / 127));
-      if (s > 0) for (let k = 0; k < cols; k++) q[j * cols + k] = Math.round(x[j * cols + k] / s);
+      scales[j] = quantizeRow(x, j * cols, cols, q, j * cols);
+      if (!Number.isFinite(scales[j])) throw new QkvError(`Int8Matrix.quantize: row ${j} holds a non-finite value`);
     }
     return new Int8Matrix(q, scales, [rows, cols]);
   }

@@ -7,7 +7,7 @@ import { TILE_NONE, TILE_SOME } from '../../attention/masks.js';
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { flashBackward } from './sdpa-backward.js';
 import { DEFAULT_BLOCK_M, DEFAULT_BLOCK_N, flashWeights } from './sdpa-flash.js';
-import { finishRow, RowState, scoreRow, updateRow } from './online-softmax.js';
+import { finishRow, mergeSplits, RowState, scoreRow, updateRow } from './online-softmax.js';
 
 /** Default number of key splits: one per 64 keys, at most 16. */
 export function defaultSplits(S: number): number {
@@ -43,20 +43,8 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
           }
           finishRow(st, 0, oPart, sp * Dv, lsePart, sp);
         }
-        // 2. merge: lse = M + log Σ_s e^{lse_s − M};  o = Σ_s e^{lse_s − lse} o_s  (Math.max keeps a NaN lse_s: NaN row)
-        let M = -Infinity;
-        for (let sp = 0; sp < numSplits; sp++) M = Math.max(M, lsePart[sp]);
-        const o = row * Dv;
-        if (M === -Infinity) { lse[row] = -Infinity; continue; } // no split saw an allowed key: o stays 0
-        let sum = 0;
-        for (let sp = 0; sp < numSplits; sp++) sum += Math.exp(lsePart[sp] - M);
-        const lseRow = M + Math.log(sum);
-        lse[row] = lseRow;
-        for (let sp = 0; sp < numSplits; sp++) {
-          const w = Math.exp(lsePart[sp] - lseRow);
-          if (w === 0) continue;
-          for (let d = 0; d < Dv; d++) out[o + d] += w * oPart[sp * Dv + d];
-        }
+        // 2. merge: lse = log Σ_s e^{lse_s};  o = Σ_s e^{lse_s − lse} o_s
+        lse[row] = mergeSplits(lsePart, numSplits, oPart, 0, Dv, Dv, out, row * Dv);
       }
     }
   }

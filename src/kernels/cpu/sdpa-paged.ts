@@ -7,6 +7,7 @@
 // Pools may be int8 with one scale per (block, head, slot): k_j = scale_j · k8_j, dequantized inside the dot product
 // (symmetric per-token-and-head quantization, as KIVI / vLLM's fp8 caches do per token).
 // Each row b has its own length; its T new queries sit at positions S_b − T … S_b − 1 (bottom-right causal).
+import { addValues, finishRow, RowState, softmaxStep } from './online-softmax.js';
 
 /** A block pool: [numBlocks, Hkv, BLOCK, D] keys and [numBlocks, Hkv, BLOCK, Dv] values, float32 or int8 + scales. */
 export interface BlockPool {
@@ -38,7 +39,7 @@ export function pagedAttention(p: PagedProblem, returnWeights = false): { out: F
   const lse = new Float32Array(B * Hq * T);
   const maxS = Math.max(0, ...p.seqLens);
   const s = new Float64Array(BLOCK);
-  const acc = new Float64Array(Dv);
+  const st = new RowState(1, Dv, false);
   for (let b = 0; b < B; b++) {
     const S = p.seqLens[b];
     const table = p.blockTables[b];
@@ -50,39 +51,22 @@ export function pagedAttention(p: PagedProblem, returnWeights = false): { out: F
         const lo = p.window ? Math.max(0, i - p.window + 1) : 0;
         const hi = p.causal ? Math.min(i, S - 1) : S - 1;
         const qOff = ((b * Hq + h) * T + t) * D;
-        let m = -Infinity;
-        let l = 0;
-        acc.fill(0);
+        st.reset();
         // the KV loop, one block at a time, through the block table
         for (let blk = Math.floor(lo / BLOCK); blk <= Math.floor(hi / BLOCK) && hi >= lo; blk++) {
-          const base = (table[blk] * Hkv + kvh) * BLOCK; // slot index of (block, head, 0)
           const j0 = Math.max(lo, blk * BLOCK);
           const j1 = Math.min(hi, blk * BLOCK + BLOCK - 1);
           const n = j1 - j0 + 1;
-          scoreBlock(p, qOff, base + (j0 - blk * BLOCK), n, s);
+          const slot0 = (table[blk] * Hkv + kvh) * BLOCK + (j0 - blk * BLOCK); // key j0's slot; the block's keys follow
+          scoreBlock(p, qOff, slot0, n, s);
           if (mask) for (let c = 0; c < n; c++) if (!mask[j0 + c]) s[c] = -Infinity;
-          // online softmax: m' = max(m, max s);  α = e^{m − m'};  l = α l + Σ e^{s − m'};  acc = α acc + Σ e^{s − m'} v
-          // (a NaN score is not a masked key: it makes m NaN, and the row NaN, as in sdpa-flash.ts)
-          let mx = m;
-          for (let c = 0; c < n; c++) {
-            if (s[c] > mx) mx = s[c];
-            else if (Number.isNaN(s[c])) { mx = NaN; break; }
-          }
-          if (mx === -Infinity) continue;
-          const alpha = Math.exp(m - mx);
-          if (alpha !== 1) { l *= alpha; for (let d = 0; d < Dv; d++) acc[d] *= alpha; }
-          for (let c = 0; c < n; c++) {
-            const w = Math.exp(s[c] - mx);
-            if (w === 0) continue;
-            l += w;
-            addValue(pool, base + (j0 - blk * BLOCK) + c, w, acc);
-          }
-          m = mx;
+          // the online softmax every CPU kernel shares (online-softmax.ts), then acc += Σ_c p_c v_c through the pool
+          if (!softmaxStep(st, 0, s, n)) continue;
+          if (pool.vScale) for (let c = 0; c < n; c++) s[c] *= pool.vScale[slot0 + c]; // int8 values: v_c = scale_c · v8_c
+          addValues(st.acc, 0, s, n, pool.v, slot0 * Dv, Dv);
         }
         const row = (b * Hq + h) * T + t;
-        if (l === 0) { lse[row] = -Infinity; continue; } // no allowed key: o = 0, lse = −∞
-        for (let d = 0; d < Dv; d++) out[row * Dv + d] = acc[d] / l;
-        lse[row] = m + Math.log(l);
+        finishRow(st, 0, out, row * Dv, lse, row); // no allowed key: o = 0, lse = −∞
       }
     }
   }
@@ -102,14 +86,6 @@ function scoreBlock(p: PagedProblem, qOff: number, slot: number, n: number, s: F
     if (softcap) x = softcap * Math.tanh(x / softcap);
     s[c] = x;
   }
-}
-
-/** acc += w · v[slot] (dequantizing int8 values). */
-function addValue(pool: BlockPool, slot: number, w: number, acc: Float64Array): void {
-  const Dv = pool.Dv;
-  const v = pool.v;
-  const ws = pool.vScale ? w * pool.vScale[slot] : w;
-  for (let d = 0; d < Dv; d++) acc[d] += ws * v[slot * Dv + d];
 }
 
 /** Weights p_ij = e^{s_ij − lse_i} recomputed through the block tables, [B, Hq, T, maxS]. */

@@ -8,6 +8,7 @@
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
 // panels of 8 keys, the kernel runs, out is copied back and lse = m · ln 2 + log l is formed from each row's statistics.
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
+import { mergeSplits } from '../cpu/online-softmax.js';
 import { sdpaDecode } from '../cpu/sdpa-decode.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -53,10 +54,9 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   return { out: take(r, out, BH * L * Dv), lse };
 }
 
-// The DECODE job, then the merge of its chunks: for each row, over the chunks s with partial (m_s, l_s, o_s), m in base 2
-// and o_s normalised by l_s (a convex combination of values, so no sum here can overflow where the answer is finite),
-//   M = max_s m_s,  l = Σ_s 2^{m_s − M} l_s,  o = Σ_s (2^{m_s − M} l_s / l) o_s,  lse = M · ln 2 + log l
-// (l = 0: o = 0, lse = −∞; a NaN m_s makes M NaN, and the row NaN).
+// The DECODE job, then the merge of its chunks: each chunk s leaves (m_s, l_s, o_s), m in base 2 and o_s normalised
+// by l_s, so its lse_s = m_s · ln 2 + log l_s (−∞ when l_s = 0), and the chunks merge as the TypeScript decode kernel's
+// splits do (mergeSplits: o a convex combination of the o_s, so no sum overflows where the answer is finite).
 function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
@@ -78,22 +78,15 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const mAt = units * R4 * Dv, lAt = mAt + units * R4;
   const out = new Float32Array(B * Hq * L * Dv);
   const lse = new Float32Array(B * Hq * L);
+  const lseChunk = new Float64Array(splits);
   for (let b = 0; b < B; b++) for (let h = 0; h < Hq; h++) for (let i = 0; i < L; i++) {
     const row = (b * Hq + h) * L + i;
     const u0 = (b * Hkv + Math.floor(h / G)) * splits, rr = (h % G) * L + i;
-    let M = -Infinity;
-    for (let s = 0; s < splits; s++) M = Math.max(M, parts[mAt + (u0 + s) * R4 + rr]);
-    if (M === -Infinity) { lse[row] = -Infinity; continue; }
-    let l = 0;
-    for (let s = 0; s < splits; s++) l += 2 ** (parts[mAt + (u0 + s) * R4 + rr] - M) * parts[lAt + (u0 + s) * R4 + rr];
-    const o = out.subarray(row * Dv, (row + 1) * Dv);
     for (let s = 0; s < splits; s++) {
-      const u = u0 + s, w = (2 ** (parts[mAt + u * R4 + rr] - M) * parts[lAt + u * R4 + rr]) / l;
-      if (w === 0) continue;
-      const at = (u * R4 + rr) * Dv;
-      for (let d = 0; d < Dv; d++) o[d] += w * parts[at + d];
+      const l = parts[lAt + (u0 + s) * R4 + rr];
+      lseChunk[s] = l === 0 ? -Infinity : parts[mAt + (u0 + s) * R4 + rr] * Math.LN2 + Math.log(l);
     }
-    lse[row] = M * Math.LN2 + Math.log(l);
+    lse[row] = mergeSplits(lseChunk, splits, parts, (u0 * R4 + rr) * Dv, R4 * Dv, Dv, out, row * Dv);
   }
   return { out, lse };
 }
