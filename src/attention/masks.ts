@@ -4,16 +4,11 @@
 // a query's position is i' = i + S − L (bottom-right alignment, as in KV-cache decoding), except 'top-left' causal.
 // Dense masks and user functions answer TILE_SOME (unknown) and are evaluated element by element.
 import { QkvError } from '../errors.js';
+import { TILE_ALL, TILE_NONE, TILE_SOME, type KernelMask, type Row, type TileState } from '../kernels/contract.js';
 import type { AttentionOptions } from './options.js';
 
-/** A row of scores being worked on: float32 in the materialising kernel, float64 in the tiled ones. */
-export type Row = Float32Array | Float64Array;
-
-/** Result of classifying a tile of the L×S grid: no entry allowed, every entry allowed, or some. */
-export const TILE_NONE = 0;
-export const TILE_ALL = 1;
-export const TILE_SOME = 2;
-export type TileState = typeof TILE_NONE | typeof TILE_ALL | typeof TILE_SOME;
+// the tile states and the score row are the kernel contract's: a mask is what kernels read
+export { TILE_ALL, TILE_NONE, TILE_SOME, type Row, type TileState };
 
 /** Sizes a mask is built for: batch, query heads, query length L, key length S. */
 export interface MaskDims { B: number; Hq: number; L: number; S: number }
@@ -22,7 +17,7 @@ export interface MaskDims { B: number; Hq: number; L: number; S: number }
 export type MaskMod = (b: number, h: number, i: number, j: number) => boolean;
 
 /** A mask bound to concrete sizes. `tile` covers rows i0..i1-1 and keys j0..j1-1. */
-export abstract class Mask {
+export abstract class Mask implements KernelMask {
   abstract readonly name: string;
   abstract allows(b: number, h: number, i: number, j: number): boolean;
 

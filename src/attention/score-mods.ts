@@ -4,7 +4,7 @@
 //   ALiBi         s ← s − slope_h · |i' − j|,  i' = i + S − L (Press et al. 2022, https://arxiv.org/abs/2108.12409)
 //   scoreMod      s ← fn(s, b, h, i, j)                       (FlexAttention style)
 // then masking sets disallowed entries to −∞.
-import type { Row } from './masks.js';
+import type { KernelScoreMods, Row } from '../kernels/contract.js';
 
 /** A FlexAttention-style score function: returns the new score for query i, key j of batch b, head h. */
 export type ScoreMod = (score: number, b: number, h: number, i: number, j: number) => number;
@@ -13,7 +13,7 @@ export type ScoreMod = (score: number, b: number, h: number, i: number, j: numbe
 export interface Strided4 { data: Float32Array; strides: readonly [number, number, number, number]; offset: number }
 
 /** The score modifiers of one attention call, bound to its sizes. Kernels call `apply` on rows of scores. */
-export class ScoreMods {
+export class ScoreMods implements KernelScoreMods {
   constructor(
     readonly softcap: number, // 0 = off
     readonly bias: Strided4 | null,

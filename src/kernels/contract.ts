@@ -1,9 +1,35 @@
 // The contract between the attention spec (src/attention) and the kernels that compute it (src/kernels/*).
 // The spec validates the call, binds masks and score modifiers to the sizes and hands every kernel the same
-// SdpaProblem: dense row-major float32 q, k, v plus the mask and modifiers to apply. Kernels import only types.
+// SdpaProblem: dense row-major float32 q, k, v plus the mask and modifiers to apply, as the interfaces below — which
+// src/attention implements. Kernels import this file, never src/attention.
 import type { Tensor } from '../tensor/tensor.js';
-import type { Mask } from '../attention/masks.js';
-import type { ScoreMods } from '../attention/score-mods.js';
+
+/** A row of scores being worked on: float32 in the materialising kernel, float64 in the tiled ones. */
+export type Row = Float32Array | Float64Array;
+
+/** Result of classifying a tile of the L×S grid: no entry allowed, every entry allowed, or some. */
+export const TILE_NONE = 0;
+export const TILE_ALL = 1;
+export const TILE_SOME = 2;
+export type TileState = typeof TILE_NONE | typeof TILE_ALL | typeof TILE_SOME;
+
+/** A mask bound to the call's sizes, as a kernel uses it (src/attention/masks.ts: Mask). */
+export interface KernelMask {
+  /** Rows i0..i1−1 × keys j0..j1−1: none allowed (skip the tile), all, or some (mask element by element). */
+  tile(b: number, h: number, i0: number, i1: number, j0: number, j1: number): TileState;
+  /** Sets row[c] = −∞ for every key j0 + c (c < n) that query i may not attend. */
+  maskRow(row: Row, b: number, h: number, i: number, j0: number, n: number): void;
+  /** For a plain causal mask, the shift s such that query i sees keys 0..i + s; null for any other mask. */
+  causalShift(): number | null;
+}
+
+/** The score modifiers bound to the call's sizes, as a kernel uses them (src/attention/score-mods.ts: ScoreMods). */
+export interface KernelScoreMods {
+  /** Modifies scaled scores row[c] for keys j0 + c, c < n, of query i in place. */
+  apply(row: Row, b: number, h: number, i: number, j0: number, n: number): void;
+  /** dds[c] = ∂ modified score / ∂ raw score at raw[c] (the backward pass). */
+  derivative(raw: Row, dds: Row, n: number): void;
+}
 
 /** One attention call, ready to compute. q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv], all dense. */
 export interface SdpaProblem {
@@ -14,9 +40,9 @@ export interface SdpaProblem {
    *  elsewhere anyway (the WebAssembly one) reads these, and q/k/v above are then never materialised. */
   source?: { q: Tensor; k: Tensor; v: Tensor };
   /** null: every key allowed. */
-  mask: Mask | null;
+  mask: KernelMask | null;
   /** null: scores are just scale · q·k. */
-  mods: ScoreMods | null;
+  mods: KernelScoreMods | null;
   /** Tiles visited and skipped by tiled kernels (tests prove structured masks skip work), and the scratch bytes a
    *  kernel allocated (the lab plots reference vs tiled memory). */
   counters?: { tiles: number; skipped: number; scratchBytes?: number };

@@ -6,8 +6,7 @@
 //               dq_i  = scale Σ_j ds_ij k_j,   dk_j = scale Σ_i ds_ij q_i
 // f' is 1 except under soft-capping (1 − tanh²). With GQA, the G query heads of a kv head add into its dk, dv.
 // referenceBackward materialises P per (b, h); flashBackward recomputes p tile by tile from lse (O(tile) memory).
-import { TILE_NONE, TILE_SOME } from '../../attention/masks.js';
-import type { SdpaBackwardResult, SdpaProblem } from '../contract.js';
+import { TILE_NONE, TILE_SOME, type SdpaBackwardResult, type SdpaProblem } from '../contract.js';
 import { scoreRow } from './online-softmax.js';
 import { referenceScores, softmaxRow } from './sdpa-naive.js';
 

@@ -3,8 +3,9 @@
 // online softmax as sdpa-flash.ts, and the partials merge exactly through their log-sum-exps:
 //   lse = log Σ_s e^{lse_s},   o = Σ_s e^{lse_s − lse} · o_s.
 // On one thread the splits run in turn; they are independent, which is what threads and GPUs exploit (issue #7, #8).
-import { TILE_NONE, TILE_SOME } from '../../attention/masks.js';
-import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
+import {
+  TILE_NONE, TILE_SOME, type SdpaForwardRequest, type SdpaForwardResult, type SdpaKernel, type SdpaProblem,
+} from '../contract.js';
 import { flashBackward } from './sdpa-backward.js';
 import { DEFAULT_BLOCK_M, DEFAULT_BLOCK_N, flashWeights } from './sdpa-flash.js';
 import { finishRow, mergeSplits, RowState, scoreRow, updateRow } from './online-softmax.js';

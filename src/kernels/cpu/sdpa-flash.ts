@@ -4,8 +4,9 @@
 // A tile the mask rules out entirely is skipped (causal attention does about half the work); a tile it allows
 // entirely skips per-element masking. Statistics (entropy, mean distance) ride along in the same pass.
 // Slower sibling: sdpa-naive.ts (materialises L×S). Faster for L = 1: sdpa-decode.ts. Backward: sdpa-backward.ts.
-import { TILE_NONE, TILE_SOME } from '../../attention/masks.js';
-import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
+import {
+  TILE_NONE, TILE_SOME, type SdpaForwardRequest, type SdpaForwardResult, type SdpaKernel, type SdpaProblem,
+} from '../contract.js';
 import { flashBackward } from './sdpa-backward.js';
 import { finishRow, RowState, scoreRow, updateRow } from './online-softmax.js';
 
