@@ -1,7 +1,8 @@
 // From public options to a kernel call: binds every mask and score modifier to the call's sizes, makes q, k, v
 // dense float32 (a no-op for dense float32 inputs) and chooses the kernel.
 import { QkvError } from '../errors.js';
-import type { SdpaProblem } from '../kernels/contract.js';
+import type { SdpaForwardRequest, SdpaKernel, SdpaProblem } from '../kernels/contract.js';
+import { getSdpaKernel } from '../kernels/registry.js';
 import '../kernels/cpu/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { denseBias, denseMask } from './dense.js';
@@ -100,14 +101,25 @@ export function tileRequest(o: AttentionOptions, dims: AttnShape): { blockM?: nu
   return { blockM: clamp(o.blockM, dims.L), blockN: clamp(o.blockN, dims.S), numSplits: clamp(o.numSplits, dims.S) };
 }
 
+/**
+ * The kernel that runs problem `p`: the one named, unless it does not cover the problem (the WebAssembly kernel takes
+ * no mask but causal, no score modifiers, head dims in 4s — or WebAssembly is not there), in which case the
+ * TypeScript kernel for it: decode for one query row, else flash. The one place a kernel is chosen; a result names it.
+ */
+export function kernelFor(name: Exclude<KernelName, 'auto'>, p: SdpaProblem, req: SdpaForwardRequest): SdpaKernel {
+  const kernel = getSdpaKernel(name);
+  if (!kernel.covers || kernel.covers(p, req)) return kernel;
+  return getSdpaKernel(p.L === 1 && !req.stats ? 'decode' : 'flash');
+}
+
 /** Resolves `kernel: 'auto'` and checks tile options. */
 export function chooseKernel(o: AttentionOptions, dims: AttnShape): Exclude<KernelName, 'auto'> {
   if (o.blockM !== undefined) checkPositiveInt(o.blockM, 'blockM');
   if (o.blockN !== undefined) checkPositiveInt(o.blockN, 'blockN');
   if (o.numSplits !== undefined) checkPositiveInt(o.numSplits, 'numSplits');
   const k = o.kernel ?? 'auto';
-  // auto: the SIMD kernel (split-K for a few query rows, tiles otherwise) takes what it covers and hands the rest to
-  // the TypeScript kernels itself (decode for one query row, else flash); statistics and weights come from flash
+  // auto: the SIMD kernel (split-K for a few query rows, tiles otherwise) for what it covers — kernelFor gives the rest
+  // to the TypeScript kernels (decode for one query row, else flash); statistics and weights come from flash
   if (k === 'auto') return o.returnStats || o.returnWeights ? 'flash' : 'flash-wasm';
   if (k !== 'reference' && k !== 'flash' && k !== 'flash-wasm' && k !== 'decode') {
     throw new QkvError(`attention: kernel must be 'reference', 'flash', 'flash-wasm', 'decode' or 'auto', got ${JSON.stringify(k)}`);

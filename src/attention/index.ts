@@ -6,7 +6,7 @@
 import { QkvError } from '../errors.js';
 import { getSdpaKernel } from '../kernels/registry.js';
 import { Tensor } from '../tensor/tensor.js';
-import { chooseKernel, problemOf, tileRequest } from './dispatch.js';
+import { chooseKernel, kernelFor, problemOf, tileRequest } from './dispatch.js';
 import type { AttentionOptions, AttentionResult } from './options.js';
 import { checkDout, checkOptionKeys, checkQkv } from './validate.js';
 
@@ -26,14 +26,16 @@ function asDtype(data: Float32Array, shape: number[], like: Tensor): Tensor {
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): AttentionResult & { kernel: string } {
   checkOptionKeys(options);
   const dims = checkQkv(q, k, v);
-  const kernelName = chooseKernel(options, dims);
+  const name = chooseKernel(options, dims);
   const p = problemOf(q, k, v, options, dims);
+  const req = { weights: options.returnWeights, stats: options.returnStats, ...tileRequest(options, dims) };
+  const kernel = kernelFor(name, p, req); // the one place a kernel is chosen; the result names it
   const { B, Hq, L, S, Dv } = dims;
-  const r = getSdpaKernel(kernelName).forward(p, { weights: options.returnWeights, stats: options.returnStats, ...tileRequest(options, dims) });
+  const r = kernel.forward(p, req);
   const result: AttentionResult & { kernel: string } = {
     out: asDtype(r.out, [B, Hq, L, Dv], q),
     lse: Tensor.from(r.lse, [B, Hq, L]),
-    kernel: r.ranOn ?? kernelName,
+    kernel: kernel.name,
   };
   if (r.weights) result.weights = Tensor.from(r.weights, [B, Hq, L, S]);
   if (r.entropy && r.meanDistance) {

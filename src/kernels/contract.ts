@@ -64,9 +64,6 @@ export interface SdpaForwardResult {
   weights?: Float32Array;
   entropy?: Float32Array;
   meanDistance?: Float32Array;
-  /** The kernel that computed this, when the one called handed the problem to another (the WebAssembly kernel
-   *  passes what it does not cover to the TypeScript kernels): results always name what actually ran. */
-  ranOn?: string;
 }
 
 /** Gradients, dense float32 in the shapes of q, k, v. */
@@ -75,6 +72,9 @@ export interface SdpaBackwardResult { dq: Float32Array; dk: Float32Array; dv: Fl
 /** A forward kernel, and optionally its backward (given out, lse and the upstream gradient dout [B, Hq, L, Dv]). */
 export interface SdpaKernel {
   readonly name: string;
+  /** For a kernel that takes only some problems (the WebAssembly one: no mask but causal, no score modifiers, head
+   *  dims in 4s): whether it takes this one. The dispatcher (attention/dispatch.ts) hands the rest to another. */
+  covers?(p: SdpaProblem, req: SdpaForwardRequest): boolean;
   forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult;
   backward?(p: SdpaProblem, out: Float32Array, lse: Float32Array, dout: Float32Array, req: SdpaForwardRequest): SdpaBackwardResult;
 }

@@ -1,7 +1,7 @@
 // The WebAssembly SIMD rung of the CPU ladder: the ATTENTION job of asm/kernels.ts behind the same contract as the
-// TypeScript kernels, on as many threads as the runtime has (runtime.ts). It takes the calls it knows — no mask or a
-// causal one, no score modifiers, head_dim and value dim multiples of 4 — and hands every other call to the tiled
-// TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
+// TypeScript kernels, on as many threads as the runtime has (runtime.ts). It covers the calls it knows — no mask or a
+// causal one, no score modifiers, head_dim and value dim multiples of 4 — and the dispatcher (attention/dispatch.ts)
+// gives every other call to the tiled TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
 // A few query rows (decoding: L ≤ 8) go to the DECODE job instead — split-K over the keys, so that threads share a
 // single row's work — and the host merges the chunks' partial results (see asm/decode.ts). It reads keys and values
 // in place when they already live in the kernels' memory (a KV cache on kernel storage, storage.ts).
@@ -9,8 +9,8 @@
 // panels of 8 keys, the kernel runs, out is copied back and lse = m · ln 2 + log l is formed from each row's statistics.
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { mergeSplits } from '../cpu/online-softmax.js';
-import { sdpaDecode } from '../cpu/sdpa-decode.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
+import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { alignLine, floatBits, JOB, kernelRuntime, put, putTensor, runJob, scratch, take } from './runtime.js';
 import { kernelOffset } from './storage.js';
@@ -29,10 +29,7 @@ export function decodeChunk(S: number): number {
 }
 
 function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
-  if (!wasmSupports(p, req)) {
-    const fallback = p.L === 1 && !req.stats ? sdpaDecode : sdpaFlash;
-    return { ...fallback.forward(p, req), ranOn: fallback.name };
-  }
+  if (!wasmSupports(p, req)) throw new QkvError('flash-wasm: called on a problem it does not cover (the dispatcher chooses another kernel)');
   if (p.L <= 8 && (p.Hq / p.Hkv) * p.L <= 32) return decodeForward(p);
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
@@ -101,9 +98,10 @@ function inPlace(t: Tensor | undefined): [number, number] | null {
   return sD === 1 && sS === d && (t.shape[0] === 1 || sB === H * sH) ? [at + 4 * t.offset, sH] : null;
 }
 
-/** The WebAssembly SIMD kernel (falls back to the TypeScript flash kernel for what it does not cover). */
+/** The WebAssembly SIMD kernel, for the problems it covers. */
 export const sdpaFlashWasm: SdpaKernel = {
   name: 'flash-wasm',
+  covers: wasmSupports,
   forward,
   backward: (p, out, lse, dout, req) => sdpaFlash.backward!(p, out, lse, dout, req),
 };
