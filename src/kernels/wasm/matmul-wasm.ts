@@ -5,6 +5,7 @@
 // Returns null where the SIMD path does not apply (no WebAssembly SIMD, K not a multiple of the format's vector
 // width, f16 weights holding ±∞/NaN), and the caller computes in TypeScript.
 // The gated products of GLU feed-forwards (SwiGLU, GeGLU) run as one job: gate and up product and the activation.
+import { GEMM_JOB } from './jobs.js';
 import { alignLine, JOB, kernelRuntime, put, resident, runJob, type Runtime, scratch, take } from './runtime.js';
 
 /** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits), or int8 with one f32 scale per row. */
@@ -75,6 +76,9 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   put(r, aAt, a);
   if (bAt < 0) { put(r, bOnce, b.data as Float32Array); bAt = bOnce; }
   if (b2At < 0) { put(r, b2Once, b2!.data as Float32Array); b2At = b2Once; }
-  runJob(r, [KIND[b.dtype], aAt, bAt, cAt, M, K, N, sAt, panelAt, panel, glu, b2At, s2At, c2At]);
+  runJob(r, GEMM_JOB.words({
+    kind: KIND[b.dtype], a: aAt, b: bAt, c: cAt, M, K, N, scales: sAt, scratch: panelAt, scratchStride: panel,
+    glu, b2: b2At, scales2: s2At, c2: c2At,
+  }));
   return take(r, cAt, M * N);
 }

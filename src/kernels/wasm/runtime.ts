@@ -168,15 +168,7 @@ export function take(r: Runtime, at: number, n: number): Float32Array {
   return out;
 }
 
-const f32 = new Float32Array(1);
-const i32 = new Int32Array(f32.buffer);
-/** The bit pattern of an f32, for a job word that holds a float. */
-export function floatBits(x: number): number {
-  f32[0] = x;
-  return i32[0];
-}
-
-/** Runs a job (its i32 words, kind first; a float goes in as floatBits(x)) on every thread. */
+/** Runs a job (its i32 words, kind first, as a layout of jobs.ts writes them) on every thread. */
 export function runJob(r: Runtime, words: readonly number[]): void {
   new Int32Array(r.memory.buffer, JOB_AT, words.length).set(words);
   const T = r.threads;

@@ -12,7 +12,8 @@ import { mergeSplits } from '../cpu/online-softmax.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { alignLine, floatBits, JOB, kernelRuntime, put, putTensor, runJob, scratch, take } from './runtime.js';
+import { ATTENTION_JOB, DECODE_JOB, PACK_K_JOB } from './jobs.js';
+import { alignLine, JOB, kernelRuntime, put, putTensor, runJob, scratch, take } from './runtime.js';
 import { kernelOffset } from './storage.js';
 
 const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 query rows × 64 keys, units of 32 rows
@@ -41,9 +42,12 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   putTensor(r, k, p.source?.k) || put(r, k, p.k);
   putTensor(r, v, p.source?.v) || put(r, v, p.v);
-  runJob(r, [JOB.packK, k, kp, BHkv, S, D, Sp]);
+  runJob(r, PACK_K_JOB.words({ kind: JOB.packK, k, kp, BHkv, S, D, Sp }));
   const shift = p.mask ? p.mask.causalShift()! : 0;
-  runJob(r, [JOB.attention, q, kp, v, out, ml, scr, perThread, BH, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, Sp]);
+  runJob(r, ATTENTION_JOB.words({
+    kind: JOB.attention, q, kp, v, out, ml, scratch: scr, scratchStride: perThread, BH, Hq, Hkv, L, S, D, Dv,
+    scale: p.scale, causal: p.mask ? 1 : 0, shift, Sp,
+  }));
   // lse = m · ln 2 + log l (the kernel's m is in base 2); l = 0 (no allowed key) → −∞; NaN stays NaN
   const stats = take(r, ml, 2 * BH * L);
   const lse = new Float32Array(BH * L);
@@ -70,7 +74,10 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   if (!vIn) putTensor(r, vCopy, p.source?.v) || put(r, vCopy, p.v);
   const [k, kStride] = kIn ?? [kCopy, S * D], [v, vStride] = vIn ?? [vCopy, S * Dv];
   const shift = p.mask ? p.mask.causalShift()! : 0;
-  runJob(r, [JOB.decode, q, k, v, part, scr, perThread, B, Hq, Hkv, L, S, D, Dv, floatBits(p.scale), p.mask ? 1 : 0, shift, chunk, splits, kStride, vStride]);
+  runJob(r, DECODE_JOB.words({
+    kind: JOB.decode, q, k, v, part, scratch: scr, scratchStride: perThread, B, Hq, Hkv, L, S, D, Dv,
+    scale: p.scale, causal: p.mask ? 1 : 0, shift, chunk, splits, kStride, vStride,
+  }));
   const parts = take(r, part, units * R4 * (Dv + 2));
   const mAt = units * R4 * Dv, lAt = mAt + units * R4;
   const out = new Float32Array(B * Hq * L * Dv);

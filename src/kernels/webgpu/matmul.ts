@@ -5,6 +5,7 @@
 // and int8 weights are widened to f32 once, on the host (linear.ts).
 import { QkvError } from '../../errors.js';
 import { encodePass, release, residentBuffer, submit, uniform } from './buffers.js';
+import { MATMUL_PARAMS } from './uniforms.js';
 import { hasF16 } from './device.js';
 import { GpuTensor } from './gpu-tensor.js';
 import { bindBuffers, computePipeline, storageVariant } from './pipelines.js';
@@ -29,7 +30,7 @@ export async function matmulGpu(x: GpuTensor, w: Float32Array | Uint16Array, N: 
   if (gx > 65535 || gy > 65535) throw new QkvError(`matmulGpu: ${M}×${N} needs ${gy}×${gx} workgroups; the limit is 65535 per dimension`);
   const device = x.device;
   const out = GpuTensor.empty(device, [...x.shape.slice(0, -1), N]);
-  const u = uniform(device, Uint32Array.from([M, K, N, bias ? 1 : 0]).buffer);
+  const u = uniform(device, MATMUL_PARAMS.bytes({ M, K, N, useBias: bias ? 1 : 0 }));
   const dtype = w instanceof Uint16Array ? 'float16' : 'float32';
   if (dtype === 'float16' && !hasF16(device)) throw new QkvError('matmulGpu: an f16 weight needs a device with shader-f16 (pass it widened to float32)');
   const pipe = await computePipeline(device, `matmul ${dtype}`, () => storageVariant(WGSL, dtype), gemv ? 'gemv' : 'main');

@@ -2,6 +2,7 @@
 // its result as a new GpuTensor without waiting for the GPU. Shapes are checked here, before anything is recorded.
 import { QkvError } from '../../errors.js';
 import { encodePass, release, residentBuffer, submit, uniform } from './buffers.js';
+import { OPS_PARAMS, TRANSPOSE_PARAMS } from './uniforms.js';
 import { GpuTensor, type GpuDType } from './gpu-tensor.js';
 import { WGSL } from './ops-wgsl.js';
 import { WGSL as TRANSPOSE } from './transpose-wgsl.js';
@@ -13,10 +14,8 @@ type Entry = 'rmsNorm' | 'rope' | 'siluMul' | 'geluTanhMul' | 'add';
 // one pass of an ops.wgsl entry point over `groups` workgroups (split over y past 65535)
 async function run(entry: Entry, x: GpuTensor, y: GPUBuffer | GpuTensor, out: GpuTensor, fields: number[], eps: number, groups: number): Promise<void> {
   const device = x.device;
-  const params = new DataView(new ArrayBuffer(32));
-  fields.forEach((f, n) => params.setUint32(4 * n, f, true));
-  params.setFloat32(28, eps, true);
-  const u = uniform(device, params.buffer);
+  const [n = 0, a = 0, b = 0, c = 0, d = 0, e = 0] = fields; // each entry point says what they are (ops.wgsl)
+  const u = uniform(device, OPS_PARAMS.bytes({ n, a, b, c, d, e, pad: 0, eps }));
   const pipe = await computePipeline(device, 'ops', WGSL, entry);
   const yBuf = y instanceof GpuTensor ? y.buffer : y;
   submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535)));
@@ -81,7 +80,7 @@ export async function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA
   const name = (t: GpuDType) => (t === 'float16' ? 'f16' : 'f32');
   const code = () => `${f16 ? 'enable f16;\n' : ''}${TRANSPOSE.replace('alias X = f32;', `alias X = ${name(x.dtype)};`).replace('alias Y = f32;', `alias Y = ${name(dtype)};`)}`;
   const pipe = await computePipeline(device, `transpose ${name(x.dtype)}>${name(dtype)}`, code);
-  const u = uniform(device, Uint32Array.from([A, B, C, capA, off, 0, 0, 0]).buffer);
+  const u = uniform(device, TRANSPOSE_PARAMS.bytes({ A, B, C, capA, off, pad0: 0, pad1: 0, pad2: 0 }));
   const groups = groupsOf(A * B * C);
   submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, dst.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535)));
   release(device, u);

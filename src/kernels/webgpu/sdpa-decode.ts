@@ -6,6 +6,7 @@ import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
 import { QkvError } from '../../errors.js';
 import { acquire, encodePass, readBack, release, STORAGE, submit, uniform, upload } from './buffers.js';
+import { DECODE_PARAMS } from './uniforms.js';
 import type { GpuDType } from './gpu-tensor.js';
 import { bindBuffers, computePipeline, storageVariant, validated } from './pipelines.js';
 import { WGSL } from './sdpa-decode-wgsl.js';
@@ -87,14 +88,11 @@ export async function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): Promi
   const { blockSize, Hkv, D, Dv } = pool;
   const { splits, chunk } = decodeChunking(p.maxS);
   const rows = B * Hq * T;
-  const params = new DataView(new ArrayBuffer(64));
-  [B, Hq, Hkv, T, D, Dv, blockSize, p.maxBlocks, splits, chunk, p.causal ? 1 : 0].forEach((x, n) => params.setUint32(4 * n, x, true));
-  params.setInt32(44, p.window ?? 0, true);
-  params.setFloat32(48, p.scale, true);
-  params.setFloat32(52, p.softcap, true);
-  params.setUint32(56, p.useKeyMask || (p.aux.length > B + B * p.maxBlocks) ? 1 : 0, true);
-  params.setUint32(60, p.maxS, true);
-  const aux = upload(device, p.aux), part = acquire(device, 4 * rows * splits * (Dv + 2), STORAGE()), u = uniform(device, params.buffer);
+  const params = DECODE_PARAMS.bytes({
+    B, Hq, Hkv, T, D, Dv, blockSize, maxBlocks: p.maxBlocks, splits, chunk, causal: p.causal ? 1 : 0, window: p.window ?? 0,
+    scale: p.scale, softcap: p.softcap, useKeyMask: p.useKeyMask || (p.aux.length > B + B * p.maxBlocks) ? 1 : 0, maxS: p.maxS,
+  });
+  const aux = upload(device, p.aux), part = acquire(device, 4 * rows * splits * (Dv + 2), STORAGE()), u = uniform(device, params);
   const buffers = [p.q, p.k, p.v, aux, part, p.out, p.lse, u];
   const dtype = p.dtype ?? 'float32';
   const code = () => storageVariant(WGSL, dtype);

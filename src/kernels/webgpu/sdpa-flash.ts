@@ -9,6 +9,7 @@ import type { AttnShape } from '../../attention/validate.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { QkvError } from '../../errors.js';
 import { encodePass, release, submit, uniform, upload } from './buffers.js';
+import { SDPA_PARAMS } from './uniforms.js';
 import type { GpuDType } from './gpu-tensor.js';
 import { bindBuffers, computePipeline, specialize, storageVariant } from './pipelines.js';
 import { WGSL } from './sdpa-flash-wgsl.js';
@@ -96,22 +97,19 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
   const fl: number[] = o.alibiSlopes ? Array.from(o.alibiSlopes) : Array(Hq).fill(0);
   const offBias = fl.length;
   if (biasT) fl.push(...dense(biasT));
-  // the uniform block: 32 four-byte fields in the order of struct Params
-  const params = new DataView(new ArrayBuffer(128));
-  [B * Hq, Hq, Hkv, L, S, D, Dv, o.causal ? 1 : 0].forEach((x, n) => params.setUint32(4 * n, x, true));
-  params.setFloat32(32, o.scale ?? 1 / Math.sqrt(D), true);
-  params.setFloat32(36, o.softcap ?? 0, true);
-  params.setInt32(40, S - L, true); // every structured mask places row i at i + S − L …
-  params.setInt32(116, o.causal === 'bottom-right' ? S - L : 0, true); // … except a top-left causal limit (keys ≤ i)
-  params.setUint32(44, o.alibiSlopes ? 1 : 0, true);
-  params.setInt32(48, Number.isFinite(window[0]) ? window[0] : -1, true);
-  params.setInt32(52, Number.isFinite(window[1]) ? window[1] : -1, true);
-  params.setInt32(56, o.dilation ?? 1, true);
-  params.setUint32(60, o.keyLengths !== undefined ? 1 : 0, true);
-  params.setInt32(64, o.prefix ?? -1, true);
-  [o.globalTokens ? 1 : 0, offGlobal, table ? 1 : 0, o.blockSparse?.blockSize ?? 1, table?.cols ?? 0, offBlocks,
-    o.cuSeqlens !== undefined ? 1 : 0, offDocs, keep ? 1 : 0, offKeep, biasT ? 1 : 0, offBias].forEach((x, n) => params.setUint32(68 + 4 * n, x, true));
-  return { aux: Uint32Array.from(aux), fl: Float32Array.from(fl), params: params.buffer };
+  // the uniform block, field by field (uniforms.ts declares its layout)
+  const params = SDPA_PARAMS.bytes({
+    BH: B * Hq, Hq, Hkv, L, S, D, Dv, causal: o.causal ? 1 : 0, scale: o.scale ?? 1 / Math.sqrt(D), softcap: o.softcap ?? 0,
+    shift: S - L, // every structured mask places row i at i + S − L …
+    causalShift: o.causal === 'bottom-right' ? S - L : 0, // … except a top-left causal limit (keys ≤ i)
+    useAlibi: o.alibiSlopes ? 1 : 0,
+    windowLeft: Number.isFinite(window[0]) ? window[0] : -1, windowRight: Number.isFinite(window[1]) ? window[1] : -1,
+    dilation: o.dilation ?? 1, useKeyLengths: o.keyLengths !== undefined ? 1 : 0, prefix: o.prefix ?? -1,
+    useGlobal: o.globalTokens ? 1 : 0, offGlobal,
+    useBlocks: table ? 1 : 0, blockSize: o.blockSparse?.blockSize ?? 1, blockCols: table?.cols ?? 0, offBlocks,
+    useDocs: o.cuSeqlens !== undefined ? 1 : 0, offDocs, useKeep: keep ? 1 : 0, offKeep, useBias: biasT ? 1 : 0, offBias, pad1: 0, pad2: 0,
+  });
+  return { aux: Uint32Array.from(aux), fl: Float32Array.from(fl), params };
 }
 
 /**

@@ -4,7 +4,8 @@ import { cst, C_NEG_INF, ptr, word, exp2neg, hsum, hmax, LOG2E } from './common'
 export const BN: i32 = 64; // keys per tile of the attention kernel
 export const BM: i32 = 4; // query rows per tile
 
-// PACK_K: [k, kp, BHkv, S, D, Sp] — kp[h][p][d][c] = k[h][8p + c][d] (0 past S); kv heads dealt to threads.
+// PACK_K: [kind, k, kp, BHkv, S, D, Sp] (PACK_K_JOB in jobs.ts) — kp[h][p][d][c] = k[h][8p + c][d] (0 past S); kv heads
+// dealt to threads.
 export function packK(job: usize, t: i32, T: i32): void {
   const k = ptr(job, 1), kp = ptr(job, 2);
   const BHkv = word(job, 3), S = word(job, 4), D = word(job, 5), Sp = word(job, 6);
@@ -23,7 +24,8 @@ export function packK(job: usize, t: i32, T: i32): void {
   }
 }
 
-// ATTENTION: [q, kp, v, out, ml, scratch, scratchStride, BH, Hq, Hkv, L, S, D, Dv, scale, causal, shift, Sp]
+// ATTENTION: [kind, q, kp, v, out, ml, scratch, scratchStride, BH, Hq, Hkv, L, S, D, Dv, scale, causal, shift, Sp]
+// (ATTENTION_JOB in jobs.ts: the host writes these words by name, and a test checks the indices read here)
 // q/out [BH, L, ·], kp packed by PACK_K, v [BHkv, S, Dv], ml [2][BH, L] = each row's m and l, m in base 2 (the host
 // forms lse = m · ln 2 + log l: the module keeps no lookup tables, so its memory is entirely the host's).
 // causal: query i sees keys 0..i + shift.
@@ -38,7 +40,8 @@ export function attention(job: usize, t: i32, T: i32): void {
   const BH = word(job, 8), Hq = word(job, 9), Hkv = word(job, 10), L = word(job, 11), S = word(job, 12);
   const D = word(job, 13), Dv = word(job, 14), scale = reinterpret<f32>(word(job, 15));
   const causal = word(job, 16), shift = word(job, 17), Sp = word(job, 18);
-  const sT = ptr(job, 6) + <usize>t * <usize>word(job, 7); // [BM][BN]
+  const scratch = ptr(job, 6), scratchStride = <usize>word(job, 7);
+  const sT = scratch + <usize>t * scratchStride; // [BM][BN]
   const acc = sT + (<usize>(BM * BN) << 2); // [BLOCK_M][Dv]
   const mRow = acc + (<usize>(BLOCK_M * Dv) << 2); // [BLOCK_M]
   const lRow = mRow + (<usize>BLOCK_M << 2); // [BLOCK_M]

@@ -9,8 +9,8 @@
 import { LOG2E, ptr, word } from './common';
 import { BM, BN, pvTile, softmaxTile } from './attention';
 
-// DECODE: [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift, chunk, splits,
-//          kStride, vStride]
+// DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
+//          chunk, splits, kStride, vStride]
 // q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride floats apart (S·D and S·Dv when
 // dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift.
 // part: o [units][R4][Dv], then m [units][R4], then l [units][R4], with units = B·Hkv·splits (unit (b·Hkv + kvh)·splits
@@ -24,7 +24,8 @@ export function decode(job: usize, t: i32, T: i32): void {
   const kStride = <usize>word(job, 19), vStride = <usize>word(job, 20);
   const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
   const units = B * Hkv * splits;
-  const sT = ptr(job, 5) + <usize>t * <usize>word(job, 6); // [BM][BN]
+  const scratch = ptr(job, 5), scratchStride = <usize>word(job, 6);
+  const sT = scratch + <usize>t * scratchStride; // [BM][BN]
   for (let u = t; u < units; u += T) {
     const bkv = u / splits, j0Unit = (u % splits) * chunk;
     const jEnd = min(S, j0Unit + chunk);

@@ -1,7 +1,8 @@
 // The GEMM jobs of asm/kernels.ts: the matrix products of linear layers with f32, f16, bf16 or int8 weights.
 import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126, cst, exp2v, ptr, word, hsum } from './common';
 
-// GEMM_*: [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2]   c_ij = Σ_k a_ik b_jk (× scale_j for int8)
+// GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2]
+//   c_ij = Σ_k a_ik b_jk (× scale_j for int8)
 // glu ≠ 0 (the gated feed-forward of GLU variants, Shazeer 2020): c = act(a·bᵀ) ⊙ (a·b2ᵀ), with b the gate and b2 the
 // up weight (same format and shape), c2 an [M, N] buffer for the up product, act SiLU (glu = 1) or GELU-tanh (glu = 2).
 // PACKED: 16-bit and int8 weights are resident with each group of 4 rows interleaved in 16-byte chunks, [N/4][K/8][4][8]
@@ -12,18 +13,19 @@ import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, C_F16_MASK, C_F16_FULL, C_2P112
 // scratch panel [4][K] which the 2×4 register tile then reuses for every row of A. A gated product needs no barrier:
 // each thread forms the gate and up columns of its own range, then h on that range.
 export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
-  const a = ptr(job, 1), c = ptr(job, 3);
+  const a = ptr(job, 1), b = ptr(job, 2), c = ptr(job, 3), scales = ptr(job, 7);
   const M = word(job, 4), K = word(job, 5), N = word(job, 6);
-  const panel = ptr(job, 8) + <usize>t * <usize>word(job, 9);
+  const scratch = ptr(job, 8), scratchStride = <usize>word(job, 9);
+  const panel = scratch + <usize>t * scratchStride;
   const per = (((N + 3) >> 2) + T - 1) / T * 4;
   const n0 = t * per, n1 = min(N, n0 + per);
   // decode with f16 weights: x prepared once per thread in its panel scratch (else the widening path below)
   const fastF16 = M == 1 && kind == GEMM_F16 && n1 - n0 >= 4 && prepareF16(a, panel, K);
-  columns(a, ptr(job, 2), c, ptr(job, 7), M, K, N, n0, n1, kind, panel, fastF16);
+  columns(a, b, c, scales, M, K, N, n0, n1, kind, panel, fastF16);
   const glu = word(job, 10);
   if (glu == 0) return;
-  const c2 = ptr(job, 13);
-  columns(a, ptr(job, 11), c2, ptr(job, 12), M, K, N, n0, n1, kind, panel, fastF16);
+  const b2 = ptr(job, 11), scales2 = ptr(job, 12), c2 = ptr(job, 13);
+  columns(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, fastF16);
   gate(c, c2, M, N, n0, n1, glu);
 }
 

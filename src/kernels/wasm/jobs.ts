@@ -1,0 +1,29 @@
+// The argument list of every WebAssembly job, declared once (layout.ts): the host builds the words by field name, and
+// a test checks that the AssemblyScript job reads each field at its index (`const q = ptr(job, 1)`). Word 0 is the
+// job kind (asm/kernels.ts dispatches on it); pointers are byte offsets into the kernels' memory.
+import { Layout } from '../layout.js';
+
+/** PACK_K (asm/attention.ts): k → panels of 8 keys for the attention job. */
+export const PACK_K_JOB = new Layout('packK', [
+  ['kind', 'u32'], ['k', 'u32'], ['kp', 'u32'], ['BHkv', 'u32'], ['S', 'u32'], ['D', 'u32'], ['Sp', 'u32'],
+]);
+
+/** ATTENTION (asm/attention.ts): FlashAttention forward over query tiles. */
+export const ATTENTION_JOB = new Layout('attention', [
+  ['kind', 'u32'], ['q', 'u32'], ['kp', 'u32'], ['v', 'u32'], ['out', 'u32'], ['ml', 'u32'], ['scratch', 'u32'], ['scratchStride', 'u32'],
+  ['BH', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['L', 'u32'], ['S', 'u32'], ['D', 'u32'], ['Dv', 'u32'],
+  ['scale', 'f32'], ['causal', 'u32'], ['shift', 'i32'], ['Sp', 'u32'],
+]);
+
+/** DECODE (asm/decode.ts): split-K attention for a few query rows. */
+export const DECODE_JOB = new Layout('decode', [
+  ['kind', 'u32'], ['q', 'u32'], ['k', 'u32'], ['v', 'u32'], ['part', 'u32'], ['scratch', 'u32'], ['scratchStride', 'u32'],
+  ['B', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['L', 'u32'], ['S', 'u32'], ['D', 'u32'], ['Dv', 'u32'],
+  ['scale', 'f32'], ['causal', 'u32'], ['shift', 'i32'], ['chunk', 'u32'], ['splits', 'u32'], ['kStride', 'u32'], ['vStride', 'u32'],
+]);
+
+/** GEMM_* (asm/gemm.ts): c = a · bᵀ (× int8 scales), or the gated product act(a · bᵀ) ⊙ (a · b2ᵀ). */
+export const GEMM_JOB = new Layout('gemm', [
+  ['kind', 'u32'], ['a', 'u32'], ['b', 'u32'], ['c', 'u32'], ['M', 'u32'], ['K', 'u32'], ['N', 'u32'], ['scales', 'u32'],
+  ['scratch', 'u32'], ['scratchStride', 'u32'], ['glu', 'u32'], ['b2', 'u32'], ['scales2', 'u32'], ['c2', 'u32'],
+]);
