@@ -40,5 +40,5 @@ export { Tokenizer } from './generate/tokenizer.js';
 export { sampleNext, type SamplingOptions } from './generate/sampling.js';
 export { generate, generateStream, generateBatch, greedy, seq2seqGenerate, type GenerateOptions, type GenerateResult, type GeneratedToken } from './generate/generate.js';
 export { kvCacheBytes, kvTable, KV_PRESETS, KV_DTYPE_BYTES, humanBytes, type KvShape, type KvRow } from './cache/memory.js';
-export { attentionWebGPU, attentionBackwardWebGPU, pagedAttentionWebGPU, toGpu, toCpu } from './attention/webgpu.js';
+export { attentionWebGPU, attentionBackwardWebGPU, pagedAttentionWebGPU, toGpu, toCpu, type GpuKernel } from './attention/webgpu.js';
 export { GpuTensor } from './kernels/webgpu/gpu-tensor.js';

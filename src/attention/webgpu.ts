@@ -27,15 +27,22 @@ function lowerMaskSpec<T extends AttentionOptions>(o: T): T {
   return { ...rest, ...m.asOptions } as T;
 }
 
+/** The WGSL kernel that ran: tiled flash attention (f32/f16), its tensor-core variant, or split-K decoding. */
+export type GpuKernel = 'webgpu-flash' | 'webgpu-tensor-cores' | 'webgpu-decode';
+/** Out and lse where they were computed, and the kernel that computed them. */
+export interface GpuResult<T> { out: T; lse: T; device: 'webgpu'; kernel: GpuKernel }
+/** Without an adapter (or for options the WGSL kernels do not take): attention() on the CPU, and its kernel. */
+export interface CpuResult { out: Tensor; lse: Tensor; device: 'cpu'; kernel: string }
+
 /**
- * Attention on the GPU: resolves to out [B, Hq, L, Dv] (q's dtype), lse [B, Hq, L], and where it ran. Given
+ * Attention on the GPU: resolves to out [B, Hq, L, Dv] (q's dtype), lse [B, Hq, L], where it ran and the kernel. Given
  * GpuTensors (toGpu), the inputs are read where they are and out and lse stay on the GPU (lse −∞ reads as −3.4e38).
  * @example const { out, device } = await attentionWebGPU(q, k, v, { causal: true });
  */
-export async function attentionWebGPU(q: GpuTensor, k: GpuTensor, v: GpuTensor, o?: AttentionOptions): Promise<{ out: GpuTensor; lse: GpuTensor; device: 'webgpu' }>;
-export async function attentionWebGPU(q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions): Promise<{ out: Tensor; lse: Tensor; device: 'webgpu' | 'cpu' }>;
+export async function attentionWebGPU(q: GpuTensor, k: GpuTensor, v: GpuTensor, o?: AttentionOptions): Promise<GpuResult<GpuTensor>>;
+export async function attentionWebGPU(q: Tensor, k: Tensor, v: Tensor, o?: AttentionOptions): Promise<GpuResult<Tensor> | CpuResult>;
 export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions = {}):
-  Promise<{ out: Tensor | GpuTensor; lse: Tensor | GpuTensor; device: 'webgpu' | 'cpu' }> {
+  Promise<GpuResult<Tensor | GpuTensor> | CpuResult> {
   checkOptionKeys(o, 'attentionWebGPU');
   o = lowerMaskSpec(o);
   if (q instanceof GpuTensor || k instanceof GpuTensor || v instanceof GpuTensor) return attentionOnGpu(q, k, v, o);
@@ -46,16 +53,16 @@ export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTens
   if (!device) {
     warnOnce(why ?? 'no WebGPU adapter');
     const r = attention(q, k, v, o);
-    return { out: r.out, lse: r.lse, device: 'cpu' };
+    return { out: r.out, lse: r.lse, device: 'cpu', kernel: r.kernel };
   }
   // host tensors: in (f16 stays f16 where the device has shader-f16), the resident call, and back
   const [qg, kg, vg] = [q, k, v].map((t) => uploadTensor(device, t, sameF16(q, k, v) && hasF16(device)));
   try {
-    const [outData, lseData] = await attentionRead(device, qg, kg, vg, o);
+    const [outData, lseData, kernel] = await attentionRead(device, qg, kg, vg, o);
     const outShape = [dims.B, dims.Hq, dims.L, dims.Dv];
     const out = qg.dtype === 'float16' ? new Tensor('float16', new Uint16Array(outData), outShape) : Tensor.from(new Float32Array(outData), outShape);
     const lse = Tensor.from(new Float32Array(lseData).map((x) => (x <= -3.4e38 ? -Infinity : x)), [dims.B, dims.Hq, dims.L]); // −∞ restored
-    return { out: q.dtype === out.dtype ? out : out.to(q.dtype), lse, device: 'webgpu' };
+    return { out: q.dtype === out.dtype ? out : out.to(q.dtype), lse, device: 'webgpu', kernel };
   } finally {
     for (const t of [qg, kg, vg]) t.release();
   }
@@ -69,7 +76,7 @@ function uploadTensor(device: GPUDevice, t: Tensor, f16: boolean): GpuTensor {
 }
 
 // q, k, v already on the GPU: checked like attention()'s inputs, run without a transfer, results left there
-async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions): Promise<{ out: GpuTensor; lse: GpuTensor; device: 'webgpu' }> {
+async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions): Promise<GpuResult<GpuTensor>> {
   if (!(q instanceof GpuTensor && k instanceof GpuTensor && v instanceof GpuTensor)) throw new QkvError('attentionWebGPU: q, k, v must all be Tensors or all GpuTensors (toGpu moves one)');
   if (q.device !== k.device || q.device !== v.device) throw new QkvError('attentionWebGPU: q, k, v live on different GPU devices');
   const dims = checkQkvShapes(q.shape, k.shape, v.shape, 'attentionWebGPU');
@@ -83,19 +90,24 @@ async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: T
   const buffers = { q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer, lse: lse.buffer, dtype: q.dtype };
   // a few query rows (decoding): split-K over the keys; otherwise a workgroup per 64 query rows
   if (decodeCovers(o, dims)) {
-    await denseDecodeOnGpu(q.device, dims, { scale: o.scale ?? 1 / Math.sqrt(dims.D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right', window: null }, buffers);
-  } else {
-    await flashOnGpu(q.device, dims, o, buffers, o.blockSparse ? blockSparseTable(o.blockSparse, S) : undefined);
+    const p = { scale: o.scale ?? 1 / Math.sqrt(dims.D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right', window: null };
+    await denseDecodeOnGpu(q.device, dims, p, buffers);
+    return { out, lse, device: 'webgpu', kernel: 'webgpu-decode' };
   }
-  return { out, lse, device: 'webgpu' };
+  const kernel = await flashOnGpu(q.device, dims, o, buffers, o.blockSparse ? blockSparseTable(o.blockSparse, S) : undefined);
+  return { out, lse, device: 'webgpu', kernel };
 }
 
-// the resident call on uploaded tensors, the bytes of its out (q's dtype) and lse (f32, −∞ as −3.4e38), errors surfaced
-async function attentionRead(device: GPUDevice, q: GpuTensor, k: GpuTensor, v: GpuTensor, o: AttentionOptions): Promise<ArrayBuffer[]> {
+// the resident call on uploaded tensors, the bytes of its out (q's dtype) and lse (f32, −∞ as −3.4e38), and the kernel
+// that ran; errors surfaced
+async function attentionRead(device: GPUDevice, q: GpuTensor, k: GpuTensor, v: GpuTensor, o: AttentionOptions): Promise<[ArrayBuffer, ArrayBuffer, GpuKernel]> {
   return validated(device, 'attention', async () => {
     const r = await attentionOnGpu(q, k, v, o);
     const outBytes = (q.dtype === 'float16' ? 2 : 4) * r.out.size;
-    try { return await readBackBytes(device, [], [[r.out.buffer, outBytes], [r.lse.buffer, 4 * r.lse.size]]); } finally { r.out.release(); r.lse.release(); }
+    try {
+      const [out, lse] = await readBackBytes(device, [], [[r.out.buffer, outBytes], [r.lse.buffer, 4 * r.lse.size]]);
+      return [out, lse, r.kernel];
+    } finally { r.out.release(); r.lse.release(); }
   });
 }
 
@@ -142,7 +154,8 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
   let g: { dq: Float32Array; dk: Float32Array; dv: Float32Array };
   try {
     if (!out || !lse) {
-      [out, lse] = (await attentionRead(device, qg, kg, vg, options)).map((b) => new Float32Array(b));
+      const [outBytes, lseBytes] = await attentionRead(device, qg, kg, vg, options);
+      [out, lse] = [new Float32Array(outBytes), new Float32Array(lseBytes)];
     }
     g = await webgpuFlashBackward(device, dims, qkv, out, lse, dout.toFloat32(), options, table);
   } finally {

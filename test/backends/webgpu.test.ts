@@ -23,6 +23,7 @@ import type { Llama } from '../../src/models/llama.js';
 import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, GOLDEN, randint, randn, rng } from '../helpers.js';
 import { assertSame, pagedOf, poisonCases } from '../differential/non-finite-cases.js';
+import { assertSameResult, expectedGpuKernel, suiteCases } from './suite.js';
 
 let skip: string | false = false;
 before(async () => {
@@ -416,5 +417,15 @@ test('NaN and +∞ scores: the WGSL kernels (flash, split-K decode, paged) make 
     const paged = await pagedAttentionWebGPU(pagedOf(c));
     assertSame(paged.out, c.want.out, `${c.name} paged out`, [2e-5, 2e-4]);
     assertSame(paged.lse, c.want.lse, `${c.name} paged lse`, [2e-5, 2e-4]);
+  }
+});
+
+test('the backend suite (suite.ts) on WebGPU: every case on the GPU, the expected WGSL kernel, the reference\'s numbers', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  for (const c of suiteCases()) {
+    const gpu = await attentionWebGPU(c.q, c.k, c.v, c.options);
+    assert.equal(gpu.device, 'webgpu', c.name);
+    assert.equal(gpu.kernel, expectedGpuKernel(c, false), `${c.name}: the kernel that ran`);
+    assertSameResult(gpu, attention(c.q, c.k, c.v, { ...c.options, kernel: 'reference' }), [2e-5, 2e-4], c.name);
   }
 });

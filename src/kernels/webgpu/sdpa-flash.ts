@@ -71,7 +71,8 @@ export type BlockTable = { blocks: Uint8Array; rows: number; cols: number };
  * What the mask functions of sdpa-masks.wgsl read: aux (u32) and fl (f32), the small tables of the masks at the offsets
  * the uniforms name, and the uniform block (struct Params). Shared by the forward and backward kernels.
  */
-export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: BlockTable): { aux: Uint32Array; fl: Float32Array; params: ArrayBuffer } {
+export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: BlockTable, shift?: number):
+  { aux: Uint32Array; fl: Float32Array; params: ArrayBuffer } {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   const list = (x: readonly number[] | Tensor) => (x instanceof Tensor ? x.toArray() : [...x]);
   const window = o.window ?? [-1, -1];
@@ -100,8 +101,8 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
   // the uniform block, field by field (uniforms.ts declares its layout)
   const params = SDPA_PARAMS.bytes({
     BH: B * Hq, Hq, Hkv, L, S, D, Dv, causal: o.causal ? 1 : 0, scale: o.scale ?? 1 / Math.sqrt(D), softcap: o.softcap ?? 0,
-    shift: S - L, // every structured mask places row i at i + S − L …
-    causalShift: o.causal === 'bottom-right' ? S - L : 0, // … except a top-left causal limit (keys ≤ i)
+    shift: shift ?? S - L, // every structured mask places row i at i + S − L (a KV cache: its own shift) …
+    causalShift: shift ?? (o.causal === 'bottom-right' ? S - L : 0), // … except a top-left causal limit (keys ≤ i)
     useAlibi: o.alibiSlopes ? 1 : 0,
     windowLeft: Number.isFinite(window[0]) ? window[0] : -1, windowRight: Number.isFinite(window[1]) ? window[1] : -1,
     dilation: o.dilation ?? 1, useKeyLengths: o.keyLengths !== undefined ? 1 : 0, prefix: o.prefix ?? -1,
@@ -119,10 +120,10 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
  * capacity (the head stride of its buffers) and shift = length − L, so keys past its length are never read.
  */
 export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: AttentionOptions,
-  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType }, blockTable?: BlockTable, shift?: number): Promise<void> {
+  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType }, blockTable?: BlockTable, shift?: number):
+  Promise<'webgpu-flash' | 'webgpu-tensor-cores'> {
   const { B, Hq, L, D, Dv } = dims;
-  const { aux, fl, params } = maskTables(dims, o, blockTable);
-  if (shift !== undefined) { new DataView(params).setInt32(40, shift, true); new DataView(params).setInt32(116, shift, true); }
+  const { aux, fl, params } = maskTables(dims, o, blockTable, shift);
   const extra = [upload(device, aux), upload(device, fl), uniform(device, params)];
   // f16 on a device with matrix units: the tensor-core kernel (unless o.kernel asks for the plain 'flash' one)
   const plan = b.dtype === 'float16' && o.kernel !== 'flash' ? tensorCorePlan(device, D, Dv, o) : null;
@@ -132,6 +133,7 @@ export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: Attentio
   const workgroups = plan ? matrixWorkgroups(dims, plan) : B * Hq * Math.ceil(L / tiles!.blockM);
   submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), workgroups));
   release(device, ...extra);
+  return plan ? 'webgpu-tensor-cores' : 'webgpu-flash';
 }
 
 /** The tensor-core kernel's tiles for these head dims on `device` (o.blockM × o.blockN where given), or null where it
