@@ -7,7 +7,7 @@ import { decodeCovers, denseDecodeOnGpu, pagedUnsupported, webgpuPagedAttention 
 import { readBackBytes } from '../kernels/webgpu/buffers.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
-import { pagedAttention, type PagedProblem } from '../kernels/cpu/sdpa-paged.js';
+import { pagedAttention, type PagedProblem } from './paged.js';
 import { Tensor } from '../tensor/tensor.js';
 import { webgpuFlashBackward } from '../kernels/webgpu/sdpa-backward.js';
 import { QkvError } from '../errors.js';

@@ -1,19 +1,19 @@
 // Contiguous KV cache: per layer one buffer [B, Hkv, capacity, D] for keys and one for values, doubled when full.
 // The baseline strategy: simple, fast to append, and wasteful only by the unused tail of the capacity. Keys are
 // stored after RoPE. An optional `window` masks keys older than W positions without evicting them — the reference
-// the sliding-window cache is checked against. The buffers live in the WebAssembly kernels' memory where it is shared
-// (kernelFloats), so the decode kernel reads them in place.
+// the sliding-window cache is checked against. The buffers come from the registry's kernel storage (the WebAssembly
+// kernels' memory where it is shared), so the decode kernel reads them in place.
 import { QkvError } from '../errors.js';
-import { denseAttention, rotate } from './dense-attention.js';
 import { fmtShape } from '../tensor/shape.js';
-import { kernelFloats, releaseFloats } from '../kernels/wasm/storage.js';
+import { kernelStorage } from '../kernels/registry.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { CacheAttendRequest, CacheAttendResult, KVCache } from './kv-cache.js';
+import type { DenseView, KVCache, StoreRequest } from './kv-cache.js';
 
 interface LayerBuffers { k: Float32Array; v: Float32Array; cap: number; len: number; B: number; H: number; D: number; Dv: number }
 
 export class ContiguousKVCache implements KVCache {
   readonly kind: string = 'contiguous';
+  readonly view = 'dense';
   private readonly layers: (LayerBuffers | undefined)[];
 
   /** `initialCapacity` tokens are reserved per layer at the first update; `window` masks keys older than W. */
@@ -25,10 +25,9 @@ export class ContiguousKVCache implements KVCache {
     return this.layers[layer]?.len ?? 0;
   }
 
-  attend(layer: number, r: CacheAttendRequest): CacheAttendResult {
-    const { q, k } = rotate(r);
-    const kv = this.update(layer, k, r.v);
-    return denseAttention({ ...r, q, k: kv.k, v: kv.v, slidingWindow: r.slidingWindow ?? this.window });
+  store(layer: number, r: StoreRequest): DenseView {
+    const kv = this.update(layer, r.k, r.v);
+    return { kind: 'dense', k: kv.k, v: kv.v, keyMask: r.keyMask, window: r.slidingWindow ?? this.window };
   }
 
   /** Appends k [B, Hkv, T, D], v [B, Hkv, T, Dv] to `layer`; returns all cached k, v as strided views. */
@@ -55,8 +54,8 @@ export class ContiguousKVCache implements KVCache {
   }
 
   private grow(L: LayerBuffers, cap: number): void {
-    const k = kernelFloats(L.B * L.H * cap * L.D);
-    const v = kernelFloats(L.B * L.H * cap * L.Dv);
+    const k = kernelStorage().floats(L.B * L.H * cap * L.D);
+    const v = kernelStorage().floats(L.B * L.H * cap * L.Dv);
     for (let bh = 0; bh < L.B * L.H; bh++) {
       k.set(L.k.subarray(bh * L.cap * L.D, (bh * L.cap + L.len) * L.D), bh * cap * L.D);
       v.set(L.v.subarray(bh * L.cap * L.Dv, (bh * L.cap + L.len) * L.Dv), bh * cap * L.Dv);
@@ -66,7 +65,7 @@ export class ContiguousKVCache implements KVCache {
 
   /** Empties the cache and returns its storage now; views it returned must not be used after. */
   release(): void {
-    for (const L of this.layers) if (L) { releaseFloats(L.k); releaseFloats(L.v); }
+    for (const L of this.layers) if (L) { kernelStorage().release(L.k); kernelStorage().release(L.v); }
     this.layers.fill(undefined);
   }
 

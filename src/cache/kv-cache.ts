@@ -1,43 +1,55 @@
-// The KV cache interface: what a model's attention layer needs from any caching strategy. A layer hands over the
-// query and the keys and values of its new tokens — before RoPE, with the rotation to apply — and gets back the
-// attention output over everything the cache keeps. Each strategy decides how keys are stored (dense, in blocks,
-// quantized, a window, sinks + window), where positions come from, and which kernel reads them:
+// The KV cache interface: storage only. A model's attention layer (models/attention-layer.ts) rotates the new keys,
+// hands them to the cache with their values, and gets back a view of everything the layer keeps — dense strided
+// tensors, or a block pool with its tables — which it then attends over. Each strategy decides how keys are stored
+// (dense, in blocks, quantized, a window, sinks + window) and what the view shows:
 //   contiguous.ts (baseline) · paged.ts (block tables, copy-on-write) · int8.ts (quantized) · sliding.ts (ring buffer)
-//   · sinks.ts (StreamingLLM).
-import type { RopeFrequencies } from '../nn/positional/rope.js';
+//   · sinks.ts (StreamingLLM: it assigns positions itself, so it stores keys before RoPE and says where they sit).
+import type { BlockPool } from '../kernels/contract.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-/** RoPE to apply to q and k: frequencies and the absolute position of every new token (row-major [B, T]). */
-export interface RopeSpec { freqs: RopeFrequencies; positions: readonly number[] }
-
-/** One attention call of a layer over its cache. q [B, Hq, T, D], k [B, Hkv, T, D], v [B, Hkv, T, Dv] (new tokens). */
-export interface CacheAttendRequest {
-  q: Tensor; k: Tensor; v: Tensor;
-  rope?: RopeSpec;
-  scale: number;
-  causal: boolean;
-  /** Per row, over all keys so far (cached + new): 1 real, 0 padding. */
+/** What a layer hands to store: its new keys and values, the padding mask and the layer's window. */
+export interface StoreRequest {
+  k: Tensor; v: Tensor;
   keyMask?: readonly (readonly number[])[];
-  /** The model's sliding window for this layer (keys j > i − W), or null. */
   slidingWindow?: number | null;
-  softcap?: number;
-  /** Additive bias [.., T, S] (T5's relative positions); dense caches only. */
-  bias?: Tensor;
-  returnWeights?: boolean;
 }
 
-/** Heads out: [B, Hq, T, Dv], and the weights [B, Hq, T, S] on request. */
-export interface CacheAttendResult { out: Tensor; weights?: Tensor }
+/** Every key and value a layer keeps (the new ones last), dense: k [B, Hkv, S, D], v [B, Hkv, S, Dv], maybe strided. */
+export interface DenseView {
+  kind: 'dense';
+  k: Tensor; v: Tensor;
+  /** The padding mask over these keys. */
+  keyMask?: readonly (readonly number[])[];
+  /** The window these keys are read under (keys j > i − W), or null. */
+  window: number | null;
+  /** A cache that assigns positions (sinks): keys stored before RoPE, each key's position and the new queries'. */
+  positions?: { keys: readonly number[]; queries: readonly number[] };
+}
+
+/** Every key and value a layer keeps, in a block pool: row b's keys are its first seqLens[b] slots through its table. */
+export interface PagedView {
+  kind: 'paged';
+  pool: BlockPool;
+  blockTables: readonly (readonly number[])[];
+  seqLens: readonly number[];
+  keyMask?: readonly (readonly number[])[];
+}
+
+export type KVView = DenseView | PagedView;
 
 export interface KVCache {
   /** Short name: contiguous, paged, int8, sliding, sinks. */
   readonly kind: string;
+  /** The kind of view `store` returns (known before anything is stored, so a request it cannot serve is refused first). */
+  readonly view: KVView['kind'];
   /** Tokens this layer has seen (the position the next token takes, for the longest row). */
   length(layer: number): number;
-  /** Stores the new keys/values of `layer` and returns attention of q over what the cache keeps. */
-  attend(layer: number, r: CacheAttendRequest): CacheAttendResult;
+  /** Stores the new keys and values of `layer` and returns what the layer keeps, for attention to read. */
+  store(layer: number, r: StoreRequest): KVView;
   /** Bytes held by the cache (allocated storage). */
   bytes(): number;
   /** True when the cache keeps positions bounded (sinks), so generation may run past the model's context. */
   readonly unboundedContext?: boolean;
+  /** True when the cache assigns positions itself (sinks): it takes keys before RoPE and its view says where they sit. */
+  readonly assignsPositions?: boolean;
 }

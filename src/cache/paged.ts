@@ -1,17 +1,15 @@
 // Paged KV cache (vLLM's PagedAttention): keys and values live in fixed-size blocks of one pool per layer; each
 // sequence owns a block table. Blocks are allocated as a sequence grows, returned when it is freed, and shared
 // between sequences by reference (fork: a common prompt, parallel sampling) with copy-on-write on the first write.
-// Attention reads the blocks through the table (kernels/cpu/sdpa-paged.ts) — nothing is gathered. The same storage
+// Its view is the pool and the tables: paged attention reads the blocks through them (attention/paged.ts) — nothing is gathered. The same storage
 // holds int8 keys/values with a scale per token and head (int8.ts); memory waste is at most one partial block per
 // sequence.
 import { QkvError } from '../errors.js';
-import { pagedAttention, type BlockPool } from '../kernels/cpu/sdpa-paged.js';
-import { applyRope } from '../nn/positional/rope.js';
+import type { BlockPool } from '../kernels/contract.js';
 import { quantizeRow } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
 import { BlockAllocator, OutOfBlocksError } from './block-allocator.js';
-import type { CacheAttendRequest, CacheAttendResult, KVCache } from './kv-cache.js';
+import type { KVCache, PagedView, StoreRequest } from './kv-cache.js';
 
 export interface PagedOptions {
   /** Tokens per block (default 16). */
@@ -28,6 +26,7 @@ interface Sequence { table: number[]; len: number }
 
 export class PagedKVCache implements KVCache {
   readonly kind: string;
+  readonly view = 'paged';
   readonly blockSize: number;
   readonly dtype: 'float32' | 'int8';
   readonly allocator: BlockAllocator;
@@ -163,20 +162,17 @@ export class PagedKVCache implements KVCache {
     return Math.max(0, ...this.rows(this.batch?.length ?? Math.max(1, this.seqs.size)).map((id) => this.seqLength(id)));
   }
 
-  attend(layer: number, r: CacheAttendRequest): CacheAttendResult {
-    if (r.bias) throw new QkvError('paged cache: an additive bias (T5 relative positions) needs the contiguous cache');
-    const [B, Hq, T, D] = r.q.shape;
-    const [, Hkv, Tk] = r.k.shape;
+  store(layer: number, r: StoreRequest): PagedView {
+    const [B, Hkv, T, D] = r.k.shape;
     const Dv = r.v.shape[3];
-    if (Tk !== T || r.k.shape[0] !== B) throw new QkvError(`paged cache: k ${fmtShape(r.k.shape)} does not match q ${fmtShape(r.q.shape)}`);
+    if (r.v.shape[0] !== B || r.v.shape[1] !== Hkv || r.v.shape[2] !== T) throw new QkvError(`paged cache: v ${fmtShape(r.v.shape)} does not match k ${fmtShape(r.k.shape)}`);
     const ids = this.rows(B);
     const pool = this.pool(layer, Hkv, D, Dv);
     const seqs = ids.map((id) => this.seq(id));
     // layer 0 allocates the slots for the new tokens; the other layers write into the same slots
     if (layer === 0) for (const s of seqs) this.reserve(s, T);
     const first = seqs.map((s) => (layer === 0 ? s.len : s.len - T));
-    const q = r.rope ? applyRope(r.q, r.rope).toFloat32() : r.q.toFloat32();
-    const k = r.rope ? applyRope(r.k, r.rope).toFloat32() : r.k.toFloat32();
+    const k = r.k.toFloat32();
     const v = r.v.toFloat32();
     seqs.forEach((s, b) => {
       for (let t = 0; t < T; t++) {
@@ -190,14 +186,7 @@ export class PagedKVCache implements KVCache {
       }
     });
     if (layer === 0) seqs.forEach((s) => { s.len += T; });
-    const res = pagedAttention({
-      q, B, Hq, T, scale: r.scale, softcap: r.softcap ?? 0, causal: r.causal, window: r.slidingWindow ?? null,
-      blockTables: seqs.map((s) => s.table), seqLens: seqs.map((s) => s.len), keyMask: r.keyMask, pool,
-    }, r.returnWeights);
-    return {
-      out: Tensor.from(res.out, [B, Hq, T, Dv]),
-      weights: res.weights ? Tensor.from(res.weights, [B, Hq, T, res.maxS]) : undefined,
-    };
+    return { kind: 'paged', pool, blockTables: seqs.map((s) => s.table), seqLens: seqs.map((s) => s.len), keyMask: r.keyMask };
   }
 
   bytes(): number {

@@ -4,16 +4,16 @@
 // the cache (sinks 0..k−1, then the recent window), and the query by its own index, so positions never exceed the
 // cache size and generation runs past the model's trained context. Needs a RoPE model.
 import { QkvError } from '../errors.js';
-import { applyRope } from '../nn/positional/rope.js';
 import { Tensor } from '../tensor/tensor.js';
-import { denseAttention } from './dense-attention.js';
-import type { CacheAttendRequest, CacheAttendResult, KVCache } from './kv-cache.js';
+import type { DenseView, KVCache, StoreRequest } from './kv-cache.js';
 
 interface Kept { k: Float32Array[]; v: Float32Array[]; seen: number }
 
 export class SinkKVCache implements KVCache {
   readonly kind = 'sinks';
+  readonly view = 'dense';
   readonly unboundedContext = true;
+  readonly assignsPositions = true;
   private readonly layers: (Kept | undefined)[];
 
   constructor(readonly numLayers: number, readonly sinks = 4, readonly window = 252) {
@@ -27,8 +27,7 @@ export class SinkKVCache implements KVCache {
     return this.layers[layer]?.seen ?? 0;
   }
 
-  attend(layer: number, r: CacheAttendRequest): CacheAttendResult {
-    if (!r.rope) throw new QkvError('sinks cache: attention sinks re-position keys with RoPE; this model has no rotary embedding');
+  store(layer: number, r: StoreRequest): DenseView {
     const [B, H, T, D] = r.k.shape;
     if (B !== 1) throw new QkvError(`sinks cache: one sequence at a time (B=1), got B=${B}`);
     const Dv = r.v.shape[3];
@@ -44,11 +43,9 @@ export class SinkKVCache implements KVCache {
       kk.set(ka.subarray(h * T * D, (h + 1) * T * D), (h * S + n) * D);
       vv.set(va.subarray(h * T * Dv, (h + 1) * T * Dv), (h * S + n) * Dv);
     }
-    // 2. positions inside the cache: key c at position c, query t at n + t
-    const freqs = r.rope.freqs;
-    const k = applyRope(Tensor.from(kk, [1, H, S, D]), { freqs, positions: Array.from({ length: S }, (_, c) => c) });
-    const q = applyRope(r.q, { freqs, positions: Array.from({ length: T }, (_, t) => n + t) });
-    const res = denseAttention({ ...r, q, k, v: Tensor.from(vv, [1, H, S, Dv]), keyMask: undefined, slidingWindow: null });
+    // 2. positions inside the cache: key c at position c, query t at n + t (the attention layer rotates by them)
+    const positions = { keys: Array.from({ length: S }, (_, c) => c), queries: Array.from({ length: T }, (_, t) => n + t) };
+    const view: DenseView = { kind: 'dense', k: Tensor.from(kk, [1, H, S, D]), v: Tensor.from(vv, [1, H, S, Dv]), window: null, positions };
     // 3. keep the new tokens, then evict the oldest non-sink tokens beyond sinks + window
     for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) {
       L.k.push(ka.slice((h * T + t) * D, (h * T + t + 1) * D));
@@ -62,7 +59,7 @@ export class SinkKVCache implements KVCache {
       L.v.splice(this.sinks * H, drop);
     }
     L.seen += T;
-    return res;
+    return view;
   }
 
   bytes(): number {

@@ -5,13 +5,13 @@
 import { QkvError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ContiguousKVCache } from './contiguous.js';
-import { denseAttention, rotate } from './dense-attention.js';
-import type { CacheAttendRequest, CacheAttendResult, KVCache } from './kv-cache.js';
+import type { DenseView, KVCache, StoreRequest } from './kv-cache.js';
 
 interface Ring { k: Float32Array; v: Float32Array; W: number; seen: number; B: number; H: number; D: number; Dv: number }
 
 export class SlidingWindowKVCache implements KVCache {
   readonly kind = 'sliding';
+  readonly view = 'dense';
   private readonly rings: (Ring | undefined)[];
   private readonly full: ContiguousKVCache;
 
@@ -26,10 +26,10 @@ export class SlidingWindowKVCache implements KVCache {
     return this.rings[layer]?.seen ?? this.full.length(layer);
   }
 
-  attend(layer: number, r: CacheAttendRequest): CacheAttendResult {
+  store(layer: number, r: StoreRequest): DenseView {
     const W = r.slidingWindow ?? this.window;
-    if (!W) return this.full.attend(layer, r); // a global layer: keep everything
-    const { q, k } = rotate(r);
+    if (!W) return this.full.store(layer, r); // a global layer: keep everything
+    const k = r.k;
     const [B, H, T, D] = k.shape;
     const Dv = r.v.shape[3];
     let ring = this.rings[layer];
@@ -50,7 +50,7 @@ export class SlidingWindowKVCache implements KVCache {
       vv.set(va.subarray(bh * T * Dv, (bh + 1) * T * Dv), (bh * S + n) * Dv);
     }
     const keyMask = r.keyMask?.map((row) => row.slice(ring!.seen - n, ring!.seen + T));
-    const res = denseAttention({ ...r, q, k: Tensor.from(kk, [B, H, S, D]), v: Tensor.from(vv, [B, H, S, Dv]), slidingWindow: W, keyMask });
+    const view: DenseView = { kind: 'dense', k: Tensor.from(kk, [B, H, S, D]), v: Tensor.from(vv, [B, H, S, Dv]), window: W, keyMask };
     // 2. the new tokens enter the ring (only the last W of them can ever be read again)
     for (let t = Math.max(0, T - W); t < T; t++) {
       const slot = (ring.seen + t) % W;
@@ -60,7 +60,7 @@ export class SlidingWindowKVCache implements KVCache {
       }
     }
     ring.seen += T;
-    return res;
+    return view;
   }
 
   bytes(): number {

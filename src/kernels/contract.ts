@@ -78,3 +78,44 @@ export interface SdpaKernel {
   forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult;
   backward?(p: SdpaProblem, out: Float32Array, lse: Float32Array, dout: Float32Array, req: SdpaForwardRequest): SdpaBackwardResult;
 }
+
+// ---- paged attention: keys and values read through block tables ---------------------------------------------------
+
+/** A block pool: [numBlocks, Hkv, BLOCK, D] keys and [numBlocks, Hkv, BLOCK, Dv] values, float32 or int8 + scales. */
+export interface BlockPool {
+  blockSize: number; Hkv: number; D: number; Dv: number;
+  k: Float32Array | Int8Array; v: Float32Array | Int8Array;
+  /** int8 pools: one scale per (block, head, slot). */
+  kScale?: Float32Array; vScale?: Float32Array;
+}
+
+/** One paged attention call. q [B, Hq, T, D] dense; the keys of row b are its first seqLens[b] slots. */
+export interface PagedProblem {
+  q: Float32Array; B: number; Hq: number; T: number;
+  scale: number; softcap: number; causal: boolean;
+  /** Keys j > i − window only (null: no window). */
+  window: number | null;
+  blockTables: readonly (readonly number[])[];
+  seqLens: readonly number[];
+  /** Per row over its keys: 0 = padding (never attended). */
+  keyMask?: readonly (readonly number[])[];
+  pool: BlockPool;
+}
+
+/** Paged attention's results: out [B, Hq, T, Dv], lse [B, Hq, T], weights [B, Hq, T, maxS] on request. */
+export interface PagedResult { out: Float32Array; lse: Float32Array; weights?: Float32Array; maxS: number }
+
+/** A paged attention kernel. */
+export interface PagedKernel {
+  readonly name: string;
+  forward(p: PagedProblem, returnWeights?: boolean): PagedResult;
+}
+
+// ---- storage: where a KV cache keeps its floats ----------------------------------------------------------------
+
+/** Float storage a backend offers to KV caches (the WebAssembly kernels' memory, so the kernels read caches in
+ *  place); plain arrays where no backend offers any. */
+export interface KernelStorage {
+  floats(n: number): Float32Array;
+  release(a: Float32Array): void;
+}

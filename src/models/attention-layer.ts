@@ -1,12 +1,42 @@
-// The attention call every model family makes: heads in, heads out, with the masks a checkpoint needs (causal with
-// a cache offset, left/right padding, a sliding window, T5's position bias) expressed as qkv attention options, so
-// the tiled kernel skips what is masked. With a KV cache, the cache stores the new keys and runs attention itself
-// (cache/kv-cache.ts); RoPE is handed over unapplied so that caches that re-position keys (attention sinks) can.
-import { denseAttention, rotate } from '../cache/dense-attention.js';
-import type { CacheAttendRequest, KVCache } from '../cache/kv-cache.js';
-import type { Tensor } from '../tensor/tensor.js';
+// The attention layer every model family calls: heads in, heads out. With a KV cache it is the one place a layer's
+// attention happens: RoPE on the new q and k, the cache stores k and v and returns a view of everything the layer
+// keeps (cache/kv-cache.ts), and attention reads that view — dense tensors through attention(), a block pool through
+// paged attention. The masks a checkpoint needs (causal with a cache offset, left/right padding, a sliding window,
+// T5's position bias) become qkv attention options, so the tiled kernels skip what is masked.
+// One compatibility rule: transformers masks with a finite minimum, so a query row with no allowed key (a left-padding
+// position) becomes a uniform average over all keys; qkv's attention returns 0 there. The dense path reproduces
+// transformers' rows so that model outputs compare position by position.
+import { attention } from '../attention/index.js';
+import type { AttentionOptions } from '../attention/options.js';
+import { pagedAttention } from '../attention/paged.js';
+import type { DenseView, KVCache, PagedView } from '../cache/kv-cache.js';
+import { QkvError } from '../errors.js';
+import { applyRope, type RopeFrequencies } from '../nn/positional/rope.js';
+import { Tensor } from '../tensor/tensor.js';
 
-/** What a model layer asks of attention: the cache request, plus the cache and layer when there is one. */
+/** RoPE to apply to q and k: frequencies and the absolute position of every new token (row-major [B, T]). */
+export interface RopeSpec { freqs: RopeFrequencies; positions: readonly number[] }
+
+/** One attention call of a layer. q [B, Hq, T, D], k [B, Hkv, T, D], v [B, Hkv, T, Dv] (the new tokens, before RoPE). */
+export interface CacheAttendRequest {
+  q: Tensor; k: Tensor; v: Tensor;
+  rope?: RopeSpec;
+  scale: number;
+  causal: boolean;
+  /** Per row, over all keys so far (cached + new): 1 real, 0 padding. */
+  keyMask?: readonly (readonly number[])[];
+  /** The model's sliding window for this layer (keys j > i − W), or null. */
+  slidingWindow?: number | null;
+  softcap?: number;
+  /** Additive bias [.., T, S] (T5's relative positions); dense views only. */
+  bias?: Tensor;
+  returnWeights?: boolean;
+}
+
+/** Heads out: [B, Hq, T, Dv], and the weights [B, Hq, T, S] on request. */
+export interface CacheAttendResult { out: Tensor; weights?: Tensor }
+
+/** What a model layer asks of attention: the request, plus the cache and layer when there is one. */
 export interface ModelAttention extends CacheAttendRequest {
   cache?: KVCache;
   layer?: number;
@@ -14,10 +44,81 @@ export interface ModelAttention extends CacheAttendRequest {
 
 /** Runs a layer's attention (through the cache when there is one); returns out [B, T, Hq·Dv] and the weights. */
 export function modelAttention(a: ModelAttention): { out: Tensor; weights?: Tensor } {
-  const r = a.cache ? a.cache.attend(a.layer ?? 0, a) : denseAttention({ ...a, ...rotate(a) });
+  const r = a.cache ? cachedAttention(a.cache, a.layer ?? 0, a) : denseAttention({ ...a, ...rotate(a) });
   const [B, Hq, T, Dv] = r.out.shape;
   return { out: r.out.transpose(1, 2).reshape([B, T, Hq * Dv]), weights: r.weights }; // [B, T, Hq·Dv]
 }
+
+/**
+ * Attention through a KV cache: RoPE, store, view → attention. A cache that assigns positions (sinks) takes the keys
+ * before RoPE, and its view says where each kept key and each new query sits.
+ */
+export function cachedAttention(cache: KVCache, layer: number, r: CacheAttendRequest): CacheAttendResult {
+  if (cache.assignsPositions && !r.rope) throw new QkvError(`${cache.kind} cache: attention sinks re-position keys with RoPE; this model has no rotary embedding`);
+  if (cache.view === 'paged' && r.bias) throw new QkvError(`${cache.kind} cache: an additive bias (T5 relative positions) needs the contiguous cache`);
+  const { q, k } = cache.assignsPositions ? { q: r.q, k: r.k } : rotate(r);
+  const view = cache.store(layer, { k, v: r.v, keyMask: r.keyMask, slidingWindow: r.slidingWindow });
+  if (view.kind === 'paged') return pagedView(view, q, r);
+  return denseView(view, q, r);
+}
+
+// a dense view: keys rotated by the cache's positions where it assigns them, then attention() with the view's window
+function denseView(view: DenseView, q: Tensor, r: CacheAttendRequest): CacheAttendResult {
+  let { k } = view;
+  if (view.positions) {
+    const freqs = r.rope!.freqs;
+    k = applyRope(k, { freqs, positions: view.positions.keys });
+    q = applyRope(q, { freqs, positions: view.positions.queries });
+  }
+  return denseAttention({ ...r, q, k, v: view.v, keyMask: view.keyMask, slidingWindow: view.window });
+}
+
+// a block pool: paged attention through the tables (causal, window, soft-capping and padding are what it reads)
+function pagedView(view: PagedView, q: Tensor, r: CacheAttendRequest): CacheAttendResult {
+  const [B, Hq, T] = q.shape;
+  const Dv = view.pool.Dv;
+  const res = pagedAttention({
+    q: q.toFloat32(), B, Hq, T, scale: r.scale, softcap: r.softcap ?? 0, causal: r.causal, window: r.slidingWindow ?? null,
+    blockTables: view.blockTables, seqLens: view.seqLens, keyMask: view.keyMask, pool: view.pool,
+  }, r.returnWeights);
+  return { out: Tensor.from(res.out, [B, Hq, T, Dv]), weights: res.weights ? Tensor.from(res.weights, [B, Hq, T, res.maxS]) : undefined };
+}
+
+/** Attention over dense k, v [B, Hkv, S, ·] (the new tokens last): heads [B, Hq, T, Dv], weights on request. */
+export function denseAttention(a: CacheAttendRequest): { out: Tensor; weights?: Tensor } {
+  const [B, Hq, T] = a.q.shape;
+  const S = a.k.shape[2];
+  const Dv = a.v.shape[3];
+  const o: AttentionOptions = { scale: a.scale, returnWeights: a.returnWeights };
+  if (a.causal) o.causal = 'bottom-right';
+  if (a.slidingWindow) o.window = [a.slidingWindow - 1, a.causal ? 0 : a.slidingWindow - 1];
+  if (a.softcap) o.softcap = a.softcap;
+  if (a.bias) o.bias = a.bias;
+  if (a.keyMask && a.keyMask.some((row) => row.some((x) => !x))) {
+    const keep = new Uint8Array(B * S);
+    a.keyMask.forEach((row, b) => { for (let j = 0; j < S; j++) keep[b * S + j] = row[j] ? 1 : 0; });
+    o.mask = new Tensor('bool', keep, [B, 1, 1, S]);
+  }
+  const r = attention(a.q, a.k, a.v, o);
+  const out = r.out.toFloat32();
+  const lse = r.lse.toFloat32();
+  // transformers' fully-masked rows: uniform weights 1/S, output the mean of all values
+  for (let row = 0; row < lse.length; row++) {
+    if (lse[row] !== -Infinity) continue;
+    const [b, h] = [Math.floor(row / (Hq * T)), Math.floor(row / T) % Hq];
+    const kvh = Math.floor(h / (Hq / a.k.shape[1]));
+    for (let j = 0; j < S; j++) for (let d = 0; d < Dv; d++) out[row * Dv + d] += a.v.get(b, kvh, j, d) / S;
+    if (r.weights) r.weights.toFloat32().fill(1 / S, row * S, (row + 1) * S);
+  }
+  return { out: Tensor.from(out, [B, Hq, T, Dv]), weights: r.weights };
+}
+
+/** RoPE on q and k at the given positions (no-op without a spec). */
+export function rotate(a: CacheAttendRequest): { q: Tensor; k: Tensor } {
+  if (!a.rope) return { q: a.q, k: a.k };
+  return { q: applyRope(a.q, a.rope), k: applyRope(a.k, a.rope) };
+}
+
 
 /** [B, T, H·D] → [B, H, T, D]. */
 export function splitHeads(x: Tensor, H: number): Tensor {

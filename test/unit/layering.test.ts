@@ -56,6 +56,17 @@ test('attention/ reaches the kernels through the contract and the registry only'
   }
 });
 
+test('caches store: cache/ reaches kernels through the contract and the registry, and never attends (no attention/, nn/)', () => {
+  for (const f of files(join(SRC, 'cache'))) {
+    const rel = relative(SRC, f);
+    if (rel === 'cache/webgpu.ts') continue; // the GPU cache and the GPU forward: the next step of issue #16
+    for (const { spec } of imports(f)) {
+      if (spec.includes('/kernels/')) assert.ok(/\/kernels\/(contract|registry)\.js$/.test(spec), `${rel} imports ${spec}`);
+      assert.ok(!/\/(attention|nn|models)\//.test(spec), `${rel} imports ${spec}`);
+    }
+  }
+});
+
 test('tensor/ imports nothing above it', () => {
   for (const f of files(join(SRC, 'tensor'))) {
     for (const { spec } of imports(f)) assert.ok(!/attention|kernels|node\//.test(spec), `${relative(SRC, f)} imports ${spec}`);

@@ -1,11 +1,16 @@
-// Registers the CPU kernels: reference (materialising), flash (tiled), decode (split-K), and flash-wasm (SIMD).
-import { registerSdpaKernel } from '../registry.js';
+// Registers the CPU kernels: reference (materialising), flash (tiled), decode (split-K), paged (block tables), and
+// flash-wasm (SIMD); and the WebAssembly kernels' memory as the storage KV caches allocate from.
+import { registerKernelStorage, registerPagedKernel, registerSdpaKernel } from '../registry.js';
 import { sdpaDecode } from './sdpa-decode.js';
 import { sdpaFlash } from './sdpa-flash.js';
 import { sdpaNaive } from './sdpa-naive.js';
+import { sdpaPaged } from './sdpa-paged.js';
 import { sdpaFlashWasm } from '../wasm/sdpa-flash-wasm.js';
+import { kernelFloats, releaseFloats } from '../wasm/storage.js';
 
 registerSdpaKernel(sdpaNaive);
 registerSdpaKernel(sdpaFlash);
 registerSdpaKernel(sdpaDecode);
 registerSdpaKernel(sdpaFlashWasm);
+registerPagedKernel(sdpaPaged);
+registerKernelStorage({ floats: kernelFloats, release: releaseFloats });

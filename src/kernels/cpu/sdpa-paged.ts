@@ -7,31 +7,13 @@
 // Pools may be int8 with one scale per (block, head, slot): k_j = scale_j · k8_j, dequantized inside the dot product
 // (symmetric per-token-and-head quantization, as KIVI / vLLM's fp8 caches do per token).
 // Each row b has its own length; its T new queries sit at positions S_b − T … S_b − 1 (bottom-right causal).
+import type { BlockPool, PagedKernel, PagedProblem, PagedResult } from '../contract.js';
 import { addValues, finishRow, RowState, softmaxStep } from './online-softmax.js';
 
-/** A block pool: [numBlocks, Hkv, BLOCK, D] keys and [numBlocks, Hkv, BLOCK, Dv] values, float32 or int8 + scales. */
-export interface BlockPool {
-  blockSize: number; Hkv: number; D: number; Dv: number;
-  k: Float32Array | Int8Array; v: Float32Array | Int8Array;
-  /** int8 pools: one scale per (block, head, slot). */
-  kScale?: Float32Array; vScale?: Float32Array;
-}
-
-/** One paged attention call. q [B, Hq, T, D] dense; the keys of row b are its first seqLens[b] slots. */
-export interface PagedProblem {
-  q: Float32Array; B: number; Hq: number; T: number;
-  scale: number; softcap: number; causal: boolean;
-  /** Keys j > i − window only (null: no window). */
-  window: number | null;
-  blockTables: readonly (readonly number[])[];
-  seqLens: readonly number[];
-  /** Per row over its keys: 0 = padding (never attended). */
-  keyMask?: readonly (readonly number[])[];
-  pool: BlockPool;
-}
+export type { BlockPool, PagedProblem };
 
 /** out [B, Hq, T, Dv], lse [B, Hq, T], and weights [B, Hq, T, maxS] when asked. */
-export function pagedAttention(p: PagedProblem, returnWeights = false): { out: Float32Array; lse: Float32Array; weights?: Float32Array; maxS: number } {
+export function pagedAttention(p: PagedProblem, returnWeights = false): PagedResult {
   const { B, Hq, T, pool } = p;
   const { blockSize: BLOCK, Hkv, D, Dv } = pool;
   const G = Hq / Hkv;
@@ -109,3 +91,6 @@ function pagedWeights(p: PagedProblem, lse: Float32Array, maxS: number): Float32
   }
   return w;
 }
+
+/** The paged kernel, as the registry holds it. */
+export const sdpaPaged: PagedKernel = { name: 'paged', forward: pagedAttention };

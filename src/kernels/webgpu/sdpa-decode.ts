@@ -1,7 +1,7 @@
 // Host side of the WGSL split-K decode kernel (sdpa-decode.wgsl): paged attention through block tables, and dense
 // attention for a few query rows as the one-block-per-row special case. Two passes in one submission: `partial`
 // (a workgroup per (row, chunk of keys)) and `merge` (a workgroup per row).
-import type { PagedProblem } from '../cpu/sdpa-paged.js';
+import type { PagedProblem } from '../contract.js';
 import type { AttentionOptions } from '../../attention/options.js';
 import type { AttnShape } from '../../attention/validate.js';
 import { QkvError } from '../../errors.js';

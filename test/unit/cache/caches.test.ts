@@ -8,7 +8,8 @@ import {
   attention, ContiguousKVCache, greedy, Int8KVCache, PagedKVCache, SinkKVCache, SlidingWindowKVCache, Tensor, generate,
   type CausalLM, type KVCache,
 } from '../../../src/index.js';
-import { pagedAttention } from '../../../src/kernels/cpu/sdpa-paged.js';
+import { pagedAttention } from '../../../src/attention/paged.js';
+import { cachedAttention } from '../../../src/models/attention-layer.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
 import { GOLDEN_MODELS, TINY } from '../../models/helpers.js';
@@ -68,13 +69,13 @@ describe('paged cache', () => {
     const cache = new PagedKVCache(1, { blockSize: 4, numBlocks: 8, maxBlocks: 8 });
     const layer = (T: number, seed: number) => ({ q: randn([1, 2, T, 4], rng(seed)), k: randn([1, 1, T, 4], rng(seed + 1)), v: randn([1, 1, T, 4], rng(seed + 2)), scale: 0.5, causal: true });
     cache.batch = [0];
-    cache.attend(0, layer(6, 10)); // sequence 0: 6 tokens = blocks [a, b(half full)]
+    cachedAttention(cache, 0, layer(6, 10)); // sequence 0: 6 tokens = blocks [a, b(half full)]
     cache.fork(0, 1);
     const [a, b] = cache.blockTable(0);
     assert.deepEqual(cache.blockTable(1), [a, b]);
     assert.equal(cache.allocator.refCount(b), 2);
     cache.batch = [1];
-    cache.attend(0, layer(1, 20)); // child appends into the shared half-full block → copy
+    cachedAttention(cache, 0, layer(1, 20)); // child appends into the shared half-full block → copy
     const child = cache.blockTable(1);
     assert.notEqual(child[1], b, 'the shared block was copied before the write');
     assert.equal(child[0], a, 'the full first block stays shared');
@@ -92,9 +93,9 @@ describe('paged cache', () => {
   test('running out of blocks is a clear error, and the sequence is left as it was', () => {
     const cache = new PagedKVCache(1, { blockSize: 2, numBlocks: 2, maxBlocks: 2 });
     const call = (T: number) => ({ q: randn([1, 1, T, 2], rng(T)), k: randn([1, 1, T, 2], rng(T + 1)), v: randn([1, 1, T, 2], rng(T + 2)), scale: 1, causal: true });
-    cache.attend(0, call(3));
+    cachedAttention(cache, 0, call(3));
     const table = cache.blockTable(0);
-    assert.throws(() => cache.attend(0, call(2)), (e: Error) => e.name === 'OutOfBlocksError' && /all 2 blocks are in use \(1 more needed, 0 free\)/.test(e.message));
+    assert.throws(() => cachedAttention(cache, 0, call(2)), (e: Error) => e.name === 'OutOfBlocksError' && /all 2 blocks are in use \(1 more needed, 0 free\)/.test(e.message));
     assert.deepEqual(cache.blockTable(0), table);
     assert.equal(cache.seqLength(0), 3);
     assert.equal(cache.allocator.freeBlocks, 0);
@@ -157,8 +158,8 @@ describe('sliding, int8 and sink caches on qkv-tiny', () => {
 
 test('caches refuse what they cannot do', () => {
   const gpt2Like = { q: randn([1, 1, 1, 2], rng(1)), k: randn([1, 1, 1, 2], rng(2)), v: randn([1, 1, 1, 2], rng(3)), scale: 1, causal: true };
-  assert.throws(() => new SinkKVCache(1).attend(0, gpt2Like), /attention sinks re-position keys with RoPE/);
-  assert.throws(() => new PagedKVCache(1).attend(0, { ...gpt2Like, bias: Tensor.zeros([1, 1, 1, 1]) }), /needs the contiguous cache/);
+  assert.throws(() => cachedAttention(new SinkKVCache(1), 0, gpt2Like), /attention sinks re-position keys with RoPE/);
+  assert.throws(() => cachedAttention(new PagedKVCache(1), 0, { ...gpt2Like, bias: Tensor.zeros([1, 1, 1, 1]) }), /needs the contiguous cache/);
   assert.throws(() => new SlidingWindowKVCache(1, 0), /window must be a positive integer/);
   void greedy;
 });

@@ -1,0 +1,15 @@
+// Paged attention on the CPU (Kwon et al. 2023): keys and values read through block tables, as a paged KV cache
+// keeps them (src/kernels/cpu/sdpa-paged.ts, through the registry). The WebGPU one is pagedAttentionWebGPU.
+import '../kernels/cpu/index.js';
+import type { PagedProblem, PagedResult } from '../kernels/contract.js';
+import { getPagedKernel } from '../kernels/registry.js';
+
+export type { BlockPool, PagedProblem, PagedResult } from '../kernels/contract.js';
+
+/**
+ * Attention of q over the keys and values a block pool holds for each row; out [B, Hq, T, Dv] and lse [B, Hq, T].
+ * @example const { out } = pagedAttention({ q, B: 1, Hq: 2, T: 1, scale: 0.5, softcap: 0, causal: true, window: null, blockTables: [[0]], seqLens: [4], pool });
+ */
+export function pagedAttention(p: PagedProblem, returnWeights = false): PagedResult {
+  return getPagedKernel().forward(p, returnWeights);
+}
