@@ -55,10 +55,11 @@ export function modelAttention(a: ModelAttention): { out: Tensor; weights?: Tens
  */
 export function cachedAttention(cache: KVCache, layer: number, r: CacheAttendRequest): CacheAttendResult {
   if (cache.assignsPositions && !r.rope) throw new QkvError(`${cache.kind} cache: attention sinks re-position keys with RoPE; this model has no rotary embedding`);
-  if (cache.view === 'paged' && r.bias) throw new QkvError(`${cache.kind} cache: an additive bias (T5 relative positions) needs the contiguous cache`);
   const { q, k } = cache.assignsPositions ? { q: r.q, k: r.k } : rotate(r);
   const view = cache.store(layer, { k, v: r.v, keyMask: r.keyMask, slidingWindow: r.slidingWindow });
-  if (view.kind === 'paged') return pagedView(view, q, r);
+  // paged attention reads causal, window, soft-capping and padding through the tables; anything more (T5's bias) is
+  // computed on the view gathered into dense tensors, so every cache serves every request
+  if (view.kind === 'paged') return r.bias ? denseView(gatherPaged(view), q, r) : pagedView(view, q, r);
   return denseView(view, q, r);
 }
 
@@ -71,6 +72,33 @@ function denseView(view: DenseView, q: Tensor, r: CacheAttendRequest): CacheAtte
     q = applyRope(q, { freqs, positions: view.positions.queries });
   }
   return denseAttention({ ...r, q, k, v: view.v, keyMask: view.keyMask, slidingWindow: view.window });
+}
+
+/**
+ * A paged view as dense tensors: k [B, Hkv, S, D], v [B, Hkv, S, Dv] with S the longest row (int8 dequantized: k = scale · k8);
+ * a shorter row's keys are right-aligned (its queries sit at its end, as the paged kernel has them) and the keys before
+ * them are padding in the key mask.
+ */
+export function gatherPaged(view: PagedView): DenseView {
+  const { pool, blockTables, seqLens } = view;
+  const { blockSize, Hkv, D, Dv } = pool;
+  const B = seqLens.length;
+  const S = Math.max(0, ...seqLens);
+  const k = new Float32Array(B * Hkv * S * D);
+  const v = new Float32Array(B * Hkv * S * Dv);
+  const keyMask = seqLens.map((len, b) => Array.from({ length: S }, (_, j) => (j >= S - len && (view.keyMask?.[b]?.[j - (S - len)] ?? 1) ? 1 : 0)));
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < seqLens[b]; j++) {
+      const col = S - seqLens[b] + j; // right-aligned
+      for (let h = 0; h < Hkv; h++) {
+        const slot = (blockTables[b][Math.floor(j / blockSize)] * Hkv + h) * blockSize + (j % blockSize);
+        const [ks, vs] = [pool.kScale?.[slot] ?? 1, pool.vScale?.[slot] ?? 1];
+        for (let d = 0; d < D; d++) k[((b * Hkv + h) * S + col) * D + d] = ks * pool.k[slot * D + d];
+        for (let d = 0; d < Dv; d++) v[((b * Hkv + h) * S + col) * Dv + d] = vs * pool.v[slot * Dv + d];
+      }
+    }
+  }
+  return { kind: 'dense', k: Tensor.from(k, [B, Hkv, S, D]), v: Tensor.from(v, [B, Hkv, S, Dv]), keyMask, window: null };
 }
 
 // a block pool: paged attention through the tables (causal, window, soft-capping and padding are what it reads)

@@ -9,7 +9,7 @@ import {
   type CausalLM, type KVCache,
 } from '../../../src/index.js';
 import { pagedAttention } from '../../../src/attention/paged.js';
-import { cachedAttention } from '../../../src/models/attention-layer.js';
+import { cachedAttention, gatherPaged } from '../../../src/models/attention-layer.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
 import { GOLDEN_MODELS, TINY } from '../../models/helpers.js';
@@ -156,10 +156,36 @@ describe('sliding, int8 and sink caches on qkv-tiny', () => {
   });
 });
 
-test('caches refuse what they cannot do', () => {
+test('a paged view gathered into dense tensors gives what paged attention gives (rows of different lengths, int8 too)', () => {
+  for (const dtype of ['float32', 'int8'] as const) {
+    const rand = rng(dtype === 'int8' ? 71 : 70);
+    const [Hkv, G, D, BLOCK, T] = [2, 2, 8, 4, 2];
+    const lens = [11, 5, 8];
+    const numBlocks = lens.reduce((a, S) => a + Math.ceil(S / BLOCK), 0);
+    const kf = randn([numBlocks * Hkv * BLOCK * D], rand).toFloat32();
+    const vf = randn([numBlocks * Hkv * BLOCK * D], rand).toFloat32();
+    const q8 = (x: Float32Array) => Int8Array.from(x, (a) => Math.round(a * 50));
+    const scales = dtype === 'int8' ? Float32Array.from({ length: numBlocks * Hkv * BLOCK }, () => 0.02) : undefined;
+    const pool = { blockSize: BLOCK, Hkv, D, Dv: D, k: dtype === 'int8' ? q8(kf) : kf, v: dtype === 'int8' ? q8(vf) : vf, kScale: scales, vScale: scales };
+    const free = [...Array(numBlocks).keys()].sort(() => rand() - 0.5);
+    const view = { kind: 'paged' as const, pool, blockTables: lens.map((S) => Array.from({ length: Math.ceil(S / BLOCK) }, () => free.pop()!)), seqLens: lens,
+      keyMask: lens.map((S) => Array.from({ length: S }, (_, j) => (j === 1 ? 0 : 1))) };
+    const q = randn([3, Hkv * G, T, D], rand);
+    const paged = pagedAttention({ q: q.toFloat32(), B: 3, Hq: Hkv * G, T, scale: 0.35, softcap: 0, causal: true, window: null, blockTables: view.blockTables, seqLens: lens, keyMask: view.keyMask, pool });
+    const dense = gatherPaged(view);
+    const S = Math.max(...lens);
+    const keep = Tensor.from(dense.keyMask!.flat(), [3, 1, 1, S], 'bool');
+    const r = attention(q, dense.k, dense.v, { scale: 0.35, causal: 'bottom-right', mask: keep });
+    assertClose(r.out, paged.out, 1e-5, 1e-4, dtype);
+  }
+});
+
+test('caches refuse what they cannot do, and serve the rest', () => {
   const gpt2Like = { q: randn([1, 1, 1, 2], rng(1)), k: randn([1, 1, 1, 2], rng(2)), v: randn([1, 1, 1, 2], rng(3)), scale: 1, causal: true };
   assert.throws(() => cachedAttention(new SinkKVCache(1), 0, gpt2Like), /attention sinks re-position keys with RoPE/);
-  assert.throws(() => cachedAttention(new PagedKVCache(1), 0, { ...gpt2Like, bias: Tensor.zeros([1, 1, 1, 1]) }), /needs the contiguous cache/);
+  // an additive bias is served by a paged cache too (its view gathered into dense tensors), equal to the contiguous one
+  const biased = { ...gpt2Like, bias: Tensor.from([0.7], [1, 1, 1, 1]) };
+  assert.deepEqual([...cachedAttention(new PagedKVCache(1), 0, biased).out.toFloat32()], [...cachedAttention(new ContiguousKVCache(1), 0, biased).out.toFloat32()]);
   assert.throws(() => new SlidingWindowKVCache(1, 0), /window must be a positive integer/);
   void greedy;
 });
