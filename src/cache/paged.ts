@@ -1,9 +1,9 @@
 // Paged KV cache (vLLM's PagedAttention): keys and values live in fixed-size blocks of one pool per layer; each
 // sequence owns a block table. Blocks are allocated as a sequence grows, returned when it is freed, and shared
 // between sequences by reference (fork: a common prompt, parallel sampling) with copy-on-write on the first write.
-// Its view is the pool and the tables: paged attention reads the blocks through them (attention/paged.ts) — nothing is gathered. The same storage
-// holds int8 keys/values with a scale per token and head (int8.ts); memory waste is at most one partial block per
-// sequence.
+// Its view is the pool and the tables: paged attention reads the blocks through them (attention/paged.ts) — nothing is
+// gathered. The same storage holds int8 keys/values with a scale per token and head (int8.ts); memory waste is at most
+// one partial block per sequence.
 import { QkvError } from '../errors.js';
 import type { BlockPool } from '../kernels/contract.js';
 import { quantizeRow } from '../tensor/quantize.js';
@@ -165,7 +165,9 @@ export class PagedKVCache implements KVCache {
   store(layer: number, r: StoreRequest): PagedView {
     const [B, Hkv, T, D] = r.k.shape;
     const Dv = r.v.shape[3];
-    if (r.v.shape[0] !== B || r.v.shape[1] !== Hkv || r.v.shape[2] !== T) throw new QkvError(`paged cache: v ${fmtShape(r.v.shape)} does not match k ${fmtShape(r.k.shape)}`);
+    if (r.v.shape[0] !== B || r.v.shape[1] !== Hkv || r.v.shape[2] !== T) {
+      throw new QkvError(`paged cache: v ${fmtShape(r.v.shape)} does not match k ${fmtShape(r.k.shape)}`);
+    }
     const ids = this.rows(B);
     const pool = this.pool(layer, Hkv, D, Dv);
     const seqs = ids.map((id) => this.seq(id));

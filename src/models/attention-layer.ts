@@ -28,7 +28,7 @@ export interface CacheAttendRequest {
   /** The model's sliding window for this layer (keys j > i − W), or null. */
   slidingWindow?: number | null;
   softcap?: number;
-  /** Additive bias [.., T, S] (T5's relative positions); dense views only. */
+  /** Additive bias [.., T, S] (T5's relative positions); a paged view is gathered into dense tensors for it. */
   bias?: Tensor;
   returnWeights?: boolean;
 }
@@ -54,12 +54,15 @@ export function modelAttention(a: ModelAttention): { out: Tensor; weights?: Tens
  * before RoPE, and its view says where each kept key and each new query sits.
  */
 export function cachedAttention(cache: KVCache, layer: number, r: CacheAttendRequest): CacheAttendResult {
-  if (cache.assignsPositions && !r.rope) throw new QkvError(`${cache.kind} cache: attention sinks re-position keys with RoPE; this model has no rotary embedding`);
+  if (cache.assignsPositions && !r.rope) {
+    throw new QkvError(`${cache.kind} cache: attention sinks re-position keys with RoPE; this model has no rotary embedding`);
+  }
   const { q, k } = cache.assignsPositions ? { q: r.q, k: r.k } : rotate(r);
   const view = cache.store(layer, { k, v: r.v, keyMask: r.keyMask, slidingWindow: r.slidingWindow });
   // paged attention reads causal, window, soft-capping and padding through the tables; anything more (T5's bias) is
   // computed on the view gathered into dense tensors, so every cache serves every request
-  if (view.kind === 'paged') return r.bias ? denseView(gatherPaged(view), q, r) : pagedView(view, q, r);
+  if (view.kind === 'paged' && !r.bias) return pagedView(view, q, r);
+  if (view.kind === 'paged') return denseView({ ...gatherPaged(view), window: r.slidingWindow ?? null }, q, r);
   return denseView(view, q, r);
 }
 
@@ -75,9 +78,9 @@ function denseView(view: DenseView, q: Tensor, r: CacheAttendRequest): CacheAtte
 }
 
 /**
- * A paged view as dense tensors: k [B, Hkv, S, D], v [B, Hkv, S, Dv] with S the longest row (int8 dequantized: k = scale · k8);
- * a shorter row's keys are right-aligned (its queries sit at its end, as the paged kernel has them) and the keys before
- * them are padding in the key mask.
+ * A paged view as dense tensors: k [B, Hkv, S, D], v [B, Hkv, S, Dv] with S the longest row (int8 dequantized:
+ * k = scale · k8); a shorter row's keys are right-aligned (its queries sit at its end, as the paged kernel has them)
+ * and the keys before them are padding in the key mask.
  */
 export function gatherPaged(view: PagedView): DenseView {
   const { pool, blockTables, seqLens } = view;
@@ -86,7 +89,8 @@ export function gatherPaged(view: PagedView): DenseView {
   const S = Math.max(0, ...seqLens);
   const k = new Float32Array(B * Hkv * S * D);
   const v = new Float32Array(B * Hkv * S * Dv);
-  const keyMask = seqLens.map((len, b) => Array.from({ length: S }, (_, j) => (j >= S - len && (view.keyMask?.[b]?.[j - (S - len)] ?? 1) ? 1 : 0)));
+  // key col of row b holds its key j = col − (S − len_b): real when col ≥ S − len_b and the row's own mask allows it
+  const keyMask = seqLens.map((len, b) => Array.from({ length: S }, (_, col) => (col >= S - len && (view.keyMask?.[b]?.[col - (S - len)] ?? 1) ? 1 : 0)));
   for (let b = 0; b < B; b++) {
     for (let j = 0; j < seqLens[b]; j++) {
       const col = S - seqLens[b] + j; // right-aligned
