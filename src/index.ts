@@ -9,7 +9,8 @@ export type { AttentionOptions, AttentionResult, AttentionStats, KernelName } fr
 export * as masks from './attention/masks.js';
 export { alibiSlopes, type ScoreMod } from './attention/score-mods.js';
 export { sdpaKernelNames } from './kernels/registry.js';
-export { gatedLinear, linear, linearWebGPU, Linear } from './nn/linear.js';
+export { gatedLinear, linear, Linear } from './nn/linear.js';
+export { linearWebGPU } from './nn/webgpu.js';
 export { Int8Matrix, type LinearWeight } from './tensor/quantize.js';
 export { kernelThreads, setKernelThreads } from './kernels/wasm/runtime.js';
 export { useBrowserThreads } from './kernels/wasm/threads.js';

@@ -1,8 +1,8 @@
 // From public options to a kernel call: binds every mask and score modifier to the call's sizes, makes q, k, v
 // dense float32 (a no-op for dense float32 inputs) and chooses the kernel.
 import { QkvError } from '../errors.js';
-import type { SdpaForwardRequest, SdpaKernel, SdpaProblem } from '../kernels/contract.js';
-import { getSdpaKernel } from '../kernels/registry.js';
+import type { MatmulKernel, MatmulProblem, MatrixData, SdpaForwardRequest, SdpaKernel, SdpaProblem } from '../kernels/contract.js';
+import { getMatmulKernel, getSdpaKernel } from '../kernels/registry.js';
 import '../kernels/cpu/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { denseBias, denseMask } from './dense.js';
@@ -110,6 +110,18 @@ export function kernelFor(name: Exclude<KernelName, 'auto'>, p: SdpaProblem, req
   const kernel = getSdpaKernel(name);
   if (!kernel.covers || kernel.covers(p, req)) return kernel;
   return getSdpaKernel(p.L === 1 && !req.stats ? 'decode' : 'flash');
+}
+
+/** The kernel for a linear layer's product: the WebAssembly one where it covers the weight, else the TypeScript one. */
+export function matmulFor(p: MatmulProblem): MatmulKernel {
+  const wasm = getMatmulKernel('matmul-wasm');
+  return wasm.covers!(p) ? wasm : getMatmulKernel('matmul');
+}
+
+/** The kernel for a gated product (SwiGLU, GeGLU) in one pass, or null when both weights are not covered by one. */
+export function gatedMatmulFor(p: MatmulProblem, up: MatrixData): MatmulKernel | null {
+  const wasm = getMatmulKernel('matmul-wasm');
+  return p.b.dtype === up.dtype && wasm.covers!(p) && wasm.covers!({ ...p, b: up }) ? wasm : null;
 }
 
 /** Resolves `kernel: 'auto'` and checks tile options. */

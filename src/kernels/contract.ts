@@ -119,3 +119,28 @@ export interface KernelStorage {
   floats(n: number): Float32Array;
   release(a: Float32Array): void;
 }
+
+// ---- matrix products of linear layers: C [M, N] = A [M, K] · Bᵀ, the weight B [N, K] as stored --------------------
+
+/** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits), or int8 with one f32 scale per row. */
+export type MatrixData =
+  | { dtype: 'float32'; data: Float32Array }
+  | { dtype: 'float16' | 'bfloat16'; data: Uint16Array }
+  | { dtype: 'int8'; data: Int8Array; scales: Float32Array };
+
+/** One product of a linear layer: activations a [M, K] (row-major f32) and the weight b [N, K]. */
+export interface MatmulProblem { a: Float32Array; b: MatrixData; M: number; K: number; N: number }
+
+/** The activations of gated products: SiLU (SwiGLU) and GELU with the tanh approximation (GeGLU). */
+export type GluActivation = 'silu' | 'gelu_tanh';
+
+/** A matrix-product kernel. */
+export interface MatmulKernel {
+  readonly name: string;
+  /** For a kernel that takes only some problems (the WebAssembly one: K in its vector width, finite f16): whether it
+   *  takes this one; the chooser (attention/dispatch.ts) gives the rest to another. */
+  covers?(p: MatmulProblem): boolean;
+  forward(p: MatmulProblem): Float32Array;
+  /** act(A · Bᵀ) ⊙ (A · Upᵀ) in one pass (gate B and up weight of one format and shape), where the kernel has it. */
+  gated?(p: MatmulProblem, up: MatrixData, act: GluActivation): Float32Array;
+}

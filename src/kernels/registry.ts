@@ -1,10 +1,11 @@
 // Kernel registry: name → kernel. Backends register their kernels here (the CPU and WebAssembly ones in cpu/index.ts);
 // registering a name twice throws. Layers above reach kernels only through this file and the contract.
 import { QkvError } from '../errors.js';
-import type { KernelStorage, PagedKernel, SdpaKernel } from './contract.js';
+import type { KernelStorage, MatmulKernel, PagedKernel, SdpaKernel } from './contract.js';
 
 const sdpaKernels = new Map<string, SdpaKernel>();
 const pagedKernels = new Map<string, PagedKernel>();
+const matmulKernels = new Map<string, MatmulKernel>();
 
 /** Adds a kernel under its name. */
 export function registerSdpaKernel(kernel: SdpaKernel): void {
@@ -34,6 +35,19 @@ export function registerPagedKernel(kernel: PagedKernel): void {
 export function getPagedKernel(name = 'paged'): PagedKernel {
   const k = pagedKernels.get(name);
   if (!k) throw new QkvError(`paged attention: kernel must be one of ${[...pagedKernels.keys()].join(', ')}; got '${name}'`);
+  return k;
+}
+
+/** Adds a matrix-product kernel under its name. */
+export function registerMatmulKernel(kernel: MatmulKernel): void {
+  if (matmulKernels.has(kernel.name)) throw new QkvError(`matmul kernel '${kernel.name}' is already registered`);
+  matmulKernels.set(kernel.name, kernel);
+}
+
+/** The matrix-product kernel registered under `name`. */
+export function getMatmulKernel(name: string): MatmulKernel {
+  const k = matmulKernels.get(name);
+  if (!k) throw new QkvError(`matmul: kernel must be one of ${[...matmulKernels.keys()].join(', ')}; got '${name}'`);
   return k;
 }
 

@@ -1,16 +1,72 @@
 // The layers of a decoder on GpuTensors (src/kernels/webgpu): what models call to run their forward pass on WebGPU
 // with nothing read back between layers. Same arguments as their CPU twins (linear.ts, norm.ts, rope.ts,
-// activations.ts) — weights as models hold them, widened to f32 once and kept on the GPU after the first call.
+// activations.ts) — weights as models hold them, widened to f32 once and kept on the GPU after the first call; and
+// linearWebGPU, linear() on the GPU.
 import { QkvError } from '../errors.js';
+import type { MatrixData } from '../kernels/contract.js';
+import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
+import { matmulGpu } from '../kernels/webgpu/matmul.js';
+import { validated } from '../kernels/webgpu/pipelines.js';
 import { addGpu, geluTanhMulGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../kernels/webgpu/ops.js';
-import type { LinearWeight } from '../tensor/quantize.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
+import { fmtShape } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
 import { activationKind } from './activations.js';
-import { linearWebGPU, vectorF32 } from './linear.js';
+import { linear, matrixData, vectorF32 } from './linear.js';
 import { ropeAngles, type RopeFrequencies } from './positional/rope.js';
 
 export { GpuTensor };
+
+/**
+ * linear() on the GPU through WebGPU (the tiled matmul of src/kernels/webgpu/matmul.wgsl): y = x Wᵀ + b. The weight
+ * stays on the GPU after the first call: f16 as f16 where the device has shader-f16, others widened to f32 once.
+ * A GpuTensor x gives a GpuTensor y (nothing read back);
+ * a Tensor x is uploaded and y read back. Without an adapter a Tensor x runs on the CPU, with a warning once.
+ * @example const y = await linearWebGPU(x, weight); // [..., out_features]
+ */
+export async function linearWebGPU(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<GpuTensor>;
+export async function linearWebGPU(x: Tensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor>;
+export async function linearWebGPU(x: Tensor | GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor | GpuTensor> {
+  const [outF, inF] = weight.shape;
+  const device = x instanceof GpuTensor ? x.device : await gpuDevice();
+  if (!device) {
+    if (!warnedCpu) { warnedCpu = true; console.warn('qkv: linearWebGPU on the CPU (no WebGPU adapter)'); }
+    return linear(x as Tensor, weight, bias, 'linearWebGPU');
+  }
+  if (x.shape[x.shape.length - 1] !== inF) {
+    const shapes = `x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`;
+    throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got ${shapes}`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) {
+    throw new QkvError(`linearWebGPU: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
+  }
+  // an f16 weight stays f16 where the device has shader-f16 (half the GPU memory and reads); others go up as f32
+  const m = matrixData(weight);
+  const w = m.dtype === 'float16' && hasF16(device) ? m.data : asFloat32(weight, m);
+  const product = (xg: GpuTensor) => matmulGpu(xg, w, outF, bias ? vectorF32(bias) : null);
+  if (x instanceof GpuTensor) return product(x); // already on the GPU: the result stays there
+  // a host tensor: in, the product, and back
+  const xg = GpuTensor.upload(device, x.toFloat32(), x.shape);
+  try {
+    const y = await validated(device, 'matmul', async () => {
+      const yg = await product(xg);
+      try { return await yg.read(); } finally { yg.release(); }
+    });
+    return Tensor.from(y, [...x.shape.slice(0, -1), outF]);
+  } finally {
+    xg.release();
+  }
+}
+let warnedCpu = false;
+const widened = new WeakMap<object, Float32Array>();
+// the weight widened to float32 once (kept, so it is uploaded once)
+function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
+  if (m.dtype === 'float32') return m.data;
+  let f = widened.get(m.data);
+  if (!f) widened.set(m.data, (f = (w instanceof Int8Matrix ? w.dequantize() : w).toFloat32()));
+  return f;
+}
 
 /** y = x Wᵀ + b on the GPU (linearWebGPU on a GpuTensor: the result stays there). */
 export function linearGpu(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<GpuTensor> {

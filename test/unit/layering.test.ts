@@ -70,6 +70,18 @@ test('caches store: cache/ reaches kernels through the contract and the registry
   }
 });
 
+test('above the kernels, the CPU path reaches them through the contract and the registry only (the WebGPU files aside)', () => {
+  for (const dir of ['nn', 'models', 'generate', 'inspect']) {
+    for (const f of files(join(SRC, dir))) {
+      const rel = relative(SRC, f);
+      if (rel.endsWith('webgpu.ts') || rel === 'models/llama.ts' || rel === 'models/gemma2.ts') continue; // the second forward (issue #16)
+      for (const { spec } of imports(f)) {
+        if (spec.includes('/kernels/')) assert.ok(/\/kernels\/(contract|registry)\.js$/.test(spec), `${rel} imports ${spec}`);
+      }
+    }
+  }
+});
+
 test('tensor/ imports nothing above it', () => {
   for (const f of files(join(SRC, 'tensor'))) {
     for (const { spec } of imports(f)) assert.ok(!/attention|kernels|node\//.test(spec), `${relative(SRC, f)} imports ${spec}`);

@@ -1,6 +1,9 @@
 // Registers the CPU kernels: reference (materialising), flash (tiled), decode (split-K), paged (block tables), and
-// flash-wasm (SIMD); and the WebAssembly kernels' memory as the storage KV caches allocate from.
-import { registerKernelStorage, registerPagedKernel, registerSdpaKernel } from '../registry.js';
+// flash-wasm (SIMD); the matrix products of linear layers (matmul, matmul-wasm); and the WebAssembly kernels' memory
+// as the storage KV caches allocate from.
+import { registerKernelStorage, registerMatmulKernel, registerPagedKernel, registerSdpaKernel } from '../registry.js';
+import { matmulTs } from './matmul.js';
+import { matmulWasm } from '../wasm/matmul-wasm.js';
 import { sdpaDecode } from './sdpa-decode.js';
 import { sdpaFlash } from './sdpa-flash.js';
 import { sdpaNaive } from './sdpa-naive.js';
@@ -14,3 +17,5 @@ registerSdpaKernel(sdpaDecode);
 registerSdpaKernel(sdpaFlashWasm);
 registerPagedKernel(sdpaPaged);
 registerKernelStorage({ floats: kernelFloats, release: releaseFloats });
+registerMatmulKernel(matmulTs);
+registerMatmulKernel(matmulWasm);

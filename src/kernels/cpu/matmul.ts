@@ -1,5 +1,8 @@
 // Dense float32 matrix products for the nn layers (projections, feature maps). The plain i-k-j loop order keeps the
-// inner loop contiguous in both B and C; the transposed form is a row of dot products. SIMD/threads: issue #7.
+// inner loop contiguous in both B and C; the transposed form is a row of dot products. matmulTs is the registry's
+// TypeScript product of linear layers (the WebAssembly one, wasm/matmul-wasm.ts, takes what it covers).
+import type { MatmulKernel, MatrixData } from '../contract.js';
+import { widen16 } from '../../tensor/f16.js';
 
 /** C[M, N] = A[M, K] · B[K, N] (row-major), optionally + C's previous contents when `accumulate`. */
 export function matmul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, out = new Float32Array(M * N)): Float32Array {
@@ -74,3 +77,22 @@ export function matmulTransB(a: Float32Array, b: Float32Array, M: number, K: num
   }
   return out;
 }
+
+const widened = new WeakMap<object, Float32Array>();
+/** The weight as float32 (f16/bf16 widened, int8 times its row scales), made once per weight and kept. */
+export function widenMatrix(b: MatrixData, K: number): Float32Array {
+  if (b.dtype === 'float32') return b.data;
+  let f = widened.get(b.data);
+  if (f) return f;
+  f = new Float32Array(b.data.length);
+  if (b.dtype === 'int8') for (let i = 0; i < f.length; i++) f[i] = b.scales[Math.floor(i / K)] * b.data[i];
+  else widen16(b.data, f, b.dtype);
+  widened.set(b.data, f);
+  return f;
+}
+
+/** The TypeScript matrix product of linear layers: any weight format, widened to f32 once. */
+export const matmulTs: MatmulKernel = {
+  name: 'matmul',
+  forward: (p) => matmulTransB(p.a, widenMatrix(p.b, p.K), p.M, p.K, p.N),
+};

@@ -5,14 +5,12 @@
 // Returns null where the SIMD path does not apply (no WebAssembly SIMD, K not a multiple of the format's vector
 // width, f16 weights holding ±∞/NaN), and the caller computes in TypeScript.
 // The gated products of GLU feed-forwards (SwiGLU, GeGLU) run as one job: gate and up product and the activation.
+import { QkvError } from '../../errors.js';
+import type { GluActivation, MatmulKernel, MatmulProblem, MatrixData } from '../contract.js';
 import { GEMM_JOB } from './jobs.js';
 import { alignLine, JOB, kernelRuntime, put, resident, runJob, type Runtime, scratch, take } from './runtime.js';
 
-/** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits), or int8 with one f32 scale per row. */
-export type MatrixData =
-  | { dtype: 'float32'; data: Float32Array }
-  | { dtype: 'float16' | 'bfloat16'; data: Uint16Array }
-  | { dtype: 'int8'; data: Int8Array; scales: Float32Array };
+export type { GluActivation, MatrixData } from '../contract.js';
 
 const KIND = { float32: JOB.gemmF32, float16: JOB.gemmF16, bfloat16: JOB.gemmBF16, int8: JOB.gemmI8 } as const;
 const K_MULTIPLE = { float32: 4, float16: 8, bfloat16: 8, int8: 16 } as const;
@@ -51,8 +49,6 @@ export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: n
   return product(a, b, null, 0, M, K, N);
 }
 
-/** The activations of gated products: SiLU (SwiGLU) and GELU with the tanh approximation (GeGLU). */
-export type GluActivation = 'silu' | 'gelu_tanh';
 const GLU = { silu: 1, gelu_tanh: 2 } as const;
 
 /**
@@ -82,3 +78,19 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   }));
   return take(r, cAt, M * N);
 }
+
+/** The WebAssembly SIMD product of linear layers, for the problems it covers (and the gated one in one job). */
+export const matmulWasm: MatmulKernel = {
+  name: 'matmul-wasm',
+  covers: (p: MatmulProblem) => kernelRuntime() !== null && applies(p.b, p.N, p.K),
+  forward: (p: MatmulProblem) => {
+    const c = wasmMatmulTransB(p.a, p.b, p.M, p.K, p.N);
+    if (!c) throw new QkvError('matmul-wasm: called on a problem it does not cover (the chooser picks another kernel)');
+    return c;
+  },
+  gated: (p: MatmulProblem, up: MatrixData, act: GluActivation) => {
+    const h = wasmGatedMatmul(p.a, p.b, up, act, p.M, p.K, p.N);
+    if (!h) throw new QkvError('matmul-wasm: the gated product does not apply to these weights');
+    return h;
+  },
+};
