@@ -6,7 +6,8 @@ import { flashOnGpu, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
 import { decodeCovers, denseDecodeOnGpu, pagedUnsupported, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
 import { readBackBytes } from '../kernels/webgpu/buffers.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
-import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
+import { GpuTensor, type GpuDType } from '../kernels/webgpu/gpu-tensor.js';
+import { transpose01Gpu } from '../kernels/webgpu/ops.js';
 import { pagedAttention, type PagedProblem } from './paged.js';
 import { Tensor } from '../tensor/tensor.js';
 import { webgpuFlashBackward } from '../kernels/webgpu/sdpa-backward.js';
@@ -186,4 +187,42 @@ function warnOnce(why: string): void {
   if (warned.has(why)) return;
   warned.add(why);
   console.warn(`qkv: attention on the CPU instead of WebGPU (${why})`);
+}
+
+/** What attention needs of a GPU KV cache (cache/webgpu.ts): its device, and a store that returns the layer's keys
+ *  [Hkv, cap, D] and values [Hkv, cap, Dv], the first `len` rows of each head filled. */
+export interface GpuKVStore {
+  readonly device: GPUDevice;
+  store(layer: number, k: GpuTensor, v: GpuTensor): Promise<{ k: GpuTensor; v: GpuTensor; len: number; cap: number; dtype: GpuDType }>;
+}
+
+/** One layer's attention over a GPU KV cache: the new tokens' q [T, Hq, D], k [T, Hkv, D] (RoPE applied), v [T, Hkv, Dv]. */
+export interface GpuCacheAttend { q: GpuTensor; k: GpuTensor; v: GpuTensor; scale: number; slidingWindow?: number | null; softcap?: number }
+
+/**
+ * Stores k and v in the GPU cache and attends the new queries (positions len − T … len − 1) to every kept key, where the
+ * cache is: split-K decoding for a few new tokens (the buffers are a block pool with one block of `cap` slots), the
+ * tiled kernel for a prompt (on the tensor cores for an f16 cache where the device has them). Returns out [T, Hq·Dv].
+ */
+export async function attentionOverGpuCache(cache: GpuKVStore, layer: number, a: GpuCacheAttend): Promise<GpuTensor> {
+  const [T, Hq, D] = a.q.shape;
+  const [, Hkv, Dv] = a.v.shape;
+  const view = await cache.store(layer, a.k, a.v);
+  const dtype = view.dtype; // q, k, v and out of the kernels (an f16 cache: the queries rounded to f16, f32 arithmetic)
+  const q = await transpose01Gpu(a.q, undefined, dtype); // [Hq, T, D]
+  const out = GpuTensor.empty(cache.device, [Hq, T, Dv], dtype);
+  const lse = GpuTensor.empty(cache.device, [Hq, T]);
+  const W = a.slidingWindow ?? null;
+  const buffers = { q: q.buffer, k: view.k.buffer, v: view.v.buffer, out: out.buffer, lse: lse.buffer, dtype };
+  // S = the capacity (the buffers' head stride); row i's last key is i + len − T, so nothing past len is read
+  const dims = { B: 1, Hq, Hkv, L: T, S: view.cap, D, Dv };
+  if (T <= 8) {
+    await denseDecodeOnGpu(cache.device, dims, { scale: a.scale, softcap: a.softcap ?? 0, causal: true, window: W }, buffers, view.len);
+  } else {
+    const o = { scale: a.scale, causal: true, window: W ? [W - 1, 0] as [number, number] : undefined, softcap: a.softcap || undefined };
+    await flashOnGpu(cache.device, dims, o, buffers, undefined, view.len - T);
+  }
+  const merged = await transpose01Gpu(out, undefined, 'float32'); // [T, Hq, Dv], f32 for the rest of the layer
+  for (const t of [q, out, lse]) t.release();
+  return merged.reshape([T, Hq * Dv]);
 }

@@ -8,6 +8,7 @@
 //   RMSNorm scales by (1 + γ);   MLP uses GELU-tanh;   logits = 30 · tanh(logits / 30)   (final soft-capping)
 // gemma2ForwardWebGPU is the same forward on WebGPU (one sequence, weights and KV cache on the GPU).
 import type { GpuKVCache } from '../cache/webgpu.js';
+import { attentionOverGpuCache } from '../attention/webgpu.js';
 import { activationKind, add } from '../nn/activations.js';
 import { addGpu, gatedActGpu, GpuTensor, linearGpu, rmsNormGpuLayer, ropeGpuLayer, ropeTableGpu, rowsGpu } from '../nn/webgpu.js';
 import { gatedLinear, linear } from '../nn/linear.js';
@@ -134,7 +135,9 @@ export async function gemma2ForwardWebGPU(m: Gemma2, ids: readonly number[], cac
     const [q0, k0, v] = [await linearGpu(n, L.wq), await linearGpu(n, L.wk), await linearGpu(n, L.wv)];
     const q = await ropeGpuLayer(q0.reshape([T, Hq, D]), table); // [T, Hq, D]
     const k = await ropeGpuLayer(k0.reshape([T, Hkv, D]), table); // [T, Hkv, D]
-    const a = await cache.attend(l, { q, k, v: v.reshape([T, Hkv, D]), scale: g.scale, slidingWindow: L.sliding ? g.window : null, softcap: g.attnSoftcap || undefined });
+    const a = await attentionOverGpuCache(cache, l, {
+      q, k, v: v.reshape([T, Hkv, D]), scale: g.scale, slidingWindow: L.sliding ? g.window : null, softcap: g.attnSoftcap || undefined,
+    });
     const o = await linearGpu(a, L.wo);
     const oNorm = await norm(o, L.postAttnNorm);
     const x2 = await addGpu(x, oNorm); // [T, E]

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { attention, Tensor } from '../../src/index.js';
 import { GpuKVCache } from '../../src/cache/webgpu.js';
+import { attentionOverGpuCache } from '../../src/attention/webgpu.js';
 import { GpuTensor } from '../../src/kernels/webgpu/gpu-tensor.js';
 import { readIndex, runConformanceWebGPU } from '../../src/node/conformance.js';
 import { assertClose, GOLDEN, randn, rng } from '../helpers.js';
@@ -40,7 +41,7 @@ export async function checkF16Cache(device: GPUDevice, bound: (maxAbsV: number) 
       const [q, k, v] = [randn([T, Hq, D], rand), randn([T, Hkv, D], rand), randn([T, Hkv, D], rand)];
       const up = (t: Tensor) => GpuTensor.upload(device, t.toFloat32(), t.shape);
       const [gq, gk, gv] = [up(q), up(k), up(v)];
-      const out = await cache.attend(0, { q: gq, k: gk, v: gv, scale, slidingWindow: window, softcap });
+      const out = await attentionOverGpuCache(cache, 0, { q: gq, k: gk, v: gv, scale, slidingWindow: window, softcap });
       const got = Tensor.from(await out.read(), [T, Hq * D]);
       for (const t of [gq, gk, gv, out]) t.release();
       // the definition: [1, H, positions, D] layouts, every key so far, bottom-right causal (+ the window)
