@@ -18,6 +18,8 @@ import { checkBool, MAX_HEADER_BYTES, parseSafetensorsHeader } from '../tensor/s
 import { openRegular, printable, readFully, readJsonObject } from './files.js';
 import { Tensor } from '../tensor/tensor.js';
 
+type Header = ReturnType<typeof parseSafetensorsHeader>;
+
 /** A loaded checkpoint. */
 export interface Checkpoint {
   dir: string;
@@ -34,7 +36,7 @@ export interface Checkpoint {
 export type LoadProgress = (done: number, total: number, file: string) => void;
 
 /** Reads and validates the header of an open safetensors file (only the length prefix and the JSON are read). */
-function readHeader(fd: number, size: number, path: string): ReturnType<typeof parseSafetensorsHeader> {
+function readHeader(fd: number, size: number, path: string): Header {
   const lenBuf = new Uint8Array(8);
   if (size >= 8) readFully(fd, lenBuf, 0, path);
   const n = size >= 8 ? Number(new DataView(lenBuf.buffer).getBigUint64(0, true)) : 0;
@@ -49,7 +51,7 @@ function readHeader(fd: number, size: number, path: string): ReturnType<typeof p
 }
 
 /** The validated header of a safetensors file on disk. */
-function headerOf(path: string): ReturnType<typeof parseSafetensorsHeader> {
+function headerOf(path: string): Header {
   const { fd, size } = openRegular(path);
   try {
     return readHeader(fd, size, path);
@@ -66,27 +68,33 @@ export function streamSafetensors(path: string, into: Map<string, Tensor>, progr
   wanted?: (name: string) => boolean): number {
   const { fd, size } = openRegular(path);
   try {
-    const header = readHeader(fd, size, path);
-    let total = 0;
-    for (const e of header.entries) {
-      if (wanted && !wanted(e.name)) continue;
-      const bytes = e.end - e.begin;
-      const buf = new ArrayBuffer(bytes); // fresh and aligned: typed-array views need no copy
-      readFully(fd, new Uint8Array(buf), header.dataStart + e.begin, `${printable(path)}: tensor '${e.name}'`);
-      const data = storageView(e.dtype, buf, 0, bytes / DTYPE_SIZE[e.dtype]);
-      try {
-        checkBool(e, data);
-      } catch (err) {
-        throw new SafetensorsError(`${printable(path)}: ${(err as Error).message}`);
-      }
-      into.set(e.name, new Tensor(e.dtype, data, e.shape));
-      total += bytes;
-      progress?.(bytes);
-    }
-    return total;
+    return readTensors(fd, path, readHeader(fd, size, path), into, progress, wanted);
   } finally {
     closeSync(fd);
   }
+}
+
+// the tensors of an open file whose header is already validated, each read straight into its own buffer
+function readTensors(fd: number, path: string, header: Header, into: Map<string, Tensor>,
+  progress?: (bytes: number) => void,
+  wanted?: (name: string) => boolean): number {
+  let total = 0;
+  for (const e of header.entries) {
+    if (wanted && !wanted(e.name)) continue;
+    const bytes = e.end - e.begin;
+    const buf = new ArrayBuffer(bytes); // fresh and aligned: typed-array views need no copy
+    readFully(fd, new Uint8Array(buf), header.dataStart + e.begin, `${printable(path)}: tensor '${e.name}'`);
+    const data = storageView(e.dtype, buf, 0, bytes / DTYPE_SIZE[e.dtype]);
+    try {
+      checkBool(e, data);
+    } catch (err) {
+      throw new SafetensorsError(`${printable(path)}: ${(err as Error).message}`);
+    }
+    into.set(e.name, new Tensor(e.dtype, data, e.shape));
+    total += bytes;
+    progress?.(bytes);
+  }
+  return total;
 }
 
 /** The weight files of a checkpoint, and for a sharded one the file each tensor is to be loaded from. */
@@ -118,7 +126,7 @@ function weightFiles(dir: string): WeightFiles {
  * Checks the shards against the map before any data is read: each tensor the map names is in the shard it names, and
  * no tensor is in two shards (which copy would win is not for the loader to guess).
  */
-function checkShards(w: WeightFiles, headers: Map<string, ReturnType<typeof parseSafetensorsHeader>>): void {
+function checkShards(w: WeightFiles, headers: Map<string, Header>): void {
   if (!w.shardOf) return;
   const seenIn = new Map<string, string>();
   for (const [file, h] of headers) {
@@ -161,45 +169,56 @@ export function terminalProgress(): LoadProgress | undefined {
 /** What `qkv info` shows without loading any tensor data: sizes from the headers alone. */
 export interface CheckpointSummary { dir: string; config: HfConfig; files: string[]; parameters: number; dtypes: string[]; bytes: number }
 
-/** Reads config.json and every safetensors header (validated), not the data: cheap even for huge checkpoints. */
-export function inspectCheckpoint(dir: string): CheckpointSummary {
+/**
+ * What a checkpoint directory holds, checked before any tensor data is read: config.json, every weight file's header,
+ * and which tensors load from which file (`loads`: all of a single file; for a sharded one, what weight_map names).
+ */
+function openCheckpoint(dir: string):
+  { config: HfConfig; files: string[]; headers: Map<string, Header>; loads: (file: string, name: string) => boolean } {
   checkDir(dir);
   const config = readJsonObject(join(dir, 'config.json')) as HfConfig;
-  checkConfig(config);
   const w = weightFiles(dir);
   const headers = new Map(w.files.map((f) => [f, headerOf(f)]));
   checkShards(w, headers);
+  return { config, files: w.files, headers, loads: (file, name) => !w.shardOf || w.shardOf.get(name) === file };
+}
+
+/** Reads config.json and every safetensors header (validated), not the data: cheap even for huge checkpoints. */
+export function inspectCheckpoint(dir: string): CheckpointSummary {
+  const { config, files, headers, loads } = openCheckpoint(dir);
+  checkConfig(config);
   let parameters = 0;
   let bytes = 0;
   const dtypes = new Set<string>();
   for (const [f, h] of headers) {
     for (const e of h.entries) {
-      if (w.shardOf && w.shardOf.get(e.name) !== f) continue; // not in the map: not loaded
+      if (!loads(f, e.name)) continue; // not in the map: not loaded
       parameters += e.shape.reduce((a, b) => a * b, 1);
       bytes += e.end - e.begin;
       dtypes.add(e.dtype);
     }
   }
-  return { dir, config, files: w.files, parameters, dtypes: [...dtypes], bytes };
+  return { dir, config, files, parameters, dtypes: [...dtypes], bytes };
 }
 
 /** Loads config, weights, model and tokenizer from a checkpoint directory. */
 export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokenizer?: boolean; weights?: WeightFormat } = {}): Checkpoint {
-  checkDir(dir);
-  const config = readJsonObject(join(dir, 'config.json')) as HfConfig;
-  const w = weightFiles(dir);
-  const headers = new Map(w.files.map((f) => [f, headerOf(f)]));
-  checkShards(w, headers);
-  const total = [...headers.values()].reduce((s, h) => s + h.entries.reduce((t, e) => t + e.end - e.begin, 0), 0);
+  const { config, files, headers, loads } = openCheckpoint(dir);
+  let total = 0;
+  for (const [f, h] of headers) for (const e of h.entries) if (loads(f, e.name)) total += e.end - e.begin;
   const tensors = new Map<string, Tensor>();
   let done = 0;
   const progress = o.progress ?? terminalProgress();
-  for (const f of w.files) {
-    // a sharded checkpoint loads what its map says, from the shard it names
-    const wanted = w.shardOf ? (name: string) => w.shardOf!.get(name) === f : undefined;
-    streamSafetensors(f, tensors, (b) => { done += b; progress?.(done, total, basename(f)); }, wanted);
+  for (const [f, header] of headers) {
+    // the header read above; a sharded checkpoint loads what its map says, from the shard it names
+    const { fd } = openRegular(f);
+    try {
+      readTensors(fd, f, header, tensors, (b) => { done += b; progress?.(done, total, basename(f)); }, (name) => loads(f, name));
+    } finally {
+      closeSync(fd);
+    }
   }
-  const weights = new Weights(tensors, w.files.length === 1 ? w.files[0] : dir, { format: o.weights });
+  const weights = new Weights(tensors, files.length === 1 ? files[0] : dir, { format: o.weights });
   const model = buildModel(config, weights);
   const tokPath = join(dir, 'tokenizer.json');
   const cfgPath = join(dir, 'tokenizer_config.json');
