@@ -33,7 +33,8 @@ export function describeValue(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === null || v === undefined) return String(v);
   if (Array.isArray(v)) {
-    return v.length <= 8 && v.every((x) => x === null || ['number', 'boolean'].includes(typeof x)) ? `[${v.map(String).join(', ')}]` : `an array of ${v.length} items`;
+    const flat = v.length <= 8 && v.every((x) => x === null || ['number', 'boolean'].includes(typeof x));
+    return flat ? `[${v.map(String).join(', ')}]` : `an array of ${v.length} items`;
   }
   return typeof v === 'object' ? 'an object' : typeof v;
 }

@@ -8,7 +8,9 @@ export type { BlockPool, PagedProblem, PagedResult } from '../kernels/contract.j
 
 /**
  * Attention of q over the keys and values a block pool holds for each row; out [B, Hq, T, Dv] and lse [B, Hq, T].
- * @example const { out } = pagedAttention({ q, B: 1, Hq: 2, T: 1, scale: 0.5, softcap: 0, causal: true, window: null, blockTables: [[0]], seqLens: [4], pool });
+ * @example
+ * const p = { q, B: 1, Hq: 2, T: 1, scale: 0.5, softcap: 0, causal: true, window: null, blockTables: [[0]], seqLens: [4], pool };
+ * const { out } = pagedAttention(p);
  */
 export function pagedAttention(p: PagedProblem, returnWeights = false): PagedResult {
   return getPagedKernel().forward(p, returnWeights);

@@ -77,7 +77,8 @@ function uploadTensor(device: GPUDevice, t: Tensor, f16: boolean): GpuTensor {
 }
 
 // q, k, v already on the GPU: checked like attention()'s inputs, run without a transfer, results left there
-async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions): Promise<GpuResult<GpuTensor>> {
+async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions):
+  Promise<GpuResult<GpuTensor>> {
   if (!(q instanceof GpuTensor && k instanceof GpuTensor && v instanceof GpuTensor)) throw new QkvError('attentionWebGPU: q, k, v must all be Tensors or all GpuTensors (toGpu moves one)');
   if (q.device !== k.device || q.device !== v.device) throw new QkvError('attentionWebGPU: q, k, v live on different GPU devices');
   const dims = checkQkvShapes(q.shape, k.shape, v.shape, 'attentionWebGPU');
@@ -101,7 +102,8 @@ async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: T
 
 // the resident call on uploaded tensors, the bytes of its out (q's dtype) and lse (f32, −∞ as −3.4e38), and the kernel
 // that ran; errors surfaced
-async function attentionRead(device: GPUDevice, q: GpuTensor, k: GpuTensor, v: GpuTensor, o: AttentionOptions): Promise<[ArrayBuffer, ArrayBuffer, GpuKernel]> {
+async function attentionRead(device: GPUDevice, q: GpuTensor, k: GpuTensor, v: GpuTensor, o: AttentionOptions):
+  Promise<[ArrayBuffer, ArrayBuffer, GpuKernel]> {
   return validated(device, 'attention', async () => {
     const r = await attentionOnGpu(q, k, v, o);
     const outBytes = (q.dtype === 'float16' ? 2 : 4) * r.out.size;

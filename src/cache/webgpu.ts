@@ -34,7 +34,8 @@ export class GpuKVCache {
     let L = this.layers[layer];
     if (!L) L = this.layers[layer] = { k: GpuTensor.empty(this.device, [Hkv, 0, D], this.dtype), v: GpuTensor.empty(this.device, [Hkv, 0, Dv], this.dtype), cap: 0, len: 0, Hkv, D, Dv };
     if (L.Hkv !== Hkv || L.D !== D || L.Dv !== Dv || v.shape.join() !== [T, Hkv, Dv].join()) {
-      throw new QkvError(`GpuKVCache: layer ${layer} holds [Hkv=${L.Hkv}, ·, D=${L.D}], got k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`);
+      throw new QkvError(`GpuKVCache: layer ${layer} holds [Hkv=${L.Hkv}, ·, D=${L.D}], ` +
+        `got k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`);
     }
     if (this.dtype === 'float16' && (D % 2 || Dv % 2)) throw new QkvError(`GpuKVCache: a float16 cache needs even head dims (its buffers grow by copies in 4-byte units), got D=${D}, Dv=${Dv}`);
     if (L.len + T > L.cap) this.grow(L, Math.max(this.initialCapacity, 2 * L.cap, L.len + T));

@@ -54,7 +54,8 @@ export interface GenerateResult {
 function checkLogits(logits: Float32Array, step: number, promptTokens: number): Float32Array {
   for (let v = 0; v < logits.length; v++) {
     if (Number.isNaN(logits[v])) {
-      throw new NumericsError(`generate: the model produced NaN logits ${step === 0 ? `for the prompt (${promptTokens} tokens)` : `at decode step ${step}`}: ` +
+      const where = step === 0 ? `for the prompt (${promptTokens} tokens)` : `at decode step ${step}`;
+      throw new NumericsError(`generate: the model produced NaN logits ${where}: ` +
         'its weights or config.json give non-finite values');
     }
   }

@@ -90,7 +90,8 @@ export function gatherPaged(view: PagedView): DenseView {
   const k = new Float32Array(B * Hkv * S * D);
   const v = new Float32Array(B * Hkv * S * Dv);
   // key col of row b holds its key j = col − (S − len_b): real when col ≥ S − len_b and the row's own mask allows it
-  const keyMask = seqLens.map((len, b) => Array.from({ length: S }, (_, col) => (col >= S - len && (view.keyMask?.[b]?.[col - (S - len)] ?? 1) ? 1 : 0)));
+  const real = (b: number, col: number) => col >= S - seqLens[b] && (view.keyMask?.[b]?.[col - (S - seqLens[b])] ?? 1) ? 1 : 0;
+  const keyMask = seqLens.map((_, b) => Array.from({ length: S }, (__, col) => real(b, col)));
   for (let b = 0; b < B; b++) {
     for (let j = 0; j < seqLens[b]; j++) {
       const col = S - seqLens[b] + j; // right-aligned

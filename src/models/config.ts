@@ -111,7 +111,9 @@ function optional(obj: Record<string, unknown>, key: string, label: string, rang
 export function ropeConfig(c: HfConfig, headDim: number): RopeConfig {
   const key = c.rope_parameters !== undefined && c.rope_parameters !== null ? 'rope_parameters' : 'rope_scaling';
   const raw = c[key] ?? {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new QkvError(`config.json: '${key}' must be an object, got ${describeValue(raw)}`);
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new QkvError(`config.json: '${key}' must be an object, got ${describeValue(raw)}`);
+  }
   const params = raw as Record<string, unknown>;
   const pick = (k: string, r: Range = {}) => optional(params, k, `${key}.${k}`, r);
   const type = params.rope_type ?? params.type ?? 'default';
@@ -126,7 +128,9 @@ export function ropeConfig(c: HfConfig, headDim: number): RopeConfig {
       'must be even and ≥ 2');
   }
   const factor = pick('factor', POSITIVE);
-  if (type !== 'default' && factor === undefined) throw new QkvError(`config.json: rope_type '${type}' needs '${key}.factor' (a number > 0)`);
+  if (type !== 'default' && factor === undefined) {
+    throw new QkvError(`config.json: rope_type '${type}' needs '${key}.factor' (a number > 0)`);
+  }
   const [low, high] = [pick('low_freq_factor', POSITIVE), pick('high_freq_factor', POSITIVE)];
   if (type === 'llama3' && (low ?? 1) === (high ?? 4)) {
     throw new QkvError(`config.json: llama3 RoPE needs low_freq_factor ≠ high_freq_factor (both ${low ?? 1}): ` +

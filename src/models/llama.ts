@@ -142,7 +142,8 @@ export async function llamaForwardWebGPU(m: Llama, ids: readonly number[], cache
     const [q0, k0, v] = [await linearGpu(n, L.wq, L.bq), await linearGpu(n, L.wk, L.bk), await linearGpu(n, L.wv, L.bv)];
     const q = await ropeGpuLayer(q0.reshape([T, Hq, D]), table); // [T, Hq, D]
     const k = await ropeGpuLayer(k0.reshape([T, Hkv, D]), table); // [T, Hkv, D]
-    const a = await attentionOverGpuCache(cache, l, { q, k, v: v.reshape([T, Hkv, D]), scale: 1 / Math.sqrt(D), slidingWindow: g.slidingWindow }); // [T, Hq·D]
+    const attend = { q, k, v: v.reshape([T, Hkv, D]), scale: 1 / Math.sqrt(D), slidingWindow: g.slidingWindow };
+    const a = await attentionOverGpuCache(cache, l, attend); // [T, Hq·D]
     const o = await linearGpu(a, L.wo);
     const x2 = await addGpu(x, o); // [T, E]
     const mNorm = await rmsNormGpuLayer(x2, L.ln2, g.eps);

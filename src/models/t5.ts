@@ -52,7 +52,8 @@ export class T5 implements Seq2SeqLM {
     this.info = {
       architecture: 'T5ForConditionalGeneration', numLayers: nDec, numHeads: H, numKvHeads: H, headDim: Dk, hiddenSize: E,
       vocabSize: V, maxPositions: Infinity, eosTokenIds: tokenIds(c.eos_token_id), bosTokenId: null,
-      padTokenId: tokenId(c, 'pad_token_id'), decoderStartTokenId: num(c, 'decoder_start_token_id', 0, { integer: true, min: 0, max: V - 1 }),
+      padTokenId: tokenId(c, 'pad_token_id'),
+      decoderStartTokenId: num(c, 'decoder_start_token_id', 0, { integer: true, min: 0, max: V - 1 }),
     };
     this.eps = num(c, 'layer_norm_epsilon', 1e-6, { min: 0 });
     this.maxDistance = count(c, 'relative_attention_max_distance', 128);

@@ -39,7 +39,9 @@ export class ViT implements EncoderModel {
     this.patch = count(c, 'patch_size');
     this.image = count(c, 'image_size');
     this.channels = count(c, 'num_channels', 3);
-    if (this.image % this.patch !== 0) throw new QkvError(`config.json: 'image_size' (${this.image}) must be a multiple of 'patch_size' (${this.patch})`);
+    if (this.image % this.patch !== 0) {
+      throw new QkvError(`config.json: 'image_size' (${this.image}) must be a multiple of 'patch_size' (${this.patch})`);
+    }
     const N = (this.image / this.patch) ** 2;
     this.info = {
       architecture: 'ViTModel', numLayers: count(c, 'num_hidden_layers'), numHeads: H, numKvHeads: H, headDim: E / H,

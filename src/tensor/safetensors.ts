@@ -12,7 +12,8 @@ import { Tensor } from './tensor.js';
 
 // a Map, so a dtype named 'toString' or '__proto__' is unknown rather than found on Object.prototype
 const TO_DTYPE = new Map<string, DType>([
-  ['F32', 'float32'], ['F16', 'float16'], ['BF16', 'bfloat16'], ['I8', 'int8'], ['U8', 'uint8'], ['I32', 'int32'], ['I64', 'int64'], ['BOOL', 'bool'],
+  ['F32', 'float32'], ['F16', 'float16'], ['BF16', 'bfloat16'], ['I8', 'int8'],
+  ['U8', 'uint8'], ['I32', 'int32'], ['I64', 'int64'], ['BOOL', 'bool'],
 ]);
 const FROM_DTYPE = Object.fromEntries([...TO_DTYPE].map(([k, v]) => [v, k])) as Record<DType, string>;
 
@@ -46,7 +47,9 @@ function parseHeader(bytes: Uint8Array, maxHeaderBytes: number, fileLength = byt
   if (8 + n > fileLength) throw new SafetensorsError(`header length ${n} runs past the end of the file (${fileLength} bytes)`);
   if (8 + n > bytes.length) throw new SafetensorsError(`header of ${n} bytes was not read in full (${bytes.length - 8} bytes given)`);
   const json = bytes.subarray(8, 8 + n);
-  if (json[0] === 0xef && json[1] === 0xbb && json[2] === 0xbf) throw new SafetensorsError('header starts with a UTF-8 byte order mark, which JSON does not allow');
+  if (json[0] === 0xef && json[1] === 0xbb && json[2] === 0xbf) {
+    throw new SafetensorsError('header starts with a UTF-8 byte order mark, which JSON does not allow');
+  }
   // entries and __metadata__: refused by count before JSON.parse spends seconds and gigabytes on a huge legal header
   if (checkJsonNesting(json) > MAX_TENSORS + 1) throw new SafetensorsError(`header holds more than ${MAX_TENSORS} tensors`);
   let header: unknown;
@@ -64,7 +67,9 @@ function parseHeader(bytes: Uint8Array, maxHeaderBytes: number, fileLength = byt
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (raw === null) continue; // the reference implementation writes and accepts null for "no metadata"
-      if (typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError(`__metadata__ must be an object of strings, got ${describeValue(raw)}`);
+      if (typeof raw !== 'object' || Array.isArray(raw)) {
+        throw new SafetensorsError(`__metadata__ must be an object of strings, got ${describeValue(raw)}`);
+      }
       for (const [k, v] of Object.entries(raw)) {
         if (typeof v !== 'string') throw new SafetensorsError(`__metadata__.${k.slice(0, 100)} must be a string, got ${describeValue(v)}`);
         Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true }); // '__proto__' too
@@ -153,7 +158,9 @@ export function checkBool(e: SafetensorsEntry, storage: ArrayLike<number | bigin
   if (e.dtype !== 'bool') return;
   const data = storage as Uint8Array;
   for (let i = 0; i < data.length; i++) {
-    if (data[i] > 1) throw new SafetensorsError(`tensor '${e.name}': BOOL data holds a byte other than 0 or 1 (${data[i]} at element ${i})`);
+    if (data[i] > 1) {
+      throw new SafetensorsError(`tensor '${e.name}': BOOL data holds a byte other than 0 or 1 (${data[i]} at element ${i})`);
+    }
   }
 }
 

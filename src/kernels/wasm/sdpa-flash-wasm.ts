@@ -30,7 +30,9 @@ export function decodeChunk(S: number): number {
 }
 
 function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
-  if (!wasmSupports(p, req)) throw new QkvError('flash-wasm: called on a problem it does not cover (the dispatcher chooses another kernel)');
+  if (!wasmSupports(p, req)) {
+    throw new QkvError('flash-wasm: called on a problem it does not cover (the dispatcher chooses another kernel)');
+  }
   if (p.L <= 8 && (p.Hq / p.Hkv) * p.L <= 32) return decodeForward(p);
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;

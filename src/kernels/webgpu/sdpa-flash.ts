@@ -120,7 +120,8 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
  * capacity (the head stride of its buffers) and shift = length − L, so keys past its length are never read.
  */
 export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: AttentionOptions,
-  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType }, blockTable?: BlockTable, shift?: number):
+  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType },
+  blockTable?: BlockTable, shift?: number):
   Promise<'webgpu-flash' | 'webgpu-tensor-cores'> {
   const { B, Hq, L, D, Dv } = dims;
   const { aux, fl, params } = maskTables(dims, o, blockTable, shift);

@@ -72,7 +72,8 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   } catch (e) {
     if (!(e instanceof NumericsError)) throw e;
     const bad = ckpt.weights.nonFinite(); // only now: a pass over every weight
-    throw new NumericsError(`${e.message}${bad.length ? `; non-finite values in ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ` and ${bad.length - 3} more` : ''}` : ''}`);
+    const more = bad.length > 3 ? ` and ${bad.length - 3} more` : '';
+    throw new NumericsError(`${e.message}${bad.length ? `; non-finite values in ${bad.slice(0, 3).join(', ')}${more}` : ''}`);
   }
   return 0;
 }

@@ -40,7 +40,8 @@ export function requestUrl(req: IncomingMessage): URL {
   if (target.startsWith('/') && !target.startsWith('//') && !target.includes('\\')) {
     try { return new URL(target, 'http://localhost'); } catch { /* reported below */ }
   }
-  throw new HttpError(400, `request target ${JSON.stringify(target.slice(0, 100))} is not a path`, null, 'invalid_request_error', 'bad_request_target');
+  const message = `request target ${JSON.stringify(target.slice(0, 100))} is not a path`;
+  throw new HttpError(400, message, null, 'invalid_request_error', 'bad_request_target');
 }
 
 /** Throws 421/400 unless the Host header names this server. */

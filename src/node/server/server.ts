@@ -136,7 +136,8 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
       const id = `cmpl-${++served}`;
       const created = Math.floor(Date.now() / 1000);
       const chunk = (text: string, finish: string | null) => ({ id, object: 'text_completion', created, model: modelName, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] });
-      if (r.stream) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', ...headers });
+      const sse = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' };
+      if (r.stream) res.writeHead(200, { ...sse, ...headers });
       const it = generateStream(model, tokenizer, ids, { maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0 });
       let result = await it.next();
       for (; !result.done; result = await it.next()) {
@@ -152,7 +153,8 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
         res.end('data: [DONE]\n\n');
         return;
       }
-      sendJson(res, 200, { ...chunk(g.text, finish), usage: { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length } }, headers);
+      const usage = { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length };
+      sendJson(res, 200, { ...chunk(g.text, finish), usage }, headers);
     });
   }
 
@@ -195,14 +197,16 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     if (req.method === 'OPTIONS' && API.has(url.pathname)) { res.writeHead(204, cors); res.end(); return; }
     if (req.method === 'POST') checkJsonBody(req);
     switch (`${req.method} ${url.pathname}`) {
-      case 'GET /v1/models': return sendJson(res, 200, { object: 'list', data: [{ id: modelName, object: 'model', created: 0, owned_by: 'qkv' }] }, cors);
+      case 'GET /v1/models':
+        return sendJson(res, 200, { object: 'list', data: [{ id: modelName, object: 'model', created: 0, owned_by: 'qkv' }] }, cors);
       case 'POST /v1/completions': return completions(req, res, cors);
       case 'POST /api/attention': return attentionMaps(req, res, cors);
       case 'POST /api/experiment': return experiment(req, res, cors);
       case 'GET /api/info': return info(res, cors);
     }
     if (API.has(url.pathname)) throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`);
-    const file = req.method === 'GET' || req.method === 'HEAD' ? staticFile(url.pathname === '/favicon.ico' ? '/lab/favicon.svg' : url.pathname, ckpt.dir) : null;
+    const path = url.pathname === '/favicon.ico' ? '/lab/favicon.svg' : url.pathname;
+    const file = req.method === 'GET' || req.method === 'HEAD' ? staticFile(path, ckpt.dir) : null;
     if (!file) throw new HttpError(404, `no such route: ${String(req.method).slice(0, 20)} ${url.pathname.slice(0, 100)}`, null, 'not_found');
     res.writeHead(200, {
       'content-type': file.type, 'cache-control': 'no-cache',

@@ -55,7 +55,8 @@ function num(b: Body, key: string, o: { min: number; max: number; integer?: bool
 /** The prompt field: a non-empty string within the character limit. */
 export function promptOf(b: Body, limits: Limits): string {
   const p = b.prompt;
-  if (typeof p !== 'string') throw new HttpError(400, `'prompt' must be a string, got ${p === undefined ? 'nothing' : Array.isArray(p) ? 'an array' : typeof p}`, 'prompt');
+  const kind = p === undefined ? 'nothing' : Array.isArray(p) ? 'an array' : typeof p;
+  if (typeof p !== 'string') throw new HttpError(400, `'prompt' must be a string, got ${kind}`, 'prompt');
   if (p.length === 0) throw new HttpError(400, "'prompt' must not be empty", 'prompt');
   if (p.length > limits.maxPromptChars) throw new HttpError(400, `'prompt' is ${p.length} characters; the limit is ${limits.maxPromptChars}`, 'prompt');
   return p;
@@ -73,7 +74,8 @@ export function checkModel(b: Body, modelName: string): void {
   const m = b.model;
   if (m === undefined || m === null || m === modelName) return;
   if (typeof m !== 'string') throw new HttpError(400, `'model' must be a string, got ${describeValue(m)}`, 'model');
-  throw new HttpError(404, `The model '${m.slice(0, 100)}' does not exist; this server has '${modelName}'`, 'model', 'invalid_request_error', 'model_not_found');
+  const message = `The model '${m.slice(0, 100)}' does not exist; this server has '${modelName}'`;
+  throw new HttpError(404, message, 'model', 'invalid_request_error', 'model_not_found');
 }
 
 export function completionRequest(b: Body, limits: Limits): CompletionRequest {
