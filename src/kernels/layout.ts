@@ -7,6 +7,10 @@
 /** A four-byte field: an unsigned or signed integer, or a float (a job carries its bits). */
 export type FieldType = 'u32' | 'i32' | 'f32';
 
+// a float's bits, through one scratch word (jobs are written hundreds of times per generated token)
+const f32 = new Float32Array(1);
+const i32 = new Int32Array(f32.buffer);
+
 export class Layout<F extends string> {
   /** The position of each field: its byte offset is 4 × index, its job word is index. */
   readonly index: Readonly<Record<F, number>>;
@@ -35,8 +39,6 @@ export class Layout<F extends string> {
 
   /** A job's words in field order, as the runtime writes them (i32; a float as its bits). */
   words(values: Readonly<Record<F, number>>): number[] {
-    const f32 = new Float32Array(1);
-    const i32 = new Int32Array(f32.buffer);
     return this.fields.map(([f, t]) => {
       if (t !== 'f32') return values[f];
       f32[0] = values[f];

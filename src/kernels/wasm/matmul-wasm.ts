@@ -2,8 +2,8 @@
 // f32, f16, bf16 or int8 with a scale per row, widened to f32 inside the kernel. A weight is copied into the
 // module's memory once and stays there, compact (keyed by its storage array), so each call copies only the
 // activations in and the result out; the columns are shared among the runtime's threads.
-// Returns null where the SIMD path does not apply (no WebAssembly SIMD, K not a multiple of the format's vector
-// width, f16 weights holding ±∞/NaN), and the caller computes in TypeScript.
+// It covers a weight where the SIMD path applies (WebAssembly SIMD present, K a multiple of the format's vector width,
+// f16 weights free of ±∞/NaN); the chooser (attention/dispatch.ts) gives the rest to the TypeScript kernel.
 // The gated products of GLU feed-forwards (SwiGLU, GeGLU) run as one job: gate and up product and the activation.
 import { QkvError } from '../../errors.js';
 import type { GluActivation, MatmulKernel, MatmulProblem, MatrixData } from '../contract.js';
