@@ -46,7 +46,8 @@ export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTens
   Promise<GpuResult<Tensor | GpuTensor> | CpuResult> {
   checkOptionKeys(o, 'attentionWebGPU');
   o = lowerMaskSpec(o);
-  if (q instanceof GpuTensor || k instanceof GpuTensor || v instanceof GpuTensor) return attentionOnGpu(q, k, v, o);
+  const onGpu = [q, k, v].find((t) => t instanceof GpuTensor);
+  if (onGpu instanceof GpuTensor) return validated(onGpu.device, 'attention', () => attentionOnGpu(q, k, v, o));
   if (!(q instanceof Tensor && k instanceof Tensor && v instanceof Tensor)) throw new QkvError('attentionWebGPU: q, k, v must all be Tensors or all GpuTensors');
   const dims = checkQkv(q, k, v, 'attentionWebGPU');
   const why = webgpuUnsupported(o, dims.D, dims.Dv);
@@ -77,8 +78,8 @@ function uploadTensor(device: GPUDevice, t: Tensor, f16: boolean): GpuTensor {
 }
 
 // q, k, v already on the GPU: checked like attention()'s inputs, run without a transfer, results left there
-async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions):
-  Promise<GpuResult<GpuTensor>> {
+function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor | GpuTensor, o: AttentionOptions):
+  GpuResult<GpuTensor> {
   if (!(q instanceof GpuTensor && k instanceof GpuTensor && v instanceof GpuTensor)) throw new QkvError('attentionWebGPU: q, k, v must all be Tensors or all GpuTensors (toGpu moves one)');
   if (q.device !== k.device || q.device !== v.device) throw new QkvError('attentionWebGPU: q, k, v live on different GPU devices');
   const dims = checkQkvShapes(q.shape, k.shape, v.shape, 'attentionWebGPU');
@@ -93,10 +94,10 @@ async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: T
   // a few query rows (decoding): split-K over the keys; otherwise a workgroup per 64 query rows
   if (decodeCovers(o, dims)) {
     const p = { scale: o.scale ?? 1 / Math.sqrt(dims.D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right', window: null };
-    await denseDecodeOnGpu(q.device, dims, p, buffers);
+    denseDecodeOnGpu(q.device, dims, p, buffers);
     return { out, lse, device: 'webgpu', kernel: 'webgpu-decode' };
   }
-  const kernel = await flashOnGpu(q.device, dims, o, buffers, o.blockSparse ? blockSparseTable(o.blockSparse, S) : undefined);
+  const kernel = flashOnGpu(q.device, dims, o, buffers, o.blockSparse ? blockSparseTable(o.blockSparse, S) : undefined);
   return { out, lse, device: 'webgpu', kernel };
 }
 
@@ -105,7 +106,7 @@ async function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: T
 async function attentionRead(device: GPUDevice, q: GpuTensor, k: GpuTensor, v: GpuTensor, o: AttentionOptions):
   Promise<[ArrayBuffer, ArrayBuffer, GpuKernel]> {
   return validated(device, 'attention', async () => {
-    const r = await attentionOnGpu(q, k, v, o);
+    const r = attentionOnGpu(q, k, v, o);
     const outBytes = (q.dtype === 'float16' ? 2 : 4) * r.out.size;
     try {
       const [out, lse] = await readBackBytes(device, [], [[r.out.buffer, outBytes], [r.lse.buffer, 4 * r.lse.size]]);
@@ -195,7 +196,7 @@ function warnOnce(why: string): void {
  *  [Hkv, cap, D] and values [Hkv, cap, Dv], the first `len` rows of each head filled. */
 export interface GpuKVStore {
   readonly device: GPUDevice;
-  store(layer: number, k: GpuTensor, v: GpuTensor): Promise<{ k: GpuTensor; v: GpuTensor; len: number; cap: number; dtype: GpuDType }>;
+  store(layer: number, k: GpuTensor, v: GpuTensor): { k: GpuTensor; v: GpuTensor; len: number; cap: number; dtype: GpuDType };
 }
 
 /** One layer's attention over a GPU KV cache: the new tokens' q [T, Hq, D], k [T, Hkv, D] (RoPE applied), v [T, Hkv, Dv]. */
@@ -206,12 +207,12 @@ export interface GpuCacheAttend { q: GpuTensor; k: GpuTensor; v: GpuTensor; scal
  * cache is: split-K decoding for a few new tokens (the buffers are a block pool with one block of `cap` slots), the
  * tiled kernel for a prompt (on the tensor cores for an f16 cache where the device has them). Returns out [T, Hq·Dv].
  */
-export async function attentionOverGpuCache(cache: GpuKVStore, layer: number, a: GpuCacheAttend): Promise<GpuTensor> {
+export function attentionOverGpuCache(cache: GpuKVStore, layer: number, a: GpuCacheAttend): GpuTensor {
   const [T, Hq, D] = a.q.shape;
   const [, Hkv, Dv] = a.v.shape;
-  const view = await cache.store(layer, a.k, a.v);
+  const view = cache.store(layer, a.k, a.v);
   const dtype = view.dtype; // q, k, v and out of the kernels (an f16 cache: the queries rounded to f16, f32 arithmetic)
-  const q = await transpose01Gpu(a.q, undefined, dtype); // [Hq, T, D]
+  const q = transpose01Gpu(a.q, undefined, dtype); // [Hq, T, D]
   const out = GpuTensor.empty(cache.device, [Hq, T, Dv], dtype);
   const lse = GpuTensor.empty(cache.device, [Hq, T]);
   const W = a.slidingWindow ?? null;
@@ -219,12 +220,12 @@ export async function attentionOverGpuCache(cache: GpuKVStore, layer: number, a:
   // S = the capacity (the buffers' head stride); row i's last key is i + len − T, so nothing past len is read
   const dims = { B: 1, Hq, Hkv, L: T, S: view.cap, D, Dv };
   if (T <= 8) {
-    await denseDecodeOnGpu(cache.device, dims, { scale: a.scale, softcap: a.softcap ?? 0, causal: true, window: W }, buffers, view.len);
+    denseDecodeOnGpu(cache.device, dims, { scale: a.scale, softcap: a.softcap ?? 0, causal: true, window: W }, buffers, view.len);
   } else {
     const o = { scale: a.scale, causal: true, window: W ? [W - 1, 0] as [number, number] : undefined, softcap: a.softcap || undefined };
-    await flashOnGpu(cache.device, dims, o, buffers, undefined, view.len - T);
+    flashOnGpu(cache.device, dims, o, buffers, undefined, view.len - T);
   }
-  const merged = await transpose01Gpu(out, undefined, 'float32'); // [T, Hq, Dv], f32 for the rest of the layer
+  const merged = transpose01Gpu(out, undefined, 'float32'); // [T, Hq, Dv], f32 for the rest of the layer
   for (const t of [q, out, lse]) t.release();
   return merged.reshape([T, Hq * Dv]);
 }

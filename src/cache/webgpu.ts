@@ -27,7 +27,7 @@ export class GpuKVCache {
   length(layer: number): number { return this.layers[layer]?.len ?? 0; }
 
   /** Appends k [T, Hkv, D] and v [T, Hkv, Dv] (RoPE applied) to `layer`; returns the layer's keys and values. */
-  async store(layer: number, k: GpuTensor, v: GpuTensor): Promise<GpuKVView> {
+  store(layer: number, k: GpuTensor, v: GpuTensor): GpuKVView {
     const [T, Hkv, D] = k.shape;
     const Dv = v.shape[2];
     if (layer < 0 || layer >= this.numLayers) throw new QkvError(`GpuKVCache: layer ${layer} out of range [0, ${this.numLayers})`);
@@ -40,8 +40,8 @@ export class GpuKVCache {
     if (this.dtype === 'float16' && (D % 2 || Dv % 2)) throw new QkvError(`GpuKVCache: a float16 cache needs even head dims (its buffers grow by copies in 4-byte units), got D=${D}, Dv=${Dv}`);
     if (L.len + T > L.cap) this.grow(L, Math.max(this.initialCapacity, 2 * L.cap, L.len + T));
     // the new keys and values into rows len … len + T − 1 of each head
-    await transpose01Gpu(k, { dst: L.k, capA: L.cap, off: L.len });
-    await transpose01Gpu(v, { dst: L.v, capA: L.cap, off: L.len });
+    transpose01Gpu(k, { dst: L.k, capA: L.cap, off: L.len });
+    transpose01Gpu(v, { dst: L.v, capA: L.cap, off: L.len });
     L.len += T;
     return { k: L.k, v: L.v, len: L.len, cap: L.cap, dtype: this.dtype };
   }

@@ -1,22 +1,22 @@
-// Generation on WebGPU: a step function over a model's WebGPU forward and a GPU KV cache, for generateStream's
-// `device: 'webgpu'`. Weights and the cache stay on the GPU between steps; each step reads back one row of logits.
+// Generation on WebGPU: the step function over a decoder's one forward pass (logits() over GpuOps, models/ops-webgpu.ts)
+// and a GPU KV cache, for generateStream's `device: 'webgpu'`. Weights and the cache stay on the GPU between steps;
+// each step reads back one row of logits.
 import { GpuKVCache } from '../cache/webgpu.js';
 import { QkvError } from '../errors.js';
 import { gpuDevice } from '../kernels/webgpu/device.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { batched } from '../kernels/webgpu/buffers.js';
 import type { CausalLM } from '../models/model.js';
-
-/** A model that can run its forward pass on WebGPU (Llama, Mistral, Qwen2, Gemma 2). */
-interface WebGpuCausalLM extends CausalLM {
-  forwardWebGPU(ids: readonly number[], cache: GpuKVCache): Promise<Float32Array>;
-}
-
-const hasGpuForward = (m: CausalLM): m is WebGpuCausalLM => typeof (m as Partial<WebGpuCausalLM>).forwardWebGPU === 'function';
+import { isDecoder } from '../models/ops.js';
+import { forwardWebGPU } from '../models/ops-webgpu.js';
 
 /** The next-logits step of `model` on WebGPU (its KV cache stored as `kvDtype`), or null (with a warning) when there is no adapter. */
-export async function webgpuStepper(model: CausalLM, kvDtype: 'float32' | 'float16' = 'float32'): Promise<{ step: (ids: readonly number[]) => Promise<Float32Array>; release: () => void } | null> {
-  if (!hasGpuForward(model)) throw new QkvError(`generate: ${model.info.architecture} has no WebGPU forward yet (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and Gemma2ForCausalLM do)`);
+export async function webgpuStepper(model: CausalLM, kvDtype: 'float32' | 'float16' = 'float32'):
+  Promise<{ step: (ids: readonly number[]) => Promise<Float32Array>; release: () => void } | null> {
+  if (!isDecoder(model)) {
+    const families = 'the families written over DecoderOps do: Llama, Mistral, Qwen2, Gemma 2';
+    throw new QkvError(`generate: ${model.info.architecture} has no WebGPU forward yet (${families})`);
+  }
   const device = await gpuDevice();
   if (!device) {
     console.warn('qkv: generating on the CPU instead of WebGPU (no WebGPU adapter)');
@@ -26,5 +26,6 @@ export async function webgpuStepper(model: CausalLM, kvDtype: 'float32' | 'float
   // a dispatch Dawn rejects becomes an error here instead of garbage logits
   const what = `${model.info.architecture} forward on WebGPU`;
   // each step's passes go to the GPU in one submit (batched), read back once
-  return { step: (ids) => validated(device, what, () => batched(device, () => model.forwardWebGPU(ids, cache))), release: () => cache.release() };
+  const step = (ids: readonly number[]) => validated(device, what, () => batched(device, () => forwardWebGPU(model, ids, cache)));
+  return { step, release: () => cache.release() };
 }

@@ -13,7 +13,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { numOf, tokenId, tokenIds, type HfConfig } from './config.js';
 import { QkvError } from '../errors.js';
-import { positionsOf } from './llama.js';
+import { positionsOf } from './ops.js';
 import type { CausalForwardOptions, CausalLM, ModelInfo } from './model.js';
 import type { Weights } from './weights.js';
 

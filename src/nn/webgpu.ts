@@ -8,7 +8,7 @@ import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { matmulGpu } from '../kernels/webgpu/matmul.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
-import { addGpu, geluTanhMulGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu } from '../kernels/webgpu/ops.js';
+import { addGpu, geluTanhMulGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu, softcapGpu } from '../kernels/webgpu/ops.js';
 import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -28,37 +28,38 @@ export { GpuTensor };
 export async function linearWebGPU(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<GpuTensor>;
 export async function linearWebGPU(x: Tensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor>;
 export async function linearWebGPU(x: Tensor | GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<Tensor | GpuTensor> {
-  const [outF, inF] = weight.shape;
-  const device = x instanceof GpuTensor ? x.device : await gpuDevice();
+  if (x instanceof GpuTensor) return validated(x.device, 'matmul', () => linearGpu(x, weight, bias)); // the result stays there
+  const device = await gpuDevice();
   if (!device) {
     if (!warnedCpu) { warnedCpu = true; console.warn('qkv: linearWebGPU on the CPU (no WebGPU adapter)'); }
-    return linear(x as Tensor, weight, bias, 'linearWebGPU');
+    return linear(x, weight, bias, 'linearWebGPU');
   }
-  if (x.shape[x.shape.length - 1] !== inF) {
-    const shapes = `x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`;
-    throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got ${shapes}`);
-  }
-  if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) {
-    throw new QkvError(`linearWebGPU: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
-  }
-  // an f16 weight stays f16 where the device has shader-f16 (half the GPU memory and reads); others go up as f32
-  const m = matrixData(weight);
-  const w = m.dtype === 'float16' && hasF16(device) ? m.data : asFloat32(weight, m);
-  const product = (xg: GpuTensor) => matmulGpu(xg, w, outF, bias ? vectorF32(bias) : null);
-  if (x instanceof GpuTensor) return product(x); // already on the GPU: the result stays there
+  checkLinear(x.shape, weight, bias);
   // a host tensor: in, the product, and back
   const xg = GpuTensor.upload(device, x.toFloat32(), x.shape);
   try {
     const y = await validated(device, 'matmul', async () => {
-      const yg = await product(xg);
+      const yg = linearGpu(xg, weight, bias);
       try { return await yg.read(); } finally { yg.release(); }
     });
-    return Tensor.from(y, [...x.shape.slice(0, -1), outF]);
+    return Tensor.from(y, [...x.shape.slice(0, -1), weight.shape[0]]);
   } finally {
     xg.release();
   }
 }
 let warnedCpu = false;
+
+function checkLinear(xShape: readonly number[], weight: LinearWeight, bias?: Tensor | null): void {
+  const [outF, inF] = weight.shape;
+  if (xShape[xShape.length - 1] !== inF) {
+    const shapes = `x ${fmtShape(xShape)}, weight ${fmtShape(weight.shape)}`;
+    throw new QkvError(`linearWebGPU: input's last dim must be in_features=${inF}, got ${shapes}`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) {
+    throw new QkvError(`linearWebGPU: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
+  }
+}
+
 const widened = new WeakMap<object, Float32Array>();
 // the weight widened to float32 once (kept, so it is uploaded once)
 function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
@@ -68,13 +69,17 @@ function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
   return f;
 }
 
-/** y = x Wᵀ + b on the GPU (linearWebGPU on a GpuTensor: the result stays there). */
-export function linearGpu(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): Promise<GpuTensor> {
-  return linearWebGPU(x, weight, bias);
+/** y = x Wᵀ + b on the GPU, recorded without waiting (the result stays there). */
+export function linearGpu(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): GpuTensor {
+  checkLinear(x.shape, weight, bias);
+  // an f16 weight stays f16 where the device has shader-f16 (half the GPU memory and reads); others go up as f32
+  const m = matrixData(weight);
+  const w = m.dtype === 'float16' && hasF16(x.device) ? m.data : asFloat32(weight, m);
+  return matmulGpu(x, w, weight.shape[0], bias ? vectorF32(bias) : null);
 }
 
 /** RMSNorm over the last dim (offset 1: Gemma's 1 + γ). */
-export function rmsNormGpuLayer(x: GpuTensor, weight: Tensor, eps: number, offset = 0): Promise<GpuTensor> {
+export function rmsNormGpuLayer(x: GpuTensor, weight: Tensor, eps: number, offset = 0): GpuTensor {
   return rmsNormGpu(x, vectorF32(weight), eps, offset);
 }
 
@@ -94,11 +99,11 @@ export function ropeTableGpu(device: GPUDevice, freqs: RopeFrequencies, position
 export const ropeGpuLayer = (x: GpuTensor, table: GpuTensor) => ropeGpu(x, table);
 
 /** The gated feed-forward activations that have a GPU kernel: SwiGLU's SiLU(gate) ⊙ up, GeGLU's GELU-tanh(gate) ⊙ up. */
-export function gatedActGpu(act: string, gate: GpuTensor, up: GpuTensor): Promise<GpuTensor> {
+export function gatedActGpu(act: string, gate: GpuTensor, up: GpuTensor): GpuTensor {
   const kind = activationKind(act);
   if (kind === 'silu') return siluMulGpu(gate, up);
   if (kind === 'gelu_tanh') return geluTanhMulGpu(gate, up);
   throw new QkvError(`WebGPU: activation '${act}' has no GPU kernel yet (silu and gelu_tanh do)`);
 }
 
-export { addGpu, rowsGpu };
+export { addGpu, rowsGpu, softcapGpu };

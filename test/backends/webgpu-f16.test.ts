@@ -16,6 +16,7 @@ import { GpuTensor } from '../../src/kernels/webgpu/gpu-tensor.js';
 import { matmulGpu } from '../../src/kernels/webgpu/matmul.js';
 import { GpuKVCache } from '../../src/cache/webgpu.js';
 import type { Llama } from '../../src/models/llama.js';
+import { forwardWebGPU } from '../../src/models/ops-webgpu.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
 import { useDawn } from '../../src/node/webgpu.js';
 import { assertClose, randn, rng } from '../helpers.js';
@@ -117,7 +118,7 @@ test('a whole model with f16 weights on the GPU: logits of prefill and decode li
   const gpuCache = new GpuKVCache(device, model.info.numLayers, 8);
   const cpuCache = new ContiguousKVCache(model.info.numLayers);
   for (const ids of [[5, 17, 300, 42, 7, 99, 1000, 12, 4000, 3], [64], [65]]) {
-    const gpu = await llama.forwardWebGPU(ids, gpuCache);
+    const gpu = await forwardWebGPU(llama, ids, gpuCache);
     const cpu = model.forward([ids], { cache: cpuCache, lastOnly: true }).logits;
     assertClose(Tensor.from(gpu, [1, 1, gpu.length]), cpu, 1e-4, 1e-3, `step of ${ids.length} tokens`);
   }

@@ -75,11 +75,19 @@ test('above the kernels, the CPU path reaches them through the contract and the 
   for (const dir of ['nn', 'models', 'generate', 'inspect']) {
     for (const f of files(join(SRC, dir))) {
       const rel = relative(SRC, f);
-      if (rel.endsWith('webgpu.ts') || rel === 'models/llama.ts' || rel === 'models/gemma2.ts') continue; // the second forward (issue #16)
+      if (rel.endsWith('webgpu.ts')) continue; // the WebGPU layers, ops, cache attention and stepper
       for (const { spec } of imports(f)) {
         if (spec.includes('/kernels/')) assert.ok(/\/kernels\/(contract|registry)\.js$/.test(spec), `${rel} imports ${spec}`);
       }
     }
+  }
+});
+
+test('one forward per family: model families import no WebGPU module (they are written over DecoderOps, models/ops.ts)', () => {
+  for (const f of files(join(SRC, 'models'))) {
+    const rel = relative(SRC, f);
+    if (rel.endsWith('webgpu.ts')) continue;
+    for (const { spec } of imports(f)) assert.ok(!/webgpu/.test(spec), `${rel} imports ${spec}`);
   }
 });
 

@@ -18,7 +18,7 @@ const GEMV_N = 2; // … and its output columns per workgroup (GEMV_N)
  * x [M, K] · Wᵀ (+ bias) with W [N, K] resident on the GPU: [M, N], recorded without waiting. W is float32 values or
  * the bits of float16 ones (a Uint16Array; needs shader-f16).
  */
-export async function matmulGpu(x: GpuTensor, w: Float32Array | Uint16Array, N: number, bias?: Float32Array | null): Promise<GpuTensor> {
+export function matmulGpu(x: GpuTensor, w: Float32Array | Uint16Array, N: number, bias?: Float32Array | null): GpuTensor {
   const K = x.shape[x.shape.length - 1];
   const M = x.size / K;
   if (w.length !== N * K) throw new QkvError(`matmulGpu: weight has ${w.length} values, expected N·K = ${N}·${K}`);
@@ -33,7 +33,7 @@ export async function matmulGpu(x: GpuTensor, w: Float32Array | Uint16Array, N: 
   const u = uniform(device, MATMUL_PARAMS.bytes({ M, K, N, useBias: bias ? 1 : 0 }));
   const dtype = w instanceof Uint16Array ? 'float16' : 'float32';
   if (dtype === 'float16' && !hasF16(device)) throw new QkvError('matmulGpu: an f16 weight needs a device with shader-f16 (pass it widened to float32)');
-  const pipe = await computePipeline(device, `matmul ${dtype}`, () => storageVariant(WGSL, dtype), gemv ? 'gemv' : 'main');
+  const pipe = computePipeline(device, `matmul ${dtype}`, () => storageVariant(WGSL, dtype), gemv ? 'gemv' : 'main');
   const bBuf = residentBuffer(device, w);
   submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, bBuf, bias ? residentBuffer(device, bias) : bBuf, out.buffer, u]), gx, gy));
   release(device, u); // the queue runs in order: a later writeBuffer into it comes after this pass

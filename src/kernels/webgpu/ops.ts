@@ -1,5 +1,6 @@
 // Host side of ops.wgsl on GpuTensors: each function records one compute pass and returns
-// its result as a new GpuTensor without waiting for the GPU. Shapes are checked here, before anything is recorded.
+// its result as a new GpuTensor without waiting for the GPU (synchronously: nothing here awaits). Shapes are checked
+// here, before anything is recorded.
 import { QkvError } from '../../errors.js';
 import { encodePass, release, residentBuffer, submit, uniform } from './buffers.js';
 import { OPS_PARAMS, TRANSPOSE_PARAMS } from './uniforms.js';
@@ -9,16 +10,18 @@ import { WGSL as TRANSPOSE } from './transpose-wgsl.js';
 import { hasF16 } from './device.js';
 import { bindBuffers, computePipeline } from './pipelines.js';
 
-type Entry = 'rmsNorm' | 'rope' | 'siluMul' | 'geluTanhMul' | 'add';
+type Entry = 'rmsNorm' | 'rope' | 'siluMul' | 'geluTanhMul' | 'add' | 'softcap';
 
 // one pass of an ops.wgsl entry point over `groups` workgroups (split over y past 65535)
-async function run(entry: Entry, x: GpuTensor, y: GPUBuffer | GpuTensor, out: GpuTensor, fields: number[], eps: number, groups: number): Promise<void> {
+function run(entry: Entry, x: GpuTensor, y: GPUBuffer | GpuTensor, out: GpuTensor, fields: number[], eps: number, groups: number): void {
   const device = x.device;
   const [n = 0, a = 0, b = 0, c = 0, d = 0, e = 0] = fields; // each entry point says what they are (ops.wgsl)
   const u = uniform(device, OPS_PARAMS.bytes({ n, a, b, c, d, e, pad: 0, eps }));
-  const pipe = await computePipeline(device, 'ops', WGSL, entry);
+  const pipe = computePipeline(device, 'ops', WGSL, entry);
   const yBuf = y instanceof GpuTensor ? y.buffer : y;
-  submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535)));
+  const used = entry === 'softcap' ? [0, 2, 3] : undefined; // softcap reads no second operand
+  const bind = bindBuffers(device, pipe, [x.buffer, yBuf, out.buffer, u], used);
+  submit(device, encodePass(device, pipe, bind, Math.min(groups, 65535), Math.ceil(groups / 65535)));
   release(device, u); // the queue runs in order: a later writeBuffer into it comes after this pass
 }
 
@@ -28,29 +31,29 @@ const same = (a: GpuTensor, b: GpuTensor, what: string) => {
 };
 
 /** RMSNorm over the last dim: x / sqrt(mean(x²) + eps) · (offset + weight); weight stays resident. */
-export async function rmsNormGpu(x: GpuTensor, weight: Float32Array, eps: number, offset = 0): Promise<GpuTensor> {
+export function rmsNormGpu(x: GpuTensor, weight: Float32Array, eps: number, offset = 0): GpuTensor {
   const E = x.shape[x.shape.length - 1];
   if (weight.length !== E) throw new QkvError(`rmsNormGpu: weight has ${weight.length} values, x's last dim is ${E}`);
   const out = GpuTensor.empty(x.device, x.shape);
-  await run('rmsNorm', x, residentBuffer(x.device, weight), out, [x.size / E, E, 0, 0, 0, offset], eps, x.size / E);
+  run('rmsNorm', x, residentBuffer(x.device, weight), out, [x.size / E, E, 0, 0, 0, offset], eps, x.size / E);
   return out;
 }
 
 /** RoPE on x [T, H, D] with a table [T, 2, half] of cos θ and sin θ (ropeTable); `interleaved` pairs (2k, 2k+1). */
-export async function ropeGpu(x: GpuTensor, table: GpuTensor, interleaved = false): Promise<GpuTensor> {
+export function ropeGpu(x: GpuTensor, table: GpuTensor, interleaved = false): GpuTensor {
   const [T, H, D] = x.shape;
   const half = table.shape[2];
   if (x.shape.length !== 3 || table.shape[0] !== T || 2 * half > D) throw new QkvError(`ropeGpu: x [T, H, D] = [${x.shape.join(', ')}] needs a table [${T}, 2, ≤ ${D / 2}], got [${table.shape.join(', ')}]`);
   const out = GpuTensor.empty(x.device, x.shape);
-  await run('rope', x, table, out, [0, T, H, D, half, interleaved ? 1 : 0], 0, groupsOf(T * H * (D / 2)));
+  run('rope', x, table, out, [0, T, H, D, half, interleaved ? 1 : 0], 0, groupsOf(T * H * (D / 2)));
   return out;
 }
 
 // out = f(a, b) element by element over one shape
-async function elementwise(entry: 'siluMul' | 'geluTanhMul' | 'add', a: GpuTensor, b: GpuTensor, what: string): Promise<GpuTensor> {
+function elementwise(entry: 'siluMul' | 'geluTanhMul' | 'add', a: GpuTensor, b: GpuTensor, what: string): GpuTensor {
   same(a, b, what);
   const out = GpuTensor.empty(a.device, a.shape);
-  await run(entry, a, b, out, [a.size], 0, groupsOf(a.size));
+  run(entry, a, b, out, [a.size], 0, groupsOf(a.size));
   return out;
 }
 
@@ -63,11 +66,19 @@ export const geluTanhMulGpu = (gate: GpuTensor, up: GpuTensor) => elementwise('g
 /** a + b. */
 export const addGpu = (a: GpuTensor, b: GpuTensor) => elementwise('add', a, b, 'addGpu');
 
+/** c · tanh(x / c): soft-capping (of logits). */
+export function softcapGpu(x: GpuTensor, c: number): GpuTensor {
+  if (!(c > 0) || !Number.isFinite(c)) throw new QkvError(`softcapGpu: c must be a positive number, got ${c}`);
+  const out = GpuTensor.empty(x.device, x.shape);
+  run('softcap', x, x.buffer, out, [x.size], c, groupsOf(x.size));
+  return out;
+}
+
 /**
  * x [A, B, C] → [B, A, C] (a new tensor of `dtype`, default x's), or written into `into` [B, capA, C] at rows
  * off … off + A − 1 of each block (appending to a KV cache, in the cache's dtype). f16 on either side needs shader-f16.
  */
-export async function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA: number; off: number }, dtype: GpuDType = into?.dst.dtype ?? x.dtype): Promise<GpuTensor> {
+export function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA: number; off: number }, dtype: GpuDType = into?.dst.dtype ?? x.dtype): GpuTensor {
   const [A, B, C] = x.shape;
   if (x.shape.length !== 3) throw new QkvError(`transpose01Gpu: x must be [A, B, C], got [${x.shape.join(', ')}]`);
   const device = x.device;
@@ -79,7 +90,7 @@ export async function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA
   if (f16 && !hasF16(device)) throw new QkvError('transpose01Gpu: float16 needs a device with shader-f16');
   const name = (t: GpuDType) => (t === 'float16' ? 'f16' : 'f32');
   const code = () => `${f16 ? 'enable f16;\n' : ''}${TRANSPOSE.replace('alias X = f32;', `alias X = ${name(x.dtype)};`).replace('alias Y = f32;', `alias Y = ${name(dtype)};`)}`;
-  const pipe = await computePipeline(device, `transpose ${name(x.dtype)}>${name(dtype)}`, code);
+  const pipe = computePipeline(device, `transpose ${name(x.dtype)}>${name(dtype)}`, code);
   const u = uniform(device, TRANSPOSE_PARAMS.bytes({ A, B, C, capA, off, pad0: 0, pad1: 0, pad2: 0 }));
   const groups = groupsOf(A * B * C);
   submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, dst.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535)));

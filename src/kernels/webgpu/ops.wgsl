@@ -82,3 +82,12 @@ fn add(@builtin(global_invocation_id) gid: vec3u) {
   if (i >= P.n) { return; }
   out[i] = x[i] + y[i];
 }
+
+// out = c · tanh(x / c) over n values, c = P.eps (soft-capping of logits, Gemma 2's final_logit_softcapping);
+// tanh u = 1 − 2 / (e^{2u} + 1), which stays ±1 where e^{2u} overflows or underflows
+@compute @workgroup_size(64)
+fn softcap(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * 65535u * 64u;
+  if (i >= P.n) { return; }
+  out[i] = P.eps * (1.0 - 2.0 / (exp(2.0 * x[i] / P.eps) + 1.0));
+}

@@ -3,39 +3,54 @@
 import { QkvError } from '../../errors.js';
 import { gpuWait } from './buffers.js';
 
-const cache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
+const cache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+// compilation checks still running, per device: validated() awaits them, so a shader that does not compile is reported
+// with the compiler's messages even though the pipeline was handed out at once
+const checks = new WeakMap<GPUDevice, Promise<void>[]>();
 
 /**
  * The pipeline of `entryPoint` in `code` on `device`; `key` names the variant (same key → same pipeline). `code` may
  * be a function: the source of a specialised variant is then put together only when the variant is first built,
- * not on every call (decoding asks for its pipelines hundreds of times a token).
+ * not on every call (decoding asks for its pipelines hundreds of times a token). Synchronous, like recording a
+ * pass: a layer's passes are recorded without waiting; whether the shader compiled is checked by validated().
  */
-export function computePipeline(device: GPUDevice, key: string, code: string | (() => string), entryPoint = 'main'): Promise<GPUComputePipeline> {
+export function computePipeline(device: GPUDevice, key: string, code: string | (() => string), entryPoint = 'main'): GPUComputePipeline {
   let byKey = cache.get(device);
   if (!byKey) cache.set(device, (byKey = new Map()));
   const id = `${key}#${entryPoint}`;
   let p = byKey.get(id);
   if (!p) {
-    p = build(device, key, typeof code === 'string' ? code : code(), entryPoint);
-    byKey.set(id, p);
-    p.catch(() => byKey!.delete(id)); // a failed build is not cached
+    const built = build(device, key, typeof code === 'string' ? code : code(), entryPoint);
+    byKey.set(id, (p = built.pipeline));
+    const check = built.check.catch((e: unknown) => { byKey!.delete(id); throw e; }); // a failed build is not cached
+    check.catch(() => {}); // reported by validated(), not as an unhandled rejection
+    let list = checks.get(device);
+    if (!list) checks.set(device, (list = []));
+    list.push(check);
   }
   return p;
 }
 
-async function build(device: GPUDevice, key: string, code: string, entryPoint: string): Promise<GPUComputePipeline> {
+function build(device: GPUDevice, key: string, code: string, entryPoint: string): { pipeline: GPUComputePipeline; check: Promise<void> } {
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ code, label: `qkv ${key}` });
-  const info = await gpuWait(module.getCompilationInfo());
-  const errors = info.messages.filter((m) => m.type === 'error');
-  if (errors.length) {
-    await gpuWait(device.popErrorScope());
-    throw new QkvError(`WebGPU: ${key} does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
-  }
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: `qkv ${key} ${entryPoint}` });
-  const err = await gpuWait(device.popErrorScope());
-  if (err) throw new QkvError(`WebGPU: the ${key} pipeline (${entryPoint}) is invalid: ${err.message}`);
-  return pipeline;
+  const popped = device.popErrorScope();
+  const check = (async () => {
+    const [info, err] = await gpuWait(Promise.all([module.getCompilationInfo(), popped]));
+    const errors = info.messages.filter((m) => m.type === 'error');
+    const where = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ');
+    if (errors.length) throw new QkvError(`WebGPU: ${key} does not compile: ${where}`);
+    if (err) throw new QkvError(`WebGPU: the ${key} pipeline (${entryPoint}) is invalid: ${err.message}`);
+  })();
+  return { pipeline, check };
+}
+
+/** Waits for the compilation checks of the pipelines built so far on `device`; throws the first failure. */
+export async function pipelineChecks(device: GPUDevice): Promise<void> {
+  const list = checks.get(device);
+  if (!list?.length) return;
+  await Promise.all(list.splice(0));
 }
 
 /** A bind group of group 0: `buffers[n]` at binding n, for the bindings in `used` (default: all). */
@@ -48,16 +63,17 @@ export function bindBuffers(device: GPUDevice, pipeline: GPUComputePipeline, buf
  * Runs `work` (which records, submits and reads back GPU commands) inside a validation error scope, so a binding or
  * dispatch Dawn rejects becomes a QkvError naming `what` instead of a silently wrong result.
  */
-export async function validated<T>(device: GPUDevice, what: string, work: () => Promise<T>): Promise<T> {
+export async function validated<T>(device: GPUDevice, what: string, work: () => T | Promise<T>): Promise<T> {
   device.pushErrorScope('validation');
-  let result: T;
-  try {
-    result = await work();
-  } finally {
-    const err = await gpuWait(device.popErrorScope());
-    if (err) throw new QkvError(`WebGPU: ${what} was rejected: ${err.message}`);
-  }
-  return result;
+  let result: { value: T } | { failure: unknown };
+  try { result = { value: await work() }; } catch (failure) { result = { failure }; }
+  const compiled = pipelineChecks(device).then(() => null, (e: unknown) => ({ e }));
+  const err = await gpuWait(device.popErrorScope());
+  const compileError = await compiled; // a shader that did not compile says so with its line numbers, first
+  if (compileError) throw compileError.e;
+  if ('failure' in result) throw result.failure;
+  if (err) throw new QkvError(`WebGPU: ${what} was rejected: ${err.message}`);
+  return result.value;
 }
 
 /** `code` with each `const NAME: u32 = …u;` line of `values` set: a kernel's compile-time tile sizes (Triton's constexprs). */

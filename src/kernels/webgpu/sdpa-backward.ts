@@ -13,12 +13,12 @@ import { maskTables, type BlockTable } from './sdpa-flash.js';
 
 /** The backward kernels for these head dims: each invocation keeps 4 rows × ⌈D/8⌉ (and ⌈Dv/8⌉) gradient columns, and
  *  the second products stage VK rows at a time, as many as the staging array holds (the shader's `const` lines). */
-function pipelines(device: GPUDevice, D: number, Dv: number): Promise<[GPUComputePipeline, GPUComputePipeline]> {
+function pipelines(device: GPUDevice, D: number, Dv: number): [GPUComputePipeline, GPUComputePipeline] {
   const [OCD, OCV] = [Math.max(1, Math.ceil(D / 8)), Math.max(1, Math.ceil(Dv / 8))];
   const VK = [32, 16, 8, 4, 2, 1].find((n) => n * 8 * Math.max(OCD, OCV) <= 1536)!; // STAGE floats
   const key = `sdpa-backward ${OCD}x${OCV} vk${VK}`;
   const code = () => MASKS + specialize(WGSL, { OCD, OCV, VK });
-  return Promise.all([computePipeline(device, key, code, 'dqMain'), computePipeline(device, key, code, 'dkvMain')]);
+  return [computePipeline(device, key, code, 'dqMain'), computePipeline(device, key, code, 'dkvMain')];
 }
 
 /** dq [B, Hq, L, D], dk [B, Hkv, S, D], dv [B, Hkv, S, Dv] on `device` from q, k, v already there (e.g. the forward's). */
@@ -43,7 +43,7 @@ export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, qk
   ];
   const buffers = [qkv.q, qkv.k, qkv.v, ...own];
   try {
-    const [dqPipe, dkvPipe] = await pipelines(device, D, Dv);
+    const [dqPipe, dkvPipe] = pipelines(device, D, Dv);
     const [dq, dkv] = await validated(device, 'sdpa-backward', () => readBack(device, [
       encodePass(device, dqPipe, bindBuffers(device, dqPipe, buffers, [0, 1, 2, 3, 4, 5, 6, 7, 8]), dqGroups),
       encodePass(device, dkvPipe, bindBuffers(device, dkvPipe, buffers, [0, 1, 2, 3, 4, 5, 6, 7, 9]), dkvGroups),

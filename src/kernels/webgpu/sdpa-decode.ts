@@ -63,7 +63,7 @@ export async function webgpuPagedAttention(device: GPUDevice, p: PagedProblem): 
   const out = acquire(device, 4 * rows * Dv, STORAGE()), lse = acquire(device, 4 * rows, STORAGE());
   try {
     return await validated(device, 'sdpa-decode', async () => {
-      await decodeOnGpu(device, { ...p, q: buffers[0], k: buffers[1], v: buffers[2], aux, maxS, maxBlocks, out, lse });
+      decodeOnGpu(device, { ...p, q: buffers[0], k: buffers[1], v: buffers[2], aux, maxS, maxBlocks, out, lse });
       const [o, l] = await readBack(device, [], [[out, 4 * rows * Dv], [lse, 4 * rows]]);
       return { out: o, lse: l.map((x) => (x <= -3.4e38 ? -Infinity : x)) };
     });
@@ -83,7 +83,7 @@ export interface GpuDecodeProblem extends Omit<PagedProblem, 'q' | 'pool' | 'blo
 }
 
 /** Records and submits both passes; out [rows, Dv] and lse [rows] (NEG_INF for −∞) are written on the GPU. */
-export async function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): Promise<void> {
+export function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): void {
   const { B, Hq, T, pool } = p;
   const { blockSize, Hkv, D, Dv } = pool;
   const { splits, chunk } = decodeChunking(p.maxS);
@@ -96,7 +96,7 @@ export async function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): Promi
   const buffers = [p.q, p.k, p.v, aux, part, p.out, p.lse, u];
   const dtype = p.dtype ?? 'float32';
   const code = () => storageVariant(WGSL, dtype);
-  const [partial, merge] = await Promise.all([computePipeline(device, `sdpa-decode ${dtype}`, code, 'partial'), computePipeline(device, `sdpa-decode ${dtype}`, code, 'merge')]);
+  const [partial, merge] = [computePipeline(device, `sdpa-decode ${dtype}`, code, 'partial'), computePipeline(device, `sdpa-decode ${dtype}`, code, 'merge')];
   submit(device,
     encodePass(device, partial, bindBuffers(device, partial, buffers, [0, 1, 2, 3, 4, 7]), splits, rows),
     encodePass(device, merge, bindBuffers(device, merge, buffers, [4, 5, 6, 7]), rows),
@@ -117,7 +117,7 @@ export function decodeCovers(o: AttentionOptions, dims: AttnShape): boolean {
  * cache's capacity), as the decode kernel's block pool: B blocks of S slots, row b's table [b], its first `len` keys.
  */
 export function denseDecodeOnGpu(device: GPUDevice, dims: AttnShape, o: { scale: number; softcap: number; causal: boolean; window: number | null },
-  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType }, len = dims.S): Promise<void> {
+  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType }, len = dims.S): void {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   const aux = Uint32Array.from([...Array<number>(B).fill(len), ...Array.from({ length: B }, (_, x) => x)]);
   return decodeOnGpu(device, { ...b, ...o, B, Hq, T: L, pool: { blockSize: S, Hkv, D, Dv }, aux, maxS: len, maxBlocks: 1 });

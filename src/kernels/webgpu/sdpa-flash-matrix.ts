@@ -68,7 +68,7 @@ export function matrixShader(p: MatrixPlan): string {
 }
 
 /** The pipeline of a plan, built once per device and plan. */
-export function matrixPipeline(device: GPUDevice, p: MatrixPlan): Promise<GPUComputePipeline> {
+export function matrixPipeline(device: GPUDevice, p: MatrixPlan): GPUComputePipeline {
   const { M, N, K, lanes } = p.cfg;
   return computePipeline(device, `sdpa-flash-matrix ${M}x${N}x${K}/${lanes} ${p.subgroups}sg n${p.blockN} d${p.DP}x${p.DVP}`, () => matrixShader(p));
 }

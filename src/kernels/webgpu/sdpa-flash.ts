@@ -48,7 +48,7 @@ export function flashTiles(device: GPUDevice, Dv: number, o: { blockM?: number; 
 }
 
 /** The pipeline for these tiles, built once per device: the shader's `const` lines set (its only specialisation). */
-function pipeline(device: GPUDevice, t: FlashTiles, dtype: GpuDType): Promise<GPUComputePipeline> {
+function pipeline(device: GPUDevice, t: FlashTiles, dtype: GpuDType): GPUComputePipeline {
   return computePipeline(device, `sdpa-flash ${t.blockM}x${t.blockN} oc${t.OC} vk${t.VK} ${dtype}`,
     () => storageVariant(MASKS + specialize(WGSL, { BLOCK_M: t.blockM, BLOCK_N: t.blockN, OC: t.OC, VK: t.VK }), dtype));
 }
@@ -119,17 +119,17 @@ export function maskTables(dims: AttnShape, o: AttentionOptions, blockTable?: Bl
  * `shift` overrides where row i sits (i + shift, for the causal limit and every other mask): a KV cache passes S = its
  * capacity (the head stride of its buffers) and shift = length − L, so keys past its length are never read.
  */
-export async function flashOnGpu(device: GPUDevice, dims: AttnShape, o: AttentionOptions,
+export function flashOnGpu(device: GPUDevice, dims: AttnShape, o: AttentionOptions,
   b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType },
   blockTable?: BlockTable, shift?: number):
-  Promise<'webgpu-flash' | 'webgpu-tensor-cores'> {
+  'webgpu-flash' | 'webgpu-tensor-cores' {
   const { B, Hq, L, D, Dv } = dims;
   const { aux, fl, params } = maskTables(dims, o, blockTable, shift);
   const extra = [upload(device, aux), upload(device, fl), uniform(device, params)];
   // f16 on a device with matrix units: the tensor-core kernel (unless o.kernel asks for the plain 'flash' one)
   const plan = b.dtype === 'float16' && o.kernel !== 'flash' ? tensorCorePlan(device, D, Dv, o) : null;
   const tiles = plan ? null : flashTiles(device, Dv, o);
-  const pipe = plan ? await matrixPipeline(device, plan) : await pipeline(device, tiles!, b.dtype ?? 'float32');
+  const pipe = plan ? matrixPipeline(device, plan) : pipeline(device, tiles!, b.dtype ?? 'float32');
   // one workgroup per (head, tile of query rows): blockM rows, or the tensor-core kernel's subgroups × SM
   const workgroups = plan ? matrixWorkgroups(dims, plan) : B * Hq * Math.ceil(L / tiles!.blockM);
   submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), workgroups));

@@ -1,0 +1,119 @@
+// The operations a decoder's forward pass is written in, so that each family writes its layer loop once and it runs on
+// any device: CpuOps below (Tensors; the kernels chosen by the registry) and GpuOps (ops-webgpu.ts: GpuTensors on
+// WebGPU, nothing read back until the logits). A family implements Decoder.logits over DecoderOps<X>; X is the
+// activations' type, [B, T, C] rows (one sequence, B = 1, on the GPU).
+//   x = input(embed(ids));   for each layer: x = scoped(() => block(x));   logits = linear(norm(last(x)), lm_head)
+// scoped() is the per-layer arena: on the GPU everything a layer made but its result goes back to the buffer pool.
+import type { CausalForwardOptions, Ablations, CausalLM } from './model.js';
+import { QkvError } from '../errors.js';
+import { add } from '../nn/activations.js';
+import { gatedLinear, linear } from '../nn/linear.js';
+import { rmsNorm } from '../nn/norm.js';
+import type { RopeFrequencies } from '../nn/positional/rope.js';
+import type { LinearWeight } from '../tensor/quantize.js';
+import { Tensor } from '../tensor/tensor.js';
+import { modelAttention, splitHeads } from './attention-layer.js';
+
+/** One layer's attention as a family asks for it: its heads, RoPE (null: a NoPE layer), the scale and the masks. */
+export interface AttendSpec {
+  Hq: number; Hkv: number; D: number;
+  rope: RopeFrequencies | null;
+  scale: number;
+  causal: boolean;
+  /** Keys j > i − W only (null: every earlier key). */
+  slidingWindow: number | null;
+  /** s = c · tanh(s / c) before masking (Gemma 2). */
+  softcap?: number;
+  /** Mean-pool the key/value heads to this many first (the lab's GQA → MQA experiment; on the CPU). */
+  poolKvHeads?: number;
+}
+
+/** The operations of a decoder's forward pass on one device. */
+export interface DecoderOps<X> {
+  readonly device: 'cpu' | 'webgpu';
+  /** Host values [B, T, C] (the embedded tokens) as activations. */
+  input(values: Float32Array, shape: readonly [number, number, number]): X;
+  /** y = x Wᵀ + b. */
+  linear(x: X, w: LinearWeight, b?: Tensor | null): X;
+  /** act(x Wgᵀ) ⊙ (x Wuᵀ): a gated feed-forward's first half (SwiGLU, GeGLU). */
+  gatedLinear(x: X, gate: LinearWeight, up: LinearWeight, act: string): X;
+  /** RMSNorm over the last dim (offset 1: Gemma's 1 + γ). */
+  rmsNorm(x: X, w: Tensor, eps: number, offset?: number): X;
+  add(a: X, b: X): X;
+  /** c · tanh(x / c). */
+  softcap(x: X, c: number): X;
+  /** The new tokens' projections q [B, T, Hq·D], k [B, T, Hkv·D], v [B, T, Hkv·Dv] in; the heads' outputs [B, T, Hq·Dv]
+   *  out: RoPE at the tokens' positions, the KV cache (store, view), attention through the registry. */
+  attend(layer: number, q: X, k: X, v: X, spec: AttendSpec): X;
+  /** The last position of every row: [B, T, C] → [B, 1, C]. */
+  last(x: X): X;
+  /** Runs one layer; what it made besides its result is freed (the GPU's arena; nothing to do on the CPU). */
+  scoped(layer: () => X): X;
+}
+
+/** A decoder family written once over DecoderOps: logits [B, T, V] (or [B, 1, V] with lastOnly). */
+export interface Decoder extends CausalLM {
+  logits<X>(ops: DecoderOps<X>, ids: readonly (readonly number[])[], lastOnly: boolean, ablate?: Ablations): X;
+}
+
+export const isDecoder = (m: CausalLM): m is Decoder => typeof (m as Partial<Decoder>).logits === 'function';
+
+/** Positions of the new tokens: given, or cache length + 0, 1, … for every row. */
+export function positionsOf(ids: readonly (readonly number[])[], o: CausalForwardOptions): number[] {
+  const past = o.cache?.length(0) ?? 0;
+  return ids.flatMap((row, b) => row.map((_, t) => o.positionIds?.[b][t] ?? past + t));
+}
+
+/** The forward pass on the CPU: a Decoder's logits over CpuOps, and the attention weights of every layer on request. */
+export function forwardOnCpu(m: Decoder, ids: readonly (readonly number[])[], o: CausalForwardOptions = {}):
+  { logits: Tensor; attentions?: Tensor[] } {
+  const ops = new CpuOps(o, positionsOf(ids, o));
+  const logits = m.logits(ops, ids, o.lastOnly ?? false, o.ablate);
+  return { logits, attentions: o.outputAttentions ? ops.attentions : undefined };
+}
+
+/** DecoderOps on Tensors: the CPU layers (nn/), attention through the KV cache and the kernel registry. */
+export class CpuOps implements DecoderOps<Tensor> {
+  readonly device = 'cpu';
+  /** Every layer's attention weights [B, Hq, T, S], when the options ask for them. */
+  readonly attentions: Tensor[] = [];
+
+  constructor(private readonly o: CausalForwardOptions, private readonly positions: readonly number[]) {}
+
+  input(values: Float32Array, shape: readonly [number, number, number]): Tensor { return Tensor.from(values, [...shape]); }
+  linear(x: Tensor, w: LinearWeight, b?: Tensor | null): Tensor { return linear(x, w, b); }
+  gatedLinear(x: Tensor, gate: LinearWeight, up: LinearWeight, act: string): Tensor { return gatedLinear(x, gate, up, act); }
+  rmsNorm(x: Tensor, w: Tensor, eps: number, offset = 0): Tensor { return rmsNorm(x, w, eps, offset); }
+  add(a: Tensor, b: Tensor): Tensor { return add(a, b); }
+  softcap(x: Tensor, c: number): Tensor { return Tensor.from(x.toFloat32().map((v) => c * Math.tanh(v / c)), x.shape); }
+  last(x: Tensor): Tensor { return x.slice(1, x.shape[1] - 1).contiguous(); }
+  scoped(layer: () => Tensor): Tensor { return layer(); }
+
+  attend(layer: number, q: Tensor, k: Tensor, v: Tensor, s: AttendSpec): Tensor {
+    let [qh, kh, vh] = [splitHeads(q, s.Hq), splitHeads(k, s.Hkv), splitHeads(v, s.Hkv)]; // [B, H, T, D]
+    if (s.poolKvHeads && s.poolKvHeads < s.Hkv) [kh, vh] = [poolHeads(kh, s.poolKvHeads), poolHeads(vh, s.poolKvHeads)];
+    const a = modelAttention({
+      q: qh, k: kh, v: vh, rope: s.rope ? { freqs: s.rope, positions: this.positions } : undefined, cache: this.o.cache, layer,
+      scale: s.scale, causal: s.causal, keyMask: this.o.attentionMask, slidingWindow: s.slidingWindow, softcap: s.softcap,
+      returnWeights: this.o.outputAttentions,
+    });
+    if (a.weights) this.attentions.push(a.weights);
+    return a.out; // [B, T, Hq·Dv]
+  }
+}
+
+/**
+ * Mean of each group of consecutive heads: [B, H, T, D] → [B, n, T, D]. Projections and RoPE are linear, so pooling
+ * projected keys equals projecting with mean-pooled weights — the GQA paper's checkpoint conversion.
+ */
+export function poolHeads(x: Tensor, n: number): Tensor {
+  const [B, H, T, D] = x.shape;
+  if (H % n !== 0) throw new QkvError(`poolHeads: ${n} heads must divide ${H}`);
+  const g = H / n;
+  const a = x.toFloat32();
+  const out = new Float32Array(B * n * T * D);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let r = 0; r < T * D; r++) {
+    out[((b * n + Math.floor(h / g)) * T * D) + r] += a[((b * H + h) * T * D) + r] / g;
+  }
+  return Tensor.from(out, [B, n, T, D]);
+}
