@@ -1,11 +1,12 @@
 // Argument checks for attention: every error names the argument, the expected and the actual shape/dtype/value.
+import type { AttnDims } from '../kernels/contract.js';
 import { QkvError } from '../errors.js';
 import { isFloat } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
-/** The sizes of an attention call: q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv]. */
-export interface AttnShape { B: number; Hq: number; Hkv: number; L: number; S: number; D: number; Dv: number }
+/** The sizes of an attention call: q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv] (the contract's AttnDims). */
+export type AttnShape = AttnDims;
 
 const OPTION_KEYS = new Set([
   'scale', 'causal', 'mask', 'bias', 'keyLengths', 'window', 'dilation', 'globalTokens', 'blockSparse', 'cuSeqlens',

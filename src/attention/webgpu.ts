@@ -2,8 +2,9 @@
 // and results as attention() for what the WGSL kernel covers; without an adapter, or for options it does not cover
 // yet, the call runs on the CPU and warns once. Async: GPU results come back through a buffer map.
 import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
-import { flashOnGpu, webgpuUnsupported } from '../kernels/webgpu/sdpa-flash.js';
-import { decodeCovers, denseDecodeOnGpu, pagedUnsupported, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
+import type { AttnDims } from '../kernels/contract.js';
+import { flashOnGpu } from '../kernels/webgpu/sdpa-flash.js';
+import { denseDecodeOnGpu, MAX_ROWS, pagedUnsupported, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
 import { readBackBytes } from '../kernels/webgpu/buffers.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { GpuTensor, type GpuDType } from '../kernels/webgpu/gpu-tensor.js';
@@ -13,19 +14,33 @@ import { Tensor } from '../tensor/tensor.js';
 import { webgpuFlashBackward } from '../kernels/webgpu/sdpa-backward.js';
 import { QkvError } from '../errors.js';
 import { attention, attentionBackward, type AttentionBackwardOptions } from './index.js';
-import { blockSparseTable } from './masks.js';
+import { lowerMaskSpec, maskPlan } from './mask-plan.js';
 import type { AttentionOptions } from './options.js';
 import { checkDout, checkOptionKeys, checkQkv, checkQkvShapes } from './validate.js';
 
-/** A mask spec (masks.*) that is one of the options, or an AND of them, becomes those options: the WGSL kernels take
- *  options. Anything else (OR of specs, mask functions, a key the call also sets) stays as it is. */
-function lowerMaskSpec<T extends AttentionOptions>(o: T): T {
-  const m = o.mask;
-  if (!m || m instanceof Tensor || m.kind !== 'mask-spec' || !m.asOptions) return o;
-  const set = (k: string) => (o as Record<string, unknown>)[k] !== undefined;
-  if (Object.keys(m.asOptions).some(set)) return o;
-  const { mask: _spec, ...rest } = o;
-  return { ...rest, ...m.asOptions } as T;
+// the options the WGSL kernels take (as a mask plan, mask-plan.ts); the rest (JavaScript functions) run on the CPU
+const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel',
+  'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix', 'mask', 'bias', 'returnWeights', 'returnStats', 'blockM', 'blockN', 'numSplits']);
+
+/** Why the WGSL kernels cannot take these options, or null when they can. */
+export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): string | null {
+  const extra = Object.keys(o).filter((k) => !SUPPORTED.has(k) && (o as Record<string, unknown>)[k] !== undefined);
+  if (extra.length) return `option${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not on WebGPU (JavaScript functions run on the CPU)`;
+  if (o.mask && !(o.mask instanceof Tensor)) {
+    return 'a mask spec (masks.*) that options cannot express (most ORs, a maskMod) is not on WebGPU';
+  }
+  if (o.returnWeights || o.returnStats) return 'weights and statistics come from the CPU kernels';
+  if (Dv > 256 || D > 256) return `head_dim ${Math.max(D, Dv)} > 256`;
+  if (D < 1) return 'empty head_dim';
+  return null;
+}
+
+/** Whether dense attention with these options can run as split-K decoding (a few rows, bottom-right causal or none). */
+export function decodeCovers(o: AttentionOptions, dims: AttnDims): boolean {
+  const allowed = new Set(['scale', 'causal', 'softcap', 'kernel', 'numSplits', 'blockM', 'blockN']);
+  const keys = Object.keys(o).filter((x) => (o as Record<string, unknown>)[x] !== undefined);
+  return dims.L <= 8 && dims.D <= 256 && dims.Dv <= 256 && dims.L <= dims.S && keys.every((x) => allowed.has(x)) &&
+    (o.causal === undefined || o.causal === false || o.causal === 'bottom-right') && dims.B * dims.Hq * dims.L <= MAX_ROWS;
 }
 
 /** The WGSL kernel that ran: tiled flash attention (f32/f16), its tensor-core variant, or split-K decoding. */
@@ -83,7 +98,7 @@ function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor 
   if (!(q instanceof GpuTensor && k instanceof GpuTensor && v instanceof GpuTensor)) throw new QkvError('attentionWebGPU: q, k, v must all be Tensors or all GpuTensors (toGpu moves one)');
   if (q.device !== k.device || q.device !== v.device) throw new QkvError('attentionWebGPU: q, k, v live on different GPU devices');
   const dims = checkQkvShapes(q.shape, k.shape, v.shape, 'attentionWebGPU');
-  const { B, Hq, L, S, Dv } = dims;
+  const { B, Hq, L, Dv } = dims;
   if (k.dtype !== q.dtype || v.dtype !== q.dtype) throw new QkvError(`attentionWebGPU: q, k, v must have one dtype on the GPU, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
   if (q.dtype === 'float16' && !hasF16(q.device)) throw new QkvError('attentionWebGPU: float16 GpuTensors need a device with shader-f16 (toGpu makes float32 ones elsewhere)');
   const why = webgpuUnsupported(o, dims.D, Dv);
@@ -97,7 +112,8 @@ function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor 
     denseDecodeOnGpu(q.device, dims, p, buffers);
     return { out, lse, device: 'webgpu', kernel: 'webgpu-decode' };
   }
-  const kernel = flashOnGpu(q.device, dims, o, buffers, o.blockSparse ? blockSparseTable(o.blockSparse, S) : undefined);
+  const tiles = { plain: o.kernel === 'flash', blockM: o.blockM, blockN: o.blockN };
+  const kernel = flashOnGpu(q.device, dims, maskPlan(dims, o), buffers, tiles);
   return { out, lse, device: 'webgpu', kernel };
 }
 
@@ -147,7 +163,6 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
     warnOnce(why ?? 'no WebGPU adapter');
     return { ...attentionBackward(q, k, v, dout, o), device: 'cpu' };
   }
-  const table = options.blockSparse ? blockSparseTable(options.blockSparse, S) : undefined;
   let out = givenOut?.toFloat32();
   let lse = givenLse?.toFloat32();
   if (out && out.length !== B * Hq * L * Dv) throw new QkvError(`attentionBackwardWebGPU: out must be [${B}, ${Hq}, ${L}, ${Dv}]`);
@@ -161,7 +176,7 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
       const [outBytes, lseBytes] = await attentionRead(device, qg, kg, vg, options);
       [out, lse] = [new Float32Array(outBytes), new Float32Array(lseBytes)];
     }
-    g = await webgpuFlashBackward(device, dims, qkv, out, lse, dout.toFloat32(), options, table);
+    g = await webgpuFlashBackward(device, dims, qkv, out, lse, dout.toFloat32(), maskPlan(dims, options));
   } finally {
     for (const t of [qg, kg, vg]) t.release();
   }
@@ -223,7 +238,7 @@ export function attentionOverGpuCache(cache: GpuKVStore, layer: number, a: GpuCa
     denseDecodeOnGpu(cache.device, dims, { scale: a.scale, softcap: a.softcap ?? 0, causal: true, window: W }, buffers, view.len);
   } else {
     const o = { scale: a.scale, causal: true, window: W ? [W - 1, 0] as [number, number] : undefined, softcap: a.softcap || undefined };
-    flashOnGpu(cache.device, dims, o, buffers, undefined, view.len - T);
+    flashOnGpu(cache.device, dims, maskPlan(dims, o, view.len - T), buffers);
   }
   const merged = transpose01Gpu(out, undefined, 'float32'); // [T, Hq, Dv], f32 for the rest of the layer
   for (const t of [q, out, lse]) t.release();

@@ -31,6 +31,42 @@ export interface KernelScoreMods {
   derivative(raw: Row, dds: Row, n: number): void;
 }
 
+/** The sizes of one attention call: q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv]. */
+export interface AttnDims { B: number; Hq: number; Hkv: number; L: number; S: number; D: number; Dv: number }
+
+/**
+ * A mask and the score modifiers lowered to data (src/attention/mask-plan.ts), as the WGSL kernels read them
+ * (sdpa-masks.wgsl): flags and sizes, and two small tables the offsets index — aux (u32: key lengths [B], global-key
+ * flags [S], the block-sparse table, document bounds, a dense keep mask) and fl (f32: ALiBi slopes [Hq], a dense bias).
+ */
+export interface MaskPlan {
+  scale: number;
+  /** 0: none. */
+  softcap: number;
+  causal: boolean;
+  /** Row i sits at key position i + shift for every structured mask (a KV cache: length − L) … */
+  shift: number;
+  /** … and may see keys ≤ i + causalShift under the causal mask (top-left: 0). */
+  causalShift: number;
+  /** Keys i − left … i + right (−1: unbounded), every dilation-th. */
+  windowLeft: number; windowRight: number; dilation: number;
+  /** Every key < prefix is visible to all (prefix-LM); −1: none. */
+  prefix: number;
+  /** aux[0 … B) holds each row's key count. */
+  keyLengths: boolean;
+  /** fl[0 … Hq) holds ALiBi slopes. */
+  alibi: boolean;
+  /** aux offsets (null: the mask is not used). */
+  global: number | null;
+  blocks: { offset: number; size: number; cols: number } | null;
+  docs: number | null;
+  keep: number | null;
+  /** fl offset of a dense bias [B, Hq, L, S] (null: none). */
+  bias: number | null;
+  aux: Uint32Array;
+  fl: Float32Array;
+}
+
 /** One attention call, ready to compute. q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv], all dense. */
 export interface SdpaProblem {
   B: number; Hq: number; Hkv: number; L: number; S: number; D: number; Dv: number;

@@ -131,8 +131,7 @@ export function summary(results: CaseResult[]): string {
  * arithmetic. sdpa_backward cases are skipped (the backward is f32).
  */
 export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResult) => void, dtype: 'float32' | 'float16' = 'float32'): Promise<CaseResult[]> {
-  const { attentionWebGPU, attentionBackwardWebGPU } = await import('../attention/webgpu.js');
-  const { webgpuUnsupported } = await import('../kernels/webgpu/sdpa-flash.js');
+  const { attentionWebGPU, attentionBackwardWebGPU, webgpuUnsupported } = await import('../attention/webgpu.js');
   const { gpuDevice, hasF16 } = await import('../kernels/webgpu/device.js');
   const { sdpaOptions } = await import('./conformance-ops.js');
   const device = await gpuDevice();

@@ -33,18 +33,10 @@ test('the core imports no node: modules (browser-safe); only src/node may', () =
   }
 });
 
-// the WebGPU kernel hosts still read the public options to build their uniform blocks (issue #16: masks lowered once
-// into a plan every backend reads); every other kernel sees only the contract
-const READS_OPTIONS = new Set(['kernels/webgpu/sdpa-flash.ts', 'kernels/webgpu/sdpa-decode.ts', 'kernels/webgpu/sdpa-backward.ts', 'kernels/webgpu/sdpa-flash-matrix.ts']);
-
-test('kernels import nothing from attention/ (the contract has what they need), nor from nn, models, node', () => {
+test('kernels import nothing from attention/ (the contract has what they need: problems, masks, plans), nor from nn, models, node', () => {
   for (const f of files(join(SRC, 'kernels'))) {
     const rel = relative(SRC, f);
-    for (const { spec, typeOnly } of imports(f)) {
-      assert.ok(!/\/(nn|models|generate|inspect|node|cache)\//.test(spec), `${rel} imports ${spec}`);
-      if (!spec.includes('/attention/')) continue;
-      assert.ok(READS_OPTIONS.has(rel) && typeOnly, `${rel} imports ${spec}${typeOnly ? '' : ' at run time'}`);
-    }
+    for (const { spec } of imports(f)) assert.ok(!/\/(attention|nn|models|generate|inspect|node|cache)\//.test(spec), `${rel} imports ${spec}`);
   }
 });
 

@@ -1,15 +1,14 @@
 // Host side of the WGSL backward pass (sdpa-backward.wgsl): dq, dk, dv from q, k, v, the forward's out and lse, and
 // the upstream gradient dout, with every mask and score modifier the forward kernel takes (the same tables, from
-// maskTables). D_i = do_i·o_i is formed here (O(L·Dv)); the two entry points (a workgroup per 64 query rows, and per
+// the same plan). D_i = do_i·o_i is formed here (O(L·Dv)); the two entry points (a workgroup per 64 query rows, and per
 // 64 key rows) run in one submission.
-import type { AttentionOptions } from '../../attention/options.js';
-import type { AttnShape } from '../../attention/validate.js';
+import type { AttnDims, MaskPlan } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
 import { bindBuffers, computePipeline, specialize, validated } from './pipelines.js';
 import { WGSL } from './sdpa-backward-wgsl.js';
 import { WGSL as MASKS } from './sdpa-masks-wgsl.js';
-import { maskTables, type BlockTable } from './sdpa-flash.js';
+import { sdpaParams } from './sdpa-flash.js';
 
 /** The backward kernels for these head dims: each invocation keeps 4 rows × ⌈D/8⌉ (and ⌈Dv/8⌉) gradient columns, and
  *  the second products stage VK rows at a time, as many as the staging array holds (the shader's `const` lines). */
@@ -22,8 +21,8 @@ function pipelines(device: GPUDevice, D: number, Dv: number): [GPUComputePipelin
 }
 
 /** dq [B, Hq, L, D], dk [B, Hkv, S, D], dv [B, Hkv, S, Dv] on `device` from q, k, v already there (e.g. the forward's). */
-export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, qkv: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer },
-  out: Float32Array, lse: Float32Array, dout: Float32Array, o: AttentionOptions, blockTable?: BlockTable): Promise<{ dq: Float32Array; dk: Float32Array; dv: Float32Array }> {
+export async function webgpuFlashBackward(device: GPUDevice, dims: AttnDims, qkv: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer },
+  out: Float32Array, lse: Float32Array, dout: Float32Array, plan: MaskPlan): Promise<{ dq: Float32Array; dk: Float32Array; dv: Float32Array }> {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   const rows = B * Hq * L, keys = B * Hkv * S;
   // stats = lse, then D_i = do_i · o_i
@@ -36,9 +35,8 @@ export async function webgpuFlashBackward(device: GPUDevice, dims: AttnShape, qk
   }
   const [dqGroups, dkvGroups] = [B * Hq * Math.ceil(L / 64), B * Hkv * Math.ceil(S / 64)]; // a workgroup per 64 rows (keys)
   if (Math.max(dqGroups, dkvGroups) > 65535) throw new QkvError(`WebGPU attention backward: ${Math.max(dqGroups, dkvGroups)} workgroups needed, more than 65535`);
-  const { aux, fl, params } = maskTables(dims, o, blockTable);
   const own = [
-    upload(device, dout), upload(device, stats), upload(device, aux), upload(device, fl), uniform(device, params),
+    upload(device, dout), upload(device, stats), upload(device, plan.aux), upload(device, plan.fl), uniform(device, sdpaParams(dims, plan)),
     acquire(device, 4 * Math.max(1, rows * D), STORAGE()), acquire(device, 4 * Math.max(1, keys * (D + Dv)), STORAGE()),
   ];
   const buffers = [qkv.q, qkv.k, qkv.v, ...own];

@@ -1,9 +1,7 @@
 // Host side of the WGSL split-K decode kernel (sdpa-decode.wgsl): paged attention through block tables, and dense
 // attention for a few query rows as the one-block-per-row special case. Two passes in one submission: `partial`
 // (a workgroup per (row, chunk of keys)) and `merge` (a workgroup per row).
-import type { PagedProblem } from '../contract.js';
-import type { AttentionOptions } from '../../attention/options.js';
-import type { AttnShape } from '../../attention/validate.js';
+import type { AttnDims, PagedProblem } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { acquire, encodePass, readBack, release, STORAGE, submit, uniform, upload } from './buffers.js';
 import { DECODE_PARAMS } from './uniforms.js';
@@ -12,7 +10,8 @@ import { bindBuffers, computePipeline, storageVariant, validated } from './pipel
 import { WGSL } from './sdpa-decode-wgsl.js';
 
 const BLOCK_N = 64;
-const MAX_ROWS = 65535; // one dispatch dimension
+/** Query rows one dispatch takes (its y dimension). */
+export const MAX_ROWS = 65535;
 
 /** Keys per chunk: whole tiles, at most 32 chunks per row. */
 export function decodeChunking(maxS: number): { splits: number; chunk: number } {
@@ -104,19 +103,11 @@ export function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): void {
   release(device, aux, part, u); // later queue work comes after these passes
 }
 
-/** Whether dense attention with these options can run as split-K decoding (a few rows, bottom-right causal or none). */
-export function decodeCovers(o: AttentionOptions, dims: AttnShape): boolean {
-  const allowed = new Set(['scale', 'causal', 'softcap', 'kernel', 'numSplits', 'blockM', 'blockN']);
-  const keys = Object.keys(o).filter((x) => (o as Record<string, unknown>)[x] !== undefined);
-  return dims.L <= 8 && dims.D <= 256 && dims.Dv <= 256 && dims.L <= dims.S && keys.every((x) => allowed.has(x)) &&
-    (o.causal === undefined || o.causal === false || o.causal === 'bottom-right') && dims.B * dims.Hq * dims.L <= MAX_ROWS;
-}
-
 /**
  * Dense keys and values on the GPU, k [B, Hkv, S, D] and v [B, Hkv, S, Dv] (S: the buffers' head stride, e.g. a KV
  * cache's capacity), as the decode kernel's block pool: B blocks of S slots, row b's table [b], its first `len` keys.
  */
-export function denseDecodeOnGpu(device: GPUDevice, dims: AttnShape, o: { scale: number; softcap: number; causal: boolean; window: number | null },
+export function denseDecodeOnGpu(device: GPUDevice, dims: AttnDims, o: { scale: number; softcap: number; causal: boolean; window: number | null },
   b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType }, len = dims.S): void {
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   const aux = Uint32Array.from([...Array<number>(B).fill(len), ...Array.from({ length: B }, (_, x) => x)]);

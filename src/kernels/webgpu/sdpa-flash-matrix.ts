@@ -1,8 +1,8 @@
 // Host side of the tensor-core FlashAttention kernel (sdpa-flash-matrix.wgsl): f16 q, k, v, out on a device opened
 // with subgroup matrices (device.ts: matrixConfig). Same masks, score modifiers, GQA and results as sdpa-flash.wgsl
-// — it reads the same uniforms and tables (maskTables) — except that P is rounded to f16 before P·V, as on every
+// — it reads the same uniforms and tables (the mask plan) — except that P is rounded to f16 before P·V, as on every
 // tensor-core FlashAttention. flashOnGpu (sdpa-flash.ts) sends f16 calls here when the device has the matrix units.
-import type { AttnShape } from '../../attention/validate.js';
+import type { AttnDims } from '../contract.js';
 import type { MatrixConfig } from './device.js';
 import { QkvError } from '../../errors.js';
 import { computePipeline, specialize } from './pipelines.js';
@@ -74,6 +74,6 @@ export function matrixPipeline(device: GPUDevice, p: MatrixPlan): GPUComputePipe
 }
 
 /** Workgroups of a call: one per (head, NSG·SM query rows). */
-export function matrixWorkgroups(dims: AttnShape, p: MatrixPlan): number {
+export function matrixWorkgroups(dims: AttnDims, p: MatrixPlan): number {
   return dims.B * dims.Hq * Math.ceil(dims.L / (p.subgroups * p.cfg.M));
 }
