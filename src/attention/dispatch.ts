@@ -1,8 +1,11 @@
 // From public options to a kernel call: binds every mask and score modifier to the call's sizes, makes q, k, v
 // dense float32 (a no-op for dense float32 inputs) and chooses the kernel.
 import { QkvError } from '../errors.js';
-import type { MatmulKernel, MatmulProblem, MatrixData, SdpaForwardRequest, SdpaKernel, SdpaProblem } from '../kernels/contract.js';
-import { getMatmulKernel, getSdpaKernel } from '../kernels/registry.js';
+import type {
+  AttnDims, GpuOperands, GpuSdpaKernel, GpuSdpaRequest, MaskPlan, MatmulKernel, MatmulProblem, MatrixData, SdpaForwardRequest,
+  SdpaKernel, SdpaProblem,
+} from '../kernels/contract.js';
+import { getGpuSdpaKernel, getMatmulKernel, getSdpaKernel } from '../kernels/registry.js';
 import '../kernels/cpu/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { denseBias, denseMask } from './dense.js';
@@ -110,6 +113,19 @@ export function kernelFor(name: Exclude<KernelName, 'auto'>, p: SdpaProblem, req
   const kernel = getSdpaKernel(name);
   if (!kernel.covers || kernel.covers(p, req)) return kernel;
   return getSdpaKernel(p.L === 1 && !req.stats ? 'decode' : 'flash');
+}
+
+/**
+ * The WGSL kernel for a call on the GPU (its kernels are registered by kernels/webgpu/index.ts): split-K decoding where
+ * it covers the call (≤ 8 query rows, causal/window/soft-capping only), the tensor-core kernel for f16 operands where
+ * the device has matrix units, else the tiled kernel, which takes every call.
+ */
+export function gpuKernelFor(device: GPUDevice, dims: AttnDims, plan: MaskPlan, b: GpuOperands, req: GpuSdpaRequest): GpuSdpaKernel {
+  for (const name of ['webgpu-decode', 'webgpu-tensor-cores']) {
+    const kernel = getGpuSdpaKernel(name);
+    if (kernel.covers(device, dims, plan, b, req)) return kernel;
+  }
+  return getGpuSdpaKernel('webgpu-flash');
 }
 
 /** The kernel for a linear layer's product: the WebAssembly one where it covers the weight, else the TypeScript one. */

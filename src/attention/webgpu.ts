@@ -1,19 +1,21 @@
 // attentionWebGPU(q, k, v, options): attention on the GPU through WebGPU (src/kernels/webgpu), with the same options
 // and results as attention() for what the WGSL kernel covers; without an adapter, or for options it does not cover
-// yet, the call runs on the CPU and warns once. Async: GPU results come back through a buffer map.
+// yet, the call runs on the CPU and warns once. Async: GPU results come back through a buffer map. The options are
+// lowered once to a mask plan (mask-plan.ts) and the kernel is chosen by dispatch.ts (gpuKernelFor) among the WGSL
+// kernels registered by kernels/webgpu/index.ts; attentionOverGpuCache does the same over a GPU KV cache.
 import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
-import type { AttnDims } from '../kernels/contract.js';
-import { flashOnGpu } from '../kernels/webgpu/sdpa-flash.js';
-import { denseDecodeOnGpu, MAX_ROWS, pagedUnsupported, webgpuPagedAttention } from '../kernels/webgpu/sdpa-decode.js';
+import type { AttnDims, GpuOperands, GpuSdpaRequest, MaskPlan } from '../kernels/contract.js';
+import { getGpuBackwardKernel, getGpuPagedKernel } from '../kernels/registry.js';
+import '../kernels/webgpu/index.js';
 import { readBackBytes } from '../kernels/webgpu/buffers.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { GpuTensor, type GpuDType } from '../kernels/webgpu/gpu-tensor.js';
 import { transpose01Gpu } from '../kernels/webgpu/ops.js';
 import { pagedAttention, type PagedProblem } from './paged.js';
 import { Tensor } from '../tensor/tensor.js';
-import { webgpuFlashBackward } from '../kernels/webgpu/sdpa-backward.js';
 import { QkvError } from '../errors.js';
 import { attention, attentionBackward, type AttentionBackwardOptions } from './index.js';
+import { gpuKernelFor } from './dispatch.js';
 import { lowerMaskSpec, maskPlan } from './mask-plan.js';
 import type { AttentionOptions } from './options.js';
 import { checkDout, checkOptionKeys, checkQkv, checkQkvShapes } from './validate.js';
@@ -33,14 +35,6 @@ export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): s
   if (Dv > 256 || D > 256) return `head_dim ${Math.max(D, Dv)} > 256`;
   if (D < 1) return 'empty head_dim';
   return null;
-}
-
-/** Whether dense attention with these options can run as split-K decoding (a few rows, bottom-right causal or none). */
-export function decodeCovers(o: AttentionOptions, dims: AttnDims): boolean {
-  const allowed = new Set(['scale', 'causal', 'softcap', 'kernel', 'numSplits', 'blockM', 'blockN']);
-  const keys = Object.keys(o).filter((x) => (o as Record<string, unknown>)[x] !== undefined);
-  return dims.L <= 8 && dims.D <= 256 && dims.Dv <= 256 && dims.L <= dims.S && keys.every((x) => allowed.has(x)) &&
-    (o.causal === undefined || o.causal === false || o.causal === 'bottom-right') && dims.B * dims.Hq * dims.L <= MAX_ROWS;
 }
 
 /** The WGSL kernel that ran: tiled flash attention (f32/f16), its tensor-core variant, or split-K decoding. */
@@ -106,15 +100,16 @@ function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor 
   const out = GpuTensor.empty(q.device, [B, Hq, L, Dv], q.dtype); // f16 in, f16 out (lse is always f32)
   const lse = GpuTensor.empty(q.device, [B, Hq, L]);
   const buffers = { q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer, lse: lse.buffer, dtype: q.dtype };
-  // a few query rows (decoding): split-K over the keys; otherwise a workgroup per 64 query rows
-  if (decodeCovers(o, dims)) {
-    const p = { scale: o.scale ?? 1 / Math.sqrt(dims.D), softcap: o.softcap ?? 0, causal: o.causal === 'bottom-right', window: null };
-    denseDecodeOnGpu(q.device, dims, p, buffers);
-    return { out, lse, device: 'webgpu', kernel: 'webgpu-decode' };
-  }
-  const tiles = { plain: o.kernel === 'flash', blockM: o.blockM, blockN: o.blockN };
-  const kernel = flashOnGpu(q.device, dims, maskPlan(dims, o), buffers, tiles);
+  const req = { plain: o.kernel === 'flash', blockM: o.blockM, blockN: o.blockN };
+  const kernel = recordAttention(q.device, dims, maskPlan(dims, o), buffers, req);
   return { out, lse, device: 'webgpu', kernel };
+}
+
+// one call on GPU buffers: the kernel the dispatcher chooses (dispatch.ts: gpuKernelFor) records its passes
+function recordAttention(device: GPUDevice, dims: AttnDims, plan: MaskPlan, b: GpuOperands, req: GpuSdpaRequest = {}): GpuKernel {
+  const kernel = gpuKernelFor(device, dims, plan, b, req);
+  kernel.record(device, dims, plan, b, req);
+  return kernel.name as GpuKernel;
 }
 
 // the resident call on uploaded tensors, the bytes of its out (q's dtype) and lse (f32, −∞ as −3.4e38), and the kernel
@@ -176,7 +171,7 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
       const [outBytes, lseBytes] = await attentionRead(device, qg, kg, vg, options);
       [out, lse] = [new Float32Array(outBytes), new Float32Array(lseBytes)];
     }
-    g = await webgpuFlashBackward(device, dims, qkv, out, lse, dout.toFloat32(), maskPlan(dims, options));
+    g = await getGpuBackwardKernel().run(device, dims, qkv, out, lse, dout.toFloat32(), maskPlan(dims, options));
   } finally {
     for (const t of [qg, kg, vg]) t.release();
   }
@@ -190,14 +185,15 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
  * CPU, warning once, without an adapter or for int8 pools.
  */
 export async function pagedAttentionWebGPU(p: PagedProblem): Promise<{ out: Float32Array; lse: Float32Array; device: 'webgpu' | 'cpu' }> {
-  const why = pagedUnsupported(p);
+  const kernel = getGpuPagedKernel();
+  const why = kernel.unsupported(p);
   const device = why ? null : await gpuDevice();
   if (!device) {
     warnOnce(why ?? 'no WebGPU adapter');
     const r = pagedAttention(p);
     return { out: r.out, lse: r.lse, device: 'cpu' };
   }
-  return { ...(await webgpuPagedAttention(device, p)), device: 'webgpu' };
+  return { ...(await kernel.run(device, p)), device: 'webgpu' };
 }
 
 const warned = new Set<string>();
@@ -232,14 +228,10 @@ export function attentionOverGpuCache(cache: GpuKVStore, layer: number, a: GpuCa
   const lse = GpuTensor.empty(cache.device, [Hq, T]);
   const W = a.slidingWindow ?? null;
   const buffers = { q: q.buffer, k: view.k.buffer, v: view.v.buffer, out: out.buffer, lse: lse.buffer, dtype };
-  // S = the capacity (the buffers' head stride); row i's last key is i + len − T, so nothing past len is read
+  // S = the capacity (the buffers' head stride); row i sits at key i + len − T, so nothing past len is read
   const dims = { B: 1, Hq, Hkv, L: T, S: view.cap, D, Dv };
-  if (T <= 8) {
-    denseDecodeOnGpu(cache.device, dims, { scale: a.scale, softcap: a.softcap ?? 0, causal: true, window: W }, buffers, view.len);
-  } else {
-    const o = { scale: a.scale, causal: true, window: W ? [W - 1, 0] as [number, number] : undefined, softcap: a.softcap || undefined };
-    flashOnGpu(cache.device, dims, maskPlan(dims, o, view.len - T), buffers);
-  }
+  const o = { scale: a.scale, causal: true, window: W ? [W - 1, 0] as [number, number] : undefined, softcap: a.softcap || undefined };
+  recordAttention(cache.device, dims, maskPlan(dims, o, view.len - T), buffers); // split-K for a few new tokens
   const merged = transpose01Gpu(out, undefined, 'float32'); // [T, Hq, Dv], f32 for the rest of the layer
   for (const t of [q, out, lse]) t.release();
   return merged.reshape([T, Hq * Dv]);

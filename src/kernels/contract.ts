@@ -147,6 +147,36 @@ export interface PagedKernel {
   forward(p: PagedProblem, returnWeights?: boolean): PagedResult;
 }
 
+// ---- GPU attention: operands in device buffers; a kernel records its passes without waiting ----------------------
+
+/** q, k, v, out and lse of one call in GPU buffers: q, k, v and out stored as `dtype`, lse as float32. */
+export interface GpuOperands { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype: 'float32' | 'float16' }
+
+/** What a GPU call may ask of its kernel: the plain tiled one (not the tensor cores), and its tiles. */
+export interface GpuSdpaRequest { plain?: boolean; blockM?: number; blockN?: number }
+
+/** A WGSL attention kernel: reads the mask plan, writes out and lse; covers() says which calls it takes. */
+export interface GpuSdpaKernel {
+  readonly name: string;
+  covers(device: GPUDevice, dims: AttnDims, plan: MaskPlan, b: GpuOperands, req: GpuSdpaRequest): boolean;
+  record(device: GPUDevice, dims: AttnDims, plan: MaskPlan, b: GpuOperands, req: GpuSdpaRequest): void;
+}
+
+/** Paged attention on the GPU (host problem in, out and lse back). */
+export interface GpuPagedKernel {
+  readonly name: string;
+  /** Why it cannot take this problem, or null. */
+  unsupported(p: PagedProblem): string | null;
+  run(device: GPUDevice, p: PagedProblem): Promise<{ out: Float32Array; lse: Float32Array }>;
+}
+
+/** The backward pass on the GPU over q, k, v already there, the forward's out and lse, and dout. */
+export interface GpuBackwardKernel {
+  readonly name: string;
+  run(device: GPUDevice, dims: AttnDims, qkv: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer }, out: Float32Array, lse: Float32Array,
+    dout: Float32Array, plan: MaskPlan): Promise<SdpaBackwardResult>;
+}
+
 // ---- storage: where a KV cache keeps its floats ----------------------------------------------------------------
 
 /** Float storage a backend offers to KV caches (the WebAssembly kernels' memory, so the kernels read caches in

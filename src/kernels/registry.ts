@@ -1,55 +1,67 @@
-// Kernel registry: name → kernel. Backends register their kernels here (the CPU and WebAssembly ones in cpu/index.ts);
-// registering a name twice throws. Layers above reach kernels only through this file and the contract.
+// Kernel registry: name → kernel, one table per kind of problem (contract.ts). Backends register their kernels here
+// (the CPU and WebAssembly ones in cpu/index.ts, the WGSL ones in webgpu/index.ts); registering a name twice throws.
+// Layers above reach kernels only through this file and the contract; attention/dispatch.ts chooses among them.
 import { QkvError } from '../errors.js';
-import type { KernelStorage, MatmulKernel, PagedKernel, SdpaKernel } from './contract.js';
+import type {
+  GpuBackwardKernel, GpuPagedKernel, GpuSdpaKernel, KernelStorage, MatmulKernel, PagedKernel, SdpaKernel,
+} from './contract.js';
 
-const sdpaKernels = new Map<string, SdpaKernel>();
-const pagedKernels = new Map<string, PagedKernel>();
-const matmulKernels = new Map<string, MatmulKernel>();
+class Table<K extends { readonly name: string }> {
+  private readonly byName = new Map<string, K>();
+  constructor(private readonly what: string) {}
 
-/** Adds a kernel under its name. */
-export function registerSdpaKernel(kernel: SdpaKernel): void {
-  if (sdpaKernels.has(kernel.name)) throw new QkvError(`kernel '${kernel.name}' is already registered`);
-  sdpaKernels.set(kernel.name, kernel);
+  add(kernel: K): void {
+    if (this.byName.has(kernel.name)) throw new QkvError(`${this.what} kernel '${kernel.name}' is already registered`);
+    this.byName.set(kernel.name, kernel);
+  }
+
+  get(name: string): K {
+    const k = this.byName.get(name);
+    if (!k) throw new QkvError(`${this.what}: kernel must be one of ${this.names().join(', ')}; got '${name}'`);
+    return k;
+  }
+
+  names(): string[] { return [...this.byName.keys()]; }
 }
 
-/** The kernel registered under `name`. */
-export function getSdpaKernel(name: string): SdpaKernel {
-  const k = sdpaKernels.get(name);
-  if (!k) throw new QkvError(`attention: kernel must be one of ${[...sdpaKernels.keys()].join(', ')}; got '${name}'`);
-  return k;
-}
+const sdpa = new Table<SdpaKernel>('attention');
+const paged = new Table<PagedKernel>('paged attention');
+const matmul = new Table<MatmulKernel>('matmul');
+const gpuSdpa = new Table<GpuSdpaKernel>('WebGPU attention');
+const gpuPaged = new Table<GpuPagedKernel>('WebGPU paged attention');
+const gpuBackward = new Table<GpuBackwardKernel>('WebGPU attention backward');
 
-/** Names of the registered kernels. */
-export function sdpaKernelNames(): string[] {
-  return [...sdpaKernels.keys()];
-}
+/** Adds an attention kernel under its name. */
+export const registerSdpaKernel = (k: SdpaKernel): void => sdpa.add(k);
+/** The attention kernel registered under `name`. */
+export const getSdpaKernel = (name: string): SdpaKernel => sdpa.get(name);
+/** Names of the registered attention kernels. */
+export const sdpaKernelNames = (): string[] => sdpa.names();
 
 /** Adds a paged attention kernel under its name. */
-export function registerPagedKernel(kernel: PagedKernel): void {
-  if (pagedKernels.has(kernel.name)) throw new QkvError(`paged kernel '${kernel.name}' is already registered`);
-  pagedKernels.set(kernel.name, kernel);
-}
-
+export const registerPagedKernel = (k: PagedKernel): void => paged.add(k);
 /** The paged attention kernel registered under `name`. */
-export function getPagedKernel(name = 'paged'): PagedKernel {
-  const k = pagedKernels.get(name);
-  if (!k) throw new QkvError(`paged attention: kernel must be one of ${[...pagedKernels.keys()].join(', ')}; got '${name}'`);
-  return k;
-}
+export const getPagedKernel = (name = 'paged'): PagedKernel => paged.get(name);
 
 /** Adds a matrix-product kernel under its name. */
-export function registerMatmulKernel(kernel: MatmulKernel): void {
-  if (matmulKernels.has(kernel.name)) throw new QkvError(`matmul kernel '${kernel.name}' is already registered`);
-  matmulKernels.set(kernel.name, kernel);
-}
-
+export const registerMatmulKernel = (k: MatmulKernel): void => matmul.add(k);
 /** The matrix-product kernel registered under `name`. */
-export function getMatmulKernel(name: string): MatmulKernel {
-  const k = matmulKernels.get(name);
-  if (!k) throw new QkvError(`matmul: kernel must be one of ${[...matmulKernels.keys()].join(', ')}; got '${name}'`);
-  return k;
-}
+export const getMatmulKernel = (name: string): MatmulKernel => matmul.get(name);
+
+/** Adds a WGSL attention kernel (webgpu-flash, webgpu-tensor-cores, webgpu-decode). */
+export const registerGpuSdpaKernel = (k: GpuSdpaKernel): void => gpuSdpa.add(k);
+/** The WGSL attention kernel registered under `name`. */
+export const getGpuSdpaKernel = (name: string): GpuSdpaKernel => gpuSdpa.get(name);
+
+/** Adds a WGSL paged attention kernel. */
+export const registerGpuPagedKernel = (k: GpuPagedKernel): void => gpuPaged.add(k);
+/** The WGSL paged attention kernel registered under `name`. */
+export const getGpuPagedKernel = (name = 'webgpu-paged'): GpuPagedKernel => gpuPaged.get(name);
+
+/** Adds a WGSL backward kernel. */
+export const registerGpuBackwardKernel = (k: GpuBackwardKernel): void => gpuBackward.add(k);
+/** The WGSL backward kernel registered under `name`. */
+export const getGpuBackwardKernel = (name = 'webgpu-backward'): GpuBackwardKernel => gpuBackward.get(name);
 
 let storage: KernelStorage = { floats: (n) => new Float32Array(n), release: () => {} };
 

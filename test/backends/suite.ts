@@ -25,6 +25,8 @@ export function suiteCases(): SuiteCase[] {
   shape('MQA, one query row against 300 keys (decoding)', [2, 8, 1, 1, 300, 64, 64], { causal: 'bottom-right' });
   shape('one query row, soft-capping', [1, 4, 2, 1, 90, 32, 32], { softcap: 5 });
   shape('4 query rows, bottom-right causal', [1, 4, 2, 4, 70, 32, 48], { causal: 'bottom-right' });
+  shape('3 query rows, bottom-right causal, a window of 20 (a Mistral decode step)', [1, 4, 2, 3, 70, 32, 32], { causal: 'bottom-right', window: [19, 0] });
+  shape('2 query rows, top-left causal against 40 keys', [1, 2, 1, 2, 40, 16, 16], { causal: true });
   shape('L ≠ S, no mask', [2, 2, 1, 5, 37, 24, 8]);
   shape('head dims no tile divides (7 and 5)', [1, 2, 1, 19, 23, 7, 5], { causal: 'bottom-right' });
   shape('a fully masked row (key length 0)', [2, 2, 2, 6, 9, 8, 8], { keyLengths: [9, 0] });
@@ -47,12 +49,18 @@ export function expectedCpuKernel(asked: string, c: SuiteCase): string {
   return c.q.shape[2] === 1 ? 'decode' : 'flash';
 }
 
-/** The WGSL kernel that must have run: split-K decoding for a few query rows with at most causal and soft-capping,
- *  else the tiled kernel (the tensor-core one for f16 where the device has matrix units). */
+/** The WGSL kernel that must have run: split-K decoding for a few query rows with at most a bottom-right causal mask
+ *  (with a left window under it) and soft-capping, else the tiled kernel (the tensor-core one for f16 where the device
+ *  has matrix units). Top-left causal is bottom-right only when L = S. */
 export function expectedGpuKernel(c: SuiteCase, tensorCores: boolean): string {
-  const keys = Object.keys(c.options).filter((k) => (c.options as Record<string, unknown>)[k] !== undefined);
+  const o = c.options;
+  const keys = Object.keys(o).filter((k) => (o as Record<string, unknown>)[k] !== undefined);
   const [, , L] = c.q.shape;
-  const decode = L <= 8 && L <= c.k.shape[2] && keys.every((k) => ['scale', 'causal', 'softcap'].includes(k)) && c.options.causal !== 'top-left';
+  const S = c.k.shape[2];
+  const bottomRight = o.causal === 'bottom-right' || (!!o.causal && L === S);
+  const window = !o.window || (bottomRight && o.window[0] >= 0);
+  const decode = L <= 8 && L <= S && keys.every((k) => ['scale', 'causal', 'softcap', 'window'].includes(k)) && window &&
+    (!o.causal || bottomRight);
   return decode ? 'webgpu-decode' : tensorCores ? 'webgpu-tensor-cores' : 'webgpu-flash';
 }
 

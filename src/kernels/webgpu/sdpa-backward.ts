@@ -2,7 +2,7 @@
 // the upstream gradient dout, with every mask and score modifier the forward kernel takes (the same tables, from
 // the same plan). D_i = do_i·o_i is formed here (O(L·Dv)); the two entry points (a workgroup per 64 query rows, and per
 // 64 key rows) run in one submission.
-import type { AttnDims, MaskPlan } from '../contract.js';
+import type { AttnDims, GpuBackwardKernel, MaskPlan } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { acquire, encodePass, readBack, release, STORAGE, uniform, upload } from './buffers.js';
 import { bindBuffers, computePipeline, specialize, validated } from './pipelines.js';
@@ -51,3 +51,6 @@ export async function webgpuFlashBackward(device: GPUDevice, dims: AttnDims, qkv
     release(device, ...own);
   }
 }
+
+/** dq, dk, dv on the GPU with every mask and score modifier of the forward kernels (the same plan). */
+export const webgpuBackward: GpuBackwardKernel = { name: 'webgpu-backward', run: webgpuFlashBackward };

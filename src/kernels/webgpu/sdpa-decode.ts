@@ -1,7 +1,7 @@
 // Host side of the WGSL split-K decode kernel (sdpa-decode.wgsl): paged attention through block tables, and dense
 // attention for a few query rows as the one-block-per-row special case. Two passes in one submission: `partial`
 // (a workgroup per (row, chunk of keys)) and `merge` (a workgroup per row).
-import type { AttnDims, PagedProblem } from '../contract.js';
+import type { AttnDims, GpuPagedKernel, GpuSdpaKernel, MaskPlan, PagedProblem } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { acquire, encodePass, readBack, release, STORAGE, submit, uniform, upload } from './buffers.js';
 import { DECODE_PARAMS } from './uniforms.js';
@@ -113,3 +113,27 @@ export function denseDecodeOnGpu(device: GPUDevice, dims: AttnDims, o: { scale: 
   const aux = Uint32Array.from([...Array<number>(B).fill(len), ...Array.from({ length: B }, (_, x) => x)]);
   return decodeOnGpu(device, { ...b, ...o, B, Hq, T: L, pool: { blockSize: S, Hkv, D, Dv }, aux, maxS: len, maxBlocks: 1 });
 }
+
+// what the decode kernel reads of a plan: causal at the plan's offset (or no mask), a causal window, soft-capping
+function decodeReads(p: MaskPlan): boolean {
+  const tables = p.keyLengths || p.alibi || p.global !== null || p.blocks !== null || p.docs !== null || p.keep !== null || p.bias !== null;
+  if (tables || p.prefix !== -1 || p.dilation !== 1 || p.shift < 0) return false;
+  if (!p.causal) return p.windowLeft === -1 && p.windowRight === -1;
+  return p.causalShift === p.shift; // bottom-right: row i sees keys ≤ i + shift (a right window adds nothing)
+}
+
+/**
+ * Split-K decoding of dense keys and values as a block pool of one block per row: a few query rows (≤ 8) whose masks
+ * are what it reads. Row i sits at key i + shift, so the keys it reads are the first shift + L (a KV cache's length).
+ */
+export const webgpuDecode: GpuSdpaKernel = {
+  name: 'webgpu-decode',
+  covers: (_device, d, plan) => d.L <= 8 && d.D <= 256 && d.Dv <= 256 && d.B * d.Hq * d.L <= MAX_ROWS && decodeReads(plan),
+  record(device, dims, p, b) {
+    const window = p.causal && p.windowLeft >= 0 ? p.windowLeft + 1 : null; // keys j ≥ i − left, i.e. j > i − W
+    denseDecodeOnGpu(device, dims, { scale: p.scale, softcap: p.softcap, causal: p.causal, window }, b, p.shift + dims.L);
+  },
+};
+
+/** Paged attention through block tables (f32 pools). */
+export const webgpuPaged: GpuPagedKernel = { name: 'webgpu-paged', unsupported: pagedUnsupported, run: webgpuPagedAttention };

@@ -5,7 +5,7 @@
 // block-sparse, documents, prefix-LM, dense keep masks and biases, soft-capping, ALiBi — with GQA/MQA and head dims
 // ≤ 256, as a MaskPlan (kernels/contract.ts) lowered from the options by src/attention/mask-plan.ts. The plan's
 // tables go up in pooled buffers and back after the call; the pipeline is built once per device and tile shape.
-import type { AttnDims, MaskPlan } from '../contract.js';
+import type { AttnDims, GpuOperands, GpuSdpaKernel, MaskPlan } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { encodePass, release, submit, uniform, upload } from './buffers.js';
 import { SDPA_PARAMS } from './uniforms.js';
@@ -66,26 +66,36 @@ export function sdpaParams(dims: AttnDims, p: MaskPlan): ArrayBuffer {
   });
 }
 
-/**
- * Records and submits the kernel over operands already on the GPU; writes out and lse (NEG_INF for −∞) there.
- * `b.dtype` is the storage type of q, k, v and out (float16 needs shader-f16); lse is float32. The mask and score
- * modifiers come as a plan (src/attention/mask-plan.ts); `req` may force the plain kernel and set its tiles.
- */
-export function flashOnGpu(device: GPUDevice, dims: AttnDims, plan: MaskPlan,
-  b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer; dtype?: GpuDType },
-  req: { plain?: boolean; blockM?: number; blockN?: number } = {}): 'webgpu-flash' | 'webgpu-tensor-cores' {
-  const { B, Hq, L, D, Dv } = dims;
+// records one pass of an attention pipeline over the operands, the plan's tables and uniform block
+function recordSdpa(device: GPUDevice, dims: AttnDims, plan: MaskPlan, b: GpuOperands, pipe: GPUComputePipeline, workgroups: number): void {
   const extra = [upload(device, plan.aux), upload(device, plan.fl), uniform(device, sdpaParams(dims, plan))];
-  // f16 on a device with matrix units: the tensor-core kernel (unless the request asks for the plain one)
-  const tc = b.dtype === 'float16' && !req.plain ? tensorCorePlan(device, D, Dv, req) : null;
-  const tiles = tc ? null : flashTiles(device, Dv, req);
-  const pipe = tc ? matrixPipeline(device, tc) : pipeline(device, tiles!, b.dtype ?? 'float32');
-  // one workgroup per (head, tile of query rows): blockM rows, or the tensor-core kernel's subgroups × SM
-  const workgroups = tc ? matrixWorkgroups(dims, tc) : B * Hq * Math.ceil(L / tiles!.blockM);
   submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [b.q, b.k, b.v, b.out, b.lse, ...extra]), workgroups));
   release(device, ...extra);
-  return tc ? 'webgpu-tensor-cores' : 'webgpu-flash';
 }
+
+/**
+ * The tiled kernel (f32 or f16 storage, f32 arithmetic): a workgroup per (head, blockM query rows); takes every call.
+ * Writes out and lse (NEG_INF for −∞) where they are.
+ */
+export const webgpuFlash: GpuSdpaKernel = {
+  name: 'webgpu-flash',
+  covers: () => true,
+  record(device, dims, plan, b, req) {
+    const tiles = flashTiles(device, dims.Dv, req);
+    recordSdpa(device, dims, plan, b, pipeline(device, tiles, b.dtype), dims.B * dims.Hq * Math.ceil(dims.L / tiles.blockM));
+  },
+};
+
+/** The tensor-core kernel (sdpa-flash-matrix.ts): f16 operands on a device with subgroup matrices, unless the
+ *  request asks for the plain kernel. */
+export const webgpuTensorCores: GpuSdpaKernel = {
+  name: 'webgpu-tensor-cores',
+  covers: (device, dims, _plan, b, req) => b.dtype === 'float16' && !req.plain && tensorCorePlan(device, dims.D, dims.Dv, req) !== null,
+  record(device, dims, plan, b, req) {
+    const tc = tensorCorePlan(device, dims.D, dims.Dv, req)!;
+    recordSdpa(device, dims, plan, b, matrixPipeline(device, tc), matrixWorkgroups(dims, tc));
+  },
+};
 
 /** The tensor-core kernel's tiles for these head dims on `device` (o.blockM × o.blockN where given), or null where it
  *  has no matrix units (or they do not fit its workgroup memory). */
