@@ -172,9 +172,10 @@ export async function generate(model: CausalLM, tokenizer: Tokenizer | null, pro
   }
 }
 
-/** Greedy decoding with a KV cache, synchronously: prompt rows followed by `n` new ids (stops at eos). */
-export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], n: number): number[] {
-  const cache = new ContiguousKVCache(model.info.numLayers);
+/** Greedy decoding with a KV cache (contiguous unless given), synchronously: prompt rows followed by `n` new ids (stops
+ *  at eos). A cache with release() is released at the end. */
+export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], n: number,
+  cache: KVCache = new ContiguousKVCache(model.info.numLayers)): number[] {
   try {
     const ids = [...prompt[0]];
     const eos = new Set(model.info.eosTokenIds);
@@ -189,7 +190,7 @@ export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], 
     }
     return ids;
   } finally {
-    cache.release();
+    (cache as Partial<{ release(): void }>).release?.(); // the contiguous cache gives its kernel memory back
   }
 }
 

@@ -93,7 +93,7 @@ export function checkTied(c: HfConfig, hasLmHead: boolean, source: string): void
   }
 }
 
-const ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3', 'yarn'];
+const ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3', 'yarn', 'longrope'];
 const POSITIVE: Range = { min: 0, minExclusive: true };
 const FRACTION: Range = { min: 0, max: 1, minExclusive: true };
 
@@ -108,10 +108,14 @@ function optional(obj: Record<string, unknown>, key: string, label: string, rang
  * checked where the formula needs it: theta > 0, factor > 0, llama3's two frequency factors unequal, dynamic NTK with
  * more than 2 rotary dims, yarn with a factor, an even rotary part of head_dim.
  */
-export function ropeConfig(c: HfConfig, headDim: number): RopeConfig {
+export function ropeConfig(c: HfConfig, headDim: number, layerType?: string): RopeConfig {
   const key = c.rope_parameters !== undefined && c.rope_parameters !== null ? 'rope_parameters' : 'rope_scaling';
-  const raw = c[key] ?? {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) {
+  let raw: unknown = c[key] ?? {};
+  // one set per layer type (Gemma 3: sliding_attention, full_attention)
+  if (layerType && typeof raw === 'object' && raw !== null && Object.hasOwn(raw, layerType)) {
+    raw = (raw as Record<string, unknown>)[layerType];
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new QkvError(`config.json: '${key}' must be an object, got ${describeValue(raw)}`);
   }
   const params = raw as Record<string, unknown>;
@@ -128,7 +132,7 @@ export function ropeConfig(c: HfConfig, headDim: number): RopeConfig {
       'must be even and ≥ 2');
   }
   const factor = pick('factor', POSITIVE);
-  if (type !== 'default' && factor === undefined) {
+  if (type !== 'default' && type !== 'longrope' && factor === undefined) {
     throw new QkvError(`config.json: rope_type '${type}' needs '${key}.factor' (a number > 0)`);
   }
   const [low, high] = [pick('low_freq_factor', POSITIVE), pick('high_freq_factor', POSITIVE)];
@@ -145,9 +149,22 @@ export function ropeConfig(c: HfConfig, headDim: number): RopeConfig {
     partialRotaryFactor: partial,
     factor,
     maxPositionEmbeddings: optional(c, 'max_position_embeddings', 'max_position_embeddings', COUNT),
-    originalMaxPositionEmbeddings: pick('original_max_position_embeddings', COUNT),
     lowFreqFactor: low, highFreqFactor: high,
     betaFast: pick('beta_fast', POSITIVE), betaSlow: pick('beta_slow', POSITIVE), attentionFactor: pick('attention_factor', POSITIVE),
     mscale: pick('mscale'), mscaleAllDim: pick('mscale_all_dim'),
+    // LongRoPE configs (Phi-3) keep the original context at the top level too
+    originalMaxPositionEmbeddings: pick('original_max_position_embeddings', COUNT) ?? (type === 'longrope'
+      ? optional(c, 'original_max_position_embeddings', 'original_max_position_embeddings', COUNT) : undefined),
+    shortFactor: factorList(params, 'short_factor', key), longFactor: factorList(params, 'long_factor', key),
   };
+}
+
+// a list of positive numbers (LongRoPE's short_factor / long_factor), or undefined when absent
+function factorList(params: Record<string, unknown>, k: string, key: string): number[] | undefined {
+  const x = Object.hasOwn(params, k) ? params[k] : undefined;
+  if (x === undefined || x === null) return undefined;
+  if (!Array.isArray(x) || x.length > 1 << 16) {
+    throw new QkvError(`config.json: '${key}.${k}' must be a list of numbers, got ${describeValue(x)}`);
+  }
+  return x.map((v, i) => checkNumber(v, `'${key}.${k}[${i}]'`, POSITIVE));
 }

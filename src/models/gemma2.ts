@@ -21,7 +21,14 @@ import type { Weights } from './weights.js';
 interface Layer {
   inNorm: Tensor; wq: LinearWeight; wk: LinearWeight; wv: LinearWeight; wo: LinearWeight; postAttnNorm: Tensor;
   preFfwNorm: Tensor; gate: LinearWeight; up: LinearWeight; down: LinearWeight; postFfwNorm: Tensor; sliding: boolean;
+  /** Gemma 3: RMSNorm (1 + γ) over each head of q and k. */
+  qNorm: Tensor | null; kNorm: Tensor | null;
+  /** This layer's RoPE (Gemma 3: one base for local layers, another for global ones). */
+  freqs: RopeFrequencies;
 }
+
+/** What distinguishes Gemma 3 (gemma3.ts) from Gemma 2. */
+export interface GemmaVariant { architecture: string; qkNorm: boolean }
 
 export class Gemma2 implements Decoder {
   readonly kind = 'causal-lm';
@@ -30,7 +37,6 @@ export class Gemma2 implements Decoder {
   private readonly layers: Layer[];
   private readonly norm: Tensor;
   private readonly lmHead: LinearWeight;
-  private readonly freqs: RopeFrequencies;
   private readonly eps: number;
   private readonly scale: number;
   private readonly attnSoftcap: number;
@@ -38,8 +44,8 @@ export class Gemma2 implements Decoder {
   private readonly window: number | null;
   private readonly act: string; // the feed-forward's gate activation
 
-  constructor(c: HfConfig, w: Weights) {
-    const info = (this.info = decoderInfo(c, 'Gemma2ForCausalLM'));
+  constructor(c: HfConfig, w: Weights, readonly variant: GemmaVariant = { architecture: 'Gemma2ForCausalLM', qkNorm: false }) {
+    const info = (this.info = decoderInfo(c, variant.architecture));
     const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, vocabSize: V } = info;
     const F = count(c, 'intermediate_size');
     this.eps = num(c, 'rms_norm_eps', 1e-6, { min: 0 });
@@ -49,9 +55,16 @@ export class Gemma2 implements Decoder {
     this.window = c.sliding_window === undefined || c.sliding_window === null ? null : count(c, 'sliding_window');
     this.act = String(c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh');
     activationKind(this.act); // an unknown name fails at load
-    this.freqs = ropeInvFreq(ropeConfig(c, D));
-    // layer_types (transformers 5) or the older rule: even layers slide, odd layers are global
+    // layer_types (transformers 5) or the older rules: Gemma 2's even layers slide, Gemma 3's every 6th is global
     const types = Array.isArray(c.layer_types) ? (c.layer_types as string[]) : null;
+    const pattern = variant.qkNorm ? count(c, 'sliding_window_pattern', 6) : 2;
+    const sliding = (l: number) => (types ? types[l] === 'sliding_attention' : (l + 1) % pattern !== 0);
+    // RoPE per layer type where the config has one set each (rope_parameters.sliding_attention / .full_attention)
+    const freqs = new Map<boolean, RopeFrequencies>();
+    const freqsOf = (slides: boolean) => {
+      if (!freqs.has(slides)) freqs.set(slides, ropeInvFreq(ropeConfig(c, D, slides ? 'sliding_attention' : 'full_attention')));
+      return freqs.get(slides)!;
+    };
     this.embed = w.table('model.embed_tokens.weight', [V, E]);
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `model.layers.${l}.`;
@@ -63,7 +76,9 @@ export class Gemma2 implements Decoder {
         preFfwNorm: w.get(`${p}pre_feedforward_layernorm.weight`, [E]),
         gate: w.matrix(`${p}mlp.gate_proj.weight`, [F, E]), up: w.matrix(`${p}mlp.up_proj.weight`, [F, E]), down: w.matrix(`${p}mlp.down_proj.weight`, [E, F]),
         postFfwNorm: w.get(`${p}post_feedforward_layernorm.weight`, [E]),
-        sliding: types ? types[l] === 'sliding_attention' : l % 2 === 0,
+        sliding: sliding(l), freqs: freqsOf(sliding(l)),
+        qNorm: variant.qkNorm ? w.get(`${p}self_attn.q_norm.weight`, [D]) : null,
+        kNorm: variant.qkNorm ? w.get(`${p}self_attn.k_norm.weight`, [D]) : null,
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
@@ -92,11 +107,13 @@ export class Gemma2 implements Decoder {
     const { numHeads: Hq, numKvHeads: Hkv, headDim: D } = this.info;
     const norm = (t: X, g: Tensor) => ops.rmsNorm(t, g, this.eps, 1); // Gemma: x̂ · (1 + γ)
     const attend: AttendSpec = {
-      Hq, Hkv, D, rope: this.freqs, scale: this.scale, causal: true, slidingWindow: L.sliding ? this.window : null,
+      Hq, Hkv, D, rope: L.freqs, scale: this.scale, causal: true, slidingWindow: L.sliding ? this.window : null,
       softcap: this.attnSoftcap || undefined,
     };
     const n = norm(x, L.inNorm);
-    const a = ops.attend(l, ops.linear(n, L.wq), ops.linear(n, L.wk), ops.linear(n, L.wv), attend); // [B, T, Hq·D]
+    let [q, k] = [ops.linear(n, L.wq), ops.linear(n, L.wk)];
+    if (L.qNorm && L.kNorm) [q, k] = [norm(q, L.qNorm), norm(k, L.kNorm)]; // Gemma 3's qk-norm, per head
+    const a = ops.attend(l, q, k, ops.linear(n, L.wv), attend); // [B, T, Hq·D]
     x = ops.add(x, norm(ops.linear(a, L.wo), L.postAttnNorm)); // [B, T, E]
     const m = norm(x, L.preFfwNorm);
     return ops.add(x, norm(ops.linear(ops.gatedLinear(m, L.gate, L.up, this.act), L.down), L.postFfwNorm));

@@ -1,6 +1,7 @@
-// Llama (Touvron et al. 2023, https://arxiv.org/abs/2302.13971) — and the families that are Llama with one change:
-// Mistral (sliding-window attention, mistral.ts) and Qwen2 (biases on q/k/v, qwen2.ts). Read next to transformers'
-// modeling_llama.py:
+// Llama (Touvron et al. 2023, https://arxiv.org/abs/2302.13971) — and the families that are Llama with a change or two
+// (LlamaVariant): Mistral (sliding window), Qwen2 (q/k/v biases), Qwen3 (qk-norm per head), SmolLM3 (NoPE layers),
+// OLMo 2 (qk-norm over the projection, norms after attention and MLP), Phi-3 (fused projections, LongRoPE).
+// Read next to transformers' modeling_llama.py:
 //   x = embed(ids)
 //   for each layer:  x = x + o_proj(Attention(RoPE(q_proj(n)), RoPE(k_proj(n)), v_proj(n))),  n = RMSNorm(x)
 //                    x = x + down_proj(SiLU(gate_proj(n)) ⊙ up_proj(n)),                       n = RMSNorm(x)
@@ -18,11 +19,22 @@ import { forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './
 import type { Weights } from './weights.js';
 
 /** What distinguishes the Llama-like families. */
-export interface LlamaVariant { architecture: string; qkvBias: boolean; slidingWindow: number | null }
+export interface LlamaVariant {
+  architecture: string; qkvBias: boolean; slidingWindow: number | null;
+  /** RMSNorm on q and k before RoPE: over each head (Qwen3: weights [D]) or the whole projection (OLMo 2: [H·D]). */
+  qkNorm?: 'head' | 'projection';
+  /** Layers that apply no RoPE (SmolLM3's NoPE layers): position comes from the causal mask alone. */
+  noRope?: (layer: number) => boolean;
+  /** OLMo 2: x + norm(attention(x)), x + norm(MLP(x)) — the norms after, not before. */
+  postNorm?: boolean;
+}
 
 interface Layer {
-  ln1: Tensor; wq: LinearWeight; wk: LinearWeight; wv: LinearWeight; bq: Tensor | null; bk: Tensor | null; bv: Tensor | null;
-  wo: LinearWeight; ln2: Tensor; gate: LinearWeight; up: LinearWeight; down: LinearWeight;
+  /** Before attention and before the MLP (after them with postNorm). */
+  attnNorm: Tensor; mlpNorm: Tensor;
+  wq: LinearWeight; wk: LinearWeight; wv: LinearWeight; bq: Tensor | null; bk: Tensor | null; bv: Tensor | null;
+  qNorm: Tensor | null; kNorm: Tensor | null;
+  wo: LinearWeight; gate: LinearWeight; up: LinearWeight; down: LinearWeight;
 }
 
 /** Model facts every decoder-only family reads the same way. */
@@ -59,13 +71,15 @@ export class Llama implements Decoder {
     const bias = (name: string, n: number) => (variant.qkvBias ? w.get(name, [n]) : w.optional(name, [n]));
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `model.layers.${l}.`;
+      const [attnNorm, mlpNorm] = variant.postNorm ? ['post_attention', 'post_feedforward'] : ['input', 'post_attention'];
       return {
-        ln1: w.get(`${p}input_layernorm.weight`, [E]),
+        attnNorm: w.get(`${p}${attnNorm}_layernorm.weight`, [E]), mlpNorm: w.get(`${p}${mlpNorm}_layernorm.weight`, [E]),
         wq: w.matrix(`${p}self_attn.q_proj.weight`, [Hq * D, E]), bq: bias(`${p}self_attn.q_proj.bias`, Hq * D),
         wk: w.matrix(`${p}self_attn.k_proj.weight`, [Hkv * D, E]), bk: bias(`${p}self_attn.k_proj.bias`, Hkv * D),
         wv: w.matrix(`${p}self_attn.v_proj.weight`, [Hkv * D, E]), bv: bias(`${p}self_attn.v_proj.bias`, Hkv * D),
+        qNorm: variant.qkNorm ? w.get(`${p}self_attn.q_norm.weight`, [variant.qkNorm === 'head' ? D : Hq * D]) : null,
+        kNorm: variant.qkNorm ? w.get(`${p}self_attn.k_norm.weight`, [variant.qkNorm === 'head' ? D : Hkv * D]) : null,
         wo: w.matrix(`${p}self_attn.o_proj.weight`, [E, Hq * D]),
-        ln2: w.get(`${p}post_attention_layernorm.weight`, [E]),
         gate: w.matrix(`${p}mlp.gate_proj.weight`, [F, E]), up: w.matrix(`${p}mlp.up_proj.weight`, [F, E]),
         down: w.matrix(`${p}mlp.down_proj.weight`, [E, F]),
       };
@@ -94,13 +108,18 @@ export class Llama implements Decoder {
     return ops.linear(ops.rmsNorm(x, this.norm, this.eps), this.lmHead); // [B, T, V]
   }
 
-  // x + Attention(RMSNorm(x)), then + MLP(RMSNorm(·)); RoPE is applied in attend, at the new tokens' positions
+  // x + Attention(RMSNorm(x)), then + MLP(RMSNorm(·)) — or with postNorm x + RMSNorm(Attention(x)), + RMSNorm(MLP(·))
   private block<X>(ops: DecoderOps<X>, x: X, L: Layer, l: number, attend: AttendSpec): X {
-    const n = ops.rmsNorm(x, L.ln1, this.eps); // [B, T, E]
-    const a = ops.attend(l, ops.linear(n, L.wq, L.bq), ops.linear(n, L.wk, L.bk), ops.linear(n, L.wv, L.bv), attend); // [B, T, Hq·D]
-    x = ops.add(x, ops.linear(a, L.wo)); // [B, T, E]
-    const m = ops.rmsNorm(x, L.ln2, this.eps);
-    return ops.add(x, ops.linear(ops.gatedLinear(m, L.gate, L.up, this.actName), L.down)); // [B, T, E]
+    const pre = (t: X, g: Tensor) => (this.variant.postNorm ? t : ops.rmsNorm(t, g, this.eps));
+    const post = (t: X, g: Tensor) => (this.variant.postNorm ? ops.rmsNorm(t, g, this.eps) : t);
+    const n = pre(x, L.attnNorm); // [B, T, E]
+    let [q, k] = [ops.linear(n, L.wq, L.bq), ops.linear(n, L.wk, L.bk)]; // [B, T, Hq·D], [B, T, Hkv·D]
+    if (L.qNorm && L.kNorm) [q, k] = [ops.rmsNorm(q, L.qNorm, this.eps), ops.rmsNorm(k, L.kNorm, this.eps)]; // qk-norm
+    const rope = this.variant.noRope?.(l) ? null : attend.rope; // a NoPE layer: no rotation at all
+    const a = ops.attend(l, q, k, ops.linear(n, L.wv, L.bv), { ...attend, rope }); // [B, T, Hq·D]
+    x = ops.add(x, post(ops.linear(a, L.wo), L.attnNorm)); // [B, T, E]
+    const m = pre(x, L.mlpNorm);
+    return ops.add(x, post(ops.linear(ops.gatedLinear(m, L.gate, L.up, this.actName), L.down), L.mlpNorm)); // [B, T, E]
   }
 }
 

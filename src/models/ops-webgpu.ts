@@ -30,7 +30,15 @@ export class GpuOps implements DecoderOps<GpuTensor> {
   gatedLinear(x: GpuTensor, gate: LinearWeight, up: LinearWeight, act: string): GpuTensor {
     return this.own(gatedActGpu(act, this.linear(x, gate), this.linear(x, up)));
   }
-  rmsNorm(x: GpuTensor, w: Tensor, eps: number, offset = 0): GpuTensor { return this.own(rmsNormGpuLayer(x, w, eps, offset)); }
+  rmsNorm(x: GpuTensor, w: Tensor, eps: number, offset = 0): GpuTensor {
+    const C = x.shape[x.shape.length - 1], g = w.shape[0];
+    const grouped = g === C ? x : x.reshape([x.size / g, g]); // per head (qk-norm)
+    return this.own(rmsNormGpuLayer(grouped, w, eps, offset)).reshape(x.shape);
+  }
+  layerNorm(): GpuTensor { throw new QkvError('WebGPU forward: LayerNorm has no GPU kernel yet (GPT-NeoX runs on the CPU)'); }
+  act(_x: GpuTensor, name: string): GpuTensor {
+    throw new QkvError(`WebGPU forward: the activation '${name}' alone has no GPU kernel yet (the gated SwiGLU and GeGLU do)`);
+  }
   add(a: GpuTensor, b: GpuTensor): GpuTensor { return this.own(addGpu(a, b)); }
   softcap(x: GpuTensor, c: number): GpuTensor { return this.own(softcapGpu(x, c)); }
   last(x: GpuTensor): GpuTensor {

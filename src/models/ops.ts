@@ -6,9 +6,9 @@
 // scoped() is the per-layer arena: on the GPU everything a layer made but its result goes back to the buffer pool.
 import type { CausalForwardOptions, Ablations, CausalLM } from './model.js';
 import { QkvError } from '../errors.js';
-import { add } from '../nn/activations.js';
+import { activation, add } from '../nn/activations.js';
 import { gatedLinear, linear } from '../nn/linear.js';
-import { rmsNorm } from '../nn/norm.js';
+import { layerNorm, rmsNorm } from '../nn/norm.js';
 import type { RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -37,8 +37,12 @@ export interface DecoderOps<X> {
   linear(x: X, w: LinearWeight, b?: Tensor | null): X;
   /** act(x Wgᵀ) ⊙ (x Wuᵀ): a gated feed-forward's first half (SwiGLU, GeGLU). */
   gatedLinear(x: X, gate: LinearWeight, up: LinearWeight, act: string): X;
-  /** RMSNorm over the last dim (offset 1: Gemma's 1 + γ). */
+  /** RMSNorm over the last dim (offset 1: Gemma's 1 + γ), or over each group of w's length in it (a head: qk-norm). */
   rmsNorm(x: X, w: Tensor, eps: number, offset?: number): X;
+  /** LayerNorm over the last dim: (x − mean) / √(var + ε) · γ + β. */
+  layerNorm(x: X, w: Tensor, b: Tensor | null, eps: number): X;
+  /** An activation by its transformers name (hidden_act), element by element. */
+  act(x: X, name: string): X;
   add(a: X, b: X): X;
   /** c · tanh(x / c). */
   softcap(x: X, c: number): X;
@@ -83,7 +87,13 @@ export class CpuOps implements DecoderOps<Tensor> {
   input(values: Float32Array, shape: readonly [number, number, number]): Tensor { return Tensor.from(values, [...shape]); }
   linear(x: Tensor, w: LinearWeight, b?: Tensor | null): Tensor { return linear(x, w, b); }
   gatedLinear(x: Tensor, gate: LinearWeight, up: LinearWeight, act: string): Tensor { return gatedLinear(x, gate, up, act); }
-  rmsNorm(x: Tensor, w: Tensor, eps: number, offset = 0): Tensor { return rmsNorm(x, w, eps, offset); }
+  rmsNorm(x: Tensor, w: Tensor, eps: number, offset = 0): Tensor {
+    const C = x.shape[x.rank - 1], g = w.shape[0];
+    if (g === C) return rmsNorm(x, w, eps, offset);
+    return rmsNorm(x.reshape([...x.shape.slice(0, -1), C / g, g]), w, eps, offset).reshape(x.shape); // per head
+  }
+  layerNorm(x: Tensor, w: Tensor, b: Tensor | null, eps: number): Tensor { return layerNorm(x, w, b, eps); }
+  act(x: Tensor, name: string): Tensor { return activation(name)(x); }
   add(a: Tensor, b: Tensor): Tensor { return add(a, b); }
   softcap(x: Tensor, c: number): Tensor { return Tensor.from(x.toFloat32().map((v) => c * Math.tanh(v / c)), x.shape); }
   last(x: Tensor): Tensor { return x.slice(1, x.shape[1] - 1).contiguous(); }

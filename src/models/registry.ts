@@ -3,11 +3,17 @@ import { QkvError } from '../errors.js';
 import { count, num, ropeConfig, type HfConfig } from './config.js';
 import { bert } from './bert.js';
 import { gemma2 } from './gemma2.js';
+import { gemma3 } from './gemma3.js';
 import { gpt2 } from './gpt2.js';
+import { gptNeoX } from './gpt-neox.js';
 import { decoderInfo, llama } from './llama.js';
 import { mistral } from './mistral.js';
+import { olmo2 } from './olmo2.js';
+import { phi3 } from './phi3.js';
 import type { Model } from './model.js';
 import { qwen2 } from './qwen2.js';
+import { qwen3 } from './qwen3.js';
+import { smollm3 } from './smollm3.js';
 import { t5 } from './t5.js';
 import { vit } from './vit.js';
 import type { Weights } from './weights.js';
@@ -20,10 +26,20 @@ const FAMILIES = new Map<string, Builder>([
   ['MistralForCausalLM', mistral],
   ['Qwen2ForCausalLM', qwen2],
   ['Gemma2ForCausalLM', gemma2],
+  ['Qwen3ForCausalLM', qwen3],
+  ['Gemma3ForCausalLM', gemma3],
+  ['SmolLM3ForCausalLM', smollm3],
+  ['Phi3ForCausalLM', phi3],
+  ['GPTNeoXForCausalLM', gptNeoX],
+  ['Olmo2ForCausalLM', olmo2],
   ['BertModel', bert],
   ['T5ForConditionalGeneration', t5],
   ['ViTModel', vit],
 ]);
+
+// the decoder families whose sizes, heads, RoPE and norms checkConfig reads up front
+const DECODERS = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Gemma2ForCausalLM', 'Qwen3ForCausalLM',
+  'Gemma3ForCausalLM', 'SmolLM3ForCausalLM', 'Phi3ForCausalLM', 'GPTNeoXForCausalLM', 'Olmo2ForCausalLM'];
 
 /** Registers another architecture (e.g. from a plugin); names must be new. */
 export function registerArchitecture(name: string, build: Builder): void {
@@ -43,11 +59,11 @@ export function supportedArchitectures(): string[] {
 export function checkConfig(config: HfConfig): void {
   const arch = config.architectures?.[0];
   if (typeof arch !== 'string' || !FAMILIES.has(arch)) return; // qkv info shows it as not supported
-  if (!['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Gemma2ForCausalLM'].includes(arch)) return;
+  if (!DECODERS.includes(arch)) return;
   const info = decoderInfo(config, arch);
   ropeConfig(config, info.headDim);
   count(config, 'intermediate_size');
-  num(config, 'rms_norm_eps', 1e-6, { min: 0 });
+  num(config, arch === 'GPTNeoXForCausalLM' ? 'layer_norm_eps' : 'rms_norm_eps', 1e-6, { min: 0 });
 }
 
 /** Builds the model that config.json describes from its weights. */

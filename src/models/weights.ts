@@ -68,6 +68,23 @@ export class Weights {
     }
   }
 
+  /**
+   * Splits the fused tensor `name` [Σ rows, cols] (a vector when cols is 0) by rows into the named parts, in order —
+   * Phi-3's qkv_proj into q, k and v — each a copy of its rows; the fused tensor is dropped.
+   */
+  splitRows(name: string, cols: number, parts: readonly (readonly [string, number])[]): void {
+    const t = this.tensors.get(name);
+    if (!t) throw new QkvError(`${this.source}: missing tensor '${name}'`);
+    const rows = parts.reduce((s, [, n]) => s + n, 0);
+    this.check(name, t, cols ? [rows, cols] : [rows]);
+    let at = 0;
+    for (const [part, n] of parts) {
+      this.tensors.set(part, t.slice(0, at, at + n).contiguous());
+      at += n;
+    }
+    this.tensors.delete(name);
+  }
+
   /** Like get, or null when the checkpoint does not have it. */
   optional(name: string, shape?: readonly number[]): Tensor | null {
     return this.tensors.has(name) ? this.get(name, shape) : null;

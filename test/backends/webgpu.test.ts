@@ -22,7 +22,7 @@ import type { Gemma2 } from '../../src/models/gemma2.js';
 import type { Llama } from '../../src/models/llama.js';
 import { forwardWebGPU } from '../../src/models/ops-webgpu.js';
 import { useDawn } from '../../src/node/webgpu.js';
-import { assertClose, GOLDEN, randint, randn, rng } from '../helpers.js';
+import { assertClose, GOLDEN, randint, randn, rng, ROOT_DIR } from '../helpers.js';
 import { assertSame, pagedOf, poisonCases } from '../differential/non-finite-cases.js';
 import { assertSameResult, expectedGpuKernel, suiteCases } from './suite.js';
 
@@ -341,6 +341,25 @@ test('Gemma 2 runs whole on WebGPU like on the CPU: GeGLU, (1 + γ) norms, soft-
   const [cpu, gpu] = [await generate(model as CausalLM, null, prompt, { maxTokens: 12, greedy: true, stopTokens: [] }),
     await generate(model as CausalLM, null, prompt, { maxTokens: 12, greedy: true, stopTokens: [], device: 'webgpu' })];
   assert.deepEqual(gpu.ids, cpu.ids);
+});
+
+test('the newer families run whole on WebGPU like on the CPU: qk-norm, NoPE layers, LongRoPE, post-norms, a RoPE per layer type', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const device = (await gpuDevice())!;
+  for (const name of ['qwen3', 'gemma3', 'smollm3', 'phi3', 'olmo2']) {
+    const { model } = loadCheckpoint(join(ROOT_DIR, 'test', 'golden-frontier', 'models', name), { tokenizer: false });
+    const V = model.info.vocabSize;
+    const gpuCache = new GpuKVCache(device, model.info.numLayers, 4);
+    const cpuCache = new ContiguousKVCache(model.info.numLayers);
+    // a 36-token prompt (past Phi-3's original context of 32: its long RoPE factors; past Gemma 3's window), then 6 tokens
+    const steps = [Array.from({ length: 36 }, (_, i) => (i * 37 + 5) % V), ...Array.from({ length: 6 }, (_, i) => [(i * 11 + 3) % V])];
+    for (const [n, ids] of steps.entries()) {
+      const gpu = await forwardWebGPU(model as unknown as Llama, ids, gpuCache);
+      const cpu = (model as CausalLM).forward([ids], { cache: cpuCache, lastOnly: true }).logits;
+      assertClose(Tensor.from(gpu, [1, 1, gpu.length]), cpu, 1e-4, 1e-3, `${name} step ${n}`);
+    }
+    gpuCache.release();
+  }
 });
 
 test('rows and keys of different lengths: every structured mask places row i at i + S − L (a top-left causal limit at i), forward and backward, like the CPU', async (t) => {

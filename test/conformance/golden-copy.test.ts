@@ -1,5 +1,6 @@
-// test/golden is the PyTorch golden data the suite runs on, copied verbatim from ../shared/golden so that a clone of
-// the repository alone runs every conformance test. This checks the copy is whole and unedited, file by file.
+// test/golden and test/golden-frontier are the PyTorch golden data the suite runs on, copied verbatim from
+// ../shared/golden and ../shared/golden-frontier so that a clone of the repository alone runs every conformance test.
+// This checks each copy is whole and unedited, file by file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -7,7 +8,6 @@ import { join, relative } from 'node:path';
 import { ROOT_DIR } from '../helpers.js';
 
 const COPY = join(ROOT_DIR, 'test', 'golden');
-const SOURCE = join(ROOT_DIR, '..', 'shared', 'golden');
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -16,12 +16,15 @@ function files(dir: string): string[] {
   });
 }
 
-test('test/golden is a byte-for-byte copy of ../shared/golden', { skip: existsSync(SOURCE) ? false : `no ${SOURCE} to compare with (a clone outside the workspace)` }, () => {
-  const want = files(SOURCE).map((f) => relative(SOURCE, f)).sort();
-  const have = files(COPY).map((f) => relative(COPY, f)).sort();
-  assert.deepEqual(have, want, 'the same files');
-  for (const f of want) assert.ok(readFileSync(join(COPY, f)).equals(readFileSync(join(SOURCE, f))), `${f} differs from ../shared/golden`);
-});
+for (const set of ['golden', 'golden-frontier']) {
+  const [copy, source] = [join(ROOT_DIR, 'test', set), join(ROOT_DIR, '..', 'shared', set)];
+  test(`test/${set} is a byte-for-byte copy of ../shared/${set}`, { skip: existsSync(source) ? false : `no ${source} to compare with (a clone outside the workspace)` }, () => {
+    const want = files(source).map((f) => relative(source, f)).sort();
+    const have = files(copy).map((f) => relative(copy, f)).sort();
+    assert.deepEqual(have, want, 'the same files');
+    for (const f of want) assert.ok(readFileSync(join(copy, f)).equals(readFileSync(join(source, f))), `${f} differs from ../shared/${set}`);
+  });
+}
 
 test('the golden copy holds every kind of case the suite checks', () => {
   const index = JSON.parse(readFileSync(join(COPY, 'index.json'), 'utf8')) as { cases: { file: string; op: string }[] };

@@ -4,14 +4,15 @@
 //   a' = a cos θ − b sin θ,   b' = b cos θ + a sin θ        so q′·k′ depends only on pos_q − pos_k.
 // Pairings: 'rotate-half' (Llama, GPT-NeoX: dims k and k + d/2) or 'interleaved' (GPT-J: dims 2k and 2k + 1).
 // Scalings: linear (Chen et al. 2023, position interpolation), dynamic NTK (bloc97 / transformers 'dynamic'),
-// Llama 3 (wavelength-banded), YaRN (Peng et al. 2023, https://arxiv.org/abs/2309.00071, with its attention factor).
+// Llama 3 (wavelength-banded), YaRN (Peng et al. 2023, https://arxiv.org/abs/2309.00071, with its attention factor),
+// LongRoPE (Ding et al. 2024, https://arxiv.org/abs/2402.13753, Phi-3: a factor per frequency, short or long).
 import { QkvError } from '../../errors.js';
 import { fmtShape } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 
 /** A RoPE configuration in transformers' words (rope_type and the keys each type reads). */
 export interface RopeConfig {
-  ropeType?: 'default' | 'linear' | 'dynamic' | 'llama3' | 'yarn';
+  ropeType?: 'default' | 'linear' | 'dynamic' | 'llama3' | 'yarn' | 'longrope';
   ropeTheta?: number;
   headDim: number;
   partialRotaryFactor?: number;
@@ -28,10 +29,14 @@ export interface RopeConfig {
   mscale?: number;
   mscaleAllDim?: number;
   truncate?: boolean;
+  /** longrope: a divisor per frequency within the original context (short) and past it (long). */
+  shortFactor?: readonly number[];
+  longFactor?: readonly number[];
 }
 
-/** inv_freq [d/2] and the factor cos/sin are multiplied by. */
-export interface RopeFrequencies { invFreq: Float64Array; attentionFactor: number }
+/** inv_freq [d/2] and the factor cos/sin are multiplied by; LongRoPE also has the frequencies for calls whose last
+ *  position is past the original context (`after` positions), as transformers switches per forward call. */
+export interface RopeFrequencies { invFreq: Float64Array; attentionFactor: number; long?: { invFreq: Float64Array; after: number } }
 
 /** The default frequencies base^(−2k/d) for k < d/2. */
 function baseFreqs(base: number, dim: number): Float64Array {
@@ -60,9 +65,12 @@ export function ropeInvFreq(c: RopeConfig): RopeFrequencies {
     }
     case 'llama3': return { invFreq: llama3(baseFreqs(base, dim), c, factor), attentionFactor: 1 };
     case 'yarn': return yarn(base, dim, c, factor);
-    default: throw new QkvError(`ropeInvFreq: unknown rope_type '${type as string}' (known: default, linear, dynamic, llama3, yarn)`);
+    case 'longrope': return longrope(base, dim, c);
+    default: throw new QkvError(`ropeInvFreq: unknown rope_type '${type as string}' (known: ${KNOWN})`);
   }
 }
+
+const KNOWN = 'default, linear, dynamic, llama3, yarn, longrope';
 
 /** Llama 3: long wavelengths are divided by factor, short ones kept, the band between interpolated smoothly. */
 function llama3(inv: Float64Array, c: RopeConfig, factor: number): Float64Array {
@@ -103,6 +111,24 @@ function yarn(base: number, dim: number, c: RopeConfig, configFactor: number): R
   return { invFreq, attentionFactor };
 }
 
+/**
+ * LongRoPE: inv_freq_k = base^(−2k/d) / λ_k with λ the short factors inside the original context and the long ones
+ * past it; cos and sin scaled by √(1 + ln s / ln L₀), s = max_position_embeddings / L₀ (L₀ the original context).
+ */
+function longrope(base: number, dim: number, c: RopeConfig): RopeFrequencies {
+  const origMax = c.originalMaxPositionEmbeddings ?? c.maxPositionEmbeddings ?? 4096;
+  const scale = (c.maxPositionEmbeddings ?? origMax) / origMax;
+  const attentionFactor = c.attentionFactor ?? (scale <= 1 ? 1 : Math.sqrt(1 + Math.log(scale) / Math.log(origMax)));
+  const divided = (factors: readonly number[] | undefined, name: string) => {
+    if (!factors || factors.length !== dim / 2) {
+      throw new QkvError(`ropeInvFreq: longrope needs ${name} with ${dim / 2} numbers, got ${factors?.length ?? 'none'}`);
+    }
+    return baseFreqs(base, dim).map((f, k) => f / factors[k]);
+  };
+  const long = { invFreq: divided(c.longFactor, 'long_factor'), after: origMax };
+  return { invFreq: divided(c.shortFactor, 'short_factor'), attentionFactor, long };
+}
+
 /** How to apply RoPE. */
 export interface ApplyRopeOptions {
   /** Position of each token [T] (or [B, T]); default offset, offset + 1, …. */
@@ -125,10 +151,12 @@ export function ropeAngles(freqs: RopeFrequencies, pos: readonly number[]): { co
   const hit = lastAngles.get(freqs);
   if (hit && hit.key === key) return hit;
   const half = freqs.invFreq.length;
+  // LongRoPE: the long factors for a call that reaches past the original context
+  const inv = freqs.long && Math.max(...pos) + 1 > freqs.long.after ? freqs.long.invFreq : freqs.invFreq;
   const cos = new Float64Array(pos.length * half), sin = new Float64Array(pos.length * half);
   pos.forEach((p, t) => {
     for (let k = 0; k < half; k++) {
-      const th = p * freqs.invFreq[k];
+      const th = p * inv[k];
       cos[t * half + k] = Math.cos(th) * freqs.attentionFactor;
       sin[t * half + k] = Math.sin(th) * freqs.attentionFactor;
     }
