@@ -5,12 +5,11 @@
 // kernels registered by kernels/webgpu/index.ts; attentionOverGpuCache does the same over a GPU KV cache.
 import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
 import type { AttnDims, GpuOperands, GpuSdpaRequest, MaskPlan } from '../kernels/contract.js';
-import { getGpuBackwardKernel, getGpuPagedKernel } from '../kernels/registry.js';
+import { getGpuBackwardKernel, getGpuLayerKernels, getGpuPagedKernel } from '../kernels/registry.js';
 import '../kernels/webgpu/index.js';
 import { readBackBytes } from '../kernels/webgpu/buffers.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { GpuTensor, type GpuDType } from '../kernels/webgpu/gpu-tensor.js';
-import { transpose01Gpu } from '../kernels/webgpu/ops.js';
 import { pagedAttention, type PagedProblem } from './paged.js';
 import { Tensor } from '../tensor/tensor.js';
 import { QkvError } from '../errors.js';
@@ -223,7 +222,7 @@ export function attentionOverGpuCache(cache: GpuKVStore, layer: number, a: GpuCa
   const [, Hkv, Dv] = a.v.shape;
   const view = cache.store(layer, a.k, a.v);
   const dtype = view.dtype; // q, k, v and out of the kernels (an f16 cache: the queries rounded to f16, f32 arithmetic)
-  const q = transpose01Gpu(a.q, undefined, dtype); // [Hq, T, D]
+  const q = getGpuLayerKernels('webgpu').transpose01(a.q, undefined, dtype); // [Hq, T, D]
   const out = GpuTensor.empty(cache.device, [Hq, T, Dv], dtype);
   const lse = GpuTensor.empty(cache.device, [Hq, T]);
   const W = a.slidingWindow ?? null;
@@ -232,7 +231,7 @@ export function attentionOverGpuCache(cache: GpuKVStore, layer: number, a: GpuCa
   const dims = { B: 1, Hq, Hkv, L: T, S: view.cap, D, Dv };
   const o = { scale: a.scale, causal: true, window: W ? [W - 1, 0] as [number, number] : undefined, softcap: a.softcap || undefined };
   recordAttention(cache.device, dims, maskPlan(dims, o, view.len - T), buffers); // split-K for a few new tokens
-  const merged = transpose01Gpu(out, undefined, 'float32'); // [T, Hq, Dv], f32 for the rest of the layer
+  const merged = getGpuLayerKernels('webgpu').transpose01(out, undefined, 'float32'); // [T, Hq, Dv], f32 for the rest of the layer
   for (const t of [q, out, lse]) t.release();
   return merged.reshape([T, Hq * Dv]);
 }

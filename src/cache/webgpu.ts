@@ -8,7 +8,8 @@ import { QkvError } from '../errors.js';
 import { GpuTensor, type GpuDType } from '../kernels/webgpu/gpu-tensor.js';
 import { submit } from '../kernels/webgpu/buffers.js';
 import { hasF16 } from '../kernels/webgpu/device.js';
-import { transpose01Gpu } from '../kernels/webgpu/ops.js';
+import { getGpuLayerKernels } from '../kernels/registry.js';
+import '../kernels/webgpu/index.js';
 
 interface Layer { k: GpuTensor; v: GpuTensor; cap: number; len: number; Hkv: number; D: number; Dv: number }
 
@@ -40,8 +41,8 @@ export class GpuKVCache {
     if (this.dtype === 'float16' && (D % 2 || Dv % 2)) throw new QkvError(`GpuKVCache: a float16 cache needs even head dims (its buffers grow by copies in 4-byte units), got D=${D}, Dv=${Dv}`);
     if (L.len + T > L.cap) this.grow(L, Math.max(this.initialCapacity, 2 * L.cap, L.len + T));
     // the new keys and values into rows len … len + T − 1 of each head
-    transpose01Gpu(k, { dst: L.k, capA: L.cap, off: L.len });
-    transpose01Gpu(v, { dst: L.v, capA: L.cap, off: L.len });
+    getGpuLayerKernels('webgpu').transpose01(k, { dst: L.k, capA: L.cap, off: L.len });
+    getGpuLayerKernels('webgpu').transpose01(v, { dst: L.v, capA: L.cap, off: L.len });
     L.len += T;
     return { k: L.k, v: L.v, len: L.len, cap: L.cap, dtype: this.dtype };
   }

@@ -3,6 +3,7 @@
 // SdpaProblem: dense row-major float32 q, k, v plus the mask and modifiers to apply, as the interfaces below — which
 // src/attention implements. Kernels import this file, never src/attention.
 import type { Tensor } from '../tensor/tensor.js';
+import type { GpuDType, GpuTensor } from './webgpu/gpu-tensor.js';
 
 /** A row of scores being worked on: float32 in the materialising kernel, float64 in the tiled ones. */
 export type Row = Float32Array | Float64Array;
@@ -175,6 +176,29 @@ export interface GpuBackwardKernel {
   readonly name: string;
   run(device: GPUDevice, dims: AttnDims, qkv: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer }, out: Float32Array, lse: Float32Array,
     dout: Float32Array, plan: MaskPlan): Promise<SdpaBackwardResult>;
+}
+
+// ---- GPU layers: the kernels a model's forward runs between attention calls, on tensors that stay on the GPU -------
+
+/** The layer kernels of a GPU backend (kernels/webgpu/index.ts registers WebGPU's). Each records its pass and returns
+ *  a new tensor without waiting. */
+export interface GpuLayerKernels {
+  readonly name: string;
+  /** x [.., K] · Wᵀ (+ bias) with W [N, K] (f32 values or f16 bits) kept resident on the GPU. */
+  matmul(x: GpuTensor, w: Float32Array | Uint16Array, N: number, bias: Float32Array | null): GpuTensor;
+  /** RMSNorm over the last dim: x / √(mean(x²) + ε) · (offset + w). */
+  rmsNorm(x: GpuTensor, w: Float32Array, eps: number, offset: number): GpuTensor;
+  /** RoPE (rotate-half) on x [T, H, D] with a cos/sin table [T, 2, half]. */
+  rope(x: GpuTensor, table: GpuTensor): GpuTensor;
+  /** act(gate) ⊙ up. */
+  gated(act: GluActivation, gate: GpuTensor, up: GpuTensor): GpuTensor;
+  add(a: GpuTensor, b: GpuTensor): GpuTensor;
+  /** c · tanh(x / c). */
+  softcap(x: GpuTensor, c: number): GpuTensor;
+  /** x [A, B, C] → [B, A, C], or written into `into` [B, capA, C] at rows off … (a KV cache), in `dtype`. */
+  transpose01(x: GpuTensor, into?: { dst: GpuTensor; capA: number; off: number }, dtype?: GpuDType): GpuTensor;
+  /** Rows [first, first + n) of x [R, C]. */
+  rows(x: GpuTensor, first: number, n: number): GpuTensor;
 }
 
 // ---- storage: where a KV cache keeps its floats ----------------------------------------------------------------

@@ -3,7 +3,7 @@
 // Layers above reach kernels only through this file and the contract; attention/dispatch.ts chooses among them.
 import { QkvError } from '../errors.js';
 import type {
-  GpuBackwardKernel, GpuPagedKernel, GpuSdpaKernel, KernelStorage, MatmulKernel, PagedKernel, SdpaKernel,
+  GpuBackwardKernel, GpuLayerKernels, GpuPagedKernel, GpuSdpaKernel, KernelStorage, MatmulKernel, PagedKernel, SdpaKernel,
 } from './contract.js';
 
 class Table<K extends { readonly name: string }> {
@@ -30,6 +30,7 @@ const matmul = new Table<MatmulKernel>('matmul');
 const gpuSdpa = new Table<GpuSdpaKernel>('WebGPU attention');
 const gpuPaged = new Table<GpuPagedKernel>('WebGPU paged attention');
 const gpuBackward = new Table<GpuBackwardKernel>('WebGPU attention backward');
+const gpuLayers = new Table<GpuLayerKernels>('GPU layers');
 
 /** Adds an attention kernel under its name. */
 export const registerSdpaKernel = (k: SdpaKernel): void => sdpa.add(k);
@@ -62,6 +63,11 @@ export const getGpuPagedKernel = (name = 'webgpu-paged'): GpuPagedKernel => gpuP
 export const registerGpuBackwardKernel = (k: GpuBackwardKernel): void => gpuBackward.add(k);
 /** The WGSL backward kernel registered under `name`. */
 export const getGpuBackwardKernel = (name = 'webgpu-backward'): GpuBackwardKernel => gpuBackward.get(name);
+
+/** Adds a GPU backend's layer kernels (matmul, norms, RoPE, activations, transposes). */
+export const registerGpuLayerKernels = (k: GpuLayerKernels): void => gpuLayers.add(k);
+/** The layer kernels of the GPU backend `name`. */
+export const getGpuLayerKernels = (name = 'webgpu'): GpuLayerKernels => gpuLayers.get(name);
 
 let storage: KernelStorage = { floats: (n) => new Float32Array(n), release: () => {} };
 

@@ -6,9 +6,9 @@ import { QkvError } from '../errors.js';
 import type { MatrixData } from '../kernels/contract.js';
 import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
-import { matmulGpu } from '../kernels/webgpu/matmul.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
-import { addGpu, geluTanhMulGpu, rmsNormGpu, ropeGpu, rowsGpu, siluMulGpu, softcapGpu } from '../kernels/webgpu/ops.js';
+import { getGpuLayerKernels } from '../kernels/registry.js';
+import '../kernels/webgpu/index.js';
 import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -75,12 +75,12 @@ export function linearGpu(x: GpuTensor, weight: LinearWeight, bias?: Tensor | nu
   // an f16 weight stays f16 where the device has shader-f16 (half the GPU memory and reads); others go up as f32
   const m = matrixData(weight);
   const w = m.dtype === 'float16' && hasF16(x.device) ? m.data : asFloat32(weight, m);
-  return matmulGpu(x, w, weight.shape[0], bias ? vectorF32(bias) : null);
+  return gpu().matmul(x, w, weight.shape[0], bias ? vectorF32(bias) : null);
 }
 
 /** RMSNorm over the last dim (offset 1: Gemma's 1 + γ). */
 export function rmsNormGpuLayer(x: GpuTensor, weight: Tensor, eps: number, offset = 0): GpuTensor {
-  return rmsNormGpu(x, vectorF32(weight), eps, offset);
+  return gpu().rmsNorm(x, vectorF32(weight), eps, offset);
 }
 
 /** The cos θ / sin θ table of `positions` [T] for RoPE on the GPU: [T, 2, half], θ = p · inv_freq (× attention factor). */
@@ -96,14 +96,21 @@ export function ropeTableGpu(device: GPUDevice, freqs: RopeFrequencies, position
 }
 
 /** RoPE (rotate-half) on x [T, H, D]. */
-export const ropeGpuLayer = (x: GpuTensor, table: GpuTensor) => ropeGpu(x, table);
+export const ropeGpuLayer = (x: GpuTensor, table: GpuTensor) => gpu().rope(x, table);
 
 /** The gated feed-forward activations that have a GPU kernel: SwiGLU's SiLU(gate) ⊙ up, GeGLU's GELU-tanh(gate) ⊙ up. */
 export function gatedActGpu(act: string, gate: GpuTensor, up: GpuTensor): GpuTensor {
   const kind = activationKind(act);
-  if (kind === 'silu') return siluMulGpu(gate, up);
-  if (kind === 'gelu_tanh') return geluTanhMulGpu(gate, up);
+  if (kind === 'silu' || kind === 'gelu_tanh') return gpu().gated(kind, gate, up);
   throw new QkvError(`WebGPU: activation '${act}' has no GPU kernel yet (silu and gelu_tanh do)`);
 }
 
-export { addGpu, rowsGpu, softcapGpu };
+/** a + b. */
+export const addGpu = (a: GpuTensor, b: GpuTensor) => gpu().add(a, b);
+/** Rows [first, first + n) of x [R, C]. */
+export const rowsGpu = (x: GpuTensor, first: number, n: number) => gpu().rows(x, first, n);
+/** c · tanh(x / c). */
+export const softcapGpu = (x: GpuTensor, c: number) => gpu().softcap(x, c);
+
+// the WebGPU backend's layer kernels, from the registry (kernels/webgpu/index.ts registers them)
+const gpu = () => getGpuLayerKernels('webgpu');

@@ -40,40 +40,27 @@ test('kernels import nothing from attention/ (the contract has what they need: p
   }
 });
 
-test('attention/ reaches the kernels through the contract and the registry only', () => {
-  for (const f of files(join(SRC, 'attention'))) {
-    const rel = relative(SRC, f);
-    // the WebGPU entry points also move tensors to and from the GPU (device, buffers, GpuTensor, the head transpose)
-    const gpu = rel === 'attention/webgpu.ts' ? '|webgpu\\/(index|device|buffers|pipelines|gpu-tensor|ops)' : '';
-    const allowed = new RegExp(`\\/kernels\\/(contract|registry|cpu\\/index${gpu})\\.js$`);
-    for (const { spec } of imports(f)) {
-      if (!spec.includes('/kernels/')) continue;
-      assert.ok(allowed.test(spec), `${rel} imports ${spec}`);
-    }
-  }
-});
+// Above the kernels, every layer reaches a kernel through the contract and the registry only (importing a backend's
+// index registers its kernels). The WebGPU files (named webgpu.ts) may also use WebGPU's device runtime — the device,
+// GpuTensor, the buffer pool and validation scopes — but no kernel host: matmul, ops and attention come from the registry.
+const REACH = /\/kernels\/(contract|registry|cpu\/index|webgpu\/index)\.js$/;
+const RUNTIME = /\/kernels\/webgpu\/(gpu-tensor|buffers|device|pipelines)\.js$/;
 
-test('caches store: cache/ reaches kernels through the contract and the registry, and never attends (no attention/, nn/)', () => {
-  for (const f of files(join(SRC, 'cache'))) {
-    const rel = relative(SRC, f);
-    // the GPU cache keeps GpuTensors and writes them with the transpose kernel, but attends nothing itself either
-    const allowed = rel === 'cache/webgpu.ts' ? /\/kernels\/(contract|registry|webgpu\/(gpu-tensor|buffers|device|ops))\.js$/ : /\/kernels\/(contract|registry)\.js$/;
-    for (const { spec } of imports(f)) {
-      if (spec.includes('/kernels/')) assert.ok(allowed.test(spec), `${rel} imports ${spec}`);
-      assert.ok(!/\/(attention|nn|models)\//.test(spec), `${rel} imports ${spec}`);
-    }
-  }
-});
-
-test('above the kernels, the CPU path reaches them through the contract and the registry only (the WebGPU files aside)', () => {
-  for (const dir of ['nn', 'models', 'generate', 'inspect']) {
+test('above the kernels (attention, cache, nn, models, generate, inspect): kernels only through the contract and the registry', () => {
+  for (const dir of ['attention', 'cache', 'nn', 'models', 'generate', 'inspect']) {
     for (const f of files(join(SRC, dir))) {
       const rel = relative(SRC, f);
-      if (rel.endsWith('webgpu.ts')) continue; // the WebGPU layers, ops, cache attention and stepper
       for (const { spec } of imports(f)) {
-        if (spec.includes('/kernels/')) assert.ok(/\/kernels\/(contract|registry)\.js$/.test(spec), `${rel} imports ${spec}`);
+        if (!spec.includes('/kernels/')) continue;
+        assert.ok(REACH.test(spec) || (rel.endsWith('webgpu.ts') && RUNTIME.test(spec)), `${rel} imports ${spec}`);
       }
     }
+  }
+});
+
+test('caches store: cache/ never attends (no attention/, nn/, models/)', () => {
+  for (const f of files(join(SRC, 'cache'))) {
+    for (const { spec } of imports(f)) assert.ok(!/\/(attention|nn|models)\//.test(spec), `${relative(SRC, f)} imports ${spec}`);
   }
 });
 
