@@ -57,6 +57,8 @@ export interface BruteSpec {
   keep?: (b: number, h: number, i: number, j: number) => boolean;
   mod?: (s: number, b: number, h: number, i: number, j: number) => number;
   scale?: number;
+  /** Learned sink logits [Hq]: each joins its head's rows' softmax, its probability dropped. */
+  sinks?: ArrayLike<number>;
 }
 
 /** Attention by the definition, in float64: out, lse, weights as plain arrays. */
@@ -82,8 +84,10 @@ export function bruteAttention(q: Tensor, k: Tensor, v: Tensor, spec: BruteSpec 
       m = Math.max(m, x);
     }
     const row = (b * Hq + h) * L + i;
+    const sink = spec.sinks ? spec.sinks[h] : -Infinity; // exp(−∞) = 0: no sink
+    m = Math.max(m, sink);
     if (m === -Infinity) { lse[row] = -Infinity; continue; }
-    let l = 0;
+    let l = Math.exp(sink - m);
     for (let j = 0; j < S; j++) l += Math.exp(s[j] - m);
     lse[row] = m + Math.log(l);
     for (let j = 0; j < S; j++) {

@@ -8,6 +8,7 @@ import { getSdpaKernel } from '../kernels/registry.js';
 import { Tensor } from '../tensor/tensor.js';
 import { chooseKernel, kernelFor, problemOf, tileRequest } from './dispatch.js';
 import type { AttentionOptions, AttentionResult } from './options.js';
+import { applySinks, sinkGradient, sinkLogits } from './sinks.js';
 import { checkDout, checkOptionKeys, checkQkv } from './validate.js';
 
 /** A float32 result in the dtype of the inputs (float32 stays as is; f16/bf16 round to nearest even). */
@@ -32,6 +33,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const kernel = kernelFor(name, p, req); // the one place a kernel is chosen; the result names it
   const { B, Hq, L, S, Dv } = dims;
   const r = kernel.forward(p, req);
+  if (options.sinks !== undefined) applySinks(r, sinkLogits(options.sinks, Hq), L, Dv, S); // the sink's share of every row
   const result: AttentionResult & { kernel: string } = {
     out: asDtype(r.out, [B, Hq, L, Dv], q),
     lse: Tensor.from(r.lse, [B, Hq, L]),
@@ -56,7 +58,7 @@ export interface AttentionBackwardOptions extends AttentionOptions {
  * @example const { dq, dk, dv } = attentionBackward(q, k, v, dout, { causal: true });
  */
 export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, dout: Tensor, options: AttentionBackwardOptions = {}): {
-  dq: Tensor; dk: Tensor; dv: Tensor;
+  dq: Tensor; dk: Tensor; dv: Tensor; dsinks?: Tensor;
 } {
   checkOptionKeys(options, 'attentionBackward');
   const dims = checkQkv(q, k, v, 'attentionBackward');
@@ -72,12 +74,17 @@ export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, dout: Tensor,
   let lse = options.lse?.toFloat32();
   if (out && out.length !== B * Hq * L * Dv) throw new QkvError(`attentionBackward: out must be [${B}, ${Hq}, ${L}, ${Dv}]`);
   if (lse && lse.length !== B * Hq * L) throw new QkvError(`attentionBackward: lse must be [${B}, ${Hq}, ${L}]`);
-  if (!out || !lse) ({ out, lse } = kernel.forward(p, req));
+  const sinks = options.sinks === undefined ? null : sinkLogits(options.sinks, Hq, 'attentionBackward');
+  if (!out || !lse) {
+    ({ out, lse } = kernel.forward(p, req));
+    if (sinks) applySinks({ out, lse }, sinks, L, Dv, S); // with sinks: the kernel's backward reads o′ and lse′
+  }
   const g = kernel.backward!(p, out, lse, dout.toFloat32(), req);
   return {
     dq: asDtype(g.dq, [B, Hq, L, D], q),
     dk: asDtype(g.dk, [B, Hkv, S, D], k),
     dv: asDtype(g.dv, [B, Hkv, S, Dv], v),
+    ...(sinks ? { dsinks: Tensor.from(sinkGradient(out, lse, dout.toFloat32(), sinks, L, Dv), [Hq]) } : {}),
   };
 }
 

@@ -41,6 +41,9 @@ export interface AttentionOptions {
   softcap?: number;
   /** ALiBi slopes, one per query head (see `alibiSlopes(H)`). */
   alibiSlopes?: ArrayLike<number>;
+  /** Learned attention sinks (gpt-oss): one logit per query head that joins every row's softmax, its probability
+   *  dropped (sinks.ts). out, lse, weights and statistics account for it; attentionBackward also returns dsinks. */
+  sinks?: ArrayLike<number> | Tensor;
   /** Kernel choice; all kernels give the same numbers. On WebGPU, f16 calls run on the tensor cores (subgroup
    *  matrices, P rounded to f16 before P·V) where the device has them; `'flash'` keeps them on the plain WGSL kernel. */
   kernel?: KernelName;

@@ -3,6 +3,7 @@
 import '../kernels/cpu/index.js';
 import type { PagedProblem, PagedResult } from '../kernels/contract.js';
 import { getPagedKernel } from '../kernels/registry.js';
+import { applySinks, sinkLogits } from './sinks.js';
 
 export type { BlockPool, PagedProblem, PagedResult } from '../kernels/contract.js';
 
@@ -13,5 +14,7 @@ export type { BlockPool, PagedProblem, PagedResult } from '../kernels/contract.j
  * const { out } = pagedAttention(p);
  */
 export function pagedAttention(p: PagedProblem, returnWeights = false): PagedResult {
-  return getPagedKernel().forward(p, returnWeights);
+  const r = getPagedKernel().forward(p, returnWeights);
+  if (p.sinks) applySinks(r, sinkLogits(p.sinks, p.Hq, 'pagedAttention'), p.T, p.pool.Dv, r.maxS); // learned sinks
+  return r;
 }

@@ -10,7 +10,7 @@ export type AttnShape = AttnDims;
 
 const OPTION_KEYS = new Set([
   'scale', 'causal', 'mask', 'bias', 'keyLengths', 'window', 'dilation', 'globalTokens', 'blockSparse', 'cuSeqlens',
-  'prefix', 'maskMod', 'scoreMod', 'softcap', 'alibiSlopes', 'kernel', 'blockM', 'blockN', 'numSplits',
+  'prefix', 'maskMod', 'scoreMod', 'softcap', 'alibiSlopes', 'sinks', 'kernel', 'blockM', 'blockN', 'numSplits',
   'returnWeights', 'returnStats', 'out', 'lse',
 ]);
 

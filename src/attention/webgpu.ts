@@ -16,12 +16,14 @@ import { QkvError } from '../errors.js';
 import { attention, attentionBackward, type AttentionBackwardOptions } from './index.js';
 import { gpuKernelFor } from './dispatch.js';
 import { lowerMaskSpec, maskPlan } from './mask-plan.js';
+import { applySinks, sinkGradient, sinkLogits } from './sinks.js';
 import type { AttentionOptions } from './options.js';
 import { checkDout, checkOptionKeys, checkQkv, checkQkvShapes } from './validate.js';
 
 // the options the WGSL kernels take (as a mask plan, mask-plan.ts); the rest (JavaScript functions) run on the CPU
 const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel',
-  'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix', 'mask', 'bias', 'returnWeights', 'returnStats', 'blockM', 'blockN', 'numSplits']);
+  'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix', 'mask', 'bias', 'returnWeights', 'returnStats', 'blockM', 'blockN', 'numSplits',
+  'sinks']);
 
 /** Why the WGSL kernels cannot take these options, or null when they can. */
 export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): string | null {
@@ -67,11 +69,18 @@ export async function attentionWebGPU(q: Tensor | GpuTensor, k: Tensor | GpuTens
   }
   // host tensors: in (f16 stays f16 where the device has shader-f16), the resident call, and back
   const [qg, kg, vg] = [q, k, v].map((t) => uploadTensor(device, t, sameF16(q, k, v) && hasF16(device)));
+  const { sinks, ...kernelOptions } = o; // learned sinks rescale the results on the host (sinks.ts)
   try {
-    const [outData, lseData, kernel] = await attentionRead(device, qg, kg, vg, o);
+    const [outData, lseData, kernel] = await attentionRead(device, qg, kg, vg, kernelOptions);
     const outShape = [dims.B, dims.Hq, dims.L, dims.Dv];
-    const out = qg.dtype === 'float16' ? new Tensor('float16', new Uint16Array(outData), outShape) : Tensor.from(new Float32Array(outData), outShape);
-    const lse = Tensor.from(new Float32Array(lseData).map((x) => (x <= -3.4e38 ? -Infinity : x)), [dims.B, dims.Hq, dims.L]); // −∞ restored
+    let out = qg.dtype === 'float16' ? new Tensor('float16', new Uint16Array(outData), outShape)
+      : Tensor.from(new Float32Array(outData), outShape);
+    let lse = Tensor.from(new Float32Array(lseData).map((x) => (x <= -3.4e38 ? -Infinity : x)), [dims.B, dims.Hq, dims.L]); // −∞ restored
+    if (sinks !== undefined) {
+      const r = { out: Float32Array.from(out.toFloat32()), lse: Float32Array.from(lse.toFloat32()) };
+      applySinks(r, sinkLogits(sinks, dims.Hq, 'attentionWebGPU'), dims.L, dims.Dv, dims.S);
+      [out, lse] = [Tensor.from(r.out, outShape), Tensor.from(r.lse, lse.shape)];
+    }
     return { out: q.dtype === out.dtype ? out : out.to(q.dtype), lse, device: 'webgpu', kernel };
   } finally {
     for (const t of [qg, kg, vg]) t.release();
@@ -94,7 +103,7 @@ function attentionOnGpu(q: Tensor | GpuTensor, k: Tensor | GpuTensor, v: Tensor 
   const { B, Hq, L, Dv } = dims;
   if (k.dtype !== q.dtype || v.dtype !== q.dtype) throw new QkvError(`attentionWebGPU: q, k, v must have one dtype on the GPU, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
   if (q.dtype === 'float16' && !hasF16(q.device)) throw new QkvError('attentionWebGPU: float16 GpuTensors need a device with shader-f16 (toGpu makes float32 ones elsewhere)');
-  const why = webgpuUnsupported(o, dims.D, Dv);
+  const why = o.sinks !== undefined ? 'learned sinks rescale results on the host' : webgpuUnsupported(o, dims.D, Dv);
   if (why) throw new QkvError(`attentionWebGPU: ${why}; these GpuTensors would have to come back to the CPU (read them first)`);
   const out = GpuTensor.empty(q.device, [B, Hq, L, Dv], q.dtype); // f16 in, f16 out (lse is always f32)
   const lse = GpuTensor.empty(q.device, [B, Hq, L]);
@@ -145,12 +154,14 @@ export async function toCpu(t: GpuTensor): Promise<Tensor> {
  * adapter, or for options the WGSL kernels do not cover, runs attentionBackward on the CPU and warns once.
  * @example const { dq, dk, dv } = await attentionBackwardWebGPU(q, k, v, dout, { causal: true });
  */
-export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, dout: Tensor, o: AttentionBackwardOptions = {}): Promise<{ dq: Tensor; dk: Tensor; dv: Tensor; device: 'webgpu' | 'cpu' }> {
+export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, dout: Tensor, o: AttentionBackwardOptions = {}):
+  Promise<{ dq: Tensor; dk: Tensor; dv: Tensor; dsinks?: Tensor; device: 'webgpu' | 'cpu' }> {
   checkOptionKeys(o, 'attentionBackwardWebGPU');
   const dims = checkQkv(q, k, v, 'attentionBackwardWebGPU');
   const { B, Hq, Hkv, L, S, D, Dv } = dims;
   checkDout(dout, dims, 'attentionBackwardWebGPU');
-  const { out: givenOut, lse: givenLse, ...options } = lowerMaskSpec(o);
+  const { out: givenOut, lse: givenLse, sinks: sinkOption, ...options } = lowerMaskSpec(o);
+  const sinks = sinkOption === undefined ? null : sinkLogits(sinkOption, Hq, 'attentionBackwardWebGPU');
   const why = webgpuUnsupported(options, D, Dv);
   const device = why ? null : await gpuDevice();
   if (!device) {
@@ -169,13 +180,16 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
     if (!out || !lse) {
       const [outBytes, lseBytes] = await attentionRead(device, qg, kg, vg, options);
       [out, lse] = [new Float32Array(outBytes), new Float32Array(lseBytes)];
+      if (sinks) applySinks({ out, lse }, sinks, L, Dv, S); // the backward reads o′ and lse′ (sinks.ts)
     }
     g = await getGpuBackwardKernel().run(device, dims, qkv, out, lse, dout.toFloat32(), maskPlan(dims, options));
   } finally {
     for (const t of [qg, kg, vg]) t.release();
   }
   const as = (data: Float32Array, shape: number[], like: Tensor) => { const t = Tensor.from(data, shape); return like.dtype === 'float32' ? t : t.to(like.dtype); };
-  return { dq: as(g.dq, [B, Hq, L, D], q), dk: as(g.dk, [B, Hkv, S, D], k), dv: as(g.dv, [B, Hkv, S, Dv], v), device: 'webgpu' };
+  const dsinks = sinks ? { dsinks: Tensor.from(sinkGradient(out!, lse!, dout.toFloat32(), sinks, L, Dv), [Hq]) } : {};
+  const grads = { dq: as(g.dq, [B, Hq, L, D], q), dk: as(g.dk, [B, Hkv, S, D], k), dv: as(g.dv, [B, Hkv, S, Dv], v) };
+  return { ...grads, ...dsinks, device: 'webgpu' };
 }
 
 /**
@@ -192,7 +206,9 @@ export async function pagedAttentionWebGPU(p: PagedProblem): Promise<{ out: Floa
     const r = pagedAttention(p);
     return { out: r.out, lse: r.lse, device: 'cpu' };
   }
-  return { ...(await kernel.run(device, p)), device: 'webgpu' };
+  const r = await kernel.run(device, p);
+  if (p.sinks) applySinks(r, sinkLogits(p.sinks, p.Hq, 'pagedAttentionWebGPU'), p.T, p.pool.Dv, 0); // learned sinks
+  return { ...r, device: 'webgpu' };
 }
 
 const warned = new Set<string>();

@@ -137,6 +137,8 @@ export interface PagedProblem {
   /** Per row over its keys: 0 = padding (never attended). */
   keyMask?: readonly (readonly number[])[];
   pool: BlockPool;
+  /** Learned sink logits [Hq] (attention/sinks.ts), applied to the kernel's results by attention/paged.ts. */
+  sinks?: Float32Array;
 }
 
 /** Paged attention's results: out [B, Hq, T, Dv], lse [B, Hq, T], weights [B, Hq, T, maxS] on request. */

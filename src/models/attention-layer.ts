@@ -28,6 +28,8 @@ export interface CacheAttendRequest {
   /** The model's sliding window for this layer (keys j > i − W), or null. */
   slidingWindow?: number | null;
   softcap?: number;
+  /** Learned sink logits [Hq] (gpt-oss; attention/sinks.ts). */
+  sinks?: Float32Array;
   /** Additive bias [.., T, S] (T5's relative positions); a paged view is gathered into dense tensors for it. */
   bias?: Tensor;
   returnWeights?: boolean;
@@ -112,7 +114,7 @@ function pagedView(view: PagedView, q: Tensor, r: CacheAttendRequest): CacheAtte
   const Dv = view.pool.Dv;
   const res = pagedAttention({
     q: q.toFloat32(), B, Hq, T, scale: r.scale, softcap: r.softcap ?? 0, causal: r.causal, window: r.slidingWindow ?? null,
-    blockTables: view.blockTables, seqLens: view.seqLens, keyMask: view.keyMask, pool: view.pool,
+    blockTables: view.blockTables, seqLens: view.seqLens, keyMask: view.keyMask, pool: view.pool, sinks: r.sinks,
   }, r.returnWeights);
   return { out: Tensor.from(res.out, [B, Hq, T, Dv]), weights: res.weights ? Tensor.from(res.weights, [B, Hq, T, res.maxS]) : undefined };
 }
@@ -127,6 +129,7 @@ export function denseAttention(a: CacheAttendRequest): { out: Tensor; weights?: 
   if (a.slidingWindow) o.window = [a.slidingWindow - 1, a.causal ? 0 : a.slidingWindow - 1];
   if (a.softcap) o.softcap = a.softcap;
   if (a.bias) o.bias = a.bias;
+  if (a.sinks) o.sinks = a.sinks; // with sinks no row is fully masked: a padding row's mass goes to the sink, as in transformers
   if (a.keyMask && a.keyMask.some((row) => row.some((x) => !x))) {
     const keep = new Uint8Array(B * S);
     a.keyMask.forEach((row, b) => { for (let j = 0; j < S; j++) keep[b * S + j] = row[j] ? 1 : 0; });

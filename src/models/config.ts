@@ -152,6 +152,7 @@ export function ropeConfig(c: HfConfig, headDim: number, layerType?: string): Ro
     lowFreqFactor: low, highFreqFactor: high,
     betaFast: pick('beta_fast', POSITIVE), betaSlow: pick('beta_slow', POSITIVE), attentionFactor: pick('attention_factor', POSITIVE),
     mscale: pick('mscale'), mscaleAllDim: pick('mscale_all_dim'),
+    truncate: params.truncate === false ? false : undefined, // YaRN: gpt-oss keeps the correction range unrounded
     // LongRoPE configs (Phi-3) keep the original context at the top level too
     originalMaxPositionEmbeddings: pick('original_max_position_embeddings', COUNT) ?? (type === 'longrope'
       ? optional(c, 'original_max_position_embeddings', 'original_max_position_embeddings', COUNT) : undefined),

@@ -8,6 +8,7 @@ import type { CausalForwardOptions, Ablations, CausalLM } from './model.js';
 import { QkvError } from '../errors.js';
 import { activation, add } from '../nn/activations.js';
 import { gatedLinear, linear } from '../nn/linear.js';
+import type { MixtureOfExperts } from '../nn/moe.js';
 import { layerNorm, rmsNorm } from '../nn/norm.js';
 import type { RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
@@ -26,6 +27,8 @@ export interface AttendSpec {
   softcap?: number;
   /** Mean-pool the key/value heads to this many first (the lab's GQA → MQA experiment; on the CPU). */
   poolKvHeads?: number;
+  /** Learned sink logits [Hq] (gpt-oss): each joins its head's softmax rows, its probability dropped. */
+  sinks?: Float32Array;
 }
 
 /** The operations of a decoder's forward pass on one device. */
@@ -43,6 +46,8 @@ export interface DecoderOps<X> {
   layerNorm(x: X, w: Tensor, b: Tensor | null, eps: number): X;
   /** An activation by its transformers name (hidden_act), element by element. */
   act(x: X, name: string): X;
+  /** A mixture-of-experts feed-forward (nn/moe.ts) over the rows of x. */
+  moe(x: X, m: MixtureOfExperts): X;
   add(a: X, b: X): X;
   /** c · tanh(x / c). */
   softcap(x: X, c: number): X;
@@ -94,6 +99,7 @@ export class CpuOps implements DecoderOps<Tensor> {
   }
   layerNorm(x: Tensor, w: Tensor, b: Tensor | null, eps: number): Tensor { return layerNorm(x, w, b, eps); }
   act(x: Tensor, name: string): Tensor { return activation(name)(x); }
+  moe(x: Tensor, m: MixtureOfExperts): Tensor { return m.forward(x); }
   add(a: Tensor, b: Tensor): Tensor { return add(a, b); }
   softcap(x: Tensor, c: number): Tensor { return Tensor.from(x.toFloat32().map((v) => c * Math.tanh(v / c)), x.shape); }
   last(x: Tensor): Tensor { return x.slice(1, x.shape[1] - 1).contiguous(); }
@@ -105,7 +111,7 @@ export class CpuOps implements DecoderOps<Tensor> {
     const a = modelAttention({
       q: qh, k: kh, v: vh, rope: s.rope ? { freqs: s.rope, positions: this.positions } : undefined, cache: this.o.cache, layer,
       scale: s.scale, causal: s.causal, keyMask: this.o.attentionMask, slidingWindow: s.slidingWindow, softcap: s.softcap,
-      returnWeights: this.o.outputAttentions,
+      sinks: s.sinks, returnWeights: this.o.outputAttentions,
     });
     if (a.weights) this.attentions.push(a.weights);
     return a.out; // [B, T, Hq·Dv]

@@ -6,6 +6,7 @@ import { gemma2 } from './gemma2.js';
 import { gemma3 } from './gemma3.js';
 import { gpt2 } from './gpt2.js';
 import { gptNeoX } from './gpt-neox.js';
+import { gptOss } from './gpt-oss.js';
 import { decoderInfo, llama } from './llama.js';
 import { mistral } from './mistral.js';
 import { olmo2 } from './olmo2.js';
@@ -32,6 +33,7 @@ const FAMILIES = new Map<string, Builder>([
   ['Phi3ForCausalLM', phi3],
   ['GPTNeoXForCausalLM', gptNeoX],
   ['Olmo2ForCausalLM', olmo2],
+  ['GptOssForCausalLM', gptOss],
   ['BertModel', bert],
   ['T5ForConditionalGeneration', t5],
   ['ViTModel', vit],
@@ -39,7 +41,7 @@ const FAMILIES = new Map<string, Builder>([
 
 // the decoder families whose sizes, heads, RoPE and norms checkConfig reads up front
 const DECODERS = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Gemma2ForCausalLM', 'Qwen3ForCausalLM',
-  'Gemma3ForCausalLM', 'SmolLM3ForCausalLM', 'Phi3ForCausalLM', 'GPTNeoXForCausalLM', 'Olmo2ForCausalLM'];
+  'Gemma3ForCausalLM', 'SmolLM3ForCausalLM', 'Phi3ForCausalLM', 'GPTNeoXForCausalLM', 'Olmo2ForCausalLM', 'GptOssForCausalLM'];
 
 /** Registers another architecture (e.g. from a plugin); names must be new. */
 export function registerArchitecture(name: string, build: Builder): void {

@@ -49,6 +49,11 @@ export class Weights {
 
   /** The tensor `name` as stored when it is a float matrix (f32/f16/bf16: for embedding tables), else as get. */
   table(name: string, shape: readonly [number, number]): Tensor {
+    return this.stored(name, shape);
+  }
+
+  /** Like table, for a float tensor of any rank (a mixture's experts stacked [E, in, out]). */
+  stored(name: string, shape: readonly number[]): Tensor {
     const t = this.tensors.get(name);
     if (!t || this.format === 'float32' || !['float16', 'bfloat16', 'float32'].includes(t.dtype)) return this.get(name, shape);
     this.check(name, t, shape);

@@ -13,6 +13,7 @@ import { matmulGpu } from '../../src/kernels/webgpu/matmul.js';
 import { flashTiles } from '../../src/kernels/webgpu/sdpa-flash.js';
 import { attentionWebGPU, pagedAttentionWebGPU } from '../../src/attention/webgpu.js';
 import { pagedAttention } from '../../src/kernels/cpu/sdpa-paged.js';
+import { pagedAttention as pagedWithSinks } from '../../src/attention/paged.js';
 import { batched, pooledBytes, setSubmitBatch } from '../../src/kernels/webgpu/buffers.js';
 import { addGpu } from '../../src/kernels/webgpu/ops.js';
 import { GpuKVCache } from '../../src/cache/webgpu.js';
@@ -341,6 +342,31 @@ test('Gemma 2 runs whole on WebGPU like on the CPU: GeGLU, (1 + γ) norms, soft-
   const [cpu, gpu] = [await generate(model as CausalLM, null, prompt, { maxTokens: 12, greedy: true, stopTokens: [] }),
     await generate(model as CausalLM, null, prompt, { maxTokens: 12, greedy: true, stopTokens: [], device: 'webgpu' })];
   assert.deepEqual(gpu.ids, cpu.ids);
+});
+
+test('learned attention sinks on WebGPU: forward (flash and decode), backward with dsinks, paged — as on the CPU', async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const rand = rng(808);
+  for (const L of [1, 20]) {
+    const q = randn([1, 4, L, 16], rand), k = randn([1, 2, 30, 16], rand), v = randn([1, 2, 30, 16], rand), dout = randn([1, 4, L, 16], rand);
+    const o = { causal: 'bottom-right' as const, sinks: [0.5, -1, 2, 0] };
+    const gpu = await attentionWebGPU(q, k, v, o);
+    const cpu = attention(q, k, v, { ...o, kernel: 'reference' });
+    assert.equal(gpu.device, 'webgpu');
+    assertClose(gpu.out, cpu.out, 2e-5, 2e-4, `L=${L} out`);
+    assertClose(gpu.lse, cpu.lse, 2e-5, 2e-4, `L=${L} lse`);
+    const gb = await attentionBackwardWebGPU(q, k, v, dout, o);
+    const cb = attentionBackward(q, k, v, dout, { ...o, kernel: 'reference' });
+    assert.equal(gb.device, 'webgpu');
+    for (const name of ['dq', 'dk', 'dv', 'dsinks'] as const) assertClose(gb[name]!, cb[name]!, 2e-5, 2e-4, `L=${L} ${name}`);
+  }
+  const pool = { blockSize: 9, Hkv: 2, D: 8, Dv: 8, k: randn([1, 2, 9, 8], rand).toFloat32(), v: randn([1, 2, 9, 8], rand).toFloat32() };
+  const p = { q: randn([1, 4, 2, 8], rand).toFloat32(), B: 1, Hq: 4, T: 2, scale: 0.35, softcap: 0, causal: true, window: null,
+    blockTables: [[0]], seqLens: [9], pool, sinks: Float32Array.from([1, -1, 0.5, 3]) };
+  const [gpu, cpu] = [await pagedAttentionWebGPU(p), pagedWithSinks(p)];
+  assert.equal(gpu.device, 'webgpu');
+  assertClose(gpu.out, cpu.out, 2e-5, 2e-4, 'paged out');
+  assertClose(gpu.lse, cpu.lse, 2e-5, 2e-4, 'paged lse');
 });
 
 test('the newer families run whole on WebGPU like on the CPU: qk-norm, NoPE layers, LongRoPE, post-norms, a RoPE per layer type', async (t) => {

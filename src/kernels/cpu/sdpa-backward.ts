@@ -8,7 +8,7 @@
 // referenceBackward materialises P per (b, h); flashBackward recomputes p tile by tile from lse (O(tile) memory).
 import { TILE_NONE, TILE_SOME, type SdpaBackwardResult, type SdpaProblem } from '../contract.js';
 import { scoreRow } from './online-softmax.js';
-import { referenceScores, softmaxRow } from './sdpa-naive.js';
+import { referenceScores } from './sdpa-naive.js';
 
 /** Offsets of the rows q_i, k_j, v_j, o_i for (b, h). */
 function bases(p: SdpaProblem, b: number, h: number) {
@@ -51,7 +51,7 @@ function zeros(p: SdpaProblem): SdpaBackwardResult {
 }
 
 /** Backward by the definition: P of each (b, h) is rebuilt in full (L×S memory). */
-export function referenceBackward(p: SdpaProblem, dout: Float32Array): SdpaBackwardResult {
+export function referenceBackward(p: SdpaProblem, lse: Float32Array, dout: Float32Array): SdpaBackwardResult {
   const { B, Hq, L, S, D, Dv, v, q, k, scale } = p;
   const grads = zeros(p);
   const P = new Float32Array(L * S);
@@ -63,7 +63,9 @@ export function referenceBackward(p: SdpaProblem, dout: Float32Array): SdpaBackw
       for (let i = 0; i < L; i++) {
         const row = P.subarray(i * S, (i + 1) * S);
         referenceScores(p, b, h, i, row);
-        softmaxRow(row);
+        // p_ij = e^{s_ij − lse_i}: the forward's normaliser (with learned sinks, lse′ — attention/sinks.ts)
+        const li = lse[(b * Hq + h) * L + i];
+        for (let j = 0; j < S; j++) row[j] = li === -Infinity ? 0 : Math.exp(row[j] - li);
         // D_i = Σ_j p_ij dp_ij
         let Di = 0;
         for (let j = 0; j < S; j++) if (row[j] !== 0) Di += row[j] * dotDoV(dout, oBase + i * Dv, v, vBase + j * Dv, Dv);

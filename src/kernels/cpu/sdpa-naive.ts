@@ -90,5 +90,5 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
 export const sdpaNaive: SdpaKernel = {
   name: 'reference',
   forward,
-  backward: (p, _out, _lse, dout) => referenceBackward(p, dout),
+  backward: (p, _out, lse, dout) => referenceBackward(p, lse, dout),
 };

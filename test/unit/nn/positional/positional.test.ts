@@ -42,8 +42,27 @@ describe('RoPE', () => {
     const base = ropeInvFreq({ headDim: 8 }).invFreq;
     assertClose(Float32Array.from(ropeInvFreq({ headDim: 8, ropeType: 'linear', factor: 4 }).invFreq), Float32Array.from(base.map((f) => f / 4)), 0, 1e-7);
     assertClose(Float32Array.from(ropeInvFreq({ headDim: 8, ropeType: 'dynamic', factor: 2, maxPositionEmbeddings: 100, seqLen: 50 }).invFreq), Float32Array.from(base), 0, 1e-7);
-    assert.throws(() => ropeInvFreq({ headDim: 8, ropeType: 'longrope' as 'yarn' }), /unknown rope_type 'longrope'/);
+    assert.throws(() => ropeInvFreq({ headDim: 8, ropeType: 'mrope' as 'yarn' }), /unknown rope_type 'mrope'/);
     assert.throws(() => ropeInvFreq({ headDim: 8, ropeType: 'dynamic' }), /needs maxPositionEmbeddings/);
+  });
+
+  test('LongRoPE: short factors inside the original context, long ones for a call that reaches past it, one attention factor', () => {
+    const [shortFactor, longFactor] = [[1, 1.5, 2, 3], [2, 4, 8, 16]];
+    const f = ropeInvFreq({ headDim: 8, ropeType: 'longrope', shortFactor, longFactor, originalMaxPositionEmbeddings: 32, maxPositionEmbeddings: 128 });
+    const base = ropeInvFreq({ headDim: 8 }).invFreq;
+    assertClose(Float32Array.from(f.invFreq), Float32Array.from(base.map((x, k) => x / shortFactor[k])), 0, 1e-7);
+    assertClose(Float32Array.from(f.long!.invFreq), Float32Array.from(base.map((x, k) => x / longFactor[k])), 0, 1e-7);
+    assert.ok(Math.abs(f.attentionFactor - Math.sqrt(1 + Math.log(4) / Math.log(32))) < 1e-12);
+    // a vector at position 31 (the last inside the context) turns by the short frequencies; with position 32 in the call, by the long
+    const x = randn([1, 1, 2, 8], rng(5));
+    const turn = (positions: number[]) => applyRope(x, { freqs: f, positions }).toFloat32().slice(0, 8);
+    const expect = (inv: Float64Array, p: number) => Array.from({ length: 8 }, (_, d) => {
+      const k = d % 4, th = p * inv[k], [a, b] = [x.get(0, 0, 0, k), x.get(0, 0, 0, k + 4)];
+      return f.attentionFactor * (d < 4 ? a * Math.cos(th) - b * Math.sin(th) : b * Math.cos(th) + a * Math.sin(th));
+    });
+    assertClose(turn([31, 30]), Float32Array.from(expect(f.invFreq, 31)), 1e-6, 1e-6);
+    assertClose(turn([31, 32]), Float32Array.from(expect(f.long!.invFreq, 31)), 1e-6, 1e-6);
+    assert.throws(() => ropeInvFreq({ headDim: 8, ropeType: 'longrope', shortFactor: [1, 2], longFactor }), /longrope needs short_factor with 4 numbers, got 2/);
   });
 });
 
