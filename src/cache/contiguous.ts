@@ -9,7 +9,11 @@ import { kernelStorage } from '../kernels/registry.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { DenseView, KVCache, StoreRequest } from './kv-cache.js';
 
-interface LayerBuffers { k: Float32Array; v: Float32Array; cap: number; len: number; B: number; H: number; D: number; Dv: number }
+interface LayerBuffers {
+  k: Float32Array; v: Float32Array; cap: number; len: number; B: number; H: number; D: number; Dv: number;
+  /** v is a view of the keys' last Dv dims (StoreRequest.valuesInKeys): no value buffer. */
+  inKeys: boolean;
+}
 
 export class ContiguousKVCache implements KVCache {
   readonly kind: string = 'contiguous';
@@ -26,18 +30,19 @@ export class ContiguousKVCache implements KVCache {
   }
 
   store(layer: number, r: StoreRequest): DenseView {
-    const kv = this.update(layer, r.k, r.v);
+    const kv = this.update(layer, r.k, r.v, r.valuesInKeys);
     return { kind: 'dense', k: kv.k, v: kv.v, keyMask: r.keyMask, window: r.slidingWindow ?? this.window };
   }
 
   /** Appends k [B, Hkv, T, D], v [B, Hkv, T, Dv] to `layer`; returns all cached k, v as strided views. */
-  update(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+  update(layer: number, k: Tensor, v: Tensor, valuesInKeys = false): { k: Tensor; v: Tensor } {
     if (layer < 0 || layer >= this.numLayers) throw new QkvError(`KV cache: layer ${layer} out of range [0, ${this.numLayers})`);
     const [B, H, T, D] = k.shape;
     const Dv = v.shape[3];
     let L = this.layers[layer];
-    if (!L) L = this.layers[layer] = { k: new Float32Array(0), v: new Float32Array(0), cap: 0, len: 0, B, H, D, Dv };
-    if (L.B !== B || L.H !== H || L.D !== D || L.Dv !== Dv || v.shape[2] !== T) {
+    if (valuesInKeys && Dv > D) throw new QkvError(`KV cache: values in the keys need Dv ≤ D, got Dv=${Dv}, D=${D}`);
+    if (!L) L = this.layers[layer] = { k: new Float32Array(0), v: new Float32Array(0), cap: 0, len: 0, B, H, D, Dv, inKeys: valuesInKeys };
+    if (L.B !== B || L.H !== H || L.D !== D || L.Dv !== Dv || v.shape[2] !== T || L.inKeys !== valuesInKeys) {
       throw new QkvError(`KV cache: layer ${layer} holds [B=${L.B}, Hkv=${L.H}, ·, D=${L.D}], got k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
     }
     if (L.len + T > L.cap) this.grow(L, Math.max(this.initialCapacity, 2 * L.cap, L.len + T));
@@ -45,20 +50,21 @@ export class ContiguousKVCache implements KVCache {
     const [ka, va] = [k.toFloat32(), v.toFloat32()];
     for (let bh = 0; bh < B * H; bh++) {
       L.k.set(ka.subarray(bh * T * D, (bh + 1) * T * D), (bh * L.cap + L.len) * D);
-      L.v.set(va.subarray(bh * T * Dv, (bh + 1) * T * Dv), (bh * L.cap + L.len) * Dv);
+      if (!L.inKeys) L.v.set(va.subarray(bh * T * Dv, (bh + 1) * T * Dv), (bh * L.cap + L.len) * Dv);
     }
     L.len += T;
     // views over the filled part: strides skip the unused capacity
     const view = (data: Float32Array, d: number) => new Tensor('float32', data, [B, H, L!.len, d], [H * L!.cap * d, L!.cap * d, d, 1], 0);
+    if (L.inKeys) return { k: view(L.k, D), v: new Tensor('float32', L.k, [B, H, L.len, Dv], [H * L.cap * D, L.cap * D, D, 1], D - Dv) };
     return { k: view(L.k, D), v: view(L.v, Dv) };
   }
 
   private grow(L: LayerBuffers, cap: number): void {
     const k = kernelStorage().floats(L.B * L.H * cap * L.D);
-    const v = kernelStorage().floats(L.B * L.H * cap * L.Dv);
+    const v = kernelStorage().floats(L.inKeys ? 0 : L.B * L.H * cap * L.Dv);
     for (let bh = 0; bh < L.B * L.H; bh++) {
       k.set(L.k.subarray(bh * L.cap * L.D, (bh * L.cap + L.len) * L.D), bh * cap * L.D);
-      v.set(L.v.subarray(bh * L.cap * L.Dv, (bh * L.cap + L.len) * L.Dv), bh * cap * L.Dv);
+      if (!L.inKeys) v.set(L.v.subarray(bh * L.cap * L.Dv, (bh * L.cap + L.len) * L.Dv), bh * cap * L.Dv);
     }
     Object.assign(L, { k, v, cap }); // the old buffers go back when garbage-collected (a view may still hold them)
   }

@@ -12,6 +12,9 @@ export interface StoreRequest {
   k: Tensor; v: Tensor;
   keyMask?: readonly (readonly number[])[];
   slidingWindow?: number | null;
+  /** The values are the keys' last Dv dims (absorbed MLA: the latent, which RoPE leaves alone): a cache may keep the
+   *  keys only and return the values as a view of them (the contiguous cache does). */
+  valuesInKeys?: boolean;
 }
 
 /** Every key and value a layer keeps (the new ones last), dense: k [B, Hkv, S, D], v [B, Hkv, S, Dv], maybe strided. */

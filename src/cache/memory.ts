@@ -1,4 +1,5 @@
-// KV-cache memory: 2 (k and v) × layers × kv_heads × head_dim × bytes per element × tokens × batch.
+// KV-cache memory: 2 (k and v) × layers × kv_heads × head_dim × bytes per element × tokens × batch (k and v of their own
+// head dims when they differ); multi-head latent attention (absorbed) keeps layers × (latent + RoPE key) per token.
 // Presets are public configurations (their config.json numbers). The same functions feed `qkv kv` and the lab.
 import { QkvError } from '../errors.js';
 
@@ -13,6 +14,10 @@ export interface KvShape {
   slidingWindow?: number;
   slidingLayers?: number;
   context?: number;
+  /** The value head dim when it differs from the key's (DeepSeek: k 192, v 128). */
+  valueDim?: number;
+  /** Multi-head latent attention: the latent rank and the decoupled RoPE key's dims (one of each per token and layer). */
+  mla?: { kvRank: number; ropeDim: number };
 }
 
 /** Well-known public configurations (layers, query heads, kv heads, head_dim from each model's config.json). */
@@ -29,17 +34,28 @@ export const KV_PRESETS: Record<string, KvShape> = {
   'phi-3-mini': { name: 'Phi-3-mini-4k', layers: 32, heads: 32, kvHeads: 32, headDim: 96, context: 4096 },
   'smollm-135m': { name: 'SmolLM-135M', layers: 30, heads: 9, kvHeads: 3, headDim: 64, context: 2048 },
   'qkv-tiny': { name: 'qkv-tiny', layers: 4, heads: 8, kvHeads: 2, headDim: 32, context: 1024 },
+  'deepseek-v3': {
+    name: 'DeepSeek-V3', layers: 61, heads: 128, kvHeads: 128, headDim: 192, valueDim: 128, mla: { kvRank: 512, ropeDim: 64 }, context: 163840,
+  },
 };
 
 /** Bytes per element of each storage dtype (int8/int4 add their scales separately). */
 export const KV_DTYPE_BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, int8: 1, int4: 0.5 };
 
-/** KV-cache bytes = 2 × layers × kv_heads × head_dim × bytes × tokens × batch. */
-export function kvCacheBytes(s: { layers: number; kvHeads: number; headDim: number }, bytesPerElement: number, tokens: number, batch = 1): number {
-  for (const [k, v] of Object.entries({ layers: s.layers, kvHeads: s.kvHeads, headDim: s.headDim, tokens, batch })) {
+/** KV-cache bytes = layers × kv_heads × (head_dim + value head_dim) × bytes × tokens × batch (2 × head_dim when equal). */
+export function kvCacheBytes(s: { layers: number; kvHeads: number; headDim: number; valueDim?: number }, bytesPerElement: number,
+  tokens: number, batch = 1): number {
+  const valueDim = s.valueDim ?? s.headDim;
+  for (const [k, v] of Object.entries({ layers: s.layers, kvHeads: s.kvHeads, headDim: s.headDim, valueDim, tokens, batch })) {
     if (!Number.isInteger(v) || v < 0) throw new QkvError(`kvCacheBytes: ${k} must be a non-negative integer, got ${v}`);
   }
-  return 2 * s.layers * s.kvHeads * s.headDim * bytesPerElement * tokens * batch;
+  return s.layers * s.kvHeads * (s.headDim + valueDim) * bytesPerElement * tokens * batch;
+}
+
+/** Absorbed MLA's cache: layers × (latent rank + RoPE key dims) × bytes × tokens × batch — no heads, no values. */
+export function mlaCacheBytes(s: { layers: number; mla: { kvRank: number; ropeDim: number } }, bytesPerElement: number, tokens: number,
+  batch = 1): number {
+  return s.layers * (s.mla.kvRank + s.mla.ropeDim) * bytesPerElement * tokens * batch;
 }
 
 /** One row of the comparison table. */
@@ -57,6 +73,11 @@ export function kvTable(s: KvShape, o: { context: number; batch: number; dtype: 
   for (const [layout, kvHeads] of layouts) {
     if (layout.startsWith('GQA') && (kvHeads === s.heads || kvHeads === 1)) continue; // the model is itself MHA or MQA
     rows.push({ layout, cache: `contiguous ${o.dtype}`, kvHeads, bytes: kvCacheBytes({ ...s, kvHeads }, bytes, o.context, o.batch), note: '' });
+  }
+  if (s.mla) {
+    const note = `latent ${s.mla.kvRank} + RoPE key ${s.mla.ropeDim} per token, shared by all heads`;
+    const mlaBytes = mlaCacheBytes({ ...s, mla: s.mla }, bytes, o.context, o.batch);
+    rows.push({ layout: 'MLA (absorbed, as trained)', cache: `contiguous ${o.dtype}`, kvHeads: 1, bytes: mlaBytes, note });
   }
   const own = { ...s };
   const perTokenHead = 2 * s.layers * s.kvHeads; // key and value rows per token, over layers and kv heads

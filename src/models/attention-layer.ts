@@ -14,8 +14,9 @@ import { QkvError } from '../errors.js';
 import { applyRope, type RopeFrequencies } from '../nn/positional/rope.js';
 import { Tensor } from '../tensor/tensor.js';
 
-/** RoPE to apply to q and k: frequencies and the absolute position of every new token (row-major [B, T]). */
-export interface RopeSpec { freqs: RopeFrequencies; positions: readonly number[] }
+/** RoPE to apply to q and k: frequencies and the absolute position of every new token (row-major [B, T]); pairs
+ *  (k, k + d/2), or (2k, 2k + 1) when interleaved (DeepSeek). Turns the first 2·|inv_freq| dims of each head. */
+export interface RopeSpec { freqs: RopeFrequencies; positions: readonly number[]; style?: 'rotate-half' | 'interleaved' }
 
 /** One attention call of a layer. q [B, Hq, T, D], k [B, Hkv, T, D], v [B, Hkv, T, Dv] (the new tokens, before RoPE). */
 export interface CacheAttendRequest {
@@ -30,6 +31,8 @@ export interface CacheAttendRequest {
   softcap?: number;
   /** Learned sink logits [Hq] (gpt-oss; attention/sinks.ts). */
   sinks?: Float32Array;
+  /** The values are the keys' last Dv dims (absorbed MLA): the cache may keep the keys only. */
+  valuesInKeys?: boolean;
   /** Additive bias [.., T, S] (T5's relative positions); a paged view is gathered into dense tensors for it. */
   bias?: Tensor;
   returnWeights?: boolean;
@@ -60,7 +63,7 @@ export function cachedAttention(cache: KVCache, layer: number, r: CacheAttendReq
     throw new QkvError(`${cache.kind} cache: attention sinks re-position keys with RoPE; this model has no rotary embedding`);
   }
   const { q, k } = cache.assignsPositions ? { q: r.q, k: r.k } : rotate(r);
-  const view = cache.store(layer, { k, v: r.v, keyMask: r.keyMask, slidingWindow: r.slidingWindow });
+  const view = cache.store(layer, { k, v: r.v, keyMask: r.keyMask, slidingWindow: r.slidingWindow, valuesInKeys: r.valuesInKeys });
   // paged attention reads causal, window, soft-capping and padding through the tables; anything more (T5's bias) is
   // computed on the view gathered into dense tensors, so every cache serves every request
   if (view.kind === 'paged' && !r.bias) return pagedView(view, q, r);
@@ -73,8 +76,8 @@ function denseView(view: DenseView, q: Tensor, r: CacheAttendRequest): CacheAtte
   let { k } = view;
   if (view.positions) {
     const freqs = r.rope!.freqs;
-    k = applyRope(k, { freqs, positions: view.positions.keys });
-    q = applyRope(q, { freqs, positions: view.positions.queries });
+    k = applyRope(k, { freqs, positions: view.positions.keys, style: r.rope!.style });
+    q = applyRope(q, { freqs, positions: view.positions.queries, style: r.rope!.style });
   }
   return denseAttention({ ...r, q, k, v: view.v, keyMask: view.keyMask, slidingWindow: view.window });
 }

@@ -37,6 +37,7 @@ export class GpuOps implements DecoderOps<GpuTensor> {
   }
   layerNorm(): GpuTensor { throw new QkvError('WebGPU forward: LayerNorm has no GPU kernel yet (GPT-NeoX runs on the CPU)'); }
   moe(): GpuTensor { throw new QkvError('WebGPU forward: mixture-of-experts layers run on the CPU for now'); }
+  host(_x: GpuTensor, _f: unknown, what: string): GpuTensor[] { throw new QkvError(`WebGPU forward: ${what} runs on the CPU for now`); }
   act(_x: GpuTensor, name: string): GpuTensor {
     throw new QkvError(`WebGPU forward: the activation '${name}' alone has no GPU kernel yet (the gated SwiGLU and GeGLU do)`);
   }
@@ -63,6 +64,7 @@ export class GpuOps implements DecoderOps<GpuTensor> {
   attend(layer: number, q: GpuTensor, k: GpuTensor, v: GpuTensor, s: AttendSpec): GpuTensor {
     if (!s.causal || s.poolKvHeads) throw new QkvError('WebGPU forward: the ablations (no causal mask, pooled kv heads) run on the CPU');
     if (s.sinks) throw new QkvError('WebGPU forward: learned attention sinks (gpt-oss) run on the CPU for now');
+    if (s.ropeStyle === 'interleaved') throw new QkvError('WebGPU forward: interleaved RoPE pairs run on the CPU for now');
     const T = q.shape[1];
     const Dv = v.size / (T * s.Hkv);
     let [qh, kh] = [q.reshape([T, s.Hq, s.D]), k.reshape([T, s.Hkv, s.D])];

@@ -29,6 +29,10 @@ export interface AttendSpec {
   poolKvHeads?: number;
   /** Learned sink logits [Hq] (gpt-oss): each joins its head's softmax rows, its probability dropped. */
   sinks?: Float32Array;
+  /** RoPE's pairs: (k, k + d/2) by default, (2k, 2k + 1) interleaved (DeepSeek). */
+  ropeStyle?: 'rotate-half' | 'interleaved';
+  /** The values are the keys' last Dv dims (absorbed MLA): the KV cache may keep the keys only. */
+  valuesInKeys?: boolean;
 }
 
 /** The operations of a decoder's forward pass on one device. */
@@ -48,6 +52,8 @@ export interface DecoderOps<X> {
   act(x: X, name: string): X;
   /** A mixture-of-experts feed-forward (nn/moe.ts) over the rows of x. */
   moe(x: X, m: MixtureOfExperts): X;
+  /** Projections written for the CPU (MLA's low-rank paths, nn/mla.ts): f maps x to new activations. */
+  host(x: X, f: (t: Tensor) => Tensor[], what: string): X[];
   add(a: X, b: X): X;
   /** c · tanh(x / c). */
   softcap(x: X, c: number): X;
@@ -100,6 +106,7 @@ export class CpuOps implements DecoderOps<Tensor> {
   layerNorm(x: Tensor, w: Tensor, b: Tensor | null, eps: number): Tensor { return layerNorm(x, w, b, eps); }
   act(x: Tensor, name: string): Tensor { return activation(name)(x); }
   moe(x: Tensor, m: MixtureOfExperts): Tensor { return m.forward(x); }
+  host(x: Tensor, f: (t: Tensor) => Tensor[]): Tensor[] { return f(x); }
   add(a: Tensor, b: Tensor): Tensor { return add(a, b); }
   softcap(x: Tensor, c: number): Tensor { return Tensor.from(x.toFloat32().map((v) => c * Math.tanh(v / c)), x.shape); }
   last(x: Tensor): Tensor { return x.slice(1, x.shape[1] - 1).contiguous(); }
@@ -109,9 +116,10 @@ export class CpuOps implements DecoderOps<Tensor> {
     let [qh, kh, vh] = [splitHeads(q, s.Hq), splitHeads(k, s.Hkv), splitHeads(v, s.Hkv)]; // [B, H, T, D]
     if (s.poolKvHeads && s.poolKvHeads < s.Hkv) [kh, vh] = [poolHeads(kh, s.poolKvHeads), poolHeads(vh, s.poolKvHeads)];
     const a = modelAttention({
-      q: qh, k: kh, v: vh, rope: s.rope ? { freqs: s.rope, positions: this.positions } : undefined, cache: this.o.cache, layer,
+      q: qh, k: kh, v: vh, rope: s.rope ? { freqs: s.rope, positions: this.positions, style: s.ropeStyle } : undefined,
+      cache: this.o.cache, layer,
       scale: s.scale, causal: s.causal, keyMask: this.o.attentionMask, slidingWindow: s.slidingWindow, softcap: s.softcap,
-      sinks: s.sinks, returnWeights: this.o.outputAttentions,
+      sinks: s.sinks, valuesInKeys: s.valuesInKeys, returnWeights: this.o.outputAttentions,
     });
     if (a.weights) this.attentions.push(a.weights);
     return a.out; // [B, T, Hq·Dv]

@@ -2,6 +2,7 @@
 import { QkvError } from '../errors.js';
 import { count, num, ropeConfig, type HfConfig } from './config.js';
 import { bert } from './bert.js';
+import { deepseekV3 } from './deepseek-v3.js';
 import { gemma2 } from './gemma2.js';
 import { gemma3 } from './gemma3.js';
 import { gpt2 } from './gpt2.js';
@@ -34,6 +35,7 @@ const FAMILIES = new Map<string, Builder>([
   ['GPTNeoXForCausalLM', gptNeoX],
   ['Olmo2ForCausalLM', olmo2],
   ['GptOssForCausalLM', gptOss],
+  ['DeepseekV3ForCausalLM', deepseekV3],
   ['BertModel', bert],
   ['T5ForConditionalGeneration', t5],
   ['ViTModel', vit],

@@ -12,8 +12,6 @@ import { readIndex, runConformance, summary } from '../../src/node/conformance.j
 import { ROOT_DIR } from '../helpers.js';
 
 const FRONTIER = process.env.QKV_GOLDEN_FRONTIER ?? join(ROOT_DIR, 'test', 'golden-frontier');
-// families of issue #17 not built yet: their cases must report that, and nothing else may fail
-const PENDING = new Set(['DeepseekV3ForCausalLM']);
 
 describe('recent families against transformers (golden-frontier)', () => {
   const index = readIndex(FRONTIER);
@@ -22,16 +20,12 @@ describe('recent families against transformers (golden-frontier)', () => {
   test('every case passes with the default kernels: logits, attentions, greedy tokens', (t) => {
     const results = runConformance(FRONTIER, 'auto');
     assert.equal(results.length, index.cases.length);
-    for (const r of results) {
-      if (PENDING.has(arch(r.file))) assert.match(r.detail ?? '', /is not supported/, `${r.file}: ${r.status} ${r.detail}`);
-      else assert.equal(r.status, 'pass', `${r.file}: ${r.detail}`);
-    }
+    for (const r of results) assert.equal(r.status, 'pass', `${r.file} (${arch(r.file)}): ${r.detail}`);
     t.diagnostic(summary(results));
   });
 
   test('the greedy tokens are the same with the paged KV cache', () => {
     for (const c of index.cases) {
-      if (PENDING.has(String(c.params.architecture))) continue;
       const { model } = loadCheckpoint(join(FRONTIER, String(c.params.model_dir)), { tokenizer: false });
       const lm = model as CausalLM;
       const plain = greedy(lm, [[5, 17, 300, 42, 7, 99, 100, 12, 400, 3]], 8);
