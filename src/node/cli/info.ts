@@ -2,6 +2,7 @@
 // and the safetensors headers only (no tensor data is read).
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
+import { attentionFeatures, kvFloatsPerToken } from '../../models/features.js';
 import { supportedArchitectures } from '../../models/registry.js';
 import { inspectCheckpoint } from '../checkpoint.js';
 import { DEFAULT_MODEL_DIR, human } from './shared.js';
@@ -33,9 +34,9 @@ export function infoCommand(argv: string[], out: (s: string) => void): number {
     ['vocabulary', String(c.vocab_size ?? '?')],
     ['context length', context ? String(context) : 'unbounded (relative positions)'],
   ];
-  if (layers && kvHeads && headDim) {
-    // KV cache per token = 2 (k and v) × layers × kv heads × head_dim × bytes per element
-    const perToken = 2 * layers * kvHeads * headDim;
+  attentionFeatures(c).forEach((f, n) => rows.push([n === 0 ? 'attention' : '', f]));
+  const perToken = kvFloatsPerToken(c); // 2 × layers × kv heads × head_dim, or MLA's layers × (latent + RoPE key)
+  if (perToken) {
     rows.push(['KV cache per token', `${human(perToken * 4)} in float32, ${human(perToken * 2)} in float16/bfloat16`]);
     if (context) rows.push(['KV cache at full context', `${human(perToken * 4 * context)} in float32 (batch 1)`]);
   }
