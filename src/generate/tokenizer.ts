@@ -3,9 +3,24 @@
 // the API qkv uses and turns malformed files into QkvErrors naming the file.
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { QkvError } from '../errors.js';
+import { applyChatTemplate, chatTemplateOf, DEFAULT_CHAT_TEMPLATE, type ChatMessage } from './chat.js';
+
+// a special token of tokenizer_config.json: a string, or { content } (AddedToken)
+function tokenText(x: unknown): string | undefined {
+  if (typeof x === 'string') return x;
+  const content = typeof x === 'object' && x !== null ? (x as { content?: unknown }).content : undefined;
+  return typeof content === 'string' ? content : undefined;
+}
 
 export class Tokenizer {
-  private constructor(private readonly tok: HfTokenizer, readonly source: string) {}
+  /** The checkpoint's chat template (tokenizer_config.json), or null: chat() then uses DEFAULT_CHAT_TEMPLATE. */
+  readonly chatTemplate: string | null;
+  private readonly special: { bos?: string; eos?: string };
+
+  private constructor(private readonly tok: HfTokenizer, readonly source: string, config: Record<string, unknown> = {}) {
+    this.chatTemplate = chatTemplateOf(config);
+    this.special = { bos: tokenText(config.bos_token), eos: tokenText(config.eos_token) };
+  }
 
   /** From parsed tokenizer.json and tokenizer_config.json objects. */
   static fromJSON(tokenizerJson: unknown, tokenizerConfig: unknown = {}, source = 'tokenizer.json'): Tokenizer {
@@ -13,7 +28,8 @@ export class Tokenizer {
       throw new QkvError(`${source}: not a tokenizer.json (no "model" section)`);
     }
     try {
-      return new Tokenizer(new HfTokenizer(tokenizerJson, (tokenizerConfig ?? {}) as object), source);
+      const config = (tokenizerConfig ?? {}) as Record<string, unknown>;
+      return new Tokenizer(new HfTokenizer(tokenizerJson, config), source, config);
     } catch (e) {
       throw new QkvError(`${source}: cannot build the tokenizer: ${(e as Error).message}`);
     }
@@ -33,6 +49,18 @@ export class Tokenizer {
   decode(ids: readonly number[], o: { skipSpecialTokens?: boolean } = {}): string {
     if (ids.length === 0) return ''; // no tokens, no text (the library refuses an empty list)
     return this.tok.decode([...ids], { skip_special_tokens: o.skipSpecialTokens ?? false });
+  }
+
+  /**
+   * The prompt of a conversation: `messages` rendered with the checkpoint's chat template (or the default one), and its
+   * token ids — encoded without adding special tokens, since the template writes them (as transformers does).
+   * @example const { ids } = tokenizer.chat([{ role: 'user', content: 'Hello' }]);
+   */
+  chat(messages: readonly ChatMessage[], o: { addGenerationPrompt?: boolean } = {}): { text: string; ids: number[] } {
+    const text = applyChatTemplate(this.chatTemplate ?? DEFAULT_CHAT_TEMPLATE, messages, {
+      addGenerationPrompt: o.addGenerationPrompt, bosToken: this.special.bos, eosToken: this.special.eos,
+    });
+    return { text, ids: this.encode(text, { addSpecialTokens: false }) };
   }
 
   /** The string of one token id (e.g. 'Ġthe'), or undefined. */

@@ -1,8 +1,9 @@
 // `qkv generate [--model DIR] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
 //               [--repetition-penalty R] [--seed S] [--greedy] [--stop STR] [--no-prompt]
 //               [--cache contiguous|paged|int8|sliding|sinks] [--window W] [--sinks K] [--device cpu|webgpu]
-//               [--kv-dtype f32|f16] "prompt"`
-// Streams the continuation to stdout as it is produced (the prompt first, unless --no-prompt).
+//               [--kv-dtype f32|f16] [--chat [--system TEXT]] "prompt"`
+// Streams the continuation to stdout as it is produced (the prompt first, unless --no-prompt or --chat). With --chat
+// the prompt is a user message, rendered with the checkpoint's chat template (generate/chat.ts).
 import { parseArgs } from 'node:util';
 import { createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions } from '../../generate/generate.js';
@@ -21,6 +22,9 @@ export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
   --seed S                 sampling seed (default 0): the same seed gives the same text
   --stop STR               stop at this string (repeatable)
   --no-prompt              print only the continuation
+  --chat                   the prompt is a user message: apply the checkpoint's chat template (or a plain one) and
+                           print only the reply
+  --system TEXT            --chat: a system message first
   --cache KIND             contiguous (default) | paged | int8 | sliding | sinks
   --window W               sliding: window for layers without one; sinks: recent tokens kept (default 252)
   --sinks K                sinks: first tokens always kept (default 4)
@@ -36,7 +40,8 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
       model: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
       'top-p': { type: 'string' }, 'min-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
       greedy: { type: 'boolean' }, stop: { type: 'string', multiple: true }, 'no-prompt': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' }, device: { type: 'string' }, 'kv-dtype': { type: 'string' }, ...RUNTIME_OPTIONS,
+      cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' }, device: { type: 'string' },
+      'kv-dtype': { type: 'string' }, chat: { type: 'boolean' }, system: { type: 'string' }, ...RUNTIME_OPTIONS,
     },
   });
   if (values.help) { out(`${GENERATE_HELP}\n`); return 0; }
@@ -65,8 +70,13 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
       window: numberArg(values.window, 'window'), sinks: numberArg(values.sinks, 'sinks'),
     }),
   };
-  if (!values['no-prompt']) out(prompt);
-  const it = generateStream(ckpt.model, ckpt.tokenizer, prompt, o);
+  if (values.system !== undefined && !values.chat) throw new QkvError('--system is a chat message: it needs --chat');
+  // --chat: system and user messages through the chat template; the reply alone is printed
+  const system = values.system !== undefined ? [{ role: 'system', content: values.system }] : [];
+  const messages = [...system, { role: 'user', content: prompt }];
+  const input = values.chat ? ckpt.tokenizer.chat(messages).ids : prompt;
+  if (!values['no-prompt'] && !values.chat) out(prompt);
+  const it = generateStream(ckpt.model, ckpt.tokenizer, input, o);
   try {
     for (let r = await it.next(); !r.done; r = await it.next()) out(r.value.text);
   } catch (e) {

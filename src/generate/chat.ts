@@ -1,0 +1,77 @@
+// Chat templates: the Jinja template a checkpoint ships in tokenizer_config.json (chat_template) turns a list of
+// messages into the prompt text the model was trained on — rendered with @huggingface/jinja, as transformers'
+// apply_chat_template does. Checkpoints without one (qkv-tiny) get DEFAULT_CHAT_TEMPLATE. Messages and templates come
+// from outside (requests, files): both are checked, and a template that does not parse or render is a QkvError.
+import { Template } from '@huggingface/jinja';
+import { describeValue, QkvError } from '../errors.js';
+
+/** One chat message. */
+export interface ChatMessage { role: string; content: string }
+
+/** For checkpoints without a template: one "role: content" line per message, then "assistant:" to answer. */
+export const DEFAULT_CHAT_TEMPLATE =
+  "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+
+const MAX_MESSAGES = 10_000;
+const MAX_TEMPLATE_CHARS = 1 << 20;
+
+/** Checks `messages` (an array of { role, content } with string values; content may be OpenAI's text parts). */
+export function checkMessages(messages: unknown, what = 'messages'): ChatMessage[] {
+  if (!Array.isArray(messages) || messages.length === 0 || messages.length > MAX_MESSAGES) {
+    throw new QkvError(`${what} must be a non-empty array of at most ${MAX_MESSAGES} messages, got ${describeValue(messages)}`);
+  }
+  return messages.map((m: unknown, i) => {
+    const own = (k: string) => (typeof m === 'object' && m !== null && Object.hasOwn(m, k) ? (m as Record<string, unknown>)[k] : undefined);
+    const role = own('role');
+    if (typeof role !== 'string' || role.length === 0) {
+      throw new QkvError(`${what}[${i}].role must be a non-empty string, got ${describeValue(role)}`);
+    }
+    return { role, content: contentText(own('content'), `${what}[${i}].content`) };
+  });
+}
+
+// a string, or an array of { type: 'text', text } parts (OpenAI's content parts), joined
+function contentText(content: unknown, what: string): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content) && content.length <= MAX_MESSAGES) {
+    return content.map((part: unknown, i) => {
+      const p = part as Record<string, unknown> | null;
+      if (typeof p === 'object' && p !== null && Object.hasOwn(p, 'text') && typeof p.text === 'string' && p.type === 'text') return p.text;
+      throw new QkvError(`${what}[${i}] must be a text part { type: 'text', text: string }, got ${describeValue(part)}`);
+    }).join('');
+  }
+  throw new QkvError(`${what} must be a string or an array of text parts, got ${describeValue(content)}`);
+}
+
+/** The chat template of a parsed tokenizer_config.json: its chat_template string (or the 'default' of a named list). */
+export function chatTemplateOf(tokenizerConfig: unknown): string | null {
+  const c = tokenizerConfig as Record<string, unknown> | null;
+  const t = typeof c === 'object' && c !== null && Object.hasOwn(c, 'chat_template') ? c.chat_template : undefined;
+  if (typeof t === 'string') return t;
+  if (Array.isArray(t)) {
+    const named = t.find((x: unknown) => (x as Record<string, unknown> | null)?.name === 'default') as Record<string, unknown> | undefined;
+    if (typeof named?.template === 'string') return named.template;
+  }
+  return null;
+}
+
+/** The prompt text for `messages` under `template` (add_generation_prompt: open the assistant's turn). */
+export function applyChatTemplate(template: string, messages: readonly ChatMessage[],
+  o: { addGenerationPrompt?: boolean; bosToken?: string; eosToken?: string } = {}): string {
+  if (template.length > MAX_TEMPLATE_CHARS) {
+    throw new QkvError(`chat template: ${template.length} characters, more than ${MAX_TEMPLATE_CHARS}`);
+  }
+  let t: Template;
+  try {
+    t = new Template(template);
+  } catch (e) {
+    throw new QkvError(`chat template: it does not parse: ${(e as Error).message}`);
+  }
+  try {
+    return t.render({
+      messages, add_generation_prompt: o.addGenerationPrompt ?? true, bos_token: o.bosToken ?? '', eos_token: o.eosToken ?? '',
+    });
+  } catch (e) {
+    throw new QkvError(`chat template: it does not render these messages: ${(e as Error).message}`);
+  }
+}

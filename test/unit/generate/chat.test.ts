@@ -1,0 +1,50 @@
+// Chat templates rendered with @huggingface/jinja: real template shapes (ChatML as Qwen ships it, Llama 3's headers),
+// the default template for checkpoints without one (qkv-tiny), `qkv generate --chat`, and clear errors for bad
+// messages and templates.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { applyChatTemplate, chatTemplateOf, checkMessages, DEFAULT_CHAT_TEMPLATE } from '../../../src/generate/chat.js';
+import { loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { ROOT_DIR } from '../../helpers.js';
+
+const CHATML = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+const LLAMA3 = "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}" +
+  "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
+
+test('ChatML and Llama 3 templates render as transformers renders them', () => {
+  const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi!' }];
+  assert.equal(applyChatTemplate(CHATML, messages), '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n');
+  assert.equal(applyChatTemplate(LLAMA3, messages, { bosToken: '<|begin_of_text|>', addGenerationPrompt: false }),
+    '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|>');
+  assert.equal(chatTemplateOf({ chat_template: CHATML }), CHATML);
+  assert.equal(chatTemplateOf({ chat_template: [{ name: 'tool_use', template: 'x' }, { name: 'default', template: 'y' }] }), 'y');
+  assert.equal(chatTemplateOf({}), null);
+});
+
+test('qkv-tiny has no template: the default one, and a reply from `qkv generate --chat`', () => {
+  const { tokenizer } = loadCheckpoint(join(ROOT_DIR, 'models', 'qkv-tiny'));
+  assert.equal(tokenizer!.chatTemplate, null);
+  const { text, ids } = tokenizer!.chat([{ role: 'user', content: 'Tell me a fortune.' }]);
+  assert.equal(text, 'user: Tell me a fortune.\nassistant:');
+  assert.deepEqual(ids, tokenizer!.encode(text, { addSpecialTokens: false }));
+  assert.equal(applyChatTemplate(DEFAULT_CHAT_TEMPLATE, [{ role: 'user', content: 'a' }], { addGenerationPrompt: false }), 'user: a\n');
+  const cli = join(ROOT_DIR, 'dist', 'src', 'node', 'cli', 'main.js');
+  const out = execFileSync(process.execPath, [cli, 'generate', '--chat', '--system', 'You answer in fortunes.', '--greedy', '--max-tokens', '8', 'Hello'],
+    { encoding: 'utf8' });
+  assert.ok(out.length > 0 && !out.includes('assistant:'), `the reply alone: ${JSON.stringify(out)}`);
+});
+
+test('bad messages and templates are clear errors, never a crash', () => {
+  assert.throws(() => checkMessages([]), /messages must be a non-empty array/);
+  assert.throws(() => checkMessages([{ role: '', content: 'x' }]), /messages\[0\]\.role must be a non-empty string/);
+  assert.throws(() => checkMessages([{ role: 'user', content: 5 }]), /messages\[0\]\.content must be a string or an array of text parts, got 5/);
+  assert.throws(() => checkMessages([{ role: 'user', content: [{ type: 'image_url' }] }]), /messages\[0\]\.content\[0\] must be a text part/);
+  assert.deepEqual(checkMessages([{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] }]), [{ role: 'user', content: 'ab' }]);
+  assert.throws(() => checkMessages(JSON.parse('[{"__proto__": {"role": "user"}, "content": "x"}]')), /role must be a non-empty string/);
+  assert.throws(() => applyChatTemplate('{% for m in messages %}', [{ role: 'user', content: 'x' }]), /chat template: it does not parse/);
+  assert.throws(() => applyChatTemplate('{{ messages[0].content.upper( }}', [{ role: 'user', content: 'x' }]), /chat template: it does not/);
+  assert.throws(() => applyChatTemplate("{{ raise_exception('no system role') }}", [{ role: 'user', content: 'x' }]), /chat template: it does not render/);
+});
