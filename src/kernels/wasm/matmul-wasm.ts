@@ -8,7 +8,7 @@
 import { QkvError } from '../../errors.js';
 import type { GluActivation, MatmulKernel, MatmulProblem, MatrixData } from '../contract.js';
 import { GEMM_JOB } from './jobs.js';
-import { alignLine, JOB, kernelRuntime, put, resident, runJob, type Runtime, scratch, take } from './runtime.js';
+import { alignLine, canReside, JOB, kernelRuntime, put, resident, runJob, type Runtime, scratch, take } from './runtime.js';
 
 export type { GluActivation, MatrixData } from '../contract.js';
 
@@ -40,9 +40,11 @@ function weightAt(r: Runtime, b: MatrixData, K: number): number {
   return -1;
 }
 
-// the SIMD path takes B when K suits its vector width and (f16) no weight is ±∞/NaN
-const applies = (b: MatrixData, N: number, K: number) =>
-  K % K_MULTIPLE[b.dtype] === 0 && b.data.length === N * K && (b.dtype !== 'float16' || allFinite(b.data));
+// the SIMD path takes B when K suits its vector width, (f16) no weight is ±∞/NaN, and a weight (anything but an f32
+// matrix seen for the first time) fits the resident region of the 4 GiB memory
+const applies = (r: Runtime, b: MatrixData, N: number, K: number) =>
+  K % K_MULTIPLE[b.dtype] === 0 && b.data.length === N * K && (b.dtype !== 'float16' || allFinite(b.data)) &&
+  ((b.dtype === 'float32' && !seen.has(b.data)) || canReside(r, b.data));
 
 /** C = A · Bᵀ for a row-major A [M, K] and weight B [N, K]; null when the SIMD path does not apply. */
 export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: number, N: number): Float32Array | null {
@@ -62,7 +64,7 @@ export function wasmGatedMatmul(a: Float32Array, gate: MatrixData, up: MatrixDat
 
 function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: number, M: number, K: number, N: number): Float32Array | null {
   const r = kernelRuntime();
-  if (!r || !applies(b, N, K) || (b2 && !applies(b2, N, K))) return null;
+  if (!r || !applies(r, b, N, K) || (b2 && !applies(r, b2, N, K))) return null;
   // everything resident first: scratch starts where the resident weights end
   let [bAt, b2At] = [weightAt(r, b, K), b2 ? weightAt(r, b2, K) : 0];
   const [sAt, s2At] = [b, b2].map((m) => (m?.dtype === 'int8' ? resident(r, m.scales) : 0));
@@ -82,7 +84,7 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
 /** The WebAssembly SIMD product of linear layers, for the problems it covers (and the gated one in one job). */
 export const matmulWasm: MatmulKernel = {
   name: 'matmul-wasm',
-  covers: (p: MatmulProblem) => kernelRuntime() !== null && applies(p.b, p.N, p.K),
+  covers: (p: MatmulProblem) => { const r = kernelRuntime(); return r !== null && applies(r, p.b, p.N, p.K); },
   forward: (p: MatmulProblem) => {
     const c = wasmMatmulTransB(p.a, p.b, p.M, p.K, p.N);
     if (!c) throw new QkvError('matmul-wasm: called on a problem it does not cover (the chooser picks another kernel)');

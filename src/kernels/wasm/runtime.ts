@@ -109,6 +109,23 @@ export function reserve(r: Runtime, bytes: number): number {
 
 const residentAt = new WeakMap<ArrayBufferView, number>();
 
+// Weights stay resident only up to this many bytes of memory, leaving room for scratch (activations, results):
+// a checkpoint bigger than WebAssembly's 4 GiB (a 7B model in bf16) keeps its other weights on the TypeScript kernel.
+let residentLimit = MAX_BYTES - 2 ** 29;
+
+/** Whether `data` is resident or may become so within the limit. */
+export function canReside(r: Runtime, data: ArrayBufferView): boolean {
+  return residentAt.has(data) || alignLine(r.top) + data.byteLength <= residentLimit;
+}
+
+/** Sets how many bytes of WebAssembly memory resident weights may reach (tests, tuning); returns the previous limit. */
+export function setResidentLimit(bytes: number): number {
+  if (!Number.isFinite(bytes) || bytes < 0) throw new QkvError(`setResidentLimit: bytes must be a number ≥ 0, got ${bytes}`);
+  const previous = residentLimit;
+  residentLimit = Math.min(bytes, MAX_BYTES);
+  return previous;
+}
+
 /**
  * The offset of `data` copied into the resident region for good (weights: copied once, kept). `interleave4` = K:
  * a 16-bit or int8 matrix [N, K] stored with each group of 4 rows interleaved in 16-byte chunks (asm PACKED).
