@@ -45,7 +45,9 @@ export class SinkKVCache implements KVCache {
     }
     // 2. positions inside the cache: key c at position c, query t at n + t (the attention layer rotates by them)
     const positions = { keys: Array.from({ length: S }, (_, c) => c), queries: Array.from({ length: T }, (_, t) => n + t) };
-    const view: DenseView = { kind: 'dense', k: Tensor.from(kk, [1, H, S, D]), v: Tensor.from(vv, [1, H, S, Dv]), window: null, positions };
+    // the model's own window for this layer (Gemma's local layers) still applies, over the positions inside the cache
+    const window = r.slidingWindow ?? null;
+    const view: DenseView = { kind: 'dense', k: Tensor.from(kk, [1, H, S, D]), v: Tensor.from(vv, [1, H, S, Dv]), window, positions };
     // 3. keep the new tokens, then evict the oldest non-sink tokens beyond sinks + window
     for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) {
       L.k.push(ka.slice((h * T + t) * D, (h * T + t + 1) * D));

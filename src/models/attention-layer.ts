@@ -33,6 +33,8 @@ export interface CacheAttendRequest {
   sinks?: Float32Array;
   /** The values are the keys' last Dv dims (absorbed MLA): the cache may keep the keys only. */
   valuesInKeys?: boolean;
+  /** This layer reads no positions at all (a NoPE layer): a cache that assigns positions needs no RoPE for it. */
+  positionFree?: boolean;
   /** Additive bias [.., T, S] (T5's relative positions); a paged view is gathered into dense tensors for it. */
   bias?: Tensor;
   returnWeights?: boolean;
@@ -59,7 +61,7 @@ export function modelAttention(a: ModelAttention): { out: Tensor; weights?: Tens
  * before RoPE, and its view says where each kept key and each new query sits.
  */
 export function cachedAttention(cache: KVCache, layer: number, r: CacheAttendRequest): CacheAttendResult {
-  if (cache.assignsPositions && !r.rope) {
+  if (cache.assignsPositions && !r.rope && !r.positionFree) {
     throw new QkvError(`${cache.kind} cache: attention sinks re-position keys with RoPE; this model has no rotary embedding`);
   }
   const { q, k } = cache.assignsPositions ? { q: r.q, k: r.k } : rotate(r);
@@ -74,7 +76,7 @@ export function cachedAttention(cache: KVCache, layer: number, r: CacheAttendReq
 // a dense view: keys rotated by the cache's positions where it assigns them, then attention() with the view's window
 function denseView(view: DenseView, q: Tensor, r: CacheAttendRequest): CacheAttendResult {
   let { k } = view;
-  if (view.positions) {
+  if (view.positions && r.rope) {
     const freqs = r.rope!.freqs;
     k = applyRope(k, { freqs, positions: view.positions.keys, style: r.rope!.style });
     q = applyRope(q, { freqs, positions: view.positions.queries, style: r.rope!.style });

@@ -119,7 +119,7 @@ export class CpuOps implements DecoderOps<Tensor> {
       q: qh, k: kh, v: vh, rope: s.rope ? { freqs: s.rope, positions: this.positions, style: s.ropeStyle } : undefined,
       cache: this.o.cache, layer,
       scale: s.scale, causal: s.causal, keyMask: this.o.attentionMask, slidingWindow: s.slidingWindow, softcap: s.softcap,
-      sinks: s.sinks, valuesInKeys: s.valuesInKeys, returnWeights: this.o.outputAttentions,
+      sinks: s.sinks, valuesInKeys: s.valuesInKeys, positionFree: !s.rope, returnWeights: this.o.outputAttentions,
     });
     if (a.weights) this.attentions.push(a.weights);
     return a.out; // [B, T, Hq·Dv]
