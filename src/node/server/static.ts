@@ -1,6 +1,6 @@
 // Static files of the lab, served by qkv itself (no CDN, no external request): the page (lab/), qkv's browser-safe
-// modules (dist/src, everything but src/node), the tokenizer library, and the loaded checkpoint's files. Paths are
-// matched against fixed patterns — nothing outside these folders can be named.
+// modules (dist/src, everything but src/node), the tokenizer and Jinja libraries, and the loaded checkpoint's files.
+// Paths are matched against fixed patterns — nothing outside these folders can be named.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
@@ -19,7 +19,17 @@ function tokenizersModule(): string {
   return join(dirname(cjs), 'tokenizers.mjs');
 }
 
-/** A static file for `path`, or null. Module text has its one bare import rewritten to the served copy. */
+// @huggingface/jinja's ES module (one file, no imports of its own), next to its CommonJS entry
+function jinjaModule(): string {
+  return join(dirname(createRequire(import.meta.url).resolve('@huggingface/jinja')), 'index.js');
+}
+
+// the browser has no node_modules: each bare specifier of qkv's modules points at the served copy
+const VENDOR: [string, string][] = [
+  ["'@huggingface/tokenizers'", "'/vendor/tokenizers.mjs'"], ["'@huggingface/jinja'", "'/vendor/jinja.mjs'"],
+];
+
+/** A static file for `path`, or null. Module text has its bare imports rewritten to the served copies. */
 export function staticFile(path: string, modelDir: string): { body: Buffer | string; type: string } | null {
   let file: string | null = null;
   let m: RegExpExecArray | null;
@@ -27,12 +37,12 @@ export function staticFile(path: string, modelDir: string): { body: Buffer | str
   else if ((m = /^\/lab\/([a-z0-9-]+\.(?:js|css|svg|png))$/.exec(path))) file = join(ROOT, 'lab', m[1]);
   else if ((m = /^\/qkv\/((?:[a-z0-9-]+\/)*[a-z0-9-]+\.js)$/.exec(path)) && !m[1].startsWith('node/')) file = join(ROOT, 'dist', 'src', m[1]);
   else if (path === '/vendor/tokenizers.mjs') file = tokenizersModule();
+  else if (path === '/vendor/jinja.mjs') file = jinjaModule();
   else if ((m = /^\/model\/([a-z_.]+)$/.exec(path)) && MODEL_FILES.has(m[1])) file = join(modelDir, m[1]);
   if (!file || !existsSync(file)) return null;
   const type = TYPES[extname(file)] ?? 'application/octet-stream';
   if (path.startsWith('/qkv/')) {
-    // the browser has no node_modules: point the bare specifier at the served copy
-    return { body: readFileSync(file, 'utf8').replaceAll("'@huggingface/tokenizers'", "'/vendor/tokenizers.mjs'"), type };
+    return { body: VENDOR.reduce((text, [bare, served]) => text.replaceAll(bare, served), readFileSync(file, 'utf8')), type };
   }
   return { body: readFileSync(file), type };
 }

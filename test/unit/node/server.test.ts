@@ -146,6 +146,8 @@ describe('disconnects and static files', () => {
     assert.equal((await fetch(`${base}qkv/index.js`)).status, 200);
     assert.match(await (await fetch(`${base}qkv/generate/tokenizer.js`)).text(), /from '\/vendor\/tokenizers\.mjs'/);
     assert.equal((await fetch(`${base}vendor/tokenizers.mjs`)).status, 200);
+    assert.match(await (await fetch(`${base}qkv/generate/chat.js`)).text(), /from '\/vendor\/jinja\.mjs'/);
+    assert.equal((await fetch(`${base}vendor/jinja.mjs`)).status, 200);
     assert.equal((await fetch(`${base}model/model.safetensors`)).status, 200);
     for (const bad of ['qkv/node/checkpoint.js', 'model/../package.json', 'model/reference.safetensors', 'lab/../package.json', 'qkv/../../package.json']) {
       assert.equal((await fetch(base + bad)).status, 404, bad);
