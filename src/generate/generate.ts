@@ -124,43 +124,57 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
     let prefillMs = 0;
     // 1. prefill: the whole prompt in one pass; 2. decode: one token at a time against the cache
     let logits = await step(promptIds);
+    // text is released only when it cannot be the start of a stop string ("…Ambrose Bier" is held until "ce" decides):
+    // a token whose text is held waits (pending) and is yielded with the text that follows it
+    let emitted = 0;
+    let pending: { id: number; index: number }[] = [];
+    const release = function* (upTo: number): Generator<GeneratedToken> {
+      const out = pending.map((p, i) => ({ ...p, text: i === 0 ? text.slice(emitted, upTo) : '' }));
+      [emitted, pending] = [Math.max(emitted, upTo), []];
+      for (const t of out) { o.onToken?.(t); yield t; }
+    };
     for (let n = 0; n < maxTokens; n++) {
       const id = sampleNext(logits, [...promptIds, ...ids], o, rng);
       if (n === 0) prefillMs = performance.now() - t0;
       if (stop.has(id)) { finishReason = 'stop'; break; }
       ids.push(id);
-      let delta = '';
-      if (tokenizer) {
+      pending.push({ id, index: n });
+      if (!tokenizer) { yield* release(0); } else {
         const full = tokenizer.decode(ids);
         // hold back an incomplete UTF-8 sequence (decoded as U+FFFD) until its next byte arrives
         const settled = full.endsWith('\uFFFD') ? full.slice(0, -1) : full;
-        delta = settled.slice(text.length);
         text = settled.length > text.length ? settled : text;
-        const hit = o.stopStrings?.map((s) => text.indexOf(s)).filter((i) => i >= 0).sort((a, b) => a - b)[0];
+        const hit = o.stopStrings?.map((x) => text.indexOf(x)).filter((i) => i >= 0).sort((a, b) => a - b)[0];
         if (hit !== undefined) {
-          const before = text.length - delta.length;
-          delta = delta.slice(0, Math.max(0, hit - before));
           text = text.slice(0, hit);
-          const t = { id, text: delta, index: n };
-          o.onToken?.(t);
-          yield t;
+          yield* release(hit);
           finishReason = 'stop';
           cutAtStopString = true;
           break;
         }
+        const held = stopPrefix(text, o.stopStrings ?? [], emitted);
+        if (held === 0) yield* release(text.length); // else the token waits with its text
       }
-      const t = { id, text: delta, index: n };
-      o.onToken?.(t);
-      yield t;
       await pause();
       if (n + 1 < maxTokens) logits = await step([id]);
     }
     if (tokenizer && !cutAtStopString) text = tokenizer.decode(ids); // includes a trailing partial character, if any
+    yield* release(text.length); // what was held: no stop string came after all
     return { ids, text, promptTokens: promptIds.length, finishReason, timings: { prefillMs, decodeMs: performance.now() - t0 - prefillMs } };
   } finally {
     gpu?.release();
     own?.release();
   }
+}
+
+/** The length of the longest end of text[from…] that begins some stop string (0: nothing to hold back). */
+function stopPrefix(text: string, stops: readonly string[], from: number): number {
+  const longest = Math.min(text.length - from, Math.max(0, ...stops.map((x) => x.length - 1)));
+  for (let k = longest; k > 0; k--) {
+    const end = text.slice(text.length - k);
+    if (stops.some((x) => x.startsWith(end))) return k;
+  }
+  return 0;
 }
 
 /** Generates and collects the whole continuation. */

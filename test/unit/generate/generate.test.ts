@@ -62,6 +62,24 @@ describe('generate on qkv-tiny', () => {
     assert.equal(r.finishReason, 'stop');
   });
 
+  test('streaming never shows the start of a stop string: a token whose text could begin one waits for the next', async () => {
+    const o = { greedy: true, maxTokens: 24, stopStrings: ['Bierce'] };
+    const chunks: string[] = [];
+    const indices: number[] = [];
+    const it = generateStream(model, ckpt.tokenizer, 'A fool and his money', o);
+    let r = await it.next();
+    for (; !r.done; r = await it.next()) { chunks.push(r.value.text); indices.push(r.value.index); }
+    assert.equal(r.value.text, '.\n\t\t-- Ambrose ');
+    assert.equal(chunks.join(''), r.value.text, 'the stream is the text: "…Ambrose Bier" is never shown');
+    assert.deepEqual(indices, r.value.ids.map((_, n) => n), 'every token once, in order');
+    // held text that turns out not to be a stop string is released, and the end flushes what is still held
+    const partial = await generate(model, ckpt.tokenizer, 'A fool and his money', { greedy: true, maxTokens: 24, stopStrings: ['Ambrose Bierce!'] });
+    const streamed: string[] = [];
+    for await (const t of generateStream(model, ckpt.tokenizer, 'A fool and his money', { greedy: true, maxTokens: 24, stopStrings: ['Ambrose Bierce!'] })) streamed.push(t.text);
+    assert.equal(streamed.join(''), partial.text);
+    assert.equal(partial.text, '.\n\t\t-- Ambrose Bierce\n');
+  });
+
   test('maxTokens bounds the output; stop tokens can be turned off', async () => {
     const r = await generate(model, ckpt.tokenizer, 'A fool and his money', { greedy: true, maxTokens: 30, stopTokens: [] });
     assert.equal(r.ids.length, 30);

@@ -44,6 +44,14 @@ describe('API happy paths', () => {
     assert.equal(chunks[chunks.length - 1].choices[0].finish_reason, 'stop');
   });
 
+  test('a streamed stop string never shows its start (the non-streamed text ends the same way)', async () => {
+    const r = await post('/v1/completions', { prompt: 'A fool and his money', max_tokens: 24, temperature: 0, stream: true, stop: ['Bierce'] });
+    const events = (await r.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+    assert.equal(events.pop(), '[DONE]');
+    const text = events.map((e) => (JSON.parse(e) as { choices: { text: string }[] }).choices[0].text).join('');
+    assert.equal(text, '.\n\t\t-- Ambrose ');
+  });
+
   test('stop strings, seeds and sampling', async () => {
     const j = await (await post('/v1/completions', { prompt: 'A fool and his money', max_tokens: 24, temperature: 0, stop: ['Ambrose'] })).json() as { choices: { text: string }[] };
     assert.equal(j.choices[0].text, '.\n\t\t-- ');
