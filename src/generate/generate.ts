@@ -141,8 +141,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
       pending.push({ id, index: n });
       if (!tokenizer) { yield* release(0); } else {
         const full = tokenizer.decode(ids);
-        // hold back an incomplete UTF-8 sequence (decoded as U+FFFD) until its next byte arrives
-        const settled = full.endsWith('\uFFFD') ? full.slice(0, -1) : full;
+        const settled = settledText(full);
         text = settled.length > text.length ? settled : text;
         const hit = o.stopStrings?.map((x) => text.indexOf(x)).filter((i) => i >= 0).sort((a, b) => a - b)[0];
         if (hit !== undefined) {
@@ -165,6 +164,14 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
     gpu?.release();
     own?.release();
   }
+}
+
+/**
+ * Decoded text without the replacement characters at its end: a character whose bytes span several byte-level tokens
+ * (é, 🙂) decodes as one or more U+FFFD until its last byte arrives — never stream half a character.
+ */
+export function settledText(full: string): string {
+  return full.replace(/\uFFFD+$/u, '');
 }
 
 /** The length of the longest end of text[from…] that begins some stop string (0: nothing to hold back). */

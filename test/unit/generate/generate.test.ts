@@ -1,7 +1,7 @@
 // Sampling and generation options: seeds, top-k/top-p/min-p, repetition penalty, stop strings, streaming, limits.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generate, generateStream } from '../../../src/generate/generate.js';
+import { generate, generateStream, settledText } from '../../../src/generate/generate.js';
 import { sampleNext } from '../../../src/generate/sampling.js';
 import type { CausalLM } from '../../../src/models/model.js';
 import { Rng } from '../../../src/nn/random.js';
@@ -110,4 +110,10 @@ describe('generate on qkv-tiny', () => {
       assert.equal(ckpt.tokenizer!.decode(ckpt.tokenizer!.encode(text)), text);
     }
   });
+});
+
+test('a character split over byte-level tokens is streamed whole: every trailing U+FFFD is held back', () => {
+  assert.equal(settledText('café \uFFFD\uFFFD'), 'café '); // two bytes of a four-byte 🙂 decode as two U+FFFD
+  assert.equal(settledText('naïve 🙂'), 'naïve 🙂');
+  assert.equal(settledText('\uFFFD'), '');
 });
