@@ -134,7 +134,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
       for (const t of out) { o.onToken?.(t); yield t; }
     };
     for (let n = 0; n < maxTokens; n++) {
-      const id = sampleNext(logits, [...promptIds, ...ids], o, rng);
+      const id = sampleNext(logits, [...promptIds, ...ids], o, rng, ids);
       if (n === 0) prefillMs = performance.now() - t0;
       if (stop.has(id)) { finishReason = 'stop'; break; }
       ids.push(id);

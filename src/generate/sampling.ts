@@ -1,5 +1,7 @@
 // Choosing the next token from logits, in transformers' order of logits processors:
 //   repetition penalty (Keskar et al. 2019): logit ← logit / p if > 0 else logit · p, for tokens already seen
+//   presence and frequency penalties (OpenAI's): logit ← logit − presence · [c > 0] − frequency · c, c = the token's
+//   count in the generated text so far (not the prompt, as vLLM counts)
 //   temperature: logit ← logit / T;   top-k: keep the k largest;   then p = softmax(logits)
 //   top-p (nucleus, Holtzman et al. 2020): keep the most likely tokens until their mass reaches P
 //   min-p (Nguyen et al. 2024): drop tokens with p < minP · max p;   then draw from what is left
@@ -14,6 +16,10 @@ export interface SamplingOptions {
   topP?: number;
   minP?: number;
   repetitionPenalty?: number;
+  /** Subtracted once from every token already generated (−2 … 2). */
+  presencePenalty?: number;
+  /** Subtracted per occurrence in the generated text (−2 … 2). */
+  frequencyPenalty?: number;
 }
 
 /** Throws on values that would make sampling meaningless (negative temperature, top-p outside (0, 1], …). */
@@ -24,6 +30,9 @@ export function checkSampling(o: SamplingOptions): void {
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad('topP', o.topP, 'in (0, 1]');
   if (o.minP !== undefined && !(o.minP >= 0 && o.minP <= 1)) bad('minP', o.minP, 'in [0, 1]');
   if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0 && Number.isFinite(o.repetitionPenalty))) bad('repetitionPenalty', o.repetitionPenalty, 'a number > 0');
+  for (const k of ['presencePenalty', 'frequencyPenalty'] as const) {
+    if (o[k] !== undefined && !(Math.abs(o[k]!) <= 2)) bad(k, o[k], 'a number in [−2, 2]');
+  }
 }
 
 function argmax(x: ArrayLike<number>): number {
@@ -32,11 +41,17 @@ function argmax(x: ArrayLike<number>): number {
   return best;
 }
 
-/** The next token id given the logits of the last position and the ids so far. */
-export function sampleNext(logits: ArrayLike<number>, history: readonly number[], o: SamplingOptions, rng: Rng = new Rng(0)): number {
+/** The next token id given the logits of the last position, the ids so far (prompt and generated) and the generated ones. */
+export function sampleNext(logits: ArrayLike<number>, history: readonly number[], o: SamplingOptions, rng: Rng = new Rng(0),
+  generated: readonly number[] = []): number {
   const l = Float64Array.from(logits);
   if (o.repetitionPenalty && o.repetitionPenalty !== 1) {
     for (const id of new Set(history)) l[id] = l[id] > 0 ? l[id] / o.repetitionPenalty : l[id] * o.repetitionPenalty;
+  }
+  if (o.presencePenalty || o.frequencyPenalty) {
+    const counts = new Map<number, number>();
+    for (const id of generated) counts.set(id, (counts.get(id) ?? 0) + 1);
+    for (const [id, c] of counts) l[id] -= (o.presencePenalty ?? 0) + (o.frequencyPenalty ?? 0) * c;
   }
   const T = o.temperature ?? 1;
   if (o.greedy || T === 0) return argmax(l);

@@ -138,7 +138,8 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
       const chunk = (text: string, finish: string | null) => ({ id, object: 'text_completion', created, model: modelName, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] });
       const sse = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' };
       if (r.stream) res.writeHead(200, { ...sse, ...headers });
-      const it = generateStream(model, tokenizer, ids, { maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0 });
+      const it = generateStream(model, tokenizer, ids, { maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0,
+        presencePenalty: r.presencePenalty, frequencyPenalty: r.frequencyPenalty });
       let result = await it.next();
       for (; !result.done; result = await it.next()) {
         stats.tokensGenerated++;

@@ -65,6 +65,7 @@ export function promptOf(b: Body, limits: Limits): string {
 /** A validated /v1/completions request. */
 export interface CompletionRequest {
   prompt: string; maxTokens: number; temperature: number; topP: number; stop: string[]; seed: number; stream: boolean;
+  presencePenalty: number; frequencyPenalty: number;
 }
 
 const KNOWN = new Set(['model', 'prompt', 'max_tokens', 'temperature', 'top_p', 'stop', 'seed', 'stream', 'n', 'echo', 'logprobs', 'user', 'presence_penalty', 'frequency_penalty']);
@@ -94,7 +95,10 @@ export function completionRequest(b: Body, limits: Limits): CompletionRequest {
     temperature: num(b, 'temperature', { min: 0, max: 2, fallback: 1 }),
     topP: num(b, 'top_p', { min: 0, max: 1, fallback: 1, minExclusive: true }),
     stop: stop as string[],
-    seed: num(b, 'seed', { min: 0, max: 2 ** 32 - 1, integer: true, fallback: 0 }),
+    // no seed: a fresh one, so that sampled completions differ from request to request (as OpenAI's do)
+    seed: num(b, 'seed', { min: 0, max: 2 ** 32 - 1, integer: true, fallback: Math.floor(Math.random() * 2 ** 32) }),
+    presencePenalty: num(b, 'presence_penalty', { min: -2, max: 2, fallback: 0 }),
+    frequencyPenalty: num(b, 'frequency_penalty', { min: -2, max: 2, fallback: 0 }),
     stream: b.stream === true,
   };
 }

@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generate, generateStream, settledText } from '../../../src/generate/generate.js';
-import { sampleNext } from '../../../src/generate/sampling.js';
+import { checkSampling, sampleNext } from '../../../src/generate/sampling.js';
 import type { CausalLM } from '../../../src/models/model.js';
 import { Rng } from '../../../src/nn/random.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
@@ -32,6 +32,15 @@ describe('sampleNext', () => {
 
   test('repetition penalty pushes seen tokens down', () => {
     assert.equal(sampleNext(logits, [1], { greedy: true, repetitionPenalty: 2 }), 4);
+  });
+
+  test('presence and frequency penalties lower generated tokens by presence + frequency · count (not the prompt\'s)', () => {
+    const logits = [1, 1.2, 1.1, 0.5];
+    // token 1 was generated twice, token 2 once; token 3 only in the prompt
+    assert.equal(sampleNext(logits, [3, 1, 2, 1], { greedy: true, presencePenalty: 0.12 }, new Rng(0), [1, 2, 1]), 1); // 1, 1.08, 0.98
+    assert.equal(sampleNext(logits, [3, 1, 2, 1], { greedy: true, frequencyPenalty: 0.12 }, new Rng(0), [1, 2, 1]), 0); // 1, 0.96, 0.98
+    assert.equal(sampleNext([0, 0, 0, 2], [3], { greedy: true, presencePenalty: 2 }, new Rng(0), []), 3);
+    assert.throws(() => checkSampling({ frequencyPenalty: 3 }), /frequencyPenalty must be a number in \[−2, 2\], got 3/);
   });
 
   test('the same seed gives the same draws', () => {

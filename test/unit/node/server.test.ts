@@ -52,6 +52,14 @@ describe('API happy paths', () => {
     assert.equal(text, '.\n\t\t-- Ambrose ');
   });
 
+  test('without a seed, sampled completions differ from request to request; penalties are applied', async () => {
+    const texts = await Promise.all([0, 1, 2].map(async () => ((await (await post('/v1/completions', { prompt: 'The Zen', max_tokens: 16, temperature: 1 })).json()) as { choices: { text: string }[] }).choices[0].text));
+    assert.ok(new Set(texts).size > 1, `three unseeded completions were identical: ${JSON.stringify(texts[0])}`);
+    const run = async (penalty: number) => ((await (await post('/v1/completions', { prompt: 'The Zen', max_tokens: 24, temperature: 0, frequency_penalty: penalty })).json()) as { choices: { text: string }[] }).choices[0].text;
+    assert.notEqual(await run(2), await run(0), 'frequency_penalty changes the greedy text');
+    assert.equal((await post('/v1/completions', { prompt: 'x', presence_penalty: 5 })).status, 400);
+  });
+
   test('stop strings, seeds and sampling', async () => {
     const j = await (await post('/v1/completions', { prompt: 'A fool and his money', max_tokens: 24, temperature: 0, stop: ['Ambrose'] })).json() as { choices: { text: string }[] };
     assert.equal(j.choices[0].text, '.\n\t\t-- ');
