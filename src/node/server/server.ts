@@ -1,7 +1,8 @@
 // The qkv HTTP server: the Attention Lab and an OpenAI-compatible API over one loaded model, on 127.0.0.1 by default.
 //   GET  /                     the lab (lab/index.html and its modules, all served here)
-//   GET  /v1/models            the loaded model
-//   POST /v1/completions       prompt, max_tokens, temperature, top_p, stop, seed, stream (server-sent events)
+//   GET  /v1/models[/{id}]     the loaded model
+//   POST /v1/completions       prompt, max_tokens, temperature, top_p, stop, seed, penalties, stream (server-sent events)
+//   POST /v1/chat/completions  messages through the checkpoint's chat template (generate/chat.ts), the same fields
 //   POST /api/attention        a prompt's tokens, every layer × head attention map, and per-head metrics (JSON)
 //   POST /api/experiment       one of the lab's experiments, run here when the page cannot
 //   GET  /api/info             the model's facts and the KV-cache table, for the calculators
@@ -20,7 +21,9 @@ import {
   checkHost, checkJsonBody, checkOrigin, closeAfterResponse, corsHeaders, limitConnections, requestUrl, TIMEOUTS, type GuardOptions,
 } from './guard.js';
 import { staticFile } from './static.js';
-import { checkModel, completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits } from './validate.js';
+import {
+  chatRequest, checkModel, completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits, type SamplingRequest,
+} from './validate.js';
 
 export interface ServerOptions {
   host?: string; port?: number; limits?: Partial<Limits>; modelName?: string;
@@ -121,41 +124,76 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   };
   const body = async (req: IncomingMessage) => parseJson(await readBody(req, limits.maxBodyBytes));
 
+  // the answer's shape: a text completion, or a chat message (streamed as deltas)
+  type Shape = 'text' | 'chat';
+  const chunkOf = (shape: Shape, id: string, created: number, text: string, finish: string | null, first: boolean) => (shape === 'text'
+    ? { id, object: 'text_completion', created, model: modelName, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] }
+    : { id, object: 'chat.completion.chunk', created, model: modelName,
+      choices: [{ index: 0, delta: deltaOf(text, first), finish_reason: finish }] });
+  // a chat stream's delta: the role with the first piece, then content
+  const deltaOf = (text: string, first: boolean) => ({ ...(first ? { role: 'assistant' } : {}), ...(text ? { content: text } : {}) });
+
   async function completions(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
     const b = await body(req);
     checkModel(b, modelName);
     const r = completionRequest(b, limits);
-    const ids = tokenizer.encode(r.prompt);
+    return answer(res, headers, tokenizer.encode(r.prompt), r, 'text');
+  }
+
+  async function chatCompletions(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
+    const b = await body(req);
+    checkModel(b, modelName);
+    const r = chatRequest(b, limits);
+    let ids: number[];
+    try {
+      ids = tokenizer.chat(r.messages).ids; // the checkpoint's chat template (or the plain one)
+    } catch (e) {
+      throw new HttpError(400, (e as Error).message, 'messages');
+    }
+    return answer(res, headers, ids, r, 'chat');
+  }
+
+  // one generation, answered whole or streamed (server-sent events), in the shape of its endpoint
+  async function answer(res: ServerResponse, headers: Record<string, string>, ids: number[], r: SamplingRequest, shape: Shape):
+    Promise<void> {
     if (ids.length + r.maxTokens > model.info.maxPositions) {
-      throw new HttpError(400, `prompt (${ids.length} tokens) + max_tokens (${r.maxTokens}) exceeds the model's context of ${model.info.maxPositions}`, 'max_tokens');
+      const why = `prompt (${ids.length} tokens) + max_tokens (${r.maxTokens}) exceeds the model's context of ${model.info.maxPositions}`;
+      throw new HttpError(400, why, 'max_tokens');
     }
     let gone = false;
     res.on('close', () => { if (!res.writableFinished) gone = true; }); // the client went away: stop generating
     await queue.run(async () => {
       if (gone) return;
-      const id = `cmpl-${++served}`;
+      const id = `${shape === 'text' ? 'cmpl' : 'chatcmpl'}-${++served}`;
       const created = Math.floor(Date.now() / 1000);
-      const chunk = (text: string, finish: string | null) => ({ id, object: 'text_completion', created, model: modelName, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] });
       const sse = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' };
       if (r.stream) res.writeHead(200, { ...sse, ...headers });
-      const it = generateStream(model, tokenizer, ids, { maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0,
-        presencePenalty: r.presencePenalty, frequencyPenalty: r.frequencyPenalty });
+      const it = generateStream(model, tokenizer, ids, {
+        maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0,
+        presencePenalty: r.presencePenalty, frequencyPenalty: r.frequencyPenalty,
+      });
+      let first = true;
       let result = await it.next();
       for (; !result.done; result = await it.next()) {
         stats.tokensGenerated++;
         if (gone) { stats.aborted++; await it.return(undefined as never); return; }
-        if (r.stream && result.value.text) res.write(`data: ${JSON.stringify(chunk(result.value.text, null))}\n\n`);
+        const text = result.value.text;
+        if (r.stream && text) res.write(`data: ${JSON.stringify(chunkOf(shape, id, created, text, null, first))}\n\n`);
+        if (result.value.text) first = false;
       }
       const g = result.value;
       stats.completions++;
       const finish = g.finishReason === 'stop' ? 'stop' : 'length';
       if (r.stream) {
-        res.write(`data: ${JSON.stringify(chunk('', finish))}\n\n`);
+        res.write(`data: ${JSON.stringify(chunkOf(shape, id, created, '', finish, first))}\n\n`);
         res.end('data: [DONE]\n\n');
         return;
       }
       const usage = { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length };
-      sendJson(res, 200, { ...chunk(g.text, finish), usage }, headers);
+      const whole = shape === 'text' ? chunkOf(shape, id, created, g.text, finish, true)
+        : { id, object: 'chat.completion', created, model: modelName,
+          choices: [{ index: 0, message: { role: 'assistant', content: g.text }, finish_reason: finish }] };
+      sendJson(res, 200, { ...whole, usage }, headers);
     });
   }
 
@@ -192,20 +230,28 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
       kv: kvTable(own, { context: maxPositions, batch: 1, dtype: 'f16' }) }, headers);
   }
 
-  const API = new Set(['/v1/models', '/v1/completions', '/api/attention', '/api/experiment', '/api/info']);
+  const API = new Set([
+    '/v1/models', `/v1/models/${modelName}`, '/v1/completions', '/v1/chat/completions', '/api/attention', '/api/experiment', '/api/info',
+  ]);
+  const modelObject = { id: modelName, object: 'model', created: 0, owned_by: 'qkv' };
   async function route(req: IncomingMessage, res: ServerResponse, cors: Record<string, string>): Promise<void> {
     const url = requestUrl(req);
     if (req.method === 'OPTIONS' && API.has(url.pathname)) { res.writeHead(204, cors); res.end(); return; }
     if (req.method === 'POST') checkJsonBody(req);
     switch (`${req.method} ${url.pathname}`) {
-      case 'GET /v1/models':
-        return sendJson(res, 200, { object: 'list', data: [{ id: modelName, object: 'model', created: 0, owned_by: 'qkv' }] }, cors);
+      case 'GET /v1/models': return sendJson(res, 200, { object: 'list', data: [modelObject] }, cors);
+      case `GET /v1/models/${modelName}`: return sendJson(res, 200, modelObject, cors);
       case 'POST /v1/completions': return completions(req, res, cors);
+      case 'POST /v1/chat/completions': return chatCompletions(req, res, cors);
       case 'POST /api/attention': return attentionMaps(req, res, cors);
       case 'POST /api/experiment': return experiment(req, res, cors);
       case 'GET /api/info': return info(res, cors);
     }
     if (API.has(url.pathname)) throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`);
+    if (req.method === 'GET' && url.pathname.startsWith('/v1/models/')) {
+      const message = `The model '${url.pathname.slice(11, 111)}' does not exist; this server has '${modelName}'`;
+      throw new HttpError(404, message, 'model', 'invalid_request_error', 'model_not_found');
+    }
     const path = url.pathname === '/favicon.ico' ? '/lab/favicon.svg' : url.pathname;
     const file = req.method === 'GET' || req.method === 'HEAD' ? staticFile(path, ckpt.dir) : null;
     if (!file) throw new HttpError(404, `no such route: ${String(req.method).slice(0, 20)} ${url.pathname.slice(0, 100)}`, null, 'not_found');

@@ -2,6 +2,7 @@
 // in OpenAI's error shape: { error: { message, type, param, code } }.
 
 import { describeValue } from '../../errors.js';
+import { checkMessages, type ChatMessage } from '../../generate/chat.js';
 
 /** An HTTP error with a status, the field at fault and OpenAI's error code (e.g. 'model_not_found'). */
 export class HttpError extends Error {
@@ -62,13 +63,21 @@ export function promptOf(b: Body, limits: Limits): string {
   return p;
 }
 
-/** A validated /v1/completions request. */
-export interface CompletionRequest {
-  prompt: string; maxTokens: number; temperature: number; topP: number; stop: string[]; seed: number; stream: boolean;
+/** What every generation request asks for besides its input. */
+export interface SamplingRequest {
+  maxTokens: number; temperature: number; topP: number; stop: string[]; seed: number; stream: boolean;
   presencePenalty: number; frequencyPenalty: number;
 }
+/** A validated /v1/completions request. */
+export interface CompletionRequest extends SamplingRequest { prompt: string }
+/** A validated /v1/chat/completions request. */
+export interface ChatRequest extends SamplingRequest { messages: ChatMessage[] }
 
-const KNOWN = new Set(['model', 'prompt', 'max_tokens', 'temperature', 'top_p', 'stop', 'seed', 'stream', 'n', 'echo', 'logprobs', 'user', 'presence_penalty', 'frequency_penalty']);
+const SAMPLING = [
+  'model', 'max_tokens', 'temperature', 'top_p', 'stop', 'seed', 'stream', 'n', 'logprobs', 'user', 'presence_penalty', 'frequency_penalty',
+];
+const KNOWN = new Set([...SAMPLING, 'prompt', 'echo']);
+const KNOWN_CHAT = new Set([...SAMPLING, 'messages', 'max_completion_tokens']);
 
 /** Throws 404 model_not_found (OpenAI's answer) unless `model`, when given, names the loaded model. */
 export function checkModel(b: Body, modelName: string): void {
@@ -81,17 +90,38 @@ export function checkModel(b: Body, modelName: string): void {
 
 export function completionRequest(b: Body, limits: Limits): CompletionRequest {
   for (const k of Object.keys(b)) if (!KNOWN.has(k)) throw new HttpError(400, `unknown field '${k.slice(0, 100)}'`, k.slice(0, 100));
-  if (b.n !== undefined && b.n !== 1) throw new HttpError(400, "'n' must be 1 (one completion per request)", 'n');
   if (b.echo !== undefined && b.echo !== false) throw new HttpError(400, "'echo' is not supported", 'echo');
-  if (b.logprobs !== undefined && b.logprobs !== null) throw new HttpError(400, "'logprobs' is not supported", 'logprobs');
+  return { prompt: promptOf(b, limits), ...samplingRequest(b, limits, 'max_tokens') };
+}
+
+/** /v1/chat/completions: messages (role and content, content a string or text parts) and the sampling fields. */
+export function chatRequest(b: Body, limits: Limits): ChatRequest {
+  for (const k of Object.keys(b)) if (!KNOWN_CHAT.has(k)) throw new HttpError(400, `unknown field '${k.slice(0, 100)}'`, k.slice(0, 100));
+  let messages: ChatMessage[];
+  try {
+    messages = checkMessages(b.messages, "'messages'");
+  } catch (e) {
+    throw new HttpError(400, (e as Error).message, 'messages');
+  }
+  const chars = messages.reduce((s, m) => s + m.content.length, 0);
+  if (chars > limits.maxPromptChars) {
+    throw new HttpError(400, `'messages' hold ${chars} characters; the limit is ${limits.maxPromptChars}`, 'messages');
+  }
+  return { messages, ...samplingRequest(b, limits, b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens') };
+}
+
+function samplingRequest(b: Body, limits: Limits, maxKey: string): SamplingRequest {
+  if (b.n !== undefined && b.n !== 1) throw new HttpError(400, "'n' must be 1 (one completion per request)", 'n');
+  if (b.logprobs !== undefined && b.logprobs !== null && b.logprobs !== false) {
+    throw new HttpError(400, "'logprobs' is not supported", 'logprobs');
+  }
   const stop = b.stop === undefined || b.stop === null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop;
   if (!Array.isArray(stop) || stop.length > 4 || !stop.every((s) => typeof s === 'string' && s.length > 0)) {
     throw new HttpError(400, "'stop' must be a non-empty string or a list of up to 4 non-empty strings", 'stop');
   }
   if (b.stream !== undefined && typeof b.stream !== 'boolean') throw new HttpError(400, "'stream' must be a boolean", 'stream');
   return {
-    prompt: promptOf(b, limits),
-    maxTokens: num(b, 'max_tokens', { min: 1, max: limits.maxTokens, integer: true, fallback: 16 }),
+    maxTokens: num(b, maxKey, { min: 1, max: limits.maxTokens, integer: true, fallback: 16 }),
     temperature: num(b, 'temperature', { min: 0, max: 2, fallback: 1 }),
     topP: num(b, 'top_p', { min: 0, max: 1, fallback: 1, minExclusive: true }),
     stop: stop as string[],

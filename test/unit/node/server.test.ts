@@ -60,6 +60,31 @@ describe('API happy paths', () => {
     assert.equal((await post('/v1/completions', { prompt: 'x', presence_penalty: 5 })).status, 400);
   });
 
+  test('POST /v1/chat/completions: messages through the chat template, a chat.completion, streamed as deltas; GET /v1/models/{id}', async () => {
+    const messages = [{ role: 'system', content: 'You tell fortunes.' }, { role: 'user', content: 'A fool and his money' }];
+    const r = await post('/v1/chat/completions', { messages, max_tokens: 16, temperature: 0 });
+    assert.equal(r.status, 200);
+    const j = await r.json() as { object: string; choices: { message: { role: string; content: string }; finish_reason: string }[]; usage: Record<string, number> };
+    assert.equal(j.object, 'chat.completion');
+    assert.equal(j.choices[0].message.role, 'assistant');
+    assert.ok(j.choices[0].message.content.length > 0);
+    assert.ok(j.usage.prompt_tokens > 10 && j.usage.completion_tokens > 0);
+    const s = await post('/v1/chat/completions', { messages, max_tokens: 16, temperature: 0, stream: true });
+    const events = (await s.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+    assert.equal(events.pop(), '[DONE]');
+    const chunks = events.map((e) => JSON.parse(e) as { object: string; choices: { delta: { role?: string; content?: string }; finish_reason: string | null }[] });
+    assert.equal(chunks[0].choices[0].delta.role, 'assistant');
+    assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk'));
+    assert.equal(chunks.map((c) => c.choices[0].delta.content ?? '').join(''), j.choices[0].message.content);
+    for (const bad of [{ messages: [] }, { messages: [{ role: 'user' }] }, { messages: 'hi' }, { messages, prompt: 'x' }]) {
+      const e = await post('/v1/chat/completions', bad);
+      assert.equal(e.status, 400, JSON.stringify(bad));
+    }
+    const m = await (await fetch(`${base}v1/models`)).json() as { data: { id: string }[] };
+    assert.equal((await fetch(`${base}v1/models/${m.data[0].id}`)).status, 200);
+    assert.equal((await fetch(`${base}v1/models/nope`)).status, 404);
+  });
+
   test('stop strings, seeds and sampling', async () => {
     const j = await (await post('/v1/completions', { prompt: 'A fool and his money', max_tokens: 24, temperature: 0, stop: ['Ambrose'] })).json() as { choices: { text: string }[] };
     assert.equal(j.choices[0].text, '.\n\t\t-- ');
