@@ -51,6 +51,8 @@ export interface KVCache {
   store(layer: number, r: StoreRequest): KVView;
   /** Bytes held by the cache (allocated storage). */
   bytes(): number;
+  /** Gives back storage taken from the kernels' memory now (the contiguous cache); views must not be used after. */
+  release?(): void;
   /** True when the cache keeps positions bounded (sinks), so generation may run past the model's context. */
   readonly unboundedContext?: boolean;
   /** True when the cache assigns positions itself (sinks): it takes keys before RoPE and its view says where they sit. */

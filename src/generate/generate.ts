@@ -194,7 +194,7 @@ export async function generate(model: CausalLM, tokenizer: Tokenizer | null, pro
 }
 
 /** Greedy decoding with a KV cache (contiguous unless given), synchronously: prompt rows followed by `n` new ids (stops
- *  at eos). A cache with release() is released at the end. */
+ *  at eos). The cache is released at the end. */
 export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], n: number,
   cache: KVCache = new ContiguousKVCache(model.info.numLayers)): number[] {
   try {
@@ -211,7 +211,7 @@ export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], 
     }
     return ids;
   } finally {
-    (cache as Partial<{ release(): void }>).release?.(); // the contiguous cache gives its kernel memory back
+    cache.release?.();
   }
 }
 

@@ -11,11 +11,11 @@ import { gatedLinear, linear } from '../nn/linear.js';
 import { LatentAttention, type MlaProjections } from '../nn/mla.js';
 import { MixtureOfExperts, topK, type Routing } from '../nn/moe.js';
 import { embedding } from '../nn/positional/learned.js';
-import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
+import { ropeInvFreq, yarnMscale, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkTied, count, num, ropeConfig, type HfConfig } from './config.js';
-import { decoderInfo } from './llama.js';
+import { count, num, ropeConfig, type HfConfig } from './config.js';
+import { decoderInfo, lmHeadOf } from './llama.js';
 import type { CausalForwardOptions, ModelInfo } from './model.js';
 import { forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
 import type { Weights } from './weights.js';
@@ -47,8 +47,7 @@ export class DeepseekV3 implements Decoder {
     const rope = ropeConfig(c, sizes.rope); // RoPE turns the decoupled key's dims only
     this.freqs = ropeInvFreq(rope);
     // YaRN's mscale(factor, mscale_all_dim)², applied to the softmax scale (not to cos/sin, whose factor is then 1)
-    const mscale = (s: number, m: number) => (s <= 1 ? 1 : 0.1 * m * Math.log(s) + 1);
-    const m = rope.ropeType === 'yarn' && rope.mscaleAllDim ? mscale(rope.factor ?? 1, rope.mscaleAllDim) : 1;
+    const m = rope.ropeType === 'yarn' && rope.mscaleAllDim ? yarnMscale(rope.factor ?? 1, rope.mscaleAllDim) : 1;
     this.scale = (sizes.nope + sizes.rope) ** -0.5 * m * m;
     const F = count(c, 'intermediate_size');
     const dense = num(c, 'first_k_dense_replace', 3, { integer: true, min: 0 }); // the first layers keep a dense MLP
@@ -73,8 +72,7 @@ export class DeepseekV3 implements Decoder {
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
-    checkTied(c, w.has('lm_head.weight'), w.source);
-    this.lmHead = c.tie_word_embeddings === true || !w.has('lm_head.weight') ? w.asFormat(this.embed) : w.matrix('lm_head.weight', [V, E]);
+    this.lmHead = lmHeadOf(c, w, this.embed, V, E);
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

@@ -12,8 +12,8 @@ import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkTied, count, num, ropeConfig, type HfConfig } from './config.js';
-import { decoderInfo } from './llama.js';
+import { count, num, ropeConfig, type HfConfig } from './config.js';
+import { decoderInfo, lmHeadOf } from './llama.js';
 import type { CausalForwardOptions, ModelInfo } from './model.js';
 import { forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
 import type { Weights } from './weights.js';
@@ -63,8 +63,7 @@ export class GptOss implements Decoder {
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
-    checkTied(c, w.has('lm_head.weight'), w.source);
-    this.lmHead = c.tie_word_embeddings === true || !w.has('lm_head.weight') ? w.asFormat(this.embed) : w.matrix('lm_head.weight', [V, E]);
+    this.lmHead = lmHeadOf(c, w, this.embed, V, E);
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

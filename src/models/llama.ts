@@ -37,6 +37,15 @@ interface Layer {
   wo: LinearWeight; gate: LinearWeight; up: LinearWeight; down: LinearWeight;
 }
 
+/**
+ * The output projection of a decoder: lm_head.weight [V, E], or the embedding table itself when the embeddings are tied
+ * (tie_word_embeddings, or no lm_head in the checkpoint); tie_word_embeddings: false requires lm_head (checkTied).
+ */
+export function lmHeadOf(c: HfConfig, w: Weights, embed: Tensor, V: number, E: number): LinearWeight {
+  checkTied(c, w.has('lm_head.weight'), w.source);
+  return c.tie_word_embeddings === true || !w.has('lm_head.weight') ? w.asFormat(embed) : w.matrix('lm_head.weight', [V, E]);
+}
+
 /** Model facts every decoder-only family reads the same way. */
 export function decoderInfo(c: HfConfig, architecture: string): ModelInfo {
   const hiddenSize = count(c, 'hidden_size');
@@ -85,9 +94,7 @@ export class Llama implements Decoder {
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
-    // tied embeddings: the output projection is the embedding matrix itself
-    checkTied(c, w.has('lm_head.weight'), w.source);
-    this.lmHead = c.tie_word_embeddings === true || !w.has('lm_head.weight') ? w.asFormat(this.embed) : w.matrix('lm_head.weight', [V, E]);
+    this.lmHead = lmHeadOf(c, w, this.embed, V, E); // tied embeddings: the embedding matrix itself
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

@@ -87,13 +87,16 @@ function llama3(inv: Float64Array, c: RopeConfig, factor: number): Float64Array 
   });
 }
 
+/** YaRN's magnitude correction for a context scaled by `scale`: 0.1 · m · ln(scale) + 1 (1 when not scaled up). */
+export const yarnMscale = (scale: number, m = 1): number => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+
 /** YaRN: per-dimension blend of interpolated (÷ factor) and extrapolated frequencies, and an attention factor. */
 function yarn(base: number, dim: number, c: RopeConfig, configFactor: number): RopeFrequencies {
   const factor = configFactor;
   // the context the model was trained with: where the correction range is measured
   const origMax = c.originalMaxPositionEmbeddings ?? c.maxPositionEmbeddings ?? 2048;
-  const mscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
-  const attentionFactor = c.attentionFactor ?? (c.mscale && c.mscaleAllDim ? mscale(factor, c.mscale) / mscale(factor, c.mscaleAllDim) : mscale(factor));
+  const attentionFactor = c.attentionFactor ??
+    (c.mscale && c.mscaleAllDim ? yarnMscale(factor, c.mscale) / yarnMscale(factor, c.mscaleAllDim) : yarnMscale(factor));
   // the dimension whose wavelength makes `rotations` turns over the original context
   const correctionDim = (rotations: number) => (dim * Math.log(origMax / (rotations * 2 * Math.PI))) / (2 * Math.log(base));
   let lo = correctionDim(c.betaFast ?? 32);
@@ -152,7 +155,7 @@ export function ropeAngles(freqs: RopeFrequencies, pos: readonly number[]): { co
   if (hit && hit.key === key) return hit;
   const half = freqs.invFreq.length;
   // LongRoPE: the long factors for a call that reaches past the original context
-  const inv = freqs.long && Math.max(...pos) + 1 > freqs.long.after ? freqs.long.invFreq : freqs.invFreq;
+  const inv = freqs.long && pos.reduce((a, p) => Math.max(a, p), 0) + 1 > freqs.long.after ? freqs.long.invFreq : freqs.invFreq;
   const cos = new Float64Array(pos.length * half), sin = new Float64Array(pos.length * half);
   pos.forEach((p, t) => {
     for (let k = 0; k < half; k++) {
