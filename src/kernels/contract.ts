@@ -203,13 +203,15 @@ export interface GpuLayerKernels {
   rows(x: GpuTensor, first: number, n: number): GpuTensor;
 }
 
-// ---- storage: where a KV cache keeps its floats ----------------------------------------------------------------
+// ---- storage: where KV caches and weights live ----------------------------------------------------------------------
 
-/** Float storage a backend offers to KV caches (the WebAssembly kernels' memory, so the kernels read caches in
- *  place); plain arrays where no backend offers any. */
+/** Storage a backend offers to KV caches and to a checkpoint loader (the WebAssembly kernels' memory, so the kernels
+ *  read caches and weights in place); plain arrays where no backend offers any. */
 export interface KernelStorage {
   floats(n: number): Float32Array;
   release(a: Float32Array): void;
+  /** Room for a weight matrix of `n` elements that the matrix kernel reads where it lies, or null (keep it elsewhere). */
+  matrix?(dtype: 'float32' | 'float16' | 'bfloat16', n: number): Float32Array | Uint16Array | null;
 }
 
 // ---- matrix products of linear layers: C [M, N] = A [M, K] · Bᵀ, the weight B [N, K] as stored --------------------

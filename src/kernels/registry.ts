@@ -71,12 +71,13 @@ export const getGpuLayerKernels = (name = 'webgpu'): GpuLayerKernels => gpuLayer
 
 let storage: KernelStorage = { floats: (n) => new Float32Array(n), release: () => {} };
 
-/** Where KV caches keep their floats from now on (a backend's memory, so its kernels read them in place). */
+/** Where KV caches keep their floats and loaders put weight matrices from now on (a backend's memory, so its kernels
+ *  read them in place). */
 export function registerKernelStorage(s: KernelStorage): void {
   storage = s;
 }
 
-/** The storage KV caches allocate from. */
+/** The storage KV caches and checkpoint loaders allocate from. */
 export function kernelStorage(): KernelStorage {
   return storage;
 }

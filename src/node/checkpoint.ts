@@ -1,7 +1,9 @@
 // Loading a Hugging Face checkpoint directory from disk (Node-only): config.json, model.safetensors or a sharded
 // model.safetensors.index.json, tokenizer.json (+ tokenizer_config.json), generation_config.json.
 // Tensors are streamed one at a time from the file (header validated first, then each tensor's byte range read
-// with positioned reads), so a checkpoint never sits in memory twice; a progress bar shows on a terminal.
+// with positioned reads), so a checkpoint never sits in memory twice; a progress bar shows on a terminal. Weight
+// matrices kept as stored are read straight into the matrix kernel's memory where it offers room (the WebAssembly
+// kernels' shared memory), so they are held once: not in JavaScript and again in the kernel's copy.
 // Everything here is untrusted: only regular files are read (files.ts), a sharded checkpoint loads what its
 // weight_map names from the shard it names (a tensor in two shards is refused), and config.json is validated by the
 // family that reads it (models/config.ts).
@@ -13,7 +15,8 @@ import type { HfConfig } from '../models/config.js';
 import type { Model } from '../models/model.js';
 import { buildModel, checkConfig } from '../models/registry.js';
 import { Weights, type WeightFormat } from '../models/weights.js';
-import { storageView, DTYPE_SIZE } from '../tensor/dtype.js';
+import { kernelStorage } from '../kernels/registry.js';
+import { storageView, DTYPE_SIZE, type DType, type Storage } from '../tensor/dtype.js';
 import { checkBool, MAX_HEADER_BYTES, parseSafetensorsHeader } from '../tensor/safetensors.js';
 import { openRegular, printable, readFully, readJsonObject } from './files.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -30,6 +33,8 @@ export interface Checkpoint {
   generationConfig: Record<string, unknown>;
   /** Bytes of tensor data read from disk. */
   bytes: number;
+  /** Milliseconds the load took (headers, tensors, model, tokenizer). */
+  loadMs: number;
 }
 
 /** Progress reports while tensors stream in. */
@@ -74,17 +79,28 @@ export function streamSafetensors(path: string, into: Map<string, Tensor>, progr
   }
 }
 
-// the tensors of an open file whose header is already validated, each read straight into its own buffer
+/** Where a tensor of `n` elements goes instead of a fresh buffer of its own (null: a fresh buffer). */
+type Place = (dtype: DType, shape: readonly number[], n: number) => Storage | null;
+
+// a weight matrix (2-D, float) goes where the matrix kernel reads it in place, when the kernel offers room
+const inKernelMemory: Place = (dtype, shape, n) => {
+  const matrix = shape.length === 2 && (dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16');
+  return matrix ? kernelStorage().matrix?.(dtype, n) ?? null : null;
+};
+
+// the tensors of an open file whose header is already validated, each read straight into its own storage
 function readTensors(fd: number, path: string, header: Header, into: Map<string, Tensor>,
   progress?: (bytes: number) => void,
-  wanted?: (name: string) => boolean): number {
+  wanted?: (name: string) => boolean, place?: Place): number {
   let total = 0;
   for (const e of header.entries) {
     if (wanted && !wanted(e.name)) continue;
     const bytes = e.end - e.begin;
-    const buf = new ArrayBuffer(bytes); // fresh and aligned: typed-array views need no copy
-    readFully(fd, new Uint8Array(buf), header.dataStart + e.begin, `${printable(path)}: tensor '${e.name}'`);
-    const data = storageView(e.dtype, buf, 0, bytes / DTYPE_SIZE[e.dtype]);
+    const n = bytes / DTYPE_SIZE[e.dtype];
+    // fresh and aligned (typed-array views need no copy), unless placed
+    const data = place?.(e.dtype, e.shape, n) ?? storageView(e.dtype, new ArrayBuffer(bytes), 0, n);
+    const view = new Uint8Array(data.buffer, data.byteOffset, bytes);
+    readFully(fd, view, header.dataStart + e.begin, `${printable(path)}: tensor '${e.name}'`);
     try {
       checkBool(e, data);
     } catch (err) {
@@ -151,10 +167,11 @@ function checkDir(dir: string): void {
   if (!ok) throw new QkvError(`${printable(dir)}: ${existsSync(dir) ? 'not a directory' : 'no such checkpoint directory'}`);
 }
 
-/** A terminal progress bar on stderr for big checkpoints (> 64 MiB), silent otherwise. */
+/** A terminal progress bar on stderr for big checkpoints (> 64 MiB), then the bytes and time; silent otherwise. */
 export function terminalProgress(): LoadProgress | undefined {
   if (!process.stderr.isTTY) return undefined;
   let last = -1;
+  const t0 = performance.now();
   return (done, total, file) => {
     if (total < 64 * 2 ** 20) return;
     const pct = Math.floor((100 * done) / total);
@@ -162,7 +179,10 @@ export function terminalProgress(): LoadProgress | undefined {
     last = pct;
     const bar = '█'.repeat(Math.floor(pct / 4)).padEnd(25, '░');
     process.stderr.write(`\rloading ${file} ${bar} ${pct}% ${(done / 2 ** 20).toFixed(0)}/${(total / 2 ** 20).toFixed(0)} MiB`);
-    if (done >= total) process.stderr.write('\n');
+    if (done < total) return;
+    const s = (performance.now() - t0) / 1000;
+    const gb = total / 1e9;
+    process.stderr.write(`\rloaded ${gb.toFixed(2)} GB of weights in ${s.toFixed(1)} s (${(gb / s).toFixed(2)} GB/s)`.padEnd(100) + '\n');
   };
 }
 
@@ -201,8 +221,12 @@ export function inspectCheckpoint(dir: string): CheckpointSummary {
   return { dir, config, files, parameters, dtypes: [...dtypes], bytes };
 }
 
-/** Loads config, weights, model and tokenizer from a checkpoint directory. */
+/**
+ * Loads config, weights, model and tokenizer from a checkpoint directory. Weights are kept as stored unless
+ * `weights` says otherwise ('float32', 'int8'); stored matrices go straight into the matrix kernel's memory.
+ */
 export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokenizer?: boolean; weights?: WeightFormat } = {}): Checkpoint {
+  const t0 = performance.now();
   const { config, files, headers, loads } = openCheckpoint(dir);
   let total = 0;
   for (const [f, h] of headers) for (const e of h.entries) if (loads(f, e.name)) total += e.end - e.begin;
@@ -213,7 +237,8 @@ export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokeni
     // the header read above; a sharded checkpoint loads what its map says, from the shard it names
     const { fd } = openRegular(f);
     try {
-      readTensors(fd, f, header, tensors, (b) => { done += b; progress?.(done, total, basename(f)); }, (name) => loads(f, name));
+      readTensors(fd, f, header, tensors, (b) => { done += b; progress?.(done, total, basename(f)); }, (name) => loads(f, name),
+        (o.weights ?? 'stored') === 'stored' ? inKernelMemory : undefined);
     } finally {
       closeSync(fd);
     }
@@ -226,5 +251,6 @@ export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokeni
     ? Tokenizer.fromJSON(readJsonObject(tokPath), existsSync(cfgPath) ? readJsonObject(cfgPath) : {}, tokPath)
     : null;
   const genPath = join(dir, 'generation_config.json');
-  return { dir, config, model, weights, tokenizer, generationConfig: existsSync(genPath) ? readJsonObject(genPath) : {}, bytes: done };
+  const generationConfig = existsSync(genPath) ? readJsonObject(genPath) : {};
+  return { dir, config, model, weights, tokenizer, generationConfig, bytes: done, loadMs: performance.now() - t0 };
 }

@@ -1,6 +1,6 @@
 // Registers the CPU kernels: reference (materialising), flash (tiled), decode (split-K), paged (block tables), and
 // flash-wasm (SIMD); the matrix products of linear layers (matmul, matmul-wasm); and the WebAssembly kernels' memory
-// as the storage KV caches allocate from.
+// as the storage KV caches allocate from and checkpoint loaders read weight matrices into.
 import { registerKernelStorage, registerMatmulKernel, registerPagedKernel, registerSdpaKernel } from '../registry.js';
 import { matmulTs } from './matmul.js';
 import { matmulWasm } from '../wasm/matmul-wasm.js';
@@ -9,13 +9,13 @@ import { sdpaFlash } from './sdpa-flash.js';
 import { sdpaNaive } from './sdpa-naive.js';
 import { sdpaPaged } from './sdpa-paged.js';
 import { sdpaFlashWasm } from '../wasm/sdpa-flash-wasm.js';
-import { kernelFloats, releaseFloats } from '../wasm/storage.js';
+import { kernelFloats, kernelMatrix, releaseFloats } from '../wasm/storage.js';
 
 registerSdpaKernel(sdpaNaive);
 registerSdpaKernel(sdpaFlash);
 registerSdpaKernel(sdpaDecode);
 registerSdpaKernel(sdpaFlashWasm);
 registerPagedKernel(sdpaPaged);
-registerKernelStorage({ floats: kernelFloats, release: releaseFloats });
+registerKernelStorage({ floats: kernelFloats, release: releaseFloats, matrix: kernelMatrix });
 registerMatmulKernel(matmulTs);
 registerMatmulKernel(matmulWasm);

@@ -78,21 +78,34 @@ export function matmulTransB(a: Float32Array, b: Float32Array, M: number, K: num
   return out;
 }
 
-const widened = new WeakMap<object, Float32Array>();
-/** The weight as float32 (f16/bf16 widened, int8 times its row scales), made once per weight and kept. */
-export function widenMatrix(b: MatrixData, K: number): Float32Array {
-  if (b.dtype === 'float32') return b.data;
-  let f = widened.get(b.data);
-  if (f) return f;
-  f = new Float32Array(b.data.length);
-  if (b.dtype === 'int8') for (let i = 0; i < f.length; i++) f[i] = b.scales[Math.floor(i / K)] * b.data[i];
-  else widen16(b.data, f, b.dtype);
-  widened.set(b.data, f);
-  return f;
+// rows [j0, j1) of B widened to float32
+function widenRows(b: MatrixData, K: number, j0: number, j1: number, out = new Float32Array((j1 - j0) * K)): Float32Array {
+  if (b.dtype === 'float32') { out.set(b.data.subarray(j0 * K, j1 * K)); return out; }
+  if (b.dtype !== 'int8') { widen16(b.data.subarray(j0 * K, j1 * K), out, b.dtype); return out; }
+  for (let j = j0; j < j1; j++) {
+    const [scale, row] = [b.scales[j], j * K];
+    for (let k = 0; k < K; k++) out[(j - j0) * K + k] = scale * b.data[row + k];
+  }
+  return out;
 }
 
-/** The TypeScript matrix product of linear layers: any weight format, widened to f32 once. */
+/**
+ * The TypeScript matrix product of linear layers, any weight format. A 16-bit or int8 weight is widened a block of
+ * rows (~256 KiB of f32) at a time into a scratch panel — never as a whole f32 copy, which would hold a big checkpoint
+ * three times over — and each block's columns of C are computed from it (the same sums, in the same order).
+ */
 export const matmulTs: MatmulKernel = {
   name: 'matmul',
-  forward: (p) => matmulTransB(p.a, widenMatrix(p.b, p.K), p.M, p.K, p.N),
+  forward: (p) => {
+    if (p.b.dtype === 'float32') return matmulTransB(p.a, p.b.data, p.M, p.K, p.N);
+    const rows = Math.max(4, Math.floor(65536 / p.K / 4) * 4);
+    const panel = new Float32Array(rows * p.K);
+    const c = new Float32Array(p.M * p.N);
+    for (let j0 = 0; j0 < p.N; j0 += rows) {
+      const n = Math.min(rows, p.N - j0);
+      const part = matmulTransB(p.a, widenRows(p.b, p.K, j0, j0 + n, panel), p.M, p.K, n); // C[:, j0 … j0 + n)
+      for (let i = 0; i < p.M; i++) c.set(part.subarray(i * n, (i + 1) * n), i * p.N + j0);
+    }
+    return c;
+  },
 };

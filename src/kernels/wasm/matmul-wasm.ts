@@ -1,14 +1,16 @@
 // Host of the GEMM jobs of asm/kernels.ts for linear layers: C[M, N] = A[M, K] · B[N, K]ᵀ with B (the weight) in
-// f32, f16, bf16 or int8 with a scale per row, widened to f32 inside the kernel. A weight is copied into the
-// module's memory once and stays there, compact (keyed by its storage array), so each call copies only the
-// activations in and the result out; the columns are shared among the runtime's threads.
+// f32, f16, bf16 or int8 with a scale per row, widened to f32 inside the kernel. A weight is resident in the module's
+// memory — read there by the checkpoint loader (storage.ts), or copied in on first use and kept (keyed by its storage
+// array) — so each call copies only the activations in and the result out; the columns are shared among the
+// runtime's threads. A weight past the resident limit (a checkpoint larger than WebAssembly's 4 GiB) is copied in for
+// each call instead: slower than resident, far faster than the TypeScript loops.
 // It covers a weight where the SIMD path applies (WebAssembly SIMD present, K a multiple of the format's vector width,
 // f16 weights free of ±∞/NaN); the chooser (attention/dispatch.ts) gives the rest to the TypeScript kernel.
 // The gated products of GLU feed-forwards (SwiGLU, GeGLU) run as one job: gate and up product and the activation.
 import { QkvError } from '../../errors.js';
 import type { GluActivation, MatmulKernel, MatmulProblem, MatrixData } from '../contract.js';
 import { GEMM_JOB } from './jobs.js';
-import { alignLine, canReside, JOB, kernelRuntime, put, resident, runJob, type Runtime, scratch, take } from './runtime.js';
+import { alignLine, canReside, JOB, kernelRuntime, MAX_BYTES, put, resident, runJob, type Runtime, scratch, take } from './runtime.js';
 
 export type { GluActivation, MatrixData } from '../contract.js';
 
@@ -32,19 +34,21 @@ function allFinite(h: Uint16Array): boolean {
   return ok;
 }
 
-// where the kernel finds B: its resident offset, or −1 for an f32 matrix seen once (copied in for this call only)
-function weightAt(r: Runtime, b: MatrixData, K: number): number {
-  // compact weights move in at once; an f32 matrix seen a second time is a weight too (a one-off is copied per call)
-  if (b.dtype !== 'float32' || seen.has(b.data)) return resident(r, b.data, b.dtype === 'float32' ? 0 : K);
-  seen.add(b.data);
-  return -1;
+// where the kernel finds B: its resident offset, or −1 when it is copied in for this call only (an f32 matrix seen
+// once — activations, not a weight —, or a weight past the resident limit)
+function weightAt(r: Runtime, b: MatrixData): number {
+  if (b.dtype === 'float32' && !seen.has(b.data)) { seen.add(b.data); return -1; }
+  return canReside(r, b.data) ? resident(r, b.data) : -1;
 }
 
-// the SIMD path takes B when K suits its vector width, (f16) no weight is ±∞/NaN, and a weight (anything but an f32
-// matrix seen for the first time) fits the resident region of the 4 GiB memory
+// the SIMD path takes B when K suits its vector width and (f16) no weight is ±∞/NaN, and B is resident, may become so,
+// or fits the memory for one call beside everything resident
 const applies = (r: Runtime, b: MatrixData, N: number, K: number) =>
   K % K_MULTIPLE[b.dtype] === 0 && b.data.length === N * K && (b.dtype !== 'float16' || allFinite(b.data)) &&
-  ((b.dtype === 'float32' && !seen.has(b.data)) || canReside(r, b.data));
+  (canReside(r, b.data) || alignLine(r.top) + 2 * b.data.byteLength + ONE_CALL_ROOM <= MAX_BYTES);
+
+// room kept for a call's activations, results and panels beside a weight copied in for that call
+const ONE_CALL_ROOM = 2 ** 27;
 
 /** C = A · Bᵀ for a row-major A [M, K] and weight B [N, K]; null when the SIMD path does not apply. */
 export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: number, N: number): Float32Array | null {
@@ -66,14 +70,14 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   const r = kernelRuntime();
   if (!r || !applies(r, b, N, K) || (b2 && !applies(r, b2, N, K))) return null;
   // everything resident first: scratch starts where the resident weights end
-  let [bAt, b2At] = [weightAt(r, b, K), b2 ? weightAt(r, b2, K) : 0];
+  let [bAt, b2At] = [weightAt(r, b), b2 ? weightAt(r, b2) : 0];
   const [sAt, s2At] = [b, b2].map((m) => (m?.dtype === 'int8' ? resident(r, m.scales) : 0));
   const panel = alignLine(16 * K); // per thread: four rows of B widened to f32, in whole cache lines
-  const oneOff = (at: number) => (at < 0 ? 4 * N * K : 0);
-  const [aAt, cAt, c2At, panelAt, bOnce, b2Once] = scratch(r, [4 * a.length, 4 * M * N, b2 ? 4 * M * N : 0, panel * r.threads, oneOff(bAt), oneOff(b2At)]);
+  const oneOff = (at: number, m: MatrixData | null) => (at < 0 ? m!.data.byteLength : 0);
+  const [aAt, cAt, c2At, panelAt, bOnce, b2Once] = scratch(r, [4 * a.length, 4 * M * N, b2 ? 4 * M * N : 0, panel * r.threads, oneOff(bAt, b), oneOff(b2At, b2)]);
   put(r, aAt, a);
-  if (bAt < 0) { put(r, bOnce, b.data as Float32Array); bAt = bOnce; }
-  if (b2At < 0) { put(r, b2Once, b2!.data as Float32Array); b2At = b2Once; }
+  if (bAt < 0) { put(r, bOnce, b.data); bAt = bOnce; }
+  if (b2At < 0) { put(r, b2Once, b2!.data); b2At = b2Once; }
   runJob(r, GEMM_JOB.words({
     kind: KIND[b.dtype], a: aAt, b: bAt, c: cAt, M, K, N, scales: sAt, scratch: panelAt, scratchStride: panel,
     glu, b2: b2At, scales2: s2At, c2: c2At,

@@ -24,7 +24,8 @@ export const JOB = { attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5
 const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4;
 const JOB_AT = 256; // bytes
 const RESIDENT_AT = 65536; // bytes
-const MAX_BYTES = 4 * 2 ** 30 - 65536;
+/** The most bytes the kernels' memory may have (wasm32 addresses 4 GiB). */
+export const MAX_BYTES = 4 * 2 ** 30 - 65536;
 // how long an idle worker keeps polling before it sleeps: a decode step issues ~7 matrix products per layer with a
 // little JavaScript between them, and waking a sleeping thread costs tens of microseconds each time
 const SPIN_MS = 3;
@@ -118,6 +119,16 @@ export function canReside(r: Runtime, data: ArrayBufferView): boolean {
   return residentAt.has(data) || alignLine(r.top) + data.byteLength <= residentLimit;
 }
 
+/** Whether `bytes` more fit under the resident limit, in a free block (`free`, from storage.ts) or after the top. */
+export function canReserve(r: Runtime, bytes: number, free: readonly { bytes: number }[]): boolean {
+  return free.some((b) => b.bytes >= bytes) || alignLine(r.top) + bytes <= residentLimit;
+}
+
+/** Records that `data` already lies in the kernels' memory at byte offset `at` (storage.ts placed it there). */
+export function adoptResident(data: ArrayBufferView, at: number): void {
+  residentAt.set(data, at);
+}
+
 /** Sets how many bytes of WebAssembly memory resident weights may reach (tests, tuning); returns the previous limit. */
 export function setResidentLimit(bytes: number): number {
   if (!Number.isFinite(bytes) || bytes < 0) throw new QkvError(`setResidentLimit: bytes must be a number ≥ 0, got ${bytes}`);
@@ -126,46 +137,19 @@ export function setResidentLimit(bytes: number): number {
   return previous;
 }
 
-/**
- * The offset of `data` copied into the resident region for good (weights: copied once, kept). `interleave4` = K:
- * a 16-bit or int8 matrix [N, K] stored with each group of 4 rows interleaved in 16-byte chunks (asm PACKED).
- */
-export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Array, interleave4 = 0): number {
+/** The offset of `data` copied into the resident region for good (weights: copied once, kept, row-major as given). */
+export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Array): number {
   let at = residentAt.get(data);
   if (at !== undefined) return at;
   at = reserve(r, data.byteLength);
-  if (interleave4 > 0 && !(data instanceof Float32Array)) {
-    interleaveRows4(data, new Uint8Array(r.memory.buffer, at, data.byteLength), interleave4 * data.BYTES_PER_ELEMENT);
-  } else {
-    new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  }
+  new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   residentAt.set(data, at);
   return at;
 }
 
-// PACKED (asm/gemm.ts): rows of `rowBytes` in groups of 4, each group stored as its rows' 16-byte chunks side by side —
-// chunk k of rows 0, 1, 2, 3, then chunk k + 1, … (rows past the last full group as they are). Moved as 32-bit words
-// where the source is 4-byte aligned (a byte loop otherwise): ~8× faster than a copy per chunk, which made loading a
-// 135M-parameter model take a second.
-function interleaveRows4(data: Uint16Array | Int8Array, dst: Uint8Array, rowBytes: number): void {
-  const full = Math.floor(data.byteLength / rowBytes / 4) * 4 * rowBytes; // bytes in whole groups
-  const aligned = data.byteOffset % 4 === 0 && dst.byteOffset % 4 === 0;
-  const [src, out, w] = aligned
-    ? [new Uint32Array(data.buffer, data.byteOffset, full / 4), new Uint32Array(dst.buffer, dst.byteOffset, full / 4), 4]
-    : [new Uint8Array(data.buffer, data.byteOffset, full), dst, 1];
-  const [row, chunk] = [rowBytes / w, 16 / w]; // in units of the array
-  for (let g = 0; g < full / w; g += 4 * row) {
-    for (let r = 0; r < 4; r++) {
-      const from = g + r * row;
-      for (let k = 0, o = g + r * chunk; k < row; k += chunk, o += 4 * chunk) for (let i = 0; i < chunk; i++) out[o + i] = src[from + k + i];
-    }
-  }
-  dst.set(new Uint8Array(data.buffer, data.byteOffset + full, data.byteLength - full), full);
-}
-
-/** Copies `data` into memory at byte offset `at`. */
-export function put(r: Runtime, at: number, data: Float32Array): void {
-  new Float32Array(r.memory.buffer, at, data.length).set(data);
+/** Copies `data` into memory at byte offset `at` (as bytes: any element type). */
+export function put(r: Runtime, at: number, data: Float32Array | Uint16Array | Int8Array): void {
+  new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
 /** Copies a tensor's elements (row-major, as float32) to byte offset `at`; false when there is no tensor. */

@@ -1,12 +1,14 @@
-// Float32 storage inside the kernels' WebAssembly memory, for data the host appends to a little at a time and the
-// kernels read whole again and again: a KV cache. The DECODE job then reads keys and values where they are, instead
-// of receiving a copy of the whole cache for every layer and token (at ~100 cached tokens of SmolLM's shape that copy
-// was ~5% of a decode step, and it grows with the context).
+// Storage inside the kernels' WebAssembly memory, for data the kernels read whole again and again:
+// - a KV cache (kernelFloats), which the host appends to a little at a time. The DECODE job then reads keys and values
+//   where they are, instead of receiving a copy of the whole cache for every layer and token (at ~100 cached tokens of
+//   SmolLM's shape that copy was ~5% of a decode step, and it grows with the context);
+// - a checkpoint's weight matrices (kernelMatrix), which the loader reads from disk straight into this memory: the
+//   matrix kernel finds them resident, so a model's weights are held once, not once in JavaScript and again here.
 // Only with a shared memory (Node; cross-origin isolated pages): a private memory is replaced when it grows, which
 // would detach every view of it. Elsewhere kernelFloats is a plain Float32Array.
 // Blocks come from a first-fit free list over the region after the resident weights; a block goes back to the list
 // when its view is garbage-collected, or at once with releaseFloats (whose caller promises not to use the view again).
-import { kernelRuntime, reserve, type Runtime } from './runtime.js';
+import { adoptResident, canReserve, kernelRuntime, reserve, type Runtime } from './runtime.js';
 
 interface Block { at: number; bytes: number }
 
@@ -23,6 +25,26 @@ export function kernelFloats(n: number): Float32Array {
   const view = new Float32Array(r.memory.buffer, b.at, n);
   view.fill(0); // a reused block holds old data
   placed.set(view, b);
+  collected.register(view, b, view);
+  return view;
+}
+
+/** The element types of weight matrices the matrix kernel reads in place. */
+export type MatrixDType = 'float32' | 'float16' | 'bfloat16';
+
+/**
+ * Room for a weight matrix of `n` elements in the kernels' memory, resident from the start (the matrix kernel reads it
+ * in place); null where the memory is not shared or the weight would pass the resident limit (the caller then keeps it
+ * in an ordinary array). The block goes back when the view is garbage-collected (a model dropped, a weight widened).
+ */
+export function kernelMatrix(dtype: MatrixDType, n: number): Float32Array | Uint16Array | null {
+  const r = kernelRuntime();
+  const size = dtype === 'float32' ? 4 : 2;
+  const bytes = Math.ceil((size * n) / 64) * 64;
+  if (!r?.shared || n === 0 || !canReserve(r, bytes, free)) return null;
+  const b = allocate(r, bytes);
+  const view = dtype === 'float32' ? new Float32Array(r.memory.buffer, b.at, n) : new Uint16Array(r.memory.buffer, b.at, n);
+  adoptResident(view, b.at);
   collected.register(view, b, view);
   return view;
 }

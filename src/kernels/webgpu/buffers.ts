@@ -100,12 +100,29 @@ export function pooledBytes(device: GPUDevice): number {
 
 export const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
 
+const BOUNCE = 16 * 2 ** 20;
+
+/** queue.writeBuffer of `bytes` (a multiple of 4) at `offset`; data in a SharedArrayBuffer (weights the loader read
+ *  into the WebAssembly kernels' memory), which writeBuffer refuses, goes through an ordinary buffer in 16 MiB pieces. */
+function write(device: GPUDevice, buf: GPUBuffer, offset: number, bytes: Uint8Array): void {
+  if (bytes.buffer instanceof ArrayBuffer) {
+    device.queue.writeBuffer(buf, offset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return;
+  }
+  const bounce = new Uint8Array(Math.min(BOUNCE, bytes.byteLength));
+  for (let at = 0; at < bytes.byteLength; at += BOUNCE) {
+    const piece = bytes.subarray(at, at + BOUNCE);
+    bounce.set(piece);
+    device.queue.writeBuffer(buf, offset + at, bounce.buffer, 0, piece.byteLength);
+  }
+}
+
 /** A pooled storage buffer holding `data` (padded to 4 bytes). */
 export function upload(device: GPUDevice, data: ArrayBufferView): GPUBuffer {
   const buf = acquire(device, Math.max(4, data.byteLength), STORAGE());
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const whole = bytes.byteLength & ~3;
-  if (whole) device.queue.writeBuffer(buf, 0, bytes.buffer, bytes.byteOffset, whole);
+  if (whole) write(device, buf, 0, bytes.subarray(0, whole));
   if (whole < bytes.byteLength) { // writeBuffer wants multiples of 4 bytes
     const tail = new Uint8Array(4);
     tail.set(bytes.subarray(whole));
@@ -124,7 +141,7 @@ export function residentBuffer(device: GPUDevice, w: Float32Array | Uint16Array)
   if (!buf) {
     const bytes = Math.ceil(w.byteLength / 4) * 4; // writeBuffer moves whole 4-byte words
     buf = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-    if (bytes === w.byteLength) device.queue.writeBuffer(buf, 0, w.buffer, w.byteOffset, w.byteLength);
+    if (bytes === w.byteLength) write(device, buf, 0, new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
     else { const padded = new Uint8Array(bytes); padded.set(new Uint8Array(w.buffer, w.byteOffset, w.byteLength)); device.queue.writeBuffer(buf, 0, padded); }
     byArray.set(w, buf);
   }

@@ -26,7 +26,11 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
   const server = createQkvServer(ckpt, { host: values.host, corsOrigins: values.cors, allowedHosts: values['allowed-host'] });
   const url = await listen(server, { port, host: values.host });
-  out(`qkv: serving ${ckpt.config.architectures?.[0]} from ${ckpt.dir} (${threads} thread${threads > 1 ? 's' : ''}, weights ${weights})\n  lab  ${url}\n  api  ${url}v1/completions  ${url}v1/models  ${url}api/attention\n(Ctrl-C to stop)\n`);
+  const size = ckpt.bytes >= 1e9 ? `${(ckpt.bytes / 1e9).toFixed(2)} GB` : `${(ckpt.bytes / 1e6).toFixed(1)} MB`;
+  const loaded = `${size} loaded in ${(ckpt.loadMs / 1000).toFixed(1)} s`;
+  const how = `${threads} thread${threads > 1 ? 's' : ''}, weights ${weights}, ${loaded}`;
+  out(`qkv: serving ${ckpt.config.architectures?.[0]} from ${ckpt.dir} (${how})\n  lab  ${url}\n` +
+    `  api  ${url}v1/completions  ${url}v1/models  ${url}api/attention\n(Ctrl-C to stop)\n`);
   await new Promise<void>((resolve) => { process.once('SIGINT', () => { server.close(); resolve(); }); process.once('SIGTERM', () => { server.close(); resolve(); }); });
   return 0;
 }

@@ -63,3 +63,29 @@ test('generation gives its KV cache back: the kernels\' memory stops growing aft
   }
   assert.deepEqual(sizes.slice(2), Array(4).fill(sizes[1]), `memory after each run: ${sizes.join(', ')}`);
 });
+
+test('kernelMatrix: a weight placed in kernel memory is resident from the start — the product reads it where it lies', async () => {
+  const { kernelMatrix } = await import('../../../src/kernels/wasm/storage.js');
+  const { linear } = await import('../../../src/index.js');
+  const { setResidentLimit } = await import('../../../src/kernels/wasm/runtime.js');
+  const r = kernelRuntime()!;
+  const rand = rng(11);
+  const w = randn([48, 64], rand).to('bfloat16');
+  const x = randn([3, 64], rand);
+  const placed = kernelMatrix('bfloat16', w.size) as Uint16Array;
+  assert.ok(placed.buffer instanceof SharedArrayBuffer, 'a view of the kernels\' shared memory');
+  placed.set(w.data as Uint16Array);
+  const top = r.top;
+  const inPlace = new Tensor('bfloat16', placed, [48, 64]);
+  assert.deepEqual(linear(x, inPlace).toFloat32(), linear(x, w).toFloat32(), 'the same product as the weight held in JavaScript');
+  const after = r.top;
+  linear(x, inPlace);
+  assert.equal(r.top, after, 'no second copy on later calls');
+  assert.ok(after - top <= 64 * 48 * 2 + 64, 'only the JavaScript-held weight was copied in');
+  const previous = setResidentLimit(0);
+  try {
+    assert.equal(kernelMatrix('float16', 1 << 20), null, 'past the resident limit: no room (the loader keeps it in JavaScript)');
+  } finally {
+    setResidentLimit(previous);
+  }
+});

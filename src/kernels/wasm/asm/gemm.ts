@@ -5,9 +5,8 @@ import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, C_F16_MASK, C_F16_FULL, C_2P112
 //   c_ij = Σ_k a_ik b_jk (× scale_j for int8)
 // glu ≠ 0 (the gated feed-forward of GLU variants, Shazeer 2020): c = act(a·bᵀ) ⊙ (a·b2ᵀ), with b the gate and b2 the
 // up weight (same format and shape), c2 an [M, N] buffer for the up product, act SiLU (glu = 1) or GELU-tanh (glu = 2).
-// PACKED: 16-bit and int8 weights are resident with each group of 4 rows interleaved in 16-byte chunks, [N/4][K/8][4][8]
-// and [N/4][K/16][4][16] (rows past the last full group as they are), so the decode loop reads one cache line after
-// another — the hardware prefetcher keeps up with that, not with four rows read side by side (3–4× on this machine).
+// Weights are row-major [N, K] in every format (as the checkpoint stores them, so a tensor can be read from disk straight
+// into this memory); the decode loops read four rows side by side.
 // Columns of C (rows of B) are split into T contiguous ranges, multiples of 4. B rows are widened to f32 four at a
 // time: straight into registers when M = 1 (decode: the whole cost is reading B once), else into this thread's
 // scratch panel [4][K] which the 2×4 register tile then reuses for every row of A. A gated product needs no barrier:
@@ -39,11 +38,11 @@ function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N:
     if (kind == GEMM_F32) {
       gemmPanel(a, b0, c, M, K, N, j, <usize>K << 2);
     } else if (fastF16) {
-      gemvF16(panel, b0, c, K, j);
+      gemvF16(panel, b0, rowB, c, K, j);
     } else if (M == 1 && kind == GEMM_BF16) {
-      gemvBF16(a, b0, c, K, j);
+      gemvBF16(a, b0, rowB, c, K, j);
     } else if (M == 1) {
-      gemvI8(a, b0, c, K, j, scales);
+      gemvI8(a, b0, rowB, c, K, j, scales);
     } else {
       widenPanel(b0, panel, K, kind, rowB);
       gemmPanel(a, panel, c, M, K, N, j, <usize>K << 2);
@@ -157,7 +156,7 @@ function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize): vo
     const dst = panel + (<usize>(r * K) << 2);
     if (kind == GEMM_I8) {
       for (let k = 0; k < K; k += 16) {
-        const h = v128.load(b0 + (<usize>k << 2) + (<usize>r << 4)); // interleaved: see PACKED
+        const h = v128.load(src + <usize>k);
         const lo = i16x8.extend_low_i8x16_s(h), hi = i16x8.extend_high_i8x16_s(h);
         const o = dst + (<usize>k << 2);
         v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)));
@@ -167,7 +166,7 @@ function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize): vo
       }
     } else {
       for (let k = 0; k < K; k += 8) {
-        const h = v128.load(b0 + (<usize>k << 3) + (<usize>r << 4)); // interleaved: see PACKED
+        const h = v128.load(src + (<usize>k << 1));
         const o = dst + (<usize>k << 2);
         if (kind == GEMM_BF16) { v128.store(o, lo16(h)); v128.store(o, hi16(h), 16); }
         else { v128.store(o, widenF16(lo16(h))); v128.store(o, widenF16(hi16(h)), 16); }
@@ -190,13 +189,14 @@ function scaleColumns(c: usize, M: i32, N: i32, j: i32, n: i32, scales: usize): 
 // halves into f32 bit patterns worth w·2^−112 (sign kept at bit 31, exponent and mantissa moved into place, the sign
 // copies and the even half cleared); the even halves, moved up first, the same way. x was scaled by 2^112, so every
 // product x·w is the same correctly rounded f32 as with widened weights — with 5 integer ops per 8 weights.
-function gemvF16(xs: usize, b0: usize, c: usize, K: i32, j: i32): void {
+function gemvF16(xs: usize, b0: usize, rowB: usize, c: usize, K: i32, j: i32): void {
   const mask = cst(C_F16_MASK);
+  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let k = 0; k < K; k += 8) {
     const xe = v128.load(xs + (<usize>k << 2)), xo = v128.load(xs + (<usize>k << 2), 16);
-    const at = b0 + (<usize>k << 3); // one cache line: 8 weights of each of the 4 rows
-    const h0 = v128.load(at), h1 = v128.load(at, 16), h2 = v128.load(at, 32), h3 = v128.load(at, 48);
+    const o = <usize>k << 1; // 8 weights of each of the 4 rows
+    const h0 = v128.load(b0 + o), h1 = v128.load(b1 + o), h2 = v128.load(b2 + o), h3 = v128.load(b3 + o);
     s0 = f32x4.add(s0, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h0, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h0, 3), mask))));
     s1 = f32x4.add(s1, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h1, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h1, 3), mask))));
     s2 = f32x4.add(s2, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h2, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h2, 3), mask))));
@@ -221,12 +221,13 @@ function prepareF16(a: usize, xs: usize, K: i32): bool {
 }
 
 // decode, bf16 weights: a bf16 is the top half of an f32, so widening is one shuffle
-function gemvBF16(a: usize, b0: usize, c: usize, K: i32, j: i32): void {
+function gemvBF16(a: usize, b0: usize, rowB: usize, c: usize, K: i32, j: i32): void {
+  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let k = 0; k < K; k += 8) {
     const xa = v128.load(a + (<usize>k << 2)), xb = v128.load(a + (<usize>k << 2), 16);
-    const at = b0 + (<usize>k << 3);
-    const h0 = v128.load(at), h1 = v128.load(at, 16), h2 = v128.load(at, 32), h3 = v128.load(at, 48);
+    const o = <usize>k << 1;
+    const h0 = v128.load(b0 + o), h1 = v128.load(b1 + o), h2 = v128.load(b2 + o), h3 = v128.load(b3 + o);
     s0 = f32x4.add(s0, f32x4.add(f32x4.mul(xa, lo16(h0)), f32x4.mul(xb, hi16(h0))));
     s1 = f32x4.add(s1, f32x4.add(f32x4.mul(xa, lo16(h1)), f32x4.mul(xb, hi16(h1))));
     s2 = f32x4.add(s2, f32x4.add(f32x4.mul(xa, lo16(h2)), f32x4.mul(xb, hi16(h2))));
@@ -235,18 +236,19 @@ function gemvBF16(a: usize, b0: usize, c: usize, K: i32, j: i32): void {
   store4(c + (<usize>j << 2), s0, s1, s2, s3);
 }
 
-// decode, int8 weights (interleaved like the 16-bit ones, 16 per chunk) with a scale per row:
+// decode, int8 weights with a scale per row:
 // c_j = scale_j · Σ_k a_k q_jk, 16 weights of each of 4 rows per step (K a multiple of 16)
-function gemvI8(a: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize): void {
+function gemvI8(a: usize, b0: usize, rowB: usize, c: usize, K: i32, j: i32, scales: usize): void {
+  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let k = 0; k < K; k += 16) {
     const x = a + (<usize>k << 2);
     const x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
-    const at = b0 + (<usize>k << 2); // one cache line: 16 weights of each of the 4 rows
-    s0 = f32x4.add(s0, dotI8(v128.load(at), x0, x1, x2, x3));
-    s1 = f32x4.add(s1, dotI8(v128.load(at, 16), x0, x1, x2, x3));
-    s2 = f32x4.add(s2, dotI8(v128.load(at, 32), x0, x1, x2, x3));
-    s3 = f32x4.add(s3, dotI8(v128.load(at, 48), x0, x1, x2, x3));
+    const o = <usize>k; // 16 weights of each of the 4 rows
+    s0 = f32x4.add(s0, dotI8(v128.load(b0 + o), x0, x1, x2, x3));
+    s1 = f32x4.add(s1, dotI8(v128.load(b1 + o), x0, x1, x2, x3));
+    s2 = f32x4.add(s2, dotI8(v128.load(b2 + o), x0, x1, x2, x3));
+    s3 = f32x4.add(s3, dotI8(v128.load(b3 + o), x0, x1, x2, x3));
   }
   const sc = scales + (<usize>j << 2);
   store<f32>(c + (<usize>j << 2), hsum(s0) * load<f32>(sc));
