@@ -94,19 +94,29 @@ export class GptOss implements Decoder {
 }
 
 // the router and the experts of one layer; the experts' weights are stored [E, in, out] (x W), kept as [out, in] here
+// (the stacked tensors are taken out of the weights, so only the transposed copies stay)
 function expertsOf(w: Weights, p: string, H: number, x: { E: number; k: number; F: number }, limit: number): MixtureOfExperts {
   const { E, k, F } = x;
-  const gateUp = w.stored(`${p}experts.gate_up_proj`, [E, H, 2 * F]).reshape([E * H, 2 * F]);
-  const down = w.stored(`${p}experts.down_proj`, [E, F, H]).reshape([E * F, H]);
+  if (!w.has(`${p}experts.gate_up_proj`) && w.has(`${p}experts.gate_up_proj_blocks`)) {
+    throw new QkvError(`${w.source}: the experts are MXFP4-quantized (${p}experts.gate_up_proj_blocks and _scales, as OpenAI ` +
+      'publishes gpt-oss); qkv reads experts in bf16, f16 or f32 only — save a dequantized copy first (transformers: ' +
+      'Mxfp4Config(dequantize=True))');
+  }
+  const gateUp = w.take(`${p}experts.gate_up_proj`, [E, H, 2 * F]).reshape([E * H, 2 * F]);
+  const down = w.take(`${p}experts.down_proj`, [E, F, H]).reshape([E * F, H]);
   const bGateUp = w.get(`${p}experts.gate_up_proj_bias`, [E, 2 * F]), bDown = w.get(`${p}experts.down_proj_bias`, [E, H]);
-  const expert = (e: number) => {
-    const wGU = w.asFormat(gateUp.slice(0, e * H, (e + 1) * H).transpose(0, 1).contiguous()); // [2F, H]
-    const wD = w.asFormat(down.slice(0, e * F, (e + 1) * F).transpose(0, 1).contiguous()); // [H, F]
-    const [bGU, bD] = [bGateUp.slice(0, e, e + 1).reshape([2 * F]), bDown.slice(0, e, e + 1).reshape([H])];
-    return (xe: Tensor) => linear(clampedSwiGlu(linear(xe, wGU, bGU), F, limit), wD, bD);
-  };
+  const experts = Array.from({ length: E }, (_, e) => expertMlp(
+    w.asFormat(gateUp.slice(0, e * H, (e + 1) * H).transpose(0, 1).contiguous()), // [2F, H]
+    bGateUp.slice(0, e, e + 1).reshape([2 * F]),
+    w.asFormat(down.slice(0, e * F, (e + 1) * F).transpose(0, 1).contiguous()), // [H, F]
+    bDown.slice(0, e, e + 1).reshape([H]), F, limit));
   const router = { weight: w.matrix(`${p}router.weight`, [E, H]), bias: w.get(`${p}router.bias`, [E]) };
-  return new MixtureOfExperts(router, softmaxTopK(k), Array.from({ length: E }, (_, e) => expert(e)));
+  return new MixtureOfExperts(router, softmaxTopK(k), experts);
+}
+
+// one expert: down(clampedSwiGlu(gate_up(x))) — a closure over its own weights only, not the stacked tensors
+function expertMlp(wGU: LinearWeight, bGU: Tensor, wD: LinearWeight, bD: Tensor, F: number, limit: number): (x: Tensor) => Tensor {
+  return (xe) => linear(clampedSwiGlu(linear(xe, wGU, bGU), F, limit), wD, bD);
 }
 
 // h = (u + 1) · g · σ(1.702 g) with g = min(gate, limit), u = clamp(up, ±limit); gate and up interleaved in gu [N, 2F]

@@ -61,6 +61,16 @@ export class Weights {
     return t;
   }
 
+  /**
+   * Like stored, and the tensor leaves this map: for a family that keeps only its own rearrangement of it (gpt-oss's
+   * stacked experts, transposed one by one), so the checkpoint's layout is not held beside the copy.
+   */
+  take(name: string, shape: readonly number[]): Tensor {
+    const t = this.stored(name, shape);
+    this.tensors.delete(name);
+    return t;
+  }
+
   /** A float matrix in this checkpoint's format (for a tied output projection that reuses the embedding table). */
   asFormat(t: Tensor): LinearWeight {
     if (this.format === 'int8' && t.shape[1] % 16 === 0) return Int8Matrix.quantize(t);
