@@ -38,6 +38,7 @@ export { pagedAttention, type BlockPool, type PagedProblem } from './attention/p
 export { createCache, CACHE_KINDS, ContiguousKVCache, PagedKVCache, Int8KVCache, SlidingWindowKVCache, SinkKVCache, type CacheKind, type CacheOptions } from './cache/index.js';
 export { BlockAllocator, OutOfBlocksError } from './cache/block-allocator.js';
 export { ContinuousBatcher, type BatchRequest, type BatchResult, type SchedulerOptions } from './generate/scheduler.js';
+export { BatchEngine, EngineBusyError, type EngineOptions, type EngineSequence, type EngineStats } from './generate/engine.js';
 export { Tokenizer } from './generate/tokenizer.js';
 export { sampleNext, type SamplingOptions } from './generate/sampling.js';
 export { generate, generateStream, generateBatch, greedy, seq2seqGenerate, type GenerateOptions, type GenerateResult, type GeneratedToken } from './generate/generate.js';

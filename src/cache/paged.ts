@@ -77,6 +77,17 @@ export class PagedKVCache implements KVCache {
     this.seqs.delete(id);
   }
 
+  /** Keeps only the first `tokens` of sequence `id`, releasing the blocks past them (a cached prompt prefix). */
+  truncate(id: number, tokens: number): void {
+    const s = this.seqs.get(id);
+    if (!s) throw new QkvError(`paged cache: no sequence ${id} to truncate`);
+    if (!Number.isInteger(tokens) || tokens < 0 || tokens > s.len) {
+      throw new QkvError(`paged cache: cannot keep ${tokens} of sequence ${id}'s ${s.len} tokens`);
+    }
+    for (const b of s.table.splice(this.blocksFor(tokens))) this.allocator.release(b);
+    s.len = tokens;
+  }
+
   /** Blocks a sequence of `tokens` needs. */
   blocksFor(tokens: number): number { return Math.ceil(tokens / this.blockSize); }
 

@@ -9,6 +9,7 @@ import { NumericsError, QkvError } from '../errors.js';
 import type { CausalLM, Seq2SeqLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { EngineSequence } from './engine.js';
 import { checkSampling, sampleNext, type SamplingOptions } from './sampling.js';
 import { webgpuStepper } from './webgpu.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -31,6 +32,9 @@ export interface GenerateOptions extends SamplingOptions {
   /** The GPU KV cache's storage with device 'webgpu' (default 'float32'): 'float16' halves its memory and, where the
    *  device has subgroup matrices, runs prompt attention on the tensor cores; needs shader-f16. */
   kvDtype?: 'float32' | 'float16';
+  /** Run as one sequence of a BatchEngine (engine.ts, from `engine.open(prompt, maxTokens)`), batched with others;
+   *  released at the end. Instead of `cache` and `device`. */
+  sequence?: EngineSequence;
 }
 
 /** One produced token and the text it added (may be empty while a multi-byte character is incomplete). */
@@ -107,15 +111,20 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   if (o.device === 'webgpu' && o.cache) throw new QkvError("generate: device 'webgpu' keeps its own KV cache on the GPU; leave out `cache`");
   if (o.kvDtype !== undefined && o.kvDtype !== 'float32' && o.kvDtype !== 'float16') throw new QkvError(`generate: kvDtype must be 'float32' or 'float16', got ${JSON.stringify(o.kvDtype)}`);
   if (o.kvDtype !== undefined && o.device !== 'webgpu') throw new QkvError("generate: kvDtype is the GPU cache's storage (device 'webgpu'); a CPU cache is passed as `cache`");
+  if (o.sequence && (o.cache || o.device)) {
+    throw new QkvError('generate: a batch sequence has its own cache and device; leave out `cache` and `device`');
+  }
   const gpu = o.device === 'webgpu' ? await webgpuStepper(model, o.kvDtype) : null;
-  const own = o.cache ? null : new ContiguousKVCache(model.info.numLayers); // released at the end
+  const own = o.cache || o.sequence ? null : new ContiguousKVCache(model.info.numLayers); // released at the end
   const cache = o.cache ?? own!;
-  // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU)
-  const forward = gpu?.step ?? (async (next: readonly number[]) => lastLogits(model.forward([next], { cache, lastOnly: true }).logits));
+  // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU;
+  // a batch sequence: in the engine's next tick, with the others)
+  const forward = o.sequence ? (next: readonly number[]) => o.sequence!.step(next) : gpu?.step ??
+    (async (next: readonly number[]) => lastLogits(model.forward([next], { cache, lastOnly: true }).logits));
   let steps = 0;
   const step = async (next: readonly number[]) => checkLogits(await forward(next), steps++, promptIds.length);
   try {
-    const pause = yielder();
+    const pause = o.sequence ? async () => {} : yielder(); // the engine's ticks yield already
     const ids: number[] = [];
     let text = '';
     let finishReason: 'stop' | 'length' = 'length';
@@ -163,6 +172,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   } finally {
     gpu?.release();
     own?.release();
+    o.sequence?.release();
   }
 }
 

@@ -1,0 +1,261 @@
+// Continuous batching for streams (Orca, Yu et al. 2022; vLLM's engine): many generations share one model and one paged
+// KV cache. Each generation is a sequence that feeds tokens — its prompt, then one token at a time — and awaits the
+// next-token logits; sampling, stop strings and text stay with the caller (generateStream). The engine runs a tick
+// whenever something was fed:
+//   1. one decode forward for every sequence that fed a single token (each row reads its own block table; no padding);
+//   2. one chunk of at most `prefillChunk` tokens of the oldest prompt being prefilled, so a long prompt never stalls
+//      the others' decoding for long (chunked prefill, Sarathi).
+// Memory: the cache is a fixed pool of blocks. A sequence is admitted when the free blocks cover its prompt and its
+// token budget beside what the running ones may still take, so a step never runs out and nothing is preempted; the
+// others wait in a bounded line (EngineBusyError past it). Closing a sequence frees its blocks at once.
+// Prefixes (vLLM's automatic prefix caching): a prompt's whole blocks stay cached after its prefill, held by a fork of
+// the sequence (blocks shared by reference, copy-on-write); a later prompt that begins with the same tokens forks them
+// and prefills only the rest — a shared system prompt is computed and stored once. Cached prefixes are evicted, least
+// recently used first, when admission needs their blocks.
+import { PagedKVCache } from '../cache/paged.js';
+import { QkvError } from '../errors.js';
+import type { CausalLM } from '../models/model.js';
+
+export interface EngineOptions {
+  /** Blocks in the KV pool: the memory cap. */
+  kvBlocks: number;
+  /** Tokens per block (default 16). */
+  blockSize?: number;
+  /** Most sequences decoded together (default 16); 1 runs one generation at a time. */
+  maxBatch?: number;
+  /** Most generations waiting for admission (default 64). */
+  maxWaiting?: number;
+  /** Prompt tokens per tick at most (default 256). */
+  prefillChunk?: number;
+  /** Cached prefixes kept at most (default 64; 0 turns prefix caching off). */
+  maxPrefixes?: number;
+  /** Called after each decode step with its batch size (metrics). */
+  onDecode?: (batch: number) => void;
+}
+
+/** The waiting line is full: try again later (a server answers 503 with Retry-After). */
+export class EngineBusyError extends QkvError {}
+
+/** What the engine holds and has done (for metrics). */
+export interface EngineStats {
+  running: number; waiting: number; blocksUsed: number; blocksFree: number; blocksTotal: number; prefixesCached: number;
+  prefixLookups: number; prefixHits: number; prefixTokensReused: number; tokensPrefilled: number; tokensDecoded: number;
+  ticks: number; lastBatch: number;
+}
+
+/** One generation: feed tokens (the prompt first, then one at a time), await the next-token logits; release at the end. */
+export interface EngineSequence { step(next: readonly number[]): Promise<Float32Array>; release(): void }
+
+interface Fed { ids: readonly number[]; done: number; resolve: (logits: Float32Array) => void; reject: (e: unknown) => void }
+interface Seq { id: number; prompt: readonly number[]; maxBlocks: number; reused: number; fed: Fed | null; started: boolean }
+interface Waiter { prompt: readonly number[]; maxTokens: number; resolve: (s: EngineSequence) => void; reject: (e: unknown) => void }
+interface Prefix { id: number; ids: readonly number[]; used: number }
+
+// one turn of the event loop: everything resolved by a tick has fed its next token before the next tick runs
+const nextTurn = (f: () => void) => (typeof setImmediate === 'function' ? setImmediate(f) : setTimeout(f, 0));
+
+export class BatchEngine {
+  readonly cache: PagedKVCache;
+  readonly blockSize: number;
+  private readonly running: Seq[] = [];
+  private readonly waiting: Waiter[] = [];
+  private readonly prefixes: Prefix[] = [];
+  private nextId = 1;
+  private scheduled = false;
+  private readonly counts = {
+    prefixLookups: 0, prefixHits: 0, prefixTokensReused: 0, tokensPrefilled: 0, tokensDecoded: 0, ticks: 0, lastBatch: 0,
+  };
+
+  constructor(readonly model: CausalLM, readonly o: EngineOptions) {
+    this.blockSize = o.blockSize ?? 16;
+    for (const [name, v] of Object.entries({ kvBlocks: o.kvBlocks, blockSize: this.blockSize, maxBatch: o.maxBatch ?? 16 })) {
+      if (!Number.isInteger(v) || v < 1) throw new QkvError(`BatchEngine: ${name} must be an integer ≥ 1, got ${v}`);
+    }
+    this.cache = new PagedKVCache(model.info.numLayers, { blockSize: this.blockSize, numBlocks: o.kvBlocks, maxBlocks: o.kvBlocks });
+  }
+
+  /**
+   * A sequence for a generation of `prompt` and at most `maxTokens` new tokens, once admitted (it waits while the
+   * batch is full or the cache has no room for it). Throws EngineBusyError when the waiting line is full, and a
+   * QkvError when the cache could never hold it. Aborting `signal` while it waits takes it out of the line.
+   */
+  open(prompt: readonly number[], maxTokens: number, signal?: AbortSignal): Promise<EngineSequence> {
+    const need = this.cache.blocksFor(prompt.length + maxTokens);
+    if (prompt.length === 0) throw new QkvError('BatchEngine: the prompt is empty');
+    if (need > this.o.kvBlocks) {
+      throw new QkvError(`prompt (${prompt.length} tokens) + max tokens (${maxTokens}) need ${need} KV blocks of ` +
+        `${this.blockSize} tokens; the cache holds ${this.o.kvBlocks}`);
+    }
+    if (this.waiting.length >= (this.o.maxWaiting ?? 64)) {
+      throw new EngineBusyError(`the server is busy: ${this.waiting.length} requests are waiting`);
+    }
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { prompt, maxTokens, resolve, reject };
+      this.waiting.push(w);
+      signal?.addEventListener('abort', () => {
+        const i = this.waiting.indexOf(w);
+        if (i >= 0) { this.waiting.splice(i, 1); reject(new QkvError('the generation was withdrawn before it started')); }
+      }, { once: true });
+      this.admit();
+    });
+  }
+
+  stats(): EngineStats {
+    const a = this.cache.allocator;
+    return {
+      running: this.running.length, waiting: this.waiting.length,
+      blocksUsed: a.usedBlocks, blocksFree: a.freeBlocks, blocksTotal: this.o.kvBlocks,
+      prefixesCached: this.prefixes.length, ...this.counts,
+    };
+  }
+
+  // ---- admission ----------------------------------------------------------------------------------------------
+
+  // blocks the running sequences may still take
+  private promised(): number {
+    return this.running.reduce((n, s) => n + Math.max(0, s.maxBlocks - this.cache.blockTable(s.id).length), 0);
+  }
+
+  private admit(): void {
+    while (this.waiting.length > 0 && this.running.length < (this.o.maxBatch ?? 16)) {
+      const w = this.waiting[0];
+      const hit = this.lookup(w.prompt);
+      const reused = hit ? this.shared(hit.ids, w.prompt) : 0;
+      const maxBlocks = this.cache.blocksFor(w.prompt.length + w.maxTokens);
+      const need = maxBlocks - reused / this.blockSize;
+      while (this.cache.allocator.freeBlocks - this.promised() < need && this.evictOne(hit)) { /* evicting */ }
+      if (this.cache.allocator.freeBlocks - this.promised() < need) return; // wait for a sequence to finish
+      this.waiting.shift();
+      const s: Seq = { id: this.nextId++, prompt: w.prompt, maxBlocks, reused, fed: null, started: false };
+      this.counts.prefixLookups++;
+      if (hit && reused > 0) {
+        this.cache.fork(hit.id, s.id);
+        this.cache.truncate(s.id, reused);
+        hit.used = this.counts.ticks;
+        this.counts.prefixHits++;
+        this.counts.prefixTokensReused += reused;
+      }
+      this.running.push(s);
+      w.resolve({ step: (next) => this.feed(s, next), release: () => this.close(s) });
+    }
+  }
+
+  // tokens of `prompt` a cached prefix covers, in whole blocks, leaving at least the last prompt token to compute
+  private shared(cached: readonly number[], prompt: readonly number[]): number {
+    let n = 0;
+    while (n < cached.length && n < prompt.length - 1 && cached[n] === prompt[n]) n++;
+    return Math.floor(n / this.blockSize) * this.blockSize;
+  }
+
+  private lookup(prompt: readonly number[]): Prefix | null {
+    let best: Prefix | null = null;
+    for (const p of this.prefixes) if (this.shared(p.ids, prompt) > (best ? this.shared(best.ids, prompt) : 0)) best = p;
+    return best;
+  }
+
+  private evictOne(keep: Prefix | null): boolean {
+    const victims = this.prefixes.filter((p) => p !== keep).sort((a, b) => a.used - b.used);
+    if (victims.length === 0) return false;
+    this.dropPrefix(victims[0]);
+    return true;
+  }
+
+  private dropPrefix(p: Prefix): void {
+    this.prefixes.splice(this.prefixes.indexOf(p), 1);
+    this.cache.free(p.id);
+  }
+
+  // after its prefill, a prompt's whole blocks are kept as a prefix (unless a cached one already covers them)
+  private remember(s: Seq): void {
+    const max = this.o.maxPrefixes ?? 64;
+    const whole = Math.floor(s.prompt.length / this.blockSize) * this.blockSize;
+    if (max === 0 || whole === 0 || this.prefixes.some((p) => p.ids.length >= whole && this.startsWith(p.ids, s.prompt, whole))) return;
+    const p: Prefix = { id: this.nextId++, ids: s.prompt.slice(0, whole), used: this.counts.ticks };
+    this.cache.fork(s.id, p.id);
+    this.cache.truncate(p.id, whole);
+    // a longer prefix makes the ones it extends redundant
+    for (const q of this.prefixes.filter((q) => q.ids.length < whole && this.startsWith(s.prompt, q.ids, q.ids.length))) this.dropPrefix(q);
+    this.prefixes.push(p);
+    if (this.prefixes.length > max) this.evictOne(p);
+  }
+
+  private startsWith(a: readonly number[], b: readonly number[], n: number): boolean {
+    for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+
+  private close(s: Seq): void {
+    const i = this.running.indexOf(s);
+    if (i < 0) return;
+    this.running.splice(i, 1);
+    this.cache.free(s.id);
+    s.fed?.reject(new QkvError('the sequence was released'));
+    s.fed = null;
+    this.admit();
+  }
+
+  // ---- ticks --------------------------------------------------------------------------------------------------
+
+  private feed(s: Seq, next: readonly number[]): Promise<Float32Array> {
+    if (!this.running.includes(s)) return Promise.reject(new QkvError('BatchEngine: the sequence was released'));
+    if (s.fed) return Promise.reject(new QkvError('BatchEngine: step() called again before the last one resolved'));
+    // the first feed is the prompt: what a cached prefix holds is not computed again
+    const ids = s.started ? next : next.slice(s.reused);
+    s.started = true;
+    return new Promise((resolve, reject) => {
+      s.fed = { ids, done: 0, resolve, reject };
+      if (!this.scheduled) { this.scheduled = true; nextTurn(() => this.tick()); }
+    });
+  }
+
+  private tick(): void {
+    this.scheduled = false;
+    this.counts.ticks++;
+    const decoding = this.running.filter((s) => s.fed?.ids.length === 1);
+    if (decoding.length > 0) this.run(decoding, () => this.decode(decoding));
+    const prefilling = this.running.find((s) => s.fed && s.fed.ids.length > 1);
+    if (prefilling) this.run([prefilling], () => this.prefillChunk(prefilling));
+    if (this.running.some((s) => s.fed) && !this.scheduled) { this.scheduled = true; nextTurn(() => this.tick()); }
+  }
+
+  // a forward that throws fails the generations it served (each is released), not the engine
+  private run(rows: Seq[], f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      for (const s of rows) { const fed = s.fed; s.fed = null; this.close(s); fed?.reject(e); }
+    }
+  }
+
+  private decode(rows: Seq[]): void {
+    this.cache.batch = rows.map((s) => s.id);
+    const positionIds = rows.map((s) => [this.cache.seqLength(s.id)]);
+    const ids = rows.map((s) => [s.fed!.ids[0]]);
+    const logits = this.model.forward(ids, { cache: this.cache, positionIds, lastOnly: true }).logits.toFloat32();
+    const V = this.model.info.vocabSize;
+    this.counts.tokensDecoded += rows.length;
+    this.counts.lastBatch = rows.length;
+    this.o.onDecode?.(rows.length);
+    rows.forEach((s, b) => this.settle(s, logits.slice(b * V, (b + 1) * V)));
+  }
+
+  private prefillChunk(s: Seq): void {
+    const fed = s.fed!;
+    const chunk = fed.ids.slice(fed.done, fed.done + (this.o.prefillChunk ?? 256));
+    const at = this.cache.seqLength(s.id);
+    this.cache.batch = [s.id];
+    const positionIds = [chunk.map((_, t) => at + t)];
+    const logits = this.model.forward([chunk], { cache: this.cache, positionIds, lastOnly: true }).logits.toFloat32();
+    fed.done += chunk.length;
+    this.counts.tokensPrefilled += chunk.length;
+    if (fed.done < fed.ids.length) return;
+    this.remember(s);
+    this.settle(s, logits);
+  }
+
+  private settle(s: Seq, logits: Float32Array): void {
+    const fed = s.fed!;
+    s.fed = null;
+    fed.resolve(logits);
+  }
+}

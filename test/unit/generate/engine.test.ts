@@ -1,0 +1,76 @@
+// The batch engine under the server: concurrent generations through it give exactly the tokens each gets alone (greedy
+// and seeded sampling), prompts sharing a prefix reuse its cached blocks, a small pool makes generations wait instead
+// of failing, a full waiting line is refused, and releasing a generation frees its blocks at once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BatchEngine, EngineBusyError } from '../../../src/generate/engine.js';
+import { generate } from '../../../src/generate/generate.js';
+import type { CausalLM } from '../../../src/models/model.js';
+import { loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { TINY } from '../../models/helpers.js';
+
+const model = loadCheckpoint(TINY, { tokenizer: false }).model as CausalLM;
+const SYSTEM = Array.from({ length: 40 }, (_, t) => 100 + ((t * 37) % 3000)); // a shared "system prompt"
+const prompts = Array.from({ length: 9 }, (_, i) => [...(i % 3 === 0 ? SYSTEM : []), ...Array.from({ length: 3 + ((i * 5) % 11) }, (_, t) => 10 + ((i * 131 + t * 17) % 4000))]);
+const opts = (i: number) => ({ maxTokens: 5 + ((i * 7) % 9), stopTokens: [] as number[], ...(i % 2 ? { temperature: 0.9, seed: i } : { greedy: true }) });
+
+async function alone(i: number): Promise<number[]> {
+  return (await generate(model, null, prompts[i], opts(i))).ids;
+}
+
+// the first generation alone (its prompt's blocks are then cached), the others all at once
+async function together(engine: BatchEngine): Promise<number[][]> {
+  const one = async (p: number[], i: number) => {
+    const sequence = await engine.open(p, opts(i).maxTokens);
+    return (await generate(model, null, p, { ...opts(i), sequence })).ids;
+  };
+  const first = await one(prompts[0], 0);
+  return [first, ...await Promise.all(prompts.slice(1).map((p, i) => one(p, i + 1)))];
+}
+
+test('concurrent generations through the engine: each gets exactly the tokens it gets alone, in decode batches', async () => {
+  const want = await Promise.all(prompts.map((_, i) => alone(i)));
+  const engine = new BatchEngine(model, { kvBlocks: 256, blockSize: 8, maxBatch: 16 });
+  assert.deepEqual(await together(engine), want);
+  const s = engine.stats();
+  assert.equal(s.running, 0);
+  assert.ok(s.ticks < want.flat().length, `batched: ${s.ticks} ticks for ${want.flat().length} tokens`);
+  // prompts 3 and 6 begin with prompt 0's 40 tokens: 5 blocks of 8 are reused (the last one is computed again)
+  assert.equal(s.prefixHits, 2, `the shared prefix was reused (${s.prefixHits} hits)`);
+  assert.equal(s.prefixTokensReused, 80);
+  // only cached prefixes hold blocks now; with prefix caching off nothing does
+  const plain = new BatchEngine(model, { kvBlocks: 256, blockSize: 8, maxPrefixes: 0 });
+  assert.deepEqual(await together(plain), want);
+  assert.equal(plain.stats().blocksUsed, 0);
+  assert.equal(plain.stats().prefixHits, 0);
+});
+
+test('a pool too small for everyone: generations wait their turn, nothing fails; batch size 1 is one at a time', async () => {
+  const want = await Promise.all(prompts.map((_, i) => alone(i)));
+  const small = new BatchEngine(model, { kvBlocks: 12, blockSize: 8 });
+  assert.deepEqual(await together(small), want);
+  const serial = new BatchEngine(model, { kvBlocks: 256, blockSize: 8, maxBatch: 1 });
+  assert.deepEqual(await together(serial), want);
+  assert.equal(serial.stats().lastBatch, 1);
+});
+
+test('admission: a prompt the pool can never hold is an error; a full waiting line is EngineBusyError; release frees blocks', async () => {
+  const engine = new BatchEngine(model, { kvBlocks: 4, blockSize: 8, maxBatch: 1, maxWaiting: 1, maxPrefixes: 0 });
+  assert.throws(() => engine.open(prompts[1], 100), /need 14 KV blocks of 8 tokens; the cache holds 4/);
+  const first = await engine.open(prompts[1], 8);
+  const second = engine.open(prompts[2], 8); // waits: the batch is full
+  assert.throws(() => engine.open(prompts[4], 8), EngineBusyError);
+  await first.step(prompts[1]);
+  assert.ok(engine.stats().blocksUsed > 0);
+  first.release();
+  assert.equal(engine.stats().blocksUsed, 0, 'released at once');
+  const s2 = await second; // admitted now
+  s2.release();
+  const aborted = new AbortController();
+  const held = await engine.open(prompts[1], 8);
+  const third = engine.open(prompts[2], 8, aborted.signal);
+  aborted.abort();
+  await assert.rejects(third, /withdrawn/);
+  held.release();
+  assert.equal(engine.stats().waiting, 0);
+});
