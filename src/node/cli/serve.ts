@@ -1,4 +1,5 @@
-// `qkv serve [--model DIR] [--port N] [--host H] [--threads N] [--weights F]`: the Attention Lab and the API on localhost.
+// `qkv serve [--model DIR] [--port N] [--host H] [--threads N] [--weights F] [--max-batch N] [--kv-memory BYTES]
+// [--api-key KEY]`: the Attention Lab and the API, generations batched; SIGTERM/SIGINT shut down gracefully.
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
@@ -6,31 +7,58 @@ import { createQkvServer, listen } from '../server/server.js';
 import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS } from './shared.js';
 
 export const SERVE_HELP = `usage: qkv serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--threads N] [--weights FORMAT]
-                 [--cors ORIGIN]... [--allowed-host NAME]...
+                 [--max-batch 16] [--kv-memory 256M] [--api-key KEY] [--quiet] [--cors ORIGIN]... [--allowed-host NAME]...
 
   --host H                 address to listen on (default 127.0.0.1, this machine only)
   --cors ORIGIN            let pages from ORIGIN (e.g. http://localhost:5173, or *) call the API (repeatable)
   --allowed-host NAME      accept requests whose Host header is NAME, e.g. behind a proxy (repeatable); localhost,
                            IP addresses and --host are always accepted — other names are refused (DNS rebinding)
+  --max-batch N            generations decoded together (default 16; 1: one at a time)
+  --kv-memory BYTES        the KV cache all generations share, e.g. 512M or 2G (default 256M); requests wait for room
+  --api-key KEY            require Authorization: Bearer KEY on /v1 and /api (also from $QKV_API_KEY)
+  --quiet                  no log line per request (they go to stdout as JSON otherwise)
 ${RUNTIME_HELP}`;
+
+/** A byte count such as 536870912, 512M, 512MiB or 2G (K, M, G are powers of 1024). */
+export function bytesArg(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?$/i.exec(v.trim());
+  const bytes = m ? Number(m[1]) * 1024 ** ' kmg'.indexOf(m[2].toLowerCase() || ' ') : NaN;
+  if (!m || !(bytes >= 1)) throw new QkvError(`--${name} must be a byte count such as 536870912, 512M or 2G, got '${v}'`);
+  return Math.floor(bytes);
+}
 
 export async function serveCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     cors: { type: 'string', multiple: true }, 'allowed-host': { type: 'string', multiple: true }, ...RUNTIME_OPTIONS,
+    'max-batch': { type: 'string' }, 'kv-memory': { type: 'string' }, 'api-key': { type: 'string' }, quiet: { type: 'boolean' },
   } });
   if (values.help) { out(`${SERVE_HELP}\n`); return 0; }
   const port = numberArg(values.port, 'port') ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new QkvError(`--port must be an integer in [0, 65535], got ${port}`);
   const { threads, weights } = await applyRuntimeOptions(values);
   const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
-  const server = createQkvServer(ckpt, { host: values.host, corsOrigins: values.cors, allowedHosts: values['allowed-host'] });
+  const maxBatch = numberArg(values['max-batch'], 'max-batch') ?? 16;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1024) throw new QkvError(`--max-batch must be an integer in [1, 1024], got ${maxBatch}`);
+  const apiKey = values['api-key'] ?? process.env.QKV_API_KEY;
+  if (apiKey !== undefined && apiKey.length < 8) throw new QkvError('--api-key must be at least 8 characters');
+  const server = createQkvServer(ckpt, {
+    host: values.host, corsOrigins: values.cors, allowedHosts: values['allowed-host'], maxBatch, apiKey,
+    kvMemoryBytes: bytesArg(values['kv-memory'], 'kv-memory'), log: values.quiet ? undefined : (line) => out(`${line}\n`),
+  });
   const url = await listen(server, { port, host: values.host });
   const size = ckpt.bytes >= 1e9 ? `${(ckpt.bytes / 1e9).toFixed(2)} GB` : `${(ckpt.bytes / 1e6).toFixed(1)} MB`;
   const loaded = `${size} loaded in ${(ckpt.loadMs / 1000).toFixed(1)} s`;
-  const how = `${threads} thread${threads > 1 ? 's' : ''}, weights ${weights}, ${loaded}`;
+  const kv = `KV cache ${server.engine.o.kvBlocks} blocks of ${server.engine.blockSize} tokens`;
+  const how = `${threads} thread${threads > 1 ? 's' : ''}, weights ${weights}, ${loaded}, batch ≤ ${maxBatch}, ${kv}`;
   out(`qkv: serving ${ckpt.config.architectures?.[0]} from ${ckpt.dir} (${how})\n  lab  ${url}\n` +
     `  api  ${url}v1/completions  ${url}v1/models  ${url}api/attention\n(Ctrl-C to stop)\n`);
-  await new Promise<void>((resolve) => { process.once('SIGINT', () => { server.close(); resolve(); }); process.once('SIGTERM', () => { server.close(); resolve(); }); });
+  // SIGTERM (an orchestrator) or Ctrl-C: /ready turns 503, running generations get 10 s to finish
+  await new Promise<void>((resolve) => {
+    const stop = () => { out('qkv: shutting down (running generations get 10 s)\n'); void server.shutdown(10_000).then(resolve); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
   return 0;
 }

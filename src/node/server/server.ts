@@ -6,11 +6,17 @@
 //   POST /api/attention        a prompt's tokens, every layer × head attention map, and per-head metrics (JSON)
 //   POST /api/experiment       one of the lab's experiments, run here when the page cannot
 //   GET  /api/info             the model's facts and the KV-cache table, for the calculators
-// Requests that use the model run one at a time in arrival order (a queue of at most `maxQueue`); a client that
-// disconnects stops its generation. Bad requests get 4xx JSON errors; nothing a client sends crashes the server.
-// Host, Origin, content type and the connections themselves are checked first (guard.ts).
+//   GET  /health, /ready       liveness, and readiness (503 while shutting down)
+//   GET  /metrics              Prometheus metrics (metrics.ts)
+// Generations run on the batch engine (generate/engine.ts): every request joins the running batch, on a paged KV cache
+// of `kvMemoryBytes` with prompt-prefix sharing; past `maxBatch` running and `maxQueue` waiting, 503 with Retry-After.
+// A client that disconnects stops its generation and frees its blocks. The lab's attention maps and experiments run
+// one at a time. Bad requests get 4xx JSON errors; nothing a client sends crashes the server. Host, Origin, content
+// type, the API key and the connections themselves are checked first (guard.ts).
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { KV_PRESETS, kvTable } from '../../cache/memory.js';
+import { BatchEngine, EngineBusyError } from '../../generate/engine.js';
 import { generateStream } from '../../generate/generate.js';
 import { EXPERIMENTS } from '../../inspect/experiments.js';
 import { headMetrics } from '../../inspect/metrics.js';
@@ -20,6 +26,7 @@ import { NumericsError, QkvError } from '../../errors.js';
 import {
   checkHost, checkJsonBody, checkOrigin, closeAfterResponse, corsHeaders, limitConnections, requestUrl, TIMEOUTS, type GuardOptions,
 } from './guard.js';
+import { ServerMetrics } from './metrics.js';
 import { staticFile } from './static.js';
 import {
   chatRequest, checkModel, completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits, type SamplingRequest,
@@ -33,10 +40,32 @@ export interface ServerOptions {
   corsOrigins?: readonly string[];
   /** Open connections at most (default 512, well inside the common 1,024-descriptor limit). */
   maxConnections?: number;
+  /** Generations decoded together (default 16; 1 turns batching off). */
+  maxBatch?: number;
+  /** Bytes of the paged KV cache shared by all generations (default 256 MiB). */
+  kvMemoryBytes?: number;
+  /** Required as `Authorization: Bearer <key>` on /v1 and /api routes when set. */
+  apiKey?: string;
+  /** Receives one JSON line per request (method, path, status, tokens, timings). */
+  log?: (line: string) => void;
 }
 
 /** Counters a server keeps (tests read them to see that a disconnect stopped generation). */
 export interface ServerStats { completions: number; tokensGenerated: number; aborted: number }
+
+/** What createQkvServer returns besides the http.Server. */
+export interface QkvServerExtras {
+  stats: ServerStats;
+  engine: BatchEngine;
+  /** Stops taking requests (/ready answers 503), lets running generations finish for up to `graceMs`, then cuts them. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** KV blocks of `blockSize` tokens that fit in `bytes` of float32 keys and values for `model`. */
+export function kvBlocksFor(model: CausalLM, bytes: number, blockSize = 16): number {
+  const { numLayers, numKvHeads, headDim } = model.info;
+  return Math.max(1, Math.floor(bytes / (blockSize * numLayers * numKvHeads * 2 * headDim * 4)));
+}
 
 /** One request at a time on the model; a bounded line of waiters. */
 class ModelQueue {
@@ -102,11 +131,12 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, header
     return;
   }
   if (status === 413) closeAfterResponse(req, res);
-  sendJson(res, status, { error }, headers);
+  const retry = (e as { retryAfter?: number }).retryAfter; // busy: when to come back, in seconds
+  sendJson(res, status, { error }, retry ? { ...headers, 'retry-after': String(retry) } : headers);
 }
 
 /** Creates (not yet listening) the server for a loaded checkpoint. */
-export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server & { stats: ServerStats } {
+export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server & QkvServerExtras {
   const limits: Limits = { ...DEFAULT_LIMITS, ...o.limits };
   const guard: GuardOptions = { host: o.host ?? '127.0.0.1', allowedHosts: o.allowedHosts, corsOrigins: o.corsOrigins };
   const queue = new ModelQueue(limits.maxQueue);
@@ -116,6 +146,14 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   const tokenizer = ckpt.tokenizer;
   let served = 0;
   const stats: ServerStats = { completions: 0, tokensGenerated: 0, aborted: 0 };
+  const metrics = new ServerMetrics();
+  const usageOf = new WeakMap<ServerResponse, Record<string, number>>(); // a generation's tokens and timings, for its log line
+  const engine = new BatchEngine(model, {
+    kvBlocks: kvBlocksFor(model, o.kvMemoryBytes ?? 256 * 2 ** 20), maxBatch: o.maxBatch ?? 16, maxWaiting: limits.maxQueue,
+    onDecode: (n) => metrics.batch.observe(n),
+  });
+  let draining = false;
+  const inFlight = new Set<AbortController>();
 
   const tokensOf = (prompt: string) => {
     const ids = tokenizer.encode(prompt);
@@ -153,48 +191,77 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     return answer(res, headers, ids, r, 'chat');
   }
 
-  // one generation, answered whole or streamed (server-sent events), in the shape of its endpoint
+  // one generation on the batch engine, answered whole or streamed (server-sent events), in the shape of its endpoint
   async function answer(res: ServerResponse, headers: Record<string, string>, ids: number[], r: SamplingRequest, shape: Shape):
     Promise<void> {
     if (ids.length + r.maxTokens > model.info.maxPositions) {
       const why = `prompt (${ids.length} tokens) + max_tokens (${r.maxTokens}) exceeds the model's context of ${model.info.maxPositions}`;
       throw new HttpError(400, why, 'max_tokens');
     }
-    let gone = false;
-    res.on('close', () => { if (!res.writableFinished) gone = true; }); // the client went away: stop generating
-    await queue.run(async () => {
-      if (gone) return;
-      const id = `${shape === 'text' ? 'cmpl' : 'chatcmpl'}-${++served}`;
-      const created = Math.floor(Date.now() / 1000);
-      const sse = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' };
-      if (r.stream) res.writeHead(200, { ...sse, ...headers });
-      const it = generateStream(model, tokenizer, ids, {
-        maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0,
-        presencePenalty: r.presencePenalty, frequencyPenalty: r.frequencyPenalty,
-      });
-      let first = true;
-      let result = await it.next();
-      for (; !result.done; result = await it.next()) {
-        stats.tokensGenerated++;
-        if (gone) { stats.aborted++; await it.return(undefined as never); return; }
-        const text = result.value.text;
-        if (r.stream && text) res.write(`data: ${JSON.stringify(chunkOf(shape, id, created, text, null, first))}\n\n`);
-        if (result.value.text) first = false;
+    const t0 = performance.now();
+    const abort = new AbortController();
+    res.on('close', () => { if (!res.writableFinished) abort.abort(); }); // the client went away: stop generating
+    let sequence;
+    try {
+      sequence = await engine.open(ids, r.maxTokens, abort.signal);
+    } catch (e) {
+      if (e instanceof EngineBusyError) {
+        throw Object.assign(new HttpError(503, e.message, null, 'server_error', 'server_busy'), { retryAfter: 1 });
       }
-      const g = result.value;
-      stats.completions++;
-      const finish = g.finishReason === 'stop' ? 'stop' : 'length';
-      if (r.stream) {
-        res.write(`data: ${JSON.stringify(chunkOf(shape, id, created, '', finish, first))}\n\n`);
-        res.end('data: [DONE]\n\n');
-        return;
-      }
-      const usage = { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length };
-      const whole = shape === 'text' ? chunkOf(shape, id, created, g.text, finish, true)
-        : { id, object: 'chat.completion', created, model: modelName,
-          choices: [{ index: 0, message: { role: 'assistant', content: g.text }, finish_reason: finish }] };
-      sendJson(res, 200, { ...whole, usage }, headers);
+      if (abort.signal.aborted) return;
+      throw new HttpError(400, (e as Error).message, 'max_tokens');
+    }
+    inFlight.add(abort);
+    try {
+      await generation(res, headers, ids, r, shape, sequence, abort.signal, t0);
+    } finally {
+      sequence.release(); // at once, also when the client left or generation failed: its blocks go back
+      inFlight.delete(abort);
+    }
+  }
+
+  async function generation(res: ServerResponse, headers: Record<string, string>, ids: number[], r: SamplingRequest, shape: Shape,
+    sequence: Awaited<ReturnType<BatchEngine['open']>>, gone: AbortSignal, t0: number): Promise<void> {
+    const id = `${shape === 'text' ? 'cmpl' : 'chatcmpl'}-${++served}`;
+    const created = Math.floor(Date.now() / 1000);
+    const sse = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' };
+    if (r.stream) res.writeHead(200, { ...sse, ...headers });
+    metrics.promptTokens += ids.length;
+    const logged = { prompt_tokens: ids.length, completion_tokens: 0, ttft_ms: 0 };
+    usageOf.set(res, logged);
+    const it = generateStream(model, tokenizer, ids, {
+      maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0,
+      presencePenalty: r.presencePenalty, frequencyPenalty: r.frequencyPenalty, sequence,
     });
+    let first = true;
+    let last = 0;
+    let result = await it.next();
+    for (; !result.done; result = await it.next()) {
+      const now = performance.now();
+      if (last === 0) { metrics.ttft.observe((now - t0) / 1000); logged.ttft_ms = Math.round(now - t0); }
+      else metrics.interToken.observe((now - last) / 1000);
+      logged.completion_tokens++;
+      last = now;
+      stats.tokensGenerated++;
+      metrics.generationTokens++;
+      if (gone.aborted) { stats.aborted++; metrics.aborted++; await it.return(undefined as never); return; }
+      const text = result.value.text;
+      if (r.stream && text) res.write(`data: ${JSON.stringify(chunkOf(shape, id, created, text, null, first))}\n\n`);
+      if (result.value.text) first = false;
+    }
+    const g = result.value;
+    stats.completions++;
+    const finish = g.finishReason === 'stop' ? 'stop' : 'length';
+    if (r.stream) {
+      res.write(`data: ${JSON.stringify(chunkOf(shape, id, created, '', finish, first))}\n\n`);
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    const usage = { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length };
+    const whole = shape === 'text' ? chunkOf(shape, id, created, g.text, finish, true)
+      : { id, object: 'chat.completion', created, model: modelName,
+        choices: [{ index: 0, message: { role: 'assistant', content: g.text }, finish_reason: finish }] };
+    sendJson(res, 200, { ...whole, usage }, headers);
   }
 
   async function attentionMaps(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
@@ -232,15 +299,40 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
 
   const API = new Set([
     '/v1/models', `/v1/models/${modelName}`, '/v1/completions', '/v1/chat/completions', '/api/attention', '/api/experiment', '/api/info',
+    '/health', '/ready', '/metrics',
   ]);
+  // the key, when set, guards every route that reaches the model (the lab's pages and the probes stay open)
+  const keyBytes = o.apiKey ? Buffer.from(`Bearer ${o.apiKey}`) : null;
+  const checkKey = (req: IncomingMessage, path: string) => {
+    if (!keyBytes || !(path.startsWith('/v1/') || path.startsWith('/api/'))) return;
+    const got = Buffer.from(String(req.headers.authorization ?? ''));
+    if (got.length !== keyBytes.length || !timingSafeEqual(got, keyBytes)) {
+      const message = 'a valid API key is required: send Authorization: Bearer <key>';
+      throw new HttpError(401, message, null, 'invalid_request_error', 'invalid_api_key');
+    }
+  };
   const modelObject = { id: modelName, object: 'model', created: 0, owned_by: 'qkv' };
   async function route(req: IncomingMessage, res: ServerResponse, cors: Record<string, string>): Promise<void> {
     const url = requestUrl(req);
     if (req.method === 'OPTIONS' && API.has(url.pathname)) { res.writeHead(204, cors); res.end(); return; }
+    checkKey(req, url.pathname);
     if (req.method === 'POST') checkJsonBody(req);
     switch (`${req.method} ${url.pathname}`) {
+      case 'GET /health': return sendJson(res, 200, { status: 'ok' }, cors);
+      case 'GET /ready': return sendJson(res, draining ? 503 : 200, { status: draining ? 'shutting down' : 'ready' }, cors);
+      case 'GET /metrics': {
+        const text = metrics.text(engine.stats());
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'cache-control': 'no-store', ...cors });
+        res.end(text);
+        return;
+      }
       case 'GET /v1/models': return sendJson(res, 200, { object: 'list', data: [modelObject] }, cors);
       case `GET /v1/models/${modelName}`: return sendJson(res, 200, modelObject, cors);
+      case 'POST /v1/completions':
+      case 'POST /v1/chat/completions':
+        if (draining) throw new HttpError(503, 'the server is shutting down', null, 'server_error', 'shutting_down');
+    }
+    switch (`${req.method} ${url.pathname}`) {
       case 'POST /v1/completions': return completions(req, res, cors);
       case 'POST /v1/chat/completions': return chatCompletions(req, res, cors);
       case 'POST /api/attention': return attentionMaps(req, res, cors);
@@ -265,9 +357,25 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     res.end(req.method === 'HEAD' ? undefined : file.body);
   }
 
+  // one JSON line per request, and the request counter, when its answer is done (or its client has gone)
+  const account = (req: IncomingMessage, res: ServerResponse, t0: number) => {
+    let path = '(not a path)';
+    try { path = requestUrl(req).pathname; } catch { /* the guard answered 400 */ }
+    const endpoint = API.has(path) ? path : path.startsWith('/v1/') || path.startsWith('/api/') ? 'other' : 'static';
+    const status = res.writableFinished ? res.statusCode : 499; // 499: the client closed the connection first
+    metrics.request(endpoint, status);
+    metrics.duration.observe((performance.now() - t0) / 1000);
+    o.log?.(JSON.stringify({
+      time: new Date().toISOString(), method: req.method, path: path.slice(0, 200), status, ms: Math.round(performance.now() - t0),
+      ...usageOf.get(res),
+    }));
+  };
+
   // every request goes through one guard: whatever it sends, the answer is an HTTP status, never a crash
   const server = createServer(TIMEOUTS, (req, res) => {
     let cors: Record<string, string> = {};
+    const t0 = performance.now();
+    res.once('close', () => account(req, res, t0));
     res.on('error', () => {}); // a client that hung up mid-answer is not the server's failure
     Promise.resolve().then(() => {
       checkHost(req, guard);
@@ -276,7 +384,16 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     }).catch((e: unknown) => sendError(req, res, e, cors));
   });
   limitConnections(server, o.maxConnections ?? 512);
-  return Object.assign(server, { stats });
+  // shutting down: /ready says so and new generations are refused; running ones get `graceMs` to finish, then are cut
+  const shutdown = async (graceMs = 10_000) => {
+    draining = true;
+    server.close();
+    const until = Date.now() + graceMs;
+    while (inFlight.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    for (const a of inFlight) a.abort();
+    server.closeAllConnections();
+  };
+  return Object.assign(server, { stats, engine, shutdown });
 }
 
 /** Starts listening; resolves with the URL. */

@@ -1,0 +1,112 @@
+// The server on the batch engine: 64 concurrent streaming clients all finish with [DONE] and get the text they get
+// alone, decode steps batch them (seen in /metrics), a client that leaves mid-stream frees its KV blocks at once
+// (seen in /metrics), a full waiting line is 503 with Retry-After, the API key guards the API, every request logs one
+// JSON line, /health and /ready answer, and shutdown turns /ready to 503 and refuses new generations.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { createQkvServer, listen } from '../../../src/node/server/server.js';
+import { TINY } from '../../models/helpers.js';
+
+const ckpt = loadCheckpoint(TINY);
+const post = (base: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+const metric = (text: string, name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+
+async function streamText(base: string, prompt: string, maxTokens: number): Promise<{ text: string; done: boolean }> {
+  const r = await post(base, 'v1/completions', { prompt, max_tokens: maxTokens, temperature: 0, stream: true });
+  assert.equal(r.status, 200, await r.clone().text());
+  const events = (await r.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+  const done = events.pop() === '[DONE]';
+  return { text: events.map((e) => (JSON.parse(e) as { choices: { text: string }[] }).choices[0].text).join(''), done };
+}
+
+test('64 concurrent streaming clients: every stream complete and equal to its own answer, decode steps batched', async () => {
+  const lines: string[] = [];
+  const server = createQkvServer(ckpt, { maxBatch: 16, limits: { maxQueue: 64 }, log: (l) => lines.push(l) });
+  const base = await listen(server, { port: 0 });
+  try {
+    const prompts = Array.from({ length: 64 }, (_, i) => ['A fool and his money', 'The Zen of Python', 'def', 'Once upon a time'][i % 4] + ' '.repeat(i % 3));
+    const alone = new Map<string, string>();
+    for (const p of new Set(prompts)) alone.set(p, (await streamText(base, p, 16)).text);
+    const all = await Promise.all(prompts.map((p) => streamText(base, p, 16)));
+    all.forEach((s, i) => {
+      assert.ok(s.done, `stream ${i} ended with [DONE]`);
+      assert.equal(s.text, alone.get(prompts[i]), `stream ${i}: the text it gets alone`);
+    });
+    const m = await (await fetch(`${base}metrics`)).text();
+    assert.ok(metric(m, 'qkv_requests_total{endpoint="/v1/completions",status="200"}') >= 64 + 12);
+    assert.ok(metric(m, 'qkv_generation_tokens_total') > 64);
+    const batched = metric(m, 'qkv_batch_size_count') - metric(m, 'qkv_batch_size_bucket{le="1"}');
+    assert.ok(batched > 0, 'some decode steps ran several sequences');
+    assert.ok(metric(m, 'qkv_time_to_first_token_seconds_count') >= 64);
+    assert.equal(metric(m, 'qkv_running'), 0);
+    const line = JSON.parse(lines.find((l) => l.includes('/v1/completions'))!) as Record<string, unknown>;
+    assert.equal(line.status, 200);
+    assert.ok(typeof line.ms === 'number' && typeof line.ttft_ms === 'number' && (line.completion_tokens as number) > 0, JSON.stringify(line));
+  } finally {
+    await server.shutdown(0);
+  }
+});
+
+test('a client that leaves mid-stream frees its KV blocks at once (seen in /metrics)', async () => {
+  const server = createQkvServer(ckpt, {});
+  const base = await listen(server, { port: 0 });
+  const used = async () => metric(await (await fetch(`${base}metrics`)).text(), 'qkv_kv_blocks{state="used"}');
+  try {
+    // a prompt shorter than a block: no prefix is cached, so every used block belongs to the stream
+    const body = JSON.stringify({ prompt: 'Once', max_tokens: 512, temperature: 0, stream: true });
+    await new Promise<void>((resolve, reject) => {
+      const req = request(`${base}v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.once('data', () => {
+          try {
+            assert.ok(server.engine.stats().blocksUsed > 0, 'blocks in use while streaming');
+          } catch (e) {
+            reject(e);
+          }
+          req.destroy(); // the client goes away
+          resolve();
+        });
+      });
+      req.on('error', () => {});
+      req.end(body);
+    });
+    for (let i = 0; i < 50 && (await used()) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await used(), 0, 'no block held after the disconnect');
+    assert.ok(metric(await (await fetch(`${base}metrics`)).text(), 'qkv_aborted_total') >= 1);
+  } finally {
+    await server.shutdown(0);
+  }
+});
+
+test('a full waiting line is 503 with Retry-After; the API key guards /v1 and /api; /health, /ready; shutdown', async () => {
+  const server = createQkvServer(ckpt, { maxBatch: 1, limits: { maxQueue: 1 }, apiKey: 'sk-test-key-1' });
+  const base = await listen(server, { port: 0 });
+  const auth = { authorization: 'Bearer sk-test-key-1' };
+  try {
+    assert.equal((await post(base, 'v1/completions', { prompt: 'def', max_tokens: 2 })).status, 401);
+    const wrong = await post(base, 'v1/completions', { prompt: 'def', max_tokens: 2 }, { authorization: 'Bearer sk-wrong-key-9' });
+    assert.equal(((await wrong.json()) as { error: { code: string } }).error.code, 'invalid_api_key');
+    assert.equal((await fetch(`${base}v1/models`, { headers: auth })).status, 200);
+    assert.deepEqual(await (await fetch(`${base}health`)).json(), { status: 'ok' });
+    assert.equal((await fetch(`${base}ready`)).status, 200);
+    // one running, one waiting: the third is refused with a hint when to come back
+    const long = { prompt: 'Once upon a time', max_tokens: 512, temperature: 0, stream: true }; // greedy runs the whole 512
+    const until = async (ok: () => boolean) => { while (!ok()) await new Promise((r) => setTimeout(r, 5)); };
+    const running = post(base, 'v1/completions', long, auth);
+    await until(() => server.engine.stats().running === 1);
+    const waiting = post(base, 'v1/completions', long, auth);
+    await until(() => server.engine.stats().waiting === 1);
+    const refused = await post(base, 'v1/completions', long, auth);
+    assert.equal(refused.status, 503);
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1, 'Retry-After');
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'server_busy');
+    const closing = server.shutdown(5000);
+    assert.equal((await fetch(`${base}ready`).catch(() => null))?.status ?? 503, 503);
+    await closing;
+    for (const r of [await running, await waiting]) await r.text().catch(() => '');
+  } finally {
+    await server.shutdown(0);
+  }
+});
