@@ -10,7 +10,7 @@ import type { CausalLM, Seq2SeqLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { EngineSequence } from './engine.js';
-import { checkSampling, sampleNext, type SamplingOptions } from './sampling.js';
+import { checkSampling, logprobsOf, sampleNext, type SamplingOptions } from './sampling.js';
 import { webgpuStepper } from './webgpu.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -35,10 +35,13 @@ export interface GenerateOptions extends SamplingOptions {
   /** Run as one sequence of a BatchEngine (engine.ts, from `engine.open(prompt, maxTokens)`), batched with others;
    *  released at the end. Instead of `cache` and `device`. */
   sequence?: EngineSequence;
+  /** Give each token its log-probability under the model and those of the `logprobs` most likely tokens (0 … 20). */
+  logprobs?: number;
 }
 
-/** One produced token and the text it added (may be empty while a multi-byte character is incomplete). */
-export interface GeneratedToken { id: number; text: string; index: number }
+/** One produced token and the text it added (may be empty while a multi-byte character is incomplete); with the
+ *  `logprobs` option, its log-probability and the most likely alternatives. */
+export interface GeneratedToken { id: number; text: string; index: number; logprob?: number; top?: { id: number; logprob: number }[] }
 
 /** What a finished generation returns. */
 export interface GenerateResult {
@@ -111,6 +114,9 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   if (o.device === 'webgpu' && o.cache) throw new QkvError("generate: device 'webgpu' keeps its own KV cache on the GPU; leave out `cache`");
   if (o.kvDtype !== undefined && o.kvDtype !== 'float32' && o.kvDtype !== 'float16') throw new QkvError(`generate: kvDtype must be 'float32' or 'float16', got ${JSON.stringify(o.kvDtype)}`);
   if (o.kvDtype !== undefined && o.device !== 'webgpu') throw new QkvError("generate: kvDtype is the GPU cache's storage (device 'webgpu'); a CPU cache is passed as `cache`");
+  if (o.logprobs !== undefined && !(Number.isInteger(o.logprobs) && o.logprobs >= 0 && o.logprobs <= 20)) {
+    throw new QkvError(`generate: logprobs must be an integer in [0, 20], got ${String(o.logprobs)}`);
+  }
   if (o.sequence && (o.cache || o.device)) {
     throw new QkvError('generate: a batch sequence has its own cache and device; leave out `cache` and `device`');
   }
@@ -136,7 +142,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
     // text is released only when it cannot be the start of a stop string ("…Ambrose Bier" is held until "ce" decides):
     // a token whose text is held waits (pending) and is yielded with the text that follows it
     let emitted = 0;
-    let pending: { id: number; index: number }[] = [];
+    let pending: Omit<GeneratedToken, 'text'>[] = [];
     const release = function* (upTo: number): Generator<GeneratedToken> {
       const out = pending.map((p, i) => ({ ...p, text: i === 0 ? text.slice(emitted, upTo) : '' }));
       [emitted, pending] = [Math.max(emitted, upTo), []];
@@ -147,7 +153,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
       if (n === 0) prefillMs = performance.now() - t0;
       if (stop.has(id)) { finishReason = 'stop'; break; }
       ids.push(id);
-      pending.push({ id, index: n });
+      pending.push({ id, index: n, ...(o.logprobs !== undefined ? logprobsOf(logits, id, o.logprobs) : {}) });
       if (!tokenizer) { yield* release(0); } else {
         const full = tokenizer.decode(ids);
         const settled = settledText(full);

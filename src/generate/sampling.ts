@@ -1,4 +1,5 @@
 // Choosing the next token from logits, in transformers' order of logits processors:
+//   logit bias (OpenAI's logit_bias): logit ← logit + bias, for the tokens it names
 //   repetition penalty (Keskar et al. 2019): logit ← logit / p if > 0 else logit · p, for tokens already seen
 //   presence and frequency penalties (OpenAI's): logit ← logit − presence · [c > 0] − frequency · c, c = the token's
 //   count in the generated text so far (not the prompt, as vLLM counts)
@@ -20,6 +21,8 @@ export interface SamplingOptions {
   presencePenalty?: number;
   /** Subtracted per occurrence in the generated text (−2 … 2). */
   frequencyPenalty?: number;
+  /** Added to the logits of the token ids it names (−100 … 100: −100 bans a token, 100 all but forces it). */
+  logitBias?: ReadonlyMap<number, number>;
 }
 
 /** Throws on values that would make sampling meaningless (negative temperature, top-p outside (0, 1], …). */
@@ -33,6 +36,32 @@ export function checkSampling(o: SamplingOptions): void {
   for (const k of ['presencePenalty', 'frequencyPenalty'] as const) {
     if (o[k] !== undefined && !(Math.abs(o[k]!) <= 2)) bad(k, o[k], 'a number in [−2, 2]');
   }
+  for (const [id, b] of o.logitBias ?? []) {
+    if (!Number.isInteger(id) || id < 0) bad('a logitBias token id', id, 'an integer ≥ 0');
+    if (!(Math.abs(b) <= 100)) bad(`logitBias[${id}]`, b, 'a number in [−100, 100]');
+  }
+}
+
+/**
+ * log p of each token under the model (log-softmax of the raw logits), for the chosen `id` and the `top` most likely:
+ *   log p_i = l_i − (m + log Σ_j exp(l_j − m)),  m = max_j l_j
+ */
+export function logprobsOf(logits: ArrayLike<number>, id: number, top: number):
+  { logprob: number; top: { id: number; logprob: number }[] } {
+  let m = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > m) m = logits[i];
+  let s = 0;
+  for (let i = 0; i < logits.length; i++) s += Math.exp(logits[i] - m);
+  const lse = m + Math.log(s);
+  const best: number[] = [];
+  for (let i = 0; i < logits.length && top > 0; i++) {
+    if (best.length < top || logits[i] > logits[best[best.length - 1]]) {
+      best.push(i);
+      best.sort((a, b) => logits[b] - logits[a] || a - b);
+      if (best.length > top) best.pop();
+    }
+  }
+  return { logprob: logits[id] - lse, top: best.map((i) => ({ id: i, logprob: logits[i] - lse })) };
 }
 
 function argmax(x: ArrayLike<number>): number {
@@ -45,6 +74,7 @@ function argmax(x: ArrayLike<number>): number {
 export function sampleNext(logits: ArrayLike<number>, history: readonly number[], o: SamplingOptions, rng: Rng = new Rng(0),
   generated: readonly number[] = []): number {
   const l = Float64Array.from(logits);
+  for (const [id, b] of o.logitBias ?? []) if (id < l.length) l[id] += b;
   if (o.repetitionPenalty && o.repetitionPenalty !== 1) {
     for (const id of new Set(history)) l[id] = l[id] > 0 ? l[id] / o.repetitionPenalty : l[id] * o.repetitionPenalty;
   }

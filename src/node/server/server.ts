@@ -16,8 +16,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { KV_PRESETS, kvTable } from '../../cache/memory.js';
-import { BatchEngine, EngineBusyError } from '../../generate/engine.js';
-import { generateStream } from '../../generate/generate.js';
+import { BatchEngine } from '../../generate/engine.js';
 import { EXPERIMENTS } from '../../inspect/experiments.js';
 import { headMetrics } from '../../inspect/metrics.js';
 import type { CausalLM } from '../../models/model.js';
@@ -26,10 +25,11 @@ import { NumericsError, QkvError } from '../../errors.js';
 import {
   checkHost, checkJsonBody, checkOrigin, closeAfterResponse, corsHeaders, limitConnections, requestUrl, TIMEOUTS, type GuardOptions,
 } from './guard.js';
+import { answerer } from './completions.js';
 import { ServerMetrics } from './metrics.js';
 import { staticFile } from './static.js';
 import {
-  chatRequest, checkModel, completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits, type SamplingRequest,
+  chatRequest, checkModel, completionRequest, DEFAULT_LIMITS, HttpError, parseJson, promptOf, type Limits,
 } from './validate.js';
 
 export interface ServerOptions {
@@ -144,7 +144,6 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   if (ckpt.model.kind !== 'causal-lm' || !ckpt.tokenizer) throw new QkvError(`qkv serve needs a causal language model with a tokenizer; ${ckpt.dir} has ${ckpt.config.architectures?.[0]}${ckpt.tokenizer ? '' : ' and no tokenizer.json'}`);
   const model = ckpt.model as CausalLM;
   const tokenizer = ckpt.tokenizer;
-  let served = 0;
   const stats: ServerStats = { completions: 0, tokensGenerated: 0, aborted: 0 };
   const metrics = new ServerMetrics();
   const usageOf = new WeakMap<ServerResponse, Record<string, number>>(); // a generation's tokens and timings, for its log line
@@ -162,106 +161,47 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   };
   const body = async (req: IncomingMessage) => parseJson(await readBody(req, limits.maxBodyBytes));
 
-  // the answer's shape: a text completion, or a chat message (streamed as deltas)
-  type Shape = 'text' | 'chat';
-  const chunkOf = (shape: Shape, id: string, created: number, text: string, finish: string | null, first: boolean) => (shape === 'text'
-    ? { id, object: 'text_completion', created, model: modelName, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] }
-    : { id, object: 'chat.completion.chunk', created, model: modelName,
-      choices: [{ index: 0, delta: deltaOf(text, first), finish_reason: finish }] });
-  // a chat stream's delta: the role with the first piece, then content
-  const deltaOf = (text: string, first: boolean) => ({ ...(first ? { role: 'assistant' } : {}), ...(text ? { content: text } : {}) });
+  const answer = answerer({ model, tokenizer, modelName, engine, metrics, stats, usageOf, inFlight });
 
   async function completions(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
     const b = await body(req);
     checkModel(b, modelName);
-    const r = completionRequest(b, limits);
-    return answer(res, headers, tokenizer.encode(r.prompt), r, 'text');
+    const r = completionRequest(b, limits, model.info.vocabSize);
+    const prompts = r.prompts.map((p) => (typeof p === 'string' ? tokenizer.encode(p) : p));
+    if (prompts.some((ids) => ids.length === 0)) throw new HttpError(400, "'prompt' must not be empty (no tokens)", 'prompt');
+    return answer(res, headers, prompts, r, 'text', r.echo);
   }
 
   async function chatCompletions(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
     const b = await body(req);
     checkModel(b, modelName);
-    const r = chatRequest(b, limits);
+    const r = chatRequest(b, limits, model.info.vocabSize);
     let ids: number[];
     try {
       ids = tokenizer.chat(r.messages).ids; // the checkpoint's chat template (or the plain one)
     } catch (e) {
       throw new HttpError(400, (e as Error).message, 'messages');
     }
-    return answer(res, headers, ids, r, 'chat');
+    return answer(res, headers, [ids], r, 'chat', false);
   }
 
-  // one generation on the batch engine, answered whole or streamed (server-sent events), in the shape of its endpoint
-  async function answer(res: ServerResponse, headers: Record<string, string>, ids: number[], r: SamplingRequest, shape: Shape):
-    Promise<void> {
-    if (ids.length + r.maxTokens > model.info.maxPositions) {
-      const why = `prompt (${ids.length} tokens) + max_tokens (${r.maxTokens}) exceeds the model's context of ${model.info.maxPositions}`;
-      throw new HttpError(400, why, 'max_tokens');
-    }
-    const t0 = performance.now();
-    const abort = new AbortController();
-    res.on('close', () => { if (!res.writableFinished) abort.abort(); }); // the client went away: stop generating
-    let sequence;
-    try {
-      sequence = await engine.open(ids, r.maxTokens, abort.signal);
-    } catch (e) {
-      if (e instanceof EngineBusyError) {
-        throw Object.assign(new HttpError(503, e.message, null, 'server_error', 'server_busy'), { retryAfter: 1 });
-      }
-      if (abort.signal.aborted) return;
-      throw new HttpError(400, (e as Error).message, 'max_tokens');
-    }
-    inFlight.add(abort);
-    try {
-      await generation(res, headers, ids, r, shape, sequence, abort.signal, t0);
-    } finally {
-      sequence.release(); // at once, also when the client left or generation failed: its blocks go back
-      inFlight.delete(abort);
-    }
+  // vLLM's /tokenize and /detokenize: { prompt } → { tokens, count, max_model_len }; { tokens } → { prompt }
+  async function tokenize(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
+    const b = await body(req);
+    checkModel(b, modelName);
+    const tokens = tokenizer.encode(promptOf(b, limits));
+    sendJson(res, 200, { tokens, count: tokens.length, max_model_len: model.info.maxPositions }, headers);
   }
 
-  async function generation(res: ServerResponse, headers: Record<string, string>, ids: number[], r: SamplingRequest, shape: Shape,
-    sequence: Awaited<ReturnType<BatchEngine['open']>>, gone: AbortSignal, t0: number): Promise<void> {
-    const id = `${shape === 'text' ? 'cmpl' : 'chatcmpl'}-${++served}`;
-    const created = Math.floor(Date.now() / 1000);
-    const sse = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' };
-    if (r.stream) res.writeHead(200, { ...sse, ...headers });
-    metrics.promptTokens += ids.length;
-    const logged = { prompt_tokens: ids.length, completion_tokens: 0, ttft_ms: 0 };
-    usageOf.set(res, logged);
-    const it = generateStream(model, tokenizer, ids, {
-      maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopStrings: r.stop, greedy: r.temperature === 0,
-      presencePenalty: r.presencePenalty, frequencyPenalty: r.frequencyPenalty, sequence,
-    });
-    let first = true;
-    let last = 0;
-    let result = await it.next();
-    for (; !result.done; result = await it.next()) {
-      const now = performance.now();
-      if (last === 0) { metrics.ttft.observe((now - t0) / 1000); logged.ttft_ms = Math.round(now - t0); }
-      else metrics.interToken.observe((now - last) / 1000);
-      logged.completion_tokens++;
-      last = now;
-      stats.tokensGenerated++;
-      metrics.generationTokens++;
-      if (gone.aborted) { stats.aborted++; metrics.aborted++; await it.return(undefined as never); return; }
-      const text = result.value.text;
-      if (r.stream && text) res.write(`data: ${JSON.stringify(chunkOf(shape, id, created, text, null, first))}\n\n`);
-      if (result.value.text) first = false;
+  async function detokenize(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
+    const b = await body(req);
+    checkModel(b, modelName);
+    const t = b.tokens;
+    const V = model.info.vocabSize;
+    if (!Array.isArray(t) || t.length > limits.maxPromptChars || !t.every((i) => Number.isInteger(i) && i >= 0 && i < V)) {
+      throw new HttpError(400, `'tokens' must be a list of at most ${limits.maxPromptChars} token ids in [0, ${V})`, 'tokens');
     }
-    const g = result.value;
-    stats.completions++;
-    const finish = g.finishReason === 'stop' ? 'stop' : 'length';
-    if (r.stream) {
-      res.write(`data: ${JSON.stringify(chunkOf(shape, id, created, '', finish, first))}\n\n`);
-      res.end('data: [DONE]\n\n');
-      return;
-    }
-    const usage = { prompt_tokens: g.promptTokens, completion_tokens: g.ids.length, total_tokens: g.promptTokens + g.ids.length };
-    const whole = shape === 'text' ? chunkOf(shape, id, created, g.text, finish, true)
-      : { id, object: 'chat.completion', created, model: modelName,
-        choices: [{ index: 0, message: { role: 'assistant', content: g.text }, finish_reason: finish }] };
-    sendJson(res, 200, { ...whole, usage }, headers);
+    sendJson(res, 200, { prompt: tokenizer.decode(t as number[]) }, headers);
   }
 
   async function attentionMaps(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
@@ -299,12 +239,12 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
 
   const API = new Set([
     '/v1/models', `/v1/models/${modelName}`, '/v1/completions', '/v1/chat/completions', '/api/attention', '/api/experiment', '/api/info',
-    '/health', '/ready', '/metrics',
+    '/health', '/ready', '/metrics', '/tokenize', '/detokenize',
   ]);
   // the key, when set, guards every route that reaches the model (the lab's pages and the probes stay open)
   const keyBytes = o.apiKey ? Buffer.from(`Bearer ${o.apiKey}`) : null;
   const checkKey = (req: IncomingMessage, path: string) => {
-    if (!keyBytes || !(path.startsWith('/v1/') || path.startsWith('/api/'))) return;
+    if (!keyBytes || !(path.startsWith('/v1/') || path.startsWith('/api/') || path === '/tokenize' || path === '/detokenize')) return;
     const got = Buffer.from(String(req.headers.authorization ?? ''));
     if (got.length !== keyBytes.length || !timingSafeEqual(got, keyBytes)) {
       const message = 'a valid API key is required: send Authorization: Bearer <key>';
@@ -335,6 +275,8 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     switch (`${req.method} ${url.pathname}`) {
       case 'POST /v1/completions': return completions(req, res, cors);
       case 'POST /v1/chat/completions': return chatCompletions(req, res, cors);
+      case 'POST /tokenize': return tokenize(req, res, cors);
+      case 'POST /detokenize': return detokenize(req, res, cors);
       case 'POST /api/attention': return attentionMaps(req, res, cors);
       case 'POST /api/experiment': return experiment(req, res, cors);
       case 'GET /api/info': return info(res, cors);

@@ -22,11 +22,11 @@ export interface Limits {
   maxPromptChars: number;
   /** Tokens of a prompt for /api/attention and /api/experiment (default 128). */
   maxAttentionTokens: number;
-  /** Requests waiting for the model before 503 (default 16). */
+  /** Generations waiting for admission (and lab requests for the model) before 503 (default 256). */
   maxQueue: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { maxBodyBytes: 64 * 1024, maxTokens: 512, maxPromptChars: 8000, maxAttentionTokens: 128, maxQueue: 16 };
+export const DEFAULT_LIMITS: Limits = { maxBodyBytes: 64 * 1024, maxTokens: 512, maxPromptChars: 8000, maxAttentionTokens: 128, maxQueue: 256 };
 
 type Body = Record<string, unknown>;
 
@@ -67,17 +67,26 @@ export function promptOf(b: Body, limits: Limits): string {
 export interface SamplingRequest {
   maxTokens: number; temperature: number; topP: number; stop: string[]; seed: number; stream: boolean;
   presencePenalty: number; frequencyPenalty: number;
+  /** Choices per prompt. */
+  n: number;
+  /** Top log-probabilities per token (0: the chosen token's only), or null for none. */
+  logprobs: number | null;
+  logitBias: Map<number, number>;
+  /** A last stream event with the usage (stream_options.include_usage). */
+  includeUsage: boolean;
 }
-/** A validated /v1/completions request. */
-export interface CompletionRequest extends SamplingRequest { prompt: string }
+/** A validated /v1/completions request: one or more prompts, each text or token ids. */
+export interface CompletionRequest extends SamplingRequest { prompts: (string | number[])[]; echo: boolean }
 /** A validated /v1/chat/completions request. */
 export interface ChatRequest extends SamplingRequest { messages: ChatMessage[] }
 
 const SAMPLING = [
   'model', 'max_tokens', 'temperature', 'top_p', 'stop', 'seed', 'stream', 'n', 'logprobs', 'user', 'presence_penalty', 'frequency_penalty',
+  'logit_bias', 'stream_options',
 ];
 const KNOWN = new Set([...SAMPLING, 'prompt', 'echo']);
-const KNOWN_CHAT = new Set([...SAMPLING, 'messages', 'max_completion_tokens']);
+const KNOWN_CHAT = new Set([...SAMPLING, 'messages', 'max_completion_tokens', 'top_logprobs']);
+const MAX_PROMPTS = 16;
 
 /** Throws 404 model_not_found (OpenAI's answer) unless `model`, when given, names the loaded model. */
 export function checkModel(b: Body, modelName: string): void {
@@ -88,14 +97,32 @@ export function checkModel(b: Body, modelName: string): void {
   throw new HttpError(404, message, 'model', 'invalid_request_error', 'model_not_found');
 }
 
-export function completionRequest(b: Body, limits: Limits): CompletionRequest {
+export function completionRequest(b: Body, limits: Limits, vocab: number): CompletionRequest {
   for (const k of Object.keys(b)) if (!KNOWN.has(k)) throw new HttpError(400, `unknown field '${k.slice(0, 100)}'`, k.slice(0, 100));
-  if (b.echo !== undefined && b.echo !== false) throw new HttpError(400, "'echo' is not supported", 'echo');
-  return { prompt: promptOf(b, limits), ...samplingRequest(b, limits, 'max_tokens') };
+  if (b.echo !== undefined && typeof b.echo !== 'boolean') throw new HttpError(400, "'echo' must be a boolean", 'echo');
+  const none = b.logprobs === undefined || b.logprobs === null;
+  const logprobs = none ? null : num(b, 'logprobs', { min: 0, max: 5, integer: true, fallback: 0 });
+  const s = samplingRequest(b, limits, 'max_tokens', vocab);
+  return { ...s, prompts: promptsOf(b, limits, vocab), echo: b.echo === true, logprobs };
+}
+
+// a prompt: text, token ids, or a list of either (at most MAX_PROMPTS)
+function promptsOf(b: Body, limits: Limits, vocab: number): (string | number[])[] {
+  const p = b.prompt;
+  const isIds = (x: unknown): x is number[] =>
+    Array.isArray(x) && x.length > 0 && x.every((i) => Number.isInteger(i) && i >= 0 && i < vocab);
+  const list = typeof p === 'string' || isIds(p) ? [p] : Array.isArray(p) ? p : null;
+  const what = "'prompt' must be a string, a list of token ids, or a list of up to 16 of either";
+  if (!list || list.length === 0 || list.length > MAX_PROMPTS) throw new HttpError(400, `${what}, got ${describeValue(p)}`, 'prompt');
+  return list.map((x) => {
+    if (typeof x === 'string') return promptOf({ prompt: x }, limits);
+    if (isIds(x) && x.length <= limits.maxPromptChars) return x;
+    throw new HttpError(400, `${what} (token ids are integers in [0, ${vocab})); got ${describeValue(x)}`, 'prompt');
+  });
 }
 
 /** /v1/chat/completions: messages (role and content, content a string or text parts) and the sampling fields. */
-export function chatRequest(b: Body, limits: Limits): ChatRequest {
+export function chatRequest(b: Body, limits: Limits, vocab: number): ChatRequest {
   for (const k of Object.keys(b)) if (!KNOWN_CHAT.has(k)) throw new HttpError(400, `unknown field '${k.slice(0, 100)}'`, k.slice(0, 100));
   let messages: ChatMessage[];
   try {
@@ -107,14 +134,47 @@ export function chatRequest(b: Body, limits: Limits): ChatRequest {
   if (chars > limits.maxPromptChars) {
     throw new HttpError(400, `'messages' hold ${chars} characters; the limit is ${limits.maxPromptChars}`, 'messages');
   }
-  return { messages, ...samplingRequest(b, limits, b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens') };
+  const s = samplingRequest(b, limits, b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens', vocab);
+  if (b.logprobs !== undefined && b.logprobs !== null && typeof b.logprobs !== 'boolean') {
+    throw new HttpError(400, "'logprobs' must be a boolean", 'logprobs');
+  }
+  const top = num(b, 'top_logprobs', { min: 0, max: 20, integer: true, fallback: 0 });
+  if (b.top_logprobs !== undefined && b.top_logprobs !== null && b.logprobs !== true) {
+    throw new HttpError(400, "'top_logprobs' needs 'logprobs': true", 'top_logprobs');
+  }
+  return { messages, ...s, logprobs: b.logprobs === true ? top : null };
 }
 
-function samplingRequest(b: Body, limits: Limits, maxKey: string): SamplingRequest {
-  if (b.n !== undefined && b.n !== 1) throw new HttpError(400, "'n' must be 1 (one completion per request)", 'n');
-  if (b.logprobs !== undefined && b.logprobs !== null && b.logprobs !== false) {
-    throw new HttpError(400, "'logprobs' is not supported", 'logprobs');
+// logit_bias: { "token id": bias in [−100, 100] }, own keys only
+function logitBiasOf(b: Body, vocab: number): Map<number, number> {
+  const v = b.logit_bias;
+  const bias = new Map<number, number>();
+  if (v === undefined || v === null) return bias;
+  const fail = (why: string): never => { throw new HttpError(400, `'logit_bias' ${why}`, 'logit_bias'); };
+  if (typeof v !== 'object' || Array.isArray(v)) fail('must be an object of token id → bias');
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length > 300) fail(`names ${entries.length} tokens; the limit is 300`);
+  for (const [k, x] of entries) {
+    const id = Number(k);
+    if (!/^\d+$/.test(k) || id >= vocab) fail(`keys must be token ids in [0, ${vocab}), got '${k.slice(0, 40)}'`);
+    if (typeof x !== 'number' || !(Math.abs(x) <= 100)) fail(`values must be numbers in [-100, 100], got ${describeValue(x)}`);
+    bias.set(id, x as number);
   }
+  return bias;
+}
+
+function samplingRequest(b: Body, limits: Limits, maxKey: string, vocab: number): SamplingRequest {
+  const n = num(b, 'n', { min: 1, max: 8, integer: true, fallback: 1 });
+  const so = b.stream_options;
+  const odd = (x: object) => Array.isArray(x) || Object.keys(x).some((k) => k !== 'include_usage');
+  if (so !== undefined && so !== null && (typeof so !== 'object' || odd(so))) {
+    throw new HttpError(400, "'stream_options' must be an object with at most 'include_usage'", 'stream_options');
+  }
+  const includeUsage = (so as { include_usage?: unknown } | null | undefined)?.include_usage;
+  if (includeUsage !== undefined && typeof includeUsage !== 'boolean') {
+    throw new HttpError(400, "'stream_options.include_usage' must be a boolean", 'stream_options');
+  }
+  if (so && b.stream !== true) throw new HttpError(400, "'stream_options' needs 'stream': true", 'stream_options');
   const stop = b.stop === undefined || b.stop === null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop;
   if (!Array.isArray(stop) || stop.length > 4 || !stop.every((s) => typeof s === 'string' && s.length > 0)) {
     throw new HttpError(400, "'stop' must be a non-empty string or a list of up to 4 non-empty strings", 'stop');
@@ -130,5 +190,6 @@ function samplingRequest(b: Body, limits: Limits, maxKey: string): SamplingReque
     presencePenalty: num(b, 'presence_penalty', { min: -2, max: 2, fallback: 0 }),
     frequencyPenalty: num(b, 'frequency_penalty', { min: -2, max: 2, fallback: 0 }),
     stream: b.stream === true,
+    n, logprobs: null, logitBias: logitBiasOf(b, vocab), includeUsage: includeUsage === true,
   };
 }

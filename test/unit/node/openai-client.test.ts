@@ -46,3 +46,59 @@ test('bad requests are OpenAI errors with the field at fault', async () => {
     return true;
   });
 });
+
+test('n choices, echo, a list of prompts and token-id prompts, usage in the stream (official client)', async () => {
+  const two = await client.completions.create({ model: 'qkv-tiny', prompt: 'Once upon a time', max_tokens: 8, temperature: 1, seed: 5, n: 2 });
+  assert.deepEqual(two.choices.map((c) => c.index), [0, 1]);
+  assert.notEqual(two.choices[0].text, two.choices[1].text, 'n samples differ (each its own seed)');
+  assert.equal(two.usage?.completion_tokens, 16);
+  const greedy = await client.completions.create({ model: 'qkv-tiny', prompt: 'A fool and his money', max_tokens: 6, temperature: 0 });
+  const echoed = await client.completions.create({ model: 'qkv-tiny', prompt: 'A fool and his money', max_tokens: 6, temperature: 0, echo: true });
+  assert.equal(echoed.choices[0].text, `A fool and his money${greedy.choices[0].text}`);
+  const { tokens } = await (await fetch(`${client.baseURL.replace(/v1$/, '')}tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'A fool and his money' }) })).json() as { tokens: number[] };
+  const many = await client.completions.create({ model: 'qkv-tiny', prompt: ['A fool and his money', 'def'], max_tokens: 6, temperature: 0 });
+  const ids = await client.completions.create({ model: 'qkv-tiny', prompt: tokens, max_tokens: 6, temperature: 0 });
+  assert.deepEqual([many.choices[0].text, ids.choices[0].text], [greedy.choices[0].text, greedy.choices[0].text]);
+  assert.equal(many.choices[1].index, 1);
+  const stream = await client.completions.create({ model: 'qkv-tiny', prompt: 'def', max_tokens: 5, temperature: 0, stream: true,
+    stream_options: { include_usage: true }, n: 2 });
+  const texts = ['', ''];
+  let usage: { completion_tokens: number } | null | undefined = null;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) texts[c.index] += c.text;
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(texts[0], texts[1], 'greedy choices agree');
+  assert.equal(usage?.completion_tokens, 10, 'the last event carries the usage');
+});
+
+test('logprobs: completions (top alternatives, offsets) and chat (content entries); logit_bias bans and forces tokens', async () => {
+  const c = await client.completions.create({ model: 'qkv-tiny', prompt: 'A fool and his money', max_tokens: 4, temperature: 0, logprobs: 3 });
+  const lp = c.choices[0].logprobs!;
+  assert.equal(lp.tokens!.length, 4);
+  assert.equal(lp.tokens!.join(''), c.choices[0].text);
+  lp.token_logprobs!.forEach((x, i) => {
+    assert.ok(x! <= 0, 'a log-probability');
+    const top = Object.values(lp.top_logprobs![i]!);
+    assert.equal(top.length, 3);
+    assert.ok(Math.abs(Math.max(...top) - x!) < 1e-9, 'greedy: the chosen token is the most likely');
+  });
+  assert.deepEqual(lp.text_offset, [0, 1, 2, 3].map((i) => lp.tokens!.slice(0, i).join('').length));
+  const chat = await client.chat.completions.create({ model: 'qkv-tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3,
+    temperature: 0, logprobs: true, top_logprobs: 2 });
+  const entries = chat.choices[0].logprobs!.content!;
+  assert.equal(entries.length, chat.usage!.completion_tokens);
+  assert.ok(entries.every((e) => e.top_logprobs.length === 2 && e.logprob <= 0 && Array.isArray(e.bytes)));
+  // ban the greedy first token: the answer changes; force a token: it comes out
+  const first = lp.tokens![0];
+  const { tokens: banned } = await (await fetch(`${client.baseURL.replace(/v1$/, '')}tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: `A fool and his money${first}` }) })).json() as { tokens: number[] };
+  const id = banned[banned.length - 1];
+  const other = await client.completions.create({ model: 'qkv-tiny', prompt: 'A fool and his money', max_tokens: 1, temperature: 0, logit_bias: { [id]: -100 } });
+  assert.notEqual(other.choices[0].text, first);
+  const forced = await client.completions.create({ model: 'qkv-tiny', prompt: 'def', max_tokens: 3, temperature: 0, logit_bias: { 65: 100 } });
+  const { prompt: a } = await (await fetch(`${client.baseURL.replace(/v1$/, '')}detokenize`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ tokens: [65, 65, 65] }) })).json() as { prompt: string };
+  assert.equal(forced.choices[0].text, a);
+});

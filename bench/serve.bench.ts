@@ -1,0 +1,122 @@
+// `npm run bench:serve`: N concurrent streaming clients (1, 8, 32, 64) against `qkv serve`, the batched server
+// (--max-batch 64) beside the same server with batching off (--max-batch 1), in the same run: aggregate tokens/s, time
+// to first token p50/p99, inter-token gap p50/p99, errors (a 503 is retried after its Retry-After; counted), every
+// stream ending with [DONE], and the server's peak RSS. Models: the embedded qkv-tiny (64 tokens per client) and a
+// ~135M model of SmolLM-135M's shape with random bf16 weights and qkv-tiny's tokenizer (vocabulary 4096; 16 tokens per
+// client, 1–32 clients), written to a temporary directory and deleted after. Options: --json, --quick (qkv-tiny only)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeSyntheticLlama } from '../test/real-size/synthetic-checkpoint.js';
+
+const args = process.argv.slice(2);
+const CLI = fileURLToPath(new URL('../src/node/cli/main.js', import.meta.url));
+const TINY = fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url));
+const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] : NaN);
+
+function serve(model: string, maxBatch: number): Promise<{ proc: ChildProcess; base: string }> {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--model', model, '--port', '0', '--threads', '2', '--max-batch', String(maxBatch), '--quiet'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /lab\s+(http:\/\/\S+\/)/.exec(out);
+      if (m) resolve({ proc, base: m[1] });
+    });
+    proc.once('exit', (code) => reject(new Error(`qkv serve exited with ${code}: ${out}`)));
+  });
+}
+
+interface Client { ttft: number; gaps: number[]; tokens: number; done: boolean; retries: number; error: string | null }
+
+// one streaming client: retries 503s after Retry-After; times each event
+async function client(base: string, prompt: string, maxTokens: number): Promise<Client> {
+  const c: Client = { ttft: NaN, gaps: [], tokens: 0, done: false, retries: 0, error: null };
+  for (;;) {
+    const t0 = performance.now();
+    const r = await fetch(`${base}v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, stream: true }),
+    });
+    if (r.status === 503) { c.retries++; await r.text(); await new Promise((s) => setTimeout(s, 1000 * Number(r.headers.get('retry-after') ?? 1))); continue; }
+    if (r.status !== 200) { c.error = `HTTP ${r.status}`; return c; }
+    const reader = r.body!.getReader();
+    let last = t0;
+    let buffered = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffered += new TextDecoder().decode(value);
+      const events = buffered.split('\n\n');
+      buffered = events.pop()!;
+      for (const e of events) {
+        const now = performance.now();
+        if (e === 'data: [DONE]') { c.done = true; continue; }
+        if (c.tokens === 0) c.ttft = now - t0; else c.gaps.push(now - last);
+        last = now;
+        c.tokens++;
+      }
+    }
+    return c;
+  }
+}
+
+function peakRss(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+async function run(name: string, model: string, clients: number[], maxTokens: number) {
+  const rows = [];
+  for (const [mode, maxBatch] of [['batched', 64], ['unbatched', 1]] as const) {
+    const { proc, base } = await serve(model, maxBatch);
+    try {
+      await client(base, 'warm up', 4);
+      for (const n of clients) {
+        const prompts = Array.from({ length: n }, (_, i) => ['A fool and his money', 'The Zen of Python', 'def fib(n):', 'Once upon a time'][i % 4] + ` ${i}`);
+        const t0 = performance.now();
+        const all = await Promise.all(prompts.map((p) => client(base, p, maxTokens)));
+        const seconds = (performance.now() - t0) / 1000;
+        const tokens = all.reduce((s, c) => s + c.tokens, 0);
+        rows.push({
+          model: name, mode, clients: n, tokensPerS: tokens / seconds, ttftP50: pct(all.map((c) => c.ttft), 0.5), ttftP99: pct(all.map((c) => c.ttft), 0.99),
+          gapP50: pct(all.flatMap((c) => c.gaps), 0.5), gapP99: pct(all.flatMap((c) => c.gaps), 0.99),
+          errors: all.filter((c) => c.error || !c.done).length, retries: all.reduce((s, c) => s + c.retries, 0), peakRssBytes: peakRss(proc.pid!),
+        });
+      }
+    } finally {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+  }
+  return rows;
+}
+
+const rows = await run('qkv-tiny (4.1M)', TINY, [1, 8, 32, 64], 64);
+if (!args.includes('--quick')) {
+  const dir = mkdtempSync(join(tmpdir(), 'qkv-serve-'));
+  try {
+    writeSyntheticLlama(dir, { E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 4096, tied: true }, 1);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(TINY, f), join(dir, f));
+    rows.push(...await run('SmolLM-135M shape (~109M, V 4096)', dir, [1, 8, 32], 16));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+if (args.includes('--json')) {
+  console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, rows }, null, 2));
+} else {
+  console.log(`qkv serve under load — streaming clients, greedy; ${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}\n`);
+  console.log('model                              | server    | clients | tokens/s | batched ÷ unbatched | TTFT p50/p99 ms | gap p50/p99 ms | errors | 503 retries | peak RSS');
+  console.log('-----------------------------------|-----------|---------|----------|---------------------|-----------------|----------------|--------|-------------|---------');
+  for (const r of rows) {
+    const twin = rows.find((x) => x.model === r.model && x.clients === r.clients && x.mode === 'unbatched')!;
+    const ratio = r.mode === 'batched' ? `${(r.tokensPerS / twin.tokensPerS).toFixed(2)}×` : '';
+    console.log(`${r.model.padEnd(34)} | ${r.mode.padEnd(9)} | ${String(r.clients).padStart(7)} | ${r.tokensPerS.toFixed(0).padStart(8)} | ${ratio.padStart(19)} | ` +
+      `${`${r.ttftP50.toFixed(0)}/${r.ttftP99.toFixed(0)}`.padStart(15)} | ${`${r.gapP50.toFixed(1)}/${r.gapP99.toFixed(1)}`.padStart(14)} | ` +
+      `${String(r.errors).padStart(6)} | ${String(r.retries).padStart(11)} | ${(r.peakRssBytes / 2 ** 20).toFixed(0).padStart(4)} MiB`);
+  }
+}

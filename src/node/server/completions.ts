@@ -1,0 +1,156 @@
+// Answers to /v1/completions and /v1/chat/completions in OpenAI's shapes: every prompt × n choices is one sequence of
+// the batch engine, all generated together; streamed as server-sent events (a chunk per piece of text, each naming its
+// choice) or answered whole; with log-probabilities, echo, and usage (also as a stream's last event on request).
+import type { ServerResponse } from 'node:http';
+import { type BatchEngine, EngineBusyError, type EngineSequence } from '../../generate/engine.js';
+import { generateStream, type GeneratedToken } from '../../generate/generate.js';
+import type { Tokenizer } from '../../generate/tokenizer.js';
+import type { CausalLM } from '../../models/model.js';
+import type { ServerMetrics } from './metrics.js';
+import { HttpError, type SamplingRequest } from './validate.js';
+
+export type Shape = 'text' | 'chat';
+
+interface Context {
+  model: CausalLM; tokenizer: Tokenizer; modelName: string; engine: BatchEngine; metrics: ServerMetrics;
+  stats: { completions: number; tokensGenerated: number; aborted: number };
+  usageOf: WeakMap<ServerResponse, Record<string, number>>; inFlight: Set<AbortController>;
+}
+
+interface Choice { index: number; prompt: number[]; text: string; tokens: GeneratedToken[]; finish: string | null }
+
+const SSE = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' };
+let served = 0;
+
+/** The function that answers a generation request on `ctx.engine`. */
+export function answerer(ctx: Context) {
+  const { model, tokenizer, modelName, engine, metrics } = ctx;
+  const piece = (id: number) => tokenizer.decode([id]);
+  const bytes = (s: string) => [...new TextEncoder().encode(s)];
+
+  // log-probabilities of some tokens, in the endpoint's shape (text: parallel lists; chat: one entry per token)
+  function logprobsOf(shape: Shape, tokens: GeneratedToken[], offset: number): unknown {
+    if (shape === 'chat') {
+      return { content: tokens.map((t) => ({
+        token: piece(t.id), logprob: t.logprob, bytes: bytes(piece(t.id)),
+        top_logprobs: (t.top ?? []).map((x) => ({ token: piece(x.id), logprob: x.logprob, bytes: bytes(piece(x.id)) })),
+      })) };
+    }
+    const text_offset: number[] = [];
+    for (const t of tokens) { text_offset.push(offset); offset += piece(t.id).length; }
+    return {
+      tokens: tokens.map((t) => piece(t.id)), token_logprobs: tokens.map((t) => t.logprob), text_offset,
+      top_logprobs: tokens.map((t) => Object.fromEntries((t.top ?? []).map((x) => [piece(x.id), x.logprob]))),
+    };
+  }
+
+  // one choice of a chunk or of a whole answer
+  function choiceOf(shape: Shape, whole: boolean, c: Choice, text: string, tokens: GeneratedToken[] | null, first: boolean, offset = 0) {
+    const logprobs = tokens ? logprobsOf(shape, tokens, offset) : null;
+    if (shape === 'text') return { text, index: c.index, logprobs, finish_reason: c.finish };
+    if (whole) return { index: c.index, message: { role: 'assistant', content: text }, logprobs, finish_reason: c.finish };
+    const delta = { ...(first ? { role: 'assistant' } : {}), ...(text ? { content: text } : {}) };
+    return { index: c.index, delta, logprobs, finish_reason: c.finish };
+  }
+
+  return async function answer(res: ServerResponse, headers: Record<string, string>, prompts: number[][], r: SamplingRequest,
+    shape: Shape, echo: boolean): Promise<void> {
+    for (const ids of prompts) {
+      if (ids.length + r.maxTokens > model.info.maxPositions) {
+        const why = `prompt (${ids.length} tokens) + max_tokens (${r.maxTokens}) exceeds the model's context of ${model.info.maxPositions}`;
+        throw new HttpError(400, why, 'max_tokens');
+      }
+    }
+    const t0 = performance.now();
+    const abort = new AbortController();
+    res.on('close', () => { if (!res.writableFinished) abort.abort(); }); // the client went away: stop generating
+    const choices: Choice[] = prompts.flatMap((prompt, p) => Array.from({ length: r.n }, (_, i) =>
+      ({ index: p * r.n + i, prompt, text: echo ? tokenizer.decode(prompt) : '', tokens: [], finish: null })));
+    const sequences = await openAll(choices, r, abort.signal);
+    if (!sequences) return; // the client left while waiting
+    ctx.inFlight.add(abort);
+    try {
+      const id = `${shape === 'text' ? 'cmpl' : 'chatcmpl'}-${++served}`;
+      const created = Math.floor(Date.now() / 1000);
+      const object = shape === 'text' ? 'text_completion' : r.stream ? 'chat.completion.chunk' : 'chat.completion';
+      const event = (body: object) => res.write(`data: ${JSON.stringify({ id, object, created, model: modelName, ...body })}\n\n`);
+      const send = (choice: unknown) => event({ choices: [choice] });
+      if (r.stream) res.writeHead(200, { ...SSE, ...headers });
+      const logged = { prompt_tokens: prompts.reduce((s, p) => s + p.length, 0), completion_tokens: 0, ttft_ms: 0 };
+      ctx.usageOf.set(res, logged);
+      metrics.promptTokens += logged.prompt_tokens;
+      let last = 0;
+      const onToken = () => {
+        const now = performance.now();
+        if (last === 0) { metrics.ttft.observe((now - t0) / 1000); logged.ttft_ms = Math.round(now - t0); }
+        else metrics.interToken.observe((now - last) / 1000);
+        last = now;
+        logged.completion_tokens++;
+        ctx.stats.tokensGenerated++;
+        metrics.generationTokens++;
+      };
+      await Promise.all(choices.map((c, i) => generateChoice(c, sequences[i], r, abort.signal, onToken, shape, r.stream ? send : null)));
+      if (abort.signal.aborted) { ctx.stats.aborted++; metrics.aborted++; return; }
+      ctx.stats.completions++;
+      const usage = { prompt_tokens: logged.prompt_tokens, completion_tokens: logged.completion_tokens,
+        total_tokens: logged.prompt_tokens + logged.completion_tokens };
+      if (r.stream) {
+        if (r.includeUsage) event({ choices: [], usage });
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+      const whole = choices.map((c) => choiceOf(shape, true, c, c.text, r.logprobs === null ? null : c.tokens, false,
+        echo ? tokenizer.decode(c.prompt).length : 0));
+      const text = JSON.stringify({ id, object, created, model: modelName, choices: whole, usage });
+      const json = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' };
+      res.writeHead(200, { ...json, ...headers });
+      res.end(text);
+    } finally {
+      for (const s of sequences) s.release(); // at once, also when the client left or generation failed: blocks go back
+      ctx.inFlight.delete(abort);
+    }
+  };
+
+  // a sequence for every choice, or none: a refusal releases those already open
+  async function openAll(choices: Choice[], r: SamplingRequest, signal: AbortSignal): Promise<EngineSequence[] | null> {
+    const opened = await Promise.allSettled(choices.map(async (c) => engine.open(c.prompt, r.maxTokens, signal)));
+    const failed = opened.find((o) => o.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (!failed) return opened.map((o) => (o as PromiseFulfilledResult<EngineSequence>).value);
+    for (const o of opened) if (o.status === 'fulfilled') o.value.release();
+    if (signal.aborted) return null;
+    const e = failed.reason as Error;
+    if (e instanceof EngineBusyError) {
+      throw Object.assign(new HttpError(503, e.message, null, 'server_error', 'server_busy'), { retryAfter: 1 });
+    }
+    throw new HttpError(400, e.message, 'max_tokens');
+  }
+
+  // one choice: its tokens streamed (send) or collected into c
+  async function generateChoice(c: Choice, sequence: EngineSequence, r: SamplingRequest, gone: AbortSignal, onToken: () => void,
+    shape: Shape, send: ((choice: unknown) => void) | null): Promise<void> {
+    const it = generateStream(model, tokenizer, c.prompt, {
+      maxTokens: r.maxTokens, temperature: r.temperature, topP: r.topP, seed: (r.seed + c.index) >>> 0, stopStrings: r.stop,
+      greedy: r.temperature === 0, presencePenalty: r.presencePenalty, frequencyPenalty: r.frequencyPenalty, logitBias: r.logitBias,
+      logprobs: r.logprobs ?? undefined, sequence,
+    });
+    let first = true;
+    let held: GeneratedToken[] = []; // tokens whose text is still held back (a possible stop string, half a character)
+    if (send && c.text) { send(choiceOf(shape, false, c, c.text, null, true)); first = false; } // echo
+    let offset = c.text.length;
+    let result = await it.next();
+    for (; !result.done; result = await it.next()) {
+      onToken();
+      if (gone.aborted) { await it.return(undefined as never); return; }
+      const t = result.value;
+      c.tokens.push(t);
+      held.push(t);
+      if (!send || !t.text) continue;
+      send(choiceOf(shape, false, c, t.text, r.logprobs === null ? null : held, first, offset));
+      offset += t.text.length;
+      [first, held] = [false, []];
+    }
+    c.finish = result.value.finishReason === 'stop' ? 'stop' : 'length';
+    c.text += result.value.text;
+    if (send) send(choiceOf(shape, false, c, '', r.logprobs === null || held.length === 0 ? null : held, first, offset));
+  }
+}
