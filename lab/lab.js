@@ -33,7 +33,7 @@ async function browserBackend() {
     attention(prompt) {
       const ids = tokenizer.encode(prompt);
       if (ids.length > 128) throw new Error(`the prompt is ${ids.length} tokens; the lab shows at most 128`);
-      const tokens = ids.map((i) => tokenizer.decode([i]));
+      const tokens = tokenizer.pieces(ids); // a character split over byte-level tokens shows whole, once
       const { attentions } = model.forward([ids], { outputAttentions: true });
       const metrics = attentions.flatMap((a, l) => headMetrics(a, l, tokens));
       return { tokens, ids, layers: attentions.length, heads: attentions[0].shape[1], map: (l, h) => slice(attentions[l].toFloat32(), h, ids.length), metrics };

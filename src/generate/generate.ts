@@ -12,7 +12,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { EngineSequence } from './engine.js';
 import { checkSampling, logprobsOf, sampleNext, type SamplingOptions } from './sampling.js';
 import { webgpuStepper } from './webgpu.js';
-import type { Tokenizer } from './tokenizer.js';
+import { settledText, type Tokenizer } from './tokenizer.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** New tokens at most (default 64). */
@@ -182,13 +182,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   }
 }
 
-/**
- * Decoded text without the replacement characters at its end: a character whose bytes span several byte-level tokens
- * (é, 🙂) decodes as one or more U+FFFD until its last byte arrives — never stream half a character.
- */
-export function settledText(full: string): string {
-  return full.replace(/\uFFFD+$/u, '');
-}
+export { settledText } from './tokenizer.js';
 
 /** The length of the longest end of text[from…] that begins some stop string (0: nothing to hold back). */
 function stopPrefix(text: string, stops: readonly string[], from: number): number {

@@ -52,6 +52,21 @@ export class Tokenizer {
   }
 
   /**
+   * Each token's text, for labels: pieces that join to decode(ids). A character whose bytes span several byte-level
+   * tokens (é, 🙂) belongs to the token that completes it — the ones before it get '' — instead of one U+FFFD each.
+   */
+  pieces(ids: readonly number[]): string[] {
+    const out: string[] = [];
+    let prev = '';
+    for (let i = 0; i < ids.length; i++) {
+      const full = i === ids.length - 1 ? this.decode(ids) : settledText(this.decode(ids.slice(0, i + 1)));
+      out.push(full.startsWith(prev) ? full.slice(prev.length) : this.decode([ids[i]]));
+      prev = full.startsWith(prev) ? full : prev + out[i];
+    }
+    return out;
+  }
+
+  /**
    * The prompt of a conversation: `messages` rendered with the checkpoint's chat template (or the default one), and its
    * token ids — encoded without adding special tokens, since the template writes them (as transformers does).
    * @example const { ids } = tokenizer.chat([{ role: 'user', content: 'Hello' }]);
@@ -75,4 +90,12 @@ export class Tokenizer {
   get vocabSize(): number {
     return this.tok.get_vocab(true).size;
   }
+}
+
+/**
+ * Decoded text without the replacement characters at its end: a character whose bytes span several byte-level tokens
+ * (é, 🙂) decodes as one or more U+FFFD until its last byte arrives — never show half a character.
+ */
+export function settledText(full: string): string {
+  return full.replace(/\uFFFD+$/u, '');
 }

@@ -209,7 +209,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     const ids = tokensOf(prompt);
     await queue.run(async () => {
       const { attentions } = model.forward([ids], { outputAttentions: true });
-      const tokens = ids.map((i) => tokenizer.decode([i]));
+      const tokens = tokenizer.pieces(ids); // a character split over byte-level tokens shows whole, once
       const round = (x: number) => Math.round(x * 1e4) / 1e4;
       const maps = attentions!.map((a) => {
         const [, H, T, S] = a.shape;

@@ -107,6 +107,13 @@ describe('API happy paths', () => {
     assert.equal(j.metrics.length, 32);
   });
 
+  test('POST /api/attention labels characters split over byte-level tokens whole (never U+FFFD)', async () => {
+    const j = await (await post('/api/attention', { prompt: 'naïve café 🙂' })).json() as { tokens: string[] };
+    assert.equal(j.tokens.join(''), 'naïve café 🙂');
+    assert.ok(j.tokens.every((t) => !t.includes('\uFFFD')), JSON.stringify(j.tokens));
+    assert.deepEqual(j.tokens.filter((t) => /[ïé🙂]/u.test(t)), ['ï', 'é', '🙂']);
+  });
+
   test('POST /api/experiment runs an experiment on the model', async () => {
     const j = await (await post('/api/experiment', { id: 'no-scaling', prompt: 'The Zen of Python, by Tim Peters.' })).json() as { metrics: { label: string; value: number }[] };
     const e = (label: string) => j.metrics.find((m) => m.label.startsWith(label))!.value;
