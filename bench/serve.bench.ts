@@ -3,7 +3,10 @@
 // to first token p50/p99, inter-token gap p50/p99, errors (a 503 is retried after its Retry-After; counted), every
 // stream ending with [DONE], and the server's peak RSS. Models: the embedded qkv-tiny (64 tokens per client) and a
 // ~135M model of SmolLM-135M's shape with random bf16 weights and qkv-tiny's tokenizer (vocabulary 4096; 16 tokens per
-// client, 1–32 clients), written to a temporary directory and deleted after. Options: --json, --quick (qkv-tiny only)
+// client, 1–32 clients), written to a temporary directory and deleted after. The server runs on one thread (--threads,
+// default 1): the clients run on this machine too, and kernel threads that share a core with them stall (issue #20).
+// Each server is warmed up first (sequential and concurrent requests: the first hundreds of tokens run before the JIT
+// has compiled the hot paths). Options: --json, --quick (qkv-tiny only), --threads N
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -16,8 +19,10 @@ const CLI = fileURLToPath(new URL('../src/node/cli/main.js', import.meta.url));
 const TINY = fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url));
 const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] : NaN);
 
+const threads = args.includes('--threads') ? args[args.indexOf('--threads') + 1] : '1';
+
 function serve(model: string, maxBatch: number): Promise<{ proc: ChildProcess; base: string }> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--model', model, '--port', '0', '--threads', '2', '--max-batch', String(maxBatch), '--quiet'],
+  const proc = spawn(process.execPath, [CLI, 'serve', '--model', model, '--port', '0', '--threads', threads, '--max-batch', String(maxBatch), '--quiet'],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -74,7 +79,8 @@ async function run(name: string, model: string, clients: number[], maxTokens: nu
   for (const [mode, maxBatch] of [['batched', 64], ['unbatched', 1]] as const) {
     const { proc, base } = await serve(model, maxBatch);
     try {
-      await client(base, 'warm up', 4);
+      for (let i = 0; i < 4; i++) await client(base, `warm up ${i}`, maxTokens);
+      await Promise.all(Array.from({ length: 16 }, (_, i) => client(base, `warm up ${i}`, maxTokens)));
       for (const n of clients) {
         const prompts = Array.from({ length: n }, (_, i) => ['A fool and his money', 'The Zen of Python', 'def fib(n):', 'Once upon a time'][i % 4] + ` ${i}`);
         const t0 = performance.now();
@@ -109,7 +115,8 @@ if (!args.includes('--quick')) {
 if (args.includes('--json')) {
   console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, rows }, null, 2));
 } else {
-  console.log(`qkv serve under load — streaming clients, greedy; ${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}\n`);
+  console.log(`qkv serve under load — streaming clients, greedy, server on ${threads} thread(s); ${cpus()[0]?.model} (${cpus().length} cores), ` +
+    `node ${process.version}\n`);
   console.log('model                              | server    | clients | tokens/s | batched ÷ unbatched | TTFT p50/p99 ms | gap p50/p99 ms | errors | 503 retries | peak RSS');
   console.log('-----------------------------------|-----------|---------|----------|---------------------|-----------------|----------------|--------|-------------|---------');
   for (const r of rows) {
