@@ -11,6 +11,8 @@ const el = (tag, props = {}, ...children) => {
   return e;
 };
 const fmt = (x) => (Math.abs(x) >= 1e5 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(2) : Number.isInteger(x) ? String(x) : x.toFixed(Math.abs(x) < 1 ? 4 : 3));
+// a measured value with its unit: bytes as KiB/MiB/GiB, never 4.36e+9
+const withUnit = (x, unit) => (unit === 'bytes' ? humanBytes(x) : `${fmt(x)}${unit ? ` ${unit}` : ''}`);
 
 // ---- backends: the model in this page, or the server --------------------------------------------------------
 
@@ -97,12 +99,14 @@ function color(p) {
   return STOPS[i].map((c, k) => Math.round(c + f * (STOPS[i + 1][k] - c)));
 }
 
+// masked cells (a key after its query: the causal mask) as a grey checker, so they never read as a weight of zero
+const MASKED = [[150, 150, 150], [190, 190, 190]];
 function drawMap(canvas, rows, highlight = -1) {
   const T = rows.length;
   const ctx = canvas.getContext('2d');
   const img = ctx.createImageData(T, T);
   for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
-    const [r, g, b] = color(rows[i][j]);
+    const [r, g, b] = j > i ? MASKED[(i + j) % 2] : color(rows[i][j]);
     const o = (i * T + j) * 4;
     const dim = highlight >= 0 && i !== highlight && j !== highlight ? 0.35 : 1;
     img.data[o] = r * dim; img.data[o + 1] = g * dim; img.data[o + 2] = b * dim; img.data[o + 3] = 255;
@@ -119,8 +123,17 @@ let selected = { layer: 0, head: 0 };
 
 function status(text) { $('#status').textContent = text; }
 
-async function run() {
+// the prompt, or null (and a sentence in the status line) when there is nothing to run
+function promptOrSay() {
   const prompt = $('#prompt').value;
+  if (prompt.trim() !== '') return prompt;
+  status('Type a prompt first: the model needs at least one token to attend over.');
+  return null;
+}
+
+async function run() {
+  const prompt = promptOrSay();
+  if (prompt === null) return;
   status('running the model…');
   await new Promise((r) => setTimeout(r, 10)); // let the status paint before the page computes
   try {
@@ -197,12 +210,14 @@ function select(l, h) {
       row('mean distance (tokens)', fmt(m.distance)), row(`pattern strength`, fmt(m.strength)),
       row('most attended', m.topTokens.map((t) => `“${t.token}”`).join(' '))),
     el('p', { id: 'hover-info', className: 'hint' }),
-    el('p', { className: 'hint', textContent: 'Rows are queries (each token), columns are keys it may look at; the causal mask leaves the upper triangle dark.' }),
+    el('p', { className: 'hint', textContent: 'Rows are queries (each token), columns are keys it may look at; the causal mask hides '
+      + 'the upper triangle (grey checks). Colour: viridis on √weight — dark purple is 0, yellow is 1.' }),
   );
   hoverToken(-1);
 }
 
 async function generate() {
+  if (promptOrSay() === null) return;
   const out = $('#generation');
   out.textContent = $('#prompt').value;
   const device = $('#use-webgpu').checked ? 'webgpu' : 'cpu';
@@ -232,6 +247,7 @@ function renderExperiments() {
     const button = el('button', { type: 'button', textContent: `Run: ${title}` });
     button.dataset.id = id;
     button.addEventListener('click', async () => {
+      if (promptOrSay() === null) return;
       result.textContent = 'running on the real model…';
       await new Promise((r) => setTimeout(r, 10));
       try {
@@ -239,7 +255,7 @@ function renderExperiments() {
         result.replaceChildren(
           el('p', { textContent: r.lookFor }),
           el('table', { className: 'table' }, ...r.metrics.map((m) => el('tr', { className: 'metric' },
-            el('td', { textContent: m.label }), el('td', { className: 'num value', textContent: `${fmt(m.value)}${m.unit ? ` ${m.unit}` : ''}` })))),
+            el('td', { textContent: m.label }), el('td', { className: 'num value', textContent: withUnit(m.value, m.unit) })))),
           ...(r.series ? [plot(r.series)] : []),
         );
       } catch (e) {
@@ -275,7 +291,8 @@ function plot(s, w = 340, h = 180) {
   add('text', { x: 4, y: 14 }, `${s.yLabel}${log ? ' (log)' : ''}`);
   s.lines.forEach((l, k) => {
     add('polyline', { points: s.x.map((x, i) => `${px(x)},${py(l.y[i])}`).join(' '), fill: 'none', 'stroke-width': 2, class: `l${k}` });
-    add('text', { x: 52, y: 30 + 14 * k, class: `legend l${k}` }, `${l.name}: ${fmt(l.y[l.y.length - 1])} at ${fmt(x1)}`);
+    const yLast = /bytes/.test(s.yLabel) ? humanBytes(l.y[l.y.length - 1]) : fmt(l.y[l.y.length - 1]);
+    add('text', { x: 52, y: 30 + 14 * k, class: `legend l${k}` }, `${l.name}: ${yLast} at ${fmt(x1)}`);
   });
   return svg;
 }
@@ -337,6 +354,11 @@ async function start() {
   $('#run').addEventListener('click', run);
   $('#generate').addEventListener('click', generate);
   $('#prompt').addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) run(); });
+  // results measured on another prompt are not shown as this one's
+  $('#prompt').addEventListener('input', () => {
+    const stale = 'The prompt changed: run the experiment again.';
+    for (const r of document.querySelectorAll('#experiments .result')) if (r.textContent) r.textContent = stale;
+  });
   for (const id of ['#kv-preset', '#kv-context', '#kv-batch', '#kv-dtype']) $(id).addEventListener('input', renderKv);
   renderExperiments();
   renderKv();

@@ -84,6 +84,19 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   await page.locator('.experiment[data-id="no-causal"]').screenshot({ path: join(ARTIFACTS, 'lab-experiment.png') });
   await page.screenshot({ path: join(ARTIFACTS, 'lab-full.png'), fullPage: true });
 
+  // bytes read as bytes (never 4.36e+9); a changed prompt clears results measured on the old one; an empty prompt is a
+  // sentence, not an internal error
+  await page.click('.experiment[data-id="kernel-memory"] button');
+  await page.waitForSelector('.experiment[data-id="kernel-memory"] .metric', { timeout: 60_000 });
+  const bytes = await page.$$eval('.experiment[data-id="kernel-memory"] .metric .value', (els) => els.map((e) => e.textContent ?? ''));
+  assert.ok(bytes.slice(0, 2).every((b) => /^\d+(\.\d+)? (B|KiB|MiB|GiB)$/.test(b)), `bytes shown as ${bytes}`);
+  const prompt = await page.inputValue('#prompt');
+  await page.fill('#prompt', '');
+  assert.match(await page.textContent('.experiment[data-id="kernel-memory"] .result') ?? '', /prompt changed/);
+  await page.click('#run');
+  assert.match(await page.textContent('#status') ?? '', /Type a prompt first/);
+  await page.fill('#prompt', prompt);
+
   // phone width: still one column of controls, no horizontal scrolling
   await page.setViewportSize({ width: 390, height: 844 });
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no horizontal scroll at 390 px');
