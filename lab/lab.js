@@ -1,8 +1,9 @@
 // The Attention Lab: runs the model in the page with qkv's own modules (served from /qkv/), and falls back to the
 // server's API (/api/attention, /api/experiment, /v1/completions) when the page cannot load it.
-import { modelFromBytes, Tokenizer, generateStream, kvTable, KV_PRESETS, humanBytes, useBrowserThreads } from '/qkv/index.js';
-import { headMetrics } from '/qkv/inspect/metrics.js';
-import { EXPERIMENTS } from '/qkv/inspect/experiments.js';
+// everything through qkv's public API (src/index.ts), as any page would use it
+import {
+  modelFromBytes, Tokenizer, generateStream, kvTable, KV_PRESETS, humanBytes, useBrowserThreads, headMetrics, EXPERIMENTS,
+} from '/qkv/index.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, props = {}, ...children) => {
@@ -181,14 +182,23 @@ function hoverToken(i) {
 function renderGrid() {
   const grid = $('#grid');
   grid.style.setProperty('--heads', state.heads);
+  // GQA: query head h reads kv head ⌊h / G⌋, G = Hq / Hkv; heads of one group share a colour bar
+  const Hkv = backend.info.numKvHeads || state.heads;
+  const G = state.heads / Hkv;
+  $('#gqa-note').textContent = G > 1
+    ? `GQA: ${state.heads} query heads read ${Hkv} key/value heads — the ${G} heads under one colour bar share their keys and values.`
+    : `MHA: each of the ${state.heads} heads has its own keys and values.`;
   const cells = [];
   for (let l = 0; l < state.layers; l++) for (let h = 0; h < state.heads; h++) {
     const m = state.metrics.find((x) => x.layer === l && x.head === h);
+    const kv = Math.floor(h / G);
     const canvas = el('canvas', { width: state.tokens.length, height: state.tokens.length });
     drawMap(canvas, state.map(l, h));
-    const cell = el('button', { className: 'cell heatmap', type: 'button', title: `layer ${l}, head ${h}: ${m.pattern}` }, canvas, el('span', { textContent: `L${l} H${h} · ${m.pattern}` }));
+    const label = `L${l} H${h}${G > 1 ? ` · kv${kv}` : ''} · ${m.pattern}`;
+    const cell = el('button', { className: 'cell heatmap', type: 'button', title: `layer ${l}, head ${h}: ${m.pattern}` }, canvas, el('span', { textContent: label }));
+    if (G > 1) cell.style.borderTop = `4px solid hsl(${Math.round((360 * kv) / Hkv)} 65% 50%)`;
     cell.setAttribute('role', 'listitem');
-    cell.setAttribute('aria-label', `layer ${l} head ${h}, ${m.pattern}; enlarge`);
+    cell.setAttribute('aria-label', `layer ${l} head ${h}${G > 1 ? `, kv head ${kv}` : ''}, ${m.pattern}; enlarge`);
     cell.dataset.layer = l; cell.dataset.head = h;
     cell.addEventListener('click', () => select(l, h));
     cells.push(cell);

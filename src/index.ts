@@ -45,3 +45,5 @@ export { generate, generateStream, generateBatch, greedy, seq2seqGenerate, type 
 export { kvCacheBytes, kvTable, KV_PRESETS, KV_DTYPE_BYTES, humanBytes, type KvShape, type KvRow } from './cache/memory.js';
 export { attentionWebGPU, attentionBackwardWebGPU, pagedAttentionWebGPU, toGpu, toCpu, type GpuKernel } from './attention/webgpu.js';
 export { GpuTensor } from './kernels/webgpu/gpu-tensor.js';
+export { headMetrics, type HeadMetrics, type HeadPattern } from './inspect/metrics.js';
+export { EXPERIMENTS, nextTokenLoss, type ExperimentResult, type Metric, type Series } from './inspect/experiments.js';

@@ -147,9 +147,17 @@ export function slidingWindow(model: CausalLM, ids: number[]): ExperimentResult 
   const windows = [1, 2, 4, 8, 16, 32, 64, 128].filter((w) => w < ids.length);
   const full = nextTokenLoss(model, ids);
   const losses = windows.map((w) => nextTokenLoss(model, ids, { slidingWindow: w }));
+  // what this prompt shows, said from the measured losses (a prompt whose next tokens follow from the last few may not
+  // get worse with a small window, and the sentence must not claim it does)
+  const worst = Math.max(...losses);
+  const shown = worst > full + 0.05
+    ? `On this prompt a window of ${windows[losses.indexOf(worst)]} costs ${(worst - full).toFixed(2)} nats over full context; ` +
+      'the plot shows the loss against the window.'
+    : 'On this prompt a small window costs almost nothing: its next tokens follow from the last few. Try a prompt that ' +
+      'repeats a phrase from its start (the lab\'s "A fool and his money …" example) to see the window matter.';
   return {
     id: 'window', title: 'Shrink the sliding window',
-    lookFor: 'Each token may only look back W positions. A small window forgets the start of the sentence and the loss rises; a window as long as the text changes nothing — which is why Mistral can cache only W tokens.',
+    lookFor: `Each token may only look back W positions (Mistral caches only W tokens). ${shown}`,
     metrics: [
       { label: 'next-token loss, full context', value: full, unit: 'nats' },
       ...windows.slice(0, 3).map((w, i) => ({ label: `next-token loss, window ${w}`, value: losses[i], unit: 'nats' })),
