@@ -287,22 +287,36 @@ function plot(s, w = 340, h = 180) {
   const logX = x0 > 0 && x1 / x0 > 50; // doubling lengths read best on a log axis
   const g = (x) => (logX ? Math.log2(x) : x);
   const [y0, y1] = [Math.min(...s.lines.flatMap((l) => l.y.map(f))), Math.max(...s.lines.flatMap((l) => l.y.map(f)))];
-  const px = (x) => 44 + ((g(x) - g(x0)) / (g(x1) - g(x0) || 1)) * (w - 56);
-  const py = (y) => h - 28 - ((f(y) - y0) / (y1 - y0 || 1)) * (h - 44);
+  const px = (x) => 64 + ((g(x) - g(x0)) / (g(x1) - g(x0) || 1)) * (w - 76);
+  const py = (y) => h - 28 - ((f(y) - y0) / (y1 - y0 || 1)) * (h - 56);
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
   svg.setAttribute('role', 'img');
   svg.setAttribute('aria-label', `${s.yLabel} against ${s.xLabel}`);
   const add = (tag, attrs, text) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text) e.textContent = text; svg.append(e); };
-  add('line', { x1: 44, y1: h - 28, x2: w - 8, y2: h - 28, class: 'axis' });
-  add('line', { x1: 44, y1: 8, x2: 44, y2: h - 28, class: 'axis' });
-  add('text', { x: 44, y: h - 8 }, `${s.xLabel}: ${fmt(x0)} … ${fmt(x1)}${logX ? ' (log)' : ''}`);
-  add('text', { x: 4, y: 14 }, `${s.yLabel}${log ? ' (log)' : ''}`);
+  add('line', { x1: 64, y1: h - 28, x2: w - 8, y2: h - 28, class: 'axis' });
+  add('line', { x1: 64, y1: 20, x2: 64, y2: h - 28, class: 'axis' });
+  add('text', { x: 64, y: h - 2 }, `${s.xLabel}${logX ? ' (log scale)' : ''}`);
+  add('text', { x: 4, y: 14 }, `${s.yLabel}${log ? ' (log scale)' : ''}`);
+  // ticks with values and units: every x given (thinned past 8), and four y values evenly spaced on the axis's scale
+  const yText = (y) => (/bytes/.test(s.yLabel) ? humanBytes(y) : fmt(y));
+  const every = Math.ceil(s.x.length / 8);
+  s.x.forEach((x, i) => {
+    if (i % every) return;
+    add('line', { x1: px(x), y1: h - 28, x2: px(x), y2: h - 24, class: 'axis' });
+    add('text', { x: px(x), y: h - 14, 'text-anchor': i === s.x.length - 1 ? 'end' : 'middle', class: 'tick' }, fmt(x));
+  });
+  for (let k = 0; k <= 3; k++) {
+    const v = y0 + ((y1 - y0) * k) / 3; // on the axis's scale (log10 when log)
+    const y = log ? 10 ** v : v;
+    add('line', { x1: 60, y1: py(y), x2: 64, y2: py(y), class: 'axis' });
+    add('text', { x: 58, y: py(y) + 3, 'text-anchor': 'end', class: 'tick' }, yText(y));
+  }
   s.lines.forEach((l, k) => {
     add('polyline', { points: s.x.map((x, i) => `${px(x)},${py(l.y[i])}`).join(' '), fill: 'none', 'stroke-width': 2, class: `l${k}` });
     const yLast = /bytes/.test(s.yLabel) ? humanBytes(l.y[l.y.length - 1]) : fmt(l.y[l.y.length - 1]);
-    add('text', { x: 52, y: 30 + 14 * k, class: `legend l${k}` }, `${l.name}: ${yLast} at ${fmt(x1)}`);
+    add('text', { x: 72, y: 30 + 14 * k, class: `legend l${k}` }, `${l.name}: ${yLast} at ${fmt(x1)}`);
   });
   return svg;
 }
