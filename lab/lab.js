@@ -33,6 +33,12 @@ async function browserBackend() {
   const gpuName = adapter ? [adapter.info?.vendor, adapter.info?.architecture || adapter.info?.description].filter(Boolean).join(' ') || 'WebGPU' : null;
   return {
     mode: 'browser', threads, gpuName, info: model.info, name: config.architectures?.[0] ?? 'model',
+    // the logits of the token after the prompt, over the whole vocabulary, with each token's text
+    nextLogits(prompt) {
+      const ids = tokenizer.encode(prompt);
+      const logits = model.forward([ids], { lastOnly: true }).logits.toFloat32();
+      return { logits, text: (id) => tokenizer.decode([id]) };
+    },
     attention(prompt) {
       const ids = tokenizer.encode(prompt);
       if (ids.length > 128) throw new Error(`the prompt is ${ids.length} tokens; the lab shows at most 128`);
@@ -68,6 +74,14 @@ async function serverBackend() {
       return { ...last, map: (l, h) => last.maps[l][h] };
     },
     experiment: (id, prompt) => post('/api/experiment', { id, prompt }),
+    // the server gives the 5 most likely (logprobs); the rest of the vocabulary is unknown here
+    async nextLogits(prompt) {
+      const j = await post('/v1/completions', { prompt, max_tokens: 1, temperature: 0, logprobs: 5 });
+      const first = j.choices[0].logprobs?.top_logprobs?.[0];
+      if (!first) throw new Error('the model would end the text here (its most likely next token is end-of-text)');
+      const top = Object.entries(first);
+      return { logits: Float32Array.from(top.map(([, lp]) => lp)), text: (i) => top[i][0], partial: true };
+    },
     async generate(prompt, n, onText) {
       const r = await fetch('/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, max_tokens: n, temperature: 0, stream: true }) });
       if (!r.ok) throw new Error((await r.json()).error?.message);
@@ -144,6 +158,7 @@ async function run() {
     renderTokens();
     renderGrid();
     select(selected.layer, selected.head);
+    await updateNext(prompt);
   } catch (e) {
     status(`error: ${e.message}`);
   }
@@ -242,6 +257,59 @@ async function generate() {
   } catch (e) {
     status(`error: ${e.message}`);
   }
+}
+
+// ---- next token: temperature, top-k, top-p ---------------------------------------------------------------------
+
+let next = null; // { logits, text, partial }
+
+// p_i = softmax(l_i / T), then top-k and top-p cut (kept renormalised); the 12 most likely with their fate
+function sampling() {
+  const T = +$('#temperature').value, k = +$('#top-k').value || 0, topP = +$('#top-p').value || 1;
+  const l = next.logits;
+  const order = [...l.keys()].sort((a, b) => l[b] - l[a]);
+  const m = l[order[0]];
+  const e = order.map((i) => Math.exp((l[i] - m) / T));
+  const sum = e.reduce((a, b) => a + b, 0);
+  const p = e.map((x) => x / sum);
+  let kept = k > 0 ? Math.min(k, p.length) : p.length;
+  let mass = 0, n = 0;
+  while (n < kept && mass < topP) mass += p[n++];
+  kept = Math.max(1, n);
+  const keptSum = p.slice(0, kept).reduce((a, b) => a + b, 0);
+  return order.map((id, r) => ({ id, p: p[r], kept: r < kept, q: r < kept ? p[r] / keptSum : 0 }));
+}
+
+function renderNext(picked = -1) {
+  if (!next) return;
+  $('#temperature-value').textContent = (+$('#temperature').value).toFixed(2);
+  const rows = sampling().slice(0, 12);
+  $('#next-bars').replaceChildren(...rows.flatMap((r) => {
+    const cls = `${r.kept ? '' : 'out'} ${r.id === picked ? 'picked' : ''}`;
+    const label = el('span', { className: `label ${cls}`, textContent: JSON.stringify(next.text(r.id)) });
+    label.setAttribute('role', 'listitem');
+    return [label, el('span', { className: cls }, el('div', { className: 'bar', style: `width: ${(100 * r.p).toFixed(1)}%` })),
+      el('span', { className: `num ${cls}`, textContent: r.kept ? `${(100 * r.q).toFixed(1)}%` : 'cut' })];
+  }));
+}
+
+async function updateNext(prompt) {
+  try {
+    next = await backend.nextLogits(prompt);
+    $('#sampled').textContent = next.partial ? 'the server gives the five most likely tokens only' : '';
+    renderNext();
+  } catch (e) {
+    $('#sampled').textContent = `error: ${e.message}`;
+  }
+}
+
+function sampleOne() {
+  if (!next) return;
+  const rows = sampling().filter((r) => r.kept);
+  let u = Math.random();
+  const pick = rows.find((r) => (u -= r.q) <= 0) ?? rows[rows.length - 1];
+  $('#sampled').textContent = `sampled ${JSON.stringify(next.text(pick.id))} (p = ${(100 * pick.q).toFixed(1)}% after the cuts)`;
+  renderNext(pick.id);
 }
 
 // ---- experiments ------------------------------------------------------------------------------------------------
@@ -384,6 +452,8 @@ async function start() {
     for (const r of document.querySelectorAll('#experiments .result')) if (r.textContent) r.textContent = stale;
   });
   for (const id of ['#kv-preset', '#kv-context', '#kv-batch', '#kv-dtype']) $(id).addEventListener('input', renderKv);
+  for (const id of ['#temperature', '#top-k', '#top-p']) $(id).addEventListener('input', () => renderNext());
+  $('#sample').addEventListener('click', sampleOne);
   renderExperiments();
   renderKv();
   renderCost();

@@ -75,6 +75,22 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   assert.match(await page.textContent('#hover-info') ?? '', /attends to .*attended by/);
   await page.screenshot({ path: join(ARTIFACTS, 'lab-1280x800.png') });
 
+  // the next token: bars for the most likely tokens; a low temperature puts ~all the mass on the first, top-k 1 cuts the rest
+  await page.waitForFunction(() => document.querySelectorAll('#next-bars .bar').length === 12, undefined, { timeout: 30_000 });
+  await page.fill('#temperature', '0.05');
+  await page.dispatchEvent('#temperature', 'input');
+  const sharp = await page.$$eval('#next-bars .num', (els) => els.map((e) => e.textContent ?? ''));
+  assert.ok(parseFloat(sharp[0]) > 90, `at T = 0.05 the top token holds ${sharp[0]}`);
+  await page.fill('#temperature', '1');
+  await page.fill('#top-k', '1');
+  await page.dispatchEvent('#top-k', 'input');
+  const cut = await page.$$eval('#next-bars .num', (els) => els.map((e) => e.textContent ?? ''));
+  assert.deepEqual([cut[0], cut[1]], ['100.0%', 'cut']);
+  await page.click('#sample');
+  assert.match(await page.textContent('#sampled') ?? '', /^sampled ".*" \(p = 100\.0% after the cuts\)$/);
+  await page.fill('#top-k', '0');
+  await page.dispatchEvent('#top-k', 'input');
+
   // one experiment, with its measured number
   await page.click('.experiment[data-id="no-causal"] button');
   await page.waitForSelector('.experiment[data-id="no-causal"] .metric', { timeout: 60_000 });
