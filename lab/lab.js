@@ -43,9 +43,9 @@ async function browserBackend() {
       const ids = tokenizer.encode(prompt);
       if (ids.length > 128) throw new Error(`the prompt is ${ids.length} tokens; the lab shows at most 128`);
       const tokens = tokenizer.pieces(ids); // a character split over byte-level tokens shows whole, once
-      const { attentions } = model.forward([ids], { outputAttentions: true });
+      const { attentions, qkv } = model.forward([ids], { outputAttentions: true, outputQkv: true });
       const metrics = attentions.flatMap((a, l) => headMetrics(a, l, tokens));
-      return { tokens, ids, layers: attentions.length, heads: attentions[0].shape[1], map: (l, h) => slice(attentions[l].toFloat32(), h, ids.length), metrics };
+      return { tokens, ids, layers: attentions.length, heads: attentions[0].shape[1], map: (l, h) => slice(attentions[l].toFloat32(), h, ids.length), metrics, qkv };
     },
     experiment: (id, prompt) => EXPERIMENTS[id](model, tokenizer.encode(prompt)),
     async generate(prompt, n, onText, device = 'cpu') {
@@ -158,6 +158,8 @@ async function run() {
     renderTokens();
     renderGrid();
     select(selected.layer, selected.head);
+    $('#step-query').replaceChildren(); // new tokens: the query list is rebuilt, on the last token
+    renderStep();
     await updateNext(prompt);
   } catch (e) {
     status(`error: ${e.message}`);
@@ -239,6 +241,7 @@ function select(l, h) {
       + 'the upper triangle (grey checks). Colour: viridis on √weight — dark purple is 0, yellow is 1.' }),
   );
   hoverToken(-1);
+  renderStep();
 }
 
 async function generate() {
@@ -257,6 +260,78 @@ async function generate() {
   } catch (e) {
     status(`error: ${e.message}`);
   }
+}
+
+// ---- one head, step by step -------------------------------------------------------------------------------------
+
+// a vector as a strip of cells, blue (negative) to red (positive), scaled by its largest |value|
+function strip(values, title) {
+  const c = el('canvas', { width: values.length, height: 1, className: 'strip', title });
+  const ctx = c.getContext('2d');
+  const img = ctx.createImageData(values.length, 1);
+  const top = Math.max(1e-9, ...Array.from(values, Math.abs));
+  values.forEach((x, d) => {
+    const t = x / top; // −1 … 1
+    const [r, g, b] = t >= 0 ? [255, 255 * (1 - t), 255 * (1 - t)] : [255 * (1 + t), 255 * (1 + t), 255];
+    img.data.set([r, g, b, 255], 4 * d);
+  });
+  ctx.putImageData(img, 0, 0);
+  return c;
+}
+
+// the selected head for one query token: q, every key, q·k, × scale, the mask, softmax, and o = Σ p v — the numbers the
+// kernels compute (src/kernels/cpu/sdpa-naive.ts), from the q, k and v the model used (forward's outputQkv)
+function renderStep() {
+  const box = $('#step');
+  if (!state?.qkv) {
+    box.replaceChildren(el('p', { className: 'hint', textContent: 'This view needs the model in the page (the server sends the maps only).' }));
+    return;
+  }
+  const T = state.tokens.length;
+  const sel = $('#step-query');
+  if (sel.options.length !== T) {
+    sel.replaceChildren(...state.tokens.map((t, i) => el('option', { value: String(i), textContent: `${i}: ${JSON.stringify(t)}` })));
+    sel.value = String(T - 1);
+  }
+  const i = Math.min(T - 1, +sel.value);
+  const { layer: l, head: h } = selected;
+  const { q, k, v, scale } = state.qkv[l];
+  const [, Hq, , D] = q.shape;
+  const Hkv = k.shape[1];
+  const kvh = Math.floor(h / (Hq / Hkv));
+  const [qa, ka, va] = [q.toFloat32(), k.toFloat32(), v.toFloat32()];
+  const row = (a, head, j) => a.subarray(((head * T) + j) * D, ((head * T) + j + 1) * D);
+  const qi = row(qa, h, i);
+  // s_j = scale · q_i · k_j for the keys the causal mask allows (j ≤ i); p = softmax(s); o = Σ_j p_j v_j
+  const s = Array.from({ length: T }, (_, j) => (j > i ? -Infinity : scale * row(ka, kvh, j).reduce((acc, x, d) => acc + x * qi[d], 0)));
+  const m = Math.max(...s);
+  const e = s.map((x) => Math.exp(x - m));
+  const z = e.reduce((a, b) => a + b, 0);
+  const p = e.map((x) => x / z);
+  const o = new Float32Array(D);
+  for (let j = 0; j <= i; j++) row(va, kvh, j).forEach((x, d) => { o[d] += p[j] * x; });
+  const mapRow = state.map(l, h)[i];
+  const diff = Math.max(...p.map((x, j) => Math.abs(x - mapRow[j])));
+  const num = (x, cls = '') => el('td', { className: `num ${cls}`, textContent: x });
+  box.replaceChildren(
+    el('p', { textContent: `Layer ${l}, head ${h}${Hkv < Hq ? ` (reads kv head ${kvh}, shared by ${Hq / Hkv} query heads)` : ''} · head_dim d = ${D} · ` +
+      `scale = ${scale.toFixed(4)} (1/√d = ${(1 / Math.sqrt(D)).toFixed(4)})` }),
+    el('div', { className: 'step-q' }, el('span', { textContent: `q of “${state.tokens[i]}”` }), strip(qi, 'q (blue < 0 < red)')),
+    el('table', { className: 'table step' },
+      el('tr', {}, ...['key token', 'k_j', 'q·k_j', '× scale', 'softmax p_j', ''].map((t) => el('th', { textContent: t }))),
+      ...state.tokens.map((t, j) => {
+        const masked = j > i;
+        const dot = masked ? NaN : s[j] / scale;
+        return el('tr', { className: masked ? 'masked' : '' }, el('td', { textContent: JSON.stringify(t) }),
+          el('td', {}, strip(row(ka, kvh, j), `k_${j}`)),
+          num(masked ? 'masked' : dot.toFixed(3)), num(masked ? '−∞' : s[j].toFixed(3)),
+          el('td', {}, el('div', { className: 'bar', style: `width: ${(100 * p[j]).toFixed(1)}%` })), num(masked ? '0' : `${(100 * p[j]).toFixed(1)}%`));
+      })),
+    el('div', { className: 'step-q' }, el('span', { textContent: 'o = Σ p_j v_j' }), strip(o, 'the head output for this token')),
+    el('p', { className: 'hint', textContent: `s_j = q·k_j × scale; keys after the query are masked (−∞, so p_j = 0); p = softmax(s); ` +
+      `o = Σ_j p_j v_j — the loop of src/kernels/cpu/sdpa-naive.ts. These p_j match the attention map's row (max |Δ| = ${diff.toExponential(1)}).` }),
+  );
+  box.dataset.maxDiff = String(diff);
 }
 
 // ---- next token: temperature, top-k, top-p ---------------------------------------------------------------------
@@ -454,6 +529,7 @@ async function start() {
   for (const id of ['#kv-preset', '#kv-context', '#kv-batch', '#kv-dtype']) $(id).addEventListener('input', renderKv);
   for (const id of ['#temperature', '#top-k', '#top-p']) $(id).addEventListener('input', () => renderNext());
   $('#sample').addEventListener('click', sampleOne);
+  $('#step-query').addEventListener('input', renderStep);
   renderExperiments();
   renderKv();
   renderCost();

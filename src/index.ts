@@ -31,7 +31,7 @@ export { Rng } from './nn/random.js';
 export { buildModel, supportedArchitectures, registerArchitecture } from './models/registry.js';
 export { modelFromBytes } from './models/load.js';
 export { Weights, WEIGHT_FORMATS, type WeightFormat } from './models/weights.js';
-export type { Model, CausalLM, EncoderModel, Seq2SeqLM, ModelInfo, CausalForwardOptions, EncoderInputs } from './models/model.js';
+export type { Model, CausalLM, EncoderModel, Seq2SeqLM, ModelInfo, CausalForwardOptions, EncoderInputs, LayerQkv } from './models/model.js';
 export type { HfConfig } from './models/config.js';
 export type { DenseView, KVCache, KVView, PagedView, StoreRequest } from './cache/kv-cache.js';
 export { pagedAttention, type BlockPool, type PagedProblem } from './attention/paged.js';

@@ -19,6 +19,9 @@ export interface ModelInfo {
   padTokenId: number | null;
 }
 
+/** One layer's attention inputs (CausalForwardOptions.outputQkv). */
+export interface LayerQkv { q: Tensor; k: Tensor; v: Tensor; scale: number }
+
 /** Options of a causal LM forward pass. */
 export interface CausalForwardOptions {
   /** Keys and values of earlier tokens; the new ones are appended. */
@@ -29,6 +32,9 @@ export interface CausalForwardOptions {
   attentionMask?: readonly (readonly number[])[];
   /** Return every layer's attention weights [B, H, T, S]. */
   outputAttentions?: boolean;
+  /** Return every layer's q [B, Hq, T, D], k and v [B, Hkv, T, D] as attention uses them (after RoPE and qk-norm) and
+   *  its softmax scale: what the lab's step-by-step view shows. Without a cache only. */
+  outputQkv?: boolean;
   /** Compute logits for the last position only (generation). */
   lastOnly?: boolean;
   /** Break things on purpose to see why they exist (the lab's experiments; Llama family). */
@@ -53,7 +59,7 @@ export interface CausalLM {
   readonly kind: 'causal-lm';
   readonly info: ModelInfo;
   /** logits [B, T, V] (or [B, 1, V] with lastOnly) and, on request, attentions per layer. */
-  forward(inputIds: readonly (readonly number[])[], o?: CausalForwardOptions): { logits: Tensor; attentions?: Tensor[] };
+  forward(inputIds: readonly (readonly number[])[], o?: CausalForwardOptions): { logits: Tensor; attentions?: Tensor[]; qkv?: LayerQkv[] };
 }
 
 export interface EncoderModel {

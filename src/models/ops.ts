@@ -4,13 +4,13 @@
 // activations' type, [B, T, C] rows (one sequence, B = 1, on the GPU).
 //   x = input(embed(ids));   for each layer: x = scoped(() => block(x));   logits = linear(norm(last(x)), lm_head)
 // scoped() is the per-layer arena: on the GPU everything a layer made but its result goes back to the buffer pool.
-import type { CausalForwardOptions, Ablations, CausalLM } from './model.js';
+import type { CausalForwardOptions, Ablations, CausalLM, LayerQkv } from './model.js';
 import { QkvError } from '../errors.js';
 import { activation, add } from '../nn/activations.js';
 import { gatedLinear, linear } from '../nn/linear.js';
 import type { MixtureOfExperts } from '../nn/moe.js';
 import { layerNorm, rmsNorm } from '../nn/norm.js';
-import type { RopeFrequencies } from '../nn/positional/rope.js';
+import { applyRope, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
@@ -81,10 +81,11 @@ export function positionsOf(ids: readonly (readonly number[])[], o: CausalForwar
 
 /** The forward pass on the CPU: a Decoder's logits over CpuOps, and the attention weights of every layer on request. */
 export function forwardOnCpu(m: Decoder, ids: readonly (readonly number[])[], o: CausalForwardOptions = {}):
-  { logits: Tensor; attentions?: Tensor[] } {
+  { logits: Tensor; attentions?: Tensor[]; qkv?: LayerQkv[] } {
+  if (o.outputQkv && o.cache) throw new QkvError('forward: outputQkv shows a whole prompt\'s q, k and v; leave out the cache');
   const ops = new CpuOps(o, positionsOf(ids, o));
   const logits = m.logits(ops, ids, o.lastOnly ?? false, o.ablate);
-  return { logits, attentions: o.outputAttentions ? ops.attentions : undefined };
+  return { logits, attentions: o.outputAttentions ? ops.attentions : undefined, qkv: o.outputQkv ? ops.qkv : undefined };
 }
 
 /** DecoderOps on Tensors: the CPU layers (nn/), attention through the KV cache and the kernel registry. */
@@ -92,6 +93,8 @@ export class CpuOps implements DecoderOps<Tensor> {
   readonly device = 'cpu';
   /** Every layer's attention weights [B, Hq, T, S], when the options ask for them. */
   readonly attentions: Tensor[] = [];
+  /** Every layer's q, k, v as attention uses them (after RoPE), when the options ask for them. */
+  readonly qkv: LayerQkv[] = [];
 
   constructor(private readonly o: CausalForwardOptions, private readonly positions: readonly number[]) {}
 
@@ -122,6 +125,11 @@ export class CpuOps implements DecoderOps<Tensor> {
       sinks: s.sinks, valuesInKeys: s.valuesInKeys, positionFree: !s.rope, returnWeights: this.o.outputAttentions,
     });
     if (a.weights) this.attentions.push(a.weights);
+    if (this.o.outputQkv) {
+      // the same rotation modelAttention applies (no cache: queries and keys at the same positions)
+      const rot = (x: Tensor) => (s.rope ? applyRope(x, { freqs: s.rope, positions: this.positions, style: s.ropeStyle }) : x);
+      this.qkv.push({ q: rot(qh), k: rot(kh), v: vh, scale: s.scale });
+    }
     return a.out; // [B, T, Hq·Dv]
   }
 }

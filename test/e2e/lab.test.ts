@@ -75,6 +75,13 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   assert.match(await page.textContent('#hover-info') ?? '', /attends to .*attended by/);
   await page.screenshot({ path: join(ARTIFACTS, 'lab-1280x800.png') });
 
+  // one head step by step: every key's row, and softmax(scale · q·k) equal to the attention map's row
+  await page.waitForFunction(() => document.querySelectorAll('#step tr').length > 2, undefined, { timeout: 30_000 });
+  const diff = Number(await page.getAttribute('#step', 'data-max-diff'));
+  assert.ok(diff < 1e-5, `the step view's p equals the map row (max |Δ| ${diff})`);
+  await page.selectOption('#step-query', '2');
+  assert.equal(await page.$$eval('#step tr.masked', (rows) => rows.length), (await page.$$eval('#tokens .tok', (t) => t.length)) - 3);
+
   // the next token: bars for the most likely tokens; a low temperature puts ~all the mass on the first, top-k 1 cuts the rest
   await page.waitForFunction(() => document.querySelectorAll('#next-bars .bar').length === 12, undefined, { timeout: 30_000 });
   await page.fill('#temperature', '0.05');
