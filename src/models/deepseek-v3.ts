@@ -10,14 +10,13 @@ import { QkvError } from '../errors.js';
 import { gatedLinear, linear } from '../nn/linear.js';
 import { LatentAttention, type MlaProjections } from '../nn/mla.js';
 import { MixtureOfExperts, topK, type Routing } from '../nn/moe.js';
-import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, yarnMscale, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { count, num, ropeConfig, type HfConfig } from './config.js';
 import { decoderInfo, lmHeadOf } from './llama.js';
 import type { CausalForwardOptions, ModelInfo } from './model.js';
-import { forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
+import { decoderTrunk, forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
 import type { Weights } from './weights.js';
 
 interface Mlp { gate: LinearWeight; up: LinearWeight; down: LinearWeight }
@@ -81,10 +80,7 @@ export class DeepseekV3 implements Decoder {
 
   /** The forward pass over DecoderOps (ops.ts); MLA's projections and the experts run on the CPU. */
   logits<X>(ops: DecoderOps<X>, ids: readonly (readonly number[])[], lastOnly: boolean): X {
-    const E = this.info.hiddenSize;
-    let x = ops.input(embedding(this.embed, ids.flat()).toFloat32(), [ids.length, ids[0].length, E]); // [B, T, E]
-    for (const [l, L] of this.layers.entries()) x = ops.scoped(() => this.block(ops, x, L, l));
-    if (lastOnly) x = ops.last(x);
+    const x = decoderTrunk(ops, ids, this.embed, this.layers, (h: X, L, l) => this.block(ops, h, L, l), lastOnly);
     return ops.linear(ops.rmsNorm(x, this.norm, this.eps), this.lmHead); // [B, T, V]
   }
 

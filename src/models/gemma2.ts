@@ -8,14 +8,13 @@
 //   RMSNorm scales by (1 + γ);   MLP uses GELU-tanh;   logits = 30 · tanh(logits / 30)   (final soft-capping)
 // logits() is written once over DecoderOps (ops.ts): the same code runs on the CPU and on WebGPU.
 import { activationKind } from '../nn/activations.js';
-import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkTied, count, num, ropeConfig, type HfConfig } from './config.js';
 import { decoderInfo } from './llama.js';
 import type { CausalForwardOptions, ModelInfo } from './model.js';
-import { forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
+import { decoderTrunk, forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
 import type { Weights } from './weights.js';
 
 interface Layer {
@@ -92,12 +91,9 @@ export class Gemma2 implements Decoder {
 
   /** The forward pass on any device (ops.ts: the CPU's Tensors or WebGPU's GpuTensors). */
   logits<X>(ops: DecoderOps<X>, ids: readonly (readonly number[])[], lastOnly: boolean): X {
-    const E = this.info.hiddenSize;
     // embedding scaling by √hidden (transformers rounds the factor to the activation dtype; float32 here)
-    const e = embedding(this.embed, ids.flat()).toFloat32().map((v) => v * Math.fround(Math.sqrt(E)));
-    let x = ops.input(e, [ids.length, ids[0].length, E]); // [B, T, E]
-    for (const [l, L] of this.layers.entries()) x = ops.scoped(() => this.block(ops, x, L, l));
-    if (lastOnly) x = ops.last(x);
+    const scale = Math.fround(Math.sqrt(this.info.hiddenSize));
+    const x = decoderTrunk(ops, ids, this.embed, this.layers, (h: X, L, l) => this.block(ops, h, L, l), lastOnly, scale);
     const logits = ops.linear(ops.rmsNorm(x, this.norm, this.eps, 1), this.lmHead); // [B, T, V]
     return this.finalSoftcap ? ops.softcap(logits, this.finalSoftcap) : logits;
   }

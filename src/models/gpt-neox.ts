@@ -6,14 +6,13 @@
 // and LayerNorms with biases, biased projections, a GELU MLP (not gated), a fused query_key_value whose rows are
 // [head, (q, k, v), head_dim] (split into q, k, v at load), and no grouped-query attention.
 import { activationKind } from '../nn/activations.js';
-import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { count, num, ropeConfig, type HfConfig } from './config.js';
 import { decoderInfo } from './llama.js';
 import type { CausalForwardOptions, ModelInfo } from './model.js';
-import { forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
+import { decoderTrunk, forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
 import type { Weights } from './weights.js';
 
 interface Layer {
@@ -68,11 +67,9 @@ export class GptNeoX implements Decoder {
 
   /** The forward pass on any device (ops.ts). LayerNorm and GELU have no GPU kernels yet: GPT-NeoX runs on the CPU. */
   logits<X>(ops: DecoderOps<X>, ids: readonly (readonly number[])[], lastOnly: boolean): X {
-    const { hiddenSize: E, numHeads: H, headDim: D } = this.info;
+    const { numHeads: H, headDim: D } = this.info;
     const attend: AttendSpec = { Hq: H, Hkv: H, D, rope: this.freqs, scale: 1 / Math.sqrt(D), causal: true, slidingWindow: null };
-    let x = ops.input(embedding(this.embed, ids.flat()).toFloat32(), [ids.length, ids[0].length, E]); // [B, T, E]
-    for (const [l, L] of this.layers.entries()) x = ops.scoped(() => this.block(ops, x, L, l, attend));
-    if (lastOnly) x = ops.last(x);
+    const x = decoderTrunk(ops, ids, this.embed, this.layers, (h: X, L, l) => this.block(ops, h, L, l, attend), lastOnly);
     return ops.linear(ops.layerNorm(x, ...this.norm, this.eps), this.lmHead); // [B, T, V]
   }
 

@@ -9,13 +9,12 @@
 // Attention is grouped-query: Hq query heads share Hkv key/value heads.
 import type { KVCache } from '../cache/kv-cache.js';
 import { activationKind } from '../nn/activations.js';
-import { embedding } from '../nn/positional/learned.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { attentionShape, checkTied, count, num, ropeConfig, tokenId, tokenIds, type HfConfig } from './config.js';
 import type { Ablations, CausalForwardOptions, ModelInfo } from './model.js';
-import { forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
+import { decoderTrunk, forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
 import type { Weights } from './weights.js';
 
 /** What distinguishes the Llama-like families. */
@@ -103,15 +102,13 @@ export class Llama implements Decoder {
 
   /** The forward pass on any device (ops.ts: the CPU's Tensors or WebGPU's GpuTensors). */
   logits<X>(ops: DecoderOps<X>, ids: readonly (readonly number[])[], lastOnly: boolean, ab: Ablations = {}): X {
-    const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D } = this.info;
-    let x = ops.input(embedding(this.embed, ids.flat()).toFloat32(), [ids.length, ids[0].length, E]); // [B, T, E]
+    const { numHeads: Hq, numKvHeads: Hkv, headDim: D } = this.info;
     // the lab's ablations break one piece of attention at a time (model.ts: Ablations)
     const attend: AttendSpec = {
       Hq, Hkv, D, rope: ab.noPositions ? null : this.freqs, scale: ab.noScale ? 1 : 1 / Math.sqrt(D), causal: !ab.noCausal,
       slidingWindow: ab.slidingWindow ?? this.variant.slidingWindow, poolKvHeads: ab.kvHeads,
     };
-    for (const [l, L] of this.layers.entries()) x = ops.scoped(() => this.block(ops, x, L, l, attend));
-    if (lastOnly) x = ops.last(x); // [B, 1, E]
+    const x = decoderTrunk(ops, ids, this.embed, this.layers, (h: X, L, l) => this.block(ops, h, L, l, attend), lastOnly);
     return ops.linear(ops.rmsNorm(x, this.norm, this.eps), this.lmHead); // [B, T, V]
   }
 

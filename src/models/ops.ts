@@ -10,6 +10,7 @@ import { activation, add } from '../nn/activations.js';
 import { gatedLinear, linear } from '../nn/linear.js';
 import type { MixtureOfExperts } from '../nn/moe.js';
 import { layerNorm, rmsNorm } from '../nn/norm.js';
+import { embedding } from '../nn/positional/learned.js';
 import { applyRope, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -72,6 +73,19 @@ export interface Decoder extends CausalLM {
 }
 
 export const isDecoder = (m: CausalLM): m is Decoder => typeof (m as Partial<Decoder>).logits === 'function';
+
+/**
+ * The trunk every decoder family shares: x = embed(ids) [B, T, E] (× `embedScale`: Gemma's √E), each layer's block in
+ * the per-layer arena (ops.scoped), then the last position only when asked. The family adds its final norm and head.
+ */
+export function decoderTrunk<X, L>(ops: DecoderOps<X>, ids: readonly (readonly number[])[], embed: Tensor, layers: readonly L[],
+  block: (x: X, layer: L, l: number) => X, lastOnly: boolean, embedScale = 1): X {
+  const E = embed.shape[1];
+  const e = embedding(embed, ids.flat()).toFloat32();
+  let x = ops.input(embedScale === 1 ? e : e.map((v) => v * embedScale), [ids.length, ids[0].length, E]); // [B, T, E]
+  for (const [l, L] of layers.entries()) x = ops.scoped(() => block(x, L, l));
+  return lastOnly ? ops.last(x) : x; // [B, T or 1, E]
+}
 
 /** Positions of the new tokens: given, or cache length + 0, 1, … for every row. */
 export function positionsOf(ids: readonly (readonly number[])[], o: CausalForwardOptions): number[] {
