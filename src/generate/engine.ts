@@ -15,6 +15,7 @@
 import { PagedKVCache } from '../cache/paged.js';
 import { QkvError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
+import { nextTurn } from './generate.js';
 
 export interface EngineOptions {
   /** Blocks in the KV pool: the memory cap. */
@@ -51,8 +52,6 @@ interface Seq { id: number; prompt: readonly number[]; maxBlocks: number; reused
 interface Waiter { prompt: readonly number[]; maxTokens: number; resolve: (s: EngineSequence) => void; reject: (e: unknown) => void }
 interface Prefix { id: number; ids: readonly number[]; used: number }
 
-// one turn of the event loop: everything resolved by a tick has fed its next token before the next tick runs
-const nextTurn = (f: () => void) => (typeof setImmediate === 'function' ? setImmediate(f) : setTimeout(f, 0));
 
 export class BatchEngine {
   readonly cache: PagedKVCache;
@@ -119,8 +118,7 @@ export class BatchEngine {
   private admit(): void {
     while (this.waiting.length > 0 && this.running.length < (this.o.maxBatch ?? 16)) {
       const w = this.waiting[0];
-      const hit = this.lookup(w.prompt);
-      const reused = hit ? this.shared(hit.ids, w.prompt) : 0;
+      const { hit, reused } = this.lookup(w.prompt);
       const maxBlocks = this.cache.blocksFor(w.prompt.length + w.maxTokens);
       const need = maxBlocks - reused / this.blockSize;
       while (this.cache.allocator.freeBlocks - this.promised() < need && this.evictOne(hit)) { /* evicting */ }
@@ -147,10 +145,14 @@ export class BatchEngine {
     return Math.floor(n / this.blockSize) * this.blockSize;
   }
 
-  private lookup(prompt: readonly number[]): Prefix | null {
-    let best: Prefix | null = null;
-    for (const p of this.prefixes) if (this.shared(p.ids, prompt) > (best ? this.shared(best.ids, prompt) : 0)) best = p;
-    return best;
+  // the cached prefix that covers the most of `prompt`, and how many tokens
+  private lookup(prompt: readonly number[]): { hit: Prefix | null; reused: number } {
+    let [hit, reused] = [null as Prefix | null, 0];
+    for (const p of this.prefixes) {
+      const n = this.shared(p.ids, prompt);
+      if (n > reused) [hit, reused] = [p, n];
+    }
+    return { hit, reused };
   }
 
   private evictOne(keep: Prefix | null): boolean {
@@ -204,8 +206,15 @@ export class BatchEngine {
     s.started = true;
     return new Promise((resolve, reject) => {
       s.fed = { ids, done: 0, resolve, reject };
-      if (!this.scheduled) { this.scheduled = true; nextTurn(() => this.tick()); }
+      this.schedule();
     });
+  }
+
+  // the next tick, one turn of the event loop away: everything the last tick resolved has fed its next token by then
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    void nextTurn().then(() => this.tick());
   }
 
   private tick(): void {
@@ -215,7 +224,7 @@ export class BatchEngine {
     if (decoding.length > 0) this.run(decoding, () => this.decode(decoding));
     const prefilling = this.running.find((s) => s.fed && s.fed.ids.length > 1);
     if (prefilling) this.run([prefilling], () => this.prefillChunk(prefilling));
-    if (this.running.some((s) => s.fed) && !this.scheduled) { this.scheduled = true; nextTurn(() => this.tick()); }
+    if (this.running.some((s) => s.fed)) this.schedule();
   }
 
   // a forward that throws fails the generations it served (each is released), not the engine

@@ -77,7 +77,7 @@ function lastLogits(logits: Tensor, b = 0): Float32Array {
 
 // One turn of the event loop (timers, I/O and rendering get their go) without setTimeout's ≥ 1 ms clamp, which cost
 // a decode step of ~15 ms about 7%: Node's setImmediate, a MessageChannel message in browsers.
-const nextTurn: () => Promise<void> = typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function'
+export const nextTurn: () => Promise<void> = typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function'
   ? () => new Promise((r) => (globalThis as unknown as { setImmediate(f: () => void): void }).setImmediate(r))
   : typeof MessageChannel === 'function'
     ? () => new Promise((r) => { const c = new MessageChannel(); c.port1.onmessage = () => { c.port1.close(); r(); }; c.port2.postMessage(0); })
