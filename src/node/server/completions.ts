@@ -15,6 +15,8 @@ interface Context {
   model: CausalLM; tokenizer: Tokenizer; modelName: string; engine: BatchEngine; metrics: ServerMetrics;
   stats: { completions: number; tokensGenerated: number; aborted: number };
   usageOf: WeakMap<ServerResponse, Record<string, number>>; inFlight: Set<AbortController>;
+  /** The server's JSON answer (server.ts). */
+  sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void;
 }
 
 interface Choice { index: number; prompt: number[]; text: string; tokens: GeneratedToken[]; finish: string | null }
@@ -101,10 +103,7 @@ export function answerer(ctx: Context) {
       }
       const whole = choices.map((c) => choiceOf(shape, true, c, c.text, r.logprobs === null ? null : c.tokens, false,
         echo ? tokenizer.decode(c.prompt).length : 0));
-      const text = JSON.stringify({ id, object, created, model: modelName, choices: whole, usage });
-      const json = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' };
-      res.writeHead(200, { ...json, ...headers });
-      res.end(text);
+      ctx.sendJson(res, 200, { id, object, created, model: modelName, choices: whole, usage }, headers);
     } finally {
       for (const s of sequences) s.release(); // at once, also when the client left or generation failed: blocks go back
       ctx.inFlight.delete(abort);

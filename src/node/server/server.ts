@@ -161,7 +161,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   };
   const body = async (req: IncomingMessage) => parseJson(await readBody(req, limits.maxBodyBytes));
 
-  const answer = answerer({ model, tokenizer, modelName, engine, metrics, stats, usageOf, inFlight });
+  const answer = answerer({ model, tokenizer, modelName, engine, metrics, stats, usageOf, inFlight, sendJson });
 
   async function completions(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
     const b = await body(req);
