@@ -2,10 +2,10 @@
 // dense float32 (a no-op for dense float32 inputs) and chooses the kernel.
 import { QkvError } from '../errors.js';
 import type {
-  AttnDims, GpuOperands, GpuSdpaKernel, GpuSdpaRequest, MaskPlan, MatmulKernel, MatmulProblem, MatrixData, SdpaForwardRequest,
-  SdpaKernel, SdpaProblem,
+  AttnDims, GpuOperands, GpuSdpaKernel, GpuSdpaRequest, MaskPlan, MatmulKernel, MatmulProblem, MatrixData, PagedKernel, PagedProblem,
+  SdpaForwardRequest, SdpaKernel, SdpaProblem,
 } from '../kernels/contract.js';
-import { getGpuSdpaKernel, getMatmulKernel, getSdpaKernel } from '../kernels/registry.js';
+import { getGpuSdpaKernel, getMatmulKernel, getPagedKernel, getSdpaKernel } from '../kernels/registry.js';
 import '../kernels/cpu/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { denseBias, denseMask } from './dense.js';
@@ -126,6 +126,12 @@ export function gpuKernelFor(device: GPUDevice, dims: AttnDims, plan: MaskPlan, 
     if (kernel.covers(device, dims, plan, b, req)) return kernel;
   }
   return getGpuSdpaKernel('webgpu-flash');
+}
+
+/** The kernel for paged attention: the WebAssembly one where it covers the call (a pool in its memory), else TypeScript. */
+export function pagedKernelFor(p: PagedProblem, returnWeights: boolean): PagedKernel {
+  const wasm = getPagedKernel('paged-wasm');
+  return wasm.covers!(p, returnWeights) ? wasm : getPagedKernel('paged');
 }
 
 /** The kernel for a linear layer's product: the WebAssembly one where it covers the weight, else the TypeScript one. */

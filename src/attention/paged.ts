@@ -1,8 +1,8 @@
 // Paged attention on the CPU (Kwon et al. 2023): keys and values read through block tables, as a paged KV cache
-// keeps them (src/kernels/cpu/sdpa-paged.ts, through the registry). The WebGPU one is pagedAttentionWebGPU.
-import '../kernels/cpu/index.js';
+// keeps them — the WebAssembly kernel for a pool in its memory (wasm/sdpa-paged-wasm.ts), the TypeScript one
+// (cpu/sdpa-paged.ts) for the rest, chosen by attention/dispatch.ts. The WebGPU one is pagedAttentionWebGPU.
 import type { PagedProblem, PagedResult } from '../kernels/contract.js';
-import { getPagedKernel } from '../kernels/registry.js';
+import { pagedKernelFor } from './dispatch.js';
 import { applySinks, sinkLogits } from './sinks.js';
 
 export type { BlockPool, PagedProblem, PagedResult } from '../kernels/contract.js';
@@ -14,7 +14,7 @@ export type { BlockPool, PagedProblem, PagedResult } from '../kernels/contract.j
  * const { out } = pagedAttention(p);
  */
 export function pagedAttention(p: PagedProblem, returnWeights = false): PagedResult {
-  const r = getPagedKernel().forward(p, returnWeights);
+  const r = pagedKernelFor(p, returnWeights).forward(p, returnWeights);
   if (p.sinks) applySinks(r, sinkLogits(p.sinks, p.Hq, 'pagedAttention'), p.T, p.pool.Dv, r.maxS); // learned sinks
   return r;
 }

@@ -1,14 +1,16 @@
 // Paged KV cache (vLLM's PagedAttention): keys and values live in fixed-size blocks of one pool per layer; each
 // sequence owns a block table. Blocks are allocated as a sequence grows, returned when it is freed, and shared
-// between sequences by reference (fork: a common prompt, parallel sampling) with copy-on-write on the first write.
+// between sequences by reference (fork: a common prompt, parallel sampling) with copy-on-write on the first write —
+// the bookkeeping of block-tables.ts, which the GPU's paged cache shares (webgpu-paged.ts); this file is the storage.
 // Its view is the pool and the tables: paged attention reads the blocks through them (attention/paged.ts) — nothing is
-// gathered. The same storage holds int8 keys/values with a scale per token and head (int8.ts); memory waste is at most
-// one partial block per sequence.
+// gathered. Float32 pools live in the kernels' storage (the WebAssembly kernel reads them in place). The same storage
+// holds int8 keys/values with a scale per token and head (int8.ts); memory waste is at most one partial block per sequence.
 import { QkvError } from '../errors.js';
 import type { BlockPool } from '../kernels/contract.js';
+import { kernelStorage } from '../kernels/registry.js';
 import { quantizeRow } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
-import { BlockAllocator, OutOfBlocksError } from './block-allocator.js';
+import { BlockTables } from './block-tables.js';
 import type { KVCache, PagedView, StoreRequest } from './kv-cache.js';
 
 export interface PagedOptions {
@@ -22,74 +24,18 @@ export interface PagedOptions {
   dtype?: 'float32' | 'int8';
 }
 
-interface Sequence { table: number[]; len: number }
-
-export class PagedKVCache implements KVCache {
+export class PagedKVCache extends BlockTables implements KVCache {
   readonly kind: string;
   readonly view = 'paged';
-  readonly blockSize: number;
   readonly dtype: 'float32' | 'int8';
-  readonly allocator: BlockAllocator;
   private readonly pools: (BlockPool | undefined)[];
-  private readonly seqs = new Map<number, Sequence>();
-  /** Which sequence each batch row is (default: rows 0..B−1 are sequences 0..B−1). */
-  batch: number[] | null = null;
 
   constructor(readonly numLayers: number, o: PagedOptions = {}) {
-    this.blockSize = o.blockSize ?? 16;
+    super(o.blockSize ?? 16, o.numBlocks ?? 64, o.maxBlocks ?? Number.MAX_SAFE_INTEGER);
     this.dtype = o.dtype ?? 'float32';
     this.kind = this.dtype === 'int8' ? 'int8' : 'paged';
-    if (!Number.isInteger(this.blockSize) || this.blockSize < 1) throw new QkvError(`paged cache: blockSize must be a positive integer, got ${this.blockSize}`);
-    const n = o.numBlocks ?? 64;
-    this.allocator = new BlockAllocator(n, o.maxBlocks ?? Number.MAX_SAFE_INTEGER, (blocks) => this.growPools(blocks));
     this.pools = new Array(numLayers);
   }
-
-  // ---- sequences --------------------------------------------------------------------------------------------
-
-  private seq(id: number): Sequence {
-    let s = this.seqs.get(id);
-    if (!s) this.seqs.set(id, (s = { table: [], len: 0 }));
-    return s;
-  }
-
-  /** Tokens stored for sequence `id`. */
-  seqLength(id: number): number { return this.seqs.get(id)?.len ?? 0; }
-  /** The block table of sequence `id` (a copy). */
-  blockTable(id: number): number[] { return [...(this.seqs.get(id)?.table ?? [])]; }
-  /** Ids of the sequences held. */
-  sequences(): number[] { return [...this.seqs.keys()]; }
-
-  /** Sequence `dst` starts as a copy of `src` sharing all its blocks (copy-on-write): prompt caching, parallel samples. */
-  fork(src: number, dst: number): void {
-    const s = this.seqs.get(src);
-    if (!s) throw new QkvError(`paged cache: no sequence ${src} to fork`);
-    if (this.seqs.has(dst)) throw new QkvError(`paged cache: sequence ${dst} already exists`);
-    for (const b of s.table) this.allocator.retain(b);
-    this.seqs.set(dst, { table: [...s.table], len: s.len });
-  }
-
-  /** Releases every block of sequence `id`. */
-  free(id: number): void {
-    const s = this.seqs.get(id);
-    if (!s) return;
-    for (const b of s.table) this.allocator.release(b);
-    this.seqs.delete(id);
-  }
-
-  /** Keeps only the first `tokens` of sequence `id`, releasing the blocks past them (a cached prompt prefix). */
-  truncate(id: number, tokens: number): void {
-    const s = this.seqs.get(id);
-    if (!s) throw new QkvError(`paged cache: no sequence ${id} to truncate`);
-    if (!Number.isInteger(tokens) || tokens < 0 || tokens > s.len) {
-      throw new QkvError(`paged cache: cannot keep ${tokens} of sequence ${id}'s ${s.len} tokens`);
-    }
-    for (const b of s.table.splice(this.blocksFor(tokens))) this.allocator.release(b);
-    s.len = tokens;
-  }
-
-  /** Blocks a sequence of `tokens` needs. */
-  blocksFor(tokens: number): number { return Math.ceil(tokens / this.blockSize); }
 
   // ---- storage ----------------------------------------------------------------------------------------------
 
@@ -100,7 +46,7 @@ export class PagedKVCache implements KVCache {
       const int8 = this.dtype === 'int8';
       p = this.pools[layer] = {
         blockSize: this.blockSize, Hkv, D, Dv,
-        k: int8 ? new Int8Array(n * D) : new Float32Array(n * D), v: int8 ? new Int8Array(n * Dv) : new Float32Array(n * Dv),
+        k: int8 ? new Int8Array(n * D) : kernelStorage().floats(n * D), v: int8 ? new Int8Array(n * Dv) : kernelStorage().floats(n * Dv),
         kScale: int8 ? new Float32Array(n) : undefined, vScale: int8 ? new Float32Array(n) : undefined,
       };
     }
@@ -108,12 +54,14 @@ export class PagedKVCache implements KVCache {
     return p;
   }
 
-  private growPools(blocks: number): void {
+  protected growPools(blocks: number): void {
     for (const p of this.pools) {
       if (!p) continue;
       const n = blocks * p.Hkv * this.blockSize;
+      // float32 keys and values stay in the kernels' storage (the old arrays go back when garbage-collected)
       const grow = <A extends Float32Array | Int8Array>(a: A, per: number): A => {
-        const b = new (a.constructor as new (n: number) => A)(n * per);
+        const b = (a instanceof Float32Array && a !== p.kScale && a !== p.vScale ? kernelStorage().floats(n * per)
+          : new (a.constructor as new (n: number) => A)(n * per)) as A;
         b.set(a);
         return b;
       };
@@ -125,7 +73,7 @@ export class PagedKVCache implements KVCache {
   }
 
   /** Copies block `from` into `to` in every layer (copy-on-write). */
-  private copyBlock(from: number, to: number): void {
+  protected copyBlock(from: number, to: number): void {
     for (const p of this.pools) {
       if (!p) continue;
       const slots = p.Hkv * this.blockSize;
@@ -134,24 +82,6 @@ export class PagedKVCache implements KVCache {
       p.kScale?.copyWithin(to * slots, from * slots, (from + 1) * slots);
       p.vScale?.copyWithin(to * slots, from * slots, (from + 1) * slots);
     }
-  }
-
-  /** Makes room for T more tokens in sequence s: new blocks, and a private copy of a shared last block. */
-  private reserve(s: Sequence, T: number): void {
-    const last = s.table.length - 1;
-    const cow = s.len % this.blockSize !== 0 && last >= 0 && this.allocator.refCount(s.table[last]) > 1;
-    const needed = Math.max(0, Math.ceil((s.len + T) / this.blockSize) - s.table.length) + (cow ? 1 : 0);
-    // all or nothing: a sequence never holds half of what a step needed
-    if (needed > this.allocator.freeBlocks) {
-      throw new OutOfBlocksError(`paged cache: all ${this.allocator.numBlocks} blocks are in use (${needed} more needed, ${this.allocator.freeBlocks} free)`);
-    }
-    if (cow) {
-      const copy = this.allocator.allocate(); // copy-on-write: the shared block stays as it was for its other owners
-      this.copyBlock(s.table[last], copy);
-      this.allocator.release(s.table[last]);
-      s.table[last] = copy;
-    }
-    while (s.table.length * this.blockSize < s.len + T) s.table.push(this.allocator.allocate());
   }
 
   /** Writes one token's key or value row (quantizing to int8 with a per-row scale when the pool is int8). */
@@ -163,43 +93,35 @@ export class PagedKVCache implements KVCache {
 
   // ---- the KVCache interface --------------------------------------------------------------------------------
 
-  private rows(B: number): number[] {
-    const ids = this.batch ?? Array.from({ length: B }, (_, b) => b);
-    if (ids.length !== B) throw new QkvError(`paged cache: batch maps ${ids.length} sequences, but the call has B=${B} rows`);
-    return ids;
-  }
-
-  length(_layer: number): number {
-    return Math.max(0, ...this.rows(this.batch?.length ?? Math.max(1, this.seqs.size)).map((id) => this.seqLength(id)));
-  }
-
   store(layer: number, r: StoreRequest): PagedView {
     const [B, Hkv, T, D] = r.k.shape;
     const Dv = r.v.shape[3];
     if (r.v.shape[0] !== B || r.v.shape[1] !== Hkv || r.v.shape[2] !== T) {
       throw new QkvError(`paged cache: v ${fmtShape(r.v.shape)} does not match k ${fmtShape(r.k.shape)}`);
     }
-    const ids = this.rows(B);
     const pool = this.pool(layer, Hkv, D, Dv);
-    const seqs = ids.map((id) => this.seq(id));
-    // layer 0 allocates the slots for the new tokens; the other layers write into the same slots
-    if (layer === 0) for (const s of seqs) this.reserve(s, T);
-    const first = seqs.map((s) => (layer === 0 ? s.len : s.len - T));
+    const { seqs, first } = this.place(layer, B, T);
     const k = r.k.toFloat32();
     const v = r.v.toFloat32();
     seqs.forEach((s, b) => {
       for (let t = 0; t < T; t++) {
-        const j = first[b] + t;
-        const blk = s.table[Math.floor(j / this.blockSize)];
         for (let h = 0; h < Hkv; h++) {
-          const slot = (blk * Hkv + h) * this.blockSize + (j % this.blockSize);
+          const slot = this.slot(s, first[b] + t, h, Hkv);
           this.write(pool.k, pool.kScale, slot, D, k, ((b * Hkv + h) * T + t) * D);
           this.write(pool.v, pool.vScale, slot, Dv, v, ((b * Hkv + h) * T + t) * Dv);
         }
       }
     });
-    if (layer === 0) seqs.forEach((s) => { s.len += T; });
     return { kind: 'paged', pool, blockTables: seqs.map((s) => s.table), seqLens: seqs.map((s) => s.len), keyMask: r.keyMask };
+  }
+
+  /** Frees every sequence and returns the pools' storage now; views it returned must not be used after. */
+  release(): void {
+    for (const id of [...this.seqs.keys()]) this.free(id);
+    for (const p of this.pools) {
+      if (p?.k instanceof Float32Array && p.v instanceof Float32Array) { kernelStorage().release(p.k); kernelStorage().release(p.v); }
+    }
+    this.pools.fill(undefined);
   }
 
   bytes(): number {

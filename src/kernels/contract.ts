@@ -147,6 +147,8 @@ export interface PagedResult { out: Float32Array; lse: Float32Array; weights?: F
 /** A paged attention kernel. */
 export interface PagedKernel {
   readonly name: string;
+  /** Whether it takes this call (absent: every call). */
+  covers?(p: PagedProblem, returnWeights?: boolean): boolean;
   forward(p: PagedProblem, returnWeights?: boolean): PagedResult;
 }
 

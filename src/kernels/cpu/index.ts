@@ -1,5 +1,5 @@
 // Registers the CPU kernels: reference (materialising), flash (tiled), decode (split-K), paged (block tables), and
-// flash-wasm (SIMD); the matrix products of linear layers (matmul, matmul-wasm); and the WebAssembly kernels' memory
+// flash-wasm and paged-wasm (SIMD); the matrix products of linear layers (matmul, matmul-wasm); and the WebAssembly kernels' memory
 // as the storage KV caches allocate from and checkpoint loaders read weight matrices into.
 import { registerKernelStorage, registerMatmulKernel, registerPagedKernel, registerSdpaKernel } from '../registry.js';
 import { matmulTs } from './matmul.js';
@@ -9,6 +9,7 @@ import { sdpaFlash } from './sdpa-flash.js';
 import { sdpaNaive } from './sdpa-naive.js';
 import { sdpaPaged } from './sdpa-paged.js';
 import { sdpaFlashWasm } from '../wasm/sdpa-flash-wasm.js';
+import { sdpaPagedWasm } from '../wasm/sdpa-paged-wasm.js';
 import { kernelFloats, kernelMatrix, releaseFloats } from '../wasm/storage.js';
 
 registerSdpaKernel(sdpaNaive);
@@ -16,6 +17,7 @@ registerSdpaKernel(sdpaFlash);
 registerSdpaKernel(sdpaDecode);
 registerSdpaKernel(sdpaFlashWasm);
 registerPagedKernel(sdpaPaged);
+registerPagedKernel(sdpaPagedWasm);
 registerKernelStorage({ floats: kernelFloats, release: releaseFloats, matrix: kernelMatrix });
 registerMatmulKernel(matmulTs);
 registerMatmulKernel(matmulWasm);

@@ -15,11 +15,12 @@ export const ATTENTION_JOB = new Layout('attention', [
   ['scale', 'f32'], ['causal', 'u32'], ['shift', 'i32'], ['Sp', 'u32'],
 ]);
 
-/** DECODE (asm/decode.ts): split-K attention for a few query rows. */
+/** DECODE (asm/decode.ts): split-K attention for a few query rows, over dense keys or a paged cache's blocks. */
 export const DECODE_JOB = new Layout('decode', [
   ['kind', 'u32'], ['q', 'u32'], ['k', 'u32'], ['v', 'u32'], ['part', 'u32'], ['scratch', 'u32'], ['scratchStride', 'u32'],
   ['B', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['L', 'u32'], ['S', 'u32'], ['D', 'u32'], ['Dv', 'u32'],
   ['scale', 'f32'], ['causal', 'u32'], ['shift', 'i32'], ['chunk', 'u32'], ['splits', 'u32'], ['kStride', 'u32'], ['vStride', 'u32'],
+  ['paged', 'u32'], ['tables', 'u32'], ['lens', 'u32'],
 ]);
 
 /** GEMM_* (asm/gemm.ts): c = a · bᵀ (× int8 scales), or the gated product act(a · bᵀ) ⊙ (a · b2ᵀ). */

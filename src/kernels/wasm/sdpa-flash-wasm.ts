@@ -78,9 +78,15 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const shift = p.mask ? p.mask.causalShift()! : 0;
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k, v, part, scratch: scr, scratchStride: perThread, B, Hq, Hkv, L, S, D, Dv,
-    scale: p.scale, causal: p.mask ? 1 : 0, shift, chunk, splits, kStride, vStride,
+    scale: p.scale, causal: p.mask ? 1 : 0, shift, chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0,
   }));
-  const parts = take(r, part, units * R4 * (Dv + 2));
+  return mergeChunks(take(r, part, units * R4 * (Dv + 2)), B, Hq, Hkv, L, Dv, splits);
+}
+
+/** out [B, Hq, L, Dv] and lse [B, Hq, L] from the DECODE job's partial results `parts` ([units][R4][Dv], m, l). */
+export function mergeChunks(parts: Float32Array, B: number, Hq: number, Hkv: number, L: number, Dv: number, splits: number):
+  SdpaForwardResult {
+  const G = Hq / Hkv, R4 = (G * L + 3) & ~3, units = B * Hkv * splits;
   const mAt = units * R4 * Dv, lAt = mAt + units * R4;
   const out = new Float32Array(B * Hq * L * Dv);
   const lse = new Float32Array(B * Hq * L);

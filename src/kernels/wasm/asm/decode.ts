@@ -10,9 +10,12 @@ import { LOG2E, ptr, word } from './common';
 import { BM, BN, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
-//          chunk, splits, kStride, vStride]
+//          chunk, splits, kStride, vStride, paged, tables, lens]
 // q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride floats apart (S·D and S·Dv when
 // dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift.
+// paged ≠ 0 (PagedAttention, Kwon et al. 2023): k and v are block pools [blocks][Hkv][chunk][D or Dv] and a unit's keys
+// are one block — split s of row b is block tables[b · splits + s], its keys j = s·chunk … — row b holds lens[b] keys
+// and its L queries are its last L positions (shift = lens[b] − L). Nothing is gathered: each unit reads its block.
 // part: o [units][R4][Dv], then m [units][R4], then l [units][R4], with units = B·Hkv·splits (unit (b·Hkv + kvh)·splits
 // + split) and R4 = G·L rounded up to 4; row r of a unit is head kvh·G + r / L, query i = r % L.
 // Thread t takes units t, t + T, … (all the same size). Per thread scratch: s [BM][BN], m [R4], l [R4] (acc is part).
@@ -22,16 +25,25 @@ export function decode(job: usize, t: i32, T: i32): void {
   const D = word(job, 12), Dv = word(job, 13), scale = reinterpret<f32>(word(job, 14));
   const causal = word(job, 15), shift = word(job, 16), chunk = word(job, 17), splits = word(job, 18);
   const kStride = <usize>word(job, 19), vStride = <usize>word(job, 20);
+  const paged = word(job, 21), tables = ptr(job, 22), lens = ptr(job, 23);
   const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
   const units = B * Hkv * splits;
   const scratch = ptr(job, 5), scratchStride = <usize>word(job, 6);
   const sT = scratch + <usize>t * scratchStride; // [BM][BN]
   for (let u = t; u < units; u += T) {
-    const bkv = u / splits, j0Unit = (u % splits) * chunk;
-    const jEnd = min(S, j0Unit + chunk);
+    const bkv = u / splits, split = u % splits, j0Unit = split * chunk;
     const b = bkv / Hkv, kvh = bkv % Hkv;
-    const kHead = k + (<usize>bkv * kStride << 2);
-    const vHead = v + (<usize>bkv * vStride << 2);
+    const Sb = paged ? <i32>load<u32>(lens + (<usize>b << 2)) : S; // this row's keys
+    const shiftB = paged ? Sb - L : shift;
+    const jEnd = min(Sb, j0Unit + chunk);
+    // kHead, vHead: where key jBase of this unit lives — the head's first key (dense), or the unit's block (paged)
+    let kHead = k + (<usize>bkv * kStride << 2), vHead = v + (<usize>bkv * vStride << 2), jBase = 0;
+    if (paged && jEnd > j0Unit) {
+      const slot = <usize>(load<u32>(tables + (<usize>(b * splits + split) << 2)) * <u32>Hkv + <u32>kvh) * <usize>chunk;
+      kHead = k + (slot * <usize>D << 2);
+      vHead = v + (slot * <usize>Dv << 2);
+      jBase = j0Unit;
+    }
     const qGroup = q + (<usize>(b * Hq + kvh * G) * <usize>L * <usize>D << 2); // G heads × L rows, consecutive
     const acc = part + (<usize>u * <usize>R4 * <usize>Dv << 2);
     const mRow = part + (<usize>units * <usize>R4 * <usize>Dv << 2) + (<usize>u * <usize>R4 << 2);
@@ -45,19 +57,21 @@ export function decode(job: usize, t: i32, T: i32): void {
         // rows past R repeat row R − 1 (computed, never used)
         for (let rr = 0; rr < BM; rr++) {
           const r = min(r0 + rr, R - 1);
-          const last = causal ? min(jEnd - 1, r % L + shift) : jEnd - 1; // row r's last key in this chunk
-          scoreRow(qGroup + (<usize>r * <usize>D << 2), kHead, j0, nPad, S, D, scale, last, sT + (<usize>(rr * BN) << 2));
+          const last = causal ? min(jEnd - 1, r % L + shiftB) : jEnd - 1; // row r's last key in this chunk
+          // keys counted from jBase: the unit reads nothing before it or past jEnd
+          const qr = qGroup + (<usize>r * <usize>D << 2);
+          scoreRow(qr, kHead, j0 - jBase, nPad, jEnd - jBase, D, scale, last - jBase, sT + (<usize>(rr * BN) << 2));
         }
         const a = acc + (<usize>(r0 * Dv) << 2);
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0);
-        pvTile(sT, vHead + (<usize>j0 * <usize>Dv << 2), a, n, Dv);
+        pvTile(sT, vHead + (<usize>(j0 - jBase) * <usize>Dv << 2), a, n, Dv);
       }
     }
   }
 }
 
 // s[c] = scale · q · k_{j0+c} for c < nPad, four keys at a time (four f32x4 accumulators over d, then one transpose
-// adds them across lanes); keys past `last` (the causal limit or the chunk's end) get −∞. Keys past S are never read.
+// adds them across lanes); keys past `last` (the causal limit or the chunk's end) get −∞. Keys from S on are never read.
 @inline
 function scoreRow(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last: i32, s: usize): void {
   const sc = f32x4.splat(scale * LOG2E);

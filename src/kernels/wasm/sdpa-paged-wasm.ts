@@ -1,0 +1,88 @@
+// Paged attention in WebAssembly SIMD (Kwon et al. 2023): the DECODE job of asm/decode.ts with one unit per
+// (row, kv head, block) — each unit reads one block of the pool where the paged KV cache keeps it (in the kernels'
+// memory, storage.ts), for every query head of its GQA group — and the host merges the blocks' partial results
+// exactly as the split-K decode does (mergeChunks). It covers float32 pools in kernel memory with a causal mask or none;
+// sliding windows, soft-capping, padding masks, int8 pools and attention weights go to the TypeScript kernel
+// (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
+import type { PagedKernel, PagedProblem, PagedResult } from '../contract.js';
+import { QkvError } from '../../errors.js';
+import { DECODE_JOB } from './jobs.js';
+import { alignLine, JOB, kernelRuntime, put, runJob, scratch, take } from './runtime.js';
+import { mergeChunks } from './sdpa-flash-wasm.js';
+import { kernelOffset } from './storage.js';
+
+const BN = 64, BM = 4; // the DECODE job's score tile: 4 query rows × 64 keys
+const MAX_PARTS = 64 * 2 ** 20; // bytes of partial results per call; a longer prefill chunk goes to the TypeScript kernel
+
+/** True when this kernel can take the call (see the file's comment). */
+export function pagedWasmCovers(p: PagedProblem, returnWeights = false): boolean {
+  const { pool } = p;
+  if (kernelRuntime() === null || returnWeights || p.window || p.softcap || pool.kScale || pool.vScale) return false;
+  if (pool.D % 4 !== 0 || pool.Dv % 4 !== 0 || kernelOffset(pool.k) === null || kernelOffset(pool.v) === null) return false;
+  if (p.keyMask && p.keyMask.some((row) => row.some((x) => !x))) return false;
+  return partsBytes(p) <= MAX_PARTS;
+}
+
+function splitsOf(p: PagedProblem): number {
+  return Math.max(1, ...p.blockTables.map((t) => t.length));
+}
+
+function partsBytes(p: PagedProblem): number {
+  const R4 = ((p.Hq / p.pool.Hkv) * p.T + 3) & ~3;
+  return 4 * p.B * p.pool.Hkv * splitsOf(p) * R4 * (p.pool.Dv + 2);
+}
+
+// every block a row reads is in the pool and every row has room for its keys: the kernel reads memory unchecked
+function check(p: PagedProblem, blocks: number): void {
+  const { B, Hq, T, pool } = p;
+  if (!Number.isInteger(Hq / pool.Hkv) || p.q.length !== B * Hq * T * pool.D) {
+    const want = `B·Hq·T·D = ${B}·${Hq}·${T}·${pool.D} floats with Hq a multiple of Hkv=${pool.Hkv}`;
+    throw new QkvError(`paged-wasm: q must hold ${want}, got ${p.q.length}`);
+  }
+  if (p.blockTables.length !== B || p.seqLens.length !== B) {
+    throw new QkvError(`paged-wasm: ${B} rows need ${B} block tables and seqLens, got ${p.blockTables.length} and ${p.seqLens.length}`);
+  }
+  for (let b = 0; b < B; b++) {
+    const S = p.seqLens[b], table = p.blockTables[b];
+    if (!Number.isInteger(S) || S < T || Math.ceil(S / pool.blockSize) > table.length) {
+      const most = `${table.length * pool.blockSize} (its blocks × ${pool.blockSize})`;
+      throw new QkvError(`paged-wasm: row ${b} has seqLen ${S}; it needs ≥ T=${T} and ≤ ${most}`);
+    }
+    for (let x = 0; x < Math.ceil(S / pool.blockSize); x++) {
+      if (!Number.isInteger(table[x]) || table[x] < 0 || table[x] >= blocks) {
+        throw new QkvError(`paged-wasm: row ${b}'s block ${x} is ${table[x]}; the pool has blocks 0..${blocks - 1}`);
+      }
+    }
+  }
+}
+
+function forward(p: PagedProblem, returnWeights = false): PagedResult {
+  if (!pagedWasmCovers(p, returnWeights)) {
+    throw new QkvError('paged-wasm: called on a problem it does not cover (the dispatcher chooses another kernel)');
+  }
+  const r = kernelRuntime()!;
+  const { B, Hq, T, pool } = p;
+  const { Hkv, D, Dv, blockSize } = pool;
+  const perBlock = Hkv * blockSize;
+  check(p, Math.min(Math.floor(pool.k.length / (perBlock * D)), Math.floor(pool.v.length / (perBlock * Dv))));
+  const splits = splitsOf(p);
+  const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
+  const [q, part, tables, lens, scr] = scratch(r, [4 * B * Hq * T * D, partsBytes(p), 4 * B * splits, 4 * B, perThread * r.threads]);
+  put(r, q, p.q);
+  // the block tables as one [B][splits] array (a shorter row's last entries are never read), and the rows' lengths
+  const table = new Uint32Array(B * splits);
+  p.blockTables.forEach((t, b) => table.set(t.slice(0, splits), b * splits));
+  new Uint32Array(r.memory.buffer, tables, B * splits).set(table);
+  new Uint32Array(r.memory.buffer, lens, B).set(p.seqLens);
+  const maxS = Math.max(0, ...p.seqLens);
+  runJob(r, DECODE_JOB.words({
+    kind: JOB.decode, q, k: kernelOffset(pool.k)!, v: kernelOffset(pool.v)!, part, scratch: scr, scratchStride: perThread,
+    B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk: blockSize, splits,
+    kStride: 0, vStride: 0, paged: 1, tables, lens,
+  }));
+  const parts = take(r, part, partsBytes(p) / 4);
+  return { ...mergeChunks(parts, B, Hq, Hkv, T, Dv, splits), maxS };
+}
+
+/** The WebAssembly paged kernel, as the registry holds it. */
+export const sdpaPagedWasm: PagedKernel = { name: 'paged-wasm', covers: pagedWasmCovers, forward };

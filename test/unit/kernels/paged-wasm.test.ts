@@ -1,0 +1,92 @@
+// The WebAssembly paged kernel (wasm/sdpa-paged-wasm.ts) against dense attention over the gathered keys and against
+// the TypeScript paged kernel, on random shapes and random block tables with pools in the kernels' memory; which
+// kernel the dispatcher chooses; and the checks that keep it from reading outside the pool.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { attention, PagedKVCache, Tensor } from '../../../src/index.js';
+import { pagedKernelFor } from '../../../src/attention/dispatch.js';
+import { pagedAttention } from '../../../src/attention/paged.js';
+import { sdpaPaged } from '../../../src/kernels/cpu/sdpa-paged.js';
+import { sdpaPagedWasm } from '../../../src/kernels/wasm/sdpa-paged-wasm.js';
+import { kernelFloats } from '../../../src/kernels/wasm/storage.js';
+import type { PagedProblem } from '../../../src/kernels/contract.js';
+import { assertClose, randint, rng } from '../../helpers.js';
+
+function randomProblem(rand: () => number, causal: boolean): PagedProblem {
+  const [B, Hkv, G, BLOCK, T] = [randint(rand, 1, 4), randint(rand, 1, 3), randint(rand, 1, 5), randint(rand, 1, 17), randint(rand, 1, 9)];
+  const [D, Dv] = [4 * randint(rand, 1, 10), 4 * randint(rand, 1, 10)];
+  const lens = Array.from({ length: B }, () => randint(rand, T, 90));
+  const numBlocks = lens.reduce((n, S) => n + Math.ceil(S / BLOCK), 0) + 5;
+  const fill = (n: number) => { const a = kernelFloats(n); for (let i = 0; i < n; i++) a[i] = 2 * rand() - 1; return a; };
+  const pool = { blockSize: BLOCK, Hkv, D, Dv, k: fill(numBlocks * Hkv * BLOCK * D), v: fill(numBlocks * Hkv * BLOCK * Dv) };
+  const free = [...Array(numBlocks).keys()].sort(() => rand() - 0.5);
+  const blockTables = lens.map((S) => Array.from({ length: Math.ceil(S / BLOCK) }, () => free.pop()!));
+  const q = Float32Array.from({ length: B * Hkv * G * T * D }, () => 2 * rand() - 1);
+  return { q, B, Hq: Hkv * G, T, scale: 0.3 + rand(), softcap: 0, causal, window: null, blockTables, seqLens: lens, pool };
+}
+
+// row b's keys or values gathered through its block table, [1, Hkv, S, d]
+function gather(p: PagedProblem, b: number, src: Float32Array, d: number): Tensor {
+  const { Hkv, blockSize: BLOCK } = p.pool;
+  const S = p.seqLens[b];
+  const dst = new Float32Array(Hkv * S * d);
+  for (let h = 0; h < Hkv; h++) for (let j = 0; j < S; j++) {
+    const slot = (p.blockTables[b][Math.floor(j / BLOCK)] * Hkv + h) * BLOCK + (j % BLOCK);
+    dst.set(src.subarray(slot * d, (slot + 1) * d), (h * S + j) * d);
+  }
+  return Tensor.from(dst, [1, Hkv, S, d]);
+}
+
+test('paged-wasm equals dense attention and the TypeScript paged kernel (random shapes and block tables)', () => {
+  const rand = rng(7);
+  for (let trial = 0; trial < 24; trial++) {
+    const p = randomProblem(rand, trial % 3 !== 2);
+    assert.equal(pagedKernelFor(p, false).name, 'paged-wasm', 'a float32 pool in kernel memory goes to the SIMD kernel');
+    const r = sdpaPagedWasm.forward(p);
+    const ts = sdpaPaged.forward(p);
+    assertClose(r.out, ts.out, 1e-5, 1e-5, `trial ${trial}: out against the TypeScript kernel`);
+    assertClose(r.lse, ts.lse, 1e-5, 1e-5, `trial ${trial}: lse against the TypeScript kernel`);
+    const { Hq, T, pool } = p;
+    p.seqLens.forEach((_, b) => {
+      const q = Tensor.from(p.q.slice(b * Hq * T * pool.D, (b + 1) * Hq * T * pool.D), [1, Hq, T, pool.D]);
+      const want = attention(q, gather(p, b, pool.k as Float32Array, pool.D), gather(p, b, pool.v as Float32Array, pool.Dv), {
+        scale: p.scale, causal: p.causal ? 'bottom-right' : undefined,
+      });
+      const rowOut = r.out.subarray(b * Hq * T * pool.Dv, (b + 1) * Hq * T * pool.Dv);
+      assertClose(rowOut, want.out, 1e-5, 1e-4, `trial ${trial} row ${b}: out against dense attention`);
+    });
+  }
+});
+
+test('the dispatcher gives paged-wasm only what it covers', () => {
+  const p = randomProblem(rng(3), true);
+  const plain = { ...p.pool, k: Float32Array.from(p.pool.k), v: Float32Array.from(p.pool.v) };
+  assert.equal(pagedKernelFor({ ...p, pool: plain }, false).name, 'paged', 'a pool outside kernel memory');
+  assert.equal(pagedKernelFor({ ...p, window: 4 }, false).name, 'paged', 'a sliding window');
+  assert.equal(pagedKernelFor({ ...p, softcap: 30 }, false).name, 'paged', 'soft-capping');
+  assert.equal(pagedKernelFor(p, true).name, 'paged', 'attention weights asked for');
+  // through the public function both agree
+  assertClose(pagedAttention(p).out, pagedAttention({ ...p, pool: plain }).out, 1e-5, 1e-5, 'public pagedAttention');
+});
+
+test('a PagedKVCache keeps float32 pools in kernel memory, so decoding over it runs the SIMD kernel', () => {
+  const cache = new PagedKVCache(1, { blockSize: 4, numBlocks: 8, maxBlocks: 8 });
+  const k = Tensor.from(Float32Array.from({ length: 2 * 6 * 8 }, (_, i) => Math.sin(i)), [1, 2, 6, 8]);
+  const view = cache.store(0, { k, v: k });
+  assert.equal(view.kind, 'paged');
+  if (view.kind !== 'paged') return;
+  const q = Float32Array.from({ length: 4 * 8 }, (_, i) => Math.cos(i));
+  const p: PagedProblem = { q, B: 1, Hq: 4, T: 1, scale: 0.35, softcap: 0, causal: true, window: null, ...view };
+  assert.equal(pagedKernelFor(p, false).name, 'paged-wasm');
+  assertClose(sdpaPagedWasm.forward(p).out, sdpaPaged.forward(p).out, 1e-5, 1e-5, 'cache view');
+  cache.release();
+});
+
+test('paged-wasm refuses block tables that point outside the pool or rows longer than their blocks', () => {
+  const p = randomProblem(rng(11), true);
+  const blocks = p.pool.k.length / (p.pool.Hkv * p.pool.blockSize * p.pool.D);
+  const bad = p.blockTables.map((t, b) => (b === 0 ? [blocks + 3, ...t.slice(1)] : t));
+  assert.throws(() => sdpaPagedWasm.forward({ ...p, blockTables: bad }), /row 0's block 0 is \d+; the pool has blocks 0\.\.\d+/);
+  const long = p.seqLens.map((S, b) => (b === 0 ? p.blockTables[0].length * p.pool.blockSize + 1 : S));
+  assert.throws(() => sdpaPagedWasm.forward({ ...p, seqLens: long }), /row 0 has seqLen \d+; it needs ≥ T=\d+ and ≤ \d+/);
+});
