@@ -251,3 +251,38 @@ export function attentionOverGpuCache(cache: GpuKVStore, layer: number, a: GpuCa
   for (const t of [q, out, lse]) t.release();
   return merged.reshape([T, Hq * Dv]);
 }
+
+/** What attention needs of a GPU paged cache (GpuPagedKVCache, cache/webgpu.ts): a store of the call's B rows of T new tokens. */
+export interface GpuPagedStore {
+  readonly device: GPUDevice;
+  store(layer: number, k: GpuTensor, v: GpuTensor, B: number, T: number):
+    { k: GpuTensor; v: GpuTensor; blockSize: number; aux: Uint32Array; maxS: number; maxBlocks: number };
+}
+
+/**
+ * One layer's attention of B rows of T new tokens over a GPU paged cache — q [B·T, Hq, D], k [B·T, Hkv, D] (RoPE
+ * applied), v [B·T, Hkv, Dv], row b's tokens together — through each row's block table (split-K paged decoding, the
+ * kernel the CPU's paged attention is tested against). B rows of one token (decoding a batch) or one row of T (a
+ * prompt chunk). Returns out [B·T, Hq·Dv].
+ */
+export function attentionOverGpuPaged(cache: GpuPagedStore, layer: number, a: GpuCacheAttend & { B: number; T: number }): GpuTensor {
+  const { B, T } = a;
+  const [, Hq, D] = a.q.shape;
+  const [, Hkv, Dv] = a.v.shape;
+  if (T > 1 && B > 1) throw new QkvError(`attentionOverGpuPaged: B rows of one token or one row of T tokens, got B=${B}, T=${T}`);
+  if (D > 256 || Dv > 256) throw new QkvError(`attentionOverGpuPaged: head_dim ${Math.max(D, Dv)} > 256 runs on the CPU`);
+  const view = cache.store(layer, a.k, a.v, B, T);
+  const gpu = getGpuLayerKernels('webgpu');
+  // the kernel's q is [B, Hq, T, D]: the same order as [B·T, Hq, D] when T = 1; one row's [T, Hq, D] is transposed
+  const q = T === 1 ? a.q : gpu.transpose01(a.q);
+  const out = GpuTensor.empty(cache.device, [B * Hq * T * Dv]);
+  const lse = GpuTensor.empty(cache.device, [B * Hq * T]);
+  getGpuPagedKernel().record(cache.device, {
+    q: q.buffer, k: view.k.buffer, v: view.v.buffer, out: out.buffer, lse: lse.buffer, B, Hq, T,
+    scale: a.scale, softcap: a.softcap ?? 0, causal: true, window: a.slidingWindow ?? null,
+    pool: { blockSize: view.blockSize, Hkv, D, Dv }, aux: view.aux, maxS: view.maxS, maxBlocks: view.maxBlocks,
+  });
+  const merged = T === 1 ? out : gpu.transpose01(out.reshape([Hq, T, Dv])); // [B·T, Hq, Dv]
+  for (const t of T === 1 ? [lse] : [q, out, lse]) t.release();
+  return merged.reshape([B * T, Hq * Dv]);
+}

@@ -3,13 +3,14 @@
 // kernel — nothing is read back — and `store` returns the layer's buffers as a view; attention over it runs where the
 // cache is (attentionOverGpuCache, attention/webgpu.ts). Stored as float32, or float16 (shader-f16): half the memory,
 // keys and values rounded once as they are written. The GPU counterpart of contiguous.ts; the CPU caches stay the
-// reference it is tested against.
+// reference it is tested against. GpuPagedKVCache, below, is the GPU counterpart of paged.ts.
 import { QkvError } from '../errors.js';
 import { GpuTensor, type GpuDType } from '../kernels/webgpu/gpu-tensor.js';
 import { submit } from '../kernels/webgpu/buffers.js';
 import { hasF16 } from '../kernels/webgpu/device.js';
 import { getGpuLayerKernels } from '../kernels/registry.js';
 import '../kernels/webgpu/index.js';
+import { BlockTables } from './block-tables.js';
 
 interface Layer { k: GpuTensor; v: GpuTensor; cap: number; len: number; Hkv: number; D: number; Dv: number }
 
@@ -69,5 +70,101 @@ export class GpuKVCache {
   release(): void {
     for (const L of this.layers) { L?.k.release(); L?.v.release(); }
     this.layers.fill(undefined);
+  }
+}
+
+// ---- the paged cache -------------------------------------------------------------------------------------------------
+// A paged KV cache on the GPU, for the batch engine on WebGPU (generate/engine.ts): the bookkeeping of every paged
+// cache (block-tables.ts: tables, fork, truncate, copy-on-write) over one fixed pool per layer in GPU buffers,
+// [blocks, Hkv, blockSize, D] — the layout of the CPU's paged cache, read by the WGSL decode kernel through the tables
+// (sdpa-decode.wgsl). New keys and values are scattered into their slots by one pass per layer (scatter.wgsl);
+// a copy-on-write copies a block with copyBufferToBuffer. Nothing is read back.
+
+interface Pool { k: GpuTensor; v: GpuTensor; Hkv: number; D: number; Dv: number }
+
+/** A layer's pools and what the decode kernel needs to read the call's rows through their tables. */
+export interface GpuPagedView {
+  k: GpuTensor; v: GpuTensor; blockSize: number;
+  /** seqLens [B] · tables [B, maxBlocks] (the decode kernel's aux). */
+  aux: Uint32Array; maxS: number; maxBlocks: number;
+}
+
+export class GpuPagedKVCache extends BlockTables {
+  readonly kind = 'webgpu-paged';
+  private readonly pools: (Pool | undefined)[];
+
+  /** A fixed pool of `numBlocks` blocks of `blockSize` tokens (default 16) per layer. */
+  constructor(readonly device: GPUDevice, readonly numLayers: number, o: { numBlocks: number; blockSize?: number }) {
+    super(o.blockSize ?? 16, o.numBlocks, o.numBlocks);
+    this.pools = new Array(numLayers);
+  }
+
+  protected growPools(): void {
+    throw new QkvError('GPU paged cache: the pool is fixed'); // unreachable: maxBlocks = numBlocks
+  }
+
+  protected copyBlock(from: number, to: number): void {
+    const enc = this.device.createCommandEncoder();
+    for (const p of this.pools) {
+      if (!p) continue;
+      const [kBytes, vBytes] = [4 * p.Hkv * this.blockSize * p.D, 4 * p.Hkv * this.blockSize * p.Dv];
+      enc.copyBufferToBuffer(p.k.buffer, from * kBytes, p.k.buffer, to * kBytes, kBytes);
+      enc.copyBufferToBuffer(p.v.buffer, from * vBytes, p.v.buffer, to * vBytes, vBytes);
+    }
+    submit(this.device, enc.finish());
+  }
+
+  private pool(layer: number, Hkv: number, D: number, Dv: number): Pool {
+    if (layer < 0 || layer >= this.numLayers) throw new QkvError(`GPU paged cache: layer ${layer} out of range [0, ${this.numLayers})`);
+    let p = this.pools[layer];
+    if (!p) {
+      const slots = this.allocator.numBlocks * Hkv * this.blockSize;
+      p = this.pools[layer] = { k: GpuTensor.empty(this.device, [slots * D]), v: GpuTensor.empty(this.device, [slots * Dv]), Hkv, D, Dv };
+    }
+    if (p.Hkv !== Hkv || p.D !== D || p.Dv !== Dv) {
+      throw new QkvError(`GPU paged cache: layer ${layer} holds Hkv=${p.Hkv}, D=${p.D}, Dv=${p.Dv}; got Hkv=${Hkv}, D=${D}, Dv=${Dv}`);
+    }
+    return p;
+  }
+
+  /**
+   * Appends the call's new keys k [B·T, Hkv, D] and values v [B·T, Hkv, Dv] (row b's T tokens together, RoPE applied)
+   * to the sequences of its B rows (`batch`); returns the layer's pools and the rows' tables.
+   */
+  store(layer: number, k: GpuTensor, v: GpuTensor, B: number, T: number): GpuPagedView {
+    const [BT, Hkv, D] = k.shape;
+    const Dv = v.shape[2];
+    if (k.shape.length !== 3 || BT !== B * T || v.shape.join() !== [BT, Hkv, Dv].join()) {
+      throw new QkvError(`GPU paged cache: k [${k.shape.join(', ')}] and v [${v.shape.join(', ')}] must be [B·T = ${B * T}, Hkv, ·]`);
+    }
+    const pool = this.pool(layer, Hkv, D, Dv);
+    const { seqs, first } = this.place(layer, B, T);
+    // token t of row b goes to slot block · blockSize + offset of its position first[b] + t
+    const slots = new Uint32Array(B * T);
+    seqs.forEach((s, b) => {
+      for (let t = 0; t < T; t++) {
+        const j = first[b] + t;
+        slots[b * T + t] = s.table[Math.floor(j / this.blockSize)] * this.blockSize + (j % this.blockSize);
+      }
+    });
+    const gpu = getGpuLayerKernels('webgpu');
+    gpu.scatter(k, slots, { dst: pool.k, blockSize: this.blockSize });
+    gpu.scatter(v, slots, { dst: pool.v, blockSize: this.blockSize });
+    const maxBlocks = Math.max(1, ...seqs.map((s) => s.table.length));
+    const aux = new Uint32Array(B + B * maxBlocks);
+    seqs.forEach((s, b) => { aux[b] = s.len; aux.set(s.table, B + b * maxBlocks); });
+    return { k: pool.k, v: pool.v, blockSize: this.blockSize, aux, maxS: Math.max(...seqs.map((s) => s.len)), maxBlocks };
+  }
+
+  /** Bytes of the pools on the GPU. */
+  bytes(): number {
+    return this.pools.reduce((n, p) => n + (p ? 4 * (p.k.size + p.v.size) : 0), 0);
+  }
+
+  /** Frees every sequence and gives the pools back; views it returned must not be used after. */
+  release(): void {
+    for (const id of this.sequences()) this.free(id);
+    for (const p of this.pools) { p?.k.release(); p?.v.release(); }
+    this.pools.fill(undefined);
   }
 }

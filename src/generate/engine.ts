@@ -12,10 +12,16 @@
 // the sequence (blocks shared by reference, copy-on-write); a later prompt that begins with the same tokens forks them
 // and prefills only the rest — a shared system prompt is computed and stored once. Cached prefixes are evicted, least
 // recently used first, when admission needs their blocks.
+// Device: the CPU (a PagedKVCache, the model's forward), or WebGPU (`gpu`: the pool in GPU buffers, the family's forward
+// over GpuOps; one readback of the rows' logits per step). Both keep the same tables, so admission, prefixes and
+// copy-on-write are one code path.
 import { PagedKVCache } from '../cache/paged.js';
+import { GpuPagedKVCache } from '../cache/webgpu.js';
 import { QkvError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
+import { isDecoder } from '../models/ops.js';
 import { nextTurn } from './generate.js';
+import { webgpuBatchStep } from './webgpu.js';
 
 export interface EngineOptions {
   /** Blocks in the KV pool: the memory cap. */
@@ -32,6 +38,8 @@ export interface EngineOptions {
   maxPrefixes?: number;
   /** Called after each decode step with its batch size (metrics). */
   onDecode?: (batch: number) => void;
+  /** Run on this WebGPU device: the KV pool in its memory, the family's WebGPU forward (default: the CPU). */
+  gpu?: GPUDevice;
 }
 
 /** The waiting line is full: try again later (a server answers 503 with Retry-After). */
@@ -54,7 +62,7 @@ interface Prefix { id: number; ids: readonly number[]; used: number }
 
 
 export class BatchEngine {
-  readonly cache: PagedKVCache;
+  readonly cache: PagedKVCache | GpuPagedKVCache;
   readonly blockSize: number;
   private readonly running: Seq[] = [];
   private readonly waiting: Waiter[] = [];
@@ -70,8 +78,19 @@ export class BatchEngine {
     for (const [name, v] of Object.entries({ kvBlocks: o.kvBlocks, blockSize: this.blockSize, maxBatch: o.maxBatch ?? 16 })) {
       if (!Number.isInteger(v) || v < 1) throw new QkvError(`BatchEngine: ${name} must be an integer ≥ 1, got ${v}`);
     }
-    this.cache = new PagedKVCache(model.info.numLayers, { blockSize: this.blockSize, numBlocks: o.kvBlocks, maxBlocks: o.kvBlocks });
+    const [L, blockSize, numBlocks] = [model.info.numLayers, this.blockSize, o.kvBlocks];
+    if (o.gpu && !isDecoder(model)) {
+      throw new QkvError(`BatchEngine: ${model.info.architecture} has no WebGPU forward (the families written over DecoderOps do)`);
+    }
+    this.cache = o.gpu ? new GpuPagedKVCache(o.gpu, L, { blockSize, numBlocks })
+      : new PagedKVCache(L, { blockSize, numBlocks, maxBlocks: numBlocks });
   }
+
+  /** The device the engine runs on. */
+  get device(): 'cpu' | 'webgpu' { return this.cache instanceof GpuPagedKVCache ? 'webgpu' : 'cpu'; }
+
+  /** Gives the KV pool back (the engine must not be used after). */
+  release(): void { this.cache.release(); }
 
   /**
    * A sequence for a generation of `prompt` and at most `maxTokens` new tokens, once admitted (it waits while the
@@ -214,56 +233,63 @@ export class BatchEngine {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    void nextTurn().then(() => this.tick());
+    void nextTurn().then(() => this.tick());  // tick never throws: run() turns a failed forward into failed generations
   }
 
-  private tick(): void {
-    this.scheduled = false;
+  // one tick at a time: the next is scheduled when this one is done (a GPU step awaits its logits)
+  private async tick(): Promise<void> {
     this.counts.ticks++;
     const decoding = this.running.filter((s) => s.fed?.ids.length === 1);
-    if (decoding.length > 0) this.run(decoding, () => this.decode(decoding));
+    if (decoding.length > 0) await this.run(decoding, () => this.decode(decoding));
     const prefilling = this.running.find((s) => s.fed && s.fed.ids.length > 1);
-    if (prefilling) this.run([prefilling], () => this.prefillChunk(prefilling));
+    if (prefilling) await this.run([prefilling], () => this.prefillChunk(prefilling));
+    this.scheduled = false;
     if (this.running.some((s) => s.fed)) this.schedule();
   }
 
   // a forward that throws fails the generations it served (each is released), not the engine
-  private run(rows: Seq[], f: () => void): void {
+  private async run(rows: Seq[], f: () => Promise<void>): Promise<void> {
     try {
-      f();
+      await f();
     } catch (e) {
       for (const s of rows) { const fed = s.fed; s.fed = null; this.close(s); fed?.reject(e); }
     }
   }
 
-  private decode(rows: Seq[]): void {
-    this.cache.batch = rows.map((s) => s.id);
-    const positionIds = rows.map((s) => [this.cache.seqLength(s.id)]);
-    const ids = rows.map((s) => [s.fed!.ids[0]]);
-    const logits = this.model.forward(ids, { cache: this.cache, positionIds, lastOnly: true }).logits.toFloat32();
+  // the last position's logits of each row [B · V]: the forward on the engine's device, rows = the sequences `ids`
+  private async forward(seqs: Seq[], ids: number[][], positions: number[][]): Promise<Float32Array> {
+    this.cache.batch = seqs.map((s) => s.id);
+    const cache = this.cache;
+    if (cache instanceof GpuPagedKVCache) return webgpuBatchStep(this.model, cache, ids, positions.flat());
+    return this.model.forward(ids, { cache, positionIds: positions, lastOnly: true }).logits.toFloat32();
+  }
+
+  private async decode(rows: Seq[]): Promise<void> {
+    const feds = rows.map((s) => s.fed!);
+    const positions = rows.map((s) => [this.cache.seqLength(s.id)]);
+    const logits = await this.forward(rows, feds.map((f) => [f.ids[0]]), positions);
     const V = this.model.info.vocabSize;
     this.counts.tokensDecoded += rows.length;
     this.counts.lastBatch = rows.length;
     this.o.onDecode?.(rows.length);
-    rows.forEach((s, b) => this.settle(s, logits.slice(b * V, (b + 1) * V)));
+    rows.forEach((s, b) => this.settle(s, feds[b], logits.slice(b * V, (b + 1) * V)));
   }
 
-  private prefillChunk(s: Seq): void {
+  private async prefillChunk(s: Seq): Promise<void> {
     const fed = s.fed!;
     const chunk = fed.ids.slice(fed.done, fed.done + (this.o.prefillChunk ?? 256));
     const at = this.cache.seqLength(s.id);
-    this.cache.batch = [s.id];
-    const positionIds = [chunk.map((_, t) => at + t)];
-    const logits = this.model.forward([chunk], { cache: this.cache, positionIds, lastOnly: true }).logits.toFloat32();
+    const logits = await this.forward([s], [chunk], [chunk.map((_, t) => at + t)]);
     fed.done += chunk.length;
     this.counts.tokensPrefilled += chunk.length;
-    if (fed.done < fed.ids.length) return;
+    if (fed.done < fed.ids.length || s.fed !== fed) return;
     this.remember(s);
-    this.settle(s, logits);
+    this.settle(s, fed, logits);
   }
 
-  private settle(s: Seq, logits: Float32Array): void {
-    const fed = s.fed!;
+  // hands a sequence its logits, unless it was released while its step ran (a GPU step awaits its readback)
+  private settle(s: Seq, fed: Fed, logits: Float32Array): void {
+    if (s.fed !== fed) return;
     s.fed = null;
     fed.resolve(logits);
   }

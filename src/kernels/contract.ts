@@ -173,6 +173,18 @@ export interface GpuPagedKernel {
   /** Why it cannot take this problem, or null. */
   unsupported(p: PagedProblem): string | null;
   run(device: GPUDevice, p: PagedProblem): Promise<{ out: Float32Array; lse: Float32Array }>;
+  /** Records the passes over operands already on the GPU (a GPU paged KV cache); out and lse are written there. */
+  record(device: GPUDevice, p: GpuPagedProblem): void;
+}
+
+/** A paged problem whose operands are on the GPU: q [B, Hq, T, D], the pools, out [B, Hq, T, Dv] and lse [B, Hq, T]. */
+export interface GpuPagedProblem extends Omit<PagedProblem, 'q' | 'pool' | 'blockTables' | 'seqLens' | 'keyMask'> {
+  q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer;
+  pool: { blockSize: number; Hkv: number; D: number; Dv: number };
+  /** seqLens [B] · tables [B, maxBlocks] · keyMask [B, maxS] (when useKeyMask). */
+  aux: Uint32Array; maxS: number; maxBlocks: number; useKeyMask?: boolean;
+  /** Storage type of q, k, v and out (float16 needs shader-f16); default float32. */
+  dtype?: GpuDType;
 }
 
 /** The backward pass on the GPU over q, k, v already there, the forward's out and lse, and dout. */
@@ -203,6 +215,8 @@ export interface GpuLayerKernels {
   transpose01(x: GpuTensor, into?: { dst: GpuTensor; capA: number; off: number }, dtype?: GpuDType): GpuTensor;
   /** Rows [first, first + n) of x [R, C]. */
   rows(x: GpuTensor, first: number, n: number): GpuTensor;
+  /** x [R, H, C] into a paged pool [blocks, H, blockSize, C] at token slots (block · blockSize + offset). */
+  scatter(x: GpuTensor, slots: Uint32Array, into: { dst: GpuTensor; blockSize: number }): void;
 }
 
 // ---- storage: where KV caches and weights live ----------------------------------------------------------------------

@@ -2,11 +2,12 @@
 // its result as a new GpuTensor without waiting for the GPU (synchronously: nothing here awaits). Shapes are checked
 // here, before anything is recorded.
 import { QkvError } from '../../errors.js';
-import { encodePass, release, residentBuffer, submit, uniform } from './buffers.js';
-import { OPS_PARAMS, TRANSPOSE_PARAMS } from './uniforms.js';
+import { encodePass, release, residentBuffer, submit, uniform, upload } from './buffers.js';
+import { OPS_PARAMS, SCATTER_PARAMS, TRANSPOSE_PARAMS } from './uniforms.js';
 import { GpuTensor, type GpuDType } from './gpu-tensor.js';
 import { WGSL } from './ops-wgsl.js';
 import { WGSL as TRANSPOSE } from './transpose-wgsl.js';
+import { WGSL as SCATTER } from './scatter-wgsl.js';
 import { hasF16 } from './device.js';
 import { bindBuffers, computePipeline } from './pipelines.js';
 
@@ -86,16 +87,45 @@ export function transpose01Gpu(x: GpuTensor, into?: { dst: GpuTensor; capA: numb
   const capA = into?.capA ?? A, off = into?.off ?? 0;
   if (off + A > capA || dst.size < B * capA * C) throw new QkvError(`transpose01Gpu: rows ${off}…${off + A - 1} do not fit a destination [${B}, ${capA}, ${C}]`);
   if (dst.dtype !== dtype) throw new QkvError(`transpose01Gpu: the destination is ${dst.dtype}, not ${dtype}`);
-  const f16 = x.dtype === 'float16' || dtype === 'float16';
-  if (f16 && !hasF16(device)) throw new QkvError('transpose01Gpu: float16 needs a device with shader-f16');
-  const name = (t: GpuDType) => (t === 'float16' ? 'f16' : 'f32');
-  const code = () => `${f16 ? 'enable f16;\n' : ''}${TRANSPOSE.replace('alias X = f32;', `alias X = ${name(x.dtype)};`).replace('alias Y = f32;', `alias Y = ${name(dtype)};`)}`;
-  const pipe = computePipeline(device, `transpose ${name(x.dtype)}>${name(dtype)}`, code);
+  const pipe = copyPipeline(device, 'transpose', TRANSPOSE, x.dtype, dtype);
   const u = uniform(device, TRANSPOSE_PARAMS.bytes({ A, B, C, capA, off, pad0: 0, pad1: 0, pad2: 0 }));
   const groups = groupsOf(A * B * C);
-  submit(device, encodePass(device, pipe, bindBuffers(device, pipe, [x.buffer, dst.buffer, u]), Math.min(groups, 65535), Math.ceil(groups / 65535)));
+  const bind = bindBuffers(device, pipe, [x.buffer, dst.buffer, u]);
+  submit(device, encodePass(device, pipe, bind, Math.min(groups, 65535), Math.ceil(groups / 65535)));
   release(device, u);
   return dst;
+}
+
+// the pipeline of a copying shader (transpose.wgsl, scatter.wgsl) reading X and writing Y: f32, or f16 with shader-f16
+function copyPipeline(device: GPUDevice, what: string, source: string, x: GpuDType, y: GpuDType): GPUComputePipeline {
+  const f16 = x === 'float16' || y === 'float16';
+  if (f16 && !hasF16(device)) throw new QkvError(`${what}: float16 needs a device with shader-f16`);
+  const name = (t: GpuDType) => (t === 'float16' ? 'f16' : 'f32');
+  const code = () => `${f16 ? 'enable f16;\n' : ''}${source.replace('alias X = f32;', `alias X = ${name(x)};`).replace('alias Y = f32;', `alias Y = ${name(y)};`)}`;
+  return computePipeline(device, `${what} ${name(x)}>${name(y)}`, code);
+}
+
+/**
+ * x [R, H, C] (R new tokens' keys or values) written into a paged pool `dst` [blocks, H, blockSize, C] at token slots
+ * `slots` (block · blockSize + offset, one per token), in the pool's dtype: a paged KV cache's store on the GPU.
+ */
+export function scatterGpu(x: GpuTensor, slots: Uint32Array, into: { dst: GpuTensor; blockSize: number }): void {
+  const [R, H, C] = x.shape;
+  const { dst, blockSize } = into;
+  const blocks = dst.size / (H * blockSize * C);
+  if (x.shape.length !== 3 || slots.length !== R || !Number.isInteger(blocks)) {
+    throw new QkvError(`scatterGpu: x [R, H, C] = [${x.shape.join(', ')}] needs R slots (got ${slots.length}) and a pool of whole ` +
+      `[H, ${blockSize}, C] blocks (got ${dst.size} elements)`);
+  }
+  const bad = slots.findIndex((s) => s >= blocks * blockSize);
+  if (bad >= 0) throw new QkvError(`scatterGpu: slot ${slots[bad]} of token ${bad} is past the pool's ${blocks * blockSize} slots`);
+  const device = x.device;
+  const pipe = copyPipeline(device, 'scatterGpu', SCATTER, x.dtype, dst.dtype);
+  const [s, u] = [upload(device, slots), uniform(device, SCATTER_PARAMS.bytes({ R, H, C, blockSize }))];
+  const groups = groupsOf(R * H * C);
+  const bind = bindBuffers(device, pipe, [x.buffer, s, dst.buffer, u]);
+  submit(device, encodePass(device, pipe, bind, Math.min(groups, 65535), Math.ceil(groups / 65535)));
+  release(device, s, u);
 }
 
 /** Rows [first, first + n) of x [R, C] as a new tensor [n, C] (a buffer copy). */

@@ -1,7 +1,7 @@
 // Host side of the WGSL split-K decode kernel (sdpa-decode.wgsl): paged attention through block tables, and dense
 // attention for a few query rows as the one-block-per-row special case. Two passes in one submission: `partial`
 // (a workgroup per (row, chunk of keys)) and `merge` (a workgroup per row).
-import type { AttnDims, GpuPagedKernel, GpuSdpaKernel, MaskPlan, PagedProblem } from '../contract.js';
+import type { AttnDims, GpuPagedKernel, GpuPagedProblem, GpuSdpaKernel, MaskPlan, PagedProblem } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { acquire, encodePass, readBack, release, STORAGE, submit, uniform, upload } from './buffers.js';
 import { DECODE_PARAMS } from './uniforms.js';
@@ -71,15 +71,8 @@ export async function webgpuPagedAttention(device: GPUDevice, p: PagedProblem): 
   }
 }
 
-/** A decode problem whose operands are on the GPU already (aux as built by webgpuPagedAttention or the GPU cache). */
-export interface GpuDecodeProblem extends Omit<PagedProblem, 'q' | 'pool' | 'blockTables' | 'seqLens' | 'keyMask'> {
-  q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse: GPUBuffer;
-  pool: { blockSize: number; Hkv: number; D: number; Dv: number };
-  /** seqLens [B] · tables [B, maxBlocks] · keyMask [B, maxS] (when useKeyMask). */
-  aux: Uint32Array; maxS: number; maxBlocks: number; useKeyMask?: boolean;
-  /** Storage type of q, k, v and out (float16 needs shader-f16); default float32. */
-  dtype?: GpuDType;
-}
+/** A decode problem whose operands are on the GPU already (aux as built by webgpuPagedAttention or a GPU paged cache). */
+export type GpuDecodeProblem = GpuPagedProblem;
 
 /** Records and submits both passes; out [rows, Dv] and lse [rows] (NEG_INF for −∞) are written on the GPU. */
 export function decodeOnGpu(device: GPUDevice, p: GpuDecodeProblem): void {
@@ -136,4 +129,6 @@ export const webgpuDecode: GpuSdpaKernel = {
 };
 
 /** Paged attention through block tables (f32 pools). */
-export const webgpuPaged: GpuPagedKernel = { name: 'webgpu-paged', unsupported: pagedUnsupported, run: webgpuPagedAttention };
+export const webgpuPaged: GpuPagedKernel = {
+  name: 'webgpu-paged', unsupported: pagedUnsupported, run: webgpuPagedAttention, record: decodeOnGpu,
+};

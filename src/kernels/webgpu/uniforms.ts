@@ -30,6 +30,9 @@ export const OPS_PARAMS = new Layout('Params', [
   ['n', 'u32'], ['a', 'u32'], ['b', 'u32'], ['c', 'u32'], ['d', 'u32'], ['e', 'u32'], ['pad', 'u32'], ['eps', 'f32'],
 ]);
 
+/** scatter.wgsl: x [R, H, C] → pool slots [R] of a [blocks, H, blockSize, C] pool. */
+export const SCATTER_PARAMS = new Layout('Params', [['R', 'u32'], ['H', 'u32'], ['C', 'u32'], ['blockSize', 'u32']]);
+
 /** transpose.wgsl: x [A, B, C] → out [B, capA, C] at rows off …. */
 export const TRANSPOSE_PARAMS = new Layout('Params', [
   ['A', 'u32'], ['B', 'u32'], ['C', 'u32'], ['capA', 'u32'], ['off', 'u32'], ['pad0', 'u32'], ['pad1', 'u32'], ['pad2', 'u32'],

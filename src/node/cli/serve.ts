@@ -1,13 +1,17 @@
 // `qkv serve [--model DIR] [--port N] [--host H] [--threads N] [--weights F] [--max-batch N] [--kv-memory BYTES]
-// [--api-key KEY]`: the Attention Lab and the API, generations batched; SIGTERM/SIGINT shut down gracefully.
+// [--api-key KEY] [--device cpu|webgpu]`: the Attention Lab and the API, generations batched; SIGTERM/SIGINT shut down
+// gracefully.
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
+import { gpuDevice } from '../../kernels/webgpu/device.js';
 import { loadCheckpoint } from '../checkpoint.js';
+import { useDawn } from '../webgpu.js';
 import { createQkvServer, listen } from '../server/server.js';
 import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS } from './shared.js';
 
 export const SERVE_HELP = `usage: qkv serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--threads N] [--weights FORMAT]
-                 [--max-batch 16] [--kv-memory 256M] [--api-key KEY] [--quiet] [--cors ORIGIN]... [--allowed-host NAME]...
+                 [--max-batch 16] [--kv-memory 256M] [--api-key KEY] [--device cpu|webgpu] [--quiet]
+                 [--cors ORIGIN]... [--allowed-host NAME]...
 
   --host H                 address to listen on (default 127.0.0.1, this machine only)
   --cors ORIGIN            let pages from ORIGIN (e.g. http://localhost:5173, or *) call the API (repeatable)
@@ -16,6 +20,8 @@ export const SERVE_HELP = `usage: qkv serve [--model DIR] [--port 8080] [--host 
   --max-batch N            generations decoded together (default 16; 1: one at a time)
   --kv-memory BYTES        the KV cache all generations share, e.g. 512M or 2G (default 256M); requests wait for room
   --api-key KEY            require Authorization: Bearer KEY on /v1 and /api (also from $QKV_API_KEY)
+  --device cpu|webgpu      where generations run (default cpu); webgpu keeps the weights and the KV pool on the GPU
+                           (Llama-family models; the CPU is used, with a warning, when there is no adapter)
   --quiet                  no log line per request (they go to stdout as JSON otherwise)
 ${RUNTIME_HELP}`;
 
@@ -28,15 +34,27 @@ export function bytesArg(v: string | undefined, name: string): number | undefine
   return Math.floor(bytes);
 }
 
+// --device: the GPU device for `webgpu` (undefined: the CPU, also when no adapter is found — said on the way)
+async function deviceArg(v: string | undefined, out: (s: string) => void): Promise<GPUDevice | undefined> {
+  if (v === undefined || v === 'cpu') return undefined;
+  if (v !== 'webgpu') throw new QkvError(`--device must be cpu or webgpu, got '${v}'`);
+  if (!(await useDawn())) throw new QkvError("--device webgpu needs the optional 'webgpu' package (npm install webgpu)");
+  const device = await gpuDevice();
+  if (!device) out('qkv: no WebGPU adapter found; serving on the CPU\n');
+  return device ?? undefined;
+}
+
 export async function serveCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     cors: { type: 'string', multiple: true }, 'allowed-host': { type: 'string', multiple: true }, ...RUNTIME_OPTIONS,
     'max-batch': { type: 'string' }, 'kv-memory': { type: 'string' }, 'api-key': { type: 'string' }, quiet: { type: 'boolean' },
+    device: { type: 'string' },
   } });
   if (values.help) { out(`${SERVE_HELP}\n`); return 0; }
   const port = numberArg(values.port, 'port') ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new QkvError(`--port must be an integer in [0, 65535], got ${port}`);
+  const gpu = await deviceArg(values.device, out);
   const { threads, weights } = await applyRuntimeOptions(values);
   const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
   const maxBatch = numberArg(values['max-batch'], 'max-batch') ?? 16;
@@ -45,13 +63,14 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   if (apiKey !== undefined && apiKey.length < 8) throw new QkvError('--api-key must be at least 8 characters');
   const server = createQkvServer(ckpt, {
     host: values.host, corsOrigins: values.cors, allowedHosts: values['allowed-host'], maxBatch, apiKey,
-    kvMemoryBytes: bytesArg(values['kv-memory'], 'kv-memory'), log: values.quiet ? undefined : (line) => out(`${line}\n`),
+    kvMemoryBytes: bytesArg(values['kv-memory'], 'kv-memory'), log: values.quiet ? undefined : (line) => out(`${line}\n`), gpu,
   });
   const url = await listen(server, { port, host: values.host });
   const size = ckpt.bytes >= 1e9 ? `${(ckpt.bytes / 1e9).toFixed(2)} GB` : `${(ckpt.bytes / 1e6).toFixed(1)} MB`;
   const loaded = `${size} loaded in ${(ckpt.loadMs / 1000).toFixed(1)} s`;
   const kv = `KV cache ${server.engine.o.kvBlocks} blocks of ${server.engine.blockSize} tokens`;
-  const how = `${threads} thread${threads > 1 ? 's' : ''}, weights ${weights}, ${loaded}, batch ≤ ${maxBatch}, ${kv}`;
+  const where = gpu ? 'WebGPU' : `${threads} thread${threads > 1 ? 's' : ''}`;
+  const how = `${where}, weights ${weights}, ${loaded}, batch ≤ ${maxBatch}, ${kv}`;
   out(`qkv: serving ${ckpt.config.architectures?.[0]} from ${ckpt.dir} (${how})\n  lab  ${url}\n` +
     `  api  ${url}v1/completions  ${url}v1/models  ${url}api/attention\n(Ctrl-C to stop)\n`);
   // SIGTERM (an orchestrator) or Ctrl-C: /ready turns 503, running generations get 10 s to finish

@@ -46,6 +46,8 @@ export interface ServerOptions {
   kvMemoryBytes?: number;
   /** Required as `Authorization: Bearer <key>` on /v1 and /api routes when set. */
   apiKey?: string;
+  /** Generate on this WebGPU device (weights and the KV pool on the GPU); default the CPU. */
+  gpu?: GPUDevice;
   /** Receives one JSON line per request (method, path, status, tokens, timings). */
   log?: (line: string) => void;
 }
@@ -149,7 +151,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   const usageOf = new WeakMap<ServerResponse, Record<string, number>>(); // a generation's tokens and timings, for its log line
   const engine = new BatchEngine(model, {
     kvBlocks: kvBlocksFor(model, o.kvMemoryBytes ?? 256 * 2 ** 20), maxBatch: o.maxBatch ?? 16, maxWaiting: limits.maxQueue,
-    onDecode: (n) => metrics.batch.observe(n),
+    onDecode: (n) => metrics.batch.observe(n), gpu: o.gpu,
   });
   let draining = false;
   const inFlight = new Set<AbortController>();

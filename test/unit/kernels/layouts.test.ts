@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Layout } from '../../../src/kernels/layout.js';
 import { ATTENTION_JOB, DECODE_JOB, GEMM_JOB, PACK_K_JOB } from '../../../src/kernels/wasm/jobs.js';
-import { DECODE_PARAMS, MATMUL_PARAMS, OPS_PARAMS, SDPA_PARAMS, TRANSPOSE_PARAMS } from '../../../src/kernels/webgpu/uniforms.js';
+import { DECODE_PARAMS, MATMUL_PARAMS, OPS_PARAMS, SCATTER_PARAMS, SDPA_PARAMS, TRANSPOSE_PARAMS } from '../../../src/kernels/webgpu/uniforms.js';
 import { ROOT_DIR } from '../../helpers.js';
 
 const source = (path: string) => readFileSync(join(ROOT_DIR, path), 'utf8');
@@ -23,7 +23,7 @@ test('each WGSL uniform block is its layout, field for field', () => {
   const shaders: [Layout<string>, string][] = [
     [SDPA_PARAMS, 'src/kernels/webgpu/sdpa-masks.wgsl'], [DECODE_PARAMS, 'src/kernels/webgpu/sdpa-decode.wgsl'],
     [MATMUL_PARAMS, 'src/kernels/webgpu/matmul.wgsl'], [OPS_PARAMS, 'src/kernels/webgpu/ops.wgsl'],
-    [TRANSPOSE_PARAMS, 'src/kernels/webgpu/transpose.wgsl'],
+    [TRANSPOSE_PARAMS, 'src/kernels/webgpu/transpose.wgsl'], [SCATTER_PARAMS, 'src/kernels/webgpu/scatter.wgsl'],
   ];
   for (const [layout, file] of shaders) {
     assert.deepEqual(wgslStruct(source(file)), layout.fields.map(([f, t]) => [f, t]), file);

@@ -47,6 +47,13 @@ test('qkv conformance takes --device and --dtype; f16 without WebGPU is a usage 
   assert.match(qkv('--help').stdout, /conformance DIR \[--kernel K\] \[--device cpu\|webgpu\] \[--dtype f32\|f16\]/);
 });
 
+test('qkv serve --device is cpu or webgpu', () => {
+  const r = qkv('serve', '--device', 'tpu', '--port', '0');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--device must be cpu or webgpu, got 'tpu'/);
+  assert.match(qkv('serve', '--help').stdout, /--device cpu\|webgpu {6}where generations run/);
+});
+
 test('an unknown command fails on stderr', () => {
   const r = qkv('frobnicate');
   assert.equal(r.status, 2);
