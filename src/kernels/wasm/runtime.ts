@@ -42,6 +42,7 @@ export interface Runtime {
   workers: number; // workers that have joined
   threads: number; // threads a call uses (caller included)
   top: number; // end of the resident weights
+  written: number; // end of the memory scratch has ever used: past it, memory is as grown (zero)
 }
 
 let rt: Runtime | null | undefined;
@@ -61,7 +62,7 @@ function create(): Runtime | null {
       : new WebAssembly.Memory({ initial: 2 });
     const exports = new WebAssembly.Instance(module, { env: { memory, abort } }).exports as unknown as Exports;
     exports.init(); // the constant table, once for every thread that will share this memory
-    return { module, memory, exports, shared, control: new Int32Array(memory.buffer, 0, 64), workers: 0, threads: 1, top: RESIDENT_AT };
+    return { module, memory, exports, shared, control: new Int32Array(memory.buffer, 0, 64), workers: 0, threads: 1, top: RESIDENT_AT, written: RESIDENT_AT };
   } catch {
     return null;
   }
@@ -97,6 +98,7 @@ export function scratch(r: Runtime, sizes: readonly number[]): number[] {
   let top = alignLine(r.top);
   for (const n of sizes) { at.push(top); top += alignLine(n); }
   ensure(r, top);
+  r.written = Math.max(r.written, top);
   return at;
 }
 

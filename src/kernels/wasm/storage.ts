@@ -10,7 +10,7 @@
 // when its view is garbage-collected, or at once with releaseFloats (whose caller promises not to use the view again).
 import { adoptResident, canReserve, kernelRuntime, reserve, type Runtime } from './runtime.js';
 
-interface Block { at: number; bytes: number }
+interface Block { at: number; bytes: number; reused?: boolean }
 
 const free: Block[] = []; // sorted by offset, never two adjacent
 const placed = new WeakMap<Float32Array, Block>();
@@ -23,7 +23,9 @@ export function kernelFloats(n: number): Float32Array {
   const bytes = Math.ceil((4 * n) / 64) * 64;
   const b = allocate(r, bytes);
   const view = new Float32Array(r.memory.buffer, b.at, n);
-  view.fill(0); // a reused block holds old data
+  // a reused block holds old data, and scratch may have used memory past the top; memory never written is zero already
+  // and left untouched, so a large KV pool costs resident memory only as it fills
+  view.fill(0, 0, b.reused ? n : Math.max(0, Math.min(n, Math.ceil((r.written - b.at) / 4))));
   placed.set(view, b);
   collected.register(view, b, view);
   return view;
@@ -75,7 +77,7 @@ function allocate(r: Runtime, bytes: number): Block {
   const b = free[i];
   if (b.bytes === bytes) free.splice(i, 1);
   else free[i] = { at: b.at + bytes, bytes: b.bytes - bytes };
-  return { at: b.at, bytes };
+  return { at: b.at, bytes, reused: true };
 }
 
 // back into the sorted list, merged with free neighbours

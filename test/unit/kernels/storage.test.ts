@@ -4,11 +4,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attention, ContiguousKVCache, generate, Tensor, type CausalLM } from '../../../src/index.js';
-import { kernelRuntime } from '../../../src/kernels/wasm/runtime.js';
+import { kernelRuntime, scratch } from '../../../src/kernels/wasm/runtime.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { TINY } from '../../models/helpers.js';
 import { kernelFloats, kernelFreeBytes, kernelOffset, releaseFloats } from '../../../src/kernels/wasm/storage.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
+
+test('kernelFloats: a new block over memory that scratch used is zeroed; memory never written is left untouched', () => {
+  const r = kernelRuntime()!;
+  const [at] = scratch(r, [4096]);
+  new Float32Array(r.memory.buffer, at, 1024).fill(3); // a kernel's scratch, past the top
+  const a = kernelFloats(4096); // starts where that scratch was, runs past everything scratch ever wrote
+  assert.equal(kernelOffset(a), at);
+  assert.ok(a.every((x) => x === 0), 'zero where scratch wrote, zero (as grown) past it');
+  assert.ok(r.written < kernelOffset(a)! + 4 * 4096, 'part of the block lies past the scratch high-water mark');
+  releaseFloats(a);
+});
 
 test('kernelFloats: blocks on cache lines in kernel memory, reused zeroed after release, free neighbours merged', () => {
   const a = kernelFloats(100), b = kernelFloats(16), c = kernelFloats(50);
