@@ -18,8 +18,10 @@ WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+COPY --from=build /src/dist/lab ./dist/lab
 COPY --from=build /src/models/qkv-tiny ./models/qkv-tiny
 COPY --from=build /src/lab ./lab
+COPY --from=build /src/src ./src
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:8080/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

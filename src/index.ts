@@ -46,4 +46,6 @@ export { kvCacheBytes, kvTable, KV_PRESETS, KV_DTYPE_BYTES, humanBytes, type KvS
 export { attentionWebGPU, attentionBackwardWebGPU, pagedAttentionWebGPU, toGpu, toCpu, type GpuKernel } from './attention/webgpu.js';
 export { GpuTensor } from './kernels/webgpu/gpu-tensor.js';
 export { headMetrics, type HeadMetrics, type HeadPattern } from './inspect/metrics.js';
-export { EXPERIMENTS, nextTokenLoss, type ExperimentResult, type Metric, type Series } from './inspect/experiments.js';
+export {
+  EXPERIMENTS, nextTokenLoss, type ExperimentMaps, type ExperimentResult, type MapPanel, type Metric, type Series,
+} from './inspect/experiments.js';

@@ -11,7 +11,11 @@ import { Tensor } from '../tensor/tensor.js';
 
 export interface Metric { label: string; value: number; unit?: string }
 export interface Series { xLabel: string; yLabel: string; x: number[]; lines: { name: string; y: number[] }[] }
-export interface ExperimentResult { id: string; title: string; lookFor: string; metrics: Metric[]; series?: Series }
+/** One attention map of a panel pair: rows [T][T] of one head, and which cells its mask hides. */
+export interface MapPanel { label: string; rows: number[][]; mask: 'causal' | 'none' | { window: number } }
+/** The same head before and after the change (the head the change moved most), to show side by side. */
+export interface ExperimentMaps { layer: number; head: number; panels: MapPanel[] }
+export interface ExperimentResult { id: string; title: string; lookFor: string; metrics: Metric[]; series?: Series; maps?: ExperimentMaps }
 
 type Rows = number[][];
 
@@ -67,6 +71,29 @@ function saturation(maps: Tensor[]): { entropy: number; jacobian: number } {
   return { entropy: entropy / rows, jacobian: jac / rows };
 }
 
+// head h of one layer's weights [1, H, T, T] as rows
+function headRows(a: Tensor, h: number): number[][] {
+  const [, , T, S] = a.shape;
+  const w = a.toFloat32();
+  return Array.from({ length: T }, (_, i) => Array.from(w.subarray((h * T + i) * S, (h * T + i + 1) * S)));
+}
+
+// the head whose map the change moved most (mean |Δw|), shown before and after
+function mapsOf(before: Tensor[], after: Tensor[], labels: [string, string], masks: [MapPanel['mask'], MapPanel['mask']]): ExperimentMaps {
+  let [best, layer, head] = [-1, 0, 0];
+  before.forEach((a, l) => {
+    const [x, y] = [a.toFloat32(), after[l].toFloat32()];
+    const [, H, T, S] = a.shape;
+    for (let h = 0; h < H; h++) {
+      let d = 0;
+      for (let i = h * T * S; i < (h + 1) * T * S; i++) d += Math.abs(x[i] - y[i]);
+      if (d > best) [best, layer, head] = [d, l, h];
+    }
+  });
+  const panel = (k: number) => ({ label: labels[k], rows: headRows([before, after][k][layer], head), mask: masks[k] });
+  return { layer, head, panels: [panel(0), panel(1)] };
+}
+
 function needTokens(ids: number[], n: number, what: string): void {
   if (ids.length < n) throw new QkvError(`${what}: needs a prompt of at least ${n} tokens, got ${ids.length}`);
 }
@@ -74,9 +101,16 @@ function needTokens(ids: number[], n: number, what: string): void {
 /** 1. No 1/√d: scores grow by √d, the softmax saturates — entropy collapses and its gradient vanishes. */
 export function noScaling(model: CausalLM, ids: number[]): ExperimentResult {
   needTokens(ids, 2, 'noScaling');
-  const normal = saturation(attentions(model, ids));
-  const broken = saturation(attentions(model, ids, { noScale: true }));
+  const [withScale, without] = [attentions(model, ids), attentions(model, ids, { noScale: true })];
+  const [normal, broken] = [saturation(withScale), saturation(without)];
+  const maps = mapsOf(withScale, without, ['with 1/√d', 'without 1/√d'], ['causal', 'causal']);
+  const last = maps.panels.map((panel) => panel.rows[ids.length - 1]); // the last query's softmax row, before and after
   return {
+    maps,
+    series: {
+      xLabel: `key position (last query's row, layer ${maps.layer} head ${maps.head})`, yLabel: 'softmax weight', x: ids.map((_, j) => j),
+      lines: [{ name: 'with 1/√d', y: last[0] }, { name: 'without', y: last[1] }],
+    },
     id: 'no-scaling', title: 'Remove the 1/√d scaling',
     lookFor: `Without 1/√d the scores are √${model.info.headDim} ≈ ${Math.sqrt(model.info.headDim).toFixed(1)}× larger: the softmax saturates, attention collapses onto single tokens (lower entropy) and the gradient that flows back through the softmax shrinks (smaller Jacobian norm).`,
     metrics: [
@@ -104,12 +138,14 @@ export function noCausalMask(model: CausalLM, ids: number[]): ExperimentResult {
     }
     return mass / n;
   };
+  const [masked, open] = [attentions(model, ids), attentions(model, ids, { noCausal: true })];
   return {
+    maps: mapsOf(masked, open, ['with the causal mask', 'without: the future is visible'], ['causal', 'none']),
     id: 'no-causal', title: 'Remove the causal mask',
     lookFor: 'With the mask, position i cannot see token i+1, so predicting it is a real task. Without it the answer is in plain sight: attention flows onto the next token and the loss drops although nothing was learned — a model trained this way would just copy, and its next-token loss would say nothing about language modelling.',
     metrics: [
-      { label: 'attention on the next token (the answer), with mask', value: 100 * onAnswer(attentions(model, ids)), unit: '%' },
-      { label: 'attention on the next token, without mask', value: 100 * onAnswer(attentions(model, ids, { noCausal: true })), unit: '%' },
+      { label: 'attention on the next token (the answer), with mask', value: 100 * onAnswer(masked), unit: '%' },
+      { label: 'attention on the next token, without mask', value: 100 * onAnswer(open), unit: '%' },
       { label: 'next-token loss, with mask', value: nextTokenLoss(model, ids), unit: 'nats' },
       { label: 'next-token loss, without mask (the answer leaks)', value: nextTokenLoss(model, ids, { noCausal: true }), unit: 'nats' },
     ],
@@ -131,7 +167,9 @@ export function noPositions(model: CausalLM, ids: number[], seed = 1): Experimen
     perm.forEach((p, t) => { for (let v = 0; v < V; v++) m = Math.max(m, Math.abs(b[t * V + v] - a[p * V + v])); });
     return m;
   };
+  const [rope, none] = [attentions(model, ids, { noCausal: true }), attentions(model, ids, { noCausal: true, noPositions: true })];
   return {
+    maps: mapsOf(rope, none, ['with RoPE (no causal mask)', 'no positions: a repeated token repeats its row'], ['none', 'none']),
     id: 'no-positions', title: 'Drop the positional encoding and shuffle the tokens',
     lookFor: 'Without positions (and without the causal mask, which itself reveals order) attention cannot tell where a token is: shuffle the words and every output is just shuffled the same way. With RoPE the outputs change.',
     metrics: [
@@ -155,7 +193,11 @@ export function slidingWindow(model: CausalLM, ids: number[]): ExperimentResult 
       'the plot shows the loss against the window.'
     : 'On this prompt a small window costs almost nothing: its next tokens follow from the last few. Try a prompt that ' +
       'repeats a phrase from its start (the lab\'s "A fool and his money …" example) to see the window matter.';
+  const W = Math.min(4, windows[windows.length - 1]);
+  const windowed = attentions(model, ids, { slidingWindow: W });
+  const maps = mapsOf(attentions(model, ids), windowed, ['full context', `window ${W}`], ['causal', { window: W }]);
   return {
+    maps,
     id: 'window', title: 'Shrink the sliding window',
     lookFor: `Each token may only look back W positions (Mistral caches only W tokens). ${shown}`,
     metrics: [
@@ -191,7 +233,10 @@ export function poolKvHeads(model: CausalLM, ids: number[]): ExperimentResult {
     }
     return { n, kvBytes: 2 * numLayers * n * headDim * 2, kl: kl / ids.length, agree: agree / ids.length };
   });
+  const pooled = attentions(model, ids, { kvHeads: 1 });
+  const maps = mapsOf(attentions(model, ids), pooled, [`${Hkv} kv heads (as trained)`, '1 kv head (pooled)'], ['causal', 'causal']);
   return {
+    maps,
     id: 'gqa', title: 'Share key/value heads (GQA → MQA)',
     lookFor: 'Averaging key/value heads shrinks the KV cache by the same factor. The question is what it costs: how far the next-token distribution moves (KL) and how often the top prediction changes.',
     metrics: rows.flatMap((r) => [

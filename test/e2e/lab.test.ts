@@ -81,6 +81,10 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   assert.ok(diff < 1e-5, `the step view's p equals the map row (max |Δ| ${diff})`);
   await page.selectOption('#step-query', '2');
   assert.equal(await page.$$eval('#step tr.masked', (rows) => rows.length), (await page.$$eval('#tokens .tok', (t) => t.length)) - 3);
+  // the formula links to the loop in qkv's source, the line marked
+  const source = await page.getAttribute('#step a', 'href');
+  const sourcePage = await (await page.request.get(new URL(source!, page.url()).toString())).text();
+  assert.match(sourcePage, /<span id="L\d+" class="match"><a id="match" href="#L\d+">\d+<\/a>\s*\/\/ 1\. scores and softmax/);
 
   // the next token: bars for the most likely tokens; a low temperature puts ~all the mass on the first, top-k 1 cuts the rest
   await page.waitForFunction(() => document.querySelectorAll('#next-bars .bar').length === 12, undefined, { timeout: 30_000 });
@@ -104,6 +108,16 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   const values = await page.$$eval('.experiment[data-id="no-causal"] .metric .value', (els) => els.map((e) => parseFloat(e.textContent ?? '')));
   assert.equal(values[0], 0, 'with the mask, no attention reaches the next token');
   assert.ok(values[1] > 0, `without the mask, attention on the answer is ${values[1]}%`);
+  // the broken attention beside the original: two labelled maps of one head, the second without the masked triangle
+  const captions = await page.$$eval('.experiment[data-id="no-causal"] figcaption', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(captions, ['with the causal mask', 'without: the future is visible']);
+  const grey = await page.$$eval('.experiment[data-id="no-causal"] .panels canvas', (cs) => cs.map((c) => {
+    const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] === 190 && d[i + 1] === 190 && d[i + 2] === 190) n++;
+    return n;
+  }));
+  assert.ok(grey[0] > 1000 && grey[1] < 200, `masked (grey) pixels: ${grey} — the triangle is filled in without the mask`);
   await page.locator('.experiment[data-id="no-causal"]').screenshot({ path: join(ARTIFACTS, 'lab-experiment.png') });
   await page.screenshot({ path: join(ARTIFACTS, 'lab-full.png'), fullPage: true });
 

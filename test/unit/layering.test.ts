@@ -95,3 +95,17 @@ test('lines stay within 140 characters (a budget per older file that may only sh
     assert.ok(long <= (budget[rel] ?? 0), `${rel} has ${long} lines over 140 characters; its budget is ${budget[rel] ?? 0}`);
   }
 });
+
+// the lab (lab/*.ts, lab/views/*.ts) is a page like any other: qkv through its public API only, short lines and files
+test('the lab uses qkv\'s public API only (/qkv/index.js), in files under 500 lines of ≤ 140 characters', () => {
+  const LAB = fileURLToPath(new URL('../../../lab/', import.meta.url));
+  const labFiles = files(LAB).filter((f) => !f.includes('node_modules'));
+  assert.ok(labFiles.length >= 8, `lab modules: ${labFiles.length}`);
+  for (const f of labFiles) {
+    const rel = relative(LAB, f);
+    for (const { spec } of imports(f)) assert.ok(spec.startsWith('.') || spec === '/qkv/index.js', `lab/${rel} imports ${spec}`);
+    const lines = readFileSync(f, 'utf8').split('\n');
+    assert.ok(lines.length <= 500, `lab/${rel} has ${lines.length} lines`);
+    assert.deepEqual(lines.filter((l) => l.length > 140), [], `lab/${rel}: lines over 140 characters`);
+  }
+});

@@ -62,7 +62,8 @@ function create(): Runtime | null {
       : new WebAssembly.Memory({ initial: 2 });
     const exports = new WebAssembly.Instance(module, { env: { memory, abort } }).exports as unknown as Exports;
     exports.init(); // the constant table, once for every thread that will share this memory
-    return { module, memory, exports, shared, control: new Int32Array(memory.buffer, 0, 64), workers: 0, threads: 1, top: RESIDENT_AT, written: RESIDENT_AT };
+    const control = new Int32Array(memory.buffer, 0, 64);
+    return { module, memory, exports, shared, control, workers: 0, threads: 1, top: RESIDENT_AT, written: RESIDENT_AT };
   } catch {
     return null;
   }

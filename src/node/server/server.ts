@@ -289,7 +289,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
       throw new HttpError(404, message, 'model', 'invalid_request_error', 'model_not_found');
     }
     const path = url.pathname === '/favicon.ico' ? '/lab/favicon.svg' : url.pathname;
-    const file = req.method === 'GET' || req.method === 'HEAD' ? staticFile(path, ckpt.dir) : null;
+    const file = req.method === 'GET' || req.method === 'HEAD' ? staticFile(path, ckpt.dir, url.searchParams.get('find')) : null;
     if (!file) throw new HttpError(404, `no such route: ${String(req.method).slice(0, 20)} ${url.pathname.slice(0, 100)}`, null, 'not_found');
     res.writeHead(200, {
       'content-type': file.type, 'cache-control': 'no-cache',

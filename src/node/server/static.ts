@@ -29,12 +29,18 @@ const VENDOR: [string, string][] = [
   ["'@huggingface/tokenizers'", "'/vendor/tokenizers.mjs'"], ["'@huggingface/jinja'", "'/vendor/jinja.mjs'"],
 ];
 
-/** A static file for `path`, or null. Module text has its bare imports rewritten to the served copies. */
-export function staticFile(path: string, modelDir: string): { body: Buffer | string; type: string } | null {
+/**
+ * A static file for `path`, or null. Module text has its bare imports rewritten to the served copies. `/source/src/….ts`
+ * is qkv's own source as a page with numbered lines (the lab links its formulas to the code), the first line that
+ * contains `find` marked.
+ */
+export function staticFile(path: string, modelDir: string, find?: string | null): { body: Buffer | string; type: string } | null {
   let file: string | null = null;
   let m: RegExpExecArray | null;
+  if ((m = /^\/source\/(src\/(?:[a-z0-9-]+\/)*[a-z0-9-]+\.(?:ts|wgsl))$/.exec(path))) return sourcePage(m[1], find ?? '');
   if (path === '/' || path === '/index.html') file = join(ROOT, 'lab', 'index.html');
-  else if ((m = /^\/lab\/([a-z0-9-]+\.(?:js|css|svg|png))$/.exec(path))) file = join(ROOT, 'lab', m[1]);
+  else if ((m = /^\/lab\/((?:views\/)?[a-z0-9-]+\.js)$/.exec(path))) file = join(ROOT, 'dist', 'lab', m[1]); // the lab's modules, built
+  else if ((m = /^\/lab\/([a-z0-9-]+\.(?:css|svg|png))$/.exec(path))) file = join(ROOT, 'lab', m[1]);
   else if ((m = /^\/qkv\/((?:[a-z0-9-]+\/)*[a-z0-9-]+\.js)$/.exec(path)) && !m[1].startsWith('node/')) file = join(ROOT, 'dist', 'src', m[1]);
   else if (path === '/vendor/tokenizers.mjs') file = tokenizersModule();
   else if (path === '/vendor/jinja.mjs') file = jinjaModule();
@@ -45,4 +51,20 @@ export function staticFile(path: string, modelDir: string): { body: Buffer | str
     return { body: VENDOR.reduce((text, [bare, served]) => text.replaceAll(bare, served), readFileSync(file, 'utf8')), type };
   }
   return { body: readFileSync(file), type };
+}
+
+const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+// a source file as HTML: every line numbered and anchored (#L12), the first containing `find` marked (#match)
+function sourcePage(rel: string, find: string): { body: string; type: string } | null {
+  const file = join(ROOT, rel);
+  if (!existsSync(file)) return null;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const hit = find ? lines.findIndex((l) => l.includes(find.slice(0, 200))) : -1;
+  const rows = lines.map((l, i) => (i === hit ? `<span id="L${i + 1}" class="match"><a id="match" href="#L${i + 1}">`
+    : `<span id="L${i + 1}"><a href="#L${i + 1}">`) + `${i + 1}</a>${escape(l)}</span>`);
+  const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(rel)}</title>` +
+    '<link rel="stylesheet" href="/lab/source.css"></head><body>' +
+    `<h1>${escape(rel)}${hit >= 0 ? ` · line ${hit + 1}` : ''}</h1><pre>${rows.join('\n')}</pre></body></html>`;
+  return { body, type: TYPES['.html'] };
 }

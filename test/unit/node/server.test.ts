@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { createQkvServer, listen } from '../../../src/node/server/server.js';
 import { TINY } from '../../models/helpers.js';
+import { ROOT_DIR } from '../../helpers.js';
 
 const server = createQkvServer(loadCheckpoint(TINY), { limits: { maxBodyBytes: 4096 } });
 let base = '';
@@ -204,6 +205,21 @@ describe('disconnects and static files', () => {
     assert.equal((await fetch(`${base}vendor/jinja.mjs`)).status, 200);
     assert.equal((await fetch(`${base}model/model.safetensors`)).status, 200);
     for (const bad of ['qkv/node/checkpoint.js', 'model/../package.json', 'model/reference.safetensors', 'lab/../package.json', 'qkv/../../package.json']) {
+      assert.equal((await fetch(base + bad)).status, 404, bad);
+    }
+    // the lab's modules (built from lab/*.ts) and its views
+    assert.match(await (await fetch(`${base}lab/main.js`)).text(), /from '\.\/views\/heads\.js'/);
+    assert.equal((await fetch(`${base}lab/views/step.js`)).status, 200);
+  });
+
+  test('qkv\'s source as a page of numbered lines, the line a formula points at marked; nothing outside src/', async () => {
+    const r = await fetch(`${base}source/src/kernels/cpu/sdpa-naive.ts?find=${encodeURIComponent('2. o_i = Σ_j P_ij v_j')}`);
+    assert.equal(r.status, 200);
+    const html = await r.text();
+    const line = readFileSync(join(ROOT_DIR, 'src/kernels/cpu/sdpa-naive.ts'), 'utf8').split('\n').findIndex((l) => l.includes('2. o_i')) + 1;
+    assert.ok(html.includes(`<span id="L${line}" class="match"><a id="match" href="#L${line}">${line}</a>`), `line ${line} marked`);
+    assert.match(html, /&lt;|&gt;|&amp;/, 'source text is escaped');
+    for (const bad of ['source/package.json', 'source/src/../package.json', 'source/test/helpers.ts', 'source/src/nope.ts']) {
       assert.equal((await fetch(base + bad)).status, 404, bad);
     }
   });
