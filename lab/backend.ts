@@ -24,6 +24,8 @@ export interface Backend {
   gpuName?: string | null;
   info: ModelInfo;
   name: string;
+  /** RoPE's base θ of the model (config rope_theta; 10000 when it has none). */
+  ropeTheta: number;
   /** The model and tokenizer themselves, in the page (the views that run it step by step need them). */
   model?: CausalLM;
   tokenizer?: Tokenizer;
@@ -31,6 +33,11 @@ export interface Backend {
   nextLogits(prompt: string): Promise<NextLogits>;
   experiment(id: string, prompt: string): Promise<ExperimentResult>;
   generate(prompt: string, n: number, onText: (t: string) => void, device?: 'cpu' | 'webgpu'): Promise<void>;
+}
+
+// rope_theta of a config.json: transformers 5 (rope_parameters) or 4 (rope_theta)
+function ropeThetaOf(config: { rope_theta?: number; rope_parameters?: { rope_theta?: number } }): number {
+  return config.rope_parameters?.rope_theta ?? config.rope_theta ?? 10000;
 }
 
 // head h's rows of a [1, H, T, T] map
@@ -61,6 +68,7 @@ export async function browserBackend(): Promise<Backend> {
     ? [adapter.info?.vendor, adapter.info?.architecture || adapter.info?.description].filter(Boolean).join(' ') || 'WebGPU' : null;
   return {
     mode: 'browser', threads, gpuName, info: model.info, name: config.architectures?.[0] ?? 'model', model, tokenizer,
+    ropeTheta: ropeThetaOf(config),
     async nextLogits(prompt) {
       const ids = tokenizer.encode(prompt);
       const logits = model.forward([ids], { lastOnly: true }).logits.toFloat32();
@@ -93,7 +101,7 @@ export async function serverBackend(): Promise<Backend> {
   };
   const info = await (await fetch('/api/info')).json();
   return {
-    mode: 'server', info: info.info, name: info.model,
+    mode: 'server', info: info.info, name: info.model, ropeTheta: ropeThetaOf(info.config ?? {}),
     async attention(prompt) {
       const last = await post('/api/attention', { prompt }) as Omit<Attention, 'map'> & { maps: number[][][][] };
       return { ...last, map: (l, h) => last.maps[l][h] };

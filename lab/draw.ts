@@ -114,6 +114,22 @@ function legend(ctx: CanvasRenderingContext2D, x: number, y: number, width: numb
   ctx.fillText('masked', x + width + 74, y);
 }
 
+// blue (−1) … white (0) … red (+1)
+function signed(t: number): [number, number, number] {
+  return t >= 0 ? [255, 255 * (1 - t), 255 * (1 - t)] : [255 * (1 + t), 255 * (1 + t), 255];
+}
+
+/** A [rows, cols] table of values as cells, blue (negative) to red (positive), scaled by its largest |value|. */
+export function drawSigned(canvas: HTMLCanvasElement, values: ArrayLike<number>, rows: number, cols: number): void {
+  const ctx = canvas.getContext('2d')!;
+  const img = ctx.createImageData(cols, rows);
+  let top = 1e-9;
+  for (let i = 0; i < values.length; i++) top = Math.max(top, Math.abs(values[i]));
+  for (let i = 0; i < rows * cols; i++) img.data.set([...signed(values[i] / top), 255], 4 * i);
+  if (canvas.width !== cols || canvas.height !== rows) { canvas.width = cols; canvas.height = rows; }
+  ctx.putImageData(img, 0, 0);
+}
+
 /** A vector as a strip of cells, blue (negative) to red (positive), scaled by its largest |value|. */
 export function strip(values: ArrayLike<number>, title: string): HTMLCanvasElement {
   const c = document.createElement('canvas');
@@ -121,11 +137,7 @@ export function strip(values: ArrayLike<number>, title: string): HTMLCanvasEleme
   const ctx = c.getContext('2d')!;
   const img = ctx.createImageData(values.length, 1);
   const top = Math.max(1e-9, ...Array.from(values, Math.abs));
-  Array.from(values).forEach((x, d) => {
-    const t = x / top; // −1 … 1
-    const [r, g, b] = t >= 0 ? [255, 255 * (1 - t), 255 * (1 - t)] : [255 * (1 + t), 255 * (1 + t), 255];
-    img.data.set([r, g, b, 255], 4 * d);
-  });
+  Array.from(values).forEach((x, d) => img.data.set([...signed(x / top), 255], 4 * d));
   ctx.putImageData(img, 0, 0);
   return c;
 }
@@ -151,11 +163,12 @@ export function plot(s: Series, w = 340, h = 180): SVGSVGElement {
   const g = (x: number) => (logX ? Math.log2(x) : x);
   const [y0, y1] = [Math.min(...s.lines.flatMap((l) => l.y.map(f))), Math.max(...s.lines.flatMap((l) => l.y.map(f)))];
   const px = (x: number) => 64 + ((g(x) - g(x0)) / (g(x1) - g(x0) || 1)) * (w - 76);
-  const py = (y: number) => h - 28 - ((f(y) - y0) / (y1 - y0 || 1)) * (h - 56);
+  const top = 22 + 14 * s.lines.length; // the legend's lines above the plotted area
+  const py = (y: number) => h - 28 - ((f(y) - y0) / (y1 - y0 || 1)) * (h - 28 - top);
   const svg = svgEl('svg', { viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': `${s.yLabel} against ${s.xLabel}` }) as SVGSVGElement;
   const add = (tag: string, attrs: Record<string, string | number>, text?: string) => svg.append(svgEl(tag, attrs, text));
   add('line', { x1: 64, y1: h - 28, x2: w - 8, y2: h - 28, class: 'axis' });
-  add('line', { x1: 64, y1: 20, x2: 64, y2: h - 28, class: 'axis' });
+  add('line', { x1: 64, y1: top, x2: 64, y2: h - 28, class: 'axis' });
   add('text', { x: 64, y: h - 2 }, `${s.xLabel}${logX ? ' (log scale)' : ''}`);
   add('text', { x: 4, y: 14 }, `${s.yLabel}${log ? ' (log scale)' : ''}`);
   // ticks with values and units: every x given (thinned past 8), and four y values evenly spaced on the axis's scale
@@ -175,6 +188,7 @@ export function plot(s: Series, w = 340, h = 180): SVGSVGElement {
   s.lines.forEach((l, k) => {
     add('polyline', { points: s.x.map((x, i) => `${px(x)},${py(l.y[i])}`).join(' '), fill: 'none', 'stroke-width': 2, class: `l${k}` });
     add('text', { x: 72, y: 30 + 14 * k, class: `legend l${k}` }, `${l.name}: ${yText(l.y[l.y.length - 1])} at ${fmt(x1)}`);
+    add('line', { x1: 64, y1: 26 + 14 * k, x2: 70, y2: 26 + 14 * k, class: `l${k}`, 'stroke-width': 2 });
   });
   return svg;
 }

@@ -7,6 +7,10 @@ import { renderCost, renderKv } from './views/calculators.js';
 import { renderExperiments } from './views/experiments.js';
 import { renderGrid, renderTokens } from './views/heads.js';
 import { renderNext, sampleOne, updateNext } from './views/next.js';
+import { renderPositions } from './views/positions.js';
+import { renderKept, renderKvCache } from './views/kv-cache.js';
+import { renderFlash } from './views/flash.js';
+import { renderInterview } from './views/interview.js';
 import { renderStep } from './views/step.js';
 
 async function run(): Promise<void> {
@@ -25,7 +29,11 @@ async function run(): Promise<void> {
     renderGrid();
     $('#step-query').replaceChildren(); // new tokens: the query list is rebuilt, on the last token
     selectHead(page.selected.layer, page.selected.head); // redraws the enlarged map and the step view
+    renderPositions();
+    renderFlash();
+    await renderKvCache();
     await updateNext(prompt);
+    await renderInterview();
   } catch (e) {
     status(`error: ${(e as Error).message}`);
   }
@@ -101,7 +109,10 @@ async function start(): Promise<void> {
   for (const id of ['#kv-preset', '#kv-context', '#kv-batch', '#kv-dtype']) $(id).addEventListener('input', renderKv);
   for (const id of ['#temperature', '#top-k', '#top-p']) $(id).addEventListener('input', () => renderNext());
   $('#sample').addEventListener('click', sampleOne);
-  $('#step-query').addEventListener('input', renderStep);
+  $('#step-query').addEventListener('input', () => { renderStep(); renderFlash(); });
+  $('#rope-position').addEventListener('input', renderPositions);
+  for (const id of ['#kv-window', '#kv-sinks']) $(id).addEventListener('input', renderKept);
+  for (const id of ['#flash-tile', '#flash-causal', '#flash-window']) $(id).addEventListener('input', renderFlash);
   renderExperiments();
   renderKv();
   renderCost();

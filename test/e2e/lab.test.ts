@@ -121,6 +121,34 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   await page.locator('.experiment[data-id="no-causal"]').screenshot({ path: join(ARTIFACTS, 'lab-experiment.png') });
   await page.screenshot({ path: join(ARTIFACTS, 'lab-full.png'), fullPage: true });
 
+  // positions: RoPE's pairs as dials; the score against distance on the model's q and k, with RoPE and without (NoPE)
+  assert.ok(await page.locator('#rope-dials svg').count() >= 4);
+  assert.equal(await page.locator('#rope-distance polyline').count(), 3);
+  await page.fill('#rope-position', '20');
+  await page.dispatchEvent('#rope-position', 'input');
+  assert.equal(await page.textContent('#rope-position-value'), '20');
+
+  // the KV cache on the model in the page: the cache gives the same tokens, faster; two prompts share blocks, one copy on write
+  await page.waitForSelector('#kv-views .block', { timeout: 60_000 });
+  assert.match(await page.textContent('#kv-views') ?? '', /the same tokens both ways: yes/);
+  assert.equal(await page.locator('#kv-views .block.cow').count(), 1, 'one block copied on write');
+  assert.equal(await page.locator('#kv-views .block.shared').count(), 6, 'three blocks shared, listed in both tables');
+  assert.match(await page.textContent('#kv-views') ?? '', /64\.0 GiB, not “about 2 GB”/);
+
+  // FlashAttention: the causal tiles above the diagonal are skipped, and the online softmax ends at the row's lse
+  const tiles = await page.getAttribute('.tile-walk', 'aria-label');
+  const T = await page.$$eval('#tokens .tok', (t) => t.length);
+  const n = Math.ceil(T / 4);
+  assert.match(tiles ?? '', new RegExp(`, ${(n * (n - 1)) / 2} skipped$`));
+  const lse = /lse = m \+ log l = (-?\d+\.\d+); the whole row at once: (-?\d+\.\d+)/.exec(await page.textContent('#flash-views') ?? '');
+  assert.ok(lse && lse[1] === lse[2], `online and direct log-sum-exp: ${lse?.slice(1)}`);
+
+  // interview mode: every answer has its measured number and a link to where it shows
+  await page.waitForSelector('#interview details', { timeout: 60_000 });
+  assert.equal(await page.locator('#interview details').count(), 8);
+  assert.match(await page.textContent('#interview details >> nth=0') ?? '', /entropy from \d[\d.]* to \d[\d.]* nats/);
+  assert.equal(await page.locator('#interview details a').count(), 8);
+
   // bytes read as bytes (never 4.36e+9); a changed prompt clears results measured on the old one; an empty prompt is a
   // sentence, not an internal error
   await page.click('.experiment[data-id="kernel-memory"] button');

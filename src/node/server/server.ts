@@ -235,8 +235,9 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   function info(res: ServerResponse, headers: Record<string, string>): void {
     const { numLayers, numHeads, numKvHeads, headDim, maxPositions } = model.info;
     const own = { name: modelName, layers: numLayers, heads: numHeads, kvHeads: numKvHeads, headDim, context: maxPositions };
+    const { rope_theta, rope_parameters } = ckpt.config as { rope_theta?: number; rope_parameters?: { rope_theta?: number } };
     sendJson(res, 200, { model: modelName, info: model.info, parameters: ckpt.weights.summary().parameters, presets: { [modelName]: own, ...KV_PRESETS },
-      kv: kvTable(own, { context: maxPositions, batch: 1, dtype: 'f16' }) }, headers);
+      kv: kvTable(own, { context: maxPositions, batch: 1, dtype: 'f16' }), config: { rope_theta, rope_parameters } }, headers);
   }
 
   const API = new Set([
