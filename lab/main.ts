@@ -11,6 +11,7 @@ import { renderPositions } from './views/positions.js';
 import { renderKept, renderKvCache } from './views/kv-cache.js';
 import { renderFlash } from './views/flash.js';
 import { renderInterview } from './views/interview.js';
+import { renderHeadView } from './views/head-view.js';
 import { renderStep } from './views/step.js';
 
 async function run(): Promise<void> {
@@ -111,6 +112,7 @@ async function start(): Promise<void> {
   $('#sample').addEventListener('click', sampleOne);
   $('#step-query').addEventListener('input', () => { renderStep(); renderFlash(); });
   $('#rope-position').addEventListener('input', renderPositions);
+  $('#head-view-all').addEventListener('input', renderHeadView);
   for (const id of ['#kv-window', '#kv-sinks']) $(id).addEventListener('input', renderKept);
   for (const id of ['#flash-tile', '#flash-causal', '#flash-window']) $(id).addEventListener('input', renderFlash);
   renderExperiments();

@@ -31,7 +31,9 @@ export { Rng } from './nn/random.js';
 export { buildModel, supportedArchitectures, registerArchitecture } from './models/registry.js';
 export { modelFromBytes } from './models/load.js';
 export { Weights, WEIGHT_FORMATS, type WeightFormat } from './models/weights.js';
-export type { Model, CausalLM, EncoderModel, Seq2SeqLM, ModelInfo, CausalForwardOptions, EncoderInputs, LayerQkv } from './models/model.js';
+export type {
+  Model, CausalLM, EncoderModel, Seq2SeqLM, ModelInfo, CausalForwardOptions, EncoderInputs, LayerQkv, Ablations,
+} from './models/model.js';
 export type { HfConfig } from './models/config.js';
 export type { DenseView, KVCache, KVView, PagedView, StoreRequest } from './cache/kv-cache.js';
 export { pagedAttention, type BlockPool, type PagedProblem } from './attention/paged.js';
@@ -47,5 +49,5 @@ export { attentionWebGPU, attentionBackwardWebGPU, pagedAttentionWebGPU, toGpu, 
 export { GpuTensor } from './kernels/webgpu/gpu-tensor.js';
 export { headMetrics, type HeadMetrics, type HeadPattern } from './inspect/metrics.js';
 export {
-  EXPERIMENTS, nextTokenLoss, type ExperimentMaps, type ExperimentResult, type MapPanel, type Metric, type Series,
+  EXPERIMENTS, nextTokenLoss, patchHead, removeHead, type ExperimentMaps, type ExperimentResult, type MapPanel, type Metric, type Series,
 } from './inspect/experiments.js';

@@ -46,18 +46,24 @@ export function renderStep(): void {
       `head_dim d = ${D} · ` +
       `scale = ${scale.toFixed(4)} (1/√d = ${(1 / Math.sqrt(D)).toFixed(4)})` }),
     el('div', { className: 'step-q' }, el('span', { textContent: `q of “${state.tokens[i]}”` }), strip(qi, 'q (blue < 0 < red)')),
-    el('table', { className: 'table step' },
-      el('tr', {}, ...['key token', 'k_j', 'q·k_j', '× scale', 'softmax p_j', ''].map((t) => el('th', { textContent: t }))),
+    el('div', { className: 'scroll' }, el('table', { className: 'table step' },
+      el('tr', {}, ...['key token', 'k_j', 'q ⊙ k_j', 'q·k_j', '× scale', 'softmax p_j', '', 'v_j']
+        .map((t) => el('th', { textContent: t }))),
       ...state.tokens.map((t, j) => {
         const masked = j > i;
+        const kj = row(ka, kvh, j);
+        // BertViz's neuron view: q ⊙ k_j element by element — its sum is q·k_j; which dimensions carry the score
+        const prod = kj.map((x, d) => x * qi[d]);
         return el('tr', { className: masked ? 'masked' : '' }, el('td', { textContent: JSON.stringify(t) }),
-          el('td', {}, strip(row(ka, kvh, j), `k_${j}`)),
+          el('td', {}, strip(kj, `k_${j}`)), el('td', {}, strip(prod, `q ⊙ k_${j} (red: pushes the score up)`)),
           num(masked ? 'masked' : (s[j] / scale).toFixed(3)), num(masked ? '−∞' : s[j].toFixed(3)),
           el('td', {}, el('div', { className: 'bar', style: `width: ${(100 * p[j]).toFixed(1)}%` })),
-          num(masked ? '0' : `${(100 * p[j]).toFixed(1)}%`));
-      })),
+          num(masked ? '0' : `${(100 * p[j]).toFixed(1)}%`), el('td', {}, strip(row(va, kvh, j), `v_${j}`)));
+      }))),
     el('div', { className: 'step-q' }, el('span', { textContent: 'o = Σ p_j v_j' }), strip(o, 'the head output for this token')),
-    el('p', { className: 'hint' }, 's_j = q·k_j × scale; keys after the query are masked (−∞, so p_j = 0); p = softmax(s); ' +
+    el('p', { className: 'hint' }, 'q ⊙ k_j shows which dimensions make the score (red cells push it up, blue down; ' +
+      'they sum to q·k_j). ' +
+      's_j = q·k_j × scale; keys after the query are masked (−∞, so p_j = 0); p = softmax(s); ' +
       'o = Σ_j p_j v_j — ',
       el('a', { href: SOURCE, textContent: 'the loop of src/kernels/cpu/sdpa-naive.ts' }),
       `. These p_j match the attention map's row (max |Δ| = ${diff.toExponential(1)}).`),

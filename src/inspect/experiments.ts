@@ -9,7 +9,8 @@ import type { Ablations, CausalLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
-export interface Metric { label: string; value: number; unit?: string }
+/** A measured value; `text` (a token, say) is shown in place of the number when given. */
+export interface Metric { label: string; value: number; unit?: string; text?: string }
 export interface Series { xLabel: string; yLabel: string; x: number[]; lines: { name: string; y: number[] }[] }
 /** One attention map of a panel pair: rows [T][T] of one head, and which cells its mask hides. */
 export interface MapPanel { label: string; rows: number[][]; mask: 'causal' | 'none' | { window: number } }
@@ -272,6 +273,77 @@ export function kernelMemory(headDim = 32, lengths = [64, 128, 256, 512, 1024]):
       { label: `reference / tiled time at L = ${lengths[last]}`, value: ref[last].ms / flash[last].ms, unit: '×' },
     ],
     series: { xLabel: 'sequence length L', yLabel: 'bytes allocated (counted)', x: lengths, lines: [{ name: 'reference', y: ref.map((r) => r.bytes) }, { name: 'tiled', y: flash.map((r) => r.bytes) }] },
+  };
+}
+
+/**
+ * 7. Remove one head (its output zeroed): the loss, the heads of later layers whose maps move most, and how much every
+ * head matters on this prompt (the loss without it, head by head: layer × heads forward passes).
+ */
+export function removeHead(model: CausalLM, ids: number[], layer: number, head: number): ExperimentResult {
+  needTokens(ids, 2, 'removeHead');
+  const { numLayers: L, numHeads: H } = model.info;
+  if (!Number.isInteger(layer) || layer < 0 || layer >= L || !Number.isInteger(head) || head < 0 || head >= H) {
+    throw new QkvError(`removeHead: layer must be in [0, ${L}) and head in [0, ${H}), got layer ${layer}, head ${head}`);
+  }
+  const full = nextTokenLoss(model, ids);
+  const without = (l: number, h: number) => nextTokenLoss(model, ids, { heads: [{ layer: l, head: h }] });
+  const delta = Array.from({ length: L * H }, (_, i) => without(Math.floor(i / H), i % H) - full);
+  const top = [...delta.keys()].sort((a, b) => delta[b] - delta[a]).slice(0, 3);
+  const [before, after] = [attentions(model, ids), attentions(model, ids, { heads: [{ layer, head }] })];
+  const labels: [string, string] = ['with the head', `without layer ${layer} head ${head}`];
+  const later = layer + 1 < L ? mapsOf(before.slice(layer + 1), after.slice(layer + 1), labels, ['causal', 'causal']) : undefined;
+  if (later) later.layer += layer + 1; // counted from the first later layer
+  return {
+    id: 'remove-head', title: `Remove layer ${layer}, head ${head}`,
+    lookFor: 'The head\'s output is zeroed; every layer after it sees a different residual stream. ' +
+      `${later ? `Below: the later head it moves most (layer ${later.layer}, head ${later.head}). ` : ''}` +
+      'The plot is the loss increase when each head alone is removed: the heads that matter on this prompt stand out.',
+    maps: later,
+    metrics: [
+      { label: 'next-token loss, all heads', value: full, unit: 'nats' },
+      { label: `next-token loss without layer ${layer} head ${head}`, value: full + delta[layer * H + head], unit: 'nats' },
+      ...top.map((i) => ({ label: `loss increase without layer ${Math.floor(i / H)} head ${i % H}`, value: delta[i], unit: 'nats' })),
+    ],
+    series: {
+      xLabel: `head (layer × ${H} + head)`, yLabel: 'loss increase without it (nats)', x: delta.map((_, i) => i),
+      lines: [{ name: 'Δ loss', y: delta }],
+    },
+  };
+}
+
+/**
+ * 8. Activation patching: head (layer, head) attends with the pattern it has on another prompt, over this prompt's
+ * values. What moves: the loss and the next-token prediction; the maps show its own pattern and the patched one.
+ */
+export function patchHead(model: CausalLM, ids: number[], source: number[], layer: number, head: number,
+  decode: (id: number) => string = String): ExperimentResult {
+  needTokens(ids, 2, 'patchHead');
+  needTokens(source, 2, 'patchHead (the source prompt)');
+  const w = attentions(model, source)[layer];
+  const [, H, S] = w.shape;
+  if (!Number.isInteger(head) || head < 0 || head >= H) throw new QkvError(`patchHead: head must be in [0, ${H}), got ${head}`);
+  const weights = w.toFloat32().slice(head * S * S, (head + 1) * S * S);
+  const patch = { layer, head, weights, size: S };
+  const own = attentions(model, ids)[layer];
+  const patched = attentions(model, ids, { patch })[layer];
+  const V = model.info.vocabSize;
+  const top = (ablate?: Ablations) => {
+    const l = model.forward([ids], { ablate, lastOnly: true }).logits.toFloat32().subarray(0, V);
+    return l.indexOf(Math.max(...l));
+  };
+  return {
+    id: 'patch-head', title: `Patch layer ${layer}, head ${head} from another prompt`,
+    lookFor: `The head keeps this prompt's values but attends as it does on the other prompt (first ${Math.min(ids.length, S)} ` +
+      'positions). If the loss or the prediction moves, this head\'s pattern carries what the model needs here.',
+    maps: { layer, head, panels: [{ label: 'its own pattern', rows: headRows(own, head), mask: 'causal' },
+      { label: 'patched from the other prompt', rows: headRows(patched, head), mask: 'causal' }] },
+    metrics: [
+      { label: 'next-token loss, own pattern', value: nextTokenLoss(model, ids), unit: 'nats' },
+      { label: 'next-token loss, patched', value: nextTokenLoss(model, ids, { patch }), unit: 'nats' },
+      { label: 'predicted next token, own pattern', value: top(), text: JSON.stringify(decode(top())) },
+      { label: 'predicted next token, patched', value: top({ patch }), text: JSON.stringify(decode(top({ patch }))) },
+    ],
   };
 }
 

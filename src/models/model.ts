@@ -53,6 +53,13 @@ export interface Ablations {
   slidingWindow?: number;
   /** Mean-pool the key/value heads down to this many (GQA → MQA), as converting the weights would. */
   kvHeads?: number;
+  /** Remove these heads: their outputs are zeroed before the output projection (CPU forward). */
+  heads?: readonly { layer: number; head: number }[];
+  /**
+   * Activation patching: this head attends with `weights` [T', T'] (another prompt's pattern) instead of its own, over
+   * its own values: o_i = Σ_j w_ij v_j for the rows and keys both prompts have (CPU forward).
+   */
+  patch?: { layer: number; head: number; weights: Float32Array; size: number };
 }
 
 export interface CausalLM {

@@ -138,13 +138,56 @@ export class CpuOps implements DecoderOps<Tensor> {
       scale: s.scale, causal: s.causal, keyMask: this.o.attentionMask, slidingWindow: s.slidingWindow, softcap: s.softcap,
       sinks: s.sinks, valuesInKeys: s.valuesInKeys, positionFree: !s.rope, returnWeights: this.o.outputAttentions,
     });
-    if (a.weights) this.attentions.push(a.weights);
+    const { out, weights } = this.intervene(layer, a.out, vh, a.weights);
+    if (weights) this.attentions.push(weights);
     if (this.o.outputQkv) {
       // the same rotation modelAttention applies (no cache: queries and keys at the same positions)
       const rot = (x: Tensor) => (s.rope ? applyRope(x, { freqs: s.rope, positions: this.positions, style: s.ropeStyle }) : x);
       this.qkv.push({ q: rot(qh), k: rot(kh), v: vh, scale: s.scale });
     }
-    return a.out; // [B, T, Hq·Dv]
+    return out; // [B, T, Hq·Dv]
+  }
+
+  // the lab's head interventions (Ablations.heads, .patch) on one layer's head outputs [B, T, Hq·Dv] and weights
+  private intervene(layer: number, out: Tensor, vh: Tensor, weights?: Tensor): { out: Tensor; weights?: Tensor } {
+    const ab = this.o.ablate;
+    const removed = ab?.heads?.filter((x) => x.layer === layer) ?? [];
+    const patch = ab?.patch?.layer === layer ? ab.patch : null;
+    if (removed.length === 0 && !patch) return { out, weights };
+    if (this.o.cache) throw new QkvError('forward: head ablation and patching run on a whole prompt; leave out the cache');
+    const [B, T, HD] = out.shape;
+    const [, Hkv, S, Dv] = vh.shape;
+    const Hq = HD / Dv;
+    const o = out.toFloat32().slice();
+    for (const { head } of removed) {
+      if (!Number.isInteger(head) || head < 0 || head >= Hq) throw new QkvError(`ablate.heads: head must be in [0, ${Hq}), got ${head}`);
+      for (let r = 0; r < B * T; r++) o.fill(0, r * HD + head * Dv, r * HD + (head + 1) * Dv);
+    }
+    const w = weights?.toFloat32().slice();
+    if (patch) this.patchHead(o, patch, vh.toFloat32(), { B, T, S, Hq, Hkv, Dv }, w);
+    return { out: Tensor.from(o, out.shape), weights: w && weights ? Tensor.from(w, weights.shape) : undefined };
+  }
+
+  // o_i = Σ_j w_ij v_j for head `patch.head` over rows and keys i, j < min(T, size) (the weights of another prompt)
+  private patchHead(o: Float32Array, patch: NonNullable<Ablations['patch']>, v: Float32Array,
+    d: { B: number; T: number; S: number; Hq: number; Hkv: number; Dv: number }, own?: Float32Array): void {
+    const { B, T, S, Hq, Hkv, Dv } = d;
+    const { head, weights: w, size } = patch;
+    if (!Number.isInteger(head) || head < 0 || head >= Hq) throw new QkvError(`ablate.patch: head must be in [0, ${Hq}), got ${head}`);
+    if (w.length !== size * size) throw new QkvError(`ablate.patch: weights must be [size, size] = ${size * size} values, got ${w.length}`);
+    if (S !== T) throw new QkvError('ablate.patch: needs self-attention over the prompt (no cache)');
+    const kvh = Math.floor(head / (Hq / Hkv));
+    const n = Math.min(T, size);
+    for (let b = 0; b < B; b++) for (let i = 0; i < n; i++) {
+      const at = (b * T + i) * Hq * Dv + head * Dv;
+      o.fill(0, at, at + Dv);
+      for (let j = 0; j < n; j++) {
+        const p = w[i * size + j];
+        if (own) own[((b * Hq + head) * T + i) * S + j] = p; // the maps show the pattern the head used
+        if (p !== 0) for (let e = 0; e < Dv; e++) o[at + e] += p * v[((b * Hkv + kvh) * S + j) * Dv + e];
+      }
+      if (own) own.fill(0, ((b * Hq + head) * T + i) * S + n, ((b * Hq + head) * T + i + 1) * S);
+    }
   }
 }
 

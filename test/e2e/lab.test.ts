@@ -81,6 +81,13 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   assert.ok(diff < 1e-5, `the step view's p equals the map row (max |Δ| ${diff})`);
   await page.selectOption('#step-query', '2');
   assert.equal(await page.$$eval('#step tr.masked', (rows) => rows.length), (await page.$$eval('#tokens .tok', (t) => t.length)) - 3);
+  // the neuron view's q ⊙ k_j beside each key, and v_j
+  assert.deepEqual(await page.$$eval('#step th', (th) => th.map((e) => e.textContent)), ['key token', 'k_j', 'q ⊙ k_j', 'q·k_j', '× scale', 'softmax p_j', '', 'v_j']);
+  // the head view: one head, then every head of the layer with a colour each
+  assert.equal(await page.locator('#head-view canvas').count(), 1);
+  await page.check('#head-view-all');
+  await page.dispatchEvent('#head-view-all', 'input');
+  assert.equal(await page.locator('#head-view .swatch').count(), 8);
   // the formula links to the loop in qkv's source, the line marked
   const source = await page.getAttribute('#step a', 'href');
   const sourcePage = await (await page.request.get(new URL(source!, page.url()).toString())).text();
@@ -120,6 +127,14 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   assert.ok(grey[0] > 1000 && grey[1] < 200, `masked (grey) pixels: ${grey} — the triangle is filled in without the mask`);
   await page.locator('.experiment[data-id="no-causal"]').screenshot({ path: join(ARTIFACTS, 'lab-experiment.png') });
   await page.screenshot({ path: join(ARTIFACTS, 'lab-full.png'), fullPage: true });
+
+  // remove the selected head: the loss with and without it, and every head's importance
+  await page.click('.experiment[data-id="remove-head"] button');
+  await page.waitForSelector('.experiment[data-id="remove-head"] .metric', { timeout: 60_000 });
+  assert.match(await page.textContent('.experiment[data-id="remove-head"] .metric >> nth=1') ?? '', /without layer 1 head 6\s*\d+\.\d+ nats/);
+  await page.click('.experiment[data-id="patch-head"] button');
+  await page.waitForSelector('.experiment[data-id="patch-head"] figcaption', { timeout: 60_000 });
+  assert.equal(await page.locator('.experiment[data-id="patch-head"] figcaption').count(), 2);
 
   // positions: RoPE's pairs as dials; the score against distance on the model's q and k, with RoPE and without (NoPE)
   assert.ok(await page.locator('#rope-dials svg').count() >= 4);
