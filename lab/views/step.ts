@@ -23,7 +23,7 @@ export function renderStep(): void {
   }
   const i = Math.min(T - 1, +sel.value);
   const { layer: l, head: h } = page.selected;
-  const { q, k, v, scale } = state.qkv[l];
+  const { q, k, v, scale, x } = state.qkv[l];
   const [, Hq, , D] = q.shape;
   const Hkv = k.shape[1];
   const kvh = Math.floor(h / (Hq / Hkv));
@@ -45,6 +45,10 @@ export function renderStep(): void {
     el('p', { textContent: `Layer ${l}, head ${h}${Hkv < Hq ? ` (reads kv head ${kvh}, shared by ${Hq / Hkv} query heads)` : ''} · ` +
       `head_dim d = ${D} · ` +
       `scale = ${scale.toFixed(4)} (1/√d = ${(1 / Math.sqrt(D)).toFixed(4)})` }),
+    ...(x ? [el('div', { className: 'step-q' }, el('span', { textContent: `x of “${state.tokens[i]}” (${x.shape[2]} dims)` }),
+      strip(x.toFloat32().subarray(i * x.shape[2], (i + 1) * x.shape[2]), 'the layer input after its norm')),
+    el('p', { className: 'hint', textContent: `q = x W_q (this head's ${D} of ${Hq * D} outputs), then RoPE at position ${i}; ` +
+      `every k_j = x_j W_k and v_j = x_j W_v (kv head ${kvh}).` })] : []),
     el('div', { className: 'step-q' }, el('span', { textContent: `q of “${state.tokens[i]}”` }), strip(qi, 'q (blue < 0 < red)')),
     el('div', { className: 'scroll' }, el('table', { className: 'table step' },
       el('tr', {}, ...['key token', 'k_j', 'q ⊙ k_j', 'q·k_j', '× scale', 'softmax p_j', '', 'v_j']

@@ -117,6 +117,7 @@ export class Llama implements Decoder {
     const pre = (t: X, g: Tensor) => (this.variant.postNorm ? t : ops.rmsNorm(t, g, this.eps));
     const post = (t: X, g: Tensor) => (this.variant.postNorm ? ops.rmsNorm(t, g, this.eps) : t);
     const n = pre(x, L.attnNorm); // [B, T, E]
+    ops.noteInput?.(l, n);
     let [q, k] = [ops.linear(n, L.wq, L.bq), ops.linear(n, L.wk, L.bk)]; // [B, T, Hq·D], [B, T, Hkv·D]
     if (L.qNorm && L.kNorm) [q, k] = [ops.rmsNorm(q, L.qNorm, this.eps), ops.rmsNorm(k, L.kNorm, this.eps)]; // qk-norm
     const rope = this.variant.noRope?.(l) ? null : attend.rope; // a NoPE layer: no rotation at all

@@ -20,7 +20,11 @@ export interface ModelInfo {
 }
 
 /** One layer's attention inputs (CausalForwardOptions.outputQkv). */
-export interface LayerQkv { q: Tensor; k: Tensor; v: Tensor; scale: number }
+export interface LayerQkv {
+  q: Tensor; k: Tensor; v: Tensor; scale: number;
+  /** The layer's attention input [B, T, E] after its norm, which q, k and v are projected from (Llama-family models). */
+  x?: Tensor;
+}
 
 /** Options of a causal LM forward pass. */
 export interface CausalForwardOptions {

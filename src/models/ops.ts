@@ -65,6 +65,8 @@ export interface DecoderOps<X> {
   last(x: X): X;
   /** Runs one layer; what it made besides its result is freed (the GPU's arena; nothing to do on the CPU). */
   scoped(layer: () => X): X;
+  /** Notes a layer's attention input x [B, T, E] (after its norm) for outputQkv; families that can, call it. */
+  noteInput?(layer: number, x: X): void;
 }
 
 /** A decoder family written once over DecoderOps: logits [B, T, V] (or [B, 1, V] with lastOnly). */
@@ -128,6 +130,8 @@ export class CpuOps implements DecoderOps<Tensor> {
   softcap(x: Tensor, c: number): Tensor { return Tensor.from(x.toFloat32().map((v) => c * Math.tanh(v / c)), x.shape); }
   last(x: Tensor): Tensor { return x.slice(1, x.shape[1] - 1).contiguous(); }
   scoped(layer: () => Tensor): Tensor { return layer(); }
+  private readonly inputs = new Map<number, Tensor>();
+  noteInput(layer: number, x: Tensor): void { if (this.o.outputQkv) this.inputs.set(layer, x); }
 
   attend(layer: number, q: Tensor, k: Tensor, v: Tensor, s: AttendSpec): Tensor {
     let [qh, kh, vh] = [splitHeads(q, s.Hq), splitHeads(k, s.Hkv), splitHeads(v, s.Hkv)]; // [B, H, T, D]
@@ -143,7 +147,7 @@ export class CpuOps implements DecoderOps<Tensor> {
     if (this.o.outputQkv) {
       // the same rotation modelAttention applies (no cache: queries and keys at the same positions)
       const rot = (x: Tensor) => (s.rope ? applyRope(x, { freqs: s.rope, positions: this.positions, style: s.ropeStyle }) : x);
-      this.qkv.push({ q: rot(qh), k: rot(kh), v: vh, scale: s.scale });
+      this.qkv.push({ q: rot(qh), k: rot(kh), v: vh, scale: s.scale, x: this.inputs.get(layer) });
     }
     return out; // [B, T, Hq·Dv]
   }

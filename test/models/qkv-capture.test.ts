@@ -4,9 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { applyRope, embedding, linear, rmsNorm, ropeInvFreq } from '../../src/index.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
-import { ROOT_DIR } from '../helpers.js';
+import { assertClose, ROOT_DIR } from '../helpers.js';
 import { TINY } from './helpers.js';
 
 for (const [name, dir] of [['qkv-tiny', TINY], ['qwen3', join(ROOT_DIR, 'test', 'golden-frontier', 'models', 'qwen3')]] as const) {
@@ -41,3 +42,20 @@ for (const [name, dir] of [['qkv-tiny', TINY], ['qwen3', join(ROOT_DIR, 'test', 
     });
   });
 }
+
+test('qkv-tiny: x, the layer input after RMSNorm, is what q is projected from: q = RoPE(x W_qᵀ), x = RMSNorm(embedding) in layer 0', () => {
+  const ckpt = loadCheckpoint(TINY, { tokenizer: false });
+  const model = ckpt.model as CausalLM;
+  const ids = [5, 17, 300, 42, 7, 99];
+  const T = ids.length;
+  const { qkv } = model.forward([ids], { outputQkv: true });
+  const { x, q } = qkv![0];
+  assert.ok(x, 'the layer input is returned');
+  const eps = 1e-5;
+  const want = rmsNorm(embedding(ckpt.weights.get('model.embed_tokens.weight'), ids), ckpt.weights.get('model.layers.0.input_layernorm.weight'), eps);
+  assertClose(x!.toFloat32(), want.toFloat32(), 1e-5, 1e-5, 'x');
+  const [, Hq, , D] = q.shape;
+  const proj = linear(x!, ckpt.weights.get('model.layers.0.self_attn.q_proj.weight')).reshape([1, T, Hq, D]).transpose(1, 2).contiguous();
+  const rotated = applyRope(proj, { freqs: ropeInvFreq({ headDim: D, ropeTheta: 10000 }) });
+  assertClose(q.toFloat32(), rotated.toFloat32(), 1e-4, 1e-4, 'q');
+});
