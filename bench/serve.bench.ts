@@ -19,6 +19,7 @@ const CLI = fileURLToPath(new URL('../src/node/cli/main.js', import.meta.url));
 const TINY = fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url));
 const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] : NaN);
 
+let kernels = '?';
 const threads = args.includes('--threads') ? args[args.indexOf('--threads') + 1] : '1';
 
 function serve(model: string, maxBatch: number): Promise<{ proc: ChildProcess; base: string }> {
@@ -29,6 +30,7 @@ function serve(model: string, maxBatch: number): Promise<{ proc: ChildProcess; b
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /lab\s+(http:\/\/\S+\/)/.exec(out);
+      kernels = /WebAssembly (\S+?),/.exec(out)?.[1] ?? kernels; // the server's banner names the kernels' build
       if (m) resolve({ proc, base: m[1] });
     });
     proc.once('exit', (code) => reject(new Error(`qkv serve exited with ${code}: ${out}`)));
@@ -113,10 +115,10 @@ if (!args.includes('--quick')) {
   }
 }
 if (args.includes('--json')) {
-  console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, rows }, null, 2));
+  console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, kernels, rows }, null, 2));
 } else {
-  console.log(`qkv serve under load — streaming clients, greedy, server on ${threads} thread(s); ${cpus()[0]?.model} (${cpus().length} cores), ` +
-    `node ${process.version}\n`);
+  console.log(`qkv serve under load — streaming clients, greedy, server on ${threads} thread(s), WebAssembly ${kernels}; ` +
+    `${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}\n`);
   console.log('model                              | server    | clients | tokens/s | batched ÷ unbatched | TTFT p50/p99 ms | gap p50/p99 ms | errors | 503 retries | peak RSS');
   console.log('-----------------------------------|-----------|---------|----------|---------------------|-----------------|----------------|--------|-------------|---------');
   for (const r of rows) {

@@ -2,7 +2,7 @@
 // page (/api/attention, /api/experiment, /v1/completions) when the page cannot load it. Everything through qkv's
 // public API (src/index.ts), as any page would use it.
 import {
-  modelFromBytes, Tokenizer, generateStream, useBrowserThreads, headMetrics, EXPERIMENTS,
+  modelFromBytes, Tokenizer, generateStream, useBrowserThreads, headMetrics, EXPERIMENTS, kernelVariant,
   type CausalLM, type ExperimentResult, type HeadMetrics, type LayerQkv, type ModelInfo,
 } from '/qkv/index.js';
 import type { Rows } from './draw.js';
@@ -21,6 +21,8 @@ export interface NextLogits { logits: Float32Array; text(id: number): string; pa
 export interface Backend {
   mode: 'browser' | 'server';
   threads?: number;
+  /** The WebAssembly kernels' build in this page: relaxed-simd (fused multiply-add) or simd128. */
+  variant?: string | null;
   gpuName?: string | null;
   info: ModelInfo;
   name: string;
@@ -68,7 +70,7 @@ export async function browserBackend(): Promise<Backend> {
     ? [adapter.info?.vendor, adapter.info?.architecture || adapter.info?.description].filter(Boolean).join(' ') || 'WebGPU' : null;
   return {
     mode: 'browser', threads, gpuName, info: model.info, name: config.architectures?.[0] ?? 'model', model, tokenizer,
-    ropeTheta: ropeThetaOf(config),
+    ropeTheta: ropeThetaOf(config), variant: kernelVariant(),
     async nextLogits(prompt) {
       const ids = tokenizer.encode(prompt);
       const logits = model.forward([ids], { lastOnly: true }).logits.toFloat32();

@@ -23,7 +23,8 @@ async function run(): Promise<void> {
     const t0 = performance.now();
     const b = backend();
     page.state = await b.attention(prompt);
-    const where = b.mode === 'browser' ? `in this page, ${b.threads} thread${(b.threads ?? 1) > 1 ? 's' : ''}` : 'on the server';
+    const threads = `${b.threads} thread${(b.threads ?? 1) > 1 ? 's' : ''}`;
+    const where = b.mode === 'browser' ? `in this page, ${threads}, ${b.variant ?? 'no'} WebAssembly` : 'on the server';
     const s = page.state;
     status(`${s.tokens.length} tokens · ${s.layers} layers × ${s.heads} heads · ${(performance.now() - t0).toFixed(0)} ms (${where})`);
     renderTokens();
@@ -84,6 +85,7 @@ async function load(): Promise<void> {
   const b = page.backend;
   document.body.dataset.backend = b.mode;
   document.body.dataset.threads = String(b.threads ?? 0);
+  document.body.dataset.wasm = b.variant ?? 'none';
   document.body.dataset.webgpu = b.gpuName ? 'yes' : 'no';
   const gpuBox = $<HTMLInputElement>('#use-webgpu');
   gpuBox.disabled = !b.gpuName;

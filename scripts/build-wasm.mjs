@@ -10,12 +10,17 @@ import { dirname, join } from 'node:path';
 const root = join(dirname(new URL(import.meta.url).pathname), '..');
 const asc = join(dirname(createRequire(import.meta.url).resolve('assemblyscript/package.json')), 'bin', 'asc.js');
 mkdirSync(join(root, 'build'), { recursive: true });
-// kernels: twice — a private memory (one thread) and a shared one (worker threads over SharedArrayBuffer); both import
-// the memory, so the host owns it. peak: the machine-peak probe of bench:cpu.
+// kernels: a private memory (one thread) and a shared one (worker threads over SharedArrayBuffer), both importing the
+// memory so the host owns it — each twice: SIMD128, and relaxed SIMD (fused multiply-add; runtime.ts takes it where
+// the engine validates it). peak: the machine-peak probe of bench:cpu.
 const simd = ['-O3', '--enable', 'simd', '--runtime', 'stub', '--noAssert'];
+const shared = ['--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '2', '--maximumMemory', '65536'];
+const relaxed = ['--enable', 'relaxed-simd'];
 const builds = [
   { name: 'kernels', src: 'kernels', flags: [...simd, '--importMemory', '--initialMemory', '2'] },
-  { name: 'kernels-shared', src: 'kernels', flags: [...simd, '--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '2', '--maximumMemory', '65536'] },
+  { name: 'kernels-shared', src: 'kernels', flags: [...simd, ...shared] },
+  { name: 'kernels-relaxed', src: 'kernels', flags: [...simd, ...relaxed, '--importMemory', '--initialMemory', '2'] },
+  { name: 'kernels-shared-relaxed', src: 'kernels', flags: [...simd, ...relaxed, ...shared] },
   { name: 'peak', src: 'peak', flags: [...simd, '--initialMemory', '1'] },
 ];
 for (const { name, src, flags } of builds) {

@@ -12,7 +12,7 @@ export { sdpaKernelNames } from './kernels/registry.js';
 export { gatedLinear, linear, Linear } from './nn/linear.js';
 export { linearWebGPU } from './nn/webgpu.js';
 export { Int8Matrix, type LinearWeight } from './tensor/quantize.js';
-export { kernelThreads, setKernelThreads } from './kernels/wasm/runtime.js';
+export { kernelThreads, setKernelThreads, kernelVariant, setKernelVariant, type KernelVariant } from './kernels/wasm/runtime.js';
 export { useBrowserThreads } from './kernels/wasm/threads.js';
 export { gelu, silu, relu, eluPlusOne, erf, activation, add, mul } from './nn/activations.js';
 export { layerNorm, rmsNorm, LayerNorm, RMSNorm } from './nn/norm.js';

@@ -1,6 +1,7 @@
 // A BertViz-style head view (Vig 2019): the tokens twice, queries on the left and keys on the right, a line from each
 // query to each key it attends to, the weight as the line's opacity — for the selected head, or for every head of its
-// layer at once, one colour per head. Hover or focus a query token to see its lines alone.
+// layer at once, one colour per head. Hover a query on the left, or hover or focus a token chip (the keyboard's way), to see
+// its lines alone.
 import { $, el } from '../dom.js';
 import { page, whenSelected } from '../page.js';
 
@@ -49,6 +50,13 @@ function draw(canvas: HTMLCanvasElement, only: number): void {
   ctx.globalAlpha = 1;
 }
 
+let current: HTMLCanvasElement | null = null;
+
+/** Shows query token i's lines alone (−1: all): the token chips call it on hover and keyboard focus. */
+export function showQuery(i: number): void {
+  if (current && page.state) draw(current, i);
+}
+
 export function renderHeadView(): void {
   const state = page.state;
   if (!state) return;
@@ -68,6 +76,7 @@ export function renderHeadView(): void {
   const legend = all ? el('p', { className: 'legend-row' }, ...[...Array(state.heads).keys()].flatMap((h) => [
     el('span', { className: 'swatch', style: `background: ${hue(h, state.heads)}` }), ` H${h} `])) : el('p');
   $('#head-view').replaceChildren(canvas, legend);
+  current = canvas;
   draw(canvas, -1);
 }
 

@@ -3,6 +3,7 @@
 import { $, el, fmt } from '../dom.js';
 import { drawBigMap, drawMap } from '../draw.js';
 import { backend, page, selectHead, whenSelected } from '../page.js';
+import { showQuery } from './head-view.js';
 
 /** The token chips; hovering or focusing one lights up what it attends to. */
 export function renderTokens(): void {
@@ -22,6 +23,7 @@ function hoverToken(i: number): void {
   const state = page.state!;
   const rows = state.map(page.selected.layer, page.selected.head);
   drawBigMap($<HTMLCanvasElement>('#big'), rows, state.tokens, i);
+  showQuery(i);
   document.querySelectorAll<HTMLElement>('.tok').forEach((c, j) => {
     c.classList.toggle('src', j === i);
     const p = i >= 0 && j !== i ? rows[i][j] : 0;

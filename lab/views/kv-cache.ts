@@ -4,7 +4,7 @@
 import { ContiguousKVCache, humanBytes, kvCacheBytes, kvTable, KV_PRESETS, PagedKVCache, type CausalLM } from '/qkv/index.js';
 import { $, el, fmt, numberIn } from '../dom.js';
 import { plot } from '../draw.js';
-import { backend, page } from '../page.js';
+import { backend, page, whenSelected } from '../page.js';
 
 const argmax = (l: Float32Array) => l.reduce((best, x, i) => (x > l[best] ? i : best), 0);
 
@@ -155,6 +155,7 @@ export async function renderKvCache(): Promise<void> {
   if (!b.model || !b.tokenizer || !page.state?.ids) {
     const why = 'This view runs the model in the page (the server sends the maps only).';
     box.replaceChildren(el('p', { className: 'hint', textContent: why }));
+    renderKept();
     return;
   }
   const tok = b.tokenizer;
@@ -167,12 +168,15 @@ export async function renderKvCache(): Promise<void> {
     el('h3', { textContent: 'Paged: two prompts, one prefix' }),
     el('p', { className: 'hint', textContent: `A: ${JSON.stringify(tok.decode(a))} · B: ${JSON.stringify(tok.decode(other))}` }),
     blockTables(b.model, a, other),
-    el('h3', { textContent: 'Bounded caches: sliding window and attention sinks' }), el('div', { id: 'kv-kept' }, kept()),
-    el('h3', { textContent: 'int8 keys' }), int8Error() ?? el('p'),
   );
+  renderKept();
+  $('#kv-int8').replaceChildren(int8Error() ?? el('p'));
 }
 
 /** Redraws what the window and sinks controls change. */
 export function renderKept(): void {
-  document.querySelector('#kv-kept')?.replaceChildren(kept());
+  $('#kv-kept').replaceChildren(kept());
 }
+
+// int8's effect on the attention weights is measured on the selected head
+whenSelected(() => { if (page.state?.qkv) $('#kv-int8').replaceChildren(int8Error() ?? el('p')); });

@@ -3,8 +3,10 @@
 // (cli/conformance.ts); exits 1 when any case fails, 2 on bad usage.
 import { QkvError } from '../errors.js';
 import { conformanceCommand } from './cli/conformance.js';
+import { useWasmFeatures } from './wasm-features.js';
 
 try {
+  useWasmFeatures(); // as the qkv command: relaxed SIMD where this V8 has it ($QKV_WASM_SIMD=simd128 to keep SIMD128)
   const code = await conformanceCommand(process.argv.slice(2), (s) => { process.stdout.write(s); });
   process.exit(code);
 } catch (e) {

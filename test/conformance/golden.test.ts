@@ -63,6 +63,7 @@ describe('the runner on any directory in the golden format', () => {
     assert.match(lines[2], /^fail sdpa\/mask\.safetensors .*mask differs from keep at \[0, 0, 0, 5\]/);
     assert.match(lines[3], /^skip x\/unknown\.safetensors op 'fourier_mixing' not supported yet$/);
     assert.equal(lines[4], '1 passed, 2 failed, 1 skipped');
+    assert.match(lines[5], /^WebAssembly kernels: (relaxed-simd|simd128)$/);
     assert.equal(run.status, 1);
   });
 

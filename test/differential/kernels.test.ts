@@ -2,11 +2,17 @@
 // the kernel that answered is named, and causal/windowed calls skip whole tiles.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attention, Tensor } from '../../src/index.js';
+import { attention, kernelVariant, Tensor } from '../../src/index.js';
 import { problemOf } from '../../src/attention/dispatch.js';
 import { checkQkv } from '../../src/attention/validate.js';
 import { getSdpaKernel } from '../../src/kernels/registry.js';
 import { assertClose, randint, randn, rng } from '../helpers.js';
+
+// which build of the WebAssembly kernels this run checks (variants.test.ts runs this file again with relaxed SIMD)
+test('the WebAssembly build under test', (t) => {
+  t.diagnostic(`kernels: ${kernelVariant()}`);
+  if (process.env.QKV_EXPECT_VARIANT) assert.equal(kernelVariant(), process.env.QKV_EXPECT_VARIANT);
+});
 
 describe('flash and decode against reference', () => {
   test('random shapes, tiles that do not divide L, S or D, GQA ratios 1/2/4/8', () => {

@@ -63,6 +63,9 @@ test('the lab runs the model in the page, renders the heatmap grid and an experi
   });
   assert.ok(same.threads >= Math.min(2, cores) && same.equal, JSON.stringify(same));
   assert.equal(await page.locator('.cell').count(), 32);
+  // Chromium has relaxed SIMD: the page runs the fused multiply-add build of the kernels, and says so
+  assert.equal(await page.getAttribute('body', 'data-wasm'), 'relaxed-simd');
+  assert.match(await page.textContent('#status') ?? '', /relaxed-simd WebAssembly/);
   // the heatmaps are drawn: a canvas has many distinct pixel values
   const distinct = await page.$eval('.cell canvas', (c) => {
     const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height).data;

@@ -14,6 +14,32 @@ import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { WASM_BASE64 as PRIVATE } from './kernels-binary.js';
 import { WASM_BASE64 as SHARED } from './kernels-shared-binary.js';
+import { WASM_BASE64 as PRIVATE_RELAXED } from './kernels-relaxed-binary.js';
+import { WASM_BASE64 as SHARED_RELAXED } from './kernels-shared-relaxed-binary.js';
+
+/**
+ * Which build of the kernels runs: 'relaxed-simd' uses fused multiply-add (f32x4.relaxed_madd: one instruction and one
+ * rounding for a·b + c) and runs where the engine validates it (Chromium, Node ≥ 22; Node 20 with a V8 flag that
+ * src/node turns on); 'simd128' is the fallback, a multiply then an add. Results differ by rounding only.
+ */
+export type KernelVariant = 'relaxed-simd' | 'simd128';
+let wanted: KernelVariant | 'auto' = 'auto';
+
+/** Chooses the build before the kernels first run ('auto': relaxed SIMD where the engine has it); throws after. */
+export function setKernelVariant(v: KernelVariant | 'auto'): void {
+  if (v !== 'auto' && v !== 'relaxed-simd' && v !== 'simd128') {
+    throw new QkvError(`setKernelVariant: variant must be 'auto', 'relaxed-simd' or 'simd128', got ${JSON.stringify(v)}`);
+  }
+  if (rt !== undefined && rt !== null && v !== 'auto' && v !== rt.variant) {
+    throw new QkvError(`setKernelVariant: the kernels already run as ${rt.variant}; choose before their first use`);
+  }
+  wanted = v;
+}
+
+/** The build that runs (or will run), or null without WebAssembly SIMD. */
+export function kernelVariant(): KernelVariant | null {
+  return kernelRuntime()?.variant ?? null;
+}
 
 interface Exports { init(): void; run(job: number, t: number, T: number): void }
 
@@ -43,6 +69,7 @@ export interface Runtime {
   threads: number; // threads a call uses (caller included)
   top: number; // end of the resident weights
   written: number; // end of the memory scratch has ever used: past it, memory is as grown (zero)
+  variant: KernelVariant;
 }
 
 let rt: Runtime | null | undefined;
@@ -54,7 +81,9 @@ function create(): Runtime | null {
   try {
     // a shared memory where SharedArrayBuffer is allowed, else a private one (one thread)
     const shared = typeof SharedArrayBuffer === 'function' && crossOriginIsolatedOrNode();
-    const bytes = decode(shared ? SHARED : PRIVATE);
+    const fused = decode(shared ? SHARED_RELAXED : PRIVATE_RELAXED);
+    const variant: KernelVariant = wanted !== 'simd128' && WebAssembly.validate(fused) ? 'relaxed-simd' : 'simd128';
+    const bytes = variant === 'relaxed-simd' ? fused : decode(shared ? SHARED : PRIVATE);
     if (!WebAssembly.validate(bytes)) return null;
     const module = new WebAssembly.Module(bytes);
     const memory = shared
@@ -63,7 +92,7 @@ function create(): Runtime | null {
     const exports = new WebAssembly.Instance(module, { env: { memory, abort } }).exports as unknown as Exports;
     exports.init(); // the constant table, once for every thread that will share this memory
     const control = new Int32Array(memory.buffer, 0, 64);
-    return { module, memory, exports, shared, control, workers: 0, threads: 1, top: RESIDENT_AT, written: RESIDENT_AT };
+    return { module, memory, exports, shared, control, workers: 0, threads: 1, top: RESIDENT_AT, written: RESIDENT_AT, variant };
   } catch {
     return null;
   }

@@ -2,6 +2,7 @@
 // `npm run conformance -- …`): one line per case, then the summary line; 1 when any case fails. --device webgpu runs
 // the sdpa cases on the GPU; --dtype f16 (WebGPU only) through the f16 kernels — the tensor cores where the device
 // has them (runConformanceWebGPU).
+import { kernelVariant } from '../../kernels/wasm/runtime.js';
 import { existsSync } from 'node:fs';
 import type { KernelName } from '../../attention/options.js';
 import { QkvError } from '../../errors.js';
@@ -36,5 +37,6 @@ export async function conformanceCommand(argv: string[], out: (s: string) => voi
     ? await runConformanceWebGPU(dir, print, dtype === 'f16' ? 'float16' : 'float32')
     : runConformance(dir, kernel as KernelName, print);
   out(`${summary(results)}\n`);
+  if (device === 'cpu') out(`WebAssembly kernels: ${kernelVariant() ?? 'none (TypeScript only)'}\n`);
   return results.some((r) => r.status === 'fail') ? 1 : 0;
 }

@@ -10,6 +10,7 @@ import { infoCommand } from './info.js';
 import { KV_HELP, kvCommand } from './kv.js';
 import { serveCommand } from './serve.js';
 import { tokenizeCommand } from './tokenize.js';
+import { useWasmFeatures } from '../wasm-features.js';
 
 const HELP = `qkv — attention mechanisms for TypeScript, from the math to a running model
 
@@ -41,6 +42,7 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  useWasmFeatures(); // relaxed SIMD for the kernels where this V8 has it ($QKV_WASM_SIMD=simd128 to keep SIMD128)
   switch (cmd) {
     case undefined: case '-h': case '--help': case 'help': out(`${HELP}\n`); return 0;
     case '-v': case '--version': out(`${version()}\n`); return 0;

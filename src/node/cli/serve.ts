@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
 import { gpuDevice } from '../../kernels/webgpu/device.js';
+import { kernelVariant } from '../../kernels/wasm/runtime.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { useDawn } from '../webgpu.js';
 import { createQkvServer, listen } from '../server/server.js';
@@ -69,7 +70,7 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   const size = ckpt.bytes >= 1e9 ? `${(ckpt.bytes / 1e9).toFixed(2)} GB` : `${(ckpt.bytes / 1e6).toFixed(1)} MB`;
   const loaded = `${size} loaded in ${(ckpt.loadMs / 1000).toFixed(1)} s`;
   const kv = `KV cache ${server.engine.o.kvBlocks} blocks of ${server.engine.blockSize} tokens`;
-  const where = gpu ? 'WebGPU' : `${threads} thread${threads > 1 ? 's' : ''}`;
+  const where = gpu ? 'WebGPU' : `${threads} thread${threads > 1 ? 's' : ''}, WebAssembly ${kernelVariant() ?? 'off'}`;
   const how = `${where}, weights ${weights}, ${loaded}, batch ≤ ${maxBatch}, ${kv}`;
   out(`qkv: serving ${ckpt.config.architectures?.[0]} from ${ckpt.dir} (${how})\n  lab  ${url}\n` +
     `  api  ${url}v1/completions  ${url}v1/models  ${url}api/attention\n(Ctrl-C to stop)\n`);

@@ -1,5 +1,5 @@
 // The ATTENTION and PACK_K jobs of asm/kernels.ts: FlashAttention forward with an online softmax, in f32x4.
-import { cst, C_NEG_INF, ptr, word, exp2neg, hsum, hmax, LOG2E } from './common';
+import { cst, C_NEG_INF, madd, ptr, word, exp2neg, hsum, hmax, LOG2E } from './common';
 
 export const BN: i32 = 64; // keys per tile of the attention kernel
 export const BM: i32 = 4; // query rows per tile
@@ -122,10 +122,10 @@ function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kTile: usize, D: 
       panel += 32;
       const x0 = v128.load32_splat(q0 + off), x1 = v128.load32_splat(q1 + off);
       const x2 = v128.load32_splat(q2 + off), x3 = v128.load32_splat(q3 + off);
-      a0 = f32x4.add(a0, f32x4.mul(x0, k0)); a1 = f32x4.add(a1, f32x4.mul(x0, k1));
-      b0 = f32x4.add(b0, f32x4.mul(x1, k0)); b1 = f32x4.add(b1, f32x4.mul(x1, k1));
-      c0 = f32x4.add(c0, f32x4.mul(x2, k0)); c1 = f32x4.add(c1, f32x4.mul(x2, k1));
-      d0 = f32x4.add(d0, f32x4.mul(x3, k0)); d1 = f32x4.add(d1, f32x4.mul(x3, k1));
+      a0 = madd(x0, k0, a0); a1 = madd(x0, k1, a1);
+      b0 = madd(x1, k0, b0); b1 = madd(x1, k1, b1);
+      c0 = madd(x2, k0, c0); c1 = madd(x2, k1, c1);
+      d0 = madd(x3, k0, d0); d1 = madd(x3, k1, d1);
     }
     const s = sT + (<usize>c << 2);
     const rowBytes = <usize>BN << 2;
@@ -211,10 +211,10 @@ export function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): vo
       const s = sT + (<usize>c << 2);
       const p0 = v128.load32_splat(s), p1 = v128.load32_splat(s + rowBytes);
       const p2 = v128.load32_splat(s + 2 * rowBytes), p3 = v128.load32_splat(s + 3 * rowBytes);
-      a0 = f32x4.add(a0, f32x4.mul(p0, v0)); a1 = f32x4.add(a1, f32x4.mul(p0, v1));
-      b0 = f32x4.add(b0, f32x4.mul(p1, v0)); b1 = f32x4.add(b1, f32x4.mul(p1, v1));
-      c0 = f32x4.add(c0, f32x4.mul(p2, v0)); c1 = f32x4.add(c1, f32x4.mul(p2, v1));
-      d0 = f32x4.add(d0, f32x4.mul(p3, v0)); d1 = f32x4.add(d1, f32x4.mul(p3, v1));
+      a0 = madd(p0, v0, a0); a1 = madd(p0, v1, a1);
+      b0 = madd(p1, v0, b0); b1 = madd(p1, v1, b1);
+      c0 = madd(p2, v0, c0); c1 = madd(p2, v1, c1);
+      d0 = madd(p3, v0, d0); d1 = madd(p3, v1, d1);
     }
     v128.store(a, a0); v128.store(a, a1, 16);
     v128.store(a + accRow, b0); v128.store(a + accRow, b1, 16);

@@ -31,6 +31,14 @@ export function writeConstants(): void {
   setF(C_NEG_LOG2E, -LOG2E); setF(C_GELU_A, 0.044715); setF(C_GELU_2C, 1.5957691216057308 /* 2·√(2/π) */); setF(C_126, 126); setF(C_M127, -127);
 }
 
+// a·b + c on four lanes: one fused multiply-add where the engine has relaxed SIMD (this module built with
+// --enable relaxed-simd: f32x4.relaxed_madd, fused or not as the hardware does it), else a multiply and an add
+@inline
+export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
 @inline export function word(job: usize, i: i32): i32 { return load<i32>(job + (<usize>i << 2)); }
 @inline export function ptr(job: usize, i: i32): usize { return <usize>load<u32>(job + (<usize>i << 2)); }
 

@@ -6,7 +6,7 @@
 // finite whenever the answer is), in base 2 like the attention job (s = scale · log2 e · q·k) — and the host merges
 // the chunks exactly:  M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s (2^{m_s−M} l_s / l) o_s,  lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
-import { LOG2E, ptr, word } from './common';
+import { LOG2E, madd, ptr, word } from './common';
 import { BM, BN, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
@@ -83,10 +83,10 @@ function scoreRow(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, s
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     for (let d: usize = 0; d < rowBytes; d += 16) {
       const x = v128.load(qr + d);
-      a0 = f32x4.add(a0, f32x4.mul(x, v128.load(k0 + d)));
-      a1 = f32x4.add(a1, f32x4.mul(x, v128.load(k1 + d)));
-      a2 = f32x4.add(a2, f32x4.mul(x, v128.load(k2 + d)));
-      a3 = f32x4.add(a3, f32x4.mul(x, v128.load(k3 + d)));
+      a0 = madd(x, v128.load(k0 + d), a0);
+      a1 = madd(x, v128.load(k1 + d), a1);
+      a2 = madd(x, v128.load(k2 + d), a2);
+      a3 = madd(x, v128.load(k3 + d), a3);
     }
     // [Σa0, Σa1, Σa2, Σa3]: interleave pairs, add, interleave halves, add
     const u = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));

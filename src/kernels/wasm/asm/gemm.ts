@@ -1,5 +1,5 @@
 // The GEMM jobs of asm/kernels.ts: the matrix products of linear layers with f32, f16, bf16 or int8 weights.
-import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126, cst, exp2v, ptr, word, hsum } from './common';
+import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126, cst, exp2v, madd, ptr, word, hsum } from './common';
 
 // GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2]
 //   c_ij = Σ_k a_ik b_jk (× scale_j for int8)
@@ -82,7 +82,7 @@ function gate(g: usize, u: usize, M: i32, N: i32, n0: i32, n1: i32, glu: i32): v
 @inline
 function gated(x: v128, glu: i32): v128 {
   let y = x;
-  if (glu == 2) y = f32x4.mul(f32x4.add(x, f32x4.mul(cst(C_GELU_A), f32x4.mul(x, f32x4.mul(x, x)))), cst(C_GELU_2C));
+  if (glu == 2) y = f32x4.mul(madd(cst(C_GELU_A), f32x4.mul(x, f32x4.mul(x, x)), x), cst(C_GELU_2C));
   const e = f32x4.mul(y, cst(C_NEG_LOG2E));
   // past 2^126 the denominator would be clamped (exp2v's range), not infinite: those lanes are 0 (|x σ(y)| < |x| e^−87)
   return v128.andnot(f32x4.div(x, f32x4.add(cst(C_ONE), exp2v(e))), f32x4.gt(e, cst(C_126)));
@@ -123,10 +123,10 @@ function gemmPanel(a: usize, b0: usize, c: usize, M: i32, K: i32, N: i32, j: i32
       const off = <usize>k << 2;
       const w0 = v128.load(b0 + off), w1 = v128.load(b1 + off), w2 = v128.load(b2 + off), w3 = v128.load(b3 + off);
       const xa = v128.load(x + off), ya = v128.load(y + off);
-      s00 = f32x4.add(s00, f32x4.mul(xa, w0)); s01 = f32x4.add(s01, f32x4.mul(xa, w1));
-      s02 = f32x4.add(s02, f32x4.mul(xa, w2)); s03 = f32x4.add(s03, f32x4.mul(xa, w3));
-      s10 = f32x4.add(s10, f32x4.mul(ya, w0)); s11 = f32x4.add(s11, f32x4.mul(ya, w1));
-      s12 = f32x4.add(s12, f32x4.mul(ya, w2)); s13 = f32x4.add(s13, f32x4.mul(ya, w3));
+      s00 = madd(xa, w0, s00); s01 = madd(xa, w1, s01);
+      s02 = madd(xa, w2, s02); s03 = madd(xa, w3, s03);
+      s10 = madd(ya, w0, s10); s11 = madd(ya, w1, s11);
+      s12 = madd(ya, w2, s12); s13 = madd(ya, w3, s13);
     }
     store4(c + ((<usize>i * <usize>N + <usize>j) << 2), s00, s01, s02, s03);
     store4(c + ((<usize>(i + 1) * <usize>N + <usize>j) << 2), s10, s11, s12, s13);
@@ -137,8 +137,8 @@ function gemmPanel(a: usize, b0: usize, c: usize, M: i32, K: i32, N: i32, j: i32
     for (let k = 0; k < K; k += 4) {
       const off = <usize>k << 2;
       const xa = v128.load(x + off);
-      s0 = f32x4.add(s0, f32x4.mul(xa, v128.load(b0 + off))); s1 = f32x4.add(s1, f32x4.mul(xa, v128.load(b1 + off)));
-      s2 = f32x4.add(s2, f32x4.mul(xa, v128.load(b2 + off))); s3 = f32x4.add(s3, f32x4.mul(xa, v128.load(b3 + off)));
+      s0 = madd(xa, v128.load(b0 + off), s0); s1 = madd(xa, v128.load(b1 + off), s1);
+      s2 = madd(xa, v128.load(b2 + off), s2); s3 = madd(xa, v128.load(b3 + off), s3);
     }
     store4(c + ((<usize>i * <usize>N + <usize>j) << 2), s0, s1, s2, s3);
   }
