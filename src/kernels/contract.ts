@@ -227,7 +227,7 @@ export interface KernelStorage {
   floats(n: number): Float32Array;
   release(a: Float32Array): void;
   /** Room for a weight matrix of `n` elements that the matrix kernel reads where it lies, or null (keep it elsewhere). */
-  matrix?(dtype: 'float32' | 'float16' | 'bfloat16', n: number): Float32Array | Uint16Array | null;
+  matrix?(dtype: 'float32' | 'float16' | 'bfloat16' | 'int8', n: number): Float32Array | Uint16Array | Int8Array | null;
 }
 
 // ---- matrix products of linear layers: C [M, N] = A [M, K] · Bᵀ, the weight B [N, K] as stored --------------------

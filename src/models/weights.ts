@@ -2,6 +2,7 @@
 // tensors with the shape their config implies, so a config/weights mismatch is caught at load time with both shapes
 // in the message. Norms, biases and the like are widened to float32 on first use; the matrices of linear layers are
 // kept in the format chosen at load time (WeightFormat), because decode reads each of them once per token.
+import { kernelStorage } from '../kernels/registry.js';
 import { QkvError } from '../errors.js';
 import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -42,9 +43,15 @@ export class Weights {
     return f;
   }
 
-  /** The matrix `name` [out, in] of a linear layer (or an embedding table), held in this checkpoint's format. */
+  /**
+   * The matrix `name` [out, in] of a linear layer, held in this checkpoint's format. Quantized to int8, the stored
+   * tensor leaves this map: only the int8 copy is held (an embedding table that is also the output projection goes
+   * through table() and asFormat() instead, and stays).
+   */
   matrix(name: string, shape: readonly [number, number]): LinearWeight {
-    return this.asFormat(this.table(name, shape));
+    const w = this.asFormat(this.table(name, shape));
+    if (w instanceof Int8Matrix) this.drop(name, 'int8');
+    return w;
   }
 
   /** The tensor `name` as stored when it is a float matrix (f32/f16/bf16: for embedding tables), else as get. */
@@ -67,13 +74,15 @@ export class Weights {
    */
   take(name: string, shape: readonly number[]): Tensor {
     const t = this.stored(name, shape);
-    this.tensors.delete(name);
+    this.drop(name, t.dtype);
     return t;
   }
 
   /** A float matrix in this checkpoint's format (for a tied output projection that reuses the embedding table). */
   asFormat(t: Tensor): LinearWeight {
-    if (this.format === 'int8' && t.shape[1] % 16 === 0) return Int8Matrix.quantize(t);
+    // int8 straight into the matrix kernel's memory (held once), a block of rows at a time
+    const place = (n: number) => kernelStorage().matrix?.('int8', n) as Int8Array | null;
+    if (this.format === 'int8' && t.shape[1] % 16 === 0) return Int8Matrix.quantize(t, place);
     return this.format === 'float32' && t.dtype !== 'float32' ? t.to('float32') : t;
   }
 
@@ -115,11 +124,21 @@ export class Weights {
     return names;
   }
 
-  /** Total parameters and the dtype(s) held now (float32 once the model has widened them). */
+  /** Total parameters and the dtype(s) held now (float32 once the model has widened them; int8 once quantized). */
   summary(): { parameters: number; dtypes: string[] } {
-    let parameters = 0;
-    const dtypes = new Set<string>();
+    let parameters = this.dropped.parameters;
+    const dtypes = new Set<string>(this.dropped.dtypes);
     for (const t of this.tensors.values()) { parameters += t.size; dtypes.add(t.dtype); }
     return { parameters, dtypes: [...dtypes] };
+  }
+
+  // a tensor the model now holds in its own form (quantized, rearranged) leaves the map; the summary still counts it
+  private readonly dropped = { parameters: 0, dtypes: new Set<string>() };
+  private drop(name: string, heldAs: string): void {
+    const t = this.tensors.get(name);
+    if (!t) return;
+    this.dropped.parameters += t.size;
+    this.dropped.dtypes.add(heldAs);
+    this.tensors.delete(name);
   }
 }

@@ -32,16 +32,24 @@ export class Int8Matrix {
     }
   }
 
-  /** Rounds each row of a 2-D float tensor to int8 with its own scale (an all-zero row gets scale 0). */
-  static quantize(w: Tensor): Int8Matrix {
+  /**
+   * Rounds each row of a 2-D float tensor to int8 with its own scale (an all-zero row gets scale 0), a block of rows
+   * widened at a time (never a float32 copy of the whole matrix); q goes into `storage` when it offers room (the
+   * matrix kernel's memory, so the weight is held once), else into a new array.
+   */
+  static quantize(w: Tensor, storage?: (n: number) => Int8Array | null): Int8Matrix {
     if (w.rank !== 2) throw new QkvError(`Int8Matrix.quantize: weight must be 2-D [out, in], got ${fmtShape(w.shape)}`);
     const [rows, cols] = w.shape;
-    const x = w.toFloat32();
-    const q = new Int8Array(rows * cols);
+    const q = storage?.(rows * cols) ?? new Int8Array(rows * cols);
     const scales = new Float32Array(rows);
-    for (let j = 0; j < rows; j++) {
-      scales[j] = quantizeRow(x, j * cols, cols, q, j * cols);
-      if (!Number.isFinite(scales[j])) throw new QkvError(`Int8Matrix.quantize: row ${j} holds a non-finite value`);
+    const block = Math.max(1, Math.floor(2 ** 16 / Math.max(1, cols))); // rows per widened block (~256 KiB of f32)
+    for (let j0 = 0; j0 < rows; j0 += block) {
+      const j1 = Math.min(rows, j0 + block);
+      const x = w.slice(0, j0, j1).toFloat32();
+      for (let j = j0; j < j1; j++) {
+        scales[j] = quantizeRow(x, (j - j0) * cols, cols, q, j * cols);
+        if (!Number.isFinite(scales[j])) throw new QkvError(`Int8Matrix.quantize: row ${j} holds a non-finite value`);
+      }
     }
     return new Int8Matrix(q, scales, [rows, cols]);
   }

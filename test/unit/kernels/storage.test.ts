@@ -100,3 +100,29 @@ test('kernelMatrix: a weight placed in kernel memory is resident from the start 
     setResidentLimit(previous);
   }
 });
+
+test('int8 weights are held once: quantized a block of rows at a time into the kernels\' memory, the stored tensor dropped', async () => {
+  const { Int8Matrix } = await import('../../../src/tensor/quantize.js');
+  const { Weights } = await import('../../../src/models/weights.js');
+  const rand = rng(5);
+  const w = randn([300, 64], rand);
+  const weights = new Weights(new Map([['a.weight', w.to('bfloat16')], ['b.weight', w]]), 'test', { format: 'int8' });
+  const q = weights.matrix('a.weight', [300, 64]);
+  assert.ok(q instanceof Int8Matrix);
+  assert.equal(weights.has('a.weight'), false, 'the bf16 source left the map');
+  assert.deepEqual(weights.summary(), { parameters: 2 * 300 * 64, dtypes: ['int8', 'float32'] });
+  const r = kernelRuntime()!;
+  const top = r.top;
+  assert.equal(typeof (await import('../../../src/kernels/wasm/runtime.js')).resident(r, q.q), 'number');
+  assert.equal(r.top, top, 'q is resident already: using it copies nothing');
+  // 4096 columns: blocks of 16 rows, and the same int8 values and scales as the rule applied row by row
+  const wide = randn([40, 4096], rand).to('bfloat16');
+  const got = Int8Matrix.quantize(wide);
+  const x = wide.toFloat32();
+  for (let j = 0; j < 40; j++) {
+    const row = x.subarray(j * 4096, (j + 1) * 4096);
+    const s = Math.fround(Math.max(...Array.from(row, Math.abs)) / 127);
+    assert.equal(got.scales[j], s, `row ${j} scale`);
+    for (let d = 0; d < 4096; d += 511) assert.equal(got.q[j * 4096 + d], Math.round(row[d] / s), `row ${j} col ${d}`);
+  }
+});
