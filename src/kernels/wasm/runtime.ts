@@ -201,27 +201,70 @@ export function take(r: Runtime, at: number, n: number): Float32Array {
   return out;
 }
 
+// Threads that degrade gracefully. A worker whose core another busy process shares runs only part of the time, and
+// the caller, done with its own share, waits for the worker's; a worker spinning between jobs can also keep the caller
+// on the busy core. 2 threads then run far slower than 1 (qkv-tiny decode measured 237–266 against 446–708 tokens/s
+// with a busy neighbour on one core). So the runtime measures both ways and keeps the faster: EPOCH calls on its threads,
+// EPOCH calls on the caller alone (the workers sleep), then the faster way for HOLD_MS, and again. The calls of a
+// decode or prefill loop repeat, so two consecutive epochs do the same work.
+export class ThreadChooser {
+  static readonly EPOCH = 128;
+  static readonly HOLD_MS = 2000;
+  private phase: 'threads' | 'alone' | 'hold' = 'threads';
+  private calls = 0;
+  private spent = { threads: 0, alone: 0 };
+  private holdUntil = 0;
+  /** The way chosen at the end of the last measurement (true: threads). */
+  threaded = true;
+
+  /** Whether the call starting at `now` (performance.now() ms) runs on the threads. */
+  useThreads(now: number): boolean {
+    if (this.phase === 'hold' && now >= this.holdUntil) [this.phase, this.calls, this.spent] = ['threads', 0, { threads: 0, alone: 0 }];
+    return this.phase === 'hold' ? this.threaded : this.phase === 'threads';
+  }
+
+  /** A call took `ms`, on the threads or alone; it ended at `now`. */
+  note(onThreads: boolean, ms: number, now: number): void {
+    if (this.phase === 'hold') return;
+    this.spent[onThreads ? 'threads' : 'alone'] += ms;
+    if (++this.calls < ThreadChooser.EPOCH) return;
+    this.calls = 0;
+    if (this.phase === 'threads') { this.phase = 'alone'; return; }
+    this.threaded = this.spent.threads <= this.spent.alone;
+    [this.phase, this.holdUntil] = ['hold', now + ThreadChooser.HOLD_MS];
+  }
+}
+const chooser = new ThreadChooser();
+
 /** Runs a job (its i32 words, kind first, as a layout of jobs.ts writes them) on every thread. */
 export function runJob(r: Runtime, words: readonly number[]): void {
   new Int32Array(r.memory.buffer, JOB_AT, words.length).set(words);
   const T = r.threads;
   if (T === 1) { r.exports.run(JOB_AT, 0, 1); return; }
+  const t0 = performance.now();
+  if (!chooser.useThreads(t0)) { // alone, for now: the workers sleep
+    r.exports.run(JOB_AT, 0, 1);
+    chooser.note(false, performance.now() - t0, performance.now());
+    return;
+  }
   const c = r.control;
   Atomics.store(c, DONE, 0);
   Atomics.store(c, ERROR, 0);
   Atomics.store(c, THREADS, T);
   Atomics.add(c, SEQ, 1);
   Atomics.notify(c, SEQ);
-  const t0 = performance.now();
   r.exports.run(JOB_AT, 0, T);
+  const t1 = performance.now();
   // the workers' shares are the same size as ours: waiting much longer than ours took means one is gone
-  const deadline = performance.now() + 10_000 + 20 * (performance.now() - t0);
+  const deadline = t1 + 10_000 + 20 * (t1 - t0);
   for (let spins = 0; Atomics.load(c, DONE) < T - 1; spins++) {
     if ((spins & 0xffff) === 0 && performance.now() > deadline) {
       r.threads = 1; // a worker is gone: later calls run on this thread alone
       throw new QkvError(`qkv threads: ${T - 1 - Atomics.load(c, DONE)} worker(s) did not finish a kernel; threads disabled`);
     }
   }
+  const t2 = performance.now();
+  chooser.note(true, t2 - t0, t2);
   if (Atomics.load(c, ERROR)) throw new QkvError('qkv threads: a worker failed while running a kernel');
 }
 
