@@ -33,6 +33,20 @@ test('f32, f16 and bf16 weights give x·Wᵀ of the stored values (decode M = 1 
   }
 });
 
+test('f16 weights at M = 1 with an activation the fast decode path cannot scale (|x| ≥ 2^15, or NaN) give x·Wᵀ', () => {
+  // found on 2026-11-30: this case fell into the int8 decode loop and returned zeros
+  const rand = rng(9);
+  for (const [K, N] of [[64, 8], [576, 36], [1536, 20]]) {
+    const w = randn([N, K], rand, 0.05).to('float16');
+    const x = randn([1, K], rand);
+    const big = x.toFloat32().slice();
+    big[3] = 40000;
+    assertClose(linear(Tensor.from(big, [1, K]), w), brute(Tensor.from(big, [1, K]), w), 1e-5, 1e-5, `K=${K} N=${N} |x| = 4e4`);
+    big[3] = NaN;
+    assert.ok(linear(Tensor.from(big, [1, K]), w).toFloat32().every(Number.isNaN), 'a NaN in x makes every output NaN');
+  }
+});
+
 test('f16 subnormals and signed zeros widen exactly; ±∞ in an f16 weight falls back to the exact path', () => {
   const h = new Uint16Array(8 * 16);
   for (let i = 0; i < h.length; i++) h[i] = [0x0001, 0x8001, 0x03ff, 0x0000, 0x8000, 0x3c00, 0xbc00, 0x7bff][i % 8];

@@ -41,9 +41,9 @@ function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N:
       gemvF16(panel, b0, rowB, c, K, j);
     } else if (M == 1 && kind == GEMM_BF16) {
       gemvBF16(a, b0, rowB, c, K, j);
-    } else if (M == 1) {
+    } else if (M == 1 && kind == GEMM_I8) {
       gemvI8(a, b0, rowB, c, K, j, scales);
-    } else {
+    } else { // M > 1, or f16 decode whose x the fast path cannot take (|x| ≥ 2^15): widened into the panel
       widenPanel(b0, panel, K, kind, rowB);
       gemmPanel(a, panel, c, M, K, N, j, <usize>K << 2);
       if (kind == GEMM_I8) scaleColumns(c, M, N, j, 4, scales);
