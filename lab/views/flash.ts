@@ -3,6 +3,7 @@
 // and sum l of the online softmax. Here: the tile walk over this prompt's matrix, and one row's m and l tile by tile,
 // from the selected head's real scores — ending at the same log-sum-exp as the whole row at once.
 import { $, el, fmt, numberIn } from '../dom.js';
+import { headScores } from '../attend.js';
 import { page, whenSelected } from '../page.js';
 
 type Tile = 'computed' | 'partial' | 'skipped';
@@ -46,12 +47,9 @@ function walk(T: number, Br: number, Bc: number, causal: boolean, W: number, row
 function onlineRow(Bc: number, causal: boolean, W: number, i: number): HTMLElement | null {
   const qkv = page.state?.qkv?.[page.selected.layer];
   if (!qkv) return null;
-  const { q, k, scale } = qkv;
-  const [, Hq, T, D] = q.shape;
-  const h = page.selected.head, kvh = Math.floor(h / (Hq / k.shape[1]));
-  const [qa, ka] = [q.toFloat32(), k.toFloat32()];
-  const s = Array.from({ length: T }, (_, j) => ((causal && j > i) || (W > 0 && j <= i - W) ? -Infinity
-    : scale * ka.subarray((kvh * T + j) * D, (kvh * T + j + 1) * D).reduce((acc, x, d) => acc + x * qa[(h * T + i) * D + d], 0)));
+  const T = qkv.q.shape[2];
+  const h = page.selected.head;
+  const s = headScores(qkv, h, i, (j) => (causal && j > i) || (W > 0 && j <= i - W));
   let m = -Infinity, l = 0;
   const rows: HTMLElement[] = [];
   for (let j0 = 0; j0 < T; j0 += Bc) {

@@ -1,7 +1,10 @@
 // The KV cache while generating, on the model in the page: what it saves (K/V rows computed with and without it,
 // and the time), what it costs per token for MHA / GQA / MQA / MLA, a paged cache's block tables when two prompts
 // share a prefix (copy-on-write when they part), what a sliding window and attention sinks keep, and int8's error.
-import { ContiguousKVCache, humanBytes, kvCacheBytes, kvTable, KV_PRESETS, PagedKVCache, type CausalLM } from '/qkv/index.js';
+import {
+  ContiguousKVCache, humanBytes, Int8Matrix, kvCacheBytes, kvTable, KV_PRESETS, PagedKVCache, Tensor, type CausalLM,
+} from '/qkv/index.js';
+import { headScores, softmax } from '../attend.js';
 import { $, el, fmt, numberIn } from '../dom.js';
 import { plot } from '../draw.js';
 import { backend, page, whenSelected } from '../page.js';
@@ -117,29 +120,16 @@ function int8Error(): HTMLElement | null {
   if (!qkv) return null;
   let maxRel = 0, maxDp = 0;
   const { layer, head } = page.selected;
-  for (const [l, { q, k, scale }] of qkv.entries()) {
-    const [, Hkv, T, D] = k.shape;
-    const ka = k.toFloat32(), k8 = new Float32Array(ka.length);
-    // x8 = round(x / s), s = max|x| / 127, per row (token, head); dequantized x̂ = s · x8
-    for (let r = 0; r < Hkv * T; r++) {
-      const row = ka.subarray(r * D, (r + 1) * D);
-      const s = Math.max(...Array.from(row, Math.abs)) / 127 || 1;
-      row.forEach((x, d) => {
-        k8[r * D + d] = s * Math.round(x / s);
-        maxRel = Math.max(maxRel, Math.abs(k8[r * D + d] - x) / (127 * s));
-      });
-    }
+  for (const [l, a] of qkv.entries()) {
+    const [, Hkv, T, D] = a.k.shape;
+    const ka = a.k.toFloat32();
+    // qkv's int8 rule, as its int8 cache stores keys: x8 = round(x / s), s = max|x| / 127 per row (token, head)
+    const q8 = Int8Matrix.quantize(Tensor.from(ka, [Hkv * T, D]));
+    const k8 = q8.dequantize().toFloat32();
+    k8.forEach((x, e) => { maxRel = Math.max(maxRel, Math.abs(x - ka[e]) / (127 * q8.scales[Math.floor(e / D)] || 1)); });
     if (l !== layer) continue;
-    const qa = q.toFloat32();
-    const kvh = Math.floor(head / (q.shape[1] / Hkv));
     for (let i = 0; i < T; i++) {
-      const p = (keys: Float32Array) => {
-        const key = (j: number) => keys.subarray((kvh * T + j) * D, (kvh * T + j + 1) * D);
-        const s = Array.from({ length: i + 1 }, (_, j) => scale * key(j).reduce((acc, x, d) => acc + x * qa[(head * T + i) * D + d], 0));
-        const m = Math.max(...s), e = s.map((x) => Math.exp(x - m)), z = e.reduce((x, y) => x + y, 0);
-        return e.map((x) => x / z);
-      };
-      const [p0, p1] = [p(ka), p(k8)];
+      const [p0, p1] = [softmax(headScores(a, head, i, (j) => j > i, ka)), softmax(headScores(a, head, i, (j) => j > i, k8))];
       p0.forEach((x, j) => { maxDp = Math.max(maxDp, Math.abs(x - p1[j])); });
     }
   }

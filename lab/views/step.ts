@@ -1,6 +1,7 @@
 // One head, step by step, for one query token: q, every key, q·k, × scale, the mask, softmax as bars, and o = Σ p v —
 // the numbers the kernels compute, from the q, k and v the model used (forward's outputQkv), with a link to the loop.
 import { $, el } from '../dom.js';
+import { headScores, softmax } from '../attend.js';
 import { strip } from '../draw.js';
 import { page, whenSelected } from '../page.js';
 
@@ -31,11 +32,8 @@ export function renderStep(): void {
   const row = (a: Float32Array, head: number, j: number) => a.subarray((head * T + j) * D, (head * T + j + 1) * D);
   const qi = row(qa, h, i);
   // s_j = scale · q_i · k_j for the keys the causal mask allows (j ≤ i); p = softmax(s); o = Σ_j p_j v_j
-  const s = Array.from({ length: T }, (_, j) => (j > i ? -Infinity : scale * row(ka, kvh, j).reduce((acc, x, d) => acc + x * qi[d], 0)));
-  const m = Math.max(...s);
-  const e = s.map((x) => Math.exp(x - m));
-  const z = e.reduce((a, b) => a + b, 0);
-  const p = e.map((x) => x / z);
+  const s = headScores(state.qkv[l], h, i, (j) => j > i, ka);
+  const p = softmax(s);
   const o = new Float32Array(D);
   for (let j = 0; j <= i; j++) row(va, kvh, j).forEach((x, d) => { o[d] += p[j] * x; });
   const mapRow = state.map(l, h)[i];

@@ -96,26 +96,28 @@ export function sampleNext(logits: ArrayLike<number>, history: readonly number[]
   let sum = 0;
   if (K < l.length) for (const i of head) sum += Math.exp(l[i] - m);
   else for (let i = 0; i < l.length; i++) sum += Math.exp(l[i] - m);
-  const p = (i: number) => Math.exp(l[i] - m) / sum;
+  // the c-th candidate's probability, computed once as the cuts and the draw read it
+  const probs: number[] = [];
+  const p = (c: number) => (probs[c] ??= Math.exp(l[ranked.at(c)] - m) / sum);
   // the kept prefix: top-p (the fewest whose mass reaches p), then min-p (those ≥ minP · p_max)
   let kept = K;
   if (o.topP !== undefined && o.topP < 1) {
     let mass = 0;
     let n = 0;
-    while (n < kept && mass < o.topP) mass += p(ranked.at(n++));
+    while (n < kept && mass < o.topP) mass += p(n++);
     kept = Math.max(1, n);
   }
   if (o.minP) {
-    const floor = o.minP * p(ranked.at(0));
+    const floor = o.minP * p(0);
     let n = 1;
-    while (n < kept && p(ranked.at(n)) >= floor) n++;
+    while (n < kept && p(n) >= floor) n++;
     kept = n;
   }
   // the draw: u uniform over the kept mass, walked most likely first
   let keptMass = 1;
-  if (kept < l.length) { keptMass = 0; for (let c = 0; c < kept; c++) keptMass += p(ranked.at(c)); }
+  if (kept < l.length) { keptMass = 0; for (let c = 0; c < kept; c++) keptMass += p(c); }
   let u = rng.uniform() * keptMass;
-  for (let c = 0; c < kept; c++) { const id = ranked.at(c); u -= p(id); if (u <= 0) return id; }
+  for (let c = 0; c < kept; c++) { u -= p(c); if (u <= 0) return ranked.at(c); }
   return ranked.at(kept - 1);
 }
 
