@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { attention, Tensor } from '../src/index.js';
 import { initializer, model, node, valueInfo } from './peers/onnx.js';
+import { peakRss } from './peak-rss.js';
 
 const [impl, Ls, causalS, runsS] = process.argv.slice(2);
 const [B, H, D] = [1, 8, 64];
@@ -90,12 +91,12 @@ const run = await setup();
 for (const t0 = performance.now(); ;) { await run(); if (performance.now() - t0 >= 500) break; }
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 gc();
-const baseRss = process.resourceUsage().maxRSS * 1024;
+const baseRss = peakRss();
 const ms: number[] = [];
 for (let r = 0; r < runs; r++) {
   const t0 = performance.now();
   await run();
   ms.push(performance.now() - t0);
 }
-console.log(JSON.stringify({ impl, L, causal, ms, baseRss, peakRss: process.resourceUsage().maxRSS * 1024, inputBytes: 3 * qd.byteLength }));
+console.log(JSON.stringify({ impl, L, causal, ms, baseRss, peakRss: peakRss(), inputBytes: 3 * qd.byteLength }));
 process.exit(0); // worker threads (qkv-2t) would keep the process alive

@@ -1,69 +1,144 @@
-// `npm run bench:generate`: prefill tokens/s, decode tokens/s and time to first token, for the embedded qkv-tiny, a
-// ~100M-parameter Llama and SmolLM-135M's shape with random weights that this benchmark builds itself (no download),
-// next to llama.cpp's figures for qkv-tiny and the SmolLM shape on this kind of machine (../shared/anchors/llama-cpp.md),
-// on 1 and 2 threads. Weights as llama.cpp ran them (qkv-tiny as stored, bf16; SmolLM f16, and int8 next to Q8_0),
-// widened inside the matrix kernel; float32 compute. Medians of several runs after a warm-up of 64 generated tokens (the
-// JIT compiles the hot paths over the first hundreds). Prompts are 512 tokens, as llama-bench's pp512 (qkv-tiny: 512
-// of its 1,024 positions). The llama.cpp columns are QUOTED from ../shared/anchors (another machine, 2026-11-22), not
-// measured in this run: node-llama-cpp is not a dependency yet (issue #20). Options: --json, --runs N
-import { cpus } from 'node:os';
+// `npm run bench:generate`: prefill and decode tokens/s and peak memory, qkv against llama.cpp measured in the same run
+// (node-llama-cpp's prebuilt CPU build), on the same weights: the embedded qkv-tiny as stored (bf16 against a BF16 GGUF)
+// and SmolLM-135M's shape with random weights (f16 against F16, int8 against Q8_0, int4 against Q4_0). This bench
+// writes every file itself into a temporary directory: a safetensors checkpoint for qkv and GGUF files for llama.cpp
+// from the same tensors (gguf.ts). Prompts of 512 tokens (llama-bench's pp512), the same token ids for both engines,
+// greedy decoding with a KV cache. Each measurement runs in a fresh process (peak RSS is its own), qkv and llama.cpp
+// alternating, over --rounds rounds of --runs runs each; figures are medians with [min–max]. "busy neighbour" rows run
+// with another process spinning on one core, the case where a second thread can cost more than it brings.
+// Options: --json, --rounds N (2), --runs N (2), --quick (qkv-tiny only)
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generate, kernelVariant, type CausalLM, setKernelThreads } from '../src/index.js';
+import { type HfConfig, kernelVariant } from '../src/index.js';
+import { streamSafetensors } from '../src/node/checkpoint.js';
+import { writeSafetensors } from '../src/node/files.js';
 import { useWasmFeatures } from '../src/node/wasm-features.js';
-import { randomLlama } from './random-llama.js';
-import { loadCheckpoint } from '../src/node/checkpoint.js';
-import { useThreads } from '../src/node/threads.js';
+import { type GgufType, placeholderVocab, vocabFromTokenizerJson, writeLlamaGguf } from './gguf.js';
+import { randomLlamaTensors } from './random-llama.js';
 
 const args = process.argv.slice(2);
-const runs = Number(args[args.indexOf('--runs') + 1]) || 3;
+const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
+const [rounds, runs] = [option('--rounds', 2), option('--runs', 2)];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const child = fileURLToPath(new URL('./generate-child.js', import.meta.url));
 
-async function measure(name: string, model: CausalLM, parameters: number, promptLen: number, newTokens: number, threads: number, anchor: [number, number] | null) {
-  setKernelThreads(threads);
-  const prompt = Array.from({ length: promptLen }, (_, i) => (i * 31 + 7) % model.info.vocabSize);
-  await generate(model, null, prompt.slice(0, 8), { greedy: true, maxTokens: 64, stopTokens: [] }); // warm-up
-  const ttft: number[] = [];
-  const decode: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    const g = await generate(model, null, prompt, { greedy: true, maxTokens: newTokens, stopTokens: [] });
-    ttft.push(g.timings.prefillMs);
-    decode.push(g.timings.decodeMs / (newTokens - 1));
+/** One comparison: a model in qkv's format and llama.cpp's, at one thread count. */
+interface Case {
+  model: string; dir: string; weights: string; gguf: string; ggufType: GgufType; threads: number; vocab: number;
+  prompt: number; newTokens: number; warmup: number; neighbour?: boolean; weightBytes: number;
+}
+interface ChildResult { engine: string; prefill: number[]; decode: number[]; tokens: number[]; loadMs: number; baseRss: number; peakRss: number }
+
+function runChild(engine: 'qkv' | 'llama.cpp', c: Case): Promise<ChildResult> {
+  const argv = [child, engine, engine === 'qkv' ? c.dir : c.gguf, c.weights, c.threads, c.prompt, c.newTokens, runs, c.warmup, c.vocab];
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, argv.map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`${engine} ${c.model}: exit ${code}`))));
+  });
+}
+
+/** A process spinning on one core for as long as `f` runs. */
+async function withNeighbour<T>(on: boolean | undefined, f: () => Promise<T>): Promise<T> {
+  if (!on) return f();
+  const busy = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+  try {
+    return await f();
+  } finally {
+    busy.kill('SIGKILL');
   }
-  return {
-    model: name, threads, anchor, parameters, promptTokens: promptLen, newTokens,
-    ttftMs: median(ttft), prefillTokPerS: promptLen / (median(ttft) / 1000), decodeMsPerToken: median(decode), decodeTokPerS: 1000 / median(decode),
+}
+
+/** Writes the benchmark's models into `dir`: qkv-tiny's GGUF, the SmolLM-shaped checkpoint and its GGUF files. */
+function prepare(dir: string, quick: boolean): Case[] {
+  const tinyDir = fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url));
+  const tinyConfig = JSON.parse(readFileSync(join(tinyDir, 'config.json'), 'utf8')) as HfConfig;
+  const tensors = new Map();
+  streamSafetensors(join(tinyDir, 'model.safetensors'), tensors);
+  const tinyGguf = join(dir, 'qkv-tiny-bf16.gguf');
+  const vocab = vocabFromTokenizerJson(JSON.parse(readFileSync(join(tinyDir, 'tokenizer.json'), 'utf8')), 0, 0);
+  const tinyBytes = statSync(join(tinyDir, 'model.safetensors')).size;
+  writeLlamaGguf(tinyGguf, tinyConfig, tensors, 'BF16', vocab, 'qkv-tiny');
+  const tiny = { model: 'qkv-tiny, bf16', dir: tinyDir, weights: 'stored', gguf: tinyGguf, ggufType: 'BF16' as const, vocab: 4096,
+    prompt: 512, newTokens: 64, warmup: 64, weightBytes: tinyBytes };
+  const cases: Case[] = [1, 2].map((threads) => ({ ...tiny, threads }));
+  cases.push(...[1, 2].map((threads) => ({ ...tiny, model: 'qkv-tiny, bf16, busy neighbour', threads, neighbour: true })));
+  if (quick) return cases;
+  // SmolLM-135M's shape (hidden 576, 30 layers, 9 heads, 3 kv heads, MLP 1536, vocabulary 49,152), random f16 weights
+  const smol = randomLlamaTensors({ E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' });
+  const smolDir = join(dir, 'smollm-135m-shape');
+  mkdirSync(smolDir);
+  writeFileSync(join(smolDir, 'config.json'), JSON.stringify(smol.config));
+  writeSafetensors(join(smolDir, 'model.safetensors'), smol.tensors);
+  const smolBytes = statSync(join(smolDir, 'model.safetensors')).size;
+  const gguf = (type: GgufType) => {
+    const path = join(dir, `smollm-135m-shape-${type}.gguf`);
+    writeLlamaGguf(path, smol.config, smol.tensors, type, placeholderVocab(49152), 'SmolLM-135M shape');
+    return path;
   };
+  const s = { dir: smolDir, vocab: 49152, prompt: 512, newTokens: 32, warmup: 8 };
+  const f16 = gguf('F16');
+  cases.push(...[1, 2].map((threads) => ({ ...s, model: 'SmolLM-135M shape, f16', weights: 'stored', gguf: f16, ggufType: 'F16' as const,
+    threads, weightBytes: smolBytes })));
+  cases.push({ ...s, model: 'SmolLM-135M shape, int8', weights: 'int8', gguf: gguf('Q8_0'), ggufType: 'Q8_0', threads: 2, weightBytes: smolBytes / 2 });
+  return cases;
 }
 
-useWasmFeatures(); // as qkv's Node entry points: relaxed SIMD where this V8 has it ($QKV_WASM_SIMD overrides)
-const maxThreads = await useThreads(2);
-const tinyDir = fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url));
-const tiny = loadCheckpoint(tinyDir, { tokenizer: false });
-const big = randomLlama({ E: 768, layers: 12, heads: 12, kvHeads: 4, F: 2048, V: 32000 });
-// SmolLM-135M's shape (hidden 576, 30 layers, 9 heads, 3 kv heads, MLP 1536, vocab 49152), f16 weights as llama.cpp ran it
-const smolShape = { E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' as const };
-const smol = randomLlama(smolShape);
-// llama.cpp on this machine kind (../shared/anchors/llama-cpp.md, measured 2026-11-22): pp512 / tg128 t/s by threads
-const rows = [];
-for (const threads of [1, maxThreads]) {
-  rows.push(await measure('qkv-tiny (4.1M, bf16 weights)', tiny.model as CausalLM, tiny.weights.summary().parameters, 512, 64, threads, threads === 1 ? [4272, 1734] : [6988, 2287]));
-  rows.push(await measure('SmolLM-135M shape, f16 (random)', smol.model, smol.parameters, 512, 32, threads, threads === 1 ? [230, 76] : [406, 90]));
-}
-const smol8 = randomLlama({ ...smolShape, format: 'int8' });
-rows.push(await measure('SmolLM-135M shape, int8 (vs Q8_0)', smol8.model, smol8.parameters, 512, 32, maxThreads, [420, 122]));
-rows.push(await measure('random Llama ~100M (768×12), f32', big.model, big.parameters, 64, 16, maxThreads, null));
-if (args.includes('--json')) {
-  console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, kernels: kernelVariant(), runs, rows }, null, 2));
-} else {
-  console.log(`qkv generation bench — greedy, KV cache, f32 compute, WebAssembly ${kernelVariant()}; ${cpus()[0]?.model} ` +
-    `(${cpus().length} cores), node ${process.version}; median of ${runs}; llama.cpp figures quoted, not measured\n`);
-  console.log('model                              | thr | params | prompt | TTFT ms | prefill tok/s | decode ms/tok | decode tok/s | llama.cpp pp / tg (quoted) | qkv/llama.cpp pp, tg');
-  console.log('-----------------------------------|-----|--------|--------|---------|---------------|---------------|--------------|-------------------|---------------------');
-  for (const r of rows) {
-    const a = r.anchor;
-    const anchor = (a ? `${a[0]} / ${a[1]}` : '–').padStart(26);
-    const ratio = (a ? `${(r.prefillTokPerS / a[0]).toFixed(2)}×, ${(r.decodeTokPerS / a[1]).toFixed(2)}×` : '–').padStart(19);
-    console.log(`${r.model.padEnd(34)} | ${String(r.threads).padStart(3)} | ${(r.parameters / 1e6).toFixed(1).padStart(5)}M | ${String(r.promptTokens).padStart(6)} | ${r.ttftMs.toFixed(0).padStart(7)} | ${r.prefillTokPerS.toFixed(1).padStart(13)} | ${r.decodeMsPerToken.toFixed(1).padStart(13)} | ${r.decodeTokPerS.toFixed(1).padStart(12)} | ${anchor} | ${ratio}`);
+interface Row { c: Case; qkv: ChildResult[]; llama: ChildResult[] }
+
+async function measure(c: Case): Promise<Row> {
+  const row: Row = { c, qkv: [], llama: [] };
+  for (let r = 0; r < rounds; r++) {
+    // alternate which engine goes first, so neither always runs on a machine the other just warmed or heated
+    for (const engine of r % 2 ? (['llama.cpp', 'qkv'] as const) : (['qkv', 'llama.cpp'] as const)) {
+      const res = await withNeighbour(c.neighbour, () => runChild(engine, c));
+      (engine === 'qkv' ? row.qkv : row.llama).push(res);
+    }
   }
+  return row;
 }
-process.exit(0); // the kernel threads are unref'd, but leave no doubt
+
+const range = (xs: number[]) => `${median(xs).toFixed(1)} [${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}]`;
+const all = (rs: ChildResult[], key: 'prefill' | 'decode') => rs.flatMap((r) => r[key]);
+const MiB = (b: number) => (b / 2 ** 20).toFixed(0);
+
+function print(rows: Row[]): void {
+  console.log(`qkv against llama.cpp (node-llama-cpp, CPU) — greedy, KV cache, same weights and token ids; WebAssembly ${kernelVariant()}; ` +
+    `${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}; ${rounds} rounds × ${runs} runs, median [min–max]\n`);
+  console.log('model                              | llama.cpp | thr | prefill tok/s qkv | llama.cpp        | ratio | decode tok/s qkv | llama.cpp       ' +
+    '| ratio | peak MiB qkv / llama.cpp | qkv peak / weights');
+  console.log('-'.repeat(190));
+  for (const { c, qkv, llama } of rows) {
+    const pr = median(all(qkv, 'prefill')) / median(all(llama, 'prefill'));
+    const dr = median(all(qkv, 'decode')) / median(all(llama, 'decode'));
+    const [pq, pl] = [Math.max(...qkv.map((r) => r.peakRss)), Math.max(...llama.map((r) => r.peakRss))];
+    console.log(`${c.model.padEnd(34)} | ${c.ggufType.padEnd(9)} | ${String(c.threads).padStart(3)} | ${range(all(qkv, 'prefill')).padStart(17)} | ` +
+      `${range(all(llama, 'prefill')).padStart(16)} | ${pr.toFixed(2).padStart(5)} | ${range(all(qkv, 'decode')).padStart(16)} | ` +
+      `${range(all(llama, 'decode')).padStart(15)} | ${dr.toFixed(2).padStart(5)} | ${`${MiB(pq)} / ${MiB(pl)}`.padStart(24)} | ` +
+      `${(pq / c.weightBytes).toFixed(2)}× of ${MiB(c.weightBytes)} MiB`);
+  }
+  const agree = rows.filter((r) => r.c.ggufType !== 'Q8_0' && r.c.ggufType !== 'Q4_0')
+    .map((r) => r.qkv[0].tokens.findIndex((t, i) => t !== r.llama[0].tokens[i]));
+  console.log(`\nfirst differing generated token between the engines, unquantized rows: ${agree.map((i) => (i < 0 ? 'none' : i)).join(', ')}`);
+}
+
+useWasmFeatures(); // only to name the kernels' build in the header: each child turns it on for itself
+const dir = mkdtempSync(join(tmpdir(), 'qkv-bench-generate-'));
+try {
+  const cases = prepare(dir, args.includes('--quick'));
+  const rows: Row[] = [];
+  for (const c of cases) rows.push(await measure(c));
+  if (args.includes('--json')) {
+    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, kernels: kernelVariant(),
+      llamaCpp: execFileSync('npm', ['ls', 'node-llama-cpp', '--depth=0'], { encoding: 'utf8' }).trim(), rounds, runs, rows }, null, 2));
+  } else {
+    print(rows);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(0);

@@ -1,14 +1,18 @@
 // A Llama-shaped model with random weights, built in memory (no download), for the generation benchmarks.
 import { buildModel, type CausalLM, type HfConfig, Rng, Tensor, type WeightFormat, Weights } from '../src/index.js';
 
-/** A Llama-shaped model with random weights (uniform ±0.02), stored in `dtype` and widened by the model. */
-export function randomLlama(o: { E: number; layers: number; heads: number; kvHeads: number; F: number; V: number; dtype?: 'float32' | 'float16'; format?: WeightFormat }): { model: CausalLM; parameters: number } {
+/** The shape of a Llama: hidden E, layers, heads, kv heads, MLP width F, vocabulary V; weights stored in `dtype`. */
+export interface LlamaShape { E: number; layers: number; heads: number; kvHeads: number; F: number; V: number; dtype?: 'float32' | 'float16' }
+
+/** The config and tensors (Hugging Face names) of a Llama with random weights (uniform ±0.02) and unit norms. */
+export function randomLlamaTensors(o: LlamaShape): { config: HfConfig; tensors: Map<string, Tensor> } {
   const { E, F, V, layers } = o;
   const D = E / o.heads;
   const Hkv = o.kvHeads;
-  const c: HfConfig = {
-    architectures: ['LlamaForCausalLM'], hidden_size: E, num_hidden_layers: layers, num_attention_heads: o.heads, num_key_value_heads: Hkv,
-    intermediate_size: F, vocab_size: V, max_position_embeddings: 2048, rms_norm_eps: 1e-5, tie_word_embeddings: true, eos_token_id: [],
+  const config: HfConfig = {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: E, num_hidden_layers: layers, num_attention_heads: o.heads,
+    num_key_value_heads: Hkv, intermediate_size: F, vocab_size: V, max_position_embeddings: 2048, rms_norm_eps: 1e-5,
+    tie_word_embeddings: true, eos_token_id: [],
   };
   const rng = new Rng(7);
   const t = (shape: number[]) => Tensor.from(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => (rng.uniform() * 2 - 1) * 0.02), shape, o.dtype ?? 'float32');
@@ -21,6 +25,12 @@ export function randomLlama(o: { E: number; layers: number; heads: number; kvHea
       .set(`${p}self_attn.v_proj.weight`, t([Hkv * D, E])).set(`${p}self_attn.o_proj.weight`, t([E, E]))
       .set(`${p}mlp.gate_proj.weight`, t([F, E])).set(`${p}mlp.up_proj.weight`, t([F, E])).set(`${p}mlp.down_proj.weight`, t([E, F]));
   }
-  const w = new Weights(m, `random-${layers}x${E}`, { format: o.format });
-  return { model: buildModel(c, w) as CausalLM, parameters: w.summary().parameters };
+  return { config, tensors: m };
+}
+
+/** A Llama-shaped model with random weights (uniform ±0.02), stored in `dtype` and widened by the model. */
+export function randomLlama(o: LlamaShape & { format?: WeightFormat }): { model: CausalLM; parameters: number } {
+  const { config, tensors } = randomLlamaTensors(o);
+  const w = new Weights(tensors, `random-${o.layers}x${o.E}`, { format: o.format });
+  return { model: buildModel(config, w) as CausalLM, parameters: w.summary().parameters };
 }

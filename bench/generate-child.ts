@@ -1,0 +1,51 @@
+// One engine generating with one model in a fresh process, so its peak RSS is its own (`npm run bench:generate` runs it):
+//   node dist/bench/generate-child.js ENGINE PATH WEIGHTS THREADS PROMPT NEW RUNS WARMUP VOCAB
+// ENGINE qkv (PATH a checkpoint directory; WEIGHTS stored | int8 | ...) or llama.cpp (PATH a GGUF file). Greedy, KV cache,
+// token ids in (the same prompt for both: (31 i + 7) mod VOCAB), after a warm-up of WARMUP generated tokens. Prints one JSON line:
+//   { prefill: tok/s per run, decode: tok/s per run, tokens (the first run's), loadMs, baseRss, peakRss (bytes) }
+import { generate, setKernelThreads, type CausalLM, type WeightFormat } from '../src/index.js';
+import { loadCheckpoint } from '../src/node/checkpoint.js';
+import { useThreads } from '../src/node/threads.js';
+import { useWasmFeatures } from '../src/node/wasm-features.js';
+import { llamaGenerate, loadGguf } from './llama-cpp.js';
+import { peakRss } from './peak-rss.js';
+
+const [engine, path, weights, ...numbers] = process.argv.slice(2);
+const [threads, promptLen, newTokens, runs, warmup, vocab] = numbers.map(Number);
+const baseRss = process.memoryUsage().rss;
+type Run = (prompt: number[], n: number) => Promise<{ tokens: number[]; prefillMs: number; decodeMs: number }>;
+
+async function qkv(): Promise<Run> {
+  useWasmFeatures();
+  if (threads > 1 && (await useThreads(threads)) !== threads) throw new Error(`qkv: ${threads} threads are not available`);
+  setKernelThreads(threads);
+  const ck = loadCheckpoint(path, { tokenizer: false, weights: weights as WeightFormat, progress: () => {} });
+  const model = ck.model as CausalLM;
+  return async (prompt, n) => {
+    const g = await generate(model, null, prompt, { greedy: true, maxTokens: n, stopTokens: [] });
+    return { tokens: g.ids, prefillMs: g.timings.prefillMs, decodeMs: g.timings.decodeMs };
+  };
+}
+
+async function llama(): Promise<Run> {
+  const model = await loadGguf(path);
+  return (prompt, n) => llamaGenerate(model, prompt, n, threads);
+}
+
+const t0 = performance.now();
+const run = engine === 'qkv' ? await qkv() : await llama();
+const loadMs = performance.now() - t0;
+const prompt = Array.from({ length: promptLen }, (_, i) => (i * 31 + 7) % vocab);
+await run(prompt.slice(0, 8), warmup);
+const prefill: number[] = [];
+const decode: number[] = [];
+let tokens: number[] = [];
+for (let r = 0; r < runs; r++) {
+  const g = await run(prompt, newTokens);
+  if (r === 0) tokens = g.tokens;
+  prefill.push(promptLen / (g.prefillMs / 1000));
+  decode.push((newTokens - 1) / (g.decodeMs / 1000));
+}
+const peak = peakRss();
+console.log(JSON.stringify({ engine, prefill, decode, tokens, loadMs, baseRss, peakRss: peak }));
+process.exit(0);
