@@ -2,8 +2,8 @@
 // onnxruntime-node (the ONNX graph MatMul→Softmax→MatMul, com.microsoft.MultiHeadAttention and ONNX-23 Attention,
 // 2 intra-op threads) and @tensorflow/tfjs with the wasm backend. fp32, B = 1, H = 8, head_dim 64, L = S.
 // GFLOP/s = 4·B·H·L·S·D / time, halved for causal. Medians of ≥ 5 runs after a warm-up; peak RSS of each child.
-// Then, in the same run, generation: prefill and decode tokens/s of qkv-tiny and SmolLM-135M's shape next to
-// llama.cpp's figures for them on this kind of machine (../shared/anchors/llama-cpp.md) — generate.bench.ts as a child.
+// Then, in the same run, generation: prefill and decode tokens/s of qkv-tiny and SmolLM-135M's shape against llama.cpp
+// measured on the same weights (node-llama-cpp, GGUF files written from the same tensors) — generate.bench.ts as a child.
 // Options: --sizes 256,1024  --runs N  --impls qkv,ort-graph,…  --no-generation  --json
 import { execFileSync, spawn } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
@@ -60,7 +60,7 @@ for (const causal of [false, true]) {
   }
 }
 const peak = await peaks();
-// generation next to llama.cpp: the generation benchmark in a child of this run (its own table, or its JSON)
+// generation against llama.cpp: the generation benchmark in a child of this run (its own table, or its JSON)
 const generation = args.includes('--no-generation') ? null : execFileSync(process.execPath,
   [fileURLToPath(new URL('./generate.bench.js', import.meta.url)), '--runs', String(runs), ...(args.includes('--json') ? ['--json'] : [])],
   { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 60 * 60_000 });

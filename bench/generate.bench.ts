@@ -84,7 +84,13 @@ function prepare(dir: string, quick: boolean): Case[] {
   const f16 = gguf('F16');
   cases.push(...[1, 2].map((threads) => ({ ...s, model: 'SmolLM-135M shape, f16', weights: 'stored', gguf: f16, ggufType: 'F16' as const,
     threads, weightBytes: smolBytes })));
-  cases.push({ ...s, model: 'SmolLM-135M shape, int8', weights: 'int8', gguf: gguf('Q8_0'), ggufType: 'Q8_0', threads: 2, weightBytes: smolBytes / 2 });
+  // int8: a byte a weight and a scale a row; int4: half a byte a weight and an f32 scale per 32 (5/16 of f16's bytes)
+  const q8 = gguf('Q8_0');
+  cases.push(...[1, 2].map((threads) => ({ ...s, model: 'SmolLM-135M shape, int8', weights: 'int8', gguf: q8, ggufType: 'Q8_0' as const,
+    threads, weightBytes: smolBytes / 2 })));
+  const q4 = gguf('Q4_0');
+  cases.push(...[1, 2].map((threads) => ({ ...s, model: 'SmolLM-135M shape, int4', weights: 'int4', gguf: q4, ggufType: 'Q4_0' as const,
+    threads, weightBytes: (smolBytes * 5) / 16 })));
   return cases;
 }
 

@@ -227,16 +227,19 @@ export interface KernelStorage {
   floats(n: number): Float32Array;
   release(a: Float32Array): void;
   /** Room for a weight matrix of `n` elements that the matrix kernel reads where it lies, or null (keep it elsewhere). */
-  matrix?(dtype: 'float32' | 'float16' | 'bfloat16' | 'int8', n: number): Float32Array | Uint16Array | Int8Array | null;
+  matrix?(dtype: 'float32' | 'float16' | 'bfloat16' | 'int8' | 'int4', n: number):
+    Float32Array | Uint16Array | Int8Array | Uint8Array | null;
 }
 
 // ---- matrix products of linear layers: C [M, N] = A [M, K] · Bᵀ, the weight B [N, K] as stored --------------------
 
-/** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits), or int8 with one f32 scale per row. */
+/** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits), int8 with one f32 scale per row, or int4 (two
+ *  weights a byte, blocks of 32 in Q4_0's order: tensor/quantize.ts) with one f32 scale per row and block of 32. */
 export type MatrixData =
   | { dtype: 'float32'; data: Float32Array }
   | { dtype: 'float16' | 'bfloat16'; data: Uint16Array }
-  | { dtype: 'int8'; data: Int8Array; scales: Float32Array };
+  | { dtype: 'int8'; data: Int8Array; scales: Float32Array }
+  | { dtype: 'int4'; data: Uint8Array; scales: Float32Array };
 
 /** One product of a linear layer: activations a [M, K] (row-major f32) and the weight b [N, K]. */
 export interface MatmulProblem { a: Float32Array; b: MatrixData; M: number; K: number; N: number }

@@ -4,7 +4,7 @@
 // kept in the format chosen at load time (WeightFormat), because decode reads each of them once per token.
 import { kernelStorage } from '../kernels/registry.js';
 import { QkvError } from '../errors.js';
-import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
+import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -12,10 +12,11 @@ import type { Tensor } from '../tensor/tensor.js';
  * How linear-layer matrices are held: 'stored' keeps the checkpoint's dtype (f16/bf16 stay 16-bit and are widened
  * inside the matrix kernel — exact, half the bytes), 'float32' widens them once, 'int8' rounds each row to int8 with
  * a per-row scale (a quarter of f32's bytes; approximate — matrices whose in_features is not a multiple of 16 stay
- * as stored).
+ * as stored), 'int4' rounds blocks of 32 weights to 4 bits with a scale each (Q4_0's rule: an eighth of f32's bytes;
+ * coarser still — a matrix whose in_features is not a multiple of 32 goes to int8 where it can, else stays as stored).
  */
-export type WeightFormat = 'stored' | 'float32' | 'int8';
-export const WEIGHT_FORMATS: readonly WeightFormat[] = ['stored', 'float32', 'int8'];
+export type WeightFormat = 'stored' | 'float32' | 'int8' | 'int4';
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['stored', 'float32', 'int8', 'int4'];
 
 export class Weights {
   private readonly used = new Set<string>();
@@ -50,7 +51,7 @@ export class Weights {
    */
   matrix(name: string, shape: readonly [number, number]): LinearWeight {
     const w = this.asFormat(this.table(name, shape));
-    if (w instanceof Int8Matrix) this.drop(name, 'int8');
+    if (w instanceof Int8Matrix || w instanceof Int4Matrix) this.drop(name, w.dtype);
     return w;
   }
 
@@ -80,9 +81,12 @@ export class Weights {
 
   /** A float matrix in this checkpoint's format (for a tied output projection that reuses the embedding table). */
   asFormat(t: Tensor): LinearWeight {
-    // int8 straight into the matrix kernel's memory (held once), a block of rows at a time
+    // int8 and int4 straight into the matrix kernel's memory (held once), a block of rows at a time
+    if (this.format === 'int4' && t.shape[1] % 32 === 0) {
+      return Int4Matrix.quantize(t, (n) => kernelStorage().matrix?.('int4', n) as Uint8Array | null);
+    }
     const place = (n: number) => kernelStorage().matrix?.('int8', n) as Int8Array | null;
-    if (this.format === 'int8' && t.shape[1] % 16 === 0) return Int8Matrix.quantize(t, place);
+    if ((this.format === 'int8' || this.format === 'int4') && t.shape[1] % 16 === 0) return Int8Matrix.quantize(t, place);
     return this.format === 'float32' && t.dtype !== 'float32' ? t.to('float32') : t;
   }
 

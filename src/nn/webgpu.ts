@@ -9,7 +9,7 @@ import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { getGpuLayerKernels } from '../kernels/registry.js';
 import '../kernels/webgpu/index.js';
-import { Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
+import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { activationKind } from './activations.js';
@@ -65,7 +65,7 @@ const widened = new WeakMap<object, Float32Array>();
 function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
   if (m.dtype === 'float32') return m.data;
   let f = widened.get(m.data);
-  if (!f) widened.set(m.data, (f = (w instanceof Int8Matrix ? w.dequantize() : w).toFloat32()));
+  if (!f) widened.set(m.data, (f = (w instanceof Int8Matrix || w instanceof Int4Matrix ? w.dequantize() : w).toFloat32()));
   return f;
 }
 

@@ -1,6 +1,7 @@
 // Int8 weights with one scale per output row (per channel): w_jk ≈ scale_j · q_jk, q_jk ∈ [−127, 127],
 // scale_j = max_k |w_jk| / 127. A quarter of the bytes of f32, so decode (which reads every weight once per token)
 // moves a quarter of the memory; the matrix product widens q inside the kernel and applies scale_j to each output.
+// Int4 weights (Int4Matrix, below) take blocks of 32 with a scale each: an eighth of f32's bytes.
 import { QkvError } from '../errors.js';
 import { fmtShape } from './shape.js';
 import { Tensor } from './tensor.js';
@@ -63,5 +64,71 @@ export class Int8Matrix {
   }
 }
 
-/** A linear layer's weight: a float tensor in any float dtype (kept as stored), or int8 with row scales. */
-export type LinearWeight = Tensor | Int8Matrix;
+/**
+ * Int4 weights in blocks of 32 along each row, one scale per block (the rule of llama.cpp's Q4_0, with an f32 scale):
+ *   m = the block's weight of largest magnitude (with its sign),  s = m / −8,
+ *   q_k = min(15, ⌊w_k / s + 8.5⌋) ∈ [0, 15],  w_k ≈ (q_k − 8) · s
+ * so the largest weight is exact (q = 0) and the other sign reaches 7|s|. Byte i of a block holds weight i in its low
+ * nibble and weight i + 16 in its high nibble. An eighth of f32's bytes (plus a scale per 32 weights).
+ */
+export class Int4Matrix {
+  readonly dtype = 'int4' as const;
+  /** q [rows, cols / 2] bytes, scales [rows, cols / 32]. */
+  constructor(readonly q: Uint8Array, readonly scales: Float32Array, readonly shape: readonly [number, number]) {
+    const [rows, cols] = shape;
+    if (cols % 32 !== 0 || q.length !== (rows * cols) / 2 || scales.length !== (rows * cols) / 32) {
+      throw new QkvError(`Int4Matrix: cols must be a multiple of 32, q hold ${rows}×${cols}/2 bytes and scales ${rows}×${cols}/32 ` +
+        `values, got cols ${cols}, ${q.length} and ${scales.length}`);
+    }
+  }
+
+  /** Rounds a 2-D float tensor [rows, cols] (cols a multiple of 32), a block of rows at a time, into `storage` if offered. */
+  static quantize(w: Tensor, storage?: (n: number) => Uint8Array | null): Int4Matrix {
+    if (w.rank !== 2 || w.shape[1] % 32 !== 0) {
+      throw new QkvError(`Int4Matrix.quantize: weight must be 2-D [out, in] with in a multiple of 32, got ${fmtShape(w.shape)}`);
+    }
+    const [rows, cols] = w.shape;
+    const q = storage?.((rows * cols) / 2) ?? new Uint8Array((rows * cols) / 2);
+    const scales = new Float32Array((rows * cols) / 32);
+    const block = Math.max(1, Math.floor(2 ** 16 / cols));
+    for (let j0 = 0; j0 < rows; j0 += block) {
+      const j1 = Math.min(rows, j0 + block);
+      const x = w.slice(0, j0, j1).toFloat32();
+      for (let g = 0; g < ((j1 - j0) * cols) / 32; g++) {
+        const at = j0 * cols / 32 + g;
+        scales[at] = quantizeBlock4(x, g * 32, q, at * 16);
+        const row = Math.floor((at * 32) / cols);
+        if (!Number.isFinite(scales[at])) throw new QkvError(`Int4Matrix.quantize: row ${row} holds a non-finite value`);
+      }
+    }
+    return new Int4Matrix(q, scales, [rows, cols]);
+  }
+
+  /** (q − 8) · s as a float32 tensor. */
+  dequantize(): Tensor {
+    const [rows, cols] = this.shape;
+    const out = new Float32Array(rows * cols);
+    for (let i = 0; i < out.length; i++) {
+      const byte = this.q[(i >> 5) * 16 + (i & 15)];
+      out[i] = this.scales[i >> 5] * ((i & 16 ? byte >> 4 : byte & 15) - 8);
+    }
+    return Tensor.from(out, [rows, cols]);
+  }
+}
+
+// one block of 32 weights x[at …] → 16 bytes of q at qAt; returns the scale (NaN or ∞ for a non-finite block)
+function quantizeBlock4(x: Float32Array, at: number, q: Uint8Array, qAt: number): number {
+  let m = 0;
+  for (let k = 0; k < 32; k++) {
+    if (Number.isNaN(x[at + k])) return NaN;
+    if (Math.abs(x[at + k]) > Math.abs(m)) m = x[at + k];
+  }
+  const s = Math.fround(m / -8);
+  const inv = s === 0 ? 0 : 1 / s;
+  const level = (w: number) => Math.min(15, Math.trunc(w * inv + 8.5));
+  for (let i = 0; i < 16; i++) q[qAt + i] = level(x[at + i]) | (level(x[at + i + 16]) << 4);
+  return s;
+}
+
+/** A linear layer's weight: a float tensor in any float dtype (kept as stored), int8 with row scales, or int4. */
+export type LinearWeight = Tensor | Int8Matrix | Int4Matrix;

@@ -81,10 +81,21 @@ export function matmulTransB(a: Float32Array, b: Float32Array, M: number, K: num
 // rows [j0, j1) of B widened to float32
 function widenRows(b: MatrixData, K: number, j0: number, j1: number, out = new Float32Array((j1 - j0) * K)): Float32Array {
   if (b.dtype === 'float32') { out.set(b.data.subarray(j0 * K, j1 * K)); return out; }
+  if (b.dtype === 'int4') return widenInt4(b.data, b.scales, K, j0, j1, out);
   if (b.dtype !== 'int8') { widen16(b.data.subarray(j0 * K, j1 * K), out, b.dtype); return out; }
   for (let j = j0; j < j1; j++) {
     const [scale, row] = [b.scales[j], j * K];
     for (let k = 0; k < K; k++) out[(j - j0) * K + k] = scale * b.data[row + k];
+  }
+  return out;
+}
+
+// int4 rows [j0, j1): w = (q − 8) · s per block of 32, byte i of a block holding weights i (low nibble) and i + 16
+function widenInt4(q: Uint8Array, scales: Float32Array, K: number, j0: number, j1: number, out: Float32Array): Float32Array {
+  for (let i = 0; i < (j1 - j0) * K; i++) {
+    const g = (j0 * K + i) >> 5;
+    const byte = q[g * 16 + (i & 15)];
+    out[i] = scales[g] * ((i & 16 ? byte >> 4 : byte & 15) - 8);
   }
   return out;
 }

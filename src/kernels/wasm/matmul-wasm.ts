@@ -1,6 +1,7 @@
 // Host of the GEMM jobs of asm/kernels.ts for linear layers: C[M, N] = A[M, K] · B[N, K]ᵀ with B (the weight) in
-// f32, f16, bf16 or int8 with a scale per row, widened to f32 inside the kernel. A weight is resident in the module's
-// memory — read there by the checkpoint loader (storage.ts), or copied in on first use and kept (keyed by its storage
+// f32, f16, bf16, int8 with a scale per row or int4 with a scale per row and block of 32, widened to f32 inside the
+// kernel (decode with int8/int4: integer dot products, asm/gemv-q.ts). A weight is resident in the module's memory —
+// read there by the checkpoint loader (storage.ts), or copied in on first use and kept (keyed by its storage
 // array) — so each call copies only the activations in and the result out; the columns are shared among the
 // runtime's threads. A weight past the resident limit (a checkpoint larger than WebAssembly's 4 GiB) is copied in for
 // each call instead: slower than resident, far faster than the TypeScript loops.
@@ -14,8 +15,8 @@ import { alignLine, canReside, JOB, kernelRuntime, MAX_BYTES, put, resident, run
 
 export type { GluActivation, MatrixData } from '../contract.js';
 
-const KIND = { float32: JOB.gemmF32, float16: JOB.gemmF16, bfloat16: JOB.gemmBF16, int8: JOB.gemmI8 } as const;
-const K_MULTIPLE = { float32: 4, float16: 8, bfloat16: 8, int8: 16 } as const;
+const KIND = { float32: JOB.gemmF32, float16: JOB.gemmF16, bfloat16: JOB.gemmBF16, int8: JOB.gemmI8, int4: JOB.gemmI4 } as const;
+const K_MULTIPLE = { float32: 4, float16: 8, bfloat16: 8, int8: 16, int4: 32 } as const;
 const seen = new WeakSet<Float32Array>();
 const finiteF16 = new WeakMap<Uint16Array, boolean>();
 
@@ -41,10 +42,11 @@ function weightAt(r: Runtime, b: MatrixData): number {
   return canReside(r, b.data) ? resident(r, b.data) : -1;
 }
 
-// the SIMD path takes B when K suits its vector width and (f16) no weight is ±∞/NaN, and B is resident, may become so,
-// or fits the memory for one call beside everything resident
+// the SIMD path takes B when K suits its vector width, (f16) no weight is ±∞/NaN, (int4) N is a multiple of 4, and B is
+// resident, may become so, or fits the memory for one call beside everything resident
 const applies = (r: Runtime, b: MatrixData, N: number, K: number) =>
-  K % K_MULTIPLE[b.dtype] === 0 && b.data.length === N * K && (b.dtype !== 'float16' || allFinite(b.data)) &&
+  K % K_MULTIPLE[b.dtype] === 0 && b.data.length === (b.dtype === 'int4' ? N * K / 2 : N * K) &&
+  (b.dtype !== 'float16' || allFinite(b.data)) && (b.dtype !== 'int4' || N % 4 === 0) &&
   (canReside(r, b.data) || alignLine(r.top) + 2 * b.data.byteLength + ONE_CALL_ROOM <= MAX_BYTES);
 
 // room kept for a call's activations, results and panels beside a weight copied in for that call
@@ -71,7 +73,7 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   if (!r || !applies(r, b, N, K) || (b2 && !applies(r, b2, N, K))) return null;
   // everything resident first: scratch starts where the resident weights end
   let [bAt, b2At] = [weightAt(r, b), b2 ? weightAt(r, b2) : 0];
-  const [sAt, s2At] = [b, b2].map((m) => (m?.dtype === 'int8' ? resident(r, m.scales) : 0));
+  const [sAt, s2At] = [b, b2].map((m) => (m?.dtype === 'int8' || m?.dtype === 'int4' ? resident(r, m.scales) : 0));
   const panel = alignLine(16 * K); // per thread: four rows of B widened to f32, in whole cache lines
   const oneOff = (at: number, m: MatrixData | null) => (at < 0 ? m!.data.byteLength : 0);
   const [aAt, cAt, c2At, panelAt, bOnce, b2Once] = scratch(r, [4 * a.length, 4 * M * N, b2 ? 4 * M * N : 0, panel * r.threads, oneOff(bAt, b), oneOff(b2At, b2)]);

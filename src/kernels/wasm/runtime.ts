@@ -44,7 +44,7 @@ export function kernelVariant(): KernelVariant | null {
 interface Exports { init(): void; run(job: number, t: number, T: number): void }
 
 /** Job kinds (asm/kernels.ts). */
-export const JOB = { attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6, decode: 7 } as const;
+export const JOB = { attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6, decode: 7, gemmI4: 8 } as const;
 
 // control words (Int32Array indices at byte 0)
 const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4;
@@ -170,7 +170,7 @@ export function setResidentLimit(bytes: number): number {
 }
 
 /** The offset of `data` copied into the resident region for good (weights: copied once, kept, row-major as given). */
-export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Array): number {
+export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Array | Uint8Array): number {
   let at = residentAt.get(data);
   if (at !== undefined) return at;
   at = reserve(r, data.byteLength);
@@ -180,7 +180,7 @@ export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Arra
 }
 
 /** Copies `data` into memory at byte offset `at` (as bytes: any element type). */
-export function put(r: Runtime, at: number, data: Float32Array | Uint16Array | Int8Array): void {
+export function put(r: Runtime, at: number, data: Float32Array | Uint16Array | Int8Array | Uint8Array): void {
   new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 

@@ -32,21 +32,23 @@ export function kernelFloats(n: number): Float32Array {
 }
 
 /** The element types of weight matrices the matrix kernel reads in place. */
-export type MatrixDType = 'float32' | 'float16' | 'bfloat16' | 'int8';
+export type MatrixDType = 'float32' | 'float16' | 'bfloat16' | 'int8' | 'int4';
 
 /**
- * Room for a weight matrix of `n` elements in the kernels' memory, resident from the start (the matrix kernel reads it
- * in place); null where the memory is not shared or the weight would pass the resident limit (the caller then keeps it
- * in an ordinary array). The block goes back when the view is garbage-collected (a model dropped, a weight widened).
+ * Room for a weight matrix of `n` elements (int4: `n` bytes, two weights each) in the kernels' memory, resident from
+ * the start (the matrix kernel reads it in place); null where the memory is not shared or the weight would pass the
+ * resident limit (the caller then keeps it in an ordinary array). The block goes back when the view is
+ * garbage-collected (a model dropped, a weight widened).
  */
-export function kernelMatrix(dtype: MatrixDType, n: number): Float32Array | Uint16Array | Int8Array | null {
+export function kernelMatrix(dtype: MatrixDType, n: number): Float32Array | Uint16Array | Int8Array | Uint8Array | null {
   const r = kernelRuntime();
-  const size = dtype === 'float32' ? 4 : dtype === 'int8' ? 1 : 2;
+  const size = dtype === 'float32' ? 4 : dtype === 'int8' || dtype === 'int4' ? 1 : 2;
   const bytes = Math.ceil((size * n) / 64) * 64;
   if (!r?.shared || n === 0 || !canReserve(r, bytes, free)) return null;
   const b = allocate(r, bytes);
   const view = dtype === 'float32' ? new Float32Array(r.memory.buffer, b.at, n)
-    : dtype === 'int8' ? new Int8Array(r.memory.buffer, b.at, n) : new Uint16Array(r.memory.buffer, b.at, n);
+    : dtype === 'int8' ? new Int8Array(r.memory.buffer, b.at, n)
+    : dtype === 'int4' ? new Uint8Array(r.memory.buffer, b.at, n) : new Uint16Array(r.memory.buffer, b.at, n);
   adoptResident(view, b.at);
   collected.register(view, b, view);
   return view;

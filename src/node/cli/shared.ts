@@ -25,7 +25,8 @@ export function human(bytes: number): string {
 /** The flags every model command takes: --threads and --weights (parseArgs options and their help lines). */
 export const RUNTIME_OPTIONS = { threads: { type: 'string' }, weights: { type: 'string' } } as const;
 export const RUNTIME_HELP = `  --threads N              threads for the WebAssembly kernels (default: the cores available, ${availableParallelism()} here)
-  --weights FORMAT         stored (default: the checkpoint's dtype, f16/bf16 stay 16-bit) | float32 | int8 (per-row scales)`;
+  --weights FORMAT         stored (default: the checkpoint's dtype, f16/bf16 stay 16-bit) | float32 | int8 (per-row scales)
+                           | int4 (blocks of 32 with a scale each, as llama.cpp's Q4_0)`;
 
 /** Starts the kernel threads and returns the weight format the flags ask for. */
 export async function applyRuntimeOptions(values: { threads?: string; weights?: string }): Promise<{ threads: number; weights: WeightFormat }> {

@@ -126,3 +126,18 @@ test('int8 weights are held once: quantized a block of rows at a time into the k
     for (let d = 0; d < 4096; d += 511) assert.equal(got.q[j * 4096 + d], Math.round(row[d] / s) + 0, `row ${j} col ${d}`); // + 0: an int8 has no −0
   }
 });
+
+test('int4 weights are held once too: quantized into the kernels\' memory, the stored tensor dropped', async () => {
+  const { Int4Matrix } = await import('../../../src/tensor/quantize.js');
+  const { Weights } = await import('../../../src/models/weights.js');
+  const w = randn([300, 64], rng(6));
+  const weights = new Weights(new Map([['a.weight', w.to('bfloat16')]]), 'test', { format: 'int4' });
+  const q = weights.matrix('a.weight', [300, 64]);
+  assert.ok(q instanceof Int4Matrix);
+  assert.equal(weights.has('a.weight'), false, 'the bf16 source left the map');
+  assert.deepEqual(weights.summary(), { parameters: 300 * 64, dtypes: ['int4'] });
+  const r = kernelRuntime()!;
+  const top = r.top;
+  assert.equal(typeof (await import('../../../src/kernels/wasm/runtime.js')).resident(r, q.q), 'number');
+  assert.equal(r.top, top, 'q is resident already: using it copies nothing');
+});

@@ -1,8 +1,10 @@
-// linear() with weights as stored — f32, f16, bf16, int8 with row scales — equals x·Wᵀ computed in f64 from the
-// widened (dequantized) weight, on random shapes including K not a multiple of the SIMD width (the TypeScript path).
+// linear() with weights as stored — f32, f16, bf16, int8 with row scales, int4 in blocks — equals x·Wᵀ computed in
+// f64 from the widened (dequantized) weight, on random shapes including K not a multiple of the SIMD width (the
+// TypeScript path). Decode with int8/int4 weights (M = 1, K a multiple of 32) is defined with x rounded to 16 bits per
+// block of 32 (kernels/wasm/asm/gemv-q.ts); the brute force below rounds x by that rule for the columns it covers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gatedLinear, Int8Matrix, linear, Tensor, Weights } from '../../../src/index.js';
+import { gatedLinear, Int4Matrix, Int8Matrix, linear, setKernelThreads, Tensor, Weights } from '../../../src/index.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
 
 // y = x Wᵀ in float64 from the f32 values of W
@@ -15,6 +17,41 @@ function brute(x: Tensor, w: Tensor): Float32Array {
     let s = 0;
     for (let k = 0; k < K; k++) s += xa[i * K + k] * wa[j * K + k];
     y[i * N + j] = s;
+  }
+  return y;
+}
+
+/**
+ * The x an int8/int4 product uses, one thread: x rounded per block of 32 (dx = max|x| / 32767, xq = round(x · 32767 /
+ * max), x̂ = xq · dx, all as the kernel computes them in f32) for the columns of whole groups of four when M = 1 and K is
+ * a multiple of 32; x itself elsewhere (prefill, the column tail, the TypeScript kernel's shapes).
+ */
+function decodeInput(x: Tensor, N: number, j: number, int4 = false): Tensor {
+  const [M, K] = x.shape;
+  // int4 with N not a multiple of 4 goes to the TypeScript kernel, which uses x as it is
+  if (M !== 1 || K % 32 !== 0 || N < 4 || j >= N - (N % 4) || (int4 && N % 4 !== 0)) return x;
+  const [xa, out] = [x.toFloat32(), new Float64Array(K)];
+  for (let b = 0; b < K; b += 32) {
+    let amax = 0;
+    for (let k = b; k < b + 32; k++) amax = Math.max(amax, Math.abs(xa[k]));
+    const [dx, inv] = [Math.fround(amax / 32767), amax > 0 ? Math.fround(32767 / amax) : 0];
+    for (let k = b; k < b + 32; k++) {
+      const v = Math.fround(xa[k] * inv);
+      const q = Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v); // round half to even, as f32x4.nearest
+      out[k] = q * dx;
+    }
+  }
+  return new Tensor('float32', Float32Array.from(out), [1, K]); // x̂ to f32: within 2^−24 of q·dx, far inside the tolerance
+}
+
+/** brute() of a quantized weight column by column, each column with the x decodeInput gives it. */
+function bruteQuantized(x: Tensor, q: Int8Matrix | Int4Matrix): Float32Array {
+  const [N, M] = [q.shape[0], x.shape[0]];
+  const w = q.dequantize();
+  const y = new Float32Array(M * N);
+  for (let j = 0; j < N; j++) {
+    const col = brute(decodeInput(x, N, j, q instanceof Int4Matrix), w.slice(0, j, j + 1).contiguous());
+    for (let i = 0; i < M; i++) y[i * N + j] = col[i];
   }
   return y;
 }
@@ -59,26 +96,85 @@ test('f16 subnormals and signed zeros widen exactly; ±∞ in an f16 weight fall
 
 test('int8 with per-row scales: x·(scale·q)ᵀ, and quantization error within half a step per weight', () => {
   const rand = rng(6);
-  for (const [M, K, N] of [[1, 64, 33], [5, 48, 20], [3, 20, 7]]) {
+  setKernelThreads(1);
+  for (const [M, K, N] of [[1, 64, 33], [1, 576, 36], [5, 48, 20], [3, 20, 7], [1, 48, 8]]) {
     const w = randn([N, K], rand, 0.3);
     const q = Int8Matrix.quantize(w);
     const x = randn([M, K], rand);
-    assertClose(linear(x, q), brute(x, q.dequantize()), 1e-5, 1e-5, `int8 M=${M} K=${K}`);
+    assertClose(linear(x, q), bruteQuantized(x, q), 1e-5, 1e-5, `int8 M=${M} K=${K}`);
     const [wf, dq] = [w.toFloat32(), q.dequantize().toFloat32()];
     for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) assert.ok(Math.abs(wf[j * K + k] - dq[j * K + k]) <= q.scales[j] / 2 + 1e-7);
   }
 });
 
+test('int4 in blocks of 32: the largest weight of each block exact, the rest within half a step (or at the clamp)', () => {
+  const rand = rng(10);
+  const w = randn([6, 96], rand, 0.4);
+  const q = Int4Matrix.quantize(w);
+  const [wf, dq] = [w.toFloat32(), q.dequantize().toFloat32()];
+  for (let g = 0; g < q.scales.length; g++) {
+    const s = q.scales[g];
+    let m = 0;
+    for (let k = 0; k < 32; k++) if (Math.abs(wf[g * 32 + k]) > Math.abs(m)) m = wf[g * 32 + k];
+    assert.equal(s, Math.fround(m / -8), `block ${g}: scale = m / −8`);
+    for (let k = 0; k < 32; k++) {
+      const i = g * 32 + k;
+      const reach = Math.min(Math.max(wf[i], Math.min(-8 * s, 7 * s)), Math.max(-8 * s, 7 * s)); // levels (q − 8)·s, q ∈ 0…15
+      assert.ok(Math.abs(dq[i] - reach) <= Math.abs(s) / 2 + 1e-7, `block ${g} weight ${k}: ${dq[i]} for ${wf[i]}`);
+    }
+  }
+  // byte i of a block: weight i in the low nibble, weight i + 16 in the high one
+  const one = new Float32Array(32);
+  one[3] = -1;
+  one[19] = 0.5;
+  const b = Int4Matrix.quantize(Tensor.from(one, [1, 32]));
+  assert.deepEqual([b.q[3] & 15, b.q[3] >> 4, b.scales[0]], [0, 12, 0.125]); // −1 = (0 − 8)·⅛, 0.5 = (12 − 8)·⅛
+  assert.throws(() => Int4Matrix.quantize(Tensor.from(new Float32Array(48), [1, 48])), /in a multiple of 32, got \[1, 48\]/);
+  assert.throws(() => Int4Matrix.quantize(Tensor.from(Float32Array.from({ length: 32 }, (_, i) => (i === 7 ? NaN : 1)), [1, 32])), /row 0 holds a non-finite/);
+});
+
+test('int4 products: decode (integer dot products) and prefill, linear and gated, N a multiple of 4 or not', () => {
+  const rand = rng(11);
+  setKernelThreads(1);
+  for (const [M, K, N] of [[1, 32, 4], [1, 576, 44], [1, 96, 7], [4, 64, 12], [3, 128, 9], [1, 1536, 20]]) {
+    const [g, u] = [randn([N, K], rand, 0.3), randn([N, K], rand, 0.3)];
+    const [gq, uq] = [Int4Matrix.quantize(g), Int4Matrix.quantize(u)];
+    const x = randn([M, K], rand, 2);
+    assertClose(linear(x, gq), bruteQuantized(x, gq), 1e-5, 1e-5, `int4 M=${M} K=${K} N=${N}`);
+    const up = bruteQuantized(x, uq);
+    assertClose(gatedLinear(x, gq, uq, 'silu'), bruteQuantized(x, gq).map((v, i) => ACTS.silu(v) * up[i]), 1e-5, 1e-5, `gated int4 M=${M} K=${K}`);
+  }
+});
+
+test('int8 and int4 decode with x the integer path cannot round (NaN, ±∞, blocks of tiny values) take the exact path', () => {
+  const rand = rng(12);
+  for (const Q of [Int8Matrix, Int4Matrix]) {
+    const w = Q.quantize(randn([8, 64], rand, 0.3));
+    const x = randn([1, 64], rand).toFloat32();
+    x.fill(1e-35, 0, 32); // a block whose largest |x| is below 2^−100
+    assertClose(linear(Tensor.from(x, [1, 64]), w), brute(Tensor.from(x, [1, 64]), w.dequantize()), 1e-5, 1e-5, `${Q.name} tiny block`);
+    x[40] = Infinity;
+    assert.ok(linear(Tensor.from(x, [1, 64]), w).toFloat32().every((v) => !Number.isFinite(v)), `${Q.name}: ∞ in x`);
+    x[40] = NaN;
+    assert.ok(linear(Tensor.from(x, [1, 64]), w).toFloat32().every(Number.isNaN), `${Q.name}: NaN in x`);
+  }
+});
+
 test('Weights: format stored keeps 16-bit matrices, float32 widens them, int8 quantizes those with in_features % 16 = 0', () => {
   const rand = rng(7);
-  const m = () => new Map([['a', randn([4, 32], rand).to('bfloat16')], ['b', randn([4, 6], rand).to('float16')]]);
+  const m = () => new Map([['a', randn([4, 32], rand).to('bfloat16')], ['b', randn([4, 6], rand).to('float16')], ['c', randn([4, 48], rand)]]);
   const stored = new Weights(m());
   assert.equal((stored.matrix('a', [4, 32]) as Tensor).dtype, 'bfloat16');
   assert.equal((new Weights(m(), 'x', { format: 'float32' }).matrix('a', [4, 32]) as Tensor).dtype, 'float32');
   const int8 = new Weights(m(), 'x', { format: 'int8' });
   assert.ok(int8.matrix('a', [4, 32]) instanceof Int8Matrix);
   assert.equal((int8.matrix('b', [4, 6]) as Tensor).dtype, 'float16');
-  assert.throws(() => new Weights(m(), 'x', { format: 'int4' as 'int8' }), /format must be one of stored, float32, int8, got "int4"/);
+  const int4 = new Weights(m(), 'x', { format: 'int4' }); // int4 where in_features % 32 = 0, else int8 where % 16 = 0
+  assert.ok(int4.matrix('a', [4, 32]) instanceof Int4Matrix);
+  assert.ok(int4.matrix('c', [4, 48]) instanceof Int8Matrix);
+  assert.equal((int4.matrix('b', [4, 6]) as Tensor).dtype, 'float16');
+  assert.equal(int4.summary().parameters, 4 * 32 + 4 * 6 + 4 * 48); // quantized matrices leave the map, still counted
+  assert.throws(() => new Weights(m(), 'x', { format: 'int2' as 'int8' }), /format must be one of stored, float32, int8, int4, got "int2"/);
   assert.throws(() => stored.matrix('a', [32, 4]), /tensor 'a' has shape \[4, 32\], but the config implies \[32, 4\]/);
 });
 
@@ -95,6 +191,7 @@ function bruteGated(x: Tensor, g: Tensor, u: Tensor, act: string): Float32Array 
 
 test('gatedLinear: act(x·Gᵀ) ⊙ (x·Uᵀ) for SiLU and GELU-tanh (one SIMD job) and other activations, every weight format', () => {
   const rand = rng(8);
+  setKernelThreads(1);
   for (let trial = 0; trial < 18; trial++) {
     const K = trial % 6 === 5 ? randint(rand, 1, 40) : 16 * randint(rand, 1, 8);
     const [M, N] = [trial % 2 === 0 ? 1 : randint(rand, 2, 7), randint(rand, 1, 45)];
@@ -107,7 +204,9 @@ test('gatedLinear: act(x·Gᵀ) ⊙ (x·Uᵀ) for SiLU and GELU-tanh (one SIMD j
       }
       if (K % 16 === 0) {
         const [gq, uq] = [Int8Matrix.quantize(g), Int8Matrix.quantize(u)];
-        assertClose(gatedLinear(x, gq, uq, act), bruteGated(x, gq.dequantize(), uq.dequantize(), act), 1e-5, 1e-5, `${act} int8 M=${M} K=${K} N=${N}`);
+        const up = bruteQuantized(x, uq);
+        const want = bruteQuantized(x, gq).map((g, i) => ACTS[act](g) * up[i]);
+        assertClose(gatedLinear(x, gq, uq, act), want, 1e-5, 1e-5, `${act} int8 M=${M} K=${K} N=${N}`);
       }
     }
   }

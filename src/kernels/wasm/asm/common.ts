@@ -7,6 +7,7 @@ export const GEMM_F16: i32 = 4;
 export const GEMM_BF16: i32 = 5;
 export const GEMM_I8: i32 = 6;
 export const DECODE: i32 = 7;
+export const GEMM_I4: i32 = 8;
 
 // Vector constants live in memory, not in the code: binaryen copies a v128.const into every use and V8 rebuilds each
 // one with several instructions, inside the hot loops; a load from this table is one L1 read. The host calls init() once,
@@ -15,11 +16,12 @@ export const CONSTS: usize = 512;
 export const C_NEG_INF = 0, C_EXP2_LO = 1, C_EXP2_HI = 2, C_P0 = 6, C_ONE = 12, C_127 = 13;
 export const LOG2E: f32 = 1.44269504088896341;
 export const C_F16_MASK = 14, C_F16_FULL = 15, C_2P112 = 16, C_F16_BIG = 17;
-export const C_NEG_LOG2E = 18, C_GELU_A = 19, C_GELU_2C = 20, C_126 = 21, C_M127 = 22;
+export const C_NEG_LOG2E = 18, C_GELU_A = 19, C_GELU_2C = 20, C_126 = 21, C_M127 = 22, C_NIBBLE = 23, C_EIGHT = 24;
 @inline export function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
 
 @inline function setF(i: i32, x: f32): void { v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x)); }
 @inline function setI(i: i32, x: i32): void { v128.store(CONSTS + (<usize>i << 4), i32x4.splat(x)); }
+@inline function setB(i: i32, x: i8): void { v128.store(CONSTS + (<usize>i << 4), i8x16.splat(x)); }
 
 export function writeConstants(): void {
   setF(C_NEG_INF, -Infinity); setF(C_EXP2_LO, -126.0); setF(C_EXP2_HI, 127.49);
@@ -29,6 +31,7 @@ export function writeConstants(): void {
   setF(C_ONE, 1); setI(C_127, 127);
   setI(C_F16_MASK, 0x8fffe000); setI(C_F16_FULL, 0x8fffffff); setF(C_2P112, 5.192296858534828e33); setF(C_F16_BIG, 32768);
   setF(C_NEG_LOG2E, -LOG2E); setF(C_GELU_A, 0.044715); setF(C_GELU_2C, 1.5957691216057308 /* 2·√(2/π) */); setF(C_126, 126); setF(C_M127, -127);
+  setB(C_NIBBLE, 0x0f); setB(C_EIGHT, 8);
 }
 
 // a·b + c on four lanes: one fused multiply-add where the engine has relaxed SIMD (this module built with

@@ -1,8 +1,9 @@
-// The GEMM jobs of asm/kernels.ts: the matrix products of linear layers with f32, f16, bf16 or int8 weights.
-import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126, cst, exp2v, madd, ptr, word, hsum } from './common';
+// The GEMM jobs of asm/kernels.ts: the matrix products of linear layers with f32, f16, bf16, int8 or int4 weights.
+import { gemvQ4, gemvQ8, prepareQ16, widenPanelQ4 } from './gemv-q';
+import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, GEMM_I4, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126, cst, exp2v, madd, ptr, word, hsum } from './common';
 
 // GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2]
-//   c_ij = Σ_k a_ik b_jk (× scale_j for int8)
+//   c_ij = Σ_k a_ik b_jk (× scale_j for int8; int4 b_jk = (q_jk − 8) · s_j,k/32, gemv-q.ts)
 // glu ≠ 0 (the gated feed-forward of GLU variants, Shazeer 2020): c = act(a·bᵀ) ⊙ (a·b2ᵀ), with b the gate and b2 the
 // up weight (same format and shape), c2 an [M, N] buffer for the up product, act SiLU (glu = 1) or GELU-tanh (glu = 2).
 // Weights are row-major [N, K] in every format (as the checkpoint stores them, so a tensor can be read from disk straight
@@ -18,33 +19,38 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const panel = scratch + <usize>t * scratchStride;
   const per = (((N + 3) >> 2) + T - 1) / T * 4;
   const n0 = t * per, n1 = min(N, n0 + per);
-  // decode with f16 weights: x prepared once per thread in its panel scratch (else the widening path below)
-  const fastF16 = M == 1 && kind == GEMM_F16 && n1 - n0 >= 4 && prepareF16(a, panel, K);
-  columns(a, b, c, scales, M, K, N, n0, n1, kind, panel, fastF16);
+  // decode with f16 weights, or integer dot products with int8/int4 weights (gemv-q.ts): x prepared once per thread in
+  // its panel scratch (else the widening path below)
+  const wide = n1 - n0 >= 4 && M == 1;
+  const prepared = wide && ((kind == GEMM_F16 && prepareF16(a, panel, K)) ||
+    ((kind == GEMM_I4 || (kind == GEMM_I8 && K % 32 == 0)) && prepareQ16(a, panel, K)));
+  columns(a, b, c, scales, M, K, N, n0, n1, kind, panel, prepared);
   const glu = word(job, 10);
   if (glu == 0) return;
   const b2 = ptr(job, 11), scales2 = ptr(job, 12), c2 = ptr(job, 13);
-  columns(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, fastF16);
+  columns(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared);
   gate(c, c2, M, N, n0, n1, glu);
 }
 
-// columns n0..n1 − 1 of C = A · Bᵀ
-function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize, fastF16: bool): void {
-  const esize: usize = kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2;
-  const rowB = <usize>K * esize;
+// columns n0..n1 − 1 of C = A · Bᵀ (int4: N a multiple of 4, which the host checks: the column tail has no int4 case)
+function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize, prepared: bool): void {
+  const rowB = kind == GEMM_I4 ? <usize>(K >> 1) : <usize>K * (kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2);
   let j = n0;
   for (; j + 4 <= n1; j += 4) {
     const b0 = b + <usize>j * rowB;
     if (kind == GEMM_F32) {
       gemmPanel(a, b0, c, M, K, N, j, <usize>K << 2);
-    } else if (fastF16) {
-      gemvF16(panel, b0, rowB, c, K, j);
+    } else if (prepared) {
+      if (kind == GEMM_F16) gemvF16(panel, b0, rowB, c, K, j);
+      else if (kind == GEMM_I8) gemvQ8(panel, b0, c, K, j, scales);
+      else gemvQ4(panel, b0, c, K, j, scales);
     } else if (M == 1 && kind == GEMM_BF16) {
       gemvBF16(a, b0, rowB, c, K, j);
     } else if (M == 1 && kind == GEMM_I8) {
       gemvI8(a, b0, rowB, c, K, j, scales);
-    } else { // M > 1, or f16 decode whose x the fast path cannot take (|x| ≥ 2^15): widened into the panel
-      widenPanel(b0, panel, K, kind, rowB);
+    } else { // M > 1, or decode whose x the fast paths cannot take (f16: |x| ≥ 2^15; int: ±∞, NaN): widened into the panel
+      if (kind == GEMM_I4) widenPanelQ4(b0, panel, K, j, scales);
+      else widenPanel(b0, panel, K, kind, rowB);
       gemmPanel(a, panel, c, M, K, N, j, <usize>K << 2);
       if (kind == GEMM_I8) scaleColumns(c, M, N, j, 4, scales);
     }

@@ -6,8 +6,9 @@
 //   DECODE      split-K attention for a few query rows (FlashDecoding): units of (kv head, key chunk) over threads,
 //               all the query heads of a GQA group together, partial results merged by the host
 //   PACK_K      k [BHkv, S, D] → panels [BHkv, S/8, D, 8] so the score tile reads 8 keys per load, in order
-//   GEMM_*      C[M, N] = A[M, K] · B[N, K]ᵀ (torch's Linear layout) with B in f32, f16, bf16 or int8 (+ a scale per
-//               row of B), B widened to f32 inside the kernel so decode reads 2 or 1 bytes per weight
+//   GEMM_*      C[M, N] = A[M, K] · B[N, K]ᵀ (torch's Linear layout) with B in f32, f16, bf16, int8 (+ a scale per
+//               row of B) or int4 (+ a scale per row and block of 32), B widened to f32 inside the kernel so decode
+//               reads 2, 1 or ½ bytes per weight (int8/int4 decode: integer dot products, gemv-q.ts)
 //
 // Layout of a job (i32 words; floats stored as their bits): at the top of each job's function and in
 // src/kernels/wasm/runtime.ts. The jobs live in attention.ts and gemm.ts; common.ts has what they share.

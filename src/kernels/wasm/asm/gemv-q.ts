@@ -1,0 +1,122 @@
+// Decode (M = 1) with int8 or int4 weights as integer dot products, the way llama.cpp runs Q8_0 and Q4_0: the weights
+// stay integers and x is rounded to integers once per call, so the inner loop is i32x4.dot_i16x8_s (eight products
+// and four sums per instruction) instead of widening every weight to f32.
+//
+// x is rounded to 16 bits per block of 32 (prepareQ16):   dx_b = max_{k∈b} |x_k| / 32767,   xq_k = round(x_k / dx_b)
+// which keeps x to within 2^−16 of each block's largest value (an f32 → int8 weight is already 2^−8 coarse), then
+//   int8 (a scale per row):               c_j = s_j · Σ_b dx_b · Σ_{k∈b} q_jk · xq_k
+//   int4 (a scale per row and block):     c_j = Σ_b s_jb · dx_b · Σ_{k∈b} (q_jk − 8) · xq_k
+// Int4 rows are blocks of 16 bytes holding 32 weights: byte i has weight i in its low nibble and weight i + 16 in its
+// high nibble (Q4_0's order). The products fit in i32: 32 terms of at most 127 · 32767 per block.
+import { C_NIBBLE, C_EIGHT, cst, hsum, madd } from './common';
+
+// xq (i16) and dx (f32 per block) into `xs`: [K i16 | K/32 f32]; false (and nothing usable) when some x is ±∞ or NaN,
+// or a block's largest |x| is below 2^−100 (where 32767 / max would overflow): the widening path takes those calls
+export function prepareQ16(a: usize, xs: usize, K: i32): bool {
+  const dxs = xs + (<usize>K << 1);
+  for (let b = 0; b < K; b += 32) {
+    const x = a + (<usize>b << 2);
+    let m = f32x4.abs(v128.load(x));
+    for (let i = 16; i < 128; i += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + <usize>i)));
+    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    if (!isFinite(amax) || (amax != 0 && amax < 7.888609e-31)) return false;
+    store<f32>(dxs + (<usize>(b >> 5) << 2), amax / 32767);
+    const inv = f32x4.splat(amax > 0 ? 32767 / amax : 0);
+    for (let i: usize = 0; i < 128; i += 32) {
+      // round to nearest; the narrowing saturates at ±32767 should x / dx round a hair past it
+      const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + i), inv)));
+      const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + i, 16), inv)));
+      v128.store(xs + (<usize>b << 1) + (i >> 1), i16x8.narrow_i32x4_s(q0, q1));
+    }
+  }
+  return true;
+}
+
+// Σ over one block of 32 of q · xq for 32 int8 weights at w (i32 lanes; their sum is the block's dot product)
+@inline
+function blockI8(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const h0 = v128.load(w), h1 = v128.load(w, 16);
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(h0), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(h0), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(h1), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(h1), x3)));
+}
+
+// the same for 32 int4 weights in 16 bytes at w: nibbles → q − 8 ∈ [−8, 7]
+@inline
+function blockI4(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const h = v128.load(w);
+  const lo = i8x16.sub(v128.and(h, cst(C_NIBBLE)), cst(C_EIGHT)), hi = i8x16.sub(i8x16.shr_u(h, 4), cst(C_EIGHT));
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), x3)));
+}
+
+// c_j … c_{j+3} from int8 rows b0 + r·K (scale s_j per row), x prepared in xs
+export function gemvQ8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize): void {
+  const rowB = <usize>K, dxs = xs + (<usize>K << 1);
+  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let k = 0; k < K; k += 32) {
+    const x = xs + (<usize>k << 1);
+    const x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
+    const dx = v128.load32_splat(dxs + (<usize>(k >> 5) << 2));
+    const o = <usize>k;
+    s0 = madd(f32x4.convert_i32x4_s(blockI8(b0 + o, x0, x1, x2, x3)), dx, s0);
+    s1 = madd(f32x4.convert_i32x4_s(blockI8(b1 + o, x0, x1, x2, x3)), dx, s1);
+    s2 = madd(f32x4.convert_i32x4_s(blockI8(b2 + o, x0, x1, x2, x3)), dx, s2);
+    s3 = madd(f32x4.convert_i32x4_s(blockI8(b3 + o, x0, x1, x2, x3)), dx, s3);
+  }
+  const sc = scales + (<usize>j << 2);
+  store<f32>(c + (<usize>j << 2), hsum(s0) * load<f32>(sc));
+  store<f32>(c + (<usize>(j + 1) << 2), hsum(s1) * load<f32>(sc, 4));
+  store<f32>(c + (<usize>(j + 2) << 2), hsum(s2) * load<f32>(sc, 8));
+  store<f32>(c + (<usize>(j + 3) << 2), hsum(s3) * load<f32>(sc, 12));
+}
+
+// c_j … c_{j+3} from int4 rows of K/2 bytes at b0 (scales [N, K/32]: one per row and block), x prepared in xs
+export function gemvQ4(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize): void {
+  const rowB = <usize>(K >> 1), dxs = xs + (<usize>K << 1), blocks = <usize>(K >> 5);
+  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  const sc0 = scales + ((<usize>j * blocks) << 2), sc1 = sc0 + (blocks << 2), sc2 = sc1 + (blocks << 2), sc3 = sc2 + (blocks << 2);
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let k = 0; k < K; k += 32) {
+    const x = xs + (<usize>k << 1);
+    const x0 = v128.load(x), x1 = v128.load(x, 16), x2 = v128.load(x, 32), x3 = v128.load(x, 48);
+    const bb = <usize>(k >> 5) << 2;
+    const dx = load<f32>(dxs + bb);
+    const o = <usize>(k >> 1);
+    s0 = madd(f32x4.convert_i32x4_s(blockI4(b0 + o, x0, x1, x2, x3)), f32x4.splat(dx * load<f32>(sc0 + bb)), s0);
+    s1 = madd(f32x4.convert_i32x4_s(blockI4(b1 + o, x0, x1, x2, x3)), f32x4.splat(dx * load<f32>(sc1 + bb)), s1);
+    s2 = madd(f32x4.convert_i32x4_s(blockI4(b2 + o, x0, x1, x2, x3)), f32x4.splat(dx * load<f32>(sc2 + bb)), s2);
+    s3 = madd(f32x4.convert_i32x4_s(blockI4(b3 + o, x0, x1, x2, x3)), f32x4.splat(dx * load<f32>(sc3 + bb)), s3);
+  }
+  store<f32>(c + (<usize>j << 2), hsum(s0));
+  store<f32>(c + (<usize>(j + 1) << 2), hsum(s1));
+  store<f32>(c + (<usize>(j + 2) << 2), hsum(s2));
+  store<f32>(c + (<usize>(j + 3) << 2), hsum(s3));
+}
+
+// four int4 rows widened to the f32 panel [4][K]: (q − 8) · s_jb (prefill, M > 1)
+export function widenPanelQ4(b0: usize, panel: usize, K: i32, j: i32, scales: usize): void {
+  const rowB = <usize>(K >> 1), blocks = <usize>(K >> 5);
+  for (let r = 0; r < 4; r++) {
+    const src = b0 + <usize>r * rowB, sc = scales + ((<usize>(j + r) * blocks) << 2);
+    const dst = panel + (<usize>(r * K) << 2);
+    for (let k = 0; k < K; k += 32) {
+      const h = v128.load(src + <usize>(k >> 1));
+      const s = v128.load32_splat(sc + (<usize>(k >> 5) << 2));
+      const lo = i8x16.sub(v128.and(h, cst(C_NIBBLE)), cst(C_EIGHT)), hi = i8x16.sub(i8x16.shr_u(h, 4), cst(C_EIGHT));
+      const o = dst + (<usize>k << 2);
+      const l16 = i16x8.extend_low_i8x16_s(lo), h16 = i16x8.extend_high_i8x16_s(lo);
+      const l16b = i16x8.extend_low_i8x16_s(hi), h16b = i16x8.extend_high_i8x16_s(hi);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l16)), s));
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l16)), s), 16);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h16)), s), 32);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h16)), s), 48);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l16b)), s), 64);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l16b)), s), 80);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h16b)), s), 96);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h16b)), s), 112);
+    }
+  }
+}
