@@ -205,36 +205,61 @@ export function take(r: Runtime, at: number, n: number): Float32Array {
 // the caller, done with its own share, waits for the worker's; a worker spinning between jobs can also keep the caller
 // on the busy core. 2 threads then run far slower than 1 (qkv-tiny decode measured 237–266 against 446–708 tokens/s
 // with a busy neighbour on one core). So the runtime measures both ways and keeps the faster: EPOCH calls on its threads,
-// EPOCH calls on the caller alone (the workers sleep), then the faster way for HOLD_MS, and again. The calls of a
-// decode or prefill loop repeat, so two consecutive epochs do the same work.
+// EPOCH calls on the caller alone (the workers sleep), then the faster way for a hold, and again — the hold doubling
+// from HOLD_MS up to MAX_HOLD_MS while the measurements agree (each measurement runs calls the slower way).
+// The two epochs are compared per unit of work (jobWork), not by their totals: a decode step's 211 calls differ in
+// cost a hundredfold (the output projection against a k projection), and totals of 128 calls kept whichever epoch had
+// drawn the cheaper calls — mostly "alone", so 2 threads decoded no faster than 1. One decision for all calls, not one
+// per shape: a worker that some calls leave idle falls asleep, and waking it costs the next threaded call ~1 ms here.
 export class ThreadChooser {
   static readonly EPOCH = 128;
   static readonly HOLD_MS = 2000;
+  static readonly MAX_HOLD_MS = 32_000;
+  private hold = ThreadChooser.HOLD_MS;
   private phase: 'threads' | 'alone' | 'hold' = 'threads';
   private calls = 0;
   private spent = { threads: 0, alone: 0 };
+  private work = { threads: 0, alone: 0 };
   private holdUntil = 0;
   /** The way chosen at the end of the last measurement (true: threads). */
   threaded = true;
 
   /** Whether the call starting at `now` (performance.now() ms) runs on the threads. */
   useThreads(now: number): boolean {
-    if (this.phase === 'hold' && now >= this.holdUntil) [this.phase, this.calls, this.spent] = ['threads', 0, { threads: 0, alone: 0 }];
+    if (this.phase === 'hold' && now >= this.holdUntil) {
+      [this.phase, this.calls, this.spent, this.work] = ['threads', 0, { threads: 0, alone: 0 }, { threads: 0, alone: 0 }];
+    }
     return this.phase === 'hold' ? this.threaded : this.phase === 'threads';
   }
 
-  /** A call took `ms`, on the threads or alone; it ended at `now`. */
-  note(onThreads: boolean, ms: number, now: number): void {
+  /** A call of `work` units took `ms`, on the threads or alone; it ended at `now`. */
+  note(onThreads: boolean, ms: number, now: number, work = 1): void {
     if (this.phase === 'hold') return;
-    this.spent[onThreads ? 'threads' : 'alone'] += ms;
+    const way = onThreads ? 'threads' : 'alone';
+    this.spent[way] += ms;
+    this.work[way] += work;
     if (++this.calls < ThreadChooser.EPOCH) return;
     this.calls = 0;
     if (this.phase === 'threads') { this.phase = 'alone'; return; }
-    this.threaded = this.spent.threads <= this.spent.alone;
-    [this.phase, this.holdUntil] = ['hold', now + ThreadChooser.HOLD_MS];
+    // ms per unit of work, cross-multiplied: threads when spent_t / work_t ≤ spent_a / work_a
+    const threaded = this.spent.threads * this.work.alone <= this.spent.alone * this.work.threads;
+    this.hold = threaded === this.threaded ? Math.min(2 * this.hold, ThreadChooser.MAX_HOLD_MS) : ThreadChooser.HOLD_MS;
+    this.threaded = threaded;
+    [this.phase, this.holdUntil] = ['hold', now + this.hold];
   }
 }
 const chooser = new ThreadChooser();
+
+/**
+ * A job's work in multiply-adds, roughly (the products' count; the chooser compares time per unit): a GEMM's M·K·N
+ * (twice when gated), attention's rows · keys · D per head, packing's BHkv · S · D.
+ */
+export function jobWork(w: readonly number[]): number {
+  if (w[0] === JOB.attention) return w[8] * w[11] * w[12] * w[13]; // BH · L · S · D
+  if (w[0] === JOB.decode) return w[7] * w[8] * w[10] * w[11] * w[12]; // B · Hq · L · S · D
+  if (w[0] === JOB.packK) return w[3] * w[4] * w[5]; // BHkv · S · D
+  return w[4] * w[5] * w[6] * (w[10] ? 2 : 1); // M · K · N, gate and up
+}
 
 /** Runs a job (its i32 words, kind first, as a layout of jobs.ts writes them) on every thread. */
 export function runJob(r: Runtime, words: readonly number[]): void {
@@ -244,7 +269,7 @@ export function runJob(r: Runtime, words: readonly number[]): void {
   const t0 = performance.now();
   if (!chooser.useThreads(t0)) { // alone, for now: the workers sleep
     r.exports.run(JOB_AT, 0, 1);
-    chooser.note(false, performance.now() - t0, performance.now());
+    chooser.note(false, performance.now() - t0, performance.now(), jobWork(words));
     return;
   }
   const c = r.control;
@@ -264,7 +289,7 @@ export function runJob(r: Runtime, words: readonly number[]): void {
     }
   }
   const t2 = performance.now();
-  chooser.note(true, t2 - t0, t2);
+  chooser.note(true, t2 - t0, t2, jobWork(words));
   if (Atomics.load(c, ERROR)) throw new QkvError('qkv threads: a worker failed while running a kernel');
 }
 

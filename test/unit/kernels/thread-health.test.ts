@@ -1,10 +1,12 @@
-// Threads that degrade gracefully (kernels/wasm/runtime.ts, ThreadChooser): the runtime runs 128 calls on its threads
-// and 128 on the caller alone, keeps the faster way for 2 s, then measures again. With a busy neighbour process on one
+// Threads that degrade gracefully (kernels/wasm/runtime.ts, ThreadChooser): the runtime runs EPOCH calls on its
+// threads and EPOCH on the caller alone, keeps the faster way per unit of work for a hold (2 s, doubling while the
+// measurements agree), then measures again. With a busy neighbour process on one
 // core, 2 threads had run qkv-tiny's decode at a third of 1 thread's speed; the timing itself is a benchmark
 // (BENCHMARKS.md), not a test — here, the rule.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ThreadChooser } from '../../../src/kernels/wasm/runtime.js';
+import { jobWork, ThreadChooser } from '../../../src/kernels/wasm/runtime.js';
+import { DECODE_JOB, GEMM_JOB } from '../../../src/kernels/wasm/jobs.js';
 
 function measure(c: ThreadChooser, threadsMs: number, aloneMs: number, now: number): void {
   for (let i = 0; i < 2 * ThreadChooser.EPOCH; i++) {
@@ -23,4 +25,39 @@ test('two epochs measured, the faster way kept for the hold time, then measured 
   measure(c, 1, 2, ThreadChooser.HOLD_MS); // the hold is over: measured again, threads win now
   assert.equal(c.threaded, true);
   assert.equal(c.useThreads(ThreadChooser.HOLD_MS + 10), true);
+});
+
+test('a measurement that agrees with the last doubles the hold (up to MAX_HOLD_MS); one that disagrees resets it', () => {
+  const c = new ThreadChooser();
+  let now = 0;
+  measure(c, 1, 2, now); // threads, as assumed: the hold doubles
+  assert.equal(c.useThreads(now + 2 * ThreadChooser.HOLD_MS - 1), true);
+  assert.equal(c.useThreads(now + 2 * ThreadChooser.HOLD_MS - 1), true, 'still held');
+  now += 2 * ThreadChooser.HOLD_MS;
+  measure(c, 1, 2, now); // agrees again: 4 × HOLD_MS
+  now += 4 * ThreadChooser.HOLD_MS;
+  measure(c, 3, 1, now); // disagrees: alone, held HOLD_MS only
+  assert.equal(c.threaded, false);
+  assert.equal(c.useThreads(now + ThreadChooser.HOLD_MS - 1), false);
+  assert.equal(c.useThreads(now + ThreadChooser.HOLD_MS), true, 'measuring again, threads first');
+});
+
+test('epochs are compared per unit of work: fewer costly calls in one epoch do not make it look faster', () => {
+  const c = new ThreadChooser();
+  // threads: 2 ms per call of 10 units (0.2 ms a unit); alone: 1 ms per call of 2 units (0.5 ms a unit) → threads
+  for (let i = 0; i < 2 * ThreadChooser.EPOCH; i++) {
+    const onThreads = c.useThreads(0);
+    c.note(onThreads, onThreads ? 2 : 1, 0, onThreads ? 10 : 2);
+  }
+  assert.equal(c.threaded, true, 'by totals alone would have won (128 ms against 256)');
+});
+
+test('a job\'s work: M·K·N for a GEMM (twice gated), rows · keys · D per head for attention', () => {
+  const gemm = (M: number, K: number, N: number, glu = 0) => GEMM_JOB.words({
+    kind: 6, a: 0, b: 0, c: 0, M, K, N, scales: 0, scratch: 0, scratchStride: 0, glu, b2: 0, scales2: 0, c2: 0 });
+  assert.equal(jobWork(gemm(1, 576, 49152)), 576 * 49152);
+  assert.equal(jobWork(gemm(3, 576, 1536, 1)), 2 * 3 * 576 * 1536);
+  const decode = DECODE_JOB.words({ kind: 7, q: 0, k: 0, v: 0, part: 0, scratch: 0, scratchStride: 0, B: 2, Hq: 9, Hkv: 3,
+    L: 1, S: 300, D: 64, Dv: 64, scale: 0.125, causal: 1, shift: 0, chunk: 64, splits: 1, kStride: 0, vStride: 0, paged: 0, tables: 0, lens: 0 });
+  assert.equal(jobWork(decode), 2 * 9 * 300 * 64);
 });
