@@ -24,7 +24,7 @@ const ALIGN = 32;
 const QK = 32;
 
 /** Metadata values by GGUF value type. */
-type Value = { u32: number } | { f32: number } | { str: string } | { strs: string[] } | { i32s: Int32Array };
+type Value = { u32: number } | { f32: number } | { bool: boolean } | { str: string } | { strs: string[] } | { i32s: Int32Array };
 
 class Bytes {
   private chunks: Uint8Array[] = [];
@@ -36,6 +36,7 @@ class Bytes {
   str(s: string): void { const b = new TextEncoder().encode(s); this.u64(b.length); this.push(b); }
   value(v: Value): void {
     if ('u32' in v) { this.u32(4); this.u32(v.u32); } else if ('f32' in v) { this.u32(6); this.f32(v.f32); }
+    else if ('bool' in v) { this.u32(7); this.push(Uint8Array.of(v.bool ? 1 : 0)); }
     else if ('str' in v) { this.u32(8); this.str(v.str); }
     else if ('strs' in v) { this.u32(9); this.u32(8); this.u64(v.strs.length); for (const s of v.strs) this.str(s); }
     else { this.u32(9); this.u32(5); this.u64(v.i32s.length); this.push(new Uint8Array(v.i32s.buffer, v.i32s.byteOffset, v.i32s.byteLength).slice()); }
@@ -52,11 +53,18 @@ class Bytes {
 /** The tokenizer as GGUF wants it: every token's text in id order, its type (1 normal, 3 control), the BPE merges. */
 export interface GgufVocab { tokens: string[]; types: Int32Array; merges: string[]; bos: number; eos: number }
 
-/** A vocabulary of placeholder tokens for models with random weights (the benchmarks feed token ids, never text). */
+/**
+ * A vocabulary of placeholder tokens `<t0>` … `<t{V−1}>` for benchmarks, which feed token ids, never text. Typed
+ * user-defined (4), llama.cpp matches them literally in a prompt: where an API takes only text (wllama's completions),
+ * the string of `<t{id}>` for the ids is tokenized to exactly those ids (placeholderPrompt).
+ */
 export function placeholderVocab(V: number): GgufVocab {
   const tokens = Array.from({ length: V }, (_, i) => `<t${i}>`);
-  return { tokens, types: new Int32Array(V).fill(1), merges: [], bos: 0, eos: 0 };
+  return { tokens, types: new Int32Array(V).fill(4), merges: [], bos: 0, eos: 0 };
 }
+
+/** The text llama.cpp tokenizes to `ids` under placeholderVocab. */
+export const placeholderPrompt = (ids: readonly number[]): string => ids.map((i) => `<t${i}>`).join('');
 
 /** The vocabulary of a byte-level BPE tokenizer.json (GPT-2's kind, as qkv-tiny's), for llama.cpp's "gpt2" model. */
 export function vocabFromTokenizerJson(json: Record<string, unknown>, bos: number, eos: number): GgufVocab {
@@ -168,6 +176,7 @@ export function writeLlamaGguf(path: string, config: HfConfig, tensors: Map<stri
     ['tokenizer.ggml.tokens', { strs: vocab.tokens }], ['tokenizer.ggml.token_type', { i32s: vocab.types }],
     ['tokenizer.ggml.merges', { strs: vocab.merges }],
     ['tokenizer.ggml.bos_token_id', { u32: vocab.bos }], ['tokenizer.ggml.eos_token_id', { u32: vocab.eos }],
+    ['tokenizer.ggml.add_bos_token', { bool: false }], // the prompt is exactly the ids given, as qkv gets them
   ];
   const entries: { name: string; shape: number[]; type: GgufType; data: Uint8Array }[] = [];
   for (const [hf, t] of tensors) {

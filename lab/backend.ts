@@ -2,7 +2,7 @@
 // page (/api/attention, /api/experiment, /v1/completions) when the page cannot load it. Everything through qkv's
 // public API (src/index.ts), as any page would use it.
 import {
-  modelFromBytes, Tokenizer, generateStream, useBrowserThreads, headMetrics, EXPERIMENTS, kernelVariant,
+  modelFromStream, Tokenizer, generateStream, useBrowserThreads, headMetrics, EXPERIMENTS, kernelVariant,
   type CausalLM, type ExperimentResult, type HeadMetrics, type LayerQkv, type ModelInfo,
 } from '/qkv/index.js';
 import type { Rows } from './draw.js';
@@ -55,10 +55,11 @@ export async function browserBackend(): Promise<Backend> {
     return r;
   };
   const [config, weights, tokJson, tokCfg] = await Promise.all([
-    get('config.json').then((r) => r.json()), get('model.safetensors').then((r) => r.arrayBuffer()),
+    get('config.json').then((r) => r.json()), get('model.safetensors'),
     get('tokenizer.json').then((r) => r.json()), get('tokenizer_config.json').then((r) => r.json()).catch(() => ({})),
   ]);
-  const model = modelFromBytes(config, [new Uint8Array(weights)]) as CausalLM;
+  // each tensor read from the response into its place (weight matrices: the kernels' memory), not the file whole first
+  const model = await modelFromStream(config, weights.body!, Number(weights.headers.get('content-length'))) as CausalLM;
   const tokenizer = Tokenizer.fromJSON(tokJson, tokCfg);
   // the WebAssembly kernels on every core: Web Workers over shared memory (the server sends the cross-origin
   // isolation headers that SharedArrayBuffer needs; without them this stays at 1 thread)

@@ -29,7 +29,7 @@ export { alibiBias } from './nn/positional/alibi.js';
 export { t5RelativeBucket, t5RelativeBias } from './nn/positional/t5-bucket.js';
 export { Rng } from './nn/random.js';
 export { buildModel, supportedArchitectures, registerArchitecture } from './models/registry.js';
-export { modelFromBytes } from './models/load.js';
+export { modelFromBytes, modelFromStream } from './models/load.js';
 export { Weights, WEIGHT_FORMATS, type WeightFormat } from './models/weights.js';
 export type {
   Model, CausalLM, EncoderModel, Seq2SeqLM, ModelInfo, CausalForwardOptions, EncoderInputs, LayerQkv, Ablations,

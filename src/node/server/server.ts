@@ -293,7 +293,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     const file = req.method === 'GET' || req.method === 'HEAD' ? staticFile(path, ckpt.dir, url.searchParams.get('find')) : null;
     if (!file) throw new HttpError(404, `no such route: ${String(req.method).slice(0, 20)} ${url.pathname.slice(0, 100)}`, null, 'not_found');
     res.writeHead(200, {
-      'content-type': file.type, 'cache-control': 'no-cache',
+      'content-type': file.type, 'cache-control': 'no-cache', 'content-length': Buffer.byteLength(file.body),
       // the lab makes no request to anything but this server
       'content-security-policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:; style-src 'self'",
       // cross-origin isolation: the page may then share WebAssembly memory with Web Workers (the lab's threads)
