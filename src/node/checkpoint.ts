@@ -222,29 +222,61 @@ export function inspectCheckpoint(dir: string): CheckpointSummary {
 }
 
 /**
+ * A checkpoint's tensors read from their files when first asked for: for formats that convert weights as the model is
+ * built (int8, int4), each stored matrix is read, quantized into the kernel's memory and dropped before the next one is
+ * read, instead of the whole checkpoint sitting in memory beside its quantized copy.
+ */
+class TensorsOnDemand extends Map<string, Tensor> {
+  constructor(private readonly pending: Map<string, () => Tensor>) { super(); }
+  override get(name: string): Tensor | undefined {
+    const read = super.has(name) ? undefined : this.pending.get(name);
+    if (read) { this.pending.delete(name); super.set(name, read()); }
+    return super.get(name);
+  }
+  override has(name: string): boolean { return super.has(name) || this.pending.has(name); }
+  override delete(name: string): boolean { return this.pending.delete(name) || super.delete(name); }
+  /** Reads the tensors nobody asked for, so that summaries and checks see every tensor (as when all are read first). */
+  readRest(): void { for (const name of [...this.pending.keys()]) this.get(name); }
+}
+
+/**
  * Loads config, weights, model and tokenizer from a checkpoint directory. Weights are kept as stored unless
- * `weights` says otherwise ('float32', 'int8'); stored matrices go straight into the matrix kernel's memory.
+ * `weights` says otherwise ('float32', 'int8', 'int4'); stored matrices go straight into the matrix kernel's memory,
+ * quantized ones are read one tensor at a time as the model asks for them (TensorsOnDemand).
  */
 export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokenizer?: boolean; weights?: WeightFormat } = {}): Checkpoint {
   const t0 = performance.now();
   const { config, files, headers, loads } = openCheckpoint(dir);
   let total = 0;
   for (const [f, h] of headers) for (const e of h.entries) if (loads(f, e.name)) total += e.end - e.begin;
-  const tensors = new Map<string, Tensor>();
   let done = 0;
   const progress = o.progress ?? terminalProgress();
-  for (const [f, header] of headers) {
-    // the header read above; a sharded checkpoint loads what its map says, from the shard it names
+  // the header read above; a sharded checkpoint loads what its map says, from the shard it names
+  const read = (f: string, into: Map<string, Tensor>, wanted: (name: string) => boolean, place?: Place) => {
     const { fd } = openRegular(f);
     try {
-      readTensors(fd, f, header, tensors, (b) => { done += b; progress?.(done, total, basename(f)); }, (name) => loads(f, name),
-        (o.weights ?? 'stored') === 'stored' ? inKernelMemory : undefined);
+      readTensors(fd, f, headers.get(f)!, into, (b) => { done += b; progress?.(done, total, basename(f)); }, wanted, place);
     } finally {
       closeSync(fd);
+    }
+  };
+  const stored = (o.weights ?? 'stored') === 'stored';
+  const pending = new Map<string, () => Tensor>();
+  const tensors = stored ? new Map<string, Tensor>() : new TensorsOnDemand(pending);
+  for (const [f, header] of headers) {
+    if (stored) { read(f, tensors, (name) => loads(f, name), inKernelMemory); continue; }
+    for (const e of header.entries) {
+      if (!loads(f, e.name)) continue;
+      pending.set(e.name, () => {
+        const one = new Map<string, Tensor>();
+        read(f, one, (n) => n === e.name);
+        return one.get(e.name)!;
+      });
     }
   }
   const weights = new Weights(tensors, files.length === 1 ? files[0] : dir, { format: o.weights });
   const model = buildModel(config, weights);
+  if (tensors instanceof TensorsOnDemand) tensors.readRest();
   const tokPath = join(dir, 'tokenizer.json');
   const cfgPath = join(dir, 'tokenizer_config.json');
   const tokenizer = o.tokenizer !== false && existsSync(tokPath)

@@ -89,3 +89,18 @@ test('a tensor over 2 GiB streams in (a sparse file: one read() call takes at mo
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('int8 and int4 checkpoints load a tensor at a time as the model asks (never the whole file first): the same model', async () => {
+  const { buildModel } = await import('../../../src/models/registry.js');
+  const { Weights } = await import('../../../src/models/weights.js');
+  for (const format of ['int8', 'int4'] as const) {
+    const lazy = loadCheckpoint(TINY, { tokenizer: false, weights: format, progress: () => {} });
+    const all = new Map<string, Tensor>();
+    streamSafetensors(join(TINY, 'model.safetensors'), all);
+    const eager = new Weights(all, 'eager', { format });
+    const model = buildModel(lazy.config, eager) as CausalLM;
+    const ids = [[3, 99, 1024, 7]];
+    assert.deepEqual((lazy.model as CausalLM).forward(ids).logits.toFloat32(), model.forward(ids).logits.toFloat32(), format);
+    assert.deepEqual(lazy.weights.summary(), eager.summary(), `${format}: every tensor counted`);
+  }
+});
