@@ -1,7 +1,8 @@
 // One engine generating with one model in a fresh process, so its peak RSS is its own (`npm run bench:generate` runs it):
 //   node dist/bench/generate-child.js ENGINE PATH WEIGHTS THREADS PROMPT NEW RUNS WARMUP VOCAB
 // ENGINE qkv (PATH a checkpoint directory; WEIGHTS stored | int8 | ...) or llama.cpp (PATH a GGUF file). Greedy, KV cache,
-// token ids in (the same prompt for both: (31 i + 7) mod VOCAB), after a warm-up of WARMUP generated tokens. Prints one JSON line:
+// token ids in (the same prompt for both: (31 i + 7) mod VOCAB), after a warm-up (WARMUP tokens after a short prompt, then a
+// run of the measured prompt). Prints one JSON line:
 //   { prefill: tok/s per run, decode: tok/s per run, tokens (the first run's), loadMs, baseRss, peakRss (bytes) }
 import { generate, setKernelThreads, type CausalLM, type WeightFormat } from '../src/index.js';
 import { loadCheckpoint } from '../src/node/checkpoint.js';
@@ -36,7 +37,10 @@ const t0 = performance.now();
 const run = engine === 'qkv' ? await qkv() : await llama();
 const loadMs = performance.now() - t0;
 const prompt = Array.from({ length: promptLen }, (_, i) => (i * 31 + 7) % vocab);
+// warm-up: a short generation, then one of the measured shape (a first 512-token run decoded at half speed: the
+// optimising tier, the KV cache's and the kernels' first allocations at this size)
 await run(prompt.slice(0, 8), warmup);
+await run(prompt, Math.min(warmup, newTokens));
 const prefill: number[] = [];
 const decode: number[] = [];
 let tokens: number[] = [];
