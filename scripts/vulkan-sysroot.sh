@@ -15,7 +15,11 @@ dest=$(mkdir -p "${1:-$root/.cache/vulkan-sysroot}" && cd "${1:-$root/.cache/vul
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/parts"; touch "$work/status"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-printf 'deb [signed-by=%s] http://deb.debian.org/debian trixie main\ndeb [signed-by=%s] http://deb.debian.org/debian trixie-backports main\n' "$keyring" "$keyring" > "$work/sources.list"
+# the Debian archive this machine's apt already uses (its first non-security source), never an address of our own
+archive=$({ sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n'
+        grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | grep -oE '[a-z+]+://[^ ]+'; } | grep -v -- '-security' | head -1 || true)
+[ -n "$archive" ] || { echo "vulkan-sysroot: no Debian archive in apt's sources" >&2; exit 1; }
+printf 'deb [signed-by=%s] %s trixie main\ndeb [signed-by=%s] %s trixie-backports main\n' "$keyring" "$archive" "$keyring" "$archive" > "$work/sources.list"
 apt_opts=(-o Dir::Etc::sourcelist="$work/sources.list" -o Dir::Etc::sourceparts="$work/parts" -o Dir::State="$work"
   -o Dir::State::Lists="$work/lists" -o Dir::State::status="$work/status" -o Dir::Cache="$work/cache"
   -o Debug::NoLocking=1 -o APT::Sandbox::User=root -o APT::Default-Release=trixie)
