@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { attention, Tensor } from '../src/index.js';
-import { initializer, model, node, valueInfo } from './peers/onnx.js';
+import { type AttentionGraph, attentionGraph } from './peers/onnx.js';
 import { peakRss } from './peak-rss.js';
 
 const [impl, Ls, causalS, runsS] = process.argv.slice(2);
@@ -37,28 +37,8 @@ async function setup(): Promise<() => Promise<void> | void> {
   }
   if (impl.startsWith('ort')) {
     const ort = await import('onnxruntime-node');
-    const shape4 = [B, H, L, D];
-    let bytes: Uint8Array;
-    let feeds: Record<string, InstanceType<typeof ort.Tensor>>;
-    if (impl === 'ort-graph') {
-      const mask = new Float32Array(L * L);
-      for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) mask[i * L + j] = -Infinity;
-      const nodes = [node('Transpose', ['k'], ['kt'], [{ name: 'perm', ints: [0, 1, 3, 2] }]), node('MatMul', ['q', 'kt'], ['s']),
-        node('Mul', ['s', 'scale'], ['ss']), ...(causal ? [node('Add', ['ss', 'mask'], ['sm'])] : []),
-        node('Softmax', [causal ? 'sm' : 'ss'], ['p'], [{ name: 'axis', i: -1 }]), node('MatMul', ['p', 'v'], ['o'])];
-      const inits = [initializer('scale', [], new Float32Array([1 / Math.sqrt(D)])), ...(causal ? [initializer('mask', [L, L], mask)] : [])];
-      bytes = model(nodes, ['q', 'k', 'v'].map((n) => valueInfo(n, shape4)), [valueInfo('o', shape4)], inits, { '': 17 });
-      feeds = { q: new ort.Tensor('float32', qd, shape4), k: new ort.Tensor('float32', kd, shape4), v: new ort.Tensor('float32', vd, shape4) };
-    } else if (impl === 'ort-mha') {
-      const shape3 = [B, L, H * D];
-      bytes = model([node('MultiHeadAttention', ['q', 'k', 'v'], ['o'], [{ name: 'num_heads', i: H }, { name: 'unidirectional', i: causal ? 1 : 0 }], 'com.microsoft')],
-        ['q', 'k', 'v'].map((n) => valueInfo(n, shape3)), [valueInfo('o', shape3)], [], { '': 17, 'com.microsoft': 1 });
-      feeds = { q: new ort.Tensor('float32', qd, shape3), k: new ort.Tensor('float32', kd, shape3), v: new ort.Tensor('float32', vd, shape3) };
-    } else {
-      bytes = model([node('Attention', ['q', 'k', 'v'], ['o'], [{ name: 'is_causal', i: causal ? 1 : 0 }])],
-        ['q', 'k', 'v'].map((n) => valueInfo(n, shape4)), [valueInfo('o', shape4)], [], { '': 23 });
-      feeds = { q: new ort.Tensor('float32', qd, shape4), k: new ort.Tensor('float32', kd, shape4), v: new ort.Tensor('float32', vd, shape4) };
-    }
+    const { bytes, shape } = attentionGraph(impl as AttentionGraph, B, H, L, D, causal);
+    const feeds = { q: new ort.Tensor('float32', qd, shape), k: new ort.Tensor('float32', kd, shape), v: new ort.Tensor('float32', vd, shape) };
     const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
     return async () => { await session.run(feeds); };
   }

@@ -54,25 +54,10 @@ async function attention(t: Extract<Task, { kind: 'attention' }>): Promise<Recor
     return { ms, threads, variant: qkv.kernelVariant() };
   }
   const ort = await load<Ort>('/ort/ort.wasm.min.mjs');
-  const { initializer, model, node, valueInfo } = await import('../peers/onnx.js');
+  const { attentionGraph } = await import('../peers/onnx.js');
   ort.env.wasm.wasmPaths = '/ort/';
   ort.env.wasm.numThreads = t.threads;
-  const shape4 = [B, H, t.L, D];
-  let bytes: Uint8Array;
-  let shape = shape4;
-  if (t.engine === 'ort-graph') {
-    const mask = new Float32Array(t.L * t.L);
-    for (let i = 0; i < t.L; i++) for (let j = i + 1; j < t.L; j++) mask[i * t.L + j] = -Infinity;
-    const nodes = [node('Transpose', ['k'], ['kt'], [{ name: 'perm', ints: [0, 1, 3, 2] }]), node('MatMul', ['q', 'kt'], ['s']),
-      node('Mul', ['s', 'scale'], ['ss']), ...(t.causal ? [node('Add', ['ss', 'mask'], ['sm'])] : []),
-      node('Softmax', [t.causal ? 'sm' : 'ss'], ['p'], [{ name: 'axis', i: -1 }]), node('MatMul', ['p', 'v'], ['o'])];
-    const inits = [initializer('scale', [], new Float32Array([1 / Math.sqrt(D)])), ...(t.causal ? [initializer('mask', [t.L, t.L], mask)] : [])];
-    bytes = model(nodes, ['q', 'k', 'v'].map((x) => valueInfo(x, shape4)), [valueInfo('o', shape4)], inits, { '': 17 });
-  } else {
-    shape = [B, t.L, H * D];
-    bytes = model([node('MultiHeadAttention', ['q', 'k', 'v'], ['o'], [{ name: 'num_heads', i: H }, { name: 'unidirectional', i: t.causal ? 1 : 0 }],
-      'com.microsoft')], ['q', 'k', 'v'].map((x) => valueInfo(x, shape)), [valueInfo('o', shape)], [], { '': 17, 'com.microsoft': 1 });
-  }
+  const { bytes, shape } = attentionGraph(t.engine, B, H, t.L, D, t.causal);
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
   const feeds = { q: new ort.Tensor('float32', qd, shape), k: new ort.Tensor('float32', kd, shape), v: new ort.Tensor('float32', vd, shape) };
   const ms = await time(() => session.run(feeds), t.runs);
