@@ -229,6 +229,9 @@ export interface KernelStorage {
   /** Room for a weight matrix of `n` elements that the matrix kernel reads where it lies, or null (keep it elsewhere). */
   matrix?(dtype: 'float32' | 'float16' | 'bfloat16' | 'int8' | 'int4', n: number):
     Float32Array | Uint16Array | Int8Array | Uint8Array | null;
+  /** Returns a matrix's room now (not when its view is collected); the caller promises the view is not used again.
+   *  No-op for arrays `matrix` did not give. */
+  releaseMatrix?(view: ArrayBufferView): void;
 }
 
 // ---- matrix products of linear layers: C [M, N] = A [M, K] · Bᵀ, the weight B [N, K] as stored --------------------

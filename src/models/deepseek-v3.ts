@@ -27,7 +27,7 @@ export class DeepseekV3 implements Decoder {
   readonly info: ModelInfo;
   /** How attention runs: 'absorbed' (the cache keeps latent + RoPE key) or 'plain' (k, v expanded per head). */
   mla: 'absorbed' | 'plain' = 'absorbed';
-  private readonly embed: Tensor;
+  private readonly embed: LinearWeight; // the table as stored, or a tied output projection's int8/int4 copy
   private readonly layers: Layer[];
   private readonly norm: Tensor;
   private readonly lmHead: LinearWeight;
@@ -50,7 +50,7 @@ export class DeepseekV3 implements Decoder {
     this.scale = (sizes.nope + sizes.rope) ** -0.5 * m * m;
     const F = count(c, 'intermediate_size');
     const dense = num(c, 'first_k_dense_replace', 3, { integer: true, min: 0 }); // the first layers keep a dense MLP
-    this.embed = w.table('model.embed_tokens.weight', [V, E]);
+    const table = w.table('model.embed_tokens.weight', [V, E]);
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `model.layers.${l}.`;
       const a = `${p}self_attn.`;
@@ -71,7 +71,8 @@ export class DeepseekV3 implements Decoder {
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
-    this.lmHead = lmHeadOf(c, w, this.embed, V, E);
+    this.lmHead = lmHeadOf(c, w, table, V, E);
+    this.embed = w.embeddingTable('model.embed_tokens.weight', table); // tied and quantized: one copy serves both
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

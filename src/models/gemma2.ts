@@ -32,7 +32,7 @@ export interface GemmaVariant { architecture: string; qkNorm: boolean }
 export class Gemma2 implements Decoder {
   readonly kind = 'causal-lm';
   readonly info: ModelInfo;
-  private readonly embed: Tensor;
+  private readonly embed: LinearWeight; // the table as stored, or a tied output projection's int8/int4 copy
   private readonly layers: Layer[];
   private readonly norm: Tensor;
   private readonly lmHead: LinearWeight;
@@ -64,7 +64,7 @@ export class Gemma2 implements Decoder {
       if (!freqs.has(slides)) freqs.set(slides, ropeInvFreq(ropeConfig(c, D, slides ? 'sliding_attention' : 'full_attention')));
       return freqs.get(slides)!;
     };
-    this.embed = w.table('model.embed_tokens.weight', [V, E]);
+    const table = w.table('model.embed_tokens.weight', [V, E]);
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `model.layers.${l}.`;
       return {
@@ -82,7 +82,8 @@ export class Gemma2 implements Decoder {
     });
     this.norm = w.get('model.norm.weight', [E]);
     checkTied(c, w.has('lm_head.weight'), w.source);
-    this.lmHead = c.tie_word_embeddings === false && w.has('lm_head.weight') ? w.matrix('lm_head.weight', [V, E]) : w.asFormat(this.embed);
+    this.lmHead = c.tie_word_embeddings === false && w.has('lm_head.weight') ? w.matrix('lm_head.weight', [V, E]) : w.asFormat(table);
+    this.embed = w.embeddingTable('model.embed_tokens.weight', table); // tied and quantized: one copy serves both
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

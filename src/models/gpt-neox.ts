@@ -24,7 +24,7 @@ interface Layer {
 export class GptNeoX implements Decoder {
   readonly kind = 'causal-lm';
   readonly info: ModelInfo;
-  private readonly embed: Tensor;
+  private readonly embed: LinearWeight; // the table as stored, or a tied output projection's int8/int4 copy
   private readonly layers: Layer[];
   private readonly norm: [Tensor, Tensor];
   private readonly lmHead: LinearWeight;
@@ -42,7 +42,7 @@ export class GptNeoX implements Decoder {
     activationKind(this.act); // an unknown name fails at load
     this.parallel = c.use_parallel_residual !== false;
     this.freqs = ropeInvFreq(ropeConfig(c, D)); // partial_rotary_factor: RoPE on the first dims of each head only
-    this.embed = w.table('gpt_neox.embed_in.weight', [V, E]);
+    const table = w.table('gpt_neox.embed_in.weight', [V, E]);
     const ln = (name: string): [Tensor, Tensor] => [w.get(`${name}.weight`, [E]), w.get(`${name}.bias`, [E])];
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `gpt_neox.layers.${l}.`;
@@ -58,7 +58,8 @@ export class GptNeoX implements Decoder {
       };
     });
     this.norm = ln('gpt_neox.final_layer_norm');
-    this.lmHead = c.tie_word_embeddings === true ? w.asFormat(this.embed) : w.matrix('embed_out.weight', [V, E]);
+    this.lmHead = c.tie_word_embeddings === true ? w.asFormat(table) : w.matrix('embed_out.weight', [V, E]);
+    this.embed = w.embeddingTable('gpt_neox.embed_in.weight', table); // tied and quantized: one copy serves both
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

@@ -26,7 +26,7 @@ interface Layer {
 export class GptOss implements Decoder {
   readonly kind = 'causal-lm';
   readonly info: ModelInfo;
-  private readonly embed: Tensor;
+  private readonly embed: LinearWeight; // the table as stored, or a tied output projection's int8/int4 copy
   private readonly layers: Layer[];
   private readonly norm: Tensor;
   private readonly lmHead: LinearWeight;
@@ -46,7 +46,7 @@ export class GptOss implements Decoder {
       throw new QkvError(`config.json: num_experts_per_tok (${experts.k}) must be ≤ num_local_experts (${experts.E})`);
     }
     const limit = num(c, 'swiglu_limit', 7, { min: 0, minExclusive: true });
-    this.embed = w.table('model.embed_tokens.weight', [V, E]);
+    const table = w.table('model.embed_tokens.weight', [V, E]);
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `model.layers.${l}.`;
       const a = `${p}self_attn.`;
@@ -62,7 +62,8 @@ export class GptOss implements Decoder {
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
-    this.lmHead = lmHeadOf(c, w, this.embed, V, E);
+    this.lmHead = lmHeadOf(c, w, table, V, E);
+    this.embed = w.embeddingTable('model.embed_tokens.weight', table); // tied and quantized: one copy serves both
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

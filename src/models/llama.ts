@@ -59,7 +59,7 @@ export function decoderInfo(c: HfConfig, architecture: string): ModelInfo {
 export class Llama implements Decoder {
   readonly kind = 'causal-lm';
   readonly info: ModelInfo;
-  private readonly embed: Tensor;
+  private readonly embed: LinearWeight; // the table as stored, or a tied output projection's int8/int4 copy
   private readonly layers: Layer[];
   private readonly norm: Tensor;
   private readonly lmHead: LinearWeight;
@@ -75,7 +75,7 @@ export class Llama implements Decoder {
     this.actName = typeof c.hidden_act === 'string' ? c.hidden_act : 'silu';
     activationKind(this.actName); // an unknown name fails at load
     this.freqs = ropeInvFreq(ropeConfig(c, D));
-    this.embed = w.table('model.embed_tokens.weight', [V, E]);
+    const table = w.table('model.embed_tokens.weight', [V, E]);
     const bias = (name: string, n: number) => (variant.qkvBias ? w.get(name, [n]) : w.optional(name, [n]));
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `model.layers.${l}.`;
@@ -93,7 +93,8 @@ export class Llama implements Decoder {
       };
     });
     this.norm = w.get('model.norm.weight', [E]);
-    this.lmHead = lmHeadOf(c, w, this.embed, V, E); // tied embeddings: the embedding matrix itself
+    this.lmHead = lmHeadOf(c, w, table, V, E); // tied embeddings: the embedding matrix itself
+    this.embed = w.embeddingTable('model.embed_tokens.weight', table); // tied and quantized: one copy serves both
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {

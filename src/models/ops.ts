@@ -80,7 +80,7 @@ export const isDecoder = (m: CausalLM): m is Decoder => typeof (m as Partial<Dec
  * The trunk every decoder family shares: x = embed(ids) [B, T, E] (× `embedScale`: Gemma's √E), each layer's block in
  * the per-layer arena (ops.scoped), then the last position only when asked. The family adds its final norm and head.
  */
-export function decoderTrunk<X, L>(ops: DecoderOps<X>, ids: readonly (readonly number[])[], embed: Tensor, layers: readonly L[],
+export function decoderTrunk<X, L>(ops: DecoderOps<X>, ids: readonly (readonly number[])[], embed: LinearWeight, layers: readonly L[],
   block: (x: X, layer: L, l: number) => X, lastOnly: boolean, embedScale = 1): X {
   const E = embed.shape[1];
   const e = embedding(embed, ids.flat()).toFloat32();

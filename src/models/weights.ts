@@ -50,8 +50,9 @@ export class Weights {
    * through table() and asFormat() instead, and stays).
    */
   matrix(name: string, shape: readonly [number, number]): LinearWeight {
-    const w = this.asFormat(this.table(name, shape));
-    if (w instanceof Int8Matrix || w instanceof Int4Matrix) this.drop(name, w.dtype);
+    const stored = this.table(name, shape);
+    const w = this.asFormat(stored);
+    if (w instanceof Int8Matrix || w instanceof Int4Matrix) this.release(name, stored, w.dtype);
     return w;
   }
 
@@ -79,14 +80,28 @@ export class Weights {
     return t;
   }
 
+  /**
+   * The embedding table `name` as the model should hold it once its output projection is known: when asFormat
+   * quantized this very table (tied embeddings, int8/int4), the quantized copy — the lookup widens its rows — and the
+   * stored table leaves this map, so a tied table is not held twice (as stored and quantized); else the table itself.
+   */
+  embeddingTable(name: string, table: Tensor): LinearWeight {
+    const q = this.quantizedOf.get(table);
+    if (!q) return table;
+    this.release(name, table, q.dtype);
+    return q;
+  }
+  private readonly quantizedOf = new WeakMap<Tensor, Int8Matrix | Int4Matrix>();
+
   /** A float matrix in this checkpoint's format (for a tied output projection that reuses the embedding table). */
   asFormat(t: Tensor): LinearWeight {
     // int8 and int4 straight into the matrix kernel's memory (held once), a block of rows at a time
+    const remember = <Q extends Int8Matrix | Int4Matrix>(q: Q): Q => { this.quantizedOf.set(t, q); return q; };
     if (this.format === 'int4' && t.shape[1] % 32 === 0) {
-      return Int4Matrix.quantize(t, (n) => kernelStorage().matrix?.('int4', n) as Uint8Array | null);
+      return remember(Int4Matrix.quantize(t, (n) => kernelStorage().matrix?.('int4', n) as Uint8Array | null));
     }
     const place = (n: number) => kernelStorage().matrix?.('int8', n) as Int8Array | null;
-    if ((this.format === 'int8' || this.format === 'int4') && t.shape[1] % 16 === 0) return Int8Matrix.quantize(t, place);
+    if ((this.format === 'int8' || this.format === 'int4') && t.shape[1] % 16 === 0) return remember(Int8Matrix.quantize(t, place));
     return this.format === 'float32' && t.dtype !== 'float32' ? t.to('float32') : t;
   }
 
@@ -134,6 +149,13 @@ export class Weights {
     const dtypes = new Set<string>(this.dropped.dtypes);
     for (const t of this.tensors.values()) { parameters += t.size; dtypes.add(t.dtype); }
     return { parameters, dtypes: [...dtypes] };
+  }
+
+  // a stored matrix the model holds only quantized leaves the map, and its room in the kernels' memory is returned at
+  // once (a checkpoint read a tensor at a time then reuses it for the next, whatever the garbage collector does)
+  private release(name: string, stored: Tensor, heldAs: string): void {
+    this.drop(name, heldAs);
+    kernelStorage().releaseMatrix?.(stored.data);
   }
 
   // a tensor the model now holds in its own form (quantized, rearranged) leaves the map; the summary still counts it

@@ -269,7 +269,7 @@ export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokeni
       if (!loads(f, e.name)) continue;
       pending.set(e.name, () => {
         const one = new Map<string, Tensor>();
-        read(f, one, (n) => n === e.name);
+        read(f, one, (n) => n === e.name, inKernelMemory); // given back when quantized (Weights.release)
         return one.get(e.name)!;
       });
     }

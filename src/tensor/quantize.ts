@@ -55,6 +55,12 @@ export class Int8Matrix {
     return new Int8Matrix(q, scales, [rows, cols]);
   }
 
+  /** Row j, scale_j · q_jk, into out[at …]. */
+  row(j: number, out: Float32Array, at = 0): void {
+    const cols = this.shape[1];
+    for (let k = 0; k < cols; k++) out[at + k] = this.scales[j] * this.q[j * cols + k];
+  }
+
   /** scale_j · q_jk as a float32 tensor. */
   dequantize(): Tensor {
     const [rows, cols] = this.shape;
@@ -102,6 +108,16 @@ export class Int4Matrix {
       }
     }
     return new Int4Matrix(q, scales, [rows, cols]);
+  }
+
+  /** Row j, (q − 8) · s, into out[at …]. */
+  row(j: number, out: Float32Array, at = 0): void {
+    const cols = this.shape[1];
+    for (let k = 0; k < cols; k++) {
+      const i = j * cols + k;
+      const byte = this.q[(i >> 5) * 16 + (i & 15)];
+      out[at + k] = this.scales[i >> 5] * ((i & 16 ? byte >> 4 : byte & 15) - 8);
+    }
   }
 
   /** (q − 8) · s as a float32 tensor. */

@@ -161,6 +161,11 @@ export function adoptResident(data: ArrayBufferView, at: number): void {
   residentAt.set(data, at);
 }
 
+/** Forgets a resident array whose room storage.ts has given back (releaseMatrix). */
+export function forgetResident(data: ArrayBufferView): void {
+  residentAt.delete(data);
+}
+
 /** Sets how many bytes of WebAssembly memory resident weights may reach (tests, tuning); returns the previous limit. */
 export function setResidentLimit(bytes: number): number {
   if (!Number.isFinite(bytes) || bytes < 0) throw new QkvError(`setResidentLimit: bytes must be a number ≥ 0, got ${bytes}`);

@@ -8,12 +8,13 @@
 // would detach every view of it. Elsewhere kernelFloats is a plain Float32Array.
 // Blocks come from a first-fit free list over the region after the resident weights; a block goes back to the list
 // when its view is garbage-collected, or at once with releaseFloats (whose caller promises not to use the view again).
-import { adoptResident, canReserve, kernelRuntime, reserve, type Runtime } from './runtime.js';
+import { adoptResident, canReserve, forgetResident, kernelRuntime, reserve, type Runtime } from './runtime.js';
 
 interface Block { at: number; bytes: number; reused?: boolean }
 
 const free: Block[] = []; // sorted by offset, never two adjacent
 const placed = new WeakMap<Float32Array, Block>();
+const placedMatrices = new WeakMap<ArrayBufferView, Block>();
 const collected = new FinalizationRegistry<Block>((b) => giveBack(b));
 
 /** n zeroed floats, in the kernels' memory when it is shared (else an ordinary array). */
@@ -50,8 +51,22 @@ export function kernelMatrix(dtype: MatrixDType, n: number): Float32Array | Uint
     : dtype === 'int8' ? new Int8Array(r.memory.buffer, b.at, n)
     : dtype === 'int4' ? new Uint8Array(r.memory.buffer, b.at, n) : new Uint16Array(r.memory.buffer, b.at, n);
   adoptResident(view, b.at);
+  placedMatrices.set(view, b);
   collected.register(view, b, view);
   return view;
+}
+
+/**
+ * Returns a kernelMatrix block now (no-op for other arrays): a stored matrix read only to be quantized gives its room
+ * back before the next one is read, instead of when the garbage collector gets to it. The view must not be used again.
+ */
+export function releaseMatrix(view: ArrayBufferView): void {
+  const b = placedMatrices.get(view);
+  if (!b) return;
+  placedMatrices.delete(view);
+  forgetResident(view);
+  collected.unregister(view);
+  giveBack(b);
 }
 
 /** Byte offset of a kernelFloats array in the kernels' memory, or null for any other array. */

@@ -160,6 +160,17 @@ test('int8 and int4 decode with x the integer path cannot round (NaN, ±∞, blo
   }
 });
 
+test('embedding() over an int8 or int4 table (a tied output projection\'s copy) gives the dequantized rows', async () => {
+  const { embedding } = await import('../../../src/nn/positional/learned.js');
+  const table = randn([10, 64], rng(13));
+  for (const q of [Int8Matrix.quantize(table), Int4Matrix.quantize(table)]) {
+    const rows = q.dequantize().toFloat32();
+    const got = embedding(q, [7, 0, 7]).toFloat32();
+    for (const [n, id] of [7, 0, 7].entries()) assert.deepEqual(got.subarray(n * 64, (n + 1) * 64), rows.subarray(id * 64, (id + 1) * 64));
+    assert.throws(() => embedding(q, [10]), /embedding: index 10 out of range \[0, 10\)/);
+  }
+});
+
 test('Weights: format stored keeps 16-bit matrices, float32 widens them, int8 quantizes those with in_features % 16 = 0', () => {
   const rand = rng(7);
   const m = () => new Map([['a', randn([4, 32], rand).to('bfloat16')], ['b', randn([4, 6], rand).to('float16')], ['c', randn([4, 48], rand)]]);
