@@ -7,7 +7,7 @@ import { attention, ContiguousKVCache, generate, Tensor, type CausalLM } from '.
 import { kernelRuntime, scratch } from '../../../src/kernels/wasm/runtime.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { TINY } from '../../models/helpers.js';
-import { kernelFloats, kernelFreeBytes, kernelOffset, releaseFloats } from '../../../src/kernels/wasm/storage.js';
+import { kernelFloats, kernelFreeBytes, kernelMatrix, kernelOffset, releaseFloats } from '../../../src/kernels/wasm/storage.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
 
 test('kernelFloats: a new block over memory that scratch used is zeroed; memory never written is left untouched', () => {
@@ -140,4 +140,23 @@ test('int4 weights are held once too: quantized into the kernels\' memory, the s
   const top = r.top;
   assert.equal(typeof (await import('../../../src/kernels/wasm/runtime.js')).resident(r, q.q), 'number');
   assert.equal(r.top, top, 'q is resident already: using it copies nothing');
+});
+
+test('a stored matrix read only to be quantized gives its room back at once, and the next one reuses it', async () => {
+  const { Int8Matrix } = await import('../../../src/tensor/quantize.js');
+  const { Weights } = await import('../../../src/models/weights.js');
+  const placed = (seed: number) => {
+    const bits = kernelMatrix('bfloat16', 96 * 64) as Uint16Array; // as the loader reads a stored matrix
+    bits.set(randn([96, 64], rng(seed)).to('bfloat16').data as Uint16Array);
+    return new Tensor('bfloat16', bits, [96, 64]);
+  };
+  const [a, b] = [placed(1), placed(2)];
+  const weights = new Weights(new Map([['a', a], ['b', b]]), 'test', { format: 'int8' });
+  const free0 = kernelFreeBytes();
+  const qa = weights.matrix('a', [96, 64]);
+  assert.ok(qa instanceof Int8Matrix);
+  assert.ok(kernelFreeBytes() >= free0 + 2 * 96 * 64 - 96 * 64, 'the bf16 room came back (less what int8 took of it)');
+  const expected = Int8Matrix.quantize(b);
+  const qb = weights.matrix('b', [96, 64]) as InstanceType<typeof Int8Matrix>;
+  assert.deepEqual([...qb.q], [...expected.q], 'quantized from intact data');
 });
