@@ -37,8 +37,9 @@ async function setup(): Promise<() => Promise<void> | void> {
   }
   if (impl.startsWith('ort')) {
     const ort = await import('onnxruntime-node');
-    const { bytes, shape } = attentionGraph(impl as AttentionGraph, B, H, L, D, causal);
-    const feeds = { q: new ort.Tensor('float32', qd, shape), k: new ort.Tensor('float32', kd, shape), v: new ort.Tensor('float32', vd, shape) };
+    const { bytes, shape, extra } = attentionGraph(impl as AttentionGraph, B, H, L, D, causal);
+    const feeds = { q: new ort.Tensor('float32', qd, shape), k: new ort.Tensor('float32', kd, shape), v: new ort.Tensor('float32', vd, shape),
+      ...Object.fromEntries(extra.map((x) => [x.name, new ort.Tensor('float32', x.data, x.shape)])) };
     const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
     return async () => { await session.run(feeds); };
   }

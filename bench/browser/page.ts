@@ -57,9 +57,10 @@ async function attention(t: Extract<Task, { kind: 'attention' }>): Promise<Recor
   const { attentionGraph } = await import('../peers/onnx.js');
   ort.env.wasm.wasmPaths = '/ort/';
   ort.env.wasm.numThreads = t.threads;
-  const { bytes, shape } = attentionGraph(t.engine, B, H, t.L, D, t.causal);
+  const { bytes, shape, extra } = attentionGraph(t.engine, B, H, t.L, D, t.causal);
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
-  const feeds = { q: new ort.Tensor('float32', qd, shape), k: new ort.Tensor('float32', kd, shape), v: new ort.Tensor('float32', vd, shape) };
+  const feeds = { q: new ort.Tensor('float32', qd, shape), k: new ort.Tensor('float32', kd, shape), v: new ort.Tensor('float32', vd, shape),
+    ...Object.fromEntries(extra.map((x) => [x.name, new ort.Tensor('float32', x.data, x.shape)])) };
   const ms = await time(() => session.run(feeds), t.runs);
   return { ms, threads: ort.env.wasm.numThreads };
 }

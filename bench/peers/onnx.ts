@@ -61,33 +61,37 @@ export function model(nodes: number[][], inputs: number[][], outputs: number[][]
 export type AttentionGraph = 'ort-graph' | 'ort-mha' | 'ort-attention';
 
 /**
- * One attention graph for B, H, L = S, D, causal or not, and the shape of its q, k, v and output:
+ * One attention graph for B, H, L = S, D, causal or not, the shape of its q, k, v and output, and the inputs it needs
+ * besides them (the unfused graph's causal mask, fed as an input: as an initializer its L² floats went through this
+ * encoder's number arrays, 8 bytes a byte, and the child's peak memory counted that instead of onnxruntime's):
  *   ort-graph       Transpose(k) → MatMul(q, kᵀ) → Mul(scale) → [Add(causal mask)] → Softmax → MatMul(·, v)   [B, H, L, D]
  *   ort-mha         com.microsoft.MultiHeadAttention (onnxruntime's fused operator)                          [B, L, H·D]
  *   ort-attention   ONNX-23 Attention                                                                        [B, H, L, D]
  */
 export function attentionGraph(kind: AttentionGraph, B: number, H: number, L: number, D: number, causal: boolean):
-  { bytes: Uint8Array; shape: number[] } {
+  { bytes: Uint8Array; shape: number[]; extra: { name: string; data: Float32Array; shape: number[] }[] } {
   const shape4 = [B, H, L, D];
   const io = (shape: number[]) => [['q', 'k', 'v'].map((n) => valueInfo(n, shape)), [valueInfo('o', shape)]];
   if (kind === 'ort-graph') {
-    const mask = new Float32Array(L * L);
-    for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) mask[i * L + j] = -Infinity;
     const nodes = [node('Transpose', ['k'], ['kt'], [{ name: 'perm', ints: [0, 1, 3, 2] }]), node('MatMul', ['q', 'kt'], ['s']),
       node('Mul', ['s', 'scale'], ['ss']), ...(causal ? [node('Add', ['ss', 'mask'], ['sm'])] : []),
       node('Softmax', [causal ? 'sm' : 'ss'], ['p'], [{ name: 'axis', i: -1 }]), node('MatMul', ['p', 'v'], ['o'])];
-    const inits = [initializer('scale', [], new Float32Array([1 / Math.sqrt(D)])), ...(causal ? [initializer('mask', [L, L], mask)] : [])];
+    const inits = [initializer('scale', [], new Float32Array([1 / Math.sqrt(D)]))];
     const [inputs, outputs] = io(shape4);
-    return { bytes: model(nodes, inputs, outputs, inits, { '': 17 }), shape: shape4 };
+    if (causal) inputs.push(valueInfo('mask', [L, L]));
+    const mask = new Float32Array(causal ? L * L : 0); // −∞ above the diagonal
+    for (let i = 0; causal && i < L; i++) mask.fill(-Infinity, i * L + i + 1, (i + 1) * L);
+    const extra = causal ? [{ name: 'mask', data: mask, shape: [L, L] }] : [];
+    return { bytes: model(nodes, inputs, outputs, inits, { '': 17 }), shape: shape4, extra };
   }
   if (kind === 'ort-mha') {
     const shape3 = [B, L, H * D];
     const [inputs, outputs] = io(shape3);
     const mha = node('MultiHeadAttention', ['q', 'k', 'v'], ['o'], [{ name: 'num_heads', i: H }, { name: 'unidirectional', i: causal ? 1 : 0 }],
       'com.microsoft');
-    return { bytes: model([mha], inputs, outputs, [], { '': 17, 'com.microsoft': 1 }), shape: shape3 };
+    return { bytes: model([mha], inputs, outputs, [], { '': 17, 'com.microsoft': 1 }), shape: shape3, extra: [] };
   }
   const [inputs, outputs] = io(shape4);
   return { bytes: model([node('Attention', ['q', 'k', 'v'], ['o'], [{ name: 'is_causal', i: causal ? 1 : 0 }])], inputs, outputs, [], { '': 23 }),
-    shape: shape4 };
+    shape: shape4, extra: [] };
 }
