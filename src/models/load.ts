@@ -13,11 +13,16 @@ import { DTYPE_SIZE, type DType, type Storage, storageView } from '../tensor/dty
 import { checkBool, MAX_HEADER_BYTES, parseSafetensors, parseSafetensorsHeader } from '../tensor/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 
-// storage of its own for a tensor: the kernel's memory for a float matrix where it offers room, else a new array
+/** Room for a weight matrix (a 2-D float tensor of `n` elements) where the matrix kernel reads it in place, when the
+ *  kernel offers room; null for anything else (the caller gives it a buffer of its own). The Node loader uses it too. */
+export function inKernelMemory(dtype: DType, shape: readonly number[], n: number): Storage | null {
+  const matrix = shape.length === 2 && (dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16');
+  return matrix ? kernelStorage().matrix?.(dtype, n) ?? null : null;
+}
+
+// storage of its own for a tensor: the kernel's memory for a weight matrix where it offers room, else a new array
 function storageFor(dtype: DType, shape: readonly number[], n: number): Storage {
-  const float = dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16';
-  const placed = float && shape.length === 2 ? kernelStorage().matrix?.(dtype, n) ?? null : null;
-  return placed ?? storageView(dtype, new ArrayBuffer(n * DTYPE_SIZE[dtype]), 0, n);
+  return inKernelMemory(dtype, shape, n) ?? storageView(dtype, new ArrayBuffer(n * DTYPE_SIZE[dtype]), 0, n);
 }
 
 // t copied into storage of its own

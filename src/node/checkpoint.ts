@@ -15,7 +15,7 @@ import type { HfConfig } from '../models/config.js';
 import type { Model } from '../models/model.js';
 import { buildModel, checkConfig } from '../models/registry.js';
 import { Weights, type WeightFormat } from '../models/weights.js';
-import { kernelStorage } from '../kernels/registry.js';
+import { inKernelMemory } from '../models/load.js';
 import { storageView, DTYPE_SIZE, type DType, type Storage } from '../tensor/dtype.js';
 import { checkBool, MAX_HEADER_BYTES, parseSafetensorsHeader } from '../tensor/safetensors.js';
 import { openRegular, printable, readFully, readJsonObject } from './files.js';
@@ -82,11 +82,6 @@ export function streamSafetensors(path: string, into: Map<string, Tensor>, progr
 /** Where a tensor of `n` elements goes instead of a fresh buffer of its own (null: a fresh buffer). */
 type Place = (dtype: DType, shape: readonly number[], n: number) => Storage | null;
 
-// a weight matrix (2-D, float) goes where the matrix kernel reads it in place, when the kernel offers room
-const inKernelMemory: Place = (dtype, shape, n) => {
-  const matrix = shape.length === 2 && (dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16');
-  return matrix ? kernelStorage().matrix?.(dtype, n) ?? null : null;
-};
 
 // the tensors of an open file whose header is already validated, each read straight into its own storage
 function readTensors(fd: number, path: string, header: Header, into: Map<string, Tensor>,

@@ -65,7 +65,7 @@ export class Int8Matrix {
   dequantize(): Tensor {
     const [rows, cols] = this.shape;
     const out = new Float32Array(rows * cols);
-    for (let j = 0; j < rows; j++) for (let k = 0; k < cols; k++) out[j * cols + k] = this.scales[j] * this.q[j * cols + k];
+    for (let j = 0; j < rows; j++) this.row(j, out, j * cols);
     return Tensor.from(out, [rows, cols]);
   }
 }
@@ -113,22 +113,25 @@ export class Int4Matrix {
   /** Row j, (q − 8) · s, into out[at …]. */
   row(j: number, out: Float32Array, at = 0): void {
     const cols = this.shape[1];
-    for (let k = 0; k < cols; k++) {
-      const i = j * cols + k;
-      const byte = this.q[(i >> 5) * 16 + (i & 15)];
-      out[at + k] = this.scales[i >> 5] * ((i & 16 ? byte >> 4 : byte & 15) - 8);
-    }
+    widenInt4(this.q, this.scales, j * cols, cols, out, at);
   }
 
   /** (q − 8) · s as a float32 tensor. */
   dequantize(): Tensor {
-    const [rows, cols] = this.shape;
-    const out = new Float32Array(rows * cols);
-    for (let i = 0; i < out.length; i++) {
-      const byte = this.q[(i >> 5) * 16 + (i & 15)];
-      out[i] = this.scales[i >> 5] * ((i & 16 ? byte >> 4 : byte & 15) - 8);
-    }
-    return Tensor.from(out, [rows, cols]);
+    const out = new Float32Array(this.shape[0] * this.shape[1]);
+    widenInt4(this.q, this.scales, 0, out.length, out, 0);
+    return Tensor.from(out, [...this.shape]);
+  }
+}
+
+/**
+ * Weights from..from + n − 1 of int4 data (counted row-major over the whole matrix) widened into out[at …]:
+ *   w_i = (q_i − 8) · s_⌊i/32⌋, q_i the low nibble of byte i mod 16 of block ⌊i/32⌋ when i mod 32 < 16, else the high one
+ */
+export function widenInt4(q: Uint8Array, scales: Float32Array, from: number, n: number, out: Float32Array, at: number): void {
+  for (let i = from; i < from + n; i++) {
+    const byte = q[(i >> 5) * 16 + (i & 15)];
+    out[at + i - from] = scales[i >> 5] * ((i & 16 ? byte >> 4 : byte & 15) - 8);
   }
 }
 

@@ -3,6 +3,7 @@
 // TypeScript product of linear layers (the WebAssembly one, wasm/matmul-wasm.ts, takes what it covers).
 import type { MatmulKernel, MatrixData } from '../contract.js';
 import { widen16 } from '../../tensor/f16.js';
+import { widenInt4 } from '../../tensor/quantize.js';
 
 /** C[M, N] = A[M, K] · B[K, N] (row-major), optionally + C's previous contents when `accumulate`. */
 export function matmul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, out = new Float32Array(M * N)): Float32Array {
@@ -81,21 +82,11 @@ export function matmulTransB(a: Float32Array, b: Float32Array, M: number, K: num
 // rows [j0, j1) of B widened to float32
 function widenRows(b: MatrixData, K: number, j0: number, j1: number, out = new Float32Array((j1 - j0) * K)): Float32Array {
   if (b.dtype === 'float32') { out.set(b.data.subarray(j0 * K, j1 * K)); return out; }
-  if (b.dtype === 'int4') return widenInt4(b.data, b.scales, K, j0, j1, out);
+  if (b.dtype === 'int4') { widenInt4(b.data, b.scales, j0 * K, (j1 - j0) * K, out, 0); return out; }
   if (b.dtype !== 'int8') { widen16(b.data.subarray(j0 * K, j1 * K), out, b.dtype); return out; }
   for (let j = j0; j < j1; j++) {
     const [scale, row] = [b.scales[j], j * K];
     for (let k = 0; k < K; k++) out[(j - j0) * K + k] = scale * b.data[row + k];
-  }
-  return out;
-}
-
-// int4 rows [j0, j1): w = (q − 8) · s per block of 32, byte i of a block holding weights i (low nibble) and i + 16
-function widenInt4(q: Uint8Array, scales: Float32Array, K: number, j0: number, j1: number, out: Float32Array): Float32Array {
-  for (let i = 0; i < (j1 - j0) * K; i++) {
-    const g = (j0 * K + i) >> 5;
-    const byte = q[g * 16 + (i & 15)];
-    out[i] = scales[g] * ((i & 16 ? byte >> 4 : byte & 15) - 8);
   }
   return out;
 }

@@ -107,16 +107,18 @@ export function widenPanelQ4(b0: usize, panel: usize, K: i32, j: i32, scales: us
       const s = v128.load32_splat(sc + (<usize>(k >> 5) << 2));
       const lo = i8x16.sub(v128.and(h, cst(C_NIBBLE)), cst(C_EIGHT)), hi = i8x16.sub(i8x16.shr_u(h, 4), cst(C_EIGHT));
       const o = dst + (<usize>k << 2);
-      const l16 = i16x8.extend_low_i8x16_s(lo), h16 = i16x8.extend_high_i8x16_s(lo);
-      const l16b = i16x8.extend_low_i8x16_s(hi), h16b = i16x8.extend_high_i8x16_s(hi);
-      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l16)), s));
-      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l16)), s), 16);
-      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h16)), s), 32);
-      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h16)), s), 48);
-      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l16b)), s), 64);
-      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l16b)), s), 80);
-      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h16b)), s), 96);
-      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h16b)), s), 112);
+      storeScaled16(o, lo, s); // weights 0–15 of the block
+      storeScaled16(o + 64, hi, s); // weights 16–31
     }
   }
+}
+
+// 16 signed bytes widened to f32 and multiplied by s, stored at o … o + 63
+@inline
+function storeScaled16(o: usize, b: v128, s: v128): void {
+  const l = i16x8.extend_low_i8x16_s(b), h = i16x8.extend_high_i8x16_s(b);
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l)), s));
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l)), s), 16);
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h)), s), 32);
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h)), s), 48);
 }
