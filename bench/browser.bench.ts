@@ -16,10 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import type { HfConfig } from '../src/index.js';
 import { streamSafetensors } from '../src/node/checkpoint.js';
-import { writeSafetensors } from '../src/node/files.js';
 import type { Task } from './browser/page.js';
 import { placeholderVocab, writeLlamaGguf } from './gguf.js';
-import { randomLlamaTensors } from './random-llama.js';
+import { SMOLLM_135M, writeRandomCheckpoint } from './random-llama.js';
 
 const args = process.argv.slice(2);
 const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 5;
@@ -107,10 +106,7 @@ function prepare(dir: string): { model: string; gguf: string; vocab: number; new
   writeLlamaGguf(join(dir, 'qkv-tiny-bf16.gguf'), config, tensors, 'BF16', placeholderVocab(4096), 'qkv-tiny');
   const out = [{ model: 'qkv-tiny', gguf: 'qkv-tiny-bf16.gguf', vocab: 4096, newTokens: 64, label: 'qkv-tiny, bf16 (BF16 GGUF)' }];
   if (quick) return out;
-  const smol = randomLlamaTensors({ E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' });
-  mkdirSync(join(dir, 'smol'));
-  writeFileSync(join(dir, 'smol', 'config.json'), JSON.stringify(smol.config));
-  writeSafetensors(join(dir, 'smol', 'model.safetensors'), smol.tensors);
+  const smol = writeRandomCheckpoint(join(dir, 'smol'), SMOLLM_135M);
   writeLlamaGguf(join(dir, 'smol-f16.gguf'), smol.config, smol.tensors, 'F16', placeholderVocab(49152), 'SmolLM-135M shape');
   return [...out, { model: 'smol', gguf: 'smol-f16.gguf', vocab: 49152, newTokens: 32, label: 'SmolLM-135M shape, f16 (F16 GGUF)' }];
 }

@@ -8,16 +8,15 @@
 // with another process spinning on one core, the case where a second thread can cost more than it brings.
 // Options: --json, --rounds N (2), --runs N (2), --quick (qkv-tiny only)
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type HfConfig, kernelVariant } from '../src/index.js';
 import { streamSafetensors } from '../src/node/checkpoint.js';
-import { writeSafetensors } from '../src/node/files.js';
 import { useWasmFeatures } from '../src/node/wasm-features.js';
 import { type GgufType, placeholderVocab, vocabFromTokenizerJson, writeLlamaGguf } from './gguf.js';
-import { randomLlamaTensors } from './random-llama.js';
+import { SMOLLM_135M, writeRandomCheckpoint } from './random-llama.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
@@ -68,13 +67,10 @@ function prepare(dir: string, quick: boolean): Case[] {
   const cases: Case[] = [1, 2].map((threads) => ({ ...tiny, threads }));
   cases.push(...[1, 2].map((threads) => ({ ...tiny, model: 'qkv-tiny, bf16, busy neighbour', threads, neighbour: true })));
   if (quick) return cases;
-  // SmolLM-135M's shape (hidden 576, 30 layers, 9 heads, 3 kv heads, MLP 1536, vocabulary 49,152), random f16 weights
-  const smol = randomLlamaTensors({ E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' });
+  // SmolLM-135M's shape with random f16 weights
   const smolDir = join(dir, 'smollm-135m-shape');
-  mkdirSync(smolDir);
-  writeFileSync(join(smolDir, 'config.json'), JSON.stringify(smol.config));
-  writeSafetensors(join(smolDir, 'model.safetensors'), smol.tensors);
-  const smolBytes = statSync(join(smolDir, 'model.safetensors')).size;
+  const smol = writeRandomCheckpoint(smolDir, SMOLLM_135M);
+  const smolBytes = smol.bytes;
   const gguf = (type: GgufType) => {
     const path = join(dir, `smollm-135m-shape-${type}.gguf`);
     writeLlamaGguf(path, smol.config, smol.tensors, type, placeholderVocab(49152), 'SmolLM-135M shape');

@@ -56,15 +56,13 @@ export interface GgufVocab { tokens: string[]; types: Int32Array; merges: string
 /**
  * A vocabulary of placeholder tokens `<t0>` … `<t{V−1}>` for benchmarks, which feed token ids, never text. Typed
  * user-defined (4), llama.cpp matches them literally in a prompt: where an API takes only text (wllama's completions),
- * the string of `<t{id}>` for the ids is tokenized to exactly those ids (placeholderPrompt).
+ * the string of `<t{id}>` for the ids is tokenized to exactly those ids (bench/browser/page.ts builds it).
  */
 export function placeholderVocab(V: number): GgufVocab {
   const tokens = Array.from({ length: V }, (_, i) => `<t${i}>`);
   return { tokens, types: new Int32Array(V).fill(4), merges: [], bos: 0, eos: 0 };
 }
 
-/** The text llama.cpp tokenizes to `ids` under placeholderVocab. */
-export const placeholderPrompt = (ids: readonly number[]): string => ids.map((i) => `<t${i}>`).join('');
 
 /** The vocabulary of a byte-level BPE tokenizer.json (GPT-2's kind, as qkv-tiny's), for llama.cpp's "gpt2" model. */
 export function vocabFromTokenizerJson(json: Record<string, unknown>, bos: number, eos: number): GgufVocab {

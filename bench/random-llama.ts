@@ -1,5 +1,8 @@
 // A Llama-shaped model with random weights, built in memory (no download), for the generation benchmarks.
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { buildModel, type CausalLM, type HfConfig, Rng, Tensor, type WeightFormat, Weights } from '../src/index.js';
+import { writeSafetensors } from '../src/node/files.js';
 
 /** The shape of a Llama: hidden E, layers, heads, kv heads, MLP width F, vocabulary V; weights stored in `dtype`. */
 export interface LlamaShape { E: number; layers: number; heads: number; kvHeads: number; F: number; V: number; dtype?: 'float32' | 'float16' }
@@ -26,6 +29,19 @@ export function randomLlamaTensors(o: LlamaShape): { config: HfConfig; tensors: 
       .set(`${p}mlp.gate_proj.weight`, t([F, E])).set(`${p}mlp.up_proj.weight`, t([F, E])).set(`${p}mlp.down_proj.weight`, t([E, F]));
   }
   return { config, tensors: m };
+}
+
+/** SmolLM-135M's shape (hidden 576, 30 layers, 9 heads, 3 kv heads, MLP 1536, vocabulary 49,152), f16 weights. */
+export const SMOLLM_135M: LlamaShape = { E: 576, layers: 30, heads: 9, kvHeads: 3, F: 1536, V: 49152, dtype: 'float16' };
+
+/** A checkpoint directory `dir` (config.json, model.safetensors) of a random Llama; its tensors and file size too. */
+export function writeRandomCheckpoint(dir: string, shape: LlamaShape):
+  { config: HfConfig; tensors: Map<string, Tensor>; bytes: number } {
+  const { config, tensors } = randomLlamaTensors(shape);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  writeSafetensors(join(dir, 'model.safetensors'), tensors);
+  return { config, tensors, bytes: statSync(join(dir, 'model.safetensors')).size };
 }
 
 /** A Llama-shaped model with random weights (uniform ±0.02), stored in `dtype` and widened by the model. */

@@ -91,7 +91,7 @@ async function generation(t: Extract<Task, { kind: 'generation' }>): Promise<Rec
   const gguf = await (await fetch(`/models/${t.gguf}`)).blob();
   await w.loadModel([gguf], { n_ctx: t.prompt + t.newTokens + 16, n_batch: 512, n_threads: t.threads });
   // wllama's completions take text: the bench's GGUF files have placeholder tokens `<t{id}>` that llama.cpp matches
-  // literally, so this text is exactly these ids (gguf.ts, placeholderPrompt); timings are llama.cpp's own
+  // literally, so this text is exactly these ids (gguf.ts, placeholderVocab); timings are llama.cpp's own
   const text = (ids: number[]) => ids.map((i) => `<t${i}>`).join('');
   const run = (ids: number[], n: number) =>
     w.createCompletion({ prompt: text(ids), max_tokens: n, temperature: 0, ignore_eos: true, cache_prompt: false });
