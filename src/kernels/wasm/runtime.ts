@@ -216,6 +216,8 @@ export function take(r: Runtime, at: number, n: number): Float32Array {
 // cost a hundredfold (the output projection against a k projection), and totals of 128 calls kept whichever epoch had
 // drawn the cheaper calls — mostly "alone", so 2 threads decoded no faster than 1. One decision for all calls, not one
 // per shape: a worker that some calls leave idle falls asleep, and waking it costs the next threaded call ~1 ms here.
+// The first measurement is thrown away: it runs while V8 still tiers the kernels up (Liftoff, then TurboFan, in each
+// worker too), and it had kept a 135M f16 decode alone for its first 2 s (75 against 47 ms a token on 2 threads).
 export class ThreadChooser {
   static readonly EPOCH = 128;
   static readonly HOLD_MS = 2000;
@@ -226,6 +228,7 @@ export class ThreadChooser {
   private spent = { threads: 0, alone: 0 };
   private work = { threads: 0, alone: 0 };
   private holdUntil = 0;
+  private warm = false;
   /** The way chosen at the end of the last measurement (true: threads). */
   threaded = true;
 
@@ -246,6 +249,10 @@ export class ThreadChooser {
     if (++this.calls < ThreadChooser.EPOCH) return;
     this.calls = 0;
     if (this.phase === 'threads') { this.phase = 'alone'; return; }
+    if (!this.warm) { // the warm-up measurement: measured again at once
+      [this.warm, this.phase, this.spent, this.work] = [true, 'threads', { threads: 0, alone: 0 }, { threads: 0, alone: 0 }];
+      return;
+    }
     // ms per unit of work, cross-multiplied: threads when spent_t / work_t ≤ spent_a / work_a
     const threaded = this.spent.threads * this.work.alone <= this.spent.alone * this.work.threads;
     this.hold = threaded === this.threaded ? Math.min(2 * this.hold, ThreadChooser.MAX_HOLD_MS) : ThreadChooser.HOLD_MS;
