@@ -32,6 +32,16 @@ test('relaxed-simd: the differential suite (random shapes against the reference 
   assert.match(r.stdout, /# kernels: relaxed-simd/);
 });
 
+test('relaxed-simd: int4 products (decode with x in 8 bits, gemv-q.ts) match their brute force', () => {
+  // linear.test.ts's int4 tests; the f32/f16/bf16 paths of this build are the differential suite's and conformance's
+  const suite = join(DIST, 'test', 'unit', 'nn', 'linear.test.js');
+  const args = ['--experimental-wasm-relaxed-simd', '--test', '--test-name-pattern', 'int4|WebAssembly build', suite];
+  const r = run(args, { QKV_EXPECT_VARIANT: 'relaxed-simd' });
+  assert.equal(r.status, 0, r.stdout.slice(-3000) + r.stderr);
+  assert.match(r.stdout, /# fail 0/);
+  assert.match(r.stdout, /# kernels: relaxed-simd/);
+});
+
 test('setKernelVariant checks its argument and refuses to switch builds once the kernels run', () => {
   assert.throws(() => setKernelVariant('avx' as never), /variant must be 'auto', 'relaxed-simd' or 'simd128', got "avx"/);
   const now = kernelVariant()!; // starts the runtime

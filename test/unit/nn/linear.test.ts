@@ -1,10 +1,11 @@
 // linear() with weights as stored — f32, f16, bf16, int8 with row scales, int4 in blocks — equals x·Wᵀ computed in
 // f64 from the widened (dequantized) weight, on random shapes including K not a multiple of the SIMD width (the
 // TypeScript path). Decode with int8/int4 weights (M = 1, K a multiple of 32) is defined with x rounded to 16 bits per
-// block of 32 (kernels/wasm/asm/gemv-q.ts); the brute force below rounds x by that rule for the columns it covers.
+// block of 32 — to 8 bits for int4 in the relaxed-SIMD build (kernels/wasm/asm/gemv-q.ts); the brute force below rounds
+// x by that rule for the columns it covers. variants.test.ts runs this file with each build.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gatedLinear, Int4Matrix, Int8Matrix, linear, setKernelThreads, Tensor, Weights } from '../../../src/index.js';
+import { gatedLinear, Int4Matrix, Int8Matrix, kernelVariant, linear, setKernelThreads, Tensor, Weights } from '../../../src/index.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
 
 // y = x Wᵀ in float64 from the f32 values of W
@@ -22,9 +23,10 @@ function brute(x: Tensor, w: Tensor): Float32Array {
 }
 
 /**
- * The x an int8/int4 product uses, one thread: x rounded per block of 32 (dx = max|x| / 32767, xq = round(x · 32767 /
- * max), x̂ = xq · dx, all as the kernel computes them in f32) for the columns of whole groups of four when M = 1 and K is
- * a multiple of 32; x itself elsewhere (prefill, the column tail, the TypeScript kernel's shapes).
+ * The x an int8/int4 product uses, one thread: x rounded per block of 32 (dx = max|x| / Q, xq = round(x · Q / max),
+ * x̂ = xq · dx, all as the kernel computes them in f32; Q = 32767, or 127 for int4 in the relaxed-SIMD build) for the
+ * columns of whole groups of four when M = 1 and K is a multiple of 32; x itself elsewhere (prefill, the column tail,
+ * the TypeScript kernel's shapes).
  */
 function decodeInput(x: Tensor, N: number, j: number, int4 = false): Tensor {
   const [M, K] = x.shape;
@@ -34,7 +36,8 @@ function decodeInput(x: Tensor, N: number, j: number, int4 = false): Tensor {
   for (let b = 0; b < K; b += 32) {
     let amax = 0;
     for (let k = b; k < b + 32; k++) amax = Math.max(amax, Math.abs(xa[k]));
-    const [dx, inv] = [Math.fround(amax / 32767), amax > 0 ? Math.fround(32767 / amax) : 0];
+    const Q = int4 && kernelVariant() === 'relaxed-simd' ? 127 : 32767;
+    const [dx, inv] = [Math.fround(amax / Q), amax > 0 ? Math.fround(Q / amax) : 0];
     for (let k = b; k < b + 32; k++) {
       const v = Math.fround(xa[k] * inv);
       const q = Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v); // round half to even, as f32x4.nearest
@@ -55,6 +58,11 @@ function bruteQuantized(x: Tensor, q: Int8Matrix | Int4Matrix): Float32Array {
   }
   return y;
 }
+
+test('the WebAssembly build under test', (t) => {
+  t.diagnostic(`kernels: ${kernelVariant()}`);
+  if (process.env.QKV_EXPECT_VARIANT) assert.equal(kernelVariant(), process.env.QKV_EXPECT_VARIANT);
+});
 
 test('f32, f16 and bf16 weights give x·Wᵀ of the stored values (decode M = 1 and prefill M > 1)', () => {
   const rand = rng(5);

@@ -1,5 +1,5 @@
 // The GEMM jobs of asm/kernels.ts: the matrix products of linear layers with f32, f16, bf16, int8 or int4 weights.
-import { gemvQ4, gemvQ8, prepareQ16, widenPanelQ4 } from './gemv-q';
+import { gemvQ4, gemvQ4x8, gemvQ8, prepareQ8, prepareQ16, widenPanelQ4 } from './gemv-q';
 import { GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, GEMM_I4, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126, cst, exp2v, madd, ptr, word, hsum } from './common';
 
 // GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2]
@@ -22,8 +22,10 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   // decode with f16 weights, or integer dot products with int8/int4 weights (gemv-q.ts): x prepared once per thread in
   // its panel scratch (else the widening path below)
   const wide = n1 - n0 >= 4 && M == 1;
+  // (int4 with relaxed SIMD: x in 8 bits, for its 8-bit dot product)
   const prepared = wide && ((kind == GEMM_F16 && prepareF16(a, panel, K)) ||
-    ((kind == GEMM_I4 || (kind == GEMM_I8 && K % 32 == 0)) && prepareQ16(a, panel, K)));
+    (kind == GEMM_I4 && (ASC_FEATURE_RELAXED_SIMD ? prepareQ8(a, panel, K) : prepareQ16(a, panel, K))) ||
+    (kind == GEMM_I8 && K % 32 == 0 && prepareQ16(a, panel, K)));
   columns(a, b, c, scales, M, K, N, n0, n1, kind, panel, prepared);
   const glu = word(job, 10);
   if (glu == 0) return;
@@ -43,6 +45,7 @@ function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N:
     } else if (prepared) {
       if (kind == GEMM_F16) gemvF16(panel, b0, rowB, c, K, j);
       else if (kind == GEMM_I8) gemvQ8(panel, b0, c, K, j, scales);
+      else if (ASC_FEATURE_RELAXED_SIMD) gemvQ4x8(panel, b0, c, K, j, scales);
       else gemvQ4(panel, b0, c, K, j, scales);
     } else if (M == 1 && kind == GEMM_BF16) {
       gemvBF16(a, b0, rowB, c, K, j);

@@ -3,7 +3,8 @@
 // and four sums per instruction) instead of widening every weight to f32.
 //
 // x is rounded to 16 bits per block of 32 (prepareQ16):   dx_b = max_{k∈b} |x_k| / 32767,   xq_k = round(x_k / dx_b)
-// which keeps x to within 2^−16 of each block's largest value (an f32 → int8 weight is already 2^−8 coarse), then
+// which keeps x to within 2^−16 of each block's largest value (an f32 → int8 weight is already 2^−8 coarse; int4 in the
+// relaxed-SIMD build rounds x to 8 bits instead, prepareQ8 below), then
 //   int8 (a scale per row):               c_j = s_j · Σ_b dx_b · Σ_{k∈b} q_jk · xq_k
 //   int4 (a scale per row and block):     c_j = Σ_b s_jb · dx_b · Σ_{k∈b} (q_jk − 8) · xq_k
 // Int4 rows are blocks of 16 bytes holding 32 weights: byte i has weight i in its low nibble and weight i + 16 in its
@@ -89,6 +90,76 @@ export function gemvQ4(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: u
     s1 = madd(f32x4.convert_i32x4_s(blockI4(b1 + o, x0, x1, x2, x3)), f32x4.splat(dx * load<f32>(sc1 + bb)), s1);
     s2 = madd(f32x4.convert_i32x4_s(blockI4(b2 + o, x0, x1, x2, x3)), f32x4.splat(dx * load<f32>(sc2 + bb)), s2);
     s3 = madd(f32x4.convert_i32x4_s(blockI4(b3 + o, x0, x1, x2, x3)), f32x4.splat(dx * load<f32>(sc3 + bb)), s3);
+  }
+  store<f32>(c + (<usize>j << 2), hsum(s0));
+  store<f32>(c + (<usize>(j + 1) << 2), hsum(s1));
+  store<f32>(c + (<usize>(j + 2) << 2), hsum(s2));
+  store<f32>(c + (<usize>(j + 3) << 2), hsum(s3));
+}
+
+// Relaxed SIMD only (int4): x rounded to 8 bits per block, as llama.cpp rounds x for Q4_0 (its Q8_0):
+//   dx_b = max_{k∈b} |x_k| / 127,   xq_k = round(x_k / dx_b)
+//   c_j = Σ_b s_jb · dx_b · (Σ_{k∈b} q_jk · xq_k − 8 · Σ_{k∈b} xq_k)
+// so that i16x8.relaxed_dot_i8x16_i7x16_s takes the nibbles q ∈ [0, 15] as its 7-bit operand and xq as its signed 8-bit
+// one (pmaddubsw on x86: a product pair per i16 lane, |2 · 15 · 127| far from saturating). Rounding x to 8 bits adds
+// an error of at most 1/254 of a block's largest |x| per element, well under the int4 weights' own (up to 1/16 of a
+// block's largest weight).
+
+// xq (i8) and, per block, 8 · Σ xq (i32) and dx (f32) into `xs`: [K i8 | K/32 i32 | K/32 f32]; false as prepareQ16
+export function prepareQ8(a: usize, xs: usize, K: i32): bool {
+  const sums = xs + <usize>K, dxs = sums + (<usize>K >> 3);
+  for (let b = 0; b < K; b += 32) {
+    const x = a + (<usize>b << 2);
+    let m = f32x4.abs(v128.load(x));
+    for (let i = 16; i < 128; i += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + <usize>i)));
+    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    if (!isFinite(amax) || (amax != 0 && amax < 7.888609e-31)) return false;
+    store<f32>(dxs + (<usize>(b >> 5) << 2), amax / 127);
+    const inv = f32x4.splat(amax > 0 ? 127 / amax : 0);
+    let sum = i32x4.splat(0);
+    for (let i: usize = 0; i < 128; i += 64) {
+      const q0 = i16x8.narrow_i32x4_s(roundQ(x + i, inv), roundQ(x + i + 16, inv));
+      const q1 = i16x8.narrow_i32x4_s(roundQ(x + i + 32, inv), roundQ(x + i + 48, inv));
+      sum = i32x4.add(sum, i32x4.add(i32x4.extadd_pairwise_i16x8_s(q0), i32x4.extadd_pairwise_i16x8_s(q1)));
+      v128.store(xs + <usize>b + (i >> 2), i8x16.narrow_i16x8_s(q0, q1)); // |xq| ≤ 127: nothing saturates
+    }
+    const total = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
+    store<i32>(sums + (<usize>(b >> 5) << 2), 8 * total);
+  }
+  return true;
+}
+
+// four x at p scaled by inv, rounded to the nearest integer (ties to even)
+@inline
+function roundQ(p: usize, inv: v128): v128 {
+  return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), inv)));
+}
+
+// Σ q · xq − 8 Σ xq over one block of 32 int4 weights at w (i32 lanes; their sum is the block's dot product): the
+// nibbles as they are, the −8 applied once through the block's sum (in lane 0 of `sum8`)
+@inline
+function blockI4x8(w: usize, x0: v128, x1: v128, sum8: v128): v128 {
+  const h = v128.load(w);
+  const lo = i16x8.relaxed_dot_i8x16_i7x16_s(x0, v128.and(h, cst(C_NIBBLE))); // weights 0–15 of the block
+  const p = i16x8.add(lo, i16x8.relaxed_dot_i8x16_i7x16_s(x1, i8x16.shr_u(h, 4))); // + weights 16–31
+  return i32x4.sub(i32x4.extadd_pairwise_i16x8_s(p), sum8);
+}
+
+// c_j … c_{j+3} from int4 rows as gemvQ4, x prepared by prepareQ8 (relaxed SIMD builds only)
+export function gemvQ4x8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize): void {
+  const rowB = <usize>(K >> 1), sums = xs + <usize>K, dxs = sums + (<usize>K >> 3), blocks = <usize>(K >> 5);
+  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  const sc0 = scales + ((<usize>j * blocks) << 2), sc1 = sc0 + (blocks << 2), sc2 = sc1 + (blocks << 2), sc3 = sc2 + (blocks << 2);
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let k = 0; k < K; k += 32) {
+    const x0 = v128.load(xs + <usize>k), x1 = v128.load(xs + <usize>k, 16);
+    const bb = <usize>(k >> 5) << 2;
+    const sum8 = v128.load32_zero(sums + bb), dx = load<f32>(dxs + bb);
+    const o = <usize>(k >> 1);
+    s0 = madd(f32x4.convert_i32x4_s(blockI4x8(b0 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc0 + bb)), s0);
+    s1 = madd(f32x4.convert_i32x4_s(blockI4x8(b1 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc1 + bb)), s1);
+    s2 = madd(f32x4.convert_i32x4_s(blockI4x8(b2 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc2 + bb)), s2);
+    s3 = madd(f32x4.convert_i32x4_s(blockI4x8(b3 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc3 + bb)), s3);
   }
   store<f32>(c + (<usize>j << 2), hsum(s0));
   store<f32>(c + (<usize>(j + 1) << 2), hsum(s1));
