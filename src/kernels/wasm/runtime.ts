@@ -218,8 +218,11 @@ export function take(r: Runtime, at: number, n: number): Float32Array {
 // per shape: a worker that some calls leave idle falls asleep, and waking it costs the next threaded call ~1 ms here.
 // The first measurement is thrown away: it runs while V8 still tiers the kernels up (Liftoff, then TurboFan, in each
 // worker too), and it had kept a 135M f16 decode alone for its first 2 s (75 against 47 ms a token on 2 threads).
+// An epoch also ends once its calls have taken EPOCH_MS: 128 attention calls of 20–150 ms each had run alone for
+// seconds, on every measurement (L 1024 timed at 162 ms against 80 on the threads).
 export class ThreadChooser {
   static readonly EPOCH = 128;
+  static readonly EPOCH_MS = 100;
   static readonly HOLD_MS = 2000;
   static readonly MAX_HOLD_MS = 32_000;
   private hold = ThreadChooser.HOLD_MS;
@@ -246,7 +249,7 @@ export class ThreadChooser {
     const way = onThreads ? 'threads' : 'alone';
     this.spent[way] += ms;
     this.work[way] += work;
-    if (++this.calls < ThreadChooser.EPOCH) return;
+    if (++this.calls < ThreadChooser.EPOCH && this.spent[way] < ThreadChooser.EPOCH_MS) return;
     this.calls = 0;
     if (this.phase === 'threads') { this.phase = 'alone'; return; }
     if (!this.warm) { // the warm-up measurement: measured again at once

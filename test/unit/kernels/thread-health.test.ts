@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import { jobWork, ThreadChooser } from '../../../src/kernels/wasm/runtime.js';
 import { DECODE_JOB, GEMM_JOB } from '../../../src/kernels/wasm/jobs.js';
 
+// one measurement of short calls (threadsMs and aloneMs in tenths of a millisecond: EPOCH calls end each epoch)
 function measure(c: ThreadChooser, threadsMs: number, aloneMs: number, now: number): void {
   for (let i = 0; i < 2 * ThreadChooser.EPOCH; i++) {
     const onThreads = c.useThreads(now);
     assert.equal(onThreads, i < ThreadChooser.EPOCH, `call ${i}: threads first, then alone`);
-    c.note(onThreads, onThreads ? threadsMs : aloneMs, now);
+    c.note(onThreads, (onThreads ? threadsMs : aloneMs) / 10, now);
   }
 }
 
@@ -60,12 +61,24 @@ test('a measurement that agrees with the last doubles the hold (up to MAX_HOLD_M
 
 test('epochs are compared per unit of work: fewer costly calls in one epoch do not make it look faster', () => {
   const c = warmedUp();
-  // threads: 2 ms per call of 10 units (0.2 ms a unit); alone: 1 ms per call of 2 units (0.5 ms a unit) → threads
+  // threads: 0.2 ms per call of 10 units (0.02 ms a unit); alone: 0.1 ms per call of 2 units (0.05 ms a unit) → threads
   for (let i = 0; i < 2 * ThreadChooser.EPOCH; i++) {
     const onThreads = c.useThreads(0);
-    c.note(onThreads, onThreads ? 2 : 1, 0, onThreads ? 10 : 2);
+    c.note(onThreads, onThreads ? 0.2 : 0.1, 0, onThreads ? 10 : 2);
   }
-  assert.equal(c.threaded, true, 'by totals alone would have won (128 ms against 256)');
+  assert.equal(c.threaded, true, 'by totals alone would have won (12.8 ms against 25.6)');
+});
+
+test('an epoch ends after EPOCH calls or once its calls took EPOCH_MS, whichever comes first', () => {
+  const c = warmedUp();
+  const slow = ThreadChooser.EPOCH_MS / 4; // long calls (attention at L 1024): four of them fill an epoch
+  for (let i = 0; i < 8; i++) {
+    const onThreads = c.useThreads(0);
+    assert.equal(onThreads, i < 4, `call ${i}: four on the threads, then four alone`);
+    c.note(onThreads, slow, 0, onThreads ? 2 : 1); // the threads do twice the work in the same time
+  }
+  assert.equal(c.threaded, true);
+  assert.equal(c.useThreads(1), true, 'decided after 8 calls, held');
 });
 
 test('a job\'s work: M·K·N for a GEMM (twice gated), rows · keys · D per head for attention', () => {
