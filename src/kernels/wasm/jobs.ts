@@ -23,6 +23,12 @@ export const DECODE_JOB = new Layout('decode', [
   ['paged', 'u32'], ['tables', 'u32'], ['lens', 'u32'],
 ]);
 
+/** MERGE (asm/decode.ts): the DECODE job's chunks of each query row merged into out [B, Hq, L, Dv] and lse [B, Hq, L]. */
+export const MERGE_JOB = new Layout('merge', [
+  ['kind', 'u32'], ['part', 'u32'], ['out', 'u32'], ['lse', 'u32'], ['B', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['L', 'u32'],
+  ['Dv', 'u32'], ['splits', 'u32'],
+]);
+
 /** GEMM_* (asm/gemm.ts): c = a · bᵀ (× int8 scales), or the gated product act(a · bᵀ) ⊙ (a · b2ᵀ). */
 export const GEMM_JOB = new Layout('gemm', [
   ['kind', 'u32'], ['a', 'u32'], ['b', 'u32'], ['c', 'u32'], ['M', 'u32'], ['K', 'u32'], ['N', 'u32'], ['scales', 'u32'],

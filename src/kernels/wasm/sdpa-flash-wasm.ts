@@ -3,17 +3,16 @@
 // causal one, no score modifiers, head_dim and value dim multiples of 4 — and the dispatcher (attention/dispatch.ts)
 // gives every other call to the tiled TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
 // A few query rows (decoding: L ≤ 8) go to the DECODE job instead — split-K over the keys, so that threads share a
-// single row's work — and the host merges the chunks' partial results (see asm/decode.ts). It reads keys and values
+// single row's work — and the MERGE job then merges the chunks' partial results (see asm/decode.ts). It reads keys and values
 // in place when they already live in the kernels' memory (a KV cache on kernel storage, storage.ts).
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
 // panels of 8 keys, the kernel runs, out is copied back and lse = m · ln 2 + log l is formed from each row's statistics.
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
-import { mergeSplits } from '../cpu/online-softmax.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { ATTENTION_JOB, DECODE_JOB, PACK_K_JOB } from './jobs.js';
-import { alignLine, JOB, kernelRuntime, put, putTensor, runJob, scratch, take } from './runtime.js';
+import { ATTENTION_JOB, DECODE_JOB, MERGE_JOB, PACK_K_JOB } from './jobs.js';
+import { alignLine, JOB, kernelRuntime, put, putTensor, runJob, type Runtime, scratch, take } from './runtime.js';
 import { kernelOffset } from './storage.js';
 
 const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 query rows × 64 keys, units of 32 rows
@@ -57,9 +56,9 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   return { out: take(r, out, BH * L * Dv), lse };
 }
 
-// The DECODE job, then the merge of its chunks: each chunk s leaves (m_s, l_s, o_s), m in base 2 and o_s normalised
-// by l_s, so its lse_s = m_s · ln 2 + log l_s (−∞ when l_s = 0), and the chunks merge as the TypeScript decode kernel's
-// splits do (mergeSplits: o a convex combination of the o_s, so no sum overflows where the answer is finite).
+// The DECODE job, then the MERGE job over its chunks: each chunk s leaves (m_s, l_s, o_s), m in base 2 and o_s
+// normalised by l_s, and each row's chunks merge into o (a convex combination of the o_s, so no sum overflows where
+// the answer is finite) and lse (asm/decode.ts). Only out and lse are read back.
 function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
@@ -69,7 +68,8 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
   // keys and values read where a KV cache keeps them in the kernels' memory, else copied in
   const [kIn, vIn] = [inPlace(p.source?.k), inPlace(p.source?.v)];
-  const [q, kCopy, vCopy, part, scr] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D, vIn ? 0 : 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads]);
+  const [q, kCopy, vCopy, part, scr, out, lse] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D,
+    vIn ? 0 : 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads, 4 * B * Hq * L * Dv, 4 * B * Hq * L]);
   // straight from the callers' tensors (a KV cache's strided views: one copy, not two)
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   if (!kIn) putTensor(r, kCopy, p.source?.k) || put(r, kCopy, p.k);
@@ -80,27 +80,17 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
     kind: JOB.decode, q, k, v, part, scratch: scr, scratchStride: perThread, B, Hq, Hkv, L, S, D, Dv,
     scale: p.scale, causal: p.mask ? 1 : 0, shift, chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0,
   }));
-  return mergeChunks(take(r, part, units * R4 * (Dv + 2)), B, Hq, Hkv, L, Dv, splits);
+  return mergeChunks(r, { part, out, lse, B, Hq, Hkv, L, Dv, splits });
 }
 
-/** out [B, Hq, L, Dv] and lse [B, Hq, L] from the DECODE job's partial results `parts` ([units][R4][Dv], m, l). */
-export function mergeChunks(parts: Float32Array, B: number, Hq: number, Hkv: number, L: number, Dv: number, splits: number):
-  SdpaForwardResult {
-  const G = Hq / Hkv, R4 = (G * L + 3) & ~3, units = B * Hkv * splits;
-  const mAt = units * R4 * Dv, lAt = mAt + units * R4;
-  const out = new Float32Array(B * Hq * L * Dv);
-  const lse = new Float32Array(B * Hq * L);
-  const lseChunk = new Float64Array(splits);
-  for (let b = 0; b < B; b++) for (let h = 0; h < Hq; h++) for (let i = 0; i < L; i++) {
-    const row = (b * Hq + h) * L + i;
-    const u0 = (b * Hkv + Math.floor(h / G)) * splits, rr = (h % G) * L + i;
-    for (let s = 0; s < splits; s++) {
-      const l = parts[lAt + (u0 + s) * R4 + rr];
-      lseChunk[s] = l === 0 ? -Infinity : parts[mAt + (u0 + s) * R4 + rr] * Math.LN2 + Math.log(l);
-    }
-    lse[row] = mergeSplits(lseChunk, splits, parts, (u0 * R4 + rr) * Dv, R4 * Dv, Dv, out, row * Dv);
-  }
-  return { out, lse };
+/**
+ * The MERGE job over the DECODE job's partial results at `part` ([units][R4][Dv], then m, then l): out [B, Hq, L, Dv]
+ * and lse [B, Hq, L], written at `out` and `lse` in the kernels' memory and read back.
+ */
+export function mergeChunks(r: Runtime, j: { part: number; out: number; lse: number; B: number; Hq: number; Hkv: number; L: number;
+  Dv: number; splits: number }): SdpaForwardResult {
+  runJob(r, MERGE_JOB.words({ kind: JOB.merge, ...j }));
+  return { out: take(r, j.out, j.B * j.Hq * j.L * j.Dv), lse: take(r, j.lse, j.B * j.Hq * j.L) };
 }
 
 // [byte offset, floats from one (batch, head) to the next] of a [B, H, S, d] tensor whose storage is in the kernels'

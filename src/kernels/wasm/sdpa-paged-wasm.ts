@@ -1,13 +1,13 @@
 // Paged attention in WebAssembly SIMD (Kwon et al. 2023): the DECODE job of asm/decode.ts with one unit per
 // (row, kv head, block) — each unit reads one block of the pool where the paged KV cache keeps it (in the kernels'
-// memory, storage.ts), for every query head of its GQA group — and the host merges the blocks' partial results
-// exactly as the split-K decode does (mergeChunks). It covers float32 pools in kernel memory with a causal mask or none;
+// memory, storage.ts), for every query head of its GQA group — and the MERGE job merges the blocks' partial results
+// as the split-K decode's (mergeChunks). It covers float32 pools in kernel memory with a causal mask or none;
 // sliding windows, soft-capping, padding masks, int8 pools and attention weights go to the TypeScript kernel
 // (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
 import type { PagedKernel, PagedProblem, PagedResult } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { DECODE_JOB } from './jobs.js';
-import { alignLine, JOB, kernelRuntime, put, runJob, scratch, take } from './runtime.js';
+import { alignLine, JOB, kernelRuntime, put, runJob, scratch } from './runtime.js';
 import { mergeChunks } from './sdpa-flash-wasm.js';
 import { kernelOffset } from './storage.js';
 
@@ -67,7 +67,8 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
   check(p, Math.min(Math.floor(pool.k.length / (perBlock * D)), Math.floor(pool.v.length / (perBlock * Dv))));
   const splits = splitsOf(p);
   const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
-  const [q, part, tables, lens, scr] = scratch(r, [4 * B * Hq * T * D, partsBytes(p), 4 * B * splits, 4 * B, perThread * r.threads]);
+  const [q, part, tables, lens, scr, out, lse] = scratch(r, [4 * B * Hq * T * D, partsBytes(p), 4 * B * splits, 4 * B,
+    perThread * r.threads, 4 * B * Hq * T * Dv, 4 * B * Hq * T]);
   put(r, q, p.q);
   // the block tables as one [B][splits] array (a shorter row's last entries are never read), and the rows' lengths
   const table = new Uint32Array(B * splits);
@@ -80,8 +81,7 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
     B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk: blockSize, splits,
     kStride: 0, vStride: 0, paged: 1, tables, lens,
   }));
-  const parts = take(r, part, partsBytes(p) / 4);
-  return { ...mergeChunks(parts, B, Hq, Hkv, T, Dv, splits), maxS };
+  return { ...mergeChunks(r, { part, out, lse, B, Hq, Hkv, L: T, Dv, splits }), maxS };
 }
 
 /** The WebAssembly paged kernel, as the registry holds it. */

@@ -4,9 +4,10 @@
 // GQA group that reads this kv head (G = Hq/Hkv heads × L rows), so each key and value is read once per group.
 // Each unit leaves its rows' partial state — m (max score), l (Σ 2^{s−m}) and o = Σ 2^{s−m} v / l (normalised, so
 // finite whenever the answer is), in base 2 like the attention job (s = scale · log2 e · q·k) — and the host merges
-// the chunks exactly:  M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s (2^{m_s−M} l_s / l) o_s,  lse = M · ln 2 + log l.
+// the chunks (the MERGE job, below):  M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s (2^{m_s−M} l_s / l) o_s,
+// lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
-import { LOG2E, madd, ptr, word } from './common';
+import { exp2neg, LOG2E, madd, ptr, word } from './common';
 import { BM, BN, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
@@ -95,4 +96,45 @@ function scoreRow(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, s
     v128.store(s + (<usize>c << 2), f32x4.mul(dots, sc));
     if (j + 3 > last) for (let x = max(0, last + 1 - j); x < 4; x++) store<f32>(s + (<usize>(c + x) << 2), -Infinity);
   }
+}
+
+// MERGE (MERGE_JOB in jobs.ts): [kind, part, out, lse, B, Hq, Hkv, L, Dv, splits] — part as the DECODE job left it.
+// For each query row (b, h, i), over the chunks s that saw a key (l_s ≠ 0; a NaN l_s counts, so NaN reaches the row):
+//   M = max_s m_s,   e_s = 2^{m_s − M} l_s,   l = Σ_s e_s,   o = Σ_s (e_s / l) o_s,   lse = M · ln 2 + ln l
+// o is a convex combination of the normalised o_s (finite wherever the answer is); no chunk saw a key → o = 0,
+// lse = −∞. 2^x as the softmax computes it (exp2neg); thread t takes rows t, t + T, …
+export function merge(job: usize, t: i32, T: i32): void {
+  const part = ptr(job, 1), out = ptr(job, 2), lse = ptr(job, 3);
+  const B = word(job, 4), Hq = word(job, 5), Hkv = word(job, 6), L = word(job, 7), Dv = word(job, 8), splits = word(job, 9);
+  const G = Hq / Hkv, R4 = (G * L + 3) & ~3, units = B * Hkv * splits;
+  const mAt = part + (<usize>units * <usize>R4 * <usize>Dv << 2), lAt = mAt + (<usize>units * <usize>R4 << 2);
+  for (let row = t; row < B * Hq * L; row += T) {
+    const i = row % L, h = (row / L) % Hq, b = row / (L * Hq);
+    const u0 = (b * Hkv + h / G) * splits, rr = (h % G) * L + i;
+    const o = out + (<usize>row * <usize>Dv << 2);
+    for (let d = 0; d < Dv; d += 4) v128.store(o + (<usize>d << 2), f32x4.splat(0));
+    let M: f32 = -Infinity;
+    for (let s = 0; s < splits; s++) {
+      const at = <usize>((u0 + s) * R4 + rr) << 2;
+      if (load<f32>(lAt + at) != 0) M = max(M, load<f32>(mAt + at));
+    }
+    if (M == -Infinity) { store<f32>(lse + (<usize>row << 2), -Infinity); continue; }
+    let l: f32 = 0;
+    for (let s = 0; s < splits; s++) l += chunkWeight(mAt, lAt, <usize>((u0 + s) * R4 + rr) << 2, M);
+    const inv = f32x4.splat(1 / l);
+    for (let s = 0; s < splits; s++) {
+      const e = chunkWeight(mAt, lAt, <usize>((u0 + s) * R4 + rr) << 2, M);
+      if (e == 0) continue;
+      const w = f32x4.mul(f32x4.splat(e), inv), os = part + (<usize>((u0 + s) * R4 + rr) * <usize>Dv << 2);
+      for (let d: usize = 0; d < <usize>Dv << 2; d += 16) v128.store(o + d, madd(w, v128.load(os + d), v128.load(o + d)));
+    }
+    store<f32>(lse + (<usize>row << 2), <f32>(<f64>M * Math.LN2 + Math.log(<f64>l)));
+  }
+}
+
+// e_s = 2^{m_s − M} l_s of the chunk whose m and l are `at` bytes into their arrays (0 when it saw no key)
+@inline
+function chunkWeight(mAt: usize, lAt: usize, at: usize, M: f32): f32 {
+  const ls = load<f32>(lAt + at);
+  return ls == 0 ? 0 : f32x4.extract_lane(exp2neg(f32x4.splat(load<f32>(mAt + at) - M)), 0) * ls;
 }

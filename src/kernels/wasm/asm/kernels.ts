@@ -4,7 +4,8 @@
 //
 //   ATTENTION   FlashAttention forward (online softmax), causal or not, GQA; 4 query rows × 8 keys per register tile
 //   DECODE      split-K attention for a few query rows (FlashDecoding): units of (kv head, key chunk) over threads,
-//               all the query heads of a GQA group together, partial results merged by the host
+//               all the query heads of a GQA group together
+//   MERGE       the DECODE job's chunks of each query row merged (its rows over threads), out and lse for the host
 //   PACK_K      k [BHkv, S, D] → panels [BHkv, S/8, D, 8] so the score tile reads 8 keys per load, in order
 //   GEMM_*      C[M, N] = A[M, K] · B[N, K]ᵀ (torch's Linear layout) with B in f32, f16, bf16, int8 (+ a scale per
 //               row of B) or int4 (+ a scale per row and block of 32), B widened to f32 inside the kernel so decode
@@ -13,13 +14,13 @@
 // Layout of a job (i32 words; floats stored as their bits): at the top of each job's function and in
 // src/kernels/wasm/runtime.ts. The jobs live in attention.ts and gemm.ts; common.ts has what they share.
 
-import { ATTENTION, DECODE, PACK_K, word, writeConstants } from './common';
+import { ATTENTION, DECODE, MERGE, PACK_K, word, writeConstants } from './common';
 
 /** Writes the table of vector constants; the host calls it once per memory, before any job. */
 export function init(): void { writeConstants(); }
 
 import { attention, packK } from './attention';
-import { decode } from './decode';
+import { decode, merge } from './decode';
 import { gemm } from './gemm';
 /** Thread t of T runs its share of the job at `job`. */
 export function run(job: usize, t: i32, T: i32): void {
@@ -27,5 +28,6 @@ export function run(job: usize, t: i32, T: i32): void {
   if (kind == ATTENTION) attention(job, t, T);
   else if (kind == DECODE) decode(job, t, T);
   else if (kind == PACK_K) packK(job, t, T);
+  else if (kind == MERGE) merge(job, t, T);
   else gemm(job, kind, t, T);
 }
