@@ -17,20 +17,32 @@ export function prepareQ16(a: usize, xs: usize, K: i32): bool {
   const dxs = xs + (<usize>K << 1);
   for (let b = 0; b < K; b += 32) {
     const x = a + (<usize>b << 2);
-    let m = f32x4.abs(v128.load(x));
-    for (let i = 16; i < 128; i += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + <usize>i)));
-    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-    if (!isFinite(amax) || (amax != 0 && amax < 7.888609e-31)) return false;
+    const amax = blockAbsMax(x);
+    if (amax < 0) return false;
     store<f32>(dxs + (<usize>(b >> 5) << 2), amax / 32767);
     const inv = f32x4.splat(amax > 0 ? 32767 / amax : 0);
     for (let i: usize = 0; i < 128; i += 32) {
-      // round to nearest; the narrowing saturates at ±32767 should x / dx round a hair past it
-      const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + i), inv)));
-      const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + i, 16), inv)));
-      v128.store(xs + (<usize>b << 1) + (i >> 1), i16x8.narrow_i32x4_s(q0, q1));
+      // the narrowing saturates at ±32767 should x / dx round a hair past it
+      v128.store(xs + (<usize>b << 1) + (i >> 1), i16x8.narrow_i32x4_s(roundQ(x + i, inv), roundQ(x + i + 16, inv)));
     }
   }
   return true;
+}
+
+// the largest |x| of the block of 32 floats at x, or −1 when the block cannot be rounded to integers: some x is ±∞ or
+// NaN, or the largest |x| is below 2^−100 (where the scale's inverse would overflow)
+@inline
+function blockAbsMax(x: usize): f32 {
+  let m = f32x4.abs(v128.load(x));
+  for (let i = 16; i < 128; i += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + <usize>i)));
+  const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  return !isFinite(amax) || (amax != 0 && amax < 7.888609e-31) ? -1 : amax;
+}
+
+// four x at p scaled by inv, rounded to the nearest integer (ties to even)
+@inline
+function roundQ(p: usize, inv: v128): v128 {
+  return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), inv)));
 }
 
 // Σ over one block of 32 of q · xq for 32 int8 weights at w (i32 lanes; their sum is the block's dot product)
@@ -110,10 +122,8 @@ export function prepareQ8(a: usize, xs: usize, K: i32): bool {
   const sums = xs + <usize>K, dxs = sums + (<usize>K >> 3);
   for (let b = 0; b < K; b += 32) {
     const x = a + (<usize>b << 2);
-    let m = f32x4.abs(v128.load(x));
-    for (let i = 16; i < 128; i += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + <usize>i)));
-    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-    if (!isFinite(amax) || (amax != 0 && amax < 7.888609e-31)) return false;
+    const amax = blockAbsMax(x);
+    if (amax < 0) return false;
     store<f32>(dxs + (<usize>(b >> 5) << 2), amax / 127);
     const inv = f32x4.splat(amax > 0 ? 127 / amax : 0);
     let sum = i32x4.splat(0);
@@ -129,11 +139,6 @@ export function prepareQ8(a: usize, xs: usize, K: i32): bool {
   return true;
 }
 
-// four x at p scaled by inv, rounded to the nearest integer (ties to even)
-@inline
-function roundQ(p: usize, inv: v128): v128 {
-  return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), inv)));
-}
 
 // Σ q · xq − 8 Σ xq over one block of 32 int4 weights at w (i32 lanes; their sum is the block's dot product): the
 // nibbles as they are, the −8 applied once through the block's sum (in lane 0 of `sum8`)
