@@ -123,6 +123,14 @@ function print(rows: Row[]): void {
       `${range(all(llama, 'decode')).padStart(15)} | ${dr.toFixed(2).padStart(5)} | ${`${MiB(pq)} / ${MiB(pl)}`.padStart(24)} | ` +
       `${(pq / c.weightBytes).toFixed(2)}× of ${MiB(c.weightBytes)} MiB`);
   }
+  // the "never slower on 2 threads" question, per model: decode on 2 threads ÷ on 1, each engine
+  const decodeOf = (r: Row | undefined, e: 'qkv' | 'llama') => (r ? median(all(r[e], 'decode')) : NaN);
+  console.log('\ndecode on 2 threads ÷ on 1 thread (below 1: the second thread slows it down)');
+  for (const model of [...new Set(rows.map((r) => r.c.model))]) {
+    const [one, two] = [1, 2].map((t) => rows.find((r) => r.c.model === model && r.c.threads === t));
+    const ratio = (e: 'qkv' | 'llama') => (decodeOf(two, e) / decodeOf(one, e)).toFixed(2);
+    console.log(`  ${model.padEnd(34)} qkv ${ratio('qkv')}×   llama.cpp ${ratio('llama')}×`);
+  }
   const agree = rows.filter((r) => r.c.ggufType !== 'Q8_0' && r.c.ggufType !== 'Q4_0')
     .map((r) => r.qkv[0].tokens.findIndex((t, i) => t !== r.llama[0].tokens[i]));
   console.log(`\nfirst differing generated token between the engines, unquantized rows: ${agree.map((i) => (i < 0 ? 'none' : i)).join(', ')}`);
