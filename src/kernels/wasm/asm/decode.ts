@@ -3,8 +3,8 @@
 // keys are cut into chunks instead: a unit of work is (batch, kv head, chunk), and it holds every query row of the
 // GQA group that reads this kv head (G = Hq/Hkv heads × L rows), so each key and value is read once per group.
 // Each unit leaves its rows' partial state — m (max score), l (Σ 2^{s−m}) and o = Σ 2^{s−m} v / l (normalised, so
-// finite whenever the answer is), in base 2 like the attention job (s = scale · log2 e · q·k) — and the host merges
-// the chunks (the MERGE job, below):  M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s (2^{m_s−M} l_s / l) o_s,
+// finite whenever the answer is), in base 2 like the attention job (s = scale · log2 e · q·k) — and the MERGE job
+// (below) merges the chunks:  M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s (2^{m_s−M} l_s / l) o_s,
 // lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
 import { exp2neg, LOG2E, madd, ptr, word } from './common';

@@ -139,7 +139,6 @@ export function prepareQ8(a: usize, xs: usize, K: i32): bool {
   return true;
 }
 
-
 // Σ q · xq − 8 Σ xq over one block of 32 int4 weights at w (i32 lanes; their sum is the block's dot product): the
 // nibbles as they are, the −8 applied once through the block's sum (in lane 0 of `sum8`)
 @inline
