@@ -70,6 +70,10 @@ export interface Runtime {
   top: number; // end of the resident weights
   written: number; // end of the memory scratch has ever used: past it, memory is as grown (zero)
   variant: KernelVariant;
+  // views kept from one growth to the next (ensure() renews them): reading `memory.buffer` on every call cost a good
+  // part of a small call's host time, most with a shared memory
+  bytes: Uint8Array; // the whole memory
+  jobWords: Int32Array; // the job's words at JOB_AT
 }
 
 let rt: Runtime | null | undefined;
@@ -92,13 +96,16 @@ function create(): Runtime | null {
     const exports = new WebAssembly.Instance(module, { env: { memory, abort } }).exports as unknown as Exports;
     exports.init(); // the constant table, once for every thread that will share this memory
     const control = new Int32Array(memory.buffer, 0, 64);
-    return { module, memory, exports, shared, control, workers: 0, threads: 1, top: RESIDENT_AT, written: RESIDENT_AT, variant };
+    return { module, memory, exports, shared, control, workers: 0, threads: 1, top: RESIDENT_AT, written: RESIDENT_AT, variant,
+      ...views(memory) };
   } catch {
     return null;
   }
 }
 
 function abort(): never { throw new Error('qkv wasm: abort'); }
+
+const views = (memory: WebAssembly.Memory) => ({ bytes: new Uint8Array(memory.buffer), jobWords: new Int32Array(memory.buffer, JOB_AT, 64) });
 
 /** The kernel runtime, or null where WebAssembly SIMD is unavailable (callers fall back to TypeScript). */
 export function kernelRuntime(): Runtime | null {
@@ -111,8 +118,11 @@ export const align16 = (n: number) => (n + 15) & ~15;
 
 function ensure(r: Runtime, bytes: number): void {
   if (bytes > MAX_BYTES) throw new QkvError(`qkv wasm: needs ${(bytes / 2 ** 30).toFixed(2)} GiB of WebAssembly memory; the limit is 4 GiB`);
-  const pages = Math.ceil(bytes / 65536) - r.memory.buffer.byteLength / 65536;
-  if (pages > 0) r.memory.grow(pages);
+  const pages = Math.ceil(bytes / 65536) - r.bytes.byteLength / 65536;
+  if (pages > 0) {
+    r.memory.grow(pages);
+    Object.assign(r, views(r.memory)); // a private memory's old buffer is detached now, a shared one's too short
+  }
 }
 
 /** Rounds a byte count up to whole 64-byte cache lines. */
@@ -179,20 +189,20 @@ export function resident(r: Runtime, data: Float32Array | Uint16Array | Int8Arra
   let at = residentAt.get(data);
   if (at !== undefined) return at;
   at = reserve(r, data.byteLength);
-  new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  put(r, at, data);
   residentAt.set(data, at);
   return at;
 }
 
 /** Copies `data` into memory at byte offset `at` (as bytes: any element type). */
 export function put(r: Runtime, at: number, data: Float32Array | Uint16Array | Int8Array | Uint8Array): void {
-  new Uint8Array(r.memory.buffer, at, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  r.bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
 }
 
 /** Copies a tensor's elements (row-major, as float32) to byte offset `at`; false when there is no tensor. */
 export function putTensor(r: Runtime, at: number, t: Tensor | undefined): boolean {
   if (!t) return false;
-  t.writeFloat32(new Float32Array(r.memory.buffer, at, t.size));
+  t.writeFloat32(new Float32Array(r.bytes.buffer, at, t.size));
   return true;
 }
 
@@ -202,7 +212,7 @@ export function putTensor(r: Runtime, at: number, t: Tensor | undefined): boolea
  */
 export function take(r: Runtime, at: number, n: number): Float32Array {
   const out = new Float32Array(n);
-  new Uint8Array(out.buffer).set(new Uint8Array(r.memory.buffer, at, 4 * n));
+  new Uint8Array(out.buffer).set(r.bytes.subarray(at, at + 4 * n));
   return out;
 }
 
@@ -279,7 +289,7 @@ export function jobWork(w: readonly number[]): number {
 
 /** Runs a job (its i32 words, kind first, as a layout of jobs.ts writes them) on every thread. */
 export function runJob(r: Runtime, words: readonly number[]): void {
-  new Int32Array(r.memory.buffer, JOB_AT, words.length).set(words);
+  r.jobWords.set(words);
   const T = r.threads;
   if (T === 1) { r.exports.run(JOB_AT, 0, 1); return; }
   const t0 = performance.now();
