@@ -105,7 +105,10 @@ function create(): Runtime | null {
 
 function abort(): never { throw new Error('qkv wasm: abort'); }
 
-const views = (memory: WebAssembly.Memory) => ({ bytes: new Uint8Array(memory.buffer), jobWords: new Int32Array(memory.buffer, JOB_AT, 64) });
+// the runtime's views of the memory (Runtime.bytes, .jobWords), made again after each growth
+const views = (memory: WebAssembly.Memory) => ({
+  bytes: new Uint8Array(memory.buffer), jobWords: new Int32Array(memory.buffer, JOB_AT, 64),
+});
 
 /** The kernel runtime, or null where WebAssembly SIMD is unavailable (callers fall back to TypeScript). */
 export function kernelRuntime(): Runtime | null {
