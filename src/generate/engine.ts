@@ -272,7 +272,7 @@ export class BatchEngine {
     this.counts.tokensDecoded += rows.length;
     this.counts.lastBatch = rows.length;
     this.o.onDecode?.(rows.length);
-    rows.forEach((s, b) => this.settle(s, feds[b], logits.slice(b * V, (b + 1) * V)));
+    rows.forEach((s, b) => this.settle(s, feds[b], logits.subarray(b * V, (b + 1) * V))); // each row its own part, no copy
   }
 
   private async prefillChunk(s: Seq): Promise<void> {
