@@ -117,7 +117,7 @@ const MiB = (b: unknown) => (typeof b === 'number' ? (b / 2 ** 20).toFixed(0) : 
 
 function print(rows: Row[], version: string): void {
   console.log(`qkv in the browser — ${version}, ${cpus()[0]?.model} (${cpus().length} cores), ${THREADS} threads, ` +
-    `cross-origin isolated; medians of ${runs} runs after a 0.5 s warm-up; MiB = the page's peak resident memory\n`);
+    `cross-origin isolated; medians of ${runs} runs after a 2 s warm-up; MiB = the page's peak resident memory\n`);
   console.log('attention, fp32, B 1, H 8, D 64   | causal |     L | qkv ms (MiB) | ort graph ms (MiB) | ort MHA ms (MiB) | qkv / graph | qkv / MHA');
   const att = rows.filter((r) => r.task.kind === 'attention');
   for (const key of [...new Set(att.map((r) => `${(r.task as { causal: boolean }).causal}:${(r.task as { L: number }).L}`))]) {

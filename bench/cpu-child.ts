@@ -68,8 +68,9 @@ async function setup(): Promise<() => Promise<void> | void> {
 const run = await setup();
 // warm-up, the same for every implementation: compilation, thread pools, first allocations — and V8's tier-up of
 // the WebAssembly code, which lands a few calls in (that call takes ~1.5–2× its steady time while the optimising
-// compiler shares this 2-core machine): one call, then more until 0.5 s have passed
-for (const t0 = performance.now(); ;) { await run(); if (performance.now() - t0 >= 500) break; }
+// compiler shares this 2-core machine), and qkv's thread chooser's first measurements (some calls alone; ~1.5 s with
+// calls of a quarter second): one call, then more until 2 s have passed
+for (const t0 = performance.now(); ;) { await run(); if (performance.now() - t0 >= 2000) break; }
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 gc();
 const baseRss = peakRss();

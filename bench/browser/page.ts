@@ -24,9 +24,10 @@ function data(seed: number, n: number): Float32Array {
   return a;
 }
 
-// times f after a warm-up of 0.5 s (compilation, thread pools, the optimising tier): milliseconds per run
+// times f after a warm-up of 2 s (compilation, thread pools, the optimising tier, and qkv's thread chooser's first
+// measurements, which run some calls alone: with calls of a quarter second they take ~1.5 s): milliseconds per run
 async function time(f: () => Promise<unknown> | unknown, runs: number): Promise<Median> {
-  for (const t0 = performance.now(); performance.now() - t0 < 500;) await f();
+  for (const t0 = performance.now(); performance.now() - t0 < 2000;) await f();
   const ms: number[] = [];
   for (let r = 0; r < runs; r++) {
     const t0 = performance.now();
