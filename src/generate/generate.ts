@@ -12,7 +12,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { EngineSequence } from './engine.js';
 import { checkSampling, logprobsOf, sampleNext, type SamplingOptions } from './sampling.js';
 import { webgpuStepper } from './webgpu.js';
-import { settledText, type Tokenizer } from './tokenizer.js';
+import { IncrementalDecoder, settledText, type Tokenizer } from './tokenizer.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** New tokens at most (default 64). */
@@ -134,6 +134,8 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   try {
     const pause = o.sequence ? async () => {} : yielder(); // the engine's ticks yield already
     const ids: number[] = [];
+    const history = [...promptIds]; // prompt and generated ids, for the repetition penalty
+    const decoder = tokenizer ? new IncrementalDecoder(tokenizer) : null;
     let text = '';
     let finishReason: 'stop' | 'length' = 'length';
     let cutAtStopString = false;
@@ -151,16 +153,19 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
       for (const t of out) { o.onToken?.(t); yield t; }
     };
     for (let n = 0; n < maxTokens; n++) {
-      const id = sampleNext(logits, [...promptIds, ...ids], o, rng, ids);
+      const id = sampleNext(logits, history, o, rng, ids);
       if (n === 0) prefillMs = performance.now() - t0;
       if (stop.has(id)) { finishReason = 'stop'; break; }
       ids.push(id);
+      history.push(id);
       pending.push({ id, index: n, ...(o.logprobs !== undefined ? logprobsOf(logits, id, o.logprobs) : {}) });
       if (!tokenizer) { yield* release(0); } else {
-        const full = tokenizer.decode(ids);
+        const full = decoder!.decode(ids);
         const settled = settledText(full);
+        const grown = text.length; // a stop string ending in the text added now begins after grown − its length
         text = settled.length > text.length ? settled : text;
-        const hit = o.stopStrings?.map((x) => text.indexOf(x)).filter((i) => i >= 0).sort((a, b) => a - b)[0];
+        const hit = o.stopStrings?.map((x) => text.indexOf(x, Math.max(0, grown - x.length)))
+          .filter((i) => i >= 0).sort((a, b) => a - b)[0];
         if (hit !== undefined) {
           text = text.slice(0, hit);
           yield* release(hit);

@@ -99,3 +99,32 @@ export class Tokenizer {
 export function settledText(full: string): string {
   return full.replace(/\uFFFD+$/u, '');
 }
+
+/**
+ * decode(ids) of a growing list of ids, one decode of a short window per token instead of the whole list (which made
+ * a 1,000-token generation 1.6× slower than its decoding). The ids up to `read` are text already; the window starts
+ * at `prefix`, a step earlier, so that a decoder which treats its first token specially (a leading space) sees the
+ * same context as in the whole decode:  decode(ids) = done + decode(ids[prefix…]) minus decode(ids[prefix…read]).
+ * The window moves on once it ends in whole characters. Where a decoder does not split that way (the window's text
+ * does not begin with the text it had), the whole list is decoded instead.
+ */
+export class IncrementalDecoder {
+  private done = ''; // decode(ids[0…read])
+  private prefix = 0;
+  private read = 0;
+  private before = ''; // decode(ids[prefix…read])
+
+  constructor(private readonly tokenizer: Tokenizer) {}
+
+  /** decode(ids) for `ids`, the list given last time with ids appended. */
+  decode(ids: readonly number[]): string {
+    const window = this.tokenizer.decode(ids.slice(this.prefix));
+    const full = window.startsWith(this.before) ? this.done + window.slice(this.before.length) : this.tokenizer.decode(ids);
+    if (!full.endsWith('\uFFFD')) { // whole characters: the window moves on
+      [this.done, this.prefix, this.read] = [full, this.read, ids.length];
+      this.before = this.tokenizer.decode(ids.slice(this.prefix, this.read));
+    }
+    return full;
+  }
+}
+

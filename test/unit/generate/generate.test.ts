@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generate, generateStream, settledText } from '../../../src/generate/generate.js';
 import { checkSampling, sampleNext } from '../../../src/generate/sampling.js';
+import { IncrementalDecoder } from '../../../src/generate/tokenizer.js';
 import type { CausalLM } from '../../../src/models/model.js';
 import { Rng } from '../../../src/nn/random.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
@@ -126,3 +127,15 @@ test('a character split over byte-level tokens is streamed whole: every trailing
   assert.equal(settledText('naïve 🙂'), 'naïve 🙂');
   assert.equal(settledText('\uFFFD'), '');
 });
+
+test('IncrementalDecoder gives decode(ids) for every prefix of a growing list: split characters, stray bytes, specials', () => {
+  const tok = loadCheckpoint(TINY).tokenizer!;
+  const text = 'naïve café 🙂 — 日本語\n  indented  lines, "quotes" and the end.';
+  const rand = new Rng(3);
+  const stray = Array.from({ length: 200 }, () => Math.floor(rand.uniform() * tok.vocabSize)); // bytes that are no UTF-8
+  for (const ids of [tok.encode(text), [...tok.encode(text), ...stray, ...tok.encode(text)]]) {
+    const dec = new IncrementalDecoder(tok);
+    for (let n = 1; n <= ids.length; n++) assert.equal(dec.decode(ids.slice(0, n)), tok.decode(ids.slice(0, n)), `after ${n} ids`);
+  }
+});
+
