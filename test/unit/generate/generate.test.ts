@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generate, generateStream, settledText } from '../../../src/generate/generate.js';
 import { checkSampling, sampleNext } from '../../../src/generate/sampling.js';
-import { IncrementalDecoder } from '../../../src/generate/tokenizer.js';
+import { IncrementalDecoder, Tokenizer } from '../../../src/generate/tokenizer.js';
 import type { CausalLM } from '../../../src/models/model.js';
 import { Rng } from '../../../src/nn/random.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
@@ -139,3 +139,34 @@ test('IncrementalDecoder gives decode(ids) for every prefix of a growing list: s
   }
 });
 
+
+// A SentencePiece-style tokenizer as Llama 2 and Mistral ship it: "▁" marks a space, a piece missing from the vocabulary
+// falls back to byte tokens, and the decoder strips the one space that Metaspace prepended to the text.
+function sentencePieceTokenizer(): Tokenizer {
+  const specials = ['<unk>', '<s>', '</s>'];
+  const vocab: Record<string, number> = {};
+  const add = (piece: string) => { vocab[piece] = Object.keys(vocab).length; };
+  specials.forEach(add);
+  for (let b = 0; b < 256; b++) add(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+  for (const p of ['▁', ...'abcdefghijklmnopqrstuvwxyzTZ,.', '▁t', 'he', '▁the', '▁a', 'in', '▁in']) add(p);
+  return Tokenizer.fromJSON({
+    version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null,
+    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' },
+      { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true,
+      byte_fallback: true, ignore_merges: false, vocab, merges: ['▁ t', 'h e', '▁t he', '▁ a', 'i n', '▁ in'] },
+  });
+}
+
+test('IncrementalDecoder with a SentencePiece decoder: the stripped leading space and byte fallback, every prefix', () => {
+  // decoding a window alone would strip each window's first "▁": the step of context before it is what keeps the space
+  const tok = sentencePieceTokenizer();
+  const text = 'The cat in the hat naïve café 🙂 — 日本語';
+  assert.equal(tok.decode(tok.encode(text)), text);
+  for (const ids of [tok.encode(text), [1, ...tok.encode(text), 2, ...tok.encode(' leading  spaces ▁ and ▁▁ marks')]]) {
+    const dec = new IncrementalDecoder(tok);
+    for (let n = 1; n <= ids.length; n++) assert.equal(dec.decode(ids.slice(0, n)), tok.decode(ids.slice(0, n)), `after ${n} ids`);
+  }
+});
