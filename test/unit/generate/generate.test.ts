@@ -151,7 +151,9 @@ function sentencePieceTokenizer(): Tokenizer {
   for (const p of ['▁', ...'abcdefghijklmnopqrstuvwxyzTZ,.', '▁t', 'he', '▁the', '▁a', 'in', '▁in']) add(p);
   return Tokenizer.fromJSON({
     version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null,
-    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: specials.map((content, id) => ({
+      id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+    })),
     pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
     decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' },
       { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
