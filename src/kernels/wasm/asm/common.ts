@@ -79,6 +79,10 @@ export function exp2neg(x: v128): v128 {
 @inline export function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
+// the horizontal sums of four accumulators, stored `step` bytes apart from `at`
+@inline export function store4(at: usize, step: usize, s0: v128, s1: v128, s2: v128, s3: v128): void {
+  store<f32>(at, hsum(s0)); store<f32>(at + step, hsum(s1)); store<f32>(at + 2 * step, hsum(s2)); store<f32>(at + 3 * step, hsum(s3));
+}
 @inline export function hmax(v: v128): f32 {
   return max(max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
 }

@@ -9,7 +9,7 @@
 //   int4 (a scale per row and block):     c_j = Σ_b s_jb · dx_b · Σ_{k∈b} (q_jk − 8) · xq_k
 // Int4 rows are blocks of 16 bytes holding 32 weights: byte i has weight i in its low nibble and weight i + 16 in its
 // high nibble (Q4_0's order). The products fit in i32: 32 terms of at most 127 · 32767 per block.
-import { C_NIBBLE, C_EIGHT, cst, hsum, madd } from './common';
+import { C_NIBBLE, C_EIGHT, cst, hsum, madd, store4 } from './common';
 
 // xq (i16) and dx (f32 per block) into `xs`: [K i16 | K/32 f32]; false (and nothing usable) when some x is ±∞ or NaN,
 // or a block's largest |x| is below 2^−100 (where 32767 / max would overflow): the widening path takes those calls
@@ -64,10 +64,10 @@ function blockI4(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
     i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), x3)));
 }
 
-// c_j … c_{j+3} from int8 rows b0 + r·K (scale s_j per row), x prepared in xs
-export function gemvQ8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize): void {
-  const rowB = <usize>K, dxs = xs + (<usize>K << 1);
-  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+// c_j, c_{j+gap}, c_{j+2gap}, c_{j+3gap} from int8 rows b0 + r·gap·K (scale s_j per row), x prepared in xs
+export function gemvQ8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize, gap: i32): void {
+  const stride = <usize>gap * <usize>K, dxs = xs + (<usize>K << 1);
+  const b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let k = 0; k < K; k += 32) {
     const x = xs + (<usize>k << 1);
@@ -79,18 +79,20 @@ export function gemvQ8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: u
     s2 = madd(f32x4.convert_i32x4_s(blockI8(b2 + o, x0, x1, x2, x3)), dx, s2);
     s3 = madd(f32x4.convert_i32x4_s(blockI8(b3 + o, x0, x1, x2, x3)), dx, s3);
   }
-  const sc = scales + (<usize>j << 2);
-  store<f32>(c + (<usize>j << 2), hsum(s0) * load<f32>(sc));
-  store<f32>(c + (<usize>(j + 1) << 2), hsum(s1) * load<f32>(sc, 4));
-  store<f32>(c + (<usize>(j + 2) << 2), hsum(s2) * load<f32>(sc, 8));
-  store<f32>(c + (<usize>(j + 3) << 2), hsum(s3) * load<f32>(sc, 12));
+  const step = <usize>gap << 2, at = <usize>j << 2;
+  store<f32>(c + at, hsum(s0) * load<f32>(scales + at));
+  store<f32>(c + at + step, hsum(s1) * load<f32>(scales + at + step));
+  store<f32>(c + at + 2 * step, hsum(s2) * load<f32>(scales + at + 2 * step));
+  store<f32>(c + at + 3 * step, hsum(s3) * load<f32>(scales + at + 3 * step));
 }
 
-// c_j … c_{j+3} from int4 rows of K/2 bytes at b0 (scales [N, K/32]: one per row and block), x prepared in xs
-export function gemvQ4(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize): void {
-  const rowB = <usize>(K >> 1), dxs = xs + (<usize>K << 1), blocks = <usize>(K >> 5);
-  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
-  const sc0 = scales + ((<usize>j * blocks) << 2), sc1 = sc0 + (blocks << 2), sc2 = sc1 + (blocks << 2), sc3 = sc2 + (blocks << 2);
+// c_j, c_{j+gap}, … from int4 rows of K/2 bytes at b0 + r·gap·K/2 (scales [N, K/32]: one per row and block), x
+// prepared in xs
+export function gemvQ4(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize, gap: i32): void {
+  const stride = <usize>gap * <usize>(K >> 1), dxs = xs + (<usize>K << 1), blocks = <usize>(K >> 5);
+  const b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride;
+  const scStride = (<usize>gap * blocks) << 2;
+  const sc0 = scales + ((<usize>j * blocks) << 2), sc1 = sc0 + scStride, sc2 = sc1 + scStride, sc3 = sc2 + scStride;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let k = 0; k < K; k += 32) {
     const x = xs + (<usize>k << 1);
@@ -103,10 +105,7 @@ export function gemvQ4(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: u
     s2 = madd(f32x4.convert_i32x4_s(blockI4(b2 + o, x0, x1, x2, x3)), f32x4.splat(dx * load<f32>(sc2 + bb)), s2);
     s3 = madd(f32x4.convert_i32x4_s(blockI4(b3 + o, x0, x1, x2, x3)), f32x4.splat(dx * load<f32>(sc3 + bb)), s3);
   }
-  store<f32>(c + (<usize>j << 2), hsum(s0));
-  store<f32>(c + (<usize>(j + 1) << 2), hsum(s1));
-  store<f32>(c + (<usize>(j + 2) << 2), hsum(s2));
-  store<f32>(c + (<usize>(j + 3) << 2), hsum(s3));
+  store4(c + (<usize>j << 2), <usize>gap << 2, s0, s1, s2, s3);
 }
 
 // Relaxed SIMD only (int4): x rounded to 8 bits per block, as llama.cpp rounds x for Q4_0 (its Q8_0):
@@ -149,11 +148,12 @@ function blockI4x8(w: usize, x0: v128, x1: v128, sum8: v128): v128 {
   return i32x4.sub(i32x4.extadd_pairwise_i16x8_s(p), sum8);
 }
 
-// c_j … c_{j+3} from int4 rows as gemvQ4, x prepared by prepareQ8 (relaxed SIMD builds only)
-export function gemvQ4x8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize): void {
-  const rowB = <usize>(K >> 1), sums = xs + <usize>K, dxs = sums + (<usize>K >> 3), blocks = <usize>(K >> 5);
-  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
-  const sc0 = scales + ((<usize>j * blocks) << 2), sc1 = sc0 + (blocks << 2), sc2 = sc1 + (blocks << 2), sc3 = sc2 + (blocks << 2);
+// c_j, c_{j+gap}, … from int4 rows as gemvQ4, x prepared by prepareQ8 (relaxed SIMD builds only)
+export function gemvQ4x8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize, gap: i32): void {
+  const stride = <usize>gap * <usize>(K >> 1), sums = xs + <usize>K, dxs = sums + (<usize>K >> 3), blocks = <usize>(K >> 5);
+  const b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride;
+  const scStride = (<usize>gap * blocks) << 2;
+  const sc0 = scales + ((<usize>j * blocks) << 2), sc1 = sc0 + scStride, sc2 = sc1 + scStride, sc3 = sc2 + scStride;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   for (let k = 0; k < K; k += 32) {
     const x0 = v128.load(xs + <usize>k), x1 = v128.load(xs + <usize>k, 16);
@@ -165,10 +165,7 @@ export function gemvQ4x8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales:
     s2 = madd(f32x4.convert_i32x4_s(blockI4x8(b2 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc2 + bb)), s2);
     s3 = madd(f32x4.convert_i32x4_s(blockI4x8(b3 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc3 + bb)), s3);
   }
-  store<f32>(c + (<usize>j << 2), hsum(s0));
-  store<f32>(c + (<usize>(j + 1) << 2), hsum(s1));
-  store<f32>(c + (<usize>(j + 2) << 2), hsum(s2));
-  store<f32>(c + (<usize>(j + 3) << 2), hsum(s3));
+  store4(c + (<usize>j << 2), <usize>gap << 2, s0, s1, s2, s3);
 }
 
 // four int4 rows widened to the f32 panel [4][K]: (q − 8) · s_jb (prefill, M > 1)
