@@ -208,18 +208,23 @@ function scaleColumns(c: usize, M: i32, N: i32, j: i32, n: i32, scales: usize): 
 function gemvF16(xs: usize, b0: usize, stride: usize, c: usize, K: i32, j: i32, gap: i32): void {
   const mask = cst(C_F16_MASK);
   const b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride;
+  // two accumulators a row (even and odd elements): with fused multiply-add, no chain of two in one iteration
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
   for (let k = 0; k < K; k += 8) {
     const xe = v128.load(xs + (<usize>k << 2)), xo = v128.load(xs + (<usize>k << 2), 16);
     const o = <usize>k << 1; // 8 weights of each of the 4 rows
     const h0 = v128.load(b0 + o), h1 = v128.load(b1 + o), h2 = v128.load(b2 + o), h3 = v128.load(b3 + o);
-    s0 = f32x4.add(s0, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h0, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h0, 3), mask))));
-    s1 = f32x4.add(s1, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h1, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h1, 3), mask))));
-    s2 = f32x4.add(s2, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h2, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h2, 3), mask))));
-    s3 = f32x4.add(s3, f32x4.add(f32x4.mul(xe, v128.and(i32x4.shr_s(i32x4.shl(h3, 16), 3), mask)), f32x4.mul(xo, v128.and(i32x4.shr_s(h3, 3), mask))));
+    s0 = madd(xe, f16Even(h0, mask), s0); t0 = madd(xo, f16Odd(h0, mask), t0);
+    s1 = madd(xe, f16Even(h1, mask), s1); t1 = madd(xo, f16Odd(h1, mask), t1);
+    s2 = madd(xe, f16Even(h2, mask), s2); t2 = madd(xo, f16Odd(h2, mask), t2);
+    s3 = madd(xe, f16Even(h3, mask), s3); t3 = madd(xo, f16Odd(h3, mask), t3);
   }
-  store4(c + (<usize>j << 2), <usize>gap << 2, s0, s1, s2, s3);
+  store4(c + (<usize>j << 2), <usize>gap << 2, f32x4.add(s0, t0), f32x4.add(s1, t1), f32x4.add(s2, t2), f32x4.add(s3, t3));
 }
+// the even / odd f16 of each i32 lane of h as f32 bit patterns worth w · 2^−112
+@inline function f16Even(h: v128, mask: v128): v128 { return v128.and(i32x4.shr_s(i32x4.shl(h, 16), 3), mask); }
+@inline function f16Odd(h: v128, mask: v128): v128 { return v128.and(i32x4.shr_s(h, 3), mask); }
 
 // xs = x · 2^112 with each group of 8 split into its even and odd elements, [x0 x2 x4 x6 | x1 x3 x5 x7]; false (and
 // nothing usable) when some |x| ≥ 2^15, where x · 2^112 could overflow
@@ -240,16 +245,17 @@ function prepareF16(a: usize, xs: usize, K: i32): bool {
 function gemvBF16(a: usize, b0: usize, stride: usize, c: usize, K: i32, j: i32, gap: i32): void {
   const b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0); // as gemvF16
   for (let k = 0; k < K; k += 8) {
     const xa = v128.load(a + (<usize>k << 2)), xb = v128.load(a + (<usize>k << 2), 16);
     const o = <usize>k << 1;
     const h0 = v128.load(b0 + o), h1 = v128.load(b1 + o), h2 = v128.load(b2 + o), h3 = v128.load(b3 + o);
-    s0 = f32x4.add(s0, f32x4.add(f32x4.mul(xa, lo16(h0)), f32x4.mul(xb, hi16(h0))));
-    s1 = f32x4.add(s1, f32x4.add(f32x4.mul(xa, lo16(h1)), f32x4.mul(xb, hi16(h1))));
-    s2 = f32x4.add(s2, f32x4.add(f32x4.mul(xa, lo16(h2)), f32x4.mul(xb, hi16(h2))));
-    s3 = f32x4.add(s3, f32x4.add(f32x4.mul(xa, lo16(h3)), f32x4.mul(xb, hi16(h3))));
+    s0 = madd(xa, lo16(h0), s0); t0 = madd(xb, hi16(h0), t0);
+    s1 = madd(xa, lo16(h1), s1); t1 = madd(xb, hi16(h1), t1);
+    s2 = madd(xa, lo16(h2), s2); t2 = madd(xb, hi16(h2), t2);
+    s3 = madd(xa, lo16(h3), s3); t3 = madd(xb, hi16(h3), t3);
   }
-  store4(c + (<usize>j << 2), <usize>gap << 2, s0, s1, s2, s3);
+  store4(c + (<usize>j << 2), <usize>gap << 2, f32x4.add(s0, t0), f32x4.add(s1, t1), f32x4.add(s2, t2), f32x4.add(s3, t3));
 }
 
 // decode, int8 weights with a scale per row (rows and results as gemvF16):
