@@ -11,6 +11,10 @@
 // high nibble (Q4_0's order). The products fit in i32: 32 terms of at most 127 · 32767 per block.
 import { C_NIBBLE, C_EIGHT, cst, hsum, madd, store4 } from './common';
 
+// the high nibble of each byte: a 16-bit shift and the nibble mask (x86 has no byte shift, and V8 rebuilds the mask of
+// an i8x16.shr_u at every use, three instructions inside the hot loop; the table's mask is loaded once)
+@inline function highNibbles(h: v128): v128 { return v128.and(i16x8.shr_u(h, 4), cst(C_NIBBLE)); }
+
 // xq (i16) and dx (f32 per block) into `xs`: [K i16 | K/32 f32]; false (and nothing usable) when some x is ±∞ or NaN,
 // or a block's largest |x| is below 2^−100 (where 32767 / max would overflow): the widening path takes those calls
 export function prepareQ16(a: usize, xs: usize, K: i32): bool {
@@ -58,7 +62,7 @@ function blockI8(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
 @inline
 function blockI4(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
   const h = v128.load(w);
-  const lo = i8x16.sub(v128.and(h, cst(C_NIBBLE)), cst(C_EIGHT)), hi = i8x16.sub(i8x16.shr_u(h, 4), cst(C_EIGHT));
+  const lo = i8x16.sub(v128.and(h, cst(C_NIBBLE)), cst(C_EIGHT)), hi = i8x16.sub(highNibbles(h), cst(C_EIGHT));
   return i32x4.add(
     i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), x1)),
     i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), x3)));
@@ -144,7 +148,7 @@ export function prepareQ8(a: usize, xs: usize, K: i32): bool {
 function blockI4x8(w: usize, x0: v128, x1: v128, sum8: v128): v128 {
   const h = v128.load(w);
   const lo = i16x8.relaxed_dot_i8x16_i7x16_s(x0, v128.and(h, cst(C_NIBBLE))); // weights 0–15 of the block
-  const p = i16x8.add(lo, i16x8.relaxed_dot_i8x16_i7x16_s(x1, i8x16.shr_u(h, 4))); // + weights 16–31
+  const p = i16x8.add(lo, i16x8.relaxed_dot_i8x16_i7x16_s(x1, highNibbles(h))); // + weights 16–31
   return i32x4.sub(i32x4.extadd_pairwise_i16x8_s(p), sum8);
 }
 
@@ -177,7 +181,7 @@ export function widenPanelQ4(b0: usize, panel: usize, K: i32, j: i32, scales: us
     for (let k = 0; k < K; k += 32) {
       const h = v128.load(src + <usize>(k >> 1));
       const s = v128.load32_splat(sc + (<usize>(k >> 5) << 2));
-      const lo = i8x16.sub(v128.and(h, cst(C_NIBBLE)), cst(C_EIGHT)), hi = i8x16.sub(i8x16.shr_u(h, 4), cst(C_EIGHT));
+      const lo = i8x16.sub(v128.and(h, cst(C_NIBBLE)), cst(C_EIGHT)), hi = i8x16.sub(highNibbles(h), cst(C_EIGHT));
       const o = dst + (<usize>k << 2);
       storeScaled16(o, lo, s); // weights 0–15 of the block
       storeScaled16(o + 64, hi, s); // weights 16–31
