@@ -13,10 +13,10 @@ import {
 // into this memory).
 // Columns of C (rows of B) are split into T contiguous ranges, multiples of 4. B rows are widened to f32 four at a
 // time: straight into registers when M = 1 (decode: the whole cost is reading B once), else into this thread's
-// scratch panel [4][K] which the 2×4 register tile then reuses for every row of A. Decode takes its four rows a
-// quarter of the thread's range apart — rows j, j + Q, j + 2Q, j + 3Q for j = 0 … Q − 1 — so that B is read as four
+// scratch panel [4][K] which the 2×4 register tile then reuses for every row of A. A tile's four rows are a quarter
+// of the thread's range apart — rows j, j + Q, j + 2Q, j + 3Q for j = 0 … Q − 1 — so that B is read as four
 // sequential streams, which the hardware prefetchers keep ahead of; four adjacent rows are one stream read at four
-// places a row apart, and came from memory at half the speed (3.7–3.9 against 7.2–8.2 GB/s, f16, one thread).
+// places a row apart, and came from memory at half the speed (decode: 3.7–3.9 against 7.2–8.2 GB/s, f16, one thread).
 // A gated product needs no barrier: each thread forms the gate and up columns of its own range, then h on that range.
 export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const a = ptr(job, 1), b = ptr(job, 2), c = ptr(job, 3), scales = ptr(job, 7);
@@ -43,12 +43,11 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
 // columns n0..n1 − 1 of C = A · Bᵀ (int4: N a multiple of 4, which the host checks: the column tail has no int4 case)
 function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize, prepared: bool): void {
   const rowB = kind == GEMM_I4 ? <usize>(K >> 1) : <usize>K * (kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2);
-  // decode straight from B (the widening fallback reads four adjacent rows): a tile's rows are `gap` apart
-  const direct = M == 1 && (prepared || kind == GEMM_F32 || kind == GEMM_BF16 || kind == GEMM_I8);
+  // a tile's four rows are `gap` apart: rows j, j + gap, j + 2·gap, j + 3·gap for j = n0 … n0 + gap − 1
   const tiles = (n1 - n0) >> 2;
-  const gap = direct ? tiles : 1;
+  const gap = tiles;
   for (let x = 0; x < tiles; x++) {
-    const j = direct ? n0 + x : n0 + 4 * x; // the tile's first row; the others are j + gap, j + 2·gap, j + 3·gap
+    const j = n0 + x;
     const b0 = b + <usize>j * rowB;
     if (kind == GEMM_F32) {
       gemmPanel(a, b0, c, M, K, N, j, <usize>gap * rowB, gap);
@@ -62,10 +61,10 @@ function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N:
     } else if (M == 1 && kind == GEMM_I8) {
       gemvI8(a, b0, <usize>gap * rowB, c, K, j, scales, gap);
     } else { // M > 1, or decode whose x the fast paths cannot take (f16: |x| ≥ 2^15; int: ±∞, NaN): widened into the panel
-      if (kind == GEMM_I4) widenPanelQ4(b0, panel, K, j, scales);
-      else widenPanel(b0, panel, K, kind, rowB);
-      gemmPanel(a, panel, c, M, K, N, j, <usize>K << 2, 1);
-      if (kind == GEMM_I8) scaleColumns(c, M, N, j, 4, scales);
+      if (kind == GEMM_I4) widenPanelQ4(b0, panel, K, j, scales, gap);
+      else widenPanel(b0, panel, K, kind, <usize>gap * rowB);
+      gemmPanel(a, panel, c, M, K, N, j, <usize>K << 2, gap);
+      if (kind == GEMM_I8) scaleColumns(c, M, N, j, gap, scales);
     }
   }
   // the last 1–3 columns, one at a time
@@ -190,11 +189,13 @@ function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize): vo
   }
 }
 
-function scaleColumns(c: usize, M: i32, N: i32, j: i32, n: i32, scales: usize): void {
+// columns j + r·gap (r = 0…3) of C times their int8 scales
+function scaleColumns(c: usize, M: i32, N: i32, j: i32, gap: i32, scales: usize): void {
   for (let i = 0; i < M; i++) {
-    for (let x = 0; x < n; x++) {
-      const at = c + ((<usize>i * <usize>N + <usize>(j + x)) << 2);
-      store<f32>(at, load<f32>(at) * load<f32>(scales + (<usize>(j + x) << 2)));
+    for (let r = 0; r < 4; r++) {
+      const col = j + r * gap;
+      const at = c + ((<usize>i * <usize>N + <usize>col) << 2);
+      store<f32>(at, load<f32>(at) * load<f32>(scales + (<usize>col << 2)));
     }
   }
 }

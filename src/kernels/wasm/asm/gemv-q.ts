@@ -172,11 +172,11 @@ export function gemvQ4x8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales:
   store4(c + (<usize>j << 2), <usize>gap << 2, s0, s1, s2, s3);
 }
 
-// four int4 rows widened to the f32 panel [4][K]: (q − 8) · s_jb (prefill, M > 1)
-export function widenPanelQ4(b0: usize, panel: usize, K: i32, j: i32, scales: usize): void {
+// four int4 rows (j + r·gap) widened to the f32 panel [4][K]: (q − 8) · s_jb (prefill, M > 1)
+export function widenPanelQ4(b0: usize, panel: usize, K: i32, j: i32, scales: usize, gap: i32): void {
   const rowB = <usize>(K >> 1), blocks = <usize>(K >> 5);
-  for (let r = 0; r < 4; r++) {
-    const src = b0 + <usize>r * rowB, sc = scales + ((<usize>(j + r) * blocks) << 2);
+  for (let r = 0; r < 4; r++) { // rows j + r·gap
+    const src = b0 + <usize>(r * gap) * rowB, sc = scales + ((<usize>(j + r * gap) * blocks) << 2);
     const dst = panel + (<usize>(r * K) << 2);
     for (let k = 0; k < K; k += 32) {
       const h = v128.load(src + <usize>(k >> 1));
