@@ -83,6 +83,13 @@ export function exp2neg(x: v128): v128 {
 @inline export function store4(at: usize, step: usize, s0: v128, s1: v128, s2: v128, s3: v128): void {
   store<f32>(at, hsum(s0)); store<f32>(at + step, hsum(s1)); store<f32>(at + 2 * step, hsum(s2)); store<f32>(at + 3 * step, hsum(s3));
 }
+// the same, each sum times its row's scale (int8 rows: the scales sit at the results' own offsets from `scales`)
+@inline export function store4Scaled(c: usize, scales: usize, at: usize, step: usize, s0: v128, s1: v128, s2: v128, s3: v128): void {
+  store<f32>(c + at, hsum(s0) * load<f32>(scales + at));
+  store<f32>(c + at + step, hsum(s1) * load<f32>(scales + at + step));
+  store<f32>(c + at + 2 * step, hsum(s2) * load<f32>(scales + at + 2 * step));
+  store<f32>(c + at + 3 * step, hsum(s3) * load<f32>(scales + at + 3 * step));
+}
 @inline export function hmax(v: v128): f32 {
   return max(max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
 }

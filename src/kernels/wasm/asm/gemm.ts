@@ -2,7 +2,7 @@
 import { gemvQ4, gemvQ4x8, gemvQ8, prepareQ8, prepareQ16, widenPanelQ4 } from './gemv-q';
 import {
   GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, GEMM_I4, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126,
-  cst, exp2v, madd, ptr, word, hsum, store4,
+  cst, exp2v, madd, ptr, word, store4, store4Scaled,
 } from './common';
 
 // GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2]
@@ -43,32 +43,30 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
 // columns n0..n1 − 1 of C = A · Bᵀ (int4: N a multiple of 4, which the host checks: the column tail has no int4 case)
 function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize, prepared: bool): void {
   const rowB = kind == GEMM_I4 ? <usize>(K >> 1) : <usize>K * (kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2);
-  // a tile's four rows are `gap` apart: rows j, j + gap, j + 2·gap, j + 3·gap for j = n0 … n0 + gap − 1
-  const tiles = (n1 - n0) >> 2;
-  const gap = tiles;
-  for (let x = 0; x < tiles; x++) {
-    const j = n0 + x;
+  // a tile's four rows are `gap` apart (there are `gap` tiles): rows j, j + gap, j + 2·gap, j + 3·gap, j = n0 … n0 + gap − 1
+  const gap = (n1 - n0) >> 2, stride = <usize>gap * rowB;
+  for (let j = n0; j < n0 + gap; j++) {
     const b0 = b + <usize>j * rowB;
     if (kind == GEMM_F32) {
-      gemmPanel(a, b0, c, M, K, N, j, <usize>gap * rowB, gap);
+      gemmPanel(a, b0, c, M, K, N, j, stride, gap);
     } else if (prepared) {
-      if (kind == GEMM_F16) gemvF16(panel, b0, <usize>gap * rowB, c, K, j, gap);
+      if (kind == GEMM_F16) gemvF16(panel, b0, stride, c, K, j, gap);
       else if (kind == GEMM_I8) gemvQ8(panel, b0, c, K, j, scales, gap);
       else if (ASC_FEATURE_RELAXED_SIMD) gemvQ4x8(panel, b0, c, K, j, scales, gap);
       else gemvQ4(panel, b0, c, K, j, scales, gap);
     } else if (M == 1 && kind == GEMM_BF16) {
-      gemvBF16(a, b0, <usize>gap * rowB, c, K, j, gap);
+      gemvBF16(a, b0, stride, c, K, j, gap);
     } else if (M == 1 && kind == GEMM_I8) {
-      gemvI8(a, b0, <usize>gap * rowB, c, K, j, scales, gap);
+      gemvI8(a, b0, stride, c, K, j, scales, gap);
     } else { // M > 1, or decode whose x the fast paths cannot take (f16: |x| ≥ 2^15; int: ±∞, NaN): widened into the panel
       if (kind == GEMM_I4) widenPanelQ4(b0, panel, K, j, scales, gap);
-      else widenPanel(b0, panel, K, kind, <usize>gap * rowB);
+      else widenPanel(b0, panel, K, kind, stride);
       gemmPanel(a, panel, c, M, K, N, j, <usize>K << 2, gap);
       if (kind == GEMM_I8) scaleColumns(c, M, N, j, gap, scales);
     }
   }
   // the last 1–3 columns, one at a time
-  for (let j = n0 + 4 * tiles; j < n1; j++) {
+  for (let j = n0 + 4 * gap; j < n1; j++) {
     const bj = b + <usize>j * rowB;
     for (let i = 0; i < M; i++) {
       const ai = a + (<usize>i * <usize>K << 2);
@@ -273,11 +271,7 @@ function gemvI8(a: usize, b0: usize, stride: usize, c: usize, K: i32, j: i32, sc
     s2 = f32x4.add(s2, dotI8(v128.load(b2 + o), x0, x1, x2, x3));
     s3 = f32x4.add(s3, dotI8(v128.load(b3 + o), x0, x1, x2, x3));
   }
-  const step = <usize>gap << 2, at = <usize>j << 2;
-  store<f32>(c + at, hsum(s0) * load<f32>(scales + at));
-  store<f32>(c + at + step, hsum(s1) * load<f32>(scales + at + step));
-  store<f32>(c + at + 2 * step, hsum(s2) * load<f32>(scales + at + 2 * step));
-  store<f32>(c + at + 3 * step, hsum(s3) * load<f32>(scales + at + 3 * step));
+  store4Scaled(c, scales, <usize>j << 2, <usize>gap << 2, s0, s1, s2, s3);
 }
 
 // four lanes of Σ x·q over 16 int8 q widened to f32

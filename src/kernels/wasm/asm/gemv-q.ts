@@ -9,7 +9,7 @@
 //   int4 (a scale per row and block):     c_j = Σ_b s_jb · dx_b · Σ_{k∈b} (q_jk − 8) · xq_k
 // Int4 rows are blocks of 16 bytes holding 32 weights: byte i has weight i in its low nibble and weight i + 16 in its
 // high nibble (Q4_0's order). The products fit in i32: 32 terms of at most 127 · 32767 per block.
-import { C_NIBBLE, C_EIGHT, cst, hsum, madd, store4 } from './common';
+import { C_NIBBLE, C_EIGHT, cst, madd, store4, store4Scaled } from './common';
 
 // the high nibble of each byte: a 16-bit shift and the nibble mask (x86 has no byte shift, and V8 rebuilds the mask of
 // an i8x16.shr_u at every use, three instructions inside the hot loop; the table's mask is loaded once)
@@ -83,11 +83,7 @@ export function gemvQ8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: u
     s2 = madd(f32x4.convert_i32x4_s(blockI8(b2 + o, x0, x1, x2, x3)), dx, s2);
     s3 = madd(f32x4.convert_i32x4_s(blockI8(b3 + o, x0, x1, x2, x3)), dx, s3);
   }
-  const step = <usize>gap << 2, at = <usize>j << 2;
-  store<f32>(c + at, hsum(s0) * load<f32>(scales + at));
-  store<f32>(c + at + step, hsum(s1) * load<f32>(scales + at + step));
-  store<f32>(c + at + 2 * step, hsum(s2) * load<f32>(scales + at + 2 * step));
-  store<f32>(c + at + 3 * step, hsum(s3) * load<f32>(scales + at + 3 * step));
+  store4Scaled(c, scales, <usize>j << 2, <usize>gap << 2, s0, s1, s2, s3);
 }
 
 // c_j, c_{j+gap}, … from int4 rows of K/2 bytes at b0 + r·gap·K/2 (scales [N, K/32]: one per row and block), x
