@@ -11,6 +11,7 @@ export { alibiSlopes, type ScoreMod } from './attention/score-mods.js';
 export { sdpaKernelNames } from './kernels/registry.js';
 export { gatedLinear, linear, Linear } from './nn/linear.js';
 export { linearWebGPU } from './nn/webgpu.js';
+export { F16Matrix } from './tensor/f16-matrix.js';
 export { Int4Matrix, Int8Matrix, type LinearWeight } from './tensor/quantize.js';
 export { kernelThreads, setKernelThreads, kernelVariant, setKernelVariant, type KernelVariant } from './kernels/wasm/runtime.js';
 export { useBrowserThreads } from './kernels/wasm/threads.js';

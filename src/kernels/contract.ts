@@ -232,15 +232,18 @@ export interface KernelStorage {
   /** Returns a matrix's room now (not when its view is collected); the caller promises the view is not used again.
    *  No-op for arrays `matrix` did not give. */
   releaseMatrix?(view: ArrayBufferView): void;
+  /** Whether `view` is a matrix's room that `matrix` gave (its owner may then rewrite it for the kernel). */
+  holdsMatrix?(view: ArrayBufferView): boolean;
 }
 
 // ---- matrix products of linear layers: C [M, N] = A [M, K] · Bᵀ, the weight B [N, K] as stored --------------------
 
-/** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits), int8 with one f32 scale per row, or int4 (two
- *  weights a byte, blocks of 32 in Q4_0's order: tensor/quantize.ts) with one f32 scale per row and block of 32. */
+/** A weight matrix [N, K] as stored: f32, 16-bit floats (raw bits; f16 with a `shift` holds w · 2^shift: F16Matrix), int8
+ *  with one f32 scale per row, or int4 (two weights a byte, blocks of 32 in Q4_0's order: tensor/quantize.ts) with one
+ *  f32 scale per row and block of 32. */
 export type MatrixData =
   | { dtype: 'float32'; data: Float32Array }
-  | { dtype: 'float16' | 'bfloat16'; data: Uint16Array }
+  | { dtype: 'float16' | 'bfloat16'; data: Uint16Array; shift?: number }
   | { dtype: 'int8'; data: Int8Array; scales: Float32Array }
   | { dtype: 'int4'; data: Uint8Array; scales: Float32Array };
 

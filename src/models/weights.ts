@@ -4,6 +4,7 @@
 // kept in the format chosen at load time (WeightFormat), because decode reads each of them once per token.
 import { kernelStorage } from '../kernels/registry.js';
 import { QkvError } from '../errors.js';
+import { F16Matrix } from '../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -45,14 +46,15 @@ export class Weights {
   }
 
   /**
-   * The matrix `name` [out, in] of a linear layer, held in this checkpoint's format. Quantized to int8, the stored
-   * tensor leaves this map: only the int8 copy is held (an embedding table that is also the output projection goes
-   * through table() and asFormat() instead, and stays).
+   * The matrix `name` [out, in] of a linear layer, held in this checkpoint's format. Quantized (int8, int4) or scaled
+   * for the kernel (F16Matrix), the stored tensor leaves this map: only the kernel's form is held (an embedding table
+   * that is also the output projection goes through table() and asFormat() instead, and stays).
    */
   matrix(name: string, shape: readonly [number, number]): LinearWeight {
     const stored = this.table(name, shape);
     const w = this.asFormat(stored);
     if (w instanceof Int8Matrix || w instanceof Int4Matrix) this.release(name, stored, w.dtype);
+    if (w instanceof F16Matrix) this.drop(name, w.dtype); // its storage is the F16Matrix's now
     return w;
   }
 
@@ -82,27 +84,37 @@ export class Weights {
 
   /**
    * The embedding table `name` as the model should hold it once its output projection is known: when asFormat
-   * quantized this very table (tied embeddings, int8/int4), the quantized copy — the lookup widens its rows — and the
-   * stored table leaves this map, so a tied table is not held twice (as stored and quantized); else the table itself.
+   * quantized this very table (tied embeddings, int8/int4) or scaled it (F16Matrix, in place), that form — the lookup
+   * widens its rows — and the stored table leaves this map, so a tied table is not held twice; else the table itself.
    */
   embeddingTable(name: string, table: Tensor): LinearWeight {
-    const q = this.quantizedOf.get(table);
+    const q = this.kernelFormOf.get(table);
     if (!q) return table;
-    this.release(name, table, q.dtype);
+    if (q instanceof F16Matrix) this.drop(name, q.dtype); // the same storage, scaled
+    else this.release(name, table, q.dtype);
     return q;
   }
-  private readonly quantizedOf = new WeakMap<Tensor, Int8Matrix | Int4Matrix>();
+  private readonly kernelFormOf = new WeakMap<Tensor, Int8Matrix | Int4Matrix | F16Matrix>();
 
-  /** A float matrix in this checkpoint's format (for a tied output projection that reuses the embedding table). */
+  /**
+   * A float matrix in this checkpoint's format (for a tied output projection that reuses the embedding table); the same
+   * form for the same tensor when asked again. An f16 matrix that the loader read into the kernel's memory becomes an
+   * F16Matrix there (scaled in place, exactly, so that no weight is subnormal: the tensor must not be read as f16 after).
+   */
   asFormat(t: Tensor): LinearWeight {
+    const known = this.kernelFormOf.get(t);
+    if (known) return known;
     // int8 and int4 straight into the matrix kernel's memory (held once), a block of rows at a time
-    const remember = <Q extends Int8Matrix | Int4Matrix>(q: Q): Q => { this.quantizedOf.set(t, q); return q; };
+    const remember = <Q extends Int8Matrix | Int4Matrix | F16Matrix>(q: Q): Q => { this.kernelFormOf.set(t, q); return q; };
     if (this.format === 'int4' && t.shape[1] % 32 === 0) {
       return remember(Int4Matrix.quantize(t, (n) => kernelStorage().matrix?.('int4', n) as Uint8Array | null));
     }
     const place = (n: number) => kernelStorage().matrix?.('int8', n) as Int8Array | null;
     if ((this.format === 'int8' || this.format === 'int4') && t.shape[1] % 16 === 0) return remember(Int8Matrix.quantize(t, place));
-    return this.format === 'float32' && t.dtype !== 'float32' ? t.to('float32') : t;
+    if (this.format === 'float32' && t.dtype !== 'float32') return t.to('float32');
+    const scaled = this.format === 'stored' && t.dtype === 'float16' && t.rank === 2 && kernelStorage().holdsMatrix?.(t.data)
+      ? F16Matrix.scaleInPlace(t) : null;
+    return scaled ? remember(scaled) : t;
   }
 
   private check(name: string, t: Tensor, shape: readonly number[]): void {

@@ -1,10 +1,12 @@
 // Linear layer y = x Wᵀ + b with torch's weight layout [out_features, in_features]. The weight is used as stored —
-// f32, f16, bf16, int8 with row scales (Int8Matrix) or int4 in blocks (Int4Matrix) — and widened inside the WebAssembly kernel, so a model
-// loaded in 16 bits stays in 16 bits. Without WebAssembly SIMD the TypeScript loops run on an f32 copy made once.
+// f32, f16 (or F16Matrix: scaled for the kernel), bf16, int8 with row scales (Int8Matrix) or int4 in blocks
+// (Int4Matrix) — and widened inside the WebAssembly kernel, so a model loaded in 16 bits stays in 16 bits. Without
+// WebAssembly SIMD the TypeScript loops run on an f32 copy made once.
 // The kernel is chosen by attention/dispatch.ts (matmulFor) from the registry; linearWebGPU is in webgpu.ts.
 import { gatedMatmulFor, matmulFor } from '../attention/dispatch.js';
 import { QkvError } from '../errors.js';
 import type { MatrixData } from '../kernels/contract.js';
+import { F16Matrix } from '../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -16,6 +18,7 @@ const dense = new WeakMap<Tensor, Tensor>(); // strided weights: one dense copy,
 export function matrixData(w: LinearWeight): MatrixData {
   if (w instanceof Int8Matrix) return { dtype: 'int8', data: w.q, scales: w.scales };
   if (w instanceof Int4Matrix) return { dtype: 'int4', data: w.q, scales: w.scales };
+  if (w instanceof F16Matrix) return { dtype: 'float16', data: w.h, shift: w.shift };
   let c = dense.get(w) ?? w.contiguous();
   if (c !== w) dense.set(w, c);
   if (c.dtype === 'float16' || c.dtype === 'bfloat16') return { dtype: c.dtype, data: c.data as Uint16Array };

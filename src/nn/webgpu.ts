@@ -9,7 +9,8 @@ import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { getGpuLayerKernels } from '../kernels/registry.js';
 import '../kernels/webgpu/index.js';
-import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
+import { F16Matrix } from '../tensor/f16-matrix.js';
+import type { LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { activationKind } from './activations.js';
@@ -65,16 +66,25 @@ const widened = new WeakMap<object, Float32Array>();
 function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
   if (m.dtype === 'float32') return m.data;
   let f = widened.get(m.data);
-  if (!f) widened.set(m.data, (f = (w instanceof Int8Matrix || w instanceof Int4Matrix ? w.dequantize() : w).toFloat32()));
+  if (!f) widened.set(m.data, (f = (w instanceof Tensor ? w : w.dequantize()).toFloat32()));
   return f;
 }
+
+// an F16Matrix's true f16 bits, unscaled once (kept, so it is uploaded once); any other f16 weight's own
+function trueF16(w: LinearWeight, h: Uint16Array): Uint16Array {
+  if (!(w instanceof F16Matrix)) return h;
+  let u = unscaled.get(h);
+  if (!u) unscaled.set(h, (u = w.unscaled()));
+  return u;
+}
+const unscaled = new WeakMap<object, Uint16Array>();
 
 /** y = x Wᵀ + b on the GPU, recorded without waiting (the result stays there). */
 export function linearGpu(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): GpuTensor {
   checkLinear(x.shape, weight, bias);
   // an f16 weight stays f16 where the device has shader-f16 (half the GPU memory and reads); others go up as f32
   const m = matrixData(weight);
-  const w = m.dtype === 'float16' && hasF16(x.device) ? m.data : asFloat32(weight, m);
+  const w = m.dtype === 'float16' && hasF16(x.device) ? trueF16(weight, m.data) : asFloat32(weight, m);
   return gpu().matmul(x, w, weight.shape[0], bias ? vectorF32(bias) : null);
 }
 

@@ -3,6 +3,7 @@
 // moves a quarter of the memory; the matrix product widens q inside the kernel and applies scale_j to each output.
 // Int4 weights (Int4Matrix, below) take blocks of 32 with a scale each: an eighth of f32's bytes.
 import { QkvError } from '../errors.js';
+import type { F16Matrix } from './f16-matrix.js';
 import { fmtShape } from './shape.js';
 import { Tensor } from './tensor.js';
 
@@ -149,5 +150,6 @@ function quantizeBlock4(x: Float32Array, at: number, q: Uint8Array, qAt: number)
   return s;
 }
 
-/** A linear layer's weight: a float tensor in any float dtype (kept as stored), int8 with row scales, or int4. */
-export type LinearWeight = Tensor | Int8Matrix | Int4Matrix;
+/** A linear layer's weight: a float tensor in any float dtype (kept as stored), int8 with row scales, int4, or f16
+ *  scaled for the WebAssembly kernel (F16Matrix). */
+export type LinearWeight = Tensor | Int8Matrix | Int4Matrix | F16Matrix;

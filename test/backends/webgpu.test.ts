@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readIndex, runConformanceWebGPU, summary } from '../../src/node/conformance.js';
-import { alibiSlopes, attention, attentionBackward, attentionBackwardWebGPU, linear, linearWebGPU, masks, Tensor, type AttentionOptions } from '../../src/index.js';
+import {
+  alibiSlopes, attention, attentionBackward, attentionBackwardWebGPU, F16Matrix, linear, linearWebGPU, masks, Tensor, type AttentionOptions,
+} from '../../src/index.js';
 import { gpuDevice, hasF16 } from '../../src/kernels/webgpu/device.js';
 import { matmulGpu } from '../../src/kernels/webgpu/matmul.js';
 import { flashTiles } from '../../src/kernels/webgpu/sdpa-flash.js';
@@ -189,6 +191,11 @@ test('tiled matmul on WebGPU equals linear() on the CPU (shapes that do not divi
     const bias = trial % 2 ? randn([N], rand) : null;
     assertClose(await linearWebGPU(x, w, bias), linear(x, w, bias), 1e-5 * Math.sqrt(K), 1e-4, `trial ${trial} M=${M} K=${K} N=${N}`);
   }
+  // an F16Matrix (the CPU kernel's scaled f16) goes up as its true values: the same result as the stored f16
+  const w16 = randn([40, 64], rng(3), 0.002).to('float16');
+  const scaled = F16Matrix.scaleInPlace(new Tensor('float16', (w16.data as Uint16Array).slice(), [40, 64]))!;
+  const x16 = randn([3, 64], rng(4));
+  assert.deepEqual((await linearWebGPU(x16, scaled)).toFloat32(), (await linearWebGPU(x16, w16)).toFloat32());
   await assert.rejects(linearWebGPU(randn([2, 5], rng(1)), randn([3, 4], rng(2))), /linearWebGPU: input's last dim must be in_features=4, got x \[2, 5\]/);
 });
 

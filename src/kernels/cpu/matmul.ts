@@ -83,7 +83,12 @@ export function matmulTransB(a: Float32Array, b: Float32Array, M: number, K: num
 function widenRows(b: MatrixData, K: number, j0: number, j1: number, out = new Float32Array((j1 - j0) * K)): Float32Array {
   if (b.dtype === 'float32') { out.set(b.data.subarray(j0 * K, j1 * K)); return out; }
   if (b.dtype === 'int4') { widenInt4(b.data, b.scales, j0 * K, (j1 - j0) * K, out, 0); return out; }
-  if (b.dtype !== 'int8') { widen16(b.data.subarray(j0 * K, j1 * K), out, b.dtype); return out; }
+  if (b.dtype !== 'int8') {
+    widen16(b.data.subarray(j0 * K, j1 * K), out, b.dtype);
+    const unscale = 2 ** -(b.shift ?? 0); // an F16Matrix holds w · 2^shift (exactly)
+    if (unscale !== 1) for (let i = 0; i < (j1 - j0) * K; i++) out[i] *= unscale;
+    return out;
+  }
   for (let j = j0; j < j1; j++) {
     const [scale, row] = [b.scales[j], j * K];
     for (let k = 0; k < K; k++) out[(j - j0) * K + k] = scale * b.data[row + k];

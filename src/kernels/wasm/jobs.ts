@@ -32,5 +32,5 @@ export const MERGE_JOB = new Layout('merge', [
 /** GEMM_* (asm/gemm.ts): c = a · bᵀ (× int8 scales), or the gated product act(a · bᵀ) ⊙ (a · b2ᵀ). */
 export const GEMM_JOB = new Layout('gemm', [
   ['kind', 'u32'], ['a', 'u32'], ['b', 'u32'], ['c', 'u32'], ['M', 'u32'], ['K', 'u32'], ['N', 'u32'], ['scales', 'u32'],
-  ['scratch', 'u32'], ['scratchStride', 'u32'], ['glu', 'u32'], ['b2', 'u32'], ['scales2', 'u32'], ['c2', 'u32'],
+  ['scratch', 'u32'], ['scratchStride', 'u32'], ['glu', 'u32'], ['b2', 'u32'], ['scales2', 'u32'], ['c2', 'u32'], ['f16Scale', 'f32'],
 ]);

@@ -52,6 +52,9 @@ const applies = (r: Runtime, b: MatrixData, N: number, K: number) =>
 // room kept for a call's activations, results and panels beside a weight copied in for that call
 const ONE_CALL_ROOM = 2 ** 27;
 
+// an f16 weight's bits hold w · 2^shift (F16Matrix; 0 for others): the kernel widens them times 2^(112 − shift)
+const shiftOf = (m: MatrixData) => (m.dtype === 'float16' ? m.shift ?? 0 : 0);
+
 /** C = A · Bᵀ for a row-major A [M, K] and weight B [N, K]; null when the SIMD path does not apply. */
 export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: number, N: number): Float32Array | null {
   return product(a, b, null, 0, M, K, N);
@@ -64,7 +67,7 @@ const GLU = { silu: 1, gelu_tanh: 2 } as const;
  * up columns of its own range, then H there); null when the SIMD path does not apply.
  */
 export function wasmGatedMatmul(a: Float32Array, gate: MatrixData, up: MatrixData, act: GluActivation, M: number, K: number, N: number): Float32Array | null {
-  if (gate.dtype !== up.dtype) return null;
+  if (gate.dtype !== up.dtype || shiftOf(gate) !== shiftOf(up)) return null;
   return product(a, gate, up, GLU[act], M, K, N);
 }
 
@@ -82,7 +85,7 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   if (b2At < 0) { put(r, b2Once, b2!.data); b2At = b2Once; }
   runJob(r, GEMM_JOB.words({
     kind: KIND[b.dtype], a: aAt, b: bAt, c: cAt, M, K, N, scales: sAt, scratch: panelAt, scratchStride: panel,
-    glu, b2: b2At, scales2: s2At, c2: c2At,
+    glu, b2: b2At, scales2: s2At, c2: c2At, f16Scale: 2 ** (112 - shiftOf(b)),
   }));
   return take(r, cAt, M * N);
 }

@@ -69,6 +69,11 @@ export function releaseMatrix(view: ArrayBufferView): void {
   giveBack(b);
 }
 
+/** Whether `view` is a kernelMatrix block (still held). */
+export function holdsMatrix(view: ArrayBufferView): boolean {
+  return placedMatrices.has(view);
+}
+
 /** Byte offset of a kernelFloats array in the kernels' memory, or null for any other array. */
 export function kernelOffset(data: unknown): number | null {
   return data instanceof Float32Array ? (placed.get(data)?.at ?? null) : null;

@@ -1,19 +1,21 @@
 // Learned absolute positions (BERT, GPT-2): a trained table [maxLen, d] indexed by position.
 import { QkvError } from '../../errors.js';
+import { F16Matrix } from '../../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../../tensor/quantize.js';
 import { fmtShape } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 
 /**
  * Gathers rows of an embedding table: out[..., :] = table[ids[...], :]. Ids are range-checked. The table may be
- * quantized (a tied output projection's int8/int4 copy, which then serves both): only the rows looked up are widened.
+ * quantized (a tied output projection's int8/int4 copy, which then serves both) or an F16Matrix: only the rows looked
+ * up are widened.
  */
 export function embedding(table: LinearWeight, ids: readonly number[] | Tensor, what = 'embedding'): Tensor {
   if (table.shape.length !== 2) throw new QkvError(`${what}: table must be [rows, dim], got ${fmtShape(table.shape)}`);
   const [rows, D] = table.shape;
   const list = ids instanceof Tensor ? ids.toArray() : ids;
   const shape = ids instanceof Tensor ? [...ids.shape, D] : [list.length, D];
-  const quantized = table instanceof Int8Matrix || table instanceof Int4Matrix ? table : null;
+  const quantized = table instanceof Int8Matrix || table instanceof Int4Matrix || table instanceof F16Matrix ? table : null;
   // a 16-bit table stays 16-bit: only the rows looked up are widened
   const w = !quantized && (table as Tensor).dtype === 'float32' ? (table as Tensor).toFloat32() : null;
   const out = new Float32Array(list.length * D);

@@ -1,16 +1,17 @@
 // The GEMM jobs of asm/kernels.ts: the matrix products of linear layers with f32, f16, bf16, int8 or int4 weights.
 import { gemvQ4, gemvQ4x8, gemvQ8, prepareQ8, prepareQ16, widenPanelQ4 } from './gemv-q';
 import {
-  GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, GEMM_I4, C_F16_MASK, C_F16_FULL, C_2P112, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126,
+  GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, GEMM_I4, C_F16_MASK, C_F16_FULL, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126,
   cst, exp2v, madd, ptr, word, store4, store4Scaled,
 } from './common';
 
-// GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2]
+// GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2, f16Scale]
 //   c_ij = Σ_k a_ik b_jk (× scale_j for int8; int4 b_jk = (q_jk − 8) · s_j,k/32, gemv-q.ts)
 // glu ≠ 0 (the gated feed-forward of GLU variants, Shazeer 2020): c = act(a·bᵀ) ⊙ (a·b2ᵀ), with b the gate and b2 the
 // up weight (same format and shape), c2 an [M, N] buffer for the up product, act SiLU (glu = 1) or GELU-tanh (glu = 2).
 // Weights are row-major [N, K] in every format (as the checkpoint stores them, so a tensor can be read from disk straight
-// into this memory).
+// into this memory). f16 bits widen times f16Scale = 2^(112 − shift): 2^112 for a checkpoint's own bits, 2^102 for an
+// F16Matrix's (tensor/f16-matrix.ts: w · 2^10, so that no weight is a subnormal, which x86 multiplies slowly).
 // Columns of C (rows of B) are split into T contiguous ranges, multiples of 4. B rows are widened to f32 four at a
 // time: straight into registers when M = 1 (decode: the whole cost is reading B once), else into this thread's
 // scratch panel [4][K] which the 2×4 register tile then reuses for every row of A. A tile's four rows are a quarter
@@ -29,19 +30,22 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   // its panel scratch (else the widening path below)
   const wide = n1 - n0 >= 4 && M == 1;
   // (int4 with relaxed SIMD: x in 8 bits, for its 8-bit dot product)
-  const prepared = wide && ((kind == GEMM_F16 && prepareF16(a, panel, K)) ||
+  const f16Scale = reinterpret<f32>(word(job, 14));
+  const f16Scales = f32x4.splat(f16Scale);
+  const prepared = wide && ((kind == GEMM_F16 && prepareF16(a, panel, K, f16Scales)) ||
     (kind == GEMM_I4 && (ASC_FEATURE_RELAXED_SIMD ? prepareQ8(a, panel, K) : prepareQ16(a, panel, K))) ||
     (kind == GEMM_I8 && K % 32 == 0 && prepareQ16(a, panel, K)));
-  columns(a, b, c, scales, M, K, N, n0, n1, kind, panel, prepared);
+  columns(a, b, c, scales, M, K, N, n0, n1, kind, panel, prepared, f16Scales);
   const glu = word(job, 10);
   if (glu == 0) return;
   const b2 = ptr(job, 11), scales2 = ptr(job, 12), c2 = ptr(job, 13);
-  columns(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared);
+  columns(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared, f16Scales);
   gate(c, c2, M, N, n0, n1, glu);
 }
 
 // columns n0..n1 − 1 of C = A · Bᵀ (int4: N a multiple of 4, which the host checks: the column tail has no int4 case)
-function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize, prepared: bool): void {
+function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize, prepared: bool,
+  f16Scale: v128): void {
   const rowB = kind == GEMM_I4 ? <usize>(K >> 1) : <usize>K * (kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2);
   // a tile's four rows are `gap` apart (there are `gap` tiles): rows j, j + gap, j + 2·gap, j + 3·gap, j = n0 … n0 + gap − 1
   const gap = (n1 - n0) >> 2, stride = <usize>gap * rowB;
@@ -60,7 +64,7 @@ function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N:
       gemvI8(a, b0, stride, c, K, j, scales, gap);
     } else { // M > 1, or decode whose x the fast paths cannot take (f16: |x| ≥ 2^15; int: ±∞, NaN): widened into the panel
       if (kind == GEMM_I4) widenPanelQ4(b0, panel, K, j, scales, gap);
-      else widenPanel(b0, panel, K, kind, stride);
+      else widenPanel(b0, panel, K, kind, stride, f16Scale);
       gemmPanel(a, panel, c, M, K, N, j, <usize>K << 2, gap);
       if (kind == GEMM_I8) scaleColumns(c, M, N, j, gap, scales);
     }
@@ -71,7 +75,7 @@ function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N:
     for (let i = 0; i < M; i++) {
       const ai = a + (<usize>i * <usize>K << 2);
       let s: f32 = 0;
-      for (let k = 0; k < K; k++) s += load<f32>(ai + (<usize>k << 2)) * element(bj, k, kind);
+      for (let k = 0; k < K; k++) s += load<f32>(ai + (<usize>k << 2)) * element(bj, k, kind, f16Scale);
       store<f32>(c + ((<usize>i * <usize>N + <usize>j) << 2), kind == GEMM_I8 ? s * load<f32>(scales + (<usize>j << 2)) : s);
     }
   }
@@ -106,20 +110,21 @@ function gated(x: v128, glu: i32): v128 {
 
 // one element of a B row in any of the four formats, widened (only the column tail uses it)
 @inline
-function element(row: usize, k: i32, kind: i32): f32 {
+function element(row: usize, k: i32, kind: i32, f16Scale: v128): f32 {
   if (kind == GEMM_F32) return load<f32>(row + (<usize>k << 2));
   if (kind == GEMM_I8) return <f32>load<i8>(row + <usize>k);
   const h = <u32>load<u16>(row + (<usize>k << 1));
   if (kind == GEMM_BF16) return reinterpret<f32>(h << 16);
-  return f32x4.extract_lane(widenF16(i32x4.splat(h << 16)), 0);
+  return f32x4.extract_lane(widenF16(i32x4.splat(h << 16), f16Scale), 0);
 }
 
 // f16 bits in the top half of each i32 lane → f32: shift the exponent and mantissa into place (the arithmetic shift
-// copies the sign into bits 30–28, which the mask clears), then 2^112 rebiases the exponent (15 → 127); subnormals
-// come out right because the multiply normalises them. Infinities and NaNs are not expected (the host checks).
+// copies the sign into bits 30–28, which the mask clears), then f16Scale = 2^(112 − shift) rebiases the exponent
+// (15 → 127) and undoes an F16Matrix's 2^shift; subnormals come out right because the multiply normalises them (slowly:
+// the reason for F16Matrix). Infinities and NaNs are not expected (the host checks).
 @inline
-function widenF16(hi: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(hi, 3), cst(C_F16_FULL)), cst(C_2P112));
+function widenF16(hi: v128, f16Scale: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shr_s(hi, 3), cst(C_F16_FULL)), f16Scale);
 }
 // the low / high four 16-bit values of h, each in the top half of an i32 lane
 @inline function lo16(h: v128): v128 { return i16x8.shuffle(i16x8.splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11); }
@@ -162,7 +167,7 @@ function gemmPanel(a: usize, b0: usize, c: usize, M: i32, K: i32, N: i32, j: i32
 }
 
 // four rows of B widened into the f32 panel [4][K]
-function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize): void {
+function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize, f16Scale: v128): void {
   for (let r = 0; r < 4; r++) {
     const src = b0 + <usize>r * rowB;
     const dst = panel + (<usize>(r * K) << 2);
@@ -181,7 +186,7 @@ function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize): vo
         const h = v128.load(src + (<usize>k << 1));
         const o = dst + (<usize>k << 2);
         if (kind == GEMM_BF16) { v128.store(o, lo16(h)); v128.store(o, hi16(h), 16); }
-        else { v128.store(o, widenF16(lo16(h))); v128.store(o, widenF16(hi16(h)), 16); }
+        else { v128.store(o, widenF16(lo16(h), f16Scale)); v128.store(o, widenF16(hi16(h), f16Scale), 16); }
       }
     }
   }
@@ -200,9 +205,10 @@ function scaleColumns(c: usize, M: i32, N: i32, j: i32, gap: i32, scales: usize)
 
 // decode, f16 weights, with x prepared by prepareF16 (K a multiple of 8). Eight f16 of a row are one v128 of four
 // i32 lanes, each (odd << 16 | even). Shifting right by 3 (arithmetic) and masking with 0x8fffe000 turns the odd
-// halves into f32 bit patterns worth w·2^−112 (sign kept at bit 31, exponent and mantissa moved into place, the sign
-// copies and the even half cleared); the even halves, moved up first, the same way. x was scaled by 2^112, so every
-// product x·w is the same correctly rounded f32 as with widened weights — with 5 integer ops per 8 weights.
+// halves into f32 bit patterns worth w·2^(shift − 112) (sign kept at bit 31, exponent and mantissa moved into place, the
+// sign copies and the even half cleared); the even halves, moved up first, the same way. x was scaled by f16Scale =
+// 2^(112 − shift), so every product x·w is the same correctly rounded f32 as with widened weights — with 5 integer ops
+// per 8 weights. (A pattern worth below 2^−126 — an unscaled subnormal — is an f32 subnormal: see F16Matrix.)
 // Rows b0 + r·stride, results to c_{j + r·gap}.
 function gemvF16(xs: usize, b0: usize, stride: usize, c: usize, K: i32, j: i32, gap: i32): void {
   const mask = cst(C_F16_MASK);
@@ -221,15 +227,14 @@ function gemvF16(xs: usize, b0: usize, stride: usize, c: usize, K: i32, j: i32, 
   }
   store4(c + (<usize>j << 2), <usize>gap << 2, f32x4.add(s0, t0), f32x4.add(s1, t1), f32x4.add(s2, t2), f32x4.add(s3, t3));
 }
-// the even / odd f16 of each i32 lane of h as f32 bit patterns worth w · 2^−112
+// the even / odd f16 of each i32 lane of h as f32 bit patterns worth w · 2^(shift − 112)
 @inline function f16Even(h: v128, mask: v128): v128 { return v128.and(i32x4.shr_s(i32x4.shl(h, 16), 3), mask); }
 @inline function f16Odd(h: v128, mask: v128): v128 { return v128.and(i32x4.shr_s(h, 3), mask); }
 
-// xs = x · 2^112 with each group of 8 split into its even and odd elements, [x0 x2 x4 x6 | x1 x3 x5 x7]; false (and
+// xs = x · f16Scale with each group of 8 split into its even and odd elements, [x0 x2 x4 x6 | x1 x3 x5 x7]; false (and
 // nothing usable) when some |x| ≥ 2^15, where x · 2^112 could overflow
-function prepareF16(a: usize, xs: usize, K: i32): bool {
+function prepareF16(a: usize, xs: usize, K: i32, scale: v128): bool {
   const big = cst(C_F16_BIG);
-  const scale = cst(C_2P112);
   for (let k = 0; k < K; k += 8) {
     const x0 = v128.load(a + (<usize>k << 2)), x1 = v128.load(a + (<usize>k << 2), 16);
     if (v128.any_true(v128.or(f32x4.ge(f32x4.abs(x0), big), f32x4.ge(f32x4.abs(x1), big)))) return false;

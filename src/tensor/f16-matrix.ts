@@ -1,0 +1,125 @@
+// An f16 weight matrix held for the WebAssembly matrix kernel, every weight times 2^10 — exactly: a power of two, and
+// every |w| < 64 so that w·2^10 stays below f16's largest finite value (65,504).
+// Why: the kernel widens an f16 by moving its bits into an f32 (asm/gemm.ts); a subnormal f16 (|w| < 2^−14: 0.1–0.3%
+// of a trained or random model's weights) becomes a subnormal f32, and an x86 core multiplies a subnormal through a
+// microcode assist (~100+ cycles). One in every few hundred vectors then costs as much as the rest: the 135M model's f16
+// products ran at half speed. Times 2^10 no nonzero f16 is subnormal (the smallest, 2^−24, becomes 2^−14), and the
+// kernel takes x · 2^−10 in its place, so every product x·w is the same f32 as before.
+// Nothing outside the kernels sees the scaled bits: rows and dequantize() give the true values, unscaled() the true f16.
+import { QkvError } from '../errors.js';
+import { f16ToF32 } from './f16.js';
+import { fmtShape } from './shape.js';
+import { Tensor } from './tensor.js';
+
+/** The power of two an F16Matrix's bits hold its weights scaled by. */
+export const F16_SHIFT = 10;
+
+// f16 bits of m · 2^−24 · 2^10 (the subnormal with mantissa m, scaled), for m = 0 … 1023: normal f16 (zero stays zero)
+let subnormalScaled: Uint16Array | null = null;
+
+// (h & 0x7c00) ≥ 21 << 10: |w| ≥ 64 (or ±∞/NaN), which times 2^10 would not fit
+const TOO_BIG = 21 << 10;
+
+export class F16Matrix {
+  readonly dtype = 'float16' as const;
+  readonly shift = F16_SHIFT;
+  /** h [rows, cols] row-major: the f16 bits of w · 2^shift. */
+  constructor(readonly h: Uint16Array, readonly shape: readonly [number, number]) {
+    const [rows, cols] = shape;
+    if (h.length !== rows * cols) throw new QkvError(`F16Matrix: h must hold ${rows}×${cols} values, got ${h.length}`);
+  }
+
+  /**
+   * Scales a 2-D contiguous f16 tensor's own storage in place and wraps it, or returns null — leaving the tensor as it
+   * was — when some |w| ≥ 64 (or ±∞/NaN) would not fit. The caller gives up the tensor: its data now hold w · 2^10.
+   * (Matrices without subnormals are scaled too, so that a model's matrices share one scale: the gated feed-forward's
+   * gate and up products take one x, prepared once.)
+   */
+  static scaleInPlace(t: Tensor): F16Matrix | null {
+    if (t.dtype !== 'float16' || t.rank !== 2 || !t.isContiguous() || t.data.length !== t.size) {
+      throw new QkvError(`F16Matrix.scaleInPlace: needs a contiguous 2-D float16 tensor, got ${t.dtype} ${fmtShape(t.shape)}`);
+    }
+    const h = t.data as Uint16Array;
+    // two f16 a 32-bit word where the array is aligned (a model's weights), the rest alone
+    const pairs = h.byteOffset % 4 === 0 ? h.length >> 1 : 0;
+    const w = pairs ? new Uint32Array(h.buffer, h.byteOffset, pairs) : new Uint32Array(0);
+    if (tooBig(h, w)) return null;
+    scaleAll(h, w);
+    return new F16Matrix(h, [t.shape[0], t.shape[1]]);
+  }
+
+  /** Row j, the true weights as f32, into out[at …]. */
+  row(j: number, out: Float32Array, at = 0): void {
+    const cols = this.shape[1];
+    const unscale = 2 ** -this.shift;
+    for (let k = 0; k < cols; k++) out[at + k] = f16ToF32(this.h[j * cols + k]) * unscale;
+  }
+
+  /** The true weights as a float32 tensor. */
+  dequantize(): Tensor {
+    const [rows, cols] = this.shape;
+    const out = new Float32Array(rows * cols);
+    for (let j = 0; j < rows; j++) this.row(j, out, j * cols);
+    return Tensor.from(out, [rows, cols]);
+  }
+
+  /** The true f16 bits (a new array: w · 2^−10 is exact back in f16, subnormals included). */
+  unscaled(): Uint16Array {
+    const out = new Uint16Array(this.h.length);
+    for (let i = 0; i < out.length; i++) {
+      const x = this.h[i];
+      const e = (x & 0x7c00) >> 10;
+      // exponent field e > 10: e − 10 (still normal); else the value is subnormal (or zero) in f16: mantissa by shifting
+      out[i] = e > F16_SHIFT ? x - (F16_SHIFT << 10) : (x & 0x8000) | subnormalBits(x & 0x7fff);
+    }
+    return out;
+  }
+}
+
+// whether some weight has |w| ≥ 64 (or is ±∞, NaN): exponent field ≥ 21 ⇔ field + 11 reaches bit 15 (in each half of
+// a word of w: masked, so no carry across); h's elements past w's pairs one at a time
+function tooBig(h: Uint16Array, w: Uint32Array): boolean {
+  let big = 0;
+  for (let i = 0; i < w.length; i++) big |= ((w[i] & 0x7c007c00) + 0x2c002c00) & 0x80008000;
+  for (let i = 2 * w.length; i < h.length; i++) big |= (h[i] & 0x7c00) >= TOO_BIG ? 1 : 0;
+  return big !== 0;
+}
+
+// every weight times 2^10, h's pairs through w
+function scaleAll(h: Uint16Array, w: Uint32Array): void {
+  for (let i = 0; i < w.length; i++) {
+    const x = w[i];
+    // both normal (all but a few in a thousand): both exponent fields + 10 at once
+    if ((x & 0x7c00) !== 0 && (x & 0x7c000000) !== 0) w[i] = x + ((F16_SHIFT << 26) | (F16_SHIFT << 10));
+    else w[i] = scaled(x & 0xffff) | (scaled(x >>> 16) << 16);
+  }
+  for (let i = 2 * w.length; i < h.length; i++) h[i] = scaled(h[i]);
+}
+
+// the f16 bits of w · 2^10 for the f16 bits x of w (|w| < 64): a normal w's exponent field + 10 (at most 20 + 10 = 30,
+// no carry into the sign); zero and subnormals from the table
+function scaled(x: number): number {
+  if (x & 0x7c00) return x + (F16_SHIFT << 10);
+  return (x & 0x8000) | (subnormalScaled ??= makeSubnormalTable())[x & 0x3ff];
+}
+
+// f16 bits (no sign) of the value with bits `x` (exponent field ≤ 10: a scaled subnormal) times 2^−10: the subnormal
+// m' · 2^−24, exact (the bits shifted out are zero)
+function subnormalBits(x: number): number {
+  if (x === 0) return 0;
+  const e = x >> 10, m = x & 0x3ff;
+  // value = (1024 + m) · 2^(e − 25) for e ≥ 1; times 2^−10 = (1024 + m) · 2^(e − 35) = m' · 2^−24,
+  // m' = (1024 + m) >> (11 − e)
+  return e === 0 ? m >> F16_SHIFT : (1024 + m) >> (11 - e);
+}
+
+function makeSubnormalTable(): Uint16Array {
+  const t = new Uint16Array(1024);
+  for (let m = 1; m < 1024; m++) {
+    // m · 2^−24 · 2^10 = m · 2^−14: m = 2^p · (1 + f), p = ⌊log2 m⌋ ≤ 9, so the value is (1 + f) · 2^(p − 14): exponent
+    // field p + 1, mantissa the bits of m below its leading one, moved up to 10 bits
+    const p = 31 - Math.clz32(m);
+    t[m] = ((p + 1) << 10) | ((m << (10 - p)) & 0x3ff);
+  }
+  return t;
+}

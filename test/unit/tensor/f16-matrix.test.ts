@@ -1,0 +1,123 @@
+// F16Matrix (src/tensor/f16-matrix.ts): an f16 weight scaled by 2^10 in place so that the WebAssembly kernel never
+// multiplies a subnormal. The scaling must be exact for every finite f16 below 64 (and undone exactly), the products
+// must be the same bits as with the stored f16 on every path (decode, prefill panel, column tail, gated, TypeScript),
+// and a model loaded from an f16 checkpoint must give the same logits as the same weights held as plain tensors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  buildModel, embedding, F16Matrix, f16ToF32, gatedLinear, linear, mul, setKernelThreads, silu, Tensor, Weights,
+  type CausalLM, type HfConfig,
+} from '../../../src/index.js';
+import { kernelMatrix } from '../../../src/kernels/wasm/storage.js';
+import { loadCheckpoint } from '../../../src/node/checkpoint.js';
+import { readSafetensors, writeSafetensors } from '../../../src/node/files.js';
+import { TINY } from '../../models/helpers.js';
+import { randn, rng } from '../../helpers.js';
+
+// every finite f16 below 64 in magnitude, both signs (0x0000 … 0x53ff: exponent field ≤ 20)
+function allBelow64(): Uint16Array {
+  const h = new Uint16Array(2 * 0x5400);
+  for (let i = 0; i < 0x5400; i++) [h[2 * i], h[2 * i + 1]] = [i, i | 0x8000];
+  return h;
+}
+
+// an f16 tensor in the kernel's memory, as the checkpoint loader places a matrix
+function placed(bits: Uint16Array, shape: [number, number]): Tensor {
+  const room = kernelMatrix('float16', bits.length) as Uint16Array;
+  room.set(bits);
+  return new Tensor('float16', room, shape);
+}
+
+test('scaleInPlace: every finite f16 below 64 becomes w · 2^10 exactly, none subnormal; unscaled() and row() undo it', () => {
+  // an aligned array (two f16 a word) and one two bytes off (one at a time), with an odd count
+  for (const orig of [allBelow64(), allBelow64().subarray(1, 1 + 17 * 1279)]) {
+    const data = new Uint16Array(orig.length + 1).subarray(orig.byteOffset ? 1 : 0, orig.byteOffset ? undefined : orig.length);
+    data.set(orig);
+    const t = new Tensor('float16', data, [orig.length / (orig.byteOffset ? 1279 : 64), orig.byteOffset ? 1279 : 64]);
+    const m = F16Matrix.scaleInPlace(t)!;
+    assert.ok(m instanceof F16Matrix && m.h === t.data, 'scaled where it lies');
+    for (let i = 0; i < orig.length; i++) {
+      const [w, s] = [f16ToF32(orig[i]), f16ToF32(m.h[i])];
+      assert.ok(Object.is(s, w * 1024), `bits ${orig[i].toString(16)}: ${w} · 2^10 = ${w * 1024}, got ${s}`);
+      assert.ok((m.h[i] & 0x7fff) === 0 || (m.h[i] & 0x7c00) !== 0, `bits ${orig[i].toString(16)} still subnormal`);
+    }
+    assert.deepEqual(m.unscaled(), orig.slice());
+    const rows = m.dequantize().toFloat32();
+    for (let i = 0; i < orig.length; i++) assert.ok(Object.is(rows[i], f16ToF32(orig[i])), `row value ${i}`);
+  }
+});
+
+test('scaleInPlace leaves the tensor as it was when some |w| ≥ 64 (or ±∞, NaN) would not fit', () => {
+  const normal = Uint16Array.from({ length: 64 }, (_, i) => 0x3c00 + i); // 1 … 1.06, none subnormal
+  for (const [bad, at] of [[0x5400 /* 64 */, 8], [0xd7ff, 9], [0x7c00, 63], [0x7e00, 30]]) {
+    const bits = Uint16Array.from(normal, (v, i) => (i === 1 ? 0x0001 : i === at ? bad : v));
+    const t = new Tensor('float16', bits.slice(), [4, 16]);
+    assert.equal(F16Matrix.scaleInPlace(t), null, `with ${bad.toString(16)}`);
+    assert.deepEqual(t.data, bits);
+  }
+  assert.throws(() => F16Matrix.scaleInPlace(Tensor.from(new Float32Array(4), [2, 2])),
+    /needs a contiguous 2-D float16 tensor, got float32 \[2, 2\]/);
+});
+
+test('products with an F16Matrix are the same bits as with the stored f16: decode, prefill, column tail, gated, TypeScript', () => {
+  const rand = rng(21);
+  for (const threads of [1, 2]) {
+    setKernelThreads(threads);
+    for (const [M, K, N] of [[1, 64, 40], [1, 576, 38], [3, 64, 41], [8, 128, 36], [1, 12, 9], [2, 20, 7]]) {
+      // weights of about 2^−9 so that a good share are subnormal (< 2^−14) in f16
+      const w = randn([N, K], rand, 0.002).to('float16');
+      const g = randn([N, K], rand, 0.002).to('float16');
+      const m = F16Matrix.scaleInPlace(new Tensor('float16', (w.data as Uint16Array).slice(), [N, K]))!;
+      const mg = F16Matrix.scaleInPlace(new Tensor('float16', (g.data as Uint16Array).slice(), [N, K]))!;
+      const x = randn([M, K], rand);
+      const what = `M=${M} K=${K} N=${N} threads ${threads}`;
+      assert.deepEqual(linear(x, m).toFloat32(), linear(x, w).toFloat32(), what);
+      assert.deepEqual(gatedLinear(x, mg, m, 'silu').toFloat32(), gatedLinear(x, g, w, 'silu').toFloat32(), `gated ${what}`);
+      // gate and up scaled differently (a stored f16 beside an F16Matrix): the product, the activation and the product
+      const unfused = mul(silu(linear(x, g)), linear(x, w)).toFloat32();
+      assert.deepEqual(gatedLinear(x, g, m, 'silu').toFloat32(), unfused, `mixed gated ${what}`);
+    }
+  }
+  setKernelThreads(1);
+});
+
+test('Weights: an f16 matrix in the kernel\'s memory becomes an F16Matrix once; plain arrays stay tensors', () => {
+  const rand = rng(22);
+  const w = randn([48, 64], rand, 0.002).to('float16');
+  const bits = w.data as Uint16Array;
+  const weights = new Weights(new Map([['a.weight', placed(bits, [48, 64])], ['e.weight', placed(bits, [48, 64])],
+    ['b.weight', w]]), 'test');
+  const a = weights.matrix('a.weight', [48, 64]);
+  assert.ok(a instanceof F16Matrix);
+  assert.equal(weights.has('a.weight'), false, 'the stored tensor left the map: its storage is the F16Matrix\'s');
+  assert.ok(weights.matrix('b.weight', [48, 64]) instanceof Tensor, 'an array the loader did not place is never rewritten');
+  assert.deepEqual(w.data, bits);
+  // a tied table: the output projection and the lookup share one F16Matrix, scaled once
+  const table = weights.table('e.weight', [48, 64]);
+  const head = weights.asFormat(table);
+  assert.equal(weights.asFormat(table), head, 'asked again: the same form, not scaled twice');
+  assert.equal(weights.embeddingTable('e.weight', table), head);
+  assert.deepEqual(embedding(head, [5, 0]).toFloat32(), embedding(w, [5, 0]).toFloat32());
+});
+
+test('an f16 checkpoint loads as F16Matrix weights and gives the same logits as its tensors held as plain arrays', () => {
+  // qkv-tiny's trained weights rounded to f16 (about 0.1% of them subnormal)
+  const stored = readSafetensors(join(TINY, 'model.safetensors')).tensors;
+  const tensors = new Map([...stored].map(([name, t]) => [name, t.to('float16')] as const));
+  const dir = mkdtempSync(join(tmpdir(), 'qkv-f16-'));
+  try {
+    const config = JSON.parse(readFileSync(join(TINY, 'config.json'), 'utf8')) as HfConfig;
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    const loaded = loadCheckpoint(dir, { tokenizer: false }).model as CausalLM;
+    const plain = buildModel(config, new Weights(tensors, 'plain')) as CausalLM;
+    assert.ok((loaded as unknown as { lmHead: unknown }).lmHead instanceof F16Matrix, 'the loaded model holds F16Matrix weights');
+    const ids = [[1, 17, 300, 42, 9, 77, 5]];
+    assert.deepEqual(loaded.forward(ids).logits.toFloat32(), plain.forward(ids).logits.toFloat32());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
