@@ -113,7 +113,7 @@ export class Weights {
     if ((this.format === 'int8' || this.format === 'int4') && t.shape[1] % 16 === 0) return remember(Int8Matrix.quantize(t, place));
     if (this.format === 'float32' && t.dtype !== 'float32') return t.to('float32');
     const scaled = this.format === 'stored' && t.dtype === 'float16' && t.rank === 2 && kernelStorage().holdsMatrix?.(t.data)
-      ? F16Matrix.scaleInPlace(t) : null;
+      ? F16Matrix.scaleInPlace(t, kernelStorage().scaleF16) : null;
     return scaled ? remember(scaled) : t;
   }
 

@@ -10,7 +10,7 @@ import { sdpaNaive } from './sdpa-naive.js';
 import { sdpaPaged } from './sdpa-paged.js';
 import { sdpaFlashWasm } from '../wasm/sdpa-flash-wasm.js';
 import { sdpaPagedWasm } from '../wasm/sdpa-paged-wasm.js';
-import { holdsMatrix, kernelFloats, kernelMatrix, releaseFloats, releaseMatrix } from '../wasm/storage.js';
+import { holdsMatrix, kernelFloats, kernelMatrix, releaseFloats, releaseMatrix, scaleF16 } from '../wasm/storage.js';
 
 registerSdpaKernel(sdpaNaive);
 registerSdpaKernel(sdpaFlash);
@@ -18,6 +18,6 @@ registerSdpaKernel(sdpaDecode);
 registerSdpaKernel(sdpaFlashWasm);
 registerPagedKernel(sdpaPaged);
 registerPagedKernel(sdpaPagedWasm);
-registerKernelStorage({ floats: kernelFloats, release: releaseFloats, matrix: kernelMatrix, releaseMatrix, holdsMatrix });
+registerKernelStorage({ floats: kernelFloats, release: releaseFloats, matrix: kernelMatrix, releaseMatrix, holdsMatrix, scaleF16 });
 registerMatmulKernel(matmulTs);
 registerMatmulKernel(matmulWasm);

@@ -29,6 +29,9 @@ export const MERGE_JOB = new Layout('merge', [
   ['Dv', 'u32'], ['splits', 'u32'],
 ]);
 
+/** SCALE_F16 (asm/f16-scale.ts): n f16 (a multiple of 8) at h times 2^10 in place; out ← 1, or 0 when they do not fit. */
+export const SCALE_F16_JOB = new Layout('scaleF16', [['kind', 'u32'], ['h', 'u32'], ['n', 'u32'], ['out', 'u32']]);
+
 /** GEMM_* (asm/gemm.ts): c = a · bᵀ (× int8 scales), or the gated product act(a · bᵀ) ⊙ (a · b2ᵀ). */
 export const GEMM_JOB = new Layout('gemm', [
   ['kind', 'u32'], ['a', 'u32'], ['b', 'u32'], ['c', 'u32'], ['M', 'u32'], ['K', 'u32'], ['N', 'u32'], ['scales', 'u32'],

@@ -44,7 +44,9 @@ export function kernelVariant(): KernelVariant | null {
 interface Exports { init(): void; run(job: number, t: number, T: number): void }
 
 /** Job kinds (asm/kernels.ts). */
-export const JOB = { attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6, decode: 7, gemmI4: 8, merge: 9 } as const;
+export const JOB = {
+  attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6, decode: 7, gemmI4: 8, merge: 9, scaleF16: 10,
+} as const;
 
 // control words (Int32Array indices at byte 0)
 const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4;
@@ -288,6 +290,12 @@ export function jobWork(w: readonly number[]): number {
   if (w[0] === JOB.packK) return w[3] * w[4] * w[5]; // BHkv · S · D
   if (w[0] === JOB.merge) return w[4] * w[5] * w[7] * w[8] * w[9]; // B · Hq · L · Dv · splits
   return w[4] * w[5] * w[6] * (w[10] ? 2 : 1); // M · K · N, gate and up
+}
+
+/** Runs a job on this thread alone (work done once, at load: not the thread chooser's business). */
+export function runAlone(r: Runtime, words: readonly number[]): void {
+  r.jobWords.set(words);
+  r.exports.run(JOB_AT, 0, 1);
 }
 
 /** Runs a job (its i32 words, kind first, as a layout of jobs.ts writes them) on every thread. */

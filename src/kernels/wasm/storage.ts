@@ -8,7 +8,8 @@
 // would detach every view of it. Elsewhere kernelFloats is a plain Float32Array.
 // Blocks come from a first-fit free list over the region after the resident weights; a block goes back to the list
 // when its view is garbage-collected, or at once with releaseFloats (whose caller promises not to use the view again).
-import { adoptResident, canReserve, forgetResident, kernelRuntime, reserve, type Runtime } from './runtime.js';
+import { SCALE_F16_JOB } from './jobs.js';
+import { adoptResident, canReserve, forgetResident, JOB, kernelRuntime, reserve, runAlone, type Runtime, scratch } from './runtime.js';
 
 interface Block { at: number; bytes: number; reused?: boolean }
 
@@ -72,6 +73,20 @@ export function releaseMatrix(view: ArrayBufferView): void {
 /** Whether `view` is a kernelMatrix block (still held). */
 export function holdsMatrix(view: ArrayBufferView): boolean {
   return placedMatrices.has(view);
+}
+
+/**
+ * An f16 kernelMatrix times 2^10 in place by the SIMD job (F16Matrix's rule, tensor/f16-matrix.ts): true when done,
+ * false when some |w| ≥ 64 would not fit (left untouched), null when the job does not take it (not a kernelMatrix, or
+ * a length not a multiple of 8: the caller's loop then does it).
+ */
+export function scaleF16(view: Uint16Array): boolean | null {
+  const r = kernelRuntime();
+  const b = placedMatrices.get(view);
+  if (!r || !b || view.length % 8 !== 0) return null;
+  const [out] = scratch(r, [4]);
+  runAlone(r, SCALE_F16_JOB.words({ kind: JOB.scaleF16, h: b.at, n: view.length, out }));
+  return new Int32Array(r.memory.buffer, out, 1)[0] === 1;
 }
 
 /** Byte offset of a kernelFloats array in the kernels' memory, or null for any other array. */

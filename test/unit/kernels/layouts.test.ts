@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Layout } from '../../../src/kernels/layout.js';
-import { ATTENTION_JOB, DECODE_JOB, GEMM_JOB, MERGE_JOB, PACK_K_JOB } from '../../../src/kernels/wasm/jobs.js';
+import { ATTENTION_JOB, DECODE_JOB, GEMM_JOB, MERGE_JOB, PACK_K_JOB, SCALE_F16_JOB } from '../../../src/kernels/wasm/jobs.js';
 import { DECODE_PARAMS, MATMUL_PARAMS, OPS_PARAMS, SCATTER_PARAMS, SDPA_PARAMS, TRANSPOSE_PARAMS } from '../../../src/kernels/webgpu/uniforms.js';
 import { ROOT_DIR } from '../../helpers.js';
 
@@ -47,7 +47,7 @@ test('each WebAssembly job reads every field of its layout at the layout\'s inde
   const jobs: [Layout<string>, string, string][] = [
     [PACK_K_JOB, 'src/kernels/wasm/asm/attention.ts', 'packK'], [ATTENTION_JOB, 'src/kernels/wasm/asm/attention.ts', 'attention'],
     [DECODE_JOB, 'src/kernels/wasm/asm/decode.ts', 'decode'], [GEMM_JOB, 'src/kernels/wasm/asm/gemm.ts', 'gemm'],
-    [MERGE_JOB, 'src/kernels/wasm/asm/decode.ts', 'merge'],
+    [MERGE_JOB, 'src/kernels/wasm/asm/decode.ts', 'merge'], [SCALE_F16_JOB, 'src/kernels/wasm/asm/f16-scale.ts', 'scaleF16'],
   ];
   for (const [layout, file, fn] of jobs) {
     const reads = jobReads(file, fn);

@@ -11,7 +11,7 @@ import {
   buildModel, embedding, F16Matrix, f16ToF32, gatedLinear, linear, mul, setKernelThreads, silu, Tensor, Weights,
   type CausalLM, type HfConfig,
 } from '../../../src/index.js';
-import { kernelMatrix } from '../../../src/kernels/wasm/storage.js';
+import { kernelMatrix, scaleF16 } from '../../../src/kernels/wasm/storage.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { readSafetensors, writeSafetensors } from '../../../src/node/files.js';
 import { TINY } from '../../models/helpers.js';
@@ -32,12 +32,15 @@ function placed(bits: Uint16Array, shape: [number, number]): Tensor {
 }
 
 test('scaleInPlace: every finite f16 below 64 becomes w · 2^10 exactly, none subnormal; unscaled() and row() undo it', () => {
-  // an aligned array (two f16 a word) and one two bytes off (one at a time), with an odd count
-  for (const orig of [allBelow64(), allBelow64().subarray(1, 1 + 17 * 1279)]) {
+  // the WebAssembly job (in the kernels' memory), the loop over an aligned array (two f16 a word) and over one two bytes
+  // off (one at a time), with an odd count
+  const cases: [Uint16Array, boolean][] = [[allBelow64(), true], [allBelow64(), false], [allBelow64().subarray(1, 1 + 17 * 1279), false]];
+  for (const [orig, inKernel] of cases) {
+    const cols = orig.byteOffset ? 1279 : 64;
     const data = new Uint16Array(orig.length + 1).subarray(orig.byteOffset ? 1 : 0, orig.byteOffset ? undefined : orig.length);
     data.set(orig);
-    const t = new Tensor('float16', data, [orig.length / (orig.byteOffset ? 1279 : 64), orig.byteOffset ? 1279 : 64]);
-    const m = F16Matrix.scaleInPlace(t)!;
+    const t = inKernel ? placed(orig, [orig.length / cols, cols]) : new Tensor('float16', data, [orig.length / cols, cols]);
+    const m = F16Matrix.scaleInPlace(t, inKernel ? (h) => scaleF16(h) ?? assert.fail('the job takes a kernel matrix') : undefined)!;
     assert.ok(m instanceof F16Matrix && m.h === t.data, 'scaled where it lies');
     for (let i = 0; i < orig.length; i++) {
       const [w, s] = [f16ToF32(orig[i]), f16ToF32(m.h[i])];
@@ -54,9 +57,10 @@ test('scaleInPlace leaves the tensor as it was when some |w| ≥ 64 (or ±∞, N
   const normal = Uint16Array.from({ length: 64 }, (_, i) => 0x3c00 + i); // 1 … 1.06, none subnormal
   for (const [bad, at] of [[0x5400 /* 64 */, 8], [0xd7ff, 9], [0x7c00, 63], [0x7e00, 30]]) {
     const bits = Uint16Array.from(normal, (v, i) => (i === 1 ? 0x0001 : i === at ? bad : v));
-    const t = new Tensor('float16', bits.slice(), [4, 16]);
-    assert.equal(F16Matrix.scaleInPlace(t), null, `with ${bad.toString(16)}`);
-    assert.deepEqual(t.data, bits);
+    for (const t of [new Tensor('float16', bits.slice(), [4, 16]), placed(bits, [4, 16])]) {
+      assert.equal(F16Matrix.scaleInPlace(t, scaleF16), null, `with ${bad.toString(16)}`);
+      assert.deepEqual(t.data, bits);
+    }
   }
   assert.throws(() => F16Matrix.scaleInPlace(Tensor.from(new Float32Array(4), [2, 2])),
     /needs a contiguous 2-D float16 tensor, got float32 \[2, 2\]/);

@@ -9,6 +9,7 @@ export const GEMM_I8: i32 = 6;
 export const DECODE: i32 = 7;
 export const GEMM_I4: i32 = 8;
 export const MERGE: i32 = 9;
+export const SCALE_F16: i32 = 10;
 
 // Vector constants live in memory, not in the code: binaryen copies a v128.const into every use and V8 rebuilds each
 // one with several instructions, inside the hot loops; a load from this table is one L1 read. The host calls init() once,
@@ -18,11 +19,13 @@ export const C_NEG_INF = 0, C_EXP2_LO = 1, C_EXP2_HI = 2, C_P0 = 6, C_ONE = 12, 
 export const LOG2E: f32 = 1.44269504088896341;
 export const C_F16_MASK = 14, C_F16_FULL = 15, C_F16_BIG = 16;
 export const C_NEG_LOG2E = 17, C_GELU_A = 18, C_GELU_2C = 19, C_126 = 20, C_M127 = 21, C_NIBBLE = 22, C_EIGHT = 23;
+export const C_H_EXPONENT = 24, C_H_MANTISSA = 25, C_H_SIGN = 26, C_H_TEN = 27, C_H_TOO_BIG = 28, C_H_BIAS = 29;
 @inline export function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
 
 @inline function setF(i: i32, x: f32): void { v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x)); }
 @inline function setI(i: i32, x: i32): void { v128.store(CONSTS + (<usize>i << 4), i32x4.splat(x)); }
 @inline function setB(i: i32, x: i8): void { v128.store(CONSTS + (<usize>i << 4), i8x16.splat(x)); }
+@inline function setH(i: i32, x: i16): void { v128.store(CONSTS + (<usize>i << 4), i16x8.splat(x)); }
 
 export function writeConstants(): void {
   setF(C_NEG_INF, -Infinity); setF(C_EXP2_LO, -126.0); setF(C_EXP2_HI, 127.49);
@@ -33,6 +36,9 @@ export function writeConstants(): void {
   setI(C_F16_MASK, 0x8fffe000); setI(C_F16_FULL, 0x8fffffff); setF(C_F16_BIG, 32768);
   setF(C_NEG_LOG2E, -LOG2E); setF(C_GELU_A, 0.044715); setF(C_GELU_2C, 1.5957691216057308 /* 2·√(2/π) */); setF(C_126, 126); setF(C_M127, -127);
   setB(C_NIBBLE, 0x0f); setB(C_EIGHT, 8);
+  // f16 fields (f16-scale.ts): exponent, mantissa, sign, exponent + 10, exponent field 21 (|w| ≥ 64), 126 << 10 in i32 lanes
+  setH(C_H_EXPONENT, 0x7c00); setH(C_H_MANTISSA, 0x03ff); setH(C_H_SIGN, <i16>0x8000); setH(C_H_TEN, 10 << 10);
+  setH(C_H_TOO_BIG, 21 << 10); setI(C_H_BIAS, 126 << 10);
 }
 
 // a·b + c on four lanes: one fused multiply-add where the engine has relaxed SIMD (this module built with

@@ -7,6 +7,7 @@
 //               all the query heads of a GQA group together
 //   MERGE       the DECODE job's chunks of each query row merged (its rows over threads), out and lse for the host
 //   PACK_K      k [BHkv, S, D] → panels [BHkv, S/8, D, 8] so the score tile reads 8 keys per load, in order
+//   SCALE_F16   an f16 weight matrix times 2^10 in place, at load (f16-scale.ts; one thread)
 //   GEMM_*      C[M, N] = A[M, K] · B[N, K]ᵀ (torch's Linear layout) with B in f32, f16, bf16, int8 (+ a scale per
 //               row of B) or int4 (+ a scale per row and block of 32), B widened to f32 inside the kernel so decode
 //               reads 2, 1 or ½ bytes per weight (int8/int4 decode: integer dot products, gemv-q.ts)
@@ -14,7 +15,7 @@
 // Layout of a job (i32 words; floats stored as their bits): at the top of each job's function and in
 // src/kernels/wasm/runtime.ts. The jobs live in attention.ts and gemm.ts; common.ts has what they share.
 
-import { ATTENTION, DECODE, MERGE, PACK_K, word, writeConstants } from './common';
+import { ATTENTION, DECODE, MERGE, PACK_K, SCALE_F16, word, writeConstants } from './common';
 
 /** Writes the table of vector constants; the host calls it once per memory, before any job. */
 export function init(): void { writeConstants(); }
@@ -22,6 +23,7 @@ export function init(): void { writeConstants(); }
 import { attention, packK } from './attention';
 import { decode, merge } from './decode';
 import { gemm } from './gemm';
+import { scaleF16 } from './f16-scale';
 /** Thread t of T runs its share of the job at `job`. */
 export function run(job: usize, t: i32, T: i32): void {
   const kind = word(job, 0);
@@ -29,5 +31,6 @@ export function run(job: usize, t: i32, T: i32): void {
   else if (kind == DECODE) decode(job, t, T);
   else if (kind == PACK_K) packK(job, t, T);
   else if (kind == MERGE) merge(job, t, T);
+  else if (kind == SCALE_F16) { if (t == 0) scaleF16(job); }
   else gemm(job, kind, t, T);
 }
