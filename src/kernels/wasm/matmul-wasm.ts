@@ -21,7 +21,7 @@ const seen = new WeakSet<Float32Array>();
 const finiteF16 = new WeakMap<Uint16Array, boolean>();
 
 // an f16 weight with ±∞ or NaN (exponent all ones) cannot take the kernel's widening shortcut; checked once per
-// weight, two values per 32-bit word where the array is aligned (the scan is part of loading a model)
+// weight, two values per 32-bit word where the array is aligned (an F16Matrix needs no scan: every |w| < 64)
 function allFinite(h: Uint16Array): boolean {
   let ok = finiteF16.get(h);
   if (ok === undefined) {
@@ -46,7 +46,7 @@ function weightAt(r: Runtime, b: MatrixData): number {
 // resident, may become so, or fits the memory for one call beside everything resident
 const applies = (r: Runtime, b: MatrixData, N: number, K: number) =>
   K % K_MULTIPLE[b.dtype] === 0 && b.data.length === (b.dtype === 'int4' ? N * K / 2 : N * K) &&
-  (b.dtype !== 'float16' || allFinite(b.data)) && (b.dtype !== 'int4' || N % 4 === 0) &&
+  (b.dtype !== 'float16' || (b.shift ?? 0) > 0 || allFinite(b.data)) && (b.dtype !== 'int4' || N % 4 === 0) &&
   (canReside(r, b.data) || alignLine(r.top) + 2 * b.data.byteLength + ONE_CALL_ROOM <= MAX_BYTES);
 
 // room kept for a call's activations, results and panels beside a weight copied in for that call
