@@ -34,7 +34,7 @@ export class F16Matrix {
    * was — when some |w| ≥ 64 (or ±∞/NaN) would not fit. The caller gives up the tensor: its data now hold w · 2^10.
    * (Matrices without subnormals are scaled too, so that a model's matrices share one scale: the gated feed-forward's
    * gate and up products take one x, prepared once.) `fast`: a backend's faster pass over the same rule (the
-   * WebAssembly job over its own memory, ~10× this loop), null where it does not take the array.
+   * WebAssembly job over its own memory: 0.7 against 2.6 ns a weight at load here), null where it does not take h.
    */
   static scaleInPlace(t: Tensor, fast?: (h: Uint16Array) => boolean | null): F16Matrix | null {
     if (t.dtype !== 'float16' || t.rank !== 2 || !t.isContiguous() || t.data.length !== t.size) {
