@@ -148,9 +148,10 @@ function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kTile: usize, D: 
 // acc stays normalised — a weighted mean of the values seen so far, its weights summing to at most 1 at every step of
 // the P·V sum — so it is finite whenever the answer is, even where Σ p·|v| is not (|v| near f32's largest value).
 // Every row of the score tile has seen its max, so l' ≥ 1. A NaN score makes m' NaN, and NaN reaches l and acc.
+// Rows from `rows` on (the decode job's last block of a GQA group) are left alone.
 @inline
-export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPad: i32, Dv: i32, mT: usize): void {
-  for (let r = 0; r < BM; r++) {
+export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPad: i32, Dv: i32, mT: usize, rows: i32 = BM): void {
+  for (let r = 0; r < rows; r++) {
     const s = sT + (<usize>(r * BN) << 2);
     // the tile's max: from the score tile (mT), or a pass over the row when masking changed it (mT = 0)
     let tileMax: f32;
@@ -191,7 +192,7 @@ export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPa
 }
 
 // acc[r] += Σ_c p[r][c] v_c over n keys, 8 lanes of Dv at a time: 4 rows × 8 lanes of acc stay in registers while
-// the keys stream past (a 4-lane tail when Dv % 8 = 4).
+// the keys stream past (a 4-lane tail when Dv % 8 = 4). pvRow: the same sums for one row.
 @inline
 export function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
   const rowBytes = <usize>BN << 2;
@@ -230,5 +231,46 @@ export function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): vo
       }
       v128.store(a, x);
     }
+  }
+}
+
+// acc += Σ_c p[c] v_c for one row p of the score tile over n keys, 16 lanes of Dv at a time (one query row needs no
+// 4-row tile: one p and four v loads per four multiply-adds). Each lane sums its keys in order with madd, as pvTile
+// does — and its Dv % 8 = 4 tail with a multiply and an add, as pvTile's — so a row's result does not depend on which
+// of the two took it.
+@inline
+export function pvRow(p: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
+  const vStride = <usize>Dv << 2;
+  let dc = 0;
+  for (; dc + 16 <= Dv; dc += 16) {
+    const a = acc + (<usize>dc << 2);
+    let a0 = v128.load(a), a1 = v128.load(a, 16), a2 = v128.load(a, 32), a3 = v128.load(a, 48);
+    let vp = vTile + (<usize>dc << 2);
+    for (let c = 0; c < n; c++) {
+      const pc = v128.load32_splat(p + (<usize>c << 2));
+      a0 = madd(pc, v128.load(vp), a0); a1 = madd(pc, v128.load(vp, 16), a1);
+      a2 = madd(pc, v128.load(vp, 32), a2); a3 = madd(pc, v128.load(vp, 48), a3);
+      vp += vStride;
+    }
+    v128.store(a, a0); v128.store(a, a1, 16); v128.store(a, a2, 32); v128.store(a, a3, 48);
+  }
+  for (; dc + 8 <= Dv; dc += 8) {
+    const a = acc + (<usize>dc << 2);
+    let a0 = v128.load(a), a1 = v128.load(a, 16);
+    let vp = vTile + (<usize>dc << 2);
+    for (let c = 0; c < n; c++) {
+      const pc = v128.load32_splat(p + (<usize>c << 2));
+      a0 = madd(pc, v128.load(vp), a0); a1 = madd(pc, v128.load(vp, 16), a1);
+      vp += vStride;
+    }
+    v128.store(a, a0); v128.store(a, a1, 16);
+  }
+  if (dc < Dv) { // Dv % 8 = 4
+    const a = acc + (<usize>dc << 2);
+    let x = v128.load(a);
+    for (let c = 0; c < n; c++) {
+      x = f32x4.add(x, f32x4.mul(v128.load32_splat(p + (<usize>c << 2)), v128.load(vTile + (<usize>(c * Dv + dc) << 2))));
+    }
+    v128.store(a, x);
   }
 }

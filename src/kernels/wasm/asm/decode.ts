@@ -8,7 +8,7 @@
 // lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
 import { exp2neg, LOG2E, madd, ptr, word } from './common';
-import { BM, BN, pvTile, softmaxTile } from './attention';
+import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
 //          chunk, splits, kStride, vStride, paged, tables, lens]
@@ -55,17 +55,24 @@ export function decode(job: usize, t: i32, T: i32): void {
       const n = min(BN, jEnd - j0); // keys of this tile
       const nPad = (n + 3) & ~3; // keys computed (groups of 4)
       for (let r0 = 0; r0 < R; r0 += BM) {
-        // rows past R repeat row R − 1 (computed, never used)
-        for (let rr = 0; rr < BM; rr++) {
-          const r = min(r0 + rr, R - 1);
+        // the block's rows: BM, or fewer at the end of the group (one for multi-head attention's decode: G = L = 1)
+        const rows = min(BM, R - r0);
+        for (let rr = 0; rr < rows; rr++) {
+          const r = r0 + rr;
           const last = causal ? min(jEnd - 1, r % L + shiftB) : jEnd - 1; // row r's last key in this chunk
           // keys counted from jBase: the unit reads nothing before it or past jEnd
           const qr = qGroup + (<usize>r * <usize>D << 2);
           scoreRow(qr, kHead, j0 - jBase, nPad, jEnd - jBase, D, scale, last - jBase, sT + (<usize>(rr * BN) << 2));
         }
-        const a = acc + (<usize>(r0 * Dv) << 2);
-        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0);
-        pvTile(sT, vHead + (<usize>(j0 - jBase) * <usize>Dv << 2), a, n, Dv);
+        const a = acc + (<usize>(r0 * Dv) << 2), vTile = vHead + (<usize>(j0 - jBase) * <usize>Dv << 2);
+        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0, rows);
+        if (rows == 1) {
+          pvRow(sT, vTile, a, n, Dv);
+        } else {
+          // 2–3 rows take the 4-row tile with p = 0 in the rest (their acc rows are never read)
+          for (let rr = rows; rr < BM; rr++) for (let c = 0; c < nPad; c += 4) v128.store(sT + (<usize>(rr * BN + c) << 2), f32x4.splat(0));
+          pvTile(sT, vTile, a, n, Dv);
+        }
       }
     }
   }
