@@ -4,6 +4,7 @@
 // linearWebGPU, linear() on the GPU.
 import { QkvError } from '../errors.js';
 import type { MatrixData } from '../kernels/contract.js';
+import { residentBuffer } from '../kernels/webgpu/buffers.js';
 import { gpuDevice, hasF16 } from '../kernels/webgpu/device.js';
 import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
@@ -70,21 +71,14 @@ function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
   return f;
 }
 
-// an F16Matrix's true f16 bits, unscaled once (kept, so it is uploaded once); any other f16 weight's own
-function trueF16(w: LinearWeight, h: Uint16Array): Uint16Array {
-  if (!(w instanceof F16Matrix)) return h;
-  let u = unscaled.get(h);
-  if (!u) unscaled.set(h, (u = w.unscaled()));
-  return u;
-}
-const unscaled = new WeakMap<object, Uint16Array>();
-
 /** y = x Wᵀ + b on the GPU, recorded without waiting (the result stays there). */
 export function linearGpu(x: GpuTensor, weight: LinearWeight, bias?: Tensor | null): GpuTensor {
   checkLinear(x.shape, weight, bias);
   // an f16 weight stays f16 where the device has shader-f16 (half the GPU memory and reads); others go up as f32
   const m = matrixData(weight);
-  const w = m.dtype === 'float16' && hasF16(x.device) ? trueF16(weight, m.data) : asFloat32(weight, m);
+  const w = m.dtype === 'float16' && hasF16(x.device) ? m.data : asFloat32(weight, m);
+  // an F16Matrix's bits are scaled for the CPU kernel: its true f16 go up instead, unscaled only for the upload
+  if (weight instanceof F16Matrix && w === m.data) residentBuffer(x.device, w, () => weight.unscaled());
   return gpu().matmul(x, w, weight.shape[0], bias ? vectorF32(bias) : null);
 }
 

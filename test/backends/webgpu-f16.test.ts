@@ -8,7 +8,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import {
-  attention, attentionWebGPU, buildModel, ContiguousKVCache, generate, linear, Tensor, toCpu, toGpu, Weights,
+  attention, attentionWebGPU, buildModel, ContiguousKVCache, F16Matrix, generate, linear, linearWebGPU, Tensor, toCpu, toGpu, Weights,
   type AttentionOptions, type CausalLM,
 } from '../../src/index.js';
 import { gpuDevice, hasF16 } from '../../src/kernels/webgpu/device.js';
@@ -104,6 +104,12 @@ test('the tiled matmul with f16 weights (kept f16 on the GPU) equals linear() wi
     assertClose(Tensor.from(await y.read(), [M, N]), linear(x, w, bias), 1e-5, 1e-5, `M=${M} K=${K} N=${N}`);
     xg.release(); y.release();
   }
+  // an F16Matrix (the CPU kernel's bits, scaled by 2^10) goes up as its true f16: the same result as the stored f16
+  const w16 = f16(randn([40, 64], rand, 0.002));
+  const scaled = F16Matrix.scaleInPlace(new Tensor('float16', (w16.contiguous().data as Uint16Array).slice(), [40, 64]))!;
+  const x16 = randn([3, 64], rand);
+  assert.ok(hasF16(device));
+  assert.deepEqual((await linearWebGPU(x16, scaled)).toFloat32(), (await linearWebGPU(x16, w16)).toFloat32());
 });
 
 const TINY = fileURLToPath(new URL('../../../models/qkv-tiny', import.meta.url));

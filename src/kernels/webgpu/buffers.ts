@@ -134,15 +134,18 @@ export function upload(device: GPUDevice, data: ArrayBufferView): GPUBuffer {
 const resident = new WeakMap<GPUDevice, WeakMap<Float32Array | Uint16Array, GPUBuffer>>();
 
 /** The GPU buffer that holds `w` on `device` (a weight), uploaded on first use and kept while `w` lives (not pooled). */
-export function residentBuffer(device: GPUDevice, w: Float32Array | Uint16Array): GPUBuffer {
+export function residentBuffer(device: GPUDevice, w: Float32Array | Uint16Array, contents?: () => Float32Array | Uint16Array): GPUBuffer {
   let byArray = resident.get(device);
   if (!byArray) resident.set(device, (byArray = new WeakMap()));
   let buf = byArray.get(w);
   if (!buf) {
-    const bytes = Math.ceil(w.byteLength / 4) * 4; // writeBuffer moves whole 4-byte words
+    // `contents`: what goes up in place of w's own bytes (as many), made only now (an F16Matrix's true f16: nn/webgpu.ts)
+    const src = contents?.() ?? w;
+    const bytes = Math.ceil(src.byteLength / 4) * 4; // writeBuffer moves whole 4-byte words
     buf = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-    if (bytes === w.byteLength) write(device, buf, 0, new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
-    else { const padded = new Uint8Array(bytes); padded.set(new Uint8Array(w.buffer, w.byteOffset, w.byteLength)); device.queue.writeBuffer(buf, 0, padded); }
+    const raw = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+    if (bytes === src.byteLength) write(device, buf, 0, raw);
+    else { const padded = new Uint8Array(bytes); padded.set(raw); device.queue.writeBuffer(buf, 0, padded); }
     byArray.set(w, buf);
   }
   return buf;
