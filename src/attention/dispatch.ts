@@ -143,8 +143,7 @@ export function matmulFor(p: MatmulProblem): MatmulKernel {
 /** The kernel for a gated product (SwiGLU, GeGLU) in one pass, or null when both weights are not covered by one. */
 export function gatedMatmulFor(p: MatmulProblem, up: MatrixData): MatmulKernel | null {
   const wasm = getMatmulKernel('matmul-wasm');
-  const sameShift = p.b.dtype !== 'float16' || up.dtype !== 'float16' || (p.b.shift ?? 0) === (up.shift ?? 0);
-  return p.b.dtype === up.dtype && sameShift && wasm.covers!(p) && wasm.covers!({ ...p, b: up }) ? wasm : null;
+  return p.b.dtype === up.dtype && wasm.covers!(p) && wasm.covers!({ ...p, b: up }) ? wasm : null;
 }
 
 /** Resolves `kernel: 'auto'` and checks tile options. */

@@ -10,8 +10,12 @@
 // The gated products of GLU feed-forwards (SwiGLU, GeGLU) run as one job: gate and up product and the activation.
 import { QkvError } from '../../errors.js';
 import type { GluActivation, MatmulKernel, MatmulProblem, MatrixData } from '../contract.js';
+import { F16_SHIFT } from '../../tensor/f16-matrix.js';
 import { GEMM_JOB } from './jobs.js';
-import { alignLine, canReside, JOB, kernelRuntime, MAX_BYTES, put, resident, runJob, type Runtime, scratch, take } from './runtime.js';
+import {
+  alignLine, canReside, isResident, JOB, kernelRuntime, MAX_BYTES, put, resident, runJob, type Runtime, scratch, take,
+} from './runtime.js';
+import { scaleF16At } from './storage.js';
 
 export type { GluActivation, MatrixData } from '../contract.js';
 
@@ -36,10 +40,26 @@ function allFinite(h: Uint16Array): boolean {
 }
 
 // where the kernel finds B: its resident offset, or −1 when it is copied in for this call only (an f32 matrix seen
-// once — activations, not a weight —, or a weight past the resident limit)
+// once — activations, not a weight —, or a weight past the resident limit). An f16 weight copied in to stay (one the
+// loader did not place: a browser's private memory, tensors built in memory) is scaled there as an F16Matrix is
+// (tensor/f16-matrix.ts): the copy is the kernel's own, so only its f16Scale has to know.
 function weightAt(r: Runtime, b: MatrixData): number {
   if (b.dtype === 'float32' && !seen.has(b.data)) { seen.add(b.data); return -1; }
-  return canReside(r, b.data) ? resident(r, b.data) : -1;
+  if (!canReside(r, b.data)) return -1;
+  const copied = !isResident(b.data);
+  const at = resident(r, b.data);
+  if (copied && b.dtype === 'float16' && !b.shift && b.data.length % 8 === 0 && scaleF16At(r, at, b.data.length)) {
+    scaledCopies.add(b.data);
+  }
+  return at;
+}
+const scaledCopies = new WeakSet<object>();
+
+// the power of two an f16 weight's bits in the kernels' memory hold it scaled by: an F16Matrix's, its scaled resident
+// copy's (F16_SHIFT), else 0 (a weight copied in for one call is as stored); the kernel widens them × 2^(112 − shift)
+function shiftOf(m: MatrixData | null): number {
+  if (m?.dtype !== 'float16') return 0;
+  return m.shift ?? (scaledCopies.has(m.data) ? F16_SHIFT : 0);
 }
 
 // the SIMD path takes B when K suits its vector width, (f16) no weight is ±∞/NaN, (int4) N is a multiple of 4, and B is
@@ -51,9 +71,6 @@ const applies = (r: Runtime, b: MatrixData, N: number, K: number) =>
 
 // room kept for a call's activations, results and panels beside a weight copied in for that call
 const ONE_CALL_ROOM = 2 ** 27;
-
-// an f16 weight's bits hold w · 2^shift (F16Matrix; 0 for others): the kernel widens them times 2^(112 − shift)
-const shiftOf = (m: MatrixData) => (m.dtype === 'float16' ? m.shift ?? 0 : 0);
 
 /** C = A · Bᵀ for a row-major A [M, K] and weight B [N, K]; null when the SIMD path does not apply. */
 export function wasmMatmulTransB(a: Float32Array, b: MatrixData, M: number, K: number, N: number): Float32Array | null {
@@ -67,7 +84,7 @@ const GLU = { silu: 1, gelu_tanh: 2 } as const;
  * up columns of its own range, then H there); null when the SIMD path does not apply.
  */
 export function wasmGatedMatmul(a: Float32Array, gate: MatrixData, up: MatrixData, act: GluActivation, M: number, K: number, N: number): Float32Array | null {
-  if (gate.dtype !== up.dtype || shiftOf(gate) !== shiftOf(up)) return null;
+  if (gate.dtype !== up.dtype) return null;
   return product(a, gate, up, GLU[act], M, K, N);
 }
 
@@ -85,7 +102,7 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   if (b2At < 0) { put(r, b2Once, b2!.data); b2At = b2Once; }
   runJob(r, GEMM_JOB.words({
     kind: KIND[b.dtype], a: aAt, b: bAt, c: cAt, M, K, N, scales: sAt, scratch: panelAt, scratchStride: panel,
-    glu, b2: b2At, scales2: s2At, c2: c2At, f16Scale: 2 ** (112 - shiftOf(b)),
+    glu, b2: b2At, scales2: s2At, c2: c2At, f16Scale: 2 ** (112 - shiftOf(b)), f16Scale2: 2 ** (112 - shiftOf(b2)),
   }));
   return take(r, cAt, M * N);
 }

@@ -171,6 +171,11 @@ export function canReserve(r: Runtime, bytes: number, free: readonly { bytes: nu
   return free.some((b) => b.bytes >= bytes) || alignLine(r.top) + bytes <= residentLimit;
 }
 
+/** Whether `data` lies in the kernels' memory already (copied in by resident, or placed there by storage.ts). */
+export function isResident(data: ArrayBufferView): boolean {
+  return residentAt.has(data);
+}
+
 /** Records that `data` already lies in the kernels' memory at byte offset `at` (storage.ts placed it there). */
 export function adoptResident(data: ArrayBufferView, at: number): void {
   residentAt.set(data, at);

@@ -84,8 +84,13 @@ export function scaleF16(view: Uint16Array): boolean | null {
   const r = kernelRuntime();
   const b = placedMatrices.get(view);
   if (!r || !b || view.length % 8 !== 0) return null;
+  return scaleF16At(r, b.at, view.length);
+}
+
+/** The SCALE_F16 job over n f16 (a multiple of 8) at byte offset `at`: true when scaled, false when left as they were. */
+export function scaleF16At(r: Runtime, at: number, n: number): boolean {
   const [out] = scratch(r, [4]);
-  runAlone(r, SCALE_F16_JOB.words({ kind: JOB.scaleF16, h: b.at, n: view.length, out }));
+  runAlone(r, SCALE_F16_JOB.words({ kind: JOB.scaleF16, h: at, n, out }));
   return new Int32Array(r.memory.buffer, out, 1)[0] === 1;
 }
 

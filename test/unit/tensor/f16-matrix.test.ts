@@ -8,9 +8,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  buildModel, embedding, F16Matrix, f16ToF32, gatedLinear, linear, mul, setKernelThreads, silu, Tensor, Weights,
+  buildModel, embedding, F16Matrix, f16ToF32, gatedLinear, linear, setKernelThreads, Tensor, Weights,
   type CausalLM, type HfConfig,
 } from '../../../src/index.js';
+import { setResidentLimit } from '../../../src/kernels/wasm/runtime.js';
 import { kernelMatrix, scaleF16 } from '../../../src/kernels/wasm/storage.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { readSafetensors, writeSafetensors } from '../../../src/node/files.js';
@@ -66,23 +67,33 @@ test('scaleInPlace leaves the tensor as it was when some |w| ≥ 64 (or ±∞, N
     /needs a contiguous 2-D float16 tensor, got float32 \[2, 2\]/);
 });
 
-test('products with an F16Matrix are the same bits as with the stored f16: decode, prefill, column tail, gated, TypeScript', () => {
+test('products with f16 weights scaled or not are the same bits: decode, prefill, column tail, gated (even mixed), TypeScript', () => {
   const rand = rng(21);
   for (const threads of [1, 2]) {
     setKernelThreads(threads);
     for (const [M, K, N] of [[1, 64, 40], [1, 576, 38], [3, 64, 41], [8, 128, 36], [1, 12, 9], [2, 20, 7]]) {
       // weights of about 2^−9 so that a good share are subnormal (< 2^−14) in f16
-      const w = randn([N, K], rand, 0.002).to('float16');
-      const g = randn([N, K], rand, 0.002).to('float16');
-      const m = F16Matrix.scaleInPlace(new Tensor('float16', (w.data as Uint16Array).slice(), [N, K]))!;
-      const mg = F16Matrix.scaleInPlace(new Tensor('float16', (g.data as Uint16Array).slice(), [N, K]))!;
+      const [wBits, gBits] = [randn([N, K], rand, 0.002).to('float16').data, randn([N, K], rand, 0.002).to('float16').data] as Uint16Array[];
+      const stored = (bits: Uint16Array) => new Tensor('float16', bits.slice(), [N, K]);
+      const scaled = (bits: Uint16Array) => F16Matrix.scaleInPlace(stored(bits))!;
       const x = randn([M, K], rand);
       const what = `M=${M} K=${K} N=${N} threads ${threads}`;
-      assert.deepEqual(linear(x, m).toFloat32(), linear(x, w).toFloat32(), what);
-      assert.deepEqual(gatedLinear(x, mg, m, 'silu').toFloat32(), gatedLinear(x, g, w, 'silu').toFloat32(), `gated ${what}`);
-      // gate and up scaled differently (a stored f16 beside an F16Matrix): the product, the activation and the product
-      const unfused = mul(silu(linear(x, g)), linear(x, w)).toFloat32();
-      assert.deepEqual(gatedLinear(x, g, m, 'silu').toFloat32(), unfused, `mixed gated ${what}`);
+      // the resident limit at 0: every weight is copied in for its call, a stored f16 as it is (shift 0), an F16Matrix
+      // scaled (shift 10) — one product with each, a gated job with both scaled, neither, and one of each
+      const limit = setResidentLimit(0);
+      let asStored: Float32Array, gated: Float32Array;
+      try {
+        asStored = linear(x, stored(wBits)).toFloat32();
+        assert.deepEqual(linear(x, scaled(wBits)).toFloat32(), asStored, what);
+        gated = gatedLinear(x, stored(gBits), stored(wBits), 'silu').toFloat32();
+        assert.deepEqual(gatedLinear(x, scaled(gBits), scaled(wBits), 'silu').toFloat32(), gated, `gated ${what}`);
+        assert.deepEqual(gatedLinear(x, stored(gBits), scaled(wBits), 'silu').toFloat32(), gated, `mixed gated ${what}`);
+      } finally {
+        setResidentLimit(limit);
+      }
+      // resident: a stored f16's copy in the kernels' memory is scaled there
+      assert.deepEqual(linear(x, stored(wBits)).toFloat32(), asStored, `resident ${what}`);
+      assert.deepEqual(gatedLinear(x, stored(gBits), scaled(wBits), 'silu').toFloat32(), gated, `resident gated ${what}`);
     }
   }
   setKernelThreads(1);

@@ -5,13 +5,15 @@ import {
   cst, exp2v, madd, ptr, word, store4, store4Scaled,
 } from './common';
 
-// GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2, f16Scale]
+// GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2, f16Scale,
+//   f16Scale2]
 //   c_ij = Σ_k a_ik b_jk (× scale_j for int8; int4 b_jk = (q_jk − 8) · s_j,k/32, gemv-q.ts)
 // glu ≠ 0 (the gated feed-forward of GLU variants, Shazeer 2020): c = act(a·bᵀ) ⊙ (a·b2ᵀ), with b the gate and b2 the
 // up weight (same format and shape), c2 an [M, N] buffer for the up product, act SiLU (glu = 1) or GELU-tanh (glu = 2).
 // Weights are row-major [N, K] in every format (as the checkpoint stores them, so a tensor can be read from disk straight
 // into this memory). f16 bits widen times f16Scale = 2^(112 − shift): 2^112 for a checkpoint's own bits, 2^102 for an
-// F16Matrix's (tensor/f16-matrix.ts: w · 2^10, so that no weight is a subnormal, which x86 multiplies slowly).
+// F16Matrix's (tensor/f16-matrix.ts: w · 2^10, so that no weight is a subnormal, which x86 multiplies slowly); b2's
+// times f16Scale2 (x prepared again for it when the two differ).
 // Columns of C (rows of B) are split into T contiguous ranges, multiples of 4. B rows are widened to f32 four at a
 // time: straight into registers when M = 1 (decode: the whole cost is reading B once), else into this thread's
 // scratch panel [4][K] which the 2×4 register tile then reuses for every row of A. A tile's four rows are a quarter
@@ -38,8 +40,11 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   columns(a, b, c, scales, M, K, N, n0, n1, kind, panel, prepared, f16Scales);
   const glu = word(job, 10);
   if (glu == 0) return;
-  const b2 = ptr(job, 11), scales2 = ptr(job, 12), c2 = ptr(job, 13);
-  columns(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared, f16Scales);
+  const b2 = ptr(job, 11), scales2 = ptr(job, 12), c2 = ptr(job, 13), f16Scale2 = reinterpret<f32>(word(job, 15));
+  const f16Scales2 = f32x4.splat(f16Scale2);
+  // x scaled for b2's f16 bits (the same answer from prepareF16: it depends on x alone)
+  if (prepared && kind == GEMM_F16 && f16Scale2 != f16Scale) prepareF16(a, panel, K, f16Scales2);
+  columns(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared, f16Scales2);
   gate(c, c2, M, N, n0, n1, glu);
 }
 
