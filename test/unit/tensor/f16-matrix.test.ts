@@ -4,18 +4,18 @@
 // and a model loaded from an f16 checkpoint must give the same logits as the same weights held as plain tensors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   buildModel, embedding, F16Matrix, f16ToF32, gatedLinear, linear, setKernelThreads, Tensor, Weights,
-  type CausalLM, type HfConfig,
+  type CausalLM, type EncoderModel, type HfConfig, type Seq2SeqLM,
 } from '../../../src/index.js';
 import { setResidentLimit } from '../../../src/kernels/wasm/runtime.js';
 import { kernelMatrix, scaleF16 } from '../../../src/kernels/wasm/storage.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { readSafetensors, writeSafetensors } from '../../../src/node/files.js';
-import { TINY } from '../../models/helpers.js';
+import { ROOT, TINY } from '../../models/helpers.js';
 import { randn, rng } from '../../helpers.js';
 
 // every finite f16 below 64 in magnitude, both signs (0x0000 … 0x53ff: exponent field ≤ 20)
@@ -73,7 +73,8 @@ test('products with f16 weights scaled or not are the same bits: decode, prefill
     setKernelThreads(threads);
     for (const [M, K, N] of [[1, 64, 40], [1, 576, 38], [3, 64, 41], [8, 128, 36], [1, 12, 9], [2, 20, 7]]) {
       // weights of about 2^−9 so that a good share are subnormal (< 2^−14) in f16
-      const [wBits, gBits] = [randn([N, K], rand, 0.002).to('float16').data, randn([N, K], rand, 0.002).to('float16').data] as Uint16Array[];
+      const bits = () => randn([N, K], rand, 0.002).to('float16').data as Uint16Array;
+      const [wBits, gBits] = [bits(), bits()];
       const stored = (bits: Uint16Array) => new Tensor('float16', bits.slice(), [N, K]);
       const scaled = (bits: Uint16Array) => F16Matrix.scaleInPlace(stored(bits))!;
       const x = randn([M, K], rand);
@@ -135,4 +136,44 @@ test('an f16 checkpoint loads as F16Matrix weights and gives the same logits as 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('every golden family in f16: loaded (F16Matrix) and held as plain tensors give the same outputs', () => {
+  // the golden checkpoints' weights rounded to f16, written as a checkpoint: the loader's kernel-memory path (weights
+  // scaled in place, tied tables shared, stored tensors dropped) against the same tensors built from memory
+  const dirs = ['golden', 'golden-frontier'].flatMap((set) => {
+    const root = join(ROOT, 'test', set, 'models');
+    return readdirSync(root).filter((d) => existsSync(join(root, d, 'config.json'))).map((d) => join(root, d));
+  });
+  assert.ok(dirs.length >= 15, `golden families found: ${dirs.length}`);
+  let scaled = 0;
+  for (const src of dirs) {
+    const config = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')) as HfConfig;
+    const f16 = (t: Tensor) => (t.dtype === 'float32' || t.dtype === 'bfloat16' ? t.to('float16') : t);
+    const tensors = new Map([...readSafetensors(join(src, 'model.safetensors')).tensors].map(([n, t]) => [n, f16(t)] as const));
+    const dir = mkdtempSync(join(tmpdir(), 'qkv-f16-family-'));
+    try {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+      writeSafetensors(join(dir, 'model.safetensors'), tensors);
+      const ck = loadCheckpoint(dir, { tokenizer: false });
+      const plain = buildModel(config, new Weights(new Map(tensors), 'plain'));
+      if ((ck.model as unknown as { lmHead?: unknown }).lmHead instanceof F16Matrix) scaled++;
+      const ids = [[1, 7, 3, 12, 5]];
+      const what = src.slice(ROOT.length);
+      if (ck.model.kind === 'causal-lm') {
+        assert.deepEqual(ck.model.forward(ids).logits.toFloat32(), (plain as CausalLM).forward(ids).logits.toFloat32(), what);
+      } else if (ck.model.kind === 'seq2seq') {
+        const [a, b] = [ck.model, plain as Seq2SeqLM];
+        const start = [[a.info.decoderStartTokenId, 4]];
+        const logits = (m: Seq2SeqLM) => m.decode(start, m.encode(ids).hidden).logits.toFloat32();
+        assert.deepEqual(logits(a), logits(b), what);
+      } else if (config.model_type !== 'vit') {
+        const out = (m: EncoderModel) => m.forward({ inputIds: ids }).lastHiddenState.toFloat32();
+        assert.deepEqual(out(ck.model), out(plain as EncoderModel), what);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  assert.ok(scaled >= 12, `families whose output projection is an F16Matrix: ${scaled} of ${dirs.length}`);
 });
