@@ -1,7 +1,9 @@
 // Paged attention in WebAssembly SIMD (Kwon et al. 2023): the DECODE job of asm/decode.ts with one unit per
-// (row, kv head, block) — each unit reads one block of the pool where the paged KV cache keeps it (in the kernels'
-// memory, storage.ts), for every query head of its GQA group — and the MERGE job merges the blocks' partial results
-// as the split-K decode's (mergeChunks). It covers float32 pools in kernel memory with a causal mask or none;
+// (row, kv head, split) — each unit reads its split's blocks of the pool where the paged KV cache keeps them (in the
+// kernels' memory, storage.ts), one block a tile, for every query head of its GQA group — and the MERGE job merges the
+// splits' partial results as the split-K decode's (mergeChunks). A row's keys are split only as far as the threads
+// need units to share: a batch of 64 decoding rows is one unit per (row, kv head), one sequence's long context is
+// cut into several (see `plan`). It covers float32 pools in kernel memory with a causal mask or none;
 // sliding windows, soft-capping, padding masks, int8 pools and attention weights go to the TypeScript kernel
 // (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
 import type { PagedKernel, PagedProblem, PagedResult } from '../contract.js';
@@ -20,16 +22,26 @@ export function pagedWasmCovers(p: PagedProblem, returnWeights = false): boolean
   if (kernelRuntime() === null || returnWeights || p.window || p.softcap || pool.kScale || pool.vScale) return false;
   if (pool.D % 4 !== 0 || pool.Dv % 4 !== 0 || kernelOffset(pool.k) === null || kernelOffset(pool.v) === null) return false;
   if (p.keyMask && p.keyMask.some((row) => row.some((x) => !x))) return false;
-  return partsBytes(p) <= MAX_PARTS;
+  return partsBytes(p, plan(p, kernelRuntime()!.threads).splits) <= MAX_PARTS;
 }
 
-function splitsOf(p: PagedProblem): number {
-  return Math.max(1, ...p.blockTables.map((t) => t.length));
+const UNITS_PER_THREAD = 8; // enough units that uneven rows still share out evenly
+
+/**
+ * How the job cuts the keys: tableStride = blocks of the longest row (the job's table is [B][tableStride]); each row's
+ * keys in `splits` units of `chunk` keys (whole blocks), splits as few as give every thread UNITS_PER_THREAD units.
+ */
+function plan(p: PagedProblem, threads: number): { tableStride: number; splits: number; chunk: number } {
+  const { blockSize, Hkv } = p.pool;
+  const tableStride = Math.max(1, ...p.seqLens.map((S) => Math.ceil(S / blockSize)));
+  const wanted = Math.min(tableStride, Math.ceil((UNITS_PER_THREAD * threads) / (p.B * Hkv)));
+  const blocksPerSplit = Math.ceil(tableStride / wanted);
+  return { tableStride, splits: Math.ceil(tableStride / blocksPerSplit), chunk: blocksPerSplit * blockSize };
 }
 
-function partsBytes(p: PagedProblem): number {
+function partsBytes(p: PagedProblem, splits: number): number {
   const R4 = ((p.Hq / p.pool.Hkv) * p.T + 3) & ~3;
-  return 4 * p.B * p.pool.Hkv * splitsOf(p) * R4 * (p.pool.Dv + 2);
+  return 4 * p.B * p.pool.Hkv * splits * R4 * (p.pool.Dv + 2);
 }
 
 // every block a row reads is in the pool and every row has room for its keys: the kernel reads memory unchecked
@@ -65,21 +77,20 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
   const { Hkv, D, Dv, blockSize } = pool;
   const perBlock = Hkv * blockSize;
   check(p, Math.min(Math.floor(pool.k.length / (perBlock * D)), Math.floor(pool.v.length / (perBlock * Dv))));
-  const splits = splitsOf(p);
+  const { tableStride, splits, chunk } = plan(p, r.threads);
   const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
-  const [q, part, tables, lens, scr, out, lse] = scratch(r, [4 * B * Hq * T * D, partsBytes(p), 4 * B * splits, 4 * B,
-    perThread * r.threads, 4 * B * Hq * T * Dv, 4 * B * Hq * T]);
+  const [q, part, tables, lens, scr, out, lse] = scratch(r, [4 * B * Hq * T * D, partsBytes(p, splits), 4 * B * tableStride,
+    4 * B, perThread * r.threads, 4 * B * Hq * T * Dv, 4 * B * Hq * T]);
   put(r, q, p.q);
-  // the block tables as one [B][splits] array (a shorter row's last entries are never read), and the rows' lengths
-  const table = new Uint32Array(B * splits);
-  p.blockTables.forEach((t, b) => table.set(t.slice(0, splits), b * splits));
-  new Uint32Array(r.memory.buffer, tables, B * splits).set(table);
+  // the block tables as one [B][tableStride] array (a shorter row's last entries are never read), and the rows' lengths
+  const table = new Uint32Array(r.memory.buffer, tables, B * tableStride);
+  p.blockTables.forEach((t, b) => table.set(t.slice(0, Math.min(t.length, tableStride)), b * tableStride));
   new Uint32Array(r.memory.buffer, lens, B).set(p.seqLens);
   const maxS = Math.max(0, ...p.seqLens);
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k: kernelOffset(pool.k)!, v: kernelOffset(pool.v)!, part, scratch: scr, scratchStride: perThread,
-    B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk: blockSize, splits,
-    kStride: 0, vStride: 0, paged: 1, tables, lens,
+    B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk, splits,
+    kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride,
   }));
   return { ...mergeChunks(r, { part, out, lse, B, Hq, Hkv, L: T, Dv, splits }), maxS };
 }

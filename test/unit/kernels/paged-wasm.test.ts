@@ -13,9 +13,11 @@ import type { PagedProblem } from '../../../src/kernels/contract.js';
 import { assertClose, randint, rng } from '../../helpers.js';
 
 function randomProblem(rand: () => number, causal: boolean): PagedProblem {
-  const [B, Hkv, G, BLOCK, T] = [randint(rand, 1, 4), randint(rand, 1, 3), randint(rand, 1, 5), randint(rand, 1, 17), randint(rand, 1, 9)];
+  // blocks of 1–17 keys, or longer than the kernel's 64-key tile (a block read as several tiles)
+  const BLOCK = rand() < 0.25 ? randint(rand, 60, 80) : randint(rand, 1, 17);
+  const [B, Hkv, G, T] = [randint(rand, 1, 4), randint(rand, 1, 3), randint(rand, 1, 5), randint(rand, 1, 9)];
   const [D, Dv] = [4 * randint(rand, 1, 10), 4 * randint(rand, 1, 10)];
-  const lens = Array.from({ length: B }, () => randint(rand, T, 90));
+  const lens = Array.from({ length: B }, () => randint(rand, T, BLOCK > 17 ? 200 : 90));
   const numBlocks = lens.reduce((n, S) => n + Math.ceil(S / BLOCK), 0) + 5;
   const fill = (n: number) => { const a = kernelFloats(n); for (let i = 0; i < n; i++) a[i] = 2 * rand() - 1; return a; };
   const pool = { blockSize: BLOCK, Hkv, D, Dv, k: fill(numBlocks * Hkv * BLOCK * D), v: fill(numBlocks * Hkv * BLOCK * Dv) };

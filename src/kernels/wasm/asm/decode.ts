@@ -11,12 +11,14 @@ import { exp2neg, LOG2E, madd, ptr, word } from './common';
 import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
-//          chunk, splits, kStride, vStride, paged, tables, lens]
+//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride]
 // q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride floats apart (S·D and S·Dv when
-// dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift.
-// paged ≠ 0 (PagedAttention, Kwon et al. 2023): k and v are block pools [blocks][Hkv][chunk][D or Dv] and a unit's keys
-// are one block — split s of row b is block tables[b · splits + s], its keys j = s·chunk … — row b holds lens[b] keys
-// and its L queries are its last L positions (shift = lens[b] − L). Nothing is gathered: each unit reads its block.
+// dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift. Split s of a row
+// holds its keys s·chunk … (s + 1)·chunk − 1.
+// paged = P ≠ 0 (PagedAttention, Kwon et al. 2023): k and v are block pools [blocks][Hkv][P][D or Dv]; key j of row b
+// is in block tables[b · tableStride + j / P] at j % P, so a tile of keys never crosses a block (chunk is a multiple
+// of P); row b holds lens[b] keys and its L queries are its last L positions (shift = lens[b] − L). Nothing is
+// gathered: each tile reads its block where the cache keeps it.
 // part: o [units][R4][Dv], then m [units][R4], then l [units][R4], with units = B·Hkv·splits (unit (b·Hkv + kvh)·splits
 // + split) and R4 = G·L rounded up to 4; row r of a unit is head kvh·G + r / L, query i = r % L.
 // Thread t takes units t, t + T, … (all the same size). Per thread scratch: s [BM][BN], m [R4], l [R4] (acc is part).
@@ -26,7 +28,7 @@ export function decode(job: usize, t: i32, T: i32): void {
   const D = word(job, 12), Dv = word(job, 13), scale = reinterpret<f32>(word(job, 14));
   const causal = word(job, 15), shift = word(job, 16), chunk = word(job, 17), splits = word(job, 18);
   const kStride = <usize>word(job, 19), vStride = <usize>word(job, 20);
-  const paged = word(job, 21), tables = ptr(job, 22), lens = ptr(job, 23);
+  const paged = word(job, 21), tables = ptr(job, 22), lens = ptr(job, 23), tableStride = word(job, 24);
   const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
   const units = B * Hkv * splits;
   const scratch = ptr(job, 5), scratchStride = <usize>word(job, 6);
@@ -37,32 +39,35 @@ export function decode(job: usize, t: i32, T: i32): void {
     const Sb = paged ? <i32>load<u32>(lens + (<usize>b << 2)) : S; // this row's keys
     const shiftB = paged ? Sb - L : shift;
     const jEnd = min(Sb, j0Unit + chunk);
-    // kHead, vHead: where key jBase of this unit lives — the head's first key (dense), or the unit's block (paged)
-    let kHead = k + (<usize>bkv * kStride << 2), vHead = v + (<usize>bkv * vStride << 2), jBase = 0;
-    if (paged && jEnd > j0Unit) {
-      const slot = <usize>(load<u32>(tables + (<usize>(b * splits + split) << 2)) * <u32>Hkv + <u32>kvh) * <usize>chunk;
-      kHead = k + (slot * <usize>D << 2);
-      vHead = v + (slot * <usize>Dv << 2);
-      jBase = j0Unit;
-    }
     const qGroup = q + (<usize>(b * Hq + kvh * G) * <usize>L * <usize>D << 2); // G heads × L rows, consecutive
     const acc = part + (<usize>u * <usize>R4 * <usize>Dv << 2);
     const mRow = part + (<usize>units * <usize>R4 * <usize>Dv << 2) + (<usize>u * <usize>R4 << 2);
     const lRow = mRow + (<usize>units * <usize>R4 << 2);
     for (let r = 0; r < R4; r++) { store<f32>(mRow + (<usize>r << 2), -Infinity); store<f32>(lRow + (<usize>r << 2), 0); }
     for (let d = 0; d < R4 * Dv; d += 4) v128.store(acc + (<usize>d << 2), f32x4.splat(0));
-    for (let j0 = j0Unit; j0 < jEnd; j0 += BN) {
-      const n = min(BN, jEnd - j0); // keys of this tile
+    // kHead, vHead: where key jBase lives — the head's first key (dense), or the first key of the tile's block (paged)
+    let kHead = k + (<usize>bkv * kStride << 2), vHead = v + (<usize>bkv * vStride << 2), jBase = 0;
+    for (let j0 = j0Unit; j0 < jEnd;) {
+      let tileEnd = min(jEnd, j0 + BN);
+      if (paged) {
+        const block = j0 / paged;
+        jBase = block * paged;
+        tileEnd = min(tileEnd, jBase + paged);
+        const slot = <usize>(load<u32>(tables + (<usize>(b * tableStride + block) << 2)) * <u32>Hkv + <u32>kvh) * <usize>paged;
+        kHead = k + (slot * <usize>D << 2);
+        vHead = v + (slot * <usize>Dv << 2);
+      }
+      const n = tileEnd - j0; // keys of this tile
       const nPad = (n + 3) & ~3; // keys computed (groups of 4)
       for (let r0 = 0; r0 < R; r0 += BM) {
         // the block's rows: BM, or fewer at the end of the group (one for multi-head attention's decode: G = L = 1)
         const rows = min(BM, R - r0);
         for (let rr = 0; rr < rows; rr++) {
           const r = r0 + rr;
-          const last = causal ? min(jEnd - 1, r % L + shiftB) : jEnd - 1; // row r's last key in this chunk
-          // keys counted from jBase: the unit reads nothing before it or past jEnd
+          const last = causal ? min(tileEnd - 1, r % L + shiftB) : tileEnd - 1; // row r's last key in this tile
+          // keys counted from jBase: the tile reads nothing before it or past tileEnd
           const qr = qGroup + (<usize>r * <usize>D << 2);
-          scoreRow(qr, kHead, j0 - jBase, nPad, jEnd - jBase, D, scale, last - jBase, sT + (<usize>(rr * BN) << 2));
+          scoreRow(qr, kHead, j0 - jBase, nPad, tileEnd - jBase, D, scale, last - jBase, sT + (<usize>(rr * BN) << 2));
         }
         const a = acc + (<usize>(r0 * Dv) << 2), vTile = vHead + (<usize>(j0 - jBase) * <usize>Dv << 2);
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0, rows);
@@ -74,6 +79,7 @@ export function decode(job: usize, t: i32, T: i32): void {
           pvTile(sT, vTile, a, n, Dv);
         }
       }
+      j0 = tileEnd;
     }
   }
 }
