@@ -3,8 +3,9 @@
 // next-token logits; sampling, stop strings and text stay with the caller (generateStream). The engine runs a tick
 // whenever something was fed:
 //   1. one decode forward for every sequence that fed a single token (each row reads its own block table; no padding);
-//   2. one chunk of at most `prefillChunk` tokens of the oldest prompt being prefilled, so a long prompt never stalls
-//      the others' decoding for long (chunked prefill, Sarathi).
+//   2. prompts being prefilled, oldest first, up to `prefillChunk` tokens in all: many short prompts start in one tick
+//      (64 clients arriving at once wait a few ticks, not 64), and a long prompt is cut into chunks, so it never
+//      stalls the others' decoding for long (chunked prefill, Sarathi).
 // Memory: the cache is a fixed pool of blocks. A sequence is admitted when the free blocks cover its prompt and its
 // token budget beside what the running ones may still take, so a step never runs out and nothing is preempted; the
 // others wait in a bounded line (EngineBusyError past it). Closing a sequence frees its blocks at once.
@@ -32,7 +33,7 @@ export interface EngineOptions {
   maxBatch?: number;
   /** Most generations waiting for admission (default 64). */
   maxWaiting?: number;
-  /** Prompt tokens per tick at most (default 256). */
+  /** Prompt tokens per tick at most, over all the prompts it prefills (default 256). */
   prefillChunk?: number;
   /** Cached prefixes kept at most (default 64; 0 turns prefix caching off). */
   maxPrefixes?: number;
@@ -241,8 +242,13 @@ export class BatchEngine {
     this.counts.ticks++;
     const decoding = this.running.filter((s) => s.fed?.ids.length === 1);
     if (decoding.length > 0) await this.run(decoding, () => this.decode(decoding));
-    const prefilling = this.running.find((s) => s.fed && s.fed.ids.length > 1);
-    if (prefilling) await this.run([prefilling], () => this.prefillChunk(prefilling));
+    let budget = this.o.prefillChunk ?? 256;
+    for (const s of this.running.filter((s) => s.fed && s.fed.ids.length > 1)) {
+      if (budget <= 0) break;
+      const n = Math.min(budget, s.fed!.ids.length - s.fed!.done);
+      budget -= n;
+      await this.run([s], () => this.prefillChunk(s, n));
+    }
     this.scheduled = false;
     if (this.running.some((s) => s.fed)) this.schedule();
   }
@@ -275,9 +281,11 @@ export class BatchEngine {
     rows.forEach((s, b) => this.settle(s, feds[b], logits.subarray(b * V, (b + 1) * V))); // each row its own part, no copy
   }
 
-  private async prefillChunk(s: Seq): Promise<void> {
-    const fed = s.fed!;
-    const chunk = fed.ids.slice(fed.done, fed.done + (this.o.prefillChunk ?? 256));
+  // the next n tokens of s's prompt; its logits go to the caller after the last chunk
+  private async prefillChunk(s: Seq, n: number): Promise<void> {
+    const fed = s.fed;
+    if (!fed) return; // released while an earlier prefill of this tick ran
+    const chunk = fed.ids.slice(fed.done, fed.done + n);
     const at = this.cache.seqLength(s.id);
     const logits = await this.forward([s], [chunk], [chunk.map((_, t) => at + t)]);
     fed.done += chunk.length;

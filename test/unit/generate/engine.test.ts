@@ -74,3 +74,26 @@ test('admission: a prompt the pool can never hold is an error; a full waiting li
   held.release();
   assert.equal(engine.stats().waiting, 0);
 });
+
+test('prefill: short prompts arriving together start in one tick; a long one is cut into prefillChunk-token chunks', async () => {
+  const engine = new BatchEngine(model, { kvBlocks: 256, blockSize: 8, maxBatch: 16, prefillChunk: 64, maxPrefixes: 0 });
+  const short = prompts.map((p) => p.slice(-9)); // 9 prompts of ≤ 9 tokens: 81 tokens at most
+  const seqs = await Promise.all(short.map((p) => engine.open(p, 4)));
+  const first = seqs.slice(0, 7); // 7 · 9 = 63 tokens ≤ 64: all in the first tick
+  const logits = await Promise.all(first.map((s, i) => s.step(short[i])));
+  assert.equal(engine.stats().ticks, 1, `${first.length} prompts in ${engine.stats().ticks} ticks`);
+  assert.equal(engine.stats().tokensPrefilled, short.slice(0, 7).reduce((n, p) => n + p.length, 0));
+  // the same logits as each prompt alone in an engine
+  for (const [i, p] of short.slice(0, 7).entries()) {
+    const alone = new BatchEngine(model, { kvBlocks: 8, blockSize: 8 });
+    assert.deepEqual(logits[i], await (await alone.open(p, 4)).step(p), `prompt ${i}`);
+    alone.release();
+  }
+  seqs.forEach((s) => s.release());
+  const long = Array.from({ length: 150 }, (_, t) => 10 + ((t * 71) % 4000));
+  const s = await engine.open(long, 4);
+  const before = engine.stats().ticks;
+  await s.step(long);
+  assert.equal(engine.stats().ticks - before, 3, '150 tokens in chunks of 64, 64, 22');
+  s.release();
+});
