@@ -4,8 +4,8 @@
 // whenever something was fed:
 //   1. one decode forward for every sequence that fed a single token (each row reads its own block table; no padding);
 //   2. prompts being prefilled, oldest first, up to `prefillChunk` tokens in all: many short prompts start in one tick
-//      (64 clients arriving at once wait a few ticks, not 64), and a long prompt is cut into chunks, so it never
-//      stalls the others' decoding for long (chunked prefill, Sarathi).
+//      (64 clients arriving at once wait a few ticks, not 64) — chunks of one length in one forward, a row each — and
+//      a long prompt is cut into chunks, so it never stalls the others' decoding for long (chunked prefill, Sarathi).
 // Memory: the cache is a fixed pool of blocks. A sequence is admitted when the free blocks cover its prompt and its
 // token budget beside what the running ones may still take, so a step never runs out and nothing is preempted; the
 // others wait in a bounded line (EngineBusyError past it). Closing a sequence frees its blocks at once.
@@ -242,12 +242,10 @@ export class BatchEngine {
     this.counts.ticks++;
     const decoding = this.running.filter((s) => s.fed?.ids.length === 1);
     if (decoding.length > 0) await this.run(decoding, () => this.decode(decoding));
-    let budget = this.o.prefillChunk ?? 256;
-    for (const s of this.running.filter((s) => s.fed && s.fed.ids.length > 1)) {
-      if (budget <= 0) break;
-      const n = Math.min(budget, s.fed!.ids.length - s.fed!.done);
-      budget -= n;
-      await this.run([s], () => this.prefillChunk(s, n));
+    const chunks = this.prefillChunks();
+    for (const n of new Set(chunks.map((c) => c.n))) {
+      const rows = chunks.filter((c) => c.n === n).map((c) => c.s);
+      await this.run(rows, () => this.prefill(rows, n));
     }
     this.scheduled = false;
     if (this.running.some((s) => s.fed)) this.schedule();
@@ -281,18 +279,36 @@ export class BatchEngine {
     rows.forEach((s, b) => this.settle(s, feds[b], logits.subarray(b * V, (b + 1) * V))); // each row its own part, no copy
   }
 
-  // the next n tokens of s's prompt; its logits go to the caller after the last chunk
-  private async prefillChunk(s: Seq, n: number): Promise<void> {
-    const fed = s.fed;
-    if (!fed) return; // released while an earlier prefill of this tick ran
-    const chunk = fed.ids.slice(fed.done, fed.done + n);
-    const at = this.cache.seqLength(s.id);
-    const logits = await this.forward([s], [chunk], [chunk.map((_, t) => at + t)]);
-    fed.done += chunk.length;
-    this.counts.tokensPrefilled += chunk.length;
-    if (fed.done < fed.ids.length || s.fed !== fed) return;
-    this.remember(s);
-    this.settle(s, fed, logits);
+  // this tick's prefill: the prompts being fed, oldest first, n tokens each while the budget lasts
+  private prefillChunks(): { s: Seq; n: number }[] {
+    let budget = this.o.prefillChunk ?? 256;
+    const chunks: { s: Seq; n: number }[] = [];
+    for (const s of this.running.filter((s) => s.fed && s.fed.ids.length > 1)) {
+      if (budget <= 0) break;
+      const n = Math.min(budget, s.fed!.ids.length - s.fed!.done);
+      budget -= n;
+      chunks.push({ s, n });
+    }
+    return chunks;
+  }
+
+  // the next n tokens of each row's prompt, in one forward; a row's logits go to its caller after its last chunk
+  private async prefill(rows: Seq[], n: number): Promise<void> {
+    const live = rows.filter((s) => s.fed); // (one released while an earlier forward of this tick ran is gone)
+    if (live.length === 0) return;
+    const feds = live.map((s) => s.fed!);
+    const ids = feds.map((f) => f.ids.slice(f.done, f.done + n));
+    const positions = live.map((s) => ids[0].map((_, t) => this.cache.seqLength(s.id) + t));
+    const logits = await this.forward(live, ids, positions);
+    const V = this.model.info.vocabSize;
+    this.counts.tokensPrefilled += n * live.length;
+    live.forEach((s, b) => {
+      const fed = feds[b];
+      fed.done += n;
+      if (fed.done < fed.ids.length || s.fed !== fed) return;
+      this.remember(s);
+      this.settle(s, fed, logits.subarray(b * V, (b + 1) * V));
+    });
   }
 
   // hands a sequence its logits, unless it was released while its step ran (a GPU step awaits its readback)
