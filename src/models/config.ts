@@ -20,11 +20,15 @@ function rangeText(r: Range): string {
   return `${kind}${lo}${hi}`;
 }
 
-/** Throws unless x is a finite number within `r`; `what` names it in the message. */
+/**
+ * Throws unless x is a finite number within `r` that float32 can hold (the kernels compute in float32: a scale of
+ * 1e308 would be ∞ there); `what` names it in the message.
+ */
 export function checkNumber(x: unknown, what: string, r: Range = {}): number {
-  const ok = typeof x === 'number' && Number.isFinite(x) && (!r.integer || Number.isInteger(x)) &&
+  const inRange = typeof x === 'number' && Number.isFinite(x) && (!r.integer || Number.isInteger(x)) &&
     (r.min === undefined || (r.minExclusive ? x > r.min : x >= r.min)) && (r.max === undefined || x <= r.max);
-  if (!ok) throw new QkvError(`config.json: ${what} must be ${rangeText(r)}, got ${describeValue(x)}`);
+  const f32 = inRange && !Number.isFinite(Math.fround(x)) ? ' that float32 holds (|x| ≤ 3.4e38)' : '';
+  if (!inRange || f32) throw new QkvError(`config.json: ${what} must be ${rangeText(r)}${f32}, got ${describeValue(x)}`);
   return x as number;
 }
 

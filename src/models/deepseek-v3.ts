@@ -48,6 +48,10 @@ export class DeepseekV3 implements Decoder {
     // YaRN's mscale(factor, mscale_all_dim)², applied to the softmax scale (not to cos/sin, whose factor is then 1)
     const m = rope.ropeType === 'yarn' && rope.mscaleAllDim ? yarnMscale(rope.factor ?? 1, rope.mscaleAllDim) : 1;
     this.scale = (sizes.nope + sizes.rope) ** -0.5 * m * m;
+    if (!(this.scale > 0) || !Number.isFinite(Math.fround(this.scale))) {
+      const why = `YaRN's mscale_all_dim ${rope.mscaleAllDim} makes the softmax scale ${this.scale}`;
+      throw new QkvError(`config.json: ${why}; it must be finite and > 0`);
+    }
     const F = count(c, 'intermediate_size');
     const dense = num(c, 'first_k_dense_replace', 3, { integer: true, min: 0 }); // the first layers keep a dense MLP
     const table = w.table('model.embed_tokens.weight', [V, E]);

@@ -43,8 +43,29 @@ function baseFreqs(base: number, dim: number): Float64Array {
   return Float64Array.from({ length: Math.floor(dim / 2) }, (_, k) => 1 / base ** ((2 * k) / dim));
 }
 
-/** inv_freq and attention factor for a RoPE config (`ropeType` default, linear, dynamic, llama3 or yarn). */
+/**
+ * inv_freq and attention factor for a RoPE config (`ropeType` default, linear, dynamic, llama3, yarn or longrope). The
+ * factor multiplies cos and sin, so scores by its square: a config whose numbers make that square infinite or ≤ 0
+ * (YaRN's mscale of 1e308, LongRoPE's original context of 1, whose logarithm it divides by) is refused here, not
+ * turned into NaN logits.
+ */
 export function ropeInvFreq(c: RopeConfig): RopeFrequencies {
+  const r = frequencies(c);
+  if (![r.invFreq, r.long?.invFreq ?? []].every((f) => f.every(Number.isFinite))) {
+    const yarn = c.ropeType === 'yarn' ? ' (YaRN divides by ln rope_theta: it must be > 1)' : '';
+    throw new QkvError(`ropeInvFreq: ${c.ropeType ?? 'default'} RoPE's frequencies come out non-finite for rope_theta ` +
+      `${c.ropeTheta ?? 10000}${yarn} — check the config's rope parameters`);
+  }
+  const a = r.attentionFactor;
+  if (!(a > 0) || !Number.isFinite(Math.fround(a * a))) {
+    throw new QkvError(`ropeInvFreq: ${c.ropeType ?? 'default'} RoPE's attention factor comes to ${a} (scores × ${a * a}); ` +
+      'it must be > 0 with a finite square — check the config\'s attention_factor, mscale, mscale_all_dim, factor and ' +
+      'original_max_position_embeddings');
+  }
+  return r;
+}
+
+function frequencies(c: RopeConfig): RopeFrequencies {
   const base = c.ropeTheta ?? 10000;
   const dim = Math.floor(c.headDim * (c.partialRotaryFactor ?? 1));
   const factor = c.factor ?? 1;
