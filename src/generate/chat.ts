@@ -14,6 +14,46 @@ export const DEFAULT_CHAT_TEMPLATE =
 
 const MAX_MESSAGES = 10_000;
 const MAX_TEMPLATE_CHARS = 1 << 20;
+// The most items range() may produce over one rendering: jinja2's sandbox limit (MAX_RANGE, per call there), under
+// which transformers renders chat templates; counted over the rendering here, so that nested loops cannot multiply it.
+// A template comes with the checkpoint, from outside: `range(10000000)` took a minute of the server's only thread,
+// and a larger one would hold it for good (100,000 items take this interpreter ~0.5 s).
+const MAX_RANGE = 100_000;
+
+const RANGE = '__qkv_range'; // what the template's range is renamed to (the library will not let a render replace its own)
+
+// every use of the name `range` in a parsed template (not `x.range`, not a keyword `range=`) renamed to RANGE, which
+// render binds to safeRange
+function limitRange(root: unknown): void {
+  const stack: unknown[] = [root];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node !== 'object' || node === null || seen.has(node)) continue;
+    seen.add(node);
+    const n = node as { type?: unknown; value?: unknown; object?: unknown; property?: unknown; computed?: unknown };
+    if (n.type === 'Identifier' && n.value === 'range') n.value = RANGE;
+    if (n.type === 'MemberExpression' && !n.computed) { stack.push(n.object); continue; } // x.range is an attribute
+    if (n.type === 'KeywordArgumentExpression') { stack.push(n.value); continue; } // f(range=…) names an argument
+    for (const child of Object.values(node)) stack.push(child);
+  }
+}
+
+/** range(stop) / range(start, stop[, step]) as Python has it, refused once the rendering's `budget` of items runs out. */
+function safeRange(budget: { left: number }, ...args: unknown[]): number[] {
+  if (args.length < 1 || args.length > 3 || !args.every((a) => Number.isSafeInteger(a))) {
+    throw new QkvError(`range() takes 1 to 3 integers, got ${args.map((a) => describeValue(a)).join(', ')}`);
+  }
+  const [a, b, c] = args as number[];
+  const [start, stop, step] = args.length === 1 ? [0, a, 1] : [a, b, c ?? 1];
+  if (step === 0) throw new QkvError('range() step must not be zero');
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  if ((budget.left -= n) < 0) {
+    throw new QkvError(`range() may give at most ${MAX_RANGE} items over a rendering (jinja2's sandbox limit); range(${args.join(', ')}) ` +
+      `is ${n} items, ${budget.left + n} were left`);
+  }
+  return Array.from({ length: n }, (_, i) => start + i * step);
+}
 
 /** Checks `messages` (an array of { role, content } with string values; content may be OpenAI's text parts). */
 export function checkMessages(messages: unknown, what = 'messages'): ChatMessage[] {
@@ -64,12 +104,15 @@ export function applyChatTemplate(template: string, messages: readonly ChatMessa
   let t: Template;
   try {
     t = new Template(template);
+    limitRange(t.parsed);
   } catch (e) {
     throw new QkvError(`chat template: it does not parse: ${(e as Error).message}`);
   }
+  const budget = { left: MAX_RANGE };
   try {
     return t.render({
       messages, add_generation_prompt: o.addGenerationPrompt ?? true, bos_token: o.bosToken ?? '', eos_token: o.eosToken ?? '',
+      [RANGE]: (...args: unknown[]) => safeRange(budget, ...args),
     });
   } catch (e) {
     throw new QkvError(`chat template: it does not render these messages: ${(e as Error).message}`);

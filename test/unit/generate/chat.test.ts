@@ -48,3 +48,21 @@ test('bad messages and templates are clear errors, never a crash', () => {
   assert.throws(() => applyChatTemplate('{{ messages[0].content.upper( }}', [{ role: 'user', content: 'x' }]), /chat template: it does not/);
   assert.throws(() => applyChatTemplate("{{ raise_exception('no system role') }}", [{ role: 'user', content: 'x' }]), /chat template: it does not render/);
 });
+
+test('a template\'s range() is Python\'s, but gives at most 100,000 items over a rendering (jinja2\'s sandbox limit)', () => {
+  const m = [{ role: 'user', content: 'x' }];
+  const render = (t: string) => applyChatTemplate(t, m);
+  assert.equal(render('{% for i in range(3) %}{{ i }}{% endfor %}'), '012');
+  assert.equal(render('{% for i in range(1, 10, 3) %}{{ i }}{% endfor %}'), '147');
+  assert.equal(render('{% for i in range(10, 0, -4) %}{{ i }},{% endfor %}'), '10,6,2,');
+  assert.equal(render('{% for i in range(5, 2) %}{{ i }}{% endfor %}|'), '|');
+  assert.equal(render('{% set r = range %}{{ r(4)|length }}'), '4');
+  // the name only: an attribute or a keyword called range is the template's own
+  assert.equal(render('{% set ns = namespace(range=4) %}{{ ns.range }}'), '4');
+  assert.equal(render('{% for i in range(100000) %}{% endfor %}ok'), 'ok');
+  // a minute of the server's only thread before; refused before the loop runs now — nested loops too
+  assert.throws(() => render('{% for i in range(10000000) %}x{% endfor %}'), /range\(\) may give at most 100000 items over a rendering .* is 10000000 items/);
+  assert.throws(() => render('{% for i in range(2) %}{% for j in range(60000) %}{% endfor %}{% endfor %}'), /at most 100000 items/);
+  assert.throws(() => render("{{ range('a') }}"), /range\(\) takes 1 to 3 integers, got "a"/);
+  assert.throws(() => render('{{ range(1, 5, 0) }}'), /range\(\) step must not be zero/);
+});
