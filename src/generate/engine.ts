@@ -4,7 +4,7 @@
 // whenever something was fed:
 //   1. one decode forward for every sequence that fed a single token (each row reads its own block table; no padding);
 //   2. prompts being prefilled, oldest first, up to `prefillChunk` tokens in all: many short prompts start in one tick
-//      (64 clients arriving at once wait a few ticks, not 64) — chunks of one length in one forward, a row each — and
+//      (64 clients arriving at once wait a few ticks, not 64) — on the CPU, chunks of one length in one forward — and
 //      a long prompt is cut into chunks, so it never stalls the others' decoding for long (chunked prefill, Sarathi).
 // Memory: the cache is a fixed pool of blocks. A sequence is admitted when the free blocks cover its prompt and its
 // token budget beside what the running ones may still take, so a step never runs out and nothing is preempted; the
@@ -242,11 +242,7 @@ export class BatchEngine {
     this.counts.ticks++;
     const decoding = this.running.filter((s) => s.fed?.ids.length === 1);
     if (decoding.length > 0) await this.run(decoding, () => this.decode(decoding));
-    const chunks = this.prefillChunks();
-    for (const n of new Set(chunks.map((c) => c.n))) {
-      const rows = chunks.filter((c) => c.n === n).map((c) => c.s);
-      await this.run(rows, () => this.prefill(rows, n));
-    }
+    for (const { rows, n } of this.prefillGroups()) await this.run(rows, () => this.prefill(rows, n));
     this.scheduled = false;
     if (this.running.some((s) => s.fed)) this.schedule();
   }
@@ -290,6 +286,13 @@ export class BatchEngine {
       chunks.push({ s, n });
     }
     return chunks;
+  }
+
+  // this tick's prefill chunks as forwards: one per length, a row per prompt (the WebGPU forward takes one row of T)
+  private prefillGroups(): { rows: Seq[]; n: number }[] {
+    const chunks = this.prefillChunks();
+    if (this.device === 'webgpu') return chunks.map(({ s, n }) => ({ rows: [s], n }));
+    return [...new Set(chunks.map((c) => c.n))].map((n) => ({ rows: chunks.filter((c) => c.n === n).map((c) => c.s), n }));
   }
 
   // the next n tokens of each row's prompt, in one forward; a row's logits go to its caller after its last chunk
