@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { KV_PRESETS, humanBytes, kvTable, type KvShape } from '../../cache/memory.js';
 import { QkvError } from '../../errors.js';
 import { inspectCheckpoint } from '../checkpoint.js';
-import { numberArg } from './shared.js';
+import { countArg, numberArg } from './shared.js';
 
 export const KV_HELP = `usage: qkv kv [--model DIR | --preset NAME] [--context N] [--batch B] [--dtype f16] [--block-size 16] [--window W]
 presets: ${Object.keys(KV_PRESETS).join(', ')}`;
@@ -34,10 +34,10 @@ export function kvCommand(argv: string[], out: (s: string) => void): number {
   const presetName = values.preset ?? (values.model ? undefined : 'llama-2-7b');
   const shape = presetName ? KV_PRESETS[presetName] : shapeOf(values.model!);
   if (!shape) throw new QkvError(`qkv kv: unknown preset '${presetName}'\n${KV_HELP}`);
-  const context = numberArg(values.context, 'context') ?? shape.context ?? 4096;
-  const batch = numberArg(values.batch, 'batch') ?? 1;
+  const context = countArg(values.context, 'context') ?? shape.context ?? 4096;
+  const batch = countArg(values.batch, 'batch') ?? 1;
   const dtype = values.dtype ?? 'f16';
-  const rows = kvTable(shape, { context, batch, dtype, blockSize: numberArg(values['block-size'], 'block-size'), window: numberArg(values.window, 'window') });
+  const rows = kvTable(shape, { context, batch, dtype, blockSize: countArg(values['block-size'], 'block-size'), window: countArg(values.window, 'window') });
   out(`KV cache of ${shape.name}: ${shape.layers} layers, ${shape.heads} query heads, ${shape.kvHeads} kv heads, head_dim ${shape.headDim}\n`);
   out(`${context} tokens × batch ${batch}, ${dtype}; bytes = 2 × layers × kv_heads × head_dim × bytes/elem × tokens × batch\n\n`);
   out(`${'layout'.padEnd(32)} ${'cache'.padEnd(32)} ${'bytes'.padStart(16)} ${'human'.padStart(10)} ${'per seq'.padStart(10)}  note\n`);

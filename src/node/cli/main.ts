@@ -46,7 +46,10 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case undefined: case '-h': case '--help': case 'help': out(`${HELP}\n`); return 0;
     case '-v': case '--version': out(`${version()}\n`); return 0;
-    case 'demo': runDemo(); return 0;
+    case 'demo':
+      if (rest.length > 0) throw new QkvError(`qkv demo takes no arguments, got '${rest[0]}'`);
+      runDemo();
+      return 0;
     case 'serve': return serveCommand(rest, out);
     case 'generate': return generateCommand(rest, out);
     case 'info': return infoCommand(rest, out);

@@ -14,6 +14,13 @@ export function numberArg(v: string | undefined, name: string): number | undefin
   return x;
 }
 
+/** An integer option ≥ `min` (a count, a size), or undefined when absent; else the error names the flag and the rule. */
+export function countArg(v: string | undefined, name: string, min = 1): number | undefined {
+  const x = numberArg(v, name);
+  if (x !== undefined && (!Number.isSafeInteger(x) || x < min)) throw new QkvError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return x;
+}
+
 /** 1536 → "1.5 KiB". */
 export function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -344,7 +344,15 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
 /** Starts listening; resolves with the URL. */
 export function listen(server: Server, o: ServerOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    // the address taken, not ours to take or not there: say which and what to change
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      const where = `${o.host ?? '127.0.0.1'} port ${o.port ?? 8080}`;
+      const why = e.code === 'EADDRINUSE' ? `${where} is in use (by another server?); choose another --port`
+        : e.code === 'EACCES' ? `${where} needs privileges this process lacks; choose a port ≥ 1024`
+        : e.code === 'ENOTFOUND' || e.code === 'EADDRNOTAVAIL' ? `no address of this machine is '${o.host}'; check --host`
+        : null;
+      reject(why ? new QkvError(`serve: ${why} (${e.code})`) : e);
+    });
     server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => {
       const a = server.address();
       const port = typeof a === 'object' && a ? a.port : o.port;

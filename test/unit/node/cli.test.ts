@@ -97,3 +97,25 @@ test('qkv generate --max-tokens 0 prints the prompt and exits 0 (an empty contin
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'A fool');
 });
+
+test('usage errors name the flag: kv counts below 1, demo arguments, a port already taken', async () => {
+  for (const [flag, v] of [['--batch', '0'], ['--context', '1.5'], ['--block-size', '0'], ['--window', '0']]) {
+    const r = qkv('kv', flag, v);
+    assert.equal(r.status, 2, `${flag} ${v}`);
+    assert.match(r.stderr, new RegExp(`${flag} must be an integer ≥ 1, got '${v.replace('.', '\\.')}'`));
+  }
+  const demo = qkv('demo', '--x');
+  assert.equal(demo.status, 2);
+  assert.match(demo.stderr, /qkv demo takes no arguments, got '--x'/);
+  const { createServer } = await import('node:net');
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const port = String((taken.address() as { port: number }).port);
+  try {
+    const r = spawnSync(process.execPath, [CLI, 'serve', '--port', port, '--threads', '1'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 2, r.error ? `${r.error.message} (did it start serving?)` : r.stderr);
+    assert.match(r.stderr, new RegExp(`serve: 127\\.0\\.0\\.1 port ${port} is in use .*; choose another --port \\(EADDRINUSE\\)`));
+  } finally {
+    taken.close();
+  }
+});
