@@ -3,10 +3,10 @@
 // are constructed from their description and checked against the dense `keep` truth when the file has it), runs it
 // and compares every expected output elementwise: |actual − expected| ≤ atol + rtol·|expected|, −∞ matching −∞.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { AttentionOptions, KernelName } from '../attention/options.js';
 import { attention } from '../attention/index.js';
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { hfContext, OPS, SkipCase, type OpRunner } from './conformance-ops.js';
 import { readSafetensors } from './files.js';
@@ -45,7 +45,7 @@ export function compare(actual: Tensor, expected: Tensor, atol: number, rtol: nu
 }
 
 function runCase(dir: string, c: GoldenCase, kernel: KernelName): CaseResult {
-  const run = OPS[c.op];
+  const run = Object.hasOwn(OPS, c.op) ? OPS[c.op] : undefined; // own ops only: 'constructor' is not one
   if (!run) return { file: c.file, status: 'skip', detail: `op '${c.op}' not supported yet` };
   const t = readSafetensors(join(dir, c.file)).tensors;
   hfContext.dir = dir;
@@ -87,7 +87,33 @@ export function readIndex(dir: string): { cases: GoldenCase[] } {
   if (typeof index !== 'object' || index === null || !Array.isArray((index as { cases?: unknown }).cases)) {
     throw new QkvError(`conformance: ${join(dir, 'index.json')} has no "cases" list`);
   }
-  return index as { cases: GoldenCase[] };
+  const cases = (index as { cases: unknown[] }).cases;
+  cases.forEach((c, i) => checkCase(c, `conformance: ${join(dir, 'index.json')} case ${i}`));
+  return { cases: cases as GoldenCase[] };
+}
+
+// a case as the golden format has it: a directory from outside may hold anything, and the runner reads files by name
+// and compares to its tolerances, so each field is checked before use
+function checkCase(c: unknown, where: string): void {
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new QkvError(`${where} must be an object, got ${describeValue(c)}`);
+  const own = (k: string) => (Object.hasOwn(c, k) ? (c as Record<string, unknown>)[k] : undefined);
+  const file = own('file');
+  if (typeof file !== 'string' || file === '' || isAbsolute(file) || file.split(/[\\/]/).includes('..')) {
+    throw new QkvError(`${where}: 'file' must be a path inside the directory, got ${describeValue(file)}`);
+  }
+  if (typeof own('op') !== 'string') throw new QkvError(`${where} (${file}): 'op' must be a string, got ${describeValue(own('op'))}`);
+  for (const k of ['params', 'tensors']) {
+    const v = own(k);
+    if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v))) {
+      throw new QkvError(`${where} (${file}): '${k}' must be an object, got ${describeValue(v)}`);
+    }
+  }
+  for (const k of ['atol', 'rtol']) {
+    const v = own(k);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      throw new QkvError(`${where} (${file}): '${k}' must be a number ≥ 0, got ${describeValue(v)}`);
+    }
+  }
 }
 
 /** Runs every case of DIR with `kernel`; calls `onResult` as each finishes. A case that throws is a failure. */
@@ -148,7 +174,11 @@ export async function runConformanceWebGPU(dir: string, onResult?: (r: CaseResul
       } else {
         const t = readSafetensors(join(dir, c.file)).tensors;
         const o = sdpaOptions(c.params ?? {}, t);
-        const [q, k, v] = ['q', 'k', 'v'].map((n) => t.get(n)!);
+        const [q, k, v] = ['q', 'k', 'v'].map((n) => {
+          const x = t.get(n);
+          if (!x) throw new QkvError(`${c.file} has no tensor '${n}'`);
+          return x;
+        });
         const why = webgpuUnsupported(o, q.shape[3], v.shape[3]);
         if (why) {
           r = { file: c.file, status: 'skip', detail: why };
