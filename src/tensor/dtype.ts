@@ -1,6 +1,7 @@
 // Storage dtypes. qkv computes in float32; the other dtypes are for storage and files.
 // float16/bfloat16 are kept as raw 16-bit patterns in a Uint16Array and widened on read (see f16.ts);
 // int64 is a BigInt64Array, read as a JS number only when it is exactly representable.
+import { QkvError } from '../errors.js';
 
 /** The element types a Tensor can hold. */
 export type DType = 'float32' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'int32' | 'int64' | 'bool';
@@ -32,8 +33,20 @@ export function isFloat(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16';
 }
 
-/** A zero-filled storage array of `n` elements. */
+/**
+ * A zero-filled storage array of `n` elements; a size no typed array can have, or memory the engine will not give, is a
+ * QkvError naming it (sizes often come from files and requests).
+ */
 export function allocStorage(dtype: DType, n: number): Storage {
+  try {
+    return newStorage(dtype, n);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new QkvError(`cannot allocate ${n} ${dtype} elements (${n * DTYPE_SIZE[dtype]} bytes): ${e.message}`);
+  }
+}
+
+function newStorage(dtype: DType, n: number): Storage {
   switch (dtype) {
     case 'float32': return new Float32Array(n);
     case 'float16': case 'bfloat16': return new Uint16Array(n);

@@ -1,6 +1,7 @@
 // Sinusoidal positional encoding (Vaswani et al. 2017, §3.5):
 //   PE(pos, 2i) = sin(pos / base^(2i/d)),   PE(pos, 2i+1) = cos(pos / base^(2i/d))
 import { QkvError } from '../../errors.js';
+import { allocStorage } from '../../tensor/dtype.js';
 import { Tensor } from '../../tensor/tensor.js';
 
 /**
@@ -11,7 +12,7 @@ export function sinusoidalEncoding(maxLen: number, dModel: number, base = 10000)
   if (!Number.isInteger(maxLen) || maxLen < 0 || !Number.isInteger(dModel) || dModel < 1) {
     throw new QkvError(`sinusoidalEncoding: maxLen and dModel must be positive integers, got ${maxLen}, ${dModel}`);
   }
-  const pe = new Float32Array(maxLen * dModel);
+  const pe = allocStorage('float32', maxLen * dModel) as Float32Array;
   for (let pos = 0; pos < maxLen; pos++) {
     for (let i = 0; 2 * i < dModel; i++) {
       const angle = pos / base ** ((2 * i) / dModel);

@@ -127,3 +127,9 @@ describe('dtypes', () => {
     assert.throws(() => t.get(1), (e: unknown) => e instanceof QkvError && /does not fit a JS number exactly/.test(e.message));
   });
 });
+
+test('a size no typed array can have is a QkvError naming it, not a RangeError (sizes come from files and requests)', async () => {
+  const { sinusoidalEncoding } = await import('../../../src/nn/positional/sinusoidal.js');
+  assert.throws(() => Tensor.zeros([1e6, 1e6]), (e: unknown) => e instanceof QkvError && /cannot allocate 1000000000000 float32 elements/.test(e.message));
+  assert.throws(() => sinusoidalEncoding(1e9, 107), (e: unknown) => e instanceof QkvError && /cannot allocate 107000000000 float32 elements/.test(e.message));
+});
