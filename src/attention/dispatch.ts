@@ -1,6 +1,6 @@
 // From public options to a kernel call: binds every mask and score modifier to the call's sizes, makes q, k, v
 // dense float32 (a no-op for dense float32 inputs) and chooses the kernel.
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import type {
   AttnDims, GpuOperands, GpuSdpaKernel, GpuSdpaRequest, MaskPlan, MatmulKernel, MatmulProblem, MatrixData, PagedKernel, PagedProblem,
   SdpaForwardRequest, SdpaKernel, SdpaProblem,
@@ -19,13 +19,13 @@ import { checkFinite, checkPositiveInt, intList, type AttnShape } from './valida
 export function maskSpecOf(o: AttentionOptions, dims: AttnShape): masks.MaskSpec | null {
   const parts: masks.MaskSpec[] = [];
   if (o.causal !== undefined && typeof o.causal !== 'boolean' && o.causal !== 'top-left' && o.causal !== 'bottom-right') {
-    throw new QkvError(`attention: causal must be true, false, 'top-left' or 'bottom-right', got ${JSON.stringify(o.causal)}`);
+    throw new QkvError(`attention: causal must be true, false, 'top-left' or 'bottom-right', got ${describeValue(o.causal)}`);
   }
   if (o.causal) parts.push(masks.causal(o.causal === 'bottom-right' ? 'bottom-right' : 'top-left'));
   // the sparse pattern: window and/or block-sparse, widened by global tokens
   const pattern: masks.MaskSpec[] = [];
   if (o.window) {
-    if (!Array.isArray(o.window) || o.window.length !== 2) throw new QkvError(`attention: window must be [left, right], got ${JSON.stringify(o.window)}`);
+    if (!Array.isArray(o.window) || o.window.length !== 2) throw new QkvError(`attention: window must be [left, right], got ${describeValue(o.window)}`);
     pattern.push(masks.slidingWindow(o.window[0], o.window[1], o.dilation ?? 1));
   } else if (o.dilation !== undefined && o.dilation !== 1) {
     throw new QkvError('attention: dilation needs a window [left, right]');
@@ -156,7 +156,7 @@ export function chooseKernel(o: AttentionOptions, dims: AttnShape): Exclude<Kern
   // to the TypeScript kernels (decode for one query row, else flash); statistics and weights come from flash
   if (k === 'auto') return o.returnStats || o.returnWeights ? 'flash' : 'flash-wasm';
   if (k !== 'reference' && k !== 'flash' && k !== 'flash-wasm' && k !== 'decode') {
-    throw new QkvError(`attention: kernel must be 'reference', 'flash', 'flash-wasm', 'decode' or 'auto', got ${JSON.stringify(k)}`);
+    throw new QkvError(`attention: kernel must be 'reference', 'flash', 'flash-wasm', 'decode' or 'auto', got ${describeValue(k)}`);
   }
   if (k === 'decode' && o.returnStats) throw new QkvError("attention: returnStats needs kernel 'flash' or 'reference', not 'decode'");
   return k;

@@ -3,7 +3,7 @@
 // documents, block-sparse) never need a dense L×S array. Positions follow the golden data's conventions:
 // a query's position is i' = i + S − L (bottom-right alignment, as in KV-cache decoding), except 'top-left' causal.
 // Dense masks and user functions answer TILE_SOME (unknown) and are evaluated element by element.
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import { TILE_ALL, TILE_NONE, TILE_SOME, type KernelMask, type Row, type TileState } from '../kernels/contract.js';
 import type { AttentionOptions } from './options.js';
 
@@ -144,6 +144,7 @@ class GlobalMask extends Mask {
 
 /** Global tokens: these positions attend to everything and are attended by everything (OR it with a window). */
 export function globalTokens(tokens: readonly number[]): MaskSpec {
+  if (!Array.isArray(tokens)) throw new QkvError(`attention: globalTokens must be a list of positions, got ${describeValue(tokens)}`);
   return spec(`global(${tokens.join(',')})`, ({ L, S }) => {
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= S) throw new QkvError(`attention: globalTokens entry ${t} must be an integer in [0, ${S})`);
@@ -317,6 +318,7 @@ class FunctionMask extends Mask {
 
 /** A FlexAttention-style mask from a function `(b, h, i, j) → boolean` (indices are top-left: i in 0..L−1). */
 export function maskMod(fn: MaskMod): MaskSpec {
+  if (typeof fn !== 'function') throw new QkvError(`attention: maskMod must be a function (b, h, i, j) => boolean, got ${describeValue(fn)}`);
   return spec('maskMod', () => new FunctionMask(fn));
 }
 

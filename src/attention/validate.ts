@@ -1,6 +1,6 @@
 // Argument checks for attention: every error names the argument, the expected and the actual shape/dtype/value.
 import type { AttnDims } from '../kernels/contract.js';
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import { isFloat } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -76,7 +76,10 @@ export function checkPositiveInt(x: unknown, what: string): number {
 
 /** A list of integers given as an array or an integer tensor (e.g. int64 key lengths from a file). */
 export function intList(x: readonly number[] | Tensor, what: string): number[] {
-  const list = x instanceof Tensor ? x.toArray() : [...x];
+  if (!(x instanceof Tensor) && !Array.isArray(x) && !ArrayBuffer.isView(x)) {
+    throw new QkvError(`attention: ${what} must be a list of integers or a Tensor, got ${describeValue(x)}`);
+  }
+  const list = x instanceof Tensor ? x.toArray() : [...x as readonly number[]];
   for (const n of list) if (!Number.isInteger(n)) throw new QkvError(`attention: ${what} must hold integers, got ${n}`);
   return list;
 }
