@@ -13,7 +13,7 @@ import * as masks from './masks.js';
 import type { Mask } from './masks.js';
 import type { KernelName, AttentionOptions } from './options.js';
 import { ScoreMods } from './score-mods.js';
-import { checkFinite, checkPositiveInt, intList, type AttnShape } from './validate.js';
+import { checkFinite, checkPositiveInt, floatList, intList, type AttnShape } from './validate.js';
 
 /** Every mask option of the call as one spec (AND of the parts; global tokens OR into the sparse pattern). */
 export function maskSpecOf(o: AttentionOptions, dims: AttnShape): masks.MaskSpec | null {
@@ -62,7 +62,7 @@ export function scoreModsOf(o: AttentionOptions, dims: AttnShape): ScoreMods | n
   const softcap = o.softcap === undefined ? 0 : checkFinite(o.softcap, 'softcap', true);
   let slopes: Float32Array | null = null;
   if (o.alibiSlopes !== undefined) {
-    slopes = Float32Array.from(o.alibiSlopes);
+    slopes = floatList(o.alibiSlopes, 'alibiSlopes');
     if (slopes.length !== dims.Hq) throw new QkvError(`attention: alibiSlopes has ${slopes.length} entries, expected one per query head (Hq=${dims.Hq})`);
     slopes.forEach((x, h) => checkFinite(x, `alibiSlopes[${h}]`));
   }

@@ -7,6 +7,9 @@ import { describeValue, QkvError } from '../errors.js';
 import { TILE_ALL, TILE_NONE, TILE_SOME, type KernelMask, type Row, type TileState } from '../kernels/contract.js';
 import type { AttentionOptions } from './options.js';
 
+// the error for an option `what` that is not `rule` (String: a symbol given as a number prints too)
+const invalid = (what: string, rule: string, x: unknown) => new QkvError(`attention: ${what} must be ${rule}, got ${String(x)}`);
+
 // the tile states and the score row are the kernel contract's: a mask is what kernels read
 export { TILE_ALL, TILE_NONE, TILE_SOME, type Row, type TileState };
 
@@ -104,10 +107,10 @@ class WindowMask extends Mask {
 export function slidingWindow(left: number, right: number, dilation = 1): MaskSpec {
   for (const [name, x] of [['window[0] (left)', left], ['window[1] (right)', right]] as const) {
     if (!(x === Infinity || (Number.isInteger(x) && x >= 0))) {
-      throw new QkvError(`attention: ${name} must be a non-negative integer or Infinity, got ${x}`);
+      throw new QkvError(`attention: ${name} must be a non-negative integer or Infinity, got ${String(x)}`);
     }
   }
-  if (!Number.isInteger(dilation) || dilation < 1) throw new QkvError(`attention: dilation must be a positive integer, got ${dilation}`);
+  if (!Number.isInteger(dilation) || dilation < 1) throw invalid('dilation', 'a positive integer', dilation);
   return spec(`window(${left}, ${right})`, ({ L, S }) => new WindowMask(S - L, left, right, dilation), { window: [left, right], dilation });
 }
 
@@ -200,12 +203,12 @@ export function blockSparse(o: BlockSparseOptions): MaskSpec {
 export function blockSparseTable(o: BlockSparseOptions, S: number): { blocks: Uint8Array; rows: number; cols: number } {
   {
     const bs = o.blockSize;
-    if (!Number.isInteger(bs) || bs < 1) throw new QkvError(`attention: blockSparse.blockSize must be a positive integer, got ${bs}`);
+    if (!Number.isInteger(bs) || bs < 1) throw invalid('blockSparse.blockSize', 'a positive integer', bs);
     const rows = Math.ceil(S / bs); // query blocks are counted in aligned positions 0..S-1
     const cols = Math.ceil(S / bs);
     const blocks = new Uint8Array(rows * cols);
     const w = o.windowBlocks ?? 0;
-    if (!Number.isInteger(w) || w < 0) throw new QkvError(`attention: blockSparse.windowBlocks must be a non-negative integer, got ${w}`);
+    if (!Number.isInteger(w) || w < 0) throw invalid('blockSparse.windowBlocks', 'a non-negative integer', w);
     const checkBlock = (x: number, what: string) => {
       if (!Number.isInteger(x) || x < 0 || x >= cols) throw new QkvError(`attention: blockSparse.${what} entry ${x} must be a block index in [0, ${cols})`);
     };
@@ -274,8 +277,9 @@ class PrefixMask extends Mask {
 
 /** Prefix-LM (T5/UniLM): the first `prefix` keys are bidirectional, the rest causal. */
 export function prefixLM(prefix: number): MaskSpec {
+  if (typeof prefix !== 'number') throw invalid('prefix', 'an integer', prefix);
   return spec(`prefix-lm(${prefix})`, ({ L, S }) => {
-    if (!Number.isInteger(prefix) || prefix < 0 || prefix > S) throw new QkvError(`attention: prefix must be an integer in [0, S=${S}], got ${prefix}`);
+    if (!Number.isInteger(prefix) || prefix < 0 || prefix > S) throw invalid('prefix', `an integer in [0, S=${S}]`, prefix);
     return new PrefixMask(S - L, prefix);
   }, { prefix });
 }
@@ -301,7 +305,7 @@ export function keyPadding(keyLengths: readonly number[]): MaskSpec {
   return spec('key padding', ({ B, S }) => {
     if (keyLengths.length !== B) throw new QkvError(`attention: keyLengths has ${keyLengths.length} entries, expected B=${B}`);
     keyLengths.forEach((n, b) => {
-      if (!Number.isInteger(n) || n < 0 || n > S) throw new QkvError(`attention: keyLengths[${b}] must be an integer in [0, S=${S}], got ${n}`);
+      if (!Number.isInteger(n) || n < 0 || n > S) throw invalid(`keyLengths[${b}]`, `an integer in [0, S=${S}]`, n);
     });
     return new KeyPaddingMask([...keyLengths]);
   }, { keyLengths: [...keyLengths] });

@@ -10,10 +10,11 @@
 // D_i = dout_i · o′_i and P′ = exp(S − lse′)), and ∂L/∂σ_h = −Σ_i p_σ,i D_i.
 import { QkvError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
+import { floatList } from './validate.js';
 
 /** The sink logits as float32 [Hq], checked: one finite number per query head. */
 export function sinkLogits(sinks: ArrayLike<number> | Tensor, Hq: number, fn = 'attention'): Float32Array {
-  const s = sinks instanceof Tensor ? sinks.toFloat32() : Float32Array.from(sinks);
+  const s = floatList(sinks, 'sinks', fn);
   if (s.length !== Hq) throw new QkvError(`${fn}: sinks must have one logit per query head (${Hq}), got ${s.length}`);
   const bad = s.findIndex((x) => !Number.isFinite(x));
   if (bad >= 0) throw new QkvError(`${fn}: sinks[${bad}] must be a finite number, got ${s[bad]}`);

@@ -75,12 +75,20 @@ export function checkPositiveInt(x: unknown, what: string): number {
 }
 
 /** A list of integers given as an array or an integer tensor (e.g. int64 key lengths from a file). */
+/** A list of numbers given as an array, a typed array or (where allowed) a Tensor; anything else is a QkvError. */
+export function floatList(x: ArrayLike<number> | Tensor, what: string, fn = 'attention'): Float32Array {
+  if (x instanceof Tensor) return x.toFloat32();
+  if (!Array.isArray(x) && !ArrayBuffer.isView(x)) throw new QkvError(`${fn}: ${what} must be a list of numbers, got ${describeValue(x)}`);
+  if ((x as unknown[]).some((v) => typeof v !== 'number')) throw new QkvError(`${fn}: ${what} must hold numbers only`);
+  return Float32Array.from(x);
+}
+
 export function intList(x: readonly number[] | Tensor, what: string): number[] {
   if (!(x instanceof Tensor) && !Array.isArray(x) && !ArrayBuffer.isView(x)) {
     throw new QkvError(`attention: ${what} must be a list of integers or a Tensor, got ${describeValue(x)}`);
   }
   const list = x instanceof Tensor ? x.toArray() : [...x as readonly number[]];
-  for (const n of list) if (!Number.isInteger(n)) throw new QkvError(`attention: ${what} must hold integers, got ${n}`);
+  for (const n of list) if (!Number.isInteger(n)) throw new QkvError(`attention: ${what} must hold integers, got ${String(n)}`);
   return list;
 }
 

@@ -62,12 +62,15 @@ describe('attention argument errors', () => {
   });
   test('unknown option (typo)', () => throwsWith(() => attention(q, k, v, { casual: true } as object), /unknown option 'casual'/));
   test('bad causal value', () => throwsWith(() => attention(q, k, v, { causal: 'left' as 'top-left' }), /causal must be true, false, 'top-left' or 'bottom-right', got "left"/));
-  test('options of the wrong type, found by a fuzzer (each was a raw TypeError)', () => {
+  test('options of the wrong type, found by the fuzzer of test/fuzz/attention-options.fuzz.test.ts (each was a raw TypeError)', () => {
     const bad = (x: unknown) => x as never;
     throwsWith(() => attention(q, k, v, { keyLengths: bad({}) }), /keyLengths must be a list of integers or a Tensor, got an object/);
     throwsWith(() => attention(q, k, v, { cuSeqlens: bad(-1) }), /cuSeqlens must be a list of integers or a Tensor, got -1/);
     throwsWith(() => attention(q, k, v, { globalTokens: bad('nope') }), /globalTokens must be a list of positions, got "nope"/);
     throwsWith(() => attention(q, k, v, { maskMod: bad('x') }), /maskMod must be a function \(b, h, i, j\) => boolean, got "x"/);
     throwsWith(() => attention(q, k, v, { kernel: bad(10n) }), /kernel must be .* got 10/);
+    throwsWith(() => attention(q, k, v, { alibiSlopes: bad(null) }), /alibiSlopes must be a list of numbers, got null/);
+    throwsWith(() => attention(q, k, v, { sinks: bad(null) }), /sinks must be a list of numbers, got null/);
+    throwsWith(() => attention(q, k, v, { prefix: bad(Symbol('p')) }), /prefix must be an integer, got Symbol\(p\)/);
   });
 });
