@@ -5,7 +5,7 @@
 //   greedy:         the argmax loop used by the conformance tests;   seq2seqGenerate: T5-style encoder-decoder.
 import { ContiguousKVCache } from '../cache/contiguous.js';
 import type { KVCache } from '../cache/kv-cache.js';
-import { NumericsError, QkvError } from '../errors.js';
+import { describeValue, NumericsError, QkvError } from '../errors.js';
 import type { CausalLM, Seq2SeqLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -100,8 +100,9 @@ function yielder(): () => Promise<void> {
 export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | null, prompt: string | readonly number[],
   o: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerateResult> {
   checkSampling(o);
+  checkGenerate(o, prompt);
   const maxTokens = o.maxTokens ?? 64;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new QkvError(`generate: maxTokens must be an integer ≥ 0, got ${maxTokens}`);
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new QkvError(`generate: maxTokens must be an integer ≥ 0, got ${String(maxTokens)}`);
   if (typeof prompt === 'string' && !tokenizer) throw new QkvError('generate: a text prompt needs a tokenizer (or pass token ids)');
   const promptIds = typeof prompt === 'string' ? tokenizer!.encode(prompt) : [...prompt];
   if (promptIds.length === 0) throw new QkvError('generate: the prompt is empty (no tokens)');
@@ -110,9 +111,9 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   }
   const stop = new Set(o.stopTokens ?? model.info.eosTokenIds);
   const rng = new Rng(o.seed ?? 0);
-  if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'webgpu') throw new QkvError(`generate: device must be 'cpu' or 'webgpu', got ${JSON.stringify(o.device)}`);
+  if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'webgpu') throw new QkvError(`generate: device must be 'cpu' or 'webgpu', got ${describeValue(o.device)}`);
   if (o.device === 'webgpu' && o.cache) throw new QkvError("generate: device 'webgpu' keeps its own KV cache on the GPU; leave out `cache`");
-  if (o.kvDtype !== undefined && o.kvDtype !== 'float32' && o.kvDtype !== 'float16') throw new QkvError(`generate: kvDtype must be 'float32' or 'float16', got ${JSON.stringify(o.kvDtype)}`);
+  if (o.kvDtype !== undefined && o.kvDtype !== 'float32' && o.kvDtype !== 'float16') throw new QkvError(`generate: kvDtype must be 'float32' or 'float16', got ${describeValue(o.kvDtype)}`);
   if (o.kvDtype !== undefined && o.device !== 'webgpu') throw new QkvError("generate: kvDtype is the GPU cache's storage (device 'webgpu'); a CPU cache is passed as `cache`");
   if (o.logprobs !== undefined && !(Number.isInteger(o.logprobs) && o.logprobs >= 0 && o.logprobs <= 20)) {
     throw new QkvError(`generate: logprobs must be an integer in [0, 20], got ${String(o.logprobs)}`);
@@ -190,6 +191,23 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
 }
 
 export { settledText } from './tokenizer.js';
+
+// what generateStream reads besides the sampling options (checkSampling): a JavaScript caller may pass anything
+function checkGenerate(o: GenerateOptions, prompt: unknown): void {
+  const bad = (name: string, v: unknown, want: string) => new QkvError(`generate: ${name} must be ${want}, got ${describeValue(v)}`);
+  if (typeof prompt !== 'string' && !Array.isArray(prompt)) throw bad('the prompt', prompt, 'a string or a list of token ids');
+  if (Array.isArray(prompt) && !prompt.every((id) => Number.isInteger(id))) throw bad('the prompt', prompt, 'a list of integer token ids');
+  const list = (name: string, v: unknown, of: (x: unknown) => boolean, want: string) => {
+    if (v !== undefined && (!Array.isArray(v) || !v.every(of))) throw bad(name, v, want);
+  };
+  list('stopTokens', o.stopTokens, (x) => Number.isInteger(x), 'a list of integer token ids');
+  list('stopStrings', o.stopStrings, (x) => typeof x === 'string' && x.length > 0, 'a list of non-empty strings');
+  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw bad('seed', o.seed, 'an integer');
+  if (o.onToken !== undefined && typeof o.onToken !== 'function') throw bad('onToken', o.onToken, 'a function');
+  const has = (x: unknown, ...fns: string[]) => typeof x === 'object' && x !== null && fns.every((f) => typeof (x as Record<string, unknown>)[f] === 'function');
+  if (o.cache !== undefined && !has(o.cache, 'store', 'length')) throw bad('cache', o.cache, 'a KV cache (cache/*.ts)');
+  if (o.sequence !== undefined && !has(o.sequence, 'step', 'release')) throw bad('sequence', o.sequence, 'a BatchEngine sequence');
+}
 
 /** The length of the longest end of text[from…] that begins some stop string (0: nothing to hold back). */
 function stopPrefix(text: string, stops: readonly string[], from: number): number {

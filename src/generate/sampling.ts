@@ -6,7 +6,7 @@
 //   temperature: logit ← logit / T;   top-k: keep the k largest;   then p = softmax(logits)
 //   top-p (nucleus, Holtzman et al. 2020): keep the most likely tokens until their mass reaches P
 //   min-p (Nguyen et al. 2024): drop tokens with p < minP · max p;   then draw from what is left
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import { Rng } from '../nn/random.js';
 
 export interface SamplingOptions {
@@ -27,18 +27,24 @@ export interface SamplingOptions {
 
 /** Throws on values that would make sampling meaningless (negative temperature, top-p outside (0, 1], …). */
 export function checkSampling(o: SamplingOptions): void {
+  if (typeof o !== 'object' || o === null) throw new QkvError(`generate: options must be an object, got ${describeValue(o)}`);
   const bad = (name: string, v: unknown, want: string) => { throw new QkvError(`generate: ${name} must be ${want}, got ${String(v)}`); };
-  if (o.temperature !== undefined && !(o.temperature >= 0 && Number.isFinite(o.temperature))) bad('temperature', o.temperature, 'a number ≥ 0');
-  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) bad('topK', o.topK, 'an integer ≥ 0');
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad('topP', o.topP, 'in (0, 1]');
-  if (o.minP !== undefined && !(o.minP >= 0 && o.minP <= 1)) bad('minP', o.minP, 'in [0, 1]');
-  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0 && Number.isFinite(o.repetitionPenalty))) bad('repetitionPenalty', o.repetitionPenalty, 'a number > 0');
-  for (const k of ['presencePenalty', 'frequencyPenalty'] as const) {
-    if (o[k] !== undefined && !(Math.abs(o[k]!) <= 2)) bad(k, o[k], 'a number in [−2, 2]');
-  }
+  // each a number (a symbol or BigInt would throw in the comparison) within its range
+  const num = (name: keyof SamplingOptions, ok: (x: number) => boolean, want: string) => {
+    const v = o[name];
+    if (v !== undefined && (typeof v !== 'number' || !ok(v))) bad(name, v, want);
+  };
+  num('temperature', (x) => x >= 0 && Number.isFinite(x), 'a number ≥ 0');
+  num('topK', (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  num('topP', (x) => x > 0 && x <= 1, 'in (0, 1]');
+  num('minP', (x) => x >= 0 && x <= 1, 'in [0, 1]');
+  num('repetitionPenalty', (x) => x > 0 && Number.isFinite(x), 'a number > 0');
+  num('presencePenalty', (x) => Math.abs(x) <= 2, 'a number in [−2, 2]');
+  num('frequencyPenalty', (x) => Math.abs(x) <= 2, 'a number in [−2, 2]');
+  if (o.logitBias !== undefined && !(o.logitBias instanceof Map)) bad('logitBias', describeValue(o.logitBias), 'a Map of token id → bias');
   for (const [id, b] of o.logitBias ?? []) {
     if (!Number.isInteger(id) || id < 0) bad('a logitBias token id', id, 'an integer ≥ 0');
-    if (!(Math.abs(b) <= 100)) bad(`logitBias[${id}]`, b, 'a number in [−100, 100]');
+    if (typeof b !== 'number' || !(Math.abs(b) <= 100)) bad(`logitBias[${id}]`, b, 'a number in [−100, 100]');
   }
 }
 

@@ -172,3 +172,21 @@ test('IncrementalDecoder with a SentencePiece decoder: the stripped leading spac
     for (let n = 1; n <= ids.length; n++) assert.equal(dec.decode(ids.slice(0, n)), tok.decode(ids.slice(0, n)), `after ${n} ids`);
   }
 });
+
+test('generate refuses options of the wrong type with a QkvError naming them (a fuzzer found raw TypeErrors)', async () => {
+  const ck = loadCheckpoint(TINY);
+  const run = (prompt: unknown, o: Record<string, unknown>) => generate(ck.model as CausalLM, ck.tokenizer, prompt as string, { maxTokens: 2, ...o });
+  const cases: [unknown, Record<string, unknown>, RegExp][] = [
+    [null, {}, /the prompt must be a string or a list of token ids, got null/],
+    [['a'], {}, /the prompt must be a list of integer token ids/],
+    ['hi', { logitBias: 1 }, /logitBias must be a Map of token id → bias, got 1/],
+    ['hi', { stopTokens: null }, /stopTokens must be a list of integer token ids, got null/],
+    ['hi', { stopStrings: 'end' }, /stopStrings must be a list of non-empty strings, got "end"/],
+    ['hi', { cache: 5 }, /cache must be a KV cache/],
+    ['hi', { onToken: 'x' }, /onToken must be a function, got "x"/],
+    ['hi', { seed: 'x' }, /seed must be an integer, got "x"/],
+    ['hi', { temperature: Symbol('t') }, /temperature must be a number ≥ 0, got Symbol\(t\)/],
+    ['hi', { presencePenalty: 10n }, /presencePenalty must be a number in \[−2, 2\], got 10/],
+  ];
+  for (const [prompt, o, message] of cases) await assert.rejects(run(prompt, o), message, JSON.stringify(o, (_, v) => typeof v === 'bigint' || typeof v === 'symbol' ? String(v) : v));
+});
