@@ -102,7 +102,9 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   checkSampling(o);
   checkGenerate(o, prompt);
   const maxTokens = o.maxTokens ?? 64;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new QkvError(`generate: maxTokens must be an integer ≥ 0, got ${String(maxTokens)}`);
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) {
+    throw new QkvError(`generate: maxTokens must be an integer ≥ 0, got ${String(maxTokens)}`);
+  }
   if (typeof prompt === 'string' && !tokenizer) throw new QkvError('generate: a text prompt needs a tokenizer (or pass token ids)');
   const promptIds = typeof prompt === 'string' ? tokenizer!.encode(prompt) : [...prompt];
   if (promptIds.length === 0) throw new QkvError('generate: the prompt is empty (no tokens)');
@@ -204,7 +206,8 @@ function checkGenerate(o: GenerateOptions, prompt: unknown): void {
   list('stopStrings', o.stopStrings, (x) => typeof x === 'string' && x.length > 0, 'a list of non-empty strings');
   if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw bad('seed', o.seed, 'an integer');
   if (o.onToken !== undefined && typeof o.onToken !== 'function') throw bad('onToken', o.onToken, 'a function');
-  const has = (x: unknown, ...fns: string[]) => typeof x === 'object' && x !== null && fns.every((f) => typeof (x as Record<string, unknown>)[f] === 'function');
+  const has = (x: unknown, ...fns: string[]) =>
+    typeof x === 'object' && x !== null && fns.every((f) => typeof (x as Record<string, unknown>)[f] === 'function');
   if (o.cache !== undefined && !has(o.cache, 'store', 'length')) throw bad('cache', o.cache, 'a KV cache (cache/*.ts)');
   if (o.sequence !== undefined && !has(o.sequence, 'step', 'release')) throw bad('sequence', o.sequence, 'a BatchEngine sequence');
 }
