@@ -1,12 +1,12 @@
 // Shape arithmetic shared by tensors and attention: element counts, row-major strides, broadcasting.
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 
 /** A tensor shape: one non-negative integer per dimension. */
 export type Shape = readonly number[];
 
-/** `[2, 3, 4]` as text, for error messages. */
+/** `[2, 3, 4]` as text, for error messages (anything that is not a list described as what it is). */
 export function fmtShape(shape: Shape): string {
-  return `[${shape.join(', ')}]`;
+  return Array.isArray(shape) ? `[${shape.map((d) => String(d)).join(', ')}]` : describeValue(shape);
 }
 
 /** Product of the dimensions (1 for a scalar). */
@@ -27,8 +27,9 @@ export function contiguousStrides(shape: Shape): number[] {
   return strides;
 }
 
-/** Throws unless every dimension is a non-negative safe integer. */
+/** Throws unless `shape` is a list and every dimension a non-negative safe integer. */
 export function checkShape(shape: Shape, what: string): void {
+  if (!Array.isArray(shape)) throw new QkvError(`${what}: shape must be a list of non-negative integers, got ${describeValue(shape)}`);
   for (const d of shape) {
     if (!Number.isSafeInteger(d) || d < 0) throw new QkvError(`${what}: shape ${fmtShape(shape)} must hold non-negative integers`);
   }

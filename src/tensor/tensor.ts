@@ -1,8 +1,8 @@
 // Tensor: a strided view (shape, strides, offset) over a typed-array storage of one dtype.
 // Views (reshape of contiguous data, permute/transpose, slice, broadcastTo) share storage; contiguous() and
 // to(dtype) copy. Kernels compute in float32: toFloat32() hands them a dense row-major Float32Array.
-import { QkvError } from '../errors.js';
-import { allocStorage, DTYPE_SIZE, isFloat, type DType, type Storage } from './dtype.js';
+import { describeValue, QkvError } from '../errors.js';
+import { allocStorage, DTYPES, DTYPE_SIZE, isFloat, type DType, type Storage } from './dtype.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, widen16 } from './f16.js';
 import { checkShape, contiguousStrides, fmtShape, forEachOffset, numel, type Shape } from './shape.js';
 
@@ -46,6 +46,13 @@ function writeAt(dtype: DType, data: Storage, i: number, x: number): void {
 }
 
 /** An n-dimensional array: shape, strides (in elements), offset and dtype over a typed-array storage. */
+// a dtype given from outside TypeScript's checks must be one qkv stores
+function checkDType(dtype: unknown, what: string): void {
+  if (!DTYPES.includes(dtype as DType)) {
+    throw new QkvError(`${what}: dtype must be one of ${DTYPES.join(', ')}, got ${describeValue(dtype)}`);
+  }
+}
+
 export class Tensor {
   readonly dtype: DType;
   readonly data: Storage;
@@ -73,6 +80,10 @@ export class Tensor {
    */
   static from(values: ArrayLike<number> | readonly number[], shape: Shape, dtype: DType = 'float32'): Tensor {
     checkShape(shape, 'Tensor.from');
+    checkDType(dtype, 'Tensor.from');
+    if (!Array.isArray(values) && !ArrayBuffer.isView(values)) {
+      throw new QkvError(`Tensor.from: values must be an array or a typed array, got ${describeValue(values)}`);
+    }
     if (values.length !== numel(shape)) {
       throw new QkvError(`Tensor.from: ${values.length} values do not fill shape ${fmtShape(shape)} (${numel(shape)} elements)`);
     }
@@ -85,6 +96,7 @@ export class Tensor {
   /** A zero-filled tensor. */
   static zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
     checkShape(shape, 'Tensor.zeros');
+    checkDType(dtype, 'Tensor.zeros');
     return new Tensor(dtype, allocStorage(dtype, numel(shape)), shape);
   }
 
@@ -105,7 +117,7 @@ export class Tensor {
     for (let d = 0; d < idx.length; d++) {
       const i = idx[d];
       if (!Number.isInteger(i) || i < 0 || i >= this.shape[d]) {
-        throw new QkvError(`Tensor.get: index ${i} out of range for dim ${d} of shape ${fmtShape(this.shape)}`);
+        throw new QkvError(`Tensor.get: index ${String(i)} out of range for dim ${d} of shape ${fmtShape(this.shape)}`);
       }
       off += i * this.strides[d];
     }
@@ -124,6 +136,7 @@ export class Tensor {
 
   /** A view with another shape (one dim may be -1). Copies only when this view is not contiguous. */
   reshape(shape: readonly number[]): Tensor {
+    if (!Array.isArray(shape)) throw new QkvError(`reshape: shape must be a list of integers, got ${describeValue(shape)}`);
     const known = shape.filter((d) => d !== -1);
     const inferred = shape.length - known.length;
     if (inferred > 1) throw new QkvError(`reshape: at most one -1 allowed, got ${fmtShape(shape)}`);
@@ -139,6 +152,7 @@ export class Tensor {
 
   /** A view with dimensions reordered: `out.shape[i] = this.shape[dims[i]]`. */
   permute(dims: readonly number[]): Tensor {
+    if (!Array.isArray(dims)) throw new QkvError(`permute: dims must be a list, got ${describeValue(dims)}`);
     const sorted = [...dims].sort((a, b) => a - b);
     if (dims.length !== this.rank || sorted.some((d, i) => d !== i)) {
       throw new QkvError(`permute: dims ${fmtShape(dims)} is not a permutation of 0..${this.rank - 1}`);
@@ -158,7 +172,10 @@ export class Tensor {
   slice(dim: number, start: number, end = Infinity, step = 1): Tensor {
     const d = this.dim(dim, 'slice');
     const n = this.shape[d];
-    if (!Number.isInteger(step) || step <= 0) throw new QkvError(`slice: step must be a positive integer, got ${step}`);
+    if (!Number.isInteger(step) || step <= 0) throw new QkvError(`slice: step must be a positive integer, got ${String(step)}`);
+    for (const [name, x] of [['start', start], ['end', end]] as const) {
+      if (typeof x !== 'number' || Number.isNaN(x)) throw new QkvError(`slice: ${name} must be a number, got ${String(x)}`);
+    }
     const clamp = (x: number) => Math.min(Math.max(x < 0 ? x + n : x, 0), n);
     const s = clamp(start);
     const e = Math.max(clamp(end), s);
@@ -201,6 +218,7 @@ export class Tensor {
   /** A dense copy converted to `dtype` (floats: round to nearest even; integers: exact or an error). */
   to(dtype: DType): Tensor {
     if (dtype === this.dtype) return this.contiguous();
+    checkDType(dtype, 'to');
     const out = allocStorage(dtype, this.size);
     // 16-bit floats widened in bulk when the elements are one dense run (a table row, a whole weight)
     if (dtype === 'float32' && (this.dtype === 'float16' || this.dtype === 'bfloat16') && this.isContiguous()) {
@@ -257,8 +275,8 @@ export class Tensor {
   }
 
   private dim(d: number, op: string): number {
-    const r = d < 0 ? d + this.rank : d;
-    if (!Number.isInteger(r) || r < 0 || r >= this.rank) throw new QkvError(`${op}: dim ${d} out of range for rank ${this.rank}`);
+    const r = typeof d === 'number' && d < 0 ? d + this.rank : d;
+    if (!Number.isInteger(r) || r < 0 || r >= this.rank) throw new QkvError(`${op}: dim ${String(d)} out of range for rank ${this.rank}`);
     return r;
   }
 

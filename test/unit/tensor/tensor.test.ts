@@ -133,3 +133,22 @@ test('a size no typed array can have is a QkvError naming it, not a RangeError (
   assert.throws(() => Tensor.zeros([1e6, 1e6]), (e: unknown) => e instanceof QkvError && /cannot allocate 1000000000000 float32 elements/.test(e.message));
   assert.throws(() => sinusoidalEncoding(1e9, 107), (e: unknown) => e instanceof QkvError && /cannot allocate 107000000000 float32 elements/.test(e.message));
 });
+
+test('Tensor arguments of the wrong type are QkvErrors naming them (a fuzzer of the Tensor API found raw TypeErrors)', () => {
+  const x = Tensor.from([0, 1, 2, 3, 4, 5], [2, 3]);
+  const bad = (v: unknown) => v as never;
+  const cases: [() => unknown, RegExp][] = [
+    [() => Tensor.from(bad('x'), [1]), /Tensor\.from: values must be an array or a typed array, got "x"/],
+    [() => Tensor.from([1], bad('x')), /Tensor\.from: shape must be a list of non-negative integers, got "x"/],
+    [() => Tensor.from([1], [1], bad('int4')), /Tensor\.from: dtype must be one of .*, got "int4"/],
+    [() => Tensor.zeros(bad(3)), /Tensor\.zeros: shape must be a list/],
+    [() => Tensor.zeros([2], bad(null)), /dtype must be one of .*, got null/],
+    [() => x.reshape(bad(null)), /reshape: shape must be a list of integers, got null/],
+    [() => x.permute(bad(1)), /permute: dims must be a list, got 1/],
+    [() => x.transpose(bad(Symbol('d')), 0), /transpose: dim Symbol\(d\) out of range/],
+    [() => x.slice(0, bad(Symbol('s'))), /slice: start must be a number, got Symbol\(s\)/],
+    [() => x.get(bad(Symbol('i')), 0), /Tensor\.get: index Symbol\(i\) out of range/],
+    [() => x.to(bad('float8')), /to: dtype must be one of .*, got "float8"/],
+  ];
+  for (const [f, message] of cases) assert.throws(f, (e: unknown) => e instanceof QkvError && message.test(e.message), String(message));
+});
