@@ -4,6 +4,7 @@
 //   ALiBi         s ← s − slope_h · |i' − j|,  i' = i + S − L (Press et al. 2022, https://arxiv.org/abs/2108.12409)
 //   scoreMod      s ← fn(s, b, h, i, j)                       (FlexAttention style)
 // then masking sets disallowed entries to −∞.
+import { QkvError } from '../errors.js';
 import type { KernelScoreMods, Row } from '../kernels/contract.js';
 
 /** A FlexAttention-style score function: returns the new score for query i, key j of batch b, head h. */
@@ -62,6 +63,7 @@ export class ScoreMods implements KernelScoreMods {
  * @example alibiSlopes(8) // [0.5, 0.25, …, 0.00390625]
  */
 export function alibiSlopes(heads: number): Float32Array {
+  if (!Number.isSafeInteger(heads) || heads < 1) throw new QkvError(`alibiSlopes: heads must be an integer ≥ 1, got ${String(heads)}`);
   const pow2 = (n: number) => Array.from({ length: n }, (_, h) => 2 ** (-8 * (h + 1) / n));
   const m = 2 ** Math.floor(Math.log2(heads));
   const slopes = pow2(m);

@@ -1,7 +1,7 @@
 // KV-cache memory: 2 (k and v) × layers × kv_heads × head_dim × bytes per element × tokens × batch (k and v of their own
 // head dims when they differ); multi-head latent attention (absorbed) keeps layers × (latent + RoPE key) per token.
 // Presets are public configurations (their config.json numbers). The same functions feed `qkv kv` and the lab.
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 
 /** The shape facts the formula needs. */
 export interface KvShape {
@@ -45,9 +45,12 @@ export const KV_DTYPE_BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2,
 /** KV-cache bytes = layers × kv_heads × (head_dim + value head_dim) × bytes × tokens × batch (2 × head_dim when equal). */
 export function kvCacheBytes(s: { layers: number; kvHeads: number; headDim: number; valueDim?: number }, bytesPerElement: number,
   tokens: number, batch = 1): number {
+  if (typeof s !== 'object' || s === null) {
+    throw new QkvError(`kvCacheBytes: the shape must be { layers, kvHeads, headDim }, got ${describeValue(s)}`);
+  }
   const valueDim = s.valueDim ?? s.headDim;
   for (const [k, v] of Object.entries({ layers: s.layers, kvHeads: s.kvHeads, headDim: s.headDim, valueDim, tokens, batch })) {
-    if (!Number.isInteger(v) || v < 0) throw new QkvError(`kvCacheBytes: ${k} must be a non-negative integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 0) throw new QkvError(`kvCacheBytes: ${k} must be a non-negative integer, got ${String(v)}`);
   }
   return s.layers * s.kvHeads * (s.headDim + valueDim) * bytesPerElement * tokens * batch;
 }
@@ -66,6 +69,9 @@ export interface KvRow { layout: string; cache: string; kvHeads: number; bytes: 
  * contiguous, paged (waste ≤ one partial block per sequence), int8 and int4 (+ scales), sliding window, sinks.
  */
 export function kvTable(s: KvShape, o: { context: number; batch: number; dtype: string; blockSize?: number; window?: number; sinks?: number }): KvRow[] {
+  for (const [n, x] of [['shape', s], ['options', o]] as const) {
+    if (typeof x !== 'object' || x === null) throw new QkvError(`kvTable: ${n} must be an object, got ${describeValue(x)}`);
+  }
   const bytes = KV_DTYPE_BYTES[o.dtype];
   if (bytes === undefined) throw new QkvError(`kv: dtype must be one of ${Object.keys(KV_DTYPE_BYTES).join(', ')}; got '${o.dtype}'`);
   const rows: KvRow[] = [];
@@ -102,6 +108,7 @@ export function kvTable(s: KvShape, o: { context: number; batch: number; dtype: 
 
 /** 68719476736 → "64.0 GiB". */
 export function humanBytes(bytes: number): string {
+  if (typeof bytes !== 'number' || Number.isNaN(bytes)) throw new QkvError(`humanBytes: bytes must be a number, got ${String(bytes)}`);
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let u = 0;
   while (bytes >= 1024 && u < units.length - 1) { bytes /= 1024; u++; }

@@ -79,6 +79,9 @@ function argmax(x: ArrayLike<number>): number {
 /** The next token id given the logits of the last position, the ids so far (prompt and generated) and the generated ones. */
 export function sampleNext(logits: ArrayLike<number>, history: readonly number[], o: SamplingOptions, rng: Rng = new Rng(0),
   generated: readonly number[] = []): number {
+  if ((!Array.isArray(logits) && !ArrayBuffer.isView(logits)) || typeof o !== 'object' || o === null) {
+    throw new QkvError(`sampleNext: logits must be a list of numbers and options an object, got ${describeValue(logits)} and ${describeValue(o)}`);
+  }
   const plain = !o.logitBias?.size && (!o.repetitionPenalty || o.repetitionPenalty === 1) && !o.presencePenalty && !o.frequencyPenalty;
   if (plain && (o.greedy || o.temperature === 0)) return argmax(logits); // nothing to change: no copy of the vocabulary
   const l = Float64Array.from(logits);

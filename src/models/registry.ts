@@ -1,5 +1,5 @@
 // Architecture name (config.json "architectures") → the family that builds it.
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import { count, num, ropeConfig, type HfConfig } from './config.js';
 import { bert } from './bert.js';
 import { deepseekV3 } from './deepseek-v3.js';
@@ -72,7 +72,11 @@ export function checkConfig(config: HfConfig): void {
 
 /** Builds the model that config.json describes from its weights. */
 export function buildModel(config: HfConfig, weights: Weights): Model {
+  if (typeof config !== 'object' || config === null) throw new QkvError(`config.json must be an object, got ${describeValue(config)}`);
   const arch = config.architectures?.[0];
+  if (arch !== undefined && typeof arch !== 'string') {
+    throw new QkvError(`config.json: "architectures" must name the model class, got ${describeValue(arch)}`);
+  }
   if (!arch) throw new QkvError(`config.json: no "architectures" entry (supported: ${supportedArchitectures().join(', ')})`);
   const build = FAMILIES.get(arch);
   if (!build) throw new QkvError(`config.json: architecture '${arch}' is not supported (supported: ${supportedArchitectures().join(', ')})`);

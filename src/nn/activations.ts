@@ -4,7 +4,7 @@
 //   SiLU          x · σ(x);   SwiGLU(x) = SiLU(x W_gate) ⊙ (x W_up)          (Shazeer 2020)
 //   ELU + 1       the feature map of linear attention (Katharopoulos et al. 2020)
 import { QkvError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkTensor, Tensor } from '../tensor/tensor.js';
 
 /** erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), enough for float32. */
 export function erf(x: number): number {
@@ -15,7 +15,8 @@ export function erf(x: number): number {
   return x >= 0 ? 1 - r : r - 1;
 }
 
-function map(x: Tensor, f: (v: number) => number): Tensor {
+function map(x: Tensor, f: (v: number) => number, what: string): Tensor {
+  checkTensor(x, `${what}: x`);
   const a = x.toFloat32();
   const out = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = f(a[i]);
@@ -26,13 +27,14 @@ function map(x: Tensor, f: (v: number) => number): Tensor {
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   if (approximate === 'tanh') {
     const c = Math.sqrt(2 / Math.PI);
-    return map(x, (v) => 0.5 * v * (1 + Math.tanh(c * (v + 0.044715 * v * v * v))));
+    return map(x, (v) => 0.5 * v * (1 + Math.tanh(c * (v + 0.044715 * v * v * v))), 'gelu');
   }
-  return map(x, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
+  return map(x, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)), 'gelu');
 }
 
 /** SiLU (swish): x · σ(x). */
 export function silu(x: Tensor): Tensor {
+  checkTensor(x, 'silu: x');
   const a = x.toFloat32();
   const out = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = a[i] / (1 + Math.exp(-a[i]));
@@ -41,16 +43,18 @@ export function silu(x: Tensor): Tensor {
 
 /** ReLU. */
 export function relu(x: Tensor): Tensor {
-  return map(x, (v) => (v > 0 ? v : 0));
+  return map(x, (v) => (v > 0 ? v : 0), 'relu');
 }
 
 /** elu(x) + 1: positive, so it can stand in for exp in linear attention. */
 export function eluPlusOne(x: Tensor): Tensor {
-  return map(x, (v) => (v > 0 ? v + 1 : Math.exp(v)));
+  return map(x, (v) => (v > 0 ? v + 1 : Math.exp(v)), 'eluPlusOne');
 }
 
 /** Elementwise product of two tensors of one shape. */
 export function mul(a: Tensor, b: Tensor): Tensor {
+  checkTensor(a, 'mul: a');
+  checkTensor(b, 'mul: b');
   if (a.shape.join() !== b.shape.join()) throw new QkvError(`mul: shapes [${a.shape}] and [${b.shape}] differ`);
   const [x, y] = [a.toFloat32(), b.toFloat32()];
   const out = new Float32Array(x.length);
@@ -60,6 +64,8 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 
 /** Elementwise sum of two tensors of one shape (residual connections). */
 export function add(a: Tensor, b: Tensor): Tensor {
+  checkTensor(a, 'add: a');
+  checkTensor(b, 'add: b');
   if (a.shape.join() !== b.shape.join()) throw new QkvError(`add: shapes [${a.shape}] and [${b.shape}] differ`);
   const [x, y] = [a.toFloat32(), b.toFloat32()];
   const out = new Float32Array(x.length);

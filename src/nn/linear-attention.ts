@@ -5,7 +5,7 @@
 // recurrence — LinearAttentionState is that recurrent decoder step. Layout q, k [B, H, n, d], v [B, H, n, dv].
 import { QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkTensor, Tensor } from '../tensor/tensor.js';
 
 /** φ(x) = elu(x) + 1, elementwise on a row. */
 function phi(src: Float32Array, at: number, D: number, dst: Float64Array): void {
@@ -64,6 +64,7 @@ export class LinearAttentionState {
 /** Linear attention with φ = elu + 1; `causal` sums only over keys j ≤ i (needs L = S). */
 export function linearAttention(q: Tensor, k: Tensor, v: Tensor, options: { causal?: boolean } = {}): Tensor {
   for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    checkTensor(t, `linearAttention: ${n}`);
     if (t.rank !== 4) throw new QkvError(`linearAttention: ${n} must be [batch, heads, seq, dim], got ${fmtShape(t.shape)}`);
   }
   const [B, H, L, D] = q.shape;

@@ -9,7 +9,7 @@ import type { MatrixData } from '../kernels/contract.js';
 import { F16Matrix } from '../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkTensor, checkWeight, Tensor } from '../tensor/tensor.js';
 import { activation, activationKind, mul } from './activations.js';
 
 const dense = new WeakMap<Tensor, Tensor>(); // strided weights: one dense copy, so the kernel keeps one resident copy
@@ -30,6 +30,10 @@ export function matrixData(w: LinearWeight): MatrixData {
  * @example linear(Tensor.from([1, 2], [1, 2]), Tensor.from([1, 0, 0, 1, 1, 1], [3, 2])).toArray() // [1, 2, 3]
  */
 export function linear(x: Tensor, weight: LinearWeight, bias?: Tensor | null, what = 'linear'): Tensor {
+  what = String(what); // the label of its errors (a symbol would not print)
+  checkTensor(x, `${what}: x`);
+  checkWeight(weight, `${what}: weight`);
+  if (bias !== null && bias !== undefined) checkTensor(bias, `${what}: bias`);
   const [outF, inF] = weight.shape;
   if (weight.shape.length !== 2) throw new QkvError(`${what}: weight must be [out_features, in_features], got ${fmtShape(weight.shape)}`);
   if (x.shape[x.rank - 1] !== inF) {
@@ -56,6 +60,9 @@ export function linear(x: Tensor, weight: LinearWeight, bias?: Tensor | null, wh
  * @example const h = gatedLinear(x, gate, up, 'silu'); // [..., intermediate_size]
  */
 export function gatedLinear(x: Tensor, gate: LinearWeight, up: LinearWeight, act: string): Tensor {
+  checkTensor(x, 'gatedLinear: x');
+  checkWeight(gate, 'gatedLinear: gate');
+  checkWeight(up, 'gatedLinear: up');
   const [F, E] = gate.shape;
   if (gate.shape.length !== 2 || up.shape.join() !== gate.shape.join()) {
     throw new QkvError(`gatedLinear: gate and up must both be [out_features, in_features], got ${fmtShape(gate.shape)} and ${fmtShape(up.shape)}`);

@@ -3,9 +3,12 @@
 //   RMSNorm (Zhang & Sennrich 2019): y = x / √(mean(x²) + ε) · γ      (Llama; Gemma scales by (1 + γ))
 import { QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkTensor, Tensor } from '../tensor/tensor.js';
 
-function lastDim(x: Tensor, weight: Tensor | null, what: string): number {
+function lastDim(x: Tensor, weight: Tensor | null, what: string, eps: number): number {
+  checkTensor(x, `${what}: x`);
+  if (weight !== null && weight !== undefined) checkTensor(weight, `${what}: weight`);
+  if (typeof eps !== 'number' || !(eps >= 0)) throw new QkvError(`${what}: eps must be a number ≥ 0, got ${String(eps)}`);
   const D = x.shape[x.rank - 1];
   if (weight && (weight.rank !== 1 || weight.shape[0] !== D)) {
     throw new QkvError(`${what}: weight must be [${D}] for input ${fmtShape(x.shape)}, got ${fmtShape(weight.shape)}`);
@@ -15,7 +18,8 @@ function lastDim(x: Tensor, weight: Tensor | null, what: string): number {
 
 /** LayerNorm over the last dim with optional affine weight γ and bias β. */
 export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
-  const D = lastDim(x, weight, 'layerNorm');
+  const D = lastDim(x, weight, 'layerNorm', eps);
+  if (bias !== null && bias !== undefined) checkTensor(bias, 'layerNorm: bias');
   const a = x.toFloat32();
   const [g, b] = [weight?.toFloat32(), bias?.toFloat32()];
   const out = new Float32Array(a.length);
@@ -33,7 +37,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
 
 /** RMSNorm over the last dim; `offset` 1 gives Gemma's (1 + γ) scaling. */
 export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6, offset = 0): Tensor {
-  const D = lastDim(x, weight, 'rmsNorm');
+  const D = lastDim(x, weight, 'rmsNorm', eps);
   const a = x.toFloat32();
   const g = weight?.toFloat32();
   const out = new Float32Array(a.length);

@@ -5,9 +5,9 @@
 //   out = D⁻¹ φ(Q) (φ(K)ᵀ V),   D = diag(φ(Q) (φ(K)ᵀ 1))
 // E[φ(q)·φ(k)] = exp(q·k/√d), so the error shrinks as m grows (`npm run bench:performer` measures it).
 // For stability the exponents are shifted by a per-query max and one global key max; both cancel in D⁻¹.
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkTensor, Tensor } from '../tensor/tensor.js';
 import { Rng } from './random.js';
 
 /**
@@ -66,6 +66,8 @@ export interface PerformerOptions { omega?: Tensor; features?: number; seed?: nu
 
 /** FAVOR+ attention for q, k [B, H, n, d], v [B, H, n, dv] (non-causal). */
 export function performerAttention(q: Tensor, k: Tensor, v: Tensor, o: PerformerOptions = {}): Tensor {
+  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) checkTensor(t, `performerAttention: ${n}`);
+  if (typeof o !== 'object' || o === null) throw new QkvError(`performerAttention: options must be an object, got ${describeValue(o)}`);
   const [B, H, L, D] = q.shape;
   const S = k.shape[2];
   const Dv = v.shape[3];

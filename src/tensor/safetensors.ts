@@ -8,7 +8,7 @@
 import { describeValue, SafetensorsError } from '../errors.js';
 import { DTYPE_SIZE, storageView, type DType } from './dtype.js';
 import { fmtShape } from './shape.js';
-import { Tensor } from './tensor.js';
+import { checkTensor, Tensor } from './tensor.js';
 
 // a Map, so a dtype named 'toString' or '__proto__' is unknown rather than found on Object.prototype
 const TO_DTYPE = new Map<string, DType>([
@@ -178,6 +178,9 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileLength: number, o
  * @example const { tensors } = parseSafetensors(serializeSafetensors({ x: Tensor.from([1, 2], [2]) })); tensors.get('x')
  */
 export function parseSafetensors(bytes: Uint8Array, options: { maxHeaderBytes?: number } = {}): SafetensorsFile {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new SafetensorsError(`the bytes of a safetensors file must be a Uint8Array, got ${describeValue(bytes)}`);
+  }
   const { entries, metadata, dataStart } = parseHeader(bytes, options.maxHeaderBytes ?? MAX_HEADER_BYTES);
   const tensors = new Map<string, Tensor>();
   for (const e of entries) {
@@ -202,7 +205,16 @@ export function serializeSafetensors(
   tensors: Record<string, Tensor> | Map<string, Tensor>,
   metadata?: Record<string, string>,
 ): Uint8Array {
-  const list = [...(tensors instanceof Map ? tensors : Object.entries(tensors))].map(([name, t]) => [name, t.contiguous()] as const);
+  if (typeof tensors !== 'object' || tensors === null) {
+    throw new SafetensorsError(`tensors must be a Map or an object of name → Tensor, got ${describeValue(tensors)}`);
+  }
+  const strings = (m: object) => Object.values(m).every((v) => typeof v === 'string');
+  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null || !strings(metadata))) {
+    throw new SafetensorsError(`metadata must be an object of strings, got ${describeValue(metadata)}`);
+  }
+  const entries = [...(tensors instanceof Map ? tensors : Object.entries(tensors))];
+  for (const [name, t] of entries) checkTensor(t, `serializeSafetensors: tensor '${String(name)}'`);
+  const list = entries.map(([name, t]) => [name, t.contiguous()] as const);
   list.sort((a, b) => DTYPE_SIZE[b[1].dtype] - DTYPE_SIZE[a[1].dtype]);
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;

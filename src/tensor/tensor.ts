@@ -284,3 +284,14 @@ export class Tensor {
     return `Tensor(${this.dtype}, ${fmtShape(this.shape)})`;
   }
 }
+
+/** Throws a QkvError naming `what` unless `x` is a Tensor (JavaScript callers are not type-checked). */
+export function checkTensor(x: unknown, what: string): asserts x is Tensor {
+  if (!(x instanceof Tensor)) throw new QkvError(`${what} must be a Tensor, got ${describeValue(x)}`);
+}
+
+/** Throws a QkvError naming `what` unless `w` is a weight matrix: a Tensor, an Int8/Int4Matrix or an F16Matrix. */
+export function checkWeight(w: unknown, what: string): void {
+  const shape = typeof w === 'object' && w !== null ? (w as { shape?: unknown }).shape : undefined;
+  if (!Array.isArray(shape)) throw new QkvError(`${what} must be a weight (a Tensor or a quantized matrix), got ${describeValue(w)}`);
+}

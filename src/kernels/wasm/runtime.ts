@@ -357,7 +357,7 @@ export function kernelThreads(): number { return kernelRuntime()?.threads ?? 1; 
 /** Uses at most `n` threads (1 … workers + 1). */
 export function setKernelThreads(n: number): void {
   const r = kernelRuntime();
-  if (!Number.isInteger(n) || n < 1) throw new QkvError(`threads must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1) throw new QkvError(`threads must be a positive integer, got ${String(n)}`);
   if (r) r.threads = Math.min(n, r.workers + 1);
 }
 

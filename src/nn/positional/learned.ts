@@ -1,9 +1,9 @@
 // Learned absolute positions (BERT, GPT-2): a trained table [maxLen, d] indexed by position.
-import { QkvError } from '../../errors.js';
+import { describeValue, QkvError } from '../../errors.js';
 import { F16Matrix } from '../../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../../tensor/quantize.js';
 import { fmtShape } from '../../tensor/shape.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { checkWeight, Tensor } from '../../tensor/tensor.js';
 
 /**
  * Gathers rows of an embedding table: out[..., :] = table[ids[...], :]. Ids are range-checked. The table may be
@@ -11,6 +11,11 @@ import { Tensor } from '../../tensor/tensor.js';
  * up are widened.
  */
 export function embedding(table: LinearWeight, ids: readonly number[] | Tensor, what = 'embedding'): Tensor {
+  what = String(what); // the label of its errors (a symbol would not print)
+  checkWeight(table, `${what}: table`);
+  if (!(ids instanceof Tensor) && !Array.isArray(ids)) {
+    throw new QkvError(`${what}: ids must be a list of integers or a Tensor, got ${describeValue(ids)}`);
+  }
   if (table.shape.length !== 2) throw new QkvError(`${what}: table must be [rows, dim], got ${fmtShape(table.shape)}`);
   const [rows, D] = table.shape;
   const list = ids instanceof Tensor ? ids.toArray() : ids;

@@ -6,9 +6,9 @@
 // Scalings: linear (Chen et al. 2023, position interpolation), dynamic NTK (bloc97 / transformers 'dynamic'),
 // Llama 3 (wavelength-banded), YaRN (Peng et al. 2023, https://arxiv.org/abs/2309.00071, with its attention factor),
 // LongRoPE (Ding et al. 2024, https://arxiv.org/abs/2402.13753, Phi-3: a factor per frequency, short or long).
-import { QkvError } from '../../errors.js';
+import { describeValue, QkvError } from '../../errors.js';
 import { fmtShape } from '../../tensor/shape.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { checkTensor, Tensor } from '../../tensor/tensor.js';
 
 /** A RoPE configuration in transformers' words (rope_type and the keys each type reads). */
 export interface RopeConfig {
@@ -192,6 +192,8 @@ export function ropeAngles(freqs: RopeFrequencies, pos: readonly number[]): { co
 
 /** RoPE on x [B, H, T, D] (q or k). */
 export function applyRope(x: Tensor, o: ApplyRopeOptions = {}): Tensor {
+  checkTensor(x, 'applyRope: x');
+  if (typeof o !== 'object' || o === null) throw new QkvError(`applyRope: options must be an object, got ${describeValue(o)}`);
   if (x.rank !== 4) throw new QkvError(`applyRope: x must be [batch, heads, seq, head_dim], got ${fmtShape(x.shape)}`);
   const [B, H, T, D] = x.shape;
   const R = o.rotaryDim ?? (o.freqs ? 2 * o.freqs.invFreq.length : D);
