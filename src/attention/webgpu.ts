@@ -12,7 +12,7 @@ import { validated } from '../kernels/webgpu/pipelines.js';
 import { GpuTensor, type GpuDType } from '../kernels/webgpu/gpu-tensor.js';
 import { pagedAttention, type PagedProblem } from './paged.js';
 import { Tensor } from '../tensor/tensor.js';
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import { attention, attentionBackward, type AttentionBackwardOptions } from './index.js';
 import { gpuKernelFor } from './dispatch.js';
 import { lowerMaskSpec, maskPlan } from './mask-plan.js';
@@ -145,6 +145,9 @@ export async function toGpu(t: Tensor): Promise<GpuTensor | null> {
 
 /** A GPU tensor's values back on the CPU, as a Tensor of its shape and dtype. */
 export async function toCpu(t: GpuTensor): Promise<Tensor> {
+  if (typeof (t as { read?: unknown } | null)?.read !== 'function') {
+    throw new QkvError(`toCpu: t must be a GpuTensor, got ${describeValue(t)}`);
+  }
   return Tensor.from(await t.read(), [...t.shape], t.dtype);
 }
 
@@ -198,6 +201,11 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
  * CPU, warning once, without an adapter or for int8 pools.
  */
 export async function pagedAttentionWebGPU(p: PagedProblem): Promise<{ out: Float32Array; lse: Float32Array; device: 'webgpu' | 'cpu' }> {
+  const pool = typeof p === 'object' && p !== null ? (p as { pool?: unknown }).pool : undefined;
+  if (typeof pool !== 'object' || pool === null) {
+    const what = 'an object with q, its sizes, block tables and a pool';
+    throw new QkvError(`pagedAttentionWebGPU: the problem must be ${what}, got ${describeValue(p)}`);
+  }
   const kernel = getGpuPagedKernel();
   const why = kernel.unsupported(p);
   const device = why ? null : await gpuDevice();

@@ -4,7 +4,7 @@
 import { getSdpaKernel } from '../kernels/registry.js';
 import { problemOf } from '../attention/dispatch.js';
 import { checkQkv } from '../attention/validate.js';
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import type { Ablations, CausalLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -32,6 +32,8 @@ function logSoftmax(l: Float32Array): Float64Array {
 
 /** Mean next-token cross-entropy (nats) of `ids` under the model with `ablate`. */
 export function nextTokenLoss(model: CausalLM, ids: number[], ablate?: Ablations): number {
+  needModel(model, 'nextTokenLoss');
+  needTokens(ids, 2, 'nextTokenLoss');
   const { logits } = model.forward([ids], { ablate });
   const V = model.info.vocabSize;
   const l = logits.toFloat32();
@@ -95,7 +97,18 @@ function mapsOf(before: Tensor[], after: Tensor[], labels: [string, string], mas
   return { layer, head, panels: [panel(0), panel(1)] };
 }
 
+// the model an experiment was given (JavaScript callers are not type-checked)
+function needModel(model: CausalLM, what: string): void {
+  const m = model as { kind?: unknown; info?: unknown } | null;
+  if (typeof m !== 'object' || m === null || m.kind !== 'causal-lm' || typeof m.info !== 'object') {
+    throw new QkvError(`${what}: model must be a causal LM, got ${describeValue(model)}`);
+  }
+}
+
 function needTokens(ids: number[], n: number, what: string): void {
+  if (!Array.isArray(ids) || !ids.every((id) => Number.isInteger(id))) {
+    throw new QkvError(`${what}: the prompt must be a list of token ids, got ${describeValue(ids)}`);
+  }
   if (ids.length < n) throw new QkvError(`${what}: needs a prompt of at least ${n} tokens, got ${ids.length}`);
 }
 
@@ -281,10 +294,11 @@ export function kernelMemory(headDim = 32, lengths = [64, 128, 256, 512, 1024]):
  * head matters on this prompt (the loss without it, head by head: layer × heads forward passes).
  */
 export function removeHead(model: CausalLM, ids: number[], layer: number, head: number): ExperimentResult {
+  needModel(model, 'removeHead');
   needTokens(ids, 2, 'removeHead');
   const { numLayers: L, numHeads: H } = model.info;
   if (!Number.isInteger(layer) || layer < 0 || layer >= L || !Number.isInteger(head) || head < 0 || head >= H) {
-    throw new QkvError(`removeHead: layer must be in [0, ${L}) and head in [0, ${H}), got layer ${layer}, head ${head}`);
+    throw new QkvError(`removeHead: layer must be in [0, ${L}) and head in [0, ${H}), got layer ${String(layer)}, head ${String(head)}`);
   }
   const full = nextTokenLoss(model, ids);
   const without = (l: number, h: number) => nextTokenLoss(model, ids, { heads: [{ layer: l, head: h }] });
@@ -318,11 +332,15 @@ export function removeHead(model: CausalLM, ids: number[], layer: number, head: 
  */
 export function patchHead(model: CausalLM, ids: number[], source: number[], layer: number, head: number,
   decode: (id: number) => string = String): ExperimentResult {
+  needModel(model, 'patchHead');
   needTokens(ids, 2, 'patchHead');
+  if (!Number.isInteger(layer) || layer < 0 || layer >= model.info.numLayers) {
+    throw new QkvError(`patchHead: layer must be in [0, ${model.info.numLayers}), got ${String(layer)}`);
+  }
   needTokens(source, 2, 'patchHead (the source prompt)');
   const w = attentions(model, source)[layer];
   const [, H, S] = w.shape;
-  if (!Number.isInteger(head) || head < 0 || head >= H) throw new QkvError(`patchHead: head must be in [0, ${H}), got ${head}`);
+  if (!Number.isInteger(head) || head < 0 || head >= H) throw new QkvError(`patchHead: head must be in [0, ${H}), got ${String(head)}`);
   const weights = w.toFloat32().slice(head * S * S, (head + 1) * S * S);
   const patch = { layer, head, weights, size: S };
   const own = attentions(model, ids)[layer];

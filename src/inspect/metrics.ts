@@ -5,7 +5,9 @@
 //   top tokens  the keys that receive the most attention, Σ_i p_ij
 // and a label for the pattern a head shows (Clark et al. 2019, "What does BERT look at?"; Olsson et al. 2022 on
 // induction heads; Xiao et al. 2024 on attention sinks).
-import type { Tensor } from '../tensor/tensor.js';
+import { describeValue, QkvError } from '../errors.js';
+import { fmtShape } from '../tensor/shape.js';
+import { checkTensor, type Tensor } from '../tensor/tensor.js';
 
 export type HeadPattern = 'previous-token' | 'first-token (sink)' | 'self' | 'delimiter' | 'copying (induction)' | 'broad' | 'mixed';
 
@@ -22,6 +24,11 @@ const isDelimiter = (t: string) => /^[\s.,;:!?()\[\]{}"'`\-–—]*$/.test(t.rep
 
 /** Metrics and pattern of every head of one layer, from its weights [B, H, T, T] (causal self-attention, row 0). */
 export function headMetrics(weights: Tensor, layer: number, tokens: readonly string[]): HeadMetrics[] {
+  checkTensor(weights, 'headMetrics: weights');
+  if (weights.rank !== 4) throw new QkvError(`headMetrics: weights must be [B, H, T, T], got ${fmtShape(weights.shape)}`);
+  if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'string')) {
+    throw new QkvError(`headMetrics: tokens must be a list of strings, got ${describeValue(tokens)}`);
+  }
   const [, H, T, S] = weights.shape;
   const w = weights.toFloat32();
   const out: HeadMetrics[] = [];

@@ -8,7 +8,7 @@ import type { HfConfig } from './config.js';
 import type { Model } from './model.js';
 import { buildModel } from './registry.js';
 import { Weights } from './weights.js';
-import { QkvError, SafetensorsError } from '../errors.js';
+import { describeValue, QkvError, SafetensorsError } from '../errors.js';
 import { DTYPE_SIZE, type DType, type Storage, storageView } from '../tensor/dtype.js';
 import { checkBool, MAX_HEADER_BYTES, parseSafetensors, parseSafetensorsHeader } from '../tensor/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -38,6 +38,9 @@ function own(t: Tensor): Tensor {
  * @example const model = modelFromBytes(await (await fetch('config.json')).json(), [new Uint8Array(await (await fetch('model.safetensors')).arrayBuffer())]);
  */
 export function modelFromBytes(config: HfConfig, files: readonly Uint8Array[]): Model {
+  if (!Array.isArray(files)) {
+    throw new QkvError(`modelFromBytes: files must be a list of safetensors files' bytes, got ${describeValue(files)}`);
+  }
   const tensors = new Map<string, Tensor>();
   for (const bytes of files) for (const [name, t] of parseSafetensors(bytes).tensors) tensors.set(name, own(t));
   return buildModel(config, new Weights(tensors, 'model.safetensors'));
@@ -72,8 +75,12 @@ class StreamBytes {
 export async function modelFromStream(config: HfConfig, body: ReadableStream<Uint8Array>, size: number,
   what = 'model.safetensors'): Promise<Model> {
   if (!Number.isSafeInteger(size) || size < 8) {
-    throw new QkvError(`modelFromStream: size must be the file's length in bytes (≥ 8), got ${size}`);
+    throw new QkvError(`modelFromStream: size must be the file's length in bytes (≥ 8), got ${String(size)}`);
   }
+  if (typeof body?.getReader !== 'function') {
+    throw new QkvError(`modelFromStream: body must be a ReadableStream, got ${describeValue(body)}`);
+  }
+  what = String(what);
   const bytes = new StreamBytes(body.getReader(), what);
   const len = new Uint8Array(8);
   await bytes.fill(len);

@@ -83,7 +83,7 @@ const KINDS = new Map<string, ActivationKind>([
 /** Which activation a config's name means (the fused kernels switch on it); an unknown name is an error. */
 export function activationKind(name: string): ActivationKind {
   const kind = KINDS.get(name);
-  if (!kind) throw new QkvError(`activation: unknown '${name}' (known: gelu, gelu_tanh, silu, relu)`);
+  if (!kind) throw new QkvError(`activation: unknown '${String(name)}' (known: gelu, gelu_tanh, silu, relu)`);
   return kind;
 }
 

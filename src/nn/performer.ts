@@ -15,6 +15,12 @@ import { Rng } from './random.js';
  * from the chi distribution (the paper's orthogonal random features), from a seed.
  */
 export function drawOmega(m: number, d: number, seed: number, orthogonal = true): Tensor {
+  for (const [n, x] of [['m', m], ['d', d], ['seed', seed]] as const) {
+    const min = n === 'seed' ? -(2 ** 53) : 1;
+    if (!Number.isSafeInteger(x) || x < min) {
+      throw new QkvError(`drawOmega: ${n} must be an integer${min === 1 ? ' ≥ 1' : ''}, got ${String(x)}`);
+    }
+  }
   const rng = new Rng(seed);
   const w = new Float32Array(m * d);
   if (!orthogonal) {

@@ -4,6 +4,7 @@
 //   decoder:    masked self-attention, then cross-attention over the encoder's memory, then FFN (three norms).
 //   FFN:        W2 act(W1 x + b1) + b2,   or SwiGLU: W_down (SiLU(W_gate x) ⊙ W_up x)   (Shazeer 2020)
 // Inference only (no dropout). Layers take batch-first [B, T, E] tensors.
+import { QkvError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { activation, add, mul, silu } from './activations.js';
 import { linear } from './linear.js';
@@ -73,6 +74,10 @@ export class TransformerDecoderLayer {
 
 /** Random weights (uniform ±1/√fan_in, like torch's default init) for examples, tests and the lab. */
 export function randomEncoderLayer(dModel: number, numHeads: number, dFF: number, seed = 0, normFirst = false): TransformerEncoderLayer {
+  for (const [n, x] of [['dModel', dModel], ['numHeads', numHeads], ['dFF', dFF]] as const) {
+    if (!Number.isSafeInteger(x) || x < 1) throw new QkvError(`randomEncoderLayer: ${n} must be an integer ≥ 1, got ${String(x)}`);
+  }
+  if (!Number.isSafeInteger(seed)) throw new QkvError(`randomEncoderLayer: seed must be an integer, got ${String(seed)}`);
   const rng = new Rng(seed);
   const w = (rows: number, cols: number) => {
     const a = 1 / Math.sqrt(cols);

@@ -2,18 +2,20 @@
 // numbers (NaN, negative, fractional), strings, null, undefined, booleans, lists, objects, functions, symbols,
 // BigInts and small Tensors — and must answer with a result or a QkvError naming what was wrong, never a raw
 // TypeError or RangeError. A fuzzer over every exported function found 109 such errors in 46 functions; these are the
-// 31 fixed so far (not yet: the lab's experiment helpers in src/inspect, the WebGPU helpers, T5's relative positions,
-// the f16/bf16 scalar conversions, drawOmega, randomEncoderLayer, modelFromBytes/modelFromStream, ropeInvFreq).
+// 46 less the scalar helpers called per element (f32ToF16, f16ToF32, f32ToBf16, bf16ToF32, erf, t5RelativeBucket), where a
+// type check would cost every conversion, and which give a TypeError only for a symbol or a BigInt.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as qkv from '../../src/index.js';
 import { rng } from '../helpers.js';
 
-const CALLS = 6000;
+const CALLS = 8000;
 const FUNCTIONS = ['gelu', 'silu', 'relu', 'eluPlusOne', 'add', 'mul', 'rmsNorm', 'layerNorm', 'linear', 'gatedLinear', 'embedding',
   'applyRope', 'attention', 'attentionBackward', 'linearAttention', 'performerAttention', 'pagedAttention', 'alibiBias', 'alibiSlopes',
   'generate', 'generateBatch', 'greedy', 'seq2seqGenerate', 'sampleNext', 'parseSafetensors', 'serializeSafetensors', 'kvCacheBytes',
-  'kvTable', 'humanBytes', 'buildModel', 'setKernelThreads'] as const;
+  'kvTable', 'humanBytes', 'buildModel', 'setKernelThreads', 'setKernelVariant', 'activation', 'modelFromBytes', 'modelFromStream',
+  't5RelativeBias', 'drawOmega', 'randomEncoderLayer', 'sinusoidalEncoding', 'ropeInvFreq', 'headMetrics', 'nextTokenLoss', 'removeHead',
+  'patchHead', 'toCpu', 'pagedAttentionWebGPU'] as const;
 
 test(`${CALLS} calls of ${FUNCTIONS.length} public functions with arguments of any type: a result or a QkvError`, async () => {
   const rand = rng(2026);

@@ -28,7 +28,8 @@ let wanted: KernelVariant | 'auto' = 'auto';
 /** Chooses the build before the kernels first run ('auto': relaxed SIMD where the engine has it); throws after. */
 export function setKernelVariant(v: KernelVariant | 'auto'): void {
   if (v !== 'auto' && v !== 'relaxed-simd' && v !== 'simd128') {
-    throw new QkvError(`setKernelVariant: variant must be 'auto', 'relaxed-simd' or 'simd128', got ${JSON.stringify(v)}`);
+    const got = typeof v === 'string' ? JSON.stringify(v) : String(v);
+    throw new QkvError(`setKernelVariant: variant must be 'auto', 'relaxed-simd' or 'simd128', got ${got}`);
   }
   if (rt !== undefined && rt !== null && v !== 'auto' && v !== rt.variant) {
     throw new QkvError(`setKernelVariant: the kernels already run as ${rt.variant}; choose before their first use`);

@@ -50,6 +50,7 @@ function baseFreqs(base: number, dim: number): Float64Array {
  * turned into NaN logits.
  */
 export function ropeInvFreq(c: RopeConfig): RopeFrequencies {
+  if (typeof c !== 'object' || c === null) throw new QkvError(`ropeInvFreq: the config must be an object, got ${describeValue(c)}`);
   const r = frequencies(c);
   if (![r.invFreq, r.long?.invFreq ?? []].every((f) => f.every(Number.isFinite))) {
     const yarn = c.ropeType === 'yarn' ? ' (YaRN divides by ln rope_theta: it must be > 1)' : '';

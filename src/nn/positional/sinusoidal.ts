@@ -9,8 +9,9 @@ import { Tensor } from '../../tensor/tensor.js';
  * @example sinusoidalEncoding(4, 2).get(1, 0) // sin(1)
  */
 export function sinusoidalEncoding(maxLen: number, dModel: number, base = 10000): Tensor {
+  if (typeof base !== 'number' || !(base > 0)) throw new QkvError(`sinusoidalEncoding: base must be a number > 0, got ${String(base)}`);
   if (!Number.isInteger(maxLen) || maxLen < 0 || !Number.isInteger(dModel) || dModel < 1) {
-    throw new QkvError(`sinusoidalEncoding: maxLen and dModel must be positive integers, got ${maxLen}, ${dModel}`);
+    throw new QkvError(`sinusoidalEncoding: maxLen and dModel must be positive integers, got ${String(maxLen)}, ${String(dModel)}`);
   }
   const pe = allocStorage('float32', maxLen * dModel) as Float32Array;
   for (let pos = 0; pos < maxLen; pos++) {

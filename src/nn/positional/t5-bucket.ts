@@ -3,7 +3,7 @@
 // maxDistance; bidirectional (encoder) buckets separate r > 0 from r ≤ 0, causal (decoder) ones clamp r > 0 to 0.
 // The log step is done in float32 as torch does, so boundary cases land in the same bucket.
 import { QkvError } from '../../errors.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { checkTensor, Tensor } from '../../tensor/tensor.js';
 
 /** The bucket of relative position r = key − query. */
 export function t5RelativeBucket(r: number, bidirectional = true, numBuckets = 32, maxDistance = 128): number {
@@ -29,6 +29,10 @@ export function t5RelativeBucket(r: number, bidirectional = true, numBuckets = 3
  * bias_hij = table[bucket(j − i), h]. `queryOffset` places query i at position i + queryOffset (decoding).
  */
 export function t5RelativeBias(table: Tensor, L: number, S: number, bidirectional: boolean, maxDistance = 128, queryOffset = 0): Tensor {
+  checkTensor(table, 't5RelativeBias: table');
+  for (const [n, x] of [['L', L], ['S', S], ['maxDistance', maxDistance], ['queryOffset', queryOffset]] as const) {
+    if (!Number.isSafeInteger(x) || x < 0) throw new QkvError(`t5RelativeBias: ${n} must be an integer ≥ 0, got ${String(x)}`);
+  }
   if (table.rank !== 2) throw new QkvError(`t5RelativeBias: table must be [numBuckets, heads], got [${table.shape}]`);
   const [numBuckets, H] = table.shape;
   const w = table.toFloat32();
