@@ -44,3 +44,11 @@ test(`${CALLS} calls of ${FUNCTIONS.length} public functions with arguments of a
   }
   assert.deepEqual(findings.slice(0, 10), [], `${findings.length} raw errors`);
 });
+
+test('a GpuTensor of a bogus device or buffer is a QkvError (its finalizer had thrown later, ending the process)', () => {
+  const bad = (v: unknown) => v as never;
+  assert.throws(() => new qkv.GpuTensor(bad({}), bad({ size: 4 }), [1]), /GpuTensor: device must be a GPUDevice, got an object/);
+  assert.throws(() => new qkv.GpuTensor(bad({ queue: {} }), bad(5), [1]), /GpuTensor: buffer must be a GPUBuffer, got 5/);
+  assert.throws(() => new qkv.GpuTensor(bad({ queue: {} }), bad({ size: 4 }), bad('x')), /GpuTensor: shape must be a list/);
+  assert.throws(() => new qkv.GpuTensor(bad({ queue: {} }), bad({ size: 4 }), [1], undefined, bad('int8')), /dtype must be float32 or float16/);
+});

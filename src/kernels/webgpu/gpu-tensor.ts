@@ -4,7 +4,8 @@
 // to the host. Intermediate tensors go back to the device's buffer pool with release() — the queue runs commands in
 // order, so a buffer released after its last use may be reused by any later command — or, if forgotten, when the
 // garbage collector finds them.
-import { QkvError } from '../../errors.js';
+import { describeValue, QkvError } from '../../errors.js';
+import { checkShape } from '../../tensor/shape.js';
 import { f16ToF32 } from '../../tensor/f16.js';
 import { acquire, readBackBytes, release, STORAGE, upload } from './buffers.js';
 
@@ -15,7 +16,12 @@ const BYTES: Record<GpuDType, number> = { float32: 4, float16: 2 };
 // A buffer's owner: shared by a tensor and its reshapes. When the last of them is garbage-collected without release(),
 // the finalizer gives the buffer back to the pool, so a forgotten GpuTensor does not hold GPU memory forever.
 interface Owner { device: GPUDevice; buffer: GPUBuffer; released: boolean }
-const finalizer = new FinalizationRegistry<Owner>((o) => { if (!o.released) { o.released = true; release(o.device, o.buffer); } });
+// (it must not throw: an exception in a finalizer ends the process, with nothing to catch it)
+const finalizer = new FinalizationRegistry<Owner>((o) => {
+  if (o.released) return;
+  o.released = true;
+  try { release(o.device, o.buffer); } catch { /* a device already lost: nothing to give back */ }
+});
 
 export class GpuTensor {
   readonly device: GPUDevice;
@@ -24,6 +30,16 @@ export class GpuTensor {
   private readonly owner: { state: Owner };
 
   constructor(device: GPUDevice, buffer: GPUBuffer, shape: readonly number[], owner?: { state: Owner }, readonly dtype: GpuDType = 'float32') {
+    if (typeof device !== 'object' || device === null || typeof (device as { queue?: unknown }).queue !== 'object') {
+      throw new QkvError(`GpuTensor: device must be a GPUDevice, got ${describeValue(device)}`);
+    }
+    if (typeof buffer !== 'object' || buffer === null || typeof (buffer as { size?: unknown }).size !== 'number') {
+      throw new QkvError(`GpuTensor: buffer must be a GPUBuffer, got ${describeValue(buffer)}`);
+    }
+    checkShape(shape, 'GpuTensor');
+    if (dtype !== 'float32' && dtype !== 'float16') {
+      throw new QkvError(`GpuTensor: dtype must be float32 or float16, got ${describeValue(dtype)}`);
+    }
     const size = shape.reduce((a, b) => a * b, 1);
     if (buffer.size < BYTES[dtype] * size) throw new QkvError(`GpuTensor: a buffer of ${buffer.size} bytes cannot hold ${dtype} [${shape.join(', ')}]`);
     this.device = device;
