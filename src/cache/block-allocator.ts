@@ -13,7 +13,7 @@ export class BlockAllocator {
 
   /** `numBlocks` to start with; `maxBlocks` caps growth (default: = numBlocks, a fixed pool). */
   constructor(numBlocks: number, readonly maxBlocks = numBlocks, private readonly onGrow?: (numBlocks: number) => void) {
-    if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new QkvError(`paged cache: numBlocks must be a positive integer, got ${numBlocks}`);
+    if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new QkvError(`paged cache: numBlocks must be a positive integer, got ${String(numBlocks)}`);
     this.refs = new Int32Array(numBlocks);
     // LIFO: the most recently freed block is reused first (still warm in cache)
     this.free = Array.from({ length: numBlocks }, (_, i) => numBlocks - 1 - i);

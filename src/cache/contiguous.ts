@@ -15,6 +15,13 @@ interface LayerBuffers {
   inKeys: boolean;
 }
 
+/** Throws unless `numLayers` is a count a cache can have one entry for each of (caller `what`). */
+export function checkLayers(numLayers: number, what: string): void {
+  if (!Number.isSafeInteger(numLayers) || numLayers < 1 || numLayers > 1 << 16) {
+    throw new QkvError(`${what}: numLayers must be an integer in [1, 65536], got ${String(numLayers)}`);
+  }
+}
+
 export class ContiguousKVCache implements KVCache {
   readonly kind: string = 'contiguous';
   readonly view = 'dense';
@@ -22,6 +29,7 @@ export class ContiguousKVCache implements KVCache {
 
   /** `initialCapacity` tokens are reserved per layer at the first update; `window` masks keys older than W. */
   constructor(readonly numLayers: number, readonly initialCapacity = 64, readonly window: number | null = null) {
+    checkLayers(numLayers, 'ContiguousKVCache');
     this.layers = new Array(numLayers);
   }
 

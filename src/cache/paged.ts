@@ -5,12 +5,13 @@
 // Its view is the pool and the tables: paged attention reads the blocks through them (attention/paged.ts) — nothing is
 // gathered. Float32 pools live in the kernels' storage (the WebAssembly kernel reads them in place). The same storage
 // holds int8 keys/values with a scale per token and head (int8.ts); memory waste is at most one partial block per sequence.
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import type { BlockPool } from '../kernels/contract.js';
 import { kernelStorage } from '../kernels/registry.js';
 import { quantizeRow } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { BlockTables } from './block-tables.js';
+import { checkLayers } from './contiguous.js';
 import type { KVCache, PagedView, StoreRequest } from './kv-cache.js';
 
 export interface PagedOptions {
@@ -24,6 +25,13 @@ export interface PagedOptions {
   dtype?: 'float32' | 'int8';
 }
 
+// the block allocator's arguments from the cache's options, once they are checked (before super(): nothing else can run)
+function allocatorArgs(numLayers: number, o: PagedOptions): [number, number, number] {
+  checkLayers(numLayers, 'PagedKVCache');
+  if (typeof o !== 'object' || o === null) throw new QkvError(`PagedKVCache: options must be an object, got ${describeValue(o)}`);
+  return [o.blockSize ?? 16, o.numBlocks ?? 64, o.maxBlocks ?? Number.MAX_SAFE_INTEGER];
+}
+
 export class PagedKVCache extends BlockTables implements KVCache {
   readonly kind: string;
   readonly view = 'paged';
@@ -31,7 +39,7 @@ export class PagedKVCache extends BlockTables implements KVCache {
   private readonly pools: (BlockPool | undefined)[];
 
   constructor(readonly numLayers: number, o: PagedOptions = {}) {
-    super(o.blockSize ?? 16, o.numBlocks ?? 64, o.maxBlocks ?? Number.MAX_SAFE_INTEGER);
+    super(...allocatorArgs(numLayers, o));
     this.dtype = o.dtype ?? 'float32';
     this.kind = this.dtype === 'int8' ? 'int8' : 'paged';
     this.pools = new Array(numLayers);

@@ -5,6 +5,7 @@
 // cache size and generation runs past the model's trained context. Needs a RoPE model.
 import { QkvError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
+import { checkLayers } from './contiguous.js';
 import type { DenseView, KVCache, StoreRequest } from './kv-cache.js';
 
 interface Kept { k: Float32Array[]; v: Float32Array[]; seen: number }
@@ -17,6 +18,7 @@ export class SinkKVCache implements KVCache {
   private readonly layers: (Kept | undefined)[];
 
   constructor(readonly numLayers: number, readonly sinks = 4, readonly window = 252) {
+    checkLayers(numLayers, 'SinkKVCache');
     if (!Number.isInteger(sinks) || sinks < 0 || !Number.isInteger(window) || window < 1) {
       throw new QkvError(`sinks cache: sinks must be ≥ 0 and window ≥ 1 (integers), got ${sinks}, ${window}`);
     }

@@ -4,7 +4,7 @@
 // everything, in a contiguous cache. Results equal the contiguous cache under the same window mask.
 import { QkvError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { ContiguousKVCache } from './contiguous.js';
+import { checkLayers, ContiguousKVCache } from './contiguous.js';
 import type { DenseView, KVCache, StoreRequest } from './kv-cache.js';
 
 interface Ring { k: Float32Array; v: Float32Array; W: number; seen: number; B: number; H: number; D: number; Dv: number }
@@ -17,6 +17,7 @@ export class SlidingWindowKVCache implements KVCache {
 
   /** `window`: used for layers the model gives no window of its own (null: only the model's windows). */
   constructor(readonly numLayers: number, readonly window: number | null = null) {
+    checkLayers(numLayers, 'SlidingWindowKVCache');
     if (window !== null && (!Number.isInteger(window) || window < 1)) throw new QkvError(`sliding cache: window must be a positive integer, got ${window}`);
     this.rings = new Array(numLayers);
     this.full = new ContiguousKVCache(numLayers);

@@ -18,7 +18,7 @@
 // copy-on-write are one code path.
 import { PagedKVCache } from '../cache/paged.js';
 import { GpuPagedKVCache } from '../cache/webgpu.js';
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { isDecoder } from '../models/ops.js';
 import { nextTurn } from './generate.js';
@@ -75,6 +75,12 @@ export class BatchEngine {
   };
 
   constructor(readonly model: CausalLM, readonly o: EngineOptions) {
+    if (typeof model !== 'object' || model === null || model.kind !== 'causal-lm') {
+      throw new QkvError(`BatchEngine: model must be a causal LM, got ${describeValue(model)}`);
+    }
+    if (typeof o !== 'object' || o === null) {
+      throw new QkvError(`BatchEngine: options must be an object ({ kvBlocks, … }), got ${describeValue(o)}`);
+    }
     this.blockSize = o.blockSize ?? 16;
     for (const [name, v] of Object.entries({ kvBlocks: o.kvBlocks, blockSize: this.blockSize, maxBatch: o.maxBatch ?? 16 })) {
       if (!Number.isInteger(v) || v < 1) throw new QkvError(`BatchEngine: ${name} must be an integer ≥ 1, got ${v}`);

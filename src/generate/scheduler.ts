@@ -7,7 +7,7 @@
 //   4. retire sequences that hit eos or their token limit, returning their blocks to the free list.
 import { OutOfBlocksError } from '../cache/block-allocator.js';
 import { PagedKVCache } from '../cache/paged.js';
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import { checkSampling, sampleNext, type SamplingOptions } from './sampling.js';
@@ -39,6 +39,12 @@ export class ContinuousBatcher {
   peakBlocks = 0;
 
   constructor(readonly model: CausalLM, readonly o: SchedulerOptions) {
+    if (typeof model !== 'object' || model === null || model.kind !== 'causal-lm') {
+      throw new QkvError(`ContinuousBatcher: model must be a causal LM, got ${describeValue(model)}`);
+    }
+    if (typeof o !== 'object' || o === null) {
+      throw new QkvError(`ContinuousBatcher: options must be an object ({ maxBlocks, … }), got ${describeValue(o)}`);
+    }
     this.cache = new PagedKVCache(model.info.numLayers, { blockSize: o.blockSize ?? 16, numBlocks: o.maxBlocks, maxBlocks: o.maxBlocks });
   }
 

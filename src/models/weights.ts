@@ -3,7 +3,7 @@
 // in the message. Norms, biases and the like are widened to float32 on first use; the matrices of linear layers are
 // kept in the format chosen at load time (WeightFormat), because decode reads each of them once per token.
 import { kernelStorage } from '../kernels/registry.js';
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import { F16Matrix } from '../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -25,6 +25,8 @@ export class Weights {
 
   /** `tensors` by name; `source` names where they came from (a file or directory) for error messages. */
   constructor(readonly tensors: Map<string, Tensor>, readonly source = 'checkpoint', o: { format?: WeightFormat } = {}) {
+    if (!(tensors instanceof Map)) throw new QkvError(`Weights: tensors must be a Map of name → Tensor, got ${describeValue(tensors)}`);
+    if (typeof o !== 'object' || o === null) throw new QkvError(`Weights: options must be an object, got ${describeValue(o)}`);
     const format = o.format ?? 'stored';
     if (!WEIGHT_FORMATS.includes(format)) throw new QkvError(`weights: format must be one of ${WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
     this.format = format;

@@ -52,3 +52,19 @@ test('a GpuTensor of a bogus device or buffer is a QkvError (its finalizer had t
   assert.throws(() => new qkv.GpuTensor(bad({ queue: {} }), bad({ size: 4 }), bad('x')), /GpuTensor: shape must be a list/);
   assert.throws(() => new qkv.GpuTensor(bad({ queue: {} }), bad({ size: 4 }), [1], undefined, bad('int8')), /dtype must be float32 or float16/);
 });
+
+test('the constructors a server or a cache starts from check their arguments (a fuzzer of the exported classes)', () => {
+  const bad = (v: unknown) => v as never;
+  const cases: [() => unknown, RegExp][] = [
+    [() => new qkv.Weights(bad({})), /Weights: tensors must be a Map of name → Tensor, got an object/],
+    [() => new qkv.BatchEngine(bad(null), bad({ kvBlocks: 4 })), /BatchEngine: model must be a causal LM, got null/],
+    [() => new qkv.ContinuousBatcher(bad({ kind: 'encoder' }), bad({ maxBlocks: 4 })), /ContinuousBatcher: model must be a causal LM/],
+    [() => new qkv.ContiguousKVCache(bad(-1)), /ContiguousKVCache: numLayers must be an integer in \[1, 65536\], got -1/],
+    [() => new qkv.PagedKVCache(2, bad(null)), /PagedKVCache: options must be an object, got null/],
+    [() => new qkv.Int8KVCache(bad(1.5)), /PagedKVCache: numLayers must be an integer/],
+    [() => new qkv.SlidingWindowKVCache(bad('x')), /SlidingWindowKVCache: numLayers must be an integer/],
+    [() => new qkv.SinkKVCache(bad(1e9)), /SinkKVCache: numLayers must be an integer in \[1, 65536\], got 1000000000/],
+    [() => new qkv.BlockAllocator(bad(Symbol('n'))), /numBlocks must be a positive integer, got Symbol\(n\)/],
+  ];
+  for (const [f, message] of cases) assert.throws(f, (e: unknown) => e instanceof qkv.QkvError && message.test(e.message), String(message));
+});
