@@ -1,10 +1,10 @@
 // Paged attention on the CPU (Kwon et al. 2023): keys and values read through block tables, as a paged KV cache
 // keeps them — the WebAssembly kernel for a pool in its memory (wasm/sdpa-paged-wasm.ts), the TypeScript one
 // (cpu/sdpa-paged.ts) for the rest, chosen by attention/dispatch.ts. The WebGPU one is pagedAttentionWebGPU.
-import { describeValue, QkvError } from '../errors.js';
 import type { PagedProblem, PagedResult } from '../kernels/contract.js';
 import { pagedKernelFor } from './dispatch.js';
 import { applySinks, sinkLogits } from './sinks.js';
+import { checkPagedProblem } from './validate.js';
 
 export type { BlockPool, PagedProblem, PagedResult } from '../kernels/contract.js';
 
@@ -15,10 +15,7 @@ export type { BlockPool, PagedProblem, PagedResult } from '../kernels/contract.j
  * const { out } = pagedAttention(p);
  */
 export function pagedAttention(p: PagedProblem, returnWeights = false): PagedResult {
-  const pool = typeof p === 'object' && p !== null ? (p as { pool?: unknown }).pool : undefined;
-  if (typeof pool !== 'object' || pool === null) {
-    throw new QkvError(`pagedAttention: the problem must be an object with q, its sizes, block tables and a pool, got ${describeValue(p)}`);
-  }
+  checkPagedProblem(p, 'pagedAttention');
   const r = pagedKernelFor(p, returnWeights).forward(p, returnWeights);
   if (p.sinks) applySinks(r, sinkLogits(p.sinks, p.Hq, 'pagedAttention'), p.T, p.pool.Dv, r.maxS); // learned sinks
   return r;

@@ -74,7 +74,6 @@ export function checkPositiveInt(x: unknown, what: string): number {
   return x;
 }
 
-/** A list of integers given as an array or an integer tensor (e.g. int64 key lengths from a file). */
 /** A list of numbers given as an array, a typed array or (where allowed) a Tensor; anything else is a QkvError. */
 export function floatList(x: ArrayLike<number> | Tensor, what: string, fn = 'attention'): Float32Array {
   if (x instanceof Tensor) return x.toFloat32();
@@ -83,6 +82,15 @@ export function floatList(x: ArrayLike<number> | Tensor, what: string, fn = 'att
   return Float32Array.from(x);
 }
 
+/** Throws unless `p` is a paged-attention problem object with a pool (before a kernel reads its fields). */
+export function checkPagedProblem(p: unknown, fn: string): void {
+  const pool = typeof p === 'object' && p !== null ? (p as { pool?: unknown }).pool : undefined;
+  if (typeof pool !== 'object' || pool === null) {
+    throw new QkvError(`${fn}: the problem must be an object with q, its sizes, block tables and a pool, got ${describeValue(p)}`);
+  }
+}
+
+/** A list of integers given as an array or an integer tensor (e.g. int64 key lengths from a file). */
 export function intList(x: readonly number[] | Tensor, what: string): number[] {
   if (!(x instanceof Tensor) && !Array.isArray(x) && !ArrayBuffer.isView(x)) {
     throw new QkvError(`attention: ${what} must be a list of integers or a Tensor, got ${describeValue(x)}`);

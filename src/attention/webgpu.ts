@@ -18,7 +18,7 @@ import { gpuKernelFor } from './dispatch.js';
 import { lowerMaskSpec, maskPlan } from './mask-plan.js';
 import { applySinks, sinkGradient, sinkLogits } from './sinks.js';
 import type { AttentionOptions } from './options.js';
-import { checkDout, checkOptionKeys, checkQkv, checkQkvShapes } from './validate.js';
+import { checkDout, checkOptionKeys, checkPagedProblem, checkQkv, checkQkvShapes } from './validate.js';
 
 // the options the WGSL kernels take (as a mask plan, mask-plan.ts); the rest (JavaScript functions) run on the CPU
 const SUPPORTED = new Set(['scale', 'causal', 'window', 'dilation', 'keyLengths', 'softcap', 'alibiSlopes', 'kernel',
@@ -201,11 +201,7 @@ export async function attentionBackwardWebGPU(q: Tensor, k: Tensor, v: Tensor, d
  * CPU, warning once, without an adapter or for int8 pools.
  */
 export async function pagedAttentionWebGPU(p: PagedProblem): Promise<{ out: Float32Array; lse: Float32Array; device: 'webgpu' | 'cpu' }> {
-  const pool = typeof p === 'object' && p !== null ? (p as { pool?: unknown }).pool : undefined;
-  if (typeof pool !== 'object' || pool === null) {
-    const what = 'an object with q, its sizes, block tables and a pool';
-    throw new QkvError(`pagedAttentionWebGPU: the problem must be ${what}, got ${describeValue(p)}`);
-  }
+  checkPagedProblem(p, 'pagedAttentionWebGPU');
   const kernel = getGpuPagedKernel();
   const why = kernel.unsupported(p);
   const device = why ? null : await gpuDevice();

@@ -19,7 +19,7 @@
 import { PagedKVCache } from '../cache/paged.js';
 import { GpuPagedKVCache } from '../cache/webgpu.js';
 import { describeValue, QkvError } from '../errors.js';
-import type { CausalLM } from '../models/model.js';
+import { checkModelKind, type CausalLM } from '../models/model.js';
 import { isDecoder } from '../models/ops.js';
 import { nextTurn } from './generate.js';
 import { webgpuBatchStep } from './webgpu.js';
@@ -75,9 +75,7 @@ export class BatchEngine {
   };
 
   constructor(readonly model: CausalLM, readonly o: EngineOptions) {
-    if (typeof model !== 'object' || model === null || model.kind !== 'causal-lm') {
-      throw new QkvError(`BatchEngine: model must be a causal LM, got ${describeValue(model)}`);
-    }
+    checkModelKind(model, 'causal-lm', 'BatchEngine');
     if (typeof o !== 'object' || o === null) {
       throw new QkvError(`BatchEngine: options must be an object ({ kvBlocks, … }), got ${describeValue(o)}`);
     }

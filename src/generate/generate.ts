@@ -6,7 +6,7 @@
 import { ContiguousKVCache } from '../cache/contiguous.js';
 import type { KVCache } from '../cache/kv-cache.js';
 import { describeValue, NumericsError, QkvError } from '../errors.js';
-import type { CausalLM, Seq2SeqLM } from '../models/model.js';
+import { checkModelKind, type CausalLM, type Seq2SeqLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { EngineSequence } from './engine.js';
@@ -99,7 +99,7 @@ function yielder(): () => Promise<void> {
  */
 export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | null, prompt: string | readonly number[],
   o: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerateResult> {
-  checkModel(model, 'generate');
+  checkModelKind(model, 'causal-lm', 'generate');
   checkSampling(o);
   checkGenerate(o, prompt);
   const maxTokens = o.maxTokens ?? 64;
@@ -195,16 +195,6 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
 
 export { settledText } from './tokenizer.js';
 
-// the model a generation function was given: what it is, for a JavaScript caller who passed something else
-function checkModel<M>(model: M, fn: string, kind: 'causal-lm' | 'seq2seq' = 'causal-lm'): M {
-  const m = model as { kind?: unknown; info?: unknown } | null;
-  if (typeof m !== 'object' || m === null || m.kind !== kind || typeof m.info !== 'object' || m.info === null) {
-    throw new QkvError(`${fn}: model must be a ${kind === 'seq2seq' ? 'seq2seq model (T5)' : 'causal LM'} as loadCheckpoint gives it, ` +
-      `got ${describeValue(model)}`);
-  }
-  return model;
-}
-
 // what generateStream reads besides the sampling options (checkSampling): a JavaScript caller may pass anything
 function checkGenerate(o: GenerateOptions, prompt: unknown): void {
   const bad = (name: string, v: unknown, want: string) => new QkvError(`generate: ${name} must be ${want}, got ${describeValue(v)}`);
@@ -244,12 +234,12 @@ export async function generate(model: CausalLM, tokenizer: Tokenizer | null, pro
 
 /** Greedy decoding with a KV cache (contiguous unless given), synchronously: prompt rows followed by `n` new ids (stops
  *  at eos). The cache is released at the end. */
-export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], n: number,
-  cache: KVCache = new ContiguousKVCache(checkModel(model, 'greedy').info.numLayers)): number[] {
-  checkModel(model, 'greedy');
+export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], n: number, given?: KVCache): number[] {
+  checkModelKind(model, 'causal-lm', 'greedy');
   if (!Array.isArray(prompt) || !Array.isArray(prompt[0])) {
     throw new QkvError(`greedy: prompt must be a list of rows of token ids, got ${describeValue(prompt)}`);
   }
+  const cache = given ?? new ContiguousKVCache(model.info.numLayers);
   try {
     const ids = [...prompt[0]];
     const eos = new Set(model.info.eosTokenIds);
@@ -273,7 +263,7 @@ export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], 
  * tokens only, so each row continues exactly as it would alone. Returns the new ids of each row.
  */
 export function generateBatch(model: CausalLM, prompts: readonly (readonly number[])[], o: GenerateOptions = {}): number[][] {
-  checkModel(model, 'generateBatch');
+  checkModelKind(model, 'causal-lm', 'generateBatch');
   if (!Array.isArray(prompts) || !prompts.every((p) => Array.isArray(p))) {
     throw new QkvError(`generateBatch: prompts must be a list of lists of token ids, got ${describeValue(prompts)}`);
   }
@@ -315,7 +305,7 @@ export function generateBatch(model: CausalLM, prompts: readonly (readonly numbe
 
 /** Encoder-decoder generation (T5): encode once, then decode from the decoder start token with a cache. */
 export function seq2seqGenerate(model: Seq2SeqLM, inputIds: readonly number[], o: GenerateOptions = {}): number[] {
-  checkModel(model, 'seq2seqGenerate', 'seq2seq');
+  checkModelKind(model, 'seq2seq', 'seq2seqGenerate');
   if (!Array.isArray(inputIds)) throw new QkvError(`seq2seqGenerate: inputIds must be a list of token ids, got ${describeValue(inputIds)}`);
   checkSampling(o);
   const rng = new Rng(o.seed ?? 0);

@@ -8,7 +8,7 @@
 import { OutOfBlocksError } from '../cache/block-allocator.js';
 import { PagedKVCache } from '../cache/paged.js';
 import { describeValue, QkvError } from '../errors.js';
-import type { CausalLM } from '../models/model.js';
+import { checkModelKind, type CausalLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import { checkSampling, sampleNext, type SamplingOptions } from './sampling.js';
 
@@ -39,9 +39,7 @@ export class ContinuousBatcher {
   peakBlocks = 0;
 
   constructor(readonly model: CausalLM, readonly o: SchedulerOptions) {
-    if (typeof model !== 'object' || model === null || model.kind !== 'causal-lm') {
-      throw new QkvError(`ContinuousBatcher: model must be a causal LM, got ${describeValue(model)}`);
-    }
+    checkModelKind(model, 'causal-lm', 'ContinuousBatcher');
     if (typeof o !== 'object' || o === null) {
       throw new QkvError(`ContinuousBatcher: options must be an object ({ maxBlocks, … }), got ${describeValue(o)}`);
     }

@@ -5,7 +5,7 @@ import { getSdpaKernel } from '../kernels/registry.js';
 import { problemOf } from '../attention/dispatch.js';
 import { checkQkv } from '../attention/validate.js';
 import { describeValue, QkvError } from '../errors.js';
-import type { Ablations, CausalLM } from '../models/model.js';
+import { checkModelKind, type Ablations, type CausalLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -32,7 +32,7 @@ function logSoftmax(l: Float32Array): Float64Array {
 
 /** Mean next-token cross-entropy (nats) of `ids` under the model with `ablate`. */
 export function nextTokenLoss(model: CausalLM, ids: number[], ablate?: Ablations): number {
-  needModel(model, 'nextTokenLoss');
+  checkModelKind(model, 'causal-lm', 'nextTokenLoss');
   needTokens(ids, 2, 'nextTokenLoss');
   const { logits } = model.forward([ids], { ablate });
   const V = model.info.vocabSize;
@@ -95,14 +95,6 @@ function mapsOf(before: Tensor[], after: Tensor[], labels: [string, string], mas
   });
   const panel = (k: number) => ({ label: labels[k], rows: headRows([before, after][k][layer], head), mask: masks[k] });
   return { layer, head, panels: [panel(0), panel(1)] };
-}
-
-// the model an experiment was given (JavaScript callers are not type-checked)
-function needModel(model: CausalLM, what: string): void {
-  const m = model as { kind?: unknown; info?: unknown } | null;
-  if (typeof m !== 'object' || m === null || m.kind !== 'causal-lm' || typeof m.info !== 'object') {
-    throw new QkvError(`${what}: model must be a causal LM, got ${describeValue(model)}`);
-  }
 }
 
 function needTokens(ids: number[], n: number, what: string): void {
@@ -294,7 +286,7 @@ export function kernelMemory(headDim = 32, lengths = [64, 128, 256, 512, 1024]):
  * head matters on this prompt (the loss without it, head by head: layer × heads forward passes).
  */
 export function removeHead(model: CausalLM, ids: number[], layer: number, head: number): ExperimentResult {
-  needModel(model, 'removeHead');
+  checkModelKind(model, 'causal-lm', 'removeHead');
   needTokens(ids, 2, 'removeHead');
   const { numLayers: L, numHeads: H } = model.info;
   if (!Number.isInteger(layer) || layer < 0 || layer >= L || !Number.isInteger(head) || head < 0 || head >= H) {
@@ -332,7 +324,7 @@ export function removeHead(model: CausalLM, ids: number[], layer: number, head: 
  */
 export function patchHead(model: CausalLM, ids: number[], source: number[], layer: number, head: number,
   decode: (id: number) => string = String): ExperimentResult {
-  needModel(model, 'patchHead');
+  checkModelKind(model, 'causal-lm', 'patchHead');
   needTokens(ids, 2, 'patchHead');
   if (!Number.isInteger(layer) || layer < 0 || layer >= model.info.numLayers) {
     throw new QkvError(`patchHead: layer must be in [0, ${model.info.numLayers}), got ${String(layer)}`);

@@ -1,6 +1,7 @@
 // What every model family offers: a causal LM (GPT-2, Llama, Mistral, Qwen2, Gemma 2), an encoder (BERT, ViT) or an
 // encoder-decoder (T5). Inputs are token ids as plain arrays, one row per sequence.
 import type { KVCache } from '../cache/kv-cache.js';
+import { describeValue, QkvError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** Facts about a model, for `qkv info`, the KV-cache calculator and the lab. */
@@ -98,3 +99,15 @@ export interface Seq2SeqLM {
 }
 
 export type Model = CausalLM | EncoderModel | Seq2SeqLM;
+
+/**
+ * Throws a QkvError for `fn` unless `model` is a model of `kind` (with its info), as loadCheckpoint gives it:
+ * JavaScript callers are not type-checked. Returns the model.
+ */
+export function checkModelKind<M>(model: M, kind: 'causal-lm' | 'seq2seq', fn: string): M {
+  const m = model as { kind?: unknown; info?: unknown } | null;
+  if (typeof m !== 'object' || m === null || m.kind !== kind || typeof m.info !== 'object' || m.info === null) {
+    throw new QkvError(`${fn}: model must be a ${kind === 'seq2seq' ? 'seq2seq model (T5)' : 'causal LM'}, got ${describeValue(model)}`);
+  }
+  return model;
+}
