@@ -43,3 +43,33 @@ export function describeValue(v: unknown): string {
 export function check(cond: boolean, message: string | (() => string)): asserts cond {
   if (!cond) throw new QkvError(typeof message === 'string' ? message : message());
 }
+
+/** An integer in [min, max], else a QkvError naming `what` (JavaScript callers are not type-checked). */
+export function checkInt(x: unknown, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`;
+    throw new QkvError(`${what} must be an integer ${range}, got ${describeValue(x)}`);
+  }
+  return x;
+}
+
+/** An object with the method `name` (a module with `forward`, say), else a QkvError naming `what`. */
+export function checkHasMethod(x: unknown, name: string, what: string): void {
+  if (typeof x !== 'object' || x === null || typeof (x as Record<string, unknown>)[name] !== 'function') {
+    throw new QkvError(`${what} must be an object with a ${name}() method, got ${describeValue(x)}`);
+  }
+}
+
+/** A list of token ids (integers ≥ 0, below `vocabSize` when given), else a QkvError naming `what`. */
+export function checkIds(ids: unknown, what: string, vocabSize = Number.MAX_SAFE_INTEGER): readonly number[] {
+  if (!Array.isArray(ids) || !ids.every((id) => Number.isInteger(id) && id >= 0 && id < vocabSize)) {
+    const range = vocabSize === Number.MAX_SAFE_INTEGER ? 'integers ≥ 0' : `integers in [0, ${vocabSize})`;
+    throw new QkvError(`${what} must be a list of token ids (${range}), got ${describeValue(ids)}`);
+  }
+  return ids;
+}
+
+/** An options object (undefined allowed: the defaults), else a QkvError naming `what`. */
+export function checkOptions(o: unknown, what: string): void {
+  if (o !== undefined && (typeof o !== 'object' || o === null)) throw new QkvError(`${what} must be an object, got ${describeValue(o)}`);
+}

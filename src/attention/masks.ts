@@ -128,7 +128,7 @@ class GlobalMask extends Mask {
     this.prefix = new Int32Array(size + 1);
     for (let x = 0; x < size; x++) this.prefix[x + 1] = this.prefix[x] + this.isGlobal[x];
   }
-  private count(a: number, z: number): number { // globals in positions a..z-1, clamped to the table
+  #count(a: number, z: number): number { // globals in positions a..z-1, clamped to the table
     const n = this.isGlobal.length;
     const lo = Math.min(Math.max(a, 0), n);
     const hi = Math.min(Math.max(z, 0), n);
@@ -138,8 +138,8 @@ class GlobalMask extends Mask {
     return this.isGlobal[i + this.shift] === 1 || this.isGlobal[j] === 1;
   }
   override tile(_b: number, _h: number, i0: number, i1: number, j0: number, j1: number): TileState {
-    const rows = this.count(i0 + this.shift, i1 + this.shift);
-    const cols = this.count(j0, j1);
+    const rows = this.#count(i0 + this.shift, i1 + this.shift);
+    const cols = this.#count(j0, j1);
     if (rows === i1 - i0 || cols === j1 - j0) return TILE_ALL;
     return rows === 0 && cols === 0 ? TILE_NONE : TILE_SOME;
   }

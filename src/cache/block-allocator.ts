@@ -1,6 +1,6 @@
 // Fixed-size blocks for paged KV caches: a free list and a reference count per block. A block referenced by several
 // sequences (a shared prompt, parallel samples) is read-only; writing into it first copies it (copy-on-write).
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 
 /** Thrown when no block is free; schedulers catch it to preempt a sequence. */
 export class OutOfBlocksError extends QkvError {
@@ -14,6 +14,12 @@ export class BlockAllocator {
   /** `numBlocks` to start with; `maxBlocks` caps growth (default: = numBlocks, a fixed pool). */
   constructor(numBlocks: number, readonly maxBlocks = numBlocks, private readonly onGrow?: (numBlocks: number) => void) {
     if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new QkvError(`paged cache: numBlocks must be a positive integer, got ${String(numBlocks)}`);
+    if (!Number.isSafeInteger(maxBlocks) || maxBlocks < numBlocks) {
+      throw new QkvError(`paged cache: maxBlocks must be an integer ≥ numBlocks (${numBlocks}), got ${String(maxBlocks)}`);
+    }
+    if (onGrow !== undefined && typeof onGrow !== 'function') {
+      throw new QkvError(`BlockAllocator: onGrow must be a function, got ${describeValue(onGrow)}`);
+    }
     this.refs = new Int32Array(numBlocks);
     // LIFO: the most recently freed block is reused first (still warm in cache)
     this.free = Array.from({ length: numBlocks }, (_, i) => numBlocks - 1 - i);
@@ -27,7 +33,7 @@ export class BlockAllocator {
 
   /** A fresh block with refcount 1; grows the pool (doubling, up to maxBlocks) or throws OutOfBlocksError. */
   allocate(): number {
-    if (this.free.length === 0) this.grow();
+    if (this.free.length === 0) this.#grow();
     const b = this.free.pop()!;
     this.refs[b] = 1;
     return b;
@@ -45,7 +51,7 @@ export class BlockAllocator {
     if (--this.refs[block] === 0) this.free.push(block);
   }
 
-  private grow(): void {
+  #grow(): void {
     const n = this.refs.length;
     const next = Math.min(this.maxBlocks, Math.max(n * 2, n + 1));
     if (next <= n) throw new OutOfBlocksError(`paged cache: all ${n} blocks are in use`);

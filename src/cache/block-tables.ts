@@ -3,7 +3,7 @@
 // prompt, parallel samples) and copied on the first write into a shared one (copy-on-write). PagedKVCache (paged.ts)
 // keeps the blocks in CPU memory, GpuPagedKVCache (webgpu-paged.ts) in GPU buffers; both only say how a block is copied
 // and how the pools grow.
-import { QkvError } from '../errors.js';
+import { checkInt, QkvError } from '../errors.js';
 import { BlockAllocator, OutOfBlocksError } from './block-allocator.js';
 
 /** One sequence: its blocks in order, and the tokens stored. */
@@ -19,7 +19,7 @@ export abstract class BlockTables {
   /** `numBlocks` to start with, growing up to `maxBlocks` (a fixed pool: maxBlocks = numBlocks). */
   constructor(blockSize: number, numBlocks: number, maxBlocks: number) {
     if (!Number.isInteger(blockSize) || blockSize < 1) {
-      throw new QkvError(`paged cache: blockSize must be a positive integer, got ${blockSize}`);
+      throw new QkvError(`paged cache: blockSize must be a positive integer, got ${String(blockSize)}`);
     }
     this.blockSize = blockSize;
     this.allocator = new BlockAllocator(numBlocks, maxBlocks, (blocks) => this.growPools(blocks));
@@ -43,13 +43,13 @@ export abstract class BlockTables {
   /** Ids of the sequences held. */
   sequences(): number[] { return [...this.seqs.keys()]; }
   /** Blocks a sequence of `tokens` needs. */
-  blocksFor(tokens: number): number { return Math.ceil(tokens / this.blockSize); }
+  blocksFor(tokens: number): number { return Math.ceil(checkInt(tokens, 'paged cache: blocksFor tokens') / this.blockSize); }
 
   /** Sequence `dst` starts as a copy of `src` sharing all its blocks (copy-on-write): prompt caching, parallel samples. */
   fork(src: number, dst: number): void {
     const s = this.seqs.get(src);
-    if (!s) throw new QkvError(`paged cache: no sequence ${src} to fork`);
-    if (this.seqs.has(dst)) throw new QkvError(`paged cache: sequence ${dst} already exists`);
+    if (!s) throw new QkvError(`paged cache: no sequence ${String(src)} to fork`);
+    if (this.seqs.has(dst)) throw new QkvError(`paged cache: sequence ${String(dst)} already exists`);
     for (const b of s.table) this.allocator.retain(b);
     this.seqs.set(dst, { table: [...s.table], len: s.len });
   }
@@ -65,9 +65,9 @@ export abstract class BlockTables {
   /** Keeps only the first `tokens` of sequence `id`, releasing the blocks past them (a cached prompt prefix). */
   truncate(id: number, tokens: number): void {
     const s = this.seqs.get(id);
-    if (!s) throw new QkvError(`paged cache: no sequence ${id} to truncate`);
+    if (!s) throw new QkvError(`paged cache: no sequence ${String(id)} to truncate`);
     if (!Number.isInteger(tokens) || tokens < 0 || tokens > s.len) {
-      throw new QkvError(`paged cache: cannot keep ${tokens} of sequence ${id}'s ${s.len} tokens`);
+      throw new QkvError(`paged cache: cannot keep ${String(tokens)} of sequence ${id}'s ${s.len} tokens`);
     }
     for (const b of s.table.splice(this.blocksFor(tokens))) this.allocator.release(b);
     s.len = tokens;
@@ -75,7 +75,7 @@ export abstract class BlockTables {
 
   /** The longest of the call's sequences (every layer stores the same tokens). */
   length(_layer: number): number {
-    return Math.max(0, ...this.rows(this.batch?.length ?? Math.max(1, this.seqs.size)).map((id) => this.seqLength(id)));
+    return Math.max(0, ...this.#rows(this.batch?.length ?? Math.max(1, this.seqs.size)).map((id) => this.seqLength(id)));
   }
 
   /**
@@ -83,8 +83,8 @@ export abstract class BlockTables {
    * private copy of a shared last block) and counts them; the other layers write into the same slots.
    */
   protected place(layer: number, B: number, T: number): { seqs: Sequence[]; first: number[] } {
-    const seqs = this.rows(B).map((id) => this.seq(id));
-    if (layer === 0) for (const s of seqs) this.reserve(s, T);
+    const seqs = this.#rows(B).map((id) => this.seq(id));
+    if (layer === 0) for (const s of seqs) this.#reserve(s, T);
     const first = seqs.map((s) => (layer === 0 ? s.len : s.len - T));
     if (layer === 0) for (const s of seqs) s.len += T;
     return { seqs, first };
@@ -95,14 +95,14 @@ export abstract class BlockTables {
     return (s.table[Math.floor(j / this.blockSize)] * Hkv + h) * this.blockSize + (j % this.blockSize);
   }
 
-  private rows(B: number): number[] {
+  #rows(B: number): number[] {
     const ids = this.batch ?? Array.from({ length: B }, (_, b) => b);
     if (ids.length !== B) throw new QkvError(`paged cache: batch maps ${ids.length} sequences, but the call has B=${B} rows`);
     return ids;
   }
 
   // room for T more tokens in sequence s, all or nothing: a sequence never holds half of what a step needed
-  private reserve(s: Sequence, T: number): void {
+  #reserve(s: Sequence, T: number): void {
     const last = s.table.length - 1;
     const cow = s.len % this.blockSize !== 0 && last >= 0 && this.allocator.refCount(s.table[last]) > 1;
     const needed = Math.max(0, Math.ceil((s.len + T) / this.blockSize) - s.table.length) + (cow ? 1 : 0);

@@ -7,7 +7,7 @@ import { QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
 import { kernelStorage } from '../kernels/registry.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { DenseView, KVCache, StoreRequest } from './kv-cache.js';
+import { checkStore, type DenseView, type KVCache, type StoreRequest } from './kv-cache.js';
 
 interface LayerBuffers {
   k: Float32Array; v: Float32Array; cap: number; len: number; B: number; H: number; D: number; Dv: number;
@@ -38,13 +38,14 @@ export class ContiguousKVCache implements KVCache {
   }
 
   store(layer: number, r: StoreRequest): DenseView {
+    checkStore(layer, r, this.numLayers, 'ContiguousKVCache.store');
     const kv = this.update(layer, r.k, r.v, r.valuesInKeys);
     return { kind: 'dense', k: kv.k, v: kv.v, keyMask: r.keyMask, window: r.slidingWindow ?? this.window };
   }
 
   /** Appends k [B, Hkv, T, D], v [B, Hkv, T, Dv] to `layer`; returns all cached k, v as strided views. */
   update(layer: number, k: Tensor, v: Tensor, valuesInKeys = false): { k: Tensor; v: Tensor } {
-    if (layer < 0 || layer >= this.numLayers) throw new QkvError(`KV cache: layer ${layer} out of range [0, ${this.numLayers})`);
+    checkStore(layer, { k, v, valuesInKeys }, this.numLayers, 'ContiguousKVCache.update');
     const [B, H, T, D] = k.shape;
     const Dv = v.shape[3];
     let L = this.layers[layer];
@@ -53,7 +54,7 @@ export class ContiguousKVCache implements KVCache {
     if (L.B !== B || L.H !== H || L.D !== D || L.Dv !== Dv || v.shape[2] !== T || L.inKeys !== valuesInKeys) {
       throw new QkvError(`KV cache: layer ${layer} holds [B=${L.B}, Hkv=${L.H}, ·, D=${L.D}], got k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
     }
-    if (L.len + T > L.cap) this.grow(L, Math.max(this.initialCapacity, 2 * L.cap, L.len + T));
+    if (L.len + T > L.cap) this.#grow(L, Math.max(this.initialCapacity, 2 * L.cap, L.len + T));
     // write the new tokens at rows len..len+T−1 of every (b, h)
     const [ka, va] = [k.toFloat32(), v.toFloat32()];
     for (let bh = 0; bh < B * H; bh++) {
@@ -67,7 +68,7 @@ export class ContiguousKVCache implements KVCache {
     return { k: view(L.k, D), v: view(L.v, Dv) };
   }
 
-  private grow(L: LayerBuffers, cap: number): void {
+  #grow(L: LayerBuffers, cap: number): void {
     const k = kernelStorage().floats(L.B * L.H * cap * L.D);
     const v = kernelStorage().floats(L.inKeys ? 0 : L.B * L.H * cap * L.Dv);
     for (let bh = 0; bh < L.B * L.H; bh++) {

@@ -4,8 +4,10 @@
 // (dense, in blocks, quantized, a window, sinks + window) and what the view shows:
 //   contiguous.ts (baseline) · paged.ts (block tables, copy-on-write) · int8.ts (quantized) · sliding.ts (ring buffer)
 //   · sinks.ts (StreamingLLM: it assigns positions itself, so it stores keys before RoPE and says where they sit).
+import { checkInt, describeValue, QkvError } from '../errors.js';
 import type { BlockPool } from '../kernels/contract.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { checkTensor, type Tensor } from '../tensor/tensor.js';
+import { fmtShape } from '../tensor/shape.js';
 
 /** What a layer hands to store: its new keys and values, the padding mask and the layer's window. */
 export interface StoreRequest {
@@ -57,4 +59,33 @@ export interface KVCache {
   readonly unboundedContext?: boolean;
   /** True when the cache assigns positions itself (sinks): it takes keys before RoPE and its view says where they sit. */
   readonly assignsPositions?: boolean;
+}
+
+/** Throws unless `layer` is one of the cache's layers (caller `what`). */
+export function checkLayer(layer: unknown, numLayers: number, what: string): asserts layer is number {
+  checkInt(layer, `${what}: layer`, 0, numLayers - 1);
+}
+
+/**
+ * Throws unless `r` is a store request a cache can read (JavaScript callers are not type-checked): k [B, Hkv, T, D] and
+ * v [B, Hkv, T, Dv] tensors, a key mask of B rows, a window that is null or an integer ≥ 1.
+ */
+export function checkStore(layer: unknown, r: unknown, numLayers: number, what: string): asserts r is StoreRequest {
+  checkLayer(layer, numLayers, what);
+  if (typeof r !== 'object' || r === null) throw new QkvError(`${what}: the request must be an object { k, v }, got ${describeValue(r)}`);
+  const { k, v, keyMask, slidingWindow, valuesInKeys } = r as Record<string, unknown>;
+  checkTensor(k, `${what}: k`);
+  checkTensor(v, `${what}: v`);
+  const [B, H, T] = k.shape;
+  if (k.rank !== 4 || v.rank !== 4 || v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== T) {
+    throw new QkvError(`${what}: k must be [B, Hkv, T, D] and v [B, Hkv, T, Dv], got k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+  }
+  const rowOk = (row: unknown) => Array.isArray(row) || ArrayBuffer.isView(row);
+  if (keyMask !== undefined && !(Array.isArray(keyMask) && keyMask.length === B && keyMask.every(rowOk))) {
+    throw new QkvError(`${what}: keyMask must be ${B} rows (lists of 0/1), got ${describeValue(keyMask)}`);
+  }
+  if (slidingWindow !== undefined && slidingWindow !== null) checkInt(slidingWindow, `${what}: slidingWindow`, 1);
+  if (valuesInKeys !== undefined && typeof valuesInKeys !== 'boolean') {
+    throw new QkvError(`${what}: valuesInKeys must be a boolean, got ${describeValue(valuesInKeys)}`);
+  }
 }

@@ -12,7 +12,7 @@ import { quantizeRow } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { BlockTables } from './block-tables.js';
 import { checkLayers } from './contiguous.js';
-import type { KVCache, PagedView, StoreRequest } from './kv-cache.js';
+import { checkStore, type KVCache, type PagedView, type StoreRequest } from './kv-cache.js';
 
 export interface PagedOptions {
   /** Tokens per block (default 16). */
@@ -40,6 +40,9 @@ export class PagedKVCache extends BlockTables implements KVCache {
 
   constructor(readonly numLayers: number, o: PagedOptions = {}) {
     super(...allocatorArgs(numLayers, o));
+    if (o.dtype !== undefined && o.dtype !== 'float32' && o.dtype !== 'int8') {
+      throw new QkvError(`PagedKVCache: dtype must be 'float32' or 'int8', got ${describeValue(o.dtype)}`);
+    }
     this.dtype = o.dtype ?? 'float32';
     this.kind = this.dtype === 'int8' ? 'int8' : 'paged';
     this.pools = new Array(numLayers);
@@ -47,7 +50,7 @@ export class PagedKVCache extends BlockTables implements KVCache {
 
   // ---- storage ----------------------------------------------------------------------------------------------
 
-  private pool(layer: number, Hkv: number, D: number, Dv: number): BlockPool {
+  #pool(layer: number, Hkv: number, D: number, Dv: number): BlockPool {
     let p = this.pools[layer];
     if (!p) {
       const n = this.allocator.numBlocks * Hkv * this.blockSize;
@@ -93,7 +96,7 @@ export class PagedKVCache extends BlockTables implements KVCache {
   }
 
   /** Writes one token's key or value row (quantizing to int8 with a per-row scale when the pool is int8). */
-  private write(data: Float32Array | Int8Array, scales: Float32Array | undefined, slot: number, width: number, src: Float32Array, at: number): void {
+  #write(data: Float32Array | Int8Array, scales: Float32Array | undefined, slot: number, width: number, src: Float32Array, at: number): void {
     if (!scales) { (data as Float32Array).set(src.subarray(at, at + width), slot * width); return; }
     // symmetric int8, the one rule of tensor/quantize.ts: scale = max|x| / 127, x8 = round(x / scale)
     scales[slot] = quantizeRow(src, at, width, data as Int8Array, slot * width);
@@ -102,12 +105,10 @@ export class PagedKVCache extends BlockTables implements KVCache {
   // ---- the KVCache interface --------------------------------------------------------------------------------
 
   store(layer: number, r: StoreRequest): PagedView {
+    checkStore(layer, r, this.numLayers, 'PagedKVCache.store');
     const [B, Hkv, T, D] = r.k.shape;
     const Dv = r.v.shape[3];
-    if (r.v.shape[0] !== B || r.v.shape[1] !== Hkv || r.v.shape[2] !== T) {
-      throw new QkvError(`paged cache: v ${fmtShape(r.v.shape)} does not match k ${fmtShape(r.k.shape)}`);
-    }
-    const pool = this.pool(layer, Hkv, D, Dv);
+    const pool = this.#pool(layer, Hkv, D, Dv);
     const { seqs, first } = this.place(layer, B, T);
     const k = r.k.toFloat32();
     const v = r.v.toFloat32();
@@ -115,8 +116,8 @@ export class PagedKVCache extends BlockTables implements KVCache {
       for (let t = 0; t < T; t++) {
         for (let h = 0; h < Hkv; h++) {
           const slot = this.slot(s, first[b] + t, h, Hkv);
-          this.write(pool.k, pool.kScale, slot, D, k, ((b * Hkv + h) * T + t) * D);
-          this.write(pool.v, pool.vScale, slot, Dv, v, ((b * Hkv + h) * T + t) * Dv);
+          this.#write(pool.k, pool.kScale, slot, D, k, ((b * Hkv + h) * T + t) * D);
+          this.#write(pool.v, pool.vScale, slot, Dv, v, ((b * Hkv + h) * T + t) * Dv);
         }
       }
     });

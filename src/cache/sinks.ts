@@ -4,11 +4,12 @@
 // the cache (sinks 0..k−1, then the recent window), and the query by its own index, so positions never exceed the
 // cache size and generation runs past the model's trained context. Needs a RoPE model.
 import { QkvError } from '../errors.js';
+import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkLayers } from './contiguous.js';
-import type { DenseView, KVCache, StoreRequest } from './kv-cache.js';
+import { checkStore, type DenseView, type KVCache, type StoreRequest } from './kv-cache.js';
 
-interface Kept { k: Float32Array[]; v: Float32Array[]; seen: number }
+interface Kept { k: Float32Array[]; v: Float32Array[]; seen: number; H: number; D: number; Dv: number }
 
 export class SinkKVCache implements KVCache {
   readonly kind = 'sinks';
@@ -20,7 +21,7 @@ export class SinkKVCache implements KVCache {
   constructor(readonly numLayers: number, readonly sinks = 4, readonly window = 252) {
     checkLayers(numLayers, 'SinkKVCache');
     if (!Number.isInteger(sinks) || sinks < 0 || !Number.isInteger(window) || window < 1) {
-      throw new QkvError(`sinks cache: sinks must be ≥ 0 and window ≥ 1 (integers), got ${sinks}, ${window}`);
+      throw new QkvError(`sinks cache: sinks must be ≥ 0 and window ≥ 1 (integers), got ${String(sinks)}, ${String(window)}`);
     }
     this.layers = new Array(numLayers);
   }
@@ -30,10 +31,15 @@ export class SinkKVCache implements KVCache {
   }
 
   store(layer: number, r: StoreRequest): DenseView {
+    checkStore(layer, r, this.numLayers, 'SinkKVCache.store');
     const [B, H, T, D] = r.k.shape;
     if (B !== 1) throw new QkvError(`sinks cache: one sequence at a time (B=1), got B=${B}`);
     const Dv = r.v.shape[3];
-    const L = (this.layers[layer] ??= { k: [], v: [], seen: 0 });
+    const L = (this.layers[layer] ??= { k: [], v: [], seen: 0, H, D, Dv });
+    if (L.H !== H || L.D !== D || L.Dv !== Dv) {
+      const got = `got k ${fmtShape(r.k.shape)}, v ${fmtShape(r.v.shape)}`;
+      throw new QkvError(`sinks cache: layer ${layer} holds [Hkv=${L.H}, D=${L.D}, Dv=${L.Dv}], ${got}`);
+    }
     // 1. kept keys (sinks, then the recent window) + new keys, all before RoPE, one Float32Array per head and token
     const [ka, va] = [r.k.toFloat32(), r.v.toFloat32()];
     const n = L.k.length / H;

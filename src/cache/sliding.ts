@@ -3,9 +3,10 @@
 // so memory stays at W tokens however long the generation. Layers without a window (Gemma 2's global layers) keep
 // everything, in a contiguous cache. Results equal the contiguous cache under the same window mask.
 import { QkvError } from '../errors.js';
+import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkLayers, ContiguousKVCache } from './contiguous.js';
-import type { DenseView, KVCache, StoreRequest } from './kv-cache.js';
+import { checkStore, type DenseView, type KVCache, type StoreRequest } from './kv-cache.js';
 
 interface Ring { k: Float32Array; v: Float32Array; W: number; seen: number; B: number; H: number; D: number; Dv: number }
 
@@ -18,7 +19,9 @@ export class SlidingWindowKVCache implements KVCache {
   /** `window`: used for layers the model gives no window of its own (null: only the model's windows). */
   constructor(readonly numLayers: number, readonly window: number | null = null) {
     checkLayers(numLayers, 'SlidingWindowKVCache');
-    if (window !== null && (!Number.isInteger(window) || window < 1)) throw new QkvError(`sliding cache: window must be a positive integer, got ${window}`);
+    if (window !== null && (!Number.isInteger(window) || window < 1)) {
+      throw new QkvError(`sliding cache: window must be a positive integer, got ${String(window)}`);
+    }
     this.rings = new Array(numLayers);
     this.full = new ContiguousKVCache(numLayers);
   }
@@ -28,6 +31,7 @@ export class SlidingWindowKVCache implements KVCache {
   }
 
   store(layer: number, r: StoreRequest): DenseView {
+    checkStore(layer, r, this.numLayers, 'SlidingWindowKVCache.store');
     const W = r.slidingWindow ?? this.window;
     if (!W) return this.full.store(layer, r); // a global layer: keep everything
     const k = r.k;
@@ -35,6 +39,10 @@ export class SlidingWindowKVCache implements KVCache {
     const Dv = r.v.shape[3];
     let ring = this.rings[layer];
     if (!ring) ring = this.rings[layer] = { k: new Float32Array(B * H * W * D), v: new Float32Array(B * H * W * Dv), W, seen: 0, B, H, D, Dv };
+    if (ring.B !== B || ring.H !== H || ring.D !== D || ring.Dv !== Dv || ring.W !== W) {
+      throw new QkvError(`sliding cache: layer ${layer} holds [B=${ring.B}, Hkv=${ring.H}, W=${ring.W}, D=${ring.D}, Dv=${ring.Dv}], ` +
+        `got k ${fmtShape(k.shape)}, v ${fmtShape(r.v.shape)} with window ${W}`);
+    }
     // 1. the kept keys (the last n ≤ W positions, oldest first) followed by the T new ones
     const n = Math.min(ring.seen, W);
     const S = n + T;

@@ -40,7 +40,7 @@ export class GpuKVCache {
         `got k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`);
     }
     if (this.dtype === 'float16' && (D % 2 || Dv % 2)) throw new QkvError(`GpuKVCache: a float16 cache needs even head dims (its buffers grow by copies in 4-byte units), got D=${D}, Dv=${Dv}`);
-    if (L.len + T > L.cap) this.grow(L, Math.max(this.initialCapacity, 2 * L.cap, L.len + T));
+    if (L.len + T > L.cap) this.#grow(L, Math.max(this.initialCapacity, 2 * L.cap, L.len + T));
     // the new keys and values into rows len … len + T − 1 of each head
     getGpuLayerKernels('webgpu').transpose01(k, { dst: L.k, capA: L.cap, off: L.len });
     getGpuLayerKernels('webgpu').transpose01(v, { dst: L.v, capA: L.cap, off: L.len });
@@ -49,7 +49,7 @@ export class GpuKVCache {
   }
 
   // a larger capacity changes the head stride: copy each head's filled rows into the new buffers
-  private grow(L: Layer, cap: number): void {
+  #grow(L: Layer, cap: number): void {
     const k = GpuTensor.empty(this.device, [L.Hkv, cap, L.D], this.dtype);
     const v = GpuTensor.empty(this.device, [L.Hkv, cap, L.Dv], this.dtype);
     if (L.len > 0) {
@@ -114,7 +114,7 @@ export class GpuPagedKVCache extends BlockTables {
     submit(this.device, enc.finish());
   }
 
-  private pool(layer: number, Hkv: number, D: number, Dv: number): Pool {
+  #pool(layer: number, Hkv: number, D: number, Dv: number): Pool {
     if (layer < 0 || layer >= this.numLayers) throw new QkvError(`GPU paged cache: layer ${layer} out of range [0, ${this.numLayers})`);
     let p = this.pools[layer];
     if (!p) {
@@ -137,7 +137,7 @@ export class GpuPagedKVCache extends BlockTables {
     if (k.shape.length !== 3 || BT !== B * T || v.shape.join() !== [BT, Hkv, Dv].join()) {
       throw new QkvError(`GPU paged cache: k [${k.shape.join(', ')}] and v [${v.shape.join(', ')}] must be [B·T = ${B * T}, Hkv, ·]`);
     }
-    const pool = this.pool(layer, Hkv, D, Dv);
+    const pool = this.#pool(layer, Hkv, D, Dv);
     const { seqs, first } = this.place(layer, B, T);
     // token t of row b goes to slot block · blockSize + offset of its position first[b] + t
     const slots = new Uint32Array(B * T);

@@ -18,7 +18,7 @@
 // copy-on-write are one code path.
 import { PagedKVCache } from '../cache/paged.js';
 import { GpuPagedKVCache } from '../cache/webgpu.js';
-import { describeValue, QkvError } from '../errors.js';
+import { checkIds, checkInt, describeValue, QkvError } from '../errors.js';
 import { checkModelKind, type CausalLM } from '../models/model.js';
 import { isDecoder } from '../models/ops.js';
 import { nextTurn } from './generate.js';
@@ -81,7 +81,7 @@ export class BatchEngine {
     }
     this.blockSize = o.blockSize ?? 16;
     for (const [name, v] of Object.entries({ kvBlocks: o.kvBlocks, blockSize: this.blockSize, maxBatch: o.maxBatch ?? 16 })) {
-      if (!Number.isInteger(v) || v < 1) throw new QkvError(`BatchEngine: ${name} must be an integer ≥ 1, got ${v}`);
+      if (!Number.isInteger(v) || v < 1) throw new QkvError(`BatchEngine: ${name} must be an integer ≥ 1, got ${String(v)}`);
     }
     const [L, blockSize, numBlocks] = [model.info.numLayers, this.blockSize, o.kvBlocks];
     if (o.gpu && !isDecoder(model)) {
@@ -103,6 +103,11 @@ export class BatchEngine {
    * QkvError when the cache could never hold it. Aborting `signal` while it waits takes it out of the line.
    */
   open(prompt: readonly number[], maxTokens: number, signal?: AbortSignal): Promise<EngineSequence> {
+    checkIds(prompt, 'BatchEngine.open: prompt', this.model.info.vocabSize);
+    checkInt(maxTokens, 'BatchEngine.open: maxTokens', 1);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new QkvError(`BatchEngine.open: signal must be an AbortSignal, got ${describeValue(signal)}`);
+    }
     const need = this.cache.blocksFor(prompt.length + maxTokens);
     if (prompt.length === 0) throw new QkvError('BatchEngine: the prompt is empty');
     if (need > this.o.kvBlocks) {
@@ -119,7 +124,7 @@ export class BatchEngine {
         const i = this.waiting.indexOf(w);
         if (i >= 0) { this.waiting.splice(i, 1); reject(new QkvError('the generation was withdrawn before it started')); }
       }, { once: true });
-      this.admit();
+      this.#admit();
     });
   }
 
@@ -135,18 +140,18 @@ export class BatchEngine {
   // ---- admission ----------------------------------------------------------------------------------------------
 
   // blocks the running sequences may still take
-  private promised(): number {
+  #promised(): number {
     return this.running.reduce((n, s) => n + Math.max(0, s.maxBlocks - this.cache.blockTable(s.id).length), 0);
   }
 
-  private admit(): void {
+  #admit(): void {
     while (this.waiting.length > 0 && this.running.length < (this.o.maxBatch ?? 16)) {
       const w = this.waiting[0];
-      const { hit, reused } = this.lookup(w.prompt);
+      const { hit, reused } = this.#lookup(w.prompt);
       const maxBlocks = this.cache.blocksFor(w.prompt.length + w.maxTokens);
       const need = maxBlocks - reused / this.blockSize;
-      while (this.cache.allocator.freeBlocks - this.promised() < need && this.evictOne(hit)) { /* evicting */ }
-      if (this.cache.allocator.freeBlocks - this.promised() < need) return; // wait for a sequence to finish
+      while (this.cache.allocator.freeBlocks - this.#promised() < need && this.#evictOne(hit)) { /* evicting */ }
+      if (this.cache.allocator.freeBlocks - this.#promised() < need) return; // wait for a sequence to finish
       this.waiting.shift();
       const s: Seq = { id: this.nextId++, prompt: w.prompt, maxBlocks, reused, fed: null, started: false };
       this.counts.prefixLookups++;
@@ -158,71 +163,72 @@ export class BatchEngine {
         this.counts.prefixTokensReused += reused;
       }
       this.running.push(s);
-      w.resolve({ step: (next) => this.feed(s, next), release: () => this.close(s) });
+      w.resolve({ step: (next) => this.#feed(s, next), release: () => this.#close(s) });
     }
   }
 
   // tokens of `prompt` a cached prefix covers, in whole blocks, leaving at least the last prompt token to compute
-  private shared(cached: readonly number[], prompt: readonly number[]): number {
+  #shared(cached: readonly number[], prompt: readonly number[]): number {
     let n = 0;
     while (n < cached.length && n < prompt.length - 1 && cached[n] === prompt[n]) n++;
     return Math.floor(n / this.blockSize) * this.blockSize;
   }
 
   // the cached prefix that covers the most of `prompt`, and how many tokens
-  private lookup(prompt: readonly number[]): { hit: Prefix | null; reused: number } {
+  #lookup(prompt: readonly number[]): { hit: Prefix | null; reused: number } {
     let [hit, reused] = [null as Prefix | null, 0];
     for (const p of this.prefixes) {
-      const n = this.shared(p.ids, prompt);
+      const n = this.#shared(p.ids, prompt);
       if (n > reused) [hit, reused] = [p, n];
     }
     return { hit, reused };
   }
 
-  private evictOne(keep: Prefix | null): boolean {
+  #evictOne(keep: Prefix | null): boolean {
     const victims = this.prefixes.filter((p) => p !== keep).sort((a, b) => a.used - b.used);
     if (victims.length === 0) return false;
-    this.dropPrefix(victims[0]);
+    this.#dropPrefix(victims[0]);
     return true;
   }
 
-  private dropPrefix(p: Prefix): void {
+  #dropPrefix(p: Prefix): void {
     this.prefixes.splice(this.prefixes.indexOf(p), 1);
     this.cache.free(p.id);
   }
 
   // after its prefill, a prompt's whole blocks are kept as a prefix (unless a cached one already covers them)
-  private remember(s: Seq): void {
+  #remember(s: Seq): void {
     const max = this.o.maxPrefixes ?? 64;
     const whole = Math.floor(s.prompt.length / this.blockSize) * this.blockSize;
-    if (max === 0 || whole === 0 || this.prefixes.some((p) => p.ids.length >= whole && this.startsWith(p.ids, s.prompt, whole))) return;
+    if (max === 0 || whole === 0 || this.prefixes.some((p) => p.ids.length >= whole && this.#startsWith(p.ids, s.prompt, whole))) return;
     const p: Prefix = { id: this.nextId++, ids: s.prompt.slice(0, whole), used: this.counts.ticks };
     this.cache.fork(s.id, p.id);
     this.cache.truncate(p.id, whole);
     // a longer prefix makes the ones it extends redundant
-    for (const q of this.prefixes.filter((q) => q.ids.length < whole && this.startsWith(s.prompt, q.ids, q.ids.length))) this.dropPrefix(q);
+    const shorter = this.prefixes.filter((q) => q.ids.length < whole && this.#startsWith(s.prompt, q.ids, q.ids.length));
+    for (const q of shorter) this.#dropPrefix(q);
     this.prefixes.push(p);
-    if (this.prefixes.length > max) this.evictOne(p);
+    if (this.prefixes.length > max) this.#evictOne(p);
   }
 
-  private startsWith(a: readonly number[], b: readonly number[], n: number): boolean {
+  #startsWith(a: readonly number[], b: readonly number[], n: number): boolean {
     for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
     return true;
   }
 
-  private close(s: Seq): void {
+  #close(s: Seq): void {
     const i = this.running.indexOf(s);
     if (i < 0) return;
     this.running.splice(i, 1);
     this.cache.free(s.id);
     s.fed?.reject(new QkvError('the sequence was released'));
     s.fed = null;
-    this.admit();
+    this.#admit();
   }
 
   // ---- ticks --------------------------------------------------------------------------------------------------
 
-  private feed(s: Seq, next: readonly number[]): Promise<Float32Array> {
+  #feed(s: Seq, next: readonly number[]): Promise<Float32Array> {
     if (!this.running.includes(s)) return Promise.reject(new QkvError('BatchEngine: the sequence was released'));
     if (s.fed) return Promise.reject(new QkvError('BatchEngine: step() called again before the last one resolved'));
     // the first feed is the prompt: what a cached prefix holds is not computed again
@@ -230,57 +236,57 @@ export class BatchEngine {
     s.started = true;
     return new Promise((resolve, reject) => {
       s.fed = { ids, done: 0, resolve, reject };
-      this.schedule();
+      this.#schedule();
     });
   }
 
   // the next tick, one turn of the event loop away: everything the last tick resolved has fed its next token by then
-  private schedule(): void {
+  #schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    void nextTurn().then(() => this.tick());  // tick never throws: run() turns a failed forward into failed generations
+    void nextTurn().then(() => this.#tick());  // tick never throws: run() turns a failed forward into failed generations
   }
 
   // one tick at a time: the next is scheduled when this one is done (a GPU step awaits its logits)
-  private async tick(): Promise<void> {
+  async #tick(): Promise<void> {
     this.counts.ticks++;
     const decoding = this.running.filter((s) => s.fed?.ids.length === 1);
-    if (decoding.length > 0) await this.run(decoding, () => this.decode(decoding));
-    for (const { rows, n } of this.prefillGroups()) await this.run(rows, () => this.prefill(rows, n));
+    if (decoding.length > 0) await this.#run(decoding, () => this.#decode(decoding));
+    for (const { rows, n } of this.#prefillGroups()) await this.#run(rows, () => this.#prefill(rows, n));
     this.scheduled = false;
-    if (this.running.some((s) => s.fed)) this.schedule();
+    if (this.running.some((s) => s.fed)) this.#schedule();
   }
 
   // a forward that throws fails the generations it served (each is released), not the engine
-  private async run(rows: Seq[], f: () => Promise<void>): Promise<void> {
+  async #run(rows: Seq[], f: () => Promise<void>): Promise<void> {
     try {
       await f();
     } catch (e) {
-      for (const s of rows) { const fed = s.fed; s.fed = null; this.close(s); fed?.reject(e); }
+      for (const s of rows) { const fed = s.fed; s.fed = null; this.#close(s); fed?.reject(e); }
     }
   }
 
   // the last position's logits of each row [B · V]: the forward on the engine's device, rows = the sequences `ids`
-  private async forward(seqs: Seq[], ids: number[][], positions: number[][]): Promise<Float32Array> {
+  async #forward(seqs: Seq[], ids: number[][], positions: number[][]): Promise<Float32Array> {
     this.cache.batch = seqs.map((s) => s.id);
     const cache = this.cache;
     if (cache instanceof GpuPagedKVCache) return webgpuBatchStep(this.model, cache, ids, positions.flat());
     return this.model.forward(ids, { cache, positionIds: positions, lastOnly: true }).logits.toFloat32();
   }
 
-  private async decode(rows: Seq[]): Promise<void> {
+  async #decode(rows: Seq[]): Promise<void> {
     const feds = rows.map((s) => s.fed!);
     const positions = rows.map((s) => [this.cache.seqLength(s.id)]);
-    const logits = await this.forward(rows, feds.map((f) => [f.ids[0]]), positions);
+    const logits = await this.#forward(rows, feds.map((f) => [f.ids[0]]), positions);
     const V = this.model.info.vocabSize;
     this.counts.tokensDecoded += rows.length;
     this.counts.lastBatch = rows.length;
     this.o.onDecode?.(rows.length);
-    rows.forEach((s, b) => this.settle(s, feds[b], logits.subarray(b * V, (b + 1) * V))); // each row its own part, no copy
+    rows.forEach((s, b) => this.#settle(s, feds[b], logits.subarray(b * V, (b + 1) * V))); // each row its own part, no copy
   }
 
   // this tick's prefill: the prompts being fed, oldest first, n tokens each while the budget lasts
-  private prefillChunks(): { s: Seq; n: number }[] {
+  #prefillChunks(): { s: Seq; n: number }[] {
     let budget = this.o.prefillChunk ?? 256;
     const chunks: { s: Seq; n: number }[] = [];
     for (const s of this.running.filter((s) => s.fed && s.fed.ids.length > 1)) {
@@ -293,33 +299,33 @@ export class BatchEngine {
   }
 
   // this tick's prefill chunks as forwards: one per length, a row per prompt (the WebGPU forward takes one row of T)
-  private prefillGroups(): { rows: Seq[]; n: number }[] {
-    const chunks = this.prefillChunks();
+  #prefillGroups(): { rows: Seq[]; n: number }[] {
+    const chunks = this.#prefillChunks();
     if (this.device === 'webgpu') return chunks.map(({ s, n }) => ({ rows: [s], n }));
     return [...new Set(chunks.map((c) => c.n))].map((n) => ({ rows: chunks.filter((c) => c.n === n).map((c) => c.s), n }));
   }
 
   // the next n tokens of each row's prompt, in one forward; a row's logits go to its caller after its last chunk
-  private async prefill(rows: Seq[], n: number): Promise<void> {
+  async #prefill(rows: Seq[], n: number): Promise<void> {
     const live = rows.filter((s) => s.fed); // (one released while an earlier forward of this tick ran is gone)
     if (live.length === 0) return;
     const feds = live.map((s) => s.fed!);
     const ids = feds.map((f) => f.ids.slice(f.done, f.done + n));
     const positions = live.map((s) => ids[0].map((_, t) => this.cache.seqLength(s.id) + t));
-    const logits = await this.forward(live, ids, positions);
+    const logits = await this.#forward(live, ids, positions);
     const V = this.model.info.vocabSize;
     this.counts.tokensPrefilled += n * live.length;
     live.forEach((s, b) => {
       const fed = feds[b];
       fed.done += n;
       if (fed.done < fed.ids.length || s.fed !== fed) return;
-      this.remember(s);
-      this.settle(s, fed, logits.subarray(b * V, (b + 1) * V));
+      this.#remember(s);
+      this.#settle(s, fed, logits.subarray(b * V, (b + 1) * V));
     });
   }
 
   // hands a sequence its logits, unless it was released while its step ran (a GPU step awaits its readback)
-  private settle(s: Seq, fed: Fed, logits: Float32Array): void {
+  #settle(s: Seq, fed: Fed, logits: Float32Array): void {
     if (s.fed !== fed) return;
     s.fed = null;
     fed.resolve(logits);

@@ -144,12 +144,12 @@ class Descending {
   constructor(private readonly l: Float64Array) {
     this.size = l.length;
     this.heap = Int32Array.from({ length: l.length }, (_, i) => i);
-    for (let i = (this.size >> 1) - 1; i >= 0; i--) this.down(i);
+    for (let i = (this.size >> 1) - 1; i >= 0; i--) this.#down(i);
   }
 
   /** The c-th most likely id (c < the vocabulary size). */
   at(c: number): number {
-    while (this.out.length <= c && this.size > 0) this.out.push(this.pop());
+    while (this.out.length <= c && this.size > 0) this.out.push(this.#pop());
     return this.out[c];
   }
 
@@ -157,22 +157,22 @@ class Descending {
   take(n: number): number[] { this.at(n - 1); return this.out.slice(0, n); }
 
   // a before b: the larger logit, or the lower id among equals
-  private before(a: number, b: number): boolean { return this.l[a] > this.l[b] || (this.l[a] === this.l[b] && a < b); }
+  #before(a: number, b: number): boolean { return this.l[a] > this.l[b] || (this.l[a] === this.l[b] && a < b); }
 
-  private pop(): number {
+  #pop(): number {
     const top = this.heap[0];
     this.heap[0] = this.heap[--this.size];
-    this.down(0);
+    this.#down(0);
     return top;
   }
 
-  private down(i: number): void {
+  #down(i: number): void {
     const h = this.heap;
     for (;;) {
       const [a, b] = [2 * i + 1, 2 * i + 2];
       let best = i;
-      if (a < this.size && this.before(h[a], h[best])) best = a;
-      if (b < this.size && this.before(h[b], h[best])) best = b;
+      if (a < this.size && this.#before(h[a], h[best])) best = a;
+      if (b < this.size && this.#before(h[b], h[best])) best = b;
       if (best === i) return;
       [h[i], h[best]] = [h[best], h[i]];
       i = best;

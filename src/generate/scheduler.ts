@@ -7,7 +7,7 @@
 //   4. retire sequences that hit eos or their token limit, returning their blocks to the free list.
 import { OutOfBlocksError } from '../cache/block-allocator.js';
 import { PagedKVCache } from '../cache/paged.js';
-import { describeValue, QkvError } from '../errors.js';
+import { checkIds, checkInt, describeValue, QkvError } from '../errors.js';
 import { checkModelKind, type CausalLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import { checkSampling, sampleNext, type SamplingOptions } from './sampling.js';
@@ -48,7 +48,15 @@ export class ContinuousBatcher {
 
   /** Queues a request; it joins the batch at a later step. */
   submit(req: BatchRequest): void {
+    if (typeof req !== 'object' || req === null) {
+      throw new QkvError(`ContinuousBatcher.submit: the request must be an object, got ${describeValue(req)}`);
+    }
     checkSampling(req);
+    checkInt(req.id, 'ContinuousBatcher.submit: id');
+    checkIds(req.prompt, `ContinuousBatcher.submit: request ${req.id}'s prompt`, this.model.info.vocabSize);
+    checkInt(req.maxTokens, `ContinuousBatcher.submit: request ${req.id}'s maxTokens`, 1);
+    if (req.stopTokens !== undefined) checkIds(req.stopTokens, `ContinuousBatcher.submit: request ${req.id}'s stopTokens`);
+    if (req.seed !== undefined) checkInt(req.seed, `ContinuousBatcher.submit: request ${req.id}'s seed`, Number.MIN_SAFE_INTEGER);
     if (req.prompt.length === 0) throw new QkvError(`scheduler: request ${req.id} has an empty prompt`);
     if (this.cache.blocksFor(req.prompt.length + req.maxTokens) > this.o.maxBlocks) {
       throw new QkvError(`scheduler: request ${req.id} needs ${this.cache.blocksFor(req.prompt.length + req.maxTokens)} blocks, the pool has ${this.o.maxBlocks}`);
@@ -63,9 +71,9 @@ export class ContinuousBatcher {
   /** One scheduler step: admit, make room (preempting if needed), decode, retire. */
   step(): void {
     this.stepCount++;
-    this.admit();
-    this.makeRoom();
-    if (this.running.length > 0) this.decode();
+    this.#admit();
+    this.#makeRoom();
+    if (this.running.length > 0) this.#decode();
     const { allocatedBytes, usedBytes } = this.cache.usage();
     if (allocatedBytes > 0) this.wasteSamples.push((allocatedBytes - usedBytes) / allocatedBytes);
     this.peakBlocks = Math.max(this.peakBlocks, this.cache.allocator.usedBlocks);
@@ -77,7 +85,7 @@ export class ContinuousBatcher {
     return this.finished;
   }
 
-  private admit(): void {
+  #admit(): void {
     const maxBatch = this.o.maxBatch ?? 64;
     while (this.waiting.length > 0 && this.running.length < maxBatch) {
       const w = this.waiting[0];
@@ -89,12 +97,12 @@ export class ContinuousBatcher {
       const logits = this.model.forward([tokens], { cache: this.cache, positionIds: [tokens.map((_, t) => t)], lastOnly: true }).logits.toFloat32();
       const r: Running = { req: w.req, ids: w.ids, rng: w.rng, admittedStep: this.stepCount, preemptions: w.preemptions };
       this.running.push(r);
-      this.accept(r, sampleNext(logits, tokens, r.req, r.rng));
+      this.#accept(r, sampleNext(logits, tokens, r.req, r.rng));
     }
   }
 
   /** Every running sequence will write one token: free blocks by preempting the newest until that fits. */
-  private makeRoom(): void {
+  #makeRoom(): void {
     const needs = () => this.running.filter((r) => this.cache.seqLength(r.req.id) % this.cache.blockSize === 0).length;
     while (this.running.length > 0 && needs() > this.cache.allocator.freeBlocks) {
       const victim = this.running.pop()!;
@@ -103,7 +111,7 @@ export class ContinuousBatcher {
     }
   }
 
-  private decode(): void {
+  #decode(): void {
     const rows = this.running;
     this.cache.batch = rows.map((r) => r.req.id);
     const last = rows.map((r) => [r.ids[r.ids.length - 1]]);
@@ -116,11 +124,11 @@ export class ContinuousBatcher {
       throw e;
     }
     const V = this.model.info.vocabSize;
-    rows.slice().forEach((r, b) => this.accept(r, sampleNext(logits.subarray(b * V, (b + 1) * V), [...r.req.prompt, ...r.ids], r.req, r.rng)));
+    rows.slice().forEach((r, b) => this.#accept(r, sampleNext(logits.subarray(b * V, (b + 1) * V), [...r.req.prompt, ...r.ids], r.req, r.rng)));
   }
 
   /** Appends a sampled token, or retires the sequence at eos / its token budget. */
-  private accept(r: Running, id: number): void {
+  #accept(r: Running, id: number): void {
     const stop = new Set(r.req.stopTokens ?? this.model.info.eosTokenIds);
     const finish = (reason: 'stop' | 'length') => {
       this.running = this.running.filter((x) => x !== r);

@@ -2,7 +2,7 @@
 // pipeline: normalizer, pre-tokenizer, BPE/WordPiece/Unigram model, post-processor, decoder). This wrapper fixes
 // the API qkv uses and turns malformed files into QkvErrors naming the file.
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { QkvError } from '../errors.js';
+import { checkIds, checkOptions, describeValue, QkvError } from '../errors.js';
 import { applyChatTemplate, chatTemplateOf, DEFAULT_CHAT_TEMPLATE, type ChatMessage } from './chat.js';
 
 // a special token of tokenizer_config.json: a string, or { content } (AddedToken)
@@ -12,12 +12,22 @@ function tokenText(x: unknown): string | undefined {
   return typeof content === 'string' ? content : undefined;
 }
 
+function checkText(text: unknown, what: string): void {
+  if (typeof text !== 'string') throw new QkvError(`${what}: text must be a string, got ${describeValue(text)}`);
+}
+
 export class Tokenizer {
   /** The checkpoint's chat template (tokenizer_config.json), or null: chat() then uses DEFAULT_CHAT_TEMPLATE. */
   readonly chatTemplate: string | null;
   private readonly special: { bos?: string; eos?: string };
 
   private constructor(private readonly tok: HfTokenizer, readonly source: string, config: Record<string, unknown> = {}) {
+    if (!(tok instanceof HfTokenizer)) {
+      throw new QkvError(`Tokenizer: build one with Tokenizer.fromJSON(tokenizer.json, config), got ${describeValue(tok)}`);
+    }
+    if (typeof config !== 'object' || config === null) {
+      throw new QkvError(`Tokenizer: tokenizer_config must be an object, got ${describeValue(config)}`);
+    }
     this.chatTemplate = chatTemplateOf(config);
     this.special = { bos: tokenText(config.bos_token), eos: tokenText(config.eos_token) };
   }
@@ -37,16 +47,21 @@ export class Tokenizer {
 
   /** Token ids of `text` (special tokens added as the tokenizer's post-processor says, unless disabled). */
   encode(text: string, o: { addSpecialTokens?: boolean } = {}): number[] {
+    checkText(text, 'Tokenizer.encode');
+    checkOptions(o, 'Tokenizer.encode: options');
     return this.tok.encode(text, { add_special_tokens: o.addSpecialTokens ?? true }).ids;
   }
 
   /** The token strings of `text`. */
   tokenize(text: string): string[] {
+    checkText(text, 'Tokenizer.tokenize');
     return this.tok.encode(text, { add_special_tokens: false }).tokens;
   }
 
   /** Text of `ids`. */
   decode(ids: readonly number[], o: { skipSpecialTokens?: boolean } = {}): string {
+    checkIds(ids, 'Tokenizer.decode: ids');
+    checkOptions(o, 'Tokenizer.decode: options');
     if (ids.length === 0) return ''; // no tokens, no text (the library refuses an empty list)
     return this.tok.decode([...ids], { skip_special_tokens: o.skipSpecialTokens ?? false });
   }
@@ -56,6 +71,7 @@ export class Tokenizer {
    * tokens (é, 🙂) belongs to the token that completes it — the ones before it get '' — instead of one U+FFFD each.
    */
   pieces(ids: readonly number[]): string[] {
+    checkIds(ids, 'Tokenizer.pieces: ids');
     const out: string[] = [];
     let prev = '';
     for (let i = 0; i < ids.length; i++) {
@@ -72,6 +88,7 @@ export class Tokenizer {
    * @example const { ids } = tokenizer.chat([{ role: 'user', content: 'Hello' }]);
    */
   chat(messages: readonly ChatMessage[], o: { addGenerationPrompt?: boolean } = {}): { text: string; ids: number[] } {
+    checkOptions(o, 'Tokenizer.chat: options');
     const text = applyChatTemplate(this.chatTemplate ?? DEFAULT_CHAT_TEMPLATE, messages, {
       addGenerationPrompt: o.addGenerationPrompt, bosToken: this.special.bos, eosToken: this.special.eos,
     });

@@ -21,7 +21,7 @@ export class GpuOps implements DecoderOps<GpuTensor> {
   /** `positions`: of the new tokens, row after row (a row's cache length + 0, 1, …). */
   constructor(readonly cache: GpuKVCache | GpuPagedKVCache, private readonly positions: readonly number[]) {}
 
-  private own(t: GpuTensor): GpuTensor { this.arena.push(t); return t; }
+  #own(t: GpuTensor): GpuTensor { this.arena.push(t); return t; }
 
   input(values: Float32Array, shape: readonly [number, number, number]): GpuTensor {
     const [B, T] = shape;
@@ -32,16 +32,16 @@ export class GpuOps implements DecoderOps<GpuTensor> {
       const got = `[${B}, ${T}] and ${this.positions.length} positions`;
       throw new QkvError(`WebGPU forward: B rows of one token or one row of T, with a position each; got ${got}`);
     }
-    return this.own(GpuTensor.upload(this.cache.device, values, shape));
+    return this.#own(GpuTensor.upload(this.cache.device, values, shape));
   }
-  linear(x: GpuTensor, w: LinearWeight, b?: Tensor | null): GpuTensor { return this.own(linearGpu(x, w, b)); }
+  linear(x: GpuTensor, w: LinearWeight, b?: Tensor | null): GpuTensor { return this.#own(linearGpu(x, w, b)); }
   gatedLinear(x: GpuTensor, gate: LinearWeight, up: LinearWeight, act: string): GpuTensor {
-    return this.own(gatedActGpu(act, this.linear(x, gate), this.linear(x, up)));
+    return this.#own(gatedActGpu(act, this.linear(x, gate), this.linear(x, up)));
   }
   rmsNorm(x: GpuTensor, w: Tensor, eps: number, offset = 0): GpuTensor {
     const C = x.shape[x.shape.length - 1], g = w.shape[0];
     const grouped = g === C ? x : x.reshape([x.size / g, g]); // per head (qk-norm)
-    return this.own(rmsNormGpuLayer(grouped, w, eps, offset)).reshape(x.shape);
+    return this.#own(rmsNormGpuLayer(grouped, w, eps, offset)).reshape(x.shape);
   }
   layerNorm(): GpuTensor { throw new QkvError('WebGPU forward: LayerNorm has no GPU kernel yet (GPT-NeoX runs on the CPU)'); }
   moe(): GpuTensor { throw new QkvError('WebGPU forward: mixture-of-experts layers run on the CPU for now'); }
@@ -49,11 +49,11 @@ export class GpuOps implements DecoderOps<GpuTensor> {
   act(_x: GpuTensor, name: string): GpuTensor {
     throw new QkvError(`WebGPU forward: the activation '${name}' alone has no GPU kernel yet (the gated SwiGLU and GeGLU do)`);
   }
-  add(a: GpuTensor, b: GpuTensor): GpuTensor { return this.own(addGpu(a, b)); }
-  softcap(x: GpuTensor, c: number): GpuTensor { return this.own(softcapGpu(x, c)); }
+  add(a: GpuTensor, b: GpuTensor): GpuTensor { return this.#own(addGpu(a, b)); }
+  softcap(x: GpuTensor, c: number): GpuTensor { return this.#own(softcapGpu(x, c)); }
   last(x: GpuTensor): GpuTensor {
     const [B, T, C] = x.shape;
-    return T === 1 ? x : this.own(rowsGpu(x, T - 1, 1)).reshape([B, 1, C]); // one row when T > 1 (input says so)
+    return T === 1 ? x : this.#own(rowsGpu(x, T - 1, 1)).reshape([B, 1, C]); // one row when T > 1 (input says so)
   }
 
   scoped(layer: () => GpuTensor): GpuTensor {
@@ -77,15 +77,15 @@ export class GpuOps implements DecoderOps<GpuTensor> {
     const Dv = v.size / (B * T * s.Hkv);
     // rows of tokens [B·T, heads, D]: RoPE's table has the position of each
     let [qh, kh] = [q.reshape([B * T, s.Hq, s.D]), k.reshape([B * T, s.Hkv, s.D])];
-    if (s.rope) [qh, kh] = [this.own(ropeGpuLayer(qh, this.table(s.rope))), this.own(ropeGpuLayer(kh, this.table(s.rope)))];
+    if (s.rope) [qh, kh] = [this.#own(ropeGpuLayer(qh, this.#table(s.rope))), this.#own(ropeGpuLayer(kh, this.#table(s.rope)))];
     const a = { q: qh, k: kh, v: v.reshape([B * T, s.Hkv, Dv]), scale: s.scale, slidingWindow: s.slidingWindow, softcap: s.softcap };
     const out = this.cache instanceof GpuPagedKVCache ? attentionOverGpuPaged(this.cache, layer, { ...a, B, T })
       : attentionOverGpuCache(this.cache, layer, a);
-    return this.own(out).reshape([B, T, s.Hq * Dv]);
+    return this.#own(out).reshape([B, T, s.Hq * Dv]);
   }
 
   // RoPE's cos/sin table at this step's positions, made once per step and frequency set
-  private table(freqs: RopeFrequencies): GpuTensor {
+  #table(freqs: RopeFrequencies): GpuTensor {
     let t = this.tables.get(freqs);
     if (!t) this.tables.set(freqs, (t = ropeTableGpu(this.cache.device, freqs, this.positions)));
     return t;

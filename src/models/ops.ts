@@ -142,7 +142,7 @@ export class CpuOps implements DecoderOps<Tensor> {
       scale: s.scale, causal: s.causal, keyMask: this.o.attentionMask, slidingWindow: s.slidingWindow, softcap: s.softcap,
       sinks: s.sinks, valuesInKeys: s.valuesInKeys, positionFree: !s.rope, returnWeights: this.o.outputAttentions,
     });
-    const { out, weights } = this.intervene(layer, a.out, vh, a.weights);
+    const { out, weights } = this.#intervene(layer, a.out, vh, a.weights);
     if (weights) this.attentions.push(weights);
     if (this.o.outputQkv) {
       // the same rotation modelAttention applies (no cache: queries and keys at the same positions)
@@ -153,7 +153,7 @@ export class CpuOps implements DecoderOps<Tensor> {
   }
 
   // the lab's head interventions (Ablations.heads, .patch) on one layer's head outputs [B, T, Hq·Dv] and weights
-  private intervene(layer: number, out: Tensor, vh: Tensor, weights?: Tensor): { out: Tensor; weights?: Tensor } {
+  #intervene(layer: number, out: Tensor, vh: Tensor, weights?: Tensor): { out: Tensor; weights?: Tensor } {
     const ab = this.o.ablate;
     const removed = ab?.heads?.filter((x) => x.layer === layer) ?? [];
     const patch = ab?.patch?.layer === layer ? ab.patch : null;
@@ -164,20 +164,24 @@ export class CpuOps implements DecoderOps<Tensor> {
     const Hq = HD / Dv;
     const o = out.toFloat32().slice();
     for (const { head } of removed) {
-      if (!Number.isInteger(head) || head < 0 || head >= Hq) throw new QkvError(`ablate.heads: head must be in [0, ${Hq}), got ${head}`);
+      if (!Number.isInteger(head) || head < 0 || head >= Hq) {
+        throw new QkvError(`ablate.heads: head must be in [0, ${Hq}), got ${String(head)}`);
+      }
       for (let r = 0; r < B * T; r++) o.fill(0, r * HD + head * Dv, r * HD + (head + 1) * Dv);
     }
     const w = weights?.toFloat32().slice();
-    if (patch) this.patchHead(o, patch, vh.toFloat32(), { B, T, S, Hq, Hkv, Dv }, w);
+    if (patch) this.#patchHead(o, patch, vh.toFloat32(), { B, T, S, Hq, Hkv, Dv }, w);
     return { out: Tensor.from(o, out.shape), weights: w && weights ? Tensor.from(w, weights.shape) : undefined };
   }
 
   // o_i = Σ_j w_ij v_j for head `patch.head` over rows and keys i, j < min(T, size) (the weights of another prompt)
-  private patchHead(o: Float32Array, patch: NonNullable<Ablations['patch']>, v: Float32Array,
+  #patchHead(o: Float32Array, patch: NonNullable<Ablations['patch']>, v: Float32Array,
     d: { B: number; T: number; S: number; Hq: number; Hkv: number; Dv: number }, own?: Float32Array): void {
     const { B, T, S, Hq, Hkv, Dv } = d;
     const { head, weights: w, size } = patch;
-    if (!Number.isInteger(head) || head < 0 || head >= Hq) throw new QkvError(`ablate.patch: head must be in [0, ${Hq}), got ${head}`);
+    if (!Number.isInteger(head) || head < 0 || head >= Hq) {
+      throw new QkvError(`ablate.patch: head must be in [0, ${Hq}), got ${String(head)}`);
+    }
     if (w.length !== size * size) throw new QkvError(`ablate.patch: weights must be [size, size] = ${size * size} values, got ${w.length}`);
     if (S !== T) throw new QkvError('ablate.patch: needs self-attention over the prompt (no cache)');
     const kvh = Math.floor(head / (Hq / Hkv));

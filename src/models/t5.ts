@@ -89,18 +89,18 @@ export class T5 implements Seq2SeqLM {
     this.lmHead = this.tied || !w.has('lm_head.weight') ? this.shared : w.get('lm_head.weight', [V, E]);
   }
 
-  private norm(x: Tensor, g: Tensor): Tensor { return rmsNorm(x, g, this.eps); }
+  #norm(x: Tensor, g: Tensor): Tensor { return rmsNorm(x, g, this.eps); }
 
-  private ff(x: Tensor, f: Ffn): Tensor {
-    const n = this.norm(x, f.norm);
+  #ff(x: Tensor, f: Ffn): Tensor {
+    const n = this.#norm(x, f.norm);
     const h = f.wi ? this.act(linear(n, f.wi)) : mul(this.act(linear(n, f.wi0!)), linear(n, f.wi1!)); // [B, T, F]
     return add(x, linear(h, f.wo));
   }
 
   /** One attention sub-layer: x + o(Attention(norm(x) → q, source → k, v)). */
-  private attend(x: Tensor, a: Attn, source: Tensor | null, o: { bias?: Tensor; causal: boolean; keyMask?: Rows; cache?: KVCache; layer?: number; weights?: Tensor[] }): Tensor {
+  #attend(x: Tensor, a: Attn, source: Tensor | null, o: { bias?: Tensor; causal: boolean; keyMask?: Rows; cache?: KVCache; layer?: number; weights?: Tensor[] }): Tensor {
     const H = this.info.numHeads;
-    const n = this.norm(x, a.norm);
+    const n = this.#norm(x, a.norm);
     const src = source ?? n;
     const k = splitHeads(linear(src, a.k), H); // [B, H, S, Dk]
     const v = splitHeads(linear(src, a.v), H);
@@ -115,8 +115,8 @@ export class T5 implements Seq2SeqLM {
     let x = embedding(this.shared, ids.flat()).reshape([B, T, this.info.hiddenSize]); // [B, T, E]
     const bias = t5RelativeBias(this.encBias, T, T, true, this.maxDistance); // [1, H, T, T], shared by all layers
     const weights: Tensor[] | undefined = outputAttentions ? [] : undefined;
-    for (const b of this.encoder) x = this.ff(this.attend(x, b.self, null, { bias, causal: false, keyMask: mask, weights }), b.ffn);
-    return { hidden: this.norm(x, this.encNorm), attentions: weights };
+    for (const b of this.encoder) x = this.#ff(this.#attend(x, b.self, null, { bias, causal: false, keyMask: mask, weights }), b.ffn);
+    return { hidden: this.#norm(x, this.encNorm), attentions: weights };
   }
 
   decode(ids: Rows, hidden: Tensor, o: { attentionMask?: Rows; cache?: KVCache; outputAttentions?: boolean; lastOnly?: boolean } = {}):
@@ -129,12 +129,12 @@ export class T5 implements Seq2SeqLM {
     const self: Tensor[] | undefined = o.outputAttentions ? [] : undefined;
     const cross: Tensor[] | undefined = o.outputAttentions ? [] : undefined;
     this.decoder.forEach((b, l) => {
-      y = this.attend(y, b.self, null, { bias, causal: true, cache: o.cache, layer: l, weights: self });
-      y = this.attend(y, b.cross!, hidden, { causal: false, keyMask: o.attentionMask, weights: cross });
-      y = this.ff(y, b.ffn);
+      y = this.#attend(y, b.self, null, { bias, causal: true, cache: o.cache, layer: l, weights: self });
+      y = this.#attend(y, b.cross!, hidden, { causal: false, keyMask: o.attentionMask, weights: cross });
+      y = this.#ff(y, b.ffn);
     });
     if (o.lastOnly) y = y.slice(1, T - 1).contiguous();
-    let h = this.norm(y, this.decNorm);
+    let h = this.#norm(y, this.decNorm);
     if (this.tied) h = Tensor.from(h.toFloat32().map((v) => v * E ** -0.5), h.shape); // rescale before the tied head
     return { logits: linear(h, this.lmHead), attentions: self, crossAttentions: cross };
   }

@@ -73,7 +73,7 @@ export class ViT implements EncoderModel {
   }
 
   /** Patches of pixels [B, C, H, W] as rows [B, N, C·P·P] in the convolution's (c, i, j) order. */
-  private patches(px: Tensor): Tensor {
+  #patches(px: Tensor): Tensor {
     const [B, C, Hh, Ww] = px.shape;
     const P = this.patch;
     if (px.rank !== 4 || C !== this.channels || Hh !== this.image || Ww !== this.image) {
@@ -94,7 +94,7 @@ export class ViT implements EncoderModel {
   forward(inp: EncoderInputs): { lastHiddenState: Tensor; attentions?: Tensor[] } {
     if (!inp.pixelValues) throw new QkvError('ViT: pixelValues are required');
     const { hiddenSize: E, numHeads: H, headDim: D } = this.info;
-    const tokens = linear(this.patches(inp.pixelValues), this.patchW, this.patchB); // [B, N, E]
+    const tokens = linear(this.#patches(inp.pixelValues), this.patchW, this.patchB); // [B, N, E]
     const [B, N] = tokens.shape;
     // prepend CLS, add positions
     const x0 = new Float32Array(B * (N + 1) * E);

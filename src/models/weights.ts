@@ -3,11 +3,11 @@
 // in the message. Norms, biases and the like are widened to float32 on first use; the matrices of linear layers are
 // kept in the format chosen at load time (WeightFormat), because decode reads each of them once per token.
 import { kernelStorage } from '../kernels/registry.js';
-import { describeValue, QkvError } from '../errors.js';
+import { checkInt, describeValue, QkvError } from '../errors.js';
 import { F16Matrix } from '../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
-import { fmtShape } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { checkShape, fmtShape } from '../tensor/shape.js';
+import { checkTensor, type Tensor } from '../tensor/tensor.js';
 
 /**
  * How linear-layer matrices are held: 'stored' keeps the checkpoint's dtype (f16/bf16 stay 16-bit and are widened
@@ -36,9 +36,10 @@ export class Weights {
 
   /** The tensor `name` as float32, checked against `shape` when given. */
   get(name: string, shape?: readonly number[]): Tensor {
+    this.#checkArgs(name, shape);
     const t = this.tensors.get(name);
     if (!t) throw new QkvError(`${this.source}: missing tensor '${name}'`);
-    if (shape) this.check(name, t, shape);
+    if (shape) this.#check(name, t, shape);
     this.used.add(name);
     if (t.dtype === 'float32') return t;
     // widen once and keep only the float32 copy, so the checkpoint is never held twice
@@ -55,8 +56,8 @@ export class Weights {
   matrix(name: string, shape: readonly [number, number]): LinearWeight {
     const stored = this.table(name, shape);
     const w = this.asFormat(stored);
-    if (w instanceof Int8Matrix || w instanceof Int4Matrix) this.release(name, stored, w.dtype);
-    if (w instanceof F16Matrix) this.drop(name, w.dtype); // its storage is the F16Matrix's now
+    if (w instanceof Int8Matrix || w instanceof Int4Matrix) this.#release(name, stored, w.dtype);
+    if (w instanceof F16Matrix) this.#drop(name, w.dtype); // its storage is the F16Matrix's now
     return w;
   }
 
@@ -67,9 +68,10 @@ export class Weights {
 
   /** Like table, for a float tensor of any rank (a mixture's experts stacked [E, in, out]). */
   stored(name: string, shape: readonly number[]): Tensor {
+    this.#checkArgs(name, shape);
     const t = this.tensors.get(name);
     if (!t || this.format === 'float32' || !['float16', 'bfloat16', 'float32'].includes(t.dtype)) return this.get(name, shape);
-    this.check(name, t, shape);
+    this.#check(name, t, shape);
     this.used.add(name);
     return t;
   }
@@ -80,7 +82,7 @@ export class Weights {
    */
   take(name: string, shape: readonly number[]): Tensor {
     const t = this.stored(name, shape);
-    this.drop(name, t.dtype);
+    this.#drop(name, t.dtype);
     return t;
   }
 
@@ -92,8 +94,8 @@ export class Weights {
   embeddingTable(name: string, table: Tensor): LinearWeight {
     const q = this.kernelFormOf.get(table);
     if (!q) return table;
-    if (q instanceof F16Matrix) this.drop(name, q.dtype); // the same storage, scaled
-    else this.release(name, table, q.dtype);
+    if (q instanceof F16Matrix) this.#drop(name, q.dtype); // the same storage, scaled
+    else this.#release(name, table, q.dtype);
     return q;
   }
   private readonly kernelFormOf = new WeakMap<Tensor, Int8Matrix | Int4Matrix | F16Matrix>();
@@ -104,6 +106,7 @@ export class Weights {
    * F16Matrix there (scaled in place, exactly, so that no weight is subnormal: the tensor must not be read as f16 after).
    */
   asFormat(t: Tensor): LinearWeight {
+    checkTensor(t, 'Weights.asFormat: t');
     const known = this.kernelFormOf.get(t);
     if (known) return known;
     // int8 and int4 straight into the matrix kernel's memory (held once), a block of rows at a time
@@ -119,7 +122,13 @@ export class Weights {
     return scaled ? remember(scaled) : t;
   }
 
-  private check(name: string, t: Tensor, shape: readonly number[]): void {
+  // a name and an optional shape from a JavaScript caller, who is not type-checked
+  #checkArgs(name: unknown, shape: unknown): void {
+    if (typeof name !== 'string') throw new QkvError(`Weights: a tensor name must be a string, got ${describeValue(name)}`);
+    if (shape !== undefined) checkShape(shape as number[], `Weights: tensor '${name}'`);
+  }
+
+  #check(name: string, t: Tensor, shape: readonly number[]): void {
     if (t.shape.join() !== shape.join()) {
       throw new QkvError(`${this.source}: tensor '${name}' has shape ${fmtShape(t.shape)}, but the config implies ${fmtShape(shape)}`);
     }
@@ -130,10 +139,16 @@ export class Weights {
    * Phi-3's qkv_proj into q, k and v — each a copy of its rows; the fused tensor is dropped.
    */
   splitRows(name: string, cols: number, parts: readonly (readonly [string, number])[]): void {
+    this.#checkArgs(name, undefined);
+    checkInt(cols, 'Weights.splitRows: cols');
+    const part = (p: unknown) => Array.isArray(p) && typeof p[0] === 'string' && Number.isSafeInteger(p[1]) && p[1] >= 0;
+    if (!Array.isArray(parts) || !parts.every(part)) {
+      throw new QkvError(`Weights.splitRows: parts must be a list of [name, rows], got ${describeValue(parts)}`);
+    }
     const t = this.tensors.get(name);
     if (!t) throw new QkvError(`${this.source}: missing tensor '${name}'`);
     const rows = parts.reduce((s, [, n]) => s + n, 0);
-    this.check(name, t, cols ? [rows, cols] : [rows]);
+    this.#check(name, t, cols ? [rows, cols] : [rows]);
     let at = 0;
     for (const [part, n] of parts) {
       this.tensors.set(part, t.slice(0, at, at + n).contiguous());
@@ -167,14 +182,14 @@ export class Weights {
 
   // a stored matrix the model holds only quantized leaves the map, and its room in the kernels' memory is returned at
   // once (a checkpoint read a tensor at a time then reuses it for the next, whatever the garbage collector does)
-  private release(name: string, stored: Tensor, heldAs: string): void {
-    this.drop(name, heldAs);
+  #release(name: string, stored: Tensor, heldAs: string): void {
+    this.#drop(name, heldAs);
     kernelStorage().releaseMatrix?.(stored.data);
   }
 
   // a tensor the model now holds in its own form (quantized, rearranged) leaves the map; the summary still counts it
   private readonly dropped = { parameters: 0, dtypes: new Set<string>() };
-  private drop(name: string, heldAs: string): void {
+  #drop(name: string, heldAs: string): void {
     const t = this.tensors.get(name);
     if (!t) return;
     this.dropped.parameters += t.size;

@@ -5,9 +5,9 @@
 //   GATv2: e_ij = aᵀ LeakyReLU(W_l x_j + W_r x_i),             out_i = Σ_j α_ij W_l x_j
 //   α_ij = softmax over the incoming edges of i, per head; heads concatenated or averaged; + bias.
 // A node with no incoming edge gets out = bias. Like PyG, existing self loops are removed before one is added per node.
-import { QkvError } from '../errors.js';
+import { checkInt, describeValue, QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkTensor, Tensor } from '../tensor/tensor.js';
 import { linear } from './linear.js';
 
 /** Hyper-parameters shared by GATConv and GATv2Conv (PyG's names in camelCase). */
@@ -15,6 +15,40 @@ export interface GatOptions { heads: number; outChannels: number; concat?: boole
 
 /** Output of a graph attention layer: node features, the attention per edge [E, heads] and the edges it used. */
 export interface GatResult { out: Tensor; alpha: Tensor; edgeIndex: Tensor }
+
+/** Throws unless the options and weights can make a layer (JavaScript callers are not type-checked). */
+function checkGat(o: unknown, weights: [string, unknown][], optional: [string, unknown][], what: string): void {
+  if (typeof o !== 'object' || o === null) {
+    throw new QkvError(`${what}: options must be an object { heads, outChannels, … }, got ${describeValue(o)}`);
+  }
+  const { heads, outChannels, concat, negativeSlope, addSelfLoops } = o as Record<string, unknown>;
+  checkInt(heads, `${what}: heads`, 1);
+  checkInt(outChannels, `${what}: outChannels`, 1);
+  for (const [n, x] of [['concat', concat], ['addSelfLoops', addSelfLoops]] as const) {
+    if (x !== undefined && typeof x !== 'boolean') throw new QkvError(`${what}: ${n} must be a boolean, got ${describeValue(x)}`);
+  }
+  if (negativeSlope !== undefined && (typeof negativeSlope !== 'number' || !Number.isFinite(negativeSlope))) {
+    throw new QkvError(`${what}: negativeSlope must be a finite number, got ${describeValue(negativeSlope)}`);
+  }
+  const HC = (heads as number) * (outChannels as number);
+  for (const [n, t] of weights) {
+    checkTensor(t, `${what}: ${n}`);
+    // a projection is [H·C, F], an attention vector holds H·C values ([1, H, C] or [H, C])
+    const ok = n.startsWith('lin') ? t.rank === 2 && t.shape[0] === HC : t.size === HC;
+    if (!ok) {
+      const want = n.startsWith('lin') ? `[${HC}, F]` : `[1, ${heads}, ${outChannels}]`;
+      throw new QkvError(`${what}: ${n} must be ${want}, got ${fmtShape(t.shape)}`);
+    }
+  }
+  for (const [n, t] of optional) if (t !== null) checkTensor(t, `${what}: ${n} (a Tensor or null)`);
+}
+
+/** x must be node features [N, F]. */
+function checkNodes(x: unknown, edgeIndex: unknown, what: string): asserts x is Tensor {
+  checkTensor(x, `${what}: x`);
+  checkTensor(edgeIndex, `${what}: edgeIndex`);
+  if (x.rank !== 2) throw new QkvError(`${what}: x must be node features [N, F], got ${fmtShape(x.shape)}`);
+}
 
 /** Edges as [src[], dst[]] after PyG's self-loop handling. */
 function edgesOf(edgeIndex: Tensor, N: number, addSelfLoops: boolean): [number[], number[]] {
@@ -74,7 +108,9 @@ function result(out: Tensor, alpha: Float32Array, src: number[], dst: number[], 
 
 /** PyG GATConv. Weights: lin [H·C, F], attSrc and attDst [1, H, C] (or [H, C]), bias [H·C] or [C]. */
 export class GATConv {
-  constructor(readonly o: GatOptions, readonly lin: Tensor, readonly attSrc: Tensor, readonly attDst: Tensor, readonly bias: Tensor | null) {}
+  constructor(readonly o: GatOptions, readonly lin: Tensor, readonly attSrc: Tensor, readonly attDst: Tensor, readonly bias: Tensor | null) {
+    checkGat(o, [['lin', lin], ['attSrc', attSrc], ['attDst', attDst]], [['bias', bias]], 'GATConv');
+  }
 
   /** From a PyG state_dict: `lin.weight`, `att_src`, `att_dst`, `bias`. */
   static fromStateDict(sd: Map<string, Tensor>, o: GatOptions): GATConv {
@@ -83,6 +119,7 @@ export class GATConv {
   }
 
   forward(x: Tensor, edgeIndex: Tensor): GatResult {
+    checkNodes(x, edgeIndex, 'GATConv.forward');
     const { heads: H, outChannels: C } = this.o;
     const N = x.shape[0];
     const xw = linear(x, this.lin, null, 'GATConv lin').toFloat32(); // [N, H·C]
@@ -106,7 +143,10 @@ export class GATConv {
 /** PyG GATv2Conv (share_weights = false). Weights: lin_l, lin_r [H·C, F] with biases, att [1, H, C], bias. */
 export class GATv2Conv {
   constructor(readonly o: GatOptions, readonly linL: Tensor, readonly linLBias: Tensor | null, readonly linR: Tensor,
-    readonly linRBias: Tensor | null, readonly att: Tensor, readonly bias: Tensor | null) {}
+    readonly linRBias: Tensor | null, readonly att: Tensor, readonly bias: Tensor | null) {
+    const optional: [string, unknown][] = [['linLBias', linLBias], ['linRBias', linRBias], ['bias', bias]];
+    checkGat(o, [['linL', linL], ['linR', linR], ['att', att]], optional, 'GATv2Conv');
+  }
 
   /** From a PyG state_dict: `lin_l.weight`, `lin_l.bias`, `lin_r.weight`, `lin_r.bias`, `att`, `bias`. */
   static fromStateDict(sd: Map<string, Tensor>, o: GatOptions): GATv2Conv {
@@ -115,6 +155,7 @@ export class GATv2Conv {
   }
 
   forward(x: Tensor, edgeIndex: Tensor): GatResult {
+    checkNodes(x, edgeIndex, 'GATv2Conv.forward');
     const { heads: H, outChannels: C } = this.o;
     const N = x.shape[0];
     const xl = linear(x, this.linL, this.linLBias, 'GATv2Conv lin_l').toFloat32(); // sources [N, H·C]

@@ -3,13 +3,19 @@
 //   out_i = φ(q_i)ᵀ (Σ_j φ(k_j) v_jᵀ) / φ(q_i)ᵀ (Σ_j φ(k_j))
 // O(n·d·dv) time and an O(d·dv) state instead of an n×n matrix. Causal: the sums run over j ≤ i, which is a
 // recurrence — LinearAttentionState is that recurrent decoder step. Layout q, k [B, H, n, d], v [B, H, n, dv].
-import { QkvError } from '../errors.js';
+import { checkInt, describeValue, QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
 import { checkTensor, Tensor } from '../tensor/tensor.js';
 
 /** φ(x) = elu(x) + 1, elementwise on a row. */
 function phi(src: Float32Array, at: number, D: number, dst: Float64Array): void {
   for (let d = 0; d < D; d++) { const x = src[at + d]; dst[d] = x > 0 ? x + 1 : Math.exp(x); }
+}
+
+/** Throws unless x[at..at + n − 1] is a row of a Float32Array (JavaScript callers are not type-checked). */
+function checkRow(x: unknown, at: unknown, n: number, what: string): void {
+  if (!(x instanceof Float32Array)) throw new QkvError(`LinearAttentionState: ${what} must be a Float32Array, got ${describeValue(x)}`);
+  checkInt(at, `LinearAttentionState: ${what}'s offset`, 0, x.length - n);
 }
 
 /** The running state of causal linear attention for one head: S = Σ φ(k_j) v_jᵀ [d, dv] and z = Σ φ(k_j) [d]. */
@@ -19,6 +25,9 @@ export class LinearAttentionState {
   private readonly fq: Float64Array;
   private readonly fk: Float64Array;
   constructor(readonly D: number, readonly Dv: number) {
+    checkInt(D, 'LinearAttentionState: D', 1, 1 << 16);
+    checkInt(Dv, 'LinearAttentionState: Dv', 1, 1 << 16);
+    if (D * Dv > 1 << 26) throw new QkvError(`LinearAttentionState: a state of D × Dv = ${D} × ${Dv} values is too large (at most 2^26)`);
     this.S = new Float64Array(D * Dv);
     this.z = new Float64Array(D);
     this.fq = new Float64Array(D);
@@ -28,6 +37,8 @@ export class LinearAttentionState {
   /** Adds key/value (rows at kAt, vAt) to the state. */
   push(k: Float32Array, kAt: number, v: Float32Array, vAt: number): void {
     const { D, Dv, S, z, fk } = this;
+    checkRow(k, kAt, D, 'k');
+    checkRow(v, vAt, Dv, 'v');
     phi(k, kAt, D, fk);
     // S += φ(k) vᵀ;  z += φ(k)
     for (let d = 0; d < D; d++) {
@@ -39,6 +50,8 @@ export class LinearAttentionState {
   /** out = φ(q)ᵀ S / φ(q)ᵀ z, written at out[outAt..]. */
   read(q: Float32Array, qAt: number, out: Float32Array, outAt: number): void {
     const { D, Dv, S, z, fq } = this;
+    checkRow(q, qAt, D, 'q');
+    checkRow(out, outAt, Dv, 'out');
     phi(q, qAt, D, fq);
     let den = 0;
     for (let d = 0; d < D; d++) den += fq[d] * z[d];
@@ -54,6 +67,7 @@ export class LinearAttentionState {
    * @example const st = new LinearAttentionState(2, 2); st.step(q, k, v) // q, k, v: Float32Array rows
    */
   step(q: Float32Array, k: Float32Array, v: Float32Array): Float32Array {
+    checkRow(q, 0, this.D, 'q'); // before the state changes
     this.push(k, 0, v, 0);
     const out = new Float32Array(this.Dv);
     this.read(q, 0, out, 0);

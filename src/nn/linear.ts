@@ -81,7 +81,11 @@ export function gatedLinear(x: Tensor, gate: LinearWeight, up: LinearWeight, act
 
 /** A torch.nn.Linear: weight [out, in] and an optional bias [out]. */
 export class Linear {
-  constructor(readonly weight: LinearWeight, readonly bias: Tensor | null = null) {}
+  constructor(readonly weight: LinearWeight, readonly bias: Tensor | null = null) {
+    checkWeight(weight, 'Linear: weight');
+    if (bias !== null) checkTensor(bias, 'Linear: bias');
+  }
+
   get inFeatures(): number { return this.weight.shape[1]; }
   get outFeatures(): number { return this.weight.shape[0]; }
   forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); }

@@ -5,9 +5,9 @@
 // numKvHeads < numHeads makes it GQA/MQA (Ainslie et al. 2023); toGqa() converts an MHA layer by mean-pooling heads.
 // Not supported: bias_k / bias_v, add_zero_attn, dropout (inference only).
 import { attention } from '../attention/index.js';
-import { QkvError } from '../errors.js';
+import { checkInt, describeValue, QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkTensor, Tensor } from '../tensor/tensor.js';
 import { linear } from './linear.js';
 
 /** Sizes of a MultiheadAttention layer (torch's constructor arguments, camelCase). */
@@ -40,10 +40,14 @@ export class MultiheadAttention {
   readonly numKvHeads: number;
 
   constructor(readonly config: MhaConfig, readonly w: MhaWeights) {
-    const { embedDim: E, numHeads: H } = config;
-    if (!Number.isInteger(H) || H < 1 || E % H !== 0) throw new QkvError(`MultiheadAttention: embedDim (${E}) must be divisible by numHeads (${H})`);
+    for (const [name, x] of [['config', config], ['weights', w]] as const) {
+      if (typeof x !== 'object' || x === null) throw new QkvError(`MultiheadAttention: ${name} must be an object, got ${describeValue(x)}`);
+    }
+    const E = checkInt(config.embedDim, 'MultiheadAttention: embedDim', 1);
+    const H = checkInt(config.numHeads, 'MultiheadAttention: numHeads', 1);
+    if (E % H !== 0) throw new QkvError(`MultiheadAttention: embedDim (${E}) must be divisible by numHeads (${H})`);
     this.headDim = E / H;
-    this.numKvHeads = config.numKvHeads ?? H;
+    this.numKvHeads = checkInt(config.numKvHeads ?? H, 'MultiheadAttention: numKvHeads', 1);
     if (H % this.numKvHeads !== 0) throw new QkvError(`MultiheadAttention: numKvHeads (${this.numKvHeads}) must divide numHeads (${H})`);
     const kvRows = this.numKvHeads * this.headDim;
     const expect: [string, Tensor, number[]][] = [
@@ -51,6 +55,7 @@ export class MultiheadAttention {
       ['v_proj_weight', w.wv, [kvRows, config.vdim ?? E]], ['out_proj.weight', w.wo, [E, E]],
     ];
     for (const [name, t, shape] of expect) {
+      checkTensor(t, `MultiheadAttention: ${name}`);
       if (t.shape.join() !== shape.join()) throw new QkvError(`MultiheadAttention: ${name} must be ${fmtShape(shape)}, got ${fmtShape(t.shape)}`);
     }
   }
@@ -76,6 +81,10 @@ export class MultiheadAttention {
 
   /** Bytes of KV cache one token costs in this layer at `bytesPerElement` (2 × Hkv × d_head × bytes). */
   kvCacheBytesPerToken(bytesPerElement = 2): number {
+    if (typeof bytesPerElement !== 'number' || !(bytesPerElement > 0) || !Number.isFinite(bytesPerElement)) {
+      const got = describeValue(bytesPerElement);
+      throw new QkvError(`MultiheadAttention.kvCacheBytesPerToken: bytesPerElement must be a positive number, got ${got}`);
+    }
     return 2 * this.numKvHeads * this.headDim * bytesPerElement;
   }
 
@@ -85,7 +94,11 @@ export class MultiheadAttention {
    */
   forward(query: Tensor, key: Tensor, value: Tensor, o: MhaForwardOptions = {}): { out: Tensor; weights: Tensor | null } {
     const bf = this.config.batchFirst ?? false;
+    if (typeof o !== 'object' || o === null) {
+      throw new QkvError(`MultiheadAttention.forward: options must be an object, got ${describeValue(o)}`);
+    }
     const [q3, k3, v3] = [query, key, value].map((t, n) => {
+      checkTensor(t, `MultiheadAttention: ${['query', 'key', 'value'][n]}`);
       if (t.rank !== 3) throw new QkvError(`MultiheadAttention: ${['query', 'key', 'value'][n]} must be rank 3, got ${fmtShape(t.shape)}`);
       return bf ? t : t.transpose(0, 1); // work batch-first: [B, T, E]
     });
@@ -99,7 +112,7 @@ export class MultiheadAttention {
     const v = heads(linear(v3, this.w.wv, this.w.bv, 'MultiheadAttention v'), Hkv); // [B, Hkv, S, hd]
     const needWeights = o.needWeights ?? true;
     const r = attention(q, k, v, {
-      ...this.masks(o, B, L, S), causal: o.isCausal ?? false,
+      ...this.#masks(o, B, L, S), causal: o.isCausal ?? false,
       returnWeights: needWeights, kernel: needWeights ? 'reference' : 'auto',
     });
     const merged = r.out.transpose(1, 2).reshape([B, L, H * hd]); // [B, L, E]
@@ -110,7 +123,7 @@ export class MultiheadAttention {
   }
 
   /** torch's masks (true = blocked) as qkv's keep mask / additive bias over [B, H, L, S]. */
-  private masks(o: MhaForwardOptions, B: number, L: number, S: number): { mask?: Tensor; bias?: Tensor } {
+  #masks(o: MhaForwardOptions, B: number, L: number, S: number): { mask?: Tensor; bias?: Tensor } {
     const H = this.config.numHeads;
     let keep: Uint8Array | null = null;
     let bias: Tensor | undefined;
@@ -145,7 +158,7 @@ export class MultiheadAttention {
   toGqa(numKvHeads: number): MultiheadAttention {
     const Hkv = this.numKvHeads;
     if (!Number.isInteger(numKvHeads) || numKvHeads < 1 || Hkv % numKvHeads !== 0) {
-      throw new QkvError(`toGqa: numKvHeads must divide the current ${Hkv} kv heads, got ${numKvHeads}`);
+      throw new QkvError(`toGqa: numKvHeads must divide the current ${Hkv} kv heads, got ${String(numKvHeads)}`);
     }
     const g = Hkv / numKvHeads;
     const hd = this.headDim;

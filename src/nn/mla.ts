@@ -44,7 +44,7 @@ export class LatentAttention {
   }
 
   // q [B, T, H, nope + rope] and the latent c (normalised) [B, T, kvRank] and k_rope [B, T, rope]
-  private common(x: Tensor): { q: Float32Array; c: Float32Array; kRope: Float32Array; N: number } {
+  #common(x: Tensor): { q: Float32Array; c: Float32Array; kRope: Float32Array; N: number } {
     const { w, s } = this;
     const q = w.q ? linear(x, w.q) : linear(rmsNorm(linear(x, w.qA!), w.qANorm, this.eps), w.qB!);
     const kv = linear(x, w.kvA).toFloat32(); // [N, kvRank + rope]
@@ -62,7 +62,7 @@ export class LatentAttention {
   plain(x: Tensor): MlaProjections {
     const { s } = this;
     const [B, T] = x.shape;
-    const { q, c, kRope, N } = this.common(x);
+    const { q, c, kRope, N } = this.#common(x);
     const D = s.rope + s.nope;
     const kvUp = linear(Tensor.from(c, [N, s.kvRank]), this.w.kvB).toFloat32(); // [N, H·(nope + dv)]
     const [qo, ko, vo] = [new Float32Array(N * s.H * D), new Float32Array(N * s.H * D), new Float32Array(N * s.H * s.dv)];
@@ -86,7 +86,7 @@ export class LatentAttention {
   absorbed(x: Tensor): MlaProjections {
     const { s } = this;
     const [B, T] = x.shape;
-    const { q, c, kRope, N } = this.common(x);
+    const { q, c, kRope, N } = this.#common(x);
     const D = s.rope + s.kvRank;
     const qo = new Float32Array(N * s.H * D);
     const ko = new Float32Array(N * D);

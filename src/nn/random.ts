@@ -1,11 +1,18 @@
 // Seeded random numbers, so that drawn projections and samples reproduce: mulberry32 for uniforms, Box–Muller for
 // normals. Not cryptographic.
 
+import { describeValue, QkvError } from '../errors.js';
+
 /** A seeded generator of uniforms in [0, 1) and standard normals. */
 export class Rng {
   private a: number;
   private spare: number | null = null;
-  constructor(seed: number) { this.a = seed >>> 0; }
+  constructor(seed: number) {
+    if (typeof seed !== 'number' || !Number.isFinite(seed)) {
+      throw new QkvError(`Rng: seed must be a finite number, got ${describeValue(seed)}`);
+    }
+    this.a = seed >>> 0;
+  }
 
   /** Uniform in [0, 1) (mulberry32). */
   uniform(): number {

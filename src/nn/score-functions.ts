@@ -114,7 +114,9 @@ export function luongAttention(q: Tensor, k: Tensor, v: Tensor, kind: 'dot' | 'g
 /** Cosine-similarity attention: score_ij = cos(q_i, k_j) / temperature. */
 export function cosineAttention(q: Tensor, k: Tensor, v: Tensor, temperature = 1, o: ScoreAttentionOptions = {}): ScoreAttentionResult {
   const { B, L, S } = dims(q, k, v, 'cosineAttention', true);
-  if (!(temperature > 0)) throw new QkvError(`cosineAttention: temperature must be positive, got ${temperature}`);
+  if (typeof temperature !== 'number' || !(temperature > 0)) {
+    throw new QkvError(`cosineAttention: temperature must be positive, got ${String(temperature)}`);
+  }
   const eps = 1e-8; // torch.nn.functional.cosine_similarity's floor on each norm
   const s = pairScores(q, k, B, L, S, (a, i, b, j, D) => {
     const na = Math.max(Math.sqrt(dot(a, i, a, i, D)), eps);

@@ -4,8 +4,8 @@
 //   decoder:    masked self-attention, then cross-attention over the encoder's memory, then FFN (three norms).
 //   FFN:        W2 act(W1 x + b1) + b2,   or SwiGLU: W_down (SiLU(W_gate x) ⊙ W_up x)   (Shazeer 2020)
 // Inference only (no dropout). Layers take batch-first [B, T, E] tensors.
-import { QkvError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkHasMethod, describeValue, QkvError } from '../errors.js';
+import { checkWeight, Tensor } from '../tensor/tensor.js';
 import { activation, add, mul, silu } from './activations.js';
 import { linear } from './linear.js';
 import { MultiheadAttention, type MhaForwardOptions } from './mha.js';
@@ -17,7 +17,11 @@ export interface FeedForward { forward(x: Tensor): Tensor }
 
 /** W2 act(W1 x + b1) + b2. */
 export class MLP implements FeedForward {
-  constructor(readonly w1: Tensor, readonly b1: Tensor | null, readonly w2: Tensor, readonly b2: Tensor | null, readonly act = 'relu') {}
+  constructor(readonly w1: Tensor, readonly b1: Tensor | null, readonly w2: Tensor, readonly b2: Tensor | null, readonly act = 'relu') {
+    checkWeight(w1, 'MLP: w1');
+    checkWeight(w2, 'MLP: w2');
+    activation(act); // a QkvError now for an unknown name, not at the first forward
+  }
   forward(x: Tensor): Tensor {
     const h = activation(this.act)(linear(x, this.w1, this.b1, 'MLP linear1')); // [B, T, dff]
     return linear(h, this.w2, this.b2, 'MLP linear2'); // [B, T, E]
@@ -26,7 +30,9 @@ export class MLP implements FeedForward {
 
 /** SwiGLU: W_down (SiLU(W_gate x) ⊙ W_up x), as in Llama's MLP. */
 export class SwiGLU implements FeedForward {
-  constructor(readonly gate: Tensor, readonly up: Tensor, readonly down: Tensor) {}
+  constructor(readonly gate: Tensor, readonly up: Tensor, readonly down: Tensor) {
+    for (const [n, w] of [['gate', gate], ['up', up], ['down', down]] as const) checkWeight(w, `SwiGLU: ${n}`);
+  }
   forward(x: Tensor): Tensor {
     const h = mul(silu(linear(x, this.gate, null, 'SwiGLU gate')), linear(x, this.up, null, 'SwiGLU up')); // [B, T, dff]
     return linear(h, this.down, null, 'SwiGLU down'); // [B, T, E]
@@ -35,10 +41,18 @@ export class SwiGLU implements FeedForward {
 
 type Norm = LayerNorm | RMSNorm;
 
+/** Throws unless each submodule has a forward() and normFirst is a boolean (JavaScript callers are not type-checked). */
+function checkModules(modules: Record<string, unknown>, normFirst: unknown, what: string): void {
+  for (const [n, m] of Object.entries(modules)) checkHasMethod(m, 'forward', `${what}: ${n}`);
+  if (typeof normFirst !== 'boolean') throw new QkvError(`${what}: normFirst must be a boolean, got ${describeValue(normFirst)}`);
+}
+
 /** Encoder layer: self-attention + FFN, each with a residual connection and a norm (post- or pre-norm). */
 export class TransformerEncoderLayer {
   constructor(readonly selfAttn: MultiheadAttention, readonly ffn: FeedForward, readonly norm1: Norm, readonly norm2: Norm,
-    readonly normFirst = false) {}
+    readonly normFirst = false) {
+    checkModules({ selfAttn, ffn, norm1, norm2 }, normFirst, 'TransformerEncoderLayer');
+  }
 
   forward(x: Tensor, o: MhaForwardOptions = {}): Tensor {
     const sa = (y: Tensor) => this.selfAttn.forward(y, y, y, { ...o, needWeights: false }).out;
@@ -54,7 +68,9 @@ export class TransformerEncoderLayer {
 /** Decoder layer: masked self-attention, cross-attention over `memory`, FFN — three residuals and norms. */
 export class TransformerDecoderLayer {
   constructor(readonly selfAttn: MultiheadAttention, readonly crossAttn: MultiheadAttention, readonly ffn: FeedForward,
-    readonly norm1: Norm, readonly norm2: Norm, readonly norm3: Norm, readonly normFirst = false) {}
+    readonly norm1: Norm, readonly norm2: Norm, readonly norm3: Norm, readonly normFirst = false) {
+    checkModules({ selfAttn, crossAttn, ffn, norm1, norm2, norm3 }, normFirst, 'TransformerDecoderLayer');
+  }
 
   /** `tgt` [B, T, E] attends causally to itself and fully to `memory` [B, S, E] (minus memoryKeyPaddingMask). */
   forward(tgt: Tensor, memory: Tensor, o: { causal?: boolean; tgtKeyPaddingMask?: Tensor; memoryKeyPaddingMask?: Tensor } = {}): Tensor {

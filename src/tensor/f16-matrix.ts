@@ -8,7 +8,8 @@
 // Nothing outside the kernels sees the scaled bits: rows and dequantize() give the true values, unscaled() the true f16.
 import { QkvError } from '../errors.js';
 import { f16ToF32 } from './f16.js';
-import { fmtShape } from './shape.js';
+import { checkArrays, checkRowArgs } from './quantize.js';
+import { checkMatrixShape, fmtShape } from './shape.js';
 import { Tensor } from './tensor.js';
 
 /** The power of two an F16Matrix's bits hold its weights scaled by. */
@@ -25,7 +26,8 @@ export class F16Matrix {
   readonly shift = F16_SHIFT;
   /** h [rows, cols] row-major: the f16 bits of w · 2^shift. */
   constructor(readonly h: Uint16Array, readonly shape: readonly [number, number]) {
-    const [rows, cols] = shape;
+    const [rows, cols] = checkMatrixShape(shape, 'F16Matrix');
+    checkArrays([['h', h, Uint16Array]], 'F16Matrix');
     if (h.length !== rows * cols) throw new QkvError(`F16Matrix: h must hold ${rows}×${cols} values, got ${h.length}`);
   }
 
@@ -50,7 +52,7 @@ export class F16Matrix {
 
   /** Row j, the true weights as f32, into out[at …]. */
   row(j: number, out: Float32Array, at = 0): void {
-    const cols = this.shape[1];
+    const cols = checkRowArgs(this.shape, j, out, at, 'F16Matrix.row');
     const unscale = 2 ** -this.shift;
     for (let k = 0; k < cols; k++) out[at + k] = f16ToF32(this.h[j * cols + k]) * unscale;
   }

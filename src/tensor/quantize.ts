@@ -2,9 +2,9 @@
 // scale_j = max_k |w_jk| / 127. A quarter of the bytes of f32, so decode (which reads every weight once per token)
 // moves a quarter of the memory; the matrix product widens q inside the kernel and applies scale_j to each output.
 // Int4 weights (Int4Matrix, below) take blocks of 32 with a scale each: an eighth of f32's bytes.
-import { QkvError } from '../errors.js';
+import { checkInt, describeValue, QkvError } from '../errors.js';
 import type { F16Matrix } from './f16-matrix.js';
-import { fmtShape } from './shape.js';
+import { checkMatrixShape, fmtShape } from './shape.js';
 import { Tensor } from './tensor.js';
 
 /**
@@ -24,11 +24,30 @@ export function quantizeRow(x: ArrayLike<number>, at: number, n: number, q: Int8
   return scale;
 }
 
+type ArrayType = typeof Int8Array | typeof Uint8Array | typeof Float32Array | typeof Uint16Array;
+
+/** Throws unless each array is of its typed-array class (a matrix built by hand from JavaScript). */
+export function checkArrays(arrays: [string, unknown, ArrayType][], what: string): void {
+  for (const [n, a, type] of arrays) {
+    if (!(a instanceof type)) throw new QkvError(`${what}: ${n} must be a ${type.name}, got ${describeValue(a)}`);
+  }
+}
+
+/** Throws unless row j exists and out[at … at + cols − 1] is room in a Float32Array; returns cols. */
+export function checkRowArgs(shape: readonly [number, number], j: unknown, out: unknown, at: unknown, what: string): number {
+  const [rows, cols] = shape;
+  checkInt(j, `${what}: j`, 0, rows - 1);
+  if (!(out instanceof Float32Array)) throw new QkvError(`${what}: out must be a Float32Array, got ${describeValue(out)}`);
+  checkInt(at, `${what}: at`, 0, out.length - cols);
+  return cols;
+}
+
 export class Int8Matrix {
   readonly dtype = 'int8' as const;
   /** q [rows, cols] row-major, scale [rows]. */
   constructor(readonly q: Int8Array, readonly scales: Float32Array, readonly shape: readonly [number, number]) {
-    const [rows, cols] = shape;
+    const [rows, cols] = checkMatrixShape(shape, 'Int8Matrix');
+    checkArrays([['q', q, Int8Array], ['scales', scales, Float32Array]], 'Int8Matrix');
     if (q.length !== rows * cols || scales.length !== rows) {
       throw new QkvError(`Int8Matrix: q must hold ${rows}×${cols} and scales ${rows} values, got ${q.length} and ${scales.length}`);
     }
@@ -58,7 +77,7 @@ export class Int8Matrix {
 
   /** Row j, scale_j · q_jk, into out[at …]. */
   row(j: number, out: Float32Array, at = 0): void {
-    const cols = this.shape[1];
+    const cols = checkRowArgs(this.shape, j, out, at, 'Int8Matrix.row');
     for (let k = 0; k < cols; k++) out[at + k] = this.scales[j] * this.q[j * cols + k];
   }
 
@@ -82,7 +101,8 @@ export class Int4Matrix {
   readonly dtype = 'int4' as const;
   /** q [rows, cols / 2] bytes, scales [rows, cols / 32]. */
   constructor(readonly q: Uint8Array, readonly scales: Float32Array, readonly shape: readonly [number, number]) {
-    const [rows, cols] = shape;
+    const [rows, cols] = checkMatrixShape(shape, 'Int4Matrix');
+    checkArrays([['q', q, Uint8Array], ['scales', scales, Float32Array]], 'Int4Matrix');
     if (cols % 32 !== 0 || q.length !== (rows * cols) / 2 || scales.length !== (rows * cols) / 32) {
       throw new QkvError(`Int4Matrix: cols must be a multiple of 32, q hold ${rows}×${cols}/2 bytes and scales ${rows}×${cols}/32 ` +
         `values, got cols ${cols}, ${q.length} and ${scales.length}`);
@@ -113,7 +133,7 @@ export class Int4Matrix {
 
   /** Row j, (q − 8) · s, into out[at …]. */
   row(j: number, out: Float32Array, at = 0): void {
-    const cols = this.shape[1];
+    const cols = checkRowArgs(this.shape, j, out, at, 'Int4Matrix.row');
     widenInt4(this.q, this.scales, j * cols, cols, out, at);
   }
 

@@ -35,6 +35,13 @@ export function checkShape(shape: Shape, what: string): void {
   }
 }
 
+/** Throws unless `shape` is [rows, cols] of non-negative safe integers (a weight matrix's); returns it. */
+export function checkMatrixShape(shape: unknown, what: string): readonly [number, number] {
+  if (!Array.isArray(shape) || shape.length !== 2) throw new QkvError(`${what}: shape must be [rows, cols], got ${describeValue(shape)}`);
+  checkShape(shape, what);
+  return shape as [number, number];
+}
+
 /** NumPy broadcasting of two shapes (aligned on the right). */
 export function broadcastShapes(a: Shape, b: Shape, what = 'broadcast'): number[] {
   const n = Math.max(a.length, b.length);

@@ -111,7 +111,7 @@ export class Tensor {
     return this.shape.every((d, i) => d <= 1 || this.strides[i] === want[i]);
   }
 
-  private flatOffset(idx: readonly number[]): number {
+  #flatOffset(idx: readonly number[]): number {
     if (idx.length !== this.rank) throw new QkvError(`Tensor.get: expected ${this.rank} indices, got ${idx.length}`);
     let off = this.offset;
     for (let d = 0; d < idx.length; d++) {
@@ -126,12 +126,12 @@ export class Tensor {
 
   /** One element as a number (bounds-checked). */
   get(...idx: number[]): number {
-    return readAt(this.dtype, this.data, this.flatOffset(idx));
+    return readAt(this.dtype, this.data, this.#flatOffset(idx));
   }
 
   /** Sets one element (bounds- and range-checked). */
   set(value: number, ...idx: number[]): void {
-    writeAt(this.dtype, this.data, this.flatOffset(idx), value);
+    writeAt(this.dtype, this.data, this.#flatOffset(idx), value);
   }
 
   /** A view with another shape (one dim may be -1). Copies only when this view is not contiguous. */
@@ -163,14 +163,14 @@ export class Tensor {
   /** A view with two dimensions swapped (negative dims count from the end). */
   transpose(a: number, b: number): Tensor {
     const dims = [...Array(this.rank).keys()];
-    const [x, y] = [this.dim(a, 'transpose'), this.dim(b, 'transpose')];
+    const [x, y] = [this.#dim(a, 'transpose'), this.#dim(b, 'transpose')];
     [dims[x], dims[y]] = [dims[y], dims[x]];
     return this.permute(dims);
   }
 
   /** A view of `start..end` (exclusive) with `step` along `dim`, Python-style negative indices allowed. */
   slice(dim: number, start: number, end = Infinity, step = 1): Tensor {
-    const d = this.dim(dim, 'slice');
+    const d = this.#dim(dim, 'slice');
     const n = this.shape[d];
     if (!Number.isInteger(step) || step <= 0) throw new QkvError(`slice: step must be a positive integer, got ${String(step)}`);
     for (const [name, x] of [['start', start], ['end', end]] as const) {
@@ -204,9 +204,9 @@ export class Tensor {
   contiguous(): Tensor {
     if (this.isContiguous() && this.offset === 0 && this.data.length === this.size) return this;
     const out = allocStorage(this.dtype, this.size) as Storage;
-    const runs = this.denseRuns();
+    const runs = this.#denseRuns();
     if (runs.run > 8) {
-      this.copyRuns(out as Float32Array, 0, runs); // any typed array: set/subarray are shared
+      this.#copyRuns(out as Float32Array, 0, runs); // any typed array: set/subarray are shared
       return new Tensor(this.dtype, out, this.shape);
     }
     const src = this.data as unknown as { [i: number]: number | bigint };
@@ -243,20 +243,20 @@ export class Tensor {
   writeFloat32(dst: Float32Array, at = 0): number {
     if (dst.length - at < this.size) throw new QkvError(`writeFloat32: ${this.size} elements do not fit ${dst.length - at} places`);
     if (this.dtype !== 'float32') { dst.set(this.toFloat32(), at); return this.size; }
-    this.copyRuns(dst, at, this.denseRuns());
+    this.#copyRuns(dst, at, this.#denseRuns());
     return this.size;
   }
 
   // The trailing dims laid out densely form runs of `run` elements, one per offset of the `lead` leading dims (a KV
   // cache view [B, H, len, D] is B·H runs of len·D; a head permute, runs of D).
-  private denseRuns(): { lead: number; run: number } {
+  #denseRuns(): { lead: number; run: number } {
     let lead = this.rank, run = 1;
     while (lead > 0 && (this.strides[lead - 1] === run || this.shape[lead - 1] === 1)) run *= this.shape[--lead];
     return { lead, run };
   }
 
   // copies the runs whole into dst from index `at`, in row-major order
-  private copyRuns(dst: Float32Array, at: number, { lead, run }: { lead: number; run: number }): void {
+  #copyRuns(dst: Float32Array, at: number, { lead, run }: { lead: number; run: number }): void {
     const src = this.data as Float32Array;
     forEachOffset(this.shape.slice(0, lead), this.strides.slice(0, lead), this.offset, (off, i) => { dst.set(src.subarray(off, off + run), at + i * run); });
   }
@@ -274,7 +274,7 @@ export class Tensor {
     return out;
   }
 
-  private dim(d: number, op: string): number {
+  #dim(d: number, op: string): number {
     const r = typeof d === 'number' && d < 0 ? d + this.rank : d;
     if (!Number.isInteger(r) || r < 0 || r >= this.rank) throw new QkvError(`${op}: dim ${String(d)} out of range for rank ${this.rank}`);
     return r;

@@ -189,7 +189,7 @@ export function forgetResident(data: ArrayBufferView): void {
 
 /** Sets how many bytes of WebAssembly memory resident weights may reach (tests, tuning); returns the previous limit. */
 export function setResidentLimit(bytes: number): number {
-  if (!Number.isFinite(bytes) || bytes < 0) throw new QkvError(`setResidentLimit: bytes must be a number ≥ 0, got ${bytes}`);
+  if (!Number.isFinite(bytes) || bytes < 0) throw new QkvError(`setResidentLimit: bytes must be a number ≥ 0, got ${String(bytes)}`);
   const previous = residentLimit;
   residentLimit = Math.min(bytes, MAX_BYTES);
   return previous;

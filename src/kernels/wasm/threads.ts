@@ -12,7 +12,7 @@ export interface StartableWorker { postMessage(m: KernelWorkerInit): void }
  * the threads in use — 1 where memory cannot be shared.
  */
 export async function startThreads(threads: number, spawn: (index: number, ready: () => void, failed: (e: unknown) => void) => StartableWorker): Promise<number> {
-  if (!Number.isInteger(threads) || threads < 1) throw new QkvError(`threads must be a positive integer, got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 1) throw new QkvError(`threads must be a positive integer, got ${String(threads)}`);
   const r = kernelRuntime();
   if (!r || !r.shared) return 1;
   const have = kernelThreads();

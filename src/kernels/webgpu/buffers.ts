@@ -60,7 +60,7 @@ let batchCommands = 16; // command buffers per submit inside a batch
 
 /** How many command buffers a batch gathers per queue.submit (default 16; 1 = each at once), for tuning on a GPU. */
 export function setSubmitBatch(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new QkvError(`setSubmitBatch: n must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1) throw new QkvError(`setSubmitBatch: n must be a positive integer, got ${String(n)}`);
   batchCommands = n;
 }
 const batches = new WeakMap<GPUDevice, Batch>();

@@ -69,7 +69,9 @@ export const addGpu = (a: GpuTensor, b: GpuTensor) => elementwise('add', a, b, '
 
 /** c · tanh(x / c): soft-capping (of logits). */
 export function softcapGpu(x: GpuTensor, c: number): GpuTensor {
-  if (!(c > 0) || !Number.isFinite(c)) throw new QkvError(`softcapGpu: c must be a positive number, got ${c}`);
+  if (typeof c !== 'number' || !(c > 0) || !Number.isFinite(c)) {
+    throw new QkvError(`softcapGpu: c must be a positive number, got ${String(c)}`);
+  }
   const out = GpuTensor.empty(x.device, x.shape);
   run('softcap', x, x.buffer, out, [x.size], c, groupsOf(x.size));
   return out;

@@ -1,9 +1,9 @@
 // Learned absolute positions (BERT, GPT-2): a trained table [maxLen, d] indexed by position.
-import { describeValue, QkvError } from '../../errors.js';
+import { checkInt, describeValue, QkvError } from '../../errors.js';
 import { F16Matrix } from '../../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../../tensor/quantize.js';
 import { fmtShape } from '../../tensor/shape.js';
-import { checkWeight, Tensor } from '../../tensor/tensor.js';
+import { checkTensor, checkWeight, Tensor } from '../../tensor/tensor.js';
 
 /**
  * Gathers rows of an embedding table: out[..., :] = table[ids[...], :]. Ids are range-checked. The table may be
@@ -34,10 +34,17 @@ export function embedding(table: LinearWeight, ids: readonly number[] | Tensor, 
 
 /** A learned positional embedding table. */
 export class LearnedPositionalEmbedding {
-  constructor(readonly weight: Tensor) {}
+  constructor(readonly weight: Tensor) {
+    checkTensor(weight, 'LearnedPositionalEmbedding: weight');
+    if (weight.rank !== 2) throw new QkvError(`LearnedPositionalEmbedding: weight must be [maxLen, D], got ${fmtShape(weight.shape)}`);
+  }
+
   get maxLen(): number { return this.weight.shape[0]; }
-  /** Encodings of `positions` (default 0..T−1 after `offset`). */
+
+  /** Encodings of positions offset..offset + T − 1. */
   forward(T: number, offset = 0): Tensor {
+    checkInt(T, 'LearnedPositionalEmbedding.forward: T', 0, this.maxLen);
+    checkInt(offset, 'LearnedPositionalEmbedding.forward: offset', 0, this.maxLen);
     return embedding(this.weight, Array.from({ length: T }, (_, t) => t + offset), 'LearnedPositionalEmbedding');
   }
 }
