@@ -144,7 +144,7 @@ test('int4 in blocks of 32: the largest weight of each block exact, the rest wit
 test('int4 products: decode (integer dot products) and prefill, linear and gated, N a multiple of 4 or not', () => {
   const rand = rng(11);
   setKernelThreads(1);
-  for (const [M, K, N] of [[1, 32, 4], [1, 576, 44], [1, 96, 7], [4, 64, 12], [3, 128, 9], [1, 1536, 20]]) {
+  for (const [M, K, N] of [[1, 32, 4], [1, 576, 44], [1, 96, 7], [4, 64, 12], [3, 128, 9], [1, 1536, 20], [1, 128, 8], [1, 224, 12]]) {
     const [g, u] = [randn([N, K], rand, 0.3), randn([N, K], rand, 0.3)];
     const [gq, uq] = [Int4Matrix.quantize(g), Int4Matrix.quantize(u)];
     const x = randn([M, K], rand, 2);

@@ -138,34 +138,65 @@ export function prepareQ8(a: usize, xs: usize, K: i32): bool {
   return true;
 }
 
-// Σ q · xq − 8 Σ xq over one block of 32 int4 weights at w (i32 lanes; their sum is the block's dot product): the
-// nibbles as they are, the −8 applied once through the block's sum (in lane 0 of `sum8`)
+// Σ q · xq over one block of 32 int4 weights at w, as i16 lanes (pairs of products; their sum is the block's dot product,
+// before the −8): the nibbles q ∈ [0, 15] as the 7-bit operand. A lane holds at most 4 · 15 · 127 = 7,620.
 @inline
-function blockI4x8(w: usize, x0: v128, x1: v128, sum8: v128): v128 {
+function blockI4x8(w: usize, x0: v128, x1: v128): v128 {
   const h = v128.load(w);
   const lo = i16x8.relaxed_dot_i8x16_i7x16_s(x0, v128.and(h, cst(C_NIBBLE))); // weights 0–15 of the block
-  const p = i16x8.add(lo, i16x8.relaxed_dot_i8x16_i7x16_s(x1, highNibbles(h))); // + weights 16–31
-  return i32x4.sub(i32x4.extadd_pairwise_i16x8_s(p), sum8);
+  return i16x8.add(lo, i16x8.relaxed_dot_i8x16_i7x16_s(x1, highNibbles(h))); // + weights 16–31
 }
 
-// c_j, c_{j+gap}, … from int4 rows as gemvQ4, x prepared by prepareQ8 (relaxed SIMD builds only)
+// the dot products of four consecutive blocks, one per i32 lane: [Σ p0, Σ p1, Σ p2, Σ p3] from their i16 lanes
+// (halves added in i16 first: at most 2 · 7,620, then pairs widened to i32 and the last pairs added)
+@inline
+function reduce4(p0: v128, p1: v128, p2: v128, p3: v128): v128 {
+  const t = i16x8.add(v128.shuffle<i64>(p0, p1, 0, 2), v128.shuffle<i64>(p0, p1, 1, 3)); // [p0 · 4 lanes | p1 · 4 lanes]
+  const u = i16x8.add(v128.shuffle<i64>(p2, p3, 0, 2), v128.shuffle<i64>(p2, p3, 1, 3));
+  const et = i32x4.extadd_pairwise_i16x8_s(t), eu = i32x4.extadd_pairwise_i16x8_s(u); // [p0 p0 p1 p1], [p2 p2 p3 p3]
+  return i32x4.add(v128.shuffle<i32>(et, eu, 0, 2, 4, 6), v128.shuffle<i32>(et, eu, 1, 3, 5, 7));
+}
+
+// c_j, c_{j+gap}, … from int4 rows as gemvQ4, x prepared by prepareQ8 (relaxed SIMD builds only). Four blocks at a time:
+// their dot products reduced into one vector, one lane per block, so that the −8 · Σ xq, the block scales s_jb · dx_b
+// (four consecutive floats of each) and the multiply-add are one vector operation per four blocks, not one per block
 export function gemvQ4x8(xs: usize, b0: usize, c: usize, K: i32, j: i32, scales: usize, gap: i32): void {
   const stride = <usize>gap * <usize>(K >> 1), sums = xs + <usize>K, dxs = sums + (<usize>K >> 3), blocks = <usize>(K >> 5);
   const b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride;
   const scStride = (<usize>gap * blocks) << 2;
   const sc0 = scales + ((<usize>j * blocks) << 2), sc1 = sc0 + scStride, sc2 = sc1 + scStride, sc3 = sc2 + scStride;
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-  for (let k = 0; k < K; k += 32) {
+  let k = 0;
+  for (; k + 128 <= K; k += 128) {
+    const x = xs + <usize>k, o = <usize>(k >> 1), bb = <usize>(k >> 5) << 2;
+    const xa = v128.load(x), xb = v128.load(x, 16), xc = v128.load(x, 32), xd = v128.load(x, 48);
+    const xe = v128.load(x, 64), xf = v128.load(x, 80), xg = v128.load(x, 96), xh = v128.load(x, 112);
+    const sum8 = v128.load(sums + bb), dx = v128.load(dxs + bb);
+    s0 = madd(f32x4.convert_i32x4_s(i32x4.sub(reduce4(blockI4x8(b0 + o, xa, xb), blockI4x8(b0 + o + 16, xc, xd),
+      blockI4x8(b0 + o + 32, xe, xf), blockI4x8(b0 + o + 48, xg, xh)), sum8)), f32x4.mul(v128.load(sc0 + bb), dx), s0);
+    s1 = madd(f32x4.convert_i32x4_s(i32x4.sub(reduce4(blockI4x8(b1 + o, xa, xb), blockI4x8(b1 + o + 16, xc, xd),
+      blockI4x8(b1 + o + 32, xe, xf), blockI4x8(b1 + o + 48, xg, xh)), sum8)), f32x4.mul(v128.load(sc1 + bb), dx), s1);
+    s2 = madd(f32x4.convert_i32x4_s(i32x4.sub(reduce4(blockI4x8(b2 + o, xa, xb), blockI4x8(b2 + o + 16, xc, xd),
+      blockI4x8(b2 + o + 32, xe, xf), blockI4x8(b2 + o + 48, xg, xh)), sum8)), f32x4.mul(v128.load(sc2 + bb), dx), s2);
+    s3 = madd(f32x4.convert_i32x4_s(i32x4.sub(reduce4(blockI4x8(b3 + o, xa, xb), blockI4x8(b3 + o + 16, xc, xd),
+      blockI4x8(b3 + o + 32, xe, xf), blockI4x8(b3 + o + 48, xg, xh)), sum8)), f32x4.mul(v128.load(sc3 + bb), dx), s3);
+  }
+  for (; k < K; k += 32) { // the last 1–3 blocks one at a time (the block's −8 · Σ xq in lane 0)
     const x0 = v128.load(xs + <usize>k), x1 = v128.load(xs + <usize>k, 16);
-    const bb = <usize>(k >> 5) << 2;
+    const bb = <usize>(k >> 5) << 2, o = <usize>(k >> 1);
     const sum8 = v128.load32_zero(sums + bb), dx = load<f32>(dxs + bb);
-    const o = <usize>(k >> 1);
-    s0 = madd(f32x4.convert_i32x4_s(blockI4x8(b0 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc0 + bb)), s0);
-    s1 = madd(f32x4.convert_i32x4_s(blockI4x8(b1 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc1 + bb)), s1);
-    s2 = madd(f32x4.convert_i32x4_s(blockI4x8(b2 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc2 + bb)), s2);
-    s3 = madd(f32x4.convert_i32x4_s(blockI4x8(b3 + o, x0, x1, sum8)), f32x4.splat(dx * load<f32>(sc3 + bb)), s3);
+    s0 = madd(blockTail(b0 + o, x0, x1, sum8), f32x4.splat(dx * load<f32>(sc0 + bb)), s0);
+    s1 = madd(blockTail(b1 + o, x0, x1, sum8), f32x4.splat(dx * load<f32>(sc1 + bb)), s1);
+    s2 = madd(blockTail(b2 + o, x0, x1, sum8), f32x4.splat(dx * load<f32>(sc2 + bb)), s2);
+    s3 = madd(blockTail(b3 + o, x0, x1, sum8), f32x4.splat(dx * load<f32>(sc3 + bb)), s3);
   }
   store4(c + (<usize>j << 2), <usize>gap << 2, s0, s1, s2, s3);
+}
+
+// one block's Σ q · xq − 8 Σ xq as f32 lanes (their sum is the block's dot product)
+@inline
+function blockTail(w: usize, x0: v128, x1: v128, sum8: v128): v128 {
+  return f32x4.convert_i32x4_s(i32x4.sub(i32x4.extadd_pairwise_i16x8_s(blockI4x8(w, x0, x1)), sum8));
 }
 
 // four int4 rows (j + r·gap) widened to the f32 panel [4][K]: (q − 8) · s_jb (prefill, M > 1)
