@@ -73,3 +73,8 @@ export function checkIds(ids: unknown, what: string, vocabSize = Number.MAX_SAFE
 export function checkOptions(o: unknown, what: string): void {
   if (o !== undefined && (typeof o !== 'object' || o === null)) throw new QkvError(`${what} must be an object, got ${describeValue(o)}`);
 }
+
+/** Throws the QkvError of a scalar helper `fn` given something other than a number (a symbol, a BigInt, a string). */
+export function notANumber(fn: string, x: unknown): never {
+  throw new QkvError(`${fn}: the argument must be a number, got ${describeValue(x)}`);
+}

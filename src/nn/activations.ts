@@ -3,11 +3,12 @@
 //   GELU (tanh)   x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))               (GPT-2, Gemma "gelu_pytorch_tanh")
 //   SiLU          x · σ(x);   SwiGLU(x) = SiLU(x W_gate) ⊙ (x W_up)          (Shazeer 2020)
 //   ELU + 1       the feature map of linear attention (Katharopoulos et al. 2020)
-import { QkvError } from '../errors.js';
+import { notANumber, QkvError } from '../errors.js';
 import { checkTensor, Tensor } from '../tensor/tensor.js';
 
 /** erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), enough for float32. */
 export function erf(x: number): number {
+  if (typeof x !== 'number') notANumber('erf', x);
   const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
   const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +

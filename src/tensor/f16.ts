@@ -1,11 +1,13 @@
 // IEEE 754 half precision (float16) and bfloat16 <-> float32, bit-exact, round-to-nearest-even.
 // bfloat16 is the top 16 bits of a float32; float16 has 5 exponent bits and 10 mantissa bits.
+import { notANumber } from '../errors.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
 /** float32 value -> bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN. */
 export function f32ToBf16(x: number): number {
+  if (typeof x !== 'number') notANumber('f32ToBf16', x);
   f32[0] = x;
   const bits = u32[0];
   if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) | 0x40) & 0xffff; // NaN: keep it quiet
@@ -16,12 +18,14 @@ export function f32ToBf16(x: number): number {
 
 /** bfloat16 bits -> float32 value (exact). */
 export function bf16ToF32(h: number): number {
+  if (typeof h !== 'number') notANumber('bf16ToF32', h);
   u32[0] = (h & 0xffff) << 16;
   return f32[0];
 }
 
 /** float32 value -> float16 bits, round to nearest even, overflow to ±Inf, subnormals kept. */
 export function f32ToF16(x: number): number {
+  if (typeof x !== 'number') notANumber('f32ToF16', x);
   f32[0] = x;
   const bits = u32[0];
   const sign = (bits >>> 16) & 0x8000;
@@ -54,6 +58,7 @@ export function f32ToF16(x: number): number {
 
 /** float16 bits -> float32 value (exact). */
 export function f16ToF32(h: number): number {
+  if (typeof h !== 'number') notANumber('f16ToF32', h);
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >>> 10) & 0x1f;
   const mant = h & 0x3ff;

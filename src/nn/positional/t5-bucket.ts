@@ -2,11 +2,14 @@
 // Relative position r = key − query. Half the buckets are exact small distances, the rest grow logarithmically up to
 // maxDistance; bidirectional (encoder) buckets separate r > 0 from r ≤ 0, causal (decoder) ones clamp r > 0 to 0.
 // The log step is done in float32 as torch does, so boundary cases land in the same bucket.
-import { QkvError } from '../../errors.js';
+import { notANumber, QkvError } from '../../errors.js';
 import { checkTensor, Tensor } from '../../tensor/tensor.js';
 
 /** The bucket of relative position r = key − query. */
 export function t5RelativeBucket(r: number, bidirectional = true, numBuckets = 32, maxDistance = 128): number {
+  if (typeof r !== 'number') notANumber('t5RelativeBucket', r);
+  if (typeof numBuckets !== 'number') notANumber('t5RelativeBucket: numBuckets', numBuckets);
+  if (typeof maxDistance !== 'number') notANumber('t5RelativeBucket: maxDistance', maxDistance);
   let bucket = 0;
   let n = numBuckets;
   if (bidirectional) {
