@@ -32,6 +32,11 @@ function allocatorArgs(numLayers: number, o: PagedOptions): [number, number, num
   return [o.blockSize ?? 16, o.numBlocks ?? 64, o.maxBlocks ?? Number.MAX_SAFE_INTEGER];
 }
 
+/** n int8 values in the kernels' memory where it has room (the paged kernel reads an int8 pool there), else an array. */
+function bytes(n: number): Int8Array {
+  return (kernelStorage().matrix?.('int8', n) as Int8Array | null | undefined) ?? new Int8Array(n);
+}
+
 export class PagedKVCache extends BlockTables implements KVCache {
   readonly kind: string;
   readonly view = 'paged';
@@ -57,8 +62,8 @@ export class PagedKVCache extends BlockTables implements KVCache {
       const int8 = this.dtype === 'int8';
       p = this.pools[layer] = {
         blockSize: this.blockSize, Hkv, D, Dv,
-        k: int8 ? new Int8Array(n * D) : kernelStorage().floats(n * D), v: int8 ? new Int8Array(n * Dv) : kernelStorage().floats(n * Dv),
-        kScale: int8 ? new Float32Array(n) : undefined, vScale: int8 ? new Float32Array(n) : undefined,
+        k: int8 ? bytes(n * D) : kernelStorage().floats(n * D), v: int8 ? bytes(n * Dv) : kernelStorage().floats(n * Dv),
+        kScale: int8 ? kernelStorage().floats(n) : undefined, vScale: int8 ? kernelStorage().floats(n) : undefined,
       };
     }
     if (p.Hkv !== Hkv || p.D !== D || p.Dv !== Dv) throw new QkvError(`paged cache: layer ${layer} holds Hkv=${p.Hkv}, D=${p.D}; got Hkv=${Hkv}, D=${D}`);
@@ -69,10 +74,9 @@ export class PagedKVCache extends BlockTables implements KVCache {
     for (const p of this.pools) {
       if (!p) continue;
       const n = blocks * p.Hkv * this.blockSize;
-      // float32 keys and values stay in the kernels' storage (the old arrays go back when garbage-collected)
+      // keys, values and scales stay in the kernels' storage (the old arrays go back when garbage-collected)
       const grow = <A extends Float32Array | Int8Array>(a: A, per: number): A => {
-        const b = (a instanceof Float32Array && a !== p.kScale && a !== p.vScale ? kernelStorage().floats(n * per)
-          : new (a.constructor as new (n: number) => A)(n * per)) as A;
+        const b = (a instanceof Float32Array ? kernelStorage().floats(n * per) : bytes(n * per)) as A;
         b.set(a);
         return b;
       };
@@ -127,8 +131,12 @@ export class PagedKVCache extends BlockTables implements KVCache {
   /** Frees every sequence and returns the pools' storage now; views it returned must not be used after. */
   release(): void {
     for (const id of [...this.seqs.keys()]) this.free(id);
+    const storage = kernelStorage();
     for (const p of this.pools) {
-      if (p?.k instanceof Float32Array && p.v instanceof Float32Array) { kernelStorage().release(p.k); kernelStorage().release(p.v); }
+      for (const a of p ? [p.k, p.v, p.kScale, p.vScale] : []) {
+        if (a instanceof Float32Array) storage.release(a);
+        else if (a) storage.releaseMatrix?.(a);
+      }
     }
     this.pools.fill(undefined);
   }

@@ -177,6 +177,11 @@ export function isResident(data: ArrayBufferView): boolean {
   return residentAt.has(data);
 }
 
+/** The byte offset of a resident array (see isResident), or null: nothing is copied in. */
+export function residentOffset(data: unknown): number | null {
+  return ArrayBuffer.isView(data) ? (residentAt.get(data) ?? null) : null;
+}
+
 /** Records that `data` already lies in the kernels' memory at byte offset `at` (storage.ts placed it there). */
 export function adoptResident(data: ArrayBufferView, at: number): void {
   residentAt.set(data, at);

@@ -79,6 +79,7 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k, v, part, scratch: scr, scratchStride: perThread, B, Hq, Hkv, L, S, D, Dv,
     scale: p.scale, causal: p.mask ? 1 : 0, shift, chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0, tableStride: 0,
+    kScales: 0, vScales: 0,
   }));
   return mergeChunks(r, { part, out, lse, B, Hq, Hkv, L, Dv, splits });
 }

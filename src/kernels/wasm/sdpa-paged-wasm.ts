@@ -3,13 +3,13 @@
 // kernels' memory, storage.ts), one block a tile, for every query head of its GQA group — and the MERGE job merges the
 // splits' partial results as the split-K decode's (mergeChunks). A row's keys are split only as far as the threads
 // need units to share: a batch of 64 decoding rows is one unit per (row, kv head), one sequence's long context is
-// cut into several (see `plan`). It covers float32 pools in kernel memory with a causal mask or none;
-// sliding windows, soft-capping, padding masks, int8 pools and attention weights go to the TypeScript kernel
-// (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
+// cut into several (see `plan`). It covers float32 pools in kernel memory, and int8 ones (with D and Dv multiples of 16)
+// whose values and scales are there too, with a causal mask or none; sliding windows, soft-capping, padding masks and
+// attention weights go to the TypeScript kernel (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
 import type { PagedKernel, PagedProblem, PagedResult } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { DECODE_JOB } from './jobs.js';
-import { alignLine, JOB, kernelRuntime, put, runJob, scratch } from './runtime.js';
+import { alignLine, JOB, kernelRuntime, put, residentOffset, runJob, scratch } from './runtime.js';
 import { mergeChunks } from './sdpa-flash-wasm.js';
 import { kernelOffset } from './storage.js';
 
@@ -19,10 +19,22 @@ const MAX_PARTS = 64 * 2 ** 20; // bytes of partial results per call; a longer p
 /** True when this kernel can take the call (see the file's comment). */
 export function pagedWasmCovers(p: PagedProblem, returnWeights = false): boolean {
   const { pool } = p;
-  if (kernelRuntime() === null || returnWeights || p.window || p.softcap || pool.kScale || pool.vScale) return false;
-  if (pool.D % 4 !== 0 || pool.Dv % 4 !== 0 || kernelOffset(pool.k) === null || kernelOffset(pool.v) === null) return false;
+  if (kernelRuntime() === null || returnWeights || p.window || p.softcap) return false;
+  if (pool.D % 4 !== 0 || pool.Dv % 4 !== 0 || poolOffsets(p) === null) return false;
   if (p.keyMask && p.keyMask.some((row) => row.some((x) => !x))) return false;
   return partsBytes(p, plan(p, kernelRuntime()!.threads).splits) <= MAX_PARTS;
+}
+
+/** Where the pool's keys, values and (int8) scales lie in the kernels' memory, or null when some does not. */
+function poolOffsets(p: PagedProblem): { k: number; v: number; kScales: number; vScales: number } | null {
+  const { pool } = p;
+  if (!pool.kScale && !pool.vScale) {
+    const [k, v] = [kernelOffset(pool.k), kernelOffset(pool.v)];
+    return k === null || v === null ? null : { k, v, kScales: 0, vScales: 0 };
+  }
+  if (!(pool.k instanceof Int8Array) || !(pool.v instanceof Int8Array) || pool.D % 16 !== 0 || pool.Dv % 16 !== 0) return null;
+  const [k, v, kScales, vScales] = [residentOffset(pool.k), residentOffset(pool.v), kernelOffset(pool.kScale), kernelOffset(pool.vScale)];
+  return k === null || v === null || kScales === null || vScales === null ? null : { k, v, kScales, vScales };
 }
 
 const UNITS_PER_THREAD = 8; // enough units that uneven rows still share out evenly
@@ -76,9 +88,12 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
   const { B, Hq, T, pool } = p;
   const { Hkv, D, Dv, blockSize } = pool;
   const perBlock = Hkv * blockSize;
-  check(p, Math.min(Math.floor(pool.k.length / (perBlock * D)), Math.floor(pool.v.length / (perBlock * Dv))));
+  const scales = pool.kScale && pool.vScale ? Math.floor(Math.min(pool.kScale.length, pool.vScale.length) / perBlock) : Infinity;
+  check(p, Math.min(Math.floor(pool.k.length / (perBlock * D)), Math.floor(pool.v.length / (perBlock * Dv)), scales));
   const { tableStride, splits, chunk } = plan(p, r.threads);
-  const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
+  const at = poolOffsets(p)!;
+  // the score tile (and an int8 tile's keys and values widened), in whole cache lines
+  const perThread = alignLine(4 * BM * BN + (at.kScales ? 4 * BN * (D + Dv) : 0));
   const [q, part, tables, lens, scr, out, lse] = scratch(r, [4 * B * Hq * T * D, partsBytes(p, splits), 4 * B * tableStride,
     4 * B, perThread * r.threads, 4 * B * Hq * T * Dv, 4 * B * Hq * T]);
   put(r, q, p.q);
@@ -88,9 +103,9 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
   new Uint32Array(r.memory.buffer, lens, B).set(p.seqLens);
   const maxS = Math.max(0, ...p.seqLens);
   runJob(r, DECODE_JOB.words({
-    kind: JOB.decode, q, k: kernelOffset(pool.k)!, v: kernelOffset(pool.v)!, part, scratch: scr, scratchStride: perThread,
+    kind: JOB.decode, q, k: at.k, v: at.v, part, scratch: scr, scratchStride: perThread,
     B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk, splits,
-    kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride,
+    kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride, kScales: at.kScales, vScales: at.vScales,
   }));
   return { ...mergeChunks(r, { part, out, lse, B, Hq, Hkv, L: T, Dv, splits }), maxS };
 }

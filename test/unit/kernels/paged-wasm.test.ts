@@ -3,12 +3,12 @@
 // kernel the dispatcher chooses; and the checks that keep it from reading outside the pool.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attention, PagedKVCache, Tensor } from '../../../src/index.js';
+import { attention, Int8KVCache, PagedKVCache, Tensor } from '../../../src/index.js';
 import { pagedKernelFor } from '../../../src/attention/dispatch.js';
 import { pagedAttention } from '../../../src/attention/paged.js';
 import { sdpaPaged } from '../../../src/kernels/cpu/sdpa-paged.js';
 import { sdpaPagedWasm } from '../../../src/kernels/wasm/sdpa-paged-wasm.js';
-import { kernelFloats } from '../../../src/kernels/wasm/storage.js';
+import { kernelFloats, kernelMatrix } from '../../../src/kernels/wasm/storage.js';
 import type { PagedProblem } from '../../../src/kernels/contract.js';
 import { assertClose, randint, rng } from '../../helpers.js';
 
@@ -91,4 +91,45 @@ test('paged-wasm refuses block tables that point outside the pool or rows longer
   assert.throws(() => sdpaPagedWasm.forward({ ...p, blockTables: bad }), /row 0's block 0 is \d+; the pool has blocks 0\.\.\d+/);
   const long = p.seqLens.map((S, b) => (b === 0 ? p.blockTables[0].length * p.pool.blockSize + 1 : S));
   assert.throws(() => sdpaPagedWasm.forward({ ...p, seqLens: long }), /row 0 has seqLen \d+; it needs ≥ T=\d+ and ≤ \d+/);
+});
+
+// the same problem with an int8 pool in the kernels' memory: values in [−127, 127], a scale per slot
+function int8Problem(rand: () => number, causal: boolean): PagedProblem {
+  let p = randomProblem(rand, causal);
+  while (p.pool.D % 16 !== 0 || p.pool.Dv % 16 !== 0) p = randomProblem(rand, causal);
+  const bytes = (n: number) => { const a = kernelMatrix('int8', n) as Int8Array; for (let i = 0; i < n; i++) a[i] = randint(rand, -127, 127); return a; };
+  const scales = (n: number) => { const a = kernelFloats(n); for (let i = 0; i < n; i++) a[i] = 0.001 + 0.02 * rand(); return a; };
+  const slots = p.pool.k.length / p.pool.D;
+  const pool = { ...p.pool, k: bytes(slots * p.pool.D), v: bytes(slots * p.pool.Dv), kScale: scales(slots), vScale: scales(slots) };
+  return { ...p, pool };
+}
+
+test('int8 pools: paged-wasm widens each tile and equals the TypeScript paged kernel (random shapes and block tables)', () => {
+  const rand = rng(17);
+  for (let trial = 0; trial < 16; trial++) {
+    const p = int8Problem(rand, trial % 3 !== 2);
+    assert.equal(pagedKernelFor(p, false).name, 'paged-wasm', 'an int8 pool in kernel memory goes to the SIMD kernel');
+    const r = sdpaPagedWasm.forward(p);
+    const ts = sdpaPaged.forward(p);
+    assertClose(r.out, ts.out, 1e-5, 1e-5, `trial ${trial}: out against the TypeScript kernel`);
+    assertClose(r.lse, ts.lse, 1e-5, 1e-5, `trial ${trial}: lse against the TypeScript kernel`);
+  }
+  // what it does not take: int8 outside kernel memory, or a head size that is not a multiple of 16
+  const p = int8Problem(rng(5), true);
+  const plain = { ...p.pool, k: Int8Array.from(p.pool.k), v: Int8Array.from(p.pool.v) };
+  assert.equal(pagedKernelFor({ ...p, pool: plain }, false).name, 'paged');
+  assertClose(pagedAttention({ ...p, pool: plain }).out, pagedAttention(p).out, 1e-5, 1e-5, 'public pagedAttention, int8');
+});
+
+test('an Int8KVCache keeps its int8 pools and scales in kernel memory: decoding over it runs the SIMD kernel', () => {
+  const cache = new Int8KVCache(1, { blockSize: 4, numBlocks: 2 });
+  const k = Tensor.from(Float32Array.from({ length: 2 * 11 * 16 }, (_, i) => Math.sin(i)), [1, 2, 11, 16]);
+  const view = cache.store(0, { k, v: k }); // 11 tokens: the pool grows from 2 blocks to 4
+  assert.equal(view.kind, 'paged');
+  if (view.kind !== 'paged') return;
+  const q = Float32Array.from({ length: 4 * 16 }, (_, i) => Math.cos(i));
+  const p: PagedProblem = { q, B: 1, Hq: 4, T: 1, scale: 0.25, softcap: 0, causal: true, window: null, ...view };
+  assert.equal(pagedKernelFor(p, false).name, 'paged-wasm');
+  assertClose(sdpaPagedWasm.forward(p).out, sdpaPaged.forward(p).out, 1e-5, 1e-5, 'int8 cache view');
+  cache.release();
 });

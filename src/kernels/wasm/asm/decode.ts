@@ -11,7 +11,7 @@ import { exp2neg, LOG2E, madd, ptr, word } from './common';
 import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
-//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride]
+//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride, kScales, vScales]
 // q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride floats apart (S·D and S·Dv when
 // dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift. Split s of a row
 // holds its keys s·chunk … (s + 1)·chunk − 1.
@@ -19,6 +19,9 @@ import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 // is in block tables[b · tableStride + j / P] at j % P, so a tile of keys never crosses a block (chunk is a multiple
 // of P); row b holds lens[b] keys and its L queries are its last L positions (shift = lens[b] − L). Nothing is
 // gathered: each tile reads its block where the cache keeps it.
+// kScales ≠ 0 (paged only: the int8 cache, cache/paged.ts): k and v are int8 with one f32 scale per slot (kScales and
+// vScales [blocks][Hkv][P]), k_j = kq_j · ks_j; a tile's keys and values are widened into the thread's scratch (after
+// its score tile: [BN][D] then [BN][Dv] floats) and read from there — a quarter of f32's bytes from the pool.
 // part: o [units][R4][Dv], then m [units][R4], then l [units][R4], with units = B·Hkv·splits (unit (b·Hkv + kvh)·splits
 // + split) and R4 = G·L rounded up to 4; row r of a unit is head kvh·G + r / L, query i = r % L.
 // Thread t takes units t, t + T, … (all the same size). Per thread scratch: s [BM][BN], m [R4], l [R4] (acc is part).
@@ -29,10 +32,13 @@ export function decode(job: usize, t: i32, T: i32): void {
   const causal = word(job, 15), shift = word(job, 16), chunk = word(job, 17), splits = word(job, 18);
   const kStride = <usize>word(job, 19), vStride = <usize>word(job, 20);
   const paged = word(job, 21), tables = ptr(job, 22), lens = ptr(job, 23), tableStride = word(job, 24);
+  const kScales = ptr(job, 25), vScales = ptr(job, 26), int8 = kScales != 0;
+  const elem: usize = int8 ? 1 : 4; // bytes a cached element
   const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
   const units = B * Hkv * splits;
   const scratch = ptr(job, 5), scratchStride = <usize>word(job, 6);
   const sT = scratch + <usize>t * scratchStride; // [BM][BN]
+  const kT = sT + (<usize>(BM * BN) << 2), vT = kT + (<usize>(BN * D) << 2); // int8: the tile widened, [BN][D], [BN][Dv]
   for (let u = t; u < units; u += T) {
     const bkv = u / splits, split = u % splits, j0Unit = split * chunk;
     const b = bkv / Hkv, kvh = bkv % Hkv;
@@ -46,30 +52,38 @@ export function decode(job: usize, t: i32, T: i32): void {
     for (let r = 0; r < R4; r++) { store<f32>(mRow + (<usize>r << 2), -Infinity); store<f32>(lRow + (<usize>r << 2), 0); }
     for (let d = 0; d < R4 * Dv; d += 4) v128.store(acc + (<usize>d << 2), f32x4.splat(0));
     // kHead, vHead: where key jBase lives — the head's first key (dense), or the first key of the tile's block (paged)
-    let kHead = k + (<usize>bkv * kStride << 2), vHead = v + (<usize>bkv * vStride << 2), jBase = 0;
+    let kHead = k + (<usize>bkv * kStride << 2), vHead = v + (<usize>bkv * vStride << 2), jBase = 0, slot: usize = 0;
     for (let j0 = j0Unit; j0 < jEnd;) {
       let tileEnd = min(jEnd, j0 + BN);
       if (paged) {
         const block = j0 / paged;
         jBase = block * paged;
         tileEnd = min(tileEnd, jBase + paged);
-        const slot = <usize>(load<u32>(tables + (<usize>(b * tableStride + block) << 2)) * <u32>Hkv + <u32>kvh) * <usize>paged;
-        kHead = k + (slot * <usize>D << 2);
-        vHead = v + (slot * <usize>Dv << 2);
+        slot = <usize>(load<u32>(tables + (<usize>(b * tableStride + block) << 2)) * <u32>Hkv + <u32>kvh) * <usize>paged;
+        kHead = k + slot * <usize>D * elem;
+        vHead = v + slot * <usize>Dv * elem;
       }
       const n = tileEnd - j0; // keys of this tile
       const nPad = (n + 3) & ~3; // keys computed (groups of 4)
+      // keys counted from kBase (jBase, or j0 once an int8 tile is widened into kT / vT)
+      let kBase = jBase, kRows = kHead, vRows = vHead + <usize>(j0 - jBase) * <usize>Dv * elem;
+      if (int8) {
+        const first = slot + <usize>(j0 - jBase);
+        widenRows(kHead + <usize>(j0 - jBase) * <usize>D, kScales + (first << 2), kT, n, D);
+        widenRows(vRows, vScales + (first << 2), vT, n, Dv);
+        kBase = j0; kRows = kT; vRows = vT;
+      }
       for (let r0 = 0; r0 < R; r0 += BM) {
         // the block's rows: BM, or fewer at the end of the group (one for multi-head attention's decode: G = L = 1)
         const rows = min(BM, R - r0);
         for (let rr = 0; rr < rows; rr++) {
           const r = r0 + rr;
           const last = causal ? min(tileEnd - 1, r % L + shiftB) : tileEnd - 1; // row r's last key in this tile
-          // keys counted from jBase: the tile reads nothing before it or past tileEnd
+          // the tile reads nothing before it or past tileEnd
           const qr = qGroup + (<usize>r * <usize>D << 2);
-          scoreRow(qr, kHead, j0 - jBase, nPad, tileEnd - jBase, D, scale, last - jBase, sT + (<usize>(rr * BN) << 2));
+          scoreRow(qr, kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale, last - kBase, sT + (<usize>(rr * BN) << 2));
         }
-        const a = acc + (<usize>(r0 * Dv) << 2), vTile = vHead + (<usize>(j0 - jBase) * <usize>Dv << 2);
+        const a = acc + (<usize>(r0 * Dv) << 2), vTile = vRows;
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0, rows);
         if (rows == 1) {
           pvRow(sT, vTile, a, n, Dv);
@@ -80,6 +94,24 @@ export function decode(job: usize, t: i32, T: i32): void {
         }
       }
       j0 = tileEnd;
+    }
+  }
+}
+
+// n int8 rows of `width` at src, row c times scales[c], into the f32 rows at dst (width a multiple of 16)
+@inline
+function widenRows(src: usize, scales: usize, dst: usize, n: i32, width: i32): void {
+  for (let c = 0; c < n; c++) {
+    const s = v128.load32_splat(scales + (<usize>c << 2));
+    const from = src + <usize>c * <usize>width, to = dst + (<usize>(c * width) << 2);
+    for (let d = 0; d < width; d += 16) {
+      const h = v128.load(from + <usize>d);
+      const lo = i16x8.extend_low_i8x16_s(h), hi = i16x8.extend_high_i8x16_s(h);
+      const o = to + (<usize>d << 2);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), s));
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), s), 16);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), s), 32);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), s), 48);
     }
   }
 }
