@@ -3,6 +3,7 @@
 // the API qkv uses and turns malformed files into QkvErrors naming the file.
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { checkIds, checkOptions, describeValue, QkvError } from '../errors.js';
+import { checkTokenizerJson } from './tokenizer-check.js';
 import { applyChatTemplate, chatTemplateOf, DEFAULT_CHAT_TEMPLATE, type ChatMessage } from './chat.js';
 
 // a special token of tokenizer_config.json: a string, or { content } (AddedToken)
@@ -37,6 +38,7 @@ export class Tokenizer {
     if (typeof tokenizerJson !== 'object' || tokenizerJson === null || !('model' in tokenizerJson)) {
       throw new QkvError(`${source}: not a tokenizer.json (no "model" section)`);
     }
+    checkTokenizerJson(tokenizerJson, source);
     try {
       const config = (tokenizerConfig ?? {}) as Record<string, unknown>;
       return new Tokenizer(new HfTokenizer(tokenizerJson, config), source, config);

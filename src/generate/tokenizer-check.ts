@@ -1,0 +1,86 @@
+// Checks on a tokenizer.json before @huggingface/tokenizers builds it: the file comes with a checkpoint, from outside.
+// - Token ids must be integers below MAX_TOKEN_ID: one token with id 10⁹ made the library's vocabulary a billion
+//   entries long (a 69 s hang and the memory of it at the first vocabSize).
+// - Regular expressions (a Split pre-tokenizer's or a Replace normalizer's pattern) must not nest unbounded repetitions,
+//   as `(a+)+` does: JavaScript's backtracking engine takes exponential time on some inputs (`(a+)+$` spent 1.9 s on 25
+//   a's and doubles with each more), and the input is whatever a client sends to `qkv serve`. Real tokenizers' patterns
+//   (GPT-2's, Llama 3's, Qwen's, DeepSeek's) repeat character classes, never groups of repetitions. Other slow patterns
+//   (overlapping alternatives under a repetition, such as `(a|a)*`) are not recognised.
+import { QkvError } from '../errors.js';
+
+/** Token ids at most this (4,194,304; the largest vocabularies in use are ~256k). */
+export const MAX_TOKEN_ID = 2 ** 22;
+
+/** Throws a QkvError naming `source` and the fault when the parsed tokenizer.json breaks a rule above. */
+export function checkTokenizerJson(json: object, source: string): void {
+  const checkId = (id: unknown, what: string) => {
+    if (typeof id === 'number' && (!Number.isInteger(id) || id < 0 || id >= MAX_TOKEN_ID)) {
+      throw new QkvError(`${source}: ${what} has id ${id}; token ids must be integers in [0, ${MAX_TOKEN_ID})`);
+    }
+  };
+  const vocab = own(own(json, 'model'), 'vocab');
+  if (typeof vocab === 'object' && vocab !== null && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) checkId(id, `token ${JSON.stringify(token.slice(0, 40))}`);
+  }
+  const added = own(json, 'added_tokens');
+  if (Array.isArray(added)) added.forEach((t, i) => checkId(own(t, 'id'), `added_tokens[${i}]`));
+  for (const [where, re] of patterns(json, '', 0)) {
+    if (nestsRepetition(re)) {
+      throw new QkvError(`${source}: the pattern at ${where} nests unbounded repetitions (as (a+)+ does), which can take ` +
+        `exponential time on some inputs: ${JSON.stringify(re.slice(0, 80))}`);
+    }
+  }
+}
+
+// o[k] when o is an object that has k itself (never a prototype's)
+function own(o: unknown, k: string): unknown {
+  return typeof o === 'object' && o !== null && Object.hasOwn(o, k) ? (o as Record<string, unknown>)[k] : undefined;
+}
+
+// every { pattern: { Regex: string } } in the file, with where it sits (a tokenizer nests them in Sequences)
+function patterns(o: unknown, where: string, depth: number): [string, string][] {
+  if (typeof o !== 'object' || o === null || depth > 64) return [];
+  const found: [string, string][] = [];
+  for (const [k, v] of Object.entries(o)) {
+    if (k === 'vocab' || k === 'merges') continue; // large, and never patterns
+    const at = where ? `${where}.${k}` : k;
+    const re = k === 'pattern' ? own(v, 'Regex') : undefined;
+    if (typeof re === 'string') found.push([at, re]);
+    else found.push(...patterns(v, at, depth + 1));
+  }
+  return found;
+}
+
+/**
+ * True when a group that contains an unbounded repetition (+, *, {n,}) is itself repeated without bound — the shape of
+ * catastrophic backtracking. Escapes and character classes are skipped; lookarounds and (?:…) are groups like any.
+ */
+export function nestsRepetition(re: string): boolean {
+  const open: boolean[] = []; // per open group: whether it holds an unbounded repetition
+  let closed: boolean | null = null; // the group that just closed held one (null: the last atom was not a group)
+  for (let i = 0; i < re.length; i++) {
+    const c = re[i];
+    if (c === '\\') { i++; closed = null; continue; }
+    if (c === '[') { // a character class: skip to its end (a ']' first in the class is a literal)
+      i++;
+      if (re[i] === '^') i++;
+      if (re[i] === ']') i++;
+      while (i < re.length && re[i] !== ']') i += re[i] === '\\' ? 2 : 1;
+      closed = null;
+      continue;
+    }
+    if (c === '(') { open.push(false); closed = null; continue; }
+    if (c === ')') {
+      closed = open.pop() ?? false;
+      if (closed && open.length) open[open.length - 1] = true;
+      continue;
+    }
+    const unbounded = c === '+' || c === '*' || (c === '{' && /^\{\d*,\}/.test(re.slice(i, i + 12)));
+    if (unbounded) {
+      if (closed) return true;
+      if (open.length) open[open.length - 1] = true;
+    }
+    if (c !== '?') closed = null; // a lazy or possessive mark keeps the quantifier's group in view
+  }
+  return false;
+}
