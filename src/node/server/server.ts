@@ -44,6 +44,8 @@ export interface ServerOptions {
   maxBatch?: number;
   /** Bytes of the paged KV cache shared by all generations (default 256 MiB). */
   kvMemoryBytes?: number;
+  /** The KV pool's storage on the CPU: float32 (default) or int8 (~4× the tokens in kvMemoryBytes). */
+  kvDtype?: 'float32' | 'int8';
   /** Required as `Authorization: Bearer <key>` on /v1 and /api routes when set. */
   apiKey?: string;
   /** Generate on this WebGPU device (weights and the KV pool on the GPU); default the CPU. */
@@ -63,10 +65,12 @@ export interface QkvServerExtras {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-/** KV blocks of `blockSize` tokens that fit in `bytes` of float32 keys and values for `model`. */
-export function kvBlocksFor(model: CausalLM, bytes: number, blockSize = 16): number {
+/** KV blocks of `blockSize` tokens that fit in `bytes` of keys and values for `model`: float32, or int8 with an f32
+ *  scale per token and head. */
+export function kvBlocksFor(model: CausalLM, bytes: number, blockSize = 16, dtype: 'float32' | 'int8' = 'float32'): number {
   const { numLayers, numKvHeads, headDim } = model.info;
-  return Math.max(1, Math.floor(bytes / (blockSize * numLayers * numKvHeads * 2 * headDim * 4)));
+  const perHead = dtype === 'int8' ? headDim + 4 : 4 * headDim; // one key or value row of one head
+  return Math.max(1, Math.floor(bytes / (blockSize * numLayers * numKvHeads * 2 * perHead)));
 }
 
 /** One request at a time on the model; a bounded line of waiters. */
@@ -150,8 +154,8 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   const metrics = new ServerMetrics();
   const usageOf = new WeakMap<ServerResponse, Record<string, number>>(); // a generation's tokens and timings, for its log line
   const engine = new BatchEngine(model, {
-    kvBlocks: kvBlocksFor(model, o.kvMemoryBytes ?? 256 * 2 ** 20), maxBatch: o.maxBatch ?? 16, maxWaiting: limits.maxQueue,
-    onDecode: (n) => metrics.batch.observe(n), gpu: o.gpu,
+    kvBlocks: kvBlocksFor(model, o.kvMemoryBytes ?? 256 * 2 ** 20, 16, o.kvDtype), maxBatch: o.maxBatch ?? 16,
+    maxWaiting: limits.maxQueue, onDecode: (n) => metrics.batch.observe(n), gpu: o.gpu, kvDtype: o.kvDtype,
   });
   let draining = false;
   const inFlight = new Set<AbortController>();

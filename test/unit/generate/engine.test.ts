@@ -106,3 +106,13 @@ test('prefill: short prompts arriving together start in one tick; a long one is 
   assert.equal(engine.stats().ticks - before, 3, '150 tokens in chunks of 64, 64, 22');
   s.release();
 });
+
+test('kvDtype int8: the pool holds int8 keys and values, and each generation gets the tokens it gets alone over an int8 cache', async () => {
+  const { Int8KVCache } = await import('../../../src/cache/index.js');
+  const int8 = (i: number) => generate(model, null, prompts[i], { ...opts(i), cache: new Int8KVCache(model.info.numLayers, { blockSize: 8 }) });
+  const want = (await Promise.all(prompts.map((_, i) => int8(i)))).map((r) => r.ids);
+  const engine = new BatchEngine(model, { kvBlocks: 256, blockSize: 8, maxBatch: 16, kvDtype: 'int8' });
+  assert.equal((engine.cache as { dtype?: string }).dtype, 'int8');
+  assert.deepEqual(await together(engine), want);
+  assert.throws(() => new BatchEngine(model, { kvBlocks: 4, kvDtype: 'int4' as never }), /kvDtype must be 'float32' or \(on the CPU\) 'int8', got "int4"/);
+});

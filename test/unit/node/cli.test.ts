@@ -54,6 +54,13 @@ test('qkv serve --device is cpu or webgpu', () => {
   assert.match(qkv('serve', '--help').stdout, /--device cpu\|webgpu {6}where generations run/);
 });
 
+test('qkv serve --kv-dtype is f32 or int8 (the CPU pool\'s storage)', () => {
+  const r = qkv('serve', '--kv-dtype', 'int4', '--port', '0');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--kv-dtype must be f32 or int8, got 'int4'/);
+  assert.match(qkv('serve', '--help').stdout, /--kv-dtype f32\|int8 {6}the KV cache's storage on the CPU/);
+});
+
 test('an unknown command fails on stderr', () => {
   const r = qkv('frobnicate');
   assert.equal(r.status, 2);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
-import { createQkvServer, listen } from '../../../src/node/server/server.js';
+import { createQkvServer, kvBlocksFor, listen } from '../../../src/node/server/server.js';
 import { TINY } from '../../models/helpers.js';
 
 const ckpt = loadCheckpoint(TINY);
@@ -106,6 +106,26 @@ test('a full waiting line is 503 with Retry-After; the API key guards /v1 and /a
     assert.equal((await fetch(`${base}ready`).catch(() => null))?.status ?? 503, 503);
     await closing;
     for (const r of [await running, await waiting]) await r.text().catch(() => '');
+  } finally {
+    await server.shutdown(0);
+  }
+});
+
+test('kvDtype int8: the same --kv-memory holds ~3.6× the blocks (qkv-tiny: 36 bytes a head row against 128), and serves', async () => {
+  const MiB = 2 ** 20;
+  const model = ckpt.model as Parameters<typeof kvBlocksFor>[0];
+  // a block: 16 tokens × 4 layers × 2 kv heads × (k, v) × a row of head_dim 32 — 128 bytes in f32, 32 + a 4-byte scale in int8
+  assert.equal(kvBlocksFor(model, 4 * MiB), 128);
+  assert.equal(kvBlocksFor(model, 4 * MiB, 16, 'int8'), 455);
+  const server = createQkvServer(ckpt, { kvMemoryBytes: 4 * MiB, kvDtype: 'int8' });
+  const base = await listen(server, { port: 0 });
+  try {
+    assert.equal(server.engine.o.kvBlocks, 455);
+    const r = await fetch(`${base}v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 8, temperature: 0 }) });
+    assert.equal(r.status, 200);
+    const text = ((await r.json()) as { choices: { text: string }[] }).choices[0].text;
+    assert.ok(text.length > 0, 'a completion over the int8 pool');
   } finally {
     await server.shutdown(0);
   }
