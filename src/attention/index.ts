@@ -32,6 +32,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const req = { weights: options.returnWeights, stats: options.returnStats, ...tileRequest(options, dims) };
   const kernel = kernelFor(name, p, req); // the one place a kernel is chosen; the result names it
   const { B, Hq, L, S, Dv } = dims;
+  if (B * Hq * L === 0) { // no query row: nothing to compute, however many empty rows the shapes name
+    const empty = (shape: number[]) => Tensor.zeros(shape);
+    const stats = options.returnStats ? { stats: { entropy: empty([B, Hq, L]), meanDistance: empty([B, Hq, L]) } } : {};
+    const weights = options.returnWeights ? { weights: empty([B, Hq, L, S]) } : {};
+    return { out: Tensor.zeros([B, Hq, L, Dv], q.dtype), lse: empty([B, Hq, L]), kernel: kernel.name, ...weights, ...stats };
+  }
   const r = kernel.forward(p, req);
   if (options.sinks !== undefined) applySinks(r, sinkLogits(options.sinks, Hq), L, Dv, S); // the sink's share of every row
   const result: AttentionResult & { kernel: string } = {
@@ -67,6 +73,10 @@ export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, dout: Tensor,
   if (options.scoreMod) throw new QkvError('attentionBackward: a scoreMod function cannot be differentiated; express it as bias, alibiSlopes or softcap');
   const kernelName = chooseKernel({ ...options, kernel: options.kernel === 'reference' ? 'reference' : 'flash', returnStats: false }, dims);
   const kernel = getSdpaKernel(kernelName);
+  if (B * Hq * L === 0) { // no query row, no gradient
+    const sinkGrad = options.sinks === undefined ? {} : { dsinks: Tensor.zeros([Hq]) };
+    return { dq: Tensor.zeros(q.shape, q.dtype), dk: Tensor.zeros(k.shape, k.dtype), dv: Tensor.zeros(v.shape, v.dtype), ...sinkGrad };
+  }
   const p = problemOf(q, k, v, options, dims);
   const { blockM, blockN } = tileRequest(options, dims);
   const req = { blockM, blockN };

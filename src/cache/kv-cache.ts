@@ -77,8 +77,11 @@ export function checkStore(layer: unknown, r: unknown, numLayers: number, what: 
   checkTensor(k, `${what}: k`);
   checkTensor(v, `${what}: v`);
   const [B, H, T] = k.shape;
-  if (k.rank !== 4 || v.rank !== 4 || v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== T) {
-    throw new QkvError(`${what}: k must be [B, Hkv, T, D] and v [B, Hkv, T, Dv], got k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+  // every size ≥ 1: an empty tensor of B = 10⁸ rows had the caches loop over its rows for 20–30 s
+  const empty = k.size === 0 || v.size === 0;
+  if (k.rank !== 4 || v.rank !== 4 || v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== T || empty) {
+    const want = 'k must be [B, Hkv, T, D] and v [B, Hkv, T, Dv], every size ≥ 1';
+    throw new QkvError(`${what}: ${want}, got k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
   }
   const rowOk = (row: unknown) => Array.isArray(row) || ArrayBuffer.isView(row);
   if (keyMask !== undefined && !(Array.isArray(keyMask) && keyMask.length === B && keyMask.every(rowOk))) {

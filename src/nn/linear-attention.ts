@@ -90,6 +90,7 @@ export function linearAttention(q: Tensor, k: Tensor, v: Tensor, options: { caus
   if (options.causal && L !== S) throw new QkvError(`linearAttention: causal needs L = S, got L=${L}, S=${S}`);
   const [qa, ka, va] = [q.toFloat32(), k.toFloat32(), v.toFloat32()];
   const out = new Float32Array(B * H * L * Dv);
+  if (out.length === 0) return Tensor.from(out, [B, H, L, Dv]); // nothing to compute (however many empty rows)
   for (let bh = 0; bh < B * H; bh++) {
     const st = new LinearAttentionState(D, Dv);
     if (options.causal) {

@@ -86,6 +86,7 @@ export function performerAttention(q: Tensor, k: Tensor, v: Tensor, o: Performer
   const w = omega.toFloat32();
   const [qa, ka, va] = [q.toFloat32(), k.toFloat32(), v.toFloat32()];
   const out = new Float32Array(B * H * L * Dv);
+  if (out.length === 0) return Tensor.from(out, [B, H, L, Dv]); // nothing to compute (however many empty rows)
   for (let bh = 0; bh < B * H; bh++) {
     const eq = exponents(qa.subarray(bh * L * D, (bh + 1) * L * D), L, D, w, m);
     const ek = exponents(ka.subarray(bh * S * D, (bh + 1) * S * D), S, D, w, m);

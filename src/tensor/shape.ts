@@ -27,11 +27,23 @@ export function contiguousStrides(shape: Shape): number[] {
   return strides;
 }
 
-/** Throws unless `shape` is a list and every dimension a non-negative safe integer. */
+/** The most elements a shape may span counting an empty dimension as 1 (a typed array's limit, 2^32). */
+export const MAX_SPAN = 2 ** 32;
+
+/**
+ * Throws unless `shape` is a list of non-negative safe integers and, when it is empty (some dimension 0), its product
+ * with the empty dimensions counted as 1 is at most MAX_SPAN: [2^40, 0] holds nothing, yet a loop over its rows would
+ * not end, and no tensor with data could have such a shape (a non-empty one too large is refused where it is allocated).
+ */
 export function checkShape(shape: Shape, what: string): void {
   if (!Array.isArray(shape)) throw new QkvError(`${what}: shape must be a list of non-negative integers, got ${describeValue(shape)}`);
+  let span = 1;
   for (const d of shape) {
     if (!Number.isSafeInteger(d) || d < 0) throw new QkvError(`${what}: shape ${fmtShape(shape)} must hold non-negative integers`);
+    span *= Math.max(d, 1);
+  }
+  if (span > MAX_SPAN && shape.includes(0)) {
+    throw new QkvError(`${what}: shape ${fmtShape(shape)} spans ${span} elements counting empty dimensions as 1; at most 2^32`);
   }
 }
 

@@ -206,6 +206,7 @@ export function applyRope(x: Tensor, o: ApplyRopeOptions = {}): Tensor {
   if (pos.length !== T && !perBatch) throw new QkvError(`applyRope: positions must be [T=${T}] or [B=${B}, T], got ${pos.length} values`);
   const a = x.toFloat32();
   const out = new Float32Array(a);
+  if (out.length === 0) return Tensor.from(out, x.shape); // nothing to rotate (however many empty rows)
   const half = R / 2;
   const interleaved = o.style === 'interleaved';
   const { cos, sin } = ropeAngles(freqs, pos);
