@@ -39,13 +39,18 @@ export class ContiguousKVCache implements KVCache {
 
   store(layer: number, r: StoreRequest): DenseView {
     checkStore(layer, r, this.numLayers, 'ContiguousKVCache.store');
-    const kv = this.update(layer, r.k, r.v, r.valuesInKeys);
+    const kv = this.#append(layer, r.k, r.v, r.valuesInKeys ?? false);
     return { kind: 'dense', k: kv.k, v: kv.v, keyMask: r.keyMask, window: r.slidingWindow ?? this.window };
   }
 
   /** Appends k [B, Hkv, T, D], v [B, Hkv, T, Dv] to `layer`; returns all cached k, v as strided views. */
   update(layer: number, k: Tensor, v: Tensor, valuesInKeys = false): { k: Tensor; v: Tensor } {
     checkStore(layer, { k, v, valuesInKeys }, this.numLayers, 'ContiguousKVCache.update');
+    return this.#append(layer, k, v, valuesInKeys);
+  }
+
+  // update's work, on a request already checked (store checks it once, not twice a layer and token)
+  #append(layer: number, k: Tensor, v: Tensor, valuesInKeys: boolean): { k: Tensor; v: Tensor } {
     const [B, H, T, D] = k.shape;
     const Dv = v.shape[3];
     let L = this.layers[layer];

@@ -39,15 +39,21 @@ function gather(p: PagedProblem, b: number, src: Float32Array, d: number): Tenso
   return Tensor.from(dst, [1, Hkv, S, d]);
 }
 
+// the SIMD kernel's out and lse on p against the TypeScript paged kernel's; returns the SIMD result
+function againstTypeScript(p: PagedProblem, label: string): ReturnType<typeof sdpaPagedWasm.forward> {
+  const r = sdpaPagedWasm.forward(p);
+  const ts = sdpaPaged.forward(p);
+  assertClose(r.out, ts.out, 1e-5, 1e-5, `${label}: out against the TypeScript kernel`);
+  assertClose(r.lse, ts.lse, 1e-5, 1e-5, `${label}: lse against the TypeScript kernel`);
+  return r;
+}
+
 test('paged-wasm equals dense attention and the TypeScript paged kernel (random shapes and block tables)', () => {
   const rand = rng(7);
   for (let trial = 0; trial < 24; trial++) {
     const p = randomProblem(rand, trial % 3 !== 2);
     assert.equal(pagedKernelFor(p, false).name, 'paged-wasm', 'a float32 pool in kernel memory goes to the SIMD kernel');
-    const r = sdpaPagedWasm.forward(p);
-    const ts = sdpaPaged.forward(p);
-    assertClose(r.out, ts.out, 1e-5, 1e-5, `trial ${trial}: out against the TypeScript kernel`);
-    assertClose(r.lse, ts.lse, 1e-5, 1e-5, `trial ${trial}: lse against the TypeScript kernel`);
+    const r = againstTypeScript(p, `trial ${trial}`);
     const { Hq, T, pool } = p;
     p.seqLens.forEach((_, b) => {
       const q = Tensor.from(p.q.slice(b * Hq * T * pool.D, (b + 1) * Hq * T * pool.D), [1, Hq, T, pool.D]);
@@ -109,10 +115,7 @@ test('int8 pools: paged-wasm widens each tile and equals the TypeScript paged ke
   for (let trial = 0; trial < 16; trial++) {
     const p = int8Problem(rand, trial % 3 !== 2);
     assert.equal(pagedKernelFor(p, false).name, 'paged-wasm', 'an int8 pool in kernel memory goes to the SIMD kernel');
-    const r = sdpaPagedWasm.forward(p);
-    const ts = sdpaPaged.forward(p);
-    assertClose(r.out, ts.out, 1e-5, 1e-5, `trial ${trial}: out against the TypeScript kernel`);
-    assertClose(r.lse, ts.lse, 1e-5, 1e-5, `trial ${trial}: lse against the TypeScript kernel`);
+    againstTypeScript(p, `trial ${trial}`);
   }
   // what it does not take: int8 outside kernel memory, or a head size that is not a multiple of 16
   const p = int8Problem(rng(5), true);
