@@ -1,11 +1,12 @@
 // Checks on a tokenizer.json before @huggingface/tokenizers builds it: the file comes with a checkpoint, from outside.
 // - Token ids must be integers below MAX_TOKEN_ID: one token with id 10⁹ made the library's vocabulary a billion
 //   entries long (a 69 s hang and the memory of it at the first vocabSize).
-// - Regular expressions (a Split pre-tokenizer's or a Replace normalizer's pattern) must not nest unbounded repetitions,
-//   as `(a+)+` does: JavaScript's backtracking engine takes exponential time on some inputs (`(a+)+$` spent 1.9 s on 25
-//   a's and doubles with each more), and the input is whatever a client sends to `qkv serve`. Real tokenizers' patterns
-//   (GPT-2's, Llama 3's, Qwen's, DeepSeek's) repeat character classes, never groups of repetitions. Other slow patterns
-//   (overlapping alternatives under a repetition, such as `(a|a)*`) are not recognised.
+// - Regular expressions (a Split pre-tokenizer's or a Replace normalizer's pattern) must not repeat without bound a group
+//   that holds an unbounded repetition, as `(a+)+` does, or alternatives, as `(a|a)*` does: JavaScript's backtracking
+//   engine takes exponential time on some inputs (`(a+)+$` spent 1.9 s on 25 a's, `(a|a)*$` 0.4 s on 24, each doubling
+//   with one more), and the input is whatever a client sends to `qkv serve`. Real tokenizers' patterns (GPT-2's,
+//   Llama 3's, Qwen's, DeepSeek's) repeat character classes, never such groups. The rule is conservative (it refuses
+//   `(a|b)*` too, which is safe); slow shapes without a repeated group (polynomial ones such as `\s*\s*$`) pass.
 import { QkvError } from '../errors.js';
 
 /** Token ids at most this (4,194,304; the largest vocabularies in use are ~256k). */
@@ -25,9 +26,9 @@ export function checkTokenizerJson(json: object, source: string): void {
   const added = own(json, 'added_tokens');
   if (Array.isArray(added)) added.forEach((t, i) => checkId(own(t, 'id'), `added_tokens[${i}]`));
   for (const [where, re] of patterns(json, '', 0)) {
-    if (nestsRepetition(re)) {
-      throw new QkvError(`${source}: the pattern at ${where} nests unbounded repetitions (as (a+)+ does), which can take ` +
-        `exponential time on some inputs: ${JSON.stringify(re.slice(0, 80))}`);
+    if (repeatsAmbiguousGroup(re)) {
+      throw new QkvError(`${source}: the pattern at ${where} repeats without bound a group that holds a repetition or ` +
+        `alternatives (as (a+)+ and (a|a)* do), which can take exponential time on some inputs: ${JSON.stringify(re.slice(0, 80))}`);
     }
   }
 }
@@ -52,12 +53,14 @@ function patterns(o: unknown, where: string, depth: number): [string, string][] 
 }
 
 /**
- * True when a group that contains an unbounded repetition (+, *, {n,}) is itself repeated without bound — the shape of
- * catastrophic backtracking. Escapes and character classes are skipped; lookarounds and (?:…) are groups like any.
+ * True when a group that holds an unbounded repetition (+, *, {n,}) or alternatives (|), at any depth, is itself repeated
+ * without bound — the shapes of catastrophic backtracking. Escapes and character classes are skipped; lookarounds and
+ * (?:…) are groups like any.
  */
-export function nestsRepetition(re: string): boolean {
-  const open: boolean[] = []; // per open group: whether it holds an unbounded repetition
+export function repeatsAmbiguousGroup(re: string): boolean {
+  const open: boolean[] = []; // per open group: whether it holds an unbounded repetition or alternatives
   let closed: boolean | null = null; // the group that just closed held one (null: the last atom was not a group)
+  const mark = () => { if (open.length) open[open.length - 1] = true; };
   for (let i = 0; i < re.length; i++) {
     const c = re[i];
     if (c === '\\') { i++; closed = null; continue; }
@@ -72,13 +75,14 @@ export function nestsRepetition(re: string): boolean {
     if (c === '(') { open.push(false); closed = null; continue; }
     if (c === ')') {
       closed = open.pop() ?? false;
-      if (closed && open.length) open[open.length - 1] = true;
+      if (closed) mark();
       continue;
     }
+    if (c === '|') { mark(); closed = null; continue; }
     const unbounded = c === '+' || c === '*' || (c === '{' && /^\{\d*,\}/.test(re.slice(i, i + 12)));
     if (unbounded) {
       if (closed) return true;
-      if (open.length) open[open.length - 1] = true;
+      mark();
     }
     if (c !== '?') closed = null; // a lazy or possessive mark keeps the quantifier's group in view
   }

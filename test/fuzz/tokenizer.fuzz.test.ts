@@ -1,9 +1,10 @@
 // tokenizer.json from outside, fuzzed: qkv-tiny's file with one to three values — anywhere in it, nested Sequences,
 // the model's settings and a few vocabulary entries included — set to edge values or odd components (a Split with a
-// nested-repetition pattern, a bare BPE, a template processor without its parts) or deleted. Building the tokenizer
-// must give a Tokenizer or a QkvError, and a Tokenizer must then encode, decode, split into pieces, tokenize and render
-// a chat — each an answer or a QkvError, never a raw TypeError, RangeError or the library's own Error. (A token id of
-// 10⁹ had made the vocabulary a billion entries long at the first vocabSize: 69 s; a `(a+)+$` split, 1.9 s on 25 a's.)
+// nested-repetition or repeated-alternatives pattern, a bare BPE, a template processor without its parts) or deleted.
+// Building the tokenizer must give a Tokenizer or a QkvError, and a Tokenizer must then encode, decode, split into pieces,
+// tokenize and render a chat — each an answer or a QkvError, never a raw TypeError, RangeError or the library's own Error.
+// (A token id of 10⁹ had made the vocabulary a billion entries long at the first vocabSize: 69 s; a `(a+)+$` split, 1.9 s
+// on 25 a's.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ const FILES = 300;
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 const EDGE: readonly Json[] = [null, 0, -1, 1e9, 2 ** 22, 1.5, 'x', '', 'Ġ', true, [], {}, [1, 2], { type: 'x' },
   { type: 'Split', pattern: { Regex: '(a+)+$' }, behavior: 'Isolated', invert: false }, { type: 'Sequence', pretokenizers: [] },
+  { type: 'Split', pattern: { Regex: '(a|a)*$' }, behavior: 'Isolated', invert: false },
   { type: 'Replace', pattern: { String: 'a' }, content: 'bb' }, { type: 'BPE' }, { type: 'WordPiece' }, { type: 'Unigram' },
   { type: 'Metaspace', replacement: '▁' }, { type: 'ByteFallback' }, { type: 'TemplateProcessing', single: [], pair: [], special_tokens: {} }];
 const TEXTS = ['hello world', 'naïve café 🙂', '', ' aaaaaaaaaaaaaaaaaaaaaaaa!', '<|endoftext|>x', '\u0000\uffff'];
