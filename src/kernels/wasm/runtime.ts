@@ -238,55 +238,98 @@ export function take(r: Runtime, at: number, n: number): Float32Array {
 // with a busy neighbour on one core). So the runtime measures both ways and keeps the faster: EPOCH calls on its threads,
 // EPOCH calls on the caller alone (the workers sleep), then the faster way for a hold, and again — the hold doubling
 // from HOLD_MS up to MAX_HOLD_MS while the measurements agree (each measurement runs calls the slower way).
-// The two epochs are compared per unit of work (jobWork), not by their totals: a decode step's 211 calls differ in
-// cost a hundredfold (the output projection against a k projection), and totals of 128 calls kept whichever epoch had
-// drawn the cheaper calls — mostly "alone", so 2 threads decoded no faster than 1. One decision for all calls, not one
-// per shape: a worker that some calls leave idle falls asleep, and waking it costs the next threaded call ~1 ms here.
+// The two epochs are compared call shape by call shape: for the shapes both epochs ran (a job's kind and size), each
+// way's mean time a call, weighted by how often the shape came in both. A decode step's 211 calls differ in cost a
+// hundredfold, and per unit of work (multiply-adds) they differ too — a decode attention call costs ~3× a product's
+// time a unit — so comparing totals, or totals per unit of work, judged the mix of calls each epoch happened to draw:
+// a 135M f16 decode at a 512-token context chose "alone" for half its tokens (threads 0.29 against alone 0.23 ms per
+// million units, the threads' epoch holding the attention calls), 38 against ~24 ms a token. When the epochs share no
+// shape (a few long calls), they are compared per unit of work. One decision for all calls, not one per shape: a
+// worker that some calls leave idle falls asleep, and waking it costs the next threaded call ~1 ms here; for the same
+// reason each epoch's first call is not measured (a waking worker, or one still spinning from the other way).
 // The first measurement is thrown away: it runs while V8 still tiers the kernels up (Liftoff, then TurboFan, in each
 // worker too), and it had kept a 135M f16 decode alone for its first 2 s (75 against 47 ms a token on 2 threads).
-// An epoch also ends once its calls have taken EPOCH_MS: 128 attention calls of 20–150 ms each had run alone for
+// An epoch also ends once its measured calls have taken EPOCH_MS: 128 attention calls of 20–150 ms each had run alone for
 // seconds, on every measurement (L 1024 timed at 162 ms against 80 on the threads).
 export class ThreadChooser {
   static readonly EPOCH = 128;
   static readonly EPOCH_MS = 100;
   static readonly HOLD_MS = 2000;
   static readonly MAX_HOLD_MS = 32_000;
-  private hold = ThreadChooser.HOLD_MS;
-  private phase: 'threads' | 'alone' | 'hold' = 'threads';
-  private calls = 0;
-  private spent = { threads: 0, alone: 0 };
-  private work = { threads: 0, alone: 0 };
-  private holdUntil = 0;
-  private warm = false;
+  #hold = ThreadChooser.HOLD_MS;
+  #phase: 'threads' | 'alone' | 'hold' = 'threads';
+  #calls = 0;
+  #spent = 0; // ms of this epoch's measured calls
+  #epochs = { threads: new Epoch(), alone: new Epoch() };
+  #holdUntil = 0;
+  #warm = false;
   /** The way chosen at the end of the last measurement (true: threads). */
   threaded = true;
 
   /** Whether the call starting at `now` (performance.now() ms) runs on the threads. */
   useThreads(now: number): boolean {
-    if (this.phase === 'hold' && now >= this.holdUntil) {
-      [this.phase, this.calls, this.spent, this.work] = ['threads', 0, { threads: 0, alone: 0 }, { threads: 0, alone: 0 }];
-    }
-    return this.phase === 'hold' ? this.threaded : this.phase === 'threads';
+    if (this.#phase === 'hold' && now >= this.#holdUntil) this.#measure('threads');
+    return this.#phase === 'hold' ? this.threaded : this.#phase === 'threads';
   }
 
-  /** A call of `work` units took `ms`, on the threads or alone; it ended at `now`. */
-  note(onThreads: boolean, ms: number, now: number, work = 1): void {
-    if (this.phase === 'hold') return;
-    const way = onThreads ? 'threads' : 'alone';
-    this.spent[way] += ms;
-    this.work[way] += work;
-    if (++this.calls < ThreadChooser.EPOCH && this.spent[way] < ThreadChooser.EPOCH_MS) return;
-    this.calls = 0;
-    if (this.phase === 'threads') { this.phase = 'alone'; return; }
-    if (!this.warm) { // the warm-up measurement: measured again at once
-      [this.warm, this.phase, this.spent, this.work] = [true, 'threads', { threads: 0, alone: 0 }, { threads: 0, alone: 0 }];
+  /**
+   * A call of `work` units took `ms`, on the threads or alone; it ended at `now`. `shape` names the call's kind and size
+   * (calls of one shape cost the same): by default its work.
+   */
+  note(onThreads: boolean, ms: number, now: number, work = 1, shape = work): void {
+    if (this.#phase === 'hold') return;
+    if (this.#calls++ === 0) return; // the epoch's first call: not measured
+    this.#epochs[onThreads ? 'threads' : 'alone'].add(shape, ms, work);
+    this.#spent += ms;
+    if (this.#calls < ThreadChooser.EPOCH && this.#spent < ThreadChooser.EPOCH_MS) return;
+    [this.#calls, this.#spent] = [0, 0];
+    if (this.#phase === 'threads') { this.#phase = 'alone'; return; }
+    if (!this.#warm) { // the warm-up measurement: measured again at once
+      this.#warm = true;
+      this.#measure('threads');
       return;
     }
-    // ms per unit of work, cross-multiplied: threads when spent_t / work_t ≤ spent_a / work_a
-    const threaded = this.spent.threads * this.work.alone <= this.spent.alone * this.work.threads;
-    this.hold = threaded === this.threaded ? Math.min(2 * this.hold, ThreadChooser.MAX_HOLD_MS) : ThreadChooser.HOLD_MS;
+    const threaded = this.#epochs.threads.notSlowerThan(this.#epochs.alone);
+    this.#hold = threaded === this.threaded ? Math.min(2 * this.#hold, ThreadChooser.MAX_HOLD_MS) : ThreadChooser.HOLD_MS;
     this.threaded = threaded;
-    [this.phase, this.holdUntil] = ['hold', now + this.hold];
+    [this.#phase, this.#holdUntil] = ['hold', now + this.#hold];
+  }
+
+  #measure(first: 'threads'): void {
+    [this.#phase, this.#calls, this.#spent] = [first, 0, 0];
+    this.#epochs = { threads: new Epoch(), alone: new Epoch() };
+  }
+}
+
+/** One epoch's calls: per shape, how many and their time; and the totals of time and work. */
+class Epoch {
+  readonly shapes = new Map<number, { n: number; ms: number }>();
+  ms = 0;
+  work = 0;
+
+  add(shape: number, ms: number, work: number): void {
+    const s = this.shapes.get(shape) ?? { n: 0, ms: 0 };
+    s.n++;
+    s.ms += ms;
+    this.shapes.set(shape, s);
+    this.ms += ms;
+    this.work += work;
+  }
+
+  /**
+   * Whether this epoch's way is at most as slow as `other`'s: over the shapes both ran, Σ (n + n') · mean time, each
+   * way; with no shape in common, per unit of work (ms / work, cross-multiplied).
+   */
+  notSlowerThan(other: Epoch): boolean {
+    let [mine, theirs] = [0, 0];
+    for (const [shape, a] of this.shapes) {
+      const b = other.shapes.get(shape);
+      if (!b) continue;
+      mine += (a.n + b.n) * (a.ms / a.n);
+      theirs += (a.n + b.n) * (b.ms / b.n);
+    }
+    if (mine > 0 || theirs > 0) return mine <= theirs;
+    return this.ms * other.work <= other.ms * this.work;
   }
 }
 const chooser = new ThreadChooser();
@@ -303,6 +346,11 @@ export function jobWork(w: readonly number[]): number {
   return w[4] * w[5] * w[6] * (w[10] ? 2 : 1); // M · K · N, gate and up
 }
 
+/** A number that names a job's kind and size: calls with the same one cost the same (the chooser pairs them). */
+export function jobShape(w: readonly number[]): number {
+  return jobWork(w) * 16 + w[0];
+}
+
 /** Runs a job on this thread alone (work done once, at load: not the thread chooser's business). */
 export function runAlone(r: Runtime, words: readonly number[]): void {
   r.jobWords.set(words);
@@ -317,7 +365,8 @@ export function runJob(r: Runtime, words: readonly number[]): void {
   const t0 = performance.now();
   if (!chooser.useThreads(t0)) { // alone, for now: the workers sleep
     r.exports.run(JOB_AT, 0, 1);
-    chooser.note(false, performance.now() - t0, performance.now(), jobWork(words));
+    const t1 = performance.now();
+    chooser.note(false, t1 - t0, t1, jobWork(words), jobShape(words));
     return;
   }
   const c = r.control;
@@ -337,7 +386,7 @@ export function runJob(r: Runtime, words: readonly number[]): void {
     }
   }
   const t2 = performance.now();
-  chooser.note(true, t2 - t0, t2, jobWork(words));
+  chooser.note(true, t2 - t0, t2, jobWork(words), jobShape(words));
   if (Atomics.load(c, ERROR)) throw new QkvError('qkv threads: a worker failed while running a kernel');
 }
 

@@ -1,6 +1,7 @@
 // Threads that degrade gracefully (kernels/wasm/runtime.ts, ThreadChooser): the runtime runs EPOCH calls on its
-// threads and EPOCH on the caller alone (the first such measurement thrown away as warm-up), keeps the faster way per
-// unit of work for a hold (2 s, doubling while the measurements agree), then measures again. With a busy neighbour
+// threads and EPOCH on the caller alone (the first such measurement thrown away as warm-up), keeps the faster way —
+// compared shape by shape, or per unit of work when the epochs share no shape — for a hold (2 s, doubling while the
+// measurements agree), then measures again. With a busy neighbour
 // process on one core, 2 threads had run qkv-tiny's decode at a third of 1 thread's speed; the timing itself is a
 // benchmark (BENCHMARKS.md), not a test — here, the rule.
 import { test } from 'node:test';
@@ -69,16 +70,45 @@ test('epochs are compared per unit of work: fewer costly calls in one epoch do n
   assert.equal(c.threaded, true, 'by totals alone would have won (12.8 ms against 25.6)');
 });
 
-test('an epoch ends after EPOCH calls or once its calls took EPOCH_MS, whichever comes first', () => {
+test('epochs are compared shape by shape: a costlier mix of calls in one epoch does not make it look slower', () => {
   const c = warmedUp();
-  const slow = ThreadChooser.EPOCH_MS / 4; // long calls (attention at L 1024): four of them fill an epoch
-  for (let i = 0; i < 8; i++) {
+  // a product (work 100) and a decode attention call (work 10, the same time: ten times the time a unit); the threads'
+  // epoch draws both, the alone one products only. Every shape is faster on the threads (0.06 against 0.1 ms a call),
+  // yet per unit of work the threads' epoch looks slower (0.06 / 55 against 0.1 / 100 ms a unit)
+  for (let i = 0; i < 2 * ThreadChooser.EPOCH; i++) {
     const onThreads = c.useThreads(0);
-    assert.equal(onThreads, i < 4, `call ${i}: four on the threads, then four alone`);
+    const work = onThreads && i % 2 ? 10 : 100;
+    c.note(onThreads, onThreads ? 0.06 : 0.1, 0, work);
+  }
+  assert.equal(c.threaded, true);
+  // and the other way: every shape slower on the threads
+  const d = warmedUp();
+  for (let i = 0; i < 2 * ThreadChooser.EPOCH; i++) {
+    const onThreads = d.useThreads(0);
+    d.note(onThreads, onThreads ? 0.12 : 0.1, 0, onThreads && i % 2 ? 10 : 100);
+  }
+  assert.equal(d.threaded, false);
+});
+
+test('an epoch\'s first call is not measured (a waking worker): a slow first threaded call does not decide', () => {
+  const c = warmedUp();
+  for (let i = 0; i < 2 * ThreadChooser.EPOCH; i++) {
+    const onThreads = c.useThreads(0);
+    c.note(onThreads, onThreads ? (i === 0 ? 50 : 0.05) : 0.1, 0);
+  }
+  assert.equal(c.threaded, true);
+});
+
+test('an epoch ends after EPOCH calls or once its measured calls took EPOCH_MS, whichever comes first', () => {
+  const c = warmedUp();
+  const slow = ThreadChooser.EPOCH_MS / 4; // long calls (attention at L 1024): four measured ones fill an epoch
+  for (let i = 0; i < 10; i++) {
+    const onThreads = c.useThreads(0);
+    assert.equal(onThreads, i < 5, `call ${i}: five on the threads (the first not measured), then five alone`);
     c.note(onThreads, slow, 0, onThreads ? 2 : 1); // the threads do twice the work in the same time
   }
   assert.equal(c.threaded, true);
-  assert.equal(c.useThreads(1), true, 'decided after 8 calls, held');
+  assert.equal(c.useThreads(1), true, 'decided after 10 calls, held');
 });
 
 test('a job\'s work: M·K·N for a GEMM (twice gated), rows · keys · D per head for attention', () => {
