@@ -76,12 +76,16 @@ export function decode(job: usize, t: i32, T: i32): void {
       for (let r0 = 0; r0 < R; r0 += BM) {
         // the block's rows: BM, or fewer at the end of the group (one for multi-head attention's decode: G = L = 1)
         const rows = min(BM, R - r0);
-        for (let rr = 0; rr < rows; rr++) {
+        let rr = 0;
+        for (; rr + 2 <= rows; rr += 2) { // two rows at a time: each key loaded once for both
+          const r = r0 + rr, qr = qGroup + (<usize>r * <usize>D << 2), s = sT + (<usize>(rr * BN) << 2);
+          scoreRows2(qr, kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale,
+            lastKey(r, causal, tileEnd, L, shiftB) - kBase, lastKey(r + 1, causal, tileEnd, L, shiftB) - kBase, s);
+        }
+        if (rr < rows) {
           const r = r0 + rr;
-          const last = causal ? min(tileEnd - 1, r % L + shiftB) : tileEnd - 1; // row r's last key in this tile
-          // the tile reads nothing before it or past tileEnd
-          const qr = qGroup + (<usize>r * <usize>D << 2);
-          scoreRow(qr, kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale, last - kBase, sT + (<usize>(rr * BN) << 2));
+          scoreRow(qGroup + (<usize>r * <usize>D << 2), kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale,
+            lastKey(r, causal, tileEnd, L, shiftB) - kBase, sT + (<usize>(rr * BN) << 2));
         }
         const a = acc + (<usize>(r0 * Dv) << 2), vTile = vRows;
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0, rows);
@@ -96,6 +100,13 @@ export function decode(job: usize, t: i32, T: i32): void {
       j0 = tileEnd;
     }
   }
+}
+
+// row r's last key in a tile that ends before tileEnd (the tile reads nothing before it or past tileEnd): causal, query
+// row i = r % L sees keys up to i + shift
+@inline
+function lastKey(r: i32, causal: i32, tileEnd: i32, L: i32, shift: i32): i32 {
+  return causal ? min(tileEnd - 1, r % L + shift) : tileEnd - 1;
 }
 
 // n int8 rows of `width` at src, row c times scales[c], into the f32 rows at dst (width a multiple of 16)
@@ -134,13 +145,46 @@ function scoreRow(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, s
       a2 = madd(x, v128.load(k2 + d), a2);
       a3 = madd(x, v128.load(k3 + d), a3);
     }
-    // [Σa0, Σa1, Σa2, Σa3]: interleave pairs, add, interleave halves, add
-    const u = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
-    const w = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
-    const dots = f32x4.add(v128.shuffle<f32>(u, w, 0, 1, 4, 5), v128.shuffle<f32>(u, w, 2, 3, 6, 7));
-    v128.store(s + (<usize>c << 2), f32x4.mul(dots, sc));
+    v128.store(s + (<usize>c << 2), f32x4.mul(sum4(a0, a1, a2, a3), sc));
     if (j + 3 > last) for (let x = max(0, last + 1 - j); x < 4; x++) store<f32>(s + (<usize>(c + x) << 2), -Infinity);
   }
+}
+
+// scoreRow for two consecutive query rows (q rows D floats apart, score rows BN apart) with their own causal limits:
+// each key is loaded once for both. Every lane sums in the same order as scoreRow, so a row's scores do not depend
+// on which of the two computed them.
+@inline
+function scoreRows2(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last0: i32, last1: i32,
+  s: usize): void {
+  const sc = f32x4.splat(scale * LOG2E);
+  const rowBytes = <usize>D << 2, s1 = s + (<usize>BN << 2);
+  for (let c = 0; c < nPad; c += 4) {
+    const j = j0 + c;
+    const k0 = kHead + <usize>min(j, S - 1) * rowBytes, k1 = kHead + <usize>min(j + 1, S - 1) * rowBytes;
+    const k2 = kHead + <usize>min(j + 2, S - 1) * rowBytes, k3 = kHead + <usize>min(j + 3, S - 1) * rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    for (let d: usize = 0; d < rowBytes; d += 16) {
+      const x = v128.load(qr + d), y = v128.load(qr + rowBytes + d);
+      const v0 = v128.load(k0 + d), v1 = v128.load(k1 + d), v2 = v128.load(k2 + d), v3 = v128.load(k3 + d);
+      a0 = madd(x, v0, a0); b0 = madd(y, v0, b0);
+      a1 = madd(x, v1, a1); b1 = madd(y, v1, b1);
+      a2 = madd(x, v2, a2); b2 = madd(y, v2, b2);
+      a3 = madd(x, v3, a3); b3 = madd(y, v3, b3);
+    }
+    v128.store(s + (<usize>c << 2), f32x4.mul(sum4(a0, a1, a2, a3), sc));
+    v128.store(s1 + (<usize>c << 2), f32x4.mul(sum4(b0, b1, b2, b3), sc));
+    if (j + 3 > last0) for (let x = max(0, last0 + 1 - j); x < 4; x++) store<f32>(s + (<usize>(c + x) << 2), -Infinity);
+    if (j + 3 > last1) for (let x = max(0, last1 + 1 - j); x < 4; x++) store<f32>(s1 + (<usize>(c + x) << 2), -Infinity);
+  }
+}
+
+// [Σa0, Σa1, Σa2, Σa3]: interleave pairs, add, interleave halves, add
+@inline
+function sum4(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const u = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
+  const w = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(u, w, 0, 1, 4, 5), v128.shuffle<f32>(u, w, 2, 3, 6, 7));
 }
 
 // MERGE (MERGE_JOB in jobs.ts): [kind, part, out, lse, B, Hq, Hkv, L, Dv, splits] — part as the DECODE job left it.
