@@ -20,23 +20,42 @@ const MAX_TEMPLATE_CHARS = 1 << 20;
 // and a larger one would hold it for good (100,000 items take this interpreter ~0.5 s).
 const MAX_RANGE = 100_000;
 
-const RANGE = '__qkv_range'; // what the template's range is renamed to (the library will not let a render replace its own)
+// The most loop iterations and macro calls over one rendering. Loops nest and macros recurse, so a template can
+// multiply its work without range(): three loops over a request's 2,000 messages (8·10⁹ steps), or a macro that calls
+// itself twice per level, held the server's only thread for good. Real templates take a step or a few per message
+// and per content part (MAX_MESSAGES of them at most).
+const MAX_STEPS = 100_000;
 
-// every use of the name `range` in a parsed template (not `x.range`, not a keyword `range=`) renamed to RANGE, which
-// render binds to safeRange
-function limitRange(root: unknown): void {
+const RANGE = '__qkv_range'; // what the template's range is renamed to (the library will not let a render replace its own)
+const STEP = '__qkv_step'; // called at the top of every loop body and macro body, to count the rendering's steps
+
+// The parsed template made safe to render: every use of the name `range` (not `x.range`, not a keyword `range=`)
+// renamed to RANGE, which render binds to safeRange; a call of STEP put first in the body of every loop and macro.
+function sandbox(root: unknown): void {
   const stack: unknown[] = [root];
   const seen = new Set<object>();
+  const bodies: unknown[][] = [];
   while (stack.length > 0) {
     const node = stack.pop();
     if (typeof node !== 'object' || node === null || seen.has(node)) continue;
     seen.add(node);
-    const n = node as { type?: unknown; value?: unknown; object?: unknown; property?: unknown; computed?: unknown };
+    const n = node as { type?: unknown; value?: unknown; object?: unknown; computed?: unknown; body?: unknown };
     if (n.type === 'Identifier' && n.value === 'range') n.value = RANGE;
+    if ((n.type === 'For' || n.type === 'Macro') && Array.isArray(n.body)) bodies.push(n.body);
     if (n.type === 'MemberExpression' && !n.computed) { stack.push(n.object); continue; } // x.range is an attribute
     if (n.type === 'KeywordArgumentExpression') { stack.push(n.value); continue; } // f(range=…) names an argument
     for (const child of Object.values(node)) stack.push(child);
   }
+  // STEP() renders nothing (it returns null); it throws once the rendering's steps run out
+  for (const body of bodies) body.unshift({ type: 'CallExpression', callee: { type: 'Identifier', value: STEP }, args: [] });
+}
+
+/** One more step of the rendering whose step budget is `budget`; refused once it runs out. */
+function step(budget: { steps: number }): null {
+  if (--budget.steps < 0) {
+    throw new QkvError(`the template took more than ${MAX_STEPS} loop iterations and macro calls for these messages`);
+  }
+  return null;
 }
 
 /** range(stop) / range(start, stop[, step]) as Python has it, refused once the rendering's `budget` of items runs out. */
@@ -104,15 +123,15 @@ export function applyChatTemplate(template: string, messages: readonly ChatMessa
   let t: Template;
   try {
     t = new Template(template);
-    limitRange(t.parsed);
+    sandbox(t.parsed);
   } catch (e) {
     throw new QkvError(`chat template: it does not parse: ${(e as Error).message}`);
   }
-  const budget = { left: MAX_RANGE };
+  const budget = { left: MAX_RANGE, steps: MAX_STEPS };
   try {
     return t.render({
       messages, add_generation_prompt: o.addGenerationPrompt ?? true, bos_token: o.bosToken ?? '', eos_token: o.eosToken ?? '',
-      [RANGE]: (...args: unknown[]) => safeRange(budget, ...args),
+      [RANGE]: (...args: unknown[]) => safeRange(budget, ...args), [STEP]: () => step(budget),
     });
   } catch (e) {
     throw new QkvError(`chat template: it does not render these messages: ${(e as Error).message}`);

@@ -66,3 +66,20 @@ test('a template\'s range() is Python\'s, but gives at most 100,000 items over a
   assert.throws(() => render("{{ range('a') }}"), /range\(\) takes 1 to 3 integers, got "a"/);
   assert.throws(() => render('{{ range(1, 5, 0) }}'), /range\(\) step must not be zero/);
 });
+
+test('loops and macros take at most 100,000 steps over a rendering: nested loops and doubling recursion are refused', () => {
+  const many = Array.from({ length: 2000 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `m${i}` }));
+  const refused = /the template took more than 100000 loop iterations and macro calls for these messages/;
+  // three loops over a request's 2,000 messages (8·10⁹ steps), a macro calling itself twice per level (2^40): each held
+  // the thread for good before
+  const nested = '{% for a in messages %}{% for b in messages %}{% for c in messages %}x{% endfor %}{% endfor %}{% endfor %}';
+  assert.throws(() => applyChatTemplate(nested, many), refused);
+  const doubling = '{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}';
+  assert.throws(() => applyChatTemplate(doubling, many), refused);
+  // a step per message, a macro per message, loop variables and break: as before
+  const perMessage = '{% macro r(m) %}<{{ m.role }}>{{ m.content }}{% endmacro %}{% for m in messages %}{{ r(m) }}{% endfor %}';
+  assert.ok(applyChatTemplate(perMessage, many).startsWith('<user>m0<assistant>m1'));
+  const loop = '{% for m in messages %}{% if loop.index > 2 %}{% break %}{% endif %}{{ loop.index0 }}{{ m.content }},{% endfor %}';
+  assert.equal(applyChatTemplate(loop, many), '0m0,1m1,');
+  assert.equal(applyChatTemplate(CHATML, many.slice(0, 1)), '<|im_start|>user\nm0<|im_end|>\n<|im_start|>assistant\n');
+});
