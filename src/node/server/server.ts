@@ -22,10 +22,12 @@ import { headMetrics } from '../../inspect/metrics.js';
 import type { CausalLM } from '../../models/model.js';
 import type { Checkpoint } from '../checkpoint.js';
 import { NumericsError, QkvError } from '../../errors.js';
+import { DEFAULT_CHAT_TEMPLATE } from '../../generate/chat.js';
 import {
   checkHost, checkJsonBody, checkOrigin, closeAfterResponse, corsHeaders, limitConnections, requestUrl, TIMEOUTS, type GuardOptions,
 } from './guard.js';
 import { answerer } from './completions.js';
+import { TemplateRenderer } from './templates.js';
 import { ServerMetrics } from './metrics.js';
 import { staticFile } from './static.js';
 import {
@@ -167,6 +169,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   };
   const body = async (req: IncomingMessage) => parseJson(await readBody(req, limits.maxBodyBytes));
 
+  const templates = new TemplateRenderer(tokenizer.chatTemplate ?? DEFAULT_CHAT_TEMPLATE, tokenizer.specialTokens);
   const answer = answerer({ model, tokenizer, modelName, engine, metrics, stats, usageOf, inFlight, sendJson });
 
   async function completions(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
@@ -182,13 +185,13 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     const b = await body(req);
     checkModel(b, modelName);
     const r = chatRequest(b, limits, model.info.vocabSize);
-    let ids: number[];
+    let text: string;
     try {
-      ids = tokenizer.chat(r.messages).ids; // the checkpoint's chat template (or the plain one)
+      text = await templates.render(r.messages); // the checkpoint's chat template (or the plain one), in a worker
     } catch (e) {
       throw new HttpError(400, (e as Error).message, 'messages');
     }
-    return answer(res, headers, [ids], r, 'chat', false);
+    return answer(res, headers, [tokenizer.encode(text, { addSpecialTokens: false })], r, 'chat', false);
   }
 
   // vLLM's /tokenize and /detokenize: { prompt } → { tokens, count, max_model_len }; { tokens } → { prompt }
@@ -333,6 +336,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     }).catch((e: unknown) => sendError(req, res, e, cors));
   });
   limitConnections(server, o.maxConnections ?? 512);
+  server.on('close', () => void templates.close());
   // shutting down: /ready says so and new generations are refused; running ones get `graceMs` to finish, then are cut
   const shutdown = async (graceMs = 10_000) => {
     draining = true;

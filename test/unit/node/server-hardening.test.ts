@@ -5,7 +5,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT_DIR } from '../../helpers.js';
 
@@ -179,5 +181,35 @@ describe('qkv serve answers every request with a status and stays alive', () => 
       for (const s of sockets) s.destroy();
     }
     await alive();
+  });
+});
+
+// A checkpoint's chat template is rendered in a worker thread with a capped heap and a deadline (server/templates.ts):
+// loops are bounded in the template engine (generate/chat.ts), but a list doubled in a loop of 30 steps grew to 1.5 GB
+// in the server's own heap before the engine refused it.
+describe('qkv serve renders a checkpoint\'s chat template away from its own heap', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qkv-template-'));
+  const tiny = join(ROOT_DIR, 'models', 'qkv-tiny');
+  let own: { proc: ChildProcess; port: number };
+  before(async () => {
+    for (const f of readdirSync(tiny)) if (f !== 'tokenizer_config.json') symlinkSync(join(tiny, f), join(dir, f));
+    const boom = "{% set ns = namespace(s=[1]) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}";
+    const template = `{% if messages[0]['content'] == 'boom' %}${boom}{% else %}{% for m in messages %}{{ m['content'] }}{% endfor %}{% endif %}`;
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', chat_template: template }));
+    own = await serve(['--model', dir]);
+  });
+  after(() => { own.proc.kill(); rmSync(dir, { recursive: true, force: true }); });
+
+  test('a template that outgrows its memory is a 400 naming it; the server goes on serving chats', async () => {
+    const chat = (content: string) => raw(own.port, postText('/v1/chat/completions',
+      JSON.stringify({ messages: [{ role: 'user', content }], max_tokens: 2 })), 30_000);
+    for (let round = 0; round < 2; round++) {
+      const bad = await chat('boom');
+      assert.equal(bad.status, 400, bad.body);
+      assert.match(bad.body, /the chat template needed more than 64 MiB to render/);
+      const good = await chat('hello');
+      assert.equal(good.status, 200, good.body);
+    }
+    assert.equal(own.proc.exitCode, null, 'the process is alive');
   });
 });
