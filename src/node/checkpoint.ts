@@ -234,6 +234,14 @@ class TensorsOnDemand extends Map<string, Tensor> {
   readRest(): void { for (const name of [...this.pending.keys()]) this.get(name); }
 }
 
+/** The tokenizer of a checkpoint directory (tokenizer.json, with tokenizer_config.json when there is one), or null. */
+export function loadTokenizer(dir: string): Tokenizer | null {
+  const tokPath = join(dir, 'tokenizer.json');
+  const cfgPath = join(dir, 'tokenizer_config.json');
+  if (!existsSync(tokPath)) return null;
+  return Tokenizer.fromJSON(readJsonObject(tokPath), existsSync(cfgPath) ? readJsonObject(cfgPath) : {}, tokPath);
+}
+
 /**
  * Loads config, weights, model and tokenizer from a checkpoint directory. Weights are kept as stored unless
  * `weights` says otherwise ('float32', 'int8', 'int4'); stored matrices go straight into the matrix kernel's memory,
@@ -272,11 +280,7 @@ export function loadCheckpoint(dir: string, o: { progress?: LoadProgress; tokeni
   const weights = new Weights(tensors, files.length === 1 ? files[0] : dir, { format: o.weights });
   const model = buildModel(config, weights);
   if (tensors instanceof TensorsOnDemand) tensors.readRest();
-  const tokPath = join(dir, 'tokenizer.json');
-  const cfgPath = join(dir, 'tokenizer_config.json');
-  const tokenizer = o.tokenizer !== false && existsSync(tokPath)
-    ? Tokenizer.fromJSON(readJsonObject(tokPath), existsSync(cfgPath) ? readJsonObject(cfgPath) : {}, tokPath)
-    : null;
+  const tokenizer = o.tokenizer !== false ? loadTokenizer(dir) : null;
   const genPath = join(dir, 'generation_config.json');
   const generationConfig = existsSync(genPath) ? readJsonObject(genPath) : {};
   return { dir, config, model, weights, tokenizer, generationConfig, bytes: done, loadMs: performance.now() - t0 };

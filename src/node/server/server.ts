@@ -22,12 +22,11 @@ import { headMetrics } from '../../inspect/metrics.js';
 import type { CausalLM } from '../../models/model.js';
 import type { Checkpoint } from '../checkpoint.js';
 import { NumericsError, QkvError } from '../../errors.js';
-import { DEFAULT_CHAT_TEMPLATE } from '../../generate/chat.js';
 import {
   checkHost, checkJsonBody, checkOrigin, closeAfterResponse, corsHeaders, limitConnections, requestUrl, TIMEOUTS, type GuardOptions,
 } from './guard.js';
 import { answerer } from './completions.js';
-import { TemplateRenderer } from './templates.js';
+import { TextSandbox } from './text-sandbox.js';
 import { ServerMetrics } from './metrics.js';
 import { staticFile } from './static.js';
 import {
@@ -162,21 +161,28 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   let draining = false;
   const inFlight = new Set<AbortController>();
 
-  const tokensOf = (prompt: string) => {
-    const ids = tokenizer.encode(prompt);
+  const text = new TextSandbox(ckpt.dir, tokenizer); // the tokenizer and chat template, in a worker (text-sandbox.ts)
+  const encode = async (prompt: string, param: string) => {
+    try {
+      return await text.encode(prompt);
+    } catch (e) {
+      throw new HttpError(400, (e as Error).message, param);
+    }
+  };
+  const tokensOf = async (prompt: string) => {
+    const ids = await encode(prompt, 'prompt');
     if (ids.length > limits.maxAttentionTokens) throw new HttpError(400, `'prompt' is ${ids.length} tokens; the limit here is ${limits.maxAttentionTokens}`, 'prompt');
     return ids;
   };
   const body = async (req: IncomingMessage) => parseJson(await readBody(req, limits.maxBodyBytes));
 
-  const templates = new TemplateRenderer(tokenizer.chatTemplate ?? DEFAULT_CHAT_TEMPLATE, tokenizer.specialTokens);
   const answer = answerer({ model, tokenizer, modelName, engine, metrics, stats, usageOf, inFlight, sendJson });
 
   async function completions(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
     const b = await body(req);
     checkModel(b, modelName);
     const r = completionRequest(b, limits, model.info.vocabSize);
-    const prompts = r.prompts.map((p) => (typeof p === 'string' ? tokenizer.encode(p) : p));
+    const prompts = await Promise.all(r.prompts.map((p) => (typeof p === 'string' ? encode(p, 'prompt') : p)));
     if (prompts.some((ids) => ids.length === 0)) throw new HttpError(400, "'prompt' must not be empty (no tokens)", 'prompt');
     return answer(res, headers, prompts, r, 'text', r.echo);
   }
@@ -185,20 +191,20 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     const b = await body(req);
     checkModel(b, modelName);
     const r = chatRequest(b, limits, model.info.vocabSize);
-    let text: string;
+    let ids: number[];
     try {
-      text = await templates.render(r.messages); // the checkpoint's chat template (or the plain one), in a worker
+      ids = await text.chat(r.messages); // the checkpoint's chat template (or the plain one)
     } catch (e) {
       throw new HttpError(400, (e as Error).message, 'messages');
     }
-    return answer(res, headers, [tokenizer.encode(text, { addSpecialTokens: false })], r, 'chat', false);
+    return answer(res, headers, [ids], r, 'chat', false);
   }
 
   // vLLM's /tokenize and /detokenize: { prompt } → { tokens, count, max_model_len }; { tokens } → { prompt }
   async function tokenize(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
     const b = await body(req);
     checkModel(b, modelName);
-    const tokens = tokenizer.encode(promptOf(b, limits));
+    const tokens = await encode(promptOf(b, limits), 'prompt');
     sendJson(res, 200, { tokens, count: tokens.length, max_model_len: model.info.maxPositions }, headers);
   }
 
@@ -215,7 +221,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
 
   async function attentionMaps(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
     const prompt = promptOf(await body(req), limits);
-    const ids = tokensOf(prompt);
+    const ids = await tokensOf(prompt);
     await queue.run(async () => {
       const { attentions } = model.forward([ids], { outputAttentions: true });
       const tokens = tokenizer.pieces(ids); // a character split over byte-level tokens shows whole, once
@@ -235,7 +241,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     // own keys only: 'constructor' or '__proto__' must not reach Object.prototype
     const run = typeof b.id === 'string' && Object.hasOwn(EXPERIMENTS, b.id) ? EXPERIMENTS[b.id] : undefined;
     if (!run) throw new HttpError(400, `'id' must be one of ${Object.keys(EXPERIMENTS).join(', ')}`, 'id');
-    const ids = tokensOf(promptOf(b, limits));
+    const ids = await tokensOf(promptOf(b, limits));
     await queue.run(async () => sendJson(res, 200, run(model, ids), headers));
   }
 
@@ -336,7 +342,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     }).catch((e: unknown) => sendError(req, res, e, cors));
   });
   limitConnections(server, o.maxConnections ?? 512);
-  server.on('close', () => void templates.close());
+  server.on('close', () => text.close());
   // shutting down: /ready says so and new generations are refused; running ones get `graceMs` to finish, then are cut
   const shutdown = async (graceMs = 10_000) => {
     draining = true;

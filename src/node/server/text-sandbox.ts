@@ -1,0 +1,98 @@
+// Text to token ids away from the server's thread. The tokenizer's regular expressions and the chat template come with
+// the checkpoint, from outside, and run on whatever a client sends. The checks at load refuse the known catastrophic
+// shapes (generate/tokenizer-check.ts) and the template engine bounds loops and range() (generate/chat.ts), but not
+// every slow pattern — `\s*\s*\s*\s*x` took 40 s on 200 spaces — nor the size of what a template builds — a list
+// doubled in a loop reached 1.5 GB before the engine refused it. So `qkv serve` encodes and renders in a worker thread
+// with a capped heap (memoryMb) and a deadline (DEADLINE_MS): a request that passes either is a QkvError (the
+// requests queued behind it too), the worker is replaced, and the server goes on.
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { QkvError } from '../../errors.js';
+import type { ChatMessage } from '../../generate/chat.js';
+import type { Tokenizer } from '../../generate/tokenizer.js';
+import type { TextRequest } from './text-worker.js';
+
+const DEADLINE_MS = 5_000;
+
+// The worker's heap: room for the tokenizer itself (its structures grow with tokenizer.json: ~16× the file here is
+// generous) and 64 MiB for a request's text, its pieces and a rendered chat.
+const memoryMb = (tokenizerJsonBytes: number) => Math.ceil(64 + 16 * (tokenizerJsonBytes / 2 ** 20));
+
+interface Pending { resolve: (ids: number[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+type Op = { op: 'encode'; text: string } | { op: 'chat'; messages: readonly ChatMessage[] };
+
+/** The tokenizer of checkpoint directory `dir`, in a worker thread: prompts and chats to token ids, one at a time. */
+export class TextSandbox {
+  #worker: Worker | null = null;
+  #next = 1;
+  readonly #pending = new Map<number, Pending>();
+
+  readonly #file: string;
+  readonly #memoryMb: number;
+
+  /** `tokenizer`, built from `dir`, serves in this thread only when `dir` has no tokenizer.json (a checkpoint built by hand). */
+  constructor(readonly dir: string, private readonly tokenizer: Tokenizer) {
+    this.#file = join(dir, 'tokenizer.json');
+    this.#memoryMb = existsSync(this.#file) ? memoryMb(statSync(this.#file).size) : 0;
+  }
+
+  /** Token ids of a prompt (special tokens added as the tokenizer's post-processor says). */
+  encode(text: string): Promise<number[]> {
+    if (!this.#memoryMb) return Promise.resolve().then(() => this.tokenizer.encode(text));
+    return this.#ask({ op: 'encode', text });
+  }
+
+  /** Token ids of a conversation through the checkpoint's chat template (Tokenizer.chat), the assistant's turn opened. */
+  chat(messages: readonly ChatMessage[]): Promise<number[]> {
+    if (!this.#memoryMb) return Promise.resolve().then(() => this.tokenizer.chat(messages).ids);
+    return this.#ask({ op: 'chat', messages });
+  }
+
+  /** Stops the worker (a later request starts another). */
+  close(): void {
+    this.#fail('the server is closing');
+  }
+
+  #ask(op: Op): Promise<number[]> {
+    const worker = this.#start();
+    const id = this.#next++;
+    return new Promise<number[]>((resolve, reject) => {
+      const timer = setTimeout(() => this.#fail(`the tokenizer took more than ${DEADLINE_MS / 1000} s on this text`), DEADLINE_MS);
+      this.#pending.set(id, { resolve, reject, timer });
+      worker.postMessage({ id, ...op } as TextRequest);
+    });
+  }
+
+  #start(): Worker {
+    if (this.#worker) return this.#worker;
+    const w = new Worker(new URL('./text-worker.js', import.meta.url), {
+      workerData: { dir: this.dir }, resourceLimits: { maxOldGenerationSizeMb: this.#memoryMb, maxYoungGenerationSizeMb: 16 },
+    });
+    w.unref(); // never keeps the process alive
+    w.on('message', (m: { id: number; ids?: number[]; error?: string }) => {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (Array.isArray(m.ids)) p.resolve(m.ids);
+      else p.reject(new QkvError(m.error ?? 'the tokenizer failed'));
+    });
+    w.on('error', (e: Error & { code?: string }) => {
+      const oom = e.code === 'ERR_WORKER_OUT_OF_MEMORY';
+      this.#fail(oom ? `the tokenizer or chat template needed more than ${this.#memoryMb} MiB for this text`
+        : `the tokenizer failed: ${e.message}`);
+    });
+    w.on('exit', () => { if (this.#worker === w) this.#fail('the tokenizer worker stopped'); });
+    return (this.#worker = w);
+  }
+
+  // every waiting request fails with `why`; the worker (if any) is stopped, and replaced at the next request
+  #fail(why: string): void {
+    const w = this.#worker;
+    this.#worker = null;
+    void w?.terminate();
+    for (const p of this.#pending.values()) { clearTimeout(p.timer); p.reject(new QkvError(why)); }
+    this.#pending.clear();
+  }
+}
