@@ -6,7 +6,10 @@
 //   engine takes exponential time on some inputs (`(a+)+$` spent 1.9 s on 25 a's, `(a|a)*$` 0.4 s on 24, each doubling
 //   with one more), and the input is whatever a client sends to `qkv serve`. Real tokenizers' patterns (GPT-2's,
 //   Llama 3's, Qwen's, DeepSeek's) repeat character classes, never such groups. The rule is conservative (it refuses
-//   `(a|b)*` too, which is safe); slow shapes without a repeated group (polynomial ones such as `\s*\s*$`) pass.
+//   `(a|b)*` too, which is safe); slow shapes without a repeated group (polynomial ones such as `\s*\s*$`) pass:
+//   `qkv serve` encodes text in a worker with a deadline (node/server/text-sandbox.ts). Decoding runs in the caller's
+//   thread, on every generated token, so a decoder's pattern (real decoders use none) may repeat at most one thing
+//   without bound: `\s*\s*\s*\s*x` took 40 s on 200 spaces.
 import { QkvError } from '../errors.js';
 
 /** Token ids at most this (4,194,304; the largest vocabularies in use are ~256k). */
@@ -26,6 +29,12 @@ export function checkTokenizerJson(json: object, source: string): void {
   const added = own(json, 'added_tokens');
   if (Array.isArray(added)) added.forEach((t, i) => checkId(own(t, 'id'), `added_tokens[${i}]`));
   for (const [where, re] of patterns(json, '', 0)) {
+    const repeats = unboundedRepetitions(re);
+    if (where.startsWith('decoder') && repeats > 1) {
+      throw new QkvError(`${source}: the decoder's pattern at ${where} has ${repeats} unbounded repetitions; a decoder's pattern may ` +
+        `have one (decoding runs on every generated token, and adjacent repetitions such as \\s*\\s*\\s*x backtrack for minutes): ` +
+        `${JSON.stringify(re.slice(0, 80))}`);
+    }
     if (repeatsAmbiguousGroup(re)) {
       throw new QkvError(`${source}: the pattern at ${where} repeats without bound a group that holds a repetition or ` +
         `alternatives (as (a+)+ and (a|a)* do), which can take exponential time on some inputs: ${JSON.stringify(re.slice(0, 80))}`);
@@ -64,14 +73,7 @@ export function repeatsAmbiguousGroup(re: string): boolean {
   for (let i = 0; i < re.length; i++) {
     const c = re[i];
     if (c === '\\') { i++; closed = null; continue; }
-    if (c === '[') { // a character class: skip to its end (a ']' first in the class is a literal)
-      i++;
-      if (re[i] === '^') i++;
-      if (re[i] === ']') i++;
-      while (i < re.length && re[i] !== ']') i += re[i] === '\\' ? 2 : 1;
-      closed = null;
-      continue;
-    }
+    if (c === '[') { i = classEnd(re, i); closed = null; continue; }
     if (c === '(') { open.push(false); closed = null; continue; }
     if (c === ')') {
       closed = open.pop() ?? false;
@@ -87,4 +89,25 @@ export function repeatsAmbiguousGroup(re: string): boolean {
     if (c !== '?') closed = null; // a lazy or possessive mark keeps the quantifier's group in view
   }
   return false;
+}
+
+/** How many unbounded repetitions (+, *, {n,}) the pattern has, outside character classes and escapes. */
+export function unboundedRepetitions(re: string): number {
+  let n = 0;
+  for (let i = 0; i < re.length; i++) {
+    const c = re[i];
+    if (c === '\\') { i++; continue; }
+    if (c === '[') { i = classEnd(re, i); continue; }
+    if (c === '+' || c === '*' || (c === '{' && /^\{\d*,\}/.test(re.slice(i, i + 12)))) n++;
+  }
+  return n;
+}
+
+// the index of the ']' that closes the character class opening at re[i] (a ']' first in the class is a literal)
+function classEnd(re: string, i: number): number {
+  i++;
+  if (re[i] === '^') i++;
+  if (re[i] === ']') i++;
+  while (i < re.length && re[i] !== ']') i += re[i] === '\\' ? 2 : 1;
+  return i;
 }

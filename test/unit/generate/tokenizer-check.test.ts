@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QkvError, Tokenizer } from '../../../src/index.js';
-import { repeatsAmbiguousGroup } from '../../../src/generate/tokenizer-check.js';
+import { repeatsAmbiguousGroup, unboundedRepetitions } from '../../../src/generate/tokenizer-check.js';
 import { DEFAULT_MODEL_DIR } from '../../../src/node/default-model.js';
 
 const REAL = [
@@ -41,4 +41,17 @@ test('Tokenizer.fromJSON refuses such a pattern or a token id past 2^22, naming 
     /x\/tokenizer.json: token "hello" has id 1000000000; token ids must be integers in \[0, 4194304\)/);
   const added = [{ id: -1, content: '<x>', special: true }];
   assert.throws(() => Tokenizer.fromJSON({ ...json, added_tokens: added }), /added_tokens\[0\] has id -1/);
+});
+
+test('a decoder\'s pattern may repeat one thing without bound (decoding runs in the caller\'s thread on every token)', () => {
+  assert.deepEqual(['\\s*\\s*\\s*x', 'a+b*', '[a*]+c{2,}', '\\*+', 'a{1,3}b?', '▁'].map(unboundedRepetitions), [3, 2, 2, 1, 0, 0]);
+  const json = JSON.parse(readFileSync(join(DEFAULT_MODEL_DIR, 'tokenizer.json'), 'utf8')) as Record<string, unknown>;
+  const replace = (Regex: string) => ({ type: 'Replace', pattern: { Regex }, content: ' ' });
+  const withDecoder = (Regex: string) => ({ ...json, decoder: { type: 'Sequence', decoders: [replace(Regex), json.decoder] } });
+  assert.throws(() => Tokenizer.fromJSON(withDecoder('\\s*\\s*\\s*x')), (e: unknown) => e instanceof QkvError &&
+    /the decoder's pattern at decoder\.decoders\.0\.pattern has 3 unbounded repetitions; a decoder's pattern may have one/.test(e.message));
+  assert.equal(Tokenizer.fromJSON(withDecoder('▁+')).decode([104, 105]), Tokenizer.fromJSON(json).decode([104, 105]));
+  // the same pattern in a pre-tokenizer is the worker's business (qkv serve encodes there, with a deadline)
+  const split = { type: 'Split', pattern: { Regex: '\\s*\\s*x' }, behavior: 'Isolated', invert: false };
+  assert.ok(Tokenizer.fromJSON({ ...json, pre_tokenizer: { type: 'Sequence', pretokenizers: [split, json.pre_tokenizer] } }));
 });
