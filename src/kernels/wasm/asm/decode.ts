@@ -91,6 +91,8 @@ export function decode(job: usize, t: i32, T: i32): void {
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0, rows);
         if (rows == 1) {
           pvRow(sT, vTile, a, n, Dv);
+        } else if (rows == 3 && Dv % 8 == 0) { // a GQA group of 3 (SmolLM's 9 / 3 heads): no fourth row to carry
+          pvTile3(sT, vTile, a, n, Dv);
         } else {
           // 2–3 rows take the 4-row tile with p = 0 in the rest (their acc rows are never read)
           for (let rr = rows; rr < BM; rr++) for (let c = 0; c < nPad; c += 4) v128.store(sT + (<usize>(rr * BN + c) << 2), f32x4.splat(0));
@@ -99,6 +101,33 @@ export function decode(job: usize, t: i32, T: i32): void {
       }
       j0 = tileEnd;
     }
+  }
+}
+
+// pvTile for three rows (Dv a multiple of 8): acc[r] += Σ_c p[r][c] v_c, 3 rows × 8 lanes of acc in registers while the
+// keys stream past. Each lane sums its keys in pvTile's order with madd, so a row's result does not depend on which
+// of the two took it.
+@inline
+function pvTile3(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
+  const rowBytes = <usize>BN << 2, vStride = <usize>Dv << 2;
+  for (let dc = 0; dc < Dv; dc += 8) {
+    const a = acc + (<usize>dc << 2);
+    let a0 = v128.load(a), a1 = v128.load(a, 16);
+    let b0 = v128.load(a + vStride), b1 = v128.load(a + vStride, 16);
+    let c0 = v128.load(a + 2 * vStride), c1 = v128.load(a + 2 * vStride, 16);
+    let vp = vTile + (<usize>dc << 2);
+    for (let c = 0; c < n; c++) {
+      const v0 = v128.load(vp), v1 = v128.load(vp, 16);
+      vp += vStride;
+      const s = sT + (<usize>c << 2);
+      const p0 = v128.load32_splat(s), p1 = v128.load32_splat(s + rowBytes), p2 = v128.load32_splat(s + 2 * rowBytes);
+      a0 = madd(p0, v0, a0); a1 = madd(p0, v1, a1);
+      b0 = madd(p1, v0, b0); b1 = madd(p1, v1, b1);
+      c0 = madd(p2, v0, c0); c1 = madd(p2, v1, c1);
+    }
+    v128.store(a, a0); v128.store(a, a1, 16);
+    v128.store(a + vStride, b0); v128.store(a + vStride, b1, 16);
+    v128.store(a + 2 * vStride, c0); v128.store(a + 2 * vStride, c1, 16);
   }
 }
 
