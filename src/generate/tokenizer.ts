@@ -97,11 +97,6 @@ export class Tokenizer {
     return { text, ids: this.encode(text, { addSpecialTokens: false }) };
   }
 
-  /** The texts of the BOS and EOS tokens tokenizer_config.json names (what chat() gives a template as bos_token, eos_token). */
-  get specialTokens(): { bos?: string; eos?: string } {
-    return { ...this.special };
-  }
-
   /** The string of one token id (e.g. 'Ġthe'), or undefined. */
   idToToken(id: number): string | undefined {
     return this.tok.id_to_token(id);

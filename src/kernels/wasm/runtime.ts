@@ -268,7 +268,7 @@ export class ThreadChooser {
 
   /** Whether the call starting at `now` (performance.now() ms) runs on the threads. */
   useThreads(now: number): boolean {
-    if (this.#phase === 'hold' && now >= this.#holdUntil) this.#measure('threads');
+    if (this.#phase === 'hold' && now >= this.#holdUntil) this.#measure();
     return this.#phase === 'hold' ? this.threaded : this.#phase === 'threads';
   }
 
@@ -286,7 +286,7 @@ export class ThreadChooser {
     if (this.#phase === 'threads') { this.#phase = 'alone'; return; }
     if (!this.#warm) { // the warm-up measurement: measured again at once
       this.#warm = true;
-      this.#measure('threads');
+      this.#measure();
       return;
     }
     const threaded = this.#epochs.threads.notSlowerThan(this.#epochs.alone);
@@ -295,8 +295,9 @@ export class ThreadChooser {
     [this.#phase, this.#holdUntil] = ['hold', now + this.#hold];
   }
 
-  #measure(first: 'threads'): void {
-    [this.#phase, this.#calls, this.#spent] = [first, 0, 0];
+  // a new measurement: an epoch on the threads, then one alone
+  #measure(): void {
+    [this.#phase, this.#calls, this.#spent] = ['threads', 0, 0];
     this.#epochs = { threads: new Epoch(), alone: new Epoch() };
   }
 }

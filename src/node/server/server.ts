@@ -161,10 +161,10 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   let draining = false;
   const inFlight = new Set<AbortController>();
 
-  const text = new TextSandbox(ckpt.dir, tokenizer); // the tokenizer and chat template, in a worker (text-sandbox.ts)
+  const sandbox = new TextSandbox(ckpt.dir, tokenizer); // the tokenizer and chat template, in a worker (text-sandbox.ts)
   const encode = async (prompt: string, param: string) => {
     try {
-      return await text.encode(prompt);
+      return await sandbox.encode(prompt);
     } catch (e) {
       throw new HttpError(400, (e as Error).message, param);
     }
@@ -193,7 +193,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     const r = chatRequest(b, limits, model.info.vocabSize);
     let ids: number[];
     try {
-      ids = await text.chat(r.messages); // the checkpoint's chat template (or the plain one)
+      ids = await sandbox.chat(r.messages); // the checkpoint's chat template (or the plain one)
     } catch (e) {
       throw new HttpError(400, (e as Error).message, 'messages');
     }
@@ -342,7 +342,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     }).catch((e: unknown) => sendError(req, res, e, cors));
   });
   limitConnections(server, o.maxConnections ?? 512);
-  server.on('close', () => text.close());
+  server.on('close', () => sandbox.close());
   // shutting down: /ready says so and new generations are refused; running ones get `graceMs` to finish, then are cut
   const shutdown = async (graceMs = 10_000) => {
     draining = true;
