@@ -7,7 +7,7 @@
 //   with one more), and the input is whatever a client sends to `qkv serve`. Real tokenizers' patterns (GPT-2's,
 //   Llama 3's, Qwen's, DeepSeek's) repeat character classes, never such groups. The rule is conservative (it refuses
 //   `(a|b)*` too, which is safe); slow shapes without a repeated group (polynomial ones such as `\s*\s*$`) pass:
-//   `qkv serve` encodes text in a worker with a deadline (node/server/text-sandbox.ts). Decoding runs in the caller's
+//   `qkv serve` encodes text in a worker with a deadline (node/text-sandbox.ts). Decoding runs in the caller's
 //   thread, on every generated token, so a decoder's pattern (real decoders use none) may repeat at most one thing
 //   without bound: `\s*\s*\s*\s*x` took 40 s on 200 spaces.
 import { QkvError } from '../errors.js';

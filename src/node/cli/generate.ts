@@ -9,6 +9,7 @@ import { createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions } from '../../generate/generate.js';
 import { NumericsError, QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
+import { TextSandbox } from '../text-sandbox.js';
 import { useDawn } from '../webgpu.js';
 import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS } from './shared.js';
 
@@ -74,7 +75,9 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   // --chat: system and user messages through the chat template; the reply alone is printed
   const system = values.system !== undefined ? [{ role: 'system', content: values.system }] : [];
   const messages = [...system, { role: 'user', content: prompt }];
-  const input = values.chat ? ckpt.tokenizer.chat(messages).ids : prompt;
+  // the checkpoint's template rendered in a worker with a capped heap and a deadline (text-sandbox.ts), as qkv serve does
+  const sandbox = values.chat ? new TextSandbox(ckpt.dir, ckpt.tokenizer) : null;
+  const input = sandbox ? await sandbox.chat(messages).finally(() => sandbox.close()) : prompt;
   if (!values['no-prompt'] && !values.chat) out(prompt);
   const it = generateStream(ckpt.model, ckpt.tokenizer, input, o);
   try {

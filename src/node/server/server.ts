@@ -26,7 +26,7 @@ import {
   checkHost, checkJsonBody, checkOrigin, closeAfterResponse, corsHeaders, limitConnections, requestUrl, TIMEOUTS, type GuardOptions,
 } from './guard.js';
 import { answerer } from './completions.js';
-import { TextSandbox } from './text-sandbox.js';
+import { TextSandbox } from '../text-sandbox.js';
 import { ServerMetrics } from './metrics.js';
 import { staticFile } from './static.js';
 import {
@@ -161,7 +161,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   let draining = false;
   const inFlight = new Set<AbortController>();
 
-  const sandbox = new TextSandbox(ckpt.dir, tokenizer); // the tokenizer and chat template, in a worker (text-sandbox.ts)
+  const sandbox = new TextSandbox(ckpt.dir, tokenizer); // the tokenizer and chat template, in a worker (node/text-sandbox.ts)
   const encode = async (prompt: string, param: string) => {
     try {
       return await sandbox.encode(prompt);

@@ -3,7 +3,9 @@
 // messages and templates.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyChatTemplate, chatTemplateOf, checkMessages, DEFAULT_CHAT_TEMPLATE } from '../../../src/generate/chat.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
@@ -82,4 +84,21 @@ test('loops and macros take at most 100,000 steps over a rendering: nested loops
   const loop = '{% for m in messages %}{% if loop.index > 2 %}{% break %}{% endif %}{{ loop.index0 }}{{ m.content }},{% endfor %}';
   assert.equal(applyChatTemplate(loop, many), '0m0,1m1,');
   assert.equal(applyChatTemplate(CHATML, many.slice(0, 1)), '<|im_start|>user\nm0<|im_end|>\n<|im_start|>assistant\n');
+});
+
+test('`qkv generate --chat` renders a checkpoint\'s template in a worker: one that outgrows its heap is an error, not a crash', () => {
+  // a list doubled in a loop of 30 steps: 1.45 GB in the caller's heap before the engine refused it
+  const dir = mkdtempSync(join(tmpdir(), 'qkv-chat-'));
+  try {
+    const tiny = join(ROOT_DIR, 'models', 'qkv-tiny');
+    for (const f of readdirSync(tiny)) if (f !== 'tokenizer_config.json') symlinkSync(join(tiny, f), join(dir, f));
+    const boom = '{% set ns = namespace(s=[1]) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}';
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: boom }));
+    const cli = join(ROOT_DIR, 'dist', 'src', 'node', 'cli', 'main.js');
+    const r = spawnSync(process.execPath, [cli, 'generate', '--model', dir, '--chat', '--max-tokens', '2', 'Hello'], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /the tokenizer or chat template needed more than \d+ MiB for this text/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -185,7 +185,7 @@ describe('qkv serve answers every request with a status and stays alive', () => 
 });
 
 // A checkpoint's tokenizer and chat template run in a worker thread with a capped heap and a deadline
-// (server/text-sandbox.ts): loops are bounded in the template engine (generate/chat.ts) and the known catastrophic
+// (node/text-sandbox.ts): loops are bounded in the template engine (generate/chat.ts) and the known catastrophic
 // regular expressions refused at load (generate/tokenizer-check.ts), but a list doubled in a loop of 30 steps grew to
 // 1.5 GB in the server's own heap, and a split on `\s*\s*\s*\s*x` took 40 s on 200 spaces.
 describe('qkv serve runs a checkpoint\'s tokenizer and chat template away from its own thread and heap', () => {

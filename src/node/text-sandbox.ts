@@ -1,4 +1,4 @@
-// Text to token ids away from the server's thread. The tokenizer's regular expressions and the chat template come with
+// Text to token ids away from the caller's thread (`qkv serve`, `qkv generate --chat`). The tokenizer's regular expressions and the chat template come with
 // the checkpoint, from outside, and run on whatever a client sends. The checks at load refuse the known catastrophic
 // shapes (generate/tokenizer-check.ts) and the template engine bounds loops and range() (generate/chat.ts), but not
 // every slow pattern — `\s*\s*\s*\s*x` took 40 s on 200 spaces — nor the size of what a template builds — a list
@@ -8,9 +8,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { QkvError } from '../../errors.js';
-import type { ChatMessage } from '../../generate/chat.js';
-import type { Tokenizer } from '../../generate/tokenizer.js';
+import { QkvError } from '../errors.js';
+import type { ChatMessage } from '../generate/chat.js';
+import type { Tokenizer } from '../generate/tokenizer.js';
 import type { TextRequest } from './text-worker.js';
 
 const DEADLINE_MS = 5_000;
@@ -51,7 +51,7 @@ export class TextSandbox {
 
   /** Stops the worker (a later request starts another). */
   close(): void {
-    this.#fail('the server is closing');
+    this.#fail('the text sandbox was closed');
   }
 
   #ask(op: Op): Promise<number[]> {

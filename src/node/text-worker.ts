@@ -2,8 +2,8 @@
 // built here from its directory, encodes prompts and renders chats, one request at a time, in a thread whose heap is
 // capped — so that its regular expressions and chat template, which come from outside, cannot hold or fill the server.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { ChatMessage } from '../../generate/chat.js';
-import { loadTokenizer } from '../checkpoint.js';
+import type { ChatMessage } from '../generate/chat.js';
+import { loadTokenizer } from './checkpoint.js';
 
 export type TextRequest = { id: number } & ({ op: 'encode'; text: string } | { op: 'chat'; messages: ChatMessage[] });
 
