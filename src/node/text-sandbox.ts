@@ -1,10 +1,10 @@
-// Text to token ids away from the caller's thread (`qkv serve`, `qkv generate --chat`). The tokenizer's regular expressions and the chat template come with
-// the checkpoint, from outside, and run on whatever a client sends. The checks at load refuse the known catastrophic
-// shapes (generate/tokenizer-check.ts) and the template engine bounds loops and range() (generate/chat.ts), but not
-// every slow pattern — `\s*\s*\s*\s*x` took 40 s on 200 spaces — nor the size of what a template builds — a list
-// doubled in a loop reached 1.5 GB before the engine refused it. So `qkv serve` encodes and renders in a worker thread
-// with a capped heap (memoryMb) and a deadline (DEADLINE_MS): a request that passes either is a QkvError (the
-// requests queued behind it too), the worker is replaced, and the server goes on.
+// Text to token ids away from the caller's thread (`qkv serve`, `qkv generate --chat`). The tokenizer's regular
+// expressions and the chat template come with the checkpoint, from outside, and run on whatever a client sends. The
+// checks at load refuse the known catastrophic shapes (generate/tokenizer-check.ts) and the template engine bounds
+// loops and range() (generate/chat.ts), but not every slow pattern — `\s*\s*\s*\s*x` took 40 s on 200 spaces — nor
+// the size of what a template builds — a list doubled in a loop reached 1.5 GB before the engine refused it. So text is
+// encoded and rendered in a worker thread with a capped heap (memoryMb) and a deadline (DEADLINE_MS): a request that
+// passes either is a QkvError (the requests queued behind it too), the worker is replaced, and the server goes on.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
