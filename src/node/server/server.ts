@@ -342,6 +342,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
     }).catch((e: unknown) => sendError(req, res, e, cors));
   });
   limitConnections(server, o.maxConnections ?? 512);
+  server.on('listening', () => sandbox.warm()); // the first request does not wait for the worker to build its tokenizer
   server.on('close', () => sandbox.close());
   // shutting down: /ready says so and new generations are refused; running ones get `graceMs` to finish, then are cut
   const shutdown = async (graceMs = 10_000) => {
