@@ -213,9 +213,13 @@ describe('qkv serve runs a checkpoint\'s tokenizer and chat template away from i
       assert.match(bad.body, /the tokenizer or chat template needed more than \d+ MiB for this text/);
       assert.equal((await chat('hello')).status, 200);
     }
-    const slow = await post('/v1/completions', { prompt: ' '.repeat(300) });
+    // the slow prompt fails alone: the one queued behind it goes to the new worker
+    const slowly = post('/v1/completions', { prompt: ' '.repeat(300) });
+    await new Promise((r) => setTimeout(r, 500)); // the worker is on the slow one now
+    const [slow, behind] = await Promise.all([slowly, post('/v1/completions', { prompt: 'hi' })]);
     assert.equal(slow.status, 400, slow.body);
     assert.match(slow.body, /the tokenizer took more than 5 s on this text/);
+    assert.equal(behind.status, 200, behind.body);
     assert.equal((await post('/v1/completions', { prompt: 'hello' })).status, 200);
     assert.equal(own.proc.exitCode, null, 'the process is alive');
   });
