@@ -29,8 +29,8 @@ export function checkTokenizerJson(json: object, source: string): void {
   const added = own(json, 'added_tokens');
   if (Array.isArray(added)) added.forEach((t, i) => checkId(own(t, 'id'), `added_tokens[${i}]`));
   for (const [where, re] of patterns(json, '', 0)) {
-    const repeats = unboundedRepetitions(re);
-    if (where.startsWith('decoder') && repeats > 1) {
+    const repeats = where.startsWith('decoder') ? unboundedRepetitions(re) : 0;
+    if (repeats > 1) {
       throw new QkvError(`${source}: the decoder's pattern at ${where} has ${repeats} unbounded repetitions; a decoder's pattern may ` +
         `have one (decoding runs on every generated token, and adjacent repetitions such as \\s*\\s*\\s*x backtrack for minutes): ` +
         `${JSON.stringify(re.slice(0, 80))}`);
@@ -81,8 +81,7 @@ export function repeatsAmbiguousGroup(re: string): boolean {
       continue;
     }
     if (c === '|') { mark(); closed = null; continue; }
-    const unbounded = c === '+' || c === '*' || (c === '{' && /^\{\d*,\}/.test(re.slice(i, i + 12)));
-    if (unbounded) {
+    if (isUnbounded(re, i)) {
       if (closed) return true;
       mark();
     }
@@ -98,7 +97,7 @@ export function unboundedRepetitions(re: string): number {
     const c = re[i];
     if (c === '\\') { i++; continue; }
     if (c === '[') { i = classEnd(re, i); continue; }
-    if (c === '+' || c === '*' || (c === '{' && /^\{\d*,\}/.test(re.slice(i, i + 12)))) n++;
+    if (isUnbounded(re, i)) n++;
   }
   return n;
 }
@@ -110,4 +109,10 @@ function classEnd(re: string, i: number): number {
   if (re[i] === ']') i++;
   while (i < re.length && re[i] !== ']') i += re[i] === '\\' ? 2 : 1;
   return i;
+}
+
+// whether re[i] is an unbounded quantifier: +, * or {n,}
+function isUnbounded(re: string, i: number): boolean {
+  const c = re[i];
+  return c === '+' || c === '*' || (c === '{' && /^\{\d*,\}/.test(re.slice(i, i + 12)));
 }

@@ -33,13 +33,12 @@ export class TextSandbox {
   #next = 1;
   readonly #pending = new Map<number, Pending>(); // in the order sent: the first is the one the worker is on
   #timer: NodeJS.Timeout | null = null;
-  readonly #file: string;
   readonly #memoryMb: number;
 
   /** `tokenizer`, built from `dir`, serves in this thread only when `dir` has no tokenizer.json (a checkpoint built by hand). */
   constructor(readonly dir: string, private readonly tokenizer: Tokenizer) {
-    this.#file = join(dir, 'tokenizer.json');
-    this.#memoryMb = existsSync(this.#file) ? memoryMb(statSync(this.#file).size) : 0;
+    const file = join(dir, 'tokenizer.json');
+    this.#memoryMb = existsSync(file) ? memoryMb(statSync(file).size) : 0;
   }
 
   /** Token ids of a prompt (special tokens added as the tokenizer's post-processor says). */
