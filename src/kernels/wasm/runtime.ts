@@ -237,7 +237,10 @@ export function take(r: Runtime, at: number, n: number): Float32Array {
 // on the busy core. 2 threads then run far slower than 1 (qkv-tiny decode measured 237–266 against 446–708 tokens/s
 // with a busy neighbour on one core). So the runtime measures both ways and keeps the faster: EPOCH calls on its threads,
 // EPOCH calls on the caller alone (the workers sleep), then the faster way for a hold, and again — the hold doubling
-// from HOLD_MS up to MAX_HOLD_MS while the measurements agree (each measurement runs calls the slower way).
+// from HOLD_MS up to MAX_HOLD_MS while the measurements agree by MARGIN or more (each measurement runs calls the slower
+// way). A close call is measured again after HOLD_MS: while V8 still compiles a decode's JavaScript on a background
+// thread (the first ~40 tokens of a 135M decode), it takes the worker's core, and two 14 ms epochs that said "alone"
+// (threads 0.23 against alone 0.22 ms per million units) had kept a decode alone for 8 s (24 against 44 tokens/s).
 // The two epochs are compared call shape by call shape: for the shapes both epochs ran (a job's kind and size), each
 // way's mean time a call, weighted by how often the shape came in both. A decode step's 211 calls differ in cost a
 // hundredfold, and per unit of work (multiply-adds) they differ too — a decode attention call costs ~3× a product's
@@ -256,6 +259,8 @@ export class ThreadChooser {
   static readonly EPOCH_MS = 100;
   static readonly HOLD_MS = 2000;
   static readonly MAX_HOLD_MS = 32_000;
+  /** The hold doubles only when one way beat the other by this factor: a close call is measured again soon. */
+  static readonly MARGIN = 1.1;
   #hold = ThreadChooser.HOLD_MS;
   #phase: 'threads' | 'alone' | 'hold' = 'threads';
   #calls = 0;
@@ -289,8 +294,11 @@ export class ThreadChooser {
       this.#measure();
       return;
     }
-    const threaded = this.#epochs.threads.notSlowerThan(this.#epochs.alone);
-    this.#hold = threaded === this.threaded ? Math.min(2 * this.#hold, ThreadChooser.MAX_HOLD_MS) : ThreadChooser.HOLD_MS;
+    const ratio = this.#epochs.threads.timeRatio(this.#epochs.alone); // threads' time ÷ alone's
+    const threaded = ratio <= 1;
+    const decisive = ratio <= 1 / ThreadChooser.MARGIN || ratio >= ThreadChooser.MARGIN;
+    const agrees = threaded === this.threaded && decisive;
+    this.#hold = agrees ? Math.min(2 * this.#hold, ThreadChooser.MAX_HOLD_MS) : ThreadChooser.HOLD_MS;
     this.threaded = threaded;
     [this.#phase, this.#holdUntil] = ['hold', now + this.#hold];
   }
@@ -318,10 +326,10 @@ class Epoch {
   }
 
   /**
-   * Whether this epoch's way is at most as slow as `other`'s: over the shapes both ran, Σ (n + n') · mean time, each
-   * way; with no shape in common, per unit of work (ms / work, cross-multiplied).
+   * This epoch's way's time ÷ `other`'s for the same calls: over the shapes both ran, Σ (n + n') · mean time, each way;
+   * with no shape in common, per unit of work (ms / work).
    */
-  notSlowerThan(other: Epoch): boolean {
+  timeRatio(other: Epoch): number {
     let [mine, theirs] = [0, 0];
     for (const [shape, a] of this.shapes) {
       const b = other.shapes.get(shape);
@@ -329,8 +337,8 @@ class Epoch {
       mine += (a.n + b.n) * (a.ms / a.n);
       theirs += (a.n + b.n) * (b.ms / b.n);
     }
-    if (mine > 0 || theirs > 0) return mine <= theirs;
-    return this.ms * other.work <= other.ms * this.work;
+    if (mine === 0 && theirs === 0) [mine, theirs] = [this.ms * other.work, other.ms * this.work];
+    return theirs > 0 ? mine / theirs : mine > 0 ? Infinity : 1;
   }
 }
 const chooser = new ThreadChooser();
