@@ -99,3 +99,8 @@ export function exp2neg(x: v128): v128 {
 @inline export function hmax(v: v128): f32 {
   return max(max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
 }
+
+// Where elements k … k + 3 (k a multiple of 4) of row r of a GEMM's packed panel sit (gemm.ts: [K/4][4 rows][4] floats)
+@inline export function panelAt(panel: usize, r: i32, k: i32): usize {
+  return panel + ((<usize>(k >> 2) << 6) | (<usize>r << 4));
+}

@@ -9,7 +9,7 @@
 //   int4 (a scale per row and block):     c_j = Σ_b s_jb · dx_b · Σ_{k∈b} (q_jk − 8) · xq_k
 // Int4 rows are blocks of 16 bytes holding 32 weights: byte i has weight i in its low nibble and weight i + 16 in its
 // high nibble (Q4_0's order). The products fit in i32: 32 terms of at most 127 · 32767 per block.
-import { C_NIBBLE, C_EIGHT, cst, madd, store4, store4Scaled } from './common';
+import { C_NIBBLE, C_EIGHT, cst, madd, panelAt, store4, store4Scaled } from './common';
 
 // the high nibble of each byte: a 16-bit shift and the nibble mask (x86 has no byte shift, and V8 rebuilds the mask of
 // an i8x16.shr_u at every use, three instructions inside the hot loop; the table's mask is loaded once)
@@ -199,29 +199,28 @@ function blockTail(w: usize, x0: v128, x1: v128, sum8: v128): v128 {
   return f32x4.convert_i32x4_s(i32x4.sub(i32x4.extadd_pairwise_i16x8_s(blockI4x8(w, x0, x1)), sum8));
 }
 
-// four int4 rows (j + r·gap) widened to the f32 panel [4][K]: (q − 8) · s_jb (prefill, M > 1)
+// four int4 rows (j + r·gap) widened to the packed f32 panel (panelAt): (q − 8) · s_jb (prefill, M > 1)
 export function widenPanelQ4(b0: usize, panel: usize, K: i32, j: i32, scales: usize, gap: i32): void {
   const rowB = <usize>(K >> 1), blocks = <usize>(K >> 5);
   for (let r = 0; r < 4; r++) { // rows j + r·gap
     const src = b0 + <usize>(r * gap) * rowB, sc = scales + ((<usize>(j + r * gap) * blocks) << 2);
-    const dst = panel + (<usize>(r * K) << 2);
     for (let k = 0; k < K; k += 32) {
       const h = v128.load(src + <usize>(k >> 1));
       const s = v128.load32_splat(sc + (<usize>(k >> 5) << 2));
       const lo = i8x16.sub(v128.and(h, cst(C_NIBBLE)), cst(C_EIGHT)), hi = i8x16.sub(highNibbles(h), cst(C_EIGHT));
-      const o = dst + (<usize>k << 2);
+      const o = panelAt(panel, r, k);
       storeScaled16(o, lo, s); // weights 0–15 of the block
-      storeScaled16(o + 64, hi, s); // weights 16–31
+      storeScaled16(o + 256, hi, s); // weights 16–31
     }
   }
 }
 
-// 16 signed bytes widened to f32 and multiplied by s, stored at o … o + 63
+// 16 signed bytes widened to f32 and multiplied by s: four steps of a packed panel's row, 64 bytes apart from o
 @inline
 function storeScaled16(o: usize, b: v128, s: v128): void {
   const l = i16x8.extend_low_i8x16_s(b), h = i16x8.extend_high_i8x16_s(b);
   v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l)), s));
-  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l)), s), 16);
-  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h)), s), 32);
-  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h)), s), 48);
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l)), s), 64);
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h)), s), 128);
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h)), s), 192);
 }
