@@ -144,9 +144,9 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
     let finishReason: 'stop' | 'length' = 'length';
     let cutAtStopString = false;
     const t0 = performance.now();
-    let prefillMs = 0;
     // 1. prefill: the whole prompt in one pass; 2. decode: one token at a time against the cache
     let logits = await step(promptIds);
+    let prefillMs = performance.now() - t0; // and the first token's sampling, below (maxTokens 0: the prefill alone)
     // text is released only when it cannot be the start of a stop string ("…Ambrose Bier" is held until "ce" decides):
     // a token whose text is held waits (pending) and is yielded with the text that follows it
     let emitted = 0;

@@ -1,12 +1,14 @@
 // `qkv generate [--model DIR] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
 //               [--repetition-penalty R] [--seed S] [--greedy] [--stop STR] [--no-prompt]
 //               [--cache contiguous|paged|int8|sliding|sinks] [--window W] [--sinks K] [--device cpu|webgpu]
-//               [--kv-dtype f32|f16] [--chat [--system TEXT]] "prompt"`
+//               [--kv-dtype f32|f16] [--chat [--system TEXT]] [--stats] "prompt"`
 // Streams the continuation to stdout as it is produced (the prompt first, unless --no-prompt or --chat). With --chat
-// the prompt is a user message, rendered with the checkpoint's chat template (generate/chat.ts).
+// the prompt is a user message, rendered with the checkpoint's chat template (generate/chat.ts). --stats: the prefill's
+// and the decode's tokens/s on stderr at the end.
 import { parseArgs } from 'node:util';
 import { createCache, type CacheKind } from '../../cache/index.js';
-import { generateStream, type GenerateOptions } from '../../generate/generate.js';
+import { generateStream, type GenerateOptions, type GenerateResult } from '../../generate/generate.js';
+import { kernelVariant } from '../../kernels/wasm/runtime.js';
 import { NumericsError, QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { TextSandbox } from '../text-sandbox.js';
@@ -32,6 +34,7 @@ export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
   --device cpu|webgpu      where the model runs (default cpu); webgpu keeps weights and the KV cache on the GPU
                            (Dawn; QKV_WEBGPU_BACKEND=opengles for Mesa's llvmpipe without a GPU)
   --kv-dtype f32|f16       webgpu: the GPU KV cache's storage (default f32); f16 halves it (needs shader-f16)
+  --stats                  at the end, on stderr: prompt and new tokens, time and tokens/s of the prefill and the decode
 ${RUNTIME_HELP}`;
 
 export async function generateCommand(argv: string[], out: (s: string) => void): Promise<number> {
@@ -42,13 +45,13 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
       'top-p': { type: 'string' }, 'min-p': { type: 'string' }, 'repetition-penalty': { type: 'string' }, seed: { type: 'string' },
       greedy: { type: 'boolean' }, stop: { type: 'string', multiple: true }, 'no-prompt': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       cache: { type: 'string' }, window: { type: 'string' }, sinks: { type: 'string' }, device: { type: 'string' },
-      'kv-dtype': { type: 'string' }, chat: { type: 'boolean' }, system: { type: 'string' }, ...RUNTIME_OPTIONS,
+      'kv-dtype': { type: 'string' }, chat: { type: 'boolean' }, system: { type: 'string' }, stats: { type: 'boolean' }, ...RUNTIME_OPTIONS,
     },
   });
   if (values.help) { out(`${GENERATE_HELP}\n`); return 0; }
   if (positionals.length !== 1) throw new QkvError(`qkv generate: expected one prompt argument, got ${positionals.length}\n${GENERATE_HELP}`);
   const prompt = positionals[0];
-  const { weights } = await applyRuntimeOptions(values);
+  const { threads, weights } = await applyRuntimeOptions(values);
   const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
   if (ckpt.model.kind !== 'causal-lm') throw new QkvError(`qkv generate: ${ckpt.config.architectures?.[0]} is not a causal language model`);
   if (!ckpt.tokenizer) throw new QkvError(`qkv generate: ${ckpt.dir} has no tokenizer.json`);
@@ -81,7 +84,10 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   if (!values['no-prompt'] && !values.chat) out(prompt);
   const it = generateStream(ckpt.model, ckpt.tokenizer, input, o);
   try {
-    for (let r = await it.next(); !r.done; r = await it.next()) out(r.value.text);
+    let r = await it.next();
+    for (; !r.done; r = await it.next()) out(r.value.text);
+    const where = device === 'webgpu' ? 'WebGPU' : `${threads} thread${threads > 1 ? 's' : ''}, WebAssembly ${kernelVariant() ?? 'off'}`;
+    if (values.stats) process.stderr.write(`\n${statsLine(r.value)} (${where})\n`);
   } catch (e) {
     if (!(e instanceof NumericsError)) throw e;
     const bad = ckpt.weights.nonFinite(); // only now: a pass over every weight
@@ -89,4 +95,14 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
     throw new NumericsError(`${e.message}${bad.length ? `; non-finite values in ${bad.slice(0, 3).join(', ')}${more}` : ''}`);
   }
   return 0;
+}
+
+// prefill P tokens in X ms (R tokens/s) · decode N tokens in Y ms (R tokens/s): the decode's count leaves out the first
+// new token, which the prefill's last logits gave
+function statsLine(g: GenerateResult): string {
+  const { prefillMs, decodeMs } = g.timings;
+  const rate = (n: number, ms: number) => (n > 0 && ms > 0 ? `${(n / (ms / 1000)).toFixed(1)} tokens/s` : '–');
+  const decoded = Math.max(0, g.ids.length - 1);
+  return `qkv: prefill ${g.promptTokens} tokens in ${prefillMs.toFixed(0)} ms (${rate(g.promptTokens, prefillMs)}) · ` +
+    `decode ${decoded} tokens in ${decodeMs.toFixed(0)} ms (${rate(decoded, decodeMs)})`;
 }

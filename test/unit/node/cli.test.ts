@@ -105,6 +105,22 @@ test('qkv generate --max-tokens 0 prints the prompt and exits 0 (an empty contin
   assert.equal(r.stdout, 'A fool');
 });
 
+test('qkv generate --stats reports the prefill and the decode on stderr, the text alone on stdout', () => {
+  const r = qkv('generate', '--stats', '--greedy', '--max-tokens', '8', '--threads', '1', '--no-prompt', 'A fool and his money');
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(r.stdout.length > 0 && !r.stdout.includes('tokens/s'), r.stdout);
+  const m = /qkv: prefill (\d+) tokens in (\d+) ms \(([\d.]+) tokens\/s\) · decode (\d+) tokens in (\d+) ms \(([\d.]+) tokens\/s\) \(1 thread, WebAssembly (\S+)\)/
+    .exec(r.stderr);
+  assert.ok(m, r.stderr);
+  assert.equal(Number(m[1]), 6, 'the prompt\'s tokens (qkv tokenize: A, Ġfo, ol, Ġand, Ġhis, Ġmoney)');
+  assert.equal(Number(m[4]), 7, 'eight new tokens: seven decode steps after the prefill\'s');
+  assert.ok(Number(m[3]) > 0 && Number(m[6]) > 0);
+  // no new tokens: the prefill alone, the decode empty
+  const z = qkv('generate', '--stats', '--max-tokens', '0', '--threads', '1', 'A fool');
+  assert.equal(z.status, 0, z.stderr);
+  assert.match(z.stderr, /prefill 3 tokens in \d+ ms \([\d.]+ tokens\/s\) · decode 0 tokens in \d+ ms \(–\)/);
+});
+
 test('usage errors name the flag: kv counts below 1, demo arguments, a port already taken', async () => {
   for (const [flag, v] of [['--batch', '0'], ['--context', '1.5'], ['--block-size', '0'], ['--window', '0']]) {
     const r = qkv('kv', flag, v);
