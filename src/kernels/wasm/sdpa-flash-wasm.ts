@@ -36,8 +36,9 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
   const [BH, BHkv, Sp] = [B * Hq, B * Hkv, Math.ceil(S / 8) * 8];
-  // bytes per thread: s tile, acc, m, l, the tile's row maxima — whole cache lines, so no two threads share one
-  const perThread = alignLine(4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M + BM));
+  // bytes per thread: s tile, acc, m, l, the tile's row maxima, the block's packed q — whole cache lines, so no two
+  // threads share one
+  const perThread = alignLine(4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M + BM + BLOCK_M * D));
   const floats = [BH * L * D, BHkv * S * D, BHkv * Sp * D, BHkv * S * Dv, BH * L * Dv, 2 * BH * L];
   const [q, k, kp, v, out, ml, scr] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads]);
   putTensor(r, q, p.source?.q) || put(r, q, p.q);

@@ -46,6 +46,7 @@ export function attention(job: usize, t: i32, T: i32): void {
   const mRow = acc + (<usize>(BLOCK_M * Dv) << 2); // [BLOCK_M]
   const lRow = mRow + (<usize>BLOCK_M << 2); // [BLOCK_M]
   const mT = lRow + (<usize>BLOCK_M << 2); // [BM]: the score tile's row maxima
+  const qp = mT + (<usize>BM << 2); // [BLOCK_M / BM][D][BM]: the block's q rows packed (packQ)
   const G = Hq / Hkv;
   const blocks = (L + BLOCK_M - 1) / BLOCK_M;
   for (let u = t; u < BH * blocks; u += T) {
@@ -60,6 +61,7 @@ export function attention(job: usize, t: i32, T: i32): void {
     const blockLast = causal ? min(S - 1, i0 + rows - 1 + shift) : S - 1;
     for (let r = 0; r < BLOCK_M; r++) { store<f32>(mRow + (<usize>r << 2), -Infinity); store<f32>(lRow + (<usize>r << 2), 0); }
     for (let d = 0; d < BLOCK_M * Dv; d += 4) v128.store(acc + (<usize>d << 2), f32x4.splat(0));
+    packQ(qHead, i0, rows, D, qp);
     // the KV loop: tiles past the block's last allowed key are never visited
     for (let j0 = 0; j0 <= blockLast; j0 += BN) {
       const n = min(BN, S - j0); // real keys in this tile
@@ -73,9 +75,7 @@ export function attention(job: usize, t: i32, T: i32): void {
         // on the diagonal tile only the keys up to the last row's last one, in panels of 8 (not the whole tile)
         const nMb = min(n, lastMax - j0 + 1);
         const nPadMb = min(nPad, (nMb + 7) & ~7);
-        // rows past L repeat the last row (computed, never stored)
-        scoreTile(qRow(qHead, i0, r0, rows, D), qRow(qHead, i0, r0 + 1, rows, D), qRow(qHead, i0, r0 + 2, rows, D),
-          qRow(qHead, i0, r0 + 3, rows, D), kTile, D, nPadMb, scale, sT, mT);
+        scoreTile(qp + (<usize>r0 * <usize>D << 2), kTile, D, nPadMb, scale, sT, mT);
         // mask what the tile holds past a row's last key (the diagonal tile, or S's padding)
         const masked = j0 + nPadMb - 1 > lastMin;
         if (masked) {
@@ -106,22 +106,36 @@ export function attention(job: usize, t: i32, T: i32): void {
   return qHead + (<usize>(i0 + min(r, rows - 1)) * <usize>D << 2);
 }
 
-// s[r][c] = scale · log2 e · q_r · k_c for 4 rows and nPad keys, 8 keys (two f32x4) at a time: 8 accumulators in registers,
-// each step one splat of q_r[d] per row and two loads of a packed panel row kp[d][0..7]; mT[r] = max_c s[r][c].
+// The block's q rows in fours, interleaved: qp[r / 4][d][r % 4] (rows past L repeat the last: computed, never stored), so
+// that scoreTile's four splats of a step load from one pointer at constant offsets (V8 spends an instruction on each
+// `row + d` address otherwise, as it did in the GEMM's tile: asm/gemm.ts)
 @inline
-function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kTile: usize, D: i32, nPad: i32, scale: f32, sT: usize, mT: usize): void {
+function packQ(qHead: usize, i0: i32, rows: i32, D: i32, qp: usize): void {
+  const n = min(BLOCK_M, (rows + BM - 1) & ~(BM - 1));
+  for (let r = 0; r < n; r++) {
+    const src = qRow(qHead, i0, r, rows, D);
+    const dst = qp + ((<usize>(r >> 2) * <usize>D << 4) | (<usize>(r & 3) << 2));
+    for (let d = 0; d < D; d++) store<f32>(dst + (<usize>d << 4), load<f32>(src + (<usize>d << 2)));
+  }
+}
+
+// s[r][c] = scale · log2 e · q_r · k_c for 4 rows and nPad keys, 8 keys (two f32x4) at a time: 8 accumulators in registers,
+// each step one splat of q_r[d] per row (from the packed rows q4 = qp[·][d][0..3]) and two loads of a packed panel row
+// kp[d][0..7]; mT[r] = max_c s[r][c].
+@inline
+function scoreTile(q4: usize, kTile: usize, D: i32, nPad: i32, scale: f32, sT: usize, mT: usize): void {
   const sc = f32x4.splat(scale * LOG2E);
   let m0 = cst(C_NEG_INF), m1 = cst(C_NEG_INF), m2 = cst(C_NEG_INF), m3 = cst(C_NEG_INF);
   for (let c = 0; c < nPad; c += 8) {
     let panel = kTile + (<usize>c * <usize>D << 2);
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
     let c0 = f32x4.splat(0), c1 = f32x4.splat(0), d0 = f32x4.splat(0), d1 = f32x4.splat(0);
+    let qd = q4;
     for (let d = 0; d < D; d++) {
-      const off = <usize>d << 2;
       const k0 = v128.load(panel), k1 = v128.load(panel, 16);
+      const x0 = v128.load32_splat(qd), x1 = v128.load32_splat(qd, 4), x2 = v128.load32_splat(qd, 8), x3 = v128.load32_splat(qd, 12);
       panel += 32;
-      const x0 = v128.load32_splat(q0 + off), x1 = v128.load32_splat(q1 + off);
-      const x2 = v128.load32_splat(q2 + off), x3 = v128.load32_splat(q3 + off);
+      qd += 16;
       a0 = madd(x0, k0, a0); a1 = madd(x0, k1, a1);
       b0 = madd(x1, k0, b0); b1 = madd(x1, k1, b1);
       c0 = madd(x2, k0, c0); c1 = madd(x2, k1, c1);
