@@ -253,7 +253,11 @@ export function take(r: Runtime, at: number, n: number): Float32Array {
 // The first measurement is thrown away: it runs while V8 still tiers the kernels up (Liftoff, then TurboFan, in each
 // worker too), and it had kept a 135M f16 decode alone for its first 2 s (75 against 47 ms a token on 2 threads).
 // An epoch also ends once its measured calls have taken EPOCH_MS: 128 attention calls of 20–150 ms each had run alone for
-// seconds, on every measurement (L 1024 timed at 162 ms against 80 on the threads).
+// seconds, on every measurement (L 1024 timed at 162 ms against 80 on the threads). And a threads epoch ends once it is
+// clearly behind (BEHIND) the last alone epoch for the same shapes: beside a busy process qkv-tiny's 128 calls on the
+// threads took 74–105 ms against 2.9 ms alone, a whole short generation's time, at every measurement. The decision
+// itself still compares with this measurement's own alone epoch, so a machine that slowed down as a whole only
+// shortens the threads epoch.
 export class ThreadChooser {
   static readonly EPOCH = 128;
   static readonly EPOCH_MS = 100;
@@ -261,6 +265,10 @@ export class ThreadChooser {
   static readonly MAX_HOLD_MS = 32_000;
   /** The hold doubles only when one way beat the other by this factor: a close call is measured again soon. */
   static readonly MARGIN = 1.1;
+  /** A threads epoch ends early once its measured calls took BEHIND × what the last alone epoch's took for the same
+   *  shapes, after at least EARLY_MS: with a busy neighbour its 128 calls took 74–105 ms against 2.9 ms alone. */
+  static readonly BEHIND = 2;
+  static readonly EARLY_MS = 5;
   #hold = ThreadChooser.HOLD_MS;
   #phase: 'threads' | 'alone' | 'hold' = 'threads';
   #calls = 0;
@@ -268,6 +276,7 @@ export class ThreadChooser {
   #epochs = { threads: new Epoch(), alone: new Epoch() };
   #holdUntil = 0;
   #warm = false;
+  #lastAlone: Epoch | null = null; // the last decided measurement's alone epoch
   /** The way chosen at the end of the last measurement (true: threads). */
   threaded = true;
 
@@ -286,7 +295,7 @@ export class ThreadChooser {
     if (this.#calls++ === 0) return; // the epoch's first call: not measured
     this.#epochs[onThreads ? 'threads' : 'alone'].add(shape, ms, work);
     this.#spent += ms;
-    if (this.#calls < ThreadChooser.EPOCH && this.#spent < ThreadChooser.EPOCH_MS) return;
+    if (this.#calls < ThreadChooser.EPOCH && this.#spent < ThreadChooser.EPOCH_MS && !this.#behind()) return;
     [this.#calls, this.#spent] = [0, 0];
     if (this.#phase === 'threads') { this.#phase = 'alone'; return; }
     if (!this.#warm) { // the warm-up measurement: measured again at once
@@ -294,6 +303,7 @@ export class ThreadChooser {
       this.#measure();
       return;
     }
+    this.#lastAlone = this.#epochs.alone;
     const ratio = this.#epochs.threads.timeRatio(this.#epochs.alone); // threads' time ÷ alone's
     const threaded = ratio <= 1;
     const decisive = ratio <= 1 / ThreadChooser.MARGIN || ratio >= ThreadChooser.MARGIN;
@@ -301,6 +311,12 @@ export class ThreadChooser {
     this.#hold = agrees ? Math.min(2 * this.#hold, ThreadChooser.MAX_HOLD_MS) : ThreadChooser.HOLD_MS;
     this.threaded = threaded;
     [this.#phase, this.#holdUntil] = ['hold', now + this.#hold];
+  }
+
+  // whether the threads epoch under way is clearly behind the last alone epoch (the same shapes, BEHIND × the time)
+  #behind(): boolean {
+    return this.#phase === 'threads' && this.#lastAlone !== null && this.#spent >= ThreadChooser.EARLY_MS &&
+      this.#epochs.threads.timeRatio(this.#lastAlone) >= ThreadChooser.BEHIND;
   }
 
   // a new measurement: an epoch on the threads, then one alone
