@@ -16,7 +16,7 @@ import {
 // times f16Scale2 (x prepared again for it when the two differ).
 // Columns of C (rows of B) are split into T contiguous ranges, multiples of 4. B rows are widened to f32 four at a
 // time: straight into registers when M = 1 (decode: the whole cost is reading B once), else into this thread's
-// scratch panel, packed [K/4][4][4] (gemmPacked), which the 2×4 register tile then reuses for every row of A (f32 rows
+// scratch panel, packed [K/4][4][4] (panelAt), which the 2×4 register tile then reuses for every row of A (f32 rows
 // are copied into it from M = 16; below, the tile reads them in place). A tile's four rows are a quarter
 // of the thread's range apart — rows j, j + Q, j + 2Q, j + 3Q for j = 0 … Q − 1 — so that B is read as four
 // sequential streams, which the hardware prefetchers keep ahead of; four adjacent rows are one stream read at four
@@ -58,7 +58,7 @@ function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N:
   for (let j = n0; j < n0 + gap; j++) {
     const b0 = b + <usize>j * rowB;
     if (kind == GEMM_F32 && M < 16) { // few rows of A: B read in place (packing costs about what it saves up to M 8)
-      gemmPanel(a, b0, c, M, K, N, j, stride, gap);
+      gemmTile(a, b0, c, M, K, N, j, gap, stride, 16);
     } else if (prepared) {
       if (kind == GEMM_F16) gemvF16(panel, b0, stride, c, K, j, gap);
       else if (kind == GEMM_I8) gemvQ8(panel, b0, c, K, j, scales, gap);
@@ -71,7 +71,7 @@ function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N:
     } else { // M > 1, or decode whose x the fast paths cannot take (f16: |x| ≥ 2^15; int: ±∞, NaN): widened into the panel
       if (kind == GEMM_I4) widenPanelQ4(b0, panel, K, j, scales, gap);
       else widenPanel(b0, panel, K, kind, stride, f16Scale);
-      gemmPacked(a, panel, c, M, K, N, j, gap);
+      gemmTile(a, panel, c, M, K, N, j, gap, 16, 64);
       if (kind == GEMM_I8) scaleColumns(c, M, N, j, gap, scales);
     }
   }
@@ -136,62 +136,25 @@ function widenF16(hi: v128, f16Scale: v128): v128 {
 @inline function lo16(h: v128): v128 { return i16x8.shuffle(i16x8.splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11); }
 @inline function hi16(h: v128): v128 { return i16x8.shuffle(i16x8.splat(0), h, 4, 12, 5, 13, 6, 14, 7, 15); }
 
-// C[i, j + r·gap] (r = 0…3) for all i from the B rows b0 + r·rowB: 2 rows of A × 4 rows of B per register tile (8
-// accumulators), K a multiple of 4
+// C[i, j + r·gap] (r = 0…3) for all i: 2 rows of A × 4 rows of B per register tile (8 accumulators), K a multiple of 4.
+// B row r's elements k … k + 3 sit at b + r·rStep + (k/4)·kStep: rows in place (rStep their bytes, kStep 16) or a
+// packed panel (panelAt: 16 and 64). The packed steps are constants, which V8 folds into its addressing; a run-time
+// step costs it an instruction a load (x64 addresses the memory base plus one register): the tile alone, in L1, made
+// 12.4 GMAC/s from rows in place against 14.2 from the panel (one thread; the fused multiply-add's ceiling 23).
 @inline
-function gemmPanel(a: usize, b0: usize, c: usize, M: i32, K: i32, N: i32, j: i32, rowB: usize, gap: i32): void {
-  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
-  const rowA = <usize>K << 2;
-  let i = 0;
-  for (; i + 2 <= M; i += 2) {
-    const x = a + <usize>i * rowA, y = x + rowA;
-    let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
-    let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
-    for (let k = 0; k < K; k += 4) {
-      const off = <usize>k << 2;
-      const w0 = v128.load(b0 + off), w1 = v128.load(b1 + off), w2 = v128.load(b2 + off), w3 = v128.load(b3 + off);
-      const xa = v128.load(x + off), ya = v128.load(y + off);
-      s00 = madd(xa, w0, s00); s01 = madd(xa, w1, s01);
-      s02 = madd(xa, w2, s02); s03 = madd(xa, w3, s03);
-      s10 = madd(ya, w0, s10); s11 = madd(ya, w1, s11);
-      s12 = madd(ya, w2, s12); s13 = madd(ya, w3, s13);
-    }
-    store4(c + ((<usize>i * <usize>N + <usize>j) << 2), <usize>gap << 2, s00, s01, s02, s03);
-    store4(c + ((<usize>(i + 1) * <usize>N + <usize>j) << 2), <usize>gap << 2, s10, s11, s12, s13);
-  }
-  if (i < M) {
-    const x = a + <usize>i * rowA;
-    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-    for (let k = 0; k < K; k += 4) {
-      const off = <usize>k << 2;
-      const xa = v128.load(x + off);
-      s0 = madd(xa, v128.load(b0 + off), s0); s1 = madd(xa, v128.load(b1 + off), s1);
-      s2 = madd(xa, v128.load(b2 + off), s2); s3 = madd(xa, v128.load(b3 + off), s3);
-    }
-    store4(c + ((<usize>i * <usize>N + <usize>j) << 2), <usize>gap << 2, s0, s1, s2, s3);
-  }
-}
-
-// The same product from a packed panel: four B rows widened to f32 and interleaved by 4 elements, [K/4][4 rows][4]
-// (panelAt), so that a step's four vectors sit at one pointer's immediate offsets 0, 16, 32, 48. V8 turns each
-// `row + off` address into its own instruction (x64 addresses the memory base plus one register), and in this loop
-// those, not the multiply-adds, were the limit: the 2×4 tile alone, everything in L1, 12.4 GMAC/s from four row
-// pointers against 14.2 from one (one thread; the fused multiply-add's ceiling 23). The sums are the same, in the
-// same order, as gemmPanel's.
-@inline
-function gemmPacked(a: usize, panel: usize, c: usize, M: i32, K: i32, N: i32, j: i32, gap: i32): void {
+function gemmTile(a: usize, b: usize, c: usize, M: i32, K: i32, N: i32, j: i32, gap: i32, rStep: usize, kStep: usize): void {
   const rowA = <usize>K << 2;
   let i = 0;
   for (; i + 2 <= M; i += 2) {
     const x = a + <usize>i * rowA, end = x + rowA;
     let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
     let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
-    for (let p = x, w = panel; p < end; p += 16, w += 64) {
+    for (let p = x, w = b; p < end; p += 16, w += kStep) {
       const xa = v128.load(p), ya = v128.load(p + rowA);
-      let b = v128.load(w); s00 = madd(xa, b, s00); s10 = madd(ya, b, s10);
-      b = v128.load(w, 16); s01 = madd(xa, b, s01); s11 = madd(ya, b, s11);
-      b = v128.load(w, 32); s02 = madd(xa, b, s02); s12 = madd(ya, b, s12);
-      b = v128.load(w, 48); s03 = madd(xa, b, s03); s13 = madd(ya, b, s13);
+      let v = v128.load(w); s00 = madd(xa, v, s00); s10 = madd(ya, v, s10);
+      v = v128.load(w + rStep); s01 = madd(xa, v, s01); s11 = madd(ya, v, s11);
+      v = v128.load(w + 2 * rStep); s02 = madd(xa, v, s02); s12 = madd(ya, v, s12);
+      v = v128.load(w + 3 * rStep); s03 = madd(xa, v, s03); s13 = madd(ya, v, s13);
     }
     store4(c + ((<usize>i * <usize>N + <usize>j) << 2), <usize>gap << 2, s00, s01, s02, s03);
     store4(c + ((<usize>(i + 1) * <usize>N + <usize>j) << 2), <usize>gap << 2, s10, s11, s12, s13);
@@ -199,10 +162,10 @@ function gemmPacked(a: usize, panel: usize, c: usize, M: i32, K: i32, N: i32, j:
   if (i < M) {
     const x = a + <usize>i * rowA, end = x + rowA;
     let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-    for (let p = x, w = panel; p < end; p += 16, w += 64) {
+    for (let p = x, w = b; p < end; p += 16, w += kStep) {
       const xa = v128.load(p);
-      s0 = madd(xa, v128.load(w), s0); s1 = madd(xa, v128.load(w, 16), s1);
-      s2 = madd(xa, v128.load(w, 32), s2); s3 = madd(xa, v128.load(w, 48), s3);
+      s0 = madd(xa, v128.load(w), s0); s1 = madd(xa, v128.load(w + rStep), s1);
+      s2 = madd(xa, v128.load(w + 2 * rStep), s2); s3 = madd(xa, v128.load(w + 3 * rStep), s3);
     }
     store4(c + ((<usize>i * <usize>N + <usize>j) << 2), <usize>gap << 2, s0, s1, s2, s3);
   }
