@@ -8,12 +8,11 @@
 import { parseArgs } from 'node:util';
 import { createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions, type GenerateResult } from '../../generate/generate.js';
-import { kernelVariant } from '../../kernels/wasm/runtime.js';
 import { NumericsError, QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { TextSandbox } from '../text-sandbox.js';
 import { useDawn } from '../webgpu.js';
-import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS } from './shared.js';
+import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS, whereText } from './shared.js';
 
 export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
 
@@ -86,8 +85,7 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   try {
     let r = await it.next();
     for (; !r.done; r = await it.next()) out(r.value.text);
-    const where = device === 'webgpu' ? 'WebGPU' : `${threads} thread${threads > 1 ? 's' : ''}, WebAssembly ${kernelVariant() ?? 'off'}`;
-    if (values.stats) process.stderr.write(`\n${statsLine(r.value)} (${where})\n`);
+    if (values.stats) process.stderr.write(`\n${statsLine(r.value)} (${whereText(device === 'webgpu', threads)})\n`);
   } catch (e) {
     if (!(e instanceof NumericsError)) throw e;
     const bad = ckpt.weights.nonFinite(); // only now: a pass over every weight

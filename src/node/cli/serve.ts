@@ -4,11 +4,10 @@
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
 import { gpuDevice } from '../../kernels/webgpu/device.js';
-import { kernelVariant } from '../../kernels/wasm/runtime.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { useDawn } from '../webgpu.js';
 import { createQkvServer, listen } from '../server/server.js';
-import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS } from './shared.js';
+import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS, whereText } from './shared.js';
 
 export const SERVE_HELP = `usage: qkv serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--threads N] [--weights FORMAT]
                  [--max-batch 16] [--kv-memory 256M] [--kv-dtype f32] [--api-key KEY] [--device cpu|webgpu] [--quiet]
@@ -77,8 +76,7 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   const size = ckpt.bytes >= 1e9 ? `${(ckpt.bytes / 1e9).toFixed(2)} GB` : `${(ckpt.bytes / 1e6).toFixed(1)} MB`;
   const loaded = `${size} loaded in ${(ckpt.loadMs / 1000).toFixed(1)} s`;
   const kv = `KV cache ${server.engine.o.kvBlocks} blocks of ${server.engine.blockSize} tokens${kvDtype === 'int8' ? ' (int8)' : ''}`;
-  const where = gpu ? 'WebGPU' : `${threads} thread${threads > 1 ? 's' : ''}, WebAssembly ${kernelVariant() ?? 'off'}`;
-  const how = `${where}, weights ${weights}, ${loaded}, batch ≤ ${maxBatch}, ${kv}`;
+  const how = `${whereText(gpu !== undefined, threads)}, weights ${weights}, ${loaded}, batch ≤ ${maxBatch}, ${kv}`;
   out(`qkv: serving ${ckpt.config.architectures?.[0]} from ${ckpt.dir} (${how})\n  lab  ${url}\n` +
     `  api  ${url}v1/completions  ${url}v1/models  ${url}api/attention\n(Ctrl-C to stop)\n`);
   // SIGTERM (an orchestrator) or Ctrl-C: /ready turns 503, running generations get 10 s to finish

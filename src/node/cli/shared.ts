@@ -1,6 +1,7 @@
 // Helpers shared by the CLI commands.
 import { availableParallelism } from 'node:os';
 import { QkvError } from '../../errors.js';
+import { kernelVariant } from '../../kernels/wasm/runtime.js';
 import { WEIGHT_FORMATS, type WeightFormat } from '../../models/weights.js';
 import { useThreads } from '../threads.js';
 
@@ -42,4 +43,9 @@ export async function applyRuntimeOptions(values: { threads?: string; weights?: 
   const weights = (values.weights ?? 'stored') as WeightFormat;
   if (!WEIGHT_FORMATS.includes(weights)) throw new QkvError(`--weights must be one of ${WEIGHT_FORMATS.join(', ')}, got '${values.weights}'`);
   return { threads: await useThreads(n), weights };
+}
+
+/** Where a model runs, for banners and stats: "WebGPU", or "2 threads, WebAssembly relaxed-simd". */
+export function whereText(gpu: boolean, threads: number): string {
+  return gpu ? 'WebGPU' : `${threads} thread${threads > 1 ? 's' : ''}, WebAssembly ${kernelVariant() ?? 'off'}`;
 }
