@@ -36,5 +36,5 @@ export const SCALE_F16_JOB = new Layout('scaleF16', [['kind', 'u32'], ['h', 'u32
 export const GEMM_JOB = new Layout('gemm', [
   ['kind', 'u32'], ['a', 'u32'], ['b', 'u32'], ['c', 'u32'], ['M', 'u32'], ['K', 'u32'], ['N', 'u32'], ['scales', 'u32'],
   ['scratch', 'u32'], ['scratchStride', 'u32'], ['glu', 'u32'], ['b2', 'u32'], ['scales2', 'u32'], ['c2', 'u32'], ['f16Scale', 'f32'],
-  ['f16Scale2', 'f32'],
+  ['f16Scale2', 'f32'], ['outer', 'u32'],
 ]);

@@ -69,6 +69,10 @@ const applies = (r: Runtime, b: MatrixData, N: number, K: number) =>
   (b.dtype !== 'float16' || (b.shift ?? 0) > 0 || allFinite(b.data)) && (b.dtype !== 'int4' || N % 4 === 0) &&
   (canReside(r, b.data) || alignLine(r.top) + 2 * b.data.byteLength + ONE_CALL_ROOM <= MAX_BYTES);
 
+// rows of A from which the GEMM takes the outer-product tile (asm/gemm.ts): packing A costs M·K per thread, and below
+// this the 2×4 tile was as fast (alone: M 16 16.1 against 15.4 GMAC/s; M 64 18.2 against 19.8)
+const OUTER_M = 32;
+
 // room kept for a call's activations, results and panels beside a weight copied in for that call
 const ONE_CALL_ROOM = 2 ** 27;
 
@@ -94,7 +98,10 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   // everything resident first: scratch starts where the resident weights end
   let [bAt, b2At] = [weightAt(r, b), b2 ? weightAt(r, b2) : 0];
   const [sAt, s2At] = [b, b2].map((m) => (m?.dtype === 'int8' || m?.dtype === 'int4' ? resident(r, m.scales) : 0));
-  const panel = alignLine(16 * K); // per thread: four rows of B widened to f32, in whole cache lines
+  // per thread: four rows of B widened to f32; with the outer-product tile (M ≥ OUTER_M, asm/gemm.ts) a [K][12] panel and
+  // A packed in threes of rows after it — in whole cache lines
+  const outer = M >= OUTER_M ? 1 : 0;
+  const panel = alignLine(16 * K + outer * (48 * K + 12 * Math.ceil(M / 3) * K));
   const oneOff = (at: number, m: MatrixData | null) => (at < 0 ? m!.data.byteLength : 0);
   const [aAt, cAt, c2At, panelAt, bOnce, b2Once] = scratch(r, [4 * a.length, 4 * M * N, b2 ? 4 * M * N : 0, panel * r.threads, oneOff(bAt, b), oneOff(b2At, b2)]);
   put(r, aAt, a);
@@ -102,7 +109,7 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   if (b2At < 0) { put(r, b2Once, b2!.data); b2At = b2Once; }
   runJob(r, GEMM_JOB.words({
     kind: KIND[b.dtype], a: aAt, b: bAt, c: cAt, M, K, N, scales: sAt, scratch: panelAt, scratchStride: panel,
-    glu, b2: b2At, scales2: s2At, c2: c2At, f16Scale: 2 ** (112 - shiftOf(b)), f16Scale2: 2 ** (112 - shiftOf(b2)),
+    glu, b2: b2At, scales2: s2At, c2: c2At, f16Scale: 2 ** (112 - shiftOf(b)), f16Scale2: 2 ** (112 - shiftOf(b2)), outer,
   }));
   return take(r, cAt, M * N);
 }

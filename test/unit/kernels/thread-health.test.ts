@@ -150,7 +150,7 @@ test('an epoch ends after EPOCH calls or once its measured calls took EPOCH_MS, 
 
 test('a job\'s work: M·K·N for a GEMM (twice gated), rows · keys · D per head for attention', () => {
   const gemm = (M: number, K: number, N: number, glu = 0) => GEMM_JOB.words({
-    kind: 6, a: 0, b: 0, c: 0, M, K, N, scales: 0, scratch: 0, scratchStride: 0, glu, b2: 0, scales2: 0, c2: 0, f16Scale: 2 ** 112, f16Scale2: 2 ** 112 });
+    kind: 6, a: 0, b: 0, c: 0, M, K, N, scales: 0, scratch: 0, scratchStride: 0, glu, b2: 0, scales2: 0, c2: 0, f16Scale: 2 ** 112, f16Scale2: 2 ** 112, outer: 0 });
   assert.equal(jobWork(gemm(1, 576, 49152)), 576 * 49152);
   assert.equal(jobWork(gemm(3, 576, 1536, 1)), 2 * 3 * 576 * 1536);
   const decode = DECODE_JOB.words({ kind: 7, q: 0, k: 0, v: 0, part: 0, scratch: 0, scratchStride: 0, B: 2, Hq: 9, Hkv: 3,

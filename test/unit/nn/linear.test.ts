@@ -154,6 +154,32 @@ test('int4 products: decode (integer dot products) and prefill, linear and gated
   }
 });
 
+test('prefill from M = 32 (the outer-product tile: A in threes of rows, B in panels of 12) in every format, linear and gated', () => {
+  const rand = rng(13);
+  setKernelThreads(1);
+  // M not a multiple of 3, N whole panels of 12 or not (the 1–11 columns after them take the 2×4 tile), N not a multiple of 4
+  for (const [M, K, N] of [[32, 64, 24], [33, 96, 36], [34, 128, 44], [47, 64, 13], [64, 256, 31], [40, 32, 12]]) {
+    const x = randn([M, K], rand);
+    const [w, u] = [randn([N, K], rand, 0.3), randn([N, K], rand, 0.3)];
+    for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+      const [wd, ud] = [w.to(dtype), u.to(dtype)];
+      assertClose(linear(x, wd), brute(x, wd), 1e-5, 1e-5, `${dtype} M=${M} K=${K} N=${N}`);
+      const up = brute(x, ud);
+      assertClose(gatedLinear(x, wd, ud, 'silu'), brute(x, wd).map((v, i) => ACTS.silu(v) * up[i]), 1e-5, 1e-5, `gated ${dtype} M=${M} N=${N}`);
+    }
+    if (K % 16 === 0) {
+      const q = Int8Matrix.quantize(w);
+      assertClose(linear(x, q), bruteQuantized(x, q), 1e-5, 1e-5, `int8 M=${M} K=${K} N=${N}`);
+    }
+    if (K % 32 === 0 && N % 4 === 0) {
+      const [gq, uq] = [Int4Matrix.quantize(w), Int4Matrix.quantize(u)];
+      assertClose(linear(x, gq), bruteQuantized(x, gq), 1e-5, 1e-5, `int4 M=${M} K=${K} N=${N}`);
+      const up = bruteQuantized(x, uq);
+      assertClose(gatedLinear(x, gq, uq, 'silu'), bruteQuantized(x, gq).map((v, i) => ACTS.silu(v) * up[i]), 1e-5, 1e-5, `gated int4 M=${M}`);
+    }
+  }
+});
+
 test('int8 and int4 decode with x the integer path cannot round (NaN, ±∞, blocks of tiny values) take the exact path', () => {
   const rand = rng(12);
   for (const Q of [Int8Matrix, Int4Matrix]) {

@@ -35,12 +35,15 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
   const rand = rng(9);
   const q = randn([2, 4, 77, 32], rand), k = randn([2, 2, 90, 32], rand), v = randn([2, 2, 90, 32], rand);
   const x = randn([3, 64], rand), w = randn([37, 64], rand), u = randn([37, 64], rand), w4 = randn([44, 64], rand);
-  const qDecode = randn([2, 6, 1, 32], rand), kLong = randn([2, 2, 700, 32], rand);
+  const qDecode = randn([2, 6, 1, 32], rand), kLong = randn([2, 2, 700, 32], rand), x35 = randn([35, 64], rand);
   const run = () => [attention(q, k, v).out, attention(q, k, v, { causal: true }).out, attention(qDecode, kLong, kLong).out, linear(x, w), linear(x.slice(0, 0, 1), w.to('float16')),
     linear(x, w.to('bfloat16')), linear(x.slice(0, 0, 1), Int8Matrix.quantize(w)),
     gatedLinear(x, w, u, 'silu'), gatedLinear(x.slice(0, 0, 1), w.to('float16'), u.to('float16'), 'gelu_pytorch_tanh'),
     // decode (M = 1) in every format: each thread's rows read as four streams, and the rows past them one by one
-    linear(x.slice(0, 0, 1), w), linear(x.slice(0, 0, 1), w.to('bfloat16')), linear(x.slice(0, 0, 1), Int4Matrix.quantize(w4))];
+    linear(x.slice(0, 0, 1), w), linear(x.slice(0, 0, 1), w.to('bfloat16')), linear(x.slice(0, 0, 1), Int4Matrix.quantize(w4)),
+    // prefill from M = 32 (the outer-product tile): threads take whole panels of 12 columns, the last one the rest
+    linear(x35, w), linear(x35, w.to('float16')), gatedLinear(x35, w, u, 'silu'), linear(x35, Int8Matrix.quantize(w)),
+    linear(x35, Int4Matrix.quantize(w4))];
   const two = run();
   setKernelThreads(1);
   assert.equal(kernelThreads(), 1);

@@ -6,7 +6,7 @@ import {
 } from './common';
 
 // GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2, f16Scale,
-//   f16Scale2]
+//   f16Scale2, outer]
 //   c_ij = Σ_k a_ik b_jk (× scale_j for int8; int4 b_jk = (q_jk − 8) · s_j,k/32, gemv-q.ts)
 // glu ≠ 0 (the gated feed-forward of GLU variants, Shazeer 2020): c = act(a·bᵀ) ⊙ (a·b2ᵀ), with b the gate and b2 the
 // up weight (same format and shape), c2 an [M, N] buffer for the up product, act SiLU (glu = 1) or GELU-tanh (glu = 2).
@@ -21,14 +21,24 @@ import {
 // of the thread's range apart — rows j, j + Q, j + 2Q, j + 3Q for j = 0 … Q − 1 — so that B is read as four
 // sequential streams, which the hardware prefetchers keep ahead of; four adjacent rows are one stream read at four
 // places a row apart, and came from memory at half the speed (decode: 3.7–3.9 against 7.2–8.2 GB/s, f16, one thread).
+// outer = 1 (the host sets it for M ≥ 32: prefill, a batch of sequences) takes most columns another way, the outer
+// product of the Goto/BLIS micro-kernels: A is packed in threes of rows [⌈M/3⌉][K][3] once per job (packA), each 12
+// adjacent rows of B widened and transposed to a [K][12] panel (transposePanel), and a 3 × 12 register tile sums
+// c_{i..i+2, j..j+11} += a_ik · b_{j..j+11, k} with one splat of a_ik and three vectors of b a step: 9 accumulators, 6
+// loads for 9 fused multiply-adds, no horizontal sums (the 2×4 tile: 8 accumulators, 6 loads for 8, a sum of 4 lanes
+// per result). Alone in L1 it made 22.3 GMAC/s against 20.6 (the 2×4 tile over a packed panel; 3×8, 4×8, 5×8, 6×8 and
+// an unrolled 3×12: 19.7, 19.7, 14.9, 17.7, 13.3 — V8's register allocation spills past 13 live vectors).
 // A gated product needs no barrier: each thread forms the gate and up columns of its own range, then h on that range.
 export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const a = ptr(job, 1), b = ptr(job, 2), c = ptr(job, 3), scales = ptr(job, 7);
   const M = word(job, 4), K = word(job, 5), N = word(job, 6);
   const scratch = ptr(job, 8), scratchStride = <usize>word(job, 9);
   const panel = scratch + <usize>t * scratchStride;
-  const per = (((N + 3) >> 2) + T - 1) / T * 4;
+  const outer = word(job, 16) != 0;
+  const step = outer ? 12 : 4; // threads take columns in whole panels
+  const per = ((N + step - 1) / step + T - 1) / T * step;
   const n0 = t * per, n1 = min(N, n0 + per);
+  if (outer) packA(a, packedA(panel, K), M, K);
   // decode with f16 weights, or integer dot products with int8/int4 weights (gemv-q.ts): x prepared once per thread in
   // its panel scratch (else the widening path below)
   const wide = n1 - n0 >= 4 && M == 1;
@@ -38,15 +48,106 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const prepared = wide && ((kind == GEMM_F16 && prepareF16(a, panel, K, f16Scales)) ||
     (kind == GEMM_I4 && (ASC_FEATURE_RELAXED_SIMD ? prepareQ8(a, panel, K) : prepareQ16(a, panel, K))) ||
     (kind == GEMM_I8 && K % 32 == 0 && prepareQ16(a, panel, K)));
-  columns(a, b, c, scales, M, K, N, n0, n1, kind, panel, prepared, f16Scales);
+  product(a, b, c, scales, M, K, N, n0, n1, kind, panel, prepared, f16Scales, outer);
   const glu = word(job, 10);
   if (glu == 0) return;
   const b2 = ptr(job, 11), scales2 = ptr(job, 12), c2 = ptr(job, 13), f16Scale2 = reinterpret<f32>(word(job, 15));
   const f16Scales2 = f32x4.splat(f16Scale2);
   // x scaled for b2's f16 bits (the same answer from prepareF16: it depends on x alone)
   if (prepared && kind == GEMM_F16 && f16Scale2 != f16Scale) prepareF16(a, panel, K, f16Scales2);
-  columns(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared, f16Scales2);
+  product(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared, f16Scales2, outer);
   gate(c, c2, M, N, n0, n1, glu);
+}
+
+// columns n0..n1 − 1: whole panels of 12 by the outer-product tile when `outer`, the rest by `columns`
+function product(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize,
+  prepared: bool, f16Scale: v128, outer: bool): void {
+  const done = outer ? panels12(b, c, scales, M, K, N, n0, n1, kind, panel, f16Scale) : n0;
+  if (done < n1) columns(a, b, c, scales, M, K, N, done, n1, kind, panel, prepared, f16Scale);
+}
+
+// the thread's scratch when `outer`: the 4-row panel (16·K bytes), the [K][12] panel (48·K), then packed A
+@inline function panel12(panel: usize, K: i32): usize { return panel + (<usize>K << 4); }
+@inline function packedA(panel: usize, K: i32): usize { return panel + (<usize>K << 6); }
+
+// A [M, K] in threes of rows, [⌈M/3⌉][K][3] (rows past M are 0): three rows' k … k + 3 become three vectors
+function packA(a: usize, out: usize, M: i32, K: i32): void {
+  const rowA = <usize>K << 2;
+  for (let i = 0; i < M; i += 3) {
+    const x0 = a + <usize>i * rowA, x1 = x0 + rowA, x2 = x1 + rowA;
+    const o = out + <usize>i * rowA; // block i/3 holds 3·K floats
+    for (let k = 0; k < K; k += 4) {
+      const off = <usize>k << 2;
+      const r0 = v128.load(x0 + off);
+      const r1 = i + 1 < M ? v128.load(x1 + off) : f32x4.splat(0), r2 = i + 2 < M ? v128.load(x2 + off) : f32x4.splat(0);
+      const t = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7); // r0 r1 interleaved
+      const d = o + <usize>k * 12;
+      v128.store(d, v128.shuffle<f32>(t, r2, 0, 1, 4, 2)); // a0k a1k a2k a0k+1
+      v128.store(d, v128.shuffle<f32>(v128.shuffle<f32>(t, r2, 3, 5, 3, 5), t2, 0, 1, 4, 5), 16); // a1k+1 a2k+1 a0k+2 a1k+2
+      v128.store(d, v128.shuffle<f32>(r2, t2, 2, 6, 7, 3), 32); // a2k+2 a0k+3 a1k+3 a2k+3
+    }
+  }
+}
+
+// columns n0 … in panels of 12 rows of B (widened four at a time, transposed into [K][12]) against every three rows of
+// packed A; returns the first column left over (fewer than 12)
+function panels12(b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize,
+  f16Scale: v128): i32 {
+  const rowB = kind == GEMM_I4 ? <usize>(K >> 1) : <usize>K * (kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2);
+  const p12 = panel12(panel, K), x = packedA(panel, K);
+  let j = n0;
+  for (; j + 12 <= n1; j += 12) {
+    for (let g = 0; g < 3; g++) {
+      const bg = b + <usize>(j + 4 * g) * rowB;
+      if (kind == GEMM_I4) widenPanelQ4(bg, panel, K, j + 4 * g, scales, 1);
+      else widenPanel(bg, panel, K, kind, rowB, f16Scale);
+      transposePanel(panel, p12 + (<usize>g << 4), K);
+    }
+    const sc = kind == GEMM_I8 ? scales + (<usize>j << 2) : 0;
+    for (let i = 0; i < M; i += 3) outerTile(x + <usize>i * (<usize>K << 2), p12, c, M, K, N, i, j, sc);
+  }
+  return j;
+}
+
+// a packed panel's four rows (panelAt) as four columns of a [K][12] panel from `dst`: each 4 × 4 block transposed
+function transposePanel(panel: usize, dst: usize, K: i32): void {
+  for (let k = 0; k < K; k += 4) {
+    const src = panelAt(panel, 0, k);
+    const x0 = v128.load(src), x1 = v128.load(src, 16), x2 = v128.load(src, 32), x3 = v128.load(src, 48);
+    const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
+    const t2 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
+    const d = dst + <usize>k * 48;
+    v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5)); // element k of the four rows
+    v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 48);
+    v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 96);
+    v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 144);
+  }
+}
+
+// C[i … i + 2, j … j + 11] = Σ_k a_{i+r,k} · b_{j..j+11,k}: x the three rows packed [K][3], w the [K][12] panel; rows past
+// M are computed (from zeros) but not stored; int8: × the columns' scales (sc, else 0)
+@inline
+function outerTile(x: usize, w: usize, c: usize, M: i32, K: i32, N: i32, i: i32, j: i32, sc: usize): void {
+  let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0);
+  let s12 = f32x4.splat(0), s20 = f32x4.splat(0), s21 = f32x4.splat(0), s22 = f32x4.splat(0);
+  const end = x + <usize>K * 12;
+  for (let p = x, q = w; p < end; p += 12, q += 48) {
+    const b0 = v128.load(q), b1 = v128.load(q, 16), b2 = v128.load(q, 32);
+    let v = v128.load32_splat(p); s00 = madd(v, b0, s00); s01 = madd(v, b1, s01); s02 = madd(v, b2, s02);
+    v = v128.load32_splat(p, 4); s10 = madd(v, b0, s10); s11 = madd(v, b1, s11); s12 = madd(v, b2, s12);
+    v = v128.load32_splat(p, 8); s20 = madd(v, b0, s20); s21 = madd(v, b1, s21); s22 = madd(v, b2, s22);
+  }
+  if (sc) {
+    const c0 = v128.load(sc), c1 = v128.load(sc, 16), c2 = v128.load(sc, 32);
+    s00 = f32x4.mul(s00, c0); s01 = f32x4.mul(s01, c1); s02 = f32x4.mul(s02, c2);
+    s10 = f32x4.mul(s10, c0); s11 = f32x4.mul(s11, c1); s12 = f32x4.mul(s12, c2);
+    s20 = f32x4.mul(s20, c0); s21 = f32x4.mul(s21, c1); s22 = f32x4.mul(s22, c2);
+  }
+  const rowC = <usize>N << 2;
+  const o = c + ((<usize>i * <usize>N + <usize>j) << 2);
+  v128.store(o, s00); v128.store(o, s01, 16); v128.store(o, s02, 32);
+  if (i + 1 < M) { v128.store(o + rowC, s10); v128.store(o + rowC, s11, 16); v128.store(o + rowC, s12, 32); }
+  if (i + 2 < M) { v128.store(o + 2 * rowC, s20); v128.store(o + 2 * rowC, s21, 16); v128.store(o + 2 * rowC, s22, 32); }
 }
 
 // columns n0..n1 − 1 of C = A · Bᵀ (int4: N a multiple of 4, which the host checks: the column tail has no int4 case)
