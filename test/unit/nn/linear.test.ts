@@ -180,6 +180,27 @@ test('prefill from M = 32 (the outer-product tile: A in threes of rows, B in pan
   }
 });
 
+test('the outer-product tile (M ≥ 32) rounds no worse than the 2×4 tile (M < 32) on the same rows: K summed in blocks', () => {
+  // one running sum over all of K (biased inputs, where rounding errors add up) was 3–4× further from the exact sums
+  setKernelThreads(1);
+  for (const K of [1536, 4096]) {
+    const [M, N] = [64, 48];
+    const x = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 1.3) + 0.3);
+    const w = Tensor.from(Float32Array.from({ length: N * K }, (_, i) => Math.cos(i * 0.7) * 0.05 + 0.01), [N, K]).to('float16');
+    const wf = w.toFloat32();
+    const exact = Float64Array.from({ length: M * N }, (_, e) => { // in f64, not rounded to f32
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[Math.floor(e / N) * K + k] * wf[(e % N) * K + k];
+      return s;
+    });
+    const maxErr = (y: Float32Array) => y.reduce((m, v, i) => Math.max(m, Math.abs(v - exact[i])), 0);
+    const outer = linear(Tensor.from(x, [M, K]), w).toFloat32();
+    const tile = new Float32Array(M * N); // the same rows 16 at a time
+    for (let i = 0; i < M; i += 16) tile.set(linear(Tensor.from(x.subarray(i * K, (i + 16) * K), [16, K]), w).toFloat32(), i * N);
+    assert.ok(maxErr(outer) <= maxErr(tile), `K=${K}: outer tile ${maxErr(outer)} against the 2×4 tile's ${maxErr(tile)}`);
+  }
+});
+
 test('int8 and int4 decode with x the integer path cannot round (NaN, ±∞, blocks of tiny values) take the exact path', () => {
   const rand = rng(12);
   for (const Q of [Int8Matrix, Int4Matrix]) {
