@@ -3,9 +3,9 @@
 import { describeValue, QkvError } from '../errors.js';
 import type {
   AttnDims, GpuOperands, GpuSdpaKernel, GpuSdpaRequest, MaskPlan, MatmulKernel, MatmulProblem, MatrixData, PagedKernel, PagedProblem,
-  SdpaForwardRequest, SdpaKernel, SdpaProblem,
+  RowKernels, SdpaForwardRequest, SdpaKernel, SdpaProblem,
 } from '../kernels/contract.js';
-import { getGpuSdpaKernel, getMatmulKernel, getPagedKernel, getSdpaKernel } from '../kernels/registry.js';
+import { getGpuSdpaKernel, getMatmulKernel, getPagedKernel, getRowKernels, getSdpaKernel } from '../kernels/registry.js';
 import '../kernels/cpu/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { denseBias, denseMask } from './dense.js';
@@ -138,6 +138,11 @@ export function pagedKernelFor(p: PagedProblem, returnWeights: boolean): PagedKe
 export function matmulFor(p: MatmulProblem): MatmulKernel {
   const wasm = getMatmulKernel('matmul-wasm');
   return wasm.covers!(p) ? wasm : getMatmulKernel('matmul');
+}
+
+/** The CPU's elementwise layer kernels (RMSNorm and residual adds over a layer's arena), or null. */
+export function rowKernels(): RowKernels | null {
+  return getRowKernels();
 }
 
 /** The kernel for a gated product (SwiGLU, GeGLU) in one pass, or null when both weights are not covered by one. */

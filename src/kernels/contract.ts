@@ -2,6 +2,7 @@
 // The spec validates the call, binds masks and score modifiers to the sizes and hands every kernel the same
 // SdpaProblem: dense row-major float32 q, k, v plus the mask and modifiers to apply, as the interfaces below — which
 // src/attention implements. Kernels import this file, never src/attention.
+import type { FloatArena } from '../tensor/arena.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { GpuDType, GpuTensor } from './webgpu/gpu-tensor.js';
 
@@ -226,6 +227,8 @@ export interface GpuLayerKernels {
 export interface KernelStorage {
   floats(n: number): Float32Array;
   release(a: Float32Array): void;
+  /** Two arenas for decoder layers' activations, taken in turn (tensor/arena.ts), or null where there are none. */
+  arenas?(): readonly [LayerArena, LayerArena] | null;
   /** Room for a weight matrix of `n` elements that the matrix kernel reads where it lies, or null (keep it elsewhere). */
   matrix?(dtype: 'float32' | 'float16' | 'bfloat16' | 'int8' | 'int4', n: number):
     Float32Array | Uint16Array | Int8Array | Uint8Array | null;
@@ -237,6 +240,23 @@ export interface KernelStorage {
   /** An f16 matrix's room times 2^10 in place (F16Matrix's rule) where the backend does it faster than a loop: true when
    *  done, false when some |w| ≥ 64 would not fit (untouched), null when it does not take this one. */
   scaleF16?(view: Uint16Array): boolean | null;
+}
+
+/**
+ * A decoder layer's elementwise work on the CPU where its arrays lie in the kernels' memory (a layer's arena:
+ * tensor/arena.ts). Each returns false, having done nothing, when an array is elsewhere: the caller runs its own loop.
+ */
+export interface RowKernels {
+  readonly name: string;
+  /** y = x / √(mean(x²) + ε) · (offset + g) over rows of C floats (g [C]). */
+  rmsNorm(x: Float32Array, g: Float32Array, y: Float32Array, C: number, eps: number, offset: number): boolean;
+  /** y = a + b. */
+  add(a: Float32Array, b: Float32Array, y: Float32Array): boolean;
+}
+
+/** A layer's activations (tensor/arena.ts): reset() empties it, and every array it gave is dead after. */
+export interface LayerArena extends FloatArena {
+  reset(): void;
 }
 
 // ---- matrix products of linear layers: C [M, N] = A [M, K] · Bᵀ, the weight B [N, K] as stored --------------------

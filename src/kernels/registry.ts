@@ -3,7 +3,7 @@
 // Layers above reach kernels only through this file and the contract; attention/dispatch.ts chooses among them.
 import { QkvError } from '../errors.js';
 import type {
-  GpuBackwardKernel, GpuLayerKernels, GpuPagedKernel, GpuSdpaKernel, KernelStorage, MatmulKernel, PagedKernel, SdpaKernel,
+  GpuBackwardKernel, GpuLayerKernels, GpuPagedKernel, GpuSdpaKernel, KernelStorage, MatmulKernel, PagedKernel, RowKernels, SdpaKernel,
 } from './contract.js';
 
 class Table<K extends { readonly name: string }> {
@@ -68,6 +68,18 @@ export const getGpuBackwardKernel = (name = 'webgpu-backward'): GpuBackwardKerne
 export const registerGpuLayerKernels = (k: GpuLayerKernels): void => gpuLayers.add(k);
 /** The layer kernels of the GPU backend `name`. */
 export const getGpuLayerKernels = (name = 'webgpu'): GpuLayerKernels => gpuLayers.get(name);
+
+let rowKernels: RowKernels | null = null;
+
+/** Sets the CPU's elementwise layer kernels (the WebAssembly ones, kernels/wasm/rows-wasm.ts). */
+export function registerRowKernels(k: RowKernels): void {
+  rowKernels = k;
+}
+
+/** The CPU's elementwise layer kernels, or null (the TypeScript loops of nn/ then do the work). */
+export function getRowKernels(): RowKernels | null {
+  return rowKernels;
+}
 
 let storage: KernelStorage = { floats: (n) => new Float32Array(n), release: () => {} };
 

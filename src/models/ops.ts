@@ -3,15 +3,20 @@
 // WebGPU, nothing read back until the logits). A family implements Decoder.logits over DecoderOps<X>; X is the
 // activations' type, [B, T, C] rows (one sequence, B = 1, on the GPU).
 //   x = input(embed(ids));   for each layer: x = scoped(() => block(x));   logits = linear(norm(last(x)), lm_head)
-// scoped() is the per-layer arena: on the GPU everything a layer made but its result goes back to the buffer pool.
+// scoped() is the per-layer arena: on the GPU everything a layer made but its result goes back to the buffer pool; on
+// the CPU a layer's activations are written into one of two arenas in the kernels' memory, taken in turn (tensor/arena.ts:
+// the matrix kernel reads and writes them in place, and nothing is left to the garbage collector). Forwards do not nest.
 import type { CausalForwardOptions, Ablations, CausalLM, LayerQkv } from './model.js';
 import { QkvError } from '../errors.js';
+import type { LayerArena } from '../kernels/contract.js';
+import { kernelStorage } from '../kernels/registry.js';
 import { activation, add } from '../nn/activations.js';
 import { gatedLinear, linear } from '../nn/linear.js';
 import type { MixtureOfExperts } from '../nn/moe.js';
 import { layerNorm, rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
 import { applyRope, type RopeFrequencies } from '../nn/positional/rope.js';
+import { withArena } from '../tensor/arena.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
@@ -112,7 +117,12 @@ export class CpuOps implements DecoderOps<Tensor> {
   /** Every layer's q, k, v as attention uses them (after RoPE), when the options ask for them. */
   readonly qkv: LayerQkv[] = [];
 
-  constructor(private readonly o: CausalForwardOptions, private readonly positions: readonly number[]) {}
+  // the arenas, unless the options keep a layer's tensors past it (weights, q/k/v, inputs)
+  readonly #arenas: readonly [LayerArena, LayerArena] | null;
+
+  constructor(private readonly o: CausalForwardOptions, private readonly positions: readonly number[]) {
+    this.#arenas = o.outputAttentions || o.outputQkv ? null : (kernelStorage().arenas?.() ?? null);
+  }
 
   input(values: Float32Array, shape: readonly [number, number, number]): Tensor { return Tensor.from(values, [...shape]); }
   linear(x: Tensor, w: LinearWeight, b?: Tensor | null): Tensor { return linear(x, w, b); }
@@ -129,7 +139,14 @@ export class CpuOps implements DecoderOps<Tensor> {
   add(a: Tensor, b: Tensor): Tensor { return add(a, b); }
   softcap(x: Tensor, c: number): Tensor { return Tensor.from(x.toFloat32().map((v) => c * Math.tanh(v / c)), x.shape); }
   last(x: Tensor): Tensor { return x.slice(1, x.shape[1] - 1).contiguous(); }
-  scoped(layer: () => Tensor): Tensor { return layer(); }
+  #layers = 0;
+  // layer l writes arena l mod 2, emptied first: layer l − 1's result, its input, lies in the other
+  scoped(layer: () => Tensor): Tensor {
+    if (!this.#arenas) return layer();
+    const arena = this.#arenas[this.#layers++ % 2];
+    arena.reset();
+    return withArena(arena, layer);
+  }
   private readonly inputs = new Map<number, Tensor>();
   noteInput(layer: number, x: Tensor): void { if (this.o.outputQkv) this.inputs.set(layer, x); }
 

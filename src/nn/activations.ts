@@ -3,7 +3,9 @@
 //   GELU (tanh)   x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))               (GPT-2, Gemma "gelu_pytorch_tanh")
 //   SiLU          x · σ(x);   SwiGLU(x) = SiLU(x W_gate) ⊙ (x W_up)          (Shazeer 2020)
 //   ELU + 1       the feature map of linear attention (Katharopoulos et al. 2020)
+import { rowKernels } from '../attention/dispatch.js';
 import { notANumber, QkvError } from '../errors.js';
+import { activationFloats } from '../tensor/arena.js';
 import { checkTensor, Tensor } from '../tensor/tensor.js';
 
 /** erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), enough for float32. */
@@ -69,7 +71,8 @@ export function add(a: Tensor, b: Tensor): Tensor {
   checkTensor(b, 'add: b');
   if (a.shape.join() !== b.shape.join()) throw new QkvError(`add: shapes [${a.shape}] and [${b.shape}] differ`);
   const [x, y] = [a.toFloat32(), b.toFloat32()];
-  const out = new Float32Array(x.length);
+  const out = activationFloats(x.length); // every element written
+  if (rowKernels()?.add(x, y, out)) return Tensor.from(out, a.shape); // in a decoder layer's arena: the SIMD kernel
   for (let i = 0; i < x.length; i++) out[i] = x[i] + y[i];
   return Tensor.from(out, a.shape);
 }

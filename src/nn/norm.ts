@@ -1,7 +1,9 @@
 // Normalisation over the last dimension.
 //   LayerNorm (Ba et al. 2016):  y = (x − μ) / √(σ² + ε) · γ + β     (biased variance, as torch)
 //   RMSNorm (Zhang & Sennrich 2019): y = x / √(mean(x²) + ε) · γ      (Llama; Gemma scales by (1 + γ))
+import { rowKernels } from '../attention/dispatch.js';
 import { QkvError } from '../errors.js';
+import { activationFloats } from '../tensor/arena.js';
 import { fmtShape } from '../tensor/shape.js';
 import { checkTensor, Tensor } from '../tensor/tensor.js';
 
@@ -22,7 +24,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   if (bias !== null && bias !== undefined) checkTensor(bias, 'layerNorm: bias');
   const a = x.toFloat32();
   const [g, b] = [weight?.toFloat32(), bias?.toFloat32()];
-  const out = new Float32Array(a.length);
+  const out = activationFloats(a.length); // every element written
   for (let r = 0; r < a.length / D; r++) {
     let mean = 0;
     for (let d = 0; d < D; d++) mean += a[r * D + d];
@@ -40,7 +42,9 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6, off
   const D = lastDim(x, weight, 'rmsNorm', eps);
   const a = x.toFloat32();
   const g = weight?.toFloat32();
-  const out = new Float32Array(a.length);
+  const out = activationFloats(a.length); // every element written
+  // in a decoder layer's arena (tensor/arena.ts): the SIMD kernel, on the arrays where they lie
+  if (g && rowKernels()?.rmsNorm(a, g, out, D, eps, offset)) return Tensor.from(out, x.shape);
   for (let r = 0; r < a.length / D; r++) {
     let ms = 0;
     for (let d = 0; d < D; d++) ms += a[r * D + d] ** 2;

@@ -38,3 +38,11 @@ export const GEMM_JOB = new Layout('gemm', [
   ['scratch', 'u32'], ['scratchStride', 'u32'], ['glu', 'u32'], ['b2', 'u32'], ['scales2', 'u32'], ['c2', 'u32'], ['f16Scale', 'f32'],
   ['f16Scale2', 'f32'], ['outer', 'u32'],
 ]);
+
+/** RMSNORM (asm/rows.ts): y = x / √(mean(x²) + ε) · (offset + g) over `rows` rows of C floats. */
+export const RMSNORM_JOB = new Layout('rmsNorm', [
+  ['kind', 'u32'], ['x', 'u32'], ['g', 'u32'], ['y', 'u32'], ['rows', 'u32'], ['C', 'u32'], ['eps', 'f32'], ['offset', 'f32'],
+]);
+
+/** ADD (asm/rows.ts): y = a + b over n floats. */
+export const ADD_JOB = new Layout('add', [['kind', 'u32'], ['a', 'u32'], ['b', 'u32'], ['y', 'u32'], ['n', 'u32']]);

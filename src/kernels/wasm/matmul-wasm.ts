@@ -2,7 +2,8 @@
 // f32, f16, bf16, int8 with a scale per row or int4 with a scale per row and block of 32, widened to f32 inside the
 // kernel (decode with int8/int4: integer dot products, asm/gemv-q.ts). A weight is resident in the module's memory —
 // read there by the checkpoint loader (storage.ts), or copied in on first use and kept (keyed by its storage
-// array) — so each call copies only the activations in and the result out; the columns are shared among the
+// array) — so each call copies only the activations in and the result out (neither, inside a decoder layer's arena:
+// tensor/arena.ts); the columns are shared among the
 // runtime's threads. A weight past the resident limit (a checkpoint larger than WebAssembly's 4 GiB) is copied in for
 // each call instead: slower than resident, far faster than the TypeScript loops.
 // It covers a weight where the SIMD path applies (WebAssembly SIMD present, K a multiple of the format's vector width,
@@ -10,12 +11,13 @@
 // The gated products of GLU feed-forwards (SwiGLU, GeGLU) run as one job: gate and up product and the activation.
 import { QkvError } from '../../errors.js';
 import type { GluActivation, MatmulKernel, MatmulProblem, MatrixData } from '../contract.js';
+import { activationFloats } from '../../tensor/arena.js';
 import { F16_SHIFT } from '../../tensor/f16-matrix.js';
 import { GEMM_JOB } from './jobs.js';
 import {
-  alignLine, canReside, isResident, JOB, kernelRuntime, MAX_BYTES, put, resident, runJob, type Runtime, scratch, take,
+  alignLine, canReside, isResident, JOB, kernelRuntime, MAX_BYTES, put, resident, runJob, type Runtime, scratch, takeInto,
 } from './runtime.js';
-import { scaleF16At } from './storage.js';
+import { kernelOffset, scaleF16At } from './storage.js';
 
 export type { GluActivation, MatrixData } from '../contract.js';
 
@@ -103,15 +105,20 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   const outer = M >= OUTER_M ? 1 : 0;
   const panel = alignLine(16 * K + outer * (48 * K + 12 * Math.ceil(M / 3) * K));
   const oneOff = (at: number, m: MatrixData | null) => (at < 0 ? m!.data.byteLength : 0);
-  const [aAt, cAt, c2At, panelAt, bOnce, b2Once] = scratch(r, [4 * a.length, 4 * M * N, b2 ? 4 * M * N : 0, panel * r.threads, oneOff(bAt, b), oneOff(b2At, b2)]);
-  put(r, aAt, a);
+  // A and C where they lie when they are in the kernels' memory (a layer's arena: tensor/arena.ts), else copied
+  const c = activationFloats(M * N);
+  const [aIn, cIn] = [kernelOffset(a), kernelOffset(c)];
+  const [aAt, cAt, c2At, panelAt, bOnce, b2Once] = scratch(r, [aIn === null ? 4 * a.length : 0, cIn === null ? 4 * M * N : 0,
+    b2 ? 4 * M * N : 0, panel * r.threads, oneOff(bAt, b), oneOff(b2At, b2)]);
+  if (aIn === null) put(r, aAt, a);
   if (bAt < 0) { put(r, bOnce, b.data); bAt = bOnce; }
   if (b2At < 0) { put(r, b2Once, b2!.data); b2At = b2Once; }
   runJob(r, GEMM_JOB.words({
-    kind: KIND[b.dtype], a: aAt, b: bAt, c: cAt, M, K, N, scales: sAt, scratch: panelAt, scratchStride: panel,
+    kind: KIND[b.dtype], a: aIn ?? aAt, b: bAt, c: cIn ?? cAt, M, K, N, scales: sAt, scratch: panelAt, scratchStride: panel,
     glu, b2: b2At, scales2: s2At, c2: c2At, f16Scale: 2 ** (112 - shiftOf(b)), f16Scale2: 2 ** (112 - shiftOf(b2)), outer,
   }));
-  return take(r, cAt, M * N);
+  if (cIn === null) takeInto(r, cAt, c);
+  return c;
 }
 
 /** The WebAssembly SIMD product of linear layers, for the problems it covers (and the gated one in one job). */

@@ -47,6 +47,7 @@ interface Exports { init(): void; run(job: number, t: number, T: number): void }
 /** Job kinds (asm/kernels.ts). */
 export const JOB = {
   attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6, decode: 7, gemmI4: 8, merge: 9, scaleF16: 10,
+  rmsNorm: 11, add: 12,
 } as const;
 
 // control words (Int32Array indices at byte 0)
@@ -227,8 +228,12 @@ export function putTensor(r: Runtime, at: number, t: Tensor | undefined): boolea
  * by element (slice or set: ~0.8 ms for 2 MiB here) but a Uint8Array with memcpy (~0.2 ms).
  */
 export function take(r: Runtime, at: number, n: number): Float32Array {
-  const out = new Float32Array(n);
-  new Uint8Array(out.buffer).set(r.bytes.subarray(at, at + 4 * n));
+  return takeInto(r, at, new Float32Array(n));
+}
+
+/** take() into an array the caller has (as bytes, for the same reason); returns it. */
+export function takeInto(r: Runtime, at: number, out: Float32Array): Float32Array {
+  new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(r.bytes.subarray(at, at + out.byteLength));
   return out;
 }
 
@@ -361,13 +366,15 @@ const chooser = new ThreadChooser();
 
 /**
  * A job's work in multiply-adds, roughly (the products' count; the chooser compares time per unit): a GEMM's M·K·N
- * (twice when gated), attention's rows · keys · D per head, packing's BHkv · S · D.
+ * (twice when gated), attention's rows · keys · D per head, packing's BHkv · S · D, the rows jobs' elements.
  */
 export function jobWork(w: readonly number[]): number {
   if (w[0] === JOB.attention) return w[8] * w[11] * w[12] * w[13]; // BH · L · S · D
   if (w[0] === JOB.decode) return w[7] * w[8] * w[10] * w[11] * w[12]; // B · Hq · L · S · D
   if (w[0] === JOB.packK) return w[3] * w[4] * w[5]; // BHkv · S · D
   if (w[0] === JOB.merge) return w[4] * w[5] * w[7] * w[8] * w[9]; // B · Hq · L · Dv · splits
+  if (w[0] === JOB.rmsNorm) return w[4] * w[5]; // rows · C
+  if (w[0] === JOB.add) return w[4]; // n
   return w[4] * w[5] * w[6] * (w[10] ? 2 : 1); // M · K · N, gate and up
 }
 

@@ -8,8 +8,13 @@
 // would detach every view of it. Elsewhere kernelFloats is a plain Float32Array.
 // Blocks come from a first-fit free list over the region after the resident weights; a block goes back to the list
 // when its view is garbage-collected, or at once with releaseFloats (whose caller promises not to use the view again).
+// - a decoder layer's activations (KernelArena, tensor/arena.ts): one block per arena, handed out front to back and
+//   emptied when the layer two later begins, so the matrix kernel reads and writes them where they lie.
+import type { FloatArena } from '../../tensor/arena.js';
 import { SCALE_F16_JOB } from './jobs.js';
-import { adoptResident, canReserve, forgetResident, JOB, kernelRuntime, reserve, runAlone, type Runtime, scratch } from './runtime.js';
+import {
+  adoptResident, alignLine, canReserve, forgetResident, JOB, kernelRuntime, reserve, runAlone, type Runtime, scratch,
+} from './runtime.js';
 
 interface Block { at: number; bytes: number; reused?: boolean }
 
@@ -94,9 +99,74 @@ export function scaleF16At(r: Runtime, at: number, n: number): boolean {
   return new Int32Array(r.memory.buffer, out, 1)[0] === 1;
 }
 
-/** Byte offset of a kernelFloats array in the kernels' memory, or null for any other array. */
+/** Byte offset of a kernelFloats or arena array in the kernels' memory, or null for any other array. */
 export function kernelOffset(data: unknown): number | null {
-  return data instanceof Float32Array ? (placed.get(data)?.at ?? null) : null;
+  return data instanceof Float32Array ? (placed.get(data)?.at ?? arenaAt.get(data) ?? null) : null;
+}
+
+const arenaAt = new WeakMap<Float32Array, number>();
+let arenas: [KernelArena, KernelArena] | null = null;
+let poison = false;
+
+/** A decoder layer's activations in the kernels' memory (tensor/arena.ts): floats are handed out front to back from one
+ *  block; reset() empties it for the next layer, merging the blocks a layer took beyond it into one of the layer's size. */
+export class KernelArena implements FloatArena {
+  #blocks: Block[] = [];
+  #used = 0; // bytes of the first block handed out
+  #asked = 0; // bytes asked for since the last reset
+
+  floats(n: number): Float32Array {
+    const r = kernelRuntime();
+    if (!r?.shared || n === 0) return new Float32Array(n);
+    const bytes = alignLine(4 * n);
+    this.#asked += bytes;
+    let at: number;
+    if (this.#blocks.length > 0 && this.#used + bytes <= this.#blocks[0].bytes) {
+      at = this.#blocks[0].at + this.#used;
+      this.#used += bytes;
+    } else { // the first block is full (or there is none yet): a block of its own until the next reset
+      const b = allocate(r, bytes);
+      this.#blocks.push(b);
+      if (this.#blocks.length === 1) this.#used = bytes;
+      at = b.at;
+    }
+    const view = new Float32Array(r.memory.buffer, at, n);
+    arenaAt.set(view, at);
+    return view;
+  }
+
+  /** Empties the arena: every array it gave is dead (overwritten by the next layer's; NaN with setArenaPoison). */
+  reset(): void {
+    const r = kernelRuntime();
+    if (poison && r) for (const b of this.#blocks) new Float32Array(r.memory.buffer, b.at, b.bytes / 4).fill(NaN);
+    if (this.#blocks.length > 1 && r) {
+      this.release();
+      this.#blocks = [allocate(r, this.#asked)];
+    }
+    this.#used = 0;
+    this.#asked = 0;
+  }
+
+  /** Bytes of the kernels' memory the arena holds. */
+  get bytes(): number { return this.#blocks.reduce((n, b) => n + b.bytes, 0); }
+
+  /** Gives the arena's memory back. */
+  release(): void {
+    for (const b of this.#blocks) giveBack(b);
+    this.#blocks = [];
+  }
+}
+
+/** The two arenas decoder layers take in turn (layer l's result is read while layer l + 1 fills the other), or null
+ *  where the memory is not shared (a private memory is replaced when it grows, which would detach the arrays). */
+export function kernelArenas(): readonly [KernelArena, KernelArena] | null {
+  if (!kernelRuntime()?.shared) return null;
+  return (arenas ??= [new KernelArena(), new KernelArena()]);
+}
+
+/** Tests: fill an arena's memory with NaN when it is reset, so that an array used after its layer shows at once. */
+export function setArenaPoison(on: boolean): void {
+  poison = on;
 }
 
 /** Returns a kernelFloats block now (no-op for other arrays). The view and its tensors must not be used after. */

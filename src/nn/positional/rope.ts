@@ -7,6 +7,7 @@
 // Llama 3 (wavelength-banded), YaRN (Peng et al. 2023, https://arxiv.org/abs/2309.00071, with its attention factor),
 // LongRoPE (Ding et al. 2024, https://arxiv.org/abs/2402.13753, Phi-3: a factor per frequency, short or long).
 import { describeValue, QkvError } from '../../errors.js';
+import { activationFloats } from '../../tensor/arena.js';
 import { fmtShape } from '../../tensor/shape.js';
 import { checkTensor, Tensor } from '../../tensor/tensor.js';
 
@@ -205,7 +206,8 @@ export function applyRope(x: Tensor, o: ApplyRopeOptions = {}): Tensor {
   const perBatch = pos.length === B * T && B > 1;
   if (pos.length !== T && !perBatch) throw new QkvError(`applyRope: positions must be [T=${T}] or [B=${B}, T], got ${pos.length} values`);
   const a = x.toFloat32();
-  const out = new Float32Array(a);
+  const out = activationFloats(a.length);
+  out.set(a); // the dims past rotaryDim as they are
   if (out.length === 0) return Tensor.from(out, x.shape); // nothing to rotate (however many empty rows)
   const half = R / 2;
   const interleaved = o.style === 'interleaved';

@@ -30,7 +30,10 @@ test('options that cannot cross to a worker are refused with the reason', async 
 
 test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attention and linear results', async () => {
   const { useThreads, setKernelThreads, kernelThreads } = await import('../../../src/node/index.js');
-  const { gatedLinear, linear, Int4Matrix, Int8Matrix } = await import('../../../src/index.js');
+  const { add, gatedLinear, linear, Int4Matrix, Int8Matrix, rmsNorm, Tensor } = await import('../../../src/index.js');
+  const { KernelArena } = await import('../../../src/kernels/wasm/storage.js');
+  const { withArena } = await import('../../../src/tensor/arena.js');
+  const arena = new KernelArena();
   assert.equal(await useThreads(2), 2);
   const rand = rng(9);
   const q = randn([2, 4, 77, 32], rand), k = randn([2, 2, 90, 32], rand), v = randn([2, 2, 90, 32], rand);
@@ -43,7 +46,14 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
     linear(x.slice(0, 0, 1), w), linear(x.slice(0, 0, 1), w.to('bfloat16')), linear(x.slice(0, 0, 1), Int4Matrix.quantize(w4)),
     // prefill from M = 32 (the outer-product tile): threads take whole panels of 12 columns, the last one the rest
     linear(x35, w), linear(x35, w.to('float16')), gatedLinear(x35, w, u, 'silu'), linear(x35, Int8Matrix.quantize(w)),
-    linear(x35, Int4Matrix.quantize(w4))];
+    linear(x35, Int4Matrix.quantize(w4)),
+    // a layer's elementwise kernels over its arena (rows over threads), copied out before the next run empties it
+    ...withArena(arena, () => {
+      arena.reset();
+      const a = Tensor.from(arena.floats(x35.size), x35.shape);
+      a.toFloat32().set(x35.toFloat32());
+      return [rmsNorm(a, w.slice(0, 0, 1).reshape([64]).contiguous(), 1e-5), add(a, a)].map((t) => Tensor.from(t.toFloat32().slice(), t.shape));
+    })];
   const two = run();
   setKernelThreads(1);
   assert.equal(kernelThreads(), 1);

@@ -11,11 +11,13 @@
 //   GEMM_*      C[M, N] = A[M, K] · B[N, K]ᵀ (torch's Linear layout) with B in f32, f16, bf16, int8 (+ a scale per
 //               row of B) or int4 (+ a scale per row and block of 32), B widened to f32 inside the kernel so decode
 //               reads 2, 1 or ½ bytes per weight (int8/int4 decode: integer dot products, gemv-q.ts)
+//   RMSNORM     y = x / √(mean(x²) + ε) · (offset + g) over rows (rows.ts: a layer's arrays where they lie)
+//   ADD         y = a + b (a residual connection)
 //
 // Layout of a job (i32 words; floats stored as their bits): at the top of each job's function and in
-// src/kernels/wasm/runtime.ts. The jobs live in attention.ts and gemm.ts; common.ts has what they share.
+// src/kernels/wasm/runtime.ts. The jobs live in attention.ts, decode.ts, gemm.ts and rows.ts; common.ts has what they share.
 
-import { ATTENTION, DECODE, MERGE, PACK_K, SCALE_F16, word, writeConstants } from './common';
+import { ADD, ATTENTION, DECODE, MERGE, PACK_K, RMSNORM, SCALE_F16, word, writeConstants } from './common';
 
 /** Writes the table of vector constants; the host calls it once per memory, before any job. */
 export function init(): void { writeConstants(); }
@@ -24,6 +26,7 @@ import { attention, packK } from './attention';
 import { decode, merge } from './decode';
 import { gemm } from './gemm';
 import { scaleF16 } from './f16-scale';
+import { add, rmsNorm } from './rows';
 /** Thread t of T runs its share of the job at `job`. */
 export function run(job: usize, t: i32, T: i32): void {
   const kind = word(job, 0);
@@ -32,5 +35,7 @@ export function run(job: usize, t: i32, T: i32): void {
   else if (kind == PACK_K) packK(job, t, T);
   else if (kind == MERGE) merge(job, t, T);
   else if (kind == SCALE_F16) { if (t == 0) scaleF16(job); }
+  else if (kind == RMSNORM) rmsNorm(job, t, T);
+  else if (kind == ADD) add(job, t, T);
   else gemm(job, kind, t, T);
 }

@@ -1,0 +1,32 @@
+// Where a forward pass's activations are written. By default each op's output is a fresh Float32Array, left to the
+// garbage collector: a 512-token prefill of a 135M model makes ~0.5 GB of them, which V8 collects some 64 MB at a time.
+// A decoder's CPU forward (models/ops.ts: CpuOps.scoped) instead opens an arena for each layer, in the kernels' memory
+// (kernels/wasm/storage.ts): the ops it names (rmsNorm, add, RoPE, the matrix products) take their outputs from it, the
+// matrix kernel reads and writes them in place (no copy in or out), and the arena is emptied two layers later —
+// the GPU's per-layer arena (models/ops-webgpu.ts) on the CPU.
+// Only an op that writes every element of its output takes an arena array (they are not zeroed), and only an op whose
+// output dies with the layer (a cache, a weight or anything kept must never be allocated here).
+
+/** Float32 arrays for one layer's activations, valid until the arena is reset. */
+export interface FloatArena {
+  /** n floats, not zeroed: the caller writes every one. */
+  floats(n: number): Float32Array;
+}
+
+let current: FloatArena | null = null;
+
+/** n floats for an op's output: from the open arena (not zeroed), else a new zeroed array. */
+export function activationFloats(n: number): Float32Array {
+  return current ? current.floats(n) : new Float32Array(n);
+}
+
+/** Runs `f` with `arena` open (null: none), then restores the one open before. */
+export function withArena<T>(arena: FloatArena | null, f: () => T): T {
+  const previous = current;
+  current = arena;
+  try {
+    return f();
+  } finally {
+    current = previous;
+  }
+}
