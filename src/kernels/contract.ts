@@ -252,6 +252,9 @@ export interface RowKernels {
   rmsNorm(x: Float32Array, g: Float32Array, y: Float32Array, C: number, eps: number, offset: number): boolean;
   /** y = a + b. */
   add(a: Float32Array, b: Float32Array, y: Float32Array): boolean;
+  /** RoPE (rotate-half pairs) on x [B, H, T, D] — any strides over its kernel-memory storage, the last 1 — into y
+   *  [B, H, T, D]; cos, sin [T or B·T, half] in f64. */
+  rope(x: Tensor, y: Float32Array, cos: Float64Array, sin: Float64Array, half: number, perBatch: boolean): boolean;
 }
 
 /** A layer's activations (tensor/arena.ts): reset() empties it, and every array it gave is dead after. */

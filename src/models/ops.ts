@@ -151,7 +151,8 @@ export class CpuOps implements DecoderOps<Tensor> {
   noteInput(layer: number, x: Tensor): void { if (this.o.outputQkv) this.inputs.set(layer, x); }
 
   attend(layer: number, q: Tensor, k: Tensor, v: Tensor, s: AttendSpec): Tensor {
-    let [qh, kh, vh] = [splitHeads(q, s.Hq), splitHeads(k, s.Hkv), splitHeads(v, s.Hkv)]; // [B, H, T, D]
+    // [B, H, T, D]: q and k as views (RoPE permutes and rotates them in one pass), v copied
+    let [qh, kh, vh] = [headsView(q, s.Hq), headsView(k, s.Hkv), splitHeads(v, s.Hkv)];
     if (s.poolKvHeads && s.poolKvHeads < s.Hkv) [kh, vh] = [poolHeads(kh, s.poolKvHeads), poolHeads(vh, s.poolKvHeads)];
     const a = modelAttention({
       q: qh, k: kh, v: vh, rope: s.rope ? { freqs: s.rope, positions: this.positions, style: s.ropeStyle } : undefined,
@@ -214,6 +215,12 @@ export class CpuOps implements DecoderOps<Tensor> {
       if (own) own.fill(0, ((b * Hq + head) * T + i) * S + n, ((b * Hq + head) * T + i + 1) * S);
     }
   }
+}
+
+/** [B, T, H·D] viewed as [B, H, T, D] (strided; nothing copied). */
+function headsView(x: Tensor, H: number): Tensor {
+  const [B, T] = x.shape;
+  return x.reshape([B, T, H, -1]).transpose(1, 2);
 }
 
 /**

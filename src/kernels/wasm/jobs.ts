@@ -46,3 +46,9 @@ export const RMSNORM_JOB = new Layout('rmsNorm', [
 
 /** ADD (asm/rows.ts): y = a + b over n floats. */
 export const ADD_JOB = new Layout('add', [['kind', 'u32'], ['a', 'u32'], ['b', 'u32'], ['y', 'u32'], ['n', 'u32']]);
+
+/** ROPE (asm/rows.ts): RoPE on rows x[b, h, t] at strides sB, sH, sT into y [B, H, L, D], f64 cos and sin tables. */
+export const ROPE_JOB = new Layout('rope', [
+  ['kind', 'u32'], ['x', 'u32'], ['y', 'u32'], ['cos', 'u32'], ['sin', 'u32'], ['B', 'u32'], ['H', 'u32'], ['L', 'u32'],
+  ['D', 'u32'], ['half', 'u32'], ['sB', 'u32'], ['sH', 'u32'], ['sT', 'u32'], ['perBatch', 'u32'],
+]);

@@ -47,7 +47,7 @@ interface Exports { init(): void; run(job: number, t: number, T: number): void }
 /** Job kinds (asm/kernels.ts). */
 export const JOB = {
   attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6, decode: 7, gemmI4: 8, merge: 9, scaleF16: 10,
-  rmsNorm: 11, add: 12,
+  rmsNorm: 11, add: 12, rope: 13,
 } as const;
 
 // control words (Int32Array indices at byte 0)
@@ -375,6 +375,7 @@ export function jobWork(w: readonly number[]): number {
   if (w[0] === JOB.merge) return w[4] * w[5] * w[7] * w[8] * w[9]; // B · Hq · L · Dv · splits
   if (w[0] === JOB.rmsNorm) return w[4] * w[5]; // rows · C
   if (w[0] === JOB.add) return w[4]; // n
+  if (w[0] === JOB.rope) return w[5] * w[6] * w[7] * w[8]; // B · H · T · D
   return w[4] * w[5] * w[6] * (w[10] ? 2 : 1); // M · K · N, gate and up
 }
 

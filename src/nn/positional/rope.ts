@@ -7,6 +7,7 @@
 // Llama 3 (wavelength-banded), YaRN (Peng et al. 2023, https://arxiv.org/abs/2309.00071, with its attention factor),
 // LongRoPE (Ding et al. 2024, https://arxiv.org/abs/2402.13753, Phi-3: a factor per frequency, short or long).
 import { describeValue, QkvError } from '../../errors.js';
+import { rowKernels } from '../../attention/dispatch.js';
 import { activationFloats } from '../../tensor/arena.js';
 import { fmtShape } from '../../tensor/shape.js';
 import { checkTensor, Tensor } from '../../tensor/tensor.js';
@@ -205,13 +206,15 @@ export function applyRope(x: Tensor, o: ApplyRopeOptions = {}): Tensor {
   const pos = o.positions instanceof Tensor ? o.positions.toArray() : o.positions ? [...o.positions] : Array.from({ length: T }, (_, t) => t + (o.offset ?? 0));
   const perBatch = pos.length === B * T && B > 1;
   if (pos.length !== T && !perBatch) throw new QkvError(`applyRope: positions must be [T=${T}] or [B=${B}, T], got ${pos.length} values`);
-  const a = x.toFloat32();
-  const out = activationFloats(a.length);
-  out.set(a); // the dims past rotaryDim as they are
-  if (out.length === 0) return Tensor.from(out, x.shape); // nothing to rotate (however many empty rows)
   const half = R / 2;
   const interleaved = o.style === 'interleaved';
+  const out = activationFloats(x.size);
+  if (out.length === 0) return Tensor.from(out, x.shape); // nothing to rotate (however many empty rows)
   const { cos, sin } = ropeAngles(freqs, pos);
+  // a decoder layer's q or k in its arena (tensor/arena.ts), even as a transposed view: the SIMD kernel, the same bits
+  if (!interleaved && rowKernels()?.rope(x, out, cos, sin, half, perBatch)) return Tensor.from(out, x.shape);
+  const a = x.toFloat32();
+  out.set(a); // the dims past rotaryDim as they are
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) {
     const at = (perBatch ? b * T + t : t) * half; // this position's row of the cos / sin tables
     const row = ((b * H + h) * T + t) * D;

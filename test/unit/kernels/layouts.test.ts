@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Layout } from '../../../src/kernels/layout.js';
-import { ATTENTION_JOB, DECODE_JOB, GEMM_JOB, MERGE_JOB, PACK_K_JOB, SCALE_F16_JOB } from '../../../src/kernels/wasm/jobs.js';
+import {
+  ADD_JOB, ATTENTION_JOB, DECODE_JOB, GEMM_JOB, MERGE_JOB, PACK_K_JOB, RMSNORM_JOB, ROPE_JOB, SCALE_F16_JOB,
+} from '../../../src/kernels/wasm/jobs.js';
 import { DECODE_PARAMS, MATMUL_PARAMS, OPS_PARAMS, SCATTER_PARAMS, SDPA_PARAMS, TRANSPOSE_PARAMS } from '../../../src/kernels/webgpu/uniforms.js';
 import { ROOT_DIR } from '../../helpers.js';
 
@@ -48,6 +50,8 @@ test('each WebAssembly job reads every field of its layout at the layout\'s inde
     [PACK_K_JOB, 'src/kernels/wasm/asm/attention.ts', 'packK'], [ATTENTION_JOB, 'src/kernels/wasm/asm/attention.ts', 'attention'],
     [DECODE_JOB, 'src/kernels/wasm/asm/decode.ts', 'decode'], [GEMM_JOB, 'src/kernels/wasm/asm/gemm.ts', 'gemm'],
     [MERGE_JOB, 'src/kernels/wasm/asm/decode.ts', 'merge'], [SCALE_F16_JOB, 'src/kernels/wasm/asm/f16-scale.ts', 'scaleF16'],
+    [RMSNORM_JOB, 'src/kernels/wasm/asm/rows.ts', 'rmsNorm'], [ADD_JOB, 'src/kernels/wasm/asm/rows.ts', 'add'],
+    [ROPE_JOB, 'src/kernels/wasm/asm/rows.ts', 'rope'],
   ];
   for (const [layout, file, fn] of jobs) {
     const reads = jobReads(file, fn);

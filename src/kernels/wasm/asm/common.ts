@@ -12,6 +12,7 @@ export const MERGE: i32 = 9;
 export const SCALE_F16: i32 = 10;
 export const RMSNORM: i32 = 11;
 export const ADD: i32 = 12;
+export const ROPE: i32 = 13;
 
 // Vector constants live in memory, not in the code: binaryen copies a v128.const into every use and V8 rebuilds each
 // one with several instructions, inside the hot loops; a load from this table is one L1 read. The host calls init() once,

@@ -13,11 +13,12 @@
 //               reads 2, 1 or ½ bytes per weight (int8/int4 decode: integer dot products, gemv-q.ts)
 //   RMSNORM     y = x / √(mean(x²) + ε) · (offset + g) over rows (rows.ts: a layer's arrays where they lie)
 //   ADD         y = a + b (a residual connection)
+//   ROPE        RoPE on q or k rows as the projection left them, into [B, H, T, D]
 //
 // Layout of a job (i32 words; floats stored as their bits): at the top of each job's function and in
 // src/kernels/wasm/runtime.ts. The jobs live in attention.ts, decode.ts, gemm.ts and rows.ts; common.ts has what they share.
 
-import { ADD, ATTENTION, DECODE, MERGE, PACK_K, RMSNORM, SCALE_F16, word, writeConstants } from './common';
+import { ADD, ATTENTION, DECODE, MERGE, PACK_K, RMSNORM, ROPE, SCALE_F16, word, writeConstants } from './common';
 
 /** Writes the table of vector constants; the host calls it once per memory, before any job. */
 export function init(): void { writeConstants(); }
@@ -26,7 +27,7 @@ import { attention, packK } from './attention';
 import { decode, merge } from './decode';
 import { gemm } from './gemm';
 import { scaleF16 } from './f16-scale';
-import { add, rmsNorm } from './rows';
+import { add, rmsNorm, rope } from './rows';
 /** Thread t of T runs its share of the job at `job`. */
 export function run(job: usize, t: i32, T: i32): void {
   const kind = word(job, 0);
@@ -37,5 +38,6 @@ export function run(job: usize, t: i32, T: i32): void {
   else if (kind == SCALE_F16) { if (t == 0) scaleF16(job); }
   else if (kind == RMSNORM) rmsNorm(job, t, T);
   else if (kind == ADD) add(job, t, T);
+  else if (kind == ROPE) rope(job, t, T);
   else gemm(job, kind, t, T);
 }
