@@ -108,8 +108,14 @@ const arenaAt = new WeakMap<Float32Array, number>();
 let arenas: [KernelArena, KernelArena] | null = null;
 let poison = false;
 
+// The most bytes an arena hands out between resets: past it (a long prompt through a big model: a 1B model's layer at
+// 1,024 tokens makes ~100 MB), arrays are ordinary ones again and the kernels copy them, so two arenas never hold
+// more than 128 MiB of the kernels' memory, which never shrinks.
+const ARENA_BYTES = 64 * 2 ** 20;
+
 /** A decoder layer's activations in the kernels' memory (tensor/arena.ts): floats are handed out front to back from one
- *  block; reset() empties it for the next layer, merging the blocks a layer took beyond it into one of the layer's size. */
+ *  block; reset() empties it for the next layer, merging the blocks a layer took beyond it into one of the layer's size.
+ *  Past ARENA_BYTES, or where the memory has no room, it gives ordinary arrays. */
 export class KernelArena implements FloatArena {
   #blocks: Block[] = [];
   #used = 0; // bytes of the first block handed out
@@ -119,9 +125,11 @@ export class KernelArena implements FloatArena {
     const r = kernelRuntime();
     if (!r?.shared || n === 0) return new Float32Array(n);
     const bytes = alignLine(4 * n);
+    const inFirst = this.#blocks.length > 0 && this.#used + bytes <= this.#blocks[0].bytes;
+    if (this.#asked + bytes > ARENA_BYTES || (!inFirst && !canReserve(r, bytes, free))) return new Float32Array(n);
     this.#asked += bytes;
     let at: number;
-    if (this.#blocks.length > 0 && this.#used + bytes <= this.#blocks[0].bytes) {
+    if (inFirst) {
       at = this.#blocks[0].at + this.#used;
       this.#used += bytes;
     } else { // the first block is full (or there is none yet): a block of its own until the next reset
@@ -141,7 +149,7 @@ export class KernelArena implements FloatArena {
     if (poison && r) for (const b of this.#blocks) new Float32Array(r.memory.buffer, b.at, b.bytes / 4).fill(NaN);
     if (this.#blocks.length > 1 && r) {
       this.release();
-      this.#blocks = [allocate(r, this.#asked)];
+      if (canReserve(r, this.#asked, free)) this.#blocks = [allocate(r, this.#asked)];
     }
     this.#used = 0;
     this.#asked = 0;

@@ -7,7 +7,9 @@ import { attention, ContiguousKVCache, generate, Tensor, type CausalLM } from '.
 import { kernelRuntime, scratch } from '../../../src/kernels/wasm/runtime.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { TINY } from '../../models/helpers.js';
-import { kernelFloats, kernelFreeBytes, kernelMatrix, kernelOffset, releaseFloats } from '../../../src/kernels/wasm/storage.js';
+import {
+  KernelArena, kernelFloats, kernelFreeBytes, kernelMatrix, kernelOffset, releaseFloats,
+} from '../../../src/kernels/wasm/storage.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
 
 test('kernelFloats: a new block over memory that scratch used is zeroed; memory never written is left untouched', () => {
@@ -42,6 +44,25 @@ test('kernelFloats: blocks on cache lines in kernel memory, reused zeroed after 
   releaseFloats(e);
   releaseFloats(e); // twice: a no-op
   releaseFloats(c);
+});
+
+test('a KernelArena: kernel memory front to back, up to 64 MiB between resets, ordinary arrays past it; reset merges blocks', () => {
+  const arena = new KernelArena();
+  const a = arena.floats(1000); // the first block: 4,032 bytes
+  assert.ok(kernelOffset(a) !== null, 'in the kernels\' memory');
+  const b = arena.floats(2000); // past the first block: a block of its own
+  assert.ok(kernelOffset(b) !== null);
+  assert.equal(arena.bytes, 4032 + 8000);
+  const past = arena.floats(2 ** 24 + 16); // 64 MiB would be passed: an ordinary array, zeroed, no memory taken
+  assert.equal(kernelOffset(past), null);
+  assert.ok(past[0] === 0 && past[past.length - 1] === 0);
+  assert.equal(arena.bytes, 4032 + 8000);
+  arena.reset(); // one block of what was asked for; handed out from its front again
+  assert.equal(arena.bytes, 4032 + 8000);
+  const [c, d] = [arena.floats(1000), arena.floats(2000)];
+  assert.equal(kernelOffset(d)! - kernelOffset(c)!, 4032, 'one after the other, on cache lines, in the one block');
+  arena.release();
+  assert.equal(arena.bytes, 0);
 });
 
 test('the contiguous cache keeps k, v in kernel memory; decode reads them in place, equal to copies (B > 1, GQA, growth)', () => {
