@@ -26,8 +26,8 @@ import {
 // adjacent rows of B widened and transposed to a [K][12] panel (transposePanel), and a 3 × 12 register tile sums
 // c_{i..i+2, j..j+11} += a_ik · b_{j..j+11, k} with one splat of a_ik and three vectors of b a step: 9 accumulators, 6
 // loads for 9 fused multiply-adds, no horizontal sums (the 2×4 tile: 8 accumulators, 6 loads for 8, a sum of 4 lanes
-// per result). Alone in L1 it made 22.3 GMAC/s against 20.6 (the 2×4 tile over a packed panel; 3×8, 4×8, 5×8, 6×8 and
-// an unrolled 3×12: 19.7, 19.7, 14.9, 17.7, 13.3 — V8's register allocation spills past 13 live vectors).
+// per result). Alone in L1 it made 22.3 GMAC/s against 20.6 (the 2×4 tile over a packed panel; outer products 4×8, 5×8,
+// 6×8 and an unrolled 3×12: 19.7, 14.9, 17.7, 13.3 — V8's register allocation spills past ~13 live vectors).
 // A gated product needs no barrier: each thread forms the gate and up columns of its own range, then h on that range.
 export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const a = ptr(job, 1), b = ptr(job, 2), c = ptr(job, 3), scales = ptr(job, 7);
