@@ -140,7 +140,7 @@ export function matmulFor(p: MatmulProblem): MatmulKernel {
   return wasm.covers!(p) ? wasm : getMatmulKernel('matmul');
 }
 
-/** The CPU's elementwise layer kernels (RMSNorm and residual adds over a layer's arena), or null. */
+/** The CPU's elementwise layer kernels (RMSNorm, residual adds and RoPE over a layer's arena), or null. */
 export function rowKernels(): RowKernels | null {
   return getRowKernels();
 }

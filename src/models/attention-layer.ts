@@ -163,6 +163,11 @@ export function rotate(a: CacheAttendRequest): { q: Tensor; k: Tensor } {
 
 /** [B, T, H·D] → [B, H, T, D]. */
 export function splitHeads(x: Tensor, H: number): Tensor {
+  return headsView(x, H).contiguous();
+}
+
+/** [B, T, H·D] viewed as [B, H, T, D] (strided; nothing copied). */
+export function headsView(x: Tensor, H: number): Tensor {
   const [B, T] = x.shape;
-  return x.reshape([B, T, H, -1]).transpose(1, 2).contiguous();
+  return x.reshape([B, T, H, -1]).transpose(1, 2);
 }

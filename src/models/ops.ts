@@ -19,7 +19,7 @@ import { applyRope, type RopeFrequencies } from '../nn/positional/rope.js';
 import { withArena } from '../tensor/arena.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
-import { modelAttention, splitHeads } from './attention-layer.js';
+import { headsView, modelAttention, splitHeads } from './attention-layer.js';
 
 /** One layer's attention as a family asks for it: its heads, RoPE (null: a NoPE layer), the scale and the masks. */
 export interface AttendSpec {
@@ -215,12 +215,6 @@ export class CpuOps implements DecoderOps<Tensor> {
       if (own) own.fill(0, ((b * Hq + head) * T + i) * S + n, ((b * Hq + head) * T + i + 1) * S);
     }
   }
-}
-
-/** [B, T, H·D] viewed as [B, H, T, D] (strided; nothing copied). */
-function headsView(x: Tensor, H: number): Tensor {
-  const [B, T] = x.shape;
-  return x.reshape([B, T, H, -1]).transpose(1, 2);
 }
 
 /**

@@ -38,7 +38,7 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const step = outer ? 12 : 4; // threads take columns in whole panels
   const per = ((N + step - 1) / step + T - 1) / T * step;
   const n0 = t * per, n1 = min(N, n0 + per);
-  if (outer) packA(a, packedA(panel, K), M, K);
+  if (outer && n1 - n0 >= 12) packA(a, packedA(panel, K), M, K); // (a thread with no whole panel never reads it)
   // decode with f16 weights, or integer dot products with int8/int4 weights (gemv-q.ts): x prepared once per thread in
   // its panel scratch (else the widening path below)
   const wide = n1 - n0 >= 4 && M == 1;
@@ -57,6 +57,11 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   if (prepared && kind == GEMM_F16 && f16Scale2 != f16Scale) prepareF16(a, panel, K, f16Scales2);
   product(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared, f16Scales2, outer);
   gate(c, c2, M, N, n0, n1, glu);
+}
+
+// bytes of one row of B (one weight row) in each format
+@inline function rowBytes(kind: i32, K: i32): usize {
+  return kind == GEMM_I4 ? <usize>(K >> 1) : <usize>K * (kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2);
 }
 
 // columns n0..n1 − 1: whole panels of 12 by the outer-product tile when `outer`, the rest by `columns`
@@ -93,7 +98,7 @@ function packA(a: usize, out: usize, M: i32, K: i32): void {
 // packed A; returns the first column left over (fewer than 12)
 function panels12(b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize,
   f16Scale: v128): i32 {
-  const rowB = kind == GEMM_I4 ? <usize>(K >> 1) : <usize>K * (kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2);
+  const rowB = rowBytes(kind, K);
   const p12 = panel12(panel, K), x = packedA(panel, K);
   let j = n0;
   for (; j + 12 <= n1; j += 12) {
@@ -164,7 +169,7 @@ function outerTile(x: usize, w: usize, c: usize, M: i32, K: i32, N: i32, i: i32,
 // columns n0..n1 − 1 of C = A · Bᵀ (int4: N a multiple of 4, which the host checks: the column tail has no int4 case)
 function columns(a: usize, b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, kind: i32, panel: usize, prepared: bool,
   f16Scale: v128): void {
-  const rowB = kind == GEMM_I4 ? <usize>(K >> 1) : <usize>K * (kind == GEMM_F32 ? 4 : kind == GEMM_I8 ? 1 : 2);
+  const rowB = rowBytes(kind, K);
   // a tile's four rows are `gap` apart (there are `gap` tiles): rows j, j + gap, j + 2·gap, j + 3·gap, j = n0 … n0 + gap − 1
   const gap = (n1 - n0) >> 2, stride = <usize>gap * rowB;
   for (let j = n0; j < n0 + gap; j++) {
