@@ -76,6 +76,25 @@ describe('flash and decode against reference', () => {
     }
   });
 
+  test('the split-K path\'s three-row score tile (GQA groups of 3 and 7): whole 64-key tiles, partial ones, causal edges', () => {
+    // rows of a group are scored four at a time; a block of three takes its own tile (three keys a step), whose last
+    // step ends past the 64-key tile when the tile is full (S ≥ ~900: chunks of 64 keys and more)
+    for (const [trial, [G, L, S]] of [[3, 1, 1000], [3, 1, 1500], [7, 1, 1100], [3, 1, 37], [3, 1, 5], [1, 3, 900], [3, 1, 2]].entries()) {
+      const rand = rng(3100 + trial);
+      const [Hkv, D, Dv] = [randint(rand, 1, 3), 4 * randint(rand, 1, 20), 4 * randint(rand, 1, 20)];
+      const q = randn([1, Hkv * G, L, D], rand, 2);
+      const k = randn([1, Hkv, S, D], rand, 2);
+      const v = randn([1, Hkv, S, Dv], rand);
+      for (const opts of [{}, { causal: 'bottom-right' as const }, { causal: 'top-left' as const }]) {
+        const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
+        const r = attention(q, k, v, opts);
+        assert.equal(r.kernel, 'flash-wasm');
+        assertClose(r.out, ref.out, 2e-6, 1e-4, `G ${G} L ${L} S ${S} ${JSON.stringify(opts)} out`);
+        assertClose(r.lse, ref.lse, 2e-6, 1e-5, `G ${G} L ${L} S ${S} ${JSON.stringify(opts)} lse`);
+      }
+    }
+  });
+
   test('auto picks the SIMD kernel, also for one query row, and flash when statistics are asked for', () => {
     const rand = rng(5);
     const k = randn([1, 2, 50, 8], rand);

@@ -77,6 +77,12 @@ export function decode(job: usize, t: i32, T: i32): void {
         // the block's rows: BM, or fewer at the end of the group (one for multi-head attention's decode: G = L = 1)
         const rows = min(BM, R - r0);
         let rr = 0;
+        if (rows == 3) { // a GQA group of 3: each key loaded once for the three
+          const qr = qGroup + (<usize>r0 * <usize>D << 2);
+          scoreRows3(qr, kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale, lastKey(r0, causal, tileEnd, L, shiftB) - kBase,
+            lastKey(r0 + 1, causal, tileEnd, L, shiftB) - kBase, lastKey(r0 + 2, causal, tileEnd, L, shiftB) - kBase, sT);
+          rr = 3;
+        }
         for (; rr + 2 <= rows; rr += 2) { // two rows at a time: each key loaded once for both
           const r = r0 + rr, qr = qGroup + (<usize>r * <usize>D << 2), s = sT + (<usize>(rr * BN) << 2);
           scoreRows2(qr, kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale,
@@ -206,6 +212,49 @@ function scoreRows2(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32,
     if (j + 3 > last0) for (let x = max(0, last0 + 1 - j); x < 4; x++) store<f32>(s + (<usize>(c + x) << 2), -Infinity);
     if (j + 3 > last1) for (let x = max(0, last1 + 1 - j); x < 4; x++) store<f32>(s1 + (<usize>(c + x) << 2), -Infinity);
   }
+}
+
+// scoreRow for three consecutive query rows (score rows BN apart), three keys a step: 9 accumulators, so that the fused
+// multiply-adds of a step do not wait on each other (the two- and one-row forms: 8 and 4, with the keys read twice), and
+// each key is loaded once for the three rows. Lanes sum in scoreRow's order (the same scores). Keys c … c + 2 of a step
+// are written as one vector whose fourth lane the next step overwrites; past the tile's last 4 columns, lane by lane.
+@inline
+function scoreRows3(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last0: i32, last1: i32, last2: i32,
+  s: usize): void {
+  const sc = f32x4.splat(scale * LOG2E);
+  const rowBytes = <usize>D << 2, s1 = s + (<usize>BN << 2), s2 = s1 + (<usize>BN << 2);
+  const q1 = qr + rowBytes, q2 = q1 + rowBytes;
+  for (let c = 0; c < nPad; c += 3) {
+    const j = j0 + c;
+    const k0 = kHead + <usize>min(j, S - 1) * rowBytes, k1 = kHead + <usize>min(j + 1, S - 1) * rowBytes;
+    const k2 = kHead + <usize>min(j + 2, S - 1) * rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0);
+    let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0);
+    for (let d: usize = 0; d < rowBytes; d += 16) {
+      const x = v128.load(qr + d), y = v128.load(q1 + d), z = v128.load(q2 + d);
+      let v = v128.load(k0 + d); a0 = madd(x, v, a0); b0 = madd(y, v, b0); e0 = madd(z, v, e0);
+      v = v128.load(k1 + d); a1 = madd(x, v, a1); b1 = madd(y, v, b1); e1 = madd(z, v, e1);
+      v = v128.load(k2 + d); a2 = madd(x, v, a2); b2 = madd(y, v, b2); e2 = madd(z, v, e2);
+    }
+    const zero = f32x4.splat(0);
+    storeScores3(s, c, nPad, f32x4.mul(sum4(a0, a1, a2, zero), sc), j, last0);
+    storeScores3(s1, c, nPad, f32x4.mul(sum4(b0, b1, b2, zero), sc), j, last1);
+    storeScores3(s2, c, nPad, f32x4.mul(sum4(e0, e1, e2, zero), sc), j, last2);
+  }
+}
+
+// lanes 0–2 of x as the scores of columns c … c + 2 < nPad of score row s, −∞ for keys past `last` (key j at column c)
+@inline
+function storeScores3(s: usize, c: i32, nPad: i32, x: v128, j: i32, last: i32): void {
+  const at = s + (<usize>c << 2);
+  if (c + 4 <= nPad) v128.store(at, x);
+  else { // the last step: only columns below nPad (the row's last column may be the tile's)
+    store<f32>(at, f32x4.extract_lane(x, 0));
+    if (c + 1 < nPad) store<f32>(at, f32x4.extract_lane(x, 1), 4);
+    if (c + 2 < nPad) store<f32>(at, f32x4.extract_lane(x, 2), 8);
+  }
+  if (j + 2 > last) for (let i = max(0, last + 1 - j); i < 3 && c + i < nPad; i++) store<f32>(at + (<usize>i << 2), -Infinity);
 }
 
 // [Σa0, Σa1, Σa2, Σa3]: interleave pairs, add, interleave halves, add
