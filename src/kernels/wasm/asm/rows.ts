@@ -30,7 +30,7 @@ export function rmsNorm(job: usize, t: i32, T: i32): void {
       const v = v128.load(xr + (<usize>c << 2)), w = v128.load(g + (<usize>c << 2));
       const lo = f64x2.mul(f64x2.mul(f64x2.promote_low_f32x4(v), iv), f64x2.add(off, f64x2.promote_low_f32x4(w)));
       const hi = f64x2.mul(f64x2.mul(f64x2.promote_low_f32x4(high(v)), iv), f64x2.add(off, f64x2.promote_low_f32x4(high(w))));
-      v128.store(yr + (<usize>c << 2), v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5));
+      v128.store(yr + (<usize>c << 2), demote4(lo, hi));
     }
     for (; c < C; c++) {
       const v = <f64>load<f32>(xr + (<usize>c << 2)), w = <f64>load<f32>(g + (<usize>c << 2));
@@ -41,6 +41,10 @@ export function rmsNorm(job: usize, t: i32, T: i32): void {
 
 // the upper two floats of v in the lower lanes
 @inline function high(v: v128): v128 { return v128.shuffle<f32>(v, v, 2, 3, 2, 3); }
+// two f64x2 (lanes 0–1, 2–3) rounded to one f32x4
+@inline function demote4(lo: v128, hi: v128): v128 {
+  return v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
 
 // ADD (ADD_JOB in jobs.ts): [kind, a, b, y, n] — y = a + b over n floats (a residual connection), in runs of 16 floats (a
 // cache line) per thread; an f32 sum is the f64 sum rounded to f32, so this equals the TypeScript loop bit for bit.
@@ -79,8 +83,8 @@ export function rope(job: usize, t: i32, T: i32): void {
       const b0 = f64x2.promote_low_f32x4(vb), b1 = f64x2.promote_low_f32x4(high(vb));
       const ya0 = f64x2.sub(f64x2.mul(a0, c0), f64x2.mul(b0, s0)), ya1 = f64x2.sub(f64x2.mul(a1, c1), f64x2.mul(b1, s1));
       const yb0 = f64x2.add(f64x2.mul(b0, c0), f64x2.mul(a0, s0)), yb1 = f64x2.add(f64x2.mul(b1, c1), f64x2.mul(a1, s1));
-      v128.store(dst + (<usize>k << 2), v128.shuffle<f32>(f32x4.demote_f64x2_zero(ya0), f32x4.demote_f64x2_zero(ya1), 0, 1, 4, 5));
-      v128.store(dst + (<usize>(k + half) << 2), v128.shuffle<f32>(f32x4.demote_f64x2_zero(yb0), f32x4.demote_f64x2_zero(yb1), 0, 1, 4, 5));
+      v128.store(dst + (<usize>k << 2), demote4(ya0, ya1));
+      v128.store(dst + (<usize>(k + half) << 2), demote4(yb0, yb1));
     }
     for (let d = 2 * half; d < D; d += 4) v128.store(dst + (<usize>d << 2), v128.load(src + (<usize>d << 2)));
   }
