@@ -149,9 +149,10 @@ function scoreTile(q4: usize, kTile: usize, D: i32, nPad: i32, scale: f32, sT: u
     v128.store(s + rowBytes, b0); v128.store(s + rowBytes, b1, 16);
     v128.store(s + 2 * rowBytes, c0); v128.store(s + 2 * rowBytes, c1, 16);
     v128.store(s + 3 * rowBytes, d0); v128.store(s + 3 * rowBytes, d1, 16);
-    // the rows' running maxima, while the scores are in registers (softmaxTile then skips its max pass)
-    m0 = f32x4.max(m0, f32x4.max(a0, a1)); m1 = f32x4.max(m1, f32x4.max(b0, b1));
-    m2 = f32x4.max(m2, f32x4.max(c0, c1)); m3 = f32x4.max(m3, f32x4.max(d0, d1));
+    // the rows' running maxima, while the scores are in registers (softmaxTile then skips its max pass); pmax is one
+    // maxps where f32x4.max is eight (NaN and ±0 rules): a NaN score reaches l through its p all the same
+    m0 = f32x4.pmax(m0, f32x4.pmax(a0, a1)); m1 = f32x4.pmax(m1, f32x4.pmax(b0, b1));
+    m2 = f32x4.pmax(m2, f32x4.pmax(c0, c1)); m3 = f32x4.pmax(m3, f32x4.pmax(d0, d1));
   }
   store<f32>(mT, hmax(m0)); store<f32>(mT, hmax(m1), 4); store<f32>(mT, hmax(m2), 8); store<f32>(mT, hmax(m3), 12);
 }
@@ -173,14 +174,19 @@ export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPa
       tileMax = load<f32>(mT + (<usize>r << 2));
     } else {
       let mx = f32x4.splat(-Infinity);
-      for (let c = 0; c < nPad; c += 4) mx = f32x4.max(mx, v128.load(s + (<usize>c << 2)));
+      for (let c = 0; c < nPad; c += 4) mx = f32x4.pmax(mx, v128.load(s + (<usize>c << 2)));
       tileMax = hmax(mx);
     }
     const mOld = load<f32>(mRow + (<usize>r << 2));
-    const mNew = max(mOld, tileMax);
-    if (mNew == -Infinity) { // nothing allowed yet: p = 0, state unchanged
-      for (let c = 0; c < nPad; c += 4) v128.store(s + (<usize>c << 2), f32x4.splat(0));
-      continue;
+    let mNew = max(mOld, tileMax);
+    // every score −∞ so far: nothing allowed yet (p = 0, state unchanged) — unless one is NaN, which the maxima above
+    // skip (pmax(m, s) keeps m when s is NaN): then m′ = NaN, and NaN reaches l and acc as it would from f32x4.max
+    if (mNew == -Infinity) {
+      if (!anyNaN(s, nPad)) {
+        for (let c = 0; c < nPad; c += 4) v128.store(s + (<usize>c << 2), f32x4.splat(0));
+        continue;
+      }
+      mNew = NaN;
     }
     const mv = f32x4.splat(mNew);
     let sum = f32x4.splat(0);
@@ -203,6 +209,14 @@ export function softmaxTile(sT: usize, acc: usize, mRow: usize, lRow: usize, nPa
       for (let d = 0; d < Dv; d += 4) v128.store(a + (<usize>d << 2), f32x4.mul(v128.load(a + (<usize>d << 2)), kv));
     }
   }
+}
+
+// whether any of the n (a multiple of 4) floats at s is NaN
+@inline
+function anyNaN(s: usize, n: i32): bool {
+  let nan = f32x4.splat(0);
+  for (let c = 0; c < n; c += 4) { const x = v128.load(s + (<usize>c << 2)); nan = v128.or(nan, f32x4.ne(x, x)); }
+  return v128.any_true(nan);
 }
 
 // acc[r] += Σ_c p[r][c] v_c over n keys, 8 lanes of Dv at a time: 4 rows × 8 lanes of acc stay in registers while

@@ -22,7 +22,7 @@ export const C_NEG_INF = 0, C_EXP2_LO = 1, C_EXP2_HI = 2, C_P0 = 6, C_ONE = 12, 
 export const LOG2E: f32 = 1.44269504088896341;
 export const C_F16_MASK = 14, C_F16_FULL = 15, C_F16_BIG = 16;
 export const C_NEG_LOG2E = 17, C_GELU_A = 18, C_GELU_2C = 19, C_126 = 20, C_M127 = 21, C_NIBBLE = 22, C_EIGHT = 23;
-export const C_H_EXPONENT = 24, C_H_MANTISSA = 25, C_H_SIGN = 26, C_H_TEN = 27, C_H_TOO_BIG = 28, C_H_BIAS = 29;
+export const C_H_EXPONENT = 24, C_H_MANTISSA = 25, C_H_SIGN = 26, C_H_TEN = 27, C_H_TOO_BIG = 28, C_H_BIAS = 29, C_ROUND = 30;
 @inline export function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
 
 @inline function setF(i: i32, x: f32): void { v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x)); }
@@ -42,6 +42,7 @@ export function writeConstants(): void {
   // f16 fields (f16-scale.ts): exponent, mantissa, sign, exponent + 10, exponent field 21 (|w| ≥ 64), 126 << 10 in i32 lanes
   setH(C_H_EXPONENT, 0x7c00); setH(C_H_MANTISSA, 0x03ff); setH(C_H_SIGN, <i16>0x8000); setH(C_H_TEN, 10 << 10);
   setH(C_H_TOO_BIG, 21 << 10); setI(C_H_BIAS, 126 << 10);
+  setF(C_ROUND, 12582912 /* 1.5 · 2^23: adding it rounds to an integer (exp2v) */);
 }
 
 // a·b + c on four lanes: one fused multiply-add where the engine has relaxed SIMD (this module built with
@@ -59,16 +60,20 @@ export function madd(a: v128, b: v128, c: v128): v128 {
 // degree 5; 2^n built in the exponent bits. The attention kernels work in base 2 — scores are scaled by log2 e once,
 // in the q·k tile — so the exponential needs no range reduction by ln 2. −∞ lanes give exactly 0. Horner's steps are
 // fused multiply-adds where the engine has them (madd: 1.02–1.04× the attention job, 6 operations fewer per 4 lanes).
+// n comes from adding 1.5 · 2^23 (ROUND): the sum's low mantissa bits are round(x), ties to even as f32x4.nearest, and
+// its bits + 127, shifted left by 23, are 2^n's (ROUND's own bits vanish in the shift) — two operations where nearest
+// and a saturating conversion took nine on x64. The clamps are pmax/pmin (one maxps/minps each; f32x4.max is eight, for
+// NaN and ±0 rules these do not need): written pmax(x, c), a NaN x stays NaN, and NaN reaches the result.
 @inline
 export function exp2v(x: v128): v128 {
   const isNegInf = f32x4.eq(x, cst(C_NEG_INF));
-  const xc = f32x4.min(f32x4.max(x, cst(C_EXP2_LO)), cst(C_EXP2_HI));
-  const n = f32x4.nearest(xc);
-  const f = f32x4.sub(xc, n);
+  const xc = f32x4.pmin(f32x4.pmax(x, cst(C_EXP2_LO)), cst(C_EXP2_HI));
+  const t = f32x4.add(xc, cst(C_ROUND));
+  const f = f32x4.sub(xc, f32x4.sub(t, cst(C_ROUND)));
   let y = cst(C_P0);
   for (let i = 1; i < 6; i++) y = madd(y, f, cst(C_P0 + i));
   y = madd(y, f, cst(C_ONE));
-  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), cst(C_127)), 23);
+  const pow2n = i32x4.shl(i32x4.add(t, cst(C_127)), 23);
   return v128.andnot(f32x4.mul(y, pow2n), isNegInf);
 }
 
@@ -77,13 +82,13 @@ export function exp2v(x: v128): v128 {
 // Lanes in (−127, −126.5) also give 0 instead of ~1e−38, nothing next to a row sum of at least 1.
 @inline
 export function exp2neg(x: v128): v128 {
-  const xc = f32x4.max(x, cst(C_M127));
-  const n = f32x4.nearest(xc);
-  const f = f32x4.sub(xc, n);
+  const xc = f32x4.pmax(x, cst(C_M127));
+  const t = f32x4.add(xc, cst(C_ROUND));
+  const f = f32x4.sub(xc, f32x4.sub(t, cst(C_ROUND)));
   let y = cst(C_P0);
   for (let i = 1; i < 6; i++) y = madd(y, f, cst(C_P0 + i));
   y = madd(y, f, cst(C_ONE));
-  return f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), cst(C_127)), 23));
+  return f32x4.mul(y, i32x4.shl(i32x4.add(t, cst(C_127)), 23));
 }
 
 @inline export function hsum(v: v128): f32 {
