@@ -5,7 +5,11 @@
 // stored) and SmolLM-135M's shape (random f16 weights), from GGUF files this bench writes from the same tensors.
 // Each measurement runs in a fresh browser; its peak memory is the high-water mark of the page's renderer process
 // (its JavaScript, WebAssembly memory and workers; /proc, Linux). The page is bench/browser/page.ts.
-// Options: --json, --runs N (5), --quick (L 512 and qkv-tiny only)
+// Attention runs in ROUNDS rounds (each engine once a round at every size, their order turned each round): on a machine
+// whose speed drifts over minutes, one pass met the engines at different speeds (qkv ÷ ort at L 512 was 0.9–1.6× in
+// three passes a minute apart);
+// each cell is the median over the rounds, each ratio the median of the rounds' ratios, the peak memory the largest.
+// Options: --json, --runs N (5), --rounds N (3), --quick (L 512 and qkv-tiny only), --attention (no generation)
 import { spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -23,6 +27,8 @@ import { SMOLLM_135M, writeRandomCheckpoint } from './random-llama.js';
 const args = process.argv.slice(2);
 const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 5;
 const quick = args.includes('--quick');
+const attentionOnly = args.includes('--attention');
+const rounds = args.includes('--rounds') ? Number(args[args.indexOf('--rounds') + 1]) : 3;
 const CHROMIUM = process.env.QKV_CHROMIUM ?? '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const THREADS = 2;
@@ -111,26 +117,35 @@ function prepare(dir: string): { model: string; gguf: string; vocab: number; new
   return [...out, { model: 'smol', gguf: 'smol-f16.gguf', vocab: 49152, newTokens: 32, label: 'SmolLM-135M shape, f16 (F16 GGUF)' }];
 }
 
-type Row = { task: Task; result: Record<string, unknown> };
+type Row = { task: Task; result: Record<string, unknown>; round: number };
 const med = (r: Record<string, unknown>, key: string) => (r[key] as { median: number } | undefined)?.median ?? NaN;
 const MiB = (b: unknown) => (typeof b === 'number' ? (b / 2 ** 20).toFixed(0) : '–');
 
 function print(rows: Row[], version: string): void {
   console.log(`qkv in the browser — ${version}, ${cpus()[0]?.model} (${cpus().length} cores), ${THREADS} threads, ` +
-    `cross-origin isolated; medians of ${runs} runs after a 2 s warm-up; MiB = the page's peak resident memory\n`);
+    `cross-origin isolated; medians of ${runs} runs after a 5 s warm-up, ` +
+    `attention over ${rounds} rounds; MiB = the page's peak resident memory\n`);
   console.log('attention, fp32, B 1, H 8, D 64   | causal |     L | qkv ms (MiB) | ort graph ms (MiB) | ort MHA ms (MiB) | qkv / graph | qkv / MHA');
   const att = rows.filter((r) => r.task.kind === 'attention');
-  for (const key of [...new Set(att.map((r) => `${(r.task as { causal: boolean }).causal}:${(r.task as { L: number }).L}`))]) {
-    const get = (e: string) => att.find((r) => `${(r.task as { causal: boolean }).causal}:${(r.task as { L: number }).L}` === key && r.task.engine === e)!.result;
-    const [q, g, m] = [get('qkv'), get('ort-graph'), get('ort-mha')];
-    const cell = (r: Record<string, unknown>) => (r.error ? 'error' : `${med(r, 'ms').toFixed(1)} (${MiB(r.peakBytes)})`);
-    const ratio = (r: Record<string, unknown>) => (r.error ? '–' : `${(med(r, 'ms') / med(q, 'ms')).toFixed(2)}×`);
+  const keyOf = (t: Task) => `${(t as { causal: boolean }).causal}:${(t as { L: number }).L}`;
+  const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const key of [...new Set(att.map((r) => keyOf(r.task)))]) {
+    // per engine: each round's median (NaN for a round that failed); per round: the peer's time ÷ qkv's
+    const ms = (e: string) => Array.from({ length: rounds }, (_, r) => {
+      const row = att.find((x) => keyOf(x.task) === key && x.task.engine === e && x.round === r);
+      return row && !row.result.error ? med(row.result, 'ms') : NaN;
+    });
+    const peak = (e: string) => Math.max(...att.filter((x) => keyOf(x.task) === key && x.task.engine === e).map((x) => Number(x.result.peakBytes ?? 0)));
+    const q = ms('qkv');
+    const cell = (e: string) => (ms(e).some(Number.isNaN) ? 'error' : `${mid(ms(e)).toFixed(1)} (${MiB(peak(e))})`);
+    const ratio = (e: string) => (ms(e).some(Number.isNaN) || q.some(Number.isNaN) ? '–' : `${mid(ms(e).map((x, r) => x / q[r])).toFixed(2)}×`);
     const [causal, L] = key.split(':');
-    console.log(`${''.padEnd(34)} | ${causal.padStart(6)} | ${L.padStart(5)} | ${cell(q).padStart(12)} | ${cell(g).padStart(18)} | ` +
-      `${cell(m).padStart(16)} | ${ratio(g).padStart(11)} | ${ratio(m).padStart(9)}`);
+    console.log(`${''.padEnd(34)} | ${causal.padStart(6)} | ${L.padStart(5)} | ${cell('qkv').padStart(12)} | ${cell('ort-graph').padStart(18)} | ` +
+      `${cell('ort-mha').padStart(16)} | ${ratio('ort-graph').padStart(11)} | ${ratio('ort-mha').padStart(9)}`);
   }
-  console.log('\ngeneration (greedy, same token ids)  | prompt | prefill tok/s qkv | wllama | ratio | decode tok/s qkv | wllama | ratio | peak MiB qkv / wllama');
   const gen = rows.filter((r) => r.task.kind === 'generation');
+  if (!gen.length) return;
+  console.log('\ngeneration (greedy, same token ids)  | prompt | prefill tok/s qkv | wllama | ratio | decode tok/s qkv | wllama | ratio | peak MiB qkv / wllama');
   for (const label of [...new Set(gen.map((r) => (r.task as { model: string }).model))]) {
     const [q, w] = ['qkv', 'wllama'].map((e) => gen.find((r) => (r.task as { model: string }).model === label && r.task.engine === e)!.result);
     const t = gen.find((r) => (r.task as { model: string }).model === label)!.task as Extract<Task, { kind: 'generation' }>;
@@ -144,14 +159,22 @@ if (!existsSync(CHROMIUM)) throw new Error(`bench:browser needs Chromium at ${CH
 const dir = mkdtempSync(join(tmpdir(), 'qkv-bench-browser-'));
 const { server, base } = await serve(dir);
 try {
-  const models = prepare(dir);
+  const models = attentionOnly ? [] : prepare(dir);
   const tasks: Task[] = [];
-  for (const causal of [false, true]) {
-    for (const L of quick ? [512] : [512, 1024, 2048]) {
-      for (const engine of ['qkv', 'ort-graph', 'ort-mha'] as const) tasks.push({ kind: 'attention', engine, L, causal, threads: THREADS, runs });
+  const round = new Map<Task, number>();
+  for (let r = 0; r < rounds; r++) {
+    for (const causal of [false, true]) {
+      for (const L of quick ? [512] : [512, 1024, 2048]) {
+        const engines = ['qkv', 'ort-graph', 'ort-mha'] as const;
+        for (let e = 0; e < engines.length; e++) { // the engines' order turned each round
+          const task: Task = { kind: 'attention', engine: engines[(e + r) % engines.length], L, causal, threads: THREADS, runs };
+          tasks.push(task);
+          round.set(task, r);
+        }
+      }
     }
   }
-  for (const m of models) {
+  for (const m of attentionOnly ? [] : models) {
     for (const engine of ['qkv', 'wllama'] as const) {
       tasks.push({ kind: 'generation', engine, model: m.model, gguf: m.gguf, prompt: 512, newTokens: m.newTokens, vocab: m.vocab, threads: THREADS,
         runs: Math.min(runs, 3) });
@@ -162,7 +185,7 @@ try {
     process.stderr.write(`${task.kind} ${task.engine} ${'L' in task ? `L=${task.L} causal=${task.causal}` : task.model}…\n`);
     const result = await measure(base, task).catch((e: unknown) => ({ error: String(e) }));
     if ('error' in result) process.stderr.write(`  ${String(result.error).split('\n')[0]}\n`);
-    rows.push({ task, result });
+    rows.push({ task, result, round: round.get(task) ?? 0 });
   }
   const version = spawnSync(CHROMIUM, ['--version'], { encoding: 'utf8' }).stdout.trim();
   if (args.includes('--json')) console.log(JSON.stringify({ date: new Date().toISOString(), chromium: version, cpu: cpus()[0]?.model, rows }, null, 2));

@@ -24,10 +24,11 @@ function data(seed: number, n: number): Float32Array {
   return a;
 }
 
-// times f after a warm-up of 2 s (compilation, thread pools, the optimising tier, and qkv's thread chooser's first
-// measurements, which run some calls alone: with calls of a quarter second they take ~1.5 s): milliseconds per run
+// times f after a warm-up of 5 s (compilation, thread pools, the optimising tier, and qkv's thread chooser's first two
+// measurements, which run some calls alone: one at the start, the next once its first hold of 2 s ends, then holds of
+// 4 s and more; after a warm-up of 2 s qkv's median at L 512 non-causal spread 12–41 ms, after 5 s 12–16): ms per run
 async function time(f: () => Promise<unknown> | unknown, runs: number): Promise<Median> {
-  for (const t0 = performance.now(); performance.now() - t0 < 2000;) await f();
+  for (const t0 = performance.now(); performance.now() - t0 < 5000;) await f();
   const ms: number[] = [];
   for (let r = 0; r < runs; r++) {
     const t0 = performance.now();
