@@ -62,7 +62,7 @@ export function madd(a: v128, b: v128, c: v128): v128 {
 // fused multiply-adds where the engine has them (madd: 1.02–1.04× the attention job, 6 operations fewer per 4 lanes).
 // n comes from adding 1.5 · 2^23 (ROUND): the sum's low mantissa bits are round(x), ties to even as f32x4.nearest, and
 // its bits + 127, shifted left by 23, are 2^n's (ROUND's own bits vanish in the shift) — two operations where nearest
-// and a saturating conversion took nine on x64. The clamps are pmax/pmin (one maxps/minps each; f32x4.max is eight, for
+// and a saturating conversion took seven on x64. The clamps are pmax/pmin (one maxps/minps each; f32x4.max is eight, for
 // NaN and ±0 rules these do not need): written pmax(x, c), a NaN x stays NaN, and NaN reaches the result.
 @inline
 export function exp2v(x: v128): v128 {
