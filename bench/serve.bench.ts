@@ -6,7 +6,8 @@
 // client, 1–32 clients), written to a temporary directory and deleted after. The server runs on one thread (--threads,
 // default 1): the clients run on this machine too, and kernel threads that share a core with them stall (issue #20).
 // Each server is warmed up first (sequential and concurrent requests: the first hundreds of tokens run before the JIT
-// has compiled the hot paths). Options: --json, --quick (qkv-tiny only), --threads N
+// has compiled the hot paths). Each row runs waves of its N clients for at least 2 s (tokens/s over all of them).
+// Options: --json, --quick (qkv-tiny only), --threads N
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { writeSyntheticLlama } from '../test/real-size/synthetic-checkpoint.js';
 const args = process.argv.slice(2);
 const CLI = fileURLToPath(new URL('../src/node/cli/main.js', import.meta.url));
 const TINY = fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url));
+const MIN_SECONDS = 2; // each row: waves of its clients for at least this long
 const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] : NaN);
 
 let kernels = '?';
@@ -85,8 +87,12 @@ async function run(name: string, model: string, clients: number[], maxTokens: nu
       await Promise.all(Array.from({ length: 16 }, (_, i) => client(base, `warm up ${i}`, maxTokens)));
       for (const n of clients) {
         const prompts = Array.from({ length: n }, (_, i) => ['A fool and his money', 'The Zen of Python', 'def fib(n):', 'Once upon a time'][i % 4] + ` ${i}`);
+        // waves of n clients until MIN_SECONDS have passed: one wave of one client was a single 64-token request (~0.1 s),
+        // whose figure moved 2× with whatever the server had just compiled or measured
         const t0 = performance.now();
-        const all = await Promise.all(prompts.map((p) => client(base, p, maxTokens)));
+        const all: Client[] = [];
+        do all.push(...await Promise.all(prompts.map((p) => client(base, p, maxTokens))));
+        while (performance.now() - t0 < MIN_SECONDS * 1000);
         const seconds = (performance.now() - t0) / 1000;
         const tokens = all.reduce((s, c) => s + c.tokens, 0);
         rows.push({
