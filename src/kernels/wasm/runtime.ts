@@ -51,7 +51,7 @@ export const JOB = {
 } as const;
 
 // control words (Int32Array indices at byte 0)
-const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4;
+const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4, NEXT = 5; // NEXT: the units a job's threads have claimed (asm/common.ts)
 const JOB_AT = 256; // bytes
 const RESIDENT_AT = 65536; // bytes
 /** The most bytes the kernels' memory may have (wasm32 addresses 4 GiB). */
@@ -406,6 +406,7 @@ export function runJob(r: Runtime, words: readonly number[]): void {
   Atomics.store(c, DONE, 0);
   Atomics.store(c, ERROR, 0);
   Atomics.store(c, THREADS, T);
+  Atomics.store(c, NEXT, 0);
   Atomics.add(c, SEQ, 1);
   Atomics.notify(c, SEQ);
   r.exports.run(JOB_AT, 0, T);

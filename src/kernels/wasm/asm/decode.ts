@@ -7,7 +7,7 @@
 // (below) merges the chunks:  M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s (2^{m_s−M} l_s / l) o_s,
 // lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
-import { exp2neg, LOG2E, madd, ptr, word } from './common';
+import { claim, exp2neg, LOG2E, madd, ptr, word } from './common';
 import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
@@ -24,7 +24,8 @@ import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 // its score tile: [BN][D] then [BN][Dv] floats) and read from there — a quarter of f32's bytes from the pool.
 // part: o [units][R4][Dv], then m [units][R4], then l [units][R4], with units = B·Hkv·splits (unit (b·Hkv + kvh)·splits
 // + split) and R4 = G·L rounded up to 4; row r of a unit is head kvh·G + r / L, query i = r % L.
-// Thread t takes units t, t + T, … (all the same size). Per thread scratch: s [BM][BN], m [R4], l [R4] (acc is part).
+// The threads claim units in turn (claim(); all the same size, yet one thread may run slower). Per thread scratch:
+// s [BM][BN], m [R4], l [R4] (acc is part).
 export function decode(job: usize, t: i32, T: i32): void {
   const q = ptr(job, 1), k = ptr(job, 2), v = ptr(job, 3), part = ptr(job, 4);
   const B = word(job, 7), Hq = word(job, 8), Hkv = word(job, 9), L = word(job, 10), S = word(job, 11);
@@ -39,7 +40,7 @@ export function decode(job: usize, t: i32, T: i32): void {
   const scratch = ptr(job, 5), scratchStride = <usize>word(job, 6);
   const sT = scratch + <usize>t * scratchStride; // [BM][BN]
   const kT = sT + (<usize>(BM * BN) << 2), vT = kT + (<usize>(BN * D) << 2); // int8: the tile widened, [BN][D], [BN][Dv]
-  for (let u = t; u < units; u += T) {
+  for (let u = T == 1 ? 0 : claim(); u < units; u = T == 1 ? u + 1 : claim()) {
     const bkv = u / splits, split = u % splits, j0Unit = split * chunk;
     const b = bkv / Hkv, kvh = bkv % Hkv;
     const Sb = paged ? <i32>load<u32>(lens + (<usize>b << 2)) : S; // this row's keys
