@@ -51,7 +51,7 @@ export function attention(job: usize, t: i32, T: i32): void {
   const qp = mT + (<usize>BM << 2); // [BLOCK_M / BM][D][BM]: the block's q rows packed (packQ)
   const G = Hq / Hkv;
   const blocks = (L + BLOCK_M - 1) / BLOCK_M;
-  for (let u = T == 1 ? 0 : claim(); u < BH * blocks; u = T == 1 ? u + 1 : claim()) {
+  for (let u = claim(-1, T); u < BH * blocks; u = claim(u, T)) {
     const bh = u / blocks;
     const i0 = (u % blocks) * BLOCK_M;
     const rows = min(BLOCK_M, L - i0);

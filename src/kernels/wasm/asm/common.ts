@@ -53,13 +53,14 @@ export function madd(a: v128, b: v128, c: v128): v128 {
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
-// The next unclaimed unit of the job under way (control word 5 at byte 20; the host sets it to 0 before each job that
-// runs on threads): claim() takes one. Threads that take units in turn finish together even when one of them runs
-// slower (a core shared with another process, or the hypervisor's); with units dealt in advance the caller waited.
+// The unit a thread takes after unit u (−1: its first) of a job of T threads. On threads, the next unclaimed one (control
+// word 5 at byte 20; the host sets it to 0 before each job that runs on threads): threads that take units in turn
+// finish together even when one of them runs slower. Alone, every unit in order.
 const NEXT_AT: usize = 20;
-@inline export function claim(): i32 {
+@inline export function claim(u: i32, T: i32): i32 {
+  if (T == 1) return u + 1;
   if (ASC_FEATURE_THREADS) return atomic.add<i32>(NEXT_AT, 1);
-  return unreachable(); // (one thread: it takes every unit in order, never claims)
+  return unreachable(); // (a private memory runs one thread)
 }
 
 @inline export function word(job: usize, i: i32): i32 { return load<i32>(job + (<usize>i << 2)); }
@@ -76,14 +77,7 @@ const NEXT_AT: usize = 20;
 @inline
 export function exp2v(x: v128): v128 {
   const isNegInf = f32x4.eq(x, cst(C_NEG_INF));
-  const xc = f32x4.pmin(f32x4.pmax(x, cst(C_EXP2_LO)), cst(C_EXP2_HI));
-  const t = f32x4.add(xc, cst(C_ROUND));
-  const f = f32x4.sub(xc, f32x4.sub(t, cst(C_ROUND)));
-  let y = cst(C_P0);
-  for (let i = 1; i < 6; i++) y = madd(y, f, cst(C_P0 + i));
-  y = madd(y, f, cst(C_ONE));
-  const pow2n = i32x4.shl(i32x4.add(t, cst(C_127)), 23);
-  return v128.andnot(f32x4.mul(y, pow2n), isNegInf);
+  return v128.andnot(exp2Clamped(f32x4.pmin(f32x4.pmax(x, cst(C_EXP2_LO)), cst(C_EXP2_HI))), isNegInf);
 }
 
 // 2^x for x ≤ 0 or −∞ (the softmax's s − m): the same polynomial with one clamp. x ≤ −127 (−∞ included) becomes
@@ -91,7 +85,12 @@ export function exp2v(x: v128): v128 {
 // Lanes in (−127, −126.5) also give 0 instead of ~1e−38, nothing next to a row sum of at least 1.
 @inline
 export function exp2neg(x: v128): v128 {
-  const xc = f32x4.pmax(x, cst(C_M127));
+  return exp2Clamped(f32x4.pmax(x, cst(C_M127)));
+}
+
+// 2^x for x already within [−127, 127.49] (or NaN): 2^n · (1 + f·P(f)), n and f by adding ROUND
+@inline
+function exp2Clamped(xc: v128): v128 {
   const t = f32x4.add(xc, cst(C_ROUND));
   const f = f32x4.sub(xc, f32x4.sub(t, cst(C_ROUND)));
   let y = cst(C_P0);

@@ -40,7 +40,7 @@ export function decode(job: usize, t: i32, T: i32): void {
   const scratch = ptr(job, 5), scratchStride = <usize>word(job, 6);
   const sT = scratch + <usize>t * scratchStride; // [BM][BN]
   const kT = sT + (<usize>(BM * BN) << 2), vT = kT + (<usize>(BN * D) << 2); // int8: the tile widened, [BN][D], [BN][Dv]
-  for (let u = T == 1 ? 0 : claim(); u < units; u = T == 1 ? u + 1 : claim()) {
+  for (let u = claim(-1, T); u < units; u = claim(u, T)) {
     const bkv = u / splits, split = u % splits, j0Unit = split * chunk;
     const b = bkv / Hkv, kvh = bkv % Hkv;
     const Sb = paged ? <i32>load<u32>(lens + (<usize>b << 2)) : S; // this row's keys
