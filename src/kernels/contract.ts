@@ -226,7 +226,9 @@ export interface GpuLayerKernels {
  *  read caches and weights in place); plain arrays where no backend offers any. */
 export interface KernelStorage {
   floats(n: number): Float32Array;
-  release(a: Float32Array): void;
+  /** n f16 slots for an f16 KV cache, which the decode kernel may read in place (it stores finite values only). */
+  halves?(n: number): Uint16Array;
+  release(a: Float32Array | Uint16Array): void;
   /** Two arenas for decoder layers' activations, taken in turn (tensor/arena.ts), or null where there are none. */
   arenas?(): readonly [LayerArena, LayerArena] | null;
   /** Room for a weight matrix of `n` elements that the matrix kernel reads where it lies, or null (keep it elsewhere). */

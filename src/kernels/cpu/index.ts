@@ -12,7 +12,9 @@ import { sdpaNaive } from './sdpa-naive.js';
 import { sdpaPaged } from './sdpa-paged.js';
 import { sdpaFlashWasm } from '../wasm/sdpa-flash-wasm.js';
 import { sdpaPagedWasm } from '../wasm/sdpa-paged-wasm.js';
-import { holdsMatrix, kernelArenas, kernelFloats, kernelMatrix, releaseFloats, releaseMatrix, scaleF16 } from '../wasm/storage.js';
+import {
+  holdsMatrix, kernelArenas, kernelFloats, kernelHalves, kernelMatrix, releaseFloats, releaseMatrix, scaleF16,
+} from '../wasm/storage.js';
 
 registerSdpaKernel(sdpaNaive);
 registerSdpaKernel(sdpaFlash);
@@ -21,7 +23,8 @@ registerSdpaKernel(sdpaFlashWasm);
 registerPagedKernel(sdpaPaged);
 registerPagedKernel(sdpaPagedWasm);
 registerKernelStorage({
-  floats: kernelFloats, release: releaseFloats, arenas: kernelArenas, matrix: kernelMatrix, releaseMatrix, holdsMatrix, scaleF16,
+  floats: kernelFloats, halves: kernelHalves, release: releaseFloats, arenas: kernelArenas, matrix: kernelMatrix, releaseMatrix,
+  holdsMatrix, scaleF16,
 });
 registerMatmulKernel(matmulTs);
 registerMatmulKernel(matmulWasm);

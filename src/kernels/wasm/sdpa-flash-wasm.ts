@@ -59,7 +59,8 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
 
 // The DECODE job, then the MERGE job over its chunks: each chunk s leaves (m_s, l_s, o_s), m in base 2 and o_s
 // normalised by l_s, and each row's chunks merge into o (a convex combination of the o_s, so no sum overflows where
-// the answer is finite) and lse (asm/decode.ts). Only out and lse are read back.
+// the answer is finite) and lse (asm/decode.ts). Only out and lse are read back. An f16 KV cache in the kernels' memory
+// is read as f16 (the job's f16 words; q goes in times 2^112, see load4 in asm/common.ts).
 function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
@@ -67,12 +68,12 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   const chunk = decodeChunk(S), splits = Math.max(1, Math.ceil(S / chunk));
   const units = B * Hkv * splits;
   const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
-  // keys and values read where a KV cache keeps them in the kernels' memory, else copied in
-  const [kIn, vIn] = [inPlace(p.source?.k), inPlace(p.source?.v)];
+  const { f16, k: kIn, v: vIn } = decodeReads(p);
   const [q, kCopy, vCopy, part, scr, out, lse] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D,
     vIn ? 0 : 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads, 4 * B * Hq * L * Dv, 4 * B * Hq * L]);
   // straight from the callers' tensors (a KV cache's strided views: one copy, not two)
-  putTensor(r, q, p.source?.q) || put(r, q, p.q);
+  if (f16) putScaled(r, q, p.q, F16_UNIT);
+  else putTensor(r, q, p.source?.q) || put(r, q, p.q);
   if (!kIn) putTensor(r, kCopy, p.source?.k) || put(r, kCopy, p.k);
   if (!vIn) putTensor(r, vCopy, p.source?.v) || put(r, vCopy, p.v);
   const [k, kStride] = kIn ?? [kCopy, S * D], [v, vStride] = vIn ?? [vCopy, S * Dv];
@@ -80,9 +81,28 @@ function decodeForward(p: SdpaProblem): SdpaForwardResult {
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k, v, part, scratch: scr, scratchStride: perThread, B, Hq, Hkv, L, S, D, Dv,
     scale: p.scale, causal: p.mask ? 1 : 0, shift, chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0, tableStride: 0,
-    kScales: 0, vScales: 0,
+    kScales: 0, vScales: 0, f16: f16 ? 1 : 0,
   }));
   return mergeChunks(r, { part, out, lse, B, Hq, Hkv, L, Dv, splits });
+}
+
+const F16_UNIT = 2 ** 112; // asm/common.ts: the scale an f16 key or value leaves out when the decode job widens it
+
+/**
+ * How the DECODE job reads a problem's keys and values: where a KV cache keeps them in the kernels' memory, k and v
+ * each as [byte offset, elements from one head to the next] — as f16 for an f16 cache when q times 2^112 stays finite
+ * (|q| < 2^15, no NaN) — or null for one copied in as f32.
+ */
+export function decodeReads(p: SdpaProblem): { f16: boolean; k: [number, number] | null; v: [number, number] | null } {
+  const [k16, v16] = [inPlace(p.source?.k, 'float16'), inPlace(p.source?.v, 'float16')];
+  if (k16 && v16 && p.q.every((x) => Math.abs(x) < 2 ** 15)) return { f16: true, k: k16, v: v16 };
+  return { f16: false, k: inPlace(p.source?.k, 'float32'), v: inPlace(p.source?.v, 'float32') };
+}
+
+// x times `scale` at byte offset `at` of the kernels' memory
+function putScaled(r: Runtime, at: number, x: Float32Array, scale: number): void {
+  const dst = new Float32Array(r.bytes.buffer, at, x.length);
+  for (let i = 0; i < x.length; i++) dst[i] = x[i] * scale;
 }
 
 /**
@@ -95,14 +115,14 @@ export function mergeChunks(r: Runtime, j: { part: number; out: number; lse: num
   return { out: take(r, j.out, j.B * j.Hq * j.L * j.Dv), lse: take(r, j.lse, j.B * j.Hq * j.L) };
 }
 
-// [byte offset, floats from one (batch, head) to the next] of a [B, H, S, d] tensor whose storage is in the kernels'
-// memory (storage.ts) with its rows dense and every head the same distance apart — a KV cache view — else null
-function inPlace(t: Tensor | undefined): [number, number] | null {
-  const at = t ? kernelOffset(t.data) : null;
+// [byte offset, elements from one (batch, head) to the next] of a [B, H, S, d] tensor of `dtype` whose storage is in
+// the kernels' memory (storage.ts) with its rows dense and every head the same distance apart — a KV cache view — else null
+function inPlace(t: Tensor | undefined, dtype: 'float32' | 'float16'): [number, number] | null {
+  const at = t && t.dtype === dtype ? kernelOffset(t.data) : null;
   if (!t || at === null) return null;
   const [, H, , d] = t.shape;
   const [sB, sH, sS, sD] = t.strides;
-  return sD === 1 && sS === d && (t.shape[0] === 1 || sB === H * sH) ? [at + 4 * t.offset, sH] : null;
+  return sD === 1 && sS === d && (t.shape[0] === 1 || sB === H * sH) ? [at + (dtype === 'float16' ? 2 : 4) * t.offset, sH] : null;
 }
 
 /** The WebAssembly SIMD kernel, for the problems it covers. */

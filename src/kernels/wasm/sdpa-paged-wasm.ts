@@ -105,7 +105,7 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k: at.k, v: at.v, part, scratch: scr, scratchStride: perThread,
     B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk, splits,
-    kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride, kScales: at.kScales, vScales: at.vScales,
+    kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride, kScales: at.kScales, vScales: at.vScales, f16: 0,
   }));
   return { ...mergeChunks(r, { part, out, lse, B, Hq, Hkv, L: T, Dv, splits }), maxS };
 }

@@ -19,23 +19,37 @@ import {
 interface Block { at: number; bytes: number; reused?: boolean }
 
 const free: Block[] = []; // sorted by offset, never two adjacent
-const placed = new WeakMap<Float32Array, Block>();
+const placed = new WeakMap<Float32Array | Uint16Array, Block>();
 const placedMatrices = new WeakMap<ArrayBufferView, Block>();
 const collected = new FinalizationRegistry<Block>((b) => giveBack(b));
 
 /** n zeroed floats, in the kernels' memory when it is shared (else an ordinary array). */
 export function kernelFloats(n: number): Float32Array {
+  return place(n, 4, (buffer, at) => new Float32Array(buffer, at, n)) ?? new Float32Array(n);
+}
+
+/**
+ * n zeroed f16 slots of an f16 KV cache (cache/contiguous.ts), in the kernels' memory when it is shared (else an
+ * ordinary array). The decode job reads them in place as f16 and takes every value as finite: the cache stores no
+ * other (a layer that meets ±∞, NaN or |x| > 65504 goes back to f32).
+ */
+export function kernelHalves(n: number): Uint16Array {
+  return place(n, 2, (buffer, at) => new Uint16Array(buffer, at, n)) ?? new Uint16Array(n);
+}
+
+// n elements of `size` bytes in a block of the shared memory (whole cache lines), or null
+function place<A extends Float32Array | Uint16Array>(n: number, size: number, view: (b: ArrayBufferLike, at: number) => A): A | null {
   const r = kernelRuntime();
-  if (!r?.shared || n === 0) return new Float32Array(n);
-  const bytes = Math.ceil((4 * n) / 64) * 64;
+  if (!r?.shared || n === 0) return null;
+  const bytes = Math.ceil((size * n) / 64) * 64;
   const b = allocate(r, bytes);
-  const view = new Float32Array(r.memory.buffer, b.at, n);
+  const a = view(r.memory.buffer, b.at);
   // a reused block holds old data, and scratch may have used memory past the top; memory never written is zero already
   // and left untouched, so a large KV pool costs resident memory only as it fills
-  view.fill(0, 0, b.reused ? n : Math.max(0, Math.min(n, Math.ceil((r.written - b.at) / 4))));
-  placed.set(view, b);
-  collected.register(view, b, view);
-  return view;
+  new Uint8Array(r.memory.buffer, b.at, size * n).fill(0, 0, b.reused ? size * n : Math.max(0, Math.min(size * n, r.written - b.at)));
+  placed.set(a, b);
+  collected.register(a, b, a);
+  return a;
 }
 
 /** The element types of weight matrices the matrix kernel reads in place. */
@@ -99,8 +113,9 @@ export function scaleF16At(r: Runtime, at: number, n: number): boolean {
   return new Int32Array(r.memory.buffer, out, 1)[0] === 1;
 }
 
-/** Byte offset of a kernelFloats or arena array in the kernels' memory, or null for any other array. */
+/** Byte offset of a kernelFloats, kernelHalves or arena array in the kernels' memory, or null for any other array. */
 export function kernelOffset(data: unknown): number | null {
+  if (data instanceof Uint16Array) return placed.get(data)?.at ?? null;
   return data instanceof Float32Array ? (placed.get(data)?.at ?? arenaAt.get(data) ?? null) : null;
 }
 
@@ -177,8 +192,8 @@ export function setArenaPoison(on: boolean): void {
   poison = on;
 }
 
-/** Returns a kernelFloats block now (no-op for other arrays). The view and its tensors must not be used after. */
-export function releaseFloats(view: Float32Array): void {
+/** Returns a kernelFloats or kernelHalves block now (no-op for other arrays). The view and its tensors must not be used after. */
+export function releaseFloats(view: Float32Array | Uint16Array): void {
   const b = placed.get(view);
   if (!b) return;
   placed.delete(view);

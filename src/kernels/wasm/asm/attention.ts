@@ -1,5 +1,5 @@
 // The ATTENTION and PACK_K jobs of asm/kernels.ts: FlashAttention forward with an online softmax, in f32x4.
-import { claim, cst, C_NEG_INF, madd, ptr, word, exp2neg, hsum, hmax, LOG2E } from './common';
+import { claim, cst, C_NEG_INF, load4, madd, ptr, word, exp2neg, hsum, hmax, LOG2E } from './common';
 
 export const BN: i32 = 64; // keys per tile of the attention kernel
 export const BM: i32 = 4; // query rows per tile
@@ -88,7 +88,7 @@ export function attention(job: usize, t: i32, T: i32): void {
         }
         const a = acc + (<usize>(r0 * Dv) << 2);
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPadMb, Dv, masked ? 0 : mT);
-        pvTile(sT, vTile, a, nMb, Dv);
+        pvTile<f32>(sT, vTile, a, nMb, Dv, f32x4.splat(0));
       }
     }
     // o = acc, normalised as it went (a row with no allowed key: l = 0, o = 0)
@@ -222,22 +222,23 @@ function anyNaN(s: usize, n: i32): bool {
 }
 
 // acc[r] += Σ_c p[r][c] v_c over n keys, 8 lanes of Dv at a time: 4 rows × 8 lanes of acc stay in registers while
-// the keys stream past (a 4-lane tail when Dv % 8 = 4). pvRow: the same sums for one row.
+// the keys stream past (a 4-lane tail when Dv % 8 = 4). pvRow: the same sums for one row. v's elements are E: f32, or
+// f16 bits for the decode job's f16 cache (load4; p then carries 2^112).
 @inline
-export function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
+export function pvTile<E>(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32, f16Mask: v128): void {
   const rowBytes = <usize>BN << 2;
-  const vStride = <usize>Dv << 2;
+  const vStride = <usize>Dv * sizeof<E>(), half = 4 * sizeof<E>();
   let dc = 0;
   for (; dc + 8 <= Dv; dc += 8) {
     const a = acc + (<usize>dc << 2);
-    const accRow = vStride;
+    const accRow = <usize>Dv << 2;
     let a0 = v128.load(a), a1 = v128.load(a, 16);
     let b0 = v128.load(a + accRow), b1 = v128.load(a + accRow, 16);
     let c0 = v128.load(a + 2 * accRow), c1 = v128.load(a + 2 * accRow, 16);
     let d0 = v128.load(a + 3 * accRow), d1 = v128.load(a + 3 * accRow, 16);
-    let vp = vTile + (<usize>dc << 2);
+    let vp = vTile + <usize>dc * sizeof<E>();
     for (let c = 0; c < n; c++) {
-      const v0 = v128.load(vp), v1 = v128.load(vp, 16);
+      const v0 = load4<E>(vp, f16Mask), v1 = load4<E>(vp + half, f16Mask);
       vp += vStride;
       const s = sT + (<usize>c << 2);
       const p0 = v128.load32_splat(s), p1 = v128.load32_splat(s + rowBytes);
@@ -257,7 +258,8 @@ export function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): vo
       const a = acc + (<usize>(r * Dv + dc) << 2);
       let x = v128.load(a);
       for (let c = 0; c < n; c++) {
-        x = f32x4.add(x, f32x4.mul(v128.load32_splat(sT + (<usize>(r * BN + c) << 2)), v128.load(vTile + (<usize>(c * Dv + dc) << 2))));
+        const vc = load4<E>(vTile + <usize>(c * Dv + dc) * sizeof<E>(), f16Mask);
+        x = f32x4.add(x, f32x4.mul(v128.load32_splat(sT + (<usize>(r * BN + c) << 2)), vc));
       }
       v128.store(a, x);
     }
@@ -269,17 +271,17 @@ export function pvTile(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): vo
 // does — and its Dv % 8 = 4 tail with a multiply and an add, as pvTile's — so a row's result does not depend on which
 // of the two took it.
 @inline
-export function pvRow(p: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
-  const vStride = <usize>Dv << 2;
+export function pvRow<E>(p: usize, vTile: usize, acc: usize, n: i32, Dv: i32, f16Mask: v128): void {
+  const vStride = <usize>Dv * sizeof<E>(), e = sizeof<E>();
   let dc = 0;
   for (; dc + 16 <= Dv; dc += 16) {
     const a = acc + (<usize>dc << 2);
     let a0 = v128.load(a), a1 = v128.load(a, 16), a2 = v128.load(a, 32), a3 = v128.load(a, 48);
-    let vp = vTile + (<usize>dc << 2);
+    let vp = vTile + <usize>dc * e;
     for (let c = 0; c < n; c++) {
       const pc = v128.load32_splat(p + (<usize>c << 2));
-      a0 = madd(pc, v128.load(vp), a0); a1 = madd(pc, v128.load(vp, 16), a1);
-      a2 = madd(pc, v128.load(vp, 32), a2); a3 = madd(pc, v128.load(vp, 48), a3);
+      a0 = madd(pc, load4<E>(vp, f16Mask), a0); a1 = madd(pc, load4<E>(vp + 4 * e, f16Mask), a1);
+      a2 = madd(pc, load4<E>(vp + 8 * e, f16Mask), a2); a3 = madd(pc, load4<E>(vp + 12 * e, f16Mask), a3);
       vp += vStride;
     }
     v128.store(a, a0); v128.store(a, a1, 16); v128.store(a, a2, 32); v128.store(a, a3, 48);
@@ -287,10 +289,10 @@ export function pvRow(p: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void
   for (; dc + 8 <= Dv; dc += 8) {
     const a = acc + (<usize>dc << 2);
     let a0 = v128.load(a), a1 = v128.load(a, 16);
-    let vp = vTile + (<usize>dc << 2);
+    let vp = vTile + <usize>dc * e;
     for (let c = 0; c < n; c++) {
       const pc = v128.load32_splat(p + (<usize>c << 2));
-      a0 = madd(pc, v128.load(vp), a0); a1 = madd(pc, v128.load(vp, 16), a1);
+      a0 = madd(pc, load4<E>(vp, f16Mask), a0); a1 = madd(pc, load4<E>(vp + 4 * e, f16Mask), a1);
       vp += vStride;
     }
     v128.store(a, a0); v128.store(a, a1, 16);
@@ -299,7 +301,7 @@ export function pvRow(p: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void
     const a = acc + (<usize>dc << 2);
     let x = v128.load(a);
     for (let c = 0; c < n; c++) {
-      x = f32x4.add(x, f32x4.mul(v128.load32_splat(p + (<usize>c << 2)), v128.load(vTile + (<usize>(c * Dv + dc) << 2))));
+      x = f32x4.add(x, f32x4.mul(v128.load32_splat(p + (<usize>c << 2)), load4<E>(vTile + <usize>(c * Dv + dc) * e, f16Mask)));
     }
     v128.store(a, x);
   }

@@ -23,6 +23,7 @@ export const LOG2E: f32 = 1.44269504088896341;
 export const C_F16_MASK = 14, C_F16_FULL = 15, C_F16_BIG = 16;
 export const C_NEG_LOG2E = 17, C_GELU_A = 18, C_GELU_2C = 19, C_126 = 20, C_M127 = 21, C_NIBBLE = 22, C_EIGHT = 23;
 export const C_H_EXPONENT = 24, C_H_MANTISSA = 25, C_H_SIGN = 26, C_H_TEN = 27, C_H_TOO_BIG = 28, C_H_BIAS = 29, C_ROUND = 30;
+export const C_F16_UNIT = 31;
 @inline export function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
 
 @inline function setF(i: i32, x: f32): void { v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x)); }
@@ -43,6 +44,7 @@ export function writeConstants(): void {
   setH(C_H_EXPONENT, 0x7c00); setH(C_H_MANTISSA, 0x03ff); setH(C_H_SIGN, <i16>0x8000); setH(C_H_TEN, 10 << 10);
   setH(C_H_TOO_BIG, 21 << 10); setI(C_H_BIAS, 126 << 10);
   setF(C_ROUND, 12582912 /* 1.5 · 2^23: adding it rounds to an integer (exp2v) */);
+  setF(C_F16_UNIT, F16_UNIT);
 }
 
 // a·b + c on four lanes: one fused multiply-add where the engine has relaxed SIMD (this module built with
@@ -61,6 +63,17 @@ const NEXT_AT: usize = 20;
   if (T == 1) return u + 1;
   if (ASC_FEATURE_THREADS) return atomic.add<i32>(NEXT_AT, 1);
   return unreachable(); // (a private memory runs one thread)
+}
+
+// Four stored elements at p as an f32x4 (the decode job's KV cache): f32 as they are (E = f32), or f16 bits (E = u16)
+// as f32 bit patterns worth x · 2^−112 — the load sign-extends each 16-bit value into an i32 lane, the shift moves the
+// exponent and mantissa into f32's places (copies of the sign into bits 31–28) and f16Mask (C_F16_MASK) keeps those and
+// the sign. Exact for every finite f16, subnormals included; ±∞ and NaN are not (the cache never stores them). The
+// other factor of each product carries F16_UNIT = 2^112, so q·k and p·v come out at their true size.
+export const F16_UNIT: f32 = 5.192296858534828e33;
+@inline export function load4<E>(p: usize, f16Mask: v128): v128 {
+  if (sizeof<E>() == 2) return v128.and(i32x4.shl(v128.load16x4_s(p), 13), f16Mask);
+  return v128.load(p);
 }
 
 @inline export function word(job: usize, i: i32): i32 { return load<i32>(job + (<usize>i << 2)); }
@@ -93,8 +106,9 @@ export function exp2neg(x: v128): v128 {
 function exp2Clamped(xc: v128): v128 {
   const t = f32x4.add(xc, cst(C_ROUND));
   const f = f32x4.sub(xc, f32x4.sub(t, cst(C_ROUND)));
-  let y = cst(C_P0);
-  for (let i = 1; i < 6; i++) y = madd(y, f, cst(C_P0 + i));
+  // Horner's steps written out: as a loop, binaryen kept it and V8 ran a loop check between every two of them
+  let y = madd(cst(C_P0), f, cst(C_P0 + 1));
+  y = madd(y, f, cst(C_P0 + 2)); y = madd(y, f, cst(C_P0 + 3)); y = madd(y, f, cst(C_P0 + 4)); y = madd(y, f, cst(C_P0 + 5));
   y = madd(y, f, cst(C_ONE));
   return f32x4.mul(y, i32x4.shl(i32x4.add(t, cst(C_127)), 23));
 }

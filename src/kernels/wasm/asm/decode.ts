@@ -7,12 +7,12 @@
 // (below) merges the chunks:  M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s (2^{m_s−M} l_s / l) o_s,
 // lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
-import { claim, exp2neg, LOG2E, madd, ptr, word } from './common';
+import { C_F16_MASK, C_F16_UNIT, claim, cst, exp2neg, load4, LOG2E, madd, ptr, word } from './common';
 import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
-//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride, kScales, vScales]
-// q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride floats apart (S·D and S·Dv when
+//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride, kScales, vScales, f16]
+// q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride elements apart (S·D and S·Dv when
 // dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift. Split s of a row
 // holds its keys s·chunk … (s + 1)·chunk − 1.
 // paged = P ≠ 0 (PagedAttention, Kwon et al. 2023): k and v are block pools [blocks][Hkv][P][D or Dv]; key j of row b
@@ -22,19 +22,30 @@ import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 // kScales ≠ 0 (paged only: the int8 cache, cache/paged.ts): k and v are int8 with one f32 scale per slot (kScales and
 // vScales [blocks][Hkv][P]), k_j = kq_j · ks_j; a tile's keys and values are widened into the thread's scratch (after
 // its score tile: [BN][D] then [BN][Dv] floats) and read from there — a quarter of f32's bytes from the pool.
+// f16 ≠ 0 (dense only: the f16 KV cache, cache/contiguous.ts): k and v are f16 bits, read and widened in the loops
+// (load4: two operations per four elements, no scratch), and the host has multiplied q by 2^112 (F16_UNIT) —
+// the scale load4's widened keys leave out; each tile's p is multiplied by it before P·V. Half of f32's bytes.
 // part: o [units][R4][Dv], then m [units][R4], then l [units][R4], with units = B·Hkv·splits (unit (b·Hkv + kvh)·splits
 // + split) and R4 = G·L rounded up to 4; row r of a unit is head kvh·G + r / L, query i = r % L.
 // The threads claim units in turn (claim(); all the same size, yet one thread may run slower). Per thread scratch:
 // s [BM][BN], m [R4], l [R4] (acc is part).
 export function decode(job: usize, t: i32, T: i32): void {
+  const f16 = word(job, 27);
+  if (f16) decodeOf<u16>(job, t, T);
+  else decodeOf<f32>(job, t, T);
+}
+
+// the DECODE job over a cache of elements E: f32 (dense, paged, or int8 pages widened), or u16 — f16 bits (dense)
+function decodeOf<E>(job: usize, t: i32, T: i32): void {
   const q = ptr(job, 1), k = ptr(job, 2), v = ptr(job, 3), part = ptr(job, 4);
   const B = word(job, 7), Hq = word(job, 8), Hkv = word(job, 9), L = word(job, 10), S = word(job, 11);
   const D = word(job, 12), Dv = word(job, 13), scale = reinterpret<f32>(word(job, 14));
   const causal = word(job, 15), shift = word(job, 16), chunk = word(job, 17), splits = word(job, 18);
   const kStride = <usize>word(job, 19), vStride = <usize>word(job, 20);
   const paged = word(job, 21), tables = ptr(job, 22), lens = ptr(job, 23), tableStride = word(job, 24);
-  const kScales = ptr(job, 25), vScales = ptr(job, 26), int8 = kScales != 0;
-  const elem: usize = int8 ? 1 : 4; // bytes a cached element
+  const kScales = ptr(job, 25), vScales = ptr(job, 26), int8 = sizeof<E>() == 4 && kScales != 0;
+  const elem: usize = int8 ? 1 : sizeof<E>(); // bytes a cached element
+  const f16 = cst(C_F16_MASK), unit = cst(C_F16_UNIT);
   const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
   const units = B * Hkv * splits;
   const scratch = ptr(job, 5), scratchStride = <usize>word(job, 6);
@@ -53,7 +64,7 @@ export function decode(job: usize, t: i32, T: i32): void {
     for (let r = 0; r < R4; r++) { store<f32>(mRow + (<usize>r << 2), -Infinity); store<f32>(lRow + (<usize>r << 2), 0); }
     for (let d = 0; d < R4 * Dv; d += 4) v128.store(acc + (<usize>d << 2), f32x4.splat(0));
     // kHead, vHead: where key jBase lives — the head's first key (dense), or the first key of the tile's block (paged)
-    let kHead = k + (<usize>bkv * kStride << 2), vHead = v + (<usize>bkv * vStride << 2), jBase = 0, slot: usize = 0;
+    let kHead = k + <usize>bkv * kStride * elem, vHead = v + <usize>bkv * vStride * elem, jBase = 0, slot: usize = 0;
     for (let j0 = j0Unit; j0 < jEnd;) {
       let tileEnd = min(jEnd, j0 + BN);
       if (paged) {
@@ -80,30 +91,31 @@ export function decode(job: usize, t: i32, T: i32): void {
         let rr = 0;
         if (rows == 3) { // a GQA group of 3: each key loaded once for the three
           const qr = qGroup + (<usize>r0 * <usize>D << 2);
-          scoreRows3(qr, kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale, lastKey(r0, causal, tileEnd, L, shiftB) - kBase,
-            lastKey(r0 + 1, causal, tileEnd, L, shiftB) - kBase, lastKey(r0 + 2, causal, tileEnd, L, shiftB) - kBase, sT);
+          scoreRows3<E>(qr, kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale, lastKey(r0, causal, tileEnd, L, shiftB) - kBase,
+            lastKey(r0 + 1, causal, tileEnd, L, shiftB) - kBase, lastKey(r0 + 2, causal, tileEnd, L, shiftB) - kBase, sT, f16);
           rr = 3;
         }
         for (; rr + 2 <= rows; rr += 2) { // two rows at a time: each key loaded once for both
           const r = r0 + rr, qr = qGroup + (<usize>r * <usize>D << 2), s = sT + (<usize>(rr * BN) << 2);
-          scoreRows2(qr, kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale,
-            lastKey(r, causal, tileEnd, L, shiftB) - kBase, lastKey(r + 1, causal, tileEnd, L, shiftB) - kBase, s);
+          scoreRows2<E>(qr, kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale,
+            lastKey(r, causal, tileEnd, L, shiftB) - kBase, lastKey(r + 1, causal, tileEnd, L, shiftB) - kBase, s, f16);
         }
         if (rr < rows) {
           const r = r0 + rr;
-          scoreRow(qGroup + (<usize>r * <usize>D << 2), kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale,
-            lastKey(r, causal, tileEnd, L, shiftB) - kBase, sT + (<usize>(rr * BN) << 2));
+          scoreRow<E>(qGroup + (<usize>r * <usize>D << 2), kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale,
+            lastKey(r, causal, tileEnd, L, shiftB) - kBase, sT + (<usize>(rr * BN) << 2), f16);
         }
         const a = acc + (<usize>(r0 * Dv) << 2), vTile = vRows;
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0, rows);
+        if (sizeof<E>() == 2) scaleRows(sT, rows, nPad, unit); // f16 values: p · 2^112 (load4)
         if (rows == 1) {
-          pvRow(sT, vTile, a, n, Dv);
+          pvRow<E>(sT, vTile, a, n, Dv, f16);
         } else if (rows == 3 && Dv % 8 == 0) { // a GQA group of 3 (SmolLM's 9 / 3 heads): no fourth row to carry
-          pvTile3(sT, vTile, a, n, Dv);
+          pvTile3<E>(sT, vTile, a, n, Dv, f16);
         } else {
           // 2–3 rows take the 4-row tile with p = 0 in the rest (their acc rows are never read)
           for (let rr = rows; rr < BM; rr++) for (let c = 0; c < nPad; c += 4) v128.store(sT + (<usize>(rr * BN + c) << 2), f32x4.splat(0));
-          pvTile(sT, vTile, a, n, Dv);
+          pvTile<E>(sT, vTile, a, n, Dv, f16);
         }
       }
       j0 = tileEnd;
@@ -115,16 +127,16 @@ export function decode(job: usize, t: i32, T: i32): void {
 // keys stream past. Each lane sums its keys in pvTile's order with madd, so a row's result does not depend on which
 // of the two took it.
 @inline
-function pvTile3(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
-  const rowBytes = <usize>BN << 2, vStride = <usize>Dv << 2;
+function pvTile3<E>(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32, f16Mask: v128): void {
+  const rowBytes = <usize>BN << 2, accRow = <usize>Dv << 2, vStride = <usize>Dv * sizeof<E>(), half = 4 * sizeof<E>();
   for (let dc = 0; dc < Dv; dc += 8) {
     const a = acc + (<usize>dc << 2);
     let a0 = v128.load(a), a1 = v128.load(a, 16);
-    let b0 = v128.load(a + vStride), b1 = v128.load(a + vStride, 16);
-    let c0 = v128.load(a + 2 * vStride), c1 = v128.load(a + 2 * vStride, 16);
-    let vp = vTile + (<usize>dc << 2);
+    let b0 = v128.load(a + accRow), b1 = v128.load(a + accRow, 16);
+    let c0 = v128.load(a + 2 * accRow), c1 = v128.load(a + 2 * accRow, 16);
+    let vp = vTile + <usize>dc * sizeof<E>();
     for (let c = 0; c < n; c++) {
-      const v0 = v128.load(vp), v1 = v128.load(vp, 16);
+      const v0 = load4<E>(vp, f16Mask), v1 = load4<E>(vp + half, f16Mask);
       vp += vStride;
       const s = sT + (<usize>c << 2);
       const p0 = v128.load32_splat(s), p1 = v128.load32_splat(s + rowBytes), p2 = v128.load32_splat(s + 2 * rowBytes);
@@ -133,8 +145,17 @@ function pvTile3(sT: usize, vTile: usize, acc: usize, n: i32, Dv: i32): void {
       c0 = madd(p2, v0, c0); c1 = madd(p2, v1, c1);
     }
     v128.store(a, a0); v128.store(a, a1, 16);
-    v128.store(a + vStride, b0); v128.store(a + vStride, b1, 16);
-    v128.store(a + 2 * vStride, c0); v128.store(a + 2 * vStride, c1, 16);
+    v128.store(a + accRow, b0); v128.store(a + accRow, b1, 16);
+    v128.store(a + 2 * accRow, c0); v128.store(a + 2 * accRow, c1, 16);
+  }
+}
+
+// the first `rows` rows of the score tile (nPad columns) times u
+@inline
+function scaleRows(sT: usize, rows: i32, nPad: i32, u: v128): void {
+  for (let r = 0; r < rows; r++) {
+    const s = sT + (<usize>(r * BN) << 2);
+    for (let c = 0; c < nPad; c += 4) v128.store(s + (<usize>c << 2), f32x4.mul(v128.load(s + (<usize>c << 2)), u));
   }
 }
 
@@ -165,21 +186,22 @@ function widenRows(src: usize, scales: usize, dst: usize, n: i32, width: i32): v
 
 // s[c] = scale · q · k_{j0+c} for c < nPad, four keys at a time (four f32x4 accumulators over d, then one transpose
 // adds them across lanes); keys past `last` (the causal limit or the chunk's end) get −∞. Keys from S on are never read.
+// Keys are E (f32, or f16 bits: load4); q is f32.
 @inline
-function scoreRow(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last: i32, s: usize): void {
+function scoreRow<E>(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last: i32, s: usize, f16: v128): void {
   const sc = f32x4.splat(scale * LOG2E);
-  const rowBytes = <usize>D << 2;
+  const rowBytes = <usize>D * sizeof<E>(), qBytes = <usize>D << 2;
   for (let c = 0; c < nPad; c += 4) {
     const j = j0 + c;
     const k0 = kHead + <usize>min(j, S - 1) * rowBytes, k1 = kHead + <usize>min(j + 1, S - 1) * rowBytes;
     const k2 = kHead + <usize>min(j + 2, S - 1) * rowBytes, k3 = kHead + <usize>min(j + 3, S - 1) * rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    for (let d: usize = 0; d < rowBytes; d += 16) {
-      const x = v128.load(qr + d);
-      a0 = madd(x, v128.load(k0 + d), a0);
-      a1 = madd(x, v128.load(k1 + d), a1);
-      a2 = madd(x, v128.load(k2 + d), a2);
-      a3 = madd(x, v128.load(k3 + d), a3);
+    for (let d: usize = 0; d < qBytes; d += 16) {
+      const x = v128.load(qr + d), e = d * sizeof<E>() >> 2;
+      a0 = madd(x, load4<E>(k0 + e, f16), a0);
+      a1 = madd(x, load4<E>(k1 + e, f16), a1);
+      a2 = madd(x, load4<E>(k2 + e, f16), a2);
+      a3 = madd(x, load4<E>(k3 + e, f16), a3);
     }
     v128.store(s + (<usize>c << 2), f32x4.mul(sum4(a0, a1, a2, a3), sc));
     if (j + 3 > last) for (let x = max(0, last + 1 - j); x < 4; x++) store<f32>(s + (<usize>(c + x) << 2), -Infinity);
@@ -190,29 +212,38 @@ function scoreRow(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, s
 // each key is loaded once for both. Every lane sums in the same order as scoreRow, so a row's scores do not depend
 // on which of the two computed them.
 @inline
-function scoreRows2(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last0: i32, last1: i32,
-  s: usize): void {
+function scoreRows2<E>(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last0: i32, last1: i32,
+  s: usize, f16: v128): void {
   const sc = f32x4.splat(scale * LOG2E);
-  const rowBytes = <usize>D << 2, s1 = s + (<usize>BN << 2);
+  const rowBytes = <usize>D * sizeof<E>(), qBytes = <usize>D << 2;
   for (let c = 0; c < nPad; c += 4) {
     const j = j0 + c;
     const k0 = kHead + <usize>min(j, S - 1) * rowBytes, k1 = kHead + <usize>min(j + 1, S - 1) * rowBytes;
     const k2 = kHead + <usize>min(j + 2, S - 1) * rowBytes, k3 = kHead + <usize>min(j + 3, S - 1) * rowBytes;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
-    for (let d: usize = 0; d < rowBytes; d += 16) {
-      const x = v128.load(qr + d), y = v128.load(qr + rowBytes + d);
-      const v0 = v128.load(k0 + d), v1 = v128.load(k1 + d), v2 = v128.load(k2 + d), v3 = v128.load(k3 + d);
-      a0 = madd(x, v0, a0); b0 = madd(y, v0, b0);
-      a1 = madd(x, v1, a1); b1 = madd(y, v1, b1);
-      a2 = madd(x, v2, a2); b2 = madd(y, v2, b2);
-      a3 = madd(x, v3, a3); b3 = madd(y, v3, b3);
-    }
-    v128.store(s + (<usize>c << 2), f32x4.mul(sum4(a0, a1, a2, a3), sc));
-    v128.store(s1 + (<usize>c << 2), f32x4.mul(sum4(b0, b1, b2, b3), sc));
-    if (j + 3 > last0) for (let x = max(0, last0 + 1 - j); x < 4; x++) store<f32>(s + (<usize>(c + x) << 2), -Infinity);
-    if (j + 3 > last1) for (let x = max(0, last1 + 1 - j); x < 4; x++) store<f32>(s1 + (<usize>(c + x) << 2), -Infinity);
+    scoreStep2<E>(qr, qBytes, k0, k1 - k0, k2 - k0, k3 - k0, f16, sc, s, c, j, last0, last1);
   }
+}
+
+// one step of scoreRows2: keys k0, k0 + dk1, k0 + dk2, k0 + dk3 against the two q rows (qBytes apart), their scores
+// stored at column c of the two score rows (not inlined, for scoreStep3's reason)
+function scoreStep2<E>(qr: usize, qBytes: usize, k0: usize, dk1: usize, dk2: usize, dk3: usize, f16: v128, sc: v128, s: usize,
+  c: i32, j: i32, last0: i32, last1: i32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  let kp = k0;
+  for (let qp = qr, end = qr + qBytes; qp < end; qp += 16, kp += 4 * sizeof<E>()) {
+    const x = v128.load(qp), y = v128.load(qp + qBytes);
+    const v0 = load4<E>(kp, f16), v1 = load4<E>(kp + dk1, f16), v2 = load4<E>(kp + dk2, f16), v3 = load4<E>(kp + dk3, f16);
+    a0 = madd(x, v0, a0); b0 = madd(y, v0, b0);
+    a1 = madd(x, v1, a1); b1 = madd(y, v1, b1);
+    a2 = madd(x, v2, a2); b2 = madd(y, v2, b2);
+    a3 = madd(x, v3, a3); b3 = madd(y, v3, b3);
+  }
+  const s1 = s + (<usize>BN << 2);
+  v128.store(s + (<usize>c << 2), f32x4.mul(sum4(a0, a1, a2, a3), sc));
+  v128.store(s1 + (<usize>c << 2), f32x4.mul(sum4(b0, b1, b2, b3), sc));
+  if (j + 3 > last0) for (let x = max(0, last0 + 1 - j); x < 4; x++) store<f32>(s + (<usize>(c + x) << 2), -Infinity);
+  if (j + 3 > last1) for (let x = max(0, last1 + 1 - j); x < 4; x++) store<f32>(s1 + (<usize>(c + x) << 2), -Infinity);
 }
 
 // scoreRow for three consecutive query rows (score rows BN apart), three keys a step: 9 accumulators, so that the fused
@@ -220,29 +251,37 @@ function scoreRows2(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32,
 // each key is loaded once for the three rows. Lanes sum in scoreRow's order (the same scores). Keys c … c + 2 of a step
 // are written as one vector whose fourth lane the next step overwrites; past the tile's last 4 columns, lane by lane.
 @inline
-function scoreRows3(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last0: i32, last1: i32, last2: i32,
-  s: usize): void {
+function scoreRows3<E>(qr: usize, kHead: usize, j0: i32, nPad: i32, S: i32, D: i32, scale: f32, last0: i32, last1: i32,
+  last2: i32, s: usize, f16: v128): void {
   const sc = f32x4.splat(scale * LOG2E);
-  const rowBytes = <usize>D << 2, s1 = s + (<usize>BN << 2), s2 = s1 + (<usize>BN << 2);
-  const q1 = qr + rowBytes, q2 = q1 + rowBytes;
+  const rowBytes = <usize>D * sizeof<E>(), qBytes = <usize>D << 2;
   for (let c = 0; c < nPad; c += 3) {
     const j = j0 + c;
     const k0 = kHead + <usize>min(j, S - 1) * rowBytes, k1 = kHead + <usize>min(j + 1, S - 1) * rowBytes;
     const k2 = kHead + <usize>min(j + 2, S - 1) * rowBytes;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0);
-    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0);
-    let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0);
-    for (let d: usize = 0; d < rowBytes; d += 16) {
-      const x = v128.load(qr + d), y = v128.load(q1 + d), z = v128.load(q2 + d);
-      let v = v128.load(k0 + d); a0 = madd(x, v, a0); b0 = madd(y, v, b0); e0 = madd(z, v, e0);
-      v = v128.load(k1 + d); a1 = madd(x, v, a1); b1 = madd(y, v, b1); e1 = madd(z, v, e1);
-      v = v128.load(k2 + d); a2 = madd(x, v, a2); b2 = madd(y, v, b2); e2 = madd(z, v, e2);
-    }
-    const zero = f32x4.splat(0);
-    storeScores3(s, c, nPad, f32x4.mul(sum4(a0, a1, a2, zero), sc), j, last0);
-    storeScores3(s1, c, nPad, f32x4.mul(sum4(b0, b1, b2, zero), sc), j, last1);
-    storeScores3(s2, c, nPad, f32x4.mul(sum4(e0, e1, e2, zero), sc), j, last2);
+    scoreStep3<E>(qr, qBytes, k0, k1 - k0, k2 - k0, f16, sc, s, c, nPad, j, last0, last1, last2);
   }
+}
+
+// one step of scoreRows3: keys k0, k0 + dk1, k0 + dk2 against the three q rows (qBytes apart), their scores stored
+// at column c of the three score rows. A function of its own (not inlined): inside the tile loop V8 ran short of
+// registers and recomputed the key addresses in the dot product's loop.
+function scoreStep3<E>(qr: usize, qBytes: usize, k0: usize, dk1: usize, dk2: usize, f16: v128, sc: v128, s: usize, c: i32,
+  nPad: i32, j: i32, last0: i32, last1: i32, last2: i32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0);
+  let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0);
+  let kp = k0;
+  for (let qp = qr, end = qr + qBytes; qp < end; qp += 16, kp += 4 * sizeof<E>()) {
+    const x = v128.load(qp), y = v128.load(qp + qBytes), z = v128.load(qp + 2 * qBytes);
+    let v = load4<E>(kp, f16); a0 = madd(x, v, a0); b0 = madd(y, v, b0); e0 = madd(z, v, e0);
+    v = load4<E>(kp + dk1, f16); a1 = madd(x, v, a1); b1 = madd(y, v, b1); e1 = madd(z, v, e1);
+    v = load4<E>(kp + dk2, f16); a2 = madd(x, v, a2); b2 = madd(y, v, b2); e2 = madd(z, v, e2);
+  }
+  const zero = f32x4.splat(0), s1 = s + (<usize>BN << 2), s2 = s1 + (<usize>BN << 2);
+  storeScores3(s, c, nPad, f32x4.mul(sum4(a0, a1, a2, zero), sc), j, last0);
+  storeScores3(s1, c, nPad, f32x4.mul(sum4(b0, b1, b2, zero), sc), j, last1);
+  storeScores3(s2, c, nPad, f32x4.mul(sum4(e0, e1, e2, zero), sc), j, last2);
 }
 
 // lanes 0–2 of x as the scores of columns c … c + 2 < nPad of score row s, −∞ for keys past `last` (key j at column c)
