@@ -14,7 +14,10 @@ const OPTION_KEYS = new Set([
   'returnWeights', 'returnStats', 'out', 'lse',
 ]);
 
-/** Checks q, k, v (rank 4, float, one dtype, matching sizes, Hkv | Hq) and returns their sizes. */
+/**
+ * Checks q, k, v (rank 4, float, one dtype — or float32 q with 16-bit k and v, as a half-precision KV cache holds them —
+ * matching sizes, Hkv | Hq) and returns their sizes.
+ */
 export function checkQkv(q: unknown, k: unknown, v: unknown, fn = 'attention'): AttnShape {
   const ts = { q, k, v } as Record<string, unknown>;
   for (const [name, t] of Object.entries(ts)) {
@@ -23,8 +26,9 @@ export function checkQkv(q: unknown, k: unknown, v: unknown, fn = 'attention'): 
     if (!isFloat(t.dtype)) throw new QkvError(`${fn}: ${name}.dtype must be float32, float16 or bfloat16, got ${t.dtype}`);
   }
   const [Q, K, V] = [q, k, v] as Tensor[];
-  if (Q.dtype !== K.dtype || Q.dtype !== V.dtype) {
-    throw new QkvError(`${fn}: q, k, v must share one dtype, got q ${Q.dtype}, k ${K.dtype}, v ${V.dtype}`);
+  if (K.dtype !== V.dtype || (Q.dtype !== K.dtype && Q.dtype !== 'float32')) {
+    const got = `got q ${Q.dtype}, k ${K.dtype}, v ${V.dtype}`;
+    throw new QkvError(`${fn}: q, k, v must share one dtype (or q float32 with k, v of one 16-bit dtype), ${got}`);
   }
   return checkQkvShapes(Q.shape, K.shape, V.shape, fn);
 }

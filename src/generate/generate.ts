@@ -29,8 +29,10 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?: (t: GeneratedToken) => void;
   /** Where the model runs (default 'cpu'); 'webgpu' keeps weights and the KV cache on the GPU (one sequence). */
   device?: 'cpu' | 'webgpu';
-  /** The GPU KV cache's storage with device 'webgpu' (default 'float32'): 'float16' halves its memory and, where the
-   *  device has subgroup matrices, runs prompt attention on the tensor cores; needs shader-f16. */
+  /** The storage of the KV cache generate makes (default 'float32'): 'float16' halves its memory, as llama.cpp's
+   *  default cache does. On the CPU the decode kernel reads it as f16 (a layer that meets a value f16 cannot hold stays
+   *  f32, cache/contiguous.ts); on WebGPU it needs shader-f16 and, where the device has subgroup matrices, runs prompt
+   *  attention on the tensor cores. */
   kvDtype?: 'float32' | 'float16';
   /** Run as one sequence of a BatchEngine (engine.ts, from `engine.open(prompt, maxTokens)`), batched with others;
    *  released at the end. Instead of `cache` and `device`. */
@@ -117,7 +119,9 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'webgpu') throw new QkvError(`generate: device must be 'cpu' or 'webgpu', got ${describeValue(o.device)}`);
   if (o.device === 'webgpu' && o.cache) throw new QkvError("generate: device 'webgpu' keeps its own KV cache on the GPU; leave out `cache`");
   if (o.kvDtype !== undefined && o.kvDtype !== 'float32' && o.kvDtype !== 'float16') throw new QkvError(`generate: kvDtype must be 'float32' or 'float16', got ${describeValue(o.kvDtype)}`);
-  if (o.kvDtype !== undefined && o.device !== 'webgpu') throw new QkvError("generate: kvDtype is the GPU cache's storage (device 'webgpu'); a CPU cache is passed as `cache`");
+  if (o.kvDtype !== undefined && (o.cache || o.sequence)) {
+    throw new QkvError('generate: kvDtype is the storage of the cache generate makes; a given cache or batch sequence has its own');
+  }
   if (o.logprobs !== undefined && !(Number.isInteger(o.logprobs) && o.logprobs >= 0 && o.logprobs <= 20)) {
     throw new QkvError(`generate: logprobs must be an integer in [0, 20], got ${String(o.logprobs)}`);
   }
@@ -127,7 +131,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   const gpu = o.device === 'webgpu' ? await webgpuStepper(model, o.kvDtype) : null;
   // released at the end; sized for the whole request at once (growing by doubling would leave the outgrown buffers in
   // the kernels' memory, which never shrinks: ~2.8× the cache's bytes at peak for a 512-token prompt)
-  const own = o.cache || o.sequence ? null : new ContiguousKVCache(model.info.numLayers, promptIds.length + maxTokens);
+  const own = o.cache || o.sequence ? null : new ContiguousKVCache(model.info.numLayers, promptIds.length + maxTokens, null, o.kvDtype);
   const cache = o.cache ?? own!;
   // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU;
   // a batch sequence: in the engine's next tick, with the others)

@@ -83,3 +83,21 @@ export function widen16(src: Uint16Array, dst: Float32Array, dtype: 'float16' | 
   const table = (f16Table ??= Float32Array.from({ length: 65536 }, (_, h) => f16ToF32(h)));
   for (let i = 0; i < src.length; i++) dst[i] = table[src[i]];
 }
+
+/**
+ * dst[at + i] = the float16 bits of src[i], rounded to nearest even (f32ToF16's answer) — the bulk form for an f16 KV
+ * cache. Returns false, with dst's slots from `at` on unspecified, when some value is not a finite f16 (±∞, NaN, or
+ * |x| ≥ 65520, which rounds to ∞): the caller keeps such values in f32.
+ */
+export function narrow16(src: Float32Array, dst: Uint16Array, at = 0): boolean {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < bits.length; i++) {
+    const x = bits[i], a = x & 0x7fffffff;
+    if (a >= 0x477ff000) return false; // rounds to ±∞, or is ±∞ or NaN
+    if (a < 0x38800000) { dst[at + i] = f32ToF16(src[i]); continue; } // below 2^−14: a subnormal f16 (or zero)
+    // normal: rebias the exponent (127 → 15) and round the 13 dropped mantissa bits to nearest even; a carry out of
+    // the mantissa moves into the exponent as it should
+    dst[at + i] = ((x >>> 16) & 0x8000) | ((a - 0x38000000 + 0xfff + ((a >>> 13) & 1)) >>> 13);
+  }
+  return true;
+}

@@ -32,7 +32,8 @@ export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
   --sinks K                sinks: first tokens always kept (default 4)
   --device cpu|webgpu      where the model runs (default cpu); webgpu keeps weights and the KV cache on the GPU
                            (Dawn; QKV_WEBGPU_BACKEND=opengles for Mesa's llvmpipe without a GPU)
-  --kv-dtype f32|f16       webgpu: the GPU KV cache's storage (default f32); f16 halves it (needs shader-f16)
+  --kv-dtype f32|f16       the KV cache's storage (default f32); f16 halves it, as llama.cpp's default cache does
+                           (the contiguous cache, or the GPU's with --device webgpu: needs shader-f16)
   --stats                  at the end, on stderr: prompt and new tokens, time and tokens/s of the prefill and the decode
 ${RUNTIME_HELP}`;
 
@@ -59,7 +60,10 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   if (device === 'webgpu' && values.cache) throw new QkvError('--device webgpu keeps its own KV cache on the GPU; leave out --cache');
   const kvDtype = values['kv-dtype'];
   if (kvDtype !== undefined && kvDtype !== 'f32' && kvDtype !== 'f16') throw new QkvError(`--kv-dtype must be f32 or f16, got '${kvDtype}'`);
-  if (kvDtype !== undefined && device !== 'webgpu') throw new QkvError('--kv-dtype is the GPU cache\'s storage: it needs --device webgpu');
+  const kind = (values.cache ?? 'contiguous') as CacheKind;
+  if (kvDtype === 'f16' && kind !== 'contiguous') {
+    throw new QkvError(`--kv-dtype f16 is the contiguous cache's storage; --cache ${kind} keeps its own`);
+  }
   if (device === 'webgpu' && !(await useDawn())) throw new QkvError("--device webgpu needs the optional 'webgpu' package (npm install webgpu)");
   const o: GenerateOptions = {
     maxTokens: numberArg(values['max-tokens'], 'max-tokens') ?? 64,
@@ -68,8 +72,10 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
     topK: numberArg(values['top-k'], 'top-k'), topP: numberArg(values['top-p'], 'top-p'), minP: numberArg(values['min-p'], 'min-p'),
     repetitionPenalty: numberArg(values['repetition-penalty'], 'repetition-penalty'),
     seed: numberArg(values.seed, 'seed') ?? 0, stopStrings: values.stop,
-    device, kvDtype: kvDtype === undefined ? undefined : kvDtype === 'f16' ? 'float16' : 'float32',
-    cache: device === 'webgpu' ? undefined : createCache((values.cache ?? 'contiguous') as CacheKind, ckpt.model.info.numLayers, {
+    device,
+    kvDtype: kvDtype === undefined || (device === 'cpu' && kind !== 'contiguous') ? undefined : kvDtype === 'f16' ? 'float16' : 'float32',
+    // the contiguous cache is generate's own (sized for the prompt and --max-tokens at once, in --kv-dtype)
+    cache: device === 'webgpu' || kind === 'contiguous' ? undefined : createCache(kind, ckpt.model.info.numLayers, {
       window: numberArg(values.window, 'window'), sinks: numberArg(values.sinks, 'sinks'),
     }),
   };

@@ -25,7 +25,17 @@ describe('attention argument errors', () => {
   test('batch mismatch', () => throwsWith(() => attention(q, randn([3, 2, 7, 16], rand), v), /k.shape\[0\] \(batch\) must equal q.shape\[0\] \(3 vs 2\).*shapes q \[2, 8, 5, 16\], k \[3, 2, 7, 16\]/));
   test('head_dim mismatch', () => throwsWith(() => attention(q, randn([2, 2, 7, 15], rand), v), /k.shape\[3\] \(head_dim\) must equal q.shape\[3\] \(15 vs 16\)/));
   test('k and v lengths differ', () => throwsWith(() => attention(q, k, randn([2, 2, 6, 12], rand)), /v.shape\[2\] \(S\) must equal k.shape\[2\] \(6 vs 7\)/));
-  test('mismatched dtypes', () => throwsWith(() => attention(q, k.to('float16'), v), /q, k, v must share one dtype, got q float32, k float16, v float32/));
+  test('mismatched dtypes', () => {
+    const both = /q, k, v must share one dtype \(or q float32 with k, v of one 16-bit dtype\), got q float32, k float16, v float32/;
+    throwsWith(() => attention(q, k.to('float16'), v), both);
+    throwsWith(() => attention(q.to('float16'), k, v), /got q float16, k float32, v float32/);
+    throwsWith(() => attention(q.to('bfloat16'), k.to('float16'), v.to('float16')), /got q bfloat16, k float16, v float16/);
+  });
+  test('a float32 q with float16 k, v (a half-precision KV cache): computed in f32 on their values, out in float32', () => {
+    const r = attention(q, k.to('float16'), v.to('float16'));
+    assert.equal(r.out.dtype, 'float32');
+    assert.deepEqual(r.out.toFloat32(), attention(q, k.to('float16').to('float32'), v.to('float16').to('float32')).out.toFloat32());
+  });
   test('integer dtype', () => throwsWith(() => attention(Tensor.zeros([1, 1, 1, 1], 'int32'), k, v), /q.dtype must be float32, float16 or bfloat16, got int32/));
   test('negative window', () => throwsWith(() => attention(q, k, v, { window: [-1, 0] }), /window\[0\] \(left\) must be a non-negative integer or Infinity, got -1/));
   test('window not a pair', () => throwsWith(() => attention(q, k, v, { window: [3] as unknown as [number, number] }), /window must be \[left, right\], got \[3\]/));

@@ -42,6 +42,14 @@ test('relaxed-simd: int4 products (decode with x in 8 bits, gemv-q.ts) match the
   assert.match(r.stdout, /# kernels: relaxed-simd/);
 });
 
+test('relaxed-simd: the decode kernel reads an f16 KV cache as it reads an f32 one of the same values, bit for bit', () => {
+  const suite = join(DIST, 'test', 'unit', 'cache', 'f16-cache.test.js');
+  const r = run(['--experimental-wasm-relaxed-simd', '--test', suite], { QKV_EXPECT_VARIANT: 'relaxed-simd' });
+  assert.equal(r.status, 0, r.stdout.slice(-3000) + r.stderr);
+  assert.match(r.stdout, /# fail 0/);
+  assert.match(r.stdout, /# kernels: relaxed-simd/);
+});
+
 test('setKernelVariant checks its argument and refuses to switch builds once the kernels run', () => {
   assert.throws(() => setKernelVariant('avx' as never), /variant must be 'auto', 'relaxed-simd' or 'simd128', got "avx"/);
   const now = kernelVariant()!; // starts the runtime
