@@ -1,6 +1,7 @@
 // One engine generating with one model in a fresh process, so its peak RSS is its own (`npm run bench:generate` runs it):
-//   node dist/bench/generate-child.js ENGINE PATH WEIGHTS THREADS PROMPT NEW RUNS WARMUP VOCAB
-// ENGINE qkv (PATH a checkpoint directory; WEIGHTS stored | int8 | ...) or llama.cpp (PATH a GGUF file). Greedy, KV cache,
+//   node dist/bench/generate-child.js ENGINE PATH WEIGHTS KV THREADS PROMPT NEW RUNS WARMUP VOCAB
+// ENGINE qkv (PATH a checkpoint directory; WEIGHTS stored | int8 | ...; KV its cache's storage, float16 or float32) or
+// llama.cpp (PATH a GGUF file; its cache is f16, node-llama-cpp's default, whatever KV says). Greedy, KV cache,
 // token ids in (the same prompt for both: (31 i + 7) mod VOCAB), after a warm-up (WARMUP tokens after a short prompt, then a
 // run of the measured prompt). Prints one JSON line:
 //   { prefill: tok/s per run, decode: tok/s per run, tokens (the first run's), loadMs, baseRss, peakRss (bytes) }
@@ -11,7 +12,7 @@ import { useWasmFeatures } from '../src/node/wasm-features.js';
 import { llamaGenerate, loadGguf } from './llama-cpp.js';
 import { peakRss } from './peak-rss.js';
 
-const [engine, path, weights, ...numbers] = process.argv.slice(2);
+const [engine, path, weights, kv, ...numbers] = process.argv.slice(2);
 const [threads, promptLen, newTokens, runs, warmup, vocab] = numbers.map(Number);
 const baseRss = process.memoryUsage().rss;
 type Run = (prompt: number[], n: number) => Promise<{ tokens: number[]; prefillMs: number; decodeMs: number }>;
@@ -23,7 +24,7 @@ async function qkv(): Promise<Run> {
   const ck = loadCheckpoint(path, { tokenizer: false, weights: weights as WeightFormat, progress: () => {} });
   const model = ck.model as CausalLM;
   return async (prompt, n) => {
-    const g = await generate(model, null, prompt, { greedy: true, maxTokens: n, stopTokens: [] });
+    const g = await generate(model, null, prompt, { greedy: true, maxTokens: n, stopTokens: [], kvDtype: kv as 'float16' | 'float32' });
     return { tokens: g.ids, prefillMs: g.timings.prefillMs, decodeMs: g.timings.decodeMs };
   };
 }

@@ -6,7 +6,7 @@
 // greedy decoding with a KV cache. Each measurement runs in a fresh process (peak RSS is its own), qkv and llama.cpp
 // alternating, over --rounds rounds of --runs runs each; figures are medians with [min–max]. "busy neighbour" rows run
 // with another process spinning on one core, the case where a second thread can cost more than it brings.
-// Options: --json, --rounds N (2), --runs N (2), --quick (qkv-tiny only)
+// Options: --json, --rounds N (2), --runs N (2), --quick (qkv-tiny only), --kv f16|f32 (qkv's KV cache: f16, as llama.cpp's)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -21,6 +21,8 @@ import { SMOLLM_135M, writeRandomCheckpoint } from './random-llama.js';
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
 const [rounds, runs] = [option('--rounds', 2), option('--runs', 2)];
+// qkv's KV cache storage: f16 by default, as llama.cpp's (node-llama-cpp's default context); --kv f32 for the f32 cache
+const kv = args.includes('--kv') && args[args.indexOf('--kv') + 1] === 'f32' ? 'float32' : 'float16';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const child = fileURLToPath(new URL('./generate-child.js', import.meta.url));
 
@@ -32,7 +34,7 @@ interface Case {
 interface ChildResult { engine: string; prefill: number[]; decode: number[]; tokens: number[]; loadMs: number; baseRss: number; peakRss: number }
 
 function runChild(engine: 'qkv' | 'llama.cpp', c: Case): Promise<ChildResult> {
-  const argv = [child, engine, engine === 'qkv' ? c.dir : c.gguf, c.weights, c.threads, c.prompt, c.newTokens, runs, c.warmup, c.vocab];
+  const argv = [child, engine, engine === 'qkv' ? c.dir : c.gguf, c.weights, kv, c.threads, c.prompt, c.newTokens, runs, c.warmup, c.vocab];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, argv.map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -112,7 +114,9 @@ const all = (rs: ChildResult[], key: 'prefill' | 'decode') => rs.flatMap((r) => 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(0);
 
 function print(rows: Row[]): void {
-  console.log(`qkv against llama.cpp (node-llama-cpp, CPU) — greedy, KV cache, same weights and token ids; WebAssembly ${kernelVariant()}; ` +
+  const kvName = kv === 'float16' ? 'f16' : 'f32';
+  console.log(`qkv against llama.cpp (node-llama-cpp, CPU) — greedy, KV cache (qkv ${kvName}, llama.cpp f16), ` +
+    `same weights and token ids; WebAssembly ${kernelVariant()}; ` +
     `${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}; ${rounds} rounds × ${runs} runs, median [min–max]\n`);
   console.log('model                              | llama.cpp | thr | prefill tok/s qkv | llama.cpp        | ratio | decode tok/s qkv | llama.cpp       ' +
     '| ratio | peak MiB qkv / llama.cpp | qkv peak / weights');
@@ -146,7 +150,7 @@ try {
   const rows: Row[] = [];
   for (const c of cases) rows.push(await measure(c));
   if (args.includes('--json')) {
-    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, kernels: kernelVariant(),
+    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, kernels: kernelVariant(), kv,
       llamaCpp: execFileSync('npm', ['ls', 'node-llama-cpp', '--depth=0'], { encoding: 'utf8' }).trim(), rounds, runs, rows }, null, 2));
   } else {
     print(rows);
