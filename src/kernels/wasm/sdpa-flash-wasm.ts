@@ -61,19 +61,20 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
 // normalised by l_s, and each row's chunks merge into o (a convex combination of the o_s, so no sum overflows where
 // the answer is finite) and lse (asm/decode.ts). Only out and lse are read back. An f16 KV cache in the kernels' memory
 // is read as f16 (the job's f16 words; q goes in times 2^112, see load4 in asm/common.ts).
-function decodeForward(p: SdpaProblem): SdpaForwardResult {
+function decodeForward(p: SdpaProblem, widen = false): SdpaForwardResult {
   const r = kernelRuntime()!;
   const { B, Hq, Hkv, L, S, D, Dv } = p;
   const G = Hq / Hkv, R4 = (G * L + 3) & ~3;
   const chunk = decodeChunk(S), splits = Math.max(1, Math.ceil(S / chunk));
   const units = B * Hkv * splits;
   const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
-  const { f16, k: kIn, v: vIn } = decodeReads(p);
+  const { f16, k: kIn, v: vIn } = decodeReads(p, widen);
   const [q, kCopy, vCopy, part, scr, out, lse] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D,
     vIn ? 0 : 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads, 4 * B * Hq * L * Dv, 4 * B * Hq * L]);
   // straight from the callers' tensors (a KV cache's strided views: one copy, not two)
-  if (f16) putScaled(r, q, p.q, F16_UNIT);
-  else putTensor(r, q, p.source?.q) || put(r, q, p.q);
+  putTensor(r, q, p.source?.q) || put(r, q, p.q);
+  // an f16 cache: q times 2^112 (load4) — unless some |q| ≥ 2^15 (or a NaN) would not survive it: then k, v widened
+  if (f16 && !scaleQ(new Float32Array(r.bytes.buffer, q, B * Hq * L * D))) return decodeForward(p, true);
   if (!kIn) putTensor(r, kCopy, p.source?.k) || put(r, kCopy, p.k);
   if (!vIn) putTensor(r, vCopy, p.source?.v) || put(r, vCopy, p.v);
   const [k, kStride] = kIn ?? [kCopy, S * D], [v, vStride] = vIn ?? [vCopy, S * Dv];
@@ -90,19 +91,20 @@ const F16_UNIT = 2 ** 112; // asm/common.ts: the scale an f16 key or value leave
 
 /**
  * How the DECODE job reads a problem's keys and values: where a KV cache keeps them in the kernels' memory, k and v
- * each as [byte offset, elements from one head to the next] — as f16 for an f16 cache when q times 2^112 stays finite
- * (|q| < 2^15, no NaN) — or null for one copied in as f32.
+ * each as [byte offset, elements from one head to the next] — as f16 for an f16 cache, unless `widen` — or null for
+ * one copied in as f32.
  */
-export function decodeReads(p: SdpaProblem): { f16: boolean; k: [number, number] | null; v: [number, number] | null } {
+export function decodeReads(p: SdpaProblem, widen = false): { f16: boolean; k: [number, number] | null; v: [number, number] | null } {
   const [k16, v16] = [inPlace(p.source?.k, 'float16'), inPlace(p.source?.v, 'float16')];
-  if (k16 && v16 && p.q.every((x) => Math.abs(x) < 2 ** 15)) return { f16: true, k: k16, v: v16 };
+  if (k16 && v16 && !widen) return { f16: true, k: k16, v: v16 };
   return { f16: false, k: inPlace(p.source?.k, 'float32'), v: inPlace(p.source?.v, 'float32') };
 }
 
-// x times `scale` at byte offset `at` of the kernels' memory
-function putScaled(r: Runtime, at: number, x: Float32Array, scale: number): void {
-  const dst = new Float32Array(r.bytes.buffer, at, x.length);
-  for (let i = 0; i < x.length; i++) dst[i] = x[i] * scale;
+// q times F16_UNIT in place when every |q| < 2^15 (the product stays finite); false, q untouched, when not
+function scaleQ(q: Float32Array): boolean {
+  for (let i = 0; i < q.length; i++) if (!(Math.abs(q[i]) < 2 ** 15)) return false;
+  for (let i = 0; i < q.length; i++) q[i] *= F16_UNIT;
+  return true;
 }
 
 /**
