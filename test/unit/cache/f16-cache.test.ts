@@ -2,17 +2,21 @@
 // f32ToF16 rounds them, held in the kernels' memory, and read there as f16 by the decode kernel — whose answer is the
 // same, bit for bit, as over an f32 cache holding the same rounded values (the widening and the 2^112 it leaves out are
 // exact). A value f16 cannot hold keeps its layer in f32. generate's kvDtype makes such a cache.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attention, ContiguousKVCache, f16ToF32, f32ToF16, generate, kernelVariant, QkvError, Tensor, type CausalLM } from '../../../src/index.js';
+import {
+  attention, ContiguousKVCache, f16ToF32, f32ToF16, generate, kernelVariant, QkvError, Tensor, type CausalLM,
+} from '../../../src/index.js';
 import { problemOf } from '../../../src/attention/dispatch.js';
 import { checkQkv } from '../../../src/attention/validate.js';
 import { decodeReads } from '../../../src/kernels/wasm/sdpa-flash-wasm.js';
 import { kernelOffset } from '../../../src/kernels/wasm/storage.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { narrow16 } from '../../../src/tensor/f16.js';
-import { TINY } from '../../models/helpers.js';
-import { assertClose, randint, randn, rng } from '../../helpers.js';
+import { GOLDEN_MODELS, TINY } from '../../models/helpers.js';
+import { assertClose, randint, randn, rng, ROOT_DIR } from '../../helpers.js';
 
 // which build of the kernels this run checks (variants.test.ts runs this file again with relaxed SIMD)
 test('the WebAssembly build under test', (t) => {
@@ -64,7 +68,8 @@ test('an f16 cache holds rounded keys and values in the kernels\' memory, in hal
   assertClose(wide, attention(big, v32.k, v32.v).out, 0, 0, 'large q');
   c16.release();
   c32.release();
-  assert.throws(() => new ContiguousKVCache(1, 4, null, 'int8' as never), (e: unknown) => e instanceof QkvError && /dtype must be 'float32' or 'float16', got "int8"/.test(e.message));
+  assert.throws(() => new ContiguousKVCache(1, 4, null, 'int8' as never),
+    (e: unknown) => e instanceof QkvError && /dtype must be 'float32' or 'float16', got "int8"/.test(e.message));
 });
 
 test('decode over an f16 cache equals decode over an f32 cache of the same values, bit for bit (split-K shapes, GQA, causal)', () => {
@@ -73,7 +78,8 @@ test('decode over an f16 cache equals decode over an f32 cache of the same value
     const Hkv = randint(rand, 1, 3);
     const L = trial % 3 === 0 ? 1 : randint(rand, 1, 8);
     const G = [1, 2, 3, 4, 7][trial % 5] <= Math.floor(32 / L) ? [1, 2, 3, 4, 7][trial % 5] : 1;
-    const [B, S, D, Dv] = [randint(rand, 1, 2), trial % 4 === 0 ? randint(rand, 600, 2100) : randint(rand, 1, 200), 4 * randint(rand, 1, 32), 4 * randint(rand, 1, 20)];
+    const S = trial % 4 === 0 ? randint(rand, 600, 2100) : randint(rand, 1, 200);
+    const [B, D, Dv] = [randint(rand, 1, 2), 4 * randint(rand, 1, 32), 4 * randint(rand, 1, 20)];
     const [k, v] = [randn([B, Hkv, S, D], rand, 2), randn([B, Hkv, S, Dv], rand)];
     const [c16, c32] = [new ContiguousKVCache(1, S + 5, null, 'float16'), new ContiguousKVCache(1, S + 5)];
     const v16 = c16.update(0, k, v), v32 = c32.update(0, rounded(k), rounded(v));
@@ -96,7 +102,8 @@ test('prompt attention (more than 8 query rows) over an f16 cache: its values wi
   const [k, v, q] = [randn([1, 2, 300, 32], rand), randn([1, 2, 300, 32], rand), randn([1, 8, 40, 32], rand)];
   const [c16, c32] = [new ContiguousKVCache(1, 320, null, 'float16'), new ContiguousKVCache(1, 320)];
   const [v16, v32] = [c16.update(0, k, v), c32.update(0, rounded(k), rounded(v))];
-  assertClose(attention(q, v16.k, v16.v, { causal: 'bottom-right' }).out, attention(q, v32.k, v32.v, { causal: 'bottom-right' }).out, 0, 0, 'prefill');
+  const causal = 'bottom-right' as const;
+  assertClose(attention(q, v16.k, v16.v, { causal }).out, attention(q, v32.k, v32.v, { causal }).out, 0, 0, 'prefill');
 });
 
 test('a value f16 cannot hold (|x| ≥ 65520, ±∞, NaN) keeps its layer in f32 from then on: nothing becomes ∞ silently', () => {
@@ -132,7 +139,24 @@ test('generate with kvDtype float16 (qkv-tiny): logits within f16 rounding of th
   const worst = (p: Float32Array, r: Float32Array) => p.reduce((m, v, i) => Math.max(m, Math.abs(v - r[i])), 0);
   assert.ok(worst(a, b) < 0.05 && worst(x, y) < 0.05, `logits differ by ${worst(a, b)} (prompt) and ${worst(x, y)} (decode)`);
   assert.ok(worst(x, y) > 0, 'the f16 cache is not the f32 one');
-  await assert.rejects(generate(lm, null, prompt, { maxTokens: 1, kvDtype: 'float16', cache: c32 }), /kvDtype is the storage of the cache generate makes/);
+  await assert.rejects(generate(lm, null, prompt, { maxTokens: 1, kvDtype: 'float16', cache: c32 }),
+    /kvDtype is the storage of the cache generate makes/);
   c16.release();
   c32.release();
+});
+
+test('every golden decoder family (MLA, sinks, soft-capping, windows, qk-norm …): the same greedy tokens over an f16 cache', async () => {
+  const roots = [GOLDEN_MODELS, join(ROOT_DIR, 'test', 'golden-frontier', 'models')];
+  const dirs = roots.flatMap((root) => readdirSync(root).map((name) => join(root, name))).filter((d) => existsSync(join(d, 'config.json')));
+  let decoders = 0;
+  for (const dir of dirs) {
+    const { model } = loadCheckpoint(dir, { tokenizer: false });
+    if (model.kind !== 'causal-lm') continue;
+    decoders++;
+    const prompt = [1, 5, 9, 14, 3, 7, 11, 2];
+    const [a, b] = [await generate(model as CausalLM, null, prompt, { greedy: true, maxTokens: 16, stopTokens: [] }),
+      await generate(model as CausalLM, null, prompt, { greedy: true, maxTokens: 16, stopTokens: [], kvDtype: 'float16' })];
+    assert.deepEqual(b.ids, a.ids, dir);
+  }
+  assert.ok(decoders >= 14, `${decoders} decoder families`);
 });
