@@ -4,10 +4,13 @@
 // the bookkeeping of block-tables.ts, which the GPU's paged cache shares (webgpu-paged.ts); this file is the storage.
 // Its view is the pool and the tables: paged attention reads the blocks through them (attention/paged.ts) — nothing is
 // gathered. Float32 pools live in the kernels' storage (the WebAssembly kernel reads them in place). The same storage
-// holds int8 keys/values with a scale per token and head (int8.ts); memory waste is at most one partial block per sequence.
+// holds int8 keys/values with a scale per token and head (int8.ts), or f16 ones (half the bytes; a layer whose pool meets
+// a value f16 cannot hold — ±∞, NaN, |x| ≥ 65520 — is widened to f32 for good); memory waste is at most one partial
+// block per sequence.
 import { describeValue, QkvError } from '../errors.js';
 import type { BlockPool } from '../kernels/contract.js';
 import { kernelStorage } from '../kernels/registry.js';
+import { narrow16, widen16 } from '../tensor/f16.js';
 import { quantizeRow } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { BlockTables } from './block-tables.js';
@@ -22,7 +25,7 @@ export interface PagedOptions {
   /** Upper bound on blocks (default: unbounded growth). A fixed pool: maxBlocks = numBlocks. */
   maxBlocks?: number;
   /** Storage of keys and values (default float32). */
-  dtype?: 'float32' | 'int8';
+  dtype?: 'float32' | 'int8' | 'float16';
 }
 
 // the block allocator's arguments from the cache's options, once they are checked (before super(): nothing else can run)
@@ -37,16 +40,31 @@ function bytes(n: number): Int8Array {
   return (kernelStorage().matrix?.('int8', n) as Int8Array | null | undefined) ?? new Int8Array(n);
 }
 
+/** n f16 slots in the kernels' memory where it is shared (the paged kernel reads an f16 pool there), else an array. */
+function halves(n: number): Uint16Array {
+  return kernelStorage().halves?.(n) ?? new Uint16Array(n);
+}
+
+/** An f16 pool's keys and values widened to f32 in place of it (a value f16 cannot hold came): f32 from then on. */
+function widenPool(p: BlockPool): void {
+  for (const which of ['k', 'v'] as const) {
+    const h = p[which] as Uint16Array, f = kernelStorage().floats(h.length);
+    widen16(h, f, 'float16');
+    p[which] = f;
+    kernelStorage().release(h);
+  }
+}
+
 export class PagedKVCache extends BlockTables implements KVCache {
   readonly kind: string;
   readonly view = 'paged';
-  readonly dtype: 'float32' | 'int8';
+  readonly dtype: 'float32' | 'int8' | 'float16';
   private readonly pools: (BlockPool | undefined)[];
 
   constructor(readonly numLayers: number, o: PagedOptions = {}) {
     super(...allocatorArgs(numLayers, o));
-    if (o.dtype !== undefined && o.dtype !== 'float32' && o.dtype !== 'int8') {
-      throw new QkvError(`PagedKVCache: dtype must be 'float32' or 'int8', got ${describeValue(o.dtype)}`);
+    if (o.dtype !== undefined && o.dtype !== 'float32' && o.dtype !== 'int8' && o.dtype !== 'float16') {
+      throw new QkvError(`PagedKVCache: dtype must be 'float32', 'int8' or 'float16', got ${describeValue(o.dtype)}`);
     }
     this.dtype = o.dtype ?? 'float32';
     this.kind = this.dtype === 'int8' ? 'int8' : 'paged';
@@ -60,9 +78,9 @@ export class PagedKVCache extends BlockTables implements KVCache {
     if (!p) {
       const n = this.allocator.numBlocks * Hkv * this.blockSize;
       const int8 = this.dtype === 'int8';
+      const room = (m: number) => (int8 ? bytes(m) : this.dtype === 'float16' ? halves(m) : kernelStorage().floats(m));
       p = this.pools[layer] = {
-        blockSize: this.blockSize, Hkv, D, Dv,
-        k: int8 ? bytes(n * D) : kernelStorage().floats(n * D), v: int8 ? bytes(n * Dv) : kernelStorage().floats(n * Dv),
+        blockSize: this.blockSize, Hkv, D, Dv, k: room(n * D), v: room(n * Dv),
         kScale: int8 ? kernelStorage().floats(n) : undefined, vScale: int8 ? kernelStorage().floats(n) : undefined,
       };
     }
@@ -75,8 +93,9 @@ export class PagedKVCache extends BlockTables implements KVCache {
       if (!p) continue;
       const n = blocks * p.Hkv * this.blockSize;
       // keys, values and scales stay in the kernels' storage (the old arrays go back when garbage-collected)
-      const grow = <A extends Float32Array | Int8Array>(a: A, per: number): A => {
-        const b = (a instanceof Float32Array ? kernelStorage().floats(n * per) : bytes(n * per)) as A;
+      const grow = <A extends Float32Array | Int8Array | Uint16Array>(a: A, per: number): A => {
+        const m = n * per;
+        const b = (a instanceof Float32Array ? kernelStorage().floats(m) : a instanceof Uint16Array ? halves(m) : bytes(m)) as A;
         b.set(a);
         return b;
       };
@@ -99,8 +118,16 @@ export class PagedKVCache extends BlockTables implements KVCache {
     }
   }
 
-  /** Writes one token's key or value row (quantizing to int8 with a per-row scale when the pool is int8). */
-  #write(data: Float32Array | Int8Array, scales: Float32Array | undefined, slot: number, width: number, src: Float32Array, at: number): void {
+  /** Writes one token's key or value row (quantizing to int8 with a per-row scale when the pool is int8; rounding to f16
+   *  in an f16 pool, widened to f32 first when the row holds a value f16 cannot). */
+  #write(pool: BlockPool, which: 'k' | 'v', slot: number, width: number, src: Float32Array, at: number): void {
+    const [data, scales] = which === 'k' ? [pool.k, pool.kScale] : [pool.v, pool.vScale];
+    if (data instanceof Uint16Array) {
+      if (narrow16(src.subarray(at, at + width), data, slot * width)) return;
+      widenPool(pool);
+      this.#write(pool, which, slot, width, src, at);
+      return;
+    }
     if (!scales) { (data as Float32Array).set(src.subarray(at, at + width), slot * width); return; }
     // symmetric int8, the one rule of tensor/quantize.ts: scale = max|x| / 127, x8 = round(x / scale)
     scales[slot] = quantizeRow(src, at, width, data as Int8Array, slot * width);
@@ -120,8 +147,8 @@ export class PagedKVCache extends BlockTables implements KVCache {
       for (let t = 0; t < T; t++) {
         for (let h = 0; h < Hkv; h++) {
           const slot = this.slot(s, first[b] + t, h, Hkv);
-          this.#write(pool.k, pool.kScale, slot, D, k, ((b * Hkv + h) * T + t) * D);
-          this.#write(pool.v, pool.vScale, slot, Dv, v, ((b * Hkv + h) * T + t) * Dv);
+          this.#write(pool, 'k', slot, D, k, ((b * Hkv + h) * T + t) * D);
+          this.#write(pool, 'v', slot, Dv, v, ((b * Hkv + h) * T + t) * Dv);
         }
       }
     });
@@ -134,7 +161,7 @@ export class PagedKVCache extends BlockTables implements KVCache {
     const storage = kernelStorage();
     for (const p of this.pools) {
       for (const a of p ? [p.k, p.v, p.kScale, p.vScale] : []) {
-        if (a instanceof Float32Array) storage.release(a);
+        if (a instanceof Float32Array || a instanceof Uint16Array) storage.release(a);
         else if (a) storage.releaseMatrix?.(a);
       }
     }
@@ -147,7 +174,7 @@ export class PagedKVCache extends BlockTables implements KVCache {
 
   /** Bytes of the blocks in use, and of the slots that actually hold tokens (for waste figures). */
   usage(): { allocatedBytes: number; usedBytes: number } {
-    const perSlot = this.pools.reduce((s, p) => s + (p ? p.Hkv * (p.D + p.Dv) * (this.dtype === 'int8' ? 1 : 4) + (p.kScale ? 8 * p.Hkv : 0) : 0), 0);
+    const perSlot = this.pools.reduce((s, p) => s + (p ? p.Hkv * (p.D + p.Dv) * p.k.BYTES_PER_ELEMENT + (p.kScale ? 8 * p.Hkv : 0) : 0), 0);
     const usedTokens = [...this.seqs.values()].reduce((s, q) => s + q.len, 0);
     return { allocatedBytes: this.allocator.usedBlocks * this.blockSize * perSlot, usedBytes: usedTokens * perSlot };
   }

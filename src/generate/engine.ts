@@ -41,9 +41,9 @@ export interface EngineOptions {
   onDecode?: (batch: number) => void;
   /** Run on this WebGPU device: the KV pool in its memory, the family's WebGPU forward (default: the CPU). */
   gpu?: GPUDevice;
-  /** The CPU pool's storage: float32 (default, exact) or int8 (a scale per token and head: ~¼ of the bytes, so ~4× the
-   *  tokens in the same memory; cache/paged.ts). */
-  kvDtype?: 'float32' | 'int8';
+  /** The CPU pool's storage: float32 (default, exact), float16 (half the bytes, 2× the tokens) or int8 (a scale per
+   *  token and head: ~¼ of the bytes, so ~4× the tokens in the same memory; cache/paged.ts). */
+  kvDtype?: 'float32' | 'float16' | 'int8';
 }
 
 /** The waiting line is full: try again later (a server answers 503 with Retry-After). */
@@ -90,8 +90,8 @@ export class BatchEngine {
     if (o.gpu && !isDecoder(model)) {
       throw new QkvError(`BatchEngine: ${model.info.architecture} has no WebGPU forward (the families written over DecoderOps do)`);
     }
-    if (o.kvDtype !== undefined && o.kvDtype !== 'float32' && (o.kvDtype !== 'int8' || o.gpu)) {
-      throw new QkvError(`BatchEngine: kvDtype must be 'float32' or (on the CPU) 'int8', got ${describeValue(o.kvDtype)}`);
+    if (o.kvDtype !== undefined && o.kvDtype !== 'float32' && ((o.kvDtype !== 'int8' && o.kvDtype !== 'float16') || o.gpu)) {
+      throw new QkvError(`BatchEngine: kvDtype must be 'float32' or (on the CPU) 'float16' or 'int8', got ${describeValue(o.kvDtype)}`);
     }
     this.cache = o.gpu ? new GpuPagedKVCache(o.gpu, L, { blockSize, numBlocks })
       : new PagedKVCache(L, { blockSize, numBlocks, maxBlocks: numBlocks, dtype: o.kvDtype });

@@ -122,7 +122,8 @@ export interface SdpaKernel {
 /** A block pool: [numBlocks, Hkv, BLOCK, D] keys and [numBlocks, Hkv, BLOCK, Dv] values, float32 or int8 + scales. */
 export interface BlockPool {
   blockSize: number; Hkv: number; D: number; Dv: number;
-  k: Float32Array | Int8Array; v: Float32Array | Int8Array;
+  /** f32, int8 (with the scales below) or f16 bits (a float16 pool, which holds finite values only) */
+  k: Float32Array | Int8Array | Uint16Array; v: Float32Array | Int8Array | Uint16Array;
   /** int8 pools: one scale per (block, head, slot). */
   kScale?: Float32Array; vScale?: Float32Array;
 }

@@ -12,6 +12,7 @@ import { pagedAttention } from '../attention/paged.js';
 import type { DenseView, KVCache, PagedView } from '../cache/kv-cache.js';
 import { QkvError } from '../errors.js';
 import { applyRope, type RopeFrequencies } from '../nn/positional/rope.js';
+import { f16ToF32 } from '../tensor/f16.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /** RoPE to apply to q and k: frequencies and the absolute position of every new token (row-major [B, T]); pairs
@@ -105,12 +106,17 @@ export function gatherPaged(view: PagedView): DenseView {
       for (let h = 0; h < Hkv; h++) {
         const slot = (blockTables[b][Math.floor(j / blockSize)] * Hkv + h) * blockSize + (j % blockSize);
         const [ks, vs] = [pool.kScale?.[slot] ?? 1, pool.vScale?.[slot] ?? 1];
-        for (let d = 0; d < D; d++) k[((b * Hkv + h) * S + col) * D + d] = ks * pool.k[slot * D + d];
-        for (let d = 0; d < Dv; d++) v[((b * Hkv + h) * S + col) * Dv + d] = vs * pool.v[slot * Dv + d];
+        for (let d = 0; d < D; d++) k[((b * Hkv + h) * S + col) * D + d] = ks * element(pool.k, slot * D + d);
+        for (let d = 0; d < Dv; d++) v[((b * Hkv + h) * S + col) * Dv + d] = vs * element(pool.v, slot * Dv + d);
       }
     }
   }
   return { kind: 'dense', k: Tensor.from(k, [B, Hkv, S, D]), v: Tensor.from(v, [B, Hkv, S, Dv]), keyMask, window: null };
+}
+
+// element i of a pool's keys or values: an f16 pool's bits as their value
+function element(a: Float32Array | Int8Array | Uint16Array, i: number): number {
+  return a instanceof Uint16Array ? f16ToF32(a[i]) : a[i];
 }
 
 // a block pool: paged attention through the tables (causal, window, soft-capping and padding are what it reads)

@@ -100,8 +100,8 @@ export function decodeReads(p: SdpaProblem, widen = false): { f16: boolean; k: [
   return { f16: false, k: inPlace(p.source?.k, 'float32'), v: inPlace(p.source?.v, 'float32') };
 }
 
-// q times F16_UNIT in place when every |q| < 2^15 (the product stays finite); false, q untouched, when not
-function scaleQ(q: Float32Array): boolean {
+/** q times 2^112 in place when every |q| < 2^15 (the product stays finite) — an f16 cache's q; false, q untouched, when not. */
+export function scaleQ(q: Float32Array): boolean {
   for (let i = 0; i < q.length; i++) if (!(Math.abs(q[i]) < 2 ** 15)) return false;
   for (let i = 0; i < q.length; i++) q[i] *= F16_UNIT;
   return true;

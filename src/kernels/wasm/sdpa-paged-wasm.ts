@@ -3,14 +3,15 @@
 // kernels' memory, storage.ts), one block a tile, for every query head of its GQA group — and the MERGE job merges the
 // splits' partial results as the split-K decode's (mergeChunks). A row's keys are split only as far as the threads
 // need units to share: a batch of 64 decoding rows is one unit per (row, kv head), one sequence's long context is
-// cut into several (see `plan`). It covers float32 pools in kernel memory, and int8 ones (with D and Dv multiples of 16)
-// whose values and scales are there too, with a causal mask or none; sliding windows, soft-capping, padding masks and
+// cut into several (see `plan`). It covers float32 and float16 pools in kernel memory (an f16 pool read as f16, q times
+// 2^112 as for the f16 contiguous cache: asm/common.ts's load4), and int8 ones (with D and Dv multiples of 16) whose
+// values and scales are there too, with a causal mask or none; sliding windows, soft-capping, padding masks and
 // attention weights go to the TypeScript kernel (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
 import type { PagedKernel, PagedProblem, PagedResult } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { DECODE_JOB } from './jobs.js';
 import { alignLine, JOB, kernelRuntime, put, residentOffset, runJob, scratch } from './runtime.js';
-import { mergeChunks } from './sdpa-flash-wasm.js';
+import { mergeChunks, scaleQ } from './sdpa-flash-wasm.js';
 import { kernelOffset } from './storage.js';
 
 const BN = 64, BM = 4; // the DECODE job's score tile: 4 query rows × 64 keys
@@ -21,20 +22,22 @@ export function pagedWasmCovers(p: PagedProblem, returnWeights = false): boolean
   const { pool } = p;
   if (kernelRuntime() === null || returnWeights || p.window || p.softcap) return false;
   if (pool.D % 4 !== 0 || pool.Dv % 4 !== 0 || poolOffsets(p) === null) return false;
+  if (pool.k instanceof Uint16Array && !p.q.every((x) => Math.abs(x) < 2 ** 15)) return false; // q · 2^112 would overflow
   if (p.keyMask && p.keyMask.some((row) => row.some((x) => !x))) return false;
   return partsBytes(p, plan(p, kernelRuntime()!.threads).splits) <= MAX_PARTS;
 }
 
 /** Where the pool's keys, values and (int8) scales lie in the kernels' memory, or null when some does not. */
-function poolOffsets(p: PagedProblem): { k: number; v: number; kScales: number; vScales: number } | null {
+function poolOffsets(p: PagedProblem): { k: number; v: number; kScales: number; vScales: number; f16: boolean } | null {
   const { pool } = p;
   if (!pool.kScale && !pool.vScale) {
     const [k, v] = [kernelOffset(pool.k), kernelOffset(pool.v)];
-    return k === null || v === null ? null : { k, v, kScales: 0, vScales: 0 };
+    const f16 = pool.k instanceof Uint16Array;
+    return k === null || v === null || f16 !== pool.v instanceof Uint16Array ? null : { k, v, kScales: 0, vScales: 0, f16 };
   }
   if (!(pool.k instanceof Int8Array) || !(pool.v instanceof Int8Array) || pool.D % 16 !== 0 || pool.Dv % 16 !== 0) return null;
   const [k, v, kScales, vScales] = [residentOffset(pool.k), residentOffset(pool.v), kernelOffset(pool.kScale), kernelOffset(pool.vScale)];
-  return k === null || v === null || kScales === null || vScales === null ? null : { k, v, kScales, vScales };
+  return k === null || v === null || kScales === null || vScales === null ? null : { k, v, kScales, vScales, f16: false };
 }
 
 const UNITS_PER_THREAD = 8; // enough units that uneven rows still share out evenly
@@ -97,6 +100,7 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
   const [q, part, tables, lens, scr, out, lse] = scratch(r, [4 * B * Hq * T * D, partsBytes(p, splits), 4 * B * tableStride,
     4 * B, perThread * r.threads, 4 * B * Hq * T * Dv, 4 * B * Hq * T]);
   put(r, q, p.q);
+  if (at.f16) scaleQ(new Float32Array(r.memory.buffer, q, B * Hq * T * D)); // |q| < 2^15: covers checked it
   // the block tables as one [B][tableStride] array (a shorter row's last entries are never read), and the rows' lengths
   const table = new Uint32Array(r.memory.buffer, tables, B * tableStride);
   p.blockTables.forEach((t, b) => table.set(t.slice(0, Math.min(t.length, tableStride)), b * tableStride));
@@ -105,7 +109,7 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k: at.k, v: at.v, part, scratch: scr, scratchStride: perThread,
     B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk, splits,
-    kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride, kScales: at.kScales, vScales: at.vScales, f16: 0,
+    kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride, kScales: at.kScales, vScales: at.vScales, f16: at.f16 ? 1 : 0,
   }));
   return { ...mergeChunks(r, { part, out, lse, B, Hq, Hkv, L: T, Dv, splits }), maxS };
 }

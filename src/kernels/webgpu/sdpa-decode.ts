@@ -22,7 +22,7 @@ export function decodeChunking(maxS: number): { splits: number; chunk: number } 
 
 /** Why the decode kernel cannot take this paged problem, or null. */
 export function pagedUnsupported(p: PagedProblem): string | null {
-  if (!(p.pool.k instanceof Float32Array) || !(p.pool.v instanceof Float32Array)) return 'int8 block pools are dequantized on the CPU only';
+  if (!(p.pool.k instanceof Float32Array) || !(p.pool.v instanceof Float32Array)) return 'int8 and f16 pools are read on the CPU only';
   if (p.pool.D > 256 || p.pool.Dv > 256) return `head_dim ${Math.max(p.pool.D, p.pool.Dv)} > 256`;
   if (p.B * p.Hq * p.T > MAX_ROWS) return `${p.B * p.Hq * p.T} query rows > ${MAX_ROWS}`;
   return null;

@@ -1,5 +1,5 @@
 // `qkv serve [--model DIR] [--port N] [--host H] [--threads N] [--weights F] [--max-batch N] [--kv-memory BYTES]
-// [--kv-dtype f32|int8] [--api-key KEY] [--device cpu|webgpu]`: the Attention Lab and the API, generations batched;
+// [--kv-dtype f32|f16|int8] [--api-key KEY] [--device cpu|webgpu]`: the Attention Lab and the API, generations batched;
 // SIGTERM/SIGINT shut down gracefully.
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
@@ -19,8 +19,8 @@ export const SERVE_HELP = `usage: qkv serve [--model DIR] [--port 8080] [--host 
                            IP addresses and --host are always accepted — other names are refused (DNS rebinding)
   --max-batch N            generations decoded together (default 16; 1: one at a time)
   --kv-memory BYTES        the KV cache all generations share, e.g. 512M or 2G (default 256M); requests wait for room
-  --kv-dtype f32|int8      the KV cache's storage on the CPU (default f32, exact); int8 holds ~4× the tokens in the
-                           same memory (a scale per token and head; greedy tokens agree ≥ 99% on qkv-tiny)
+  --kv-dtype f32|f16|int8  the KV cache's storage on the CPU (default f32, exact); f16 holds 2× the tokens in the
+                           same memory, int8 ~4× (a scale per token and head; greedy tokens agree ≥ 99% on qkv-tiny)
   --api-key KEY            require Authorization: Bearer KEY on /v1 and /api (also from $QKV_API_KEY)
   --device cpu|webgpu      where generations run (default cpu); webgpu keeps the weights and the KV pool on the GPU
                            (Llama-family models; the CPU is used, with a warning, when there is no adapter)
@@ -57,10 +57,10 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   const port = numberArg(values.port, 'port') ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new QkvError(`--port must be an integer in [0, 65535], got ${port}`);
   const kvArg = values['kv-dtype'] ?? 'f32';
-  const kvDtype = kvArg === 'f32' ? 'float32' : kvArg === 'int8' ? 'int8' : null;
-  if (kvDtype === null) throw new QkvError(`--kv-dtype must be f32 or int8, got '${kvArg}'`);
+  const kvDtype = kvArg === 'f32' ? 'float32' : kvArg === 'f16' ? 'float16' : kvArg === 'int8' ? 'int8' : null;
+  if (kvDtype === null) throw new QkvError(`--kv-dtype must be f32, f16 or int8, got '${kvArg}'`);
   const gpu = await deviceArg(values.device, out);
-  if (gpu && kvDtype === 'int8') throw new QkvError('--kv-dtype int8 is the CPU pool\'s storage: it does not go with --device webgpu');
+  if (gpu && kvDtype !== 'float32') throw new QkvError(`--kv-dtype ${kvArg} is the CPU pool's storage: not with --device webgpu`);
   const { threads, weights } = await applyRuntimeOptions(values);
   const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
   const maxBatch = numberArg(values['max-batch'], 'max-batch') ?? 16;
@@ -75,7 +75,8 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   const url = await listen(server, { port, host: values.host });
   const size = ckpt.bytes >= 1e9 ? `${(ckpt.bytes / 1e9).toFixed(2)} GB` : `${(ckpt.bytes / 1e6).toFixed(1)} MB`;
   const loaded = `${size} loaded in ${(ckpt.loadMs / 1000).toFixed(1)} s`;
-  const kv = `KV cache ${server.engine.o.kvBlocks} blocks of ${server.engine.blockSize} tokens${kvDtype === 'int8' ? ' (int8)' : ''}`;
+  const kind = kvDtype === 'float32' ? '' : ` (${kvArg})`;
+  const kv = `KV cache ${server.engine.o.kvBlocks} blocks of ${server.engine.blockSize} tokens${kind}`;
   const how = `${whereText(gpu !== undefined, threads)}, weights ${weights}, ${loaded}, batch ≤ ${maxBatch}, ${kv}`;
   out(`qkv: serving ${ckpt.config.architectures?.[0]} from ${ckpt.dir} (${how})\n  lab  ${url}\n` +
     `  api  ${url}v1/completions  ${url}v1/models  ${url}api/attention\n(Ctrl-C to stop)\n`);

@@ -45,8 +45,8 @@ export interface ServerOptions {
   maxBatch?: number;
   /** Bytes of the paged KV cache shared by all generations (default 256 MiB). */
   kvMemoryBytes?: number;
-  /** The KV pool's storage on the CPU: float32 (default) or int8 (~4× the tokens in kvMemoryBytes). */
-  kvDtype?: 'float32' | 'int8';
+  /** The KV pool's storage on the CPU: float32 (default), float16 (2× the tokens in kvMemoryBytes) or int8 (~4×). */
+  kvDtype?: 'float32' | 'float16' | 'int8';
   /** Required as `Authorization: Bearer <key>` on /v1 and /api routes when set. */
   apiKey?: string;
   /** Generate on this WebGPU device (weights and the KV pool on the GPU); default the CPU. */
@@ -68,9 +68,9 @@ export interface QkvServerExtras {
 
 /** KV blocks of `blockSize` tokens that fit in `bytes` of keys and values for `model`: float32, or int8 with an f32
  *  scale per token and head. */
-export function kvBlocksFor(model: CausalLM, bytes: number, blockSize = 16, dtype: 'float32' | 'int8' = 'float32'): number {
+export function kvBlocksFor(model: CausalLM, bytes: number, blockSize = 16, dtype: 'float32' | 'float16' | 'int8' = 'float32'): number {
   const { numLayers, numKvHeads, headDim } = model.info;
-  const perHead = dtype === 'int8' ? headDim + 4 : 4 * headDim; // one key or value row of one head
+  const perHead = dtype === 'int8' ? headDim + 4 : (dtype === 'float16' ? 2 : 4) * headDim; // one key or value row of one head
   return Math.max(1, Math.floor(bytes / (blockSize * numLayers * numKvHeads * 2 * perHead)));
 }
 

@@ -114,5 +114,14 @@ test('kvDtype int8: the pool holds int8 keys and values, and each generation get
   const engine = new BatchEngine(model, { kvBlocks: 256, blockSize: 8, maxBatch: 16, kvDtype: 'int8' });
   assert.equal((engine.cache as { dtype?: string }).dtype, 'int8');
   assert.deepEqual(await together(engine), want);
-  assert.throws(() => new BatchEngine(model, { kvBlocks: 4, kvDtype: 'int4' as never }), /kvDtype must be 'float32' or \(on the CPU\) 'int8', got "int4"/);
+  assert.throws(() => new BatchEngine(model, { kvBlocks: 4, kvDtype: 'int4' as never }),
+    /kvDtype must be 'float32' or \(on the CPU\) 'float16' or 'int8', got "int4"/);
+});
+
+test('kvDtype float16: an f16 pool, and each generation gets the tokens it gets alone over an f16 cache', async () => {
+  const f16 = (i: number) => generate(model, null, prompts[i], { ...opts(i), kvDtype: 'float16' });
+  const want = (await Promise.all(prompts.map((_, i) => f16(i)))).map((r) => r.ids);
+  const engine = new BatchEngine(model, { kvBlocks: 256, blockSize: 8, maxBatch: 16, kvDtype: 'float16' });
+  assert.equal((engine.cache as { dtype?: string }).dtype, 'float16');
+  assert.deepEqual(await together(engine), want);
 });

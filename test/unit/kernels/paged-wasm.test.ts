@@ -3,12 +3,12 @@
 // kernel the dispatcher chooses; and the checks that keep it from reading outside the pool.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attention, Int8KVCache, PagedKVCache, Tensor } from '../../../src/index.js';
+import { attention, f16ToF32, f32ToF16, Int8KVCache, PagedKVCache, Tensor } from '../../../src/index.js';
 import { pagedKernelFor } from '../../../src/attention/dispatch.js';
 import { pagedAttention } from '../../../src/attention/paged.js';
 import { sdpaPaged } from '../../../src/kernels/cpu/sdpa-paged.js';
 import { sdpaPagedWasm } from '../../../src/kernels/wasm/sdpa-paged-wasm.js';
-import { kernelFloats, kernelMatrix } from '../../../src/kernels/wasm/storage.js';
+import { kernelFloats, kernelHalves, kernelMatrix } from '../../../src/kernels/wasm/storage.js';
 import type { PagedProblem } from '../../../src/kernels/contract.js';
 import { assertClose, randint, rng } from '../../helpers.js';
 
@@ -135,4 +135,42 @@ test('an Int8KVCache keeps its int8 pools and scales in kernel memory: decoding 
   assert.equal(pagedKernelFor(p, false).name, 'paged-wasm');
   assertClose(sdpaPagedWasm.forward(p).out, sdpaPaged.forward(p).out, 1e-5, 1e-5, 'int8 cache view');
   cache.release();
+});
+
+test('an f16 pool: the SIMD kernel reads it as f16, bit for bit its answer over an f32 pool of the same values; TypeScript widens it', () => {
+  const rand = rng(16);
+  for (let trial = 0; trial < 16; trial++) {
+    const p32 = randomProblem(rand, trial % 3 !== 2);
+    const [k, v] = [p32.pool.k as Float32Array, p32.pool.v as Float32Array];
+    const [k16, v16] = [kernelHalves(k.length), kernelHalves(v.length)];
+    for (let i = 0; i < k.length; i++) { k16[i] = f32ToF16(k[i]); k[i] = f16ToF32(k16[i]); }
+    for (let i = 0; i < v.length; i++) { v16[i] = f32ToF16(v[i]); v[i] = f16ToF32(v16[i]); }
+    const p16 = { ...p32, pool: { ...p32.pool, k: k16, v: v16 } };
+    assert.equal(pagedKernelFor(p16, false).name, 'paged-wasm', 'an f16 pool in kernel memory goes to the SIMD kernel');
+    const [a, b] = [sdpaPagedWasm.forward(p16), sdpaPagedWasm.forward(p32)];
+    assertClose(a.out, b.out, 0, 0, `trial ${trial}: out`);
+    assertClose(a.lse, b.lse, 0, 0, `trial ${trial}: lse`);
+    const ts = sdpaPaged.forward(p16);
+    assertClose(ts.out, b.out, 1e-5, 1e-5, `trial ${trial}: the TypeScript kernel over the f16 pool`);
+    // q · 2^112 would overflow: the TypeScript kernel takes it
+    const big = { ...p16, q: p16.q.map((x, i) => (i === 0 ? 1e5 : x)) };
+    assert.equal(pagedKernelFor(big, false).name, 'paged');
+    assertClose(pagedAttention(big).out, pagedAttention({ ...big, pool: p32.pool }).out, 1e-5, 1e-5, `trial ${trial}: large q`);
+  }
+});
+
+test('PagedKVCache float16: half the bytes of float32; a value f16 cannot hold widens the layer\'s pool to f32 for good', () => {
+  const rand = rng(3);
+  const [c16, c32] = [new PagedKVCache(2, { blockSize: 4, dtype: 'float16' }), new PagedKVCache(2, { blockSize: 4 })];
+  const kv = (x: number) => Tensor.from(Float32Array.from({ length: 2 * 8 }, (_, i) => (i === 3 ? x : 2 * rand() - 1)), [1, 2, 1, 8]);
+  for (const c of [c16, c32]) { c.store(0, { k: kv(0.5), v: kv(0.25) }); c.store(1, { k: kv(0.5), v: kv(0.25) }); }
+  assert.equal(c16.bytes() * 2, c32.bytes());
+  const view = c16.store(0, { k: kv(1e6), v: kv(0.5) });
+  assert.ok(view.kind === 'paged' && view.pool.k instanceof Float32Array && view.pool.v instanceof Float32Array, 'layer 0 widened');
+  assert.equal(view.pool.k[(view.blockTables[0][0] * 2 + 0) * 4 * 8 + 8 + 3], 1e6, 'the value kept');
+  const other = c16.store(1, { k: kv(1), v: kv(1) });
+  assert.ok(other.kind === 'paged' && other.pool.k instanceof Uint16Array, 'layer 1 still f16');
+  assert.throws(() => new PagedKVCache(1, { dtype: 'bfloat16' as never }), /dtype must be 'float32', 'int8' or 'float16', got "bfloat16"/);
+  c16.release();
+  c32.release();
 });

@@ -54,11 +54,11 @@ test('qkv serve --device is cpu or webgpu', () => {
   assert.match(qkv('serve', '--help').stdout, /--device cpu\|webgpu {6}where generations run/);
 });
 
-test('qkv serve --kv-dtype is f32 or int8 (the CPU pool\'s storage)', () => {
+test('qkv serve --kv-dtype is f32, f16 or int8 (the CPU pool\'s storage)', () => {
   const r = qkv('serve', '--kv-dtype', 'int4', '--port', '0');
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /--kv-dtype must be f32 or int8, got 'int4'/);
-  assert.match(qkv('serve', '--help').stdout, /--kv-dtype f32\|int8 {6}the KV cache's storage on the CPU/);
+  assert.match(r.stderr, /--kv-dtype must be f32, f16 or int8, got 'int4'/);
+  assert.match(qkv('serve', '--help').stdout, /--kv-dtype f32\|f16\|int8 {2}the KV cache's storage on the CPU/);
 });
 
 test('an unknown command fails on stderr', () => {
@@ -87,6 +87,16 @@ test('qkv generate --cache works with every cache kind', () => {
   const bad = qkv('generate', '--cache', 'ring', 'x');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /cache must be one of contiguous, paged, int8, sliding, sinks; got 'ring'/);
+});
+
+test('qkv generate --kv-dtype f16: the contiguous cache in f16 on the CPU, the same greedy text; other caches keep their own', () => {
+  const args = ['generate', '--greedy', '--max-tokens', '16', 'A fool and his money'];
+  const [f32, f16] = [qkv(...args), qkv(...args.slice(0, 1), '--kv-dtype', 'f16', ...args.slice(1))];
+  assert.equal(f16.status, 0, f16.stderr);
+  assert.equal(f16.stdout, f32.stdout);
+  const bad = qkv('generate', '--kv-dtype', 'f16', '--cache', 'int8', 'x');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--kv-dtype f16 is the contiguous cache's storage; --cache int8 keeps its own/);
 });
 
 test('qkv info and tokenize on the embedded model', () => {

@@ -22,7 +22,7 @@ import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 // kScales ≠ 0 (paged only: the int8 cache, cache/paged.ts): k and v are int8 with one f32 scale per slot (kScales and
 // vScales [blocks][Hkv][P]), k_j = kq_j · ks_j; a tile's keys and values are widened into the thread's scratch (after
 // its score tile: [BN][D] then [BN][Dv] floats) and read from there — a quarter of f32's bytes from the pool.
-// f16 ≠ 0 (dense only: the f16 KV cache, cache/contiguous.ts): k and v are f16 bits, read and widened in the loops
+// f16 ≠ 0 (an f16 KV cache, dense or paged: cache/contiguous.ts, paged.ts): k and v are f16 bits, widened in the loops
 // (load4: two operations per four elements, no scratch), and the host has multiplied q by 2^112 (F16_UNIT) —
 // the scale load4's widened keys leave out; each tile's p is multiplied by it before P·V. Half of f32's bytes.
 // part: o [units][R4][Dv], then m [units][R4], then l [units][R4], with units = B·Hkv·splits (unit (b·Hkv + kvh)·splits
