@@ -130,3 +130,25 @@ test('kvDtype int8: the same --kv-memory holds ~3.6× the blocks (qkv-tiny: 36 b
     await server.shutdown(0);
   }
 });
+
+test('kvDtype float16: the same --kv-memory holds 2× the blocks, and serves the text of the f32 pool (greedy)', async () => {
+  const MiB = 2 ** 20;
+  const model = ckpt.model as Parameters<typeof kvBlocksFor>[0];
+  assert.equal(kvBlocksFor(model, 4 * MiB, 16, 'float16'), 256);
+  const texts: string[] = [];
+  for (const kvDtype of ['float16', 'float32'] as const) {
+    const server = createQkvServer(ckpt, { kvMemoryBytes: 4 * MiB, kvDtype });
+    const base = await listen(server, { port: 0 });
+    try {
+      assert.equal(server.engine.o.kvBlocks, kvDtype === 'float16' ? 256 : 128);
+      const r = await fetch(`${base}v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 16, temperature: 0 }) });
+      assert.equal(r.status, 200);
+      texts.push(((await r.json()) as { choices: { text: string }[] }).choices[0].text);
+    } finally {
+      await server.shutdown(0);
+    }
+  }
+  assert.ok(texts[0].length > 0);
+  assert.equal(texts[0], texts[1]);
+});
