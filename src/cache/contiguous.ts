@@ -117,13 +117,11 @@ export class ContiguousKVCache implements KVCache {
     return kernelStorage().halves?.(n) ?? new Uint16Array(n);
   }
 
-  // an f16 layer's keys and values widened into f32 storage of the same capacity (its rows len… are rewritten after)
+  // an f16 layer's keys and values widened into f32 storage of the same capacity (its rows len… are rewritten after);
+  // the f16 buffers go back when garbage-collected, as outgrown ones do (a view may still hold them)
   #widen(L: LayerBuffers): void {
     const widened = (h: Uint16Array) => { const f = kernelStorage().floats(h.length); widen16(h, f, 'float16'); return f; };
-    const [k, v] = [L.k as Uint16Array, L.v as Uint16Array];
-    Object.assign(L, { k: widened(k), v: widened(v) });
-    kernelStorage().release(k);
-    kernelStorage().release(v);
+    Object.assign(L, { k: widened(L.k as Uint16Array), v: widened(L.v as Uint16Array) });
   }
 
   /** Empties the cache and returns its storage now; views it returned must not be used after. */

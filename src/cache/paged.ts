@@ -45,13 +45,13 @@ function halves(n: number): Uint16Array {
   return kernelStorage().halves?.(n) ?? new Uint16Array(n);
 }
 
-/** An f16 pool's keys and values widened to f32 in place of it (a value f16 cannot hold came): f32 from then on. */
+/** An f16 pool's keys and values widened to f32 in place of it (a value f16 cannot hold came): f32 from then on. The
+ *  f16 arrays go back when garbage-collected, as outgrown ones do (a view may still hold them). */
 function widenPool(p: BlockPool): void {
   for (const which of ['k', 'v'] as const) {
     const h = p[which] as Uint16Array, f = kernelStorage().floats(h.length);
     widen16(h, f, 'float16');
     p[which] = f;
-    kernelStorage().release(h);
   }
 }
 
