@@ -145,7 +145,7 @@ function print(rows: Row[], version: string): void {
   }
   const gen = rows.filter((r) => r.task.kind === 'generation');
   if (!gen.length) return;
-  console.log('\ngeneration (greedy, same token ids)  | prompt | prefill tok/s qkv | wllama | ratio | decode tok/s qkv | wllama | ratio | peak MiB qkv / wllama');
+  console.log('\ngeneration (greedy, same token ids, f16 KV caches) | prompt | prefill tok/s qkv | wllama | ratio | decode tok/s qkv | wllama | ratio | peak MiB qkv / wllama');
   for (const label of [...new Set(gen.map((r) => (r.task as { model: string }).model))]) {
     const [q, w] = ['qkv', 'wllama'].map((e) => gen.find((r) => (r.task as { model: string }).model === label && r.task.engine === e)!.result);
     const t = gen.find((r) => (r.task as { model: string }).model === label)!.task as Extract<Task, { kind: 'generation' }>;

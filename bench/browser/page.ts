@@ -79,7 +79,7 @@ async function generation(t: Extract<Task, { kind: 'generation' }>): Promise<Rec
     // read from the response straight into the kernels' memory, tensor by tensor (the file is never held whole)
     const size = Number(weights.headers.get('content-length'));
     const model = await qkv.modelFromStream(await config.json(), weights.body!, size) as import('../../src/index.js').CausalLM;
-    const opts = { greedy: true, stopTokens: [] };
+    const opts = { greedy: true, stopTokens: [], kvDtype: 'float16' as const }; // the KV cache in f16, as wllama's (llama.cpp's default)
     await qkv.generate(model, null, prompt.slice(0, 8), { ...opts, maxTokens: 16 }); // warm-up
     for (let r = 0; r < t.runs; r++) {
       const g = await qkv.generate(model, null, prompt, { ...opts, maxTokens: t.newTokens });
