@@ -113,15 +113,12 @@ export class ContiguousKVCache implements KVCache {
 
   // n slots of the layer's storage type
   #alloc(L: LayerBuffers, n: number): Float32Array | Uint16Array {
-    if (L.k instanceof Float32Array) return kernelStorage().floats(n);
-    return kernelStorage().halves?.(n) ?? new Uint16Array(n);
+    return L.k instanceof Float32Array ? kernelStorage().floats(n) : kernelStorage().halves(n);
   }
 
-  // an f16 layer's keys and values widened into f32 storage of the same capacity (its rows len… are rewritten after);
-  // the f16 buffers go back when garbage-collected, as outgrown ones do (a view may still hold them)
+  // an f16 layer's keys and values widened into f32 storage of the same capacity (its rows len… are rewritten after)
   #widen(L: LayerBuffers): void {
-    const widened = (h: Uint16Array) => { const f = kernelStorage().floats(h.length); widen16(h, f, 'float16'); return f; };
-    Object.assign(L, { k: widened(L.k as Uint16Array), v: widened(L.v as Uint16Array) });
+    Object.assign(L, { k: widenedF16(L.k as Uint16Array), v: widenedF16(L.v as Uint16Array) });
   }
 
   /** Empties the cache and returns its storage now; views it returned must not be used after. */
@@ -133,6 +130,16 @@ export class ContiguousKVCache implements KVCache {
   bytes(): number {
     return this.layers.reduce((s, L) => s + (L ? (L.k.byteLength + L.v.byteLength) : 0), 0);
   }
+}
+
+/**
+ * f16 cache storage widened into new f32 kernel storage, for a layer (or a paged pool) that met a value f16 cannot hold.
+ * The f16 array goes back when garbage-collected, as outgrown buffers do (a view may still hold it).
+ */
+export function widenedF16(h: Uint16Array): Float32Array {
+  const f = kernelStorage().floats(h.length);
+  widen16(h, f, 'float16');
+  return f;
 }
 
 // an empty buffer of the cache's storage type (the first store sizes it)

@@ -10,11 +10,11 @@
 import { describeValue, QkvError } from '../errors.js';
 import type { BlockPool } from '../kernels/contract.js';
 import { kernelStorage } from '../kernels/registry.js';
-import { narrow16, widen16 } from '../tensor/f16.js';
+import { narrow16 } from '../tensor/f16.js';
 import { quantizeRow } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { BlockTables } from './block-tables.js';
-import { checkLayers } from './contiguous.js';
+import { checkLayers, widenedF16 } from './contiguous.js';
 import { checkStore, type KVCache, type PagedView, type StoreRequest } from './kv-cache.js';
 
 export interface PagedOptions {
@@ -40,19 +40,9 @@ function bytes(n: number): Int8Array {
   return (kernelStorage().matrix?.('int8', n) as Int8Array | null | undefined) ?? new Int8Array(n);
 }
 
-/** n f16 slots in the kernels' memory where it is shared (the paged kernel reads an f16 pool there), else an array. */
-function halves(n: number): Uint16Array {
-  return kernelStorage().halves?.(n) ?? new Uint16Array(n);
-}
-
-/** An f16 pool's keys and values widened to f32 in place of it (a value f16 cannot hold came): f32 from then on. The
- *  f16 arrays go back when garbage-collected, as outgrown ones do (a view may still hold them). */
+/** An f16 pool's keys and values widened to f32 in place of it (a value f16 cannot hold came): f32 from then on. */
 function widenPool(p: BlockPool): void {
-  for (const which of ['k', 'v'] as const) {
-    const h = p[which] as Uint16Array, f = kernelStorage().floats(h.length);
-    widen16(h, f, 'float16');
-    p[which] = f;
-  }
+  [p.k, p.v] = [widenedF16(p.k as Uint16Array), widenedF16(p.v as Uint16Array)];
 }
 
 export class PagedKVCache extends BlockTables implements KVCache {
@@ -78,7 +68,7 @@ export class PagedKVCache extends BlockTables implements KVCache {
     if (!p) {
       const n = this.allocator.numBlocks * Hkv * this.blockSize;
       const int8 = this.dtype === 'int8';
-      const room = (m: number) => (int8 ? bytes(m) : this.dtype === 'float16' ? halves(m) : kernelStorage().floats(m));
+      const room = (m: number) => (int8 ? bytes(m) : this.dtype === 'float16' ? kernelStorage().halves(m) : kernelStorage().floats(m));
       p = this.pools[layer] = {
         blockSize: this.blockSize, Hkv, D, Dv, k: room(n * D), v: room(n * Dv),
         kScale: int8 ? kernelStorage().floats(n) : undefined, vScale: int8 ? kernelStorage().floats(n) : undefined,
@@ -94,8 +84,8 @@ export class PagedKVCache extends BlockTables implements KVCache {
       const n = blocks * p.Hkv * this.blockSize;
       // keys, values and scales stay in the kernels' storage (the old arrays go back when garbage-collected)
       const grow = <A extends Float32Array | Int8Array | Uint16Array>(a: A, per: number): A => {
-        const m = n * per;
-        const b = (a instanceof Float32Array ? kernelStorage().floats(m) : a instanceof Uint16Array ? halves(m) : bytes(m)) as A;
+        const [m, st] = [n * per, kernelStorage()];
+        const b = (a instanceof Float32Array ? st.floats(m) : a instanceof Uint16Array ? st.halves(m) : bytes(m)) as A;
         b.set(a);
         return b;
       };

@@ -228,7 +228,7 @@ export interface GpuLayerKernels {
 export interface KernelStorage {
   floats(n: number): Float32Array;
   /** n f16 slots for an f16 KV cache, which the decode kernel may read in place (it stores finite values only). */
-  halves?(n: number): Uint16Array;
+  halves(n: number): Uint16Array;
   release(a: Float32Array | Uint16Array): void;
   /** Two arenas for decoder layers' activations, taken in turn (tensor/arena.ts), or null where there are none. */
   arenas?(): readonly [LayerArena, LayerArena] | null;

@@ -81,7 +81,7 @@ export function getRowKernels(): RowKernels | null {
   return rowKernels;
 }
 
-let storage: KernelStorage = { floats: (n) => new Float32Array(n), release: () => {} };
+let storage: KernelStorage = { floats: (n) => new Float32Array(n), halves: (n) => new Uint16Array(n), release: () => {} };
 
 /** Where KV caches keep their floats and loaders put weight matrices from now on (a backend's memory, so its kernels
  *  read them in place). */

@@ -220,9 +220,9 @@ export class Tensor {
     if (dtype === this.dtype) return this.contiguous();
     checkDType(dtype, 'to');
     const out = allocStorage(dtype, this.size);
-    // 16-bit floats widened in bulk when the elements are one dense run (a table row, a whole weight)
-    if (dtype === 'float32' && (this.dtype === 'float16' || this.dtype === 'bfloat16') && this.isContiguous()) {
-      widen16((this.data as Uint16Array).subarray(this.offset, this.offset + this.size), out as Float32Array, this.dtype);
+    // 16-bit floats widened in bulk, run by run (a table row, a whole weight, a KV cache's strided view)
+    if (dtype === 'float32' && (this.dtype === 'float16' || this.dtype === 'bfloat16')) {
+      this.writeFloat32(out as Float32Array);
       return new Tensor(dtype, out, this.shape);
     }
     forEachOffset(this.shape, this.strides, this.offset, (off, i) => {
@@ -273,11 +273,6 @@ export class Tensor {
   /** The elements as a dense row-major Float32Array (shared when this is already a dense float32 tensor). */
   toFloat32(): Float32Array {
     if (this.dtype === 'float32') return this.contiguous().data as Float32Array;
-    if (this.dtype === 'float16' || this.dtype === 'bfloat16') {
-      const out = new Float32Array(this.size);
-      this.writeFloat32(out);
-      return out;
-    }
     return this.to('float32').data as Float32Array;
   }
 

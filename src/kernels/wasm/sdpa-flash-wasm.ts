@@ -74,7 +74,9 @@ function decodeForward(p: SdpaProblem, widen = false): SdpaForwardResult {
   // straight from the callers' tensors (a KV cache's strided views: one copy, not two)
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   // an f16 cache: q times 2^112 (load4) — unless some |q| ≥ 2^15 (or a NaN) would not survive it: then k, v widened
-  if (f16 && !scaleQ(new Float32Array(r.bytes.buffer, q, B * Hq * L * D))) return decodeForward(p, true);
+  const qIn = new Float32Array(r.bytes.buffer, q, B * Hq * L * D);
+  if (f16 && !fitsF16Unit(qIn)) return decodeForward(p, true);
+  if (f16) scaleByF16Unit(qIn);
   if (!kIn) putTensor(r, kCopy, p.source?.k) || put(r, kCopy, p.k);
   if (!vIn) putTensor(r, vCopy, p.source?.v) || put(r, vCopy, p.v);
   const [k, kStride] = kIn ?? [kCopy, S * D], [v, vStride] = vIn ?? [vCopy, S * Dv];
@@ -100,11 +102,15 @@ export function decodeReads(p: SdpaProblem, widen = false): { f16: boolean; k: [
   return { f16: false, k: inPlace(p.source?.k, 'float32'), v: inPlace(p.source?.v, 'float32') };
 }
 
-/** q times 2^112 in place when every |q| < 2^15 (the product stays finite) — an f16 cache's q; false, q untouched, when not. */
-export function scaleQ(q: Float32Array): boolean {
+/** Whether q times 2^112 stays finite (every |q| < 2^15, no NaN): an f16 cache's keys may then be read as f16. */
+export function fitsF16Unit(q: Float32Array): boolean {
   for (let i = 0; i < q.length; i++) if (!(Math.abs(q[i]) < 2 ** 15)) return false;
-  for (let i = 0; i < q.length; i++) q[i] *= F16_UNIT;
   return true;
+}
+
+/** q times 2^112 in place (load4's scale; fitsF16Unit(q) first). */
+export function scaleByF16Unit(q: Float32Array): void {
+  for (let i = 0; i < q.length; i++) q[i] *= F16_UNIT;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { PagedKernel, PagedProblem, PagedResult } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { DECODE_JOB } from './jobs.js';
 import { alignLine, JOB, kernelRuntime, put, residentOffset, runJob, scratch } from './runtime.js';
-import { mergeChunks, scaleQ } from './sdpa-flash-wasm.js';
+import { fitsF16Unit, mergeChunks, scaleByF16Unit } from './sdpa-flash-wasm.js';
 import { kernelOffset } from './storage.js';
 
 const BN = 64, BM = 4; // the DECODE job's score tile: 4 query rows × 64 keys
@@ -22,7 +22,7 @@ export function pagedWasmCovers(p: PagedProblem, returnWeights = false): boolean
   const { pool } = p;
   if (kernelRuntime() === null || returnWeights || p.window || p.softcap) return false;
   if (pool.D % 4 !== 0 || pool.Dv % 4 !== 0 || poolOffsets(p) === null) return false;
-  if (pool.k instanceof Uint16Array && !p.q.every((x) => Math.abs(x) < 2 ** 15)) return false; // q · 2^112 would overflow
+  if (pool.k instanceof Uint16Array && !fitsF16Unit(p.q)) return false; // q · 2^112 would overflow
   if (p.keyMask && p.keyMask.some((row) => row.some((x) => !x))) return false;
   return partsBytes(p, plan(p, kernelRuntime()!.threads).splits) <= MAX_PARTS;
 }
@@ -100,7 +100,7 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
   const [q, part, tables, lens, scr, out, lse] = scratch(r, [4 * B * Hq * T * D, partsBytes(p, splits), 4 * B * tableStride,
     4 * B, perThread * r.threads, 4 * B * Hq * T * Dv, 4 * B * Hq * T]);
   put(r, q, p.q);
-  if (at.f16) scaleQ(new Float32Array(r.memory.buffer, q, B * Hq * T * D)); // |q| < 2^15: covers checked it
+  if (at.f16) scaleByF16Unit(new Float32Array(r.memory.buffer, q, B * Hq * T * D)); // covers checked that it fits
   // the block tables as one [B][tableStride] array (a shorter row's last entries are never read), and the rows' lengths
   const table = new Uint32Array(r.memory.buffer, tables, B * tableStride);
   p.blockTables.forEach((t, b) => table.set(t.slice(0, Math.min(t.length, tableStride)), b * tableStride));

@@ -31,7 +31,7 @@ export function kernelFloats(n: number): Float32Array {
 /**
  * n zeroed f16 slots of an f16 KV cache (cache/contiguous.ts), in the kernels' memory when it is shared (else an
  * ordinary array). The decode job reads them in place as f16 and takes every value as finite: the cache stores no
- * other (a layer that meets ±∞, NaN or |x| > 65504 goes back to f32).
+ * other (a layer that meets ±∞, NaN or |x| ≥ 65520 goes back to f32).
  */
 export function kernelHalves(n: number): Uint16Array {
   return place(n, 2, (buffer, at) => new Uint16Array(buffer, at, n)) ?? new Uint16Array(n);
