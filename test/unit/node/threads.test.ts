@@ -44,7 +44,7 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
     gatedLinear(x, w, u, 'silu'), gatedLinear(x.slice(0, 0, 1), w.to('float16'), u.to('float16'), 'gelu_pytorch_tanh'),
     // decode (M = 1) in every format: each thread's rows read as four streams, and the rows past them one by one
     linear(x.slice(0, 0, 1), w), linear(x.slice(0, 0, 1), w.to('bfloat16')), linear(x.slice(0, 0, 1), Int4Matrix.quantize(w4)),
-    // prefill from M = 32 (the outer-product tile): threads take whole panels of 12 columns, the last one the rest
+    // prefill from M = 32 (the outer-product tile): threads claim panels of 12 columns in turn, the last unit the rest
     linear(x35, w), linear(x35, w.to('float16')), gatedLinear(x35, w, u, 'silu'), linear(x35, Int8Matrix.quantize(w)),
     linear(x35, Int4Matrix.quantize(w4)),
     // a layer's elementwise kernels over its arena (rows over threads), copied out before the next run empties it

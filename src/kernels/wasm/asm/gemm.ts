@@ -2,7 +2,7 @@
 import { gemvQ4, gemvQ4x8, gemvQ8, prepareQ8, prepareQ16, widenPanelQ4 } from './gemv-q';
 import {
   GEMM_F32, GEMM_F16, GEMM_BF16, GEMM_I8, GEMM_I4, C_F16_MASK, C_F16_FULL, C_F16_BIG, C_ONE, C_NEG_LOG2E, C_GELU_A, C_GELU_2C, C_126,
-  cst, exp2v, madd, panelAt, ptr, word, store4, store4Scaled,
+  claim, cst, exp2v, madd, panelAt, ptr, word, store4, store4Scaled,
 } from './common';
 
 // GEMM_* (GEMM_JOB in jobs.ts): [kind, a, b, c, M, K, N, scales, scratch, scratchStride, glu, b2, scales2, c2, f16Scale,
@@ -29,16 +29,15 @@ import {
 // per result). Alone in L1 it made 22.3 GMAC/s against 20.6 (the 2×4 tile over a packed panel; outer products 4×8, 5×8,
 // 6×8 and an unrolled 3×12: 19.7, 14.9, 17.7, 13.3 — V8's register allocation spills past ~13 live vectors).
 // A gated product needs no barrier: each thread forms the gate and up columns of its own range, then h on that range.
+// With the outer-product tile the threads claim panels in turn instead of fixed ranges (outerGemm).
 export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const a = ptr(job, 1), b = ptr(job, 2), c = ptr(job, 3), scales = ptr(job, 7);
   const M = word(job, 4), K = word(job, 5), N = word(job, 6);
   const scratch = ptr(job, 8), scratchStride = <usize>word(job, 9);
   const panel = scratch + <usize>t * scratchStride;
-  const outer = word(job, 16) != 0;
-  const step = outer ? 12 : 4; // threads take columns in whole panels
-  const per = ((N + step - 1) / step + T - 1) / T * step;
+  if (word(job, 16) != 0) { outerGemm(job, kind, panel, T); return; }
+  const per = ((N + 3) / 4 + T - 1) / T * 4; // threads take columns in whole groups of four
   const n0 = t * per, n1 = min(N, n0 + per);
-  if (outer && n1 - n0 >= 12) packA(a, packedA(panel, K), M, K); // (a thread with no whole panel never reads it)
   // decode with f16 weights, or integer dot products with int8/int4 weights (gemv-q.ts): x prepared once per thread in
   // its panel scratch (else the widening path below)
   const wide = n1 - n0 >= 4 && M == 1;
@@ -48,15 +47,36 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const prepared = wide && ((kind == GEMM_F16 && prepareF16(a, panel, K, f16Scales)) ||
     (kind == GEMM_I4 && (ASC_FEATURE_RELAXED_SIMD ? prepareQ8(a, panel, K) : prepareQ16(a, panel, K))) ||
     (kind == GEMM_I8 && K % 32 == 0 && prepareQ16(a, panel, K)));
-  product(a, b, c, scales, M, K, N, n0, n1, kind, panel, prepared, f16Scales, outer);
+  product(a, b, c, scales, M, K, N, n0, n1, kind, panel, prepared, f16Scales, false);
   const glu = word(job, 10);
   if (glu == 0) return;
   const b2 = ptr(job, 11), scales2 = ptr(job, 12), c2 = ptr(job, 13), f16Scale2 = reinterpret<f32>(word(job, 15));
   const f16Scales2 = f32x4.splat(f16Scale2);
   // x scaled for b2's f16 bits (the same answer from prepareF16: it depends on x alone)
   if (prepared && kind == GEMM_F16 && f16Scale2 != f16Scale) prepareF16(a, panel, K, f16Scales2);
-  product(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared, f16Scales2, outer);
+  product(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, prepared, f16Scales2, false);
   gate(c, c2, M, N, n0, n1, glu);
+}
+
+// outer = 1 (M ≥ 32): the columns as units of one panel of 12 (the last unit the 1–11 columns left over, if any), which
+// the threads claim in turn (claim(), common.ts): a thread whose core runs slower takes fewer, where fixed halves had the
+// caller wait for it (a batch of 64 sequences on 2 threads: the worker ~8% slower at the median, the caller waiting
+// ~14% of its time). Each unit is computed as with fixed ranges: the same answer whichever thread takes it. Gated: the
+// unit's gate and up columns, then h on them.
+function outerGemm(job: usize, kind: i32, panel: usize, T: i32): void {
+  const a = ptr(job, 1), b = ptr(job, 2), c = ptr(job, 3), scales = ptr(job, 7);
+  const M = word(job, 4), K = word(job, 5), N = word(job, 6), glu = word(job, 10);
+  const b2 = ptr(job, 11), scales2 = ptr(job, 12), c2 = ptr(job, 13);
+  const f16Scales = f32x4.splat(reinterpret<f32>(word(job, 14))), f16Scales2 = f32x4.splat(reinterpret<f32>(word(job, 15)));
+  if (N >= 12) packA(a, packedA(panel, K), M, K); // every thread: any of them may claim a panel
+  const units = (N + 11) / 12;
+  for (let u = claim(-1, T); u < units; u = claim(u, T)) {
+    const n0 = u * 12, n1 = min(N, n0 + 12);
+    product(a, b, c, scales, M, K, N, n0, n1, kind, panel, false, f16Scales, true);
+    if (glu == 0) continue;
+    product(a, b2, c2, scales2, M, K, N, n0, n1, kind, panel, false, f16Scales2, true);
+    gate(c, c2, M, N, n0, n1, glu);
+  }
 }
 
 // bytes of one row of B (one weight row) in each format
