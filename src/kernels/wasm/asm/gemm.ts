@@ -35,7 +35,8 @@ export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const M = word(job, 4), K = word(job, 5), N = word(job, 6);
   const scratch = ptr(job, 8), scratchStride = <usize>word(job, 9);
   const panel = scratch + <usize>t * scratchStride;
-  if (word(job, 16) != 0) { outerGemm(job, kind, panel, T); return; }
+  const outer = word(job, 16);
+  if (outer != 0) { outerGemm(job, kind, panel, T); return; }
   const per = ((N + 3) / 4 + T - 1) / T * 4; // threads take columns in whole groups of four
   const n0 = t * per, n1 = min(N, n0 + per);
   // decode with f16 weights, or integer dot products with int8/int4 weights (gemv-q.ts): x prepared once per thread in
