@@ -51,13 +51,14 @@ export const JOB = {
 } as const;
 
 // control words (Int32Array indices at byte 0)
-const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4, NEXT = 5; // NEXT: the units a job's threads have claimed (asm/common.ts)
+const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4, NEXT = 5, AWAKE = 6; // NEXT: units claimed; AWAKE: workers not asleep
 const JOB_AT = 256; // bytes
 const RESIDENT_AT = 65536; // bytes
 /** The most bytes the kernels' memory may have (wasm32 addresses 4 GiB). */
 export const MAX_BYTES = 4 * 2 ** 30 - 65536;
-// how long an idle worker keeps polling before it sleeps: a decode step issues ~7 matrix products per layer with a
-// little JavaScript between them, and waking a sleeping thread costs tens of microseconds each time
+// how long an idle worker polls before it sleeps: a decode step issues ~7 products per layer with a little JavaScript
+// between them, and waking a thread costs tens of microseconds to ~1.5 ms (this VM: a batched server's first call of
+// each step, after streaming 64 sequences). So a call that finds a worker asleep runs alone and wakes it for the next.
 const SPIN_MS = 3;
 
 /** What a worker needs to join: the compiled module, the shared memory and its index (1…). */
@@ -403,6 +404,11 @@ export function runJob(r: Runtime, words: readonly number[]): void {
     return;
   }
   const c = r.control;
+  if (Atomics.load(c, AWAKE) < r.workers) { // one sleeps (no job for SPIN_MS): this call alone while it wakes
+    Atomics.notify(c, SEQ);
+    r.exports.run(JOB_AT, 0, 1);
+    return;
+  }
   Atomics.store(c, DONE, 0);
   Atomics.store(c, ERROR, 0);
   Atomics.store(c, THREADS, T);
@@ -469,16 +475,22 @@ export function kernelWorkerLoop(init: KernelWorkerInit, ready: () => void): voi
   const exports = new WebAssembly.Instance(init.module, { env: { memory: init.memory, abort } }).exports as unknown as Exports;
   const c = new Int32Array(init.memory.buffer, 0, 64);
   let seen = Atomics.load(c, SEQ); // before saying ready: every job after that is one we may be counted in
+  Atomics.add(c, AWAKE, 1);
   ready();
   for (;;) {
     let s = Atomics.load(c, SEQ);
     if (s === seen) {
       const until = performance.now() + SPIN_MS;
       while (s === seen && performance.now() < until) s = Atomics.load(c, SEQ);
-      if (s === seen) { Atomics.wait(c, SEQ, seen); continue; }
+      if (s === seen) { // asleep until a job, or a caller that found us asleep, wakes us
+        Atomics.sub(c, AWAKE, 1);
+        Atomics.wait(c, SEQ, seen);
+        Atomics.add(c, AWAKE, 1);
+        continue;
+      }
     }
     seen = s;
-    if (Atomics.load(c, STOP)) return;
+    if (Atomics.load(c, STOP)) { Atomics.sub(c, AWAKE, 1); return; }
     const T = Atomics.load(c, THREADS);
     if (init.index >= T) continue;
     try { exports.run(JOB_AT, init.index, T); } catch { Atomics.store(c, ERROR, 1); }
