@@ -61,3 +61,18 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
   setKernelThreads(2);
   two.forEach((t, i) => assertClose(t, one[i], 0, 0, `result ${i}`));
 });
+
+test('a call that finds the worker asleep runs alone and wakes it: the same results, no wait, then the threads again', async () => {
+  const { useThreads, kernelThreads } = await import('../../../src/node/index.js');
+  const { linear, Tensor } = await import('../../../src/index.js');
+  assert.equal(await useThreads(2), 2);
+  assert.equal(kernelThreads(), 2);
+  const rand = rng(11);
+  const x = randn([40, 96], rand), w = randn([50, 96], rand);
+  const want = linear(x, w).toFloat32().slice();
+  for (let round = 0; round < 4; round++) {
+    await new Promise((ok) => setTimeout(ok, 20)); // past SPIN_MS: the worker sleeps
+    // the first call runs alone (waking it), the next ones on the threads once it polls again
+    for (let i = 0; i < 50; i++) assertClose(linear(x, w), Tensor.from(want, [40, 50]), 0, 0, `round ${round}, call ${i}`);
+  }
+});
