@@ -125,8 +125,8 @@ function panels12(b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0:
   for (; j + 12 <= n1; j += 12) {
     for (let g = 0; g < 3; g++) {
       const bg = b + <usize>(j + 4 * g) * rowB;
-      if (kind == GEMM_I4) widenPanelQ4(bg, panel, K, j + 4 * g, scales, 1);
-      else widenPanel(bg, panel, K, kind, rowB, f16Scale);
+      if (kind != GEMM_I4) { widenColumns(bg, p12 + (<usize>g << 4), K, kind, rowB, f16Scale); continue; }
+      widenPanelQ4(bg, panel, K, j + 4 * g, scales, 1);
       transposePanel(panel, p12 + (<usize>g << 4), K);
     }
     const sc = kind == GEMM_I8 ? scales + (<usize>j << 2) : 0;
@@ -135,19 +135,66 @@ function panels12(b: usize, c: usize, scales: usize, M: i32, K: i32, N: i32, n0:
   return j;
 }
 
-// a packed panel's four rows (panelAt) as four columns of a [K][12] panel from `dst`: each 4 × 4 block transposed
+// a packed panel's four rows (panelAt) as four columns of a [K][12] panel from `dst` (int4: widened into the packed panel
+// first, widenPanelQ4)
 function transposePanel(panel: usize, dst: usize, K: i32): void {
   for (let k = 0; k < K; k += 4) {
     const src = panelAt(panel, 0, k);
-    const x0 = v128.load(src), x1 = v128.load(src, 16), x2 = v128.load(src, 32), x3 = v128.load(src, 48);
-    const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
-    const t2 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
-    const d = dst + <usize>k * 48;
-    v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5)); // element k of the four rows
-    v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 48);
-    v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 96);
-    v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 144);
+    storeTransposed(dst + <usize>k * 48, v128.load(src), v128.load(src, 16), v128.load(src, 32), v128.load(src, 48));
   }
+}
+
+// four rows of B from b0 (rowB bytes apart), widened to f32 straight into four columns of the [K][12] panel at dst — what
+// widenPanel then transposePanel do, without writing and reading the packed panel between (f32, f16, bf16, int8)
+function widenColumns(b0: usize, dst: usize, K: i32, kind: i32, rowB: usize, f16Scale: v128): void {
+  const b1 = b0 + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  if (kind == GEMM_F32) {
+    for (let k = 0; k < K; k += 4) {
+      const o = <usize>k << 2;
+      storeTransposed(dst + <usize>k * 48, v128.load(b0 + o), v128.load(b1 + o), v128.load(b2 + o), v128.load(b3 + o));
+    }
+  } else if (kind == GEMM_I8) {
+    for (let k = 0; k < K; k += 16) {
+      const h0 = v128.load(b0 + <usize>k), h1 = v128.load(b1 + <usize>k), h2 = v128.load(b2 + <usize>k), h3 = v128.load(b3 + <usize>k);
+      const d = dst + <usize>k * 48; // elements k + 4q … k + 4q + 3 of the four rows at d + 192·q
+      storeTransposed(d, quarterI8(h0, 0), quarterI8(h1, 0), quarterI8(h2, 0), quarterI8(h3, 0));
+      storeTransposed(d + 192, quarterI8(h0, 1), quarterI8(h1, 1), quarterI8(h2, 1), quarterI8(h3, 1));
+      storeTransposed(d + 384, quarterI8(h0, 2), quarterI8(h1, 2), quarterI8(h2, 2), quarterI8(h3, 2));
+      storeTransposed(d + 576, quarterI8(h0, 3), quarterI8(h1, 3), quarterI8(h2, 3), quarterI8(h3, 3));
+    }
+  } else {
+    for (let k = 0; k < K; k += 8) {
+      const o = <usize>k << 1;
+      const h0 = v128.load(b0 + o), h1 = v128.load(b1 + o), h2 = v128.load(b2 + o), h3 = v128.load(b3 + o);
+      const d = dst + <usize>k * 48;
+      if (kind == GEMM_BF16) {
+        storeTransposed(d, lo16(h0), lo16(h1), lo16(h2), lo16(h3));
+        storeTransposed(d + 192, hi16(h0), hi16(h1), hi16(h2), hi16(h3));
+      } else {
+        storeTransposed(d, widenF16(lo16(h0), f16Scale), widenF16(lo16(h1), f16Scale), widenF16(lo16(h2), f16Scale), widenF16(lo16(h3), f16Scale));
+        storeTransposed(d + 192, widenF16(hi16(h0), f16Scale), widenF16(hi16(h1), f16Scale), widenF16(hi16(h2), f16Scale),
+          widenF16(hi16(h3), f16Scale));
+      }
+    }
+  }
+}
+
+// x0 … x3 (elements k … k + 3 of four rows) as four vectors 48 bytes apart from d: element k of the four rows, then k + 1 …
+@inline
+function storeTransposed(d: usize, x0: v128, x1: v128, x2: v128, x3: v128): void {
+  const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
+  const t2 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+  v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 48);
+  v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 96);
+  v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 144);
+}
+
+// int8 elements 4q … 4q + 3 of h as f32
+@inline
+function quarterI8(h: v128, q: i32): v128 {
+  const half = q < 2 ? i16x8.extend_low_i8x16_s(h) : i16x8.extend_high_i8x16_s(h);
+  return f32x4.convert_i32x4_s((q & 1) == 0 ? i32x4.extend_low_i16x8_s(half) : i32x4.extend_high_i16x8_s(half));
 }
 
 // C[i … i + 2, j … j + 11] = Σ_k a_{i+r,k} · b_{j..j+11,k}: x the three rows packed [K][3], w the [K][12] panel; rows past
