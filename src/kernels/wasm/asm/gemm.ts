@@ -14,7 +14,7 @@ import {
 // into this memory). f16 bits widen times f16Scale = 2^(112 − shift): 2^112 for a checkpoint's own bits, 2^102 for an
 // F16Matrix's (tensor/f16-matrix.ts: w · 2^10, so that no weight is a subnormal, which x86 multiplies slowly); b2's
 // times f16Scale2 (x prepared again for it when the two differ).
-// Columns of C (rows of B) are split into T contiguous ranges, multiples of 4. B rows are widened to f32 four at a
+// Columns of C (rows of B) are split into T contiguous ranges, multiples of 4 (outer = 0). B rows are widened to f32 four at a
 // time: straight into registers when M = 1 (decode: the whole cost is reading B once), else into this thread's
 // scratch panel, packed [K/4][4][4] (panelAt), which the 2×4 register tile then reuses for every row of A (f32 rows
 // are copied into it from M = 16; below, the tile reads them in place). A tile's four rows are a quarter
@@ -23,13 +23,13 @@ import {
 // places a row apart, and came from memory at half the speed (decode: 3.7–3.9 against 7.2–8.2 GB/s, f16, one thread).
 // outer = 1 (the host sets it for M ≥ 32: prefill, a batch of sequences) takes most columns another way, the outer
 // product of the Goto/BLIS micro-kernels: A is packed in threes of rows [⌈M/3⌉][K][3] once per job (packA), each 12
-// adjacent rows of B widened and transposed to a [K][12] panel (transposePanel), and a 3 × 12 register tile sums
+// adjacent rows of B widened straight into a [K][12] panel (widenColumns), and a 3 × 12 register tile sums
 // c_{i..i+2, j..j+11} += a_ik · b_{j..j+11, k} with one splat of a_ik and three vectors of b a step: 9 accumulators, 6
 // loads for 9 fused multiply-adds, no horizontal sums (the 2×4 tile: 8 accumulators, 6 loads for 8, a sum of 4 lanes
 // per result). Alone in L1 it made 22.3 GMAC/s against 20.6 (the 2×4 tile over a packed panel; outer products 4×8, 5×8,
 // 6×8 and an unrolled 3×12: 19.7, 14.9, 17.7, 13.3 — V8's register allocation spills past ~13 live vectors).
-// A gated product needs no barrier: each thread forms the gate and up columns of its own range, then h on that range.
-// With the outer-product tile the threads claim panels in turn instead of fixed ranges (outerGemm).
+// A gated product needs no barrier: each thread forms the gate and up columns of its own range (outer: of each panel it
+// claims, outerGemm), then h on them.
 export function gemm(job: usize, kind: i32, t: i32, T: i32): void {
   const a = ptr(job, 1), b = ptr(job, 2), c = ptr(job, 3), scales = ptr(job, 7);
   const M = word(job, 4), K = word(job, 5), N = word(job, 6);
@@ -171,9 +171,10 @@ function widenColumns(b0: usize, dst: usize, K: i32, kind: i32, rowB: usize, f16
         storeTransposed(d, lo16(h0), lo16(h1), lo16(h2), lo16(h3));
         storeTransposed(d + 192, hi16(h0), hi16(h1), hi16(h2), hi16(h3));
       } else {
-        storeTransposed(d, widenF16(lo16(h0), f16Scale), widenF16(lo16(h1), f16Scale), widenF16(lo16(h2), f16Scale), widenF16(lo16(h3), f16Scale));
-        storeTransposed(d + 192, widenF16(hi16(h0), f16Scale), widenF16(hi16(h1), f16Scale), widenF16(hi16(h2), f16Scale),
-          widenF16(hi16(h3), f16Scale));
+        storeTransposed(d, widenF16(lo16(h0), f16Scale), widenF16(lo16(h1), f16Scale),
+          widenF16(lo16(h2), f16Scale), widenF16(lo16(h3), f16Scale));
+        storeTransposed(d + 192, widenF16(hi16(h0), f16Scale), widenF16(hi16(h1), f16Scale),
+          widenF16(hi16(h2), f16Scale), widenF16(hi16(h3), f16Scale));
       }
     }
   }
