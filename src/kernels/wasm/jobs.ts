@@ -3,6 +3,12 @@
 // job kind (asm/kernels.ts dispatches on it); pointers are byte offsets into the kernels' memory.
 import { Layout } from '../layout.js';
 
+/** Job kinds (asm/kernels.ts). */
+export const JOB = {
+  attention: 1, packK: 2, gemmF32: 3, gemmF16: 4, gemmBF16: 5, gemmI8: 6, decode: 7, gemmI4: 8, merge: 9, scaleF16: 10,
+  rmsNorm: 11, add: 12, rope: 13,
+} as const;
+
 /** PACK_K (asm/attention.ts): k → panels of 8 keys for the attention job. */
 export const PACK_K_JOB = new Layout('packK', [
   ['kind', 'u32'], ['k', 'u32'], ['kp', 'u32'], ['BHkv', 'u32'], ['S', 'u32'], ['D', 'u32'], ['Sp', 'u32'],

@@ -1,4 +1,4 @@
-// Threads that degrade gracefully (kernels/wasm/runtime.ts, ThreadChooser): the runtime runs EPOCH calls on its
+// Threads that degrade gracefully (kernels/wasm/thread-chooser.ts, ThreadChooser): the runtime runs EPOCH calls on its
 // threads and EPOCH on the caller alone (the first such measurement thrown away as warm-up), keeps the faster way —
 // compared shape by shape, or per unit of work when the epochs share no shape — for a hold (2 s, doubling while the
 // measurements agree by MARGIN or more), then measures again; a threads epoch clearly behind the last alone one ends
@@ -7,7 +7,7 @@
 // benchmark (BENCHMARKS.md), not a test — here, the rule.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jobWork, ThreadChooser } from '../../../src/kernels/wasm/runtime.js';
+import { jobWork, ThreadChooser } from '../../../src/kernels/wasm/thread-chooser.js';
 import { DECODE_JOB, GEMM_JOB } from '../../../src/kernels/wasm/jobs.js';
 
 // one measurement of short calls (threadsMs and aloneMs in tenths of a millisecond: EPOCH calls end each epoch)

@@ -37,8 +37,9 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
   assert.equal(await useThreads(2), 2);
   const rand = rng(9);
   const q = randn([2, 4, 77, 32], rand), k = randn([2, 2, 90, 32], rand), v = randn([2, 2, 90, 32], rand);
-  const x = randn([3, 64], rand), w = randn([37, 64], rand), u = randn([37, 64], rand), w4 = randn([44, 64], rand);
-  const qDecode = randn([2, 6, 1, 32], rand), kLong = randn([2, 2, 700, 32], rand), x35 = randn([35, 64], rand);
+  // (K 128: every job here at least runtime.ts's SMALL_WORK, which smaller ones run alone)
+  const x = randn([3, 128], rand), w = randn([37, 128], rand), u = randn([37, 128], rand), w4 = randn([44, 128], rand);
+  const qDecode = randn([2, 6, 1, 32], rand), kLong = randn([2, 2, 700, 32], rand), x35 = randn([35, 128], rand);
   const run = () => [attention(q, k, v).out, attention(q, k, v, { causal: true }).out, attention(qDecode, kLong, kLong).out, linear(x, w), linear(x.slice(0, 0, 1), w.to('float16')),
     linear(x, w.to('bfloat16')), linear(x.slice(0, 0, 1), Int8Matrix.quantize(w)),
     gatedLinear(x, w, u, 'silu'), gatedLinear(x.slice(0, 0, 1), w.to('float16'), u.to('float16'), 'gelu_pytorch_tanh'),
@@ -52,7 +53,7 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
       arena.reset();
       const a = Tensor.from(arena.floats(x35.size), x35.shape);
       a.toFloat32().set(x35.toFloat32());
-      return [rmsNorm(a, w.slice(0, 0, 1).reshape([64]).contiguous(), 1e-5), add(a, a)].map((t) => Tensor.from(t.toFloat32().slice(), t.shape));
+      return [rmsNorm(a, w.slice(0, 0, 1).reshape([128]).contiguous(), 1e-5), add(a, a)].map((t) => Tensor.from(t.toFloat32().slice(), t.shape));
     })];
   const two = run();
   setKernelThreads(1);
