@@ -253,12 +253,13 @@ export function runAlone(r: Runtime, words: readonly number[]): void {
 export function runJob(r: Runtime, words: readonly number[]): void {
   r.jobWords.set(words);
   const T = r.threads;
-  if (T === 1 || jobWork(words) < SMALL_WORK) { r.exports.run(JOB_AT, 0, 1); return; }
+  const work = T === 1 ? 0 : jobWork(words);
+  if (work < SMALL_WORK) { r.exports.run(JOB_AT, 0, 1); return; }
   const t0 = performance.now();
   if (!chooser.useThreads(t0)) { // alone, for now: the workers sleep
     r.exports.run(JOB_AT, 0, 1);
     const t1 = performance.now();
-    chooser.note(false, t1 - t0, t1, jobWork(words), jobShape(words));
+    chooser.note(false, t1 - t0, t1, work, jobShape(words, work));
     return;
   }
   const c = r.control;
@@ -284,7 +285,7 @@ export function runJob(r: Runtime, words: readonly number[]): void {
     }
   }
   const t2 = performance.now();
-  chooser.note(true, t2 - t0, t2, jobWork(words), jobShape(words));
+  chooser.note(true, t2 - t0, t2, work, jobShape(words, work));
   if (Atomics.load(c, ERROR)) throw new QkvError('qkv threads: a worker failed while running a kernel');
 }
 

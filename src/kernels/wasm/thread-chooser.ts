@@ -142,6 +142,6 @@ export function jobWork(w: readonly number[]): number {
 }
 
 /** A number that names a job's kind and size: calls with the same one cost the same (the chooser pairs them). */
-export function jobShape(w: readonly number[]): number {
-  return jobWork(w) * 16 + w[0];
+export function jobShape(w: readonly number[], work = jobWork(w)): number {
+  return work * 16 + w[0];
 }
