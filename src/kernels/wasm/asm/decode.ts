@@ -309,13 +309,22 @@ function sum4(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
 // For each query row (b, h, i), over the chunks s that saw a key (l_s ≠ 0; a NaN l_s counts, so NaN reaches the row):
 //   M = max_s m_s,   e_s = 2^{m_s − M} l_s,   l = Σ_s e_s,   o = Σ_s (e_s / l) o_s,   lse = M · ln 2 + ln l
 // o is a convex combination of the normalised o_s (finite wherever the answer is); no chunk saw a key → o = 0,
-// lse = −∞. 2^x as the softmax computes it (exp2neg); thread t takes rows t, t + T, …
+// lse = −∞. 2^x as the softmax computes it (exp2neg); the threads claim units of MERGE_ROWS rows in turn.
+const MERGE_ROWS: i32 = 8;
 export function merge(job: usize, t: i32, T: i32): void {
   const part = ptr(job, 1), out = ptr(job, 2), lse = ptr(job, 3);
   const B = word(job, 4), Hq = word(job, 5), Hkv = word(job, 6), L = word(job, 7), Dv = word(job, 8), splits = word(job, 9);
   const G = Hq / Hkv, R4 = (G * L + 3) & ~3, units = B * Hkv * splits;
   const mAt = part + (<usize>units * <usize>R4 * <usize>Dv << 2), lAt = mAt + (<usize>units * <usize>R4 << 2);
-  for (let row = t; row < B * Hq * L; row += T) {
+  const rows = B * Hq * L;
+  for (let u = claim(-1, T); u < (rows + MERGE_ROWS - 1) / MERGE_ROWS; u = claim(u, T)) mergeRows(part, out, lse, u * MERGE_ROWS,
+    min(rows, (u + 1) * MERGE_ROWS), Hq, Hkv, L, Dv, splits, G, R4, mAt, lAt);
+}
+
+// rows r0 … r1 − 1 of the merge
+function mergeRows(part: usize, out: usize, lse: usize, r0: i32, r1: i32, Hq: i32, Hkv: i32, L: i32, Dv: i32, splits: i32, G: i32,
+  R4: i32, mAt: usize, lAt: usize): void {
+  for (let row = r0; row < r1; row++) {
     const i = row % L, h = (row / L) % Hq, b = row / (L * Hq);
     const u0 = (b * Hkv + h / G) * splits, rr = (h % G) * L + i;
     const o = out + (<usize>row * <usize>Dv << 2);

@@ -1,6 +1,12 @@
 // The ROWS jobs of asm/kernels.ts: a decoder layer's elementwise work, over arrays in the kernels' memory (a layer's arena,
-// tensor/arena.ts), so that the host copies nothing in or out. Rows (or elements) are split among the threads.
-import { ptr, word } from './common';
+// tensor/arena.ts), so that the host copies nothing in or out. Rows (or elements) are cut into units of about UNIT
+// floats, which the threads claim in turn (claim(), common.ts): the caller can finish a job alone while a worker wakes
+// (gate.ts), and each element comes out the same whichever thread takes it.
+import { claim, ptr, word } from './common';
+
+const UNIT: i32 = 2048;
+// rows of C floats a unit holds (at least one)
+@inline function rowsPerUnit(C: i32): i32 { return max(1, UNIT / max(1, C)); }
 
 // RMSNORM (RMSNORM_JOB in jobs.ts): [kind, x, g, y, rows, C, eps, offset] — for each row x_r of C floats
 //   y_r = x_r / √(mean(x_r²) + ε) · (offset + g)           (Zhang & Sennrich 2019; offset 1: Gemma's 1 + γ)
@@ -11,8 +17,8 @@ export function rmsNorm(job: usize, t: i32, T: i32): void {
   const rows = word(job, 4), C = word(job, 5);
   const eps = <f64>reinterpret<f32>(word(job, 6)), offset = <f64>reinterpret<f32>(word(job, 7));
   const off = f64x2.splat(offset);
-  const per = (rows + T - 1) / T;
-  for (let r = t * per; r < min(rows, (t + 1) * per); r++) {
+  const per = rowsPerUnit(C), units = (rows + per - 1) / per;
+  for (let u = claim(-1, T); u < units; u = claim(u, T)) for (let r = u * per; r < min(rows, (u + 1) * per); r++) {
     const xr = x + (<usize>r * <usize>C << 2), yr = y + (<usize>r * <usize>C << 2);
     let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
     let c = 0;
@@ -46,18 +52,19 @@ export function rmsNorm(job: usize, t: i32, T: i32): void {
   return v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
 }
 
-// ADD (ADD_JOB in jobs.ts): [kind, a, b, y, n] — y = a + b over n floats (a residual connection), in runs of 16 floats (a
-// cache line) per thread; an f32 sum is the f64 sum rounded to f32, so this equals the TypeScript loop bit for bit.
+// ADD (ADD_JOB in jobs.ts): [kind, a, b, y, n] — y = a + b over n floats (a residual connection), in units of UNIT floats
+// (whole cache lines); an f32 sum is the f64 sum rounded to f32, so this equals the TypeScript loop bit for bit.
 export function add(job: usize, t: i32, T: i32): void {
   const a = ptr(job, 1), b = ptr(job, 2), y = ptr(job, 3), n = word(job, 4);
-  const per = ((n + 15) / 16 + T - 1) / T * 16;
-  const end = min(n, (t + 1) * per);
-  let i = t * per;
-  for (; i + 4 <= end; i += 4) {
-    const at = <usize>i << 2;
-    v128.store(y + at, f32x4.add(v128.load(a + at), v128.load(b + at)));
+  for (let u = claim(-1, T); u < (n + UNIT - 1) / UNIT; u = claim(u, T)) {
+    const end = min(n, (u + 1) * UNIT);
+    let i = u * UNIT;
+    for (; i + 4 <= end; i += 4) {
+      const at = <usize>i << 2;
+      v128.store(y + at, f32x4.add(v128.load(a + at), v128.load(b + at)));
+    }
+    for (; i < end; i++) store<f32>(y + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) + load<f32>(b + (<usize>i << 2)));
   }
-  for (; i < end; i++) store<f32>(y + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) + load<f32>(b + (<usize>i << 2)));
 }
 
 // ROPE (ROPE_JOB in jobs.ts): [kind, x, y, cos, sin, B, H, L, D, half, sB, sH, sT, perBatch] — RoPE (Su et al. 2021) on
@@ -70,8 +77,8 @@ export function rope(job: usize, t: i32, T: i32): void {
   const x = ptr(job, 1), y = ptr(job, 2), cos = ptr(job, 3), sin = ptr(job, 4);
   const B = word(job, 5), H = word(job, 6), L = word(job, 7), D = word(job, 8), half = word(job, 9);
   const sB = word(job, 10), sH = word(job, 11), sT = word(job, 12), perBatch = word(job, 13);
-  const rows = B * H * L, per = (rows + T - 1) / T;
-  for (let r = t * per; r < min(rows, (t + 1) * per); r++) {
+  const rows = B * H * L, per = rowsPerUnit(D), units = (rows + per - 1) / per;
+  for (let u = claim(-1, T); u < units; u = claim(u, T)) for (let r = u * per; r < min(rows, (u + 1) * per); r++) {
     const b = r / (H * L), h = (r / L) % H, i = r % L;
     const src = x + (<usize>(b * sB + h * sH + i * sT) << 2), dst = y + (<usize>r * <usize>D << 2);
     const at = (perBatch ? <usize>(b * L + i) : <usize>i) * <usize>half << 3; // this position's row of the tables
