@@ -9,6 +9,21 @@ export const JOB = {
   rmsNorm: 11, add: 12, rope: 13,
 } as const;
 
+// jobs whose every unit of work is claimed, whatever their size
+const CLAIMED: ReadonlySet<number> = new Set([JOB.attention, JOB.decode, JOB.merge, JOB.rmsNorm, JOB.add, JOB.rope]);
+
+/**
+ * Jobs made only of units the threads claim (claim(), asm/common.ts) — attention, decode attention and its merge, the
+ * rows jobs, and the GEMM's outer-product path — which the caller can finish alone: a worker may join them late or
+ * not at all (gate.ts). The others (PACK_K, SCALE_F16, the GEMM's column ranges) give each thread a fixed share.
+ */
+export function claimsOnly(w: ArrayLike<number>): boolean {
+  const kind = w[0];
+  if (CLAIMED.has(kind)) return true;
+  const gemm = kind === JOB.gemmF32 || kind === JOB.gemmF16 || kind === JOB.gemmBF16 || kind === JOB.gemmI8 || kind === JOB.gemmI4;
+  return gemm && w[GEMM_JOB.index.outer] !== 0;
+}
+
 /** PACK_K (asm/attention.ts): k → panels of 8 keys for the attention job. */
 export const PACK_K_JOB = new Layout('packK', [
   ['kind', 'u32'], ['k', 'u32'], ['kp', 'u32'], ['BHkv', 'u32'], ['S', 'u32'], ['D', 'u32'], ['Sp', 'u32'],

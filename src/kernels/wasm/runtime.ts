@@ -19,6 +19,8 @@ import { WASM_BASE64 as SHARED } from './kernels-shared-binary.js';
 import { WASM_BASE64 as PRIVATE_RELAXED } from './kernels-relaxed-binary.js';
 import { WASM_BASE64 as SHARED_RELAXED } from './kernels-shared-relaxed-binary.js';
 import { jobShape, jobWork, ThreadChooser } from './thread-chooser.js';
+import { closeGate, enterGate, openGate } from './gate.js';
+import { claimsOnly } from './jobs.js';
 
 /**
  * Which build of the kernels runs: 'relaxed-simd' uses fused multiply-add (f32x4.relaxed_madd: one instruction and one
@@ -50,14 +52,17 @@ interface Exports { init(): void; run(job: number, t: number, T: number): void }
 export { JOB } from './jobs.js';
 
 // control words (Int32Array indices at byte 0)
-const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4, NEXT = 5, AWAKE = 6; // NEXT: units claimed; AWAKE: workers not asleep
+// NEXT: units claimed; AWAKE: workers not asleep; GATE: the workers in the job (gate.ts)
+const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4, NEXT = 5, AWAKE = 6, GATE = 7;
 const JOB_AT = 256; // bytes
 const RESIDENT_AT = 65536; // bytes
 /** The most bytes the kernels' memory may have (wasm32 addresses 4 GiB). */
 export const MAX_BYTES = 4 * 2 ** 30 - 65536;
 // how long an idle worker polls before it sleeps: a decode step issues ~7 products per layer with a little JavaScript
 // between them, and waking a thread costs tens of microseconds to ~1.5 ms (this VM: a batched server's first call of
-// each step, after streaming 64 sequences). So a call that finds a worker asleep runs alone and wakes it for the next.
+// each step, after streaming 64 sequences). So a call that finds a worker asleep does not wait for it: a job of claimed
+// units is announced and the caller starts on it, the worker joining if it wakes in time (gate.ts); any other job runs
+// alone and wakes it for the next.
 const SPIN_MS = 3;
 // jobs of less work (jobWork) run on the caller alone: a decode step's norms, adds, RoPE and merges (1–5 µs each), whose
 // caller waited 6–16 µs for the worker's half on average — ~150 a token in a 30-layer model
@@ -263,7 +268,8 @@ export function runJob(r: Runtime, words: readonly number[]): void {
     return;
   }
   const c = r.control;
-  if (Atomics.load(c, AWAKE) < r.workers) { // one sleeps (no job for SPIN_MS): this call alone while it wakes
+  const late = claimsOnly(words); // workers may join late, or not at all
+  if (!late && Atomics.load(c, AWAKE) < r.workers) { // one sleeps (no job for SPIN_MS): this call alone while it wakes
     Atomics.notify(c, SEQ);
     r.exports.run(JOB_AT, 0, 1);
     return;
@@ -272,16 +278,20 @@ export function runJob(r: Runtime, words: readonly number[]): void {
   Atomics.store(c, ERROR, 0);
   Atomics.store(c, THREADS, T);
   Atomics.store(c, NEXT, 0);
-  Atomics.add(c, SEQ, 1);
+  const seq = (Atomics.load(c, SEQ) + 1) | 0;
+  openGate(c, GATE, seq);
+  Atomics.store(c, SEQ, seq);
   Atomics.notify(c, SEQ);
   r.exports.run(JOB_AT, 0, T);
+  // a job of claimed units is done once the workers that got in are: the gate shuts out the rest
+  const workers = late ? closeGate(c, GATE) : T - 1;
   const t1 = performance.now();
   // the workers' shares are the same size as ours: waiting much longer than ours took means one is gone
   const deadline = t1 + 10_000 + 20 * (t1 - t0);
-  for (let spins = 0; Atomics.load(c, DONE) < T - 1; spins++) {
+  for (let spins = 0; Atomics.load(c, DONE) < workers; spins++) {
     if ((spins & 0xffff) === 0 && performance.now() > deadline) {
       r.threads = 1; // a worker is gone: later calls run on this thread alone
-      throw new QkvError(`qkv threads: ${T - 1 - Atomics.load(c, DONE)} worker(s) did not finish a kernel; threads disabled`);
+      throw new QkvError(`qkv threads: ${workers - Atomics.load(c, DONE)} worker(s) did not finish a kernel; threads disabled`);
     }
   }
   const t2 = performance.now();
@@ -351,7 +361,7 @@ export function kernelWorkerLoop(init: KernelWorkerInit, ready: () => void): voi
     seen = s;
     if (Atomics.load(c, STOP)) { Atomics.sub(c, AWAKE, 1); return; }
     const T = Atomics.load(c, THREADS);
-    if (init.index >= T) continue;
+    if (init.index >= T || !enterGate(c, GATE, s)) continue; // (closed: the caller finished it without us)
     try { exports.run(JOB_AT, init.index, T); } catch { Atomics.store(c, ERROR, 1); }
     Atomics.add(c, DONE, 1);
   }

@@ -30,7 +30,7 @@ test('options that cannot cross to a worker are refused with the reason', async 
 
 test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attention and linear results', async () => {
   const { useThreads, setKernelThreads, kernelThreads } = await import('../../../src/node/index.js');
-  const { add, gatedLinear, linear, Int4Matrix, Int8Matrix, rmsNorm, Tensor } = await import('../../../src/index.js');
+  const { add, applyRope, gatedLinear, linear, Int4Matrix, Int8Matrix, rmsNorm, Tensor } = await import('../../../src/index.js');
   const { KernelArena } = await import('../../../src/kernels/wasm/storage.js');
   const { withArena } = await import('../../../src/tensor/arena.js');
   const arena = new KernelArena();
@@ -48,12 +48,15 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
     // prefill from M = 32 (the outer-product tile): threads claim panels of 12 columns in turn, the last unit the rest
     linear(x35, w), linear(x35, w.to('float16')), gatedLinear(x35, w, u, 'silu'), linear(x35, Int8Matrix.quantize(w)),
     linear(x35, Int4Matrix.quantize(w4)),
-    // a layer's elementwise kernels over its arena (rows over threads), copied out before the next run empties it
+    // a layer's elementwise kernels over its arena (units of rows claimed in turn: 3 each here), copied out before the next run empties it
     ...withArena(arena, () => {
       arena.reset();
       const a = Tensor.from(arena.floats(x35.size), x35.shape);
       a.toFloat32().set(x35.toFloat32());
-      return [rmsNorm(a, w.slice(0, 0, 1).reshape([128]).contiguous(), 1e-5), add(a, a)].map((t) => Tensor.from(t.toFloat32().slice(), t.shape));
+      const heads = Tensor.from(arena.floats(q.size), q.shape);
+      heads.toFloat32().set(q.toFloat32());
+      return [rmsNorm(a, w.slice(0, 0, 1).reshape([128]).contiguous(), 1e-5), add(a, a), applyRope(heads, { offset: 3 })]
+        .map((t) => Tensor.from(t.toFloat32().slice(), t.shape));
     })];
   const two = run();
   setKernelThreads(1);
@@ -63,17 +66,20 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
   two.forEach((t, i) => assertClose(t, one[i], 0, 0, `result ${i}`));
 });
 
-test('a call that finds the worker asleep runs alone and wakes it: the same results, no wait, then the threads again', async () => {
+test('calls that find the worker asleep: the same results whether it joins late, not at all, or the call runs alone', async () => {
   const { useThreads, kernelThreads } = await import('../../../src/node/index.js');
   const { linear, Tensor } = await import('../../../src/index.js');
   assert.equal(await useThreads(2), 2);
   assert.equal(kernelThreads(), 2);
   const rand = rng(11);
-  const x = randn([40, 96], rand), w = randn([50, 96], rand);
-  const want = linear(x, w).toFloat32().slice();
-  for (let round = 0; round < 4; round++) {
-    await new Promise((ok) => setTimeout(ok, 20)); // past SPIN_MS: the worker sleeps
-    // the first call runs alone (waking it), the next ones on the threads once it polls again
-    for (let i = 0; i < 50; i++) assertClose(linear(x, w), Tensor.from(want, [40, 50]), 0, 0, `round ${round}, call ${i}`);
+  // M 40: the outer-product GEMM, claimed panels (announced at once; the worker joins when it wakes, or the caller takes
+  // every panel and shuts it out); M 8: column ranges, fixed shares (run alone while it wakes)
+  for (const M of [40, 8]) {
+    const x = randn([M, 96], rand), w = randn([50, 96], rand);
+    const want = linear(x, w).toFloat32().slice();
+    for (let round = 0; round < 4; round++) {
+      await new Promise((ok) => setTimeout(ok, 20)); // past SPIN_MS: the worker sleeps
+      for (let i = 0; i < 50; i++) assertClose(linear(x, w), Tensor.from(want, [M, 50]), 0, 0, `M ${M}, round ${round}, call ${i}`);
+    }
   }
 });
