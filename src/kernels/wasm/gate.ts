@@ -1,7 +1,7 @@
-// The gate of a job on threads: which workers are in it, so that the caller of a job made only of claimed units
-// (claim(), asm/common.ts) need not wait for a worker that has not started — it takes every unit itself, closes the
-// gate, and waits only for the workers that got in. A worker that wakes after that finds the gate closed (or the tag
-// of a later job) and leaves the job alone; one that got in takes units until none is left, like the caller.
+// The gate of a job on threads: which workers are in it, so that the caller need not wait for a worker that has not
+// started — it takes every part of the job that is left (claimed units, or fixed shares in turn: runtime.ts), closes
+// the gate, and waits only for the workers that got in. A worker that wakes after that finds the gate closed (or the
+// tag of a later job) and leaves the job alone; one that got in takes parts until none is left, like the caller.
 //   gate word = tag << 12 | closed << 11 | workers in (0 … 2047), tag = the job's sequence number mod 2^19
 // The caller opens the gate (tag of the job about to be announced) before it announces the job (SEQ), so a worker
 // that sees the job's sequence number sees its gate or a later one; a worker gets in only through the gate of the

@@ -14,8 +14,9 @@ const CLAIMED: ReadonlySet<number> = new Set([JOB.attention, JOB.decode, JOB.mer
 
 /**
  * Jobs made only of units the threads claim (claim(), asm/common.ts) — attention, decode attention and its merge, the
- * rows jobs, and the GEMM's outer-product path — which the caller can finish alone: a worker may join them late or
- * not at all (gate.ts). The others (PACK_K, SCALE_F16, the GEMM's column ranges) give each thread a fixed share.
+ * rows jobs, and the GEMM's outer-product path: each thread runs the job once, claiming units until none is left. The
+ * others (PACK_K, SCALE_F16, the GEMM's column ranges: decode reads each thread's rows as four long streams) are cut
+ * into fixed shares, thread t's part of T, which the threads take in turn (runtime.ts).
  */
 export function claimsOnly(w: ArrayLike<number>): boolean {
   const kind = w[0];

@@ -52,17 +52,20 @@ interface Exports { init(): void; run(job: number, t: number, T: number): void }
 export { JOB } from './jobs.js';
 
 // control words (Int32Array indices at byte 0)
-// NEXT: units claimed; AWAKE: workers not asleep; GATE: the workers in the job (gate.ts)
-const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4, NEXT = 5, AWAKE = 6, GATE = 7;
+// NEXT: units claimed (asm/common.ts); GATE: the workers in the job (gate.ts); SHARE: the next share of a job with fixed
+// shares, or −1 for a job of claimed units
+const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4, NEXT = 5, GATE = 7, SHARE = 8;
 const JOB_AT = 256; // bytes
 const RESIDENT_AT = 65536; // bytes
 /** The most bytes the kernels' memory may have (wasm32 addresses 4 GiB). */
 export const MAX_BYTES = 4 * 2 ** 30 - 65536;
 // how long an idle worker polls before it sleeps: a decode step issues ~7 products per layer with a little JavaScript
-// between them, and waking a thread costs tens of microseconds to ~1.5 ms (this VM: a batched server's first call of
-// each step, after streaming 64 sequences). So a call that finds a worker asleep does not wait for it: a job of claimed
-// units is announced and the caller starts on it, the worker joining if it wakes in time (gate.ts); any other job runs
-// alone and wakes it for the next.
+// between them. Waking a thread costs tens of microseconds to ~1.5 ms (this VM: a batched server's first call of each
+// step, after streaming 64 sequences), and a running one is now and then descheduled for a millisecond or more: so no
+// call waits for a worker that has not started. The caller announces the job and takes its work — every unit of a job
+// of claimed units (claim(), asm/common.ts), or of another job the shares (thread t's part of T) in turn, its own first
+// — then closes the gate (gate.ts) and waits only for the workers that got in. The answer is the same bits whoever
+// runs each part.
 const SPIN_MS = 3;
 // jobs of less work (jobWork) run on the caller alone: a decode step's norms, adds, RoPE and merges (1–5 µs each), whose
 // caller waited 6–16 µs for the worker's half on average — ~150 a token in a 30-layer model
@@ -268,23 +271,17 @@ export function runJob(r: Runtime, words: readonly number[]): void {
     return;
   }
   const c = r.control;
-  const late = claimsOnly(words); // workers may join late, or not at all
-  if (!late && Atomics.load(c, AWAKE) < r.workers) { // one sleeps (no job for SPIN_MS): this call alone while it wakes
-    Atomics.notify(c, SEQ);
-    r.exports.run(JOB_AT, 0, 1);
-    return;
-  }
   Atomics.store(c, DONE, 0);
   Atomics.store(c, ERROR, 0);
   Atomics.store(c, THREADS, T);
   Atomics.store(c, NEXT, 0);
+  Atomics.store(c, SHARE, claimsOnly(words) ? -1 : 0);
   const seq = (Atomics.load(c, SEQ) + 1) | 0;
   openGate(c, GATE, seq);
-  Atomics.store(c, SEQ, seq);
+  Atomics.store(c, SEQ, seq); // announced: a sleeping worker wakes, a polling one joins
   Atomics.notify(c, SEQ);
-  r.exports.run(JOB_AT, 0, T);
-  // a job of claimed units is done once the workers that got in are: the gate shuts out the rest
-  const workers = late ? closeGate(c, GATE) : T - 1;
+  runParts(r.exports, c, 0, T);
+  const workers = closeGate(c, GATE); // the job is done once the workers that got in are
   const t1 = performance.now();
   // the workers' shares are the same size as ours: waiting much longer than ours took means one is gone
   const deadline = t1 + 10_000 + 20 * (t1 - t0);
@@ -297,6 +294,12 @@ export function runJob(r: Runtime, words: readonly number[]): void {
   const t2 = performance.now();
   chooser.note(true, t2 - t0, t2, work, jobShape(words, work));
   if (Atomics.load(c, ERROR)) throw new QkvError('qkv threads: a worker failed while running a kernel');
+}
+
+// this thread's part of the job: its claims of a job of claimed units (t its scratch), else shares while any is left
+function runParts(exports: Exports, c: Int32Array, t: number, T: number): void {
+  if (Atomics.load(c, SHARE) < 0) { exports.run(JOB_AT, t, T); return; }
+  for (let share = Atomics.add(c, SHARE, 1); share < T; share = Atomics.add(c, SHARE, 1)) exports.run(JOB_AT, share, T);
 }
 
 /** What a worker is started with, or null when this runtime cannot share its memory (no SharedArrayBuffer). */
@@ -344,25 +347,22 @@ export function kernelWorkerLoop(init: KernelWorkerInit, ready: () => void): voi
   const exports = new WebAssembly.Instance(init.module, { env: { memory: init.memory, abort } }).exports as unknown as Exports;
   const c = new Int32Array(init.memory.buffer, 0, 64);
   let seen = Atomics.load(c, SEQ); // before saying ready: every job after that is one we may be counted in
-  Atomics.add(c, AWAKE, 1);
   ready();
   for (;;) {
     let s = Atomics.load(c, SEQ);
     if (s === seen) {
       const until = performance.now() + SPIN_MS;
       while (s === seen && performance.now() < until) s = Atomics.load(c, SEQ);
-      if (s === seen) { // asleep until a job, or a caller that found us asleep, wakes us
-        Atomics.sub(c, AWAKE, 1);
+      if (s === seen) { // asleep until a job is announced
         Atomics.wait(c, SEQ, seen);
-        Atomics.add(c, AWAKE, 1);
         continue;
       }
     }
     seen = s;
-    if (Atomics.load(c, STOP)) { Atomics.sub(c, AWAKE, 1); return; }
+    if (Atomics.load(c, STOP)) return;
     const T = Atomics.load(c, THREADS);
     if (init.index >= T || !enterGate(c, GATE, s)) continue; // (closed: the caller finished it without us)
-    try { exports.run(JOB_AT, init.index, T); } catch { Atomics.store(c, ERROR, 1); }
+    try { runParts(exports, c, init.index, T); } catch { Atomics.store(c, ERROR, 1); }
     Atomics.add(c, DONE, 1);
   }
 }

@@ -66,14 +66,14 @@ test('useThreads: the WebAssembly kernels on 2 threads give bit-identical attent
   two.forEach((t, i) => assertClose(t, one[i], 0, 0, `result ${i}`));
 });
 
-test('calls that find the worker asleep: the same results whether it joins late, not at all, or the call runs alone', async () => {
+test('calls that find the worker asleep: the same results whether it joins late or the caller does every part', async () => {
   const { useThreads, kernelThreads } = await import('../../../src/node/index.js');
   const { linear, Tensor } = await import('../../../src/index.js');
   assert.equal(await useThreads(2), 2);
   assert.equal(kernelThreads(), 2);
   const rand = rng(11);
-  // M 40: the outer-product GEMM, claimed panels (announced at once; the worker joins when it wakes, or the caller takes
-  // every panel and shuts it out); M 8: column ranges, fixed shares (run alone while it wakes)
+  // M 40: the outer-product GEMM, claimed panels; M 8: column ranges, two fixed shares taken in turn. Either way the job
+  // is announced at once, and the worker joins when it wakes, or the caller takes every part and shuts it out.
   for (const M of [40, 8]) {
     const x = randn([M, 96], rand), w = randn([50, 96], rand);
     const want = linear(x, w).toFloat32().slice();
