@@ -17,8 +17,8 @@ import { JOB } from './jobs.js';
 // a 135M f16 decode at a 512-token context chose "alone" for half its tokens (threads 0.29 against alone 0.23 ms per
 // million units, the threads' epoch holding the attention calls), 38 against ~24 ms a token. When the epochs share no
 // shape (a few long calls), they are compared per unit of work. One decision for all calls, not one per shape: a
-// worker that some calls leave idle falls asleep, and waking it costs the next threaded call ~1 ms here; for the same
-// reason each epoch's first call is not measured (a waking worker, or one still spinning from the other way).
+// worker that some calls leave idle falls asleep, and the next threaded calls then run without it while it wakes
+// (~1 ms here); for the same reason each epoch's first call is not measured (a waking worker, or one still spinning).
 // The first measurement is thrown away: it runs while V8 still tiers the kernels up (Liftoff, then TurboFan, in each
 // worker too), and it had kept a 135M f16 decode alone for its first 2 s (75 against 47 ms a token on 2 threads).
 // An epoch also ends once its measured calls have taken EPOCH_MS: 128 attention calls of 20–150 ms each had run alone for
