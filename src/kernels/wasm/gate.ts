@@ -34,3 +34,9 @@ export function enterGate(control: Int32Array, at: number, seq: number): boolean
 export function closeGate(control: Int32Array, at: number): number {
   return Atomics.or(control, at, CLOSED) & COUNT;
 }
+
+/** closeGate(), unless all `workers` are in already (nobody is left to shut out: a read, no write to the shared line). */
+export function shutGate(control: Int32Array, at: number, workers: number): number {
+  const inside = Atomics.load(control, at) & COUNT;
+  return inside === workers ? inside : closeGate(control, at);
+}

@@ -19,7 +19,7 @@ import { WASM_BASE64 as SHARED } from './kernels-shared-binary.js';
 import { WASM_BASE64 as PRIVATE_RELAXED } from './kernels-relaxed-binary.js';
 import { WASM_BASE64 as SHARED_RELAXED } from './kernels-shared-relaxed-binary.js';
 import { jobShape, jobWork, ThreadChooser } from './thread-chooser.js';
-import { closeGate, enterGate, openGate } from './gate.js';
+import { enterGate, openGate, shutGate } from './gate.js';
 import { claimsOnly } from './jobs.js';
 
 /**
@@ -275,13 +275,17 @@ export function runJob(r: Runtime, words: readonly number[]): void {
   Atomics.store(c, ERROR, 0);
   Atomics.store(c, THREADS, T);
   Atomics.store(c, NEXT, 0);
-  Atomics.store(c, SHARE, claimsOnly(words) ? -1 : 0);
+  const claimed = claimsOnly(words);
+  Atomics.store(c, SHARE, claimed ? -1 : 1); // (fixed shares: 0 is ours, the workers take 1, 2, … in turn)
   const seq = (Atomics.load(c, SEQ) + 1) | 0;
   openGate(c, GATE, seq);
   Atomics.store(c, SEQ, seq); // announced: a sleeping worker wakes, a polling one joins
   Atomics.notify(c, SEQ);
-  runParts(r.exports, c, 0, T);
-  const workers = closeGate(c, GATE); // the job is done once the workers that got in are
+  r.exports.run(JOB_AT, 0, T); // our claims, or share 0
+  const workers = shutGate(c, GATE, T - 1); // the job is done once the workers that got in are
+  // shares no worker came for: ours too (a worker in the gate takes the next share even if we finish first: a call of a
+  // few microseconds whose caller took the worker's share as it arrived ran 5% slower)
+  if (!claimed && workers < T - 1) runShares(r.exports, c, T);
   const t1 = performance.now();
   // the workers' shares are the same size as ours: waiting much longer than ours took means one is gone
   const deadline = t1 + 10_000 + 20 * (t1 - t0);
@@ -296,10 +300,9 @@ export function runJob(r: Runtime, words: readonly number[]): void {
   if (Atomics.load(c, ERROR)) throw new QkvError('qkv threads: a worker failed while running a kernel');
 }
 
-// this thread's part of the job: its claims of a job of claimed units (t its scratch), else shares while any is left
-function runParts(exports: Exports, c: Int32Array, t: number, T: number): void {
-  if (Atomics.load(c, SHARE) < 0) { exports.run(JOB_AT, t, T); return; }
-  for (let share = Atomics.add(c, SHARE, 1); share < T; share = Atomics.add(c, SHARE, 1)) exports.run(JOB_AT, share, T);
+// the shares of a job of fixed shares that are left, in turn (a load first: no write to the shared line once none is)
+function runShares(exports: Exports, c: Int32Array, T: number): void {
+  for (let share = 0; Atomics.load(c, SHARE) < T && (share = Atomics.add(c, SHARE, 1)) < T;) exports.run(JOB_AT, share, T);
 }
 
 /** What a worker is started with, or null when this runtime cannot share its memory (no SharedArrayBuffer). */
@@ -362,7 +365,10 @@ export function kernelWorkerLoop(init: KernelWorkerInit, ready: () => void): voi
     if (Atomics.load(c, STOP)) return;
     const T = Atomics.load(c, THREADS);
     if (init.index >= T || !enterGate(c, GATE, s)) continue; // (closed: the caller finished it without us)
-    try { runParts(exports, c, init.index, T); } catch { Atomics.store(c, ERROR, 1); }
+    try {
+      if (Atomics.load(c, SHARE) < 0) exports.run(JOB_AT, init.index, T); // claims (t: which scratch)
+      else runShares(exports, c, T);
+    } catch { Atomics.store(c, ERROR, 1); }
     Atomics.add(c, DONE, 1);
   }
 }

@@ -3,7 +3,7 @@
 // later job it did not see announced, nor one job twice. The protocol, step by step, on a control word of its own.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeGate, enterGate, openGate } from '../../../src/kernels/wasm/gate.js';
+import { closeGate, enterGate, openGate, shutGate } from '../../../src/kernels/wasm/gate.js';
 import { claimsOnly, GEMM_JOB, JOB } from '../../../src/kernels/wasm/jobs.js';
 
 const AT = 3;
@@ -15,6 +15,18 @@ test('workers that saw the job get in while it is open; the caller waits for exa
   assert.equal(enterGate(c, AT, 41), true);
   assert.equal(enterGate(c, AT, 41), true); // a second worker
   assert.equal(closeGate(c, AT), 2);
+});
+
+test('shutGate closes the gate unless every worker is in already', () => {
+  const c = control();
+  openGate(c, AT, 5);
+  assert.equal(enterGate(c, AT, 5), true);
+  assert.equal(shutGate(c, AT, 2), 1, 'one of two workers in');
+  assert.equal(enterGate(c, AT, 5), false, 'the other is shut out');
+  openGate(c, AT, 6);
+  assert.equal(enterGate(c, AT, 6), true);
+  assert.equal(enterGate(c, AT, 6), true);
+  assert.equal(shutGate(c, AT, 2), 2, 'both in: nothing to shut out');
 });
 
 test('a worker that wakes after the caller closed the gate stays out', () => {
