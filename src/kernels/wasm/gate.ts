@@ -1,7 +1,8 @@
 // The gate of a job on threads: which workers are in it, so that the caller need not wait for a worker that has not
-// started — it takes every part of the job that is left (claimed units, or fixed shares in turn: runtime.ts), closes
-// the gate, and waits only for the workers that got in. A worker that wakes after that finds the gate closed (or the
-// tag of a later job) and leaves the job alone; one that got in takes parts until none is left, like the caller.
+// started — it takes every part of the job that is left (claimed units, or the shares of workers that did not come:
+// runtime.ts), closes the gate, and waits only for the workers that got in. A worker that wakes after that finds the
+// gate closed (or the tag of a later job) and leaves the job alone; one that got in claims units like the caller, or
+// runs the share its rank in the gate gives it.
 //   gate word = tag << 12 | closed << 11 | workers in (0 … 2047), tag = the job's sequence number mod 2^19
 // The caller opens the gate (tag of the job about to be announced) before it announces the job (SEQ), so a worker
 // that sees the job's sequence number sees its gate or a later one; a worker gets in only through the gate of the
@@ -19,13 +20,16 @@ export function openGate(control: Int32Array, at: number, seq: number): void {
   Atomics.store(control, at, tagOf(seq));
 }
 
-/** A worker that saw job `seq` announced tries to get in: true when it did (it must then run the job and say done). */
-export function enterGate(control: Int32Array, at: number, seq: number): boolean {
+/**
+ * A worker that saw job `seq` announced tries to get in: its rank among the workers that got in (0, 1, …: it must then
+ * run its part and say done), or −1 when it did not.
+ */
+export function enterGate(control: Int32Array, at: number, seq: number): number {
   let g = Atomics.load(control, at);
   for (;;) {
-    if ((g & CLOSED) !== 0 || (g & ~(COUNT | CLOSED)) !== tagOf(seq) || (g & COUNT) === COUNT) return false;
+    if ((g & CLOSED) !== 0 || (g & ~(COUNT | CLOSED)) !== tagOf(seq) || (g & COUNT) === COUNT) return -1;
     const was = Atomics.compareExchange(control, at, g, g + 1);
-    if (was === g) return true;
+    if (was === g) return g & COUNT;
     g = was; // another worker got in (or the caller closed it) meanwhile
   }
 }

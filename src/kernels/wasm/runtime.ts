@@ -52,9 +52,9 @@ interface Exports { init(): void; run(job: number, t: number, T: number): void }
 export { JOB } from './jobs.js';
 
 // control words (Int32Array indices at byte 0)
-// NEXT: units claimed (asm/common.ts); GATE: the workers in the job (gate.ts); SHARE: the next share of a job with fixed
-// shares, or −1 for a job of claimed units
-const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4, NEXT = 5, GATE = 7, SHARE = 8;
+// NEXT: units claimed (asm/common.ts); GATE: the workers in the job (gate.ts); CLAIMED: 1 for a job of claimed units, 0
+// for one of fixed shares
+const SEQ = 0, DONE = 1, ERROR = 2, THREADS = 3, STOP = 4, NEXT = 5, GATE = 7, CLAIMED = 8;
 const JOB_AT = 256; // bytes
 const RESIDENT_AT = 65536; // bytes
 /** The most bytes the kernels' memory may have (wasm32 addresses 4 GiB). */
@@ -62,10 +62,10 @@ export const MAX_BYTES = 4 * 2 ** 30 - 65536;
 // how long an idle worker polls before it sleeps: a decode step issues ~7 products per layer with a little JavaScript
 // between them. Waking a thread costs tens of microseconds to ~1.5 ms (this VM: a batched server's first call of each
 // step, after streaming 64 sequences), and a running one is now and then descheduled for a millisecond or more: so no
-// call waits for a worker that has not started. The caller announces the job and takes its work — every unit of a job
-// of claimed units (claim(), asm/common.ts), or of another job the shares (thread t's part of T) in turn, its own first
-// — then closes the gate (gate.ts) and waits only for the workers that got in. The answer is the same bits whoever
-// runs each part.
+// call waits for a worker that has not started. The caller announces the job and takes its work — the units of a job
+// of claimed units (claim(), asm/common.ts) until none is left, or share 0 of a job of fixed shares (thread t's part
+// of T) — then shuts the gate (gate.ts), runs the shares of workers that did not get in (the k-th one in runs share k),
+// and waits only for those that did. The answer is the same bits whoever runs each part.
 const SPIN_MS = 3;
 // jobs of less work (jobWork) run on the caller alone: a decode step's norms, adds, RoPE and merges (1–5 µs each), whose
 // caller waited 6–16 µs for the worker's half on average — ~150 a token in a 30-layer model
@@ -276,16 +276,14 @@ export function runJob(r: Runtime, words: readonly number[]): void {
   Atomics.store(c, THREADS, T);
   Atomics.store(c, NEXT, 0);
   const claimed = claimsOnly(words);
-  Atomics.store(c, SHARE, claimed ? -1 : 1); // (fixed shares: 0 is ours, the workers take 1, 2, … in turn)
+  Atomics.store(c, CLAIMED, claimed ? 1 : 0);
   const seq = (Atomics.load(c, SEQ) + 1) | 0;
   openGate(c, GATE, seq);
   Atomics.store(c, SEQ, seq); // announced: a sleeping worker wakes, a polling one joins
   Atomics.notify(c, SEQ);
   r.exports.run(JOB_AT, 0, T); // our claims, or share 0
   const workers = shutGate(c, GATE, T - 1); // the job is done once the workers that got in are
-  // shares no worker came for: ours too (a worker in the gate takes the next share even if we finish first: a call of a
-  // few microseconds whose caller took the worker's share as it arrived ran 5% slower)
-  if (!claimed && workers < T - 1) runShares(r.exports, c, T);
+  if (!claimed) for (let share = workers + 1; share < T; share++) r.exports.run(JOB_AT, share, T); // no worker came for these
   const t1 = performance.now();
   // the workers' shares are the same size as ours: waiting much longer than ours took means one is gone
   const deadline = t1 + 10_000 + 20 * (t1 - t0);
@@ -298,11 +296,6 @@ export function runJob(r: Runtime, words: readonly number[]): void {
   const t2 = performance.now();
   chooser.note(true, t2 - t0, t2, work, jobShape(words, work));
   if (Atomics.load(c, ERROR)) throw new QkvError('qkv threads: a worker failed while running a kernel');
-}
-
-// the shares of a job of fixed shares that are left, in turn (a load first: no write to the shared line once none is)
-function runShares(exports: Exports, c: Int32Array, T: number): void {
-  for (let share = 0; Atomics.load(c, SHARE) < T && (share = Atomics.add(c, SHARE, 1)) < T;) exports.run(JOB_AT, share, T);
 }
 
 /** What a worker is started with, or null when this runtime cannot share its memory (no SharedArrayBuffer). */
@@ -364,11 +357,11 @@ export function kernelWorkerLoop(init: KernelWorkerInit, ready: () => void): voi
     seen = s;
     if (Atomics.load(c, STOP)) return;
     const T = Atomics.load(c, THREADS);
-    if (init.index >= T || !enterGate(c, GATE, s)) continue; // (closed: the caller finished it without us)
-    try {
-      if (Atomics.load(c, SHARE) < 0) exports.run(JOB_AT, init.index, T); // claims (t: which scratch)
-      else runShares(exports, c, T);
-    } catch { Atomics.store(c, ERROR, 1); }
+    if (init.index >= T) continue;
+    const rank = enterGate(c, GATE, s); // −1: shut out (the caller did our part)
+    if (rank < 0) continue;
+    // claims (t picks our scratch), or the share our rank gives us: 1, 2, … (0 is the caller's)
+    try { exports.run(JOB_AT, Atomics.load(c, CLAIMED) ? init.index : rank + 1, T); } catch { Atomics.store(c, ERROR, 1); }
     Atomics.add(c, DONE, 1);
   }
 }

@@ -12,20 +12,20 @@ const control = () => new Int32Array(8);
 test('workers that saw the job get in while it is open; the caller waits for exactly those', () => {
   const c = control();
   openGate(c, AT, 41);
-  assert.equal(enterGate(c, AT, 41), true);
-  assert.equal(enterGate(c, AT, 41), true); // a second worker
+  assert.equal(enterGate(c, AT, 41), 0, 'the first worker in: rank 0');
+  assert.equal(enterGate(c, AT, 41), 1, 'a second worker: rank 1');
   assert.equal(closeGate(c, AT), 2);
 });
 
 test('shutGate closes the gate unless every worker is in already', () => {
   const c = control();
   openGate(c, AT, 5);
-  assert.equal(enterGate(c, AT, 5), true);
+  assert.equal(enterGate(c, AT, 5) >= 0, true);
   assert.equal(shutGate(c, AT, 2), 1, 'one of two workers in');
-  assert.equal(enterGate(c, AT, 5), false, 'the other is shut out');
+  assert.equal(enterGate(c, AT, 5), -1, 'the other is shut out');
   openGate(c, AT, 6);
-  assert.equal(enterGate(c, AT, 6), true);
-  assert.equal(enterGate(c, AT, 6), true);
+  assert.equal(enterGate(c, AT, 6) >= 0, true);
+  assert.equal(enterGate(c, AT, 6) >= 0, true);
   assert.equal(shutGate(c, AT, 2), 2, 'both in: nothing to shut out');
 });
 
@@ -33,7 +33,7 @@ test('a worker that wakes after the caller closed the gate stays out', () => {
   const c = control();
   openGate(c, AT, 7);
   assert.equal(closeGate(c, AT), 0, 'the caller took every unit alone');
-  assert.equal(enterGate(c, AT, 7), false);
+  assert.equal(enterGate(c, AT, 7), -1);
 });
 
 test('a worker that saw an earlier job never gets into a later one', () => {
@@ -41,8 +41,8 @@ test('a worker that saw an earlier job never gets into a later one', () => {
   openGate(c, AT, 7);
   closeGate(c, AT);
   openGate(c, AT, 8); // the caller announces the next job while the worker still holds 7
-  assert.equal(enterGate(c, AT, 7), false, 'job 7 is gone: the worker must wait for 8 to be announced');
-  assert.equal(enterGate(c, AT, 8), true);
+  assert.equal(enterGate(c, AT, 7), -1, 'job 7 is gone: the worker must wait for 8 to be announced');
+  assert.equal(enterGate(c, AT, 8) >= 0, true);
   assert.equal(closeGate(c, AT), 1);
 });
 
@@ -50,9 +50,9 @@ test('sequence numbers that wrap around, and past the tag width, still tell jobs
   const c = control();
   for (const seq of [0x7ffff, 0x80000, 2 ** 31 - 1, -(2 ** 31), -1]) {
     openGate(c, AT, seq);
-    assert.equal(enterGate(c, AT, (seq + 1) | 0), false, `seq ${seq}: the next job's worker`);
-    assert.equal(enterGate(c, AT, (seq - 1) | 0), false, `seq ${seq}: the last job's worker`);
-    assert.equal(enterGate(c, AT, seq), true, `seq ${seq}`);
+    assert.equal(enterGate(c, AT, (seq + 1) | 0), -1, `seq ${seq}: the next job's worker`);
+    assert.equal(enterGate(c, AT, (seq - 1) | 0), -1, `seq ${seq}: the last job's worker`);
+    assert.equal(enterGate(c, AT, seq) >= 0, true, `seq ${seq}`);
     assert.equal(closeGate(c, AT), 1);
   }
 });
