@@ -356,12 +356,15 @@ export function kernelWorkerLoop(init: KernelWorkerInit, ready: () => void): voi
     }
     seen = s;
     if (Atomics.load(c, STOP)) return;
-    const T = Atomics.load(c, THREADS);
-    if (init.index >= T) continue;
+    if (init.index >= Atomics.load(c, THREADS)) continue;
     const rank = enterGate(c, GATE, s); // −1: shut out (the caller did our part)
     if (rank < 0) continue;
+    // in: the job's words are read now (a worker stalled across 2^19 jobs could enter a later one whose tag is the same:
+    // then it is that job it runs, checked against that job's thread count)
+    const T = Atomics.load(c, THREADS);
     // claims (t picks our scratch), or the share our rank gives us: 1, 2, … (0 is the caller's)
-    try { exports.run(JOB_AT, Atomics.load(c, CLAIMED) ? init.index : rank + 1, T); } catch { Atomics.store(c, ERROR, 1); }
+    const t = Atomics.load(c, CLAIMED) ? init.index : rank + 1;
+    try { if (t < T) exports.run(JOB_AT, t, T); } catch { Atomics.store(c, ERROR, 1); }
     Atomics.add(c, DONE, 1);
   }
 }
