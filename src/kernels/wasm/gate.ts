@@ -6,7 +6,8 @@
 //   gate word = tag << 12 | closed << 11 | workers in (0 … 2047), tag = the job's sequence number mod 2^19
 // The caller opens the gate (tag of the job about to be announced) before it announces the job (SEQ), so a worker
 // that sees the job's sequence number sees its gate or a later one; a worker gets in only through the gate of the
-// sequence number it saw, so it never runs a job it did not see announced, nor one job twice.
+// sequence number it saw, so it never runs a job it did not see announced, nor one job twice (short of a worker stalled
+// across 2^19 jobs, which meets its tag again: runtime.ts checks what such a worker runs against the job it got into).
 
 const COUNT = 0x7ff;
 const CLOSED = 0x800;
