@@ -7,11 +7,11 @@
 // The module has no data segments, so nothing in it touches memory the host did not lay out.
 //
 // Threads: with a SharedArrayBuffer-backed memory (Node; browsers when cross-origin isolated), workers instantiate the
-// same module over the same memory. A call writes its job, bumps SEQ and wakes them; every thread t of T runs
-// run(job, t, T) on its share; the caller waits (spinning — browsers forbid Atomics.wait on the main thread) until
-// DONE = T − 1. Workers spin briefly after a job before sleeping, so back-to-back calls in a decode step stay cheap.
-// A call runs on the caller alone when its job is small, when a worker sleeps (it is woken for the next call), or when
-// the thread chooser (thread-chooser.ts) has found the threads slower for now.
+// same module over the same memory. A call writes its job, opens its gate (gate.ts), bumps SEQ and wakes them; the
+// threads take its parts (claimed units, or fixed shares by rank: runJob), and the caller waits (spinning — browsers
+// forbid Atomics.wait on the main thread) only for the workers that got in. Workers spin briefly after a job before
+// sleeping, so back-to-back calls in a decode step stay cheap. A call runs on the caller alone when its job is small,
+// or when the thread chooser (thread-chooser.ts) has found the threads slower for now.
 import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { WASM_BASE64 as PRIVATE } from './kernels-binary.js';
@@ -247,7 +247,6 @@ export function takeInto(r: Runtime, at: number, out: Float32Array): Float32Arra
   new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(r.bytes.subarray(at, at + out.byteLength));
   return out;
 }
-
 
 const chooser = new ThreadChooser();
 

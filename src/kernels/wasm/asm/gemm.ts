@@ -366,12 +366,11 @@ function widenPanel(b0: usize, panel: usize, K: i32, kind: i32, rowB: usize, f16
     } else if (kind == GEMM_I8) {
       for (let k = 0; k < K; k += 16) {
         const h = v128.load(src + <usize>k);
-        const lo = i16x8.extend_low_i8x16_s(h), hi = i16x8.extend_high_i8x16_s(h);
         const o = panelAt(panel, r, k); // elements k … k + 15: four steps, 64 bytes apart
-        v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)));
-        v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), 64);
-        v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), 128);
-        v128.store(o, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), 192);
+        v128.store(o, quarterI8(h, 0));
+        v128.store(o, quarterI8(h, 1), 64);
+        v128.store(o, quarterI8(h, 2), 128);
+        v128.store(o, quarterI8(h, 3), 192);
       }
     } else {
       for (let k = 0; k < K; k += 8) {
