@@ -16,10 +16,10 @@ import type { MixtureOfExperts } from '../nn/moe.js';
 import { layerNorm, rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
 import { applyRope, type RopeFrequencies } from '../nn/positional/rope.js';
-import { withArena } from '../tensor/arena.js';
+import { activationContiguous, withArena } from '../tensor/arena.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
-import { headsView, modelAttention, splitHeads } from './attention-layer.js';
+import { headsView, modelAttention } from './attention-layer.js';
 
 /** One layer's attention as a family asks for it: its heads, RoPE (null: a NoPE layer), the scale and the masks. */
 export interface AttendSpec {
@@ -151,8 +151,8 @@ export class CpuOps implements DecoderOps<Tensor> {
   noteInput(layer: number, x: Tensor): void { if (this.o.outputQkv) this.inputs.set(layer, x); }
 
   attend(layer: number, q: Tensor, k: Tensor, v: Tensor, s: AttendSpec): Tensor {
-    // [B, H, T, D]: q and k as views (RoPE permutes and rotates them in one pass), v copied
-    let [qh, kh, vh] = [headsView(q, s.Hq), headsView(k, s.Hkv), splitHeads(v, s.Hkv)];
+    // [B, H, T, D]: q and k as views (RoPE permutes and rotates them in one pass), v copied into the layer's arena
+    let [qh, kh, vh] = [headsView(q, s.Hq), headsView(k, s.Hkv), activationContiguous(headsView(v, s.Hkv))];
     if (s.poolKvHeads && s.poolKvHeads < s.Hkv) [kh, vh] = [poolHeads(kh, s.poolKvHeads), poolHeads(vh, s.poolKvHeads)];
     const a = modelAttention({
       q: qh, k: kh, v: vh, rope: s.rope ? { freqs: s.rope, positions: this.positions, style: s.ropeStyle } : undefined,

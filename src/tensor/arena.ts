@@ -13,11 +13,22 @@ export interface FloatArena {
   floats(n: number): Float32Array;
 }
 
+import { Tensor } from './tensor.js';
+
 let current: FloatArena | null = null;
 
 /** n floats for an op's output: from the open arena (not zeroed), else a new zeroed array. */
 export function activationFloats(n: number): Float32Array {
   return current ? current.floats(n) : new Float32Array(n);
+}
+
+/** x laid out row-major: x itself when it already is (at any offset), else a copy — float32 into the open arena. */
+export function activationContiguous(x: Tensor): Tensor {
+  if (x.isContiguous()) return x;
+  if (x.dtype !== 'float32') return x.contiguous();
+  const out = activationFloats(x.size);
+  x.writeFloat32(out); // every element written
+  return Tensor.from(out, [...x.shape]);
 }
 
 /** Runs `f` with `arena` open (null: none), then restores the one open before. */

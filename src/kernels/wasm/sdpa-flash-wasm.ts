@@ -12,7 +12,8 @@ import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { ATTENTION_JOB, DECODE_JOB, MERGE_JOB, PACK_K_JOB } from './jobs.js';
-import { alignLine, JOB, kernelRuntime, put, putTensor, runJob, type Runtime, scratch, take } from './runtime.js';
+import { activationFloats } from '../../tensor/arena.js';
+import { alignLine, JOB, kernelRuntime, put, putTensor, runJob, type Runtime, scratch, take, takeInto } from './runtime.js';
 import { kernelOffset } from './storage.js';
 
 const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 query rows × 64 keys, units of 32 rows
@@ -39,8 +40,11 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   // bytes per thread: s tile, acc, m, l, the tile's row maxima, the block's packed q — whole cache lines, so no two
   // threads share one
   const perThread = alignLine(4 * (BM * BN + BLOCK_M * Dv + 2 * BLOCK_M + BM + BLOCK_M * D));
-  const floats = [BH * L * D, BHkv * S * D, BHkv * Sp * D, BHkv * S * Dv, BH * L * Dv, 2 * BH * L];
-  const [q, k, kp, v, out, ml, scr] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads]);
+  // out straight into the layer's arena when one is open (every element is written), else read back from scratch
+  const o = activationFloats(BH * L * Dv), oAt = kernelOffset(o);
+  const floats = [BH * L * D, BHkv * S * D, BHkv * Sp * D, BHkv * S * Dv, oAt === null ? BH * L * Dv : 0, 2 * BH * L];
+  const [q, k, kp, v, outScratch, ml, scr] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads]);
+  const out = oAt ?? outScratch;
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   putTensor(r, k, p.source?.k) || put(r, k, p.k);
   putTensor(r, v, p.source?.v) || put(r, v, p.v);
@@ -54,7 +58,7 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   const stats = take(r, ml, 2 * BH * L);
   const lse = new Float32Array(BH * L);
   for (let i = 0; i < BH * L; i++) lse[i] = stats[BH * L + i] === 0 ? -Infinity : stats[i] * Math.LN2 + Math.log(stats[BH * L + i]);
-  return { out: take(r, out, BH * L * Dv), lse };
+  return { out: oAt === null ? takeInto(r, out, o) : o, lse };
 }
 
 // The DECODE job, then the MERGE job over its chunks: each chunk s leaves (m_s, l_s, o_s), m in base 2 and o_s
@@ -120,7 +124,7 @@ export function scaleByF16Unit(q: Float32Array): void {
 export function mergeChunks(r: Runtime, j: { part: number; out: number; lse: number; B: number; Hq: number; Hkv: number; L: number;
   Dv: number; splits: number }): SdpaForwardResult {
   runJob(r, MERGE_JOB.words({ kind: JOB.merge, ...j }));
-  return { out: take(r, j.out, j.B * j.Hq * j.L * j.Dv), lse: take(r, j.lse, j.B * j.Hq * j.L) };
+  return { out: takeInto(r, j.out, activationFloats(j.B * j.Hq * j.L * j.Dv)), lse: take(r, j.lse, j.B * j.Hq * j.L) };
 }
 
 // [byte offset, elements from one (batch, head) to the next] of a [B, H, S, d] tensor of `dtype` whose storage is in
