@@ -230,8 +230,9 @@ export interface KernelStorage {
   /** n f16 slots for an f16 KV cache, which the decode kernel may read in place (it stores finite values only). */
   halves(n: number): Uint16Array;
   release(a: Float32Array | Uint16Array): void;
-  /** Two arenas for decoder layers' activations, taken in turn (tensor/arena.ts), or null where there are none. */
-  arenas?(): readonly [LayerArena, LayerArena] | null;
+  /** Arenas for decoder layers' activations (tensor/arena.ts), or null where there are none: one a layer writes in,
+   *  emptied as each layer begins, and two its result is copied to, taken in turn (the next layer's input). */
+  arenas?(): readonly [LayerArena, LayerArena, LayerArena] | null;
   /** Room for a weight matrix of `n` elements that the matrix kernel reads where it lies, or null (keep it elsewhere). */
   matrix?(dtype: 'float32' | 'float16' | 'bfloat16' | 'int8' | 'int4', n: number):
     Float32Array | Uint16Array | Int8Array | Uint8Array | null;

@@ -9,7 +9,8 @@
 // Blocks come from a first-fit free list over the region after the resident weights; a block goes back to the list
 // when its view is garbage-collected, or at once with releaseFloats (whose caller promises not to use the view again).
 // - a decoder layer's activations (KernelArena, tensor/arena.ts): one block per arena, handed out front to back and
-//   emptied when the layer two later begins, so the matrix kernel reads and writes them where they lie.
+//   emptied when the next layer begins (its result copied to a small arena of its own first), so the matrix kernel
+//   reads and writes them where they lie.
 import type { FloatArena } from '../../tensor/arena.js';
 import { SCALE_F16_JOB } from './jobs.js';
 import {
@@ -120,7 +121,7 @@ export function kernelOffset(data: unknown): number | null {
 }
 
 const arenaAt = new WeakMap<Float32Array, number>();
-let arenas: [KernelArena, KernelArena] | null = null;
+let arenas: [KernelArena, KernelArena, KernelArena] | null = null;
 let poison = false;
 
 // The most bytes an arena hands out between resets: past it (a long prompt through a big model: a 1B model's layer at
@@ -174,11 +175,12 @@ export class KernelArena implements FloatArena {
   }
 }
 
-/** The two arenas decoder layers take in turn (layer l's result is read while layer l + 1 fills the other), or null
- *  where the memory is not shared (a private memory is replaced when it grows, which would detach the arrays). */
-export function kernelArenas(): readonly [KernelArena, KernelArena] | null {
+/** The arenas of decoder layers (a layer's work, then two for its result, taken in turn: layer l's result is read while
+ *  layer l + 1's goes to the other), or null where the memory is not shared (a private memory is replaced when it
+ *  grows, which would detach the arrays). */
+export function kernelArenas(): readonly [KernelArena, KernelArena, KernelArena] | null {
   if (!kernelRuntime()?.shared) return null;
-  return (arenas ??= [new KernelArena(), new KernelArena()]);
+  return (arenas ??= [new KernelArena(), new KernelArena(), new KernelArena()]);
 }
 
 /** Tests: fill an arena's memory with NaN when it is reset, so that an array used after its layer shows at once. */
