@@ -44,6 +44,10 @@ export class GptNeoX implements Decoder {
     this.freqs = ropeInvFreq(ropeConfig(c, D)); // partial_rotary_factor: RoPE on the first dims of each head only
     const table = w.table('gpt_neox.embed_in.weight', [V, E]);
     const ln = (name: string): [Tensor, Tensor] => [w.get(`${name}.weight`, [E]), w.get(`${name}.bias`, [E])];
+    // the output projection first: quantized (int8/int4), its f16 table leaves a hole in the kernels' memory that the
+    // layers' matrices then fill, where after them it stayed resident and empty (57 MiB of SmolLM-135M's int8 peak)
+    this.lmHead = c.tie_word_embeddings === true ? w.asFormat(table) : w.matrix('embed_out.weight', [V, E]);
+    this.embed = w.embeddingTable('gpt_neox.embed_in.weight', table); // tied and quantized: one copy serves both
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {
       const p = `gpt_neox.layers.${l}.`;
       splitQkv(w, `${p}attention.query_key_value`, H, D, E);
@@ -58,8 +62,6 @@ export class GptNeoX implements Decoder {
       };
     });
     this.norm = ln('gpt_neox.final_layer_norm');
-    this.lmHead = c.tie_word_embeddings === true ? w.asFormat(table) : w.matrix('embed_out.weight', [V, E]);
-    this.embed = w.embeddingTable('gpt_neox.embed_in.weight', table); // tied and quantized: one copy serves both
   }
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {
