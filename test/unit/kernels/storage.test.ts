@@ -7,6 +7,7 @@ import { attention, ContiguousKVCache, generate, Tensor, type CausalLM } from '.
 import { kernelRuntime, scratch } from '../../../src/kernels/wasm/runtime.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { TINY } from '../../models/helpers.js';
+import { withArena } from '../../../src/tensor/arena.js';
 import {
   KernelArena, kernelFloats, kernelFreeBytes, kernelMatrix, kernelOffset, releaseFloats,
 } from '../../../src/kernels/wasm/storage.js';
@@ -65,6 +66,21 @@ test('a KernelArena: kernel memory front to back in one block, up to 64 MiB betw
   arena.release();
   assert.equal(arena.bytes, 0);
   assert.ok(kernelFreeBytes() >= free0 + 64 * 2 ** 20, 'the block went back');
+});
+
+test('attention with an arena open writes its output there, decode and prefill alike; without one, a fresh array', () => {
+  const rand = rng(8);
+  const arena = new KernelArena();
+  for (const L of [1, 40]) { // the DECODE job (and its merge), then the ATTENTION job
+    const [q, k, v] = [randn([1, 4, L, 32], rand), randn([1, 2, 40, 32], rand), randn([1, 2, 40, 32], rand)];
+    arena.reset();
+    const inside = withArena(arena, () => attention(q, k, v, { causal: 'bottom-right' }));
+    const outside = attention(q, k, v, { causal: 'bottom-right' });
+    assert.notEqual(kernelOffset(inside.out.data), null, `L ${L}: out in the arena`);
+    assert.equal(kernelOffset(outside.out.data), null, `L ${L}: no arena, an ordinary array`);
+    assertClose(inside.out, outside.out, 0, 0, `L ${L}`);
+  }
+  arena.release();
 });
 
 test('the contiguous cache keeps k, v in kernel memory; decode reads them in place, equal to copies (B > 1, GQA, growth)', () => {
