@@ -4,7 +4,8 @@
 // writes every file itself into a temporary directory: a safetensors checkpoint for qkv and GGUF files for llama.cpp
 // from the same tensors (gguf.ts). Prompts of 512 tokens (llama-bench's pp512), the same token ids for both engines,
 // greedy decoding with a KV cache. Each measurement runs in a fresh process (peak RSS is its own), qkv and llama.cpp
-// alternating, over --rounds rounds of --runs runs each; figures are medians with [min–max]. "busy neighbour" rows run
+// alternating, over --rounds rounds of --runs runs each (qkv-tiny: twice the rounds), a model's 1- and 2-thread rows in
+// interleaved rounds; figures are medians with [min–max]. "busy neighbour" rows run
 // with another process spinning on one core, the case where a second thread can cost more than it brings.
 // Options: --json, --rounds N (2), --runs N (2), --quick (qkv-tiny only), --kv f16|f32 (qkv's KV cache: f16, as llama.cpp's)
 import { execFileSync, spawn } from 'node:child_process';
@@ -30,6 +31,8 @@ const child = fileURLToPath(new URL('./generate-child.js', import.meta.url));
 interface Case {
   model: string; dir: string; weights: string; gguf: string; ggufType: GgufType; threads: number; vocab: number;
   prompt: number; newTokens: number; warmup: number; neighbour?: boolean; weightBytes: number;
+  /** Rounds for this case (default --rounds). */
+  rounds?: number;
 }
 interface ChildResult { engine: string; prefill: number[]; decode: number[]; tokens: number[]; loadMs: number; baseRss: number; peakRss: number }
 
@@ -65,7 +68,10 @@ function prepare(dir: string, quick: boolean): Case[] {
   const tinyBytes = statSync(join(tinyDir, 'model.safetensors')).size;
   writeLlamaGguf(tinyGguf, tinyConfig, tensors, 'BF16', vocab, 'qkv-tiny');
   const tiny = { model: 'qkv-tiny, bf16', dir: tinyDir, weights: 'stored', gguf: tinyGguf, ggufType: 'BF16' as const, vocab: 4096,
-    prompt: 512, newTokens: 64, warmup: 64, weightBytes: tinyBytes };
+    prompt: 512, newTokens: 64, warmup: 64, weightBytes: tinyBytes,
+    // its runs take a second or two, and beside a busy neighbour one run moves ±50% (292–921 tokens/s for one build in
+    // one minute): twice the rounds
+    rounds: 2 * rounds };
   const cases: Case[] = [1, 2].map((threads) => ({ ...tiny, threads }));
   cases.push(...[1, 2].map((threads) => ({ ...tiny, model: 'qkv-tiny, bf16, busy neighbour', threads, neighbour: true })));
   if (quick) return cases;
@@ -97,17 +103,24 @@ function prepare(dir: string, quick: boolean): Case[] {
 
 interface Row { c: Case; qkv: ChildResult[]; llama: ChildResult[] }
 
-async function measure(c: Case): Promise<Row> {
-  const row: Row = { c, qkv: [], llama: [] };
-  for (let r = 0; r < rounds; r++) {
-    // alternate which engine goes first, so neither always runs on a machine the other just warmed or heated
-    for (const engine of r % 2 ? (['llama.cpp', 'qkv'] as const) : (['qkv', 'llama.cpp'] as const)) {
-      const res = await withNeighbour(c.neighbour, () => runChild(engine, c));
-      (engine === 'qkv' ? row.qkv : row.llama).push(res);
+// The rows of one model (its 1- and 2-thread cases) measured in interleaved rounds: the "2 ÷ 1 threads" ratio then
+// compares runs minutes apart at most, not whole rows apart (this VM's pace moves ±30% within minutes). Within a round
+// the cases and the engines alternate which goes first, so none always runs on a machine another just warmed or heated.
+async function measure(cases: Case[]): Promise<Row[]> {
+  const rows: Row[] = cases.map((c) => ({ c, qkv: [], llama: [] }));
+  for (let r = 0; r < Math.max(...cases.map(roundsOf)); r++) {
+    for (const row of r % 2 ? [...rows].reverse() : rows) {
+      if (r >= roundsOf(row.c)) continue;
+      for (const engine of r % 2 ? (['llama.cpp', 'qkv'] as const) : (['qkv', 'llama.cpp'] as const)) {
+        const res = await withNeighbour(row.c.neighbour, () => runChild(engine, row.c));
+        (engine === 'qkv' ? row.qkv : row.llama).push(res);
+      }
     }
   }
-  return row;
+  return rows;
 }
+
+const roundsOf = (c: Case) => c.rounds ?? rounds;
 
 const range = (xs: number[]) => `${median(xs).toFixed(1)} [${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}]`;
 const all = (rs: ChildResult[], key: 'prefill' | 'decode') => rs.flatMap((r) => r[key]);
@@ -117,7 +130,7 @@ function print(rows: Row[]): void {
   const kvName = kv === 'float16' ? 'f16' : 'f32';
   console.log(`qkv against llama.cpp (node-llama-cpp, CPU) — greedy, KV cache (qkv ${kvName}, llama.cpp f16), ` +
     `same weights and token ids; WebAssembly ${kernelVariant()}; ` +
-    `${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}; ${rounds} rounds × ${runs} runs, median [min–max]\n`);
+    `${cpus()[0]?.model} (${cpus().length} cores), node ${process.version}; ${rounds} rounds (qkv-tiny ${2 * rounds}) × ${runs} runs, median [min–max]\n`);
   console.log('model                              | llama.cpp | thr | prefill tok/s qkv | llama.cpp        | ratio | decode tok/s qkv | llama.cpp       ' +
     '| ratio | peak MiB qkv / llama.cpp | qkv peak / weights');
   console.log('-'.repeat(190));
@@ -148,7 +161,7 @@ const dir = mkdtempSync(join(tmpdir(), 'qkv-bench-generate-'));
 try {
   const cases = prepare(dir, args.includes('--quick'));
   const rows: Row[] = [];
-  for (const c of cases) rows.push(await measure(c));
+  for (const model of [...new Set(cases.map((c) => c.model))]) rows.push(...await measure(cases.filter((c) => c.model === model)));
   if (args.includes('--json')) {
     console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, kernels: kernelVariant(), kv,
       llamaCpp: execFileSync('npm', ['ls', 'node-llama-cpp', '--depth=0'], { encoding: 'utf8' }).trim(), rounds, runs, rows }, null, 2));
