@@ -17,7 +17,7 @@ import { GEMM_JOB } from './jobs.js';
 import {
   alignLine, canReside, isResident, JOB, kernelRuntime, MAX_BYTES, put, resident, runJob, type Runtime, scratch, takeInto,
 } from './runtime.js';
-import { kernelOffset, scaleF16At } from './storage.js';
+import { isArenaArray, kernelOffset, scaleF16At } from './storage.js';
 
 export type { GluActivation, MatrixData } from '../contract.js';
 
@@ -46,6 +46,8 @@ function allFinite(h: Uint16Array): boolean {
 // loader did not place: a browser's private memory, tensors built in memory) is scaled there as an F16Matrix is
 // (tensor/f16-matrix.ts): the copy is the kernel's own, so only its f16Scale has to know.
 function weightAt(r: Runtime, b: MatrixData): number {
+  // a layer's arena hands the same view out again, layer after layer, with other contents: never a weight
+  if (b.dtype === 'float32' && isArenaArray(b.data as Float32Array)) return -1;
   if (b.dtype === 'float32' && !seen.has(b.data)) { seen.add(b.data); return -1; }
   if (!canReside(r, b.data)) return -1;
   const copied = !isResident(b.data);

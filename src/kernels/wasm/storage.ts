@@ -121,6 +121,11 @@ export function kernelOffset(data: unknown): number | null {
 }
 
 const arenaAt = new WeakMap<Float32Array, number>();
+
+/** Whether `data` is a view a KernelArena handed out (the same object serves again after a reset, other contents). */
+export function isArenaArray(data: ArrayBufferView): boolean {
+  return data instanceof Float32Array && arenaAt.has(data);
+}
 let arenas: [KernelArena, KernelArena, KernelArena] | null = null;
 let poison = false;
 
@@ -131,6 +136,7 @@ let poison = false;
 // (Blocks grown layer by layer interleaved with the KV cache's: at a 512-token prefill of SmolLM-135M's shape they left
 // 16.5 MiB of freed, resident holes.)
 const ARENA_BYTES = 64 * 2 ** 20;
+const MAX_VIEWS = 4096;
 
 /** A decoder layer's activations in the kernels' memory (tensor/arena.ts): floats are handed out front to back from one
  *  block of ARENA_BYTES, and reset() empties it for the next layer. Past ARENA_BYTES between two resets, or where the
@@ -139,6 +145,9 @@ export class KernelArena implements FloatArena {
   #block: Block | null = null;
   #used = 0; // bytes handed out since the last reset
   #written = 0; // the most bytes handed out between two resets: the block's resident part
+  // the views handed out, by offset in the block: each layer of a forward asks for the same sizes in the same order, so
+  // after a reset the same view serves again (its last user is dead) — ~0.6 µs saved a call, ~1,000 calls a token
+  #views = new Map<number, Float32Array>();
 
   floats(n: number): Float32Array {
     const r = kernelRuntime();
@@ -149,11 +158,15 @@ export class KernelArena implements FloatArena {
       if (!canReserve(r, ARENA_BYTES, free)) return new Float32Array(n);
       this.#block = allocate(r, ARENA_BYTES);
     }
-    const at = this.#block.at + this.#used;
+    const from = this.#used, at = this.#block.at + from;
     this.#used += bytes;
     this.#written = Math.max(this.#written, this.#used);
+    const known = this.#views.get(from);
+    if (known?.length === n) return known;
+    if (this.#views.size >= MAX_VIEWS) this.#views.clear(); // (shapes that keep changing: a server's batch sizes)
     const view = new Float32Array(r.memory.buffer, at, n);
     arenaAt.set(view, at);
+    this.#views.set(from, view);
     return view;
   }
 
@@ -171,6 +184,7 @@ export class KernelArena implements FloatArena {
   release(): void {
     if (this.#block) giveBack(this.#block);
     this.#block = null;
+    this.#views.clear();
     this.#used = this.#written = 0;
   }
 }

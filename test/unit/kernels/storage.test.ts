@@ -3,7 +3,7 @@
 // decode kernel reads the cache in place and gives the same result as the same keys and values passed as copies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attention, ContiguousKVCache, generate, Tensor, type CausalLM } from '../../../src/index.js';
+import { attention, ContiguousKVCache, generate, linear, Tensor, type CausalLM } from '../../../src/index.js';
 import { kernelRuntime, scratch } from '../../../src/kernels/wasm/runtime.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { TINY } from '../../models/helpers.js';
@@ -66,6 +66,22 @@ test('a KernelArena: kernel memory front to back in one block, up to 64 MiB betw
   arena.release();
   assert.equal(arena.bytes, 0);
   assert.ok(kernelFreeBytes() >= free0 + 64 * 2 ** 20, 'the block went back');
+});
+
+test('an arena hands the same view out again after a reset; a product never keeps such a view as a resident weight', () => {
+  const rand = rng(21);
+  const arena = new KernelArena();
+  const first = arena.floats(64 * 16);
+  arena.reset();
+  assert.equal(arena.floats(64 * 16), first, 'the same view, as each layer asks for the same sizes');
+  const x = randn([3, 16], rand);
+  for (let layer = 0; layer < 3; layer++) { // the view as B of x · Bᵀ, other contents each time (a weight seen twice stays)
+    arena.reset();
+    const w = arena.floats(64 * 16);
+    w.set(randn([64, 16], rand).toFloat32());
+    assertClose(linear(x, Tensor.from(w, [64, 16])), linear(x, Tensor.from(w.slice(), [64, 16])), 0, 0, `layer ${layer}`);
+  }
+  arena.release();
 });
 
 test('attention with an arena open writes its output there, decode and prefill alike; without one, a fresh array', () => {
