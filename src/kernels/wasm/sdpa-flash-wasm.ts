@@ -6,7 +6,8 @@
 // single row's work — and the MERGE job then merges the chunks' partial results (see asm/decode.ts). It reads keys and values
 // in place when they already live in the kernels' memory (a KV cache on kernel storage, storage.ts).
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
-// panels of 8 keys, the kernel runs, out is copied back and lse = m · ln 2 + log l is formed from each row's statistics.
+// panels of 8 keys, the kernel runs, out lands in the layer's arena (tensor/arena.ts) when one is open — else it is
+// copied back — and lse = m · ln 2 + log l is formed from each row's statistics.
 import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { QkvError } from '../../errors.js';
