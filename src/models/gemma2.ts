@@ -65,8 +65,7 @@ export class Gemma2 implements Decoder {
       return freqs.get(slides)!;
     };
     const table = w.table('model.embed_tokens.weight', [V, E]);
-    // the output projection first: quantized (int8/int4), its f16 table leaves a hole in the kernels' memory that the
-    // layers' matrices then fill, where after them it stayed resident and empty (57 MiB of SmolLM-135M's int8 peak)
+    // the output projection before the layers (Weights.embeddingTable says why)
     checkTied(c, w.has('lm_head.weight'), w.source);
     this.lmHead = c.tie_word_embeddings === false && w.has('lm_head.weight') ? w.matrix('lm_head.weight', [V, E]) : w.asFormat(table);
     this.embed = w.embeddingTable('model.embed_tokens.weight', table); // tied and quantized: one copy serves both

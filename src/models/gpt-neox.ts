@@ -44,8 +44,7 @@ export class GptNeoX implements Decoder {
     this.freqs = ropeInvFreq(ropeConfig(c, D)); // partial_rotary_factor: RoPE on the first dims of each head only
     const table = w.table('gpt_neox.embed_in.weight', [V, E]);
     const ln = (name: string): [Tensor, Tensor] => [w.get(`${name}.weight`, [E]), w.get(`${name}.bias`, [E])];
-    // the output projection first: quantized (int8/int4), its f16 table leaves a hole in the kernels' memory that the
-    // layers' matrices then fill, where after them it stayed resident and empty (57 MiB of SmolLM-135M's int8 peak)
+    // the output projection before the layers (Weights.embeddingTable says why)
     this.lmHead = c.tie_word_embeddings === true ? w.asFormat(table) : w.matrix('embed_out.weight', [V, E]);
     this.embed = w.embeddingTable('gpt_neox.embed_in.weight', table); // tied and quantized: one copy serves both
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {

@@ -47,8 +47,7 @@ export class GptOss implements Decoder {
     }
     const limit = num(c, 'swiglu_limit', 7, { min: 0, minExclusive: true });
     const table = w.table('model.embed_tokens.weight', [V, E]);
-    // the output projection first: quantized (int8/int4), its f16 table leaves a hole in the kernels' memory that the
-    // layers' matrices then fill, where after them it stayed resident and empty (57 MiB of SmolLM-135M's int8 peak)
+    // the output projection before the layers (Weights.embeddingTable says why)
     this.lmHead = lmHeadOf(c, w, table, V, E);
     this.embed = w.embeddingTable('model.embed_tokens.weight', table); // tied and quantized: one copy serves both
     this.layers = Array.from({ length: info.numLayers }, (_, l) => {

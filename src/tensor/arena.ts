@@ -7,14 +7,13 @@
 // activations are held, not two — the GPU's per-layer arena (models/ops-webgpu.ts) on the CPU.
 // Only an op that writes every element of its output takes an arena array (they are not zeroed), and only an op whose
 // output dies with the layer (a cache, a weight or anything kept must never be allocated here).
+import { Tensor } from './tensor.js';
 
 /** Float32 arrays for one layer's activations, valid until the arena is reset. */
 export interface FloatArena {
   /** n floats, not zeroed: the caller writes every one. */
   floats(n: number): Float32Array;
 }
-
-import { Tensor } from './tensor.js';
 
 let current: FloatArena | null = null;
 

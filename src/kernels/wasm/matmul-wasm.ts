@@ -47,7 +47,7 @@ function allFinite(h: Uint16Array): boolean {
 // (tensor/f16-matrix.ts): the copy is the kernel's own, so only its f16Scale has to know.
 function weightAt(r: Runtime, b: MatrixData): number {
   // a layer's arena hands the same view out again, layer after layer, with other contents: never a weight
-  if (b.dtype === 'float32' && isArenaArray(b.data as Float32Array)) return -1;
+  if (b.dtype === 'float32' && isArenaArray(b.data)) return -1;
   if (b.dtype === 'float32' && !seen.has(b.data)) { seen.add(b.data); return -1; }
   if (!canReside(r, b.data)) return -1;
   const copied = !isResident(b.data);
