@@ -1,5 +1,5 @@
-// Autoregressive generation with a KV cache: one prefill pass over the prompt fills the cache, then each decode step
-// feeds one token and attends to the cache through the decode kernel (L = 1).
+// Autoregressive generation with a KV cache: a prefill over the prompt (in chunks of up to 512 tokens) fills the cache,
+// then each decode step feeds one token and attends to the cache through the decode kernel (L = 1).
 //   generateStream: an async iterator of tokens with their text, for streaming to a terminal or a socket;
 //   generate:       the same, collected;   generateBatch: several prompts at once, left-padded;
 //   greedy:         the argmax loop used by the conformance tests;   seq2seqGenerate: T5-style encoder-decoder.
@@ -39,6 +39,14 @@ export interface GenerateOptions extends SamplingOptions {
   sequence?: EngineSequence;
   /** Give each token its log-probability under the model and those of the `logprobs` most likely tokens (0 … 20). */
   logprobs?: number;
+  /** Prompt tokens per forward pass on the CPU (default 512, llama.cpp's batch): a longer prompt is prefilled in
+   *  chunks against the cache, so a layer's activations stay inside the kernels' work arena whatever the prompt's
+   *  length, and the event loop gets a turn between chunks. Applies to the cache generate makes (a given cache, e.g. a
+   *  sink cache, keeps the whole-prompt prefill its eviction rule was written for). */
+  prefillChunk?: number;
+  /** Called as the prompt is prefilled: after each chunk but the last with the prompt tokens fed so far, then once
+   *  with (total, total) when the prefill is done — before the first token. */
+  onPrefill?: (done: number, total: number) => void;
 }
 
 /** One produced token and the text it added (may be empty while a multi-byte character is incomplete); with the
@@ -68,6 +76,23 @@ function checkLogits(logits: Float32Array, step: number, promptTokens: number): 
       throw new NumericsError(`generate: the model produced NaN logits ${where}: ` +
         'its weights or config.json give non-finite values');
     }
+  }
+  return logits;
+}
+
+/**
+ * The logits [1, 1, V] after feeding `ids` through the cache, `chunk` tokens a forward pass: each chunk's queries
+ * attend to the cache (the chunks before it) and to themselves, causally — the same attention as one pass over all of
+ * `ids`, with a layer's activations sized by the chunk, not the prompt. The chunks before the last compute one row of
+ * logits they do not need (one token's output projection: small next to a chunk).
+ */
+async function prefillInChunks(model: CausalLM, cache: KVCache, ids: readonly number[], chunk: number,
+  pause: () => Promise<void>, onPrefill?: (done: number, total: number) => void): Promise<Tensor> {
+  let logits = model.forward([ids.slice(0, chunk)], { cache, lastOnly: true }).logits;
+  for (let i = chunk; i < ids.length; i += chunk) {
+    onPrefill?.(i, ids.length);
+    await pause();
+    logits = model.forward([ids.slice(i, i + chunk)], { cache, lastOnly: true }).logits;
   }
   return logits;
 }
@@ -136,12 +161,13 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   const cache = o.cache ?? own!;
   // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU;
   // a batch sequence: in the engine's next tick, with the others)
+  const pause = o.sequence ? async () => {} : yielder(); // the engine's ticks yield already
+  const chunk = own ? o.prefillChunk ?? 512 : Infinity;
   const forward = o.sequence ? (next: readonly number[]) => o.sequence!.step(next) : gpu?.step ??
-    (async (next: readonly number[]) => lastLogits(model.forward([next], { cache, lastOnly: true }).logits));
+    (async (next: readonly number[]) => lastLogits(await prefillInChunks(model, cache, next, chunk, pause, o.onPrefill)));
   let steps = 0;
   const step = async (next: readonly number[]) => checkLogits(await forward(next), steps++, promptIds.length);
   try {
-    const pause = o.sequence ? async () => {} : yielder(); // the engine's ticks yield already
     const ids: number[] = [];
     const history = [...promptIds]; // prompt and generated ids, for the repetition penalty
     const decoder = tokenizer ? new IncrementalDecoder(tokenizer) : null;
@@ -149,8 +175,9 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
     let finishReason: 'stop' | 'length' = 'length';
     let cutAtStopString = false;
     const t0 = performance.now();
-    // 1. prefill: the whole prompt in one pass; 2. decode: one token at a time against the cache
+    // 1. prefill: the prompt in chunks of up to `prefillChunk` tokens; 2. decode: one token at a time against the cache
     let logits = await step(promptIds);
+    o.onPrefill?.(promptIds.length, promptIds.length);
     let prefillMs = performance.now() - t0; // and the first token's sampling, below (maxTokens 0: the prefill alone)
     // text is released only when it cannot be the start of a stop string ("…Ambrose Bier" is held until "ce" decides):
     // a token whose text is held waits (pending) and is yielded with the text that follows it
@@ -212,10 +239,14 @@ function checkGenerate(o: GenerateOptions, prompt: unknown): void {
   list('stopStrings', o.stopStrings, (x) => typeof x === 'string' && x.length > 0, 'a list of non-empty strings');
   if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw bad('seed', o.seed, 'an integer');
   if (o.onToken !== undefined && typeof o.onToken !== 'function') throw bad('onToken', o.onToken, 'a function');
+  if (o.onPrefill !== undefined && typeof o.onPrefill !== 'function') throw bad('onPrefill', o.onPrefill, 'a function');
   const has = (x: unknown, ...fns: string[]) =>
     typeof x === 'object' && x !== null && fns.every((f) => typeof (x as Record<string, unknown>)[f] === 'function');
   if (o.cache !== undefined && !has(o.cache, 'store', 'length')) throw bad('cache', o.cache, 'a KV cache (cache/*.ts)');
   if (o.sequence !== undefined && !has(o.sequence, 'step', 'release')) throw bad('sequence', o.sequence, 'a BatchEngine sequence');
+  if (o.prefillChunk !== undefined && !(Number.isSafeInteger(o.prefillChunk) && o.prefillChunk >= 1)) {
+    throw bad('prefillChunk', o.prefillChunk, 'an integer ≥ 1');
+  }
 }
 
 /** The length of the longest end of text[from…] that begins some stop string (0: nothing to hold back). */

@@ -2,9 +2,10 @@
 //               [--repetition-penalty R] [--seed S] [--greedy] [--stop STR] [--no-prompt]
 //               [--cache contiguous|paged|int8|sliding|sinks] [--window W] [--sinks K] [--device cpu|webgpu]
 //               [--kv-dtype f32|f16] [--chat [--system TEXT]] [--stats] "prompt"`
-// Streams the continuation to stdout as it is produced (the prompt first, unless --no-prompt or --chat). With --chat
-// the prompt is a user message, rendered with the checkpoint's chat template (generate/chat.ts). --stats: the prefill's
-// and the decode's tokens/s on stderr at the end.
+// Streams the continuation to stdout as it is produced (the prompt first, unless --no-prompt or --chat; a prompt longer
+// than one prefill chunk shows the prefill's progress on a terminal before it). With --chat the prompt is a user
+// message, rendered with the checkpoint's chat template (generate/chat.ts). --stats: the prefill's and the decode's
+// tokens/s on stderr at the end.
 import { parseArgs } from 'node:util';
 import { createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions, type GenerateResult } from '../../generate/generate.js';
@@ -86,7 +87,17 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   // the checkpoint's template rendered in a worker with a capped heap and a deadline (text-sandbox.ts), as qkv serve does
   const sandbox = values.chat ? new TextSandbox(ckpt.dir, ckpt.tokenizer) : null;
   const input = sandbox ? await sandbox.chat(messages).finally(() => sandbox.close()) : prompt;
-  if (!values['no-prompt'] && !values.chat) out(prompt);
+  // a long prompt's prefill shows its progress on a terminal (stderr), then the prompt is printed and the text follows
+  let shown = false;
+  o.onPrefill = (done, total) => {
+    if (done < total && process.stderr.isTTY) {
+      process.stderr.write(`\rqkv: prefill ${done}/${total} prompt tokens`);
+      shown = true;
+    } else if (done === total) {
+      if (shown) process.stderr.write('\r\x1b[K');
+      if (!values['no-prompt'] && !values.chat) out(prompt);
+    }
+  };
   const it = generateStream(ckpt.model, ckpt.tokenizer, input, o);
   try {
     let r = await it.next();

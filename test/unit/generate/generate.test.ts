@@ -96,6 +96,30 @@ describe('generate on qkv-tiny', () => {
     assert.equal(r.finishReason, 'length');
   });
 
+  test('a long prompt is prefilled in prefillChunk-token chunks against the cache: the same tokens and log-probabilities', async () => {
+    const prompt = Array.from({ length: 300 }, (_, i) => (i * 37 + 11) % 4096);
+    const lens: number[] = [];
+    const spy = Object.create(model) as CausalLM; // the model, its forward passes counted
+    spy.forward = (ids, o) => { lens.push(ids[0].length); return model.forward(ids, o); };
+    const run = async (prefillChunk?: number) => {
+      const logprobs: number[] = [], progress: string[] = [];
+      const r = await generate(spy, null, prompt, { greedy: true, maxTokens: 6, stopTokens: [], logprobs: 2, prefillChunk,
+        onToken: (t) => logprobs.push(t.logprob!, ...t.top!.map((x) => x.logprob)),
+        onPrefill: (done, total) => progress.push(`${done}/${total} after ${lens.length} passes`) });
+      return { ids: r.ids, logprobs, forwards: lens.splice(0), progress };
+    };
+    const whole = await run(300), chunked = await run(128);
+    assert.deepEqual(whole.forwards, [300, 1, 1, 1, 1, 1]);
+    assert.deepEqual(chunked.forwards, [128, 128, 44, 1, 1, 1, 1, 1], 'chunks of 128, 128 and 44, then the decode steps');
+    assert.deepEqual(whole.progress, ['300/300 after 1 passes']);
+    assert.deepEqual(chunked.progress, ['128/300 after 1 passes', '256/300 after 2 passes', '300/300 after 3 passes']);
+    assert.deepEqual(chunked.ids, whole.ids);
+    assert.equal(chunked.logprobs.length, 18);
+    chunked.logprobs.forEach((l, i) => assert.ok(Math.abs(l - whole.logprobs[i]) < 1e-4, `logprob ${i}: ${l} against ${whole.logprobs[i]}`));
+    const byDefault = await run();
+    assert.deepEqual(byDefault.forwards, [300, 1, 1, 1, 1, 1], 'the default chunk, 512, takes this prompt in one pass');
+  });
+
   test('an empty continuation is an answer: maxTokens 0, or a stop token first (streamed or not)', async () => {
     const none = await generate(model, ckpt.tokenizer, 'A fool and his money', { maxTokens: 0 });
     assert.deepEqual([none.ids, none.text, none.finishReason], [[], '', 'length']);
@@ -113,6 +137,7 @@ describe('generate on qkv-tiny', () => {
     await assert.rejects(generate(model, ckpt.tokenizer, 'x', { temperature: -1 }), /temperature must be a number ≥ 0/);
     await assert.rejects(generate(model, ckpt.tokenizer, 'x', { maxTokens: 5000 }), /exceeds the model's context of 1024/);
     await assert.rejects(generate(model, ckpt.tokenizer, '', {}), /the prompt is empty/);
+    await assert.rejects(generate(model, ckpt.tokenizer, 'x', { prefillChunk: 0 }), /prefillChunk must be an integer ≥ 1, got 0/);
   });
 
   test('the tokenizer round-trips text byte for byte (byte-level BPE)', () => {
