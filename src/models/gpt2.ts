@@ -47,7 +47,7 @@ export class GPT2 implements CausalLM {
     // GPT2LMHeadModel saves under "transformer.", a bare GPT2Model without it
     const pre = w.has('transformer.wte.weight') ? 'transformer.' : '';
     // Conv1D [in, out] → Linear [out, in]
-    const conv = (name: string, inF: number, outF: number) => w.get(name, [inF, outF]).transpose(0, 1).contiguous();
+    const conv = (name: string, inF: number, outF: number) => w.transposed(name, [inF, outF]);
     this.wte = w.get(`${pre}wte.weight`, [V, E]);
     this.wpe = w.get(`${pre}wpe.weight`, [P, E]);
     this.blocks = Array.from({ length: this.info.numLayers }, (_, l) => {

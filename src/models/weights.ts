@@ -4,6 +4,7 @@
 // kept in the format chosen at load time (WeightFormat), because decode reads each of them once per token.
 import { kernelStorage } from '../kernels/registry.js';
 import { checkInt, describeValue, QkvError } from '../errors.js';
+import { markConstant } from '../tensor/constant.js';
 import { F16Matrix } from '../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { checkShape, fmtShape } from '../tensor/shape.js';
@@ -18,6 +19,13 @@ import { checkTensor, type Tensor } from '../tensor/tensor.js';
  */
 export type WeightFormat = 'stored' | 'float32' | 'int8' | 'int4';
 export const WEIGHT_FORMATS: readonly WeightFormat[] = ['stored', 'float32', 'int8', 'int4'];
+
+// What Weights hands a family is a model's weight: constant from then on (tensor/constant.ts), so that the kernels may
+// keep their own copy of it (quantized and scaled matrices are marked where they are made)
+function constant<T extends Tensor>(t: T): T {
+  markConstant(t.data);
+  return t;
+}
 
 export class Weights {
   private readonly used = new Set<string>();
@@ -41,11 +49,11 @@ export class Weights {
     if (!t) throw new QkvError(`${this.source}: missing tensor '${name}'`);
     if (shape) this.#check(name, t, shape);
     this.used.add(name);
-    if (t.dtype === 'float32') return t;
+    if (t.dtype === 'float32') return constant(t);
     // widen once and keep only the float32 copy, so the checkpoint is never held twice
     const f = t.to('float32');
     this.tensors.set(name, f);
-    return f;
+    return constant(f);
   }
 
   /**
@@ -73,7 +81,12 @@ export class Weights {
     if (!t || this.format === 'float32' || !['float16', 'bfloat16', 'float32'].includes(t.dtype)) return this.get(name, shape);
     this.#check(name, t, shape);
     this.used.add(name);
-    return t;
+    return constant(t);
+  }
+
+  /** The matrix `name` stored as [in, out] (GPT-2's Conv1D) as a linear layer's [out, in]: float32, transposed once. */
+  transposed(name: string, shape: readonly [number, number]): Tensor {
+    return constant(this.get(name, shape).transpose(0, 1).contiguous());
   }
 
   /**
@@ -119,10 +132,10 @@ export class Weights {
     }
     const place = (n: number) => kernelStorage().matrix?.('int8', n) as Int8Array | null;
     if ((this.format === 'int8' || this.format === 'int4') && t.shape[1] % 16 === 0) return remember(Int8Matrix.quantize(t, place));
-    if (this.format === 'float32' && t.dtype !== 'float32') return t.to('float32');
+    if (this.format === 'float32' && t.dtype !== 'float32') return constant(t.to('float32'));
     const scaled = this.format === 'stored' && t.dtype === 'float16' && t.rank === 2 && kernelStorage().holdsMatrix?.(t.data)
       ? F16Matrix.scaleInPlace(t, kernelStorage().scaleF16) : null;
-    return scaled ? remember(scaled) : t;
+    return scaled ? remember(scaled) : constant(t);
   }
 
   // a name and an optional shape from a JavaScript caller, who is not type-checked

@@ -6,21 +6,23 @@
 import { gatedMatmulFor, matmulFor } from '../attention/dispatch.js';
 import { QkvError } from '../errors.js';
 import type { MatrixData } from '../kernels/contract.js';
+import { isConstant, markConstant } from '../tensor/constant.js';
 import { F16Matrix } from '../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
 import { checkTensor, checkWeight, Tensor } from '../tensor/tensor.js';
 import { activation, activationKind, mul } from './activations.js';
 
-const dense = new WeakMap<Tensor, Tensor>(); // strided weights: one dense copy, so the kernel keeps one resident copy
+const dense = new WeakMap<Tensor, Tensor>(); // constant strided weights: one dense copy, which the kernel keeps resident
 
 /** The weight as kernels take it: a contiguous view of its storage, in its own format. */
 export function matrixData(w: LinearWeight): MatrixData {
   if (w instanceof Int8Matrix) return { dtype: 'int8', data: w.q, scales: w.scales };
   if (w instanceof Int4Matrix) return { dtype: 'int4', data: w.q, scales: w.scales };
   if (w instanceof F16Matrix) return { dtype: 'float16', data: w.h, shift: w.shift };
+  // a strided weight's dense copy is kept (and constant) only when the weight is (tensor/constant.ts); else made anew
   let c = dense.get(w) ?? w.contiguous();
-  if (c !== w) dense.set(w, c);
+  if (c !== w && isConstant(w.data) && !dense.has(w)) { markConstant(c.data); dense.set(w, c); }
   if (c.dtype === 'float16' || c.dtype === 'bfloat16') return { dtype: c.dtype, data: c.data as Uint16Array };
   return { dtype: 'float32', data: c.toFloat32() };
 }
@@ -42,7 +44,8 @@ export function linear(x: Tensor, weight: LinearWeight, bias?: Tensor | null, wh
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) throw new QkvError(`${what}: bias must be [${outF}], got ${fmtShape(bias.shape)}`);
   const rows = x.size / inF;
   const xa = x.toFloat32();
-  // WebAssembly SIMD where it covers the weight (which then stays resident in its memory), else the TypeScript loops
+  // WebAssembly SIMD where it covers the weight (a model's weight then stays resident in its memory; any other is
+  // copied in for this call: tensor/constant.ts), else the TypeScript loops
   const p = { a: xa, b: matrixData(weight), M: rows, K: inF, N: outF };
   const y = matmulFor(p).forward(p); // [rows, out]
   if (bias) {
@@ -92,5 +95,18 @@ export class Linear {
 }
 
 const vectors = new WeakMap<Tensor, Float32Array>();
-/** One float32 array per tensor (a bias, a norm weight), kept: the GPU keeps its uploaded copy keyed by that array. */
-export const vectorF32 = (t: Tensor) => vectors.get(t) ?? vectors.set(t, t.toFloat32().slice()).get(t)!;
+/**
+ * One float32 array per tensor (a bias, a norm weight), kept: the GPU keeps its uploaded copy keyed by that array.
+ * Refilled from the tensor on every call unless the tensor is constant (tensor/constant.ts: a model's weights).
+ */
+export function vectorF32(t: Tensor): Float32Array {
+  const kept = vectors.get(t);
+  if (kept && isConstant(kept)) return kept;
+  if (kept) {
+    kept.set(t.toFloat32());
+    return kept;
+  }
+  const v = t.toFloat32().slice();
+  vectors.set(t, isConstant(t.data) ? markConstant(v) : v);
+  return v;
+}

@@ -10,6 +10,7 @@ import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { getGpuLayerKernels } from '../kernels/registry.js';
 import '../kernels/webgpu/index.js';
+import { isConstant, markConstant } from '../tensor/constant.js';
 import { F16Matrix } from '../tensor/f16-matrix.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -63,11 +64,18 @@ function checkLinear(xShape: readonly number[], weight: LinearWeight, bias?: Ten
 }
 
 const widened = new WeakMap<object, Float32Array>();
-// the weight widened to float32 once (kept, so it is uploaded once)
+// the weight widened to float32 once and kept (so it is uploaded once) when it is constant (tensor/constant.ts: a
+// model's weights); any other is widened again into the kept array on every call (and uploaded again)
 function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
   if (m.dtype === 'float32') return m.data;
-  let f = widened.get(m.data);
-  if (!f) widened.set(m.data, (f = (w instanceof Tensor ? w : w.dequantize()).toFloat32()));
+  const kept = widened.get(m.data);
+  if (kept && isConstant(kept)) return kept;
+  const f = (w instanceof Tensor ? w : w.dequantize()).toFloat32();
+  if (kept) {
+    kept.set(f);
+    return kept;
+  }
+  widened.set(m.data, isConstant(m.data) ? markConstant(f) : f);
   return f;
 }
 

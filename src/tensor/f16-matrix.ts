@@ -7,6 +7,7 @@
 // kernel takes x · 2^−10 in its place, so every product x·w is the same f32 as before.
 // Nothing outside the kernels sees the scaled bits: rows and dequantize() give the true values, unscaled() the true f16.
 import { QkvError } from '../errors.js';
+import { markConstant } from './constant.js';
 import { widen16 } from './f16.js';
 import { checkArrays, checkRowArgs } from './quantize.js';
 import { checkMatrixShape, fmtShape } from './shape.js';
@@ -44,10 +45,10 @@ export class F16Matrix {
     }
     const h = t.data as Uint16Array;
     const done = fast?.(h) ?? null;
-    if (done !== null) return done ? new F16Matrix(h, [t.shape[0], t.shape[1]]) : null;
+    if (done !== null) return done ? new F16Matrix(markConstant(h), [t.shape[0], t.shape[1]]) : null;
     for (let i = 0; i < h.length; i++) if ((h[i] & 0x7c00) >= TOO_BIG) return null;
     for (let i = 0; i < h.length; i++) h[i] = scaled(h[i]);
-    return new F16Matrix(h, [t.shape[0], t.shape[1]]);
+    return new F16Matrix(markConstant(h), [t.shape[0], t.shape[1]]); // given up by its caller: the kernels may keep it
   }
 
   /** Row j, the true weights as f32, into out[at …] (an embedding lookup): widened through f16's table, then × 2^−shift

@@ -3,6 +3,7 @@
 // moves a quarter of the memory; the matrix product widens q inside the kernel and applies scale_j to each output.
 // Int4 weights (Int4Matrix, below) take blocks of 32 with a scale each: an eighth of f32's bytes.
 import { checkInt, describeValue, QkvError } from '../errors.js';
+import { markConstant } from './constant.js';
 import type { F16Matrix } from './f16-matrix.js';
 import { checkMatrixShape, fmtShape } from './shape.js';
 import { Tensor } from './tensor.js';
@@ -72,7 +73,7 @@ export class Int8Matrix {
         if (!Number.isFinite(scales[j])) throw new QkvError(`Int8Matrix.quantize: row ${j} holds a non-finite value`);
       }
     }
-    return new Int8Matrix(q, scales, [rows, cols]);
+    return new Int8Matrix(markConstant(q, scales), scales, [rows, cols]); // qkv's own arrays: the kernels may keep them
   }
 
   /** Row j, scale_j · q_jk, into out[at …]. */
@@ -128,7 +129,7 @@ export class Int4Matrix {
         if (!Number.isFinite(scales[at])) throw new QkvError(`Int4Matrix.quantize: row ${row} holds a non-finite value`);
       }
     }
-    return new Int4Matrix(q, scales, [rows, cols]);
+    return new Int4Matrix(markConstant(q, scales), scales, [rows, cols]);
   }
 
   /** Row j, (q − 8) · s, into out[at …]. */

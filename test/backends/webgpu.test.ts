@@ -196,6 +196,13 @@ test('tiled matmul on WebGPU equals linear() on the CPU (shapes that do not divi
   const scaled = F16Matrix.scaleInPlace(new Tensor('float16', (w16.data as Uint16Array).slice(), [40, 64]))!;
   const x16 = randn([3, 64], rng(4));
   assert.deepEqual((await linearWebGPU(x16, scaled)).toFloat32(), (await linearWebGPU(x16, w16)).toFloat32());
+  // a weight and bias changed in place between calls are uploaded again (only a model's constant weights stay as uploaded)
+  const [xw, ww, bw] = [randn([4, 32], rng(5)), randn([24, 32], rng(6)), randn([24], rng(7))];
+  const w16b = randn([24, 32], rng(8)).to('bfloat16');
+  await linearWebGPU(xw, ww, bw); await linearWebGPU(xw, w16b, bw);
+  (ww.data as Float32Array).fill(0.5); (bw.data as Float32Array)[3] = 7; (w16b.data as Uint16Array).fill(0x3f00);
+  assertClose(await linearWebGPU(xw, ww, bw), linear(xw, ww, bw), 1e-4, 1e-4, 'f32 weight and bias changed');
+  assertClose(await linearWebGPU(xw, w16b, bw), linear(xw, w16b, bw), 1e-4, 1e-4, 'bf16 weight changed');
   await assert.rejects(linearWebGPU(randn([2, 5], rng(1)), randn([3, 4], rng(2))), /linearWebGPU: input's last dim must be in_features=4, got x \[2, 5\]/);
 });
 

@@ -1,33 +1,34 @@
 // Host of the GEMM jobs of asm/kernels.ts for linear layers: C[M, N] = A[M, K] · B[N, K]ᵀ with B (the weight) in
 // f32, f16, bf16, int8 with a scale per row or int4 with a scale per row and block of 32, widened to f32 inside the
-// kernel (decode with int8/int4: integer dot products, asm/gemv-q.ts). A weight is resident in the module's memory —
-// read there by the checkpoint loader (storage.ts), or copied in on first use and kept (keyed by its storage
-// array) — so each call copies only the activations in and the result out (neither, inside a decoder layer's arena:
-// tensor/arena.ts); the columns are shared among the
-// runtime's threads. A weight past the resident limit (a checkpoint larger than WebAssembly's 4 GiB) is copied in for
-// each call instead: slower than resident, far faster than the TypeScript loops.
+// kernel (decode with int8/int4: integer dot products, asm/gemv-q.ts). A model's weight is resident in the module's
+// memory — read there by the checkpoint loader (storage.ts), or, being constant (tensor/constant.ts), copied in on first
+// use and kept — so each call copies only the activations in and the result out (neither, inside a decoder layer's
+// arena: tensor/arena.ts); the columns are shared among the runtime's threads. Any other B (a weight built in memory,
+// which its owner may change between calls), or a weight past the resident limit (a checkpoint larger than
+// WebAssembly's 4 GiB), is copied in for each call instead: slower than resident, far faster than the TypeScript loops.
 // It covers a weight where the SIMD path applies (WebAssembly SIMD present, K a multiple of the format's vector width,
 // f16 weights free of ±∞/NaN); the chooser (attention/dispatch.ts) gives the rest to the TypeScript kernel.
 // The gated products of GLU feed-forwards (SwiGLU, GeGLU) run as one job: gate and up product and the activation.
 import { QkvError } from '../../errors.js';
 import type { GluActivation, MatmulKernel, MatmulProblem, MatrixData } from '../contract.js';
 import { activationFloats } from '../../tensor/arena.js';
+import { isConstant } from '../../tensor/constant.js';
 import { F16_SHIFT } from '../../tensor/f16-matrix.js';
 import { GEMM_JOB } from './jobs.js';
 import {
   alignLine, canReside, isResident, JOB, kernelRuntime, MAX_BYTES, put, resident, runJob, type Runtime, scratch, takeInto,
 } from './runtime.js';
-import { isArenaArray, kernelOffset, scaleF16At } from './storage.js';
+import { kernelOffset, scaleF16At } from './storage.js';
 
 export type { GluActivation, MatrixData } from '../contract.js';
 
 const KIND = { float32: JOB.gemmF32, float16: JOB.gemmF16, bfloat16: JOB.gemmBF16, int8: JOB.gemmI8, int4: JOB.gemmI4 } as const;
 const K_MULTIPLE = { float32: 4, float16: 8, bfloat16: 8, int8: 16, int4: 32 } as const;
-const seen = new WeakSet<Float32Array>();
 const finiteF16 = new WeakMap<Uint16Array, boolean>();
 
 // an f16 weight with ±∞ or NaN (exponent all ones) cannot take the kernel's widening shortcut; checked once per
-// weight, two values per 32-bit word where the array is aligned (an F16Matrix needs no scan: every |w| < 64)
+// constant weight (tensor/constant.ts), on every call for any other, two values per 32-bit word where the array is
+// aligned (an F16Matrix needs no scan: every |w| < 64)
 function allFinite(h: Uint16Array): boolean {
   let ok = finiteF16.get(h);
   if (ok === undefined) {
@@ -36,26 +37,30 @@ function allFinite(h: Uint16Array): boolean {
     let bad = false;
     for (let i = 0; i < w.length && !bad; i++) bad = (w[i] & 0x7c00) === 0x7c00 || (w[i] & 0x7c000000) === 0x7c000000;
     for (let i = even; i < h.length && !bad; i++) bad = (h[i] & 0x7c00) === 0x7c00;
-    finiteF16.set(h, (ok = !bad));
+    ok = !bad;
+    if (isConstant(h)) finiteF16.set(h, ok);
   }
   return ok;
 }
 
-// where the kernel finds B: its resident offset, or −1 when it is copied in for this call only (an f32 matrix seen
-// once — activations, not a weight —, or a weight past the resident limit). An f16 weight copied in to stay (one the
-// loader did not place: a browser's private memory, tensors built in memory) is scaled there as an F16Matrix is
-// (tensor/f16-matrix.ts): the copy is the kernel's own, so only its f16Scale has to know.
+// where the kernel finds an array of B (its weights, or an int8/int4 matrix's scales): its offset when it lies in the
+// kernels' memory — placed there by the loader, where it is the array itself — or a constant (tensor/constant.ts)
+// copied in to stay; −1 when it is copied in for this call only: any other array (activations, a weight a learner may
+// change between calls: a kept copy would answer with its old values), or a weight past the resident limit. An f16
+// weight copied in to stay (one the loader did not place: a browser's private memory) is scaled there as an F16Matrix
+// is (tensor/f16-matrix.ts): the copy is the kernel's own, so only its f16Scale has to know.
 function weightAt(r: Runtime, b: MatrixData): number {
-  // a layer's arena hands the same view out again, layer after layer, with other contents: never a weight
-  if (b.dtype === 'float32' && isArenaArray(b.data)) return -1;
-  if (b.dtype === 'float32' && !seen.has(b.data)) { seen.add(b.data); return -1; }
-  if (!canReside(r, b.data)) return -1;
-  const copied = !isResident(b.data);
+  if (isResident(b.data)) return resident(r, b.data);
+  if (!isConstant(b.data) || !canReside(r, b.data)) return -1;
   const at = resident(r, b.data);
-  if (copied && b.dtype === 'float16' && !b.shift && b.data.length % 8 === 0 && scaleF16At(r, at, b.data.length)) {
-    scaledCopies.add(b.data);
-  }
+  if (b.dtype === 'float16' && !b.shift && b.data.length % 8 === 0 && scaleF16At(r, at, b.data.length)) scaledCopies.add(b.data);
   return at;
+}
+
+// an int8/int4 matrix's scales: resident when constant (a matrix qkv quantized), else −1 (copied in for this call)
+function scalesAt(r: Runtime, m: MatrixData | null): number {
+  if (m?.dtype !== 'int8' && m?.dtype !== 'int4') return 0;
+  return isResident(m.scales) || (isConstant(m.scales) && canReside(r, m.scales)) ? resident(r, m.scales) : -1;
 }
 const scaledCopies = new WeakSet<object>();
 
@@ -101,20 +106,24 @@ function product(a: Float32Array, b: MatrixData, b2: MatrixData | null, glu: num
   if (!r || !applies(r, b, N, K) || (b2 && !applies(r, b2, N, K))) return null;
   // everything resident first: scratch starts where the resident weights end
   let [bAt, b2At] = [weightAt(r, b), b2 ? weightAt(r, b2) : 0];
-  const [sAt, s2At] = [b, b2].map((m) => (m?.dtype === 'int8' || m?.dtype === 'int4' ? resident(r, m.scales) : 0));
+  let [sAt, s2At] = [scalesAt(r, b), scalesAt(r, b2)];
   // per thread: four rows of B widened to f32; with the outer-product tile (M ≥ OUTER_M, asm/gemm.ts) a [K][12] panel and
   // A packed in threes of rows after it — in whole cache lines
   const outer = M >= OUTER_M ? 1 : 0;
   const panel = alignLine(16 * K + outer * (48 * K + 12 * Math.ceil(M / 3) * K));
   const oneOff = (at: number, m: MatrixData | null) => (at < 0 ? m!.data.byteLength : 0);
+  const scalesOnce = (at: number, m: MatrixData | null) => (at < 0 && (m?.dtype === 'int8' || m?.dtype === 'int4') ? m.scales.byteLength : 0);
   // A and C where they lie when they are in the kernels' memory (a layer's arena: tensor/arena.ts), else copied
   const c = activationFloats(M * N);
   const [aIn, cIn] = [kernelOffset(a), kernelOffset(c)];
-  const [aAt, cAt, c2At, panelAt, bOnce, b2Once] = scratch(r, [aIn === null ? 4 * a.length : 0, cIn === null ? 4 * M * N : 0,
-    b2 ? 4 * M * N : 0, panel * r.threads, oneOff(bAt, b), oneOff(b2At, b2)]);
+  const [aAt, cAt, c2At, panelAt, bOnce, b2Once, sOnce, s2Once] = scratch(r, [aIn === null ? 4 * a.length : 0,
+    cIn === null ? 4 * M * N : 0, b2 ? 4 * M * N : 0, panel * r.threads, oneOff(bAt, b), oneOff(b2At, b2), scalesOnce(sAt, b),
+    scalesOnce(s2At, b2)]);
   if (aIn === null) put(r, aAt, a);
   if (bAt < 0) { put(r, bOnce, b.data); bAt = bOnce; }
   if (b2At < 0) { put(r, b2Once, b2!.data); b2At = b2Once; }
+  if (sAt < 0) { put(r, sOnce, (b as { scales: Float32Array }).scales); sAt = sOnce; }
+  if (s2At < 0) { put(r, s2Once, (b2 as { scales: Float32Array }).scales); s2At = s2Once; }
   runJob(r, GEMM_JOB.words({
     kind: KIND[b.dtype], a: aIn ?? aAt, b: bAt, c: cIn ?? cAt, M, K, N, scales: sAt, scratch: panelAt, scratchStride: panel,
     glu, b2: b2At, scales2: s2At, c2: c2At, f16Scale: 2 ** (112 - shiftOf(b)), f16Scale2: 2 ** (112 - shiftOf(b2)), outer,

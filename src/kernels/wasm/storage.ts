@@ -122,11 +122,6 @@ export function kernelOffset(data: unknown): number | null {
 
 const arenaAt = new WeakMap<Float32Array, number>();
 
-/** Whether `data` is a view a KernelArena handed out (the same object serves again after a reset, other contents). */
-export function isArenaArray(data: ArrayBufferView): boolean {
-  return data instanceof Float32Array && arenaAt.has(data);
-}
-
 let arenas: [KernelArena, KernelArena, KernelArena] | null = null;
 let poison = false;
 

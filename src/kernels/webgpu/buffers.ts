@@ -4,6 +4,7 @@
 // at most POOL_BYTES idle per device and destroys the rest. A buffer is never returned to the pool while a GPU
 // command that uses it may still run: release() follows the read-back that waited for that command.
 import { QkvError } from '../../errors.js';
+import { isConstant } from '../../tensor/constant.js';
 
 const POOL_BYTES = 512 * 2 ** 20;
 
@@ -132,22 +133,30 @@ export function upload(device: GPUDevice, data: ArrayBufferView): GPUBuffer {
 }
 
 const resident = new WeakMap<GPUDevice, WeakMap<Float32Array | Uint16Array, GPUBuffer>>();
+const contentsOf = new WeakMap<Float32Array | Uint16Array, () => Float32Array | Uint16Array>();
 
-/** The GPU buffer that holds `w` on `device` (a weight), uploaded on first use and kept while `w` lives (not pooled). */
+/**
+ * The GPU buffer that holds `w` on `device` (a weight), made on first use and kept while `w` lives (not pooled). A
+ * constant `w` (tensor/constant.ts: a model's weights) is uploaded once; any other again on every call, so a weight
+ * changed in place between calls is read as it is now (the queue orders the write after the work already submitted).
+ */
 export function residentBuffer(device: GPUDevice, w: Float32Array | Uint16Array, contents?: () => Float32Array | Uint16Array): GPUBuffer {
   let byArray = resident.get(device);
   if (!byArray) resident.set(device, (byArray = new WeakMap()));
   let buf = byArray.get(w);
+  if (buf && isConstant(w)) return buf;
+  // `contents`: what goes up in place of w's own bytes (as many), made only now (an F16Matrix's true f16: nn/webgpu.ts),
+  // remembered for the uploads of later calls that do not give it
+  if (contents) contentsOf.set(w, contents);
+  const src = contentsOf.get(w)?.() ?? w;
+  const bytes = Math.ceil(src.byteLength / 4) * 4; // writeBuffer moves whole 4-byte words
   if (!buf) {
-    // `contents`: what goes up in place of w's own bytes (as many), made only now (an F16Matrix's true f16: nn/webgpu.ts)
-    const src = contents?.() ?? w;
-    const bytes = Math.ceil(src.byteLength / 4) * 4; // writeBuffer moves whole 4-byte words
     buf = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-    const raw = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
-    if (bytes === src.byteLength) write(device, buf, 0, raw);
-    else { const padded = new Uint8Array(bytes); padded.set(raw); device.queue.writeBuffer(buf, 0, padded); }
     byArray.set(w, buf);
   }
+  const raw = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  if (bytes === src.byteLength) write(device, buf, 0, raw);
+  else { const padded = new Uint8Array(bytes); padded.set(raw); device.queue.writeBuffer(buf, 0, padded); }
   return buf;
 }
 

@@ -6,6 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gatedLinear, Int4Matrix, Int8Matrix, kernelVariant, linear, setKernelThreads, Tensor, Weights } from '../../../src/index.js';
+import { residentOffset } from '../../../src/kernels/wasm/runtime.js';
+import { isConstant } from '../../../src/tensor/constant.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
 
 // y = x Wᵀ in float64 from the f32 values of W
@@ -313,4 +315,54 @@ test('16-bit and int8 weights at any byte offset (as in a safetensors file) give
   const h = new Uint16Array(new ArrayBuffer(2 * 129), 2, 128).fill(0x3c00); // 1.0 at an unaligned offset
   h[127] = 0x7c00; // +∞ in the last (odd) element
   assert.deepEqual([...linear(Tensor.from(new Float32Array(16).fill(1), [1, 16]), new Tensor('float16', h, [8, 16])).toFloat32()].slice(6), [16, Infinity]);
+});
+
+// a copy of w the kernels have never seen (no kept copy of it can exist)
+const fresh = (w: Tensor) => new Tensor(w.dtype, w.contiguous().data.slice(), w.shape);
+
+test('a weight changed in place between calls gives the new answer: the kernels keep copies of constant arrays only', () => {
+  const rand = rng(41);
+  for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+    for (const M of [1, 5, 40]) { // decode, the 2×4 tile and the outer-product tile
+      const x = randn([M, 64], rand);
+      const w = randn([48, 64], rand, 0.5).to(dtype);
+      for (let n = 0; n < 3; n++) linear(x, w); // the old rule kept an f32 weight seen twice, f16 and bf16 at once
+      (w.data as Float32Array | Uint16Array).set(randn([48, 64], rand, 0.5).to(dtype).data as Float32Array | Uint16Array);
+      assert.deepEqual(linear(x, w).toFloat32(), linear(x, fresh(w)).toFloat32(), `${dtype} M=${M}`);
+      assertClose(linear(x, w), brute(x, w), 1e-5, 1e-5, `${dtype} M=${M} against the brute force`);
+    }
+  }
+  // a strided weight (a transposed view): its dense copy is made again on each call
+  const base = randn([64, 48], rand), x = randn([3, 64], rand);
+  const wt = base.transpose(0, 1);
+  linear(x, wt); linear(x, wt);
+  (base.data as Float32Array)[7] += 1;
+  assertClose(linear(x, wt), brute(x, wt), 1e-5, 1e-5, 'strided');
+  // the gated product, and an int8 matrix built by hand whose scales and values change
+  const [g, u] = [randn([32, 64], rand), randn([32, 64], rand)];
+  gatedLinear(x, g, u, 'silu'); gatedLinear(x, g, u, 'silu');
+  (u.data as Float32Array).fill(0.25);
+  assert.deepEqual(gatedLinear(x, g, u, 'silu').toFloat32(), gatedLinear(x, fresh(g), fresh(u), 'silu').toFloat32());
+  const q = Int8Matrix.quantize(randn([16, 64], rand));
+  const hand = new Int8Matrix(q.q.slice(), q.scales.slice(), [16, 64]);
+  linear(x, hand); linear(x, hand);
+  hand.scales[3] *= 2;
+  hand.q[5] = -hand.q[5];
+  assert.deepEqual(linear(x, hand).toFloat32(), linear(x, new Int8Matrix(hand.q.slice(), hand.scales.slice(), [16, 64])).toFloat32());
+});
+
+test('a model\'s weights are constant: Weights marks what it hands out, and the kernel keeps them resident', () => {
+  const rand = rng(42);
+  const w = new Weights(new Map([['a', randn([8, 32], rand)], ['b', randn([8, 32], rand).to('bfloat16')]]));
+  const x = randn([2, 32], rand);
+  for (const name of ['a', 'b']) {
+    const m = w.matrix(name, [8, 32]) as Tensor;
+    assert.ok(isConstant(m.data), name);
+    linear(x, m);
+    assert.notEqual(residentOffset(m.data), null, `${name}: kept in the kernels' memory after one call`);
+  }
+  const own = randn([8, 32], rand);
+  for (let n = 0; n < 3; n++) linear(x, own);
+  assert.equal(residentOffset(own.data), null, 'a tensor built in memory is copied in for each call, never kept');
+  assert.ok(isConstant(Int8Matrix.quantize(own).q) && !isConstant(new Int8Matrix(new Int8Array(8 * 32), new Float32Array(8), [8, 32]).q));
 });

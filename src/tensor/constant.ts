@@ -1,0 +1,18 @@
+// Constant arrays: contents that never change once made — a model's weights as the loader gives them, matrices that
+// qkv quantized or scaled. A kernel may keep its own copy of a constant array (the WebAssembly kernel's resident
+// weights, a dense copy of a strided weight, a GPU buffer) and use that copy on every later call. Any other array is
+// read afresh on each call, so that an array changed in place between calls (a learner editing a weight, an optimizer
+// step) gives the new answer, never a kept copy's old one.
+const constants = new WeakSet<ArrayBufferView>();
+
+/** Marks arrays as constant: the caller promises their contents will not change. Returns the first. */
+export function markConstant<A extends ArrayBufferView>(a: A, ...more: ArrayBufferView[]): A {
+  constants.add(a);
+  for (const m of more) constants.add(m);
+  return a;
+}
+
+/** Whether `a` was marked constant (markConstant). */
+export function isConstant(a: ArrayBufferView): boolean {
+  return constants.has(a);
+}
