@@ -170,16 +170,19 @@ export interface ApplyRopeOptions {
 }
 
 // cos θ and sin θ (× the attention factor) for each position and frequency, remembered for the last positions seen
-// with these frequencies: every layer of a model, and q and k, rotate by the same angles in a forward pass
-const lastAngles = new WeakMap<RopeFrequencies, { key: string; cos: Float64Array; sin: Float64Array }>();
+// with these frequencies: every layer of a model, and q and k, rotate by the same angles in a forward pass. The entry
+// keeps the frequencies and factor it was computed from, so frequencies changed in place (a learner trying another
+// θ) are computed afresh, never answered from the entry.
+interface Angles { key: string; inv: Float64Array; factor: number; cos: Float64Array; sin: Float64Array }
+const lastAngles = new WeakMap<RopeFrequencies, Angles>();
 /** cos θ and sin θ, θ = position · inv_freq_k, scaled by the attention factor: [positions, half] each. */
 export function ropeAngles(freqs: RopeFrequencies, pos: readonly number[]): { cos: Float64Array; sin: Float64Array } {
   const key = pos.join(',');
-  const hit = lastAngles.get(freqs);
-  if (hit && hit.key === key) return hit;
-  const half = freqs.invFreq.length;
   // LongRoPE: the long factors for a call that reaches past the original context
   const inv = freqs.long && pos.reduce((a, p) => Math.max(a, p), 0) + 1 > freqs.long.after ? freqs.long.invFreq : freqs.invFreq;
+  const hit = lastAngles.get(freqs);
+  if (hit && hit.key === key && hit.factor === freqs.attentionFactor && sameValues(hit.inv, inv)) return hit;
+  const half = freqs.invFreq.length;
   const cos = new Float64Array(pos.length * half), sin = new Float64Array(pos.length * half);
   pos.forEach((p, t) => {
     for (let k = 0; k < half; k++) {
@@ -188,10 +191,12 @@ export function ropeAngles(freqs: RopeFrequencies, pos: readonly number[]): { co
       sin[t * half + k] = Math.sin(th) * freqs.attentionFactor;
     }
   });
-  const entry = { key, cos, sin };
+  const entry = { key, inv: inv.slice(), factor: freqs.attentionFactor, cos, sin };
   lastAngles.set(freqs, entry);
   return entry;
 }
+
+const sameValues = (a: Float64Array, b: Float64Array) => a.length === b.length && a.every((x, k) => x === b[k]);
 
 /** RoPE on x [B, H, T, D] (q or k). */
 export function applyRope(x: Tensor, o: ApplyRopeOptions = {}): Tensor {

@@ -64,6 +64,18 @@ describe('RoPE', () => {
     assertClose(turn([31, 32]), Float32Array.from(expect(f.long!.invFreq, 31)), 1e-6, 1e-6);
     assert.throws(() => ropeInvFreq({ headDim: 8, ropeType: 'longrope', shortFactor: [1, 2], longFactor }), /longrope needs short_factor with 4 numbers, got 2/);
   });
+
+  test('frequencies changed in place between calls rotate by the new angles (the remembered angles are not reused)', () => {
+    const x = randn([1, 2, 3, 8], rng(6));
+    const f = ropeInvFreq({ headDim: 8 });
+    const turn = () => applyRope(x, { freqs: f }).toFloat32().slice();
+    turn();
+    const copy = () => ({ invFreq: f.invFreq.slice(), attentionFactor: f.attentionFactor }); // never seen before
+    f.invFreq[1] *= 3;
+    assert.deepEqual(turn(), applyRope(x, { freqs: copy() }).toFloat32(), 'a frequency tripled');
+    f.attentionFactor = 1.5;
+    assert.deepEqual(turn(), applyRope(x, { freqs: copy() }).toFloat32(), 'the attention factor changed');
+  });
 });
 
 describe('ALiBi', () => {
