@@ -125,7 +125,15 @@ export class CpuOps implements DecoderOps<Tensor> {
     this.#arenas = o.outputAttentions || o.outputQkv ? null : (kernelStorage().arenas?.() ?? null);
   }
 
-  input(values: Float32Array, shape: readonly [number, number, number]): Tensor { return Tensor.from(values, [...shape]); }
+  // the embeddings in the result arena that layer 0 does not write (its result goes to the other): its residual add
+  // and norm then run as SIMD jobs over the kernels' memory, as every later layer's do
+  input(values: Float32Array, shape: readonly [number, number, number]): Tensor {
+    const x = Tensor.from(values, [...shape]);
+    if (!this.#arenas) return x;
+    const into = this.#arenas[1 + ((this.#layers + 1) % 2)];
+    into.reset();
+    return withArena(into, () => activationCopy(x));
+  }
   linear(x: Tensor, w: LinearWeight, b?: Tensor | null): Tensor { return linear(x, w, b); }
   gatedLinear(x: Tensor, gate: LinearWeight, up: LinearWeight, act: string): Tensor { return gatedLinear(x, gate, up, act); }
   rmsNorm(x: Tensor, w: Tensor, eps: number, offset = 0): Tensor {

@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchEngine } from '../../src/generate/engine.js';
 import { generate } from '../../src/generate/generate.js';
+import type { RowKernels } from '../../src/kernels/contract.js';
+import { rowsWasm } from '../../src/kernels/wasm/rows-wasm.js';
 import { kernelArenas, setArenaPoison } from '../../src/kernels/wasm/storage.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
@@ -47,4 +49,21 @@ test('activations in per-layer arenas: poisoning each arena as it is emptied cha
   } finally {
     setArenaPoison(false);
   }
+});
+
+test('every layer\'s residual adds and norms run as SIMD jobs over the kernels\' memory: layer 0\'s input (the embeddings) too', () => {
+  const rows = rowsWasm as { add: RowKernels['add']; rmsNorm: RowKernels['rmsNorm'] };
+  const [add, rmsNorm] = [rows.add, rows.rmsNorm];
+  const took: string[] = [];
+  rows.add = (...a) => { const ok = add.apply(rowsWasm, a); took.push(`add ${ok}`); return ok; };
+  rows.rmsNorm = (...a) => { const ok = rmsNorm.apply(rowsWasm, a); took.push(`norm ${ok}`); return ok; };
+  try {
+    model.forward([prompts[0]], { lastOnly: true });
+  } finally {
+    Object.assign(rows, { add, rmsNorm });
+  }
+  const L = model.info.numLayers;
+  assert.equal(took.filter((t) => t === 'add true').length, 2 * L, `two residual adds a layer, each a SIMD job: ${took.join(', ')}`);
+  assert.equal(took.filter((t) => t === 'norm true').length, 2 * L, 'two norms a layer in the kernels\' memory (the final norm is outside)');
+  assert.ok(!took.includes('add false'), 'no residual add fell back to a JavaScript loop');
 });
