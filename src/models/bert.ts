@@ -8,10 +8,11 @@ import { activation, add } from '../nn/activations.js';
 import { linear } from '../nn/linear.js';
 import { layerNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { attentionShape, count, num, tokenId, type HfConfig } from './config.js';
+import { checkIdRows, checkRows, isMaskValue, isPosition } from './inputs.js';
 import type { EncoderInputs, EncoderModel, ModelInfo } from './model.js';
 import type { Weights } from './weights.js';
 
@@ -64,10 +65,14 @@ export class Bert implements EncoderModel {
   }
 
   forward(inp: EncoderInputs): { lastHiddenState: Tensor; attentions?: Tensor[] } {
-    const ids = inp.inputIds;
-    if (!ids) throw new QkvError('BERT: inputIds are required');
+    if (typeof inp !== 'object' || inp === null) {
+      throw new QkvError(`BERT forward: inputs must be an object { inputIds, … }, got ${describeValue(inp)}`);
+    }
+    const [B, T] = checkIdRows(inp.inputIds, 'BERT forward: inputIds', this.info.vocabSize);
+    const ids = inp.inputIds!;
+    checkRows(inp.attentionMask, 'BERT forward: attentionMask', B, T, isMaskValue, 'values 0 or 1', 'one per token');
+    checkRows(inp.tokenTypeIds, 'BERT forward: tokenTypeIds', B, T, isPosition, 'integers ≥ 0', 'one per token');
     const { hiddenSize: E, numHeads: H, headDim: D } = this.info;
-    const [B, T] = [ids.length, ids[0].length];
     const types = inp.tokenTypeIds?.flat() ?? new Array<number>(B * T).fill(0);
     const positions = ids.flatMap((row) => row.map((_, t) => t));
     const e = add(add(embedding(this.word, ids.flat()), embedding(this.pos, positions, 'BERT positions')), embedding(this.type, types, 'BERT token types'));

@@ -13,6 +13,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { numOf, tokenId, tokenIds, type HfConfig } from './config.js';
 import { QkvError } from '../errors.js';
+import { checkCausalForward } from './inputs.js';
 import { positionsOf } from './ops.js';
 import type { CausalForwardOptions, CausalLM, ModelInfo } from './model.js';
 import type { Weights } from './weights.js';
@@ -66,7 +67,7 @@ export class GPT2 implements CausalLM {
 
   forward(ids: readonly (readonly number[])[], o: CausalForwardOptions = {}): { logits: Tensor; attentions?: Tensor[] } {
     const { hiddenSize: E, numHeads: H, headDim: D } = this.info;
-    const [B, T] = [ids.length, ids[0].length];
+    const [B, T] = checkCausalForward(ids, o, this.info.vocabSize, 'GPT-2 forward');
     const positions = positionsOf(ids, o);
     let x = add(embedding(this.wte, ids.flat()), embedding(this.wpe, positions, 'GPT-2 positions')).reshape([B, T, E]); // [B, T, E]
     const attentions: Tensor[] = [];

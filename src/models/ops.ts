@@ -21,6 +21,7 @@ import { activationContiguous, activationCopy, withArena } from '../tensor/arena
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
 import { headsView, modelAttention } from './attention-layer.js';
+import { checkCausalForward } from './inputs.js';
 
 /** One layer's attention as a family asks for it: its heads, RoPE (null: a NoPE layer), the scale and the masks. */
 export interface AttendSpec {
@@ -104,6 +105,7 @@ export function positionsOf(ids: readonly (readonly number[])[], o: CausalForwar
 /** The forward pass on the CPU: a Decoder's logits over CpuOps, and the attention weights of every layer on request. */
 export function forwardOnCpu(m: Decoder, ids: readonly (readonly number[])[], o: CausalForwardOptions = {}):
   { logits: Tensor; attentions?: Tensor[]; qkv?: LayerQkv[] } {
+  checkCausalForward(ids, o, m.info.vocabSize, 'forward');
   if (o.outputQkv && o.cache) throw new QkvError('forward: outputQkv shows a whole prompt\'s q, k and v; leave out the cache');
   const ops = new CpuOps(o, positionsOf(ids, o));
   const logits = m.logits(ops, ids, o.lastOnly ?? false, o.ablate);

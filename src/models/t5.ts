@@ -7,16 +7,18 @@
 //   decoder:  y = y + o(CausalSelfAttn(norm(y)) + bias);  y = y + o(CrossAttn(norm(y), hidden));  y = y + FFN(norm(y))
 //   logits = norm(y) · d_model^(−1/2) · sharedᵀ   (the rescale applies with tied embeddings)
 // FFN is ReLU (T5) or gated GELU (T5 v1.1, "gated-gelu").
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import { activation, add, mul } from '../nn/activations.js';
 import { linear } from '../nn/linear.js';
 import { rmsNorm } from '../nn/norm.js';
 import { embedding } from '../nn/positional/learned.js';
 import { t5RelativeBias } from '../nn/positional/t5-bucket.js';
-import { Tensor } from '../tensor/tensor.js';
+import { fmtShape } from '../tensor/shape.js';
+import { checkTensor, Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../cache/kv-cache.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { checkTied, count, num, tokenId, tokenIds, type HfConfig } from './config.js';
+import { checkIdRows, checkRows, isMaskValue } from './inputs.js';
 import type { ModelInfo, Seq2SeqLM } from './model.js';
 import type { Weights } from './weights.js';
 
@@ -111,7 +113,8 @@ export class T5 implements Seq2SeqLM {
   }
 
   encode(ids: Rows, mask?: Rows, outputAttentions = false): { hidden: Tensor; attentions?: Tensor[] } {
-    const [B, T] = [ids.length, ids[0].length];
+    const [B, T] = checkIdRows(ids, 'T5 encode: ids', this.info.vocabSize);
+    checkRows(mask, 'T5 encode: attentionMask', B, T, isMaskValue, 'values 0 or 1', 'one per token');
     let x = embedding(this.shared, ids.flat()).reshape([B, T, this.info.hiddenSize]); // [B, T, E]
     const bias = t5RelativeBias(this.encBias, T, T, true, this.maxDistance); // [1, H, T, T], shared by all layers
     const weights: Tensor[] | undefined = outputAttentions ? [] : undefined;
@@ -121,7 +124,14 @@ export class T5 implements Seq2SeqLM {
 
   decode(ids: Rows, hidden: Tensor, o: { attentionMask?: Rows; cache?: KVCache; outputAttentions?: boolean; lastOnly?: boolean } = {}):
     { logits: Tensor; attentions?: Tensor[]; crossAttentions?: Tensor[] } {
-    const [B, T] = [ids.length, ids[0].length];
+    const [B, T] = checkIdRows(ids, 'T5 decode: ids', this.info.vocabSize);
+    checkTensor(hidden, 'T5 decode: hidden');
+    if (hidden.rank !== 3 || hidden.shape[0] !== B || hidden.shape[2] !== this.info.hiddenSize) {
+      const want = `[${B}, S, ${this.info.hiddenSize}]`;
+      throw new QkvError(`T5 decode: hidden must be the encoder's output ${want}, got ${fmtShape(hidden.shape)}`);
+    }
+    if (typeof o !== 'object' || o === null) throw new QkvError(`T5 decode: options must be an object, got ${describeValue(o)}`);
+    checkRows(o.attentionMask, 'T5 decode: attentionMask', B, hidden.shape[1], isMaskValue, 'values 0 or 1', 'one per encoder token');
     const E = this.info.hiddenSize;
     const past = o.cache?.length(0) ?? 0;
     let y = embedding(this.shared, ids.flat()).reshape([B, T, E]); // [B, T, E]
