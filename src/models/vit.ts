@@ -6,9 +6,9 @@
 import { activation, add } from '../nn/activations.js';
 import { linear } from '../nn/linear.js';
 import { layerNorm } from '../nn/norm.js';
-import { QkvError } from '../errors.js';
+import { describeValue, QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkTensor, Tensor } from '../tensor/tensor.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { attentionShape, count, num, type HfConfig } from './config.js';
 import type { EncoderInputs, EncoderModel, ModelInfo } from './model.js';
@@ -92,7 +92,12 @@ export class ViT implements EncoderModel {
   }
 
   forward(inp: EncoderInputs): { lastHiddenState: Tensor; attentions?: Tensor[] } {
+    if (typeof inp !== 'object' || inp === null) {
+      throw new QkvError(`ViT: inputs must be an object { pixelValues }, got ${describeValue(inp)}`);
+    }
     if (!inp.pixelValues) throw new QkvError('ViT: pixelValues are required');
+    checkTensor(inp.pixelValues, 'ViT: pixelValues');
+    if (!inp.pixelValues.toFloat32().every(Number.isFinite)) throw new QkvError('ViT: pixelValues hold a NaN or ±∞');
     const { hiddenSize: E, numHeads: H, headDim: D } = this.info;
     const tokens = linear(this.#patches(inp.pixelValues), this.patchW, this.patchB); // [B, N, E]
     const [B, N] = tokens.shape;

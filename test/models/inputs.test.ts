@@ -37,7 +37,7 @@ test('a causal LM\'s forward: ids, positions, masks and options are checked firs
   }
 });
 
-test('BERT and T5: input ids, masks, token types and the encoder\'s output are checked the same way', () => {
+test('BERT, T5 and ViT: input ids, masks, token types, the encoder\'s output and pixels are checked the same way', () => {
   const bert = loadCheckpoint(join(GOLDEN_MODELS, 'bert'), { tokenizer: false }).model as EncoderModel;
   bad(() => bert.forward(null as never), /BERT forward: inputs must be an object \{ inputIds, … \}, got null/);
   bad(() => bert.forward({ inputIds: [[1, 2], [3]] }), /BERT forward: inputIds: every row must hold the same number of tokens/);
@@ -51,6 +51,12 @@ test('BERT and T5: input ids, masks, token types and the encoder\'s output are c
   bad(() => t5.decode([[0]], hidden, { attentionMask: [[1, 1]] }),
     /T5 decode: attentionMask must be 1 row\(s\) of 3 .*one per encoder token/);
   assert.equal(t5.decode([[0]], hidden, { attentionMask: [[1, 1, 0]] }).logits.shape[1], 1);
+  const vit = loadCheckpoint(join(GOLDEN_MODELS, 'vit'), { tokenizer: false }).model as EncoderModel;
+  bad(() => vit.forward(null as never), /ViT: inputs must be an object \{ pixelValues \}, got null/);
+  bad(() => vit.forward({ pixelValues: [1, 2] as never }), /ViT: pixelValues must be a Tensor, got \[1, 2\]/);
+  const px = randn([1, 3, 32, 32], rng(2));
+  (px.data as Float32Array)[5] = NaN;
+  bad(() => vit.forward({ pixelValues: px }), /ViT: pixelValues hold a NaN or ±∞/);
 });
 
 test('600 forward calls with ids and options of any type: a result or a QkvError, never a raw TypeError or NaN logits', () => {
