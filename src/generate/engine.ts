@@ -60,7 +60,10 @@ export interface EngineStats {
 export interface EngineSequence { step(next: readonly number[]): Promise<Float32Array>; release(): void }
 
 interface Fed { ids: readonly number[]; done: number; resolve: (logits: Float32Array) => void; reject: (e: unknown) => void }
-interface Seq { id: number; prompt: readonly number[]; maxBlocks: number; reused: number; fed: Fed | null; started: boolean }
+// room: the tokens it may still be fed (its prompt and maxTokens, as open() was given them)
+interface Seq {
+  id: number; prompt: readonly number[]; maxBlocks: number; reused: number; fed: Fed | null; started: boolean; room: number;
+}
 interface Waiter { prompt: readonly number[]; maxTokens: number; resolve: (s: EngineSequence) => void; reject: (e: unknown) => void }
 interface Prefix { id: number; ids: readonly number[]; used: number }
 
@@ -159,7 +162,8 @@ export class BatchEngine {
       while (this.cache.allocator.freeBlocks - this.#promised() < need && this.#evictOne(hit)) { /* evicting */ }
       if (this.cache.allocator.freeBlocks - this.#promised() < need) return; // wait for a sequence to finish
       this.waiting.shift();
-      const s: Seq = { id: this.nextId++, prompt: w.prompt, maxBlocks, reused, fed: null, started: false };
+      const room = w.prompt.length + w.maxTokens;
+      const s: Seq = { id: this.nextId++, prompt: w.prompt, maxBlocks, reused, fed: null, started: false, room };
       this.counts.prefixLookups++;
       if (hit && reused > 0) {
         this.cache.fork(hit.id, s.id);
@@ -237,13 +241,31 @@ export class BatchEngine {
   #feed(s: Seq, next: readonly number[]): Promise<Float32Array> {
     if (!this.running.includes(s)) return Promise.reject(new QkvError('BatchEngine: the sequence was released'));
     if (s.fed) return Promise.reject(new QkvError('BatchEngine: step() called again before the last one resolved'));
+    const bad = this.#badFeed(s, next);
+    if (bad) return Promise.reject(new QkvError(`BatchEngine: step ${bad}`));
     // the first feed is the prompt: what a cached prefix holds is not computed again
     const ids = s.started ? next : next.slice(s.reused);
     s.started = true;
+    s.room -= next.length;
     return new Promise((resolve, reject) => {
       s.fed = { ids, done: 0, resolve, reject };
       this.#schedule();
     });
+  }
+
+  // what is wrong with feeding `next` to s, or null: token ids of the vocabulary, the prompt first (as open() was given
+  // it: the cache and a shared prefix were set up for it), then no more than open()'s maxTokens made room for. A bad
+  // feed is refused here, before it joins a batch (in the batch's forward it failed the other sequences' step too).
+  #badFeed(s: Seq, next: unknown): string | null {
+    const V = this.model.info.vocabSize;
+    if (!Array.isArray(next) || next.length === 0 || !next.every((id) => Number.isInteger(id) && id >= 0 && id < V)) {
+      return `takes a non-empty list of token ids (integers in [0, ${V})), got ${describeValue(next)}`;
+    }
+    if (!s.started && (next.length !== s.prompt.length || next.some((id, i) => id !== s.prompt[i]))) {
+      return `feeds the prompt given to open() first (${s.prompt.length} tokens), got ${describeValue(next)}`;
+    }
+    if (next.length > s.room) return `feeds ${next.length} token(s), past the room open() made (${s.room} left)`;
+    return null;
   }
 
   // the next tick, one turn of the event loop away: everything the last tick resolved has fed its next token by then

@@ -125,3 +125,32 @@ test('kvDtype float16: an f16 pool, and each generation gets the tokens it gets 
   assert.equal((engine.cache as { dtype?: string }).dtype, 'float16');
   assert.deepEqual(await together(engine), want);
 });
+
+test('a step of ids that are not tokens, not the prompt first, or past maxTokens is refused alone: the batch goes on', async () => {
+  const engine = new BatchEngine(model, { kvBlocks: 32, blockSize: 8, maxBatch: 4 });
+  const refused = async (next: unknown, re: RegExp, prompt = [1, 2]) => {
+    const s = await engine.open(prompt, 2);
+    try {
+      if (!re.source.includes('prompt')) await s.step(prompt);
+      await assert.rejects(s.step(next as number[]), (e: Error) => e.name === 'QkvError' && re.test(e.message), String(re));
+    } finally {
+      s.release();
+    }
+  };
+  const notTokens = /^BatchEngine: step takes a non-empty list of token ids \(integers in \[0, 4096\)\), got /;
+  for (const next of [[4096], [-1], [1.5], 'x', null, [], [[1]]]) await refused(next, notTokens);
+  await refused([5], /^BatchEngine: step feeds the prompt given to open\(\) first \(2 tokens\), got \[5\]/);
+  const s = await engine.open([1, 2], 1); // room for the prompt and one token
+  await s.step([1, 2]);
+  await s.step([3]);
+  await assert.rejects(s.step([4]), /BatchEngine: step feeds 1 token\(s\), past the room open\(\) made \(0 left\)/);
+  s.release();
+  // a bad step refused while another sequence's step is in the same tick: that one is answered
+  const [a, b] = [await engine.open([1, 2, 3], 4), await engine.open([4, 5], 4)];
+  const [ra, rb] = await Promise.allSettled([a.step([1, 2, 3]), b.step([4, 99999])]);
+  assert.equal(ra.status === 'fulfilled' && ra.value.length, 4096);
+  assert.ok(rb.status === 'rejected' && /got \[4, 99999\]/.test((rb.reason as Error).message));
+  a.release(); b.release();
+  assert.equal(engine.stats().running, 0);
+  engine.release();
+});
