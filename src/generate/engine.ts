@@ -56,7 +56,10 @@ export interface EngineStats {
   ticks: number; lastBatch: number;
 }
 
-/** One generation: feed tokens (the prompt first, then one at a time), await the next-token logits; release at the end. */
+/**
+ * One generation: feed tokens (the prompt given to open() first, then one at a time: at most its maxTokens in all),
+ * await the next-token logits; release at the end. A step that breaks these rules is refused alone (a QkvError).
+ */
 export interface EngineSequence { step(next: readonly number[]): Promise<Float32Array>; release(): void }
 
 interface Fed { ids: readonly number[]; done: number; resolve: (logits: Float32Array) => void; reject: (e: unknown) => void }
