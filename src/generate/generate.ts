@@ -41,8 +41,9 @@ export interface GenerateOptions extends SamplingOptions {
   logprobs?: number;
   /** Prompt tokens per forward pass on the CPU (default 512, llama.cpp's batch): a longer prompt is prefilled in
    *  chunks against the cache, so a layer's activations stay inside the kernels' work arena whatever the prompt's
-   *  length, and the event loop gets a turn between chunks. Applies to the cache generate makes (a given cache, e.g. a
-   *  sink cache, keeps the whole-prompt prefill its eviction rule was written for). */
+   *  length, and the event loop gets a turn between chunks. Applies to the caches that keep every token as given
+   *  (contiguous, paged: a chunk's queries see the keys one pass would show them); int8, sliding-window and sink caches
+   *  keep the one-pass prefill. */
   prefillChunk?: number;
   /** Called as the prompt is prefilled: after each chunk but the last with the prompt tokens fed so far, then once
    *  with (total, total) when the prefill is done — before the first token. */
@@ -79,6 +80,11 @@ function checkLogits(logits: Float32Array, step: number, promptTokens: number): 
   }
   return logits;
 }
+
+// caches whose store keeps every token as given: a prompt prefilled in chunks attends as in one pass (prefillInChunks;
+// the same logits on qkv-tiny, f32 and f16 storage). Not int8 — a chunk would read the earlier chunks' keys rounded to
+// int8 where one pass reads the prompt's own as computed (log-probabilities 2e-4 apart) — nor sliding or sinks.
+const KEEPS_EVERY_TOKEN = new Set(['contiguous', 'paged']);
 
 /**
  * The logits [1, 1, V] after feeding `ids` through the cache, `chunk` tokens a forward pass: each chunk's queries
@@ -162,7 +168,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU;
   // a batch sequence: in the engine's next tick, with the others)
   const pause = o.sequence ? async () => {} : yielder(); // the engine's ticks yield already
-  const chunk = own ? o.prefillChunk ?? 512 : Infinity;
+  const chunk = !o.sequence && KEEPS_EVERY_TOKEN.has(cache.kind) ? o.prefillChunk ?? 512 : Infinity;
   const forward = o.sequence ? (next: readonly number[]) => o.sequence!.step(next) : gpu?.step ??
     (async (next: readonly number[]) => lastLogits(await prefillInChunks(model, cache, next, chunk, pause, o.onPrefill)));
   let steps = 0;

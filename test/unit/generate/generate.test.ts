@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { generate, generateStream, settledText } from '../../../src/generate/generate.js';
 import { checkSampling, sampleNext } from '../../../src/generate/sampling.js';
 import { IncrementalDecoder, Tokenizer } from '../../../src/generate/tokenizer.js';
+import { Int8KVCache, PagedKVCache, SinkKVCache } from '../../../src/cache/index.js';
+import type { KVCache } from '../../../src/cache/kv-cache.js';
 import type { CausalLM } from '../../../src/models/model.js';
 import { Rng } from '../../../src/nn/random.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
@@ -101,9 +103,9 @@ describe('generate on qkv-tiny', () => {
     const lens: number[] = [];
     const spy = Object.create(model) as CausalLM; // the model, its forward passes counted
     spy.forward = (ids, o) => { lens.push(ids[0].length); return model.forward(ids, o); };
-    const run = async (prefillChunk?: number) => {
+    const run = async (prefillChunk?: number, cache?: KVCache) => {
       const logprobs: number[] = [], progress: string[] = [];
-      const r = await generate(spy, null, prompt, { greedy: true, maxTokens: 6, stopTokens: [], logprobs: 2, prefillChunk,
+      const r = await generate(spy, null, prompt, { greedy: true, maxTokens: 6, stopTokens: [], logprobs: 2, prefillChunk, cache,
         onToken: (t) => logprobs.push(t.logprob!, ...t.top!.map((x) => x.logprob)),
         onPrefill: (done, total) => progress.push(`${done}/${total} after ${lens.length} passes`) });
       return { ids: r.ids, logprobs, forwards: lens.splice(0), progress };
@@ -118,6 +120,17 @@ describe('generate on qkv-tiny', () => {
     chunked.logprobs.forEach((l, i) => assert.ok(Math.abs(l - whole.logprobs[i]) < 1e-4, `logprob ${i}: ${l} against ${whole.logprobs[i]}`));
     const byDefault = await run();
     assert.deepEqual(byDefault.forwards, [300, 1, 1, 1, 1, 1], 'the default chunk, 512, takes this prompt in one pass');
+    // a given paged cache (every token kept as given) is prefilled in chunks too, with the one pass's answer over it;
+    // an int8 cache (which would round the earlier chunks) and a sink cache (whose eviction is written for a
+    // whole-prompt prefill) in one pass
+    const L = model.info.numLayers;
+    const [one, chunks] = [await run(300, new PagedKVCache(L)), await run(128, new PagedKVCache(L))];
+    assert.deepEqual(chunks.forwards, [128, 128, 44, 1, 1, 1, 1, 1]);
+    assert.deepEqual(chunks.ids, one.ids);
+    chunks.logprobs.forEach((l, i) => assert.ok(Math.abs(l - one.logprobs[i]) < 1e-4, `paged logprob ${i}`));
+    for (const cache of [new Int8KVCache(L), new SinkKVCache(L, 4, 508)]) {
+      assert.deepEqual((await run(128, cache)).forwards, [300, 1, 1, 1, 1, 1], cache.kind);
+    }
   });
 
   test('an empty continuation is an answer: maxTokens 0, or a stop token first (streamed or not)', async () => {
