@@ -52,14 +52,17 @@ export function checkCausalForward(ids: unknown, o: unknown, vocabSize: number, 
   const [B, T] = checkIdRows(ids, `${what}: ids`, vocabSize);
   if (typeof o !== 'object' || o === null) throw new QkvError(`${what}: options must be an object, got ${describeValue(o)}`);
   const { cache, positionIds, attentionMask } = o as { cache?: unknown; positionIds?: Rows; attentionMask?: Rows };
-  const isCache = (c: unknown) => typeof c === 'object' && c !== null &&
-    typeof (c as { store?: unknown }).store === 'function' && typeof (c as { length?: unknown }).length === 'function';
-  if (cache !== undefined && !isCache(cache)) {
-    throw new QkvError(`${what}: cache must be a KV cache (cache/*.ts), got ${describeValue(cache)}`);
-  }
+  checkCache(cache, what);
   checkRows(positionIds, `${what}: positionIds`, B, T, isPosition, 'integers ≥ 0', 'one per new token');
   const past = cache ? (cache as { length(layer: number): number }).length(0) : 0;
   checkRows(attentionMask, `${what}: attentionMask`, B, past + T, isMaskValue, 'values 0 or 1',
     `one per key: ${past} cached + ${T} new`);
   return [B, T];
+}
+
+/** Unless undefined: a KV cache (cache/*.ts: store and length), else a QkvError naming `what`'s cache option. */
+export function checkCache(cache: unknown, what: string): void {
+  const isCache = typeof cache === 'object' && cache !== null &&
+    typeof (cache as { store?: unknown }).store === 'function' && typeof (cache as { length?: unknown }).length === 'function';
+  if (cache !== undefined && !isCache) throw new QkvError(`${what}: cache must be a KV cache (cache/*.ts), got ${describeValue(cache)}`);
 }

@@ -18,7 +18,7 @@ import { checkTensor, Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../cache/kv-cache.js';
 import { modelAttention, splitHeads } from './attention-layer.js';
 import { checkTied, count, num, tokenId, tokenIds, type HfConfig } from './config.js';
-import { checkIdRows, checkRows, isMaskValue } from './inputs.js';
+import { checkCache, checkIdRows, checkRows, isMaskValue } from './inputs.js';
 import type { ModelInfo, Seq2SeqLM } from './model.js';
 import type { Weights } from './weights.js';
 
@@ -131,6 +131,7 @@ export class T5 implements Seq2SeqLM {
       throw new QkvError(`T5 decode: hidden must be the encoder's output ${want}, got ${fmtShape(hidden.shape)}`);
     }
     if (typeof o !== 'object' || o === null) throw new QkvError(`T5 decode: options must be an object, got ${describeValue(o)}`);
+    checkCache(o.cache, 'T5 decode');
     checkRows(o.attentionMask, 'T5 decode: attentionMask', B, hidden.shape[1], isMaskValue, 'values 0 or 1', 'one per encoder token');
     const E = this.info.hiddenSize;
     const past = o.cache?.length(0) ?? 0;

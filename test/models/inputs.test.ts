@@ -50,6 +50,7 @@ test('BERT, T5 and ViT: input ids, masks, token types, the encoder\'s output and
   bad(() => t5.decode([[0]], randn([1, 3, 5], rng(1))), /T5 decode: hidden must be the encoder's output \[1, S, \d+\], got \[1, 3, 5\]/);
   bad(() => t5.decode([[0]], hidden, { attentionMask: [[1, 1]] }),
     /T5 decode: attentionMask must be 1 row\(s\) of 3 .*one per encoder token/);
+  bad(() => t5.decode([[0]], hidden, { cache: {} as never }), /T5 decode: cache must be a KV cache \(cache\/\*\.ts\), got /);
   assert.equal(t5.decode([[0]], hidden, { attentionMask: [[1, 1, 0]] }).logits.shape[1], 1);
   const vit = loadCheckpoint(join(GOLDEN_MODELS, 'vit'), { tokenizer: false }).model as EncoderModel;
   bad(() => vit.forward(null as never), /ViT: inputs must be an object \{ pixelValues \}, got null/);
