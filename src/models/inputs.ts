@@ -46,13 +46,16 @@ export const isPosition = (x: unknown) => Number.isSafeInteger(x) && (x as numbe
 
 /**
  * A causal LM's forward arguments: ids as checkIdRows; the options an object; positionIds, when given, one integer ≥ 0
- * per new token; attentionMask a 0 or 1 per key, cached and new; a cache that is one (store, length).
+ * per new token; attentionMask a 0 or 1 per key, cached and new; a cache that is one (store, length); the ablations
+ * in their shapes.
  */
 export function checkCausalForward(ids: unknown, o: unknown, vocabSize: number, what: string): [number, number] {
   const [B, T] = checkIdRows(ids, `${what}: ids`, vocabSize);
   if (typeof o !== 'object' || o === null) throw new QkvError(`${what}: options must be an object, got ${describeValue(o)}`);
-  const { cache, positionIds, attentionMask } = o as { cache?: unknown; positionIds?: Rows; attentionMask?: Rows };
+  const { cache, positionIds, attentionMask, ablate } = o as { cache?: unknown; positionIds?: Rows; attentionMask?: Rows;
+    ablate?: unknown };
   checkCache(cache, what);
+  checkAblations(ablate, `${what}: ablate`);
   checkRows(positionIds, `${what}: positionIds`, B, T, isPosition, 'integers ≥ 0', 'one per new token');
   const past = cache ? (cache as { length(layer: number): number }).length(0) : 0;
   checkRows(attentionMask, `${what}: attentionMask`, B, past + T, isMaskValue, 'values 0 or 1',
@@ -65,4 +68,27 @@ export function checkCache(cache: unknown, what: string): void {
   const isCache = typeof cache === 'object' && cache !== null &&
     typeof (cache as { store?: unknown }).store === 'function' && typeof (cache as { length?: unknown }).length === 'function';
   if (cache !== undefined && !isCache) throw new QkvError(`${what}: cache must be a KV cache (cache/*.ts), got ${describeValue(cache)}`);
+}
+
+/**
+ * Unless undefined: the lab's ablations (model.ts: Ablations) as their shapes — slidingWindow and kvHeads integers ≥ 1,
+ * heads a list of { layer, head }, patch { layer, head, weights: Float32Array, size } — each wrong one named. Whether a
+ * head or layer exists is checked where the layer runs.
+ */
+export function checkAblations(ab: unknown, what: string): void {
+  if (ab === undefined) return;
+  if (typeof ab !== 'object' || ab === null) throw new QkvError(`${what} must be an object, got ${describeValue(ab)}`);
+  const { slidingWindow, kvHeads, heads, patch } = ab as Record<string, unknown>;
+  const count = (x: unknown) => x === undefined || (Number.isSafeInteger(x) && (x as number) >= 1);
+  if (!count(slidingWindow)) throw new QkvError(`${what}.slidingWindow must be an integer ≥ 1, got ${describeValue(slidingWindow)}`);
+  if (!count(kvHeads)) throw new QkvError(`${what}.kvHeads must be an integer ≥ 1, got ${describeValue(kvHeads)}`);
+  const isHead = (h: unknown) => typeof h === 'object' && h !== null &&
+    Number.isSafeInteger((h as { layer?: unknown }).layer) && Number.isSafeInteger((h as { head?: unknown }).head);
+  if (heads !== undefined && !(Array.isArray(heads) && heads.every(isHead))) {
+    throw new QkvError(`${what}.heads must be a list of { layer, head } integers, got ${describeValue(heads)}`);
+  }
+  const p = patch as { weights?: unknown; size?: unknown } | undefined;
+  if (p !== undefined && !(isHead(p) && p.weights instanceof Float32Array && Number.isSafeInteger(p.size) && (p.size as number) >= 1)) {
+    throw new QkvError(`${what}.patch must be { layer, head, weights: Float32Array, size ≥ 1 }, got ${describeValue(patch)}`);
+  }
 }

@@ -29,6 +29,11 @@ test('a causal LM\'s forward: ids, positions, masks and options are checked firs
       /attentionMask must be 1 row\(s\) of 3 values 0 or 1 \(one per key: 0 cached \+ 3 new\): row 0 holds 1/);
     bad(f([[1, 2, 3]], { attentionMask: 'x' }), /attentionMask .*: got "x"/);
     bad(f([[1, 2, 3]], { cache: {} }), /cache must be a KV cache/);
+    if (what === 'forward') { // the lab's ablations (Llama family)
+      bad(f([[1, 2, 3]], { ablate: { heads: 'x' } }), /forward: ablate.heads must be a list of \{ layer, head \} integers, got "x"/);
+      bad(f([[1, 2, 3]], { ablate: { slidingWindow: -3 } }), /forward: ablate.slidingWindow must be an integer ≥ 1, got -3/);
+      bad(f([[1, 2, 3]], { ablate: { patch: { layer: 0, head: 0, weights: [1], size: 1 } } }), /forward: ablate.patch must be/);
+    }
     // with a cache, the mask covers the cached keys too
     const cache = new ContiguousKVCache(m.info.numLayers);
     m.forward([[1, 2, 3]], { cache });
@@ -67,7 +72,8 @@ test('600 forward calls with ids and options of any type: a result or a QkvError
   const values: unknown[] = [0, -1, 1.5, NaN, Infinity, 3, 1e9, 'x', '', null, undefined, true, false, [], [[]], [[1]], [[1, 2]],
     [[1], [2]], [[1, 2], [3]], [[NaN]], [[1e9]], [['a']], [[1, 0]], [[0, 1, 1]], [[-2, 0]], [1, 2], {}, () => 0, Symbol('s'), 10n,
     new ContiguousKVCache(m.info.numLayers), { store: () => 0, length: () => 0 }, { noScale: true }, { kvHeads: 'x' },
-    { slidingWindow: -3 }, { kvHeads: 3 }, { noCausal: 1, noPositions: 'y' }];
+    { slidingWindow: -3 }, { kvHeads: 3 }, { noCausal: 1, noPositions: 'y' }, { heads: 'x' }, { heads: [{ layer: 0, head: 9 }] },
+    { patch: { layer: 0, head: 0, weights: 'w', size: 2 } }];
   const keys = ['cache', 'positionIds', 'attentionMask', 'outputAttentions', 'outputQkv', 'lastOnly', 'ablate'];
   const findings = new Set<string>();
   for (let c = 0; c < 600; c++) {
