@@ -6,7 +6,7 @@
 // dtype 'float16' stores keys and values as f16 (rounded to nearest even): half the bytes, which the decode kernel
 // reads as f16 — llama.cpp's default cache. f16 holds |x| < 65520: a layer that meets a value it cannot hold (±∞, NaN
 // or larger) keeps all its keys and values in f32 from then on, so nothing turns into ∞ silently.
-import { describeValue, QkvError } from '../errors.js';
+import { checkInt, describeValue, QkvError } from '../errors.js';
 import { fmtShape } from '../tensor/shape.js';
 import { kernelStorage } from '../kernels/registry.js';
 import { narrow16, widen16 } from '../tensor/f16.js';
@@ -41,6 +41,7 @@ export class ContiguousKVCache implements KVCache {
   constructor(readonly numLayers: number, readonly initialCapacity = 64, readonly window: number | null = null,
     readonly dtype: CacheDType = 'float32') {
     checkLayers(numLayers, 'ContiguousKVCache');
+    checkInt(initialCapacity, 'ContiguousKVCache: initialCapacity', 1);
     if (!CACHE_DTYPES.includes(dtype)) {
       throw new QkvError(`ContiguousKVCache: dtype must be 'float32' or 'float16', got ${describeValue(dtype)}`);
     }

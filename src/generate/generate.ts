@@ -5,7 +5,7 @@
 //   greedy:         the argmax loop used by the conformance tests;   seq2seqGenerate: T5-style encoder-decoder.
 import { ContiguousKVCache } from '../cache/contiguous.js';
 import type { KVCache } from '../cache/kv-cache.js';
-import { describeValue, NumericsError, QkvError } from '../errors.js';
+import { checkInt, describeValue, NumericsError, QkvError } from '../errors.js';
 import { checkModelKind, type CausalLM, type Seq2SeqLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -234,10 +234,11 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
 export { settledText } from './tokenizer.js';
 
 // what generateStream reads besides the sampling options (checkSampling): a JavaScript caller may pass anything
-function checkGenerate(o: GenerateOptions, prompt: unknown): void {
-  const bad = (name: string, v: unknown, want: string) => new QkvError(`generate: ${name} must be ${want}, got ${describeValue(v)}`);
+function checkGenerate(o: GenerateOptions, prompt: unknown, fn = 'generate'): void {
+  const bad = (name: string, v: unknown, want: string) => new QkvError(`${fn}: ${name} must be ${want}, got ${describeValue(v)}`);
   if (typeof prompt !== 'string' && !Array.isArray(prompt)) throw bad('the prompt', prompt, 'a string or a list of token ids');
   if (Array.isArray(prompt) && !prompt.every((id) => Number.isInteger(id))) throw bad('the prompt', prompt, 'a list of integer token ids');
+  if (o.maxTokens !== undefined && !(Number.isSafeInteger(o.maxTokens) && o.maxTokens >= 0)) throw bad('maxTokens', o.maxTokens, 'an integer ≥ 0');
   const list = (name: string, v: unknown, of: (x: unknown) => boolean, want: string) => {
     if (v !== undefined && (!Array.isArray(v) || !v.every(of))) throw bad(name, v, want);
   };
@@ -281,6 +282,8 @@ export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], 
   if (!Array.isArray(prompt) || !Array.isArray(prompt[0])) {
     throw new QkvError(`greedy: prompt must be a list of rows of token ids, got ${describeValue(prompt)}`);
   }
+  checkInt(n, 'greedy: n', 0);
+  checkGenerate({ cache: given }, prompt[0], 'greedy');
   const cache = given ?? new ContiguousKVCache(model.info.numLayers);
   try {
     const ids = [...prompt[0]];
@@ -310,6 +313,7 @@ export function generateBatch(model: CausalLM, prompts: readonly (readonly numbe
     throw new QkvError(`generateBatch: prompts must be a list of lists of token ids, got ${describeValue(prompts)}`);
   }
   checkSampling(o);
+  checkGenerate(o, prompts.flat(), 'generateBatch');
   const maxTokens = o.maxTokens ?? 64;
   const B = prompts.length;
   const T = Math.max(...prompts.map((p) => p.length));
@@ -350,9 +354,10 @@ export function seq2seqGenerate(model: Seq2SeqLM, inputIds: readonly number[], o
   checkModelKind(model, 'seq2seq', 'seq2seqGenerate');
   if (!Array.isArray(inputIds)) throw new QkvError(`seq2seqGenerate: inputIds must be a list of token ids, got ${describeValue(inputIds)}`);
   checkSampling(o);
+  checkGenerate(o, inputIds, 'seq2seqGenerate');
   const rng = new Rng(o.seed ?? 0);
   const stop = new Set(o.stopTokens ?? model.info.eosTokenIds);
-  const { hidden } = model.encode([inputIds]);
+  const { hidden } = model.encode([inputIds as number[]]);
   const cache = new ContiguousKVCache(model.info.numLayers);
   const out: number[] = [];
   let token = model.info.decoderStartTokenId;

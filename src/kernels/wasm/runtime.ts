@@ -135,6 +135,9 @@ export function kernelRuntime(): Runtime | null {
 export const align16 = (n: number) => (n + 15) & ~15;
 
 function ensure(r: Runtime, bytes: number): void {
+  // a size that is not a number (NaN from a caller's bad option) would slip past every comparison below and leave the
+  // memory's top NaN: every later placement, then the kernels, reading out of bounds
+  if (!Number.isFinite(bytes) || bytes < 0) throw new QkvError(`qkv wasm: asked for ${String(bytes)} bytes of kernel memory`);
   if (bytes > MAX_BYTES) throw new QkvError(`qkv wasm: needs ${(bytes / 2 ** 30).toFixed(2)} GiB of WebAssembly memory; the limit is 4 GiB`);
   const pages = Math.ceil(bytes / 65536) - r.bytes.byteLength / 65536;
   if (pages > 0) {
@@ -154,7 +157,11 @@ export const alignLine = (n: number) => Math.ceil(n / 64) * 64;
 export function scratch(r: Runtime, sizes: readonly number[]): number[] {
   const at: number[] = [];
   let top = alignLine(r.top);
-  for (const n of sizes) { at.push(top); top += alignLine(n); }
+  for (const n of sizes) {
+    if (!(n >= 0)) throw new QkvError(`qkv wasm: asked for ${String(n)} bytes of scratch`); // NaN too
+    at.push(top);
+    top += alignLine(n);
+  }
   ensure(r, top);
   r.written = Math.max(r.written, top);
   return at;

@@ -11,6 +11,7 @@
 // - a decoder layer's activations (KernelArena, tensor/arena.ts): one block per arena, handed out front to back and
 //   emptied when the next layer begins (its result copied to a small arena of its own first), so the matrix kernel
 //   reads and writes them where they lie.
+import { QkvError } from '../../errors.js';
 import type { FloatArena } from '../../tensor/arena.js';
 import { SCALE_F16_JOB } from './jobs.js';
 import {
@@ -41,6 +42,8 @@ export function kernelHalves(n: number): Uint16Array {
 // n elements of `size` bytes in a block of the shared memory (whole cache lines), or null
 function place<A extends Float32Array | Uint16Array>(n: number, size: number, view: (b: ArrayBufferLike, at: number) => A): A | null {
   const r = kernelRuntime();
+  // a count that is not one (NaN, negative: a caller's bad option) must never reach the free list or the memory's top
+  if (!Number.isSafeInteger(n) || n < 0) throw new QkvError(`kernel storage: asked for ${String(n)} elements`);
   if (!r?.shared || n === 0) return null;
   const bytes = Math.ceil((size * n) / 64) * 64;
   const b = allocate(r, bytes);

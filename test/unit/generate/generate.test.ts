@@ -1,15 +1,16 @@
 // Sampling and generation options: seeds, top-k/top-p/min-p, repetition penalty, stop strings, streaming, limits.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generate, generateStream, settledText } from '../../../src/generate/generate.js';
+import { generate, generateBatch, generateStream, greedy, seq2seqGenerate, settledText } from '../../../src/generate/generate.js';
 import { checkSampling, sampleNext } from '../../../src/generate/sampling.js';
 import { IncrementalDecoder, Tokenizer } from '../../../src/generate/tokenizer.js';
-import { Int8KVCache, PagedKVCache, SinkKVCache } from '../../../src/cache/index.js';
+import { ContiguousKVCache, Int8KVCache, PagedKVCache, SinkKVCache } from '../../../src/cache/index.js';
 import type { KVCache } from '../../../src/cache/kv-cache.js';
-import type { CausalLM } from '../../../src/models/model.js';
+import type { CausalLM, Seq2SeqLM } from '../../../src/models/model.js';
 import { Rng } from '../../../src/nn/random.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
-import { TINY } from '../../models/helpers.js';
+import { join } from 'node:path';
+import { GOLDEN_MODELS, TINY } from '../../models/helpers.js';
 
 describe('sampleNext', () => {
   const logits = [1, 3, 2, 0.5, 2.9];
@@ -151,6 +152,22 @@ describe('generate on qkv-tiny', () => {
     await assert.rejects(generate(model, ckpt.tokenizer, 'x', { maxTokens: 5000 }), /exceeds the model's context of 1024/);
     await assert.rejects(generate(model, ckpt.tokenizer, '', {}), /the prompt is empty/);
     await assert.rejects(generate(model, ckpt.tokenizer, 'x', { prefillChunk: 0 }), /prefillChunk must be an integer ≥ 1, got 0/);
+  });
+
+  test('generateBatch, seq2seqGenerate and greedy check their options as generate does (a bad maxTokens broke the kernels)', () => {
+    // maxTokens {} made the batch's cache capacity "2[object Object]": a NaN size that left the kernels' memory top NaN,
+    // and every later call read out of bounds
+    assert.throws(() => generateBatch(model, [[1, 2], [3, 4]], { maxTokens: {} as never }),
+      /generateBatch: maxTokens must be an integer ≥ 0, got/);
+    assert.throws(() => generateBatch(model, [[1, 2]], { stopTokens: [[]] as never }),
+      /generateBatch: stopTokens must be a list of integer token ids/);
+    assert.throws(() => greedy(model, [[1, 2]], 1.5), /greedy: n must be an integer ≥ 0, got 1.5/);
+    assert.throws(() => greedy(model, [[1, 2]], 2, {} as never), /greedy: cache must be a KV cache/);
+    assert.throws(() => new ContiguousKVCache(4, NaN), /ContiguousKVCache: initialCapacity must be an integer ≥ 1, got NaN/);
+    assert.deepEqual(greedy(model, [[1, 2, 3]], 2).length, 5, 'the kernels still work');
+    const t5 = loadCheckpoint(join(GOLDEN_MODELS, 't5'), { tokenizer: false }).model as Seq2SeqLM;
+    assert.throws(() => seq2seqGenerate(t5, [1, 2], { stopTokens: (() => 0) as never }), /seq2seqGenerate: stopTokens must be a list/);
+    assert.throws(() => seq2seqGenerate(t5, [1, 2], { maxTokens: -1 }), /seq2seqGenerate: maxTokens must be an integer ≥ 0, got -1/);
   });
 
   test('the tokenizer round-trips text byte for byte (byte-level BPE)', () => {

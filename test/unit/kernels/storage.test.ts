@@ -217,3 +217,19 @@ test('a stored matrix read only to be quantized gives its room back at once, and
   const qb = weights.matrix('b', [96, 64]) as InstanceType<typeof Int8Matrix>;
   assert.deepEqual([...qb.q], [...expected.q], 'quantized from intact data');
 });
+
+// a NaN top had made every later call read out of bounds
+test('the kernels\' memory refuses a size that is not a number, and stays usable', () => {
+  const r = kernelRuntime()!;
+  const top = r.top;
+  for (const bad of [NaN, -64, Infinity]) {
+    assert.throws(() => scratch(r, [64, bad]), (e: Error) => e.name === 'QkvError' && /asked for .* bytes/.test(e.message));
+    assert.throws(() => kernelFloats(bad), (e: Error) => e.name === 'QkvError', String(bad));
+  }
+  assert.equal(r.top, top, 'the top did not move');
+  const a = kernelFloats(16);
+  a.fill(2);
+  assert.ok(kernelOffset(a) !== null && Number.isFinite(kernelOffset(a)!));
+  assertClose(linear(Tensor.from([1, 1], [1, 2]), Tensor.from([1, 2, 3, 4], [2, 2])), Float32Array.from([3, 7]), 0, 0);
+  releaseFloats(a);
+});
