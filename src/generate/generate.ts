@@ -6,6 +6,7 @@
 import { ContiguousKVCache } from '../cache/contiguous.js';
 import type { KVCache } from '../cache/kv-cache.js';
 import { checkInt, describeValue, NumericsError, QkvError } from '../errors.js';
+import { checkCache } from '../models/inputs.js';
 import { checkModelKind, type CausalLM, type Seq2SeqLM } from '../models/model.js';
 import { Rng } from '../nn/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -247,10 +248,10 @@ function checkGenerate(o: GenerateOptions, prompt: unknown, fn = 'generate'): vo
   if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw bad('seed', o.seed, 'an integer');
   if (o.onToken !== undefined && typeof o.onToken !== 'function') throw bad('onToken', o.onToken, 'a function');
   if (o.onPrefill !== undefined && typeof o.onPrefill !== 'function') throw bad('onPrefill', o.onPrefill, 'a function');
-  const has = (x: unknown, ...fns: string[]) =>
-    typeof x === 'object' && x !== null && fns.every((f) => typeof (x as Record<string, unknown>)[f] === 'function');
-  if (o.cache !== undefined && !has(o.cache, 'store', 'length')) throw bad('cache', o.cache, 'a KV cache (cache/*.ts)');
-  if (o.sequence !== undefined && !has(o.sequence, 'step', 'release')) throw bad('sequence', o.sequence, 'a BatchEngine sequence');
+  checkCache(o.cache, fn);
+  const isSequence = typeof o.sequence === 'object' && o.sequence !== null &&
+    typeof o.sequence.step === 'function' && typeof o.sequence.release === 'function';
+  if (o.sequence !== undefined && !isSequence) throw bad('sequence', o.sequence, 'a BatchEngine sequence');
   if (o.prefillChunk !== undefined && !(Number.isSafeInteger(o.prefillChunk) && o.prefillChunk >= 1)) {
     throw bad('prefillChunk', o.prefillChunk, 'an integer ≥ 1');
   }
@@ -283,7 +284,7 @@ export function greedy(model: CausalLM, prompt: readonly (readonly number[])[], 
     throw new QkvError(`greedy: prompt must be a list of rows of token ids, got ${describeValue(prompt)}`);
   }
   checkInt(n, 'greedy: n', 0);
-  checkGenerate({ cache: given }, prompt[0], 'greedy');
+  checkCache(given, 'greedy');
   const cache = given ?? new ContiguousKVCache(model.info.numLayers);
   try {
     const ids = [...prompt[0]];
@@ -357,7 +358,7 @@ export function seq2seqGenerate(model: Seq2SeqLM, inputIds: readonly number[], o
   checkGenerate(o, inputIds, 'seq2seqGenerate');
   const rng = new Rng(o.seed ?? 0);
   const stop = new Set(o.stopTokens ?? model.info.eosTokenIds);
-  const { hidden } = model.encode([inputIds as number[]]);
+  const { hidden } = model.encode([inputIds]);
   const cache = new ContiguousKVCache(model.info.numLayers);
   const out: number[] = [];
   let token = model.info.decoderStartTokenId;

@@ -6,7 +6,7 @@
 import { gatedMatmulFor, matmulFor } from '../attention/dispatch.js';
 import { QkvError } from '../errors.js';
 import type { MatrixData } from '../kernels/contract.js';
-import { isConstant, markConstant } from '../tensor/constant.js';
+import { isConstant, keptForm, markConstant } from '../tensor/constant.js';
 import { F16Matrix } from '../tensor/f16-matrix.js';
 import { Int4Matrix, Int8Matrix, type LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -99,14 +99,4 @@ const vectors = new WeakMap<Tensor, Float32Array>();
  * One float32 array per tensor (a bias, a norm weight), kept: the GPU keeps its uploaded copy keyed by that array.
  * Refilled from the tensor on every call unless the tensor is constant (tensor/constant.ts: a model's weights).
  */
-export function vectorF32(t: Tensor): Float32Array {
-  const kept = vectors.get(t);
-  if (kept && isConstant(kept)) return kept;
-  if (kept) {
-    kept.set(t.toFloat32());
-    return kept;
-  }
-  const v = t.toFloat32().slice();
-  vectors.set(t, isConstant(t.data) ? markConstant(v) : v);
-  return v;
-}
+export const vectorF32 = (t: Tensor): Float32Array => keptForm(vectors, t, t.data, () => t.toFloat32().slice());

@@ -10,7 +10,7 @@ import { GpuTensor } from '../kernels/webgpu/gpu-tensor.js';
 import { validated } from '../kernels/webgpu/pipelines.js';
 import { getGpuLayerKernels } from '../kernels/registry.js';
 import '../kernels/webgpu/index.js';
-import { isConstant, markConstant } from '../tensor/constant.js';
+import { keptForm } from '../tensor/constant.js';
 import { F16Matrix } from '../tensor/f16-matrix.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -68,15 +68,7 @@ const widened = new WeakMap<object, Float32Array>();
 // model's weights); any other is widened again into the kept array on every call (and uploaded again)
 function asFloat32(w: LinearWeight, m: MatrixData): Float32Array {
   if (m.dtype === 'float32') return m.data;
-  const kept = widened.get(m.data);
-  if (kept && isConstant(kept)) return kept;
-  const f = (w instanceof Tensor ? w : w.dequantize()).toFloat32();
-  if (kept) {
-    kept.set(f);
-    return kept;
-  }
-  widened.set(m.data, isConstant(m.data) ? markConstant(f) : f);
-  return f;
+  return keptForm(widened, m.data, m.data, () => (w instanceof Tensor ? w : w.dequantize()).toFloat32());
 }
 
 /** y = x Wᵀ + b on the GPU, recorded without waiting (the result stays there). */

@@ -16,3 +16,21 @@ export function markConstant<A extends ArrayBufferView>(a: A, ...more: ArrayBuff
 export function isConstant(a: ArrayBufferView): boolean {
   return constants.has(a);
 }
+
+/**
+ * A float32 form of `source` (widened, dequantized: `make`, a new array), kept in `kept` under `key` — for a consumer
+ * that keys work by the array's identity (the GPU's upload). Made once, and constant itself, when `source` is constant;
+ * otherwise made again on every call into the same kept array, so a source changed in place is read as it is now.
+ */
+export function keptForm(kept: WeakMap<object, Float32Array>, key: object, source: ArrayBufferView,
+  make: () => Float32Array): Float32Array {
+  const f = kept.get(key);
+  if (f && isConstant(f)) return f;
+  if (f) {
+    f.set(make());
+    return f;
+  }
+  const made = make();
+  kept.set(key, isConstant(source) ? markConstant(made) : made);
+  return made;
+}

@@ -46,22 +46,25 @@ function allFinite(h: Uint16Array): boolean {
 // where the kernel finds an array of B (its weights, or an int8/int4 matrix's scales): its offset when it lies in the
 // kernels' memory — placed there by the loader, where it is the array itself — or a constant (tensor/constant.ts)
 // copied in to stay; −1 when it is copied in for this call only: any other array (activations, a weight a learner may
-// change between calls: a kept copy would answer with its old values), or a weight past the resident limit. An f16
-// weight copied in to stay (one the loader did not place: a browser's private memory) is scaled there as an F16Matrix
-// is (tensor/f16-matrix.ts): the copy is the kernel's own, so only its f16Scale has to know.
+// change between calls: a kept copy would answer with its old values), or a weight past the resident limit
+function keptAt(r: Runtime, data: Float32Array | Uint16Array | Int8Array | Uint8Array): number {
+  return isResident(data) || (isConstant(data) && canReside(r, data)) ? resident(r, data) : -1;
+}
+
+// B's weights by keptAt's rule. An f16 weight copied in to stay (one the loader did not place: a browser's private
+// memory) is scaled there as an F16Matrix is (tensor/f16-matrix.ts): the copy is the kernel's own, so only its
+// f16Scale has to know.
 function weightAt(r: Runtime, b: MatrixData): number {
-  if (isResident(b.data)) return resident(r, b.data);
-  if (!isConstant(b.data) || !canReside(r, b.data)) return -1;
-  const at = resident(r, b.data);
-  if (b.dtype === 'float16' && !b.shift && b.data.length % 8 === 0 && scaleF16At(r, at, b.data.length)) scaledCopies.add(b.data);
+  const copied = !isResident(b.data);
+  const at = keptAt(r, b.data);
+  if (at >= 0 && copied && b.dtype === 'float16' && !b.shift && b.data.length % 8 === 0 && scaleF16At(r, at, b.data.length)) {
+    scaledCopies.add(b.data);
+  }
   return at;
 }
 
-// an int8/int4 matrix's scales: resident when constant (a matrix qkv quantized), else −1 (copied in for this call)
-function scalesAt(r: Runtime, m: MatrixData | null): number {
-  if (m?.dtype !== 'int8' && m?.dtype !== 'int4') return 0;
-  return isResident(m.scales) || (isConstant(m.scales) && canReside(r, m.scales)) ? resident(r, m.scales) : -1;
-}
+// an int8/int4 matrix's scales (0: a format without), by keptAt's rule
+const scalesAt = (r: Runtime, m: MatrixData | null) => (m?.dtype === 'int8' || m?.dtype === 'int4' ? keptAt(r, m.scales) : 0);
 const scaledCopies = new WeakSet<object>();
 
 // the power of two an f16 weight's bits in the kernels' memory hold it scaled by: an F16Matrix's, its scaled resident
