@@ -4,7 +4,7 @@
 // a query's position is i' = i + S − L (bottom-right alignment, as in KV-cache decoding), except 'top-left' causal.
 // Dense masks and user functions answer TILE_SOME (unknown) and are evaluated element by element.
 import { describeValue, QkvError } from '../errors.js';
-import { TILE_ALL, TILE_NONE, TILE_SOME, type KernelMask, type Row, type TileState } from '../kernels/contract.js';
+import { TILE_ALL, TILE_NONE, TILE_SOME, type CausalWindow, type KernelMask, type Row, type TileState } from '../kernels/contract.js';
 import type { AttentionOptions } from './options.js';
 
 // the error for an option `what` that is not `rule` (String: a symbol given as a number prints too)
@@ -29,9 +29,11 @@ export abstract class Mask implements KernelMask {
     return TILE_SOME;
   }
 
-  /** For a plain causal mask, the shift s such that query i sees keys 0..i + s; null for any other mask. Lets the
-   *  WebAssembly kernel, which knows only this mask, take the call. */
-  causalShift(): number | null {
+  /** For a causal mask, alone or with a causal sliding window (window [W, 0], Mistral's and Gemma's; [W, r ≥ 0] is
+   *  the same once causal cuts the right side), the shift s and left edge W such that query i sees keys
+   *  i + s − W … i + s (W = −1: from key 0); null for any other mask. Lets the WebAssembly kernels, which know only
+   *  these, take the call. */
+  causalWindow(): CausalWindow | null {
     return null;
   }
 
@@ -62,7 +64,7 @@ class CausalMask extends Mask {
   readonly name: string;
   constructor(private readonly shift: number, align: string) { super(); this.name = `causal(${align})`; }
   allows(_b: number, _h: number, i: number, j: number): boolean { return j <= i + this.shift; }
-  override causalShift(): number { return this.shift; }
+  override causalWindow(): CausalWindow { return { shift: this.shift, window: -1 }; }
   override tile(_b: number, _h: number, i0: number, i1: number, j0: number, j1: number): TileState {
     if (j1 - 1 <= i0 + this.shift) return TILE_ALL;
     if (j0 > i1 - 1 + this.shift) return TILE_NONE;
@@ -93,6 +95,13 @@ class WindowMask extends Mask {
   allows(_b: number, _h: number, i: number, j: number): boolean {
     const d = i + this.shift - j; // distance from the query's position back to the key
     return d <= this.left && -d <= this.right && d % this.dilation === 0;
+  }
+  /** [W, 0] alone is a causal sliding window. */
+  override causalWindow(): CausalWindow | null { return this.right === 0 ? this.withCausal(this.shift) : null; }
+  /** With a causal mask of `shift`: the causal window they make together, or null (another alignment, dilation). */
+  withCausal(shift: number): CausalWindow | null {
+    if (this.dilation !== 1 || this.right < 0 || this.shift !== shift) return null;
+    return { shift, window: this.left === Infinity ? -1 : this.left };
   }
   override tile(_b: number, _h: number, i0: number, i1: number, j0: number, j1: number): TileState {
     const a = i0 + this.shift;
@@ -341,6 +350,10 @@ class AndMask extends Mask {
   }
   override maskRow(row: Row, b: number, h: number, i: number, j0: number, n: number): void {
     for (const m of this.parts) m.maskRow(row, b, h, i, j0, n); // each part only ever adds −∞
+  }
+  override causalWindow(): CausalWindow | null { // causal ∧ window: a causal sliding window
+    const c = this.parts.find((m) => m instanceof CausalMask), w = this.parts.find((m) => m instanceof WindowMask);
+    return this.parts.length === 2 && c && w ? (w as WindowMask).withCausal(c.causalWindow()!.shift) : null;
   }
 }
 

@@ -21,9 +21,13 @@ export interface KernelMask {
   tile(b: number, h: number, i0: number, i1: number, j0: number, j1: number): TileState;
   /** Sets row[c] = −∞ for every key j0 + c (c < n) that query i may not attend. */
   maskRow(row: Row, b: number, h: number, i: number, j0: number, n: number): void;
-  /** For a plain causal mask, the shift s such that query i sees keys 0..i + s; null for any other mask. */
-  causalShift(): number | null;
+  /** For a causal mask, alone or with a causal sliding window, where query i's keys lie (see CausalWindow); null for
+   *  any other mask. */
+  causalWindow(): CausalWindow | null;
 }
+
+/** Query i sees keys i + shift − window … i + shift (window −1: keys 0 … i + shift, a plain causal mask). */
+export interface CausalWindow { shift: number; window: number }
 
 /** The score modifiers bound to the call's sizes, as a kernel uses them (src/attention/score-mods.ts: ScoreMods). */
 export interface KernelScoreMods {

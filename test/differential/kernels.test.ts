@@ -95,6 +95,40 @@ describe('flash and decode against reference', () => {
     }
   });
 
+  test('causal sliding windows (Mistral\'s, Gemma\'s local layers) run the SIMD kernel: tiles and split-K, at a window\'s edges', () => {
+    // windows narrower than a 64-key tile, a tile's width ± 1, wider than S; the right side cut by causal or not there
+    for (let trial = 0; trial < 36; trial++) {
+      const rand = rng(3500 + trial);
+      const Hkv = randint(rand, 1, 2);
+      const G = [1, 2, 3, 4][trial % 4];
+      const L = trial % 3 === 0 ? randint(rand, 1, 8) : randint(rand, 9, 140);
+      const [B, S] = [randint(rand, 1, 2), L + (trial % 5 === 0 ? 0 : randint(rand, 0, trial % 6 === 1 ? 1500 : 160))];
+      const [D, Dv] = [4 * randint(rand, 1, 16), 4 * randint(rand, 1, 10)];
+      const W = [0, 1, 7, 63, 64, 65, 100, 5000][trial % 8];
+      const q = randn([B, Hkv * G, L, D], rand, 2);
+      const k = randn([B, Hkv, S, D], rand, 2);
+      const v = randn([B, Hkv, S, Dv], rand);
+      const opts = { causal: 'bottom-right' as const, window: [W, trial % 2 ? 0 : 3] as [number, number] };
+      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
+      const r = attention(q, k, v, opts);
+      assert.equal(r.kernel, 'flash-wasm', `trial ${trial}`);
+      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} L ${L} S ${S} W ${W} out`);
+      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} L ${L} S ${S} W ${W} lse`);
+    }
+    // [W, 0] alone is the same window; what it does not take: a two-sided window, a dilated one, a causal mask aligned
+    // elsewhere than the window
+    const rand = rng(3600);
+    const [q, k] = [randn([1, 2, 20, 8], rand), randn([1, 2, 30, 8], rand)];
+    const alone = attention(q, k, k, { window: [4, 0] });
+    assert.equal(alone.kernel, 'flash-wasm');
+    assertClose(alone.out, attention(q, k, k, { window: [4, 0], kernel: 'reference' }).out, 2e-6, 1e-4, 'window [4, 0]');
+    for (const opts of [{ window: [4, 2] }, { causal: 'bottom-right', window: [6, 0], dilation: 2 }, { causal: 'top-left', window: [4, 0] }] as const) {
+      const r = attention(q, k, k, opts);
+      assert.notEqual(r.kernel, 'flash-wasm', JSON.stringify(opts));
+      assertClose(r.out, attention(q, k, k, { ...opts, kernel: 'reference' }).out, 2e-6, 1e-4, JSON.stringify(opts));
+    }
+  });
+
   test('auto picks the SIMD kernel, also for one query row, and flash when statistics are asked for', () => {
     const rand = rng(5);
     const k = randn([1, 2, 50, 8], rand);

@@ -131,8 +131,9 @@ class Epoch {
  * (twice when gated), attention's rows · keys · D per head, packing's BHkv · S · D, the rows jobs' elements.
  */
 export function jobWork(w: readonly number[]): number {
-  if (w[0] === JOB.attention) return w[8] * w[11] * w[12] * w[13]; // BH · L · S · D
-  if (w[0] === JOB.decode) return w[7] * w[8] * w[10] * w[11] * w[12]; // B · Hq · L · S · D
+  // (a sliding window W: a row reads W + 1 keys at most)
+  if (w[0] === JOB.attention) return w[8] * w[11] * keys(w[12], w[19]) * w[13]; // BH · L · S · D
+  if (w[0] === JOB.decode) return w[7] * w[8] * w[10] * keys(w[11], w[28]) * w[12]; // B · Hq · L · S · D
   if (w[0] === JOB.packK) return w[3] * w[4] * w[5]; // BHkv · S · D
   if (w[0] === JOB.merge) return w[4] * w[5] * w[7] * w[8] * w[9]; // B · Hq · L · Dv · splits
   if (w[0] === JOB.rmsNorm) return w[4] * w[5]; // rows · C
@@ -140,6 +141,9 @@ export function jobWork(w: readonly number[]): number {
   if (w[0] === JOB.rope) return w[5] * w[6] * w[7] * w[8]; // B · H · T · D
   return w[4] * w[5] * w[6] * (w[10] ? 2 : 1); // M · K · N, gate and up
 }
+
+// the keys a row reads: S, or W + 1 with a sliding window W ≥ 0 (a word written as i32: −1 for none)
+const keys = (S: number, window: number) => ((window | 0) >= 0 ? Math.min(S, (window | 0) + 1) : S);
 
 /** A number that names a job's kind and size: calls with the same one cost the same (the chooser pairs them). */
 export function jobShape(w: readonly number[], work = jobWork(w)): number {

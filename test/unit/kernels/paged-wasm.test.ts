@@ -12,7 +12,7 @@ import { kernelFloats, kernelHalves, kernelMatrix } from '../../../src/kernels/w
 import type { PagedProblem } from '../../../src/kernels/contract.js';
 import { assertClose, randint, rng } from '../../helpers.js';
 
-function randomProblem(rand: () => number, causal: boolean): PagedProblem {
+function randomProblem(rand: () => number, causal: boolean, windowed = false): PagedProblem {
   // blocks of 1–17 keys, or longer than the kernel's 64-key tile (a block read as several tiles)
   const BLOCK = rand() < 0.25 ? randint(rand, 60, 80) : randint(rand, 1, 17);
   const [B, Hkv, G, T] = [randint(rand, 1, 4), randint(rand, 1, 3), randint(rand, 1, 5), randint(rand, 1, 9)];
@@ -24,7 +24,8 @@ function randomProblem(rand: () => number, causal: boolean): PagedProblem {
   const free = [...Array(numBlocks).keys()].sort(() => rand() - 0.5);
   const blockTables = lens.map((S) => Array.from({ length: Math.ceil(S / BLOCK) }, () => free.pop()!));
   const q = Float32Array.from({ length: B * Hkv * G * T * D }, () => 2 * rand() - 1);
-  return { q, B, Hq: Hkv * G, T, scale: 0.3 + rand(), softcap: 0, causal, window: null, blockTables, seqLens: lens, pool };
+  const window = windowed ? randint(rand, 1, 70) : null; // keys j > i − window (sometimes every key the row has)
+  return { q, B, Hq: Hkv * G, T, scale: 0.3 + rand(), softcap: 0, causal, window, blockTables, seqLens: lens, pool };
 }
 
 // row b's keys or values gathered through its block table, [1, Hkv, S, d]
@@ -50,15 +51,15 @@ function againstTypeScript(p: PagedProblem, label: string): ReturnType<typeof sd
 
 test('paged-wasm equals dense attention and the TypeScript paged kernel (random shapes and block tables)', () => {
   const rand = rng(7);
-  for (let trial = 0; trial < 24; trial++) {
-    const p = randomProblem(rand, trial % 3 !== 2);
+  for (let trial = 0; trial < 32; trial++) {
+    const p = randomProblem(rand, trial % 3 !== 2, trial % 4 === 3); // every fourth with a sliding window
     assert.equal(pagedKernelFor(p, false).name, 'paged-wasm', 'a float32 pool in kernel memory goes to the SIMD kernel');
     const r = againstTypeScript(p, `trial ${trial}`);
     const { Hq, T, pool } = p;
     p.seqLens.forEach((_, b) => {
       const q = Tensor.from(p.q.slice(b * Hq * T * pool.D, (b + 1) * Hq * T * pool.D), [1, Hq, T, pool.D]);
       const want = attention(q, gather(p, b, pool.k as Float32Array, pool.D), gather(p, b, pool.v as Float32Array, pool.Dv), {
-        scale: p.scale, causal: p.causal ? 'bottom-right' : undefined,
+        scale: p.scale, causal: p.causal ? 'bottom-right' : undefined, window: p.window ? [p.window - 1, Infinity] : undefined,
       });
       const rowOut = r.out.subarray(b * Hq * T * pool.Dv, (b + 1) * Hq * T * pool.Dv);
       assertClose(rowOut, want.out, 1e-5, 1e-4, `trial ${trial} row ${b}: out against dense attention`);
@@ -70,7 +71,7 @@ test('the dispatcher gives paged-wasm only what it covers', () => {
   const p = randomProblem(rng(3), true);
   const plain = { ...p.pool, k: Float32Array.from(p.pool.k), v: Float32Array.from(p.pool.v) };
   assert.equal(pagedKernelFor({ ...p, pool: plain }, false).name, 'paged', 'a pool outside kernel memory');
-  assert.equal(pagedKernelFor({ ...p, window: 4 }, false).name, 'paged', 'a sliding window');
+  assert.equal(pagedKernelFor({ ...p, window: 4 }, false).name, 'paged-wasm', 'a sliding window: the SIMD kernel too');
   assert.equal(pagedKernelFor({ ...p, softcap: 30 }, false).name, 'paged', 'soft-capping');
   assert.equal(pagedKernelFor(p, true).name, 'paged', 'attention weights asked for');
   // through the public function both agree
@@ -100,9 +101,9 @@ test('paged-wasm refuses block tables that point outside the pool or rows longer
 });
 
 // the same problem with an int8 pool in the kernels' memory: values in [−127, 127], a scale per slot
-function int8Problem(rand: () => number, causal: boolean): PagedProblem {
-  let p = randomProblem(rand, causal);
-  while (p.pool.D % 16 !== 0 || p.pool.Dv % 16 !== 0) p = randomProblem(rand, causal);
+function int8Problem(rand: () => number, causal: boolean, windowed = false): PagedProblem {
+  let p = randomProblem(rand, causal, windowed);
+  while (p.pool.D % 16 !== 0 || p.pool.Dv % 16 !== 0) p = randomProblem(rand, causal, windowed);
   const bytes = (n: number) => { const a = kernelMatrix('int8', n) as Int8Array; for (let i = 0; i < n; i++) a[i] = randint(rand, -127, 127); return a; };
   const scales = (n: number) => { const a = kernelFloats(n); for (let i = 0; i < n; i++) a[i] = 0.001 + 0.02 * rand(); return a; };
   const slots = p.pool.k.length / p.pool.D;
@@ -113,7 +114,7 @@ function int8Problem(rand: () => number, causal: boolean): PagedProblem {
 test('int8 pools: paged-wasm widens each tile and equals the TypeScript paged kernel (random shapes and block tables)', () => {
   const rand = rng(17);
   for (let trial = 0; trial < 16; trial++) {
-    const p = int8Problem(rand, trial % 3 !== 2);
+    const p = int8Problem(rand, trial % 3 !== 2, trial % 4 === 3);
     assert.equal(pagedKernelFor(p, false).name, 'paged-wasm', 'an int8 pool in kernel memory goes to the SIMD kernel');
     againstTypeScript(p, `trial ${trial}`);
   }
@@ -140,7 +141,7 @@ test('an Int8KVCache keeps its int8 pools and scales in kernel memory: decoding 
 test('an f16 pool: the SIMD kernel reads it as f16, bit for bit its answer over an f32 pool of the same values; TypeScript widens it', () => {
   const rand = rng(16);
   for (let trial = 0; trial < 16; trial++) {
-    const p32 = randomProblem(rand, trial % 3 !== 2);
+    const p32 = randomProblem(rand, trial % 3 !== 2, trial % 4 === 3);
     const [k, v] = [p32.pool.k as Float32Array, p32.pool.v as Float32Array];
     const [k16, v16] = [kernelHalves(k.length), kernelHalves(v.length)];
     for (let i = 0; i < k.length; i++) { k16[i] = f32ToF16(k[i]); k[i] = f16ToF32(k16[i]); }

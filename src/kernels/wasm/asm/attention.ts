@@ -24,11 +24,12 @@ export function packK(job: usize, t: i32, T: i32): void {
   }
 }
 
-// ATTENTION: [kind, q, kp, v, out, ml, scratch, scratchStride, BH, Hq, Hkv, L, S, D, Dv, scale, causal, shift, Sp]
+// ATTENTION: [kind, q, kp, v, out, ml, scratch, scratchStride, BH, Hq, Hkv, L, S, D, Dv, scale, causal, shift, Sp, window]
 // (ATTENTION_JOB in jobs.ts: the host writes these words by name, and a test checks the indices read here)
 // q/out [BH, L, ·], kp packed by PACK_K, v [BHkv, S, Dv], ml [2][BH, L] = each row's m and l, m in base 2 (the host
 // forms lse = m · ln 2 + log l: the module keeps no lookup tables, so its memory is entirely the host's).
-// causal: query i sees keys 0..i + shift.
+// causal: query i sees keys 0..i + shift; with window W ≥ 0 (a causal sliding window: Mistral, Gemma's local layers), keys
+// i + shift − W … i + shift — tiles before a block's first key are never visited, so the work is the window's, not S's.
 // Units of work are (head, block of BLOCK_M = 32 query rows); the threads claim them in turn (claim(), common.ts), so
 // causal units of every size and a thread slowed by its core's other work balance (dealt t, t + T, … in advance, the
 // caller waited: on 2 threads claiming ran 1.03–1.13× faster). Inside a unit the KV loop is outermost: each tile of
@@ -41,7 +42,7 @@ export function attention(job: usize, t: i32, T: i32): void {
   const q = ptr(job, 1), kp = ptr(job, 2), v = ptr(job, 3), out = ptr(job, 4), ml = ptr(job, 5);
   const BH = word(job, 8), Hq = word(job, 9), Hkv = word(job, 10), L = word(job, 11), S = word(job, 12);
   const D = word(job, 13), Dv = word(job, 14), scale = reinterpret<f32>(word(job, 15));
-  const causal = word(job, 16), shift = word(job, 17), Sp = word(job, 18);
+  const causal = word(job, 16), shift = word(job, 17), Sp = word(job, 18), window = word(job, 19);
   const scratch = ptr(job, 6), scratchStride = <usize>word(job, 7);
   const sT = scratch + <usize>t * scratchStride; // [BM][BN]
   const acc = sT + (<usize>(BM * BN) << 2); // [BLOCK_M][Dv]
@@ -59,13 +60,14 @@ export function attention(job: usize, t: i32, T: i32): void {
     const kHead = kp + (<usize>kvh * <usize>Sp * <usize>D << 2);
     const vHead = v + (<usize>kvh * <usize>S * <usize>Dv << 2);
     const qHead = q + (<usize>bh * <usize>L * <usize>D << 2);
-    // keys 0..last(i) are allowed to row i
+    // keys first(i)..last(i) are allowed to row i (first = 0 without a window)
     const blockLast = causal ? min(S - 1, i0 + rows - 1 + shift) : S - 1;
+    const blockFirst = window >= 0 ? max(0, i0 + shift - window) : 0;
     for (let r = 0; r < BLOCK_M; r++) { store<f32>(mRow + (<usize>r << 2), -Infinity); store<f32>(lRow + (<usize>r << 2), 0); }
     for (let d = 0; d < BLOCK_M * Dv; d += 4) v128.store(acc + (<usize>d << 2), f32x4.splat(0));
     packQ(qHead, i0, rows, D, qp);
-    // the KV loop: tiles past the block's last allowed key are never visited
-    for (let j0 = 0; j0 <= blockLast; j0 += BN) {
+    // the KV loop: tiles before the block's first allowed key or past its last are never visited
+    for (let j0 = blockFirst - blockFirst % BN; j0 <= blockLast; j0 += BN) {
       const n = min(BN, S - j0); // real keys in this tile
       const nPad = (n + 7) & ~7; // keys computed (panels of 8)
       const kTile = kHead + (<usize>j0 * <usize>D << 2);
@@ -74,15 +76,21 @@ export function attention(job: usize, t: i32, T: i32): void {
         const lastMin = causal ? min(S - 1, i0 + r0 + shift) : S - 1; // the micro-block's first row's last key
         const lastMax = causal ? min(S - 1, i0 + min(r0 + BM, rows) - 1 + shift) : S - 1; // … and its last row's
         if (j0 > lastMax) continue; // past every row's last key (later micro-blocks reach further)
+        const firstMin = window >= 0 ? i0 + r0 + shift - window : 0; // the first row's first key, and the last row's
+        const firstMax = window >= 0 ? i0 + min(r0 + BM, rows) - 1 + shift - window : 0;
+        if (j0 + n <= firstMin) continue; // before every row's first key (earlier micro-blocks reach further back)
         // on the diagonal tile only the keys up to the last row's last one, in panels of 8 (not the whole tile)
         const nMb = min(n, lastMax - j0 + 1);
         const nPadMb = min(nPad, (nMb + 7) & ~7);
         scoreTile(qp + (<usize>r0 * <usize>D << 2), kTile, D, nPadMb, scale, sT, mT);
-        // mask what the tile holds past a row's last key (the diagonal tile, or S's padding)
-        const masked = j0 + nPadMb - 1 > lastMin;
+        // mask what the tile holds past a row's last key (the diagonal tile, or S's padding) or before its first (the
+        // window's edge)
+        const masked = j0 + nPadMb - 1 > lastMin || j0 < firstMax;
         if (masked) {
           for (let r = 0; r < BM; r++) {
-            const last = causal ? min(S - 1, i0 + min(r0 + r, rows - 1) + shift) : S - 1;
+            const i = i0 + min(r0 + r, rows - 1);
+            const last = causal ? min(S - 1, i + shift) : S - 1, first = window >= 0 ? i + shift - window : 0;
+            for (let c = 0; c < min(nPadMb, first - j0); c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
             for (let c = max(0, last + 1 - j0); c < nPadMb; c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
           }
         }

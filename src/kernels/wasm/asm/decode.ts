@@ -11,10 +11,11 @@ import { C_F16_MASK, C_F16_UNIT, claim, cst, exp2neg, load4, LOG2E, madd, ptr, w
 import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
-//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride, kScales, vScales, f16]
+//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride, kScales, vScales, f16, window]
 // q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride elements apart (S·D and S·Dv when
-// dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift. Split s of a row
-// holds its keys s·chunk … (s + 1)·chunk − 1.
+// dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift, and with window
+// W ≥ 0 (a causal sliding window) keys i + shift − W … i + shift. Split s of a row holds its keys s·chunk … (s + 1)·chunk
+// − 1 (a split wholly before the window's first key computes nothing: the merge skips it).
 // paged = P ≠ 0 (PagedAttention, Kwon et al. 2023): k and v are block pools [blocks][Hkv][P][D or Dv]; key j of row b
 // is in block tables[b · tableStride + j / P] at j % P, so a tile of keys never crosses a block (chunk is a multiple
 // of P); row b holds lens[b] keys and its L queries are its last L positions (shift = lens[b] − L). Nothing is
@@ -44,6 +45,7 @@ function decodeOf<E>(job: usize, t: i32, T: i32): void {
   const kStride = <usize>word(job, 19), vStride = <usize>word(job, 20);
   const paged = word(job, 21), tables = ptr(job, 22), lens = ptr(job, 23), tableStride = word(job, 24);
   const kScales = ptr(job, 25), vScales = ptr(job, 26), int8 = sizeof<E>() == 4 && kScales != 0;
+  const window = word(job, 28);
   const elem: usize = int8 ? 1 : sizeof<E>(); // bytes a cached element
   const f16 = cst(C_F16_MASK), unit = cst(C_F16_UNIT);
   const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
@@ -65,7 +67,9 @@ function decodeOf<E>(job: usize, t: i32, T: i32): void {
     for (let d = 0; d < R4 * Dv; d += 4) v128.store(acc + (<usize>d << 2), f32x4.splat(0));
     // kHead, vHead: where key jBase lives — the head's first key (dense), or the first key of the tile's block (paged)
     let kHead = k + <usize>bkv * kStride * elem, vHead = v + <usize>bkv * vStride * elem, jBase = 0, slot: usize = 0;
-    for (let j0 = j0Unit; j0 < jEnd;) {
+    // a window: row i's first key is i + shift − W, so no row reads a key before query 0's (firstKey) and keys before
+    // a row's own first are masked in the tile (maskBefore)
+    for (let j0 = window >= 0 ? max(j0Unit, shiftB - window) : j0Unit; j0 < jEnd;) {
       let tileEnd = min(jEnd, j0 + BN);
       if (paged) {
         const block = j0 / paged;
@@ -105,6 +109,7 @@ function decodeOf<E>(job: usize, t: i32, T: i32): void {
           scoreRow<E>(qGroup + (<usize>r * <usize>D << 2), kRows, j0 - kBase, nPad, tileEnd - kBase, D, scale,
             lastKey(r, causal, tileEnd, L, shiftB) - kBase, sT + (<usize>(rr * BN) << 2), f16);
         }
+        if (window >= 0) maskBefore(sT, r0, rows, j0, nPad, L, shiftB - window);
         const a = acc + (<usize>(r0 * Dv) << 2), vTile = vRows;
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0, rows);
         if (sizeof<E>() == 2) scaleRows(sT, rows, nPad, unit); // f16 values: p · 2^112 (load4)
@@ -156,6 +161,16 @@ function scaleRows(sT: usize, rows: i32, nPad: i32, u: v128): void {
   for (let r = 0; r < rows; r++) {
     const s = sT + (<usize>(r * BN) << 2);
     for (let c = 0; c < nPad; c += 4) v128.store(s + (<usize>c << 2), f32x4.mul(v128.load(s + (<usize>c << 2)), u));
+  }
+}
+
+// a window's edge: in the score rows of group rows r0 … r0 + rows − 1 (query i = r % L, its first key i + first0), −∞ for
+// the keys of the tile (from j0, nPad of them) before a row's first key
+@inline
+function maskBefore(sT: usize, r0: i32, rows: i32, j0: i32, nPad: i32, L: i32, first0: i32): void {
+  for (let rr = 0; rr < rows; rr++) {
+    const before = min(nPad, (r0 + rr) % L + first0 - j0);
+    for (let c = 0; c < before; c++) store<f32>(sT + (<usize>(rr * BN + c) << 2), -Infinity);
   }
 }
 
