@@ -42,9 +42,9 @@ export interface GenerateOptions extends SamplingOptions {
   logprobs?: number;
   /** Prompt tokens per forward pass on the CPU (default 512, llama.cpp's batch): a longer prompt is prefilled in
    *  chunks against the cache, so a layer's activations stay inside the kernels' work arena whatever the prompt's
-   *  length, and the event loop gets a turn between chunks. Applies to the caches that keep every token as given
-   *  (contiguous, paged: a chunk's queries see the keys one pass would show them); int8, sliding-window and sink caches
-   *  keep the one-pass prefill. */
+   *  length, and the event loop gets a turn between chunks. Contiguous, paged and sliding-window caches show a chunk's
+   *  queries the keys one pass would; an int8 cache shows them the earlier chunks' keys rounded to 8 bits, as it shows
+   *  every generated token; a sink cache (positions of its own) keeps the one-pass prefill. */
   prefillChunk?: number;
   /** Called as the prompt is prefilled: after each chunk but the last with the prompt tokens fed so far, then once
    *  with (total, total) when the prefill is done — before the first token. */
@@ -82,10 +82,13 @@ function checkLogits(logits: Float32Array, step: number, promptTokens: number): 
   return logits;
 }
 
-// caches whose store keeps every token as given: a prompt prefilled in chunks attends as in one pass (prefillInChunks;
-// the same logits on qkv-tiny, f32 and f16 storage). Not int8 — a chunk would read the earlier chunks' keys rounded to
-// int8 where one pass reads the prompt's own as computed (log-probabilities 2e-4 apart) — nor sliding or sinks.
-const KEEPS_EVERY_TOKEN = new Set(['contiguous', 'paged']);
+// caches a long prompt is prefilled into in chunks (prefillInChunks). Contiguous and paged keep every token as given,
+// and a sliding cache every token a later query's window reaches: the chunks attend as one pass does (the same logits
+// on qkv-tiny). An int8 cache gives each chunk the earlier chunks' keys and values as it stores them, rounded to 8 bits,
+// as it gives every generated token (one pass reads the prompt's own as computed); the cache kept for its memory, a
+// prompt's activations stay a chunk's too. Not sinks: its positions are assigned inside the cache, and eviction part
+// way through a prompt would make another model of it.
+const CHUNKED = new Set(['contiguous', 'paged', 'sliding', 'int8']);
 
 /**
  * The logits [1, 1, V] after feeding `ids` through the cache, `chunk` tokens a forward pass: each chunk's queries
@@ -169,7 +172,7 @@ export async function* generateStream(model: CausalLM, tokenizer: Tokenizer | nu
   // the next-token logits of the last position, after feeding `next` (CPU: through the cache; GPU: all on the GPU;
   // a batch sequence: in the engine's next tick, with the others)
   const pause = o.sequence ? async () => {} : yielder(); // the engine's ticks yield already
-  const chunk = !o.sequence && KEEPS_EVERY_TOKEN.has(cache.kind) ? o.prefillChunk ?? 512 : Infinity;
+  const chunk = !o.sequence && CHUNKED.has(cache.kind) ? o.prefillChunk ?? 512 : Infinity;
   const forward = o.sequence ? (next: readonly number[]) => o.sequence!.step(next) : gpu?.step ??
     (async (next: readonly number[]) => lastLogits(await prefillInChunks(model, cache, next, chunk, pause, o.onPrefill)));
   let steps = 0;
