@@ -101,7 +101,8 @@ class WindowMask extends Mask {
   /** With a causal mask of `shift`: the causal window they make together, or null (another alignment, dilation). */
   withCausal(shift: number): CausalWindow | null {
     if (this.dilation !== 1 || this.right < 0 || this.shift !== shift) return null;
-    return { shift, window: this.left === Infinity ? -1 : this.left };
+    // (the jobs' window word is an i32: a window of 2^30 keys or more leaves out no key a kernel could hold)
+    return { shift, window: this.left >= 2 ** 30 ? -1 : this.left };
   }
   override tile(_b: number, _h: number, i0: number, i1: number, j0: number, j1: number): TileState {
     const a = i0 + this.shift;

@@ -47,6 +47,11 @@ export function count(c: HfConfig, key: string, fallback?: number): number {
   return num(c, key, fallback, COUNT);
 }
 
+/** A model's sliding window (keys j > i − W), or null when the config has none: a count when it is there. */
+export function slidingWindowOf(c: HfConfig): number | null {
+  return c.sliding_window === undefined || c.sliding_window === null ? null : count(c, 'sliding_window');
+}
+
 /** First of several alternative keys (GPT-2's n_embd vs hidden_size, …). */
 export function numOf(c: HfConfig, keys: string[], fallback?: number, range: Range = COUNT): number {
   for (const k of keys) if (c[k] !== undefined && c[k] !== null) return num(c, k, undefined, range);

@@ -1,7 +1,7 @@
 // What a checkpoint's attention does, read from its config.json alone (for `qkv info` and the lab): head layout (MHA,
 // GQA ratio, MQA, MLA ranks), masks (sliding-window pattern), positions (RoPE variant and base, partial rotary, NoPE
 // layers, a RoPE per layer type), normalisation (qk-norm), soft-capping, learned sinks — and its KV bytes per token.
-import type { HfConfig } from './config.js';
+import { slidingWindowOf, type HfConfig } from './config.js';
 
 const num = (c: Record<string, unknown>, k: string): number | undefined => (typeof c[k] === 'number' ? (c[k] as number) : undefined);
 
@@ -21,11 +21,11 @@ export function attentionFeatures(c: HfConfig): string[] {
       : `grouped-query: ${heads} query heads share ${kvHeads} kv heads (${heads / kvHeads} : 1)`);
   }
   const types = Array.isArray(c.layer_types) ? (c.layer_types as unknown[]).map(String) : null;
-  const window = num(c, 'sliding_window');
+  const window = c.use_sliding_window === false ? null : slidingWindowOf(c); // (checked, as the families read it)
   if (window && types) {
     const sliding = types.filter((t) => t === 'sliding_attention').length;
     if (sliding) out.push(`sliding window ${window} on ${sliding} of ${types.length} layers (the rest global)`);
-  } else if (window && (c.use_sliding_window !== false)) out.push(`sliding window ${window}`);
+  } else if (window) out.push(`sliding window ${window}`);
   if (/^(Qwen3|Gemma3)/.test(arch)) out.push('qk-norm: RMSNorm over each head of q and k');
   if (/^Olmo2/.test(arch)) out.push('qk-norm: RMSNorm over the whole q and k projections');
   if (/^GptOss/.test(arch)) out.push('learned attention sinks: one logit per head in every softmax row');

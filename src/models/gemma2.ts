@@ -11,7 +11,7 @@ import { activationKind } from '../nn/activations.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkTied, count, num, ropeConfig, type HfConfig } from './config.js';
+import { checkTied, count, num, ropeConfig, slidingWindowOf, type HfConfig } from './config.js';
 import { decoderInfo } from './llama.js';
 import type { CausalForwardOptions, ModelInfo } from './model.js';
 import { decoderTrunk, forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
@@ -51,7 +51,7 @@ export class Gemma2 implements Decoder {
     this.scale = num(c, 'query_pre_attn_scalar', D, { min: 0, minExclusive: true }) ** -0.5;
     this.attnSoftcap = num(c, 'attn_logit_softcapping', 0, { min: 0 });
     this.finalSoftcap = num(c, 'final_logit_softcapping', 0, { min: 0 });
-    this.window = c.sliding_window === undefined || c.sliding_window === null ? null : count(c, 'sliding_window');
+    this.window = slidingWindowOf(c);
     this.act = String(c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh');
     activationKind(this.act); // an unknown name fails at load
     // layer_types (transformers 5) or the older rules: Gemma 2's even layers slide, Gemma 3's every 6th is global

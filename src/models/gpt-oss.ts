@@ -11,7 +11,7 @@ import { MixtureOfExperts, softmaxTopK } from '../nn/moe.js';
 import { ropeInvFreq, type RopeFrequencies } from '../nn/positional/rope.js';
 import type { LinearWeight } from '../tensor/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
-import { count, num, ropeConfig, type HfConfig } from './config.js';
+import { count, num, ropeConfig, slidingWindowOf, type HfConfig } from './config.js';
 import { decoderInfo, lmHeadOf } from './llama.js';
 import type { CausalForwardOptions, ModelInfo } from './model.js';
 import { decoderTrunk, forwardOnCpu, type AttendSpec, type Decoder, type DecoderOps } from './ops.js';
@@ -39,7 +39,7 @@ export class GptOss implements Decoder {
     const { hiddenSize: E, numHeads: Hq, numKvHeads: Hkv, headDim: D, vocabSize: V } = info;
     this.eps = num(c, 'rms_norm_eps', 1e-5, { min: 0 });
     this.freqs = ropeInvFreq(ropeConfig(c, D));
-    this.window = c.sliding_window === undefined || c.sliding_window === null ? null : count(c, 'sliding_window');
+    this.window = slidingWindowOf(c);
     const types = Array.isArray(c.layer_types) ? (c.layer_types as string[]) : null;
     const experts = { E: count(c, 'num_local_experts'), k: count(c, 'num_experts_per_tok'), F: count(c, 'intermediate_size') };
     if (experts.k > experts.E) {

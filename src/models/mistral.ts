@@ -2,11 +2,10 @@
 // attention — every layer attends to the last `sliding_window` positions only (keys j > i − W), so the KV cache can
 // be a ring buffer of W tokens (issue #5).
 import { Llama } from './llama.js';
-import type { HfConfig } from './config.js';
+import { slidingWindowOf, type HfConfig } from './config.js';
 import type { Weights } from './weights.js';
 
 /** MistralForCausalLM. */
 export function mistral(c: HfConfig, w: Weights): Llama {
-  const window = typeof c.sliding_window === 'number' ? c.sliding_window : null;
-  return new Llama(c, w, { architecture: 'MistralForCausalLM', qkvBias: false, slidingWindow: window });
+  return new Llama(c, w, { architecture: 'MistralForCausalLM', qkvBias: false, slidingWindow: slidingWindowOf(c) });
 }

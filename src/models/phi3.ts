@@ -2,7 +2,7 @@
 // qkv_proj whose rows are q, then k, then v, and one gate_up_proj (the gate's rows, then up's) — and LongRoPE
 // (rope.ts) for contexts past the original one. The fused matrices are split into Llama's q/k/v and gate/up at load.
 import { Llama, decoderInfo } from './llama.js';
-import { count, type HfConfig } from './config.js';
+import { count, slidingWindowOf, type HfConfig } from './config.js';
 import type { Weights } from './weights.js';
 
 /** Phi3ForCausalLM. */
@@ -16,6 +16,5 @@ export function phi3(c: HfConfig, w: Weights): Llama {
     w.splitRows(`${attn}qkv_proj.weight`, E, qkv);
     w.splitRows(`${mlp}gate_up_proj.weight`, E, [[`${mlp}gate_proj.weight`, F], [`${mlp}up_proj.weight`, F]]);
   }
-  const window = typeof c.sliding_window === 'number' ? c.sliding_window : null;
-  return new Llama(c, w, { architecture: 'Phi3ForCausalLM', qkvBias: false, slidingWindow: window });
+  return new Llama(c, w, { architecture: 'Phi3ForCausalLM', qkvBias: false, slidingWindow: slidingWindowOf(c) });
 }

@@ -119,6 +119,10 @@ describe('flash and decode against reference', () => {
     // elsewhere than the window
     const rand = rng(3600);
     const [q, k] = [randn([1, 2, 20, 8], rand), randn([1, 2, 30, 8], rand)];
+    // a window too wide for the job's i32 word (2^31 keys back: every key) is the causal mask, not a window of 0
+    const wide = attention(q, k, k, { causal: 'bottom-right', window: [2 ** 31, 0] });
+    assert.equal(wide.kernel, 'flash-wasm');
+    assertClose(wide.out, attention(q, k, k, { causal: 'bottom-right', kernel: 'reference' }).out, 2e-6, 1e-4, 'window 2^31');
     const alone = attention(q, k, k, { window: [4, 0] });
     assert.equal(alone.kernel, 'flash-wasm');
     assertClose(alone.out, attention(q, k, k, { window: [4, 0], kernel: 'reference' }).out, 2e-6, 1e-4, 'window [4, 0]');

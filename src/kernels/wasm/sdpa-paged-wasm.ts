@@ -20,11 +20,18 @@ const MAX_PARTS = 64 * 2 ** 20; // bytes of partial results per call; a longer p
 /** True when this kernel can take the call (see the file's comment). */
 export function pagedWasmCovers(p: PagedProblem, returnWeights = false): boolean {
   const { pool } = p;
-  if (kernelRuntime() === null || returnWeights || p.softcap) return false;
+  if (kernelRuntime() === null || returnWeights || p.softcap || windowWord(p.window) === null) return false;
   if (pool.D % 4 !== 0 || pool.Dv % 4 !== 0 || poolOffsets(p) === null) return false;
   if (pool.k instanceof Uint16Array && !fitsF16Unit(p.q)) return false; // q · 2^112 would overflow
   if (p.keyMask && p.keyMask.some((row) => row.some((x) => !x))) return false;
   return partsBytes(p, plan(p, kernelRuntime()!.threads).splits) <= MAX_PARTS;
+}
+
+// the DECODE job's window word for a sliding window W (keys j > i − W): W − 1; −1 for none (null or 0) or for one wider
+// than any pool's keys (the word is an i32); null (the TypeScript kernel's) for a W that is not a positive integer
+function windowWord(W: number | null): number | null {
+  if (!W) return -1;
+  return Number.isSafeInteger(W) && W > 0 ? (W > 2 ** 30 ? -1 : W - 1) : null;
 }
 
 /** Where the pool's keys, values and (int8) scales lie in the kernels' memory, or null when some does not. */
@@ -110,7 +117,7 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
     kind: JOB.decode, q, k: at.k, v: at.v, part, scratch: scr, scratchStride: perThread,
     B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk, splits,
     kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride, kScales: at.kScales, vScales: at.vScales, f16: at.f16 ? 1 : 0,
-    window: p.window ? p.window - 1 : -1, // keys j > i − W: from i − (W − 1)
+    window: windowWord(p.window)!, // keys j > i − W: from i − (W − 1)
   }));
   return { ...mergeChunks(r, { part, out, lse, B, Hq, Hkv, L: T, Dv, splits }), maxS };
 }

@@ -72,6 +72,10 @@ test('the dispatcher gives paged-wasm only what it covers', () => {
   const plain = { ...p.pool, k: Float32Array.from(p.pool.k), v: Float32Array.from(p.pool.v) };
   assert.equal(pagedKernelFor({ ...p, pool: plain }, false).name, 'paged', 'a pool outside kernel memory');
   assert.equal(pagedKernelFor({ ...p, window: 4 }, false).name, 'paged-wasm', 'a sliding window: the SIMD kernel too');
+  // a window wider than the job's i32 word holds reads every key; one that is not a positive integer is the TypeScript kernel's
+  assert.equal(pagedKernelFor({ ...p, window: 2 ** 31 }, false).name, 'paged-wasm');
+  assertClose(pagedAttention({ ...p, window: 2 ** 31 }).out, sdpaPaged.forward(p).out, 1e-5, 1e-5, 'window 2^31: every key');
+  for (const window of [1.5, -3]) assert.equal(pagedKernelFor({ ...p, window }, false).name, 'paged', `window ${window}`);
   assert.equal(pagedKernelFor({ ...p, softcap: 30 }, false).name, 'paged', 'soft-capping');
   assert.equal(pagedKernelFor(p, true).name, 'paged', 'attention weights asked for');
   // through the public function both agree

@@ -43,6 +43,9 @@ function refuses(dir: string, pattern: RegExp, o: { info?: boolean } = {}): void
   }
 }
 
+// qkv-tiny's weights as a Mistral (sliding-window) checkpoint
+const MISTRAL = { architectures: ['MistralForCausalLM'], model_type: 'mistral' };
+
 describe('config.json is validated field by field, naming the field, the value and what is allowed', () => {
   const rope = (p: Record<string, unknown>) => ({ rope_parameters: { rope_theta: 10000, ...p } });
   const cases: [string, Record<string, unknown>, RegExp][] = [
@@ -67,6 +70,9 @@ describe('config.json is validated field by field, naming the field, the value a
     ['eos_token_id 1e12', { eos_token_id: 1e12 }, /'eos_token_id' must be an integer ≥ 0 and ≤ 2147483647, got 1000000000000/],
     ['eos_token_id a list with junk', { eos_token_id: ['a', null] }, /'eos_token_id'\[0\] must be an integer.*got "a"/],
     ['bos_token_id negative', { bos_token_id: -1 }, /'bos_token_id' must be an integer ≥ 0/],
+    ['a Mistral sliding_window of -5', { ...MISTRAL, sliding_window: -5 }, /'sliding_window' must be an integer ≥ 1.*got -5/],
+    ['a Mistral sliding_window of 1e300', { ...MISTRAL, sliding_window: 1e300 }, /'sliding_window' must be an integer ≥ 1 and ≤ 67108864, got 1e\+300/],
+    ['a Mistral sliding_window of 2.5', { ...MISTRAL, sliding_window: 2.5 }, /'sliding_window' must be an integer.*got 2\.5/],
     ['a deeply nested value', { num_hidden_layers: JSON.parse(`${'['.repeat(100)}1${']'.repeat(100)}`) }, /'num_hidden_layers' must be an integer.*got an array of 1 items/],
   ];
   for (const [name, edit, pattern] of cases) test(name, () => refuses(craft(edit), pattern));
