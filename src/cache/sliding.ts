@@ -1,8 +1,14 @@
 // Sliding-window KV cache: a ring buffer of the last W keys and values per layer, for models trained with a window
-// (Mistral; Gemma 2's local layers) or with one imposed (`window`). Key j is kept while j > i − W for the next query,
-// so memory stays at W tokens however long the generation. Layers without a window (Gemma 2's global layers) keep
+// (Mistral; Gemma's local layers) or with one imposed (`window`). Key j is kept while j > i − W for the next query,
+// so memory stays at W tokens however long the generation. Layers without a window (Gemma's global layers) keep
 // everything, in a contiguous cache. Results equal the contiguous cache under the same window mask.
+// Position p lives in slot p mod W of the ring, in the kernels' storage. A decode step (one new token) writes its key
+// over the oldest — the one key its window leaves out — and attention reads the ring where it lies: every key there is
+// in the window, and keys are stored after RoPE, so their order does not matter (a padding mask is put in slot order).
+// A longer step (a prefill chunk) needs its keys in order for its causal and window masks: the kept keys are copied
+// out, oldest first, ahead of the new ones.
 import { QkvError } from '../errors.js';
+import { kernelStorage } from '../kernels/registry.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkLayers, ContiguousKVCache } from './contiguous.js';
@@ -34,33 +40,34 @@ export class SlidingWindowKVCache implements KVCache {
     checkStore(layer, r, this.numLayers, 'SlidingWindowKVCache.store');
     const W = r.slidingWindow ?? this.window;
     if (!W) return this.full.store(layer, r); // a global layer: keep everything
-    const k = r.k;
-    const [B, H, T, D] = k.shape;
+    const ring = this.#ring(layer, r, W);
+    const T = r.k.shape[2];
+    const [ka, va] = [r.k.toFloat32(), r.v.toFloat32()];
+    if (T === 1) { // decode: the new key over the oldest, then the ring as it lies
+      this.#enter(ring, ka, va, 1);
+      return this.#inPlace(ring, r.keyMask);
+    }
+    const view = this.#inOrder(ring, ka, va, T, r.keyMask);
+    this.#enter(ring, ka, va, T);
+    return view;
+  }
+
+  // the layer's ring, made at its first store; refuses keys of another shape or window
+  #ring(layer: number, r: StoreRequest, W: number): Ring {
+    const [B, H, , D] = r.k.shape;
     const Dv = r.v.shape[3];
-    let ring = this.rings[layer];
-    if (!ring) ring = this.rings[layer] = { k: new Float32Array(B * H * W * D), v: new Float32Array(B * H * W * Dv), W, seen: 0, B, H, D, Dv };
+    const slots = (d: number) => kernelStorage().floats(B * H * W * d);
+    const ring = (this.rings[layer] ??= { k: slots(D), v: slots(Dv), W, seen: 0, B, H, D, Dv });
     if (ring.B !== B || ring.H !== H || ring.D !== D || ring.Dv !== Dv || ring.W !== W) {
       throw new QkvError(`sliding cache: layer ${layer} holds [B=${ring.B}, Hkv=${ring.H}, W=${ring.W}, D=${ring.D}, Dv=${ring.Dv}], ` +
-        `got k ${fmtShape(k.shape)}, v ${fmtShape(r.v.shape)} with window ${W}`);
+        `got k ${fmtShape(r.k.shape)}, v ${fmtShape(r.v.shape)} with window ${W}`);
     }
-    // 1. the kept keys (the last n ≤ W positions, oldest first) followed by the T new ones
-    const n = Math.min(ring.seen, W);
-    const S = n + T;
-    const kk = new Float32Array(B * H * S * D);
-    const vv = new Float32Array(B * H * S * Dv);
-    const [ka, va] = [k.toFloat32(), r.v.toFloat32()];
-    for (let bh = 0; bh < B * H; bh++) {
-      for (let c = 0; c < n; c++) {
-        const slot = (ring.seen - n + c) % W; // position p lives in slot p mod W
-        kk.set(ring.k.subarray((bh * W + slot) * D, (bh * W + slot + 1) * D), (bh * S + c) * D);
-        vv.set(ring.v.subarray((bh * W + slot) * Dv, (bh * W + slot + 1) * Dv), (bh * S + c) * Dv);
-      }
-      kk.set(ka.subarray(bh * T * D, (bh + 1) * T * D), (bh * S + n) * D);
-      vv.set(va.subarray(bh * T * Dv, (bh + 1) * T * Dv), (bh * S + n) * Dv);
-    }
-    const keyMask = r.keyMask?.map((row) => row.slice(ring!.seen - n, ring!.seen + T));
-    const view: DenseView = { kind: 'dense', k: Tensor.from(kk, [B, H, S, D]), v: Tensor.from(vv, [B, H, S, Dv]), window: W, keyMask };
-    // 2. the new tokens enter the ring (only the last W of them can ever be read again)
+    return ring;
+  }
+
+  // the T new tokens enter the ring at slots (seen + t) mod W (only the last W of them can ever be read again)
+  #enter(ring: Ring, ka: Float32Array, va: Float32Array, T: number): void {
+    const { W, B, H, D, Dv } = ring;
     for (let t = Math.max(0, T - W); t < T; t++) {
       const slot = (ring.seen + t) % W;
       for (let bh = 0; bh < B * H; bh++) {
@@ -69,7 +76,38 @@ export class SlidingWindowKVCache implements KVCache {
       }
     }
     ring.seen += T;
-    return view;
+  }
+
+  // a decode step's view, the new token already in: the ring's filled slots where they lie, no window to apply (every
+  // key there is one of the query's last W), the padding mask's columns in slot order
+  #inPlace(ring: Ring, keyMask: StoreRequest['keyMask']): DenseView {
+    const { W, B, H, D, Dv, seen } = ring;
+    const n = Math.min(seen, W);
+    const view = (data: Float32Array, d: number) => new Tensor('float32', data, [B, H, n, d], [H * W * d, W * d, d, 1], 0);
+    // slot c holds position c while the ring is filling, then the position p ≡ c (mod W) of the last W
+    const position = (c: number) => (seen <= W ? c : seen - W + ((c - seen % W + W) % W));
+    const mask = keyMask?.map((row) => Array.from({ length: n }, (_, c) => row[position(c)]));
+    return { kind: 'dense', k: view(ring.k, D), v: view(ring.v, Dv), window: null, keyMask: mask };
+  }
+
+  // a longer step's view: the kept keys (the last n ≤ W − 1 positions a new query's window reaches, oldest first), then
+  // the T new ones, under the window
+  #inOrder(ring: Ring, ka: Float32Array, va: Float32Array, T: number, keyMask: StoreRequest['keyMask']): DenseView {
+    const { W, B, H, D, Dv, seen } = ring;
+    const n = Math.min(seen, W - 1);
+    const S = n + T;
+    const [kk, vv] = [new Float32Array(B * H * S * D), new Float32Array(B * H * S * Dv)];
+    for (let bh = 0; bh < B * H; bh++) {
+      for (let c = 0; c < n; c++) {
+        const slot = (seen - n + c) % W; // position p lives in slot p mod W
+        kk.set(ring.k.subarray((bh * W + slot) * D, (bh * W + slot + 1) * D), (bh * S + c) * D);
+        vv.set(ring.v.subarray((bh * W + slot) * Dv, (bh * W + slot + 1) * Dv), (bh * S + c) * Dv);
+      }
+      kk.set(ka.subarray(bh * T * D, (bh + 1) * T * D), (bh * S + n) * D);
+      vv.set(va.subarray(bh * T * Dv, (bh + 1) * T * Dv), (bh * S + n) * Dv);
+    }
+    const mask = keyMask?.map((row) => row.slice(seen - n, seen + T));
+    return { kind: 'dense', k: Tensor.from(kk, [B, H, S, D]), v: Tensor.from(vv, [B, H, S, Dv]), window: W, keyMask: mask };
   }
 
   bytes(): number {

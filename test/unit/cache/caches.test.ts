@@ -12,6 +12,7 @@ import { pagedAttention } from '../../../src/attention/paged.js';
 import { cachedAttention, gatherPaged } from '../../../src/models/attention-layer.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { assertClose, randint, randn, rng } from '../../helpers.js';
+import { kernelOffset } from '../../../src/kernels/wasm/storage.js';
 import { GOLDEN_MODELS, TINY } from '../../models/helpers.js';
 
 /** Greedy ids with a given cache (no eos stop). */
@@ -128,6 +129,28 @@ describe('sliding, int8 and sink caches on qkv-tiny', () => {
     const want = greedyWith(tinyModel, tinyPrompt, 60, new ContiguousKVCache(4, 64, 16));
     assert.deepEqual(greedyWith(tinyModel, tinyPrompt, 60, sliding), want);
     assert.equal(sliding.bytes(), 4 * 2 * 2 * 16 * 32 * 4); // layers × (k, v) × Hkv × W × D × 4 bytes
+  });
+
+  test('sliding: a padded batch, a prefill chunk then decode steps past the window, equals the contiguous cache under the window', () => {
+    // the decode steps read the ring where it lies, in slot order (the padding mask put in that order); a chunk reads
+    // its keys in position order
+    const rand = rng(21);
+    const [B, Hkv, G, D, W] = [2, 2, 2, 8, 5];
+    const [sliding, contiguous] = [new SlidingWindowKVCache(1, W), new ContiguousKVCache(1, 64, W)];
+    const pad = [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]]; // row 0 left-padded by two
+    const mask = (n: number) => pad.map((row) => [...row, ...Array(Math.max(0, n - row.length)).fill(1)].slice(0, n));
+    let seen = 0;
+    for (const T of [6, 1, 1, 1, 1, 1, 1, 1, 3, 1, 1]) {
+      const [q, k, v] = [randn([B, Hkv * G, T, D], rand), randn([B, Hkv, T, D], rand), randn([B, Hkv, T, D], rand)];
+      seen += T;
+      const call = { q, k, v, scale: 0.3, causal: true, keyMask: mask(seen) };
+      const [a, b] = [cachedAttention(sliding, 0, call), cachedAttention(contiguous, 0, call)];
+      assertClose(a.out, b.out, 1e-6, 1e-5, `after ${seen} tokens`);
+    }
+    // a decode step's view is the ring itself, in the kernels' storage: read in place, never copied
+    const view = sliding.store(0, { k: randn([B, Hkv, 1, D], rand), v: randn([B, Hkv, 1, D], rand) });
+    assert.equal(view.kind === 'dense' && view.k.shape[2], W);
+    assert.ok(view.kind === 'dense' && kernelOffset(view.k.data) !== null, 'the ring lies in the kernels\' storage');
   });
 
   test('int8 agrees with the contiguous cache on ≥ 99% of 256 teacher-forced greedy tokens, at ~¼ the memory', () => {
