@@ -23,6 +23,10 @@ export class ScoreMods implements KernelScoreMods {
     readonly fn: ScoreMod | null,
   ) {}
 
+  onlySoftcap(): number | null {
+    return this.bias || this.alibiSlopes || this.fn || !(this.softcap > 0 && Number.isFinite(this.softcap)) ? null : this.softcap;
+  }
+
   /** True when a backward pass can differentiate through these modifiers (user functions cannot be). */
   get differentiable(): boolean { return this.fn === null; }
 

@@ -35,6 +35,8 @@ export interface KernelScoreMods {
   apply(row: Row, b: number, h: number, i: number, j0: number, n: number): void;
   /** dds[c] = ∂ modified score / ∂ raw score at raw[c] (the backward pass). */
   derivative(raw: Row, dds: Row, n: number): void;
+  /** The soft-capping value when it is the only modifier (the WebAssembly kernels apply it themselves), else null. */
+  onlySoftcap(): number | null;
 }
 
 /** The sizes of one attention call: q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv]. */

@@ -133,6 +133,33 @@ describe('flash and decode against reference', () => {
     }
   });
 
+  test('soft-capping (Gemma 2) runs the SIMD kernel: tiles and split-K, with causal masks and windows, scores small and large', () => {
+    // x ← c · tanh(x / c): |x / c| under 1/8 takes tanh's series, above it e^{−2|x/c|} (caps from 0.25 to 50: saturated and
+    // not). Inputs of size ≤ 3: at 10 an f32 dot product's own rounding (~1e−5 where large terms cancel) passes through
+    // the cap into a small score, beyond this tolerance — as the uncapped kernel's does, there hidden by a large score.
+    for (let trial = 0; trial < 30; trial++) {
+      const rand = rng(3700 + trial);
+      const Hkv = randint(rand, 1, 2), G = [1, 2, 3][trial % 3];
+      const L = trial % 2 === 0 ? randint(rand, 1, 8) : randint(rand, 9, 100);
+      const [S, D, Dv] = [L + randint(rand, 0, 200), 4 * randint(rand, 1, 16), 4 * randint(rand, 1, 10)];
+      const softcap = [50, 30, 5, 1, 0.25][trial % 5];
+      const amp = [1, 2, 3][trial % 3];
+      const q = randn([1, Hkv * G, L, D], rand, amp);
+      const k = randn([1, Hkv, S, D], rand, amp);
+      const v = randn([1, Hkv, S, Dv], rand);
+      const opts = [{ softcap }, { softcap, causal: 'bottom-right' as const }, { softcap, window: [randint(rand, 0, 70), 0] as [number, number] }][trial % 3];
+      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
+      const r = attention(q, k, v, opts);
+      assert.equal(r.kernel, 'flash-wasm', `trial ${trial}`);
+      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} L ${L} S ${S} softcap ${softcap} out`);
+      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} L ${L} S ${S} softcap ${softcap} lse`);
+    }
+    // with another modifier (ALiBi) the TypeScript kernel takes it
+    const rand = rng(3800);
+    const q = randn([1, 2, 5, 8], rand);
+    assert.notEqual(attention(q, q, q, { softcap: 5, alibiSlopes: [0.5, 0.25] }).kernel, 'flash-wasm');
+  });
+
   test('auto picks the SIMD kernel, also for one query row, and flash when statistics are asked for', () => {
     const rand = rng(5);
     const k = randn([1, 2, 50, 8], rand);

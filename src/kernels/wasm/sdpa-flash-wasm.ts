@@ -1,6 +1,7 @@
 // The WebAssembly SIMD rung of the CPU ladder: the ATTENTION job of asm/kernels.ts behind the same contract as the
 // TypeScript kernels, on as many threads as the runtime has (runtime.ts). It covers the calls it knows — no mask or a
-// causal one (with a causal sliding window or without), no score modifiers, head_dim and value dim multiples of 4 — and
+// causal one (with a causal sliding window or without), soft-capping as the one score modifier, head_dim and value dim
+// multiples of 4 — and
 // the dispatcher (attention/dispatch.ts)
 // gives every other call to the tiled TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
 // A few query rows (decoding: L ≤ 8) go to the DECODE job instead — split-K over the keys, so that threads share a
@@ -22,12 +23,15 @@ const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 qu
 
 /** True when the WebAssembly kernel can take this problem. */
 export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): boolean {
-  return kernelRuntime() !== null && !p.mods && (!p.mask || p.mask.causalWindow() !== null) && p.D % 4 === 0 &&
+  return kernelRuntime() !== null && (!p.mods || p.mods.onlySoftcap() !== null) && (!p.mask || p.mask.causalWindow() !== null) && p.D % 4 === 0 &&
     p.Dv % 4 === 0 && !req.stats && !req.weights;
 }
 
-// the jobs' causal words: query i sees keys i + shift − window … i + shift (window −1: from key 0), or all keys
-const causalWords = (p: SdpaProblem) => (p.mask ? { causal: 1, ...p.mask.causalWindow()! } : { causal: 0, shift: 0, window: -1 });
+// the jobs' mask and modifier words: query i sees keys i + shift − window … i + shift (window −1: from key 0), or all
+// keys; soft-capping (0: none)
+const maskWords = (p: SdpaProblem) => ({
+  ...(p.mask ? { causal: 1, ...p.mask.causalWindow()! } : { causal: 0, shift: 0, window: -1 }), softcap: p.mods?.onlySoftcap() ?? 0,
+});
 
 /** Keys per chunk of the DECODE job: at least 32, at most 16 chunks; never depends on the thread count. */
 export function decodeChunk(S: number): number {
@@ -56,7 +60,7 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   runJob(r, PACK_K_JOB.words({ kind: JOB.packK, k, kp, BHkv, S, D, Sp }));
   runJob(r, ATTENTION_JOB.words({
     kind: JOB.attention, q, kp, v, out, ml, scratch: scr, scratchStride: perThread, BH, Hq, Hkv, L, S, D, Dv,
-    scale: p.scale, ...causalWords(p), Sp,
+    scale: p.scale, ...maskWords(p), Sp,
   }));
   // lse = m · ln 2 + log l (the kernel's m is in base 2); l = 0 (no allowed key) → −∞; NaN stays NaN
   const stats = take(r, ml, 2 * BH * L);
@@ -90,7 +94,7 @@ function decodeForward(p: SdpaProblem, widen = false): SdpaForwardResult {
   const [k, kStride] = kIn ?? [kCopy, S * D], [v, vStride] = vIn ?? [vCopy, S * Dv];
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k, v, part, scratch: scr, scratchStride: perThread, B, Hq, Hkv, L, S, D, Dv,
-    scale: p.scale, ...causalWords(p), chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0, tableStride: 0,
+    scale: p.scale, ...maskWords(p), chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0, tableStride: 0,
     kScales: 0, vScales: 0, f16: f16 ? 1 : 0,
   }));
   return mergeChunks(r, { part, out, lse, B, Hq, Hkv, L, Dv, splits });

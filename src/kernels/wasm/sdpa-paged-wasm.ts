@@ -5,8 +5,8 @@
 // need units to share: a batch of 64 decoding rows is one unit per (row, kv head), one sequence's long context is
 // cut into several (see `plan`). It covers float32 and float16 pools in kernel memory (an f16 pool read as f16, q times
 // 2^112 as for the f16 contiguous cache: asm/common.ts's load4), and int8 ones (with D and Dv multiples of 16) whose
-// values and scales are there too, with a causal mask or none and a sliding window or none; soft-capping, padding
-// masks and attention weights go to the TypeScript kernel (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
+// values and scales are there too, with a causal mask or none, a sliding window or none and soft-capping or none;
+// padding masks and attention weights go to the TypeScript kernel (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
 import type { PagedKernel, PagedProblem, PagedResult } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { DECODE_JOB } from './jobs.js';
@@ -20,7 +20,8 @@ const MAX_PARTS = 64 * 2 ** 20; // bytes of partial results per call; a longer p
 /** True when this kernel can take the call (see the file's comment). */
 export function pagedWasmCovers(p: PagedProblem, returnWeights = false): boolean {
   const { pool } = p;
-  if (kernelRuntime() === null || returnWeights || p.softcap || windowWord(p.window) === null) return false;
+  if (kernelRuntime() === null || returnWeights || windowWord(p.window) === null) return false;
+  if (p.softcap && !(p.softcap > 0 && Number.isFinite(p.softcap))) return false; // (the TypeScript kernel's to answer)
   if (pool.D % 4 !== 0 || pool.Dv % 4 !== 0 || poolOffsets(p) === null) return false;
   if (pool.k instanceof Uint16Array && !fitsF16Unit(p.q)) return false; // q · 2^112 would overflow
   if (p.keyMask && p.keyMask.some((row) => row.some((x) => !x))) return false;
@@ -117,7 +118,7 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
     kind: JOB.decode, q, k: at.k, v: at.v, part, scratch: scr, scratchStride: perThread,
     B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk, splits,
     kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride, kScales: at.kScales, vScales: at.vScales, f16: at.f16 ? 1 : 0,
-    window: windowWord(p.window)!, // keys j > i − W: from i − (W − 1)
+    window: windowWord(p.window)!, softcap: p.softcap || 0, // keys j > i − W: from i − (W − 1)
   }));
   return { ...mergeChunks(r, { part, out, lse, B, Hq, Hkv, L: T, Dv, splits }), maxS };
 }

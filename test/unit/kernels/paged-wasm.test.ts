@@ -25,7 +25,8 @@ function randomProblem(rand: () => number, causal: boolean, windowed = false): P
   const blockTables = lens.map((S) => Array.from({ length: Math.ceil(S / BLOCK) }, () => free.pop()!));
   const q = Float32Array.from({ length: B * Hkv * G * T * D }, () => 2 * rand() - 1);
   const window = windowed ? randint(rand, 1, 70) : null; // keys j > i − window (sometimes every key the row has)
-  return { q, B, Hq: Hkv * G, T, scale: 0.3 + rand(), softcap: 0, causal, window, blockTables, seqLens: lens, pool };
+  const softcap = windowed && rand() < 0.5 ? 0.5 + 10 * rand() : 0; // Gemma 2's soft-capping with some of the windows
+  return { q, B, Hq: Hkv * G, T, scale: 0.3 + rand(), softcap, causal, window, blockTables, seqLens: lens, pool };
 }
 
 // row b's keys or values gathered through its block table, [1, Hkv, S, d]
@@ -60,6 +61,7 @@ test('paged-wasm equals dense attention and the TypeScript paged kernel (random 
       const q = Tensor.from(p.q.slice(b * Hq * T * pool.D, (b + 1) * Hq * T * pool.D), [1, Hq, T, pool.D]);
       const want = attention(q, gather(p, b, pool.k as Float32Array, pool.D), gather(p, b, pool.v as Float32Array, pool.Dv), {
         scale: p.scale, causal: p.causal ? 'bottom-right' : undefined, window: p.window ? [p.window - 1, Infinity] : undefined,
+        softcap: p.softcap || undefined,
       });
       const rowOut = r.out.subarray(b * Hq * T * pool.Dv, (b + 1) * Hq * T * pool.Dv);
       assertClose(rowOut, want.out, 1e-5, 1e-4, `trial ${trial} row ${b}: out against dense attention`);
@@ -76,7 +78,9 @@ test('the dispatcher gives paged-wasm only what it covers', () => {
   assert.equal(pagedKernelFor({ ...p, window: 2 ** 31 }, false).name, 'paged-wasm');
   assertClose(pagedAttention({ ...p, window: 2 ** 31 }).out, sdpaPaged.forward(p).out, 1e-5, 1e-5, 'window 2^31: every key');
   for (const window of [1.5, -3]) assert.equal(pagedKernelFor({ ...p, window }, false).name, 'paged', `window ${window}`);
-  assert.equal(pagedKernelFor({ ...p, softcap: 30 }, false).name, 'paged', 'soft-capping');
+  assert.equal(pagedKernelFor({ ...p, softcap: 30 }, false).name, 'paged-wasm', 'soft-capping: the SIMD kernel too');
+  assertClose(pagedAttention({ ...p, softcap: 3 }).out, sdpaPaged.forward({ ...p, softcap: 3 }).out, 1e-5, 1e-5, 'soft-capping 3');
+  assert.equal(pagedKernelFor({ ...p, softcap: -2 }, false).name, 'paged', 'a negative softcap: the TypeScript kernel\'s');
   assert.equal(pagedKernelFor(p, true).name, 'paged', 'attention weights asked for');
   // through the public function both agree
   assertClose(pagedAttention(p).out, pagedAttention({ ...p, pool: plain }).out, 1e-5, 1e-5, 'public pagedAttention');

@@ -16,14 +16,16 @@ export const ROPE: i32 = 13;
 
 // Vector constants live in memory, not in the code: binaryen copies a v128.const into every use and V8 rebuilds each
 // one with several instructions, inside the hot loops; a load from this table is one L1 read. The host calls init() once,
-// when it creates the memory (workers share it), to write the table at CONSTS = 512, between the job (256) and the resident weights (64 KiB).
+// when it creates the memory (workers share it), to write the table at CONSTS = 512, between the job (256) and the
+// compiler's static data, which scripts/build-wasm.mjs starts at 4096 (--memoryBase): room for 224 constants
+// (test/unit/kernels/layouts.test.ts checks that the last one ends before the first data segment).
 export const CONSTS: usize = 512;
 export const C_NEG_INF = 0, C_EXP2_LO = 1, C_EXP2_HI = 2, C_P0 = 6, C_ONE = 12, C_127 = 13;
 export const LOG2E: f32 = 1.44269504088896341;
 export const C_F16_MASK = 14, C_F16_FULL = 15, C_F16_BIG = 16;
 export const C_NEG_LOG2E = 17, C_GELU_A = 18, C_GELU_2C = 19, C_126 = 20, C_M127 = 21, C_NIBBLE = 22, C_EIGHT = 23;
 export const C_H_EXPONENT = 24, C_H_MANTISSA = 25, C_H_SIGN = 26, C_H_TEN = 27, C_H_TOO_BIG = 28, C_H_BIAS = 29, C_ROUND = 30;
-export const C_F16_UNIT = 31;
+export const C_F16_UNIT = 31, C_NEG_2LOG2E = 32, C_EIGHTH = 33, C_T3 = 34, C_T5 = 35, C_T7 = 36, C_SIGN = 37;
 @inline export function cst(i: i32): v128 { return v128.load(CONSTS + (<usize>i << 4)); }
 
 @inline function setF(i: i32, x: f32): void { v128.store(CONSTS + (<usize>i << 4), f32x4.splat(x)); }
@@ -45,6 +47,9 @@ export function writeConstants(): void {
   setH(C_H_TOO_BIG, 21 << 10); setI(C_H_BIAS, 126 << 10);
   setF(C_ROUND, 12582912 /* 1.5 · 2^23: adding it rounds to an integer (exp2v) */);
   setF(C_F16_UNIT, F16_UNIT);
+  // soft-capping's tanh (softcapV): e^{−2|y|} = 2^{−2 log2 e · |y|}, its series' bound and coefficients, the sign bit
+  setF(C_NEG_2LOG2E, -2 * LOG2E); setF(C_EIGHTH, 0.125);
+  setF(C_T3, -1.0 / 3); setF(C_T5, 2.0 / 15); setF(C_T7, -17.0 / 315); setI(C_SIGN, <i32>0x80000000);
 }
 
 // a·b + c on four lanes: one fused multiply-add where the engine has relaxed SIMD (this module built with
@@ -53,6 +58,34 @@ export function writeConstants(): void {
 export function madd(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(f32x4.mul(a, b), c);
+}
+
+// Soft-capping (Gemma 2) of scores in base 2, s = scale · log2 e · q·k: s ← cb · tanh(s / cb) with cb = softcap · log2 e,
+// which is softcap · tanh(x / softcap) of the natural-units score x, in base 2 (`inv` = 1 / cb). tanh(y) =
+// sign(y) · (1 − z) / (1 + z) with z = e^{−2|y|} (its error ~1e−7, the exponential's), and where 1 − z would cancel
+// (|y| < 1/8) the series y − y³/3 + 2y⁵/15 − 17y⁷/315 (the next term is under 2e−9 · |y| there). A masked key's −∞ stays
+// −∞; +∞ caps to cb (tanh ∞ = 1) and NaN stays NaN, as the TypeScript kernels' Math.tanh give.
+@inline
+export function softcapV(s: v128, cb: v128, inv: v128): v128 {
+  const y = f32x4.mul(s, inv), a = f32x4.abs(y);
+  const z = exp2neg(f32x4.mul(a, cst(C_NEG_2LOG2E)));
+  const far = v128.or(f32x4.div(f32x4.sub(cst(C_ONE), z), f32x4.add(cst(C_ONE), z)), v128.and(y, cst(C_SIGN)));
+  const y2 = f32x4.mul(y, y);
+  const near = f32x4.mul(y, madd(y2, madd(y2, madd(y2, cst(C_T7), cst(C_T5)), cst(C_T3)), cst(C_ONE)));
+  const t = v128.bitselect(near, far, f32x4.lt(a, cst(C_EIGHTH)));
+  return v128.bitselect(s, f32x4.mul(cb, t), f32x4.eq(s, cst(C_NEG_INF)));
+}
+
+// the first `cols` scores (a multiple of 4) of `rows` score rows from sT (BN = 64 apart) soft-capped in place (softcapV)
+@inline
+export function softcapRows(sT: usize, rows: i32, cols: i32, softcap: f32): void {
+  const cb = f32x4.splat(softcap * LOG2E), inv = f32x4.splat(1 / (softcap * LOG2E));
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c += 4) {
+      const at = sT + (<usize>(r * 64 + c) << 2);
+      v128.store(at, softcapV(v128.load(at), cb, inv));
+    }
+  }
 }
 
 // The unit a thread takes after unit u (−1: its first) of a job of T threads. On threads, the next unclaimed one (control
