@@ -4,7 +4,7 @@
 // a query's position is i' = i + S − L (bottom-right alignment, as in KV-cache decoding), except 'top-left' causal.
 // Dense masks and user functions answer TILE_SOME (unknown) and are evaluated element by element.
 import { describeValue, QkvError } from '../errors.js';
-import { TILE_ALL, TILE_NONE, TILE_SOME, type CausalWindow, type KernelMask, type Row, type TileState } from '../kernels/contract.js';
+import { TILE_ALL, TILE_NONE, TILE_SOME, type KernelMask, type Row, type SimdMask, type TileState } from '../kernels/contract.js';
 import type { AttentionOptions } from './options.js';
 
 // the error for an option `what` that is not `rule` (String: a symbol given as a number prints too)
@@ -29,11 +29,10 @@ export abstract class Mask implements KernelMask {
     return TILE_SOME;
   }
 
-  /** For a causal mask, alone or with a causal sliding window (window [W, 0], Mistral's and Gemma's; [W, r ≥ 0] is
-   *  the same once causal cuts the right side), the shift s and left edge W such that query i sees keys
-   *  i + s − W … i + s (W = −1: from key 0); null for any other mask. Lets the WebAssembly kernels, which know only
-   *  these, take the call. */
-  causalWindow(): CausalWindow | null {
+  /** The mask as the WebAssembly kernels take it — a causal mask, a causal sliding window (window [W, 0], Mistral's and
+   *  Gemma's; [W, r ≥ 0] is the same once causal cuts the right side), a key padding mask, or an AND of them — or null
+   *  for any other mask (the TypeScript kernels take those). */
+  simdPlan(): SimdMask | null {
     return null;
   }
 
@@ -64,7 +63,8 @@ class CausalMask extends Mask {
   readonly name: string;
   constructor(private readonly shift: number, align: string) { super(); this.name = `causal(${align})`; }
   allows(_b: number, _h: number, i: number, j: number): boolean { return j <= i + this.shift; }
-  override causalWindow(): CausalWindow { return { shift: this.shift, window: -1 }; }
+  override simdPlan(): SimdMask { return { causal: true, shift: this.shift, window: -1, keep: null }; }
+  get shiftOf(): number { return this.shift; }
   override tile(_b: number, _h: number, i0: number, i1: number, j0: number, j1: number): TileState {
     if (j1 - 1 <= i0 + this.shift) return TILE_ALL;
     if (j0 > i1 - 1 + this.shift) return TILE_NONE;
@@ -97,12 +97,12 @@ class WindowMask extends Mask {
     return d <= this.left && -d <= this.right && d % this.dilation === 0;
   }
   /** [W, 0] alone is a causal sliding window. */
-  override causalWindow(): CausalWindow | null { return this.right === 0 ? this.withCausal(this.shift) : null; }
+  override simdPlan(): SimdMask | null { return this.right === 0 ? this.withCausal(this.shift) : null; }
   /** With a causal mask of `shift`: the causal window they make together, or null (another alignment, dilation). */
-  withCausal(shift: number): CausalWindow | null {
+  withCausal(shift: number): SimdMask | null {
     if (this.dilation !== 1 || this.right < 0 || this.shift !== shift) return null;
     // (the jobs' window word is an i32: a window of 2^30 keys or more leaves out no key a kernel could hold)
-    return { shift, window: this.left >= 2 ** 30 ? -1 : this.left };
+    return { causal: true, shift, window: this.left >= 2 ** 30 ? -1 : this.left, keep: null };
   }
   override tile(_b: number, _h: number, i0: number, i1: number, j0: number, j1: number): TileState {
     const a = i0 + this.shift;
@@ -299,7 +299,13 @@ export function prefixLM(prefix: number): MaskSpec {
 
 class KeyPaddingMask extends Mask {
   readonly name = 'key padding';
-  constructor(private readonly lengths: readonly number[]) { super(); }
+  constructor(private readonly lengths: readonly number[], private readonly S: number) { super(); }
+  /** As the SIMD kernels' key bytes [B, S]: 1 for j < keyLengths[b]. */
+  override simdPlan(): SimdMask {
+    const keep = new Uint8Array(this.lengths.length * this.S);
+    this.lengths.forEach((n, b) => keep.fill(1, b * this.S, b * this.S + n));
+    return { causal: false, shift: 0, window: -1, keep };
+  }
   allows(b: number, _h: number, _i: number, j: number): boolean { return j < this.lengths[b]; }
   override tile(b: number, _h: number, _i0: number, _i1: number, j0: number, j1: number): TileState {
     if (j1 <= this.lengths[b]) return TILE_ALL;
@@ -317,7 +323,7 @@ export function keyPadding(keyLengths: readonly number[]): MaskSpec {
     keyLengths.forEach((n, b) => {
       if (!Number.isInteger(n) || n < 0 || n > S) throw invalid(`keyLengths[${b}]`, `an integer in [0, S=${S}]`, n);
     });
-    return new KeyPaddingMask([...keyLengths]);
+    return new KeyPaddingMask([...keyLengths], S);
   }, { keyLengths: [...keyLengths] });
 }
 
@@ -352,9 +358,16 @@ class AndMask extends Mask {
   override maskRow(row: Row, b: number, h: number, i: number, j0: number, n: number): void {
     for (const m of this.parts) m.maskRow(row, b, h, i, j0, n); // each part only ever adds −∞
   }
-  override causalWindow(): CausalWindow | null { // causal ∧ window: a causal sliding window
-    const c = this.parts.find((m) => m instanceof CausalMask), w = this.parts.find((m) => m instanceof WindowMask);
-    return this.parts.length === 2 && c && w ? (w as WindowMask).withCausal(c.causalWindow()!.shift) : null;
+  // causal ∧ window (a causal sliding window) ∧ key padding, each at most once
+  override simdPlan(): SimdMask | null {
+    const c = this.parts.find((m) => m instanceof CausalMask) as CausalMask | undefined;
+    const w = this.parts.find((m) => m instanceof WindowMask) as WindowMask | undefined;
+    const pads = this.parts.filter((m) => m !== c && m !== w);
+    if (pads.length > 1 || this.parts.length !== (c ? 1 : 0) + (w ? 1 : 0) + pads.length) return null;
+    const plan = w ? (c ? w.withCausal(c.shiftOf) : w.simdPlan()) : c ? c.simdPlan() : { causal: false, shift: 0, window: -1, keep: null };
+    const pad = pads.length ? pads[0].simdPlan() : null;
+    if (!plan || (pads.length && (!pad || pad.causal || !pad.keep))) return null;
+    return { ...plan, keep: pad?.keep ?? null };
   }
 }
 

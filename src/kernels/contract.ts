@@ -21,13 +21,16 @@ export interface KernelMask {
   tile(b: number, h: number, i0: number, i1: number, j0: number, j1: number): TileState;
   /** Sets row[c] = −∞ for every key j0 + c (c < n) that query i may not attend. */
   maskRow(row: Row, b: number, h: number, i: number, j0: number, n: number): void;
-  /** For a causal mask, alone or with a causal sliding window, where query i's keys lie (see CausalWindow); null for
-   *  any other mask. */
-  causalWindow(): CausalWindow | null;
+  /** The mask as the WebAssembly kernels take it (see SimdMask), or null when they cannot. */
+  simdPlan(): SimdMask | null;
 }
 
-/** Query i sees keys i + shift − window … i + shift (window −1: keys 0 … i + shift, a plain causal mask). */
-export interface CausalWindow { shift: number; window: number }
+/**
+ * What the WebAssembly kernels mask: causal, query i sees keys … i + shift, and with window ≥ 0 only from
+ * i + shift − window (a causal sliding window; −1: none); keep (a key padding mask, [B, S] bytes, 0 = padding) or null.
+ * Any AND of a causal mask, a causal window and a key padding mask.
+ */
+export interface SimdMask { causal: boolean; shift: number; window: number; keep: Uint8Array | null }
 
 /** The score modifiers bound to the call's sizes, as a kernel uses them (src/attention/score-mods.ts: ScoreMods). */
 export interface KernelScoreMods {

@@ -151,15 +151,32 @@ export function denseAttention(a: CacheAttendRequest): { out: Tensor; weights?: 
   const r = attention(a.q, a.k, a.v, o);
   const out = r.out.toFloat32();
   const lse = r.lse.toFloat32();
-  // transformers' fully-masked rows: uniform weights 1/S, output the mean of all values
+  // transformers' fully-masked rows (a left-padded prompt's padding): uniform weights 1/S, output the mean of all values —
+  // one mean per (batch, kv head), read once (per element through v.get it had cost a padded batch most of its time)
+  const Hkv = a.k.shape[1];
+  const means = new Map<number, Float64Array>();
+  const meanOf = (b: number, kvh: number) => {
+    const key = b * Hkv + kvh;
+    if (!means.has(key)) means.set(key, valueMean(a.v, b, kvh));
+    return means.get(key)!;
+  };
   for (let row = 0; row < lse.length; row++) {
     if (lse[row] !== -Infinity) continue;
     const [b, h] = [Math.floor(row / (Hq * T)), Math.floor(row / T) % Hq];
-    const kvh = Math.floor(h / (Hq / a.k.shape[1]));
-    for (let j = 0; j < S; j++) for (let d = 0; d < Dv; d++) out[row * Dv + d] += a.v.get(b, kvh, j, d) / S;
+    const mean = meanOf(b, Math.floor(h / (Hq / Hkv)));
+    for (let d = 0; d < Dv; d++) out[row * Dv + d] += mean[d];
     if (r.weights) r.weights.toFloat32().fill(1 / S, row * S, (row + 1) * S);
   }
   return { out: Tensor.from(out, [B, Hq, T, Dv]), weights: r.weights };
+}
+
+// the mean over keys of v [B, Hkv, S, Dv] at (b, kv head), as Dv numbers
+function valueMean(v: Tensor, b: number, kvh: number): Float64Array {
+  const [, , S, Dv] = v.shape;
+  const rows = v.slice(0, b, b + 1).slice(1, kvh, kvh + 1).toFloat32(); // [S, Dv] of this head
+  const mean = new Float64Array(Dv);
+  for (let j = 0; j < S; j++) for (let d = 0; d < Dv; d++) mean[d] += rows[j * Dv + d];
+  return mean.map((x) => x / S);
 }
 
 /** RoPE on q and k at the given positions (no-op without a spec). */

@@ -160,6 +160,37 @@ describe('flash and decode against reference', () => {
     assert.notEqual(attention(q, q, q, { softcap: 5, alibiSlopes: [0.5, 0.25] }).kernel, 'flash-wasm');
   });
 
+  test('key padding (keyLengths, or a bool mask the same for every head and query) runs the SIMD kernel, with the rest', () => {
+    // left padding (a batch of prompts), right padding (BERT), a batch row all padding (o = 0, lse = −∞), alone or with a
+    // causal mask, a window and soft-capping; tiles and split-K
+    for (let trial = 0; trial < 32; trial++) {
+      const rand = rng(3900 + trial);
+      const Hkv = randint(rand, 1, 2), G = [1, 2, 3][trial % 3];
+      const L = trial % 2 === 0 ? randint(rand, 1, 8) : randint(rand, 9, 100);
+      const [B, S, D, Dv] = [randint(rand, 1, 3), L + randint(rand, 0, 150), 4 * randint(rand, 1, 16), 4 * randint(rand, 1, 10)];
+      const keep = Array.from({ length: B }, (_, b) => {
+        const pad = b === 2 ? S : randint(rand, 0, Math.floor(S / 2)); // batch row 2: every key padding
+        return Array.from({ length: S }, (_, j) => (trial % 4 < 2 ? j >= pad : j < S - pad) ? 1 : 0); // left, right
+      });
+      const mask = Tensor.from(keep.flat(), [B, 1, 1, S], 'bool');
+      const extra = [{}, { causal: 'bottom-right' as const }, { causal: 'bottom-right' as const, window: [randint(rand, 0, 60), 0] as [number, number] },
+        { softcap: 20 }][trial % 4];
+      const opts = trial % 5 === 4 ? { ...extra, keyLengths: keep.map((r) => r.reduce<number>((n, x) => n + x, 0)) } : { ...extra, mask };
+      if ('keyLengths' in opts && trial % 4 < 2) continue; // keyLengths is right padding only
+      const q = randn([B, Hkv * G, L, D], rand, 2), k = randn([B, Hkv, S, D], rand, 2), v = randn([B, Hkv, S, Dv], rand);
+      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
+      const r = attention(q, k, v, opts);
+      assert.equal(r.kernel, 'flash-wasm', `trial ${trial}`);
+      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} B ${B} L ${L} S ${S} out`);
+      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} B ${B} L ${L} S ${S} lse`);
+    }
+    // a mask that differs between queries is not key padding: the TypeScript kernel takes it
+    const rand = rng(3950);
+    const q = randn([1, 2, 6, 8], rand);
+    const diag = Tensor.from(Array.from({ length: 36 }, (_, x) => (x % 7 ? 1 : 0)), [6, 6], 'bool');
+    assert.notEqual(attention(q, q, q, { mask: diag }).kernel, 'flash-wasm');
+  });
+
   test('auto picks the SIMD kernel, also for one query row, and flash when statistics are asked for', () => {
     const rand = rng(5);
     const k = randn([1, 2, 50, 8], rand);

@@ -1,7 +1,7 @@
 // The WebAssembly SIMD rung of the CPU ladder: the ATTENTION job of asm/kernels.ts behind the same contract as the
 // TypeScript kernels, on as many threads as the runtime has (runtime.ts). It covers the calls it knows — no mask or a
-// causal one (with a causal sliding window or without), soft-capping as the one score modifier, head_dim and value dim
-// multiples of 4 — and
+// causal one (with a causal sliding window or without), a key padding mask (with those or alone), soft-capping as the one
+// score modifier, head_dim and value dim multiples of 4 — and
 // the dispatcher (attention/dispatch.ts)
 // gives every other call to the tiled TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
 // A few query rows (decoding: L ≤ 8) go to the DECODE job instead — split-K over the keys, so that threads share a
@@ -10,7 +10,7 @@
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
 // panels of 8 keys, the kernel runs, out lands in the layer's arena (tensor/arena.ts) when one is open — else it is
 // copied back — and lse = m · ln 2 + log l is formed from each row's statistics.
-import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem } from '../contract.js';
+import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem, SimdMask } from '../contract.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -23,15 +23,20 @@ const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 qu
 
 /** True when the WebAssembly kernel can take this problem. */
 export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): boolean {
-  return kernelRuntime() !== null && (!p.mods || p.mods.onlySoftcap() !== null) && (!p.mask || p.mask.causalWindow() !== null) && p.D % 4 === 0 &&
-    p.Dv % 4 === 0 && !req.stats && !req.weights;
+  return kernelRuntime() !== null && (!p.mods || p.mods.onlySoftcap() !== null) && (!p.mask || p.mask.simdPlan() !== null) &&
+    p.D % 4 === 0 && p.Dv % 4 === 0 && !req.stats && !req.weights;
 }
 
-// the jobs' mask and modifier words: query i sees keys i + shift − window … i + shift (window −1: from key 0), or all
-// keys; soft-capping (0: none)
-const maskWords = (p: SdpaProblem) => ({
-  ...(p.mask ? { causal: 1, ...p.mask.causalWindow()! } : { causal: 0, shift: 0, window: -1 }), softcap: p.mods?.onlySoftcap() ?? 0,
-});
+// The call's mask as the jobs take it (SimdMask: causal, shift, window, a key padding mask's bytes [B, S] or null)
+const planOf = (p: SdpaProblem): SimdMask => p.mask?.simdPlan() ?? { causal: false, shift: 0, window: -1, keep: null };
+
+// The jobs' mask and modifier words: causal (query i sees keys … i + shift; from i + shift − window with window ≥ 0),
+// soft-capping (0: none), and the key padding bytes, put at `keepAt` in the call's scratch (keep: 0 without them)
+function maskWords(r: Runtime, p: SdpaProblem, plan: SimdMask, keepAt: number) {
+  if (plan.keep) r.bytes.set(plan.keep, keepAt);
+  const softcap = p.mods?.onlySoftcap() ?? 0;
+  return { causal: plan.causal ? 1 : 0, shift: plan.shift, window: plan.window, softcap, keep: plan.keep ? keepAt : 0 };
+}
 
 /** Keys per chunk of the DECODE job: at least 32, at most 16 chunks; never depends on the thread count. */
 export function decodeChunk(S: number): number {
@@ -52,7 +57,9 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   // out straight into the layer's arena when one is open (every element is written), else read back from scratch
   const o = activationFloats(BH * L * Dv), oAt = kernelOffset(o);
   const floats = [BH * L * D, BHkv * S * D, BHkv * Sp * D, BHkv * S * Dv, oAt === null ? BH * L * Dv : 0, 2 * BH * L];
-  const [q, k, kp, v, outScratch, ml, scr] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads]);
+  const plan = planOf(p);
+  const [q, k, kp, v, outScratch, ml, scr, keepAt] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads,
+    plan.keep?.length ?? 0]);
   const out = oAt ?? outScratch;
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   putTensor(r, k, p.source?.k) || put(r, k, p.k);
@@ -60,7 +67,7 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   runJob(r, PACK_K_JOB.words({ kind: JOB.packK, k, kp, BHkv, S, D, Sp }));
   runJob(r, ATTENTION_JOB.words({
     kind: JOB.attention, q, kp, v, out, ml, scratch: scr, scratchStride: perThread, BH, Hq, Hkv, L, S, D, Dv,
-    scale: p.scale, ...maskWords(p), Sp,
+    scale: p.scale, ...maskWords(r, p, plan, keepAt), Sp,
   }));
   // lse = m · ln 2 + log l (the kernel's m is in base 2); l = 0 (no allowed key) → −∞; NaN stays NaN
   const stats = take(r, ml, 2 * BH * L);
@@ -81,8 +88,10 @@ function decodeForward(p: SdpaProblem, widen = false): SdpaForwardResult {
   const units = B * Hkv * splits;
   const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
   const { f16, k: kIn, v: vIn } = decodeReads(p, widen);
-  const [q, kCopy, vCopy, part, scr, out, lse] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D,
-    vIn ? 0 : 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads, 4 * B * Hq * L * Dv, 4 * B * Hq * L]);
+  const plan = planOf(p);
+  const [q, kCopy, vCopy, part, scr, out, lse, keepAt] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D,
+    vIn ? 0 : 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads, 4 * B * Hq * L * Dv, 4 * B * Hq * L,
+    plan.keep?.length ?? 0]);
   // straight from the callers' tensors (a KV cache's strided views: one copy, not two)
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   // an f16 cache: q times 2^112 (load4) — unless some |q| ≥ 2^15 (or a NaN) would not survive it: then k, v widened
@@ -94,7 +103,7 @@ function decodeForward(p: SdpaProblem, widen = false): SdpaForwardResult {
   const [k, kStride] = kIn ?? [kCopy, S * D], [v, vStride] = vIn ?? [vCopy, S * Dv];
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k, v, part, scratch: scr, scratchStride: perThread, B, Hq, Hkv, L, S, D, Dv,
-    scale: p.scale, ...maskWords(p), chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0, tableStride: 0,
+    scale: p.scale, ...maskWords(r, p, plan, keepAt), chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0, tableStride: 0,
     kScales: 0, vScales: 0, f16: f16 ? 1 : 0,
   }));
   return mergeChunks(r, { part, out, lse, B, Hq, Hkv, L, Dv, splits });

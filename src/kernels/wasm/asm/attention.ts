@@ -25,13 +25,14 @@ export function packK(job: usize, t: i32, T: i32): void {
 }
 
 // ATTENTION: [kind, q, kp, v, out, ml, scratch, scratchStride, BH, Hq, Hkv, L, S, D, Dv, scale, causal, shift, Sp, window,
-//   softcap]
+//   softcap, keep]
 // (ATTENTION_JOB in jobs.ts: the host writes these words by name, and a test checks the indices read here)
 // q/out [BH, L, ·], kp packed by PACK_K, v [BHkv, S, Dv], ml [2][BH, L] = each row's m and l, m in base 2 (the host
 // forms lse = m · ln 2 + log l: the module keeps no lookup tables, so its memory is entirely the host's).
 // causal: query i sees keys 0..i + shift; with window W ≥ 0 (a causal sliding window: Mistral, Gemma's local layers), keys
 // i + shift − W … i + shift — tiles before a block's first key are never visited, so the work is the window's, not S's.
 // softcap > 0 (Gemma 2): each score x ← softcap · tanh(x / softcap) before the masks (softcapV, common.ts).
+// keep ≠ 0: a key padding mask, bytes [B][S] (0: batch b's key j is padding, for every head and query row).
 // Units of work are (head, block of BLOCK_M = 32 query rows); the threads claim them in turn (claim(), common.ts), so
 // causal units of every size and a thread slowed by its core's other work balance (dealt t, t + T, … in advance, the
 // caller waited: on 2 threads claiming ran 1.03–1.13× faster). Inside a unit the KV loop is outermost: each tile of
@@ -45,7 +46,7 @@ export function attention(job: usize, t: i32, T: i32): void {
   const BH = word(job, 8), Hq = word(job, 9), Hkv = word(job, 10), L = word(job, 11), S = word(job, 12);
   const D = word(job, 13), Dv = word(job, 14), scale = reinterpret<f32>(word(job, 15));
   const causal = word(job, 16), shift = word(job, 17), Sp = word(job, 18), window = word(job, 19);
-  const softcap = reinterpret<f32>(word(job, 20));
+  const softcap = reinterpret<f32>(word(job, 20)), keep = ptr(job, 21);
   const scratch = ptr(job, 6), scratchStride = <usize>word(job, 7);
   const sT = scratch + <usize>t * scratchStride; // [BM][BN]
   const acc = sT + (<usize>(BM * BN) << 2); // [BLOCK_M][Dv]
@@ -60,6 +61,7 @@ export function attention(job: usize, t: i32, T: i32): void {
     const i0 = (u % blocks) * BLOCK_M;
     const rows = min(BLOCK_M, L - i0);
     const kvh = (bh / Hq) * Hkv + (bh % Hq) / G;
+    const keepRow = keep ? keep + <usize>(bh / Hq) * <usize>S : 0; // this batch row's key bytes
     const kHead = kp + (<usize>kvh * <usize>Sp * <usize>D << 2);
     const vHead = v + (<usize>kvh * <usize>S * <usize>Dv << 2);
     const qHead = q + (<usize>bh * <usize>L * <usize>D << 2);
@@ -87,6 +89,7 @@ export function attention(job: usize, t: i32, T: i32): void {
         const nPadMb = min(nPad, (nMb + 7) & ~7);
         scoreTile(qp + (<usize>r0 * <usize>D << 2), kTile, D, nPadMb, scale, sT, mT);
         if (softcap > 0) softcapRows(sT, BM, nPadMb, softcap);
+        const padded = keepRow != 0 && maskPadding(sT, keepRow + <usize>j0, min(nPadMb, S - j0), BM);
         // mask what the tile holds past a row's last key (the diagonal tile, or S's padding) or before its first (the
         // window's edge)
         const masked = j0 + nPadMb - 1 > lastMin || j0 < firstMax;
@@ -99,7 +102,7 @@ export function attention(job: usize, t: i32, T: i32): void {
           }
         }
         const a = acc + (<usize>(r0 * Dv) << 2);
-        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPadMb, Dv, masked || softcap > 0 ? 0 : mT);
+        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPadMb, Dv, masked || padded || softcap > 0 ? 0 : mT);
         pvTile<f32>(sT, vTile, a, nMb, Dv, f32x4.splat(0));
       }
     }
@@ -113,6 +116,19 @@ export function attention(job: usize, t: i32, T: i32): void {
       store<f32>(ml + ((<usize>BH * <usize>L + row) << 2), load<f32>(lRow + (<usize>r << 2)));
     }
   }
+}
+
+// key padding: −∞ in the first `rows` score rows (BN apart) at each of the first n columns whose key byte at keep is 0;
+// whether there was one
+@inline
+export function maskPadding(sT: usize, keep: usize, n: i32, rows: i32): bool {
+  let any = false;
+  for (let c = 0; c < n; c++) {
+    if (load<u8>(keep + <usize>c) != 0) continue;
+    any = true;
+    for (let r = 0; r < rows; r++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
+  }
+  return any;
 }
 
 // row i0 + r of a head's q, clamped to the block's last row

@@ -8,15 +8,16 @@
 // lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
 import { C_F16_MASK, C_F16_UNIT, claim, cst, exp2neg, load4, LOG2E, madd, ptr, softcapRows, word } from './common';
-import { BM, BN, pvRow, pvTile, softmaxTile } from './attention';
+import { BM, BN, maskPadding, pvRow, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
-//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride, kScales, vScales, f16, window, softcap]
+//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride, kScales, vScales, f16, window, softcap, keep]
 // q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride elements apart (S·D and S·Dv when
 // dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift, and with window
 // W ≥ 0 (a causal sliding window) keys i + shift − W … i + shift. Split s of a row holds its keys s·chunk … (s + 1)·chunk
 // − 1 (a split wholly before the window's first key computes nothing: the merge skips it). softcap > 0 (Gemma 2): each
-// score x ← softcap · tanh(x / softcap) before the window's mask (softcapV, common.ts).
+// score x ← softcap · tanh(x / softcap) before the window's mask (softcapV, common.ts). keep ≠ 0 (dense only): a key
+// padding mask, bytes [B][S] (0: batch b's key j is padding for every head and row).
 // paged = P ≠ 0 (PagedAttention, Kwon et al. 2023): k and v are block pools [blocks][Hkv][P][D or Dv]; key j of row b
 // is in block tables[b · tableStride + j / P] at j % P, so a tile of keys never crosses a block (chunk is a multiple
 // of P); row b holds lens[b] keys and its L queries are its last L positions (shift = lens[b] − L). Nothing is
@@ -46,7 +47,7 @@ function decodeOf<E>(job: usize, t: i32, T: i32): void {
   const kStride = <usize>word(job, 19), vStride = <usize>word(job, 20);
   const paged = word(job, 21), tables = ptr(job, 22), lens = ptr(job, 23), tableStride = word(job, 24);
   const kScales = ptr(job, 25), vScales = ptr(job, 26), int8 = sizeof<E>() == 4 && kScales != 0;
-  const window = word(job, 28), softcap = reinterpret<f32>(word(job, 29));
+  const window = word(job, 28), softcap = reinterpret<f32>(word(job, 29)), keep = ptr(job, 30);
   const elem: usize = int8 ? 1 : sizeof<E>(); // bytes a cached element
   const f16 = cst(C_F16_MASK), unit = cst(C_F16_UNIT);
   const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
@@ -112,6 +113,7 @@ function decodeOf<E>(job: usize, t: i32, T: i32): void {
         }
         if (softcap > 0) softcapRows(sT, rows, nPad, softcap);
         if (window >= 0) maskBefore(sT, r0, rows, j0, nPad, L, shiftB - window);
+        if (keep) maskPadding(sT, keep + <usize>b * <usize>S + <usize>j0, n, rows);
         const a = acc + (<usize>(r0 * Dv) << 2), vTile = vRows;
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPad, Dv, 0, rows);
         if (sizeof<E>() == 2) scaleRows(sT, rows, nPad, unit); // f16 values: p · 2^112 (load4)
