@@ -64,7 +64,6 @@ class CausalMask extends Mask {
   constructor(private readonly shift: number, align: string) { super(); this.name = `causal(${align})`; }
   allows(_b: number, _h: number, i: number, j: number): boolean { return j <= i + this.shift; }
   override simdPlan(): SimdMask { return { causal: true, shift: this.shift, window: -1, keep: null }; }
-  get shiftOf(): number { return this.shift; }
   override tile(_b: number, _h: number, i0: number, i1: number, j0: number, j1: number): TileState {
     if (j1 - 1 <= i0 + this.shift) return TILE_ALL;
     if (j0 > i1 - 1 + this.shift) return TILE_NONE;
@@ -364,7 +363,8 @@ class AndMask extends Mask {
     const w = this.parts.find((m) => m instanceof WindowMask) as WindowMask | undefined;
     const pads = this.parts.filter((m) => m !== c && m !== w);
     if (pads.length > 1 || this.parts.length !== (c ? 1 : 0) + (w ? 1 : 0) + pads.length) return null;
-    const plan = w ? (c ? w.withCausal(c.shiftOf) : w.simdPlan()) : c ? c.simdPlan() : { causal: false, shift: 0, window: -1, keep: null };
+    const none: SimdMask = { causal: false, shift: 0, window: -1, keep: null };
+    const plan = w ? (c ? w.withCausal(c.simdPlan().shift) : w.simdPlan()) : (c?.simdPlan() ?? none);
     const pad = pads.length ? pads[0].simdPlan() : null;
     if (!plan || (pads.length && (!pad || pad.causal || !pad.keep))) return null;
     return { ...plan, keep: pad?.keep ?? null };

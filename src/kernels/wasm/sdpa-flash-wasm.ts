@@ -1,9 +1,8 @@
 // The WebAssembly SIMD rung of the CPU ladder: the ATTENTION job of asm/kernels.ts behind the same contract as the
 // TypeScript kernels, on as many threads as the runtime has (runtime.ts). It covers the calls it knows — no mask or a
-// causal one (with a causal sliding window or without), a key padding mask (with those or alone), soft-capping as the one
-// score modifier, head_dim and value dim multiples of 4 — and
-// the dispatcher (attention/dispatch.ts)
-// gives every other call to the tiled TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
+// causal one (with a causal sliding window or without), a key padding mask (with those or alone), soft-capping as the
+// one score modifier, head_dim and value dim multiples of 4 — and the dispatcher (attention/dispatch.ts) gives every
+// other call to the tiled TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
 // A few query rows (decoding: L ≤ 8) go to the DECODE job instead — split-K over the keys, so that threads share a
 // single row's work — and the MERGE job then merges the chunks' partial results (see asm/decode.ts). It reads keys and values
 // in place when they already live in the kernels' memory (a KV cache on kernel storage, storage.ts).
