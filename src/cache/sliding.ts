@@ -10,6 +10,7 @@
 import { QkvError } from '../errors.js';
 import { kernelStorage } from '../kernels/registry.js';
 import { fmtShape } from '../tensor/shape.js';
+import { activationFloats } from '../tensor/arena.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkLayers, ContiguousKVCache } from './contiguous.js';
 import { checkStore, type DenseView, type KVCache, type StoreRequest } from './kv-cache.js';
@@ -96,7 +97,7 @@ export class SlidingWindowKVCache implements KVCache {
     const { W, B, H, D, Dv, seen } = ring;
     const n = Math.min(seen, W - 1);
     const S = n + T;
-    const [kk, vv] = [new Float32Array(B * H * S * D), new Float32Array(B * H * S * Dv)];
+    const [kk, vv] = [activationFloats(B * H * S * D), activationFloats(B * H * S * Dv)]; // every float written; they die with the layer
     for (let bh = 0; bh < B * H; bh++) {
       for (let c = 0; c < n; c++) {
         const slot = (seen - n + c) % W; // position p lives in slot p mod W

@@ -174,14 +174,17 @@ export interface ApplyRopeOptions {
 // keeps the frequencies and factor it was computed from, so frequencies changed in place (a learner trying another
 // θ) are computed afresh, never answered from the entry.
 interface Angles { key: string; inv: Float64Array; factor: number; cos: Float64Array; sin: Float64Array }
-const lastAngles = new WeakMap<RopeFrequencies, Angles>();
+// the last two sets of positions per frequencies: a layer rotates q and k by the same positions, or (the sinks cache:
+// keys by their index in the cache, the query by its own) by two sets in turn, every layer and step
+const lastAngles = new WeakMap<RopeFrequencies, Angles[]>();
 /** cos θ and sin θ, θ = position · inv_freq_k, scaled by the attention factor: [positions, half] each. */
 export function ropeAngles(freqs: RopeFrequencies, pos: readonly number[]): { cos: Float64Array; sin: Float64Array } {
   const key = pos.join(',');
   // LongRoPE: the long factors for a call that reaches past the original context
   const inv = freqs.long && pos.reduce((a, p) => Math.max(a, p), 0) + 1 > freqs.long.after ? freqs.long.invFreq : freqs.invFreq;
-  const hit = lastAngles.get(freqs);
-  if (hit && hit.key === key && hit.factor === freqs.attentionFactor && sameValues(hit.inv, inv)) return hit;
+  const seen = lastAngles.get(freqs) ?? [];
+  const hit = seen.find((e) => e.key === key && e.factor === freqs.attentionFactor && sameValues(e.inv, inv));
+  if (hit) return hit;
   const half = freqs.invFreq.length;
   const cos = new Float64Array(pos.length * half), sin = new Float64Array(pos.length * half);
   pos.forEach((p, t) => {
@@ -192,7 +195,7 @@ export function ropeAngles(freqs: RopeFrequencies, pos: readonly number[]): { co
     }
   });
   const entry = { key, inv: inv.slice(), factor: freqs.attentionFactor, cos, sin };
-  lastAngles.set(freqs, entry);
+  lastAngles.set(freqs, [entry, ...seen.slice(0, 1)]);
   return entry;
 }
 

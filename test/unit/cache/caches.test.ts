@@ -168,6 +168,32 @@ describe('sliding, int8 and sink caches on qkv-tiny', () => {
     assert.ok(usedBytes < 0.3 * (256 + tinyPrompt.length) * 4 * 2 * 2 * 32 * 4, `int8 uses ${usedBytes} bytes`);
   });
 
+  test('sinks: each view holds the first `sinks` tokens, then the last `window` oldest first, then the new ones (any step sizes)', () => {
+    // every key and value holds its stream position, so a view's order can be read off it
+    const [H, D, sinks, window] = [2, 4, 3, 5];
+    const cache = new SinkKVCache(1, sinks, window);
+    let seen = 0;
+    for (const T of [2, 1, 1, 4, 1, 1, 9, 1, 1, 1, 6, 1]) {
+      const kv = Tensor.from(Float32Array.from({ length: H * T * D }, (_, x) => seen + Math.floor(x / D) % T + 100 * Math.floor(x / (T * D))), [1, H, T, D]);
+      const view = cache.store(0, { k: kv, v: kv });
+      assert.equal(view.kind, 'dense');
+      if (view.kind !== 'dense') return;
+      const kept = [...Array(Math.min(seen, sinks)).keys(), ...Array.from({ length: Math.max(0, Math.min(seen - sinks, window)) },
+        (_, w) => seen - Math.min(seen - sinks, window) + w)];
+      const want = [...kept, ...Array.from({ length: T }, (_, t) => seen + t)];
+      const S = want.length;
+      const k = view.k.toFloat32(), v = view.v.toFloat32();
+      for (let h = 0; h < H; h++) for (let c = 0; c < S; c++) for (let d = 0; d < D; d++) {
+        assert.equal(k[(h * S + c) * D + d], want[c] + 100 * h, `after ${seen} tokens, T ${T}: key ${c} of head ${h}`);
+        assert.equal(v[(h * S + c) * D + d], want[c] + 100 * h);
+      }
+      assert.deepEqual(view.positions, { keys: [...Array(S).keys()], queries: Array.from({ length: T }, (_, t) => kept.length + t) });
+      seen += T;
+    }
+    assert.equal(cache.length(0), seen);
+    assert.equal(cache.bytes(), 2 * H * (sinks + window) * D * 4); // k and v, every slot, from the first store
+  });
+
   test('sinks equal contiguous until they evict, then generation runs past the model context', async () => {
     assert.deepEqual(greedyWith(tinyModel, tinyPrompt, 30, new SinkKVCache(4, 4, 64)), greedyWith(tinyModel, tinyPrompt, 30, new ContiguousKVCache(4)));
     const golden = loadCheckpoint(join(GOLDEN_MODELS, 'llama'), { tokenizer: false }).model as CausalLM; // context 128
