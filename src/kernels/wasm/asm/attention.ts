@@ -93,14 +93,7 @@ export function attention(job: usize, t: i32, T: i32): void {
         // mask what the tile holds past a row's last key (the diagonal tile, or S's padding) or before its first (the
         // window's edge)
         const masked = j0 + nPadMb - 1 > lastMin || j0 < firstMax;
-        if (masked) {
-          for (let r = 0; r < BM; r++) {
-            const i = i0 + min(r0 + r, rows - 1);
-            const last = causal ? min(S - 1, i + shift) : S - 1, first = window >= 0 ? i + shift - window : 0;
-            for (let c = 0; c < min(nPadMb, first - j0); c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
-            for (let c = max(0, last + 1 - j0); c < nPadMb; c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
-          }
-        }
+        if (masked) maskEdges(sT, i0, r0, rows, j0, nPadMb, S, causal, shift, window);
         const a = acc + (<usize>(r0 * Dv) << 2);
         softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPadMb, Dv, masked || padded || softcap > 0 ? 0 : mT);
         pvTile<f32>(sT, vTile, a, nMb, Dv, f32x4.splat(0));
@@ -115,6 +108,19 @@ export function attention(job: usize, t: i32, T: i32): void {
       store<f32>(ml + (row << 2), load<f32>(mRow + (<usize>r << 2)));
       store<f32>(ml + ((<usize>BH * <usize>L + row) << 2), load<f32>(lRow + (<usize>r << 2)));
     }
+  }
+}
+
+// −∞ in the micro-block's score rows (rows i0 + r0 … of the block; rows past the block's last repeat it) for the keys
+// of the tile from j0 (nPad of them) past a row's last key — causal: i + shift; else the last of S — or before its first
+// (window ≥ 0: i + shift − window)
+@inline
+function maskEdges(sT: usize, i0: i32, r0: i32, rows: i32, j0: i32, nPad: i32, S: i32, causal: i32, shift: i32, window: i32): void {
+  for (let r = 0; r < BM; r++) {
+    const i = i0 + min(r0 + r, rows - 1);
+    const last = causal ? min(S - 1, i + shift) : S - 1, first = window >= 0 ? i + shift - window : 0;
+    for (let c = 0; c < min(nPad, first - j0); c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
+    for (let c = max(0, last + 1 - j0); c < nPad; c++) store<f32>(sT + (<usize>(r * BN + c) << 2), -Infinity);
   }
 }
 
