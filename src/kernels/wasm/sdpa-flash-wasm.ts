@@ -9,7 +9,7 @@
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
 // panels of 8 keys, the kernel runs, out lands in the layer's arena (tensor/arena.ts) when one is open — else it is
 // copied back — and lse = m · ln 2 + log l is formed from each row's statistics.
-import type { SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem, SimdMask } from '../contract.js';
+import type { KernelMask, SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem, SimdMask } from '../contract.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -22,12 +22,20 @@ const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 qu
 
 /** True when the WebAssembly kernel can take this problem. */
 export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): boolean {
-  return kernelRuntime() !== null && (!p.mods || p.mods.onlySoftcap() !== null) && (!p.mask || p.mask.simdPlan() !== null) &&
+  return kernelRuntime() !== null && (!p.mods || p.mods.onlySoftcap() !== null) && planOf(p) !== null &&
     p.D % 4 === 0 && p.Dv % 4 === 0 && !req.stats && !req.weights;
 }
 
-// The call's mask as the jobs take it (SimdMask: causal, shift, window, a key padding mask's bytes [B, S] or null)
-const planOf = (p: SdpaProblem): SimdMask => p.mask?.simdPlan() ?? { causal: false, shift: 0, window: -1, keep: null };
+// The call's mask as the jobs take it (SimdMask: causal, shift, window, a key padding mask's bytes [B, S] or null), or
+// null when they cannot. Made once per mask: the dispatcher's covers, the forward's check and the forward itself ask for
+// it, and a padding mask's plan is B·S bytes built afresh (masks are bound to one call's sizes, so never stale).
+const NO_MASK: SimdMask = { causal: false, shift: 0, window: -1, keep: null };
+const plans = new WeakMap<KernelMask, SimdMask | null>();
+function planOf(p: SdpaProblem): SimdMask | null {
+  if (!p.mask) return NO_MASK;
+  if (!plans.has(p.mask)) plans.set(p.mask, p.mask.simdPlan());
+  return plans.get(p.mask)!;
+}
 
 // The jobs' mask and modifier words: causal (query i sees keys … i + shift; from i + shift − window with window ≥ 0),
 // soft-capping (0: none), and the key padding bytes, put at `keepAt` in the call's scratch (keep: 0 without them)
@@ -56,7 +64,7 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   // out straight into the layer's arena when one is open (every element is written), else read back from scratch
   const o = activationFloats(BH * L * Dv), oAt = kernelOffset(o);
   const floats = [BH * L * D, BHkv * S * D, BHkv * Sp * D, BHkv * S * Dv, oAt === null ? BH * L * Dv : 0, 2 * BH * L];
-  const plan = planOf(p);
+  const plan = planOf(p)!; // (wasmSupports: not null)
   const [q, k, kp, v, outScratch, ml, scr, keepAt] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads,
     plan.keep?.length ?? 0]);
   const out = oAt ?? outScratch;
@@ -87,7 +95,7 @@ function decodeForward(p: SdpaProblem, widen = false): SdpaForwardResult {
   const units = B * Hkv * splits;
   const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
   const { f16, k: kIn, v: vIn } = decodeReads(p, widen);
-  const plan = planOf(p);
+  const plan = planOf(p)!; // (wasmSupports: not null)
   const [q, kCopy, vCopy, part, scr, out, lse, keepAt] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D,
     vIn ? 0 : 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads, 4 * B * Hq * L * Dv, 4 * B * Hq * L,
     plan.keep?.length ?? 0]);
