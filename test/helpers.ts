@@ -1,7 +1,8 @@
 // Shared test helpers: a seeded RNG, random tensors, closeness checks and a brute-force attention written
 // straight from the definitions (independent of src/attention/masks.ts, so it can catch a wrong mask).
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor } from '../src/index.js';
@@ -16,6 +17,13 @@ export const ROOT_DIR = fileURLToPath(new URL('../../', import.meta.url));
  */
 export const GOLDEN = process.env.QKV_GOLDEN ?? join(ROOT_DIR, 'test', 'golden');
 if (!existsSync(join(GOLDEN, 'index.json'))) throw new Error(`no golden data at ${GOLDEN} (index.json missing): the conformance tests cannot run`);
+
+/** A fresh directory under the system's temporary one, removed with everything in it when the test process exits. */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 /** mulberry32: a small seeded generator, so failures reproduce. */
 export function rng(seed: number): () => number {

@@ -3,13 +3,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { attention, serializeSafetensors, Tensor } from '../../src/index.js';
 import { runConformance, summary } from '../../src/node/conformance.js';
-import { GOLDEN, randn, rng } from '../helpers.js';
+import { GOLDEN, randn, rng, scratchDir } from '../helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url)); // dist/test/conformance -> repo root
 const CLI = join(ROOT, 'dist', 'src', 'node', 'conformance-cli.js');
@@ -31,7 +30,7 @@ describe('golden data from PyTorch', () => {
 
 describe('the runner on any directory in the golden format', () => {
   test('prints pass/fail/skip lines and the summary, exits 1 on a failure', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qkv-golden-'));
+    const dir = scratchDir('qkv-golden-');
     mkdirSync(join(dir, 'sdpa'));
     const rand = rng(99);
     const cases = [];

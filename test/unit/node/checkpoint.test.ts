@@ -8,18 +8,18 @@ import type { CausalLM } from '../../../src/models/model.js';
 import { inspectCheckpoint, loadCheckpoint, streamSafetensors } from '../../../src/node/checkpoint.js';
 import type { Tensor } from '../../../src/tensor/tensor.js';
 import { readSafetensors, writeSafetensors } from '../../../src/node/files.js';
-import { assertClose } from '../../helpers.js';
+import { assertClose, scratchDir } from '../../helpers.js';
 import { TINY } from '../../models/helpers.js';
 
 function copyTiny(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'qkv-ckpt-'));
+  const dir = scratchDir('qkv-ckpt-');
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(TINY, f), join(dir, f));
   return dir;
 }
 
 describe('checkpoints', () => {
   test('a sharded checkpoint (index + two files) loads to the same model', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qkv-shard-'));
+    const dir = scratchDir('qkv-shard-');
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(TINY, f), join(dir, f));
     const all = [...readSafetensors(join(TINY, 'model.safetensors')).tensors];
     const half = Math.floor(all.length / 2);
