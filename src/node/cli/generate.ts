@@ -6,8 +6,10 @@
 // than one prefill chunk shows the prefill's progress on a terminal before it). With --chat the prompt is a user
 // message, rendered with the checkpoint's chat template (generate/chat.ts). --stats: the prefill's and the decode's
 // tokens/s on stderr at the end.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createCache, type CacheKind } from '../../cache/index.js';
+import { CACHE_KINDS, createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions, type GenerateResult } from '../../generate/generate.js';
 import { NumericsError, QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
@@ -52,27 +54,35 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   if (values.help) { out(`${GENERATE_HELP}\n`); return 0; }
   if (positionals.length !== 1) throw new QkvError(`qkv generate: expected one prompt argument, got ${positionals.length}\n${GENERATE_HELP}`);
   const prompt = positionals[0];
-  const { threads, weights } = await applyRuntimeOptions(values);
-  const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
-  if (ckpt.model.kind !== 'causal-lm') throw new QkvError(`qkv generate: ${ckpt.config.architectures?.[0]} is not a causal language model`);
-  if (!ckpt.tokenizer) throw new QkvError(`qkv generate: ${ckpt.dir} has no tokenizer.json`);
+  // every argument checked, and the tokenizer found, before a checkpoint of hundreds of megabytes is read
   const device = values.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'webgpu') throw new QkvError(`--device must be cpu or webgpu, got '${device}'`);
   if (device === 'webgpu' && values.cache) throw new QkvError('--device webgpu keeps its own KV cache on the GPU; leave out --cache');
   const kvDtype = values['kv-dtype'];
   if (kvDtype !== undefined && kvDtype !== 'f32' && kvDtype !== 'f16') throw new QkvError(`--kv-dtype must be f32 or f16, got '${kvDtype}'`);
   const kind = (values.cache ?? 'contiguous') as CacheKind;
+  if (!CACHE_KINDS.includes(kind)) throw new QkvError(`--cache must be one of ${CACHE_KINDS.join(', ')}; got '${kind}'`);
   if (kvDtype === 'f16' && kind !== 'contiguous') {
     throw new QkvError(`--kv-dtype f16 is the contiguous cache's storage; --cache ${kind} keeps its own`);
   }
-  if (device === 'webgpu' && !(await useDawn())) throw new QkvError("--device webgpu needs the optional 'webgpu' package (npm install webgpu)");
-  const o: GenerateOptions = {
+  const sampling: GenerateOptions = {
     maxTokens: numberArg(values['max-tokens'], 'max-tokens') ?? 64,
     greedy: values.greedy ?? false,
     temperature: numberArg(values.temperature, 'temperature') ?? 0.8,
     topK: numberArg(values['top-k'], 'top-k'), topP: numberArg(values['top-p'], 'top-p'), minP: numberArg(values['min-p'], 'min-p'),
     repetitionPenalty: numberArg(values['repetition-penalty'], 'repetition-penalty'),
     seed: numberArg(values.seed, 'seed') ?? 0, stopStrings: values.stop,
+  };
+  if (values.system !== undefined && !values.chat) throw new QkvError('--system is a chat message: it needs --chat');
+  const { threads, weights } = await applyRuntimeOptions(values);
+  const dir = values.model ?? DEFAULT_MODEL_DIR;
+  if (!existsSync(join(dir, 'tokenizer.json')) && existsSync(join(dir, 'config.json'))) throw new QkvError(`qkv generate: ${dir} has no tokenizer.json`);
+  if (device === 'webgpu' && !(await useDawn())) throw new QkvError("--device webgpu needs the optional 'webgpu' package (npm install webgpu)");
+  const ckpt = loadCheckpoint(dir, { weights });
+  if (ckpt.model.kind !== 'causal-lm') throw new QkvError(`qkv generate: ${ckpt.config.architectures?.[0]} is not a causal language model`);
+  if (!ckpt.tokenizer) throw new QkvError(`qkv generate: ${ckpt.dir} has no tokenizer.json`);
+  const o: GenerateOptions = {
+    ...sampling,
     device,
     kvDtype: kvDtype === undefined || (device === 'cpu' && kind !== 'contiguous') ? undefined : kvDtype === 'f16' ? 'float16' : 'float32',
     // the contiguous cache is generate's own (sized for the prompt and --max-tokens at once, in --kv-dtype)
@@ -80,7 +90,6 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
       window: numberArg(values.window, 'window'), sinks: numberArg(values.sinks, 'sinks'),
     }),
   };
-  if (values.system !== undefined && !values.chat) throw new QkvError('--system is a chat message: it needs --chat');
   // --chat: system and user messages through the chat template; the reply alone is printed
   const system = values.system !== undefined ? [{ role: 'system', content: values.system }] : [];
   const messages = [...system, { role: 'user', content: prompt }];

@@ -1,6 +1,8 @@
 // `qkv serve [--model DIR] [--port N] [--host H] [--threads N] [--weights F] [--max-batch N] [--kv-memory BYTES]
 // [--kv-dtype f32|f16|int8] [--api-key KEY] [--device cpu|webgpu]`: the Attention Lab and the API, generations batched;
 // SIGTERM/SIGINT shut down gracefully.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
 import { gpuDevice } from '../../kernels/webgpu/device.js';
@@ -61,15 +63,19 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   if (kvDtype === null) throw new QkvError(`--kv-dtype must be f32, f16 or int8, got '${kvArg}'`);
   const gpu = await deviceArg(values.device, out);
   if (gpu && kvDtype !== 'float32') throw new QkvError(`--kv-dtype ${kvArg} is the CPU pool's storage: not with --device webgpu`);
-  const { threads, weights } = await applyRuntimeOptions(values);
-  const ckpt = loadCheckpoint(values.model ?? DEFAULT_MODEL_DIR, { weights });
   const maxBatch = numberArg(values['max-batch'], 'max-batch') ?? 16;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1024) throw new QkvError(`--max-batch must be an integer in [1, 1024], got ${maxBatch}`);
   const apiKey = values['api-key'] ?? process.env.QKV_API_KEY;
   if (apiKey !== undefined && apiKey.length < 8) throw new QkvError('--api-key must be at least 8 characters');
+  const kvMemoryBytes = bytesArg(values['kv-memory'], 'kv-memory');
+  // every argument checked, and the tokenizer found, before a checkpoint of hundreds of megabytes is read
+  const { threads, weights } = await applyRuntimeOptions(values);
+  const dir = values.model ?? DEFAULT_MODEL_DIR;
+  if (!existsSync(join(dir, 'tokenizer.json')) && existsSync(join(dir, 'config.json'))) throw new QkvError(`qkv serve: ${dir} has no tokenizer.json`);
+  const ckpt = loadCheckpoint(dir, { weights });
   const server = createQkvServer(ckpt, {
     host: values.host, corsOrigins: values.cors, allowedHosts: values['allowed-host'], maxBatch, apiKey,
-    kvMemoryBytes: bytesArg(values['kv-memory'], 'kv-memory'), log: values.quiet ? undefined : (line) => out(`${line}\n`), gpu,
+    kvMemoryBytes, log: values.quiet ? undefined : (line) => out(`${line}\n`), gpu,
     kvDtype,
   });
   const url = await listen(server, { port, host: values.host });

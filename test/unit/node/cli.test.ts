@@ -2,8 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scratchDir } from '../../helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const CLI = `${ROOT}dist/src/node/cli/main.js`;
@@ -150,5 +152,27 @@ test('usage errors name the flag: kv counts below 1, demo arguments, a port alre
     assert.match(r.stderr, new RegExp(`serve: 127\\.0\\.0\\.1 port ${port} is in use .*; choose another --port \\(EADDRINUSE\\)`));
   } finally {
     taken.close();
+  }
+});
+
+test('generate and serve check their arguments and find the tokenizer before reading the weights', () => {
+  // a checkpoint without tokenizer.json whose weights file is not a safetensors file: reading it would fail otherwise
+  const dir = scratchDir('qkv-cli-');
+  writeFileSync(join(dir, 'config.json'), readFileSync(`${ROOT}models/qkv-tiny/config.json`));
+  writeFileSync(join(dir, 'model.safetensors'), 'not read');
+  for (const cmd of ['generate', 'serve']) {
+    const r = qkv(cmd, '--model', dir, ...(cmd === 'generate' ? ['hi'] : []));
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`qkv ${cmd}: ${dir} has no tokenizer\\.json`));
+  }
+  for (const [args, message] of [
+    [['generate', '--cache', 'ring', 'hi'], /--cache must be one of contiguous, paged, int8, sliding, sinks; got 'ring'/],
+    [['generate', '--system', 'be brief', 'hi'], /--system is a chat message: it needs --chat/],
+    [['generate', '--max-tokens', 'x', 'hi'], /--max-tokens/],
+    [['serve', '--max-batch', '0'], /--max-batch must be an integer in \[1, 1024\], got 0/],
+  ] as const) {
+    const r = qkv(...args, '--model', dir);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, message);
   }
 });
