@@ -6,8 +6,6 @@
 // than one prefill chunk shows the prefill's progress on a terminal before it). With --chat the prompt is a user
 // message, rendered with the checkpoint's chat template (generate/chat.ts). --stats: the prefill's and the decode's
 // tokens/s on stderr at the end.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CACHE_KINDS, createCache, type CacheKind } from '../../cache/index.js';
 import { generateStream, type GenerateOptions, type GenerateResult } from '../../generate/generate.js';
@@ -15,7 +13,7 @@ import { NumericsError, QkvError } from '../../errors.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { TextSandbox } from '../text-sandbox.js';
 import { useDawn } from '../webgpu.js';
-import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS, whereText } from './shared.js';
+import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, requireTokenizer, RUNTIME_HELP, RUNTIME_OPTIONS, whereText } from './shared.js';
 
 export const GENERATE_HELP = `usage: qkv generate [options] "prompt"
 
@@ -76,7 +74,7 @@ export async function generateCommand(argv: string[], out: (s: string) => void):
   if (values.system !== undefined && !values.chat) throw new QkvError('--system is a chat message: it needs --chat');
   const { threads, weights } = await applyRuntimeOptions(values);
   const dir = values.model ?? DEFAULT_MODEL_DIR;
-  if (!existsSync(join(dir, 'tokenizer.json')) && existsSync(join(dir, 'config.json'))) throw new QkvError(`qkv generate: ${dir} has no tokenizer.json`);
+  requireTokenizer(dir, 'generate');
   if (device === 'webgpu' && !(await useDawn())) throw new QkvError("--device webgpu needs the optional 'webgpu' package (npm install webgpu)");
   const ckpt = loadCheckpoint(dir, { weights });
   if (ckpt.model.kind !== 'causal-lm') throw new QkvError(`qkv generate: ${ckpt.config.architectures?.[0]} is not a causal language model`);

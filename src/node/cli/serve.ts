@@ -1,15 +1,13 @@
 // `qkv serve [--model DIR] [--port N] [--host H] [--threads N] [--weights F] [--max-batch N] [--kv-memory BYTES]
 // [--kv-dtype f32|f16|int8] [--api-key KEY] [--device cpu|webgpu]`: the Attention Lab and the API, generations batched;
 // SIGTERM/SIGINT shut down gracefully.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
 import { gpuDevice } from '../../kernels/webgpu/device.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { useDawn } from '../webgpu.js';
 import { createQkvServer, listen } from '../server/server.js';
-import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, RUNTIME_HELP, RUNTIME_OPTIONS, whereText } from './shared.js';
+import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, requireTokenizer, RUNTIME_HELP, RUNTIME_OPTIONS, whereText } from './shared.js';
 
 export const SERVE_HELP = `usage: qkv serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--threads N] [--weights FORMAT]
                  [--max-batch 16] [--kv-memory 256M] [--kv-dtype f32] [--api-key KEY] [--device cpu|webgpu] [--quiet]
@@ -71,7 +69,7 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   // every argument checked, and the tokenizer found, before a checkpoint of hundreds of megabytes is read
   const { threads, weights } = await applyRuntimeOptions(values);
   const dir = values.model ?? DEFAULT_MODEL_DIR;
-  if (!existsSync(join(dir, 'tokenizer.json')) && existsSync(join(dir, 'config.json'))) throw new QkvError(`qkv serve: ${dir} has no tokenizer.json`);
+  requireTokenizer(dir, 'serve');
   const ckpt = loadCheckpoint(dir, { weights });
   const server = createQkvServer(ckpt, {
     host: values.host, corsOrigins: values.cors, allowedHosts: values['allowed-host'], maxBatch, apiKey,

@@ -1,5 +1,7 @@
 // Helpers shared by the CLI commands.
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { QkvError } from '../../errors.js';
 import { kernelVariant } from '../../kernels/wasm/runtime.js';
 import { WEIGHT_FORMATS, type WeightFormat } from '../../models/weights.js';
@@ -31,6 +33,16 @@ export function human(bytes: number): string {
 }
 
 /** The flags every model command takes: --threads and --weights (parseArgs options and their help lines). */
+/**
+ * Refuses a checkpoint directory without tokenizer.json before its weights are read (hundreds of megabytes, then a
+ * refusal); a directory that is no checkpoint at all is left to the loader, whose message says so.
+ */
+export function requireTokenizer(dir: string, command: string): void {
+  if (!existsSync(join(dir, 'tokenizer.json')) && existsSync(join(dir, 'config.json'))) {
+    throw new QkvError(`qkv ${command}: ${dir} has no tokenizer.json`);
+  }
+}
+
 export const RUNTIME_OPTIONS = { threads: { type: 'string' }, weights: { type: 'string' } } as const;
 export const RUNTIME_HELP = `  --threads N              threads for the WebAssembly kernels (default: the cores available, ${availableParallelism()} here)
   --weights FORMAT         stored (default: the checkpoint's dtype, f16/bf16 stay 16-bit) | float32 | int8 (per-row scales)
