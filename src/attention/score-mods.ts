@@ -5,13 +5,12 @@
 //   scoreMod      s ← fn(s, b, h, i, j)                       (FlexAttention style)
 // then masking sets disallowed entries to −∞.
 import { QkvError } from '../errors.js';
-import type { KernelScoreMods, Row } from '../kernels/contract.js';
+import type { KernelScoreMods, Row, SimdMods, Strided4 } from '../kernels/contract.js';
+
+export type { Strided4 } from '../kernels/contract.js';
 
 /** A FlexAttention-style score function: returns the new score for query i, key j of batch b, head h. */
 export type ScoreMod = (score: number, b: number, h: number, i: number, j: number) => number;
-
-/** A float32 tensor seen through broadcast strides as [B, Hq, L, S]. */
-export interface Strided4 { data: Float32Array; strides: readonly [number, number, number, number]; offset: number }
 
 /** The score modifiers of one attention call, bound to its sizes. Kernels call `apply` on rows of scores. */
 export class ScoreMods implements KernelScoreMods {
@@ -23,8 +22,9 @@ export class ScoreMods implements KernelScoreMods {
     readonly fn: ScoreMod | null,
   ) {}
 
-  onlySoftcap(): number | null {
-    return this.bias || this.alibiSlopes || this.fn || !(this.softcap > 0 && Number.isFinite(this.softcap)) ? null : this.softcap;
+  simdMods(): SimdMods | null {
+    if (this.fn || (this.softcap !== 0 && !(this.softcap > 0 && Number.isFinite(this.softcap)))) return null;
+    return { softcap: this.softcap, bias: this.bias, alibiSlopes: this.alibiSlopes, shift: this.shift };
   }
 
   /** True when a backward pass can differentiate through these modifiers (user functions cannot be). */

@@ -32,14 +32,23 @@ export interface KernelMask {
  */
 export interface SimdMask { causal: boolean; shift: number; window: number; keep: Uint8Array | null }
 
+/** A float32 tensor seen through broadcast strides as [B, Hq, L, S] (a stride of 0: broadcast along that dim). */
+export interface Strided4 { data: Float32Array; strides: readonly [number, number, number, number]; offset: number }
+
+/**
+ * The score modifiers the WebAssembly kernels apply themselves: soft-capping (0: none), an additive bias (null: none),
+ * ALiBi slopes [Hq] (null: none) with query i at key position i + shift — every modifier but a user's score function.
+ */
+export interface SimdMods { softcap: number; bias: Strided4 | null; alibiSlopes: Float32Array | null; shift: number }
+
 /** The score modifiers bound to the call's sizes, as a kernel uses them (src/attention/score-mods.ts: ScoreMods). */
 export interface KernelScoreMods {
   /** Modifies scaled scores row[c] for keys j0 + c, c < n, of query i in place. */
   apply(row: Row, b: number, h: number, i: number, j0: number, n: number): void;
   /** dds[c] = ∂ modified score / ∂ raw score at raw[c] (the backward pass). */
   derivative(raw: Row, dds: Row, n: number): void;
-  /** The soft-capping value when it is the only modifier (the WebAssembly kernels apply it themselves), else null. */
-  onlySoftcap(): number | null;
+  /** The modifiers as the WebAssembly kernels apply them, or null when they cannot (a score function). */
+  simdMods(): SimdMods | null;
 }
 
 /** The sizes of one attention call: q [B, Hq, L, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv]. */

@@ -37,16 +37,16 @@ export function suiteCases(): SuiteCase[] {
 
 /** Whether the WebAssembly kernel covers a case, by its documented rule: no mask, a causal one or a causal sliding window
  *  (window [W, 0] alone, or [W, r ≥ 0] with a causal mask aligned as the window is: bottom-right, or L = S), a key
- *  padding mask (keyLengths, or a bool mask the same for every head and query), soft-capping as the one score modifier,
- *  head dims in 4s (and no statistics or weights). */
+ *  padding mask (keyLengths, or a bool mask the same for every head and query), every score modifier but a score
+ *  function (soft-capping, an additive bias or float mask, ALiBi), head dims in 4s (and no statistics or weights). */
 export function wasmCovers(c: SuiteCase): boolean {
   const o = c.options as { causal?: boolean | string; window?: readonly [number, number]; mask?: Tensor };
   const keys = Object.keys(c.options).filter((k) => (c.options as Record<string, unknown>)[k] !== undefined);
-  if (!keys.every((k) => ['causal', 'scale', 'window', 'softcap', 'keyLengths', 'mask'].includes(k))) return false;
-  if (o.mask) { // a key padding mask: as [B, Hq, L, S] (NumPy's broadcast, from the right) it is 1 over heads and queries
+  if (!keys.every((k) => ['causal', 'scale', 'window', 'softcap', 'keyLengths', 'mask', 'bias', 'alibiSlopes'].includes(k))) return false;
+  if (o.mask?.dtype === 'bool') { // a key padding mask: as [B, Hq, L, S] (NumPy's broadcast, from the right) it is 1 over heads and queries
     const m = [...Array(4 - o.mask.shape.length).fill(1), ...o.mask.shape];
     const [Hq, L] = [c.q.shape[1], c.q.shape[2]];
-    if (o.mask.dtype !== 'bool' || (m[1] !== 1 && Hq > 1) || (m[2] !== 1 && L > 1)) return false;
+    if ((m[1] !== 1 && Hq > 1) || (m[2] !== 1 && L > 1)) return false;
   }
   const aligned = !o.causal || o.causal === 'bottom-right' || c.q.shape[2] === c.k.shape[2];
   if (o.window && !(aligned && (o.window[1] === 0 || (o.causal && o.window[1] >= 0)))) return false;

@@ -2,7 +2,7 @@
 // the kernel that answered is named, and causal/windowed calls skip whole tiles.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attention, kernelVariant, Tensor } from '../../src/index.js';
+import { alibiSlopes, attention, kernelVariant, Tensor } from '../../src/index.js';
 import { problemOf } from '../../src/attention/dispatch.js';
 import { checkQkv } from '../../src/attention/validate.js';
 import { getSdpaKernel } from '../../src/kernels/registry.js';
@@ -154,10 +154,33 @@ describe('flash and decode against reference', () => {
       assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} L ${L} S ${S} softcap ${softcap} out`);
       assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} L ${L} S ${S} softcap ${softcap} lse`);
     }
-    // with another modifier (ALiBi) the TypeScript kernel takes it
+    // with a score function the TypeScript kernel takes it
     const rand = rng(3800);
     const q = randn([1, 2, 5, 8], rand);
-    assert.notEqual(attention(q, q, q, { softcap: 5, alibiSlopes: [0.5, 0.25] }).kernel, 'flash-wasm');
+    assert.notEqual(attention(q, q, q, { softcap: 5, scoreMod: (s) => s }).kernel, 'flash-wasm');
+  });
+
+  test('an additive bias (T5) and ALiBi run the SIMD kernel: tiles and split-K, broadcast biases, with the other masks', () => {
+    // the bias in every broadcast form a model gives it ([1, H, L, S] T5, [B, 1, 1, S] an additive padding mask, [L, S],
+    // [B, H, L, S]), a float `mask` as torch's additive one, with −∞ entries; ALiBi with causal masks, windows, GQA
+    for (let trial = 0; trial < 36; trial++) {
+      const rand = rng(3900 + trial);
+      const B = randint(rand, 1, 2), Hkv = randint(rand, 1, 2), G = [1, 2, 3][trial % 3], Hq = Hkv * G;
+      const L = trial % 2 === 0 ? randint(rand, 1, 8) : randint(rand, 9, 100);
+      const [S, D, Dv] = [L + randint(rand, 0, 150), 4 * randint(rand, 1, 16), 4 * randint(rand, 1, 10)];
+      const q = randn([B, Hq, L, D], rand), k = randn([B, Hkv, S, D], rand), v = randn([B, Hkv, S, Dv], rand);
+      const shape = [[1, Hq, L, S], [B, 1, 1, S], [L, S], [B, Hq, L, S], [1, Hq, 1, S]][trial % 5];
+      const bias = randn(shape, rand, 3);
+      if (trial % 4 === 1) bias.set(-Infinity, ...shape.map(() => 0)); // an additive mask's −∞
+      const alibi = trial % 3 !== 0 ? alibiSlopes(Hq) : undefined;
+      const masks = [{}, { causal: 'bottom-right' as const }, { window: [randint(rand, 0, 40), 0] as [number, number] }, { softcap: 4 }];
+      const opts = { ...masks[trial % 4], ...(trial % 6 === 5 ? { mask: bias } : trial % 3 === 2 ? {} : { bias }), alibiSlopes: alibi };
+      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
+      const r = attention(q, k, v, opts);
+      assert.equal(r.kernel, 'flash-wasm', `trial ${trial}`);
+      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} L ${L} S ${S} ${JSON.stringify(shape)} out`);
+      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} L ${L} S ${S} ${JSON.stringify(shape)} lse`);
+    }
   });
 
   test('key padding (keyLengths, or a bool mask the same for every head and query) runs the SIMD kernel, with the rest', () => {

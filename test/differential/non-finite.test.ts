@@ -49,13 +49,14 @@ describe('the WebAssembly kernel', () => {
     const rand = rng(3);
     const q = randn([1, 2, 16, 8], rand);
     assert.equal(attention(q, q, q, { kernel: 'flash-wasm' }).kernel, 'flash-wasm');
-    // what it does not cover (score modifiers but soft-capping, odd head_dim) is handed on, and the result says where
+    // what it does not cover (a score function, odd head_dim) is handed on, and the result says where
     assert.equal(attention(q, q, q, { kernel: 'flash-wasm', softcap: 5 }).kernel, 'flash-wasm');
-    assert.equal(attention(q, q, q, { kernel: 'flash-wasm', alibiSlopes: [0.5, 0.25] }).kernel, 'flash');
+    assert.equal(attention(q, q, q, { kernel: 'flash-wasm', alibiSlopes: [0.5, 0.25] }).kernel, 'flash-wasm');
+    assert.equal(attention(q, q, q, { kernel: 'flash-wasm', scoreMod: (s) => s }).kernel, 'flash');
     const odd = randn([1, 2, 16, 7], rand);
     assert.equal(attention(odd, odd, odd, { kernel: 'flash-wasm' }).kernel, 'flash');
     const one = randn([1, 2, 1, 8], rand);
-    assert.equal(attention(one, q, q, { alibiSlopes: [0.5, 0.25] }).kernel, 'decode');
+    assert.equal(attention(one, q, q, { scoreMod: (s, _b, h) => s - h }).kernel, 'decode');
   });
 
   test('without WebAssembly (node --jitless) the TypeScript kernels answer, and say so', () => {

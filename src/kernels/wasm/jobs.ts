@@ -35,7 +35,8 @@ export const ATTENTION_JOB = new Layout('attention', [
   ['kind', 'u32'], ['q', 'u32'], ['kp', 'u32'], ['v', 'u32'], ['out', 'u32'], ['ml', 'u32'], ['scratch', 'u32'], ['scratchStride', 'u32'],
   ['BH', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['L', 'u32'], ['S', 'u32'], ['D', 'u32'], ['Dv', 'u32'],
   ['scale', 'f32'], ['causal', 'u32'], ['shift', 'i32'], ['Sp', 'u32'], ['window', 'i32'],
-  ['softcap', 'f32'], ['keep', 'u32'],
+  ['softcap', 'f32'], ['keep', 'u32'], ['bias', 'u32'], ['biasB', 'u32'], ['biasH', 'u32'], ['biasI', 'u32'], ['alibi', 'u32'],
+  ['posShift', 'i32'],
 ]);
 
 /** DECODE (asm/decode.ts): split-K attention for a few query rows, over dense keys or a paged cache's blocks. */
@@ -44,7 +45,8 @@ export const DECODE_JOB = new Layout('decode', [
   ['B', 'u32'], ['Hq', 'u32'], ['Hkv', 'u32'], ['L', 'u32'], ['S', 'u32'], ['D', 'u32'], ['Dv', 'u32'],
   ['scale', 'f32'], ['causal', 'u32'], ['shift', 'i32'], ['chunk', 'u32'], ['splits', 'u32'], ['kStride', 'u32'], ['vStride', 'u32'],
   ['paged', 'u32'], ['tables', 'u32'], ['lens', 'u32'], ['tableStride', 'u32'], ['kScales', 'u32'], ['vScales', 'u32'], ['f16', 'u32'],
-  ['window', 'i32'], ['softcap', 'f32'], ['keep', 'u32'],
+  ['window', 'i32'], ['softcap', 'f32'], ['keep', 'u32'], ['bias', 'u32'], ['biasB', 'u32'], ['biasH', 'u32'], ['biasI', 'u32'],
+  ['alibi', 'u32'], ['posShift', 'i32'],
 ]);
 
 /** MERGE (asm/decode.ts): the DECODE job's chunks of each query row merged into out [B, Hq, L, Dv] and lse [B, Hq, L]. */

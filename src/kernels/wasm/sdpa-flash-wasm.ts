@@ -1,15 +1,16 @@
 // The WebAssembly SIMD rung of the CPU ladder: the ATTENTION job of asm/kernels.ts behind the same contract as the
 // TypeScript kernels, on as many threads as the runtime has (runtime.ts). It covers the calls it knows — no mask or a
-// causal one (with a causal sliding window or without), a key padding mask (with those or alone), soft-capping as the
-// one score modifier, head_dim and value dim multiples of 4 — and the dispatcher (attention/dispatch.ts) gives every
-// other call to the tiled TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts for one query row).
+// causal one (with a causal sliding window or without), a key padding mask (with those or alone), every score modifier
+// but a user's function (soft-capping, an additive bias, ALiBi), head_dim and value dim multiples of 4 — and the
+// dispatcher (attention/dispatch.ts) gives every other call to the tiled TypeScript kernels (sdpa-flash.ts; sdpa-decode.ts
+// for one query row).
 // A few query rows (decoding: L ≤ 8) go to the DECODE job instead — split-K over the keys, so that threads share a
 // single row's work — and the MERGE job then merges the chunks' partial results (see asm/decode.ts). It reads keys and values
 // in place when they already live in the kernels' memory (a KV cache on kernel storage, storage.ts).
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
 // panels of 8 keys, the kernel runs, out lands in the layer's arena (tensor/arena.ts) when one is open — else it is
 // copied back — and lse = m · ln 2 + log l is formed from each row's statistics.
-import type { KernelMask, SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem, SimdMask } from '../contract.js';
+import type { KernelMask, SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem, SimdMask, SimdMods } from '../contract.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -22,7 +23,7 @@ const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 qu
 
 /** True when the WebAssembly kernel can take this problem. */
 export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): boolean {
-  return kernelRuntime() !== null && (!p.mods || p.mods.onlySoftcap() !== null) && planOf(p) !== null &&
+  return kernelRuntime() !== null && (!p.mods || p.mods.simdMods() !== null) && planOf(p) !== null &&
     p.D % 4 === 0 && p.Dv % 4 === 0 && !req.stats && !req.weights;
 }
 
@@ -37,12 +38,57 @@ function planOf(p: SdpaProblem): SimdMask | null {
   return plans.get(p.mask)!;
 }
 
+const NO_MODS: SimdMods = { softcap: 0, bias: null, alibiSlopes: null, shift: 0 };
+
+// An additive bias as the jobs read it: [Bb][Hb][Lb][S] floats, each of Bb, Hb, Lb 1 where the bias broadcasts along that
+// dim (stride 0, or a size of 1) — T5's [1, H, L, S] stays its own size, never B × Hq × L × S — and the jobs' strides
+function biasLayout(p: SdpaProblem, mods: SimdMods) {
+  const [sb, sh, si] = mods.bias!.strides;
+  const [Bb, Hb, Lb] = [sb === 0 ? 1 : p.B, sh === 0 ? 1 : p.Hq, si === 0 ? 1 : p.L];
+  const biasB = Bb > 1 ? Hb * Lb * p.S : 0, biasH = Hb > 1 ? Lb * p.S : 0, biasI = Lb > 1 ? p.S : 0;
+  return { floats: Bb * Hb * Lb * p.S, Bb, Hb, Lb, biasB, biasH, biasI };
+}
+
+// bytes of scratch for the call's mask and modifiers: keep bytes, the compact bias, the ALiBi slopes
+function maskBytes(p: SdpaProblem, plan: SimdMask): number[] {
+  const mods = p.mods?.simdMods() ?? NO_MODS;
+  return [plan.keep?.length ?? 0, mods.bias ? 4 * biasLayout(p, mods).floats : 0, mods.alibiSlopes ? 4 * p.Hq : 0];
+}
+
 // The jobs' mask and modifier words: causal (query i sees keys … i + shift; from i + shift − window with window ≥ 0),
-// soft-capping (0: none), and the key padding bytes, put at `keepAt` in the call's scratch (keep: 0 without them)
-function maskWords(r: Runtime, p: SdpaProblem, plan: SimdMask, keepAt: number) {
+// soft-capping (0: none), the key padding bytes, the bias and the ALiBi slopes, put at `at` (maskBytes' three places)
+// in the call's scratch (0: none of that kind)
+function maskWords(r: Runtime, p: SdpaProblem, plan: SimdMask, [keepAt, biasAt, alibiAt]: number[]) {
+  const mods = p.mods?.simdMods() ?? NO_MODS;
   if (plan.keep) r.bytes.set(plan.keep, keepAt);
-  const softcap = p.mods?.onlySoftcap() ?? 0;
-  return { causal: plan.causal ? 1 : 0, shift: plan.shift, window: plan.window, softcap, keep: plan.keep ? keepAt : 0 };
+  const words = {
+    causal: plan.causal ? 1 : 0, shift: plan.shift, window: plan.window, softcap: mods.softcap, keep: plan.keep ? keepAt : 0,
+    bias: 0, biasB: 0, biasH: 0, biasI: 0, alibi: 0, posShift: mods.shift,
+  };
+  if (mods.alibiSlopes) {
+    new Float32Array(r.bytes.buffer, alibiAt, p.Hq).set(mods.alibiSlopes);
+    words.alibi = alibiAt;
+  }
+  if (mods.bias) Object.assign(words, { bias: biasAt }, putBias(r, p, mods, biasAt));
+  return words;
+}
+
+// the bias copied to `at` in biasLayout's order, row by row (each row of S keys one copy where the keys are adjacent)
+function putBias(r: Runtime, p: SdpaProblem, mods: SimdMods, at: number) {
+  const { data, strides: [sb, sh, si, sj], offset } = mods.bias!;
+  const layout = biasLayout(p, mods);
+  const dst = new Float32Array(r.bytes.buffer, at, layout.floats);
+  let o = 0;
+  for (let b = 0; b < layout.Bb; b++) {
+    for (let h = 0; h < layout.Hb; h++) {
+      for (let i = 0; i < layout.Lb; i++, o += p.S) {
+        const src = offset + b * sb + h * sh + i * si;
+        if (sj === 1) dst.set(data.subarray(src, src + p.S), o);
+        else for (let j = 0; j < p.S; j++) dst[o + j] = data[src + j * sj];
+      }
+    }
+  }
+  return { biasB: layout.biasB, biasH: layout.biasH, biasI: layout.biasI };
 }
 
 /** Keys per chunk of the DECODE job: at least 32, at most 16 chunks; never depends on the thread count. */
@@ -65,8 +111,8 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   const o = activationFloats(BH * L * Dv), oAt = kernelOffset(o);
   const floats = [BH * L * D, BHkv * S * D, BHkv * Sp * D, BHkv * S * Dv, oAt === null ? BH * L * Dv : 0, 2 * BH * L];
   const plan = planOf(p)!; // (wasmSupports: not null)
-  const [q, k, kp, v, outScratch, ml, scr, keepAt] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads,
-    plan.keep?.length ?? 0]);
+  const [q, k, kp, v, outScratch, ml, scr, ...maskAt] = scratch(r, [...floats.map((n) => 4 * n), perThread * r.threads,
+    ...maskBytes(p, plan)]);
   const out = oAt ?? outScratch;
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   putTensor(r, k, p.source?.k) || put(r, k, p.k);
@@ -74,7 +120,7 @@ function forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult {
   runJob(r, PACK_K_JOB.words({ kind: JOB.packK, k, kp, BHkv, S, D, Sp }));
   runJob(r, ATTENTION_JOB.words({
     kind: JOB.attention, q, kp, v, out, ml, scratch: scr, scratchStride: perThread, BH, Hq, Hkv, L, S, D, Dv,
-    scale: p.scale, ...maskWords(r, p, plan, keepAt), Sp,
+    scale: p.scale, ...maskWords(r, p, plan, maskAt), Sp,
   }));
   // lse = m · ln 2 + log l (the kernel's m is in base 2); l = 0 (no allowed key) → −∞; NaN stays NaN
   const stats = take(r, ml, 2 * BH * L);
@@ -96,9 +142,9 @@ function decodeForward(p: SdpaProblem, widen = false): SdpaForwardResult {
   const perThread = alignLine(4 * BM * BN); // the score tile, in whole cache lines
   const { f16, k: kIn, v: vIn } = decodeReads(p, widen);
   const plan = planOf(p)!; // (wasmSupports: not null)
-  const [q, kCopy, vCopy, part, scr, out, lse, keepAt] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D,
+  const [q, kCopy, vCopy, part, scr, out, lse, ...maskAt] = scratch(r, [4 * B * Hq * L * D, kIn ? 0 : 4 * B * Hkv * S * D,
     vIn ? 0 : 4 * B * Hkv * S * Dv, 4 * units * R4 * (Dv + 2), perThread * r.threads, 4 * B * Hq * L * Dv, 4 * B * Hq * L,
-    plan.keep?.length ?? 0]);
+    ...maskBytes(p, plan)]);
   // straight from the callers' tensors (a KV cache's strided views: one copy, not two)
   putTensor(r, q, p.source?.q) || put(r, q, p.q);
   // an f16 cache: q times 2^112 (load4) — unless some |q| ≥ 2^15 (or a NaN) would not survive it: then k, v widened
@@ -110,7 +156,7 @@ function decodeForward(p: SdpaProblem, widen = false): SdpaForwardResult {
   const [k, kStride] = kIn ?? [kCopy, S * D], [v, vStride] = vIn ?? [vCopy, S * Dv];
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k, v, part, scratch: scr, scratchStride: perThread, B, Hq, Hkv, L, S, D, Dv,
-    scale: p.scale, ...maskWords(r, p, plan, keepAt), chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0, tableStride: 0,
+    scale: p.scale, ...maskWords(r, p, plan, maskAt), chunk, splits, kStride, vStride, paged: 0, tables: 0, lens: 0, tableStride: 0,
     kScales: 0, vScales: 0, f16: f16 ? 1 : 0,
   }));
   return mergeChunks(r, { part, out, lse, B, Hq, Hkv, L, Dv, splits });

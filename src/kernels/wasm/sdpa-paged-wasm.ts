@@ -119,6 +119,7 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
     B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk, splits,
     kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride, kScales: at.kScales, vScales: at.vScales, f16: at.f16 ? 1 : 0,
     window: windowWord(p.window)!, softcap: p.softcap || 0, keep: 0, // keys j > i − W: from i − (W − 1)
+    bias: 0, biasB: 0, biasH: 0, biasI: 0, alibi: 0, posShift: 0,
   }));
   return { ...mergeChunks(r, { part, out, lse, B, Hq, Hkv, L: T, Dv, splits }), maxS };
 }

@@ -155,7 +155,7 @@ test('a job\'s work: M·K·N for a GEMM (twice gated), rows · keys · D per hea
   assert.equal(jobWork(gemm(3, 576, 1536, 1)), 2 * 3 * 576 * 1536);
   const decode = DECODE_JOB.words({ kind: 7, q: 0, k: 0, v: 0, part: 0, scratch: 0, scratchStride: 0, B: 2, Hq: 9, Hkv: 3,
     L: 1, S: 300, D: 64, Dv: 64, scale: 0.125, causal: 1, shift: 0, chunk: 64, splits: 1, kStride: 0, vStride: 0, paged: 0, tables: 0, lens: 0,
-    tableStride: 0, kScales: 0, vScales: 0, f16: 0, window: -1, softcap: 0, keep: 0 });
+    tableStride: 0, kScales: 0, vScales: 0, f16: 0, window: -1, softcap: 0, keep: 0, bias: 0, biasB: 0, biasH: 0, biasI: 0, alibi: 0, posShift: 0 });
   assert.equal(jobWork(decode), 2 * 9 * 300 * 64);
   decode[DECODE_JOB.index.window] = 127; // a sliding window: each row reads its last 128 keys at most
   assert.equal(jobWork(decode), 2 * 9 * 128 * 64);

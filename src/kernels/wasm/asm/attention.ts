@@ -1,5 +1,5 @@
 // The ATTENTION and PACK_K jobs of asm/kernels.ts: FlashAttention forward with an online softmax, in f32x4.
-import { claim, cst, C_NEG_INF, load4, madd, ptr, word, exp2neg, hsum, hmax, LOG2E, softcapRows } from './common';
+import { biasRow, claim, cst, C_NEG_INF, load4, madd, ptr, word, exp2neg, hsum, hmax, LOG2E, softcapRows } from './common';
 
 export const BN: i32 = 64; // keys per tile of the attention kernel
 export const BM: i32 = 4; // query rows per tile
@@ -25,7 +25,7 @@ export function packK(job: usize, t: i32, T: i32): void {
 }
 
 // ATTENTION: [kind, q, kp, v, out, ml, scratch, scratchStride, BH, Hq, Hkv, L, S, D, Dv, scale, causal, shift, Sp, window,
-//   softcap, keep]
+//   softcap, keep, bias, biasB, biasH, biasI, alibi, posShift]
 // (ATTENTION_JOB in jobs.ts: the host writes these words by name, and a test checks the indices read here)
 // q/out [BH, L, ·], kp packed by PACK_K, v [BHkv, S, Dv], ml [2][BH, L] = each row's m and l, m in base 2 (the host
 // forms lse = m · ln 2 + log l: the module keeps no lookup tables, so its memory is entirely the host's).
@@ -33,6 +33,8 @@ export function packK(job: usize, t: i32, T: i32): void {
 // i + shift − W … i + shift — tiles before a block's first key are never visited, so the work is the window's, not S's.
 // softcap > 0 (Gemma 2): each score x ← softcap · tanh(x / softcap) before the masks (softcapV, common.ts).
 // keep ≠ 0: a key padding mask, bytes [B][S] (0: batch b's key j is padding, for every head and query row).
+// bias ≠ 0: an additive bias, f32 [·][·][·][S] with strides biasB, biasH, biasI in floats (0: broadcast); alibi ≠ 0: ALiBi
+// slopes f32 [Hq], query i at position i + posShift (biasRow, common.ts). Both after soft-capping, before the masks.
 // Units of work are (head, block of BLOCK_M = 32 query rows); the threads claim them in turn (claim(), common.ts), so
 // causal units of every size and a thread slowed by its core's other work balance (dealt t, t + T, … in advance, the
 // caller waited: on 2 threads claiming ran 1.03–1.13× faster). Inside a unit the KV loop is outermost: each tile of
@@ -47,6 +49,9 @@ export function attention(job: usize, t: i32, T: i32): void {
   const D = word(job, 13), Dv = word(job, 14), scale = reinterpret<f32>(word(job, 15));
   const causal = word(job, 16), shift = word(job, 17), Sp = word(job, 18), window = word(job, 19);
   const softcap = reinterpret<f32>(word(job, 20)), keep = ptr(job, 21);
+  const bias = ptr(job, 22), biasB = <usize>word(job, 23), biasH = <usize>word(job, 24), biasI = <usize>word(job, 25);
+  const alibi = ptr(job, 26), posShift = word(job, 27);
+  const modded = softcap > 0 || bias != 0 || alibi != 0; // the tile's maxima from scoreTile no longer hold
   const scratch = ptr(job, 6), scratchStride = <usize>word(job, 7);
   const sT = scratch + <usize>t * scratchStride; // [BM][BN]
   const acc = sT + (<usize>(BM * BN) << 2); // [BLOCK_M][Dv]
@@ -89,13 +94,21 @@ export function attention(job: usize, t: i32, T: i32): void {
         const nPadMb = min(nPad, (nMb + 7) & ~7);
         scoreTile(qp + (<usize>r0 * <usize>D << 2), kTile, D, nPadMb, scale, sT, mT);
         if (softcap > 0) softcapRows(sT, BM, nPadMb, softcap);
+        if (bias != 0 || alibi != 0) {
+          const b = <usize>(bh / Hq), h = bh % Hq, slope = alibi ? load<f32>(alibi + (<usize>h << 2)) : 0;
+          for (let r = 0; r < BM; r++) {
+            const i = i0 + min(r0 + r, rows - 1);
+            const row = bias ? bias + ((b * biasB + <usize>h * biasH + <usize>i * biasI + <usize>j0) << 2) : 0;
+            biasRow(sT + (<usize>(r * BN) << 2), row, min(nPadMb, S - j0), slope, i + posShift, j0, nPadMb);
+          }
+        }
         const padded = keepRow != 0 && maskPadding(sT, keepRow + <usize>j0, min(nPadMb, S - j0), BM);
         // mask what the tile holds past a row's last key (the diagonal tile, or S's padding) or before its first (the
         // window's edge)
         const masked = j0 + nPadMb - 1 > lastMin || j0 < firstMax;
         if (masked) maskEdges(sT, i0, r0, rows, j0, nPadMb, S, causal, shift, window);
         const a = acc + (<usize>(r0 * Dv) << 2);
-        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPadMb, Dv, masked || padded || softcap > 0 ? 0 : mT);
+        softmaxTile(sT, a, mRow + (<usize>r0 << 2), lRow + (<usize>r0 << 2), nPadMb, Dv, masked || padded || modded ? 0 : mT);
         pvTile<f32>(sT, vTile, a, nMb, Dv, f32x4.splat(0));
       }
     }

@@ -88,6 +88,32 @@ export function softcapRows(sT: usize, rows: i32, cols: i32, softcap: f32): void
   }
 }
 
+// An additive bias (T5's relative positions, an additive mask) and ALiBi (Press et al. 2022) on the score row at s, in
+// base 2 like the scores (s = scale · log2 e · q·k, so both terms times log2 e), after soft-capping:
+//   s_c ← s_c + log2 e · bias_c                for the n keys that exist (c < n; bias = the row's bias at key j0, or 0)
+//   s_c ← s_c − log2 e · slope · |pos − j|     for j = j0 + c, c < cols (a multiple of 4; slope 0: no ALiBi)
+// A masked key's −∞ stays −∞. Distances are exact in f32 below 2^24 keys.
+@inline
+export function biasRow(s: usize, bias: usize, n: i32, slope: f32, pos: i32, j0: i32, cols: i32): void {
+  if (bias != 0) {
+    const l2e = f32x4.splat(LOG2E);
+    let c = 0;
+    for (; c + 4 <= n; c += 4) {
+      const at = s + (<usize>c << 2);
+      v128.store(at, madd(v128.load(bias + (<usize>c << 2)), l2e, v128.load(at)));
+    }
+    for (; c < n; c++) store<f32>(s + (<usize>c << 2), load<f32>(s + (<usize>c << 2)) + LOG2E * load<f32>(bias + (<usize>c << 2)));
+  }
+  if (slope == 0) return;
+  const k = f32x4.splat(-slope * LOG2E);
+  let d = i32x4.add(i32x4.splat(j0 - pos), i32x4(0, 1, 2, 3)); // j − pos for four keys
+  for (let c = 0; c < cols; c += 4) {
+    const at = s + (<usize>c << 2);
+    v128.store(at, madd(f32x4.abs(f32x4.convert_i32x4_s(d)), k, v128.load(at)));
+    d = i32x4.add(d, i32x4.splat(4));
+  }
+}
+
 // The unit a thread takes after unit u (−1: its first) of a job of T threads. On threads, the next unclaimed one (control
 // word 5 at byte 20; the host sets it to 0 before each job that runs on threads): threads that take units in turn
 // finish together even when one of them runs slower. Alone, every unit in order.

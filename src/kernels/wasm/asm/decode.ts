@@ -7,17 +7,19 @@
 // (below) merges the chunks:  M = max_s m_s,  l = Σ_s 2^{m_s−M} l_s,  o = Σ_s (2^{m_s−M} l_s / l) o_s,
 // lse = M · ln 2 + log l.
 // k and v are read as the cache stores them ([S, D] per head; packing them would cost as much as reading them).
-import { C_F16_MASK, C_F16_UNIT, claim, cst, exp2neg, load4, LOG2E, madd, ptr, softcapRows, word } from './common';
+import { biasRow, C_F16_MASK, C_F16_UNIT, claim, cst, exp2neg, load4, LOG2E, madd, ptr, softcapRows, word } from './common';
 import { BM, BN, maskPadding, pvRow, pvTile, softmaxTile } from './attention';
 
 // DECODE (DECODE_JOB in jobs.ts): [kind, q, k, v, part, scratch, scratchStride, B, Hq, Hkv, L, S, D, Dv, scale, causal, shift,
-//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride, kScales, vScales, f16, window, softcap, keep]
+//          chunk, splits, kStride, vStride, paged, tables, lens, tableStride, kScales, vScales, f16, window, softcap, keep,
+//          bias, biasB, biasH, biasI, alibi, posShift]
 // q [B, Hq, L, D]; k, v: [S, D] and [S, Dv] per (batch, kv head), kStride and vStride elements apart (S·D and S·Dv when
 // dense; a KV cache's capacity × D when read in place); causal: query row i sees keys 0..i + shift, and with window
 // W ≥ 0 (a causal sliding window) keys i + shift − W … i + shift. Split s of a row holds its keys s·chunk … (s + 1)·chunk
 // − 1 (a split wholly before the window's first key computes nothing: the merge skips it). softcap > 0 (Gemma 2): each
 // score x ← softcap · tanh(x / softcap) before the window's mask (softcapV, common.ts). keep ≠ 0 (dense only): a key
-// padding mask, bytes [B][S] (0: batch b's key j is padding for every head and row).
+// padding mask, bytes [B][S] (0: batch b's key j is padding for every head and row). bias ≠ 0 and alibi ≠ 0 (dense only): an
+// additive bias and ALiBi slopes as the ATTENTION job takes them (asm/attention.ts), after soft-capping.
 // paged = P ≠ 0 (PagedAttention, Kwon et al. 2023): k and v are block pools [blocks][Hkv][P][D or Dv]; key j of row b
 // is in block tables[b · tableStride + j / P] at j % P, so a tile of keys never crosses a block (chunk is a multiple
 // of P); row b holds lens[b] keys and its L queries are its last L positions (shift = lens[b] − L). Nothing is
@@ -48,6 +50,8 @@ function decodeOf<E>(job: usize, t: i32, T: i32): void {
   const paged = word(job, 21), tables = ptr(job, 22), lens = ptr(job, 23), tableStride = word(job, 24);
   const kScales = ptr(job, 25), vScales = ptr(job, 26), int8 = sizeof<E>() == 4 && kScales != 0;
   const window = word(job, 28), softcap = reinterpret<f32>(word(job, 29)), keep = ptr(job, 30);
+  const bias = ptr(job, 31), biasB = <usize>word(job, 32), biasH = <usize>word(job, 33), biasI = <usize>word(job, 34);
+  const alibi = ptr(job, 35), posShift = word(job, 36);
   const elem: usize = int8 ? 1 : sizeof<E>(); // bytes a cached element
   const f16 = cst(C_F16_MASK), unit = cst(C_F16_UNIT);
   const G = Hq / Hkv, R = G * L, R4 = (R + 3) & ~3;
@@ -112,6 +116,11 @@ function decodeOf<E>(job: usize, t: i32, T: i32): void {
             lastKey(r, causal, tileEnd, L, shiftB) - kBase, sT + (<usize>(rr * BN) << 2), f16);
         }
         if (softcap > 0) softcapRows(sT, rows, nPad, softcap);
+        for (let rr = 0; rr < rows && (bias != 0 || alibi != 0); rr++) { // row r: head kvh·G + r / L, query i = r % L
+          const h = kvh * G + (r0 + rr) / L, i = (r0 + rr) % L, slope = alibi ? load<f32>(alibi + (<usize>h << 2)) : 0;
+          const row = bias ? bias + ((<usize>b * biasB + <usize>h * biasH + <usize>i * biasI + <usize>j0) << 2) : 0;
+          biasRow(sT + (<usize>(rr * BN) << 2), row, n, slope, i + posShift, j0, nPad);
+        }
         if (window >= 0) maskBefore(sT, r0, rows, j0, nPad, L, shiftB - window);
         if (keep) maskPadding(sT, keep + <usize>b * <usize>S + <usize>j0, n, rows);
         const a = acc + (<usize>(r0 * Dv) << 2), vTile = vRows;
