@@ -15,8 +15,14 @@ export class Layout<F extends string> {
   /** The position of each field: its byte offset is 4 × index, its job word is index. */
   readonly index: Readonly<Record<F, number>>;
 
+  // each field's name, and whether it is a float (words: a plain loop over these, hundreds of times per token)
+  readonly #names: readonly F[];
+  readonly #floats: readonly boolean[];
+
   constructor(readonly name: string, readonly fields: readonly (readonly [F, FieldType])[]) {
     this.index = Object.fromEntries(fields.map(([f], i) => [f, i])) as Record<F, number>;
+    this.#names = fields.map(([f]) => f);
+    this.#floats = fields.map(([, t]) => t === 'f32');
   }
 
   /** The WGSL declaration `struct Params { a: u32, b: f32, … }`, four fields a line. */
@@ -39,10 +45,13 @@ export class Layout<F extends string> {
 
   /** A job's words in field order, as the runtime writes them (i32; a float as its bits). */
   words(values: Readonly<Record<F, number>>): number[] {
-    return this.fields.map(([f, t]) => {
-      if (t !== 'f32') return values[f];
-      f32[0] = values[f];
-      return i32[0];
-    });
+    const names = this.#names, floats = this.#floats;
+    const out = new Array<number>(names.length);
+    for (let i = 0; i < names.length; i++) {
+      if (!floats[i]) { out[i] = values[names[i]]; continue; }
+      f32[0] = values[names[i]];
+      out[i] = i32[0];
+    }
+    return out;
   }
 }
