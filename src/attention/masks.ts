@@ -4,7 +4,9 @@
 // a query's position is i' = i + S − L (bottom-right alignment, as in KV-cache decoding), except 'top-left' causal.
 // Dense masks and user functions answer TILE_SOME (unknown) and are evaluated element by element.
 import { describeValue, QkvError } from '../errors.js';
-import { TILE_ALL, TILE_NONE, TILE_SOME, type KernelMask, type Row, type SimdMask, type TileState } from '../kernels/contract.js';
+import {
+  SIMD_WINDOW_LIMIT, TILE_ALL, TILE_NONE, TILE_SOME, type KernelMask, type Row, type SimdMask, type TileState,
+} from '../kernels/contract.js';
 import type { AttentionOptions } from './options.js';
 
 // the error for an option `what` that is not `rule` (String: a symbol given as a number prints too)
@@ -100,8 +102,7 @@ class WindowMask extends Mask {
   /** With a causal mask of `shift`: the causal window they make together, or null (another alignment, dilation). */
   withCausal(shift: number): SimdMask | null {
     if (this.dilation !== 1 || this.right < 0 || this.shift !== shift) return null;
-    // (the jobs' window word is an i32: a window of 2^30 keys or more leaves out no key a kernel could hold)
-    return { causal: true, shift, window: this.left >= 2 ** 30 ? -1 : this.left, keep: null };
+    return { causal: true, shift, window: this.left >= SIMD_WINDOW_LIMIT ? -1 : this.left, keep: null };
   }
   override tile(_b: number, _h: number, i0: number, i1: number, j0: number, j1: number): TileState {
     const a = i0 + this.shift;

@@ -32,6 +32,12 @@ export interface KernelMask {
  */
 export interface SimdMask { causal: boolean; shift: number; window: number; keep: Uint8Array | null }
 
+/**
+ * The widest window the jobs' i32 window word takes: a window of this many keys or more leaves out no key a kernel could
+ * hold (4 GiB of memory), so it is no window (−1).
+ */
+export const SIMD_WINDOW_LIMIT = 2 ** 30;
+
 /** A float32 tensor seen through broadcast strides as [B, Hq, L, S] (a stride of 0: broadcast along that dim). */
 export interface Strided4 { data: Float32Array; strides: readonly [number, number, number, number]; offset: number }
 

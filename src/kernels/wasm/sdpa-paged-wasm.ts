@@ -7,7 +7,7 @@
 // 2^112 as for the f16 contiguous cache: asm/common.ts's load4), and int8 ones (with D and Dv multiples of 16) whose
 // values and scales are there too, with a causal mask or none, a sliding window or none and soft-capping or none;
 // padding masks and attention weights go to the TypeScript kernel (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
-import type { PagedKernel, PagedProblem, PagedResult } from '../contract.js';
+import { SIMD_WINDOW_LIMIT, type PagedKernel, type PagedProblem, type PagedResult } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { DECODE_JOB } from './jobs.js';
 import { alignLine, JOB, kernelRuntime, put, residentOffset, runJob, scratch } from './runtime.js';
@@ -29,10 +29,10 @@ export function pagedWasmCovers(p: PagedProblem, returnWeights = false): boolean
 }
 
 // the DECODE job's window word for a sliding window W (keys j > i − W): W − 1; −1 for none (null or 0) or for one wider
-// than any pool's keys (the word is an i32); null (the TypeScript kernel's) for a W that is not a positive integer
+// than any pool's keys (SIMD_WINDOW_LIMIT); null (the TypeScript kernel's) for a W that is not a positive integer
 function windowWord(W: number | null): number | null {
   if (!W) return -1;
-  return Number.isSafeInteger(W) && W > 0 ? (W > 2 ** 30 ? -1 : W - 1) : null;
+  return Number.isSafeInteger(W) && W > 0 ? (W - 1 >= SIMD_WINDOW_LIMIT ? -1 : W - 1) : null;
 }
 
 /** Where the pool's keys, values and (int8) scales lie in the kernels' memory, or null when some does not. */
