@@ -183,6 +183,26 @@ describe('flash and decode against reference', () => {
     }
   });
 
+  test('a bias too large for the SIMD kernels\' base-2 f32 scores (torch\'s finfo.min mask) is the TypeScript kernels\' call', () => {
+    // transformers masks with −3.4e38: a row masked everywhere is then the mean of the values (its lse ≈ −3.4e38), which
+    // ×log2 e in f32 would have turned into an empty row (out 0, lse −∞); 2.5e38 into NaN
+    const rand = rng(4000);
+    for (const [L, S, big] of [[3, 9, -3.4028234663852886e38], [1, 9, -3.4028234663852886e38], [4, 9, 2.5e38]]) {
+      const q = randn([1, 2, L, 8], rand), k = randn([1, 2, S, 8], rand), v = randn([1, 2, S, 8], rand);
+      const bias = Tensor.from(Float32Array.from({ length: L * S }, (_, x) => (x < S || x % S < 2 ? big : 0)), [1, 1, L, S]);
+      const r = attention(q, k, v, { bias });
+      assert.notEqual(r.kernel, 'flash-wasm');
+      assertClose(r.out, attention(q, k, v, { bias, kernel: 'reference' }).out, 1e-6, 1e-5, `L ${L} bias ${big}`);
+      for (const x of r.out.toFloat32()) assert.ok(Number.isFinite(x));
+    }
+    // large but representable terms, and −∞, stay on the SIMD kernels
+    const q = randn([1, 2, 4, 8], rand);
+    const bias = Tensor.from(Float32Array.from({ length: 16 }, (_, x) => [-1e30, -Infinity, 0, 3][x % 4]), [1, 1, 4, 4]);
+    assert.equal(attention(q, q, q, { bias }).kernel, 'flash-wasm');
+    assert.equal(attention(q, q, q, { alibiSlopes: [1e30, 0.5] }).kernel, 'flash-wasm');
+    assert.equal(attention(q, q, q, { alibiSlopes: [1e38, 0.5] }).kernel, 'flash');
+  });
+
   test('key padding (keyLengths, or a bool mask the same for every head and query) runs the SIMD kernel, with the rest', () => {
     // left padding (a batch of prompts), right padding (BERT), a batch row all padding (o = 0, lse = −∞), alone or with a
     // causal mask, a window and soft-capping; tiles and split-K

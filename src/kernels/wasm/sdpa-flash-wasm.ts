@@ -10,7 +10,9 @@
 // Host side: q, k, v are copied into linear memory (O(L·D), small next to the O(L·S·D) work), k is packed into
 // panels of 8 keys, the kernel runs, out lands in the layer's arena (tensor/arena.ts) when one is open — else it is
 // copied back — and lse = m · ln 2 + log l is formed from each row's statistics.
-import type { KernelMask, SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem, SimdMask, SimdMods } from '../contract.js';
+import type {
+  KernelMask, KernelScoreMods, SdpaForwardRequest, SdpaForwardResult, SdpaKernel, SdpaProblem, SimdMask, SimdMods,
+} from '../contract.js';
 import { sdpaFlash } from '../cpu/sdpa-flash.js';
 import { QkvError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -23,7 +25,7 @@ const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 qu
 
 /** True when the WebAssembly kernel can take this problem. */
 export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): boolean {
-  return kernelRuntime() !== null && (!p.mods || p.mods.simdMods() !== null) && planOf(p) !== null &&
+  return kernelRuntime() !== null && (!p.mods || modsFit(p)) && planOf(p) !== null &&
     p.D % 4 === 0 && p.Dv % 4 === 0 && !req.stats && !req.weights;
 }
 
@@ -39,6 +41,39 @@ function planOf(p: SdpaProblem): SimdMask | null {
 }
 
 const NO_MODS: SimdMods = { softcap: 0, bias: null, alibiSlopes: null, shift: 0 };
+
+// The jobs' scores are f32 in base 2 (× log2 e): a bias or ALiBi term of 2^126 or more would overflow there — torch's
+// additive masks are −3.4e38 (finfo.min), and a row masked that way everywhere is transformers' uniform average, not
+// an empty row — so such calls stay with the TypeScript kernels, which sum in f64. −∞ (a mask) is no term: it fits.
+const MOD_LIMIT = 2 ** 126;
+const fits = new WeakMap<KernelScoreMods, boolean>();
+function modsFit(p: SdpaProblem): boolean {
+  const mods = p.mods!;
+  if (!fits.has(mods)) {
+    const m = mods.simdMods();
+    const slopesFit = !m?.alibiSlopes || m.alibiSlopes.every((x) => Math.abs(x) * (p.L + p.S) < MOD_LIMIT);
+    fits.set(mods, m !== null && slopesFit && (!m.bias || biasFits(p, m)));
+  }
+  return fits.get(mods)!;
+}
+
+// every bias value the call reads is below MOD_LIMIT in size, or −∞
+function biasFits(p: SdpaProblem, mods: SimdMods): boolean {
+  const { data, strides: [sb, sh, si, sj], offset } = mods.bias!;
+  const { Bb, Hb, Lb } = biasLayout(p, mods);
+  for (let b = 0; b < Bb; b++) {
+    for (let h = 0; h < Hb; h++) {
+      for (let i = 0; i < Lb; i++) {
+        const row = offset + b * sb + h * sh + i * si;
+        for (let j = 0; j < p.S; j++) {
+          const x = data[row + j * sj];
+          if (!(x < MOD_LIMIT && (x > -MOD_LIMIT || x === -Infinity))) return false;
+        }
+      }
+    }
+  }
+  return true;
+}
 
 // An additive bias as the jobs read it: [Bb][Hb][Lb][S] floats, each of Bb, Hb, Lb 1 where the bias broadcasts along that
 // dim (stride 0, or a size of 1) — T5's [1, H, L, S] stays its own size, never B × Hq × L × S — and the jobs' strides
