@@ -73,6 +73,11 @@ describe('KV cache and batching', () => {
     assert.deepEqual(paged.ids, want.ids);
     paged.logits.forEach((row, n) => assertClose(row, want.logits[n], 1e-5, 1e-4, `paged step ${n}`));
     assert.equal(decode(new Int8KVCache(model.info.numLayers)).ids.length, want.ids.length); // approximate: it runs
+    // an f16 cache, read in place by the SIMD decode job (q times 2^112, the keys widened without it): the bias is added
+    // to the true scores — the same tokens, logits within f16's rounding of k and v
+    const f16 = decode(new ContiguousKVCache(model.info.numLayers, 64, null, 'float16'));
+    assert.deepEqual(f16.ids, want.ids);
+    f16.logits.forEach((row, n) => assertClose(row, want.logits[n], 2e-3, 2e-2, `f16 step ${n}`));
   });
 });
 
