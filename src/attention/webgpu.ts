@@ -33,9 +33,22 @@ export function webgpuUnsupported(o: AttentionOptions, D: number, Dv: number): s
     return 'a mask spec (masks.*) that options cannot express (most ORs, a maskMod) is not on WebGPU';
   }
   if (o.returnWeights || o.returnStats) return 'weights and statistics come from the CPU kernels';
+  const bias = o.bias ?? (o.mask instanceof Tensor && o.mask.dtype !== 'bool' ? o.mask : undefined);
+  if (bias && beyondSentinel(bias)) {
+    return "a bias of ±2^126 or more (torch's finfo.min mask): the WGSL kernels' −3.4e38 means a masked score";
+  }
   if (Dv > 256 || D > 256) return `head_dim ${Math.max(D, Dv)} > 256`;
   if (D < 1) return 'empty head_dim';
   return null;
+}
+
+// Whether a bias holds a finite value of 2^126 or more in size. The WGSL kernels have no infinity: −3.4e38 (f32's most
+// negative value) marks a masked score, so torch's finfo.min additive mask made a row masked that way everywhere an empty
+// one (out 0) where PyTorch and the CPU kernels give the mean of its values.
+function beyondSentinel(bias: Tensor): boolean {
+  const data = bias.toFloat32();
+  for (let i = 0; i < data.length; i++) if (Math.abs(data[i]) >= 2 ** 126 && data[i] !== -Infinity) return true;
+  return false;
 }
 
 /** The WGSL kernel that ran: tiled flash attention (f32/f16), its tensor-core variant, or split-K decoding. */

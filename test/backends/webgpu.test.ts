@@ -448,6 +448,20 @@ test('mask specs (masks.*) run on WebGPU when they are options, ANDs of them or 
   }
 });
 
+test("torch's finfo.min additive mask (−3.4e38, the WGSL kernels' masked-score sentinel) runs on the CPU: a row masked everywhere is the mean of its values", async (t) => {
+  if (skip) { t.skip(skip); return; }
+  const rand = rng(1500);
+  const [L, S] = [3, 7];
+  const q = randn([1, 2, L, 8], rand), k = randn([1, 2, S, 8], rand), v = randn([1, 2, S, 8], rand);
+  const masked = (value: number) => Tensor.from(Float32Array.from({ length: L * S }, (_, x) => (x < S || x % S < 2 ? value : 0)), [1, 1, L, S]);
+  for (const [value, where] of [[-3.4028234663852886e38, 'cpu'], [-1e9, 'webgpu'], [-Infinity, 'webgpu']] as const) {
+    const bias = masked(value);
+    const gpu = await attentionWebGPU(q, k, v, { bias });
+    assert.equal(gpu.device, where, `bias ${value}`);
+    assertClose(gpu.out, attention(q, k, v, { bias, kernel: 'reference' }).out, 2e-5, 2e-4, `bias ${value} out`);
+  }
+});
+
 test('without shader-f16, f16 host tensors run through the f32 kernels and come back f16; f16 GpuTensors and weights are refused', async (t) => {
   if (skip) { t.skip(skip); return; }
   const device = (await gpuDevice())!;
