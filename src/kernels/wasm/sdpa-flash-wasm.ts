@@ -59,20 +59,26 @@ function modsFit(p: SdpaProblem): boolean {
 
 // every bias value the call reads is below MOD_LIMIT in size, or −∞
 function biasFits(p: SdpaProblem, mods: SimdMods): boolean {
-  const { data, strides: [sb, sh, si, sj], offset } = mods.bias!;
-  const { Bb, Hb, Lb } = biasLayout(p, mods);
-  for (let b = 0; b < Bb; b++) {
-    for (let h = 0; h < Hb; h++) {
-      for (let i = 0; i < Lb; i++) {
-        const row = offset + b * sb + h * sh + i * si;
-        for (let j = 0; j < p.S; j++) {
-          const x = data[row + j * sj];
-          if (!(x < MOD_LIMIT && (x > -MOD_LIMIT || x === -Infinity))) return false;
-        }
-      }
+  const { data, strides } = mods.bias!;
+  const sj = strides[3];
+  let ok = true;
+  forEachBiasRow(p, mods, (src) => {
+    for (let j = 0; j < p.S && ok; j++) {
+      const x = data[src + j * sj];
+      ok = x < MOD_LIMIT && (x > -MOD_LIMIT || x === -Infinity);
     }
+  });
+  return ok;
+}
+
+// each row of S keys the call reads from the bias, in biasLayout's order: its first key's index in the bias's data
+function forEachBiasRow(p: SdpaProblem, mods: SimdMods, fn: (src: number, row: number) => void): void {
+  const { strides: [sb, sh, si], offset } = mods.bias!;
+  const { Bb, Hb, Lb } = biasLayout(p, mods);
+  let row = 0;
+  for (let b = 0; b < Bb; b++) {
+    for (let h = 0; h < Hb; h++) for (let i = 0; i < Lb; i++) fn(offset + b * sb + h * sh + i * si, row++);
   }
-  return true;
 }
 
 // An additive bias as the jobs read it: [Bb][Hb][Lb][S] floats, each of Bb, Hb, Lb 1 where the bias broadcasts along that
@@ -110,19 +116,13 @@ function maskWords(r: Runtime, p: SdpaProblem, plan: SimdMask, [keepAt, biasAt, 
 
 // the bias copied to `at` in biasLayout's order, row by row (each row of S keys one copy where the keys are adjacent)
 function putBias(r: Runtime, p: SdpaProblem, mods: SimdMods, at: number) {
-  const { data, strides: [sb, sh, si, sj], offset } = mods.bias!;
-  const layout = biasLayout(p, mods);
+  const { data, strides } = mods.bias!;
+  const sj = strides[3], layout = biasLayout(p, mods);
   const dst = new Float32Array(r.bytes.buffer, at, layout.floats);
-  let o = 0;
-  for (let b = 0; b < layout.Bb; b++) {
-    for (let h = 0; h < layout.Hb; h++) {
-      for (let i = 0; i < layout.Lb; i++, o += p.S) {
-        const src = offset + b * sb + h * sh + i * si;
-        if (sj === 1) dst.set(data.subarray(src, src + p.S), o);
-        else for (let j = 0; j < p.S; j++) dst[o + j] = data[src + j * sj];
-      }
-    }
-  }
+  forEachBiasRow(p, mods, (src, row) => {
+    if (sj === 1) dst.set(data.subarray(src, src + p.S), row * p.S);
+    else for (let j = 0; j < p.S; j++) dst[row * p.S + j] = data[src + j * sj];
+  });
   return { biasB: layout.biasB, biasH: layout.biasH, biasI: layout.biasI };
 }
 
