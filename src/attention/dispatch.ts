@@ -105,9 +105,9 @@ export function tileRequest(o: AttentionOptions, dims: AttnShape): { blockM?: nu
 }
 
 /**
- * The kernel that runs problem `p`: the one named, unless it does not cover the problem (the WebAssembly kernel takes
- * no mask but causal, no score modifiers, head dims in 4s — or WebAssembly is not there), in which case the
- * TypeScript kernel for it: decode for one query row, else flash. The one place a kernel is chosen; a result names it.
+ * The kernel that runs problem `p`: the one named, unless it does not cover the problem (the WebAssembly kernel's
+ * rule is in its file: masks it takes, no score function, head dims in 4s — or WebAssembly is not there), in which case
+ * the TypeScript kernel for it: decode for one query row, else flash. The one place a kernel is chosen; a result names it.
  */
 export function kernelFor(name: Exclude<KernelName, 'auto'>, p: SdpaProblem, req: SdpaForwardRequest): SdpaKernel {
   const kernel = getSdpaKernel(name);

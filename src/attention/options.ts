@@ -3,8 +3,9 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { BlockSparseOptions, MaskMod, MaskSpec } from './masks.js';
 import type { ScoreMod } from './score-mods.js';
 
-/** Which kernel computes attention. `auto`: decode when L = 1, else the WebAssembly SIMD kernel when it covers the
- *  call (no mask or causal, no score modifiers, head_dim % 4 = 0), else flash. */
+/** Which kernel computes attention. `auto`: the WebAssembly SIMD kernel when it covers the call (its rule:
+ *  kernels/wasm/sdpa-flash-wasm.ts), else decode for one query row and flash otherwise; flash when weights or
+ *  statistics are asked for. */
 export type KernelName = 'reference' | 'flash' | 'flash-wasm' | 'decode' | 'auto';
 
 /** Options of `attention(q, k, v, options)`. Every mask option composes with the others by AND,

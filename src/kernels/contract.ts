@@ -134,8 +134,8 @@ export interface SdpaBackwardResult { dq: Float32Array; dk: Float32Array; dv: Fl
 /** A forward kernel, and optionally its backward (given out, lse and the upstream gradient dout [B, Hq, L, Dv]). */
 export interface SdpaKernel {
   readonly name: string;
-  /** For a kernel that takes only some problems (the WebAssembly one: no mask but causal, no score modifiers, head
-   *  dims in 4s): whether it takes this one. The dispatcher (attention/dispatch.ts) hands the rest to another. */
+  /** For a kernel that takes only some problems (the WebAssembly one: the masks of SimdMask, the modifiers of
+   *  SimdMods, head dims in 4s): whether it takes this one. The dispatcher (attention/dispatch.ts) hands the rest on. */
   covers?(p: SdpaProblem, req: SdpaForwardRequest): boolean;
   forward(p: SdpaProblem, req: SdpaForwardRequest): SdpaForwardResult;
   backward?(p: SdpaProblem, out: Float32Array, lse: Float32Array, dout: Float32Array, req: SdpaForwardRequest): SdpaBackwardResult;
