@@ -5,8 +5,9 @@
 // need units to share: a batch of 64 decoding rows is one unit per (row, kv head), one sequence's long context is
 // cut into several (see `plan`). It covers float32 and float16 pools in kernel memory (an f16 pool read as f16, q times
 // 2^112 as for the f16 contiguous cache: asm/common.ts's load4), and int8 ones (with D and Dv multiples of 16) whose
-// values and scales are there too, with a causal mask or none, a sliding window or none and soft-capping or none;
-// padding masks and attention weights go to the TypeScript kernel (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
+// values and scales are there too, with a causal mask or none, a sliding window or none, soft-capping or none and a
+// key padding mask or none (a row's keyMask as the job's keep bytes [B][maxS]); attention weights go to the TypeScript
+// kernel (cpu/sdpa-paged.ts), which attention/dispatch.ts chooses for them.
 import { SIMD_WINDOW_LIMIT, type PagedKernel, type PagedProblem, type PagedResult } from '../contract.js';
 import { QkvError } from '../../errors.js';
 import { DECODE_JOB } from './jobs.js';
@@ -24,7 +25,6 @@ export function pagedWasmCovers(p: PagedProblem, returnWeights = false): boolean
   if (p.softcap && !(p.softcap > 0 && Number.isFinite(p.softcap))) return false; // (the TypeScript kernel's to answer)
   if (pool.D % 4 !== 0 || pool.Dv % 4 !== 0 || poolOffsets(p) === null) return false;
   if (pool.k instanceof Uint16Array && !fitsF16Unit(p.q)) return false; // q · 2^112 would overflow
-  if (p.keyMask && p.keyMask.some((row) => row.some((x) => !x))) return false;
   return partsBytes(p, plan(p, kernelRuntime()!.threads).splits) <= MAX_PARTS;
 }
 
@@ -105,23 +105,33 @@ function forward(p: PagedProblem, returnWeights = false): PagedResult {
   const at = poolOffsets(p)!;
   // the score tile (and an int8 tile's keys and values widened), in whole cache lines
   const perThread = alignLine(4 * BM * BN + (at.kScales ? 4 * BN * (D + Dv) : 0));
-  const [q, part, tables, lens, scr, out, lse] = scratch(r, [4 * B * Hq * T * D, partsBytes(p, splits), 4 * B * tableStride,
-    4 * B, perThread * r.threads, 4 * B * Hq * T * Dv, 4 * B * Hq * T]);
+  const maxS = Math.max(0, ...p.seqLens);
+  const padded = p.keyMask?.some((row, b) => !keepsAll(row, p.seqLens[b])) ?? false;
+  const [q, part, tables, lens, scr, out, lse, keep] = scratch(r, [4 * B * Hq * T * D, partsBytes(p, splits), 4 * B * tableStride,
+    4 * B, perThread * r.threads, 4 * B * Hq * T * Dv, 4 * B * Hq * T, padded ? B * maxS : 0]);
   put(r, q, p.q);
   if (at.f16) scaleByF16Unit(new Float32Array(r.memory.buffer, q, B * Hq * T * D)); // covers checked that it fits
   // the block tables as one [B][tableStride] array (a shorter row's last entries are never read), and the rows' lengths
   const table = new Uint32Array(r.memory.buffer, tables, B * tableStride);
   p.blockTables.forEach((t, b) => table.set(t.slice(0, Math.min(t.length, tableStride)), b * tableStride));
   new Uint32Array(r.memory.buffer, lens, B).set(p.seqLens);
-  const maxS = Math.max(0, ...p.seqLens);
+  // a padding mask: row b's key j kept where keyMask[b][j] is (a row shorter than its keys masks the rest, as the
+  // TypeScript kernel reads it), as bytes [B][maxS]
+  if (padded) p.keyMask!.forEach((row, b) => { for (let j = 0; j < p.seqLens[b]; j++) r.bytes[keep + b * maxS + j] = row[j] ? 1 : 0; });
   runJob(r, DECODE_JOB.words({
     kind: JOB.decode, q, k: at.k, v: at.v, part, scratch: scr, scratchStride: perThread,
     B, Hq, Hkv, L: T, S: maxS, D, Dv, scale: p.scale, causal: p.causal ? 1 : 0, shift: 0, chunk, splits,
     kStride: 0, vStride: 0, paged: blockSize, tables, lens, tableStride, kScales: at.kScales, vScales: at.vScales, f16: at.f16 ? 1 : 0,
-    window: windowWord(p.window)!, softcap: p.softcap || 0, keep: 0, // keys j > i − W: from i − (W − 1)
+    window: windowWord(p.window)!, softcap: p.softcap || 0, keep: padded ? keep : 0, // keys j > i − W: from i − (W − 1)
     bias: 0, biasB: 0, biasH: 0, biasI: 0, alibi: 0, posShift: 0,
   }));
   return { ...mergeChunks(r, { part, out, lse, B, Hq, Hkv, L: T, Dv, splits }), maxS };
+}
+
+// whether a row's key mask keeps each of its S keys
+function keepsAll(row: readonly number[], S: number): boolean {
+  for (let j = 0; j < S; j++) if (!row[j]) return false;
+  return true;
 }
 
 /** The WebAssembly paged kernel, as the registry holds it. */

@@ -69,6 +69,20 @@ test('paged-wasm equals dense attention and the TypeScript paged kernel (random 
   }
 });
 
+test('a key padding mask: paged-wasm masks each row\'s own keys as the TypeScript kernel does (rows all padding, short masks)', () => {
+  const rand = rng(11);
+  for (let trial = 0; trial < 24; trial++) {
+    const p = randomProblem(rand, trial % 3 !== 2, trial % 4 === 3);
+    // each key padding with probability 1/3; row 0 of every fourth trial all padding; a mask row shorter than its keys
+    // (the rest padding) in every fifth
+    const keyMask = p.seqLens.map((S, b) => Array.from({ length: trial % 5 === 4 && b === 0 ? S - 1 : S },
+      () => (trial % 4 === 0 && b === 0 ? 0 : rand() < 1 / 3 ? 0 : 1)));
+    const masked = { ...p, keyMask };
+    assert.equal(pagedKernelFor(masked, false).name, 'paged-wasm', `trial ${trial}`);
+    againstTypeScript(masked, `trial ${trial} padded`);
+  }
+});
+
 test('the dispatcher gives paged-wasm only what it covers', () => {
   const p = randomProblem(rng(3), true);
   const plain = { ...p.pool, k: Float32Array.from(p.pool.k), v: Float32Array.from(p.pool.v) };
