@@ -18,8 +18,9 @@ import { BM, BN, maskPadding, pvRow, pvTile, softmaxTile } from './attention';
 // W ≥ 0 (a causal sliding window) keys i + shift − W … i + shift. Split s of a row holds its keys s·chunk … (s + 1)·chunk
 // − 1 (a split wholly before the window's first key computes nothing: the merge skips it). softcap > 0 (Gemma 2): each
 // score x ← softcap · tanh(x / softcap) before the window's mask (softcapV, common.ts). keep ≠ 0: a key padding mask,
-// bytes [B][S] (0: batch b's key j is padding for every head and row; paged: S the longest row's keys, j a row's own). bias ≠ 0 and alibi ≠ 0 (dense only): an
-// additive bias and ALiBi slopes as the ATTENTION job takes them (asm/attention.ts), after soft-capping.
+// bytes [B][S] (0: batch b's key j is padding for every head and row; paged: S the longest row's keys, j a row's own).
+// bias ≠ 0 and alibi ≠ 0 (dense only): an additive bias and ALiBi slopes as the ATTENTION job takes them
+// (asm/attention.ts), after soft-capping.
 // paged = P ≠ 0 (PagedAttention, Kwon et al. 2023): k and v are block pools [blocks][Hkv][P][D or Dv]; key j of row b
 // is in block tables[b · tableStride + j / P] at j % P, so a tile of keys never crosses a block (chunk is a multiple
 // of P); row b holds lens[b] keys and its L queries are its last L positions (shift = lens[b] − L). Nothing is
