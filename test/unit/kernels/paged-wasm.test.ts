@@ -71,8 +71,9 @@ test('paged-wasm equals dense attention and the TypeScript paged kernel (random 
 
 test('a key padding mask: paged-wasm masks each row\'s own keys as the TypeScript kernel does (rows all padding, short masks)', () => {
   const rand = rng(11);
-  for (let trial = 0; trial < 24; trial++) {
-    const p = randomProblem(rand, trial % 3 !== 2, trial % 4 === 3);
+  for (let trial = 0; trial < 32; trial++) {
+    // f32 pools, and int8 ones (their tiles widened into scratch before the mask) in every fourth trial
+    const p = trial % 4 === 2 ? int8Problem(rand, true, trial % 8 === 2) : randomProblem(rand, trial % 3 !== 2, trial % 4 === 3);
     // each key padding with probability 1/3; row 0 of every fourth trial all padding; a mask row shorter than its keys
     // (the rest padding) in every fifth
     const keyMask = p.seqLens.map((S, b) => Array.from({ length: trial % 5 === 4 && b === 0 ? S - 1 : S },
