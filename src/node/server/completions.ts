@@ -1,9 +1,12 @@
 // Answers to /v1/completions and /v1/chat/completions in OpenAI's shapes: every prompt × n choices is one sequence of
 // the batch engine, all generated together; streamed as server-sent events (a chunk per piece of text, each naming its
-// choice) or answered whole; with log-probabilities, echo, and usage (also as a stream's last event on request).
+// choice) or answered whole; with log-probabilities, echo, and usage (also as a stream's last event on request). Echo
+// with logprobs scores the prompt too — each prompt token's log-probability given those before it, the first none — and
+// max_tokens 0 with echo scores it alone: how lm-evaluation-harness computes log-likelihoods through this API.
 import type { ServerResponse } from 'node:http';
 import { type BatchEngine, EngineBusyError, type EngineSequence } from '../../generate/engine.js';
 import { generateStream, type GeneratedToken } from '../../generate/generate.js';
+import { logprobsOf as scoreOf } from '../../generate/sampling.js';
 import type { Tokenizer } from '../../generate/tokenizer.js';
 import type { CausalLM } from '../../models/model.js';
 import type { ServerMetrics } from './metrics.js';
@@ -19,7 +22,9 @@ interface Context {
   sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void;
 }
 
-interface Choice { index: number; prompt: number[]; text: string; tokens: GeneratedToken[]; finish: string | null }
+// a token with its log-probability and the most likely ones, where it has them (a prompt's first token has none: null)
+interface Scored { id: number; logprob?: number | null; top?: { id: number; logprob: number }[] | null }
+interface Choice { index: number; prompt: number[]; text: string; tokens: GeneratedToken[]; finish: string | null; scored: Scored[] | null }
 
 const SSE = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' };
 let served = 0;
@@ -31,7 +36,7 @@ export function answerer(ctx: Context) {
   const bytes = (s: string) => [...new TextEncoder().encode(s)];
 
   // log-probabilities of some tokens, in the endpoint's shape (text: parallel lists; chat: one entry per token)
-  function logprobsOf(shape: Shape, tokens: GeneratedToken[], offset: number): unknown {
+  function logprobsOf(shape: Shape, tokens: readonly Scored[], offset: number): unknown {
     if (shape === 'chat') {
       return { content: tokens.map((t) => ({
         token: piece(t.id), logprob: t.logprob, bytes: bytes(piece(t.id)),
@@ -41,13 +46,29 @@ export function answerer(ctx: Context) {
     const text_offset: number[] = [];
     for (const t of tokens) { text_offset.push(offset); offset += piece(t.id).length; }
     return {
-      tokens: tokens.map((t) => piece(t.id)), token_logprobs: tokens.map((t) => t.logprob), text_offset,
-      top_logprobs: tokens.map((t) => Object.fromEntries((t.top ?? []).map((x) => [piece(x.id), x.logprob]))),
+      tokens: tokens.map((t) => piece(t.id)), token_logprobs: tokens.map((t) => t.logprob ?? null), text_offset,
+      top_logprobs: tokens.map((t) => (t.top === null ? null : Object.fromEntries((t.top ?? []).map((x) => [piece(x.id), x.logprob])))),
     };
   }
 
+  // each prompt token's log-probability given those before it, and the k most likely there: one forward pass over the
+  // prompt, outside the batch (its logits at every position); the first token has none
+  function scorePrompt(ids: readonly number[], k: number): Scored[] {
+    const logits = model.forward([ids]).logits;
+    const V = logits.shape[2], all = logits.toFloat32();
+    return ids.map((id, t) => (t === 0 ? { id, logprob: null, top: null } : { id, ...scoreOf(all.subarray((t - 1) * V, t * V), id, k) }));
+  }
+
+  // the whole answer's log-probabilities (text): the prompt's, scored, then the generated tokens' after the echoed text
+  function textLogprobs(c: Choice): unknown {
+    const generated = logprobsOf('text', c.tokens, c.scored ? tokenizer.decode(c.prompt).length : 0) as Record<string, unknown[]>;
+    if (!c.scored) return generated;
+    const prompt = logprobsOf('text', c.scored, 0) as Record<string, unknown[]>;
+    return Object.fromEntries(Object.keys(prompt).map((key) => [key, [...prompt[key], ...generated[key]]]));
+  }
+
   // one choice of a chunk or of a whole answer
-  function choiceOf(shape: Shape, whole: boolean, c: Choice, text: string, tokens: GeneratedToken[] | null, first: boolean, offset = 0) {
+  function choiceOf(shape: Shape, whole: boolean, c: Choice, text: string, tokens: readonly Scored[] | null, first: boolean, offset = 0) {
     const logprobs = tokens ? logprobsOf(shape, tokens, offset) : null;
     if (shape === 'text') return { text, index: c.index, logprobs, finish_reason: c.finish };
     if (whole) return { index: c.index, message: { role: 'assistant', content: text }, logprobs, finish_reason: c.finish };
@@ -66,9 +87,11 @@ export function answerer(ctx: Context) {
     const t0 = performance.now();
     const abort = new AbortController();
     res.on('close', () => { if (!res.writableFinished) abort.abort(); }); // the client went away: stop generating
+    const scored = prompts.map((prompt) => (echo && r.logprobs !== null ? scorePrompt(prompt, r.logprobs) : null));
     const choices: Choice[] = prompts.flatMap((prompt, p) => Array.from({ length: r.n }, (_, i) =>
-      ({ index: p * r.n + i, prompt, text: echo ? tokenizer.decode(prompt) : '', tokens: [], finish: null })));
-    const sequences = await openAll(choices, r, abort.signal);
+      ({ index: p * r.n + i, prompt, text: echo ? tokenizer.decode(prompt) : '', tokens: [], finish: null, scored: scored[p] })));
+    // max_tokens 0 (echo): nothing to generate, no sequence
+    const sequences = r.maxTokens === 0 ? [] : await openAll(choices, r, abort.signal);
     if (!sequences) return; // the client left while waiting
     ctx.inFlight.add(abort);
     try {
@@ -91,7 +114,11 @@ export function answerer(ctx: Context) {
         ctx.stats.tokensGenerated++;
         metrics.generationTokens++;
       };
-      await Promise.all(choices.map((c, i) => generateChoice(c, sequences[i], r, abort.signal, onToken, shape, r.stream ? send : null)));
+      // the echoed prompt first, with its log-probabilities when asked for
+      if (r.stream && echo) for (const c of choices) send(choiceOf(shape, false, c, c.text, c.scored, true));
+      const stream = r.stream ? send : null;
+      if (r.maxTokens === 0) for (const c of choices) { c.finish = 'length'; stream?.(choiceOf(shape, false, c, '', null, false)); }
+      else await Promise.all(choices.map((c, i) => generateChoice(c, sequences[i], r, abort.signal, onToken, shape, stream)));
       if (abort.signal.aborted) { ctx.stats.aborted++; metrics.aborted++; return; }
       ctx.stats.completions++;
       const usage = { prompt_tokens: logged.prompt_tokens, completion_tokens: logged.completion_tokens,
@@ -101,8 +128,9 @@ export function answerer(ctx: Context) {
         res.end('data: [DONE]\n\n');
         return;
       }
-      const whole = choices.map((c) => choiceOf(shape, true, c, c.text, r.logprobs === null ? null : c.tokens, false,
-        echo ? tokenizer.decode(c.prompt).length : 0));
+      const whole = choices.map((c) => (shape === 'text' && r.logprobs !== null
+        ? { ...choiceOf(shape, true, c, c.text, null, false), logprobs: textLogprobs(c) }
+        : choiceOf(shape, true, c, c.text, r.logprobs === null ? null : c.tokens, false, echo ? tokenizer.decode(c.prompt).length : 0)));
       ctx.sendJson(res, 200, { id, object, created, model: modelName, choices: whole, usage }, headers);
     } finally {
       for (const s of sequences) s.release(); // at once, also when the client left or generation failed: blocks go back
@@ -132,9 +160,8 @@ export function answerer(ctx: Context) {
       greedy: r.temperature === 0, presencePenalty: r.presencePenalty, frequencyPenalty: r.frequencyPenalty, logitBias: r.logitBias,
       logprobs: r.logprobs ?? undefined, sequence,
     });
-    let first = true;
+    let first = !c.text; // an echo (sent already) was the first chunk
     let held: GeneratedToken[] = []; // tokens whose text is still held back (a possible stop string, half a character)
-    if (send && c.text) { send(choiceOf(shape, false, c, c.text, null, true)); first = false; } // echo
     let offset = c.text.length;
     let result = await it.next();
     for (; !result.done; result = await it.next()) {

@@ -102,7 +102,8 @@ export function completionRequest(b: Body, limits: Limits, vocab: number): Compl
   if (b.echo !== undefined && typeof b.echo !== 'boolean') throw new HttpError(400, "'echo' must be a boolean", 'echo');
   const none = b.logprobs === undefined || b.logprobs === null;
   const logprobs = none ? null : num(b, 'logprobs', { min: 0, max: 5, integer: true, fallback: 0 });
-  const s = samplingRequest(b, limits, 'max_tokens', vocab);
+  // max_tokens 0 with echo: the prompt alone, scored when logprobs are asked for (lm-evaluation-harness's loglikelihood)
+  const s = samplingRequest(b, limits, 'max_tokens', vocab, b.echo === true ? 0 : 1);
   return { ...s, prompts: promptsOf(b, limits, vocab), echo: b.echo === true, logprobs };
 }
 
@@ -163,7 +164,7 @@ function logitBiasOf(b: Body, vocab: number): Map<number, number> {
   return bias;
 }
 
-function samplingRequest(b: Body, limits: Limits, maxKey: string, vocab: number): SamplingRequest {
+function samplingRequest(b: Body, limits: Limits, maxKey: string, vocab: number, minTokens = 1): SamplingRequest {
   const n = num(b, 'n', { min: 1, max: 8, integer: true, fallback: 1 });
   const so = b.stream_options;
   const odd = (x: object) => Array.isArray(x) || Object.keys(x).some((k) => k !== 'include_usage');
@@ -181,7 +182,7 @@ function samplingRequest(b: Body, limits: Limits, maxKey: string, vocab: number)
   }
   if (b.stream !== undefined && typeof b.stream !== 'boolean') throw new HttpError(400, "'stream' must be a boolean", 'stream');
   return {
-    maxTokens: num(b, maxKey, { min: 1, max: limits.maxTokens, integer: true, fallback: 16 }),
+    maxTokens: num(b, maxKey, { min: minTokens, max: limits.maxTokens, integer: true, fallback: 16 }),
     temperature: num(b, 'temperature', { min: 0, max: 2, fallback: 1 }),
     topP: num(b, 'top_p', { min: 0, max: 1, fallback: 1, minExclusive: true }),
     stop: stop as string[],

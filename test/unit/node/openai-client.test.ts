@@ -3,8 +3,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import type { CausalLM } from '../../../src/models/model.js';
+import { logprobsOf } from '../../../src/generate/sampling.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { createQkvServer, listen } from '../../../src/node/server/server.js';
+import { assertClose } from '../../helpers.js';
 import { TINY } from '../../models/helpers.js';
 
 const server = createQkvServer(loadCheckpoint(TINY));
@@ -101,4 +104,38 @@ test('logprobs: completions (top alternatives, offsets) and chat (content entrie
   const { prompt: a } = await (await fetch(`${client.baseURL.replace(/v1$/, '')}detokenize`, { method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ tokens: [65, 65, 65] }) })).json() as { prompt: string };
   assert.equal(forced.choices[0].text, a);
+});
+
+test('echo with logprobs scores the prompt (max_tokens 0: the prompt alone, as lm-evaluation-harness asks)', async () => {
+  const prompt = 'A fool and his money';
+  const { tokens } = await (await fetch(`${client.baseURL.replace(/v1$/, '')}tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt }) })).json() as { tokens: number[] };
+  // each prompt token's log-probability given those before it, from the model's own logits
+  const model = loadCheckpoint(TINY).model as CausalLM;
+  const logits = model.forward([tokens]).logits.toFloat32(), V = model.info.vocabSize;
+  const want = tokens.slice(1).map((id, t) => logprobsOf(logits.subarray(t * V, (t + 1) * V), id, 0).logprob);
+  const scored = await client.completions.create({ model: 'qkv-tiny', prompt, max_tokens: 0, echo: true, logprobs: 2, temperature: 0 });
+  const lp = scored.choices[0].logprobs!;
+  assert.equal(scored.choices[0].text, prompt);
+  assert.equal(lp.tokens!.length, tokens.length);
+  assert.equal(lp.token_logprobs![0], null, 'the first token has no log-probability');
+  assert.equal(lp.top_logprobs![0], null);
+  assertClose(lp.token_logprobs!.slice(1) as number[], want, 1e-5, 1e-5, 'prompt log-probabilities');
+  assert.ok(lp.top_logprobs!.slice(1).every((top) => Object.keys(top!).length >= 1), 'two most likely (fewer where pieces coincide)');
+  assert.deepEqual(lp.text_offset!.slice(0, 2), [0, lp.tokens![0].length]);
+  // with tokens generated too: the prompt's entries, then the new ones, offsets continuing after the echoed text
+  const both = await client.completions.create({ model: 'qkv-tiny', prompt, max_tokens: 3, echo: true, logprobs: 1, temperature: 0 });
+  const lb = both.choices[0].logprobs!;
+  assert.equal(lb.tokens!.length, tokens.length + 3);
+  assertClose(lb.token_logprobs!.slice(1, tokens.length) as number[], want, 1e-5, 1e-5, 'prompt part');
+  assert.equal(lb.text_offset![tokens.length], prompt.length);
+  // streamed: the echo chunk carries the prompt's log-probabilities; max_tokens 0 ends the stream after it
+  const stream = await client.completions.create({ model: 'qkv-tiny', prompt, max_tokens: 0, echo: true, logprobs: 1, stream: true });
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk.choices[0]);
+  assert.equal(chunks[0].text, prompt);
+  assert.equal(chunks[0].logprobs!.tokens!.length, tokens.length);
+  assert.equal(chunks[chunks.length - 1].finish_reason, 'length');
+  // max_tokens 0 without echo is still refused
+  await assert.rejects(client.completions.create({ model: 'qkv-tiny', prompt, max_tokens: 0 }), (e: unknown) => e instanceof OpenAI.BadRequestError);
 });
