@@ -85,7 +85,7 @@ const SAMPLING = [
   'logit_bias', 'stream_options',
 ];
 const KNOWN = new Set([...SAMPLING, 'prompt', 'echo']);
-const KNOWN_CHAT = new Set([...SAMPLING, 'messages', 'max_completion_tokens', 'top_logprobs']);
+const KNOWN_CHAT = new Set([...SAMPLING, 'messages', 'max_completion_tokens', 'top_logprobs', 'response_format']);
 const MAX_PROMPTS = 16;
 
 /** Throws 404 model_not_found (OpenAI's answer) unless `model`, when given, names the loaded model. */
@@ -134,6 +134,14 @@ export function chatRequest(b: Body, limits: Limits, vocab: number): ChatRequest
   const chars = messages.reduce((s, m) => s + m.content.length, 0);
   if (chars > limits.maxPromptChars) {
     throw new HttpError(400, `'messages' hold ${chars} characters; the limit is ${limits.maxPromptChars}`, 'messages');
+  }
+  // response_format: plain text is what every answer is (clients send it as their default); JSON output would need
+  // decoding constrained to a grammar, which qkv does not do — said so, not ignored
+  const format = b.response_format;
+  if (format !== undefined && format !== null && (typeof format !== 'object' || (format as { type?: unknown }).type !== 'text')) {
+    const type = typeof format === 'object' ? describeValue((format as { type?: unknown }).type) : describeValue(format);
+    const why = `'response_format' must be {"type": "text"}: JSON output needs constrained decoding, which this server does not do`;
+    throw new HttpError(400, `${why} (got type ${type})`, 'response_format');
   }
   const s = samplingRequest(b, limits, b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens', vocab);
   if (b.logprobs !== undefined && b.logprobs !== null && typeof b.logprobs !== 'boolean') {

@@ -48,6 +48,12 @@ test('bad requests are OpenAI errors with the field at fault', async () => {
     assert.equal((e as { param?: string }).param, 'temperature');
     return true;
   });
+  // response_format: text (a client's default) is what every answer is; JSON would need constrained decoding: refused, named
+  const messages = [{ role: 'user' as const, content: 'Hi' }];
+  const text = await client.chat.completions.create({ model: 'qkv-tiny', messages, max_tokens: 2, response_format: { type: 'text' } });
+  assert.equal(text.choices.length, 1);
+  await assert.rejects(client.chat.completions.create({ model: 'qkv-tiny', messages, max_tokens: 2, response_format: { type: 'json_object' } }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && (e as { param?: string }).param === 'response_format' && /constrained decoding/.test((e as Error).message));
 });
 
 test('n choices, echo, a list of prompts and token-id prompts, usage in the stream (official client)', async () => {
