@@ -85,7 +85,7 @@ const SAMPLING = [
   'logit_bias', 'stream_options',
 ];
 const KNOWN = new Set([...SAMPLING, 'prompt', 'echo']);
-const KNOWN_CHAT = new Set([...SAMPLING, 'messages', 'max_completion_tokens', 'top_logprobs', 'response_format']);
+const KNOWN_CHAT = new Set([...SAMPLING, 'messages', 'max_completion_tokens', 'top_logprobs', 'response_format', 'tools', 'tool_choice']);
 const MAX_PROMPTS = 16;
 
 /** Throws 404 model_not_found (OpenAI's answer) unless `model`, when given, names the loaded model. */
@@ -134,6 +134,13 @@ export function chatRequest(b: Body, limits: Limits, vocab: number): ChatRequest
   const chars = messages.reduce((s, m) => s + m.content.length, 0);
   if (chars > limits.maxPromptChars) {
     throw new HttpError(400, `'messages' hold ${chars} characters; the limit is ${limits.maxPromptChars}`, 'messages');
+  }
+  // tools: none, or an empty list with no choice of one (some clients always send the field); calling them is refused by name
+  const noTools = (b.tools === undefined || (Array.isArray(b.tools) && b.tools.length === 0)) &&
+    (b.tool_choice === undefined || b.tool_choice === null || b.tool_choice === 'none');
+  if (!noTools) {
+    const param = b.tools !== undefined && !(Array.isArray(b.tools) && b.tools.length === 0) ? 'tools' : 'tool_choice';
+    throw new HttpError(400, `'${param}': this server generates text only; it does not call tools (function calling)`, param);
   }
   // response_format: plain text is what every answer is (clients send it as their default); JSON output would need
   // decoding constrained to a grammar, which qkv does not do — said so, not ignored

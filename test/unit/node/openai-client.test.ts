@@ -54,6 +54,11 @@ test('bad requests are OpenAI errors with the field at fault', async () => {
   assert.equal(text.choices.length, 1);
   await assert.rejects(client.chat.completions.create({ model: 'qkv-tiny', messages, max_tokens: 2, response_format: { type: 'json_object' } }),
     (e: unknown) => e instanceof OpenAI.BadRequestError && (e as { param?: string }).param === 'response_format' && /constrained decoding/.test((e as Error).message));
+  // tools: an empty list is no tools; one to call is refused by name
+  assert.equal((await client.chat.completions.create({ model: 'qkv-tiny', messages, max_tokens: 2, tools: [], tool_choice: 'none' })).choices.length, 1);
+  const tools = [{ type: 'function' as const, function: { name: 'weather', parameters: { type: 'object', properties: {} } } }];
+  await assert.rejects(client.chat.completions.create({ model: 'qkv-tiny', messages, max_tokens: 2, tools }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && (e as { param?: string }).param === 'tools' && /does not call tools/.test((e as Error).message));
 });
 
 test('n choices, echo, a list of prompts and token-id prompts, usage in the stream (official client)', async () => {
