@@ -32,7 +32,6 @@ export function human(bytes: number): string {
   return `${u === 0 ? bytes : bytes.toFixed(bytes >= 100 ? 0 : 1)} ${units[u]}`;
 }
 
-/** The flags every model command takes: --threads and --weights (parseArgs options and their help lines). */
 /**
  * Refuses a checkpoint directory without tokenizer.json before its weights are read (hundreds of megabytes, then a
  * refusal); a directory that is no checkpoint at all is left to the loader, whose message says so.
@@ -43,6 +42,7 @@ export function requireTokenizer(dir: string, command: string): void {
   }
 }
 
+/** The flags every model command takes: --threads and --weights (parseArgs options and their help lines). */
 export const RUNTIME_OPTIONS = { threads: { type: 'string' }, weights: { type: 'string' } } as const;
 export const RUNTIME_HELP = `  --threads N              threads for the WebAssembly kernels (default: the cores available, ${availableParallelism()} here)
   --weights FORMAT         stored (default: the checkpoint's dtype, f16/bf16 stay 16-bit) | float32 | int8 (per-row scales)
