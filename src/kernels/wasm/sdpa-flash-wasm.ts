@@ -25,7 +25,7 @@ const BN = 64, BM = 4, BLOCK_M = 32; // the kernel's tiles: micro-blocks of 4 qu
 
 /** True when the WebAssembly kernel can take this problem. */
 export function wasmSupports(p: SdpaProblem, req: SdpaForwardRequest = {}): boolean {
-  return kernelRuntime() !== null && (!p.mods || modsFit(p)) && planOf(p) !== null &&
+  return kernelRuntime() !== null && modsOf(p) !== null && planOf(p) !== null &&
     p.D % 4 === 0 && p.Dv % 4 === 0 && !req.stats && !req.weights;
 }
 
@@ -42,19 +42,21 @@ function planOf(p: SdpaProblem): SimdMask | null {
 
 const NO_MODS: SimdMods = { softcap: 0, bias: null, alibiSlopes: null, shift: 0 };
 
+// The call's score modifiers as the jobs take them, or null when they cannot: a score function, or a term too large.
 // The jobs' scores are f32 in base 2 (× log2 e): a bias or ALiBi term of 2^126 or more would overflow there — torch's
 // additive masks are −3.4e38 (finfo.min), and a row masked that way everywhere is transformers' uniform average, not
 // an empty row — so such calls stay with the TypeScript kernels, which sum in f64. −∞ (a mask) is no term: it fits.
+// Made once per call, as planOf's mask (the bias is scanned once).
 const MOD_LIMIT = 2 ** 126;
-const fits = new WeakMap<KernelScoreMods, boolean>();
-function modsFit(p: SdpaProblem): boolean {
-  const mods = p.mods!;
-  if (!fits.has(mods)) {
-    const m = mods.simdMods();
+const modPlans = new WeakMap<KernelScoreMods, SimdMods | null>();
+function modsOf(p: SdpaProblem): SimdMods | null {
+  if (!p.mods) return NO_MODS;
+  if (!modPlans.has(p.mods)) {
+    const m = p.mods.simdMods();
     const slopesFit = !m?.alibiSlopes || m.alibiSlopes.every((x) => Math.abs(x) * (p.L + p.S) < MOD_LIMIT);
-    fits.set(mods, m !== null && slopesFit && (!m.bias || biasFits(p, m)));
+    modPlans.set(p.mods, m !== null && slopesFit && (!m.bias || biasFits(p, m)) ? m : null);
   }
-  return fits.get(mods)!;
+  return modPlans.get(p.mods) ?? null;
 }
 
 // every bias value the call reads is below MOD_LIMIT in size, or −∞
@@ -92,7 +94,7 @@ function biasLayout(p: SdpaProblem, mods: SimdMods) {
 
 // bytes of scratch for the call's mask and modifiers: keep bytes, the compact bias, the ALiBi slopes
 function maskBytes(p: SdpaProblem, plan: SimdMask): number[] {
-  const mods = p.mods?.simdMods() ?? NO_MODS;
+  const mods = modsOf(p)!; // (wasmSupports: not null)
   return [plan.keep?.length ?? 0, mods.bias ? 4 * biasLayout(p, mods).floats : 0, mods.alibiSlopes ? 4 * p.Hq : 0];
 }
 
@@ -100,7 +102,7 @@ function maskBytes(p: SdpaProblem, plan: SimdMask): number[] {
 // soft-capping (0: none), the key padding bytes, the bias and the ALiBi slopes, put at `at` (maskBytes' three places)
 // in the call's scratch (0: none of that kind)
 function maskWords(r: Runtime, p: SdpaProblem, plan: SimdMask, [keepAt, biasAt, alibiAt]: number[]) {
-  const mods = p.mods?.simdMods() ?? NO_MODS;
+  const mods = modsOf(p)!;
   if (plan.keep) r.bytes.set(plan.keep, keepAt);
   const words = {
     causal: plan.causal ? 1 : 0, shift: plan.shift, window: plan.window, softcap: mods.softcap, keep: plan.keep ? keepAt : 0,
