@@ -2,7 +2,7 @@
 // the kernel that answered is named, and causal/windowed calls skip whole tiles.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { alibiSlopes, attention, kernelVariant, Tensor } from '../../src/index.js';
+import { alibiSlopes, attention, kernelVariant, Tensor, type AttentionOptions } from '../../src/index.js';
 import { problemOf } from '../../src/attention/dispatch.js';
 import { checkQkv } from '../../src/attention/validate.js';
 import { getSdpaKernel } from '../../src/kernels/registry.js';
@@ -13,6 +13,15 @@ test('the WebAssembly build under test', (t) => {
   t.diagnostic(`kernels: ${kernelVariant()}`);
   if (process.env.QKV_EXPECT_VARIANT) assert.equal(kernelVariant(), process.env.QKV_EXPECT_VARIANT);
 });
+
+// the call on the SIMD kernel (asserted: it ran there) against the reference kernel, out and lse; `label` names the case
+function simdAgainstReference(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, label: string): void {
+  const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
+  const r = attention(q, k, v, opts);
+  assert.equal(r.kernel, 'flash-wasm', label);
+  assertClose(r.out, ref.out, 2e-6, 1e-4, `${label} out`);
+  assertClose(r.lse, ref.lse, 2e-6, 1e-5, `${label} lse`);
+}
 
 describe('flash and decode against reference', () => {
   test('random shapes, tiles that do not divide L, S or D, GQA ratios 1/2/4/8', () => {
@@ -68,11 +77,7 @@ describe('flash and decode against reference', () => {
       const k = randn([B, Hkv, S, D], rand, 2);
       const v = randn([B, Hkv, S, Dv], rand);
       const opts = [{}, { causal: 'bottom-right' as const }, { causal: 'top-left' as const }][trial % 3];
-      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
-      const r = attention(q, k, v, opts);
-      assert.equal(r.kernel, 'flash-wasm');
-      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} out`);
-      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} lse`);
+      simdAgainstReference(q, k, v, opts, `trial ${trial}`);
     }
   });
 
@@ -86,11 +91,7 @@ describe('flash and decode against reference', () => {
       const k = randn([1, Hkv, S, D], rand, 2);
       const v = randn([1, Hkv, S, Dv], rand);
       for (const opts of [{}, { causal: 'bottom-right' as const }, { causal: 'top-left' as const }]) {
-        const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
-        const r = attention(q, k, v, opts);
-        assert.equal(r.kernel, 'flash-wasm');
-        assertClose(r.out, ref.out, 2e-6, 1e-4, `G ${G} L ${L} S ${S} ${JSON.stringify(opts)} out`);
-        assertClose(r.lse, ref.lse, 2e-6, 1e-5, `G ${G} L ${L} S ${S} ${JSON.stringify(opts)} lse`);
+        simdAgainstReference(q, k, v, opts, `G ${G} L ${L} S ${S} ${JSON.stringify(opts)}`);
       }
     }
   });
@@ -109,11 +110,7 @@ describe('flash and decode against reference', () => {
       const k = randn([B, Hkv, S, D], rand, 2);
       const v = randn([B, Hkv, S, Dv], rand);
       const opts = { causal: 'bottom-right' as const, window: [W, trial % 2 ? 0 : 3] as [number, number] };
-      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
-      const r = attention(q, k, v, opts);
-      assert.equal(r.kernel, 'flash-wasm', `trial ${trial}`);
-      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} L ${L} S ${S} W ${W} out`);
-      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} L ${L} S ${S} W ${W} lse`);
+      simdAgainstReference(q, k, v, opts, `trial ${trial} L ${L} S ${S} W ${W}`);
     }
     // [W, 0] alone is the same window; what it does not take: a two-sided window, a dilated one, a causal mask aligned
     // elsewhere than the window
@@ -148,11 +145,7 @@ describe('flash and decode against reference', () => {
       const k = randn([1, Hkv, S, D], rand, amp);
       const v = randn([1, Hkv, S, Dv], rand);
       const opts = [{ softcap }, { softcap, causal: 'bottom-right' as const }, { softcap, window: [randint(rand, 0, 70), 0] as [number, number] }][trial % 3];
-      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
-      const r = attention(q, k, v, opts);
-      assert.equal(r.kernel, 'flash-wasm', `trial ${trial}`);
-      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} L ${L} S ${S} softcap ${softcap} out`);
-      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} L ${L} S ${S} softcap ${softcap} lse`);
+      simdAgainstReference(q, k, v, opts, `trial ${trial} L ${L} S ${S} softcap ${softcap}`);
     }
     // with a score function the TypeScript kernel takes it
     const rand = rng(3800);
@@ -175,11 +168,7 @@ describe('flash and decode against reference', () => {
       const alibi = trial % 3 !== 0 ? alibiSlopes(Hq) : undefined;
       const masks = [{}, { causal: 'bottom-right' as const }, { window: [randint(rand, 0, 40), 0] as [number, number] }, { softcap: 4 }];
       const opts = { ...masks[trial % 4], ...(trial % 6 === 5 ? { mask: bias } : trial % 3 === 2 ? {} : { bias }), alibiSlopes: alibi };
-      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
-      const r = attention(q, k, v, opts);
-      assert.equal(r.kernel, 'flash-wasm', `trial ${trial}`);
-      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} L ${L} S ${S} ${JSON.stringify(shape)} out`);
-      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} L ${L} S ${S} ${JSON.stringify(shape)} lse`);
+      simdAgainstReference(q, k, v, opts, `trial ${trial} L ${L} S ${S} ${JSON.stringify(shape)}`);
     }
   });
 
@@ -221,11 +210,7 @@ describe('flash and decode against reference', () => {
       const opts = trial % 5 === 4 ? { ...extra, keyLengths: keep.map((r) => r.reduce<number>((n, x) => n + x, 0)) } : { ...extra, mask };
       if ('keyLengths' in opts && trial % 4 < 2) continue; // keyLengths is right padding only
       const q = randn([B, Hkv * G, L, D], rand, 2), k = randn([B, Hkv, S, D], rand, 2), v = randn([B, Hkv, S, Dv], rand);
-      const ref = attention(q, k, v, { ...opts, kernel: 'reference' });
-      const r = attention(q, k, v, opts);
-      assert.equal(r.kernel, 'flash-wasm', `trial ${trial}`);
-      assertClose(r.out, ref.out, 2e-6, 1e-4, `trial ${trial} B ${B} L ${L} S ${S} out`);
-      assertClose(r.lse, ref.lse, 2e-6, 1e-5, `trial ${trial} B ${B} L ${L} S ${S} lse`);
+      simdAgainstReference(q, k, v, opts, `trial ${trial} B ${B} L ${L} S ${S}`);
     }
     // a mask that differs between queries is not key padding: the TypeScript kernel takes it
     const rand = rng(3950);
