@@ -125,13 +125,14 @@ export class Weights {
     checkTensor(t, 'Weights.asFormat: t');
     const known = this.kernelFormOf.get(t);
     if (known) return known;
-    // int8 and int4 straight into the matrix kernel's memory (held once), a block of rows at a time
+    // int8 and int4 straight into the matrix kernel's memory (held once: q and the scales), a block of rows at a time
     const remember = <Q extends Int8Matrix | Int4Matrix | F16Matrix>(q: Q): Q => { this.kernelFormOf.set(t, q); return q; };
+    const scales = (n: number) => kernelStorage().matrix?.('float32', n) as Float32Array | null; // (int4: a fifth of the bytes)
     if (this.format === 'int4' && t.shape[1] % 32 === 0) {
-      return remember(Int4Matrix.quantize(t, (n) => kernelStorage().matrix?.('int4', n) as Uint8Array | null));
+      return remember(Int4Matrix.quantize(t, (n) => kernelStorage().matrix?.('int4', n) as Uint8Array | null, scales));
     }
     const place = (n: number) => kernelStorage().matrix?.('int8', n) as Int8Array | null;
-    if ((this.format === 'int8' || this.format === 'int4') && t.shape[1] % 16 === 0) return remember(Int8Matrix.quantize(t, place));
+    if ((this.format === 'int8' || this.format === 'int4') && t.shape[1] % 16 === 0) return remember(Int8Matrix.quantize(t, place, scales));
     if (this.format === 'float32' && t.dtype !== 'float32') return constant(t.to('float32'));
     const scaled = this.format === 'stored' && t.dtype === 'float16' && t.rank === 2 && kernelStorage().holdsMatrix?.(t.data)
       ? F16Matrix.scaleInPlace(t, kernelStorage().scaleF16) : null;

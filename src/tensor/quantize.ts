@@ -56,14 +56,14 @@ export class Int8Matrix {
 
   /**
    * Rounds each row of a 2-D float tensor to int8 with its own scale (an all-zero row gets scale 0), a block of rows
-   * widened at a time (never a float32 copy of the whole matrix); q goes into `storage` when it offers room (the
-   * matrix kernel's memory, so the weight is held once), else into a new array.
+   * widened at a time (never a float32 copy of the whole matrix); q and the scales go into `storage` and
+   * `scaleStorage` when they offer room (the matrix kernel's memory, so the weight is held once), else into new arrays.
    */
-  static quantize(w: Tensor, storage?: (n: number) => Int8Array | null): Int8Matrix {
+  static quantize(w: Tensor, storage?: (n: number) => Int8Array | null, scaleStorage?: (n: number) => Float32Array | null): Int8Matrix {
     if (w.rank !== 2) throw new QkvError(`Int8Matrix.quantize: weight must be 2-D [out, in], got ${fmtShape(w.shape)}`);
     const [rows, cols] = w.shape;
     const q = storage?.(rows * cols) ?? new Int8Array(rows * cols);
-    const scales = new Float32Array(rows);
+    const scales = scaleStorage?.(rows) ?? new Float32Array(rows);
     const block = Math.max(1, Math.floor(2 ** 16 / Math.max(1, cols))); // rows per widened block (~256 KiB of f32)
     for (let j0 = 0; j0 < rows; j0 += block) {
       const j1 = Math.min(rows, j0 + block);
@@ -110,14 +110,17 @@ export class Int4Matrix {
     }
   }
 
-  /** Rounds a 2-D float tensor [rows, cols] (cols a multiple of 32), a block of rows at a time, into `storage` if offered. */
-  static quantize(w: Tensor, storage?: (n: number) => Uint8Array | null): Int4Matrix {
+  /**
+   * Rounds a 2-D float tensor [rows, cols] (cols a multiple of 32), a block of rows at a time; q and the scales into
+   * `storage` and `scaleStorage` when they offer room (a fifth of the bytes are scales: held once too).
+   */
+  static quantize(w: Tensor, storage?: (n: number) => Uint8Array | null, scaleStorage?: (n: number) => Float32Array | null): Int4Matrix {
     if (w.rank !== 2 || w.shape[1] % 32 !== 0) {
       throw new QkvError(`Int4Matrix.quantize: weight must be 2-D [out, in] with in a multiple of 32, got ${fmtShape(w.shape)}`);
     }
     const [rows, cols] = w.shape;
     const q = storage?.((rows * cols) / 2) ?? new Uint8Array((rows * cols) / 2);
-    const scales = new Float32Array((rows * cols) / 32);
+    const scales = scaleStorage?.((rows * cols) / 32) ?? new Float32Array((rows * cols) / 32);
     const block = Math.max(1, Math.floor(2 ** 16 / cols));
     for (let j0 = 0; j0 < rows; j0 += block) {
       const j1 = Math.min(rows, j0 + block);

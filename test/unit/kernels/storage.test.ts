@@ -184,7 +184,7 @@ test('int8 weights are held once: quantized a block of rows at a time into the k
   }
 });
 
-test('int4 weights are held once too: quantized into the kernels\' memory, the stored tensor dropped', async () => {
+test('int4 weights are held once too: quantized into the kernels\' memory with their scales, the stored tensor dropped', async () => {
   const { Int4Matrix } = await import('../../../src/tensor/quantize.js');
   const { Weights } = await import('../../../src/models/weights.js');
   const w = randn([300, 64], rng(6));
@@ -195,8 +195,16 @@ test('int4 weights are held once too: quantized into the kernels\' memory, the s
   assert.deepEqual(weights.summary(), { parameters: 300 * 64, dtypes: ['int4'] });
   const r = kernelRuntime()!;
   const top = r.top;
-  assert.equal(typeof (await import('../../../src/kernels/wasm/runtime.js')).resident(r, q.q), 'number');
-  assert.equal(r.top, top, 'q is resident already: using it copies nothing');
+  const { resident } = await import('../../../src/kernels/wasm/runtime.js');
+  assert.equal(typeof resident(r, q.q), 'number');
+  assert.equal(typeof resident(r, q.scales), 'number');
+  assert.equal(r.top, top, 'q and its scales are resident already: using them copies nothing');
+  // and so are an int8 matrix's (one scale a row)
+  const q8 = new Weights(new Map([['b.weight', w.slice(1, 0, 48)]]), 'test', { format: 'int4' }).matrix('b.weight', [300, 48]);
+  assert.ok(q8 instanceof (await import('../../../src/tensor/quantize.js')).Int8Matrix);
+  resident(r, q8.q);
+  resident(r, q8.scales);
+  assert.equal(r.top, top, 'int8 q and scales resident already');
 });
 
 test('a stored matrix read only to be quantized gives its room back at once, and the next one reuses it', async () => {
@@ -212,7 +220,7 @@ test('a stored matrix read only to be quantized gives its room back at once, and
   const free0 = kernelFreeBytes();
   const qa = weights.matrix('a', [96, 64]);
   assert.ok(qa instanceof Int8Matrix);
-  assert.ok(kernelFreeBytes() >= free0 + 2 * 96 * 64 - 96 * 64, 'the bf16 room came back (less what int8 took of it)');
+  assert.ok(kernelFreeBytes() >= free0 + 2 * 96 * 64 - 96 * 64 - 4 * 96, 'the bf16 room came back (less what int8 took of it: q, a scale a row)');
   const expected = Int8Matrix.quantize(b);
   const qb = weights.matrix('b', [96, 64]) as InstanceType<typeof Int8Matrix>;
   assert.deepEqual([...qb.q], [...expected.q], 'quantized from intact data');
