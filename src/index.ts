@@ -44,6 +44,7 @@ export { ContinuousBatcher, type BatchRequest, type BatchResult, type SchedulerO
 export { BatchEngine, EngineBusyError, type EngineOptions, type EngineSequence, type EngineStats } from './generate/engine.js';
 export { Tokenizer } from './generate/tokenizer.js';
 export { sampleNext, type SamplingOptions } from './generate/sampling.js';
+export { scoreTokens, type ScoreOptions, type TokenScore } from './generate/score.js';
 export { generate, generateStream, generateBatch, greedy, seq2seqGenerate, type GenerateOptions, type GenerateResult, type GeneratedToken } from './generate/generate.js';
 export { kvCacheBytes, kvTable, KV_PRESETS, KV_DTYPE_BYTES, humanBytes, type KvShape, type KvRow } from './cache/memory.js';
 export { attentionWebGPU, attentionBackwardWebGPU, pagedAttentionWebGPU, toGpu, toCpu, type GpuKernel } from './attention/webgpu.js';

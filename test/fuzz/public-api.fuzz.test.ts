@@ -12,7 +12,7 @@ import { rng } from '../helpers.js';
 const CALLS = 8000;
 const FUNCTIONS = ['gelu', 'silu', 'relu', 'eluPlusOne', 'add', 'mul', 'rmsNorm', 'layerNorm', 'linear', 'gatedLinear', 'embedding',
   'applyRope', 'attention', 'attentionBackward', 'linearAttention', 'performerAttention', 'pagedAttention', 'alibiBias', 'alibiSlopes',
-  'generate', 'generateBatch', 'greedy', 'seq2seqGenerate', 'sampleNext', 'parseSafetensors', 'serializeSafetensors', 'kvCacheBytes',
+  'generate', 'generateBatch', 'greedy', 'seq2seqGenerate', 'sampleNext', 'scoreTokens', 'parseSafetensors', 'serializeSafetensors', 'kvCacheBytes',
   'kvTable', 'humanBytes', 'buildModel', 'setKernelThreads', 'setKernelVariant', 'activation', 'modelFromBytes', 'modelFromStream',
   't5RelativeBias', 'drawOmega', 'randomEncoderLayer', 'sinusoidalEncoding', 'ropeInvFreq', 'headMetrics', 'nextTokenLoss', 'removeHead',
   'patchHead', 'toCpu', 'pagedAttentionWebGPU', 'f32ToF16', 'f16ToF32', 'f32ToBf16', 'bf16ToF32', 'erf', 't5RelativeBucket'] as const;

@@ -6,7 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import { type BatchEngine, EngineBusyError, type EngineSequence } from '../../generate/engine.js';
 import { generateStream, type GeneratedToken } from '../../generate/generate.js';
-import { logprobsOf as scoreOf } from '../../generate/sampling.js';
+import { scoreTokens } from '../../generate/score.js';
 import type { Tokenizer } from '../../generate/tokenizer.js';
 import type { CausalLM } from '../../models/model.js';
 import type { ServerMetrics } from './metrics.js';
@@ -51,14 +51,6 @@ export function answerer(ctx: Context) {
     };
   }
 
-  // each prompt token's log-probability given those before it, and the k most likely there: one forward pass over the
-  // prompt, outside the batch (its logits at every position); the first token has none
-  function scorePrompt(ids: readonly number[], k: number): Scored[] {
-    const logits = model.forward([ids]).logits;
-    const V = logits.shape[2], all = logits.toFloat32();
-    return ids.map((id, t) => (t === 0 ? { id, logprob: null, top: null } : { id, ...scoreOf(all.subarray((t - 1) * V, t * V), id, k) }));
-  }
-
   // the whole answer's log-probabilities (text): the prompt's, scored, then the generated tokens' after the echoed text
   function textLogprobs(c: Choice): unknown {
     const generated = logprobsOf('text', c.tokens, c.scored ? tokenizer.decode(c.prompt).length : 0) as Record<string, unknown[]>;
@@ -87,7 +79,17 @@ export function answerer(ctx: Context) {
     const t0 = performance.now();
     const abort = new AbortController();
     res.on('close', () => { if (!res.writableFinished) abort.abort(); }); // the client went away: stop generating
-    const scored = prompts.map((prompt) => (echo && r.logprobs !== null ? scorePrompt(prompt, r.logprobs) : null));
+    // each prompt token's log-probability given those before it (the first has none), outside the batch: in chunks
+    // through a cache of its own, the event loop turning between them (generate/score.ts)
+    const scored: (Scored[] | null)[] = [];
+    try {
+      for (const prompt of prompts) {
+        scored.push(echo && r.logprobs !== null ? await scoreTokens(model, prompt, { top: r.logprobs, signal: abort.signal }) : null);
+      }
+    } catch (e) {
+      if (abort.signal.aborted) return; // the client left while its prompt was scored
+      throw e;
+    }
     const choices: Choice[] = prompts.flatMap((prompt, p) => Array.from({ length: r.n }, (_, i) =>
       ({ index: p * r.n + i, prompt, text: echo ? tokenizer.decode(prompt) : '', tokens: [], finish: null, scored: scored[p] })));
     // max_tokens 0 (echo): nothing to generate, no sequence
