@@ -68,6 +68,20 @@ export function answerer(ctx: Context) {
     return { index: c.index, delta, logprobs, finish_reason: c.finish };
   }
 
+  // each prompt token's log-probability given those before it (the first has none), outside the batch: in chunks
+  // through a cache of its own, the event loop turning between them (generate/score.ts) — one request at a time, so that
+  // concurrent requests hold one prompt's cache and one chunk's logits, not one each (the batch's are budgeted)
+  let scoring: Promise<unknown> = Promise.resolve();
+  function scoreInTurn(prompts: readonly number[][], top: number, signal: AbortSignal): Promise<Scored[][]> {
+    const mine = scoring.then(async () => {
+      const all: Scored[][] = [];
+      for (const prompt of prompts) all.push(await scoreTokens(model, prompt, { top, signal }));
+      return all;
+    });
+    scoring = mine.catch(() => {}); // the next request's turn comes however this one ends
+    return mine;
+  }
+
   return async function answer(res: ServerResponse, headers: Record<string, string>, prompts: number[][], r: SamplingRequest,
     shape: Shape, echo: boolean): Promise<void> {
     for (const ids of prompts) {
@@ -79,15 +93,11 @@ export function answerer(ctx: Context) {
     const t0 = performance.now();
     const abort = new AbortController();
     res.on('close', () => { if (!res.writableFinished) abort.abort(); }); // the client went away: stop generating
-    // each prompt token's log-probability given those before it (the first has none), outside the batch: in chunks
-    // through a cache of its own, the event loop turning between them (generate/score.ts)
-    const scored: (Scored[] | null)[] = [];
+    let scored: (Scored[] | null)[];
     try {
-      for (const prompt of prompts) {
-        scored.push(echo && r.logprobs !== null ? await scoreTokens(model, prompt, { top: r.logprobs, signal: abort.signal }) : null);
-      }
+      scored = echo && r.logprobs !== null ? await scoreInTurn(prompts, r.logprobs, abort.signal) : prompts.map(() => null);
     } catch (e) {
-      if (abort.signal.aborted) return; // the client left while its prompt was scored
+      if (abort.signal.aborted) return; // the client left while its prompt waited or was scored
       throw e;
     }
     const choices: Choice[] = prompts.flatMap((prompt, p) => Array.from({ length: r.n }, (_, i) =>

@@ -149,4 +149,15 @@ test('echo with logprobs scores the prompt (max_tokens 0: the prompt alone, as l
   assert.equal(chunks[chunks.length - 1].finish_reason, 'length');
   // max_tokens 0 without echo is still refused
   await assert.rejects(client.completions.create({ model: 'qkv-tiny', prompt, max_tokens: 0 }), (e: unknown) => e instanceof OpenAI.BadRequestError);
+  // concurrent requests (one of whose clients leaves at once) all get their answer, each as if alone: prompts are scored
+  // one request at a time, and a request that fails or is abandoned passes its turn on
+  const gone = new AbortController();
+  const left = client.completions.create({ model: 'qkv-tiny', prompt: [prompt, prompt], max_tokens: 0, echo: true, logprobs: 1 },
+    { signal: gone.signal }).catch(() => 'left');
+  gone.abort();
+  const together = await Promise.all(Array.from({ length: 4 }, () =>
+    client.completions.create({ model: 'qkv-tiny', prompt: [prompt, 'Beautiful is better'], max_tokens: 0, echo: true, logprobs: 1 })));
+  assert.equal(await left, 'left');
+  for (const t of together) assertClose(t.choices[0].logprobs!.token_logprobs!.slice(1) as number[], want, 1e-5, 1e-5, 'scored in turn');
+  assert.equal(new Set(together.map((t) => JSON.stringify(t.choices[1].logprobs))).size, 1, 'the same answer each time');
 });
