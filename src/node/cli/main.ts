@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `qkv` command: serve, generate, info, kv, tokenize, conformance, gpu, demo. Errors go to stderr with a non-zero exit.
+// The `qkv` command: serve, generate, score, info, kv, tokenize, conformance, gpu, demo. Errors go to stderr with a non-zero exit.
 import { version } from '../version.js';
 import { QkvError } from '../../errors.js';
 import { conformanceCommand } from './conformance.js';
@@ -8,6 +8,7 @@ import { gpuCommand } from './gpu.js';
 import { GENERATE_HELP, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { KV_HELP, kvCommand } from './kv.js';
+import { scoreCommand } from './score.js';
 import { serveCommand } from './serve.js';
 import { tokenizeCommand } from './tokenize.js';
 import { useWasmFeatures } from '../wasm-features.js';
@@ -19,6 +20,8 @@ usage: qkv <command> [options]
 commands:
   serve [--model DIR] [--port N]  the Attention Lab and an OpenAI-compatible API on 127.0.0.1
   generate [options] "prompt"  stream a continuation (default model: the embedded qkv-tiny)
+  score [--model DIR] [--top N] "text"
+                               each token's log-probability given those before it; the loss and perplexity
   info [DIR]                   architecture, parameters, dtype, context length, KV-cache bytes per token
   kv [--preset NAME | --model DIR] [--context N] [--batch B] [--dtype D]
                                KV-cache memory: MHA/GQA/MQA layouts and cache strategies
@@ -29,7 +32,7 @@ commands:
   demo                         print a small attention example
 
 options:
-  -h, --help     show this help (qkv generate --help for its options)
+  -h, --help     show this help (qkv generate --help, qkv score --help for theirs)
   -v, --version  print the version
 
 ${GENERATE_HELP}
@@ -52,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'serve': return serveCommand(rest, out);
     case 'generate': return generateCommand(rest, out);
+    case 'score': return scoreCommand(rest, out);
     case 'info': return infoCommand(rest, out);
     case 'kv': return kvCommand(rest, out);
     case 'tokenize': return tokenizeCommand(rest, out);

@@ -176,3 +176,29 @@ test('generate and serve check their arguments and find the tokenizer before rea
     assert.match(r.stderr, message);
   }
 });
+
+test('qkv score: every token with its log-probability and probability, the expected ones, the loss and perplexity', async () => {
+  const { scoreTokens } = await import('../../../src/generate/score.js');
+  const { loadCheckpoint } = await import('../../../src/node/checkpoint.js');
+  const text = 'A fool and his money are soon parted.';
+  const r = qkv('score', '--threads', '1', '--top', '2', text);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  const { model, tokenizer } = loadCheckpoint(join(ROOT, 'models', 'qkv-tiny'));
+  const want = await scoreTokens(model as never, tokenizer!.encode(text), { top: 2 });
+  assert.equal(lines.length, want.length + 1, r.stdout);
+  assert.match(lines[0], /^"A"\s+—$/, 'the first token: nothing predicts it');
+  want.slice(1).forEach((s, t) => {
+    const [, piece, logprob, pct] = /^(".*?")\s+(-?\d+\.\d{3})\s+(\d+\.\d+)%\s+expected /.exec(lines[t + 1]) ?? [];
+    assert.equal(piece, JSON.stringify(tokenizer!.decode([s.id])), lines[t + 1]);
+    assert.ok(Math.abs(Number(logprob) - s.logprob!) <= 5e-4, `${lines[t + 1]}: ${s.logprob}`);
+    assert.ok(Math.abs(Number(pct) - 100 * Math.exp(s.logprob!)) <= 0.05 + 1e-3 * 100 * Math.exp(s.logprob!), lines[t + 1]);
+  });
+  const loss = -want.slice(1).reduce((sum, s) => sum + s.logprob!, 0) / (want.length - 1);
+  assert.equal(lines.at(-1), `${want.length - 1} tokens scored: loss ${loss.toFixed(4)} nats/token, perplexity ${Math.exp(loss).toFixed(2)}`);
+  // arguments checked before the model is read
+  assert.match(qkv('score').stderr, /qkv score: expected one text argument, got 0/);
+  assert.match(qkv('score', '--top', '21', 'x').stderr, /--top must be an integer ≤ 20, got '21'/);
+  assert.match(qkv('score', '--top=-1', 'x').stderr, /--top must be an integer ≥ 0, got '-1'/);
+  assert.equal(qkv('score', '--top', '21', 'x').status, 2);
+});
