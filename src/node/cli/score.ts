@@ -32,17 +32,19 @@ export async function scoreCommand(argv: string[], out: (s: string) => void): Pr
   const ids = tokenizer.encode(positionals[0]);
   if (ids.length === 0) throw new QkvError('qkv score: the text has no tokens');
   const scores = await scoreTokens(ckpt.model, ids, { top });
-  for (const s of scores) out(`${line(s, tokenizer)}\n`);
+  const pieces = tokenizer.pieces(ids); // a character split over byte-level tokens shows whole, on the token that ends it
+  scores.forEach((s, t) => out(`${line(s, pieces[t], tokenizer)}\n`));
   out(`${summary(scores)}\n`);
   return 0;
 }
 
-// one token: its text, log p and p (— for the first, which nothing predicts), then the expected ones with --top
-function line(s: TokenScore, tokenizer: Tokenizer): string {
-  const piece = (id: number) => JSON.stringify(tokenizer.decode([id]));
-  const head = `${piece(s.id).padEnd(18)} ${s.logprob === null ? '—'.padStart(8) : s.logprob.toFixed(3).padStart(8)}`;
+// one token: its text, log p and p (— for the first, which nothing predicts), then the expected ones with --top (each
+// alone: a byte of a longer character shows as U+FFFD)
+function line(s: TokenScore, piece: string, tokenizer: Tokenizer): string {
+  const head = `${JSON.stringify(piece).padEnd(18)} ${s.logprob === null ? '—'.padStart(8) : s.logprob.toFixed(3).padStart(8)}`;
   if (s.logprob === null) return head;
-  const expected = s.top?.length ? `   expected ${s.top.map((t) => `${piece(t.id)} ${percent(t.logprob)}`).join(', ')}` : '';
+  const alone = (id: number) => JSON.stringify(tokenizer.decode([id]));
+  const expected = s.top?.length ? `   expected ${s.top.map((t) => `${alone(t.id)} ${percent(t.logprob)}`).join(', ')}` : '';
   return `${head} ${percent(s.logprob).padStart(8)}${expected}`;
 }
 

@@ -190,12 +190,16 @@ test('qkv score: every token with its log-probability and probability, the expec
   assert.match(lines[0], /^"A"\s+—$/, 'the first token: nothing predicts it');
   want.slice(1).forEach((s, t) => {
     const [, piece, logprob, pct] = /^(".*?")\s+(-?\d+\.\d{3})\s+(\d+\.\d+)%\s+expected /.exec(lines[t + 1]) ?? [];
-    assert.equal(piece, JSON.stringify(tokenizer!.decode([s.id])), lines[t + 1]);
+    assert.equal(piece, JSON.stringify(tokenizer!.pieces(tokenizer!.encode(text))[t + 1]), lines[t + 1]);
     assert.ok(Math.abs(Number(logprob) - s.logprob!) <= 5e-4, `${lines[t + 1]}: ${s.logprob}`);
     assert.ok(Math.abs(Number(pct) - 100 * Math.exp(s.logprob!)) <= 0.05 + 1e-3 * 100 * Math.exp(s.logprob!), lines[t + 1]);
   });
   const loss = -want.slice(1).reduce((sum, s) => sum + s.logprob!, 0) / (want.length - 1);
   assert.equal(lines.at(-1), `${want.length - 1} tokens scored: loss ${loss.toFixed(4)} nats/token, perplexity ${Math.exp(loss).toFixed(2)}`);
+  // a character split over byte-level tokens shows whole, once (not one U+FFFD a byte)
+  const accents = qkv('score', '--threads', '1', 'naïve café');
+  assert.equal(accents.status, 0, accents.stderr);
+  assert.ok(!accents.stdout.includes('\uFFFD') && accents.stdout.includes('"ï"') && accents.stdout.includes('"é"'), accents.stdout);
   // arguments checked before the model is read
   assert.match(qkv('score').stderr, /qkv score: expected one text argument, got 0/);
   assert.match(qkv('score', '--top', '21', 'x').stderr, /--top must be an integer ≤ 20, got '21'/);
