@@ -6,7 +6,7 @@
 // are [chunk, V] at a time — never [T, V], which for 2,048 tokens of a 49,152-word vocabulary is 400 MB — and the event
 // loop turns between chunks, so a server's other streams keep going while a long text is scored.
 import { ContiguousKVCache } from '../cache/contiguous.js';
-import { checkInt, describeValue, QkvError } from '../errors.js';
+import { checkInt, describeValue, NumericsError, QkvError } from '../errors.js';
 import { checkModelKind, type CausalLM } from '../models/model.js';
 import { nextTurn } from './generate.js';
 import { logprobsOf } from './sampling.js';
@@ -54,6 +54,10 @@ export async function scoreTokens(model: CausalLM, ids: readonly number[], o: Sc
       for (let t = 0; t < n; t++) {
         const id = ids[i + t + 1];
         const s = logprobsOf(logits.subarray(t * V, (t + 1) * V), id, top);
+        if (Number.isNaN(s.logprob)) { // (a NaN logit makes the log-sum NaN)
+          const why = 'its weights or config.json give non-finite values';
+          throw new NumericsError(`scoreTokens: the model produced NaN logits after token ${i + t}: ${why}`);
+        }
         scores.push({ id, logprob: s.logprob, top: s.top });
       }
     }

@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scoreTokens } from '../../../src/generate/score.js';
 import { logprobsOf } from '../../../src/generate/sampling.js';
+import { NumericsError } from '../../../src/errors.js';
+import { Tensor } from '../../../src/tensor/tensor.js';
 import type { CausalLM } from '../../../src/models/model.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { TINY } from '../../models/helpers.js';
@@ -55,4 +57,14 @@ test('bad arguments are refused by name', async () => {
   await assert.rejects(scoreTokens(model, ids, null as never), /scoreTokens: options must be an object, got null/);
   await assert.rejects(scoreTokens(model, ids, { signal: {} as never }), /scoreTokens: signal must be an AbortSignal, got an object/);
   await assert.rejects(scoreTokens({ kind: 'encoder' } as never, ids), /scoreTokens/);
+});
+
+test('NaN logits are a NumericsError naming the position, not a null log-probability', async () => {
+  const V = model.info.vocabSize;
+  const nan = { kind: 'causal-lm', info: model.info, forward: (rows: number[][]) => {
+    const logits = new Float32Array(rows[0].length * V).fill(0.5);
+    logits[V + 7] = NaN; // the second position's logits
+    return { logits: Tensor.from(logits, [1, rows[0].length, V]) };
+  } } as unknown as CausalLM;
+  await assert.rejects(scoreTokens(nan, ids.slice(0, 5)), (e: Error) => e instanceof NumericsError && /NaN logits after token 1:/.test(e.message));
 });
