@@ -20,6 +20,8 @@ interface Context {
   usageOf: WeakMap<ServerResponse, Record<string, number>>; inFlight: Set<AbortController>;
   /** The server's JSON answer (server.ts). */
   sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void;
+  /** Runs model work outside the batch in turn with the other such requests (attention maps, experiments), or 503s. */
+  outOfBatch<T>(job: () => Promise<T>): Promise<T>;
 }
 
 // a token with its log-probability and the most likely ones, where it has them (a prompt's first token has none: null)
@@ -69,17 +71,15 @@ export function answerer(ctx: Context) {
   }
 
   // each prompt token's log-probability given those before it (the first has none), outside the batch: in chunks
-  // through a cache of its own, the event loop turning between them (generate/score.ts) — one request at a time, so that
-  // concurrent requests hold one prompt's cache and one chunk's logits, not one each (the batch's are budgeted)
-  let scoring: Promise<unknown> = Promise.resolve();
+  // through a cache of its own, the event loop turning between them (generate/score.ts) — one request at a time, in
+  // turn with the lab's attention maps and experiments, so that concurrent requests hold one prompt's cache and one
+  // chunk's logits, not one each (the batch's are budgeted), and too many waiting get a 503
   function scoreInTurn(prompts: readonly number[][], top: number, signal: AbortSignal): Promise<Scored[][]> {
-    const mine = scoring.then(async () => {
+    return ctx.outOfBatch(async () => {
       const all: Scored[][] = [];
       for (const prompt of prompts) all.push(await scoreTokens(model, prompt, { top, signal }));
       return all;
     });
-    scoring = mine.catch(() => {}); // the next request's turn comes however this one ends
-    return mine;
   }
 
   return async function answer(res: ServerResponse, headers: Record<string, string>, prompts: number[][], r: SamplingRequest,

@@ -80,7 +80,10 @@ class ModelQueue {
   private waiting = 0;
   constructor(private readonly max: number) {}
   async run<T>(job: () => Promise<T>): Promise<T> {
-    if (this.waiting >= this.max) throw new HttpError(503, `the server is busy: ${this.waiting} requests are already waiting`, null, 'server_busy');
+    if (this.waiting >= this.max) {
+      const busy = new HttpError(503, `the server is busy: ${this.waiting} requests are already waiting`, null, 'server_error', 'server_busy');
+      throw Object.assign(busy, { retryAfter: 1 }); // as the batch's full waiting line: when to come back, in seconds
+    }
     this.waiting++;
     const before = this.tail;
     let release!: () => void;
@@ -176,7 +179,8 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   };
   const body = async (req: IncomingMessage) => parseJson(await readBody(req, limits.maxBodyBytes));
 
-  const answer = answerer({ model, tokenizer, modelName, engine, metrics, stats, usageOf, inFlight, sendJson });
+  const outOfBatch = <T>(job: () => Promise<T>) => queue.run(job);
+  const answer = answerer({ model, tokenizer, modelName, engine, metrics, stats, usageOf, inFlight, sendJson, outOfBatch });
 
   async function completions(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): Promise<void> {
     const b = await body(req);

@@ -152,3 +152,27 @@ test('kvDtype float16: the same --kv-memory holds 2× the blocks, and serves the
   assert.ok(texts[0].length > 0);
   assert.equal(texts[0], texts[1]);
 });
+
+test('model work outside the batch takes turns: prompts scored one request at a time, a full waiting line is 503 with Retry-After', async () => {
+  const server = createQkvServer(ckpt, { limits: { maxQueue: 1 } });
+  const base = await listen(server, { port: 0 });
+  try {
+    // echo + logprobs: each prompt scored through its own cache; ~1,000 tokens hold the line for a while on qkv-tiny
+    const score = (n: number) => post(base, 'v1/completions', {
+      prompt: Array.from({ length: n }, (_, i) => (i * 31 + 7) % 4096), max_tokens: 0, echo: true, logprobs: 1,
+    });
+    const [first, second, third] = [score(1000), score(1000), score(1000)];
+    const answers = await Promise.all([first, second, third]);
+    const statuses = answers.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 200, 503], 'one scored, one waited, one refused');
+    const refused = answers.find((r) => r.status === 503)!;
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1, 'Retry-After');
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'server_busy');
+    const scored = await Promise.all(answers.filter((r) => r.status === 200).map(async (r) =>
+      ((await r.json()) as { choices: { logprobs: { token_logprobs: (number | null)[] } }[] }).choices[0].logprobs.token_logprobs));
+    assert.equal(scored[0].length, 1000);
+    assert.deepEqual(scored[0], scored[1], 'the waiting request scored as if alone');
+  } finally {
+    await server.shutdown(0);
+  }
+});
