@@ -77,7 +77,10 @@ export function answerer(ctx: Context) {
   function scoreInTurn(prompts: readonly number[][], top: number, signal: AbortSignal): Promise<Scored[][]> {
     return ctx.outOfBatch(async () => {
       const all: Scored[][] = [];
-      for (const prompt of prompts) all.push(await scoreTokens(model, prompt, { top, signal }));
+      for (const prompt of prompts) {
+        all.push(await scoreTokens(model, prompt, { top, signal }));
+        metrics.promptTokensScored += prompt.length;
+      }
       return all;
     });
   }

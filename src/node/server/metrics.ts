@@ -3,6 +3,7 @@
 //   qkv_requests_total{endpoint,status}   qkv_prompt_tokens_total   qkv_generation_tokens_total
 //   qkv_time_to_first_token_seconds       qkv_inter_token_latency_seconds       qkv_request_duration_seconds
 //   qkv_batch_size  qkv_running  qkv_waiting  qkv_kv_blocks{state}  qkv_prefix_cache_{lookups,hits}_total ...
+//   qkv_outside_batch_{running,waiting}  qkv_prompt_tokens_scored_total (echoed prompts' scores, the lab's maps: in turn)
 import type { EngineStats } from '../../generate/engine.js';
 
 class Histogram {
@@ -38,6 +39,7 @@ export class ServerMetrics {
   readonly ttft = new Histogram('qkv_time_to_first_token_seconds', 'Time from request to first generated token.', SECONDS);
   readonly interToken = new Histogram('qkv_inter_token_latency_seconds', 'Time between consecutive tokens of a request.', SECONDS);
   readonly duration = new Histogram('qkv_request_duration_seconds', 'Time from request to its last byte.', SECONDS);
+  promptTokensScored = 0;
   readonly batch = new Histogram('qkv_batch_size', 'Sequences in a decode step.', [1, 2, 4, 8, 16, 32, 64, 128]);
 
   request(endpoint: string, status: number): void {
@@ -45,8 +47,8 @@ export class ServerMetrics {
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
   }
 
-  /** The exposition text; `engine` is the batch engine's state now. */
-  text(engine: EngineStats): string {
+  /** The exposition text; `engine` is the batch engine's state now, `outside` the queue of model work outside it. */
+  text(engine: EngineStats, outside: { running: number; waiting: number }): string {
     const metric = (name: string, type: 'counter' | 'gauge', help: string, values: [string, number][]) => [
       `# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...values.map(([labels, v]) => `${name}${labels ? `{${labels}}` : ''} ${v}`),
     ].join('\n');
@@ -66,6 +68,9 @@ export class ServerMetrics {
       metric('qkv_prefix_cache_hits_total', 'counter', 'Admissions that reused a cached prefix.', [['', engine.prefixHits]]),
       metric('qkv_prefix_cache_tokens_reused_total', 'counter', 'Prompt tokens not computed again.', [['', engine.prefixTokensReused]]),
       metric('qkv_engine_ticks_total', 'counter', 'Batch engine steps.', [['', engine.ticks]]),
+      metric('qkv_outside_batch_running', 'gauge', 'Requests running model work outside the batch (scores, maps).', [['', outside.running]]),
+      metric('qkv_outside_batch_waiting', 'gauge', 'Requests waiting their turn for model work outside the batch.', [['', outside.waiting]]),
+      metric('qkv_prompt_tokens_scored_total', 'counter', 'Prompt tokens scored for echo with logprobs.', [['', this.promptTokensScored]]),
     ].join('\n') + '\n';
   }
 }

@@ -74,10 +74,12 @@ export function kvBlocksFor(model: CausalLM, bytes: number, blockSize = 16, dtyp
   return Math.max(1, Math.floor(bytes / (blockSize * numLayers * numKvHeads * 2 * perHead)));
 }
 
-/** One request at a time on the model; a bounded line of waiters. */
-class ModelQueue {
+/** One request at a time on the model outside the batch (attention maps, experiments, echoed prompts' scores); a bounded line of waiters. */
+export class ModelQueue {
   private tail: Promise<void> = Promise.resolve();
-  private waiting = 0;
+  /** Requests waiting for their turn, and running (0 or 1): the metrics read them. */
+  waiting = 0;
+  running = 0;
   constructor(private readonly max: number) {}
   async run<T>(job: () => Promise<T>): Promise<T> {
     if (this.waiting >= this.max) {
@@ -90,7 +92,8 @@ class ModelQueue {
     this.tail = new Promise((r) => { release = r; });
     await before;
     this.waiting--;
-    try { return await job(); } finally { release(); }
+    this.running++;
+    try { return await job(); } finally { this.running--; release(); }
   }
 }
 
@@ -281,7 +284,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
       case 'GET /health': return sendJson(res, 200, { status: 'ok' }, cors);
       case 'GET /ready': return sendJson(res, draining ? 503 : 200, { status: draining ? 'shutting down' : 'ready' }, cors);
       case 'GET /metrics': {
-        const text = metrics.text(engine.stats());
+        const text = metrics.text(engine.stats(), queue);
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'cache-control': 'no-store', ...cors });
         res.end(text);
         return;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
-import { createQkvServer, kvBlocksFor, listen } from '../../../src/node/server/server.js';
+import { createQkvServer, kvBlocksFor, listen, ModelQueue } from '../../../src/node/server/server.js';
 import { TINY } from '../../models/helpers.js';
 
 const ckpt = loadCheckpoint(TINY);
@@ -153,25 +153,42 @@ test('kvDtype float16: the same --kv-memory holds 2× the blocks, and serves the
   assert.equal(texts[0], texts[1]);
 });
 
-test('model work outside the batch takes turns: prompts scored one request at a time, a full waiting line is 503 with Retry-After', async () => {
-  const server = createQkvServer(ckpt, { limits: { maxQueue: 1 } });
+test('model work outside the batch takes turns: one job at a time in arrival order, a full waiting line 503 with Retry-After', async () => {
+  const queue = new ModelQueue(1);
+  const order: string[] = [];
+  let finish!: () => void;
+  const first = queue.run(async () => { order.push('first starts'); await new Promise<void>((r) => { finish = r; }); order.push('first ends'); });
+  assert.deepEqual([queue.running, queue.waiting], [0, 1], 'the first waits for its turn a microtask');
+  await new Promise((r) => setImmediate(r));
+  const second = queue.run(async () => { order.push('second starts'); });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual([queue.running, queue.waiting], [1, 1], 'one running, one waiting');
+  await assert.rejects(queue.run(async () => {}), (e: Error & { status?: number; code?: string; retryAfter?: number }) =>
+    e.status === 503 && e.code === 'server_busy' && e.retryAfter === 1 && /1 requests are already waiting/.test(e.message));
+  finish();
+  await Promise.all([first, second]);
+  assert.deepEqual(order, ['first starts', 'first ends', 'second starts']);
+  assert.deepEqual([queue.running, queue.waiting], [0, 0]);
+  await assert.rejects(queue.run(async () => { throw new Error('job failed'); }), /job failed/);
+  await queue.run(async () => { order.push('after a failure'); }); // a failed job passes its turn on
+  assert.equal(order.at(-1), 'after a failure');
+});
+
+test('echoed prompts are scored in that queue: two at once both answered as if alone, the metrics count them', async () => {
+  const server = createQkvServer(ckpt);
   const base = await listen(server, { port: 0 });
   try {
-    // echo + logprobs: each prompt scored through its own cache; ~1,000 tokens hold the line for a while on qkv-tiny
-    const score = (n: number) => post(base, 'v1/completions', {
-      prompt: Array.from({ length: n }, (_, i) => (i * 31 + 7) % 4096), max_tokens: 0, echo: true, logprobs: 1,
-    });
-    const [first, second, third] = [score(1000), score(1000), score(1000)];
-    const answers = await Promise.all([first, second, third]);
-    const statuses = answers.map((r) => r.status).sort();
-    assert.deepEqual(statuses, [200, 200, 503], 'one scored, one waited, one refused');
-    const refused = answers.find((r) => r.status === 503)!;
-    assert.ok(Number(refused.headers.get('retry-after')) >= 1, 'Retry-After');
-    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'server_busy');
-    const scored = await Promise.all(answers.filter((r) => r.status === 200).map(async (r) =>
+    const ids = Array.from({ length: 600 }, (_, i) => (i * 31 + 7) % 4096);
+    const score = () => post(base, 'v1/completions', { prompt: ids, max_tokens: 0, echo: true, logprobs: 1 });
+    const answers = await Promise.all([score(), score()]);
+    assert.deepEqual(answers.map((r) => r.status), [200, 200]);
+    const scored = await Promise.all(answers.map(async (r) =>
       ((await r.json()) as { choices: { logprobs: { token_logprobs: (number | null)[] } }[] }).choices[0].logprobs.token_logprobs));
-    assert.equal(scored[0].length, 1000);
-    assert.deepEqual(scored[0], scored[1], 'the waiting request scored as if alone');
+    assert.equal(scored[0].length, 600);
+    assert.deepEqual(scored[0], scored[1], 'the second, which waited its turn, scored as the first');
+    const m = await (await fetch(`${base}metrics`)).text();
+    assert.equal(metric(m, 'qkv_prompt_tokens_scored_total'), 1200);
+    assert.equal(metric(m, 'qkv_outside_batch_running') + metric(m, 'qkv_outside_batch_waiting'), 0);
   } finally {
     await server.shutdown(0);
   }
