@@ -68,9 +68,9 @@ export class ServerMetrics {
       metric('qkv_prefix_cache_hits_total', 'counter', 'Admissions that reused a cached prefix.', [['', engine.prefixHits]]),
       metric('qkv_prefix_cache_tokens_reused_total', 'counter', 'Prompt tokens not computed again.', [['', engine.prefixTokensReused]]),
       metric('qkv_engine_ticks_total', 'counter', 'Batch engine steps.', [['', engine.ticks]]),
-      metric('qkv_outside_batch_running', 'gauge', 'Requests running model work outside the batch (scores, maps).', [['', outside.running]]),
-      metric('qkv_outside_batch_waiting', 'gauge', 'Requests waiting their turn for model work outside the batch.', [['', outside.waiting]]),
-      metric('qkv_prompt_tokens_scored_total', 'counter', 'Prompt tokens scored for echo with logprobs.', [['', this.promptTokensScored]]),
+      metric('qkv_outside_batch_running', 'gauge', 'Requests running model work outside the batch.', [['', outside.running]]),
+      metric('qkv_outside_batch_waiting', 'gauge', 'Requests waiting for model work outside the batch.', [['', outside.waiting]]),
+      metric('qkv_prompt_tokens_scored_total', 'counter', 'Prompt tokens scored (echo with logprobs).', [['', this.promptTokensScored]]),
     ].join('\n') + '\n';
   }
 }

@@ -74,7 +74,7 @@ export function kvBlocksFor(model: CausalLM, bytes: number, blockSize = 16, dtyp
   return Math.max(1, Math.floor(bytes / (blockSize * numLayers * numKvHeads * 2 * perHead)));
 }
 
-/** One request at a time on the model outside the batch (attention maps, experiments, echoed prompts' scores); a bounded line of waiters. */
+/** One request at a time on the model outside the batch (attention maps, experiments, echoed prompts' scores); a bounded line. */
 export class ModelQueue {
   private tail: Promise<void> = Promise.resolve();
   /** Requests waiting for their turn, and running (0 or 1): the metrics read them. */
@@ -83,7 +83,8 @@ export class ModelQueue {
   constructor(private readonly max: number) {}
   async run<T>(job: () => Promise<T>): Promise<T> {
     if (this.waiting >= this.max) {
-      const busy = new HttpError(503, `the server is busy: ${this.waiting} requests are already waiting`, null, 'server_error', 'server_busy');
+      const why = `the server is busy: ${this.waiting} requests are already waiting`;
+      const busy = new HttpError(503, why, null, 'server_error', 'server_busy');
       throw Object.assign(busy, { retryAfter: 1 }); // as the batch's full waiting line: when to come back, in seconds
     }
     this.waiting++;
