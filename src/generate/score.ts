@@ -21,6 +21,8 @@ export interface ScoreOptions {
   chunk?: number;
   /** Stops between chunks when aborted (throws the signal's reason). */
   signal?: AbortSignal;
+  /** Called after each chunk with the tokens scored so far (the first included) and the text's length. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -36,6 +38,9 @@ export async function scoreTokens(model: CausalLM, ids: readonly number[], o: Sc
   if (typeof o !== 'object' || o === null) throw new QkvError(`scoreTokens: options must be an object, got ${describeValue(o)}`);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new QkvError(`scoreTokens: signal must be an AbortSignal, got ${describeValue(o.signal)}`);
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+    throw new QkvError(`scoreTokens: onProgress must be a function, got ${describeValue(o.onProgress)}`);
   }
   const V = model.info.vocabSize;
   ids.forEach((id, t) => checkInt(id, `scoreTokens: ids[${t}]`, 0, V - 1));
@@ -60,6 +65,7 @@ export async function scoreTokens(model: CausalLM, ids: readonly number[], o: Sc
         }
         scores.push({ id, logprob: s.logprob, top: s.top });
       }
+      o.onProgress?.(scores.length, ids.length);
     }
   } finally {
     cache.release();

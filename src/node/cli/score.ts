@@ -31,7 +31,11 @@ export async function scoreCommand(argv: string[], out: (s: string) => void): Pr
   const tokenizer = ckpt.tokenizer!;
   const ids = tokenizer.encode(positionals[0]);
   if (ids.length === 0) throw new QkvError('qkv score: the text has no tokens');
-  const scores = await scoreTokens(ckpt.model, ids, { top });
+  // a long text's progress on a terminal (stderr), cleared before the table
+  const onProgress = (done: number, total: number) => {
+    if (process.stderr.isTTY) process.stderr.write(done < total ? `\rqkv: scored ${done}/${total} tokens` : '\r\x1b[K');
+  };
+  const scores = await scoreTokens(ckpt.model, ids, { top, onProgress });
   const pieces = tokenizer.pieces(ids); // a character split over byte-level tokens shows whole, on the token that ends it
   scores.forEach((s, t) => out(`${line(s, pieces[t], tokenizer)}\n`));
   out(`${summary(scores)}\n`);

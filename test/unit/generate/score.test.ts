@@ -34,6 +34,13 @@ test('every token scored against one forward pass over the whole text, in chunks
   assert.deepEqual((await scoreTokens(model, ids.slice(0, 3)))[2].top, [], 'top 0: no list');
 });
 
+test('progress after each chunk: the tokens scored so far, the first included, up to the whole text', async () => {
+  const seen: [number, number][] = [];
+  await scoreTokens(model, ids.slice(0, 21), { chunk: 8, onProgress: (done, total) => seen.push([done, total]) });
+  assert.deepEqual(seen, [[9, 21], [17, 21], [21, 21]]);
+  await assert.rejects(scoreTokens(model, ids, { onProgress: 5 as never }), /scoreTokens: onProgress must be a function, got 5/);
+});
+
 test('the event loop turns between chunks, and an aborted signal stops the scoring', async () => {
   let turns = 0;
   const tick = setInterval(() => turns++, 0);
