@@ -36,10 +36,10 @@ export class ServerMetrics {
   promptTokens = 0;
   generationTokens = 0;
   aborted = 0;
+  promptTokensScored = 0;
   readonly ttft = new Histogram('qkv_time_to_first_token_seconds', 'Time from request to first generated token.', SECONDS);
   readonly interToken = new Histogram('qkv_inter_token_latency_seconds', 'Time between consecutive tokens of a request.', SECONDS);
   readonly duration = new Histogram('qkv_request_duration_seconds', 'Time from request to its last byte.', SECONDS);
-  promptTokensScored = 0;
   readonly batch = new Histogram('qkv_batch_size', 'Sequences in a decode step.', [1, 2, 4, 8, 16, 32, 64, 128]);
 
   request(endpoint: string, status: number): void {
