@@ -77,24 +77,26 @@ export function kvBlocksFor(model: CausalLM, bytes: number, blockSize = 16, dtyp
 /** One request at a time on the model outside the batch (attention maps, experiments, echoed prompts' scores); a bounded line. */
 export class ModelQueue {
   private tail: Promise<void> = Promise.resolve();
-  /** Requests waiting for their turn, and running (0 or 1): the metrics read them. */
-  waiting = 0;
-  running = 0;
+  #waiting = 0;
+  #running = 0;
   constructor(private readonly max: number) {}
+  /** Requests waiting for their turn, and running (0 or 1): the metrics read them. */
+  get waiting(): number { return this.#waiting; }
+  get running(): number { return this.#running; }
   async run<T>(job: () => Promise<T>): Promise<T> {
-    if (this.waiting >= this.max) {
-      const why = `the server is busy: ${this.waiting} requests are already waiting`;
+    if (this.#waiting >= this.max) {
+      const why = `the server is busy: ${this.#waiting} requests are already waiting`;
       const busy = new HttpError(503, why, null, 'server_error', 'server_busy');
       throw Object.assign(busy, { retryAfter: 1 }); // as the batch's full waiting line: when to come back, in seconds
     }
-    this.waiting++;
+    this.#waiting++;
     const before = this.tail;
     let release!: () => void;
     this.tail = new Promise((r) => { release = r; });
     await before;
-    this.waiting--;
-    this.running++;
-    try { return await job(); } finally { this.running--; release(); }
+    this.#waiting--;
+    this.#running++;
+    try { return await job(); } finally { this.#running--; release(); }
   }
 }
 
