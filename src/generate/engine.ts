@@ -6,6 +6,8 @@
 //   2. prompts being prefilled, oldest first, up to `prefillChunk` tokens in all: many short prompts start in one tick
 //      (64 clients arriving at once wait a few ticks, not 64) — on the CPU, chunks of one length in one forward — and
 //      a long prompt is cut into chunks, so it never stalls the others' decoding for long (chunked prefill, Sarathi).
+//      While others decode, a tick prefills only the tokens its measured speed fits in `maxStallMs`: on a large model
+//      on one core a whole chunk of 256 tokens takes seconds, and every stream would stop for that long.
 // Memory: the cache is a fixed pool of blocks. A sequence is admitted when the free blocks cover its prompt and its
 // token budget beside what the running ones may still take, so a step never runs out and nothing is preempted; the
 // others wait in a bounded line (EngineBusyError past it). Closing a sequence frees its blocks at once.
@@ -35,6 +37,10 @@ export interface EngineOptions {
   maxWaiting?: number;
   /** Prompt tokens per tick at most, over all the prompts it prefills (default 256). */
   prefillChunk?: number;
+  /** While sequences are decoding, how long one tick's prefill may hold their next token back, in ms (default 500):
+   *  the tick prefills fewer than prefillChunk tokens when the measured speed says they would take longer (at least
+   *  16). Infinity: always prefillChunk. */
+  maxStallMs?: number;
   /** Cached prefixes kept at most (default 64; 0 turns prefix caching off). */
   maxPrefixes?: number;
   /** Called after each decode step with its batch size (metrics). */
@@ -70,6 +76,10 @@ interface Seq {
 interface Waiter { prompt: readonly number[]; maxTokens: number; resolve: (s: EngineSequence) => void; reject: (e: unknown) => void }
 interface Prefix { id: number; ids: readonly number[]; used: number }
 
+// the fewest prompt tokens a tick prefills (while others decode: progress however slow the model), and the fewest in a
+// forward whose time per token is learned from (below it, a forward's fixed cost would pass for the tokens')
+const MIN_PREFILL = 16;
+
 
 export class BatchEngine {
   readonly cache: PagedKVCache | GpuPagedKVCache;
@@ -79,6 +89,7 @@ export class BatchEngine {
   private readonly prefixes: Prefix[] = [];
   private nextId = 1;
   private scheduled = false;
+  #msPerToken: number | null = null; // the prefill's time per token, a moving average over the forwards timed
   private readonly counts = {
     prefixLookups: 0, prefixHits: 0, prefixTokensReused: 0, tokensPrefilled: 0, tokensDecoded: 0, ticks: 0, lastBatch: 0,
   };
@@ -89,8 +100,13 @@ export class BatchEngine {
       throw new QkvError(`BatchEngine: options must be an object ({ kvBlocks, … }), got ${describeValue(o)}`);
     }
     this.blockSize = o.blockSize ?? 16;
-    for (const [name, v] of Object.entries({ kvBlocks: o.kvBlocks, blockSize: this.blockSize, maxBatch: o.maxBatch ?? 16 })) {
+    const ints = { kvBlocks: o.kvBlocks, blockSize: this.blockSize, maxBatch: o.maxBatch ?? 16, prefillChunk: o.prefillChunk ?? 256 };
+    for (const [name, v] of Object.entries(ints)) {
       if (!Number.isInteger(v) || v < 1) throw new QkvError(`BatchEngine: ${name} must be an integer ≥ 1, got ${String(v)}`);
+    }
+    const stall = o.maxStallMs ?? 500;
+    if (typeof stall !== 'number' || !(stall > 0)) {
+      throw new QkvError(`BatchEngine: maxStallMs must be a number > 0 (Infinity: no limit), got ${describeValue(o.maxStallMs)}`);
     }
     const [L, blockSize, numBlocks] = [model.info.numLayers, this.blockSize, o.kvBlocks];
     if (o.gpu && !isDecoder(model)) {
@@ -138,6 +154,18 @@ export class BatchEngine {
       }, { once: true });
       this.#admit();
     });
+  }
+
+  /**
+   * Prompt tokens a tick would prefill now: prefillChunk, or while sequences are decoding, those the measured
+   * prefill speed fits in maxStallMs (at least 16; 16 until a prefill has been timed). A caller that runs its own
+   * forwards between ticks (a server scoring a prompt) sizes its chunks by it, so it holds the streams back no longer.
+   */
+  prefillBudget(): number {
+    const chunk = this.o.prefillChunk ?? 256, stall = this.o.maxStallMs ?? 500;
+    if (stall === Infinity || !this.running.some((s) => s.started && (!s.fed || s.fed.ids.length === 1))) return chunk; // nobody decodes
+    const fits = this.#msPerToken === null ? 0 : Math.floor(stall / this.#msPerToken);
+    return Math.min(chunk, Math.max(MIN_PREFILL, fits));
   }
 
   stats(): EngineStats {
@@ -318,7 +346,7 @@ export class BatchEngine {
 
   // this tick's prefill: the prompts being fed, oldest first, n tokens each while the budget lasts
   #prefillChunks(): { s: Seq; n: number }[] {
-    let budget = this.o.prefillChunk ?? 256;
+    let budget = this.prefillBudget();
     const chunks: { s: Seq; n: number }[] = [];
     for (const s of this.running.filter((s) => s.fed && s.fed.ids.length > 1)) {
       if (budget <= 0) break;
@@ -343,7 +371,9 @@ export class BatchEngine {
     const feds = live.map((s) => s.fed!);
     const ids = feds.map((f) => f.ids.slice(f.done, f.done + n));
     const positions = live.map((s) => ids[0].map((_, t) => this.cache.seqLength(s.id) + t));
+    const t0 = performance.now();
     const logits = await this.#forward(live, ids, positions);
+    this.#timed(n * live.length, performance.now() - t0);
     const V = this.model.info.vocabSize;
     this.counts.tokensPrefilled += n * live.length;
     live.forEach((s, b) => {
@@ -353,6 +383,13 @@ export class BatchEngine {
       this.#remember(s);
       this.#settle(s, fed, logits.subarray(b * V, (b + 1) * V));
     });
+  }
+
+  // a prefill forward's time per token joins the average (a longer context's chunks cost more: it follows them)
+  #timed(tokens: number, ms: number): void {
+    if (tokens < MIN_PREFILL) return;
+    const perToken = ms / tokens;
+    this.#msPerToken = this.#msPerToken === null ? perToken : 0.7 * this.#msPerToken + 0.3 * perToken;
   }
 
   // hands a sequence its logits, unless it was released while its step ran (a GPU step awaits its readback)

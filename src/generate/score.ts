@@ -17,8 +17,9 @@ export interface TokenScore { id: number; logprob: number | null; top: { id: num
 export interface ScoreOptions {
   /** How many of the most likely tokens to list at each position (0–20; default 0). */
   top?: number;
-  /** Tokens per forward pass (default 256, as the batch engine prefills). */
-  chunk?: number;
+  /** Tokens per forward pass (default 256, as the batch engine prefills), or a function asked before each forward (a
+   *  server passes its batch engine's prefillBudget, so scoring holds the decoding streams back no longer than a tick). */
+  chunk?: number | (() => number);
   /** Stops between chunks when aborted (throws the signal's reason). */
   signal?: AbortSignal;
   /** Called after each chunk with the tokens scored so far (the first included) and the text's length. */
@@ -44,17 +45,21 @@ export async function scoreTokens(model: CausalLM, ids: readonly number[], o: Sc
   }
   const V = model.info.vocabSize;
   ids.forEach((id, t) => checkInt(id, `scoreTokens: ids[${t}]`, 0, V - 1));
-  const top = o.top ?? 0, chunk = o.chunk ?? 256;
+  const top = o.top ?? 0;
   checkInt(top, 'scoreTokens: top', 0, 20);
-  checkInt(chunk, 'scoreTokens: chunk', 1);
+  const given = o.chunk ?? 256;
+  const chunkNow = typeof given === 'function' ? given : () => given;
+  if (typeof o.chunk !== 'function') checkInt(chunkNow(), 'scoreTokens: chunk', 1); // (a bad number fails before any work)
   const cache = new ContiguousKVCache(model.info.numLayers, ids.length);
   const scores: TokenScore[] = [{ id: ids[0], logprob: null, top: null }];
   try {
-    for (let i = 0; i < ids.length - 1; i += chunk) {
+    for (let i = 0, n = 0; i < ids.length - 1; i += n) {
       if (i > 0) await nextTurn();
       o.signal?.throwIfAborted();
       // tokens i … i + n − 1 in; their logits score tokens i + 1 … i + n
-      const n = Math.min(chunk, ids.length - 1 - i);
+      const chunk = chunkNow();
+      checkInt(chunk, 'scoreTokens: chunk', 1);
+      n = Math.min(chunk, ids.length - 1 - i);
       const logits = model.forward([ids.slice(i, i + n)], { cache }).logits.toFloat32(); // [1, n, V]
       for (let t = 0; t < n; t++) {
         const id = ids[i + t + 1];

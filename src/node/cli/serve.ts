@@ -1,5 +1,5 @@
 // `qkv serve [--model DIR] [--port N] [--host H] [--threads N] [--weights F] [--max-batch N] [--kv-memory BYTES]
-// [--kv-dtype f32|f16|int8] [--api-key KEY] [--device cpu|webgpu]`: the Attention Lab and the API, generations batched;
+// [--kv-dtype f32|f16|int8] [--max-stall MS] [--api-key KEY] [--device cpu|webgpu]`: the Attention Lab and the API, generations batched;
 // SIGTERM/SIGINT shut down gracefully.
 import { parseArgs } from 'node:util';
 import { QkvError } from '../../errors.js';
@@ -10,8 +10,8 @@ import { createQkvServer, listen } from '../server/server.js';
 import { applyRuntimeOptions, DEFAULT_MODEL_DIR, numberArg, requireTokenizer, RUNTIME_HELP, RUNTIME_OPTIONS, whereText } from './shared.js';
 
 export const SERVE_HELP = `usage: qkv serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--threads N] [--weights FORMAT]
-                 [--max-batch 16] [--kv-memory 256M] [--kv-dtype f32] [--api-key KEY] [--device cpu|webgpu] [--quiet]
-                 [--cors ORIGIN]... [--allowed-host NAME]...
+                 [--max-batch 16] [--kv-memory 256M] [--kv-dtype f32] [--max-stall 500] [--api-key KEY]
+                 [--device cpu|webgpu] [--quiet] [--cors ORIGIN]... [--allowed-host NAME]...
 
   --host H                 address to listen on (default 127.0.0.1, this machine only)
   --cors ORIGIN            let pages from ORIGIN (e.g. http://localhost:5173, or *) call the API (repeatable)
@@ -21,6 +21,10 @@ export const SERVE_HELP = `usage: qkv serve [--model DIR] [--port 8080] [--host 
   --kv-memory BYTES        the KV cache all generations share, e.g. 512M or 2G (default 256M); requests wait for room
   --kv-dtype f32|f16|int8  the KV cache's storage on the CPU (default f32, exact); f16 holds 2× the tokens in the
                            same memory, int8 ~4× (a scale per token and head; greedy tokens agree ≥ 99% on qkv-tiny)
+  --max-stall MS           while generations stream, a new prompt is prefilled in pieces of about MS each (default
+                           500; at least 16 tokens): a stream's next token is held back that long at most, not for a
+                           whole 256-token chunk (seconds for a large model on one core); 'none': whole chunks (a long
+                           prompt's first token sooner, the streams pause meanwhile)
   --api-key KEY            require Authorization: Bearer KEY on /v1 and /api (also from $QKV_API_KEY)
   --device cpu|webgpu      where generations run (default cpu); webgpu keeps the weights and the KV pool on the GPU
                            (Llama-family models; the CPU is used, with a warning, when there is no adapter)
@@ -51,7 +55,7 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
     model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     cors: { type: 'string', multiple: true }, 'allowed-host': { type: 'string', multiple: true }, ...RUNTIME_OPTIONS,
     'max-batch': { type: 'string' }, 'kv-memory': { type: 'string' }, 'api-key': { type: 'string' }, quiet: { type: 'boolean' },
-    device: { type: 'string' }, 'kv-dtype': { type: 'string' },
+    device: { type: 'string' }, 'kv-dtype': { type: 'string' }, 'max-stall': { type: 'string' },
   } });
   if (values.help) { out(`${SERVE_HELP}\n`); return 0; }
   const port = numberArg(values.port, 'port') ?? 8080;
@@ -63,6 +67,9 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   if (gpu && kvDtype !== 'float32') throw new QkvError(`--kv-dtype ${kvArg} is the CPU pool's storage: not with --device webgpu`);
   const maxBatch = numberArg(values['max-batch'], 'max-batch') ?? 16;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1024) throw new QkvError(`--max-batch must be an integer in [1, 1024], got ${maxBatch}`);
+  const stall = values['max-stall'];
+  const maxStallMs = stall === undefined ? 500 : stall === 'none' ? Infinity : Number(stall);
+  if (!(maxStallMs >= 1)) throw new QkvError(`--max-stall must be a number of milliseconds ≥ 1 or 'none', got '${stall}'`);
   const apiKey = values['api-key'] ?? process.env.QKV_API_KEY;
   if (apiKey !== undefined && apiKey.length < 8) throw new QkvError('--api-key must be at least 8 characters');
   const kvMemoryBytes = bytesArg(values['kv-memory'], 'kv-memory');
@@ -74,7 +81,7 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   const server = createQkvServer(ckpt, {
     host: values.host, corsOrigins: values.cors, allowedHosts: values['allowed-host'], maxBatch, apiKey,
     kvMemoryBytes, log: values.quiet ? undefined : (line) => out(`${line}\n`), gpu,
-    kvDtype,
+    kvDtype, maxStallMs,
   });
   const url = await listen(server, { port, host: values.host });
   const size = ckpt.bytes >= 1e9 ? `${(ckpt.bytes / 1e9).toFixed(2)} GB` : `${(ckpt.bytes / 1e6).toFixed(1)} MB`;

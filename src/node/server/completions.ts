@@ -71,14 +71,15 @@ export function answerer(ctx: Context) {
   }
 
   // each prompt token's log-probability given those before it (the first has none), outside the batch: in chunks
-  // through a cache of its own, the event loop turning between them (generate/score.ts) — one request at a time, in
+  // through a cache of its own, the event loop turning between them (generate/score.ts), each chunk no longer than a
+  // tick's prefill would be now (engine.prefillBudget: short while streams decode) — one request at a time, in
   // turn with the lab's attention maps and experiments, so that concurrent requests hold one prompt's cache and one
   // chunk's logits, not one each (the batch's are budgeted), and too many waiting get a 503
   function scoreInTurn(prompts: readonly number[][], top: number, signal: AbortSignal): Promise<Scored[][]> {
     return ctx.outOfBatch(async () => {
       const all: Scored[][] = [];
       for (const prompt of prompts) {
-        all.push(await scoreTokens(model, prompt, { top, signal }));
+        all.push(await scoreTokens(model, prompt, { top, signal, chunk: () => engine.prefillBudget() }));
         metrics.promptTokensScored += prompt.length;
       }
       return all;

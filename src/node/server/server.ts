@@ -47,6 +47,9 @@ export interface ServerOptions {
   kvMemoryBytes?: number;
   /** The KV pool's storage on the CPU: float32 (default), float16 (2× the tokens in kvMemoryBytes) or int8 (~4×). */
   kvDtype?: 'float32' | 'float16' | 'int8';
+  /** While generations stream, how long one piece of a new prompt's prefill may hold them, in ms (default 500;
+   *  Infinity: whole 256-token chunks). Echoed prompts are scored in pieces of the same size. */
+  maxStallMs?: number;
   /** Required as `Authorization: Bearer <key>` on /v1 and /api routes when set. */
   apiKey?: string;
   /** Generate on this WebGPU device (weights and the KV pool on the GPU); default the CPU. */
@@ -166,6 +169,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   const engine = new BatchEngine(model, {
     kvBlocks: kvBlocksFor(model, o.kvMemoryBytes ?? 256 * 2 ** 20, 16, o.kvDtype), maxBatch: o.maxBatch ?? 16,
     maxWaiting: limits.maxQueue, onDecode: (n) => metrics.batch.observe(n), gpu: o.gpu, kvDtype: o.kvDtype,
+    maxStallMs: o.maxStallMs,
   });
   let draining = false;
   const inFlight = new Set<AbortController>();

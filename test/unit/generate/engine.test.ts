@@ -107,6 +107,52 @@ test('prefill: short prompts arriving together start in one tick; a long one is 
   s.release();
 });
 
+test('while a generation decodes, a long prompt is prefilled in pieces that fit maxStallMs (≥ 16 tokens); alone, whole chunks', async () => {
+  const forwards: number[] = []; // each prefill forward's length
+  let msPerToken = 0; // a slower model: each prefill forward takes at least this long a token
+  const spy = Object.create(model) as CausalLM;
+  spy.forward = (ids, o) => {
+    if (ids[0].length > 1) forwards.push(ids[0].length);
+    for (const end = performance.now() + msPerToken * ids[0].length; performance.now() < end;) { /* busy */ }
+    return model.forward(ids, o);
+  };
+  const long = Array.from({ length: 150 }, (_, t) => 10 + ((t * 71) % 4000));
+  const argmax = (l: Float32Array) => l.reduce((best, x, i) => (x > l[best] ? i : best), 0);
+  // a generation decoding while `long` is prefilled: the prompt's pieces, and its logits
+  async function beside(maxStallMs: number): Promise<{ pieces: number[]; logits: Float32Array }> {
+    const engine = new BatchEngine(spy, { kvBlocks: 64, blockSize: 8, prefillChunk: 64, maxPrefixes: 0, maxStallMs });
+    assert.equal(engine.prefillBudget(), 64, 'nobody decodes: a whole chunk');
+    const a = await engine.open(prompts[1], 40);
+    let next = argmax(await a.step(prompts[1]));
+    forwards.length = 0;
+    const b = await engine.open(long, 4);
+    let done = false;
+    const logits = b.step(long).finally(() => { done = true; });
+    while (!done) next = argmax(await a.step([next]));
+    const pieces = [...forwards];
+    a.release();
+    b.release();
+    assert.equal(engine.prefillBudget(), 64, 'nobody decodes any more');
+    return { pieces, logits: await logits };
+  }
+  // a budget no piece fits: the fewest, 16 tokens a tick, so the decoding generation gets a token every 16
+  const short = await beside(1e-9);
+  assert.deepEqual(short.pieces, [16, 16, 16, 16, 16, 16, 16, 16, 16, 6]);
+  const whole = await beside(Infinity);
+  assert.deepEqual(whole.pieces, [64, 64, 22]);
+  assertClose(short.logits, whole.logits, 1e-5, 1e-5, 'the same logits, to rounding, in any pieces');
+  // ≥ 1 ms a token and 40 ms: 16 tokens first (nothing timed yet), then at most 40 — however slow the machine, not below 16
+  msPerToken = 1;
+  const timed = await beside(40);
+  assert.equal(timed.pieces[0], 16);
+  assert.ok(timed.pieces.slice(0, -1).every((n) => n >= 16 && n <= 40) && timed.pieces.at(-1)! <= 40, `pieces ${timed.pieces.join(', ')}`);
+  assert.equal(timed.pieces.reduce((a, b) => a + b), 150);
+  for (const maxStallMs of [0, -1, NaN, '5']) {
+    assert.throws(() => new BatchEngine(model, { kvBlocks: 8, maxStallMs: maxStallMs as number }), /BatchEngine: maxStallMs must be a number > 0/);
+  }
+  assert.throws(() => new BatchEngine(model, { kvBlocks: 8, prefillChunk: 0 }), /BatchEngine: prefillChunk must be an integer ≥ 1, got 0/);
+});
+
 test('kvDtype int8: the pool holds int8 keys and values, and each generation gets the tokens it gets alone over an int8 cache', async () => {
   const { Int8KVCache } = await import('../../../src/cache/index.js');
   const int8 = (i: number) => generate(model, null, prompts[i], { ...opts(i), cache: new Int8KVCache(model.info.numLayers, { blockSize: 8 }) });

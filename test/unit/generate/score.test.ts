@@ -30,6 +30,16 @@ test('every token scored against one forward pass over the whole text, in chunks
       assert.ok(s.top![0].logprob >= s.logprob!, 'the most likely is at least as likely as the token');
     });
   }
+  // a function sizes each chunk as it comes (a server's batch engine: short while streams decode)
+  const sizes = [3, 1, 9, 2];
+  let asked = 0;
+  const done: number[] = [];
+  const varied = await scoreTokens(model, ids, { top: 3, chunk: () => sizes[asked++ % 4], onProgress: (d) => done.push(d) });
+  const steps = done.map((d, k) => d - (k > 0 ? done[k - 1] : 1)); // tokens each forward scored
+  assert.equal(asked, steps.length, 'asked once before each forward');
+  assert.deepEqual(steps.slice(0, -1), steps.slice(0, -1).map((_, k) => sizes[k % 4]));
+  assert.ok(steps.at(-1)! <= sizes[(steps.length - 1) % 4], 'the last chunk: what is left');
+  assertClose(varied.slice(1).map((s) => s.logprob!), want.map((w) => w.logprob), 1e-5, 1e-5, 'chunks 3, 1, 9, 2, …');
   assert.deepEqual((await scoreTokens(model, ids.slice(0, 1))), [{ id: ids[0], logprob: null, top: null }], 'one token: nothing to score');
   assert.deepEqual((await scoreTokens(model, ids.slice(0, 3)))[2].top, [], 'top 0: no list');
 });
@@ -59,6 +69,7 @@ test('bad arguments are refused by name', async () => {
   await assert.rejects(scoreTokens(model, [1, 2.5]), /scoreTokens: ids\[1\] must be an integer/);
   await assert.rejects(scoreTokens(model, ids, { top: 21 }), /scoreTokens: top must be an integer in \[0, 20\], got 21/);
   await assert.rejects(scoreTokens(model, ids, { chunk: 0 }), /scoreTokens: chunk must be an integer ≥ 1, got 0/);
+  await assert.rejects(scoreTokens(model, ids, { chunk: () => 2.5 }), /scoreTokens: chunk must be an integer ≥ 1, got 2.5/);
   const long = new Array(model.info.maxPositions + 1).fill(1);
   await assert.rejects(scoreTokens(model, long), /scoreTokens: 1025 tokens exceed the model's context of 1024/);
   await assert.rejects(scoreTokens(model, ids, null as never), /scoreTokens: options must be an object, got null/);

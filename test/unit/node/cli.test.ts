@@ -170,6 +170,8 @@ test('generate and serve check their arguments and find the tokenizer before rea
     [['generate', '--system', 'be brief', 'hi'], /--system is a chat message: it needs --chat/],
     [['generate', '--max-tokens', 'x', 'hi'], /--max-tokens/],
     [['serve', '--max-batch', '0'], /--max-batch must be an integer in \[1, 1024\], got 0/],
+    [['serve', '--max-stall', '0'], /--max-stall must be a number of milliseconds ≥ 1 or 'none', got '0'/],
+    [['serve', '--max-stall', 'soon'], /--max-stall must be a number of milliseconds ≥ 1 or 'none', got 'soon'/],
   ] as const) {
     const r = qkv(...args, '--model', dir);
     assert.equal(r.status, 2, r.stderr);
