@@ -75,9 +75,11 @@ export class Tokenizer {
   pieces(ids: readonly number[]): string[] {
     checkIds(ids, 'Tokenizer.pieces: ids');
     const out: string[] = [];
+    const text = new IncrementalDecoder(this); // a short window a token, not every prefix decoded whole
     let prev = '';
     for (let i = 0; i < ids.length; i++) {
-      const full = i === ids.length - 1 ? this.decode(ids) : settledText(this.decode(ids.slice(0, i + 1)));
+      const decoded = text.decode(ids.slice(0, i + 1)); // decode(ids[0…i])
+      const full = i === ids.length - 1 ? decoded : settledText(decoded);
       out.push(full.startsWith(prev) ? full.slice(prev.length) : this.decode([ids[i]]));
       prev = full.startsWith(prev) ? full : prev + out[i];
     }
