@@ -7,58 +7,70 @@ export class OutOfBlocksError extends QkvError {
   constructor(message: string) { super(message); this.name = 'OutOfBlocksError'; }
 }
 
+/** The most blocks a pool may have: 2^24 (a refcount each: 64 MiB; 16 tokens a block: 268M tokens). */
+export const MAX_BLOCKS = 2 ** 24;
+
 export class BlockAllocator {
-  private free: number[];
+  private free: number[] = []; // blocks released, the most recent last
+  private fresh = 0; // blocks [fresh, numBlocks) have never been handed out
   private refs: Int32Array;
 
   /** `numBlocks` to start with; `maxBlocks` caps growth (default: = numBlocks, a fixed pool). */
   constructor(numBlocks: number, readonly maxBlocks = numBlocks, private readonly onGrow?: (numBlocks: number) => void) {
-    if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new QkvError(`paged cache: numBlocks must be a positive integer, got ${String(numBlocks)}`);
-    if (!Number.isSafeInteger(maxBlocks) || maxBlocks < numBlocks) {
-      throw new QkvError(`paged cache: maxBlocks must be an integer ≥ numBlocks (${numBlocks}), got ${String(maxBlocks)}`);
+    if (!Number.isInteger(numBlocks) || numBlocks < 1 || numBlocks > MAX_BLOCKS) {
+      throw new QkvError(`paged cache: numBlocks must be an integer in [1, ${MAX_BLOCKS}], got ${describeValue(numBlocks)}`);
+    }
+    if (!Number.isInteger(maxBlocks) || maxBlocks < numBlocks || maxBlocks > MAX_BLOCKS) {
+      throw new QkvError(`paged cache: maxBlocks must be an integer in [numBlocks (${numBlocks}), ${MAX_BLOCKS}], got ${describeValue(maxBlocks)}`);
     }
     if (onGrow !== undefined && typeof onGrow !== 'function') {
       throw new QkvError(`BlockAllocator: onGrow must be a function, got ${describeValue(onGrow)}`);
     }
     this.refs = new Int32Array(numBlocks);
-    // LIFO: the most recently freed block is reused first (still warm in cache)
-    this.free = Array.from({ length: numBlocks }, (_, i) => numBlocks - 1 - i);
   }
 
   get numBlocks(): number { return this.refs.length; }
-  get freeBlocks(): number { return this.free.length + (this.maxBlocks - this.refs.length); }
-  get usedBlocks(): number { return this.refs.length - this.free.length; }
+  get freeBlocks(): number { return this.free.length + (this.maxBlocks - this.fresh); }
+  get usedBlocks(): number { return this.fresh - this.free.length; }
 
-  refCount(block: number): number { return this.refs[block]; }
+  refCount(block: number): number { return this.refs[this.#block(block, 'refCount')]; }
 
   /** A fresh block with refcount 1; grows the pool (doubling, up to maxBlocks) or throws OutOfBlocksError. */
   allocate(): number {
-    if (this.free.length === 0) this.#grow();
-    const b = this.free.pop()!;
+    // the block freed last (still warm in cache), else the next never used
+    if (this.free.length === 0 && this.fresh === this.refs.length) this.#grow();
+    const b = this.free.length > 0 ? this.free.pop()! : this.fresh++;
     this.refs[b] = 1;
     return b;
   }
 
   /** One more reference to `block` (it becomes shared). */
   retain(block: number): void {
-    if (this.refs[block] < 1) throw new QkvError(`paged cache: block ${block} is not allocated`);
+    if (this.refs[this.#block(block, 'retain')] < 1) throw new QkvError(`paged cache: block ${block} is not allocated`);
     this.refs[block]++;
   }
 
   /** Drops one reference; the block returns to the free list when none is left. */
   release(block: number): void {
-    if (this.refs[block] < 1) throw new QkvError(`paged cache: block ${block} released twice`);
+    if (this.refs[this.#block(block, 'release')] < 1) throw new QkvError(`paged cache: block ${block} released twice`);
     if (--this.refs[block] === 0) this.free.push(block);
+  }
+
+  // a block number of this pool (an index past it read undefined, and retain() or release() did nothing)
+  #block(block: number, what: string): number {
+    if (!Number.isInteger(block) || block < 0 || block >= this.refs.length) {
+      throw new QkvError(`BlockAllocator.${what}: block must be an integer in [0, ${this.refs.length - 1}], got ${describeValue(block)}`);
+    }
+    return block;
   }
 
   #grow(): void {
     const n = this.refs.length;
     const next = Math.min(this.maxBlocks, Math.max(n * 2, n + 1));
     if (next <= n) throw new OutOfBlocksError(`paged cache: all ${n} blocks are in use`);
+    this.onGrow?.(next); // the pools first: when they cannot grow, the pool keeps its blocks (none past its storage)
     const refs = new Int32Array(next);
     refs.set(this.refs);
     this.refs = refs;
-    for (let b = next - 1; b >= n; b--) this.free.push(b);
-    this.onGrow?.(next);
   }
 }

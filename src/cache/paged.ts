@@ -13,6 +13,7 @@ import { kernelStorage } from '../kernels/registry.js';
 import { narrow16 } from '../tensor/f16.js';
 import { quantizeRow } from '../tensor/quantize.js';
 import { fmtShape } from '../tensor/shape.js';
+import { MAX_BLOCKS } from './block-allocator.js';
 import { BlockTables } from './block-tables.js';
 import { checkLayers, widenedF16 } from './contiguous.js';
 import { checkStore, type KVCache, type PagedView, type StoreRequest } from './kv-cache.js';
@@ -22,7 +23,7 @@ export interface PagedOptions {
   blockSize?: number;
   /** Blocks to start with (default 64). */
   numBlocks?: number;
-  /** Upper bound on blocks (default: unbounded growth). A fixed pool: maxBlocks = numBlocks. */
+  /** Upper bound on blocks (default 2^24, MAX_BLOCKS: growth as far as memory lasts). A fixed pool: maxBlocks = numBlocks. */
   maxBlocks?: number;
   /** Storage of keys and values (default float32). */
   dtype?: 'float32' | 'int8' | 'float16';
@@ -32,12 +33,31 @@ export interface PagedOptions {
 function allocatorArgs(numLayers: number, o: PagedOptions): [number, number, number] {
   checkLayers(numLayers, 'PagedKVCache');
   if (typeof o !== 'object' || o === null) throw new QkvError(`PagedKVCache: options must be an object, got ${describeValue(o)}`);
-  return [o.blockSize ?? 16, o.numBlocks ?? 64, o.maxBlocks ?? Number.MAX_SAFE_INTEGER];
+  return [o.blockSize ?? 16, o.numBlocks ?? 64, o.maxBlocks ?? MAX_BLOCKS];
 }
 
 /** n int8 values in the kernels' memory where it has room (the paged kernel reads an int8 pool there), else an array. */
 function bytes(n: number): Int8Array {
   return (kernelStorage().matrix?.('int8', n) as Int8Array | null | undefined) ?? new Int8Array(n);
+}
+
+/** The most bytes one layer's pool may take: the kernels' whole memory (wasm32). */
+const MAX_POOL_BYTES = 2 ** 32;
+
+// room for a layer's pool of `blocks` blocks, its size checked first (an int8 pool the kernels' memory could not take fell
+// back to an array: 64 GiB of them was a raw RangeError, a few GiB the process's memory)
+function poolRoom<A>(blocks: number, p: { Hkv: number; blockSize: number; D: number; Dv: number }, per: number, give: () => A): A {
+  const bytes = blocks * p.Hkv * p.blockSize * ((p.D + p.Dv) * per + (per === 1 ? 8 : 0)); // int8: a scale a row, k and v
+  if (bytes > MAX_POOL_BYTES) {
+    const size = `${blocks} blocks × ${p.Hkv} heads × ${p.blockSize} tokens × (D ${p.D} + Dv ${p.Dv})`;
+    throw new QkvError(`PagedKVCache: a layer's pool of ${size} takes ${(bytes / 2 ** 30).toFixed(1)} GiB; at most 4 GiB: give fewer blocks`);
+  }
+  try {
+    return give();
+  } catch (e) {
+    if (e instanceof RangeError) throw new QkvError(`PagedKVCache: no memory for a layer's pool of ${(bytes / 2 ** 20).toFixed(0)} MiB`);
+    throw e;
+  }
 }
 
 /** An f16 pool's keys and values widened to f32 in place of it (a value f16 cannot hold came): f32 from then on. */
@@ -66,13 +86,14 @@ export class PagedKVCache extends BlockTables implements KVCache {
   #pool(layer: number, Hkv: number, D: number, Dv: number): BlockPool {
     let p = this.pools[layer];
     if (!p) {
-      const n = this.allocator.numBlocks * Hkv * this.blockSize;
+      const [blocks, blockSize] = [this.allocator.numBlocks, this.blockSize];
+      const n = blocks * Hkv * blockSize;
       const int8 = this.dtype === 'int8';
       const room = (m: number) => (int8 ? bytes(m) : this.dtype === 'float16' ? kernelStorage().halves(m) : kernelStorage().floats(m));
-      p = this.pools[layer] = {
-        blockSize: this.blockSize, Hkv, D, Dv, k: room(n * D), v: room(n * Dv),
+      p = this.pools[layer] = poolRoom(blocks, { Hkv, blockSize, D, Dv }, int8 ? 1 : this.dtype === 'float16' ? 2 : 4, () => ({
+        blockSize, Hkv, D, Dv, k: room(n * D), v: room(n * Dv),
         kScale: int8 ? kernelStorage().floats(n) : undefined, vScale: int8 ? kernelStorage().floats(n) : undefined,
-      };
+      }));
     }
     if (p.Hkv !== Hkv || p.D !== D || p.Dv !== Dv) throw new QkvError(`paged cache: layer ${layer} holds Hkv=${p.Hkv}, D=${p.D}; got Hkv=${Hkv}, D=${D}`);
     return p;
@@ -89,8 +110,8 @@ export class PagedKVCache extends BlockTables implements KVCache {
         b.set(a);
         return b;
       };
-      p.k = grow(p.k, p.D);
-      p.v = grow(p.v, p.Dv);
+      const per = p.k instanceof Int8Array ? 1 : p.k instanceof Uint16Array ? 2 : 4;
+      [p.k, p.v] = poolRoom(blocks, p, per, () => [grow(p.k, p.D), grow(p.v, p.Dv)]);
       if (p.kScale) p.kScale = grow(p.kScale, 1);
       if (p.vScale) p.vScale = grow(p.vScale, 1);
     }

@@ -236,5 +236,12 @@ test('caches refuse what they cannot do, and serve the rest', () => {
   const biased = { ...gpt2Like, bias: Tensor.from([0.7], [1, 1, 1, 1]) };
   assert.deepEqual([...cachedAttention(new PagedKVCache(1), 0, biased).out.toFloat32()], [...cachedAttention(new ContiguousKVCache(1), 0, biased).out.toFloat32()]);
   assert.throws(() => new SlidingWindowKVCache(1, 0), /window must be a positive integer/);
+  // a pool past 4 GiB a layer: refused by name at its first store, in every dtype (int8's had been a raw RangeError)
+  const kv = { k: randn([1, 8, 1, 128], rng(4)), v: randn([1, 8, 1, 128], rng(5)) };
+  for (const dtype of ['float32', 'float16', 'int8'] as const) {
+    const big = new PagedKVCache(1, { numBlocks: 2 ** 22, dtype });
+    assert.throws(() => big.store(0, kv), /PagedKVCache: a layer's pool of 4194304 blocks × 8 heads × 16 tokens × \(D 128 \+ Dv 128\) takes \d+\.\d GiB; at most 4 GiB: give fewer blocks/);
+  }
+  assert.throws(() => new PagedKVCache(1, { numBlocks: 2 ** 24 + 1 }), /numBlocks must be an integer in \[1, 16777216\], got 16777217/);
   void greedy;
 });
