@@ -77,6 +77,17 @@ export function kvBlocksFor(model: CausalLM, bytes: number, blockSize = 16, dtyp
   return Math.max(1, Math.floor(bytes / (blockSize * numLayers * numKvHeads * 2 * perHead)));
 }
 
+// On the CPU the KV pool lives in the kernels' WebAssembly memory (4 GiB at most, wasm32) beside the weights: a cache
+// that cannot fit is refused at start, not by every request (each had failed its first store)
+function checkKvMemory(bytes: number, weightBytes: number, gpu: boolean): void {
+  const room = 4 * 2 ** 30 - weightBytes;
+  if (!gpu && bytes > room) {
+    const [gib, w] = [(b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`, `${(weightBytes / 2 ** 20).toFixed(1)} MiB`];
+    throw new QkvError(`kvMemoryBytes (--kv-memory) is ${gib(bytes)}; on the CPU the KV cache shares the kernels' 4 GiB of ` +
+      `WebAssembly memory with the weights (${w} read): at most ${gib(room)}`);
+  }
+}
+
 /** One request at a time on the model outside the batch (attention maps, experiments, echoed prompts' scores); a bounded line. */
 export class ModelQueue {
   private tail: Promise<void> = Promise.resolve();
@@ -166,6 +177,7 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   const stats: ServerStats = { completions: 0, tokensGenerated: 0, aborted: 0 };
   const metrics = new ServerMetrics();
   const usageOf = new WeakMap<ServerResponse, Record<string, number>>(); // a generation's tokens and timings, for its log line
+  checkKvMemory(o.kvMemoryBytes ?? 256 * 2 ** 20, ckpt.bytes, o.gpu !== undefined);
   const engine = new BatchEngine(model, {
     kvBlocks: kvBlocksFor(model, o.kvMemoryBytes ?? 256 * 2 ** 20, 16, o.kvDtype), maxBatch: o.maxBatch ?? 16,
     maxWaiting: limits.maxQueue, onDecode: (n) => metrics.batch.observe(n), gpu: o.gpu, kvDtype: o.kvDtype,

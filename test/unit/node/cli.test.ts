@@ -179,6 +179,12 @@ test('generate and serve check their arguments and find the tokenizer before rea
   }
 });
 
+test('qkv serve refuses a KV cache the kernels\' 4 GiB of WebAssembly memory cannot hold beside the weights, at start', () => {
+  const r = qkv('serve', '--threads', '1', '--port', '0', '--kv-memory', '100G');
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /kvMemoryBytes \(--kv-memory\) is 100\.00 GiB; on the CPU the KV cache shares the kernels' 4 GiB of WebAssembly memory with the weights \(7\.8 MiB read\): at most 3\.99 GiB/);
+});
+
 test('qkv score: every token with its log-probability and probability, the expected ones, the loss and perplexity', async () => {
   const { scoreTokens } = await import('../../../src/generate/score.js');
   const { loadCheckpoint } = await import('../../../src/node/checkpoint.js');
