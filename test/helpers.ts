@@ -26,6 +26,17 @@ export function scratchDir(prefix: string): string {
 }
 
 /** mulberry32: a small seeded generator, so failures reproduce. */
+/**
+ * A fuzz test's seed: `seed`, or with QKV_FUZZ_SEED=n in the environment, `seed` + n — the same tests over other inputs
+ * (`QKV_FUZZ_SEED=7 node --test dist/test/fuzz/*.test.js`; the same value reruns a finding).
+ */
+export function fuzzSeed(seed: number): number {
+  const extra = process.env.QKV_FUZZ_SEED;
+  if (extra === undefined || extra === '') return seed;
+  if (!/^\d+$/.test(extra)) throw new Error(`QKV_FUZZ_SEED must be a non-negative integer, got '${extra}'`);
+  return seed + Number(extra);
+}
+
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attention, attentionBackward, QkvError, Tensor, type AttentionOptions } from '../../src/index.js';
-import { rng } from '../helpers.js';
+import { fuzzSeed, rng } from '../helpers.js';
 
 const CALLS = 2000;
 
@@ -33,7 +33,7 @@ const describe = (o: object) => Object.entries(o).map(([k, v]) =>
   `${k}=${v instanceof Tensor ? `Tensor[${v.shape}]` : typeof v === 'function' ? 'fn' : typeof v === 'symbol' || typeof v === 'bigint' ? String(v) : JSON.stringify(v)}`).join(' ');
 
 test(`${CALLS} calls with options of any type: each a QkvError or a finite result, never a TypeError`, () => {
-  const { rand, pick, int, randn, shape } = setup(20261130);
+  const { rand, pick, int, randn, shape } = setup(fuzzSeed(20261130));
   const values = [0, -1, 1, 2, 0.5, NaN, Infinity, -Infinity, 1e9, 2 ** 31, '', 'x', 'top-left', 'flash', null, undefined, true, false,
     [], [1], [1, 2], [-1, 5], [NaN, 1], {}, { kind: 'causal' }, () => 0, () => NaN, new Float32Array(4), Symbol('s'), 10n];
   const keys = ['scale', 'causal', 'mask', 'bias', 'keyLengths', 'window', 'dilation', 'globalTokens', 'blockSparse', 'cuSeqlens', 'prefix',
@@ -57,7 +57,7 @@ test(`${CALLS} calls with options of any type: each a QkvError or a finite resul
 });
 
 test(`${CALLS} calls with valid options combined: finite outputs and gradients (or a QkvError for a combination not offered)`, () => {
-  const { rand, pick, int, randn, shape } = setup(1130);
+  const { rand, pick, int, randn, shape } = setup(fuzzSeed(1130));
   const findings: string[] = [];
   let ran = 0;
   for (let c = 0; c < CALLS; c++) {

@@ -13,7 +13,7 @@ import { QkvError } from '../../src/index.js';
 import { setResidentLimit } from '../../src/kernels/wasm/runtime.js';
 import type { CausalLM } from '../../src/models/model.js';
 import { loadCheckpoint } from '../../src/node/checkpoint.js';
-import { GOLDEN, ROOT_DIR, rng } from '../helpers.js';
+import { GOLDEN, ROOT_DIR, fuzzSeed, rng } from '../helpers.js';
 
 const CONFIGS_PER_MODEL = 40;
 const WORK = mkdtempSync(join(tmpdir(), 'qkv-config-fuzz-'));
@@ -103,7 +103,7 @@ test(`${CONFIGS_PER_MODEL} mutated configs per golden checkpoint: a QkvError or 
 });
 
 function fuzz(): void {
-  const rand = rng(1130);
+  const rand = rng(fuzzSeed(1130));
   const findings: string[] = [];
   let loaded = 0, n = 0;
   for (const src of checkpoints()) {

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT_DIR, rng } from '../helpers.js';
+import { ROOT_DIR, fuzzSeed, rng } from '../helpers.js';
 
 const CLI = join(ROOT_DIR, 'dist', 'src', 'node', 'cli', 'main.js');
 const REQUESTS = 600;
@@ -129,7 +129,7 @@ async function send(path: string, body: Json): Promise<{ status: number; problem
 }
 
 test(`${REQUESTS} random requests: each a 200 or an OpenAI error, none a 500 or a hang; the server answers after`, async () => {
-  const rand = rng(20261130);
+  const rand = rng(fuzzSeed(20261130));
   const requests = Array.from({ length: REQUESTS }, () => request(rand));
   const statuses = new Map<number, number>();
   const problems: string[] = [];
