@@ -12,18 +12,14 @@
 // the unbatched server in turn, so that the machine's drift (±30% within minutes on a shared VM) falls on both alike:
 // tokens/s is the median [min–max] of the rounds, the ratio that of the medians [the rounds' own ratios, min–max].
 // Options: --json, --quick (qkv-tiny only), --threads N, --rounds N
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeSyntheticLlama } from '../test/real-size/synthetic-checkpoint.js';
+import { client, type Client, peakRss, pct, serve, type Served, stop, TINY } from './serve-clients.js';
 
 const args = process.argv.slice(2);
-const CLI = fileURLToPath(new URL('../src/node/cli/main.js', import.meta.url));
-const TINY = fileURLToPath(new URL('../../models/qkv-tiny', import.meta.url));
 const MIN_SECONDS = 2; // each row: waves of its clients for at least this long
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] : NaN);
 
 let kernels = '?';
 const option = (name: string) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : undefined);
@@ -33,60 +29,6 @@ if (!Number.isInteger(rounds) || rounds < 1) {
 }
 const threadCounts = args.includes('--threads') ? [option('--threads')!] : [...new Set([1, availableParallelism()])];
 if (!threadCounts.every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`bench:serve: --threads must be an integer ≥ 1, got ${args[args.indexOf('--threads') + 1]}`);
-
-function serve(model: string, maxBatch: number, threads: number): Promise<{ proc: ChildProcess; base: string }> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--model', model, '--port', '0', '--threads', String(threads), '--max-batch', String(maxBatch), '--quiet'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /lab\s+(http:\/\/\S+\/)/.exec(out);
-      kernels = /WebAssembly (\S+?),/.exec(out)?.[1] ?? kernels; // the server's banner names the kernels' build
-      if (m) resolve({ proc, base: m[1] });
-    });
-    proc.once('exit', (code) => reject(new Error(`qkv serve exited with ${code}: ${out}`)));
-  });
-}
-
-interface Client { ttft: number; gaps: number[]; tokens: number; done: boolean; retries: number; error: string | null }
-
-// one streaming client: retries 503s after Retry-After; times each event
-async function client(base: string, prompt: string, maxTokens: number): Promise<Client> {
-  const c: Client = { ttft: NaN, gaps: [], tokens: 0, done: false, retries: 0, error: null };
-  for (;;) {
-    const t0 = performance.now();
-    const r = await fetch(`${base}v1/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, stream: true }),
-    });
-    if (r.status === 503) { c.retries++; await r.text(); await new Promise((s) => setTimeout(s, 1000 * Number(r.headers.get('retry-after') ?? 1))); continue; }
-    if (r.status !== 200) { c.error = `HTTP ${r.status}`; return c; }
-    const reader = r.body!.getReader();
-    let last = t0;
-    let buffered = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffered += new TextDecoder().decode(value);
-      const events = buffered.split('\n\n');
-      buffered = events.pop()!;
-      for (const e of events) {
-        const now = performance.now();
-        if (e === 'data: [DONE]') { c.done = true; continue; }
-        if (c.tokens === 0) c.ttft = now - t0; else c.gaps.push(now - last);
-        last = now;
-        c.tokens++;
-      }
-    }
-    return c;
-  }
-}
-
-function peakRss(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
 
 const MODES = [['batched', 64], ['unbatched', 1]] as const;
 type Mode = (typeof MODES)[number][0];
@@ -103,9 +45,10 @@ async function waves(base: string, n: number, maxTokens: number): Promise<{ toke
 }
 
 async function run(name: string, model: string, clients: number[], maxTokens: number, threads: number) {
-  const servers = new Map<Mode, Awaited<ReturnType<typeof serve>>>();
+  const servers = new Map<Mode, Served>();
   try {
     for (const [mode, maxBatch] of MODES) servers.set(mode, await serve(model, maxBatch, threads));
+    kernels = servers.get('batched')!.kernels;
     for (const { base } of servers.values()) {
       for (let i = 0; i < 4; i++) await client(base, `warm up ${i}`, maxTokens);
       await Promise.all(Array.from({ length: 16 }, (_, i) => client(base, `warm up ${i}`, maxTokens)));
@@ -129,10 +72,7 @@ async function run(name: string, model: string, clients: number[], maxTokens: nu
     }
     return rows;
   } finally {
-    for (const { proc } of servers.values()) {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
-    }
+    for (const server of servers.values()) await stop(server);
   }
 }
 

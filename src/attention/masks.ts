@@ -55,7 +55,18 @@ export interface MaskSpec {
 }
 
 function spec(describe: string, build: (dims: MaskDims) => Mask, asOptions?: Partial<AttentionOptions>): MaskSpec {
-  return { kind: 'mask-spec', describe, build, asOptions };
+  return { kind: 'mask-spec', describe, build: (dims) => build(checkDims(dims, describe)), asOptions };
+}
+
+// the sizes a spec is built for (attention passes its own; a caller of build() may pass anything)
+function checkDims(dims: MaskDims, describe: string): MaskDims {
+  const bad = (what: string, v: unknown) => new QkvError(`${describe}.build: ${what}, got ${describeValue(v)}`);
+  if (typeof dims !== 'object' || dims === null) throw bad('dims must be { B, Hq, L, S }', dims);
+  for (const key of ['B', 'Hq', 'L', 'S'] as const) {
+    const v = Object.hasOwn(dims, key) ? dims[key] : undefined;
+    if (v === undefined || !Number.isSafeInteger(v) || v < 0) throw bad(`dims.${key} must be an integer ≥ 0`, v);
+  }
+  return dims;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 //   ALiBi         s ← s − slope_h · |i' − j|,  i' = i + S − L (Press et al. 2022, https://arxiv.org/abs/2108.12409)
 //   scoreMod      s ← fn(s, b, h, i, j)                       (FlexAttention style)
 // then masking sets disallowed entries to −∞.
-import { QkvError } from '../errors.js';
+import { checkInt } from '../errors.js';
 import type { KernelScoreMods, Row, SimdMods, Strided4 } from '../kernels/contract.js';
 
 export type { Strided4 } from '../kernels/contract.js';
@@ -67,7 +67,7 @@ export class ScoreMods implements KernelScoreMods {
  * @example alibiSlopes(8) // [0.5, 0.25, …, 0.00390625]
  */
 export function alibiSlopes(heads: number): Float32Array {
-  if (!Number.isSafeInteger(heads) || heads < 1) throw new QkvError(`alibiSlopes: heads must be an integer ≥ 1, got ${String(heads)}`);
+  checkInt(heads, 'alibiSlopes: heads', 1, 65536); // (10⁹ heads had built an array of 10⁹ slopes: minutes, then out of memory)
   const pow2 = (n: number) => Array.from({ length: n }, (_, h) => 2 ** (-8 * (h + 1) / n));
   const m = 2 ** Math.floor(Math.log2(heads));
   const slopes = pow2(m);

@@ -21,7 +21,8 @@ export class BlockAllocator {
       throw new QkvError(`paged cache: numBlocks must be an integer in [1, ${MAX_BLOCKS}], got ${describeValue(numBlocks)}`);
     }
     if (!Number.isInteger(maxBlocks) || maxBlocks < numBlocks || maxBlocks > MAX_BLOCKS) {
-      throw new QkvError(`paged cache: maxBlocks must be an integer in [numBlocks (${numBlocks}), ${MAX_BLOCKS}], got ${describeValue(maxBlocks)}`);
+      const range = `[numBlocks (${numBlocks}), ${MAX_BLOCKS}]`;
+      throw new QkvError(`paged cache: maxBlocks must be an integer in ${range}, got ${describeValue(maxBlocks)}`);
     }
     if (onGrow !== undefined && typeof onGrow !== 'function') {
       throw new QkvError(`BlockAllocator: onGrow must be a function, got ${describeValue(onGrow)}`);

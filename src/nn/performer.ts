@@ -21,6 +21,9 @@ export function drawOmega(m: number, d: number, seed: number, orthogonal = true)
       throw new QkvError(`drawOmega: ${n} must be an integer${min === 1 ? ' ≥ 1' : ''}, got ${String(x)}`);
     }
   }
+  // at most 2^24 numbers (64 MiB), and orthogonal blocks of d ≤ 4096 (Gram–Schmidt's d³: d = 2^31 had asked for a
+  // 16 GiB array, then work without end)
+  if (m * d > 2 ** 24 || d > 4096) throw new QkvError(`drawOmega: m · d must be ≤ 2^24 and d ≤ 4096, got m ${m}, d ${d}`);
   const rng = new Rng(seed);
   const w = new Float32Array(m * d);
   if (!orthogonal) {

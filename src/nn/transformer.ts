@@ -93,6 +93,10 @@ export function randomEncoderLayer(dModel: number, numHeads: number, dFF: number
   for (const [n, x] of [['dModel', dModel], ['numHeads', numHeads], ['dFF', dFF]] as const) {
     if (!Number.isSafeInteger(x) || x < 1) throw new QkvError(`randomEncoderLayer: ${n} must be an integer ≥ 1, got ${String(x)}`);
   }
+  // its largest matrices hold dModel² and dFF · dModel numbers: at most 2^26 each (256 MiB; dFF = 10⁹ had run out of memory)
+  if (dModel * dModel > 2 ** 26 || dFF * dModel > 2 ** 26) {
+    throw new QkvError(`randomEncoderLayer: dModel² and dFF · dModel must be ≤ 2^26, got dModel ${dModel}, dFF ${dFF}`);
+  }
   if (!Number.isSafeInteger(seed)) throw new QkvError(`randomEncoderLayer: seed must be an integer, got ${String(seed)}`);
   const rng = new Rng(seed);
   const w = (rows: number, cols: number) => {

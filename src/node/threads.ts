@@ -63,8 +63,8 @@ export class AttentionPool {
   readonly size: number;
 
   constructor(threads = availableParallelism()) {
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new QkvError(`AttentionPool: threads must be a positive integer, got ${String(threads)}`);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+      throw new QkvError(`AttentionPool: threads must be an integer in [1, 256], got ${String(threads)}`);
     }
     this.size = threads;
     this.workers = Array.from({ length: threads }, () => new Worker(new URL('./attention-worker.js', import.meta.url)));

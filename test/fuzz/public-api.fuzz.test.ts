@@ -68,3 +68,27 @@ test('the constructors a server or a cache starts from check their arguments (a 
   ];
   for (const [f, message] of cases) assert.throws(f, (e: unknown) => e instanceof qkv.QkvError && message.test(e.message), String(message));
 });
+
+// Every exported function and class called with one argument of 10⁹ or 2^31 (a separate process each, 1.5 GiB of heap,
+// 30 s): these built a structure of that size — an array, workers, a dense bias — and ended the process out of memory,
+// ran for minutes, or threw a raw RangeError. Each is now refused by name before anything is allocated.
+test('sizes that would take the whole memory are refused by name, before anything is allocated', async () => {
+  const table = qkv.Tensor.from(new Float32Array(32), [32, 1]);
+  const cases: [() => unknown, RegExp][] = [
+    [() => qkv.alibiSlopes(1e9), /alibiSlopes: heads must be an integer in \[1, 65536\], got 1000000000/],
+    [() => qkv.alibiBias([0.5], 1e5, 1e5), /alibiBias: H · L · S must be ≤ 2\^30, got 1 · 100000 · 100000/],
+    [() => qkv.t5RelativeBias(table, 1e5, 1e5, true), /t5RelativeBias: heads · L · S must be ≤ 2\^30/],
+    [() => qkv.sinusoidalEncoding(2, 1e9), /sinusoidalEncoding: maxLen · dModel must be ≤ 2\^28/],
+    [() => qkv.randomEncoderLayer(2, 2, 1e9), /randomEncoderLayer: dModel² and dFF · dModel must be ≤ 2\^26/],
+    [() => qkv.drawOmega(2, 2 ** 31, 2), /drawOmega: m · d must be ≤ 2\^24 and d ≤ 4096/],
+    [() => qkv.ropeInvFreq({ headDim: 1e9 }), /ropeInvFreq: headDim must be an integer in \[1, 65536\], got 1000000000/],
+    [() => qkv.masks.causal().build(undefined as never), /causal.*\.build: dims must be \{ B, Hq, L, S \}, got undefined/],
+    [() => qkv.masks.causal().build({ B: 1, Hq: 1, L: -1, S: 2 }), /\.build: dims\.L must be an integer ≥ 0, got -1/],
+  ];
+  for (const [f, message] of cases) assert.throws(f, (e: unknown) => e instanceof qkv.QkvError && message.test(e.message), String(message));
+  // threads: browsers' Web Workers (none in Node: a raw ReferenceError before), and at most 256
+  await assert.rejects(qkv.useBrowserThreads('x', 2), /useBrowserThreads: this environment has no Web Workers/);
+  const { useThreads, AttentionPool } = await import('../../src/node/index.js');
+  await assert.rejects(useThreads(1e9), /threads must be an integer in \[1, 256\], got 1000000000/);
+  assert.throws(() => new AttentionPool(1e9), /AttentionPool: threads must be an integer in \[1, 256\]/);
+});

@@ -17,6 +17,10 @@ export function alibiBias(slopes: ArrayLike<number>, L: number, S: number): Tens
     if (!Number.isSafeInteger(x) || x < 0) throw new QkvError(`alibiBias: ${n} must be an integer ≥ 0, got ${String(x)}`);
   }
   const H = slopes.length;
+  // at most 2^30 numbers (4 GiB; 10⁵ × 10⁵ had been a raw RangeError): attention's alibiSlopes option needs no dense bias
+  if (H * L * S > 2 ** 30) {
+    throw new QkvError(`alibiBias: H · L · S must be ≤ 2^30, got ${H} · ${L} · ${S} (attention takes alibiSlopes instead)`);
+  }
   const out = new Float32Array(H * L * S);
   for (let h = 0; h < H; h++) for (let i = 0; i < L; i++) for (let j = 0; j < S; j++) {
     out[(h * L + i) * S + j] = 0 - slopes[h] * Math.abs(i + S - L - j); // 0 − x: no −0 on the diagonal

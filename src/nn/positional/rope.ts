@@ -53,6 +53,10 @@ function baseFreqs(base: number, dim: number): Float64Array {
  */
 export function ropeInvFreq(c: RopeConfig): RopeFrequencies {
   if (typeof c !== 'object' || c === null) throw new QkvError(`ropeInvFreq: the config must be an object, got ${describeValue(c)}`);
+  // a head of at most 65536 dims, as elsewhere (10⁹ had built half a billion frequencies, then run out of memory)
+  if (!Number.isInteger(c.headDim) || c.headDim < 1 || c.headDim > 65536) {
+    throw new QkvError(`ropeInvFreq: headDim must be an integer in [1, 65536], got ${describeValue(c.headDim)}`);
+  }
   const r = frequencies(c);
   if (![r.invFreq, r.long?.invFreq ?? []].every((f) => f.every(Number.isFinite))) {
     const yarn = c.ropeType === 'yarn' ? ' (YaRN divides by ln rope_theta: it must be > 1)' : '';

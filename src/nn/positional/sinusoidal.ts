@@ -13,6 +13,8 @@ export function sinusoidalEncoding(maxLen: number, dModel: number, base = 10000)
   if (!Number.isInteger(maxLen) || maxLen < 0 || !Number.isInteger(dModel) || dModel < 1) {
     throw new QkvError(`sinusoidalEncoding: maxLen and dModel must be positive integers, got ${String(maxLen)}, ${String(dModel)}`);
   }
+  // a table of at most 2^28 numbers (1 GiB; 2 × 10⁹ had been minutes of filling, then out of memory)
+  if (maxLen * dModel > 2 ** 28) throw new QkvError(`sinusoidalEncoding: maxLen · dModel must be ≤ 2^28, got ${maxLen} · ${dModel}`);
   const pe = allocStorage('float32', maxLen * dModel) as Float32Array;
   for (let pos = 0; pos < maxLen; pos++) {
     for (let i = 0; 2 * i < dModel; i++) {

@@ -38,6 +38,8 @@ export function t5RelativeBias(table: Tensor, L: number, S: number, bidirectiona
   }
   if (table.rank !== 2) throw new QkvError(`t5RelativeBias: table must be [numBuckets, heads], got [${table.shape}]`);
   const [numBuckets, H] = table.shape;
+  // at most 2^30 numbers, 4 GiB (T5 over 8,192 tokens with 8 heads: 2^29; 10⁵ × 10⁵ had been a raw RangeError)
+  if (H * L * S > 2 ** 30) throw new QkvError(`t5RelativeBias: heads · L · S must be ≤ 2^30, got ${H} · ${L} · ${S}`);
   const w = table.toFloat32();
   const out = new Float32Array(H * L * S);
   for (let i = 0; i < L; i++) for (let j = 0; j < S; j++) {

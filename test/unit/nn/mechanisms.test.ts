@@ -54,6 +54,9 @@ describe('Performer', () => {
       for (let c = 0; c < 8; c++) dot += w[a * 8 + c] * w[b * 8 + c];
       assert.ok(Math.abs(dot) < 1e-4, `rows ${a}, ${b}: ${dot}`);
     }
+    for (const [m, d] of [[2, 2 ** 31], [2 ** 20, 64], [4, 4097]]) {
+      assert.throws(() => drawOmega(m, d, 1), /drawOmega: m · d must be ≤ 2\^24 and d ≤ 4096/);
+    }
   });
 });
 

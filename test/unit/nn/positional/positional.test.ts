@@ -84,6 +84,8 @@ describe('ALiBi', () => {
     assertClose(alibiSlopes(6), [2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8, 2 ** -1, 2 ** -3], 0, 0);
     assertClose(alibiSlopes(3), [2 ** -4, 2 ** -8, 2 ** -2], 0, 0);
     assert.equal(alibiSlopes(1)[0], 2 ** -8);
+    assert.equal(alibiSlopes(65536).length, 65536);
+    for (const heads of [0, 65537, 1e9, 2.5]) assert.throws(() => alibiSlopes(heads), /alibiSlopes: heads must be an integer in \[1, 65536\]/);
   });
 
   test('the dense bias is −slope · distance', () => {
