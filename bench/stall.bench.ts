@@ -20,12 +20,14 @@ for (const [name, v] of [['--rounds', rounds], ['--threads', threads]] as const)
 const STREAMS = 8, STREAM_TOKENS = 120, ARRIVES_MS = 1500;
 const LONG = 'the quick brown fox jumps over the lazy dog and then some more words follow here '.repeat(200).split(' ').slice(0, 900).join(' ');
 
-// one round: the streams, and the long request 1.5 s after they start
-async function round(base: string, kind: 'prefill' | 'score'): Promise<{ gaps: number[]; longMs: number; errors: number }> {
+// one round: the streams, and the long request 1.5 s after they start — its first words its own, so that no server has
+// its blocks cached from an earlier round (prefix caching would skip the prefill being measured)
+async function round(base: string, kind: 'prefill' | 'score', nth: number): Promise<{ gaps: number[]; longMs: number; errors: number }> {
   const streams = Array.from({ length: STREAMS }, (_, i) => client(base, `Client ${i} says`, STREAM_TOKENS));
   await new Promise((r) => setTimeout(r, ARRIVES_MS));
   const t0 = performance.now();
-  const body = kind === 'score' ? { prompt: LONG, max_tokens: 0, echo: true, logprobs: 1 } : { prompt: LONG, max_tokens: 1 };
+  const prompt = `Round ${nth} of the ${kind} test: ${LONG}`;
+  const body = kind === 'score' ? { prompt, max_tokens: 0, echo: true, logprobs: 1 } : { prompt, max_tokens: 1 };
   const r = await fetch(`${base}v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   await r.json();
   const longMs = performance.now() - t0;
@@ -43,7 +45,7 @@ try {
   for (const { base } of servers.values()) await Promise.all(Array.from({ length: STREAMS }, (_, i) => client(base, `warm up ${i}`, 16)));
   for (const kind of ['prefill', 'score'] as const) {
     const got = new Map<string, Awaited<ReturnType<typeof round>>[]>([...servers.keys()].map((s) => [s, []]));
-    for (let r = 0; r < rounds; r++) for (const [s, { base }] of servers) got.get(s)!.push(await round(base, kind));
+    for (let r = 0; r < rounds; r++) for (const [s, { base }] of servers) got.get(s)!.push(await round(base, kind, r));
     for (const [s, all] of got) {
       const gaps = all.flatMap((a) => a.gaps);
       rows.push({
