@@ -47,15 +47,15 @@ const MAX_POOL_BYTES = 2 ** 32;
 // room for a layer's pool of `blocks` blocks, its size checked first (an int8 pool the kernels' memory could not take fell
 // back to an array: 64 GiB of them was a raw RangeError, a few GiB the process's memory)
 function poolRoom<A>(blocks: number, p: { Hkv: number; blockSize: number; D: number; Dv: number }, per: number, give: () => A): A {
-  const bytes = blocks * p.Hkv * p.blockSize * ((p.D + p.Dv) * per + (per === 1 ? 8 : 0)); // int8: a scale a row, k and v
-  if (bytes > MAX_POOL_BYTES) {
+  const poolBytes = blocks * p.Hkv * p.blockSize * ((p.D + p.Dv) * per + (per === 1 ? 8 : 0)); // int8: a scale a row, k and v
+  if (poolBytes > MAX_POOL_BYTES) {
     const size = `${blocks} blocks × ${p.Hkv} heads × ${p.blockSize} tokens × (D ${p.D} + Dv ${p.Dv})`;
-    throw new QkvError(`PagedKVCache: a layer's pool of ${size} takes ${(bytes / 2 ** 30).toFixed(1)} GiB; at most 4 GiB: give fewer blocks`);
+    throw new QkvError(`PagedKVCache: a layer's pool of ${size} takes ${(poolBytes / 2 ** 30).toFixed(1)} GiB; at most 4 GiB: give fewer blocks`);
   }
   try {
     return give();
   } catch (e) {
-    if (e instanceof RangeError) throw new QkvError(`PagedKVCache: no memory for a layer's pool of ${(bytes / 2 ** 20).toFixed(0)} MiB`);
+    if (e instanceof RangeError) throw new QkvError(`PagedKVCache: no memory for a layer's pool of ${(poolBytes / 2 ** 20).toFixed(0)} MiB`);
     throw e;
   }
 }
