@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { ContiguousKVCache } from '../../../src/cache/contiguous.js';
+import type { CausalLM } from '../../../src/models/model.js';
 import { loadCheckpoint } from '../../../src/node/checkpoint.js';
 import { createQkvServer, kvBlocksFor, listen, ModelQueue } from '../../../src/node/server/server.js';
 import { TINY } from '../../models/helpers.js';
@@ -189,6 +191,36 @@ test('echoed prompts are scored in that queue: two at once both answered as if a
     const m = await (await fetch(`${base}metrics`)).text();
     assert.equal(metric(m, 'qkv_prompt_tokens_scored_total'), 1200);
     assert.equal(metric(m, 'qkv_outside_batch_running') + metric(m, 'qkv_outside_batch_waiting'), 0);
+  } finally {
+    await server.shutdown(0);
+  }
+});
+
+test('an echoed prompt scored while a stream decodes goes in pieces of the engine\'s prefill budget, scored as whole', async () => {
+  const pieces: number[] = []; // the scoring's forwards (through a contiguous cache of its own; the batch's is paged)
+  const model = Object.create(ckpt.model) as CausalLM;
+  model.forward = (ids, o) => {
+    if (o?.cache instanceof ContiguousKVCache) pieces.push(ids[0].length);
+    return (ckpt.model as CausalLM).forward(ids, o);
+  };
+  const server = createQkvServer({ ...ckpt, model }, { maxStallMs: 1e-9 }); // nothing fits: 16 tokens a piece
+  const base = await listen(server, { port: 0 });
+  try {
+    const ids = Array.from({ length: 100 }, (_, i) => (i * 31 + 7) % 4096);
+    const score = async () => (await (await post(base, 'v1/completions', { prompt: ids, max_tokens: 0, echo: true, logprobs: 1 })).json()) as
+      { choices: { logprobs: { token_logprobs: (number | null)[] } }[] };
+    const alone = (await score()).choices[0].logprobs.token_logprobs;
+    assert.deepEqual(pieces, [99], 'nobody decodes: one piece');
+    // a stream that keeps decoding (end of text forbidden, 400 tokens), its first token read: then the same prompt scored
+    const stream = await post(base, 'v1/completions', { prompt: 'Once', max_tokens: 400, temperature: 0, stream: true, logit_bias: { 0: -100 } });
+    const reader = stream.body!.getReader();
+    await reader.read();
+    pieces.length = 0;
+    const beside = (await score()).choices[0].logprobs.token_logprobs;
+    await reader.cancel();
+    assert.equal(pieces[0], 16, `pieces ${pieces.join(', ')}`);
+    assert.equal(pieces.reduce((a, b) => a + b), 99);
+    beside.forEach((lp, t) => assert.ok(lp === alone[t] || Math.abs(lp! - alone[t]!) <= 1e-5, `token ${t}: ${lp} against ${alone[t]}`));
   } finally {
     await server.shutdown(0);
   }
