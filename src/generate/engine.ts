@@ -60,6 +60,8 @@ export interface EngineStats {
   running: number; waiting: number; blocksUsed: number; blocksFree: number; blocksTotal: number; prefixesCached: number;
   prefixLookups: number; prefixHits: number; prefixTokensReused: number; tokensPrefilled: number; tokensDecoded: number;
   ticks: number; lastBatch: number;
+  /** Prompt tokens a tick would prefill now (prefillBudget), and the prefill's measured ms a token (NaN: none yet). */
+  prefillBudget: number; prefillMsPerToken: number;
 }
 
 /**
@@ -173,7 +175,7 @@ export class BatchEngine {
     return {
       running: this.running.length, waiting: this.waiting.length,
       blocksUsed: a.usedBlocks, blocksFree: a.freeBlocks, blocksTotal: this.o.kvBlocks,
-      prefixesCached: this.prefixes.length, ...this.counts,
+      prefixesCached: this.prefixes.length, ...this.counts, prefillBudget: this.prefillBudget(), prefillMsPerToken: this.#msPerToken ?? NaN,
     };
   }
 

@@ -4,6 +4,7 @@
 //   qkv_time_to_first_token_seconds       qkv_inter_token_latency_seconds       qkv_request_duration_seconds
 //   qkv_batch_size  qkv_running  qkv_waiting  qkv_kv_blocks{state}  qkv_prefix_cache_{lookups,hits}_total ...
 //   qkv_outside_batch_{running,waiting}  qkv_prompt_tokens_scored_total (echoed prompts' scores, the lab's maps: in turn)
+//   qkv_prefill_budget_tokens  qkv_prefill_seconds_per_token (what --max-stall lets a step prefill, and the speed it uses)
 import type { EngineStats } from '../../generate/engine.js';
 
 class Histogram {
@@ -68,6 +69,9 @@ export class ServerMetrics {
       metric('qkv_prefix_cache_hits_total', 'counter', 'Admissions that reused a cached prefix.', [['', engine.prefixHits]]),
       metric('qkv_prefix_cache_tokens_reused_total', 'counter', 'Prompt tokens not computed again.', [['', engine.prefixTokensReused]]),
       metric('qkv_engine_ticks_total', 'counter', 'Batch engine steps.', [['', engine.ticks]]),
+      metric('qkv_prefill_budget_tokens', 'gauge', 'Prompt tokens a step would prefill now (--max-stall).', [['', engine.prefillBudget]]),
+      metric('qkv_prefill_seconds_per_token', 'gauge', 'Measured prefill time a token (NaN: none yet).',
+        [['', engine.prefillMsPerToken / 1000]]),
       metric('qkv_outside_batch_running', 'gauge', 'Requests running model work outside the batch.', [['', outside.running]]),
       metric('qkv_outside_batch_waiting', 'gauge', 'Requests waiting for model work outside the batch.', [['', outside.waiting]]),
       metric('qkv_prompt_tokens_scored_total', 'counter', 'Prompt tokens scored (echo with logprobs).', [['', this.promptTokensScored]]),

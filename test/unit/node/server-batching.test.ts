@@ -211,14 +211,18 @@ test('an echoed prompt scored while a stream decodes goes in pieces of the engin
       { choices: { logprobs: { token_logprobs: (number | null)[] } }[] };
     const alone = (await score()).choices[0].logprobs.token_logprobs;
     assert.deepEqual(pieces, [99], 'nobody decodes: one piece');
-    // a stream that keeps decoding (end of text forbidden, 400 tokens), its first token read: then the same prompt scored
-    const stream = await post(base, 'v1/completions', { prompt: 'Once', max_tokens: 400, temperature: 0, stream: true, logit_bias: { 0: -100 } });
+    // a stream that keeps decoding (end of text forbidden, 512 tokens, the most a request may ask), its first token read: then the same prompt scored
+    const stream = await post(base, 'v1/completions', { prompt: 'Once', max_tokens: 512, temperature: 0, stream: true, logit_bias: { 0: -100 } });
+    assert.equal(stream.status, 200);
     const reader = stream.body!.getReader();
     await reader.read();
     pieces.length = 0;
     const beside = (await score()).choices[0].logprobs.token_logprobs;
+    const m = await (await fetch(`${base}metrics`)).text(); // the stream still decoding
     await reader.cancel();
     assert.equal(pieces[0], 16, `pieces ${pieces.join(', ')}`);
+    assert.equal(metric(m, 'qkv_prefill_budget_tokens'), 16, 'what a step would prefill now');
+    assert.match(m, /^qkv_prefill_seconds_per_token (NaN|\d)/m);
     assert.equal(pieces.reduce((a, b) => a + b), 99);
     beside.forEach((lp, t) => assert.ok(lp === alone[t] || Math.abs(lp! - alone[t]!) <= 1e-5, `token ${t}: ${lp} against ${alone[t]}`));
   } finally {
