@@ -1,6 +1,6 @@
 // Fixed-size blocks for paged KV caches: a free list and a reference count per block. A block referenced by several
 // sequences (a shared prompt, parallel samples) is read-only; writing into it first copies it (copy-on-write).
-import { describeValue, QkvError } from '../errors.js';
+import { checkInt, describeValue, QkvError } from '../errors.js';
 
 /** Thrown when no block is free; schedulers catch it to preempt a sequence. */
 export class OutOfBlocksError extends QkvError {
@@ -17,9 +17,7 @@ export class BlockAllocator {
 
   /** `numBlocks` to start with; `maxBlocks` caps growth (default: = numBlocks, a fixed pool). */
   constructor(numBlocks: number, readonly maxBlocks = numBlocks, private readonly onGrow?: (numBlocks: number) => void) {
-    if (!Number.isInteger(numBlocks) || numBlocks < 1 || numBlocks > MAX_BLOCKS) {
-      throw new QkvError(`paged cache: numBlocks must be an integer in [1, ${MAX_BLOCKS}], got ${describeValue(numBlocks)}`);
-    }
+    checkInt(numBlocks, 'paged cache: numBlocks', 1, MAX_BLOCKS);
     if (!Number.isInteger(maxBlocks) || maxBlocks < numBlocks || maxBlocks > MAX_BLOCKS) {
       const range = `[numBlocks (${numBlocks}), ${MAX_BLOCKS}]`;
       throw new QkvError(`paged cache: maxBlocks must be an integer in ${range}, got ${describeValue(maxBlocks)}`);
@@ -59,10 +57,7 @@ export class BlockAllocator {
 
   // a block number of this pool (an index past it read undefined, and retain() or release() did nothing)
   #block(block: number, what: string): number {
-    if (!Number.isInteger(block) || block < 0 || block >= this.refs.length) {
-      throw new QkvError(`BlockAllocator.${what}: block must be an integer in [0, ${this.refs.length - 1}], got ${describeValue(block)}`);
-    }
-    return block;
+    return checkInt(block, `BlockAllocator.${what}: block`, 0, this.refs.length - 1);
   }
 
   #grow(): void {

@@ -110,8 +110,7 @@ export class PagedKVCache extends BlockTables implements KVCache {
         b.set(a);
         return b;
       };
-      const per = p.k instanceof Int8Array ? 1 : p.k instanceof Uint16Array ? 2 : 4;
-      [p.k, p.v] = poolRoom(blocks, p, per, () => [grow(p.k, p.D), grow(p.v, p.Dv)]);
+      [p.k, p.v] = poolRoom(blocks, p, p.k.BYTES_PER_ELEMENT, () => [grow(p.k, p.D), grow(p.v, p.Dv)]);
       if (p.kScale) p.kScale = grow(p.kScale, 1);
       if (p.vScale) p.vScale = grow(p.vScale, 1);
     }

@@ -81,6 +81,8 @@ interface Prefix { id: number; ids: readonly number[]; used: number }
 // the fewest prompt tokens a tick prefills (while others decode: progress however slow the model), and the fewest in a
 // forward whose time per token is learned from (below it, a forward's fixed cost would pass for the tokens')
 const MIN_PREFILL = 16;
+/** How long a tick's prefill may hold the decoding sequences back when EngineOptions.maxStallMs is not given, in ms. */
+export const DEFAULT_MAX_STALL_MS = 500;
 
 
 export class BatchEngine {
@@ -106,7 +108,7 @@ export class BatchEngine {
     for (const [name, v] of Object.entries(ints)) {
       if (!Number.isInteger(v) || v < 1) throw new QkvError(`BatchEngine: ${name} must be an integer ≥ 1, got ${String(v)}`);
     }
-    const stall = o.maxStallMs ?? 500;
+    const stall = o.maxStallMs ?? DEFAULT_MAX_STALL_MS;
     if (typeof stall !== 'number' || !(stall > 0)) {
       throw new QkvError(`BatchEngine: maxStallMs must be a number > 0 (Infinity: no limit), got ${describeValue(o.maxStallMs)}`);
     }
@@ -164,7 +166,7 @@ export class BatchEngine {
    * forwards between ticks (a server scoring a prompt) sizes its chunks by it, so it holds the streams back no longer.
    */
   prefillBudget(): number {
-    const chunk = this.o.prefillChunk ?? 256, stall = this.o.maxStallMs ?? 500;
+    const chunk = this.o.prefillChunk ?? 256, stall = this.o.maxStallMs ?? DEFAULT_MAX_STALL_MS;
     if (stall === Infinity || !this.running.some((s) => s.started && (!s.fed || s.fed.ids.length === 1))) return chunk; // nobody decodes
     const fits = this.#msPerToken === null ? 0 : Math.floor(stall / this.#msPerToken);
     return Math.min(chunk, Math.max(MIN_PREFILL, fits));

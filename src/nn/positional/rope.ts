@@ -6,7 +6,7 @@
 // Scalings: linear (Chen et al. 2023, position interpolation), dynamic NTK (bloc97 / transformers 'dynamic'),
 // Llama 3 (wavelength-banded), YaRN (Peng et al. 2023, https://arxiv.org/abs/2309.00071, with its attention factor),
 // LongRoPE (Ding et al. 2024, https://arxiv.org/abs/2402.13753, Phi-3: a factor per frequency, short or long).
-import { describeValue, QkvError } from '../../errors.js';
+import { checkInt, describeValue, QkvError } from '../../errors.js';
 import { rowKernels } from '../../attention/dispatch.js';
 import { activationFloats } from '../../tensor/arena.js';
 import { fmtShape } from '../../tensor/shape.js';
@@ -54,9 +54,7 @@ function baseFreqs(base: number, dim: number): Float64Array {
 export function ropeInvFreq(c: RopeConfig): RopeFrequencies {
   if (typeof c !== 'object' || c === null) throw new QkvError(`ropeInvFreq: the config must be an object, got ${describeValue(c)}`);
   // a head of at most 65536 dims, as elsewhere (10⁹ had built half a billion frequencies, then run out of memory)
-  if (!Number.isInteger(c.headDim) || c.headDim < 1 || c.headDim > 65536) {
-    throw new QkvError(`ropeInvFreq: headDim must be an integer in [1, 65536], got ${describeValue(c.headDim)}`);
-  }
+  checkInt(c.headDim, 'ropeInvFreq: headDim', 1, 65536);
   const r = frequencies(c);
   if (![r.invFreq, r.long?.invFreq ?? []].every((f) => f.every(Number.isFinite))) {
     const yarn = c.ropeType === 'yarn' ? ' (YaRN divides by ln rope_theta: it must be > 1)' : '';

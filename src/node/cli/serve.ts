@@ -68,8 +68,11 @@ export async function serveCommand(argv: string[], out: (s: string) => void): Pr
   const maxBatch = numberArg(values['max-batch'], 'max-batch') ?? 16;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1024) throw new QkvError(`--max-batch must be an integer in [1, 1024], got ${maxBatch}`);
   const stall = values['max-stall'];
-  const maxStallMs = stall === undefined ? 500 : stall === 'none' ? Infinity : Number(stall);
-  if (!(maxStallMs >= 1)) throw new QkvError(`--max-stall must be a number of milliseconds ≥ 1 or 'none', got '${stall}'`);
+  // absent: the engine's default (DEFAULT_MAX_STALL_MS)
+  const maxStallMs = stall === undefined ? undefined : stall === 'none' ? Infinity : Number(stall);
+  if (maxStallMs !== undefined && !(maxStallMs >= 1)) {
+    throw new QkvError(`--max-stall must be a number of milliseconds ≥ 1 or 'none', got '${stall}'`);
+  }
   const apiKey = values['api-key'] ?? process.env.QKV_API_KEY;
   if (apiKey !== undefined && apiKey.length < 8) throw new QkvError('--api-key must be at least 8 characters');
   const kvMemoryBytes = bytesArg(values['kv-memory'], 'kv-memory');

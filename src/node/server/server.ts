@@ -177,9 +177,10 @@ export function createQkvServer(ckpt: Checkpoint, o: ServerOptions = {}): Server
   const stats: ServerStats = { completions: 0, tokensGenerated: 0, aborted: 0 };
   const metrics = new ServerMetrics();
   const usageOf = new WeakMap<ServerResponse, Record<string, number>>(); // a generation's tokens and timings, for its log line
-  checkKvMemory(o.kvMemoryBytes ?? 256 * 2 ** 20, ckpt.bytes, o.gpu !== undefined);
+  const kvMemoryBytes = o.kvMemoryBytes ?? 256 * 2 ** 20;
+  checkKvMemory(kvMemoryBytes, ckpt.bytes, o.gpu !== undefined);
   const engine = new BatchEngine(model, {
-    kvBlocks: kvBlocksFor(model, o.kvMemoryBytes ?? 256 * 2 ** 20, 16, o.kvDtype), maxBatch: o.maxBatch ?? 16,
+    kvBlocks: kvBlocksFor(model, kvMemoryBytes, 16, o.kvDtype), maxBatch: o.maxBatch ?? 16,
     maxWaiting: limits.maxQueue, onDecode: (n) => metrics.batch.observe(n), gpu: o.gpu, kvDtype: o.kvDtype,
     maxStallMs: o.maxStallMs,
   });
